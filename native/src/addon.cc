@@ -1,0 +1,22 @@
+// Entry point of the cloze CPU addon: registers exports only.
+#include <napi.h>
+
+#include "binding/bindings.h"
+
+namespace {
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new cloze::AddonData();
+  data->tensor_ctor = Napi::Persistent(cloze::NTensor::Define(env));
+  env.SetInstanceData(data);
+  exports.Set("NativeTensor", data->tensor_ctor.Value());
+  cloze::register_tensor(env, exports);
+  cloze::register_linalg(env, exports);
+  cloze::register_elementwise(env, exports);
+  cloze::register_nn(env, exports);
+  cloze::register_attention(env, exports);
+  cloze::register_optim(env, exports);
+  return exports;
+}
+}  // namespace
+
+NODE_API_MODULE(cloze, Init)

@@ -1,0 +1,174 @@
+#include "args.h"
+
+#include <cmath>
+#include <new>
+
+namespace cloze {
+
+std::string tensor_desc(const NTensor* t) { return std::string(dtype_name(t->dtype())) + " " + shape_str(t->shape()); }
+
+std::string ArgReader::describe(const Napi::Value& v) const {
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsNull()) return "null";
+  if (v.IsBoolean()) return v.As<Napi::Boolean>().Value() ? "true" : "false";
+  if (v.IsNumber()) {
+    std::ostringstream o;
+    o << v.As<Napi::Number>().DoubleValue();
+    return o.str();
+  }
+  if (v.IsString()) return "'" + v.As<Napi::String>().Utf8Value() + "'";
+  if (NTensor::IsInstance(env(), v)) {
+    NTensor* t = NTensor::Unwrap(v.As<Napi::Object>());
+    return t->disposed() ? "a disposed tensor" : "tensor " + tensor_desc(t);
+  }
+  if (v.IsArray()) return "an array";
+  if (v.IsFunction()) return "a function";
+  return "an object";
+}
+
+NTensor* ArgReader::tensor(size_t i, const char* name) const {
+  Napi::Value v = info[i];
+  if (!NTensor::IsInstance(env(), v)) bad(ErrCode::Value, "a native tensor", name, describe(v));
+  NTensor* t = NTensor::Unwrap(v.As<Napi::Object>());
+  if (t->disposed()) bad(ErrCode::Value, "a live tensor", name, "a disposed tensor");
+  return t;
+}
+
+NTensor* ArgReader::tensor_or_null(size_t i, const char* name) const {
+  Napi::Value v = info[i];
+  if (v.IsUndefined() || v.IsNull()) return nullptr;
+  return tensor(i, name);
+}
+
+NTensor* ArgReader::tensor_field(const Napi::Object& o, const char* key) const {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return nullptr;
+  if (!NTensor::IsInstance(env(), v)) bad(ErrCode::Value, "a native tensor", key, describe(v));
+  NTensor* t = NTensor::Unwrap(v.As<Napi::Object>());
+  if (t->disposed()) bad(ErrCode::Value, "a live tensor", key, "a disposed tensor");
+  return t;
+}
+
+bool ArgReader::boolean(size_t i, const char* name) const {
+  Napi::Value v = info[i];
+  if (v.IsUndefined()) return false;
+  if (!v.IsBoolean()) bad(ErrCode::Value, "a boolean", name, describe(v));
+  return v.As<Napi::Boolean>().Value();
+}
+
+double ArgReader::number(size_t i, const char* name) const {
+  Napi::Value v = info[i];
+  if (!v.IsNumber()) bad(ErrCode::Value, "a number", name, describe(v));
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+int64_t ArgReader::integer(size_t i, const char* name, int64_t lo, int64_t hi) const {
+  Napi::Value v = info[i];
+  if (!v.IsNumber()) bad(ErrCode::Value, "an integer", name, describe(v));
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(std::floor(d) == d) || d < static_cast<double>(lo) || d > static_cast<double>(hi))
+    bad(ErrCode::Value, "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", name, describe(v));
+  return static_cast<int64_t>(d);
+}
+
+std::vector<int64_t> ArgReader::shape(size_t i, const char* name) const {
+  Napi::Value v = info[i];
+  if (!v.IsArray()) bad(ErrCode::Shape, "an array of non-negative integers", name, describe(v));
+  Napi::Array arr = v.As<Napi::Array>();
+  if (arr.Length() > 8) bad(ErrCode::Shape, "at most 8 dimensions", name, std::to_string(arr.Length()));
+  std::vector<int64_t> out;
+  for (uint32_t k = 0; k < arr.Length(); k++) {
+    Napi::Value e = arr.Get(k);
+    const double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : -1;
+    if (!(d >= 0 && std::floor(d) == d && d < 2147483648.0))
+      bad(ErrCode::Shape, "an array of non-negative integers below 2^31", name, "element " + describe(e));
+    out.push_back(static_cast<int64_t>(d));
+  }
+  return out;
+}
+
+Napi::Object ArgReader::options(size_t i) const {
+  Napi::Value v = info[i];
+  if (v.IsUndefined() || v.IsNull()) return Napi::Object::New(env());
+  if (!v.IsObject() || v.IsArray()) bad(ErrCode::Value, "an options object", "options", describe(v));
+  return v.As<Napi::Object>();
+}
+
+double ArgReader::opt_number(const Napi::Object& o, const char* key, double dflt) const {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return dflt;
+  if (!v.IsNumber()) bad(ErrCode::Value, "a number", key, describe(v));
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+bool ArgReader::opt_bool(const Napi::Object& o, const char* key, bool dflt) const {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return dflt;
+  if (!v.IsBoolean()) bad(ErrCode::Value, "a boolean", key, describe(v));
+  return v.As<Napi::Boolean>().Value();
+}
+
+std::vector<NTensor*> ArgReader::tensor_list(size_t i, const char* name) const {
+  Napi::Value v = info[i];
+  if (!v.IsArray()) bad(ErrCode::Value, "an array of tensors", name, describe(v));
+  Napi::Array arr = v.As<Napi::Array>();
+  std::vector<NTensor*> out;
+  for (uint32_t k = 0; k < arr.Length(); k++) {
+    Napi::Value e = arr.Get(k);
+    const std::string nm = std::string(name) + "[" + std::to_string(k) + "]";
+    if (!NTensor::IsInstance(env(), e)) bad(ErrCode::Value, "a native tensor", nm, describe(e));
+    NTensor* t = NTensor::Unwrap(e.As<Napi::Object>());
+    if (t->disposed()) bad(ErrCode::Value, "a live tensor", nm, "a disposed tensor");
+    out.push_back(t);
+  }
+  return out;
+}
+
+void ArgReader::want_float(const NTensor* t, const char* name) const {
+  if (!is_float(t->dtype())) bad(ErrCode::Dtype, "a float32 or float64 tensor", name, tensor_desc(t));
+}
+void ArgReader::want_dtype(const NTensor* t, DType dt, const char* name) const {
+  if (t->dtype() != dt) bad(ErrCode::Dtype, std::string("a ") + dtype_name(dt) + " tensor", name, tensor_desc(t));
+}
+void ArgReader::want_same_dtype(const NTensor* a, const NTensor* b, const char* name) const {
+  if (a->dtype() != b->dtype())
+    bad(ErrCode::Dtype, std::string("a ") + dtype_name(a->dtype()) + " tensor", name, tensor_desc(b));
+}
+void ArgReader::want_ndim(const NTensor* t, int64_t lo, int64_t hi, const char* name) const {
+  if (t->ndim() < lo || t->ndim() > hi) {
+    const std::string what = lo == hi ? std::to_string(lo) + "-D" : std::to_string(lo) + " to " + std::to_string(hi) + "-D";
+    bad(ErrCode::Shape, "a " + what + " tensor", name, tensor_desc(t));
+  }
+}
+void ArgReader::want_shape(const NTensor* t, const std::vector<int64_t>& s, const char* name) const {
+  if (t->shape() != s) bad(ErrCode::Shape, "shape " + shape_str(s), name, tensor_desc(t));
+}
+void ArgReader::want_numel(const NTensor* t, int64_t n, const char* name) const {
+  if (t->numel() != n) bad(ErrCode::Shape, std::to_string(n) + " elements", name, tensor_desc(t));
+}
+
+Napi::Value guarded(const Napi::CallbackInfo& info, const char* op,
+                    const std::function<Napi::Value(const ArgReader&)>& body) {
+  Napi::Env env = info.Env();
+  std::string code, msg;
+  try {
+    return body(ArgReader{info, op});
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const OpError& e) {
+    code = err_code_name(e.code);
+    msg = e.what();
+  } catch (const std::bad_alloc&) {
+    code = "E_OOM";
+    msg = std::string(op) + ": out of memory";
+  } catch (const std::exception& e) {
+    code = "E_INTERNAL";
+    msg = std::string(op) + ": " + e.what();
+  }
+  Napi::Error err = Napi::Error::New(env, msg);
+  err.Set("code", Napi::String::New(env, code));
+  err.Set("op", Napi::String::New(env, op));
+  throw err;
+}
+
+}  // namespace cloze

@@ -1,0 +1,216 @@
+// Fused attention bindings: every mask mode is validated here, before the
+// kernel sees a pointer.
+#include <cmath>
+
+#include "../ops/attention.h"
+#include "bindings.h"
+
+namespace cloze {
+
+namespace {
+
+struct AttnSetup {
+  NTensor *q, *k, *v;
+  int64_t B, L, H, Dh, nnz;
+  bool varlen = false;
+  double scale;
+  NTensor* cu = nullptr;
+  NTensor* key_padding = nullptr;
+  NTensor* alibi = nullptr;
+  NTensor* bias = nullptr;
+  NTensor* attn_mask = nullptr;
+  NTensor* token_mask = nullptr;
+  bool exclude = false;
+  bool entropy = false;
+  bool bias_grad = false;
+  std::vector<int64_t> stat_shape;  // lse / entropy
+};
+
+AttnSetup parse(const ArgReader& a, size_t qi, size_t opt_i) {
+  AttnSetup s;
+  s.q = a.tensor(qi, "q");
+  s.k = a.tensor(qi + 1, "k");
+  s.v = a.tensor(qi + 2, "v");
+  a.want_float(s.q, "q");
+  Napi::Object o = a.options(opt_i);
+  s.cu = a.tensor_field(o, "cuSeqlens");
+  s.varlen = s.cu != nullptr;
+  a.want_ndim(s.q, s.varlen ? 3 : 4, s.varlen ? 3 : 4, "q");
+  for (auto [t, n] : {std::pair{s.k, "k"}, std::pair{s.v, "v"}}) {
+    a.want_same_dtype(s.q, t, n);
+    a.want_shape(t, s.q->shape(), n);
+  }
+  s.H = s.q->dim(-2);
+  s.Dh = s.q->dim(-1);
+  if (s.Dh == 0 || s.H == 0) a.bad(ErrCode::Shape, "non-zero heads and head width", "q", tensor_desc(s.q));
+  if (s.varlen) {
+    a.want_dtype(s.cu, DType::I32, "cuSeqlens");
+    a.want_ndim(s.cu, 1, 1, "cuSeqlens");
+    if (s.cu->numel() < 2) a.bad(ErrCode::Shape, "at least 2 entries (B+1)", "cuSeqlens", tensor_desc(s.cu));
+    s.B = s.cu->numel() - 1;
+    s.nnz = s.q->dim(0);
+    Napi::Value mv = o.Get("maxSeqlen");
+    if (!mv.IsNumber()) a.bad(ErrCode::Value, "an integer maxSeqlen with cuSeqlens", "maxSeqlen", a.describe(mv));
+    const double ml = mv.As<Napi::Number>().DoubleValue();
+    if (!(ml >= 0 && std::floor(ml) == ml && ml < 2147483648.0))
+      a.bad(ErrCode::Value, "a non-negative integer", "maxSeqlen", a.describe(mv));
+    s.L = static_cast<int64_t>(ml);
+    const int32_t* cu = s.cu->ptr<int32_t>();
+    if (cu[0] != 0) a.bad(ErrCode::Value, "cuSeqlens[0] = 0", "cuSeqlens", std::to_string(cu[0]));
+    for (int64_t b = 0; b < s.B; b++) {
+      const int64_t len = static_cast<int64_t>(cu[b + 1]) - cu[b];
+      if (len < 0 || len > s.L)
+        a.bad(ErrCode::Value, "non-decreasing offsets with lengths <= maxSeqlen " + std::to_string(s.L), "cuSeqlens",
+              "length " + std::to_string(len) + " for sequence " + std::to_string(b));
+    }
+    if (cu[s.B] != s.nnz)
+      a.bad(ErrCode::Value, "cuSeqlens[B] equal to the " + std::to_string(s.nnz) + " packed tokens of q", "cuSeqlens",
+            std::to_string(cu[s.B]));
+    s.stat_shape = {s.H, s.nnz};
+  } else {
+    s.B = s.q->dim(0);
+    s.L = s.q->dim(1);
+    s.nnz = s.B * s.L;
+    s.stat_shape = {s.B, s.H, s.L};
+  }
+  const double dflt = 1.0 / std::sqrt(static_cast<double>(s.Dh));
+  s.scale = a.opt_number(o, "scale", dflt);
+  s.key_padding = a.tensor_field(o, "keyPadding");
+  if (s.key_padding) {
+    if (s.varlen) a.bad(ErrCode::Value, "no keyPadding in variable-length mode (cuSeqlens has the lengths)", "keyPadding", "a tensor");
+    a.want_dtype(s.key_padding, DType::U8, "keyPadding");
+    a.want_shape(s.key_padding, {s.B, s.L}, "keyPadding");
+  }
+  s.alibi = a.tensor_field(o, "alibiSlopes");
+  if (s.alibi) {
+    a.want_same_dtype(s.q, s.alibi, "alibiSlopes");
+    a.want_shape(s.alibi, {s.H}, "alibiSlopes");
+  }
+  s.bias = a.tensor_field(o, "bias");
+  if (s.bias) {
+    a.want_same_dtype(s.q, s.bias, "bias");
+    a.want_shape(s.bias, {s.B, s.L, s.L}, "bias");
+  }
+  s.attn_mask = a.tensor_field(o, "attnMask");
+  if (s.attn_mask) {
+    a.want_dtype(s.attn_mask, DType::U8, "attnMask");
+    a.want_shape(s.attn_mask, {s.B, s.L, s.L}, "attnMask");
+  }
+  s.token_mask = a.tensor_field(o, "tokenMask");
+  if (s.token_mask) {
+    a.want_dtype(s.token_mask, DType::U8, "tokenMask");
+    if (s.varlen)
+      a.want_shape(s.token_mask, {s.nnz}, "tokenMask");
+    else
+      a.want_shape(s.token_mask, {s.B, s.L}, "tokenMask");
+  }
+  s.exclude = a.opt_bool(o, "excludeMaskedKeys", false);
+  if (s.exclude && !s.token_mask)
+    a.bad(ErrCode::Value, "a tokenMask when excludeMaskedKeys is set", "tokenMask", "none");
+  s.entropy = a.opt_bool(o, "entropy", false);
+  s.bias_grad = a.opt_bool(o, "biasGrad", false);
+  if (s.bias_grad && !s.bias) a.bad(ErrCode::Value, "a bias when biasGrad is set", "bias", "none");
+  return s;
+}
+
+template <typename T>
+AttentionParams<T> to_params(const AttnSetup& s) {
+  AttentionParams<T> p;
+  p.q = s.q->ptr<T>();
+  p.k = s.k->ptr<T>();
+  p.v = s.v->ptr<T>();
+  p.q_row = p.k_row = p.v_row = p.o_row = s.H * s.Dh;
+  p.B = s.B;
+  p.L = s.L;
+  p.H = s.H;
+  p.Dh = s.Dh;
+  p.nnz = s.nnz;
+  p.cu_seqlens = s.cu ? s.cu->ptr<int32_t>() : nullptr;
+  p.scale = s.scale;
+  p.key_padding = s.key_padding ? s.key_padding->ptr<uint8_t>() : nullptr;
+  p.alibi_slopes = s.alibi ? s.alibi->ptr<T>() : nullptr;
+  p.bias = s.bias ? s.bias->ptr<T>() : nullptr;
+  p.attn_mask = s.attn_mask ? s.attn_mask->ptr<uint8_t>() : nullptr;
+  p.token_mask = s.token_mask ? s.token_mask->ptr<uint8_t>() : nullptr;
+  p.exclude_masked_keys = s.exclude;
+  return p;
+}
+
+}  // namespace
+
+void register_attention(Napi::Env env, Napi::Object exports) {
+  (void)env;
+  // attention(q, k, v, options) -> { out, lse, entropy? }
+  CLOZE_EXPORT(exports, "attention", [](const ArgReader& a) -> Napi::Value {
+    AttnSetup s = parse(a, 0, 3);
+    Napi::Object out = NTensor::New(a.env(), s.q->dtype(), s.q->shape(), a.op);
+    Napi::Object lse = NTensor::New(a.env(), s.q->dtype(), s.stat_shape, a.op);
+    Napi::Object ent;
+    if (s.entropy) ent = NTensor::New(a.env(), s.q->dtype(), s.stat_shape, a.op);
+    dispatch_float(s.q->dtype(), a.op, [&](auto t) {
+      using T = decltype(t);
+      AttentionParams<T> p = to_params<T>(s);
+      p.out = NTensor::Unwrap(out)->ptr<T>();
+      p.lse = NTensor::Unwrap(lse)->ptr<T>();
+      p.entropy = s.entropy ? NTensor::Unwrap(ent)->ptr<T>() : nullptr;
+      attention_forward_cpu<T>(p);
+      return 0;
+    });
+    Napi::Object res = Napi::Object::New(a.env());
+    res.Set("out", out);
+    res.Set("lse", lse);
+    if (s.entropy) res.Set("entropy", ent);
+    return res;
+  });
+
+  // attentionBackward(dout, q, k, v, out, lse, options, dentropy?, entropy?) -> { dq, dk, dv, dbias? }
+  CLOZE_EXPORT(exports, "attentionBackward", [](const ArgReader& a) -> Napi::Value {
+    AttnSetup s = parse(a, 1, 6);
+    NTensor* dout = a.tensor(0, "dout");
+    NTensor* out = a.tensor(4, "out");
+    NTensor* lse = a.tensor(5, "lse");
+    NTensor* dent = a.tensor_or_null(7, "dentropy");
+    NTensor* ent = a.tensor_or_null(8, "entropy");
+    for (auto [t, n] : {std::pair{dout, "dout"}, std::pair{out, "out"}}) {
+      a.want_same_dtype(s.q, t, n);
+      a.want_shape(t, s.q->shape(), n);
+    }
+    a.want_same_dtype(s.q, lse, "lse");
+    a.want_shape(lse, s.stat_shape, "lse");
+    if (dent) {
+      if (!ent) a.bad(ErrCode::Value, "the forward entropy with dentropy", "entropy", "none");
+      a.want_same_dtype(s.q, dent, "dentropy");
+      a.want_shape(dent, s.stat_shape, "dentropy");
+      a.want_same_dtype(s.q, ent, "entropy");
+      a.want_shape(ent, s.stat_shape, "entropy");
+    }
+    Napi::Object dq = NTensor::New(a.env(), s.q->dtype(), s.q->shape(), a.op);
+    Napi::Object dk = NTensor::New(a.env(), s.q->dtype(), s.q->shape(), a.op);
+    Napi::Object dv = NTensor::New(a.env(), s.q->dtype(), s.q->shape(), a.op);
+    Napi::Object db;
+    if (s.bias_grad) db = NTensor::New(a.env(), s.q->dtype(), {s.B, s.L, s.L}, a.op);
+    dispatch_float(s.q->dtype(), a.op, [&](auto t) {
+      using T = decltype(t);
+      AttentionParams<T> p = to_params<T>(s);
+      p.out = out->ptr<T>();
+      p.lse = lse->ptr<T>();
+      p.dout = dout->ptr<T>();
+      p.dentropy = dent ? dent->ptr<T>() : nullptr;
+      p.entropy = dent ? ent->ptr<T>() : nullptr;
+      p.dq = NTensor::Unwrap(dq)->ptr<T>();
+      p.dk = NTensor::Unwrap(dk)->ptr<T>();
+      p.dv = NTensor::Unwrap(dv)->ptr<T>();
+      p.dbias = s.bias_grad ? NTensor::Unwrap(db)->ptr<T>() : nullptr;
+      attention_backward_cpu<T>(p);
+      return 0;
+    });
+    Napi::Object res = Napi::Object::New(a.env());
+    res.Set("dq", dq);
+    res.Set("dk", dk);
+    res.Set("dv", dv);
+    if (s.bias_grad) res.Set("dbias", db);
+    return res;
+  });
+}
+
+}  // namespace cloze

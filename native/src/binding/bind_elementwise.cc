@@ -1,0 +1,278 @@
+// Elementwise ops, bias add, reductions, activations and dropout.
+#include <cmath>
+
+#include "../ops/elementwise.h"
+#include "../ops/nn.h"
+#include "bindings.h"
+
+namespace cloze {
+
+namespace {
+
+NTensor* like(const ArgReader& a, NTensor* t, Napi::Object* holder) {
+  *holder = NTensor::New(a.env(), t->dtype(), t->shape(), a.op);
+  return NTensor::Unwrap(*holder);
+}
+
+void same_shape(const ArgReader& a, NTensor* x, NTensor* y, const char* name) {
+  a.want_same_dtype(x, y, name);
+  a.want_shape(y, x->shape(), name);
+}
+
+Napi::Value binary(const ArgReader& a, BinaryOp op) {
+  NTensor* x = a.tensor(0, "a");
+  NTensor* y = a.tensor(1, "b");
+  a.want_float(x, "a");
+  same_shape(a, x, y, "b");
+  Napi::Object out;
+  NTensor* o = like(a, x, &out);
+  dispatch_float(x->dtype(), a.op, [&](auto t) {
+    using T = decltype(t);
+    EltParams<T> p;
+    p.n = x->numel();
+    p.a = x->ptr<T>();
+    p.b = y->ptr<T>();
+    p.out = o->ptr<T>();
+    binary_forward_cpu<T>(op, p);
+    return 0;
+  });
+  return out;
+}
+
+Napi::Value activation(const ArgReader& a, Act act, bool backward) {
+  NTensor* g = backward ? a.tensor(0, "grad") : nullptr;
+  NTensor* x = a.tensor(backward ? 1 : 0, "input");
+  a.want_float(x, "input");
+  if (g) same_shape(a, x, g, "grad");
+  Napi::Object out;
+  NTensor* o = like(a, x, &out);
+  dispatch_float(x->dtype(), a.op, [&](auto t) {
+    using T = decltype(t);
+    EltParams<T> p;
+    p.n = x->numel();
+    p.a = x->ptr<T>();
+    p.g = g ? g->ptr<T>() : nullptr;
+    p.out = o->ptr<T>();
+    if (backward)
+      act_backward_cpu<T>(act, p);
+    else
+      act_forward_cpu<T>(act, p);
+    return 0;
+  });
+  return out;
+}
+
+// A scalar result as a 0-d tensor of the input's dtype.
+Napi::Object scalar(const ArgReader& a, DType dt, double v) {
+  Napi::Object out = NTensor::New(a.env(), dt, {}, a.op);
+  NTensor* o = NTensor::Unwrap(out);
+  if (dt == DType::F32)
+    *o->ptr<float>() = static_cast<float>(v);
+  else
+    *o->ptr<double>() = v;
+  return out;
+}
+
+}  // namespace
+
+void register_elementwise(Napi::Env env, Napi::Object exports) {
+  (void)env;
+  CLOZE_EXPORT(exports, "add", [](const ArgReader& a) { return binary(a, BinaryOp::Add); });
+  CLOZE_EXPORT(exports, "mul", [](const ArgReader& a) { return binary(a, BinaryOp::Mul); });
+
+  // mulBackward(g, a, b, needA, needB) -> [g·b | null, g·a | null]
+  CLOZE_EXPORT(exports, "mulBackward", [](const ArgReader& a) -> Napi::Value {
+    NTensor* g = a.tensor(0, "grad");
+    NTensor* x = a.tensor(1, "a");
+    NTensor* y = a.tensor(2, "b");
+    a.want_float(x, "a");
+    same_shape(a, x, y, "b");
+    same_shape(a, x, g, "grad");
+    const bool na = a.boolean(3, "needA"), nb = a.boolean(4, "needB");
+    Napi::Object da, db;
+    NTensor* pa = na ? like(a, x, &da) : nullptr;
+    NTensor* pb = nb ? like(a, x, &db) : nullptr;
+    dispatch_float(x->dtype(), a.op, [&](auto t) {
+      using T = decltype(t);
+      EltParams<T> p;
+      p.n = x->numel();
+      p.a = x->ptr<T>();
+      p.b = y->ptr<T>();
+      p.g = g->ptr<T>();
+      p.out = pa ? pa->ptr<T>() : nullptr;
+      p.out2 = pb ? pb->ptr<T>() : nullptr;
+      mul_backward_cpu<T>(p);
+      return 0;
+    });
+    Napi::Array res = Napi::Array::New(a.env(), 2);
+    res.Set(0u, na ? Napi::Value(da) : a.env().Null());
+    res.Set(1u, nb ? Napi::Value(db) : a.env().Null());
+    return res;
+  });
+
+  // scale(x, s) -> s·x
+  CLOZE_EXPORT(exports, "scale", [](const ArgReader& a) -> Napi::Value {
+    NTensor* x = a.tensor(0, "input");
+    a.want_float(x, "input");
+    const double s = a.number(1, "factor");
+    Napi::Object out;
+    NTensor* o = like(a, x, &out);
+    dispatch_float(x->dtype(), a.op, [&](auto t) {
+      using T = decltype(t);
+      EltParams<T> p;
+      p.n = x->numel();
+      p.a = x->ptr<T>();
+      p.out = o->ptr<T>();
+      p.alpha = s;
+      scale_cpu<T>(p);
+      return 0;
+    });
+    return out;
+  });
+
+  // axpyInPlace(dst, src, alpha): dst += alpha·src (gradient accumulation).
+  CLOZE_EXPORT(exports, "axpyInPlace", [](const ArgReader& a) -> Napi::Value {
+    NTensor* dst = a.tensor(0, "target");
+    NTensor* src = a.tensor(1, "source");
+    a.want_float(dst, "target");
+    a.want_same_dtype(dst, src, "source");
+    a.want_numel(src, dst->numel(), "source");
+    const double alpha = a.number(2, "alpha");
+    dispatch_float(dst->dtype(), a.op, [&](auto t) {
+      using T = decltype(t);
+      EltParams<T> p;
+      p.n = dst->numel();
+      p.a = src->ptr<T>();
+      p.out = dst->ptr<T>();
+      p.alpha = alpha;
+      axpy_cpu<T>(p);
+      return 0;
+    });
+    return a.env().Undefined();
+  });
+
+  // biasAdd(x [..., N], b [N])
+  CLOZE_EXPORT(exports, "biasAdd", [](const ArgReader& a) -> Napi::Value {
+    NTensor* x = a.tensor(0, "input");
+    NTensor* b = a.tensor(1, "bias");
+    a.want_float(x, "input");
+    a.want_ndim(x, 1, 8, "input");
+    a.want_same_dtype(x, b, "bias");
+    a.want_shape(b, {x->dim(-1)}, "bias");
+    Napi::Object out;
+    NTensor* o = like(a, x, &out);
+    dispatch_float(x->dtype(), a.op, [&](auto t) {
+      using T = decltype(t);
+      EltParams<T> p;
+      p.n = x->numel();
+      p.cols = x->dim(-1);
+      p.a = x->ptr<T>();
+      p.b = b->ptr<T>();
+      p.out = o->ptr<T>();
+      if (p.cols > 0) bias_add_forward_cpu<T>(p);
+      return 0;
+    });
+    return out;
+  });
+
+  // sumRows(x [..., N]) -> [N]: the bias-add backward.
+  CLOZE_EXPORT(exports, "sumRows", [](const ArgReader& a) -> Napi::Value {
+    NTensor* x = a.tensor(0, "input");
+    a.want_float(x, "input");
+    a.want_ndim(x, 1, 8, "input");
+    const int64_t N = x->dim(-1);
+    Napi::Object out = NTensor::New(a.env(), x->dtype(), {N}, a.op);
+    NTensor* o = NTensor::Unwrap(out);
+    dispatch_float(x->dtype(), a.op, [&](auto t) {
+      using T = decltype(t);
+      EltParams<T> p;
+      p.n = x->numel();
+      p.cols = N;
+      p.a = x->ptr<T>();
+      p.out = o->ptr<T>();
+      if (N > 0) sum_rows_cpu<T>(p);
+      return 0;
+    });
+    return out;
+  });
+
+  // sum(x) / mean(x) -> 0-d tensor
+  CLOZE_EXPORT(exports, "sum", [](const ArgReader& a) -> Napi::Value {
+    NTensor* x = a.tensor(0, "input");
+    a.want_float(x, "input");
+    const double s = dispatch_float(x->dtype(), a.op, [&](auto t) {
+      using T = decltype(t);
+      EltParams<T> p;
+      p.n = x->numel();
+      p.a = x->ptr<T>();
+      return sum_all_cpu<T>(p);
+    });
+    return scalar(a, x->dtype(), s);
+  });
+  CLOZE_EXPORT(exports, "mean", [](const ArgReader& a) -> Napi::Value {
+    NTensor* x = a.tensor(0, "input");
+    a.want_float(x, "input");
+    if (x->numel() == 0) a.bad(ErrCode::Shape, "a non-empty tensor", "input", tensor_desc(x));
+    const double s = dispatch_float(x->dtype(), a.op, [&](auto t) {
+      using T = decltype(t);
+      EltParams<T> p;
+      p.n = x->numel();
+      p.a = x->ptr<T>();
+      return sum_all_cpu<T>(p);
+    });
+    return scalar(a, x->dtype(), s / static_cast<double>(x->numel()));
+  });
+
+  // reduceBackward(g 0-d, shape, factor) -> tensor of `shape` filled with g·factor (sum: 1, mean: 1/n).
+  CLOZE_EXPORT(exports, "reduceBackward", [](const ArgReader& a) -> Napi::Value {
+    NTensor* g = a.tensor(0, "grad");
+    a.want_float(g, "grad");
+    a.want_numel(g, 1, "grad");
+    auto shape = a.shape(1, "shape");
+    const double factor = a.number(2, "factor");
+    Napi::Object out = NTensor::New(a.env(), g->dtype(), shape, a.op);
+    NTensor* o = NTensor::Unwrap(out);
+    dispatch_float(g->dtype(), a.op, [&](auto t) {
+      using T = decltype(t);
+      EltParams<T> p;
+      p.n = o->numel();
+      p.out = o->ptr<T>();
+      p.alpha = static_cast<double>(*g->ptr<T>()) * factor;
+      fill_cpu<T>(p);
+      return 0;
+    });
+    return out;
+  });
+
+  CLOZE_EXPORT(exports, "gelu", [](const ArgReader& a) { return activation(a, Act::Gelu, false); });
+  CLOZE_EXPORT(exports, "geluBackward", [](const ArgReader& a) { return activation(a, Act::Gelu, true); });
+  CLOZE_EXPORT(exports, "relu", [](const ArgReader& a) { return activation(a, Act::Relu, false); });
+  CLOZE_EXPORT(exports, "reluBackward", [](const ArgReader& a) { return activation(a, Act::Relu, true); });
+
+  // dropout(x, p, seed, step): the same call applies the mask to the gradient in backward.
+  CLOZE_EXPORT(exports, "dropout", [](const ArgReader& a) -> Napi::Value {
+    NTensor* x = a.tensor(0, "input");
+    a.want_float(x, "input");
+    const double prob = a.number(1, "p");
+    if (!(prob >= 0 && prob <= 1)) a.bad(ErrCode::Value, "a probability in [0, 1]", "p", a.describe(a.info[1]));
+    const int64_t seed = a.integer(2, "seed", 0, (int64_t(1) << 53));
+    const int64_t step = a.integer(3, "step", 0, (int64_t(1) << 53));
+    Napi::Object out;
+    NTensor* o = like(a, x, &out);
+    dispatch_float(x->dtype(), a.op, [&](auto t) {
+      using T = decltype(t);
+      DropoutParams<T> p;
+      p.n = x->numel();
+      p.p = prob;
+      p.seed = static_cast<uint64_t>(seed);
+      p.step = static_cast<uint64_t>(step);
+      p.x = x->ptr<T>();
+      p.out = o->ptr<T>();
+      dropout_apply_cpu<T>(p);
+      return 0;
+    });
+    return out;
+  });
+}
+
+}  // namespace cloze

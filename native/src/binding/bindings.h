@@ -1,0 +1,14 @@
+// Registration functions, one per op family; addon.cc calls them all.
+#pragma once
+#include <napi.h>
+
+#include "args.h"
+
+namespace cloze {
+void register_tensor(Napi::Env env, Napi::Object exports);
+void register_linalg(Napi::Env env, Napi::Object exports);
+void register_elementwise(Napi::Env env, Napi::Object exports);
+void register_nn(Napi::Env env, Napi::Object exports);
+void register_attention(Napi::Env env, Napi::Object exports);
+void register_optim(Napi::Env env, Napi::Object exports);
+}  // namespace cloze

@@ -1,0 +1,222 @@
+#include "tensor_object.h"
+
+#include <cstring>
+
+#include "../core/error.h"
+#include "args.h"
+
+namespace cloze {
+
+namespace {
+struct InitData {
+  std::shared_ptr<Storage> storage;
+  size_t offset;
+  DType dtype;
+  std::vector<int64_t> shape;
+};
+
+int64_t shape_numel(const std::vector<int64_t>& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+}  // namespace
+
+Napi::Function NTensor::Define(Napi::Env env) {
+  return DefineClass(env, "NativeTensor",
+                     {
+                         InstanceAccessor<&NTensor::GetShape>("shape"),
+                         InstanceAccessor<&NTensor::GetDtype>("dtype"),
+                         InstanceAccessor<&NTensor::GetNbytes>("nbytes"),
+                         InstanceAccessor<&NTensor::GetDisposed>("disposed"),
+                         InstanceMethod<&NTensor::Dispose>("dispose"),
+                         InstanceMethod<&NTensor::Data>("data"),
+                         InstanceMethod<&NTensor::View>("view"),
+                         InstanceMethod<&NTensor::Reshape>("reshape"),
+                         InstanceMethod<&NTensor::Clone>("clone"),
+                         InstanceMethod<&NTensor::CopyFrom>("copyFrom"),
+                         InstanceMethod<&NTensor::Fill>("fill"),
+                         InstanceMethod<&NTensor::Cast>("cast"),
+                         InstanceMethod<&NTensor::SharesStorage>("sharesStorage"),
+                     });
+}
+
+NTensor::NTensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NTensor>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal()) {
+    Napi::TypeError::New(info.Env(), "NativeTensor cannot be constructed directly; use the tensor factories")
+        .ThrowAsJavaScriptException();
+    return;
+  }
+  auto* init = info[0].As<Napi::External<InitData>>().Data();
+  storage_ = std::move(init->storage);
+  offset_ = init->offset;
+  dtype_ = init->dtype;
+  shape_ = std::move(init->shape);
+}
+
+Napi::Object NTensor::Make(Napi::Env env, std::shared_ptr<Storage> storage, size_t offset, DType dt,
+                           std::vector<int64_t> shape) {
+  InitData init{std::move(storage), offset, dt, std::move(shape)};
+  auto* data = env.GetInstanceData<AddonData>();
+  return data->tensor_ctor.New({Napi::External<InitData>::New(env, &init)});
+}
+
+Napi::Object NTensor::New(Napi::Env env, DType dt, const std::vector<int64_t>& shape, const char* op) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0) fail(ErrCode::Shape, op, "negative dimension in shape " + shape_str(shape));
+    if (d != 0 && n > (int64_t(1) << 40) / d) fail(ErrCode::OOM, op, "shape " + shape_str(shape) + " is too large");
+    n *= d;
+  }
+  auto st = Storage::allocate(static_cast<size_t>(n) * dtype_size(dt), op);
+  return Make(env, std::move(st), 0, dt, shape);
+}
+
+bool NTensor::IsInstance(Napi::Env env, const Napi::Value& v) {
+  if (!v.IsObject()) return false;
+  auto* data = env.GetInstanceData<AddonData>();
+  return v.As<Napi::Object>().InstanceOf(data->tensor_ctor.Value());
+}
+
+int64_t NTensor::numel() const { return shape_numel(shape_); }
+
+Napi::Value NTensor::GetShape(const Napi::CallbackInfo& info) {
+  auto arr = Napi::Array::New(info.Env(), shape_.size());
+  for (size_t i = 0; i < shape_.size(); i++) arr.Set(i, Napi::Number::New(info.Env(), static_cast<double>(shape_[i])));
+  return arr;
+}
+Napi::Value NTensor::GetDtype(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), dtype_name(dtype_)); }
+Napi::Value NTensor::GetNbytes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(nbytes()));
+}
+Napi::Value NTensor::GetDisposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), disposed()); }
+
+Napi::Value NTensor::Dispose(const Napi::CallbackInfo& info) {
+  storage_.reset();
+  return info.Env().Undefined();
+}
+
+// A zero-copy TypedArray over this tensor's bytes. The ArrayBuffer holds a
+// share of the storage, so the memory outlives dispose() until the view is
+// collected: a view can never read freed memory.
+Napi::Value NTensor::Data(const Napi::CallbackInfo& info) {
+  return guarded(info, "tensor.data", [this](const ArgReader& a) -> Napi::Value {
+    if (disposed()) fail(ErrCode::Value, a.op, "the tensor was disposed");
+    auto* hold = new std::shared_ptr<Storage>(storage_);
+    const size_t n = static_cast<size_t>(numel());
+    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(
+        a.env(), raw(), nbytes(),
+        [](Napi::Env, void*, std::shared_ptr<Storage>* h) { delete h; }, hold);
+    switch (dtype_) {
+      case DType::F32: return Napi::Float32Array::New(a.env(), n, ab, 0);
+      case DType::F64: return Napi::Float64Array::New(a.env(), n, ab, 0);
+      case DType::I32: return Napi::Int32Array::New(a.env(), n, ab, 0);
+      default: return Napi::Uint8Array::New(a.env(), n, ab, 0);
+    }
+  });
+}
+
+// view(offsetElements, shape): shares storage.
+Napi::Value NTensor::View(const Napi::CallbackInfo& info) {
+  return guarded(info, "tensor.view", [this](const ArgReader& a) -> Napi::Value {
+    if (disposed()) fail(ErrCode::Value, a.op, "the tensor was disposed");
+    const int64_t off = a.integer(0, "offset", 0, numel());
+    auto shape = a.shape(1, "shape");
+    const int64_t n = shape_numel(shape);
+    if (off + n > numel())
+      a.bad(ErrCode::Shape, "a view inside " + std::to_string(numel()) + " elements", "shape",
+            shape_str(shape) + " at offset " + std::to_string(off));
+    return Make(a.env(), storage_, offset_ + static_cast<size_t>(off) * dtype_size(dtype_), dtype_, shape);
+  });
+}
+
+Napi::Value NTensor::Reshape(const Napi::CallbackInfo& info) {
+  return guarded(info, "tensor.reshape", [this](const ArgReader& a) -> Napi::Value {
+    if (disposed()) fail(ErrCode::Value, a.op, "the tensor was disposed");
+    auto shape = a.shape(0, "shape");
+    if (shape_numel(shape) != numel())
+      a.bad(ErrCode::Shape, "a shape of " + std::to_string(numel()) + " elements", "shape", shape_str(shape));
+    return Make(a.env(), storage_, offset_, dtype_, shape);
+  });
+}
+
+Napi::Value NTensor::Clone(const Napi::CallbackInfo& info) {
+  return guarded(info, "tensor.clone", [this](const ArgReader& a) -> Napi::Value {
+    if (disposed()) fail(ErrCode::Value, a.op, "the tensor was disposed");
+    Napi::Object out = New(a.env(), dtype_, shape_, a.op);
+    std::memcpy(Unwrap(out)->raw(), raw(), nbytes());
+    return out;
+  });
+}
+
+Napi::Value NTensor::CopyFrom(const Napi::CallbackInfo& info) {
+  return guarded(info, "tensor.copyFrom", [this](const ArgReader& a) -> Napi::Value {
+    if (disposed()) fail(ErrCode::Value, a.op, "the tensor was disposed");
+    NTensor* src = a.tensor(0, "source");
+    a.want_dtype(src, dtype_, "source");
+    a.want_numel(src, numel(), "source");
+    std::memmove(raw(), src->raw(), nbytes());
+    return a.env().Undefined();
+  });
+}
+
+Napi::Value NTensor::Fill(const Napi::CallbackInfo& info) {
+  return guarded(info, "tensor.fill", [this](const ArgReader& a) -> Napi::Value {
+    if (disposed()) fail(ErrCode::Value, a.op, "the tensor was disposed");
+    const double v = a.number(0, "value");
+    const int64_t n = numel();
+    switch (dtype_) {
+      case DType::F32: std::fill(ptr<float>(), ptr<float>() + n, static_cast<float>(v)); break;
+      case DType::F64: std::fill(ptr<double>(), ptr<double>() + n, v); break;
+      case DType::I32: std::fill(ptr<int32_t>(), ptr<int32_t>() + n, static_cast<int32_t>(v)); break;
+      default: std::fill(ptr<uint8_t>(), ptr<uint8_t>() + n, static_cast<uint8_t>(v)); break;
+    }
+    return a.env().Undefined();
+  });
+}
+
+namespace {
+template <typename S, typename D>
+void convert(const void* src, void* dst, int64_t n) {
+  const S* s = static_cast<const S*>(src);
+  D* d = static_cast<D*>(dst);
+  for (int64_t i = 0; i < n; i++) d[i] = static_cast<D>(s[i]);
+}
+template <typename S>
+void convert_from(const void* src, DType to, void* dst, int64_t n) {
+  switch (to) {
+    case DType::F32: convert<S, float>(src, dst, n); break;
+    case DType::F64: convert<S, double>(src, dst, n); break;
+    case DType::I32: convert<S, int32_t>(src, dst, n); break;
+    default: convert<S, uint8_t>(src, dst, n); break;
+  }
+}
+}  // namespace
+
+Napi::Value NTensor::Cast(const Napi::CallbackInfo& info) {
+  return guarded(info, "tensor.cast", [this](const ArgReader& a) -> Napi::Value {
+    if (disposed()) fail(ErrCode::Value, a.op, "the tensor was disposed");
+    if (!a.info[0].IsString()) a.bad(ErrCode::Dtype, "a dtype name", "dtype", a.describe(a.info[0]));
+    DType to;
+    const std::string name = a.info[0].As<Napi::String>().Utf8Value();
+    if (!dtype_from_name(name, &to)) a.bad(ErrCode::Dtype, "float32, float64, int32 or uint8", "dtype", name);
+    Napi::Object out = New(a.env(), to, shape_, a.op);
+    void* dst = Unwrap(out)->raw();
+    switch (dtype_) {
+      case DType::F32: convert_from<float>(raw(), to, dst, numel()); break;
+      case DType::F64: convert_from<double>(raw(), to, dst, numel()); break;
+      case DType::I32: convert_from<int32_t>(raw(), to, dst, numel()); break;
+      default: convert_from<uint8_t>(raw(), to, dst, numel()); break;
+    }
+    return out;
+  });
+}
+
+Napi::Value NTensor::SharesStorage(const Napi::CallbackInfo& info) {
+  return guarded(info, "tensor.sharesStorage", [this](const ArgReader& a) -> Napi::Value {
+    NTensor* o = a.tensor(0, "other");
+    return Napi::Boolean::New(a.env(), !disposed() && o->storage_ == storage_);
+  });
+}
+
+}  // namespace cloze

@@ -1,0 +1,125 @@
+#include "threadpool.h"
+
+#include <algorithm>
+#include <atomic>
+
+#include "blas.h"
+
+namespace cloze {
+
+namespace {
+thread_local bool t_in_pool = false;
+}
+
+ThreadPool& ThreadPool::get() {
+  static ThreadPool pool;
+  return pool;
+}
+
+ThreadPool::ThreadPool() {
+  unsigned hc = std::thread::hardware_concurrency();
+  start(hc == 0 ? 1 : static_cast<int>(hc));
+}
+
+ThreadPool::~ThreadPool() { stop(); }
+
+void ThreadPool::start(int n) {
+  nthreads_ = std::max(1, n);
+  quit_ = false;
+  for (int t = 1; t < nthreads_; t++) workers_.emplace_back([this, t] { worker(t); });
+  blas_set_threads(nthreads_);
+}
+
+void ThreadPool::stop() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    quit_ = true;
+  }
+  cv_work_.notify_all();
+  for (auto& w : workers_) w.join();
+  workers_.clear();
+}
+
+void ThreadPool::resize(int n) {
+  std::lock_guard<std::mutex> call(call_mu_);
+  stop();
+  start(n);
+}
+
+void ThreadPool::run_tasks(int tid) {
+  for (;;) {
+    int64_t i = next_.fetch_add(1);
+    if (i >= ntasks_) break;
+    try {
+      (*fn_)(i, tid);
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (!error_) error_ = std::current_exception();
+      next_.store(ntasks_);  // stop handing out work
+    }
+  }
+}
+
+void ThreadPool::worker(int tid) {
+  t_in_pool = true;
+  uint64_t seen = 0;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_work_.wait(lk, [&] { return quit_ || generation_ != seen; });
+      if (quit_) return;
+      seen = generation_;
+    }
+    run_tasks(tid);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (--active_ == 0) cv_done_.notify_one();
+    }
+  }
+}
+
+void ThreadPool::parallel_for(int64_t ntasks, const std::function<void(int64_t, int)>& fn) {
+  if (ntasks <= 0) return;
+  if (t_in_pool || nthreads_ == 1 || ntasks == 1) {
+    for (int64_t i = 0; i < ntasks; i++) fn(i, 0);
+    return;
+  }
+  std::lock_guard<std::mutex> call(call_mu_);
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    fn_ = &fn;
+    ntasks_ = ntasks;
+    next_.store(0);
+    error_ = nullptr;
+    active_ = nthreads_ - 1;
+    generation_++;
+  }
+  cv_work_.notify_all();
+  t_in_pool = true;
+  run_tasks(0);
+  t_in_pool = false;
+  std::exception_ptr err;
+  {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_done_.wait(lk, [&] { return active_ == 0; });
+    fn_ = nullptr;
+    err = error_;
+    error_ = nullptr;
+  }
+  if (err) std::rethrow_exception(err);
+}
+
+void parallel_range(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  ThreadPool& pool = ThreadPool::get();
+  grain = std::max<int64_t>(1, grain);
+  int64_t chunks = std::min<int64_t>((n + grain - 1) / grain, 4 * static_cast<int64_t>(pool.size()));
+  chunks = std::max<int64_t>(1, chunks);
+  int64_t step = (n + chunks - 1) / chunks;
+  pool.parallel_for(chunks, [&](int64_t c, int) {
+    int64_t b = c * step, e = std::min(n, b + step);
+    if (b < e) fn(b, e);
+  });
+}
+
+}  // namespace cloze

@@ -1,0 +1,34 @@
+// Elementwise ops, bias add, reductions and activations. Shapes are flattened
+// by the binding: n = element count, [rows, cols] for row-wise ops.
+#pragma once
+#include <cstdint>
+
+namespace cloze {
+
+enum class BinaryOp { Add, Mul };
+enum class Act { Gelu, Relu };
+
+template <typename T>
+struct EltParams {
+  int64_t n = 0;          // elements (or rows·cols)
+  int64_t cols = 0;       // row width for bias ops
+  const T* a = nullptr;
+  const T* b = nullptr;
+  const T* g = nullptr;   // upstream gradient
+  T* out = nullptr;
+  T* out2 = nullptr;      // second output (mul backward: db)
+  double alpha = 1.0;
+};
+
+template <typename T> void binary_forward_cpu(BinaryOp op, const EltParams<T>& p);  // out = a op b
+template <typename T> void mul_backward_cpu(const EltParams<T>& p);                   // out = g·b, out2 = g·a
+template <typename T> void scale_cpu(const EltParams<T>& p);                          // out = alpha·a
+template <typename T> void axpy_cpu(const EltParams<T>& p);                           // out += alpha·a
+template <typename T> void bias_add_forward_cpu(const EltParams<T>& p);               // out[r,c] = a[r,c] + b[c]
+template <typename T> void sum_rows_cpu(const EltParams<T>& p);                       // out[c] = Σ_r a[r,c]
+template <typename T> double sum_all_cpu(const EltParams<T>& p);                      // Σ a, fixed order
+template <typename T> void fill_cpu(const EltParams<T>& p);                           // out = alpha
+template <typename T> void act_forward_cpu(Act act, const EltParams<T>& p);           // out = f(a)
+template <typename T> void act_backward_cpu(Act act, const EltParams<T>& p);          // out = g·f'(a)
+
+}  // namespace cloze

@@ -1,0 +1,77 @@
+// Row-wise neural-network ops: dropout, LayerNorm, softmax, cross-entropy and
+// embedding. Rows are the flattened leading dims, cols the last dim.
+#pragma once
+#include <cstdint>
+
+namespace cloze {
+
+template <typename T>
+struct DropoutParams {
+  int64_t n = 0;
+  double p = 0;            // drop probability
+  uint64_t seed = 0, step = 0;
+  const T* x = nullptr;    // forward input, or the upstream gradient in backward
+  T* out = nullptr;
+};
+// Same function for forward and backward: out = x·keep/(1−p), keep from Philox(seed, step, i).
+template <typename T> void dropout_apply_cpu(const DropoutParams<T>& p);
+
+template <typename T>
+struct LayerNormParams {
+  int64_t rows = 0, cols = 0;
+  double eps = 1e-5;
+  const T* x = nullptr;
+  const T* w = nullptr;  // [cols] or null
+  const T* b = nullptr;  // [cols] or null
+  T* y = nullptr;
+  T* mean = nullptr;     // [rows], saved
+  T* rstd = nullptr;     // [rows], saved
+  const T* dy = nullptr;
+  T* dx = nullptr;
+  T* dw = nullptr;
+  T* db = nullptr;
+};
+template <typename T> void layernorm_forward_cpu(const LayerNormParams<T>& p);
+template <typename T> void layernorm_backward_cpu(const LayerNormParams<T>& p);
+
+template <typename T>
+struct SoftmaxParams {
+  int64_t rows = 0, cols = 0;
+  const T* x = nullptr;
+  T* y = nullptr;
+  const T* dy = nullptr;
+  T* dx = nullptr;
+};
+template <typename T> void softmax_forward_cpu(const SoftmaxParams<T>& p);
+template <typename T> void softmax_backward_cpu(const SoftmaxParams<T>& p);  // needs y
+
+template <typename T>
+struct CrossEntropyParams {
+  int64_t N = 0, V = 0;              // logits [N, V]
+  int64_t M = 0;                     // selected rows
+  const T* logits = nullptr;
+  const int32_t* targets = nullptr;  // [M]
+  const int32_t* rows = nullptr;     // [M] indices into N, or null: row m = m (M == N)
+  int32_t ignore_index = -100;
+  T* lse = nullptr;                  // [M], saved
+  int64_t count = 0;                 // rows not ignored (set by forward)
+  double grad_scale = 0;             // backward: dloss / count
+  T* dlogits = nullptr;              // [N, V], zero outside the selected rows
+};
+// Returns the summed loss over non-ignored rows (caller divides by count).
+template <typename T> double cross_entropy_forward_cpu(CrossEntropyParams<T>& p);
+template <typename T> void cross_entropy_backward_cpu(const CrossEntropyParams<T>& p);
+
+template <typename T>
+struct EmbeddingParams {
+  int64_t V = 0, D = 0, N = 0;
+  const T* table = nullptr;
+  const int32_t* ids = nullptr;  // [N], validated in [0, V)
+  T* out = nullptr;              // [N, D]
+  const T* dout = nullptr;       // [N, D]
+  T* dtable = nullptr;           // [V, D], accumulated into
+};
+template <typename T> void embedding_forward_cpu(const EmbeddingParams<T>& p);
+template <typename T> void embedding_backward_cpu(const EmbeddingParams<T>& p);
+
+}  // namespace cloze

@@ -1,0 +1,52 @@
+#include "optim.h"
+
+#include <cmath>
+#include <vector>
+
+#include "../core/threadpool.h"
+
+namespace cloze {
+
+template <typename T>
+void adamw_step_cpu(const AdamWParams<T>& p) {
+  const double bc1 = 1.0 - std::pow(p.beta1, static_cast<double>(p.step));
+  const double bc2 = 1.0 - std::pow(p.beta2, static_cast<double>(p.step));
+  const T b1 = static_cast<T>(p.beta1), b2 = static_cast<T>(p.beta2);
+  const T step_size = static_cast<T>(p.lr / bc1);
+  const T inv_sqrt_bc2 = static_cast<T>(1.0 / std::sqrt(bc2));
+  const T eps = static_cast<T>(p.eps), decay = static_cast<T>(p.lr * p.weight_decay);
+  const T gs = static_cast<T>(p.grad_scale);
+  parallel_range(p.n, 1 << 14, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) {
+      const T g = p.grad[i] * gs;
+      const T m = b1 * p.m[i] + (T(1) - b1) * g;
+      const T v = b2 * p.v[i] + (T(1) - b2) * g * g;
+      p.m[i] = m;
+      p.v[i] = v;
+      p.param[i] -= decay * p.param[i] + step_size * m / (std::sqrt(v) * inv_sqrt_bc2 + eps);
+    }
+  });
+}
+
+template <typename T>
+double sum_squares_cpu(int64_t n, const T* x) {
+  constexpr int64_t chunk = 1 << 14;
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  std::vector<double> part(static_cast<size_t>(chunks), 0.0);
+  ThreadPool::get().parallel_for(chunks, [&](int64_t c, int) {
+    const int64_t b = c * chunk, e = std::min(n, b + chunk);
+    double acc = 0;
+    for (int64_t i = b; i < e; i++) acc += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+    part[c] = acc;
+  });
+  double total = 0;
+  for (double v : part) total += v;
+  return total;
+}
+
+template void adamw_step_cpu<float>(const AdamWParams<float>&);
+template void adamw_step_cpu<double>(const AdamWParams<double>&);
+template double sum_squares_cpu<float>(int64_t, const float*);
+template double sum_squares_cpu<double>(int64_t, const double*);
+
+}  // namespace cloze

@@ -1,0 +1,23 @@
+// Optimizer kernels over flat fp32 buffers: one fused AdamW pass, and the
+// squared norm used by global gradient clipping.
+#pragma once
+#include <cstdint>
+
+namespace cloze {
+
+template <typename T>
+struct AdamWParams {
+  int64_t n = 0;
+  T* param = nullptr;
+  const T* grad = nullptr;
+  T* m = nullptr;
+  T* v = nullptr;
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  int64_t step = 1;          // 1-based, for bias correction
+  double grad_scale = 1.0;   // multiplies grad first (clipping folded in)
+};
+// Decoupled decay (Loshchilov & Hutter): p -= lr·(wd·p + m̂/(√v̂ + eps)).
+template <typename T> void adamw_step_cpu(const AdamWParams<T>& p);
+template <typename T> double sum_squares_cpu(int64_t n, const T* x);
+
+}  // namespace cloze
