@@ -31,6 +31,8 @@ Napi::Function NTensor::Define(Napi::Env env) {
                          InstanceAccessor<&NTensor::GetDisposed>("disposed"),
                          InstanceMethod<&NTensor::Dispose>("dispose"),
                          InstanceMethod<&NTensor::Data>("data"),
+                         InstanceMethod<&NTensor::Read>("read"),
+                         InstanceMethod<&NTensor::Write>("write"),
                          InstanceMethod<&NTensor::View>("view"),
                          InstanceMethod<&NTensor::Reshape>("reshape"),
                          InstanceMethod<&NTensor::Clone>("clone"),
@@ -113,6 +115,38 @@ Napi::Value NTensor::Data(const Napi::CallbackInfo& info) {
       case DType::I32: return Napi::Int32Array::New(a.env(), n, ab, 0);
       default: return Napi::Uint8Array::New(a.env(), n, ab, 0);
     }
+  });
+}
+
+// read(): a copy of the data in a JS-owned TypedArray (holds no native memory).
+Napi::Value NTensor::Read(const Napi::CallbackInfo& info) {
+  return guarded(info, "tensor.read", [this](const ArgReader& a) -> Napi::Value {
+    if (disposed()) fail(ErrCode::Value, a.op, "the tensor was disposed");
+    const size_t n = static_cast<size_t>(numel());
+    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(a.env(), nbytes());
+    if (nbytes() > 0) std::memcpy(ab.Data(), raw(), nbytes());
+    switch (dtype_) {
+      case DType::F32: return Napi::Float32Array::New(a.env(), n, ab, 0);
+      case DType::F64: return Napi::Float64Array::New(a.env(), n, ab, 0);
+      case DType::I32: return Napi::Int32Array::New(a.env(), n, ab, 0);
+      default: return Napi::Uint8Array::New(a.env(), n, ab, 0);
+    }
+  });
+}
+
+// write(typedArray): copies values in; the array's type must match the dtype.
+Napi::Value NTensor::Write(const Napi::CallbackInfo& info) {
+  return guarded(info, "tensor.write", [this](const ArgReader& a) -> Napi::Value {
+    if (disposed()) fail(ErrCode::Value, a.op, "the tensor was disposed");
+    Napi::Value v = a.info[0];
+    static const napi_typedarray_type want[] = {napi_float32_array, napi_float64_array, napi_int32_array, napi_uint8_array};
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != want[static_cast<int>(dtype_)])
+      a.bad(ErrCode::Dtype, std::string("a typed array matching ") + dtype_name(dtype_), "values", a.describe(v));
+    Napi::TypedArray ta = v.As<Napi::TypedArray>();
+    if (static_cast<int64_t>(ta.ElementLength()) != numel())
+      a.bad(ErrCode::Shape, std::to_string(numel()) + " values", "values", std::to_string(ta.ElementLength()) + " values");
+    if (nbytes() > 0) std::memcpy(raw(), static_cast<char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset(), nbytes());
+    return a.env().Undefined();
   });
 }
 

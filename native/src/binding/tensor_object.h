@@ -42,6 +42,8 @@ class NTensor : public Napi::ObjectWrap<NTensor> {
   Napi::Value GetDisposed(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value Data(const Napi::CallbackInfo& info);
+  Napi::Value Read(const Napi::CallbackInfo& info);
+  Napi::Value Write(const Napi::CallbackInfo& info);
   Napi::Value View(const Napi::CallbackInfo& info);
   Napi::Value Reshape(const Napi::CallbackInfo& info);
   Napi::Value Clone(const Napi::CallbackInfo& info);

@@ -1,0 +1,27 @@
+/** The `cloze` command line. */
+import yargs from 'yargs';
+import { runtimeInfo, setNumThreads } from './runtime.js';
+
+export async function main(argv: string[]): Promise<void> {
+  await yargs(argv)
+    .scriptName('cloze')
+    .usage('$0 <command> [options]')
+    .command(
+      'info',
+      'Print the backend, BLAS library and thread counts in use',
+      (y) => y.option('threads', { type: 'number', describe: 'Native thread-pool size (default: all cores)' }),
+      (args) => {
+        if (args.threads !== undefined) setNumThreads(args.threads);
+        const i = runtimeInfo();
+        console.log(`device: ${i.backend}`);
+        console.log(`blas: ${i.blas} (${i.blasThreads} threads)`);
+        console.log(`threads: ${i.threads}`);
+        console.log(`simd: ${i.simdBytes * 8}-bit vectors`);
+        console.log(`addon: ${i.addon}`);
+      },
+    )
+    .demandCommand(1, 'Name a command; see --help.')
+    .strict()
+    .help()
+    .parseAsync();
+}

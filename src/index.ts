@@ -1,0 +1,17 @@
+/** cloze: masked-modeling pre-training for Node.js. Library entry point. */
+export { Tensor, tensor, zeros, ones, full, fromTypedArray, type DType, type Device } from './tensor.js';
+export { backward } from './autograd/backward.js';
+export { noGrad, scope, keep, isGradEnabled } from './autograd/mode.js';
+export { ClozeError, type ErrorCode } from './errors.js';
+export { Rng } from './rng.js';
+export { runtimeInfo, setNumThreads, liveBytes, type BackendInfo } from './runtime.js';
+export { matmul, linear, type MatmulOptions } from './ops/linalg.js';
+export { add, mul, scale, biasAdd, sum, mean, gelu, relu, dropout, reshape, type DropoutOptions } from './ops/elementwise.js';
+export { layerNorm, softmax, crossEntropy, embedding, type CrossEntropyOptions } from './ops/nn.js';
+export { attention, alibiSlopes, type AttentionOptions, type AttentionResult } from './ops/attention.js';
+export { Module } from './nn/module.js';
+export { Parameter } from './nn/parameter.js';
+export { Linear, LayerNorm, Embedding, Dropout, type InitOptions } from './nn/layers.js';
+export { MultiHeadAttention } from './nn/attention.js';
+export { truncNormal, constant } from './nn/init.js';
+export { AdamW, type AdamWOptions, type ParamGroup } from './optim/adamw.js';

@@ -1,0 +1,105 @@
+/** Typings of the native addon's exports (native/src/binding). */
+export type DType = 'float32' | 'float64' | 'int32' | 'uint8';
+export type TypedArrayOf<D extends DType> = D extends 'float32'
+  ? Float32Array
+  : D extends 'float64'
+    ? Float64Array
+    : D extends 'int32'
+      ? Int32Array
+      : Uint8Array;
+export type AnyTypedArray = Float32Array | Float64Array | Int32Array | Uint8Array;
+
+export interface NativeTensor {
+  readonly shape: number[];
+  readonly dtype: DType;
+  readonly nbytes: number;
+  readonly disposed: boolean;
+  dispose(): void;
+  /** Zero-copy view; keeps the memory alive until the view is collected. */
+  data(): AnyTypedArray;
+  /** A copy into JS-owned memory. */
+  read(): AnyTypedArray;
+  /** Copies values in; the array type must match the dtype. */
+  write(values: AnyTypedArray): void;
+  view(offset: number, shape: readonly number[]): NativeTensor;
+  reshape(shape: readonly number[]): NativeTensor;
+  clone(): NativeTensor;
+  copyFrom(src: NativeTensor): void;
+  fill(value: number): void;
+  cast(dtype: DType): NativeTensor;
+  sharesStorage(other: NativeTensor): boolean;
+}
+
+type N = NativeTensor;
+type Maybe = NativeTensor | null;
+
+export interface AttentionNativeOptions {
+  scale?: number;
+  keyPadding?: N;
+  cuSeqlens?: N;
+  maxSeqlen?: number;
+  alibiSlopes?: N;
+  bias?: N;
+  attnMask?: N;
+  tokenMask?: N;
+  excludeMaskedKeys?: boolean;
+  entropy?: boolean;
+  biasGrad?: boolean;
+}
+
+export interface RuntimeInfo {
+  backend: 'cpu' | 'cuda';
+  blas: 'openblas' | 'builtin';
+  blasThreads: number;
+  threads: number;
+  simdBytes: number;
+  napiVersion: number;
+}
+
+export interface NativeAddon {
+  empty(dtype: DType, shape: readonly number[]): N;
+  fromTypedArray(array: AnyTypedArray, shape: readonly number[]): N;
+  liveBytes(): number;
+  setNumThreads(n: number): void;
+  info(): RuntimeInfo;
+
+  matmul(a: N, b: N, transA: boolean, transB: boolean, impl?: 'auto' | 'builtin'): N;
+  matmulBackward(g: N, a: N, b: N, transA: boolean, transB: boolean, needA: boolean, needB: boolean): [Maybe, Maybe];
+  linear(x: N, w: N, bias: Maybe): N;
+  linearBackward(g: N, x: N, w: N, needX: boolean, needW: boolean, needBias: boolean): [Maybe, Maybe, Maybe];
+
+  add(a: N, b: N): N;
+  mul(a: N, b: N): N;
+  mulBackward(g: N, a: N, b: N, needA: boolean, needB: boolean): [Maybe, Maybe];
+  scale(x: N, factor: number): N;
+  axpyInPlace(dst: N, src: N, alpha: number): void;
+  biasAdd(x: N, b: N): N;
+  sumRows(x: N): N;
+  sum(x: N): N;
+  mean(x: N): N;
+  reduceBackward(g: N, shape: readonly number[], factor: number): N;
+  gelu(x: N): N;
+  geluBackward(g: N, x: N): N;
+  relu(x: N): N;
+  reluBackward(g: N, x: N): N;
+  dropout(x: N, p: number, seed: number, step: number): N;
+
+  layerNorm(x: N, w: Maybe, b: Maybe, eps: number): [N, N, N];
+  layerNormBackward(dy: N, x: N, w: Maybe, mean: N, rstd: N, needX: boolean, needW: boolean, needB: boolean): [Maybe, Maybe, Maybe];
+  softmax(x: N): N;
+  softmaxBackward(dy: N, y: N): N;
+  crossEntropy(logits: N, targets: N, rows: Maybe, ignoreIndex: number): { loss: N; lse: N; count: number };
+  crossEntropyBackward(gradLoss: number, logits: N, targets: N, rows: Maybe, lse: N, ignoreIndex: number, count: number): N;
+  embedding(table: N, ids: N): N;
+  embeddingBackward(g: N, ids: N, vocabSize: number): N;
+
+  attention(q: N, k: N, v: N, options: AttentionNativeOptions): { out: N; lse: N; entropy?: N };
+  attentionBackward(
+    dout: N, q: N, k: N, v: N, out: N, lse: N, options: AttentionNativeOptions, dentropy?: Maybe, entropy?: Maybe,
+  ): { dq: N; dk: N; dv: N; dbias?: N };
+
+  adamw(param: N, grad: N, m: N, v: N, options: {
+    lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number; gradScale?: number;
+  }): void;
+  clipGradNorm(grads: N[], maxNorm: number): number;
+}

@@ -1,0 +1,41 @@
+/** Multi-head self-attention on the fused kernel, with HF BERT's parameter names. */
+import { attention, type AttentionOptions } from '../ops/attention.js';
+import { reshape } from '../ops/elementwise.js';
+import type { Tensor } from '../tensor.js';
+import { expected } from '../errors.js';
+import { checkInt } from '../validate.js';
+import { Linear, type InitOptions } from './layers.js';
+import { Module } from './module.js';
+
+export class MultiHeadAttention extends Module {
+  readonly query: Linear;
+  readonly key: Linear;
+  readonly value: Linear;
+  readonly output: Linear;
+  readonly headDim: number;
+
+  constructor(
+    readonly dim: number,
+    readonly heads: number,
+    init: InitOptions,
+  ) {
+    super();
+    checkInt(dim, 'dim', 1);
+    checkInt(heads, 'heads', 1);
+    if (dim % heads !== 0) throw expected(`a width divisible by heads (${heads})`, 'dim', dim);
+    this.headDim = dim / heads;
+    this.query = this.registerModule('query', new Linear(dim, dim, init));
+    this.key = this.registerModule('key', new Linear(dim, dim, init));
+    this.value = this.registerModule('value', new Linear(dim, dim, init));
+    this.output = this.registerModule('output', new Linear(dim, dim, init));
+  }
+
+  /** x: [B, L, D] (or [nnz, D] with cuSeqlens) → same shape. */
+  forward(x: Tensor, opts: AttentionOptions = {}): { out: Tensor; entropy?: Tensor } {
+    const lead = x.shape.slice(0, -1);
+    const split = (t: Tensor): Tensor => reshape(t, [...lead, this.heads, this.headDim]);
+    const r = attention(split(this.query.forward(x)), split(this.key.forward(x)), split(this.value.forward(x)), opts);
+    const merged = reshape(r.out, [...lead, this.dim]);
+    return r.entropy ? { out: this.output.forward(merged), entropy: r.entropy } : { out: this.output.forward(merged) };
+  }
+}

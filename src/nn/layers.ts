@@ -1,0 +1,83 @@
+/** Basic layers: Linear, LayerNorm, Embedding, Dropout. Weights named as in PyTorch/HF. */
+import { dropout } from '../ops/elementwise.js';
+import { linear } from '../ops/linalg.js';
+import { embedding, layerNorm } from '../ops/nn.js';
+import type { Rng } from '../rng.js';
+import type { DType, Tensor } from '../tensor.js';
+import { checkInt, checkNumber } from '../validate.js';
+import { constant, truncNormal } from './init.js';
+import { Module } from './module.js';
+import type { Parameter } from './parameter.js';
+
+export interface InitOptions {
+  rng: Rng;
+  /** Std of the truncated-normal weight init (BERT: 0.02). */
+  std?: number;
+  dtype?: DType;
+}
+
+export class Linear extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+  constructor(inFeatures: number, outFeatures: number, init: InitOptions & { bias?: boolean }) {
+    super();
+    checkInt(inFeatures, 'inFeatures', 1);
+    checkInt(outFeatures, 'outFeatures', 1);
+    this.weight = this.registerParameter('weight', truncNormal([outFeatures, inFeatures], init.std ?? 0.02, init.rng, init.dtype));
+    this.bias = init.bias === false ? null : this.registerParameter('bias', constant([outFeatures], 0, init.dtype));
+  }
+  forward(x: Tensor): Tensor {
+    return linear(x, this.weight, this.bias);
+  }
+}
+
+export class LayerNorm extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter;
+  constructor(
+    readonly dim: number,
+    readonly eps = 1e-5,
+    dtype: DType = 'float32',
+  ) {
+    super();
+    checkInt(dim, 'dim', 1);
+    checkNumber(eps, 'eps', Number.MIN_VALUE);
+    this.weight = this.registerParameter('weight', constant([dim], 1, dtype));
+    this.bias = this.registerParameter('bias', constant([dim], 0, dtype));
+  }
+  forward(x: Tensor): Tensor {
+    return layerNorm(x, this.weight, this.bias, this.eps);
+  }
+}
+
+export class Embedding extends Module {
+  readonly weight: Parameter;
+  constructor(num: number, dim: number, init: InitOptions) {
+    super();
+    checkInt(num, 'num', 1);
+    checkInt(dim, 'dim', 1);
+    this.weight = this.registerParameter('weight', truncNormal([num, dim], init.std ?? 0.02, init.rng, init.dtype));
+  }
+  forward(ids: Tensor): Tensor {
+    return embedding(this.weight, ids);
+  }
+}
+
+/**
+ * Dropout whose mask is a pure function of (seed, call counter). The counter
+ * is state: save and restore it with the rest of a run to resume exactly.
+ */
+export class Dropout extends Module {
+  calls = 0;
+  constructor(
+    readonly p: number,
+    readonly seed: number,
+  ) {
+    super();
+    checkNumber(p, 'p', 0, 1);
+    checkInt(seed, 'seed');
+  }
+  forward(x: Tensor): Tensor {
+    return dropout(x, { p: this.p, seed: this.seed, step: this.calls++, training: this.training });
+  }
+}

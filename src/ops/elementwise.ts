@@ -1,0 +1,112 @@
+/** Elementwise ops, reductions, activations, dropout and reshape, with autograd. */
+import { native } from '../native/loader.js';
+import { record, type Tensor } from '../tensor.js';
+import { expected } from '../errors.js';
+import { checkFloat, checkInt, checkNumber, checkRank, checkSameDtype, checkShape } from '../validate.js';
+
+function sameShape(a: Tensor, b: Tensor, name: string): void {
+  checkSameDtype(a, b, name);
+  checkShape(b, a.shape, name);
+}
+
+export function add(a: Tensor, b: Tensor): Tensor {
+  checkFloat(a, 'a');
+  checkFloat(b, 'b');
+  sameShape(a, b, 'b');
+  // d(a+b) is the incoming gradient for both; the second gets its own handle.
+  return record('add', [native().add(a.native, b.native)], [a, b], ([g]) => [g!.clone(), g!.clone()])[0]!;
+}
+
+export function mul(a: Tensor, b: Tensor): Tensor {
+  checkFloat(a, 'a');
+  checkFloat(b, 'b');
+  sameShape(a, b, 'b');
+  const sa = a.share();
+  const sb = b.share();
+  return record(
+    'mul',
+    [native().mul(a.native, b.native)],
+    [a, b],
+    ([g]) => native().mulBackward(g!, sa, sb, a.requiresGrad, b.requiresGrad),
+    [sa, sb],
+  )[0]!;
+}
+
+export function scale(x: Tensor, factor: number): Tensor {
+  checkFloat(x, 'input');
+  checkNumber(factor, 'factor');
+  return record('scale', [native().scale(x.native, factor)], [x], ([g]) => [native().scale(g!, factor)])[0]!;
+}
+
+/** x [..., N] + b [N] */
+export function biasAdd(x: Tensor, b: Tensor): Tensor {
+  checkFloat(x, 'input');
+  checkRank(x, 1, 8, 'input');
+  checkSameDtype(x, b, 'bias');
+  checkShape(b, [x.shape[x.shape.length - 1]!], 'bias');
+  return record('biasAdd', [native().biasAdd(x.native, b.native)], [x, b], ([g]) => [
+    x.requiresGrad ? g!.clone() : null,
+    b.requiresGrad ? native().sumRows(g!) : null,
+  ])[0]!;
+}
+
+export function sum(x: Tensor): Tensor {
+  checkFloat(x, 'input');
+  const shape = x.shape;
+  return record('sum', [native().sum(x.native)], [x], ([g]) => [native().reduceBackward(g!, shape, 1)])[0]!;
+}
+
+export function mean(x: Tensor): Tensor {
+  checkFloat(x, 'input');
+  if (x.size === 0) throw expected('a non-empty tensor', 'input', x, 'E_SHAPE');
+  const shape = x.shape;
+  const n = x.size;
+  return record('mean', [native().mean(x.native)], [x], ([g]) => [native().reduceBackward(g!, shape, 1 / n)])[0]!;
+}
+
+/** GELU with the exact erf form (as in BERT and ViT). */
+export function gelu(x: Tensor): Tensor {
+  checkFloat(x, 'input');
+  const sx = x.share();
+  return record('gelu', [native().gelu(x.native)], [x], ([g]) => [native().geluBackward(g!, sx)], [sx])[0]!;
+}
+
+export function relu(x: Tensor): Tensor {
+  checkFloat(x, 'input');
+  const sx = x.share();
+  return record('relu', [native().relu(x.native)], [x], ([g]) => [native().reluBackward(g!, sx)], [sx])[0]!;
+}
+
+export interface DropoutOptions {
+  p: number;
+  /** Seed of the counter-based RNG; with `step` it fixes the mask exactly. */
+  seed: number;
+  /** A distinct counter per call site and step (e.g. step * layers + layer). */
+  step: number;
+  training?: boolean;
+}
+
+/** Inverted dropout. The mask is regenerated in backward from (seed, step), never stored. */
+export function dropout(x: Tensor, opts: DropoutOptions): Tensor {
+  checkFloat(x, 'input');
+  checkNumber(opts.p, 'p', 0, 1);
+  checkInt(opts.seed, 'seed');
+  checkInt(opts.step, 'step');
+  if (opts.training === false || opts.p === 0) return reshape(x, x.shape);
+  const { p, seed, step } = opts;
+  return record('dropout', [native().dropout(x.native, p, seed, step)], [x], ([g]) => [native().dropout(g!, p, seed, step)])[0]!;
+}
+
+/** A view with a new shape (same element count); -1 infers one dimension. */
+export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  const n = x.size;
+  const known = shape.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
+  const inferred = shape.filter((d) => d === -1).length;
+  if (inferred > 1 || (inferred === 1 && (known === 0 || n % known !== 0))) {
+    throw expected(`a shape with ${n} elements`, 'shape', [...shape], 'E_SHAPE');
+  }
+  const full = shape.map((d) => (d === -1 ? n / known : d));
+  if (full.reduce((a, b) => a * b, 1) !== n) throw expected(`a shape with ${n} elements`, 'shape', [...shape], 'E_SHAPE');
+  const orig = x.shape;
+  return record('reshape', [x.native.reshape(full)], [x], ([g]) => [g!.reshape(orig)])[0]!;
+}

@@ -1,0 +1,140 @@
+/**
+ * AdamW over flat buffers. On construction each group's parameters are moved
+ * into one contiguous buffer (the Parameters are rebound to views of it) with
+ * matching flat gradient and moment buffers, so a step is one fused native
+ * pass per group and clipping is one reduction.
+ */
+import { native } from '../native/loader.js';
+import type { NativeTensor } from '../native/types.js';
+import { Tensor } from '../tensor.js';
+import { expected } from '../errors.js';
+import { keep } from '../autograd/mode.js';
+import type { Parameter } from '../nn/parameter.js';
+import { checkNumber } from '../validate.js';
+
+export interface AdamWOptions {
+  lr: number;
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+}
+
+export interface ParamGroup {
+  params: Parameter[];
+  /** Overrides the optimizer's weight decay for this group. */
+  weightDecay?: number;
+}
+
+interface FlatGroup {
+  params: Parameter[];
+  weightDecay: number;
+  param: NativeTensor;
+  grad: NativeTensor;
+  m: NativeTensor;
+  v: NativeTensor;
+}
+
+export class AdamW {
+  lr: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  /** Steps taken so far (bias correction uses step + 1). */
+  stepCount = 0;
+  private readonly groups: FlatGroup[];
+
+  /**
+   * A plain list is split by each Parameter's `decay` flag: decayed weights
+   * get `weightDecay`, norms and biases get 0.
+   */
+  constructor(params: Parameter[] | ParamGroup[], opts: AdamWOptions) {
+    checkNumber(opts.lr, 'lr', 0);
+    this.lr = opts.lr;
+    [this.beta1, this.beta2] = opts.betas ?? [0.9, 0.999];
+    checkNumber(this.beta1, 'betas[0]', 0, 0.999999);
+    checkNumber(this.beta2, 'betas[1]', 0, 0.999999);
+    this.eps = opts.eps ?? 1e-8;
+    checkNumber(this.eps, 'eps', Number.MIN_VALUE);
+    const wd = opts.weightDecay ?? 0.01;
+    checkNumber(wd, 'weightDecay', 0);
+    const isGroups = params.length > 0 && !(params[0] instanceof Tensor);
+    const groups: ParamGroup[] = isGroups
+      ? (params as ParamGroup[])
+      : [
+          { params: (params as Parameter[]).filter((p) => p.decay), weightDecay: wd },
+          { params: (params as Parameter[]).filter((p) => !p.decay), weightDecay: 0 },
+        ];
+    const seen = new Set<Parameter>();
+    for (const g of groups)
+      for (const p of g.params) {
+        if (seen.has(p)) throw expected('each parameter in one group only', 'params', p);
+        seen.add(p);
+      }
+    this.groups = groups.filter((g) => g.params.length > 0).map((g) => this.flatten(g.params, g.weightDecay ?? wd));
+  }
+
+  private flatten(params: Parameter[], weightDecay: number): FlatGroup {
+    const dtype = params[0]!.dtype;
+    for (const p of params) if (p.dtype !== dtype) throw expected(`${dtype} parameters in one group`, 'params', p, 'E_DTYPE');
+    const n = params.reduce((a, p) => a + p.size, 0);
+    const addon = native();
+    const param = addon.empty(dtype, [n]);
+    const grad = addon.empty(dtype, [n]);
+    let off = 0;
+    for (const p of params) {
+      const pv = param.view(off, p.shape);
+      pv.copyFrom(p.native);
+      p.rebind(pv);
+      p.grad?.dispose();
+      p.grad = keep(new Tensor(grad.view(off, p.shape)));
+      off += p.size;
+    }
+    return { params, weightDecay, param, grad, m: addon.empty(dtype, [n]), v: addon.empty(dtype, [n]) };
+  }
+
+  /** The flat gradient buffers, for clipping or inspection. */
+  flatGrads(): NativeTensor[] {
+    return this.groups.map((g) => g.grad);
+  }
+
+  zeroGrad(): void {
+    for (const g of this.groups) g.grad.fill(0);
+  }
+
+  /** Clips the global L2 norm of all gradients to maxNorm; returns the norm before clipping. */
+  clipGradNorm(maxNorm: number): number {
+    checkNumber(maxNorm, 'maxNorm', Number.MIN_VALUE);
+    return native().clipGradNorm(this.flatGrads(), maxNorm);
+  }
+
+  step(): void {
+    this.stepCount++;
+    for (const g of this.groups) {
+      native().adamw(g.param, g.grad, g.m, g.v, {
+        lr: this.lr,
+        beta1: this.beta1,
+        beta2: this.beta2,
+        eps: this.eps,
+        weightDecay: g.weightDecay,
+        step: this.stepCount,
+      });
+    }
+  }
+
+  /** Moment buffers and step count, for checkpoints. */
+  state(): { step: number; groups: Array<{ m: NativeTensor; v: NativeTensor; weightDecay: number; size: number }> } {
+    return {
+      step: this.stepCount,
+      groups: this.groups.map((g) => ({ m: g.m, v: g.v, weightDecay: g.weightDecay, size: g.param.shape[0]! })),
+    };
+  }
+
+  dispose(): void {
+    for (const g of this.groups) {
+      g.m.dispose();
+      g.v.dispose();
+      g.grad.dispose();
+      g.param.dispose();
+    }
+  }
+}

@@ -1,0 +1,46 @@
+/** Argument checks at the TypeScript boundary, all in the one wording of errors.ts. */
+import { expected } from './errors.js';
+import { Tensor, type DType } from './tensor.js';
+
+export function checkTensor(t: unknown, name: string): asserts t is Tensor {
+  if (!(t instanceof Tensor)) throw expected('a Tensor', name, t);
+  if (t.disposed) throw expected('a live tensor', name, 'a disposed tensor');
+}
+
+export function checkFloat(t: unknown, name: string): asserts t is Tensor {
+  checkTensor(t, name);
+  if (t.dtype !== 'float32' && t.dtype !== 'float64') throw expected('a float32 or float64 tensor', name, t, 'E_DTYPE');
+}
+
+export function checkDtype(t: Tensor, dtype: DType, name: string): void {
+  if (t.dtype !== dtype) throw expected(`a ${dtype} tensor`, name, t, 'E_DTYPE');
+}
+
+export function checkSameDtype(ref: Tensor, t: Tensor, name: string): void {
+  if (t.dtype !== ref.dtype) throw expected(`a ${ref.dtype} tensor`, name, t, 'E_DTYPE');
+}
+
+export function checkShape(t: Tensor, shape: readonly number[], name: string): void {
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+    throw expected(`shape [${shape.join(', ')}]`, name, t, 'E_SHAPE');
+  }
+}
+
+export function checkRank(t: Tensor, lo: number, hi: number, name: string): void {
+  if (t.shape.length < lo || t.shape.length > hi) {
+    throw expected(lo === hi ? `a ${lo}-D tensor` : `a ${lo}-D to ${hi}-D tensor`, name, t, 'E_SHAPE');
+  }
+}
+
+export function checkNumber(v: unknown, name: string, lo = -Infinity, hi = Infinity): asserts v is number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi) {
+    const range = lo === -Infinity && hi === Infinity ? 'a finite number' : `a number in [${lo}, ${hi}]`;
+    throw expected(range, name, v);
+  }
+}
+
+export function checkInt(v: unknown, name: string, lo = 0, hi = Number.MAX_SAFE_INTEGER): asserts v is number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) {
+    throw expected(lo === 1 && hi === Number.MAX_SAFE_INTEGER ? 'a positive integer' : `an integer in [${lo}, ${hi}]`, name, v);
+  }
+}
