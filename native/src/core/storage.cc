@@ -4,6 +4,8 @@
 #include <cstring>
 #include <string>
 
+#include <unistd.h>
+
 #include "error.h"
 
 namespace cloze {
@@ -14,12 +16,16 @@ std::atomic<int64_t> g_live_bytes{0};
 
 std::shared_ptr<Storage> Storage::allocate(size_t bytes, const char* op) {
   std::shared_ptr<Storage> s(new Storage());
-  // aligned_alloc needs a size that is a multiple of the alignment.
-  size_t padded = ((bytes + 63) / 64) * 64;
-  if (padded == 0) padded = 64;
-  void* p = std::aligned_alloc(64, padded);
+  // A request beyond physical memory fails here rather than being granted by
+  // overcommit and killing the process when the pages are touched.
+  static const size_t phys = static_cast<size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  if (bytes > phys)
+    fail(ErrCode::OOM, op,
+         "could not allocate " + std::to_string(bytes) + " bytes of native memory (the machine has " +
+             std::to_string(phys) + ")");
+  // calloc: large blocks come zeroed from mmap without touching every page.
+  void* p = std::calloc(bytes == 0 ? 1 : bytes, 1);
   if (!p) fail(ErrCode::OOM, op, "could not allocate " + std::to_string(bytes) + " bytes of native memory");
-  std::memset(p, 0, padded);
   s->data_ = p;
   s->bytes_ = bytes;
   s->owned_ = true;

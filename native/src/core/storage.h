@@ -12,7 +12,7 @@ namespace cloze {
 
 class Storage {
  public:
-  // Allocates `bytes` (64-byte aligned, zero-filled); throws OpError(E_OOM) on failure.
+  // Allocates `bytes` (zero-filled); throws OpError(E_OOM) on failure.
   static std::shared_ptr<Storage> allocate(size_t bytes, const char* op);
   // Wraps memory owned elsewhere (a JS ArrayBuffer); `release` runs on destruction.
   static std::shared_ptr<Storage> borrow(void* data, size_t bytes, std::function<void()> release);
