@@ -6,6 +6,7 @@
 
 #include "../core/mathfn.h"
 #include "../core/microkernel.h"
+#include "../core/rowops.h"
 #include "../core/threadpool.h"
 
 namespace cloze {
@@ -98,22 +99,14 @@ void forward_tile(const AttentionParams<T>& p, const Geometry<T>& g, int64_t b, 
     finish_logits(p, b, h, start, i0, bq, j0, bk, w.S.data());
     for (int64_t r = 0; r < bq; r++) {
       T* s = w.S.data() + r * bk;
-      T mx = ninf;
-      for (int64_t c = 0; c < bk; c++) mx = s[c] > mx ? s[c] : mx;
-      const T m_new = std::max(w.m[r], mx);
+      const T m_new = std::max(w.m[r], row_max(s, bk));
       if (m_new == ninf) {  // every key so far is masked for this row
-        for (int64_t c = 0; c < bk; c++) s[c] = T(0);
+        std::fill(s, s + bk, T(0));
         continue;
       }
       const T corr = w.m[r] == ninf ? T(0) : fexp(w.m[r] - m_new);
       T sum = 0, se = 0;
-      for (int64_t c = 0; c < bk; c++) {
-        const bool live = s[c] != ninf;
-        const T pe = live ? fexp(s[c] - m_new) : T(0);
-        se += live ? pe * s[c] : T(0);
-        sum += pe;
-        s[c] = pe;
-      }
+      exp_row(s, bk, m_new, &sum, &se, want_entropy);
       if (corr != T(1)) {
         T* o = w.O.data() + r * Dh;
         for (int64_t d = 0; d < Dh; d++) o[d] *= corr;
@@ -153,7 +146,6 @@ struct BwdScratch {
 template <typename T>
 void backward_head(const AttentionParams<T>& p, const Geometry<T>& g, int64_t b, int64_t h, BwdScratch<T>& w) {
   const int64_t Dh = p.Dh, start = g.start(b), len = g.len(b);
-  const T ninf = neg_inf<T>();
   const T scale = static_cast<T>(p.scale);
   const int64_t sbase = g.stat(b, h);
   for (int64_t i0 = 0; i0 < len; i0 += BQ) {
@@ -185,14 +177,8 @@ void backward_head(const AttentionParams<T>& p, const Geometry<T>& g, int64_t b,
         const bool ent = p.dentropy && g.entropy_row(start, i0 + r);
         const T dH = ent ? p.dentropy[sbase + i0 + r] : T(0);
         const T H = ent ? p.entropy[sbase + i0 + r] : T(0);
-        for (int64_t c = 0; c < bk; c++) {
-          const bool live = s[c] != ninf && lse != ninf;
-          const T pr = live ? fexp(s[c] - lse) : T(0);
-          // dH/ds = −p·(log p + H), with log p = s − lse.
-          const T ds = live ? pr * (dp[c] - Dr) - dH * pr * (s[c] - lse + H) : T(0);
-          s[c] = pr;
-          dp[c] = ds;
-        }
+        // dH/ds = −p·(log p + H), with log p = s − lse; folded into the row kernel.
+        softmax_grad_row(s, dp, bk, lse, Dr, dH, H);
         if (p.dbias) {
           T* db = p.dbias + (b * p.L + i0 + r) * p.L + j0;
           for (int64_t c = 0; c < bk; c++) db[c] += dp[c];

@@ -1,0 +1,127 @@
+// Vectorised row kernels for the softmax parts of fused attention: row max,
+// and exp(s − m) with its sums. Plain loops would stay scalar because float
+// reductions cannot be reordered without -ffast-math, and -ffast-math would
+// break the −∞ masking these kernels rely on.
+#pragma once
+#include <cstdint>
+
+#include "mathfn.h"
+#include "microkernel.h"
+
+namespace cloze {
+
+using VF = VecT<float>::type;
+typedef int32_t VI __attribute__((vector_size(kVecBytes)));
+constexpr int kWF = VecT<float>::W;
+
+// exp on a float vector; same polynomial as fexp(float).
+inline VF vexp(VF x) {
+  const VF lo = vsplat<float>(-88.3762626647949f), hi = vsplat<float>(88.3762626647949f);
+  x = x < lo ? lo : x;
+  x = x > hi ? hi : x;
+  const VF magic = vsplat<float>(12582912.0f);  // 1.5·2^23: adding it rounds to an integer
+  const VF t = x * 1.44269504088896341f + magic;
+  const VF n = t - magic;
+  const VF r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  const VF z = r * r;
+  VF y = vsplat<float>(1.9875691500E-4f);
+  y = y * r + 1.3981999507E-3f;
+  y = y * r + 8.3334519073E-3f;
+  y = y * r + 4.1665795894E-2f;
+  y = y * r + 1.6666665459E-1f;
+  y = y * r + 5.0000001201E-1f;
+  y = y * z + r + 1.0f;
+  // Same-size vector casts reinterpret the bits.
+  const VI e = (((VI)t - (VI)magic) + 127) << 23;
+  return y * (VF)e;
+}
+
+inline float hsum(VF v) {
+  float s = 0;
+  for (int i = 0; i < kWF; i++) s += v[i];
+  return s;
+}
+inline float hmax(VF v) {
+  float m = v[0];
+  for (int i = 1; i < kWF; i++) m = v[i] > m ? v[i] : m;
+  return m;
+}
+
+template <typename T>
+inline T row_max(const T* s, int64_t n) {
+  T m = neg_inf<T>();
+  int64_t c = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    VF vm = vsplat<float>(m);
+    for (; c + kWF <= n; c += kWF) {
+      const VF x = vload(s + c);
+      vm = x > vm ? x : vm;
+    }
+    m = hmax(vm);
+  }
+  for (; c < n; c++) m = s[c] > m ? s[c] : m;
+  return m;
+}
+
+// s[c] ← exp(s[c] − m), 0 where s[c] is −∞. Adds Σ p to *sum and, when
+// want_ps, Σ p·s (the old logits) to *sum_ps.
+template <typename T>
+inline void exp_row(T* s, int64_t n, T m, T* sum, T* sum_ps, bool want_ps) {
+  const T ninf = neg_inf<T>();
+  T acc = 0, acc_ps = 0;
+  int64_t c = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    VF va = vsplat<float>(0), vps = vsplat<float>(0);
+    const VF vm = vsplat<float>(m), vninf = vsplat<float>(ninf), zero = vsplat<float>(0);
+    for (; c + kWF <= n; c += kWF) {
+      const VF x = vload(s + c);
+      const auto live = x != vninf;
+      const VF p = live ? vexp(x - vm) : zero;
+      va += p;
+      if (want_ps) vps += live ? p * x : zero;
+      vstore(s + c, p);
+    }
+    acc = hsum(va);
+    acc_ps = hsum(vps);
+  }
+  for (; c < n; c++) {
+    const bool live = s[c] != ninf;
+    const T p = live ? fexp(s[c] - m) : T(0);
+    acc += p;
+    acc_ps += live ? p * s[c] : T(0);
+    s[c] = p;
+  }
+  *sum += acc;
+  if (want_ps) *sum_ps += acc_ps;
+}
+
+// The backward's per-tile softmax gradient for one row, with P recomputed:
+//   p = exp(s − lse), ds = p·(dp − D) − dH·p·(s − lse + H);
+// writes p into s and ds into dp; masked entries (s = −∞) give 0.
+template <typename T>
+inline void softmax_grad_row(T* s, T* dp, int64_t n, T lse, T D, T dH, T H) {
+  const T ninf = neg_inf<T>();
+  int64_t c = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    const VF vl = vsplat<float>(lse), vD = vsplat<float>(D), vdH = vsplat<float>(dH), vH = vsplat<float>(H);
+    const VF vninf = vsplat<float>(ninf), zero = vsplat<float>(0);
+    for (; c + kWF <= n; c += kWF) {
+      const VF x = vload(s + c);
+      const auto live = x != vninf;
+      const VF p = live ? vexp(x - vl) : zero;
+      const VF g = vload(dp + c);
+      const VF ds = p * (g - vD) - vdH * p * ((live ? x : zero) - vl + vH);
+      vstore(s + c, p);
+      vstore(dp + c, live ? ds : zero);
+    }
+  }
+  for (; c < n; c++) {
+    const bool live = s[c] != ninf;
+    const T p = live ? fexp(s[c] - lse) : T(0);
+    const T ds = live ? p * (dp[c] - D) - dH * p * (s[c] - lse + H) : T(0);
+    s[c] = p;
+    dp[c] = ds;
+  }
+}
+
+}  // namespace cloze
