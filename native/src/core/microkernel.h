@@ -36,8 +36,10 @@ inline typename VecT<T>::type vsplat(T x) {
 
 // One register block: C[MR × NV·W] (+)= A[MR × K]·B[K × NV·W], all accumulators
 // held in vector registers across the whole K loop.
+// A's element (r, k) is A[r·ars + k·acs], so a transposed A costs nothing:
+// it is only ever read one scalar at a time, for a broadcast.
 template <typename T, int MR, int NV>
-inline void gemm_block(int64_t K, const T* __restrict A, int64_t lda, const T* __restrict B, int64_t ldb,
+inline void gemm_block(int64_t K, const T* __restrict A, int64_t ars, int64_t acs, const T* __restrict B, int64_t ldb,
                        T* __restrict C, int64_t ldc, bool accumulate) {
   using V = typename VecT<T>::type;
   constexpr int W = VecT<T>::W;
@@ -48,7 +50,7 @@ inline void gemm_block(int64_t K, const T* __restrict A, int64_t lda, const T* _
     V b[NV];
     for (int s = 0; s < NV; s++) b[s] = vload(B + k * ldb + s * W);
     for (int r = 0; r < MR; r++) {
-      const V a = vsplat<T>(A[r * lda + k]);
+      const V a = vsplat<T>(A[r * ars + k * acs]);
       for (int s = 0; s < NV; s++) c[r][s] += a * b[s];
     }
   }
@@ -58,35 +60,49 @@ inline void gemm_block(int64_t K, const T* __restrict A, int64_t lda, const T* _
 
 // Rows of a column panel NV·W wide: MR-row blocks, then 4-row, then single rows.
 template <typename T, int NV>
-inline void gemm_panel(int64_t M, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc,
-                       bool accumulate) {
+inline void gemm_panel(int64_t M, int64_t K, const T* A, int64_t ars, int64_t acs, const T* B, int64_t ldb, T* C,
+                       int64_t ldc, bool accumulate) {
   // 8 rows × 2 vectors = 16 accumulators fits AVX-512's 32 registers and measured
   // about 2× the 4-row block on a 64×64×64 tile (Zen 4); 16-register ISAs use 4 rows.
   constexpr int MR = kVecBytes == 64 ? 8 : 4;
   int64_t i = 0;
-  for (; i + MR <= M; i += MR) gemm_block<T, MR, NV>(K, A + i * lda, lda, B, ldb, C + i * ldc, ldc, accumulate);
+  for (; i + MR <= M; i += MR) gemm_block<T, MR, NV>(K, A + i * ars, ars, acs, B, ldb, C + i * ldc, ldc, accumulate);
   if (MR > 4)
-    for (; i + 4 <= M; i += 4) gemm_block<T, 4, NV>(K, A + i * lda, lda, B, ldb, C + i * ldc, ldc, accumulate);
-  for (; i < M; i++) gemm_block<T, 1, NV>(K, A + i * lda, lda, B, ldb, C + i * ldc, ldc, accumulate);
+    for (; i + 4 <= M; i += 4) gemm_block<T, 4, NV>(K, A + i * ars, ars, acs, B, ldb, C + i * ldc, ldc, accumulate);
+  for (; i < M; i++) gemm_block<T, 1, NV>(K, A + i * ars, ars, acs, B, ldb, C + i * ldc, ldc, accumulate);
 }
 
-// C[M×N] = (accumulate ? C : 0) + A[M×K]·B[K×N]; lda/ldb/ldc are row strides.
+// C[M×N] = (accumulate ? C : 0) + A·B[K×N], A's element (r, k) at A[r·ars + k·acs].
 template <typename T>
-void tile_gemm(int64_t M, int64_t N, int64_t K, const T* __restrict A, int64_t lda, const T* __restrict B,
-               int64_t ldb, T* __restrict C, int64_t ldc, bool accumulate) {
+void tile_gemm_strided(int64_t M, int64_t N, int64_t K, const T* __restrict A, int64_t ars, int64_t acs,
+                       const T* __restrict B, int64_t ldb, T* __restrict C, int64_t ldc, bool accumulate) {
   constexpr int W = VecT<T>::W;
   int64_t j = 0;
-  for (; j + 2 * W <= N; j += 2 * W) gemm_panel<T, 2>(M, K, A, lda, B + j, ldb, C + j, ldc, accumulate);
-  for (; j + W <= N; j += W) gemm_panel<T, 1>(M, K, A, lda, B + j, ldb, C + j, ldc, accumulate);
+  for (; j + 2 * W <= N; j += 2 * W) gemm_panel<T, 2>(M, K, A, ars, acs, B + j, ldb, C + j, ldc, accumulate);
+  for (; j + W <= N; j += W) gemm_panel<T, 1>(M, K, A, ars, acs, B + j, ldb, C + j, ldc, accumulate);
   if (j < N) {
     for (int64_t i = 0; i < M; i++) {
       for (int64_t jj = j; jj < N; jj++) {
         T acc = accumulate ? C[i * ldc + jj] : T(0);
-        for (int64_t k = 0; k < K; k++) acc += A[i * lda + k] * B[k * ldb + jj];
+        for (int64_t k = 0; k < K; k++) acc += A[i * ars + k * acs] * B[k * ldb + jj];
         C[i * ldc + jj] = acc;
       }
     }
   }
+}
+
+// C[M×N] = (accumulate ? C : 0) + A[M×K]·B[K×N]; lda/ldb/ldc are row strides.
+template <typename T>
+inline void tile_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
+                      int64_t ldc, bool accumulate) {
+  tile_gemm_strided<T>(M, N, K, A, lda, 1, B, ldb, C, ldc, accumulate);
+}
+
+// C[M×N] = (accumulate ? C : 0) + Aᵀ·B with A stored [K×M] (row stride lda).
+template <typename T>
+inline void tile_gemm_at(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
+                         int64_t ldc, bool accumulate) {
+  tile_gemm_strided<T>(M, N, K, A, 1, lda, B, ldb, C, ldc, accumulate);
 }
 
 // dst[c×r] = transpose of src[r×c] (row strides given).

@@ -1,6 +1,7 @@
 #include "attention.h"
 
 #include <algorithm>
+#include <memory>
 #include <cmath>
 #include <vector>
 
@@ -67,12 +68,66 @@ void finish_logits(const AttentionParams<T>& p, int64_t b, int64_t h, int64_t st
   }
 }
 
+// Kᵀ (or Vᵀ) of every (sequence, head), cut into key tiles of [Dh × BK] that
+// are each contiguous: transposed once per call rather than once per query
+// tile, and read with a short, cache-friendly row stride. O(L) extra memory.
+template <typename T>
+struct TransposedTiles {
+  std::unique_ptr<T[]> data;
+  std::vector<int64_t> tile_base;  // first tile of each sequence
+  int64_t H = 0, Dh = 0;
+  const T* tile(int64_t b, int64_t h, int64_t j0) const {
+    return data.get() + ((tile_base[b] + j0 / BK) * H + h) * Dh * BK;
+  }
+};
+
+template <typename T>
+TransposedTiles<T> pack_transposed(const AttentionParams<T>& p, const Geometry<T>& g, const T* src, int64_t row) {
+  TransposedTiles<T> t;
+  t.H = p.H;
+  t.Dh = p.Dh;
+  t.tile_base.assign(p.B + 1, 0);
+  for (int64_t b = 0; b < p.B; b++) t.tile_base[b + 1] = t.tile_base[b] + (g.len(b) + BK - 1) / BK;
+  t.data.reset(new T[std::max<int64_t>(1, t.tile_base[p.B] * p.H * p.Dh * BK)]);
+  ThreadPool::get().parallel_for(p.B * p.H, [&](int64_t task, int) {
+    const int64_t b = task / p.H, h = task % p.H, start = g.start(b), len = g.len(b);
+    for (int64_t j0 = 0; j0 < len; j0 += BK) {
+      const int64_t bk = std::min(BK, len - j0);
+      transpose_tile(bk, p.Dh, src + (start + j0) * row + h * p.Dh, row, const_cast<T*>(t.tile(b, h, j0)), BK);
+    }
+  });
+  return t;
+}
+
+// Q, K, V or dO of every (sequence, head) as one contiguous [len × Dh] block.
+// The token-major inputs have a row stride of H·Dh (often a power of two),
+// which maps a tile's rows onto a few cache sets; contiguous blocks do not.
+template <typename T>
+struct PackedRows {
+  std::unique_ptr<T[]> data;
+  int64_t H = 0, Dh = 0;
+  const T* rows(int64_t start, int64_t len, int64_t h) const { return data.get() + (start * H + h * len) * Dh; }
+};
+
+template <typename T>
+PackedRows<T> pack_rows(const AttentionParams<T>& p, const Geometry<T>& g, const T* src, int64_t row) {
+  PackedRows<T> t;
+  t.H = p.H;
+  t.Dh = p.Dh;
+  t.data.reset(new T[std::max<int64_t>(1, p.nnz * p.H * p.Dh)]);
+  ThreadPool::get().parallel_for(p.B * p.H, [&](int64_t task, int) {
+    const int64_t b = task / p.H, h = task % p.H, start = g.start(b), len = g.len(b);
+    T* dst = const_cast<T*>(t.rows(start, len, h));
+    for (int64_t i = 0; i < len; i++) std::copy(src + (start + i) * row + h * p.Dh, src + (start + i) * row + (h + 1) * p.Dh, dst + i * p.Dh);
+  });
+  return t;
+}
+
 template <typename T>
 struct FwdScratch {
-  std::vector<T> S, Kt, O, m, l, e;
+  std::vector<T> S, O, m, l, e;
   void init(int64_t Dh) {
     S.resize(BQ * BK);
-    Kt.resize(Dh * BK);
     O.resize(BQ * Dh);
     m.resize(BQ);
     l.resize(BQ);
@@ -81,8 +136,8 @@ struct FwdScratch {
 };
 
 template <typename T>
-void forward_tile(const AttentionParams<T>& p, const Geometry<T>& g, int64_t b, int64_t h, int64_t i0,
-                  FwdScratch<T>& w) {
+void forward_tile(const AttentionParams<T>& p, const Geometry<T>& g, const TransposedTiles<T>& kt,
+                  const PackedRows<T>& vr, int64_t b, int64_t h, int64_t i0, FwdScratch<T>& w) {
   const int64_t Dh = p.Dh, start = g.start(b), len = g.len(b);
   const int64_t bq = std::min(BQ, len - i0);
   const T ninf = neg_inf<T>();
@@ -94,8 +149,7 @@ void forward_tile(const AttentionParams<T>& p, const Geometry<T>& g, int64_t b, 
   std::fill(w.e.begin(), w.e.end(), T(0));
   for (int64_t j0 = 0; j0 < len; j0 += BK) {
     const int64_t bk = std::min(BK, len - j0);
-    transpose_tile(bk, Dh, p.k + (start + j0) * p.k_row + h * Dh, p.k_row, w.Kt.data(), bk);
-    tile_gemm<T>(bq, bk, Dh, qp, p.q_row, w.Kt.data(), bk, w.S.data(), bk, false);
+    tile_gemm<T>(bq, bk, Dh, qp, p.q_row, kt.tile(b, h, j0), BK, w.S.data(), bk, false);
     finish_logits(p, b, h, start, i0, bq, j0, bk, w.S.data());
     for (int64_t r = 0; r < bq; r++) {
       T* s = w.S.data() + r * bk;
@@ -115,7 +169,7 @@ void forward_tile(const AttentionParams<T>& p, const Geometry<T>& g, int64_t b, 
       w.e[r] = w.e[r] * corr + se;
       w.m[r] = m_new;
     }
-    tile_gemm<T>(bq, Dh, bk, w.S.data(), bk, p.v + (start + j0) * p.v_row + h * Dh, p.v_row, w.O.data(), Dh, true);
+    tile_gemm<T>(bq, Dh, bk, w.S.data(), bk, vr.rows(start, len, h) + j0 * Dh, Dh, w.O.data(), Dh, true);
   }
   const int64_t sbase = g.stat(b, h) + i0;
   for (int64_t r = 0; r < bq; r++) {
@@ -132,68 +186,79 @@ void forward_tile(const AttentionParams<T>& p, const Geometry<T>& g, int64_t b, 
 
 template <typename T>
 struct BwdScratch {
-  std::vector<T> S, dP, Kt, Vt, Tr, D;
-  void init(int64_t Dh) {
+  std::vector<T> S, dP, D, dQ, dK, dV;
+  void init(int64_t L, int64_t Dh) {
     S.resize(BQ * BK);
     dP.resize(BQ * BK);
-    Kt.resize(Dh * BK);
-    Vt.resize(Dh * BK);
-    Tr.resize(BQ * BK);
     D.resize(BQ);
+    dQ.resize(BQ * Dh);
+    dK.resize(L * Dh);
+    dV.resize(L * Dh);
   }
 };
 
+// Everything the backward reads, repacked once per call (see PackedRows).
 template <typename T>
-void backward_head(const AttentionParams<T>& p, const Geometry<T>& g, int64_t b, int64_t h, BwdScratch<T>& w) {
+struct BwdPacks {
+  TransposedTiles<T> kt, vt;
+  PackedRows<T> q, k, dout;
+};
+
+template <typename T>
+void backward_head(const AttentionParams<T>& p, const Geometry<T>& g, const BwdPacks<T>& pk, int64_t b, int64_t h,
+                   BwdScratch<T>& w) {
   const int64_t Dh = p.Dh, start = g.start(b), len = g.len(b);
   const T scale = static_cast<T>(p.scale);
   const int64_t sbase = g.stat(b, h);
+  const T* qh = pk.q.rows(start, len, h);
+  const T* kh = pk.k.rows(start, len, h);
+  const T* doh = pk.dout.rows(start, len, h);
+  // dK and dV accumulate in contiguous scratch over all query tiles.
+  std::fill(w.dK.begin(), w.dK.begin() + len * Dh, T(0));
+  std::fill(w.dV.begin(), w.dV.begin() + len * Dh, T(0));
   for (int64_t i0 = 0; i0 < len; i0 += BQ) {
     const int64_t bq = std::min(BQ, len - i0);
-    const T* qp = p.q + (start + i0) * p.q_row + h * Dh;
-    const T* dop = p.dout + (start + i0) * p.o_row + h * Dh;
-    T* dqp = p.dq + (start + i0) * p.q_row + h * Dh;
+    const T* qp = qh + i0 * Dh;
+    const T* dop = doh + i0 * Dh;
+    std::fill(w.dQ.begin(), w.dQ.begin() + bq * Dh, T(0));
     for (int64_t r = 0; r < bq; r++) {
       const T* o = p.out + (start + i0 + r) * p.o_row + h * Dh;
-      const T* d = dop + r * p.o_row;
+      const T* d = dop + r * Dh;
       T acc = 0;
       for (int64_t c = 0; c < Dh; c++) acc += o[c] * d[c];
       w.D[r] = acc;
     }
     for (int64_t j0 = 0; j0 < len; j0 += BK) {
       const int64_t bk = std::min(BK, len - j0);
-      const T* kp = p.k + (start + j0) * p.k_row + h * Dh;
-      const T* vp = p.v + (start + j0) * p.v_row + h * Dh;
-      transpose_tile(bk, Dh, kp, p.k_row, w.Kt.data(), bk);
-      transpose_tile(bk, Dh, vp, p.v_row, w.Vt.data(), bk);
-      tile_gemm<T>(bq, bk, Dh, qp, p.q_row, w.Kt.data(), bk, w.S.data(), bk, false);
+      tile_gemm<T>(bq, bk, Dh, qp, Dh, pk.kt.tile(b, h, j0), BK, w.S.data(), bk, false);
       finish_logits(p, b, h, start, i0, bq, j0, bk, w.S.data());
-      tile_gemm<T>(bq, bk, Dh, dop, p.o_row, w.Vt.data(), bk, w.dP.data(), bk, false);
+      tile_gemm<T>(bq, bk, Dh, dop, Dh, pk.vt.tile(b, h, j0), BK, w.dP.data(), bk, false);
       for (int64_t r = 0; r < bq; r++) {
-        T* s = w.S.data() + r * bk;  // becomes P
+        T* s = w.S.data() + r * bk;    // becomes P
         T* dp = w.dP.data() + r * bk;  // becomes dS
         const T lse = p.lse[sbase + i0 + r];
-        const T Dr = w.D[r];
         const bool ent = p.dentropy && g.entropy_row(start, i0 + r);
         const T dH = ent ? p.dentropy[sbase + i0 + r] : T(0);
         const T H = ent ? p.entropy[sbase + i0 + r] : T(0);
         // dH/ds = −p·(log p + H), with log p = s − lse; folded into the row kernel.
-        softmax_grad_row(s, dp, bk, lse, Dr, dH, H);
+        softmax_grad_row(s, dp, bk, lse, w.D[r], dH, H);
         if (p.dbias) {
           T* db = p.dbias + (b * p.L + i0 + r) * p.L + j0;
           for (int64_t c = 0; c < bk; c++) db[c] += dp[c];
         }
         for (int64_t c = 0; c < bk; c++) dp[c] *= scale;
       }
-      // dV += Pᵀ·dO
-      transpose_tile(bq, bk, w.S.data(), bk, w.Tr.data(), bq);
-      tile_gemm<T>(bk, Dh, bq, w.Tr.data(), bq, dop, p.o_row, p.dv + (start + j0) * p.v_row + h * Dh, p.v_row, true);
-      // dQ += dS·K
-      tile_gemm<T>(bq, Dh, bk, w.dP.data(), bk, kp, p.k_row, dqp, p.q_row, true);
-      // dK += dSᵀ·Q
-      transpose_tile(bq, bk, w.dP.data(), bk, w.Tr.data(), bq);
-      tile_gemm<T>(bk, Dh, bq, w.Tr.data(), bq, qp, p.q_row, p.dk + (start + j0) * p.k_row + h * Dh, p.k_row, true);
+      // dV += Pᵀ·dO, dQ += dS·K, dK += dSᵀ·Q
+      tile_gemm_at<T>(bk, Dh, bq, w.S.data(), bk, dop, Dh, w.dV.data() + j0 * Dh, Dh, true);
+      tile_gemm<T>(bq, Dh, bk, w.dP.data(), bk, kh + j0 * Dh, Dh, w.dQ.data(), Dh, true);
+      tile_gemm_at<T>(bk, Dh, bq, w.dP.data(), bk, qp, Dh, w.dK.data() + j0 * Dh, Dh, true);
     }
+    for (int64_t r = 0; r < bq; r++)
+      std::copy(w.dQ.data() + r * Dh, w.dQ.data() + (r + 1) * Dh, p.dq + (start + i0 + r) * p.q_row + h * Dh);
+  }
+  for (int64_t r = 0; r < len; r++) {
+    std::copy(w.dK.data() + r * Dh, w.dK.data() + (r + 1) * Dh, p.dk + (start + r) * p.k_row + h * Dh);
+    std::copy(w.dV.data() + r * Dh, w.dV.data() + (r + 1) * Dh, p.dv + (start + r) * p.v_row + h * Dh);
   }
 }
 
@@ -206,9 +271,11 @@ void attention_forward_cpu(const AttentionParams<T>& p) {
   ThreadPool& pool = ThreadPool::get();
   std::vector<FwdScratch<T>> scratch(pool.size());
   for (auto& s : scratch) s.init(p.Dh);
+  const TransposedTiles<T> kt = pack_transposed(p, g, p.k, p.k_row);
+  const PackedRows<T> vr = pack_rows(p, g, p.v, p.v_row);
   pool.parallel_for(p.B * p.H * tiles, [&](int64_t t, int tid) {
     const int64_t b = t / (p.H * tiles), h = (t / tiles) % p.H, i0 = (t % tiles) * BQ;
-    if (i0 < g.len(b)) forward_tile(p, g, b, h, i0, scratch[tid]);
+    if (i0 < g.len(b)) forward_tile(p, g, kt, vr, b, h, i0, scratch[tid]);
   });
 }
 
@@ -217,14 +284,16 @@ void attention_backward_cpu(const AttentionParams<T>& p) {
   const Geometry<T> g{p};
   ThreadPool& pool = ThreadPool::get();
   std::vector<BwdScratch<T>> scratch(pool.size());
-  for (auto& s : scratch) s.init(p.Dh);
+  for (auto& s : scratch) s.init(p.L, p.Dh);
+  const BwdPacks<T> pk{pack_transposed(p, g, p.k, p.k_row), pack_transposed(p, g, p.v, p.v_row),
+                       pack_rows(p, g, p.q, p.q_row), pack_rows(p, g, p.k, p.k_row), pack_rows(p, g, p.dout, p.o_row)};
   if (p.dbias) {
     // dbias sums over heads, so one task owns a whole sequence: no races and a fixed summation order.
     pool.parallel_for(p.B, [&](int64_t b, int tid) {
-      for (int64_t h = 0; h < p.H; h++) backward_head(p, g, b, h, scratch[tid]);
+      for (int64_t h = 0; h < p.H; h++) backward_head(p, g, pk, b, h, scratch[tid]);
     });
   } else {
-    pool.parallel_for(p.B * p.H, [&](int64_t t, int tid) { backward_head(p, g, t / p.H, t % p.H, scratch[tid]); });
+    pool.parallel_for(p.B * p.H, [&](int64_t t, int tid) { backward_head(p, g, pk, t / p.H, t % p.H, scratch[tid]); });
   }
 }
 
