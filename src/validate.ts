@@ -2,6 +2,8 @@
 import { expected } from './errors.js';
 import { Tensor, type DType } from './tensor.js';
 
+const article = (word: string): string => (/^[aeio]/.test(word) ? 'an' : 'a');
+
 export function checkTensor(t: unknown, name: string): asserts t is Tensor {
   if (!(t instanceof Tensor)) throw expected('a Tensor', name, t);
   if (t.disposed) throw expected('a live tensor', name, 'a disposed tensor');
@@ -13,11 +15,11 @@ export function checkFloat(t: unknown, name: string): asserts t is Tensor {
 }
 
 export function checkDtype(t: Tensor, dtype: DType, name: string): void {
-  if (t.dtype !== dtype) throw expected(`a ${dtype} tensor`, name, t, 'E_DTYPE');
+  if (t.dtype !== dtype) throw expected(`${article(dtype)} ${dtype} tensor`, name, t, 'E_DTYPE');
 }
 
 export function checkSameDtype(ref: Tensor, t: Tensor, name: string): void {
-  if (t.dtype !== ref.dtype) throw expected(`a ${ref.dtype} tensor`, name, t, 'E_DTYPE');
+  if (t.dtype !== ref.dtype) throw expected(`${article(ref.dtype)} ${ref.dtype} tensor`, name, t, 'E_DTYPE');
 }
 
 export function checkShape(t: Tensor, shape: readonly number[], name: string): void {

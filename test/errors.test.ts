@@ -18,7 +18,7 @@ describe('TypeScript validation', () => {
       'Expected a float32 tensor for weight but received float64 tensor [4, 3]',
     );
     expect(() => layerNorm(zeros([2, 3]), zeros([4]), null)).toThrow('Expected shape [3] for weight but received float32 tensor [4]');
-    expect(() => crossEntropy(zeros([2, 3]), zeros([2]))).toThrow('Expected a int32 tensor for targets but received float32 tensor [2]');
+    expect(() => crossEntropy(zeros([2, 3]), zeros([2]))).toThrow('Expected an int32 tensor for targets but received float32 tensor [2]');
     expect(() => reshape(zeros([2, 3]), [4, -1])).toThrow('Expected a shape with 6 elements for shape but received [4, -1]');
     expect(() => dropout(zeros([2]), { p: 1.5, seed: 0, step: 0 })).toThrow('Expected a number in [0, 1] for p but received 1.5');
     expect(() => new AdamW([], { lr: -1 })).toThrow('Expected a number in [0, Infinity] for lr but received -1');
@@ -32,7 +32,7 @@ describe('native errors carry code, op and the shapes', () => {
     expect(e.code).toBe('E_SHAPE');
     expect(e.op).toBe('matmul');
     expect(e.message).toBe(
-      'matmul: Expected b with inner dimension 3 (from a float32 [2, 3]) for b but received float32 [4, 5]',
+      'matmul: Expected b with inner dimension 3 (from a float32 tensor [2, 3]) for b but received float32 tensor [4, 5]',
     );
   });
 
@@ -79,7 +79,7 @@ describe('native errors carry code, op and the shapes', () => {
   it('optimizer state mismatches', () => {
     const p = zeros([4]);
     expect(() => native().adamw(p.native, zeros([3]).native, zeros([4]).native, zeros([4]).native, { lr: 1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, step: 1 })).toThrow(
-      'adamw: Expected 4 elements for grad but received float32 [3]',
+      'adamw: Expected 4 elements for grad but received float32 tensor [3]',
     );
     const q = Parameter.from(zeros([2]));
     expect(() => matmul(q, q)).toThrow('Expected a 2-D to 8-D tensor for a but received float32 tensor [2]');

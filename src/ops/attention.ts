@@ -85,7 +85,7 @@ function validate(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): void {
     checkDtype(o.tokenMask, 'uint8', 'tokenMask');
     checkShape(o.tokenMask, varlen ? [q.shape[0]!] : [B, L], 'tokenMask');
   }
-  if (o.excludeMaskedKeys && !o.tokenMask) throw expected('a tokenMask with excludeMaskedKeys', 'tokenMask', undefined);
+  if (o.excludeMaskedKeys && !o.tokenMask) throw expected('a tokenMask when excludeMaskedKeys is set', 'tokenMask', undefined);
 }
 
 /** q, k, v: [B, L, H, Dh] (or [nnz, H, Dh] with cuSeqlens). */

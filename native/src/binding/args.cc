@@ -5,7 +5,13 @@
 
 namespace cloze {
 
-std::string tensor_desc(const NTensor* t) { return std::string(dtype_name(t->dtype())) + " " + shape_str(t->shape()); }
+std::string tensor_desc(const NTensor* t) { return std::string(dtype_name(t->dtype())) + " tensor " + shape_str(t->shape()); }
+
+std::string with_article(const std::string& noun) {
+  const char c = noun.empty() ? 'x' : noun[0];
+  const bool vowel = c == 'a' || c == 'e' || c == 'i' || c == 'o';  // "a uint8": u is sounded "you"
+  return (vowel ? "an " : "a ") + noun;
+}
 
 std::string ArgReader::describe(const Napi::Value& v) const {
   if (v.IsUndefined()) return "undefined";
@@ -19,7 +25,7 @@ std::string ArgReader::describe(const Napi::Value& v) const {
   if (v.IsString()) return "'" + v.As<Napi::String>().Utf8Value() + "'";
   if (NTensor::IsInstance(env(), v)) {
     NTensor* t = NTensor::Unwrap(v.As<Napi::Object>());
-    return t->disposed() ? "a disposed tensor" : "tensor " + tensor_desc(t);
+    return t->disposed() ? "a disposed tensor" : tensor_desc(t);
   }
   if (v.IsArray()) return "an array";
   if (v.IsFunction()) return "a function";
@@ -128,11 +134,11 @@ void ArgReader::want_float(const NTensor* t, const char* name) const {
   if (!is_float(t->dtype())) bad(ErrCode::Dtype, "a float32 or float64 tensor", name, tensor_desc(t));
 }
 void ArgReader::want_dtype(const NTensor* t, DType dt, const char* name) const {
-  if (t->dtype() != dt) bad(ErrCode::Dtype, std::string("a ") + dtype_name(dt) + " tensor", name, tensor_desc(t));
+  if (t->dtype() != dt) bad(ErrCode::Dtype, with_article(std::string(dtype_name(dt)) + " tensor"), name, tensor_desc(t));
 }
 void ArgReader::want_same_dtype(const NTensor* a, const NTensor* b, const char* name) const {
   if (a->dtype() != b->dtype())
-    bad(ErrCode::Dtype, std::string("a ") + dtype_name(a->dtype()) + " tensor", name, tensor_desc(b));
+    bad(ErrCode::Dtype, with_article(std::string(dtype_name(a->dtype())) + " tensor"), name, tensor_desc(b));
 }
 void ArgReader::want_ndim(const NTensor* t, int64_t lo, int64_t hi, const char* name) const {
   if (t->ndim() < lo || t->ndim() > hi) {

@@ -42,7 +42,8 @@ struct ArgReader {
   void want_numel(const NTensor* t, int64_t n, const char* name) const;
 };
 
-std::string tensor_desc(const NTensor* t);  // "float32 [2, 3]"
+std::string tensor_desc(const NTensor* t);  // "float32 tensor [2, 3]"
+std::string with_article(const std::string& noun);  // "an int32 tensor"
 
 // Runs a binding body, turning C++ exceptions into JS errors with code and op.
 Napi::Value guarded(const Napi::CallbackInfo& info, const char* op,

@@ -158,15 +158,22 @@ void forward_tile(const AttentionParams<T>& p, const Geometry<T>& g, const Trans
         std::fill(s, s + bk, T(0));
         continue;
       }
-      const T corr = w.m[r] == ninf ? T(0) : fexp(w.m[r] - m_new);
+      const T m_old = w.m[r];
+      const T corr = m_old == ninf ? T(0) : fexp(m_old - m_new);
       T sum = 0, se = 0;
-      exp_row(s, bk, m_new, &sum, &se, want_entropy);
+      // For the entropy, e accumulates Σ p·(s − m) against the running max m, so
+      // that H = log l − e/l adds two non-negative terms. Accumulating Σ p·s and
+      // taking lse − E[s] cancels two numbers of the logits' size and, in float32,
+      // lost several times the error of a naive softmax on peaked rows.
+      if (want_entropy)
+        for (int64_t c = 0; c < bk; c++) s[c] -= m_new;  // −∞ stays −∞
+      exp_row(s, bk, want_entropy ? T(0) : m_new, &sum, &se, want_entropy);
       if (corr != T(1)) {
         T* o = w.O.data() + r * Dh;
         for (int64_t d = 0; d < Dh; d++) o[d] *= corr;
       }
+      if (want_entropy) w.e[r] = m_old == ninf ? se : corr * (w.e[r] + (m_old - m_new) * w.l[r]) + se;
       w.l[r] = w.l[r] * corr + sum;
-      w.e[r] = w.e[r] * corr + se;
       w.m[r] = m_new;
     }
     tile_gemm<T>(bq, Dh, bk, w.S.data(), bk, vr.rows(start, len, h) + j0 * Dh, Dh, w.O.data(), Dh, true);
@@ -180,7 +187,7 @@ void forward_tile(const AttentionParams<T>& p, const Geometry<T>& g, const Trans
     const T lse = empty ? ninf : w.m[r] + std::log(w.l[r]);
     p.lse[sbase + r] = lse;
     if (want_entropy)
-      p.entropy[sbase + r] = (!empty && g.entropy_row(start, i0 + r)) ? lse - w.e[r] * inv : T(0);
+      p.entropy[sbase + r] = (!empty && g.entropy_row(start, i0 + r)) ? std::log(w.l[r]) - w.e[r] * inv : T(0);
   }
 }
 
