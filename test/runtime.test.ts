@@ -1,6 +1,6 @@
 /** The thread pool is configurable, reported, and results do not depend on its size. */
 import { afterAll, describe, expect, it } from 'vitest';
-import { attention, layerNorm, Rng, runtimeInfo, setNumThreads, tensor } from '../src/index.js';
+import { attention, backward, layerNorm, mul, Rng, runtimeInfo, setNumThreads, sum, tensor } from '../src/index.js';
 
 const cores = runtimeInfo().threads;
 afterAll(() => setNumThreads(cores));
@@ -23,14 +23,23 @@ describe('runtime', () => {
     const q = r([3, 70, 2, 16]);
     const k = r([3, 70, 2, 16]);
     const v = r([3, 70, 2, 16]);
-    const x = r([50, 40]);
-    const run = () => [attention(q, k, v).out.toArray(), layerNorm(x, null, null).toArray()];
+    const x = r([300, 40]);
+    const w = r([40]);
+    w.requiresGrad = true;
+    const gy = r([300, 40]);
+    const run = () => {
+      w.grad = null;
+      const y = layerNorm(x, w, null);
+      backward(sum(mul(y, gy)));
+      return [attention(q, k, v).out.toArray(), y.toArray(), w.grad!.toArray()];
+    };
     setNumThreads(1);
     const one = run();
     setNumThreads(3);
     const three = run();
     expect(Array.from(three[0]!)).toEqual(Array.from(one[0]!));
     expect(Array.from(three[1]!)).toEqual(Array.from(one[1]!));
+    expect(Array.from(three[2]!)).toEqual(Array.from(one[2]!));
     expect(() => setNumThreads(0)).toThrow('Expected an integer in [1, 1024] for threads but received 0');
   });
 });

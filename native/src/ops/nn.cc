@@ -59,11 +59,11 @@ template <typename T>
 void layernorm_backward_cpu(const LayerNormParams<T>& p) {
   const int64_t C = p.cols, R = p.rows;
   ThreadPool& pool = ThreadPool::get();
-  const int nt = pool.size();
-  // dw/db: per-thread partial sums over contiguous row ranges, combined in a fixed order.
+  // dw/db: partial sums over fixed 64-row chunks, combined in chunk order, so
+  // the result does not depend on the thread count.
   const bool param_grads = p.dw || p.db;
-  const int64_t chunks = std::min<int64_t>(R, nt);
-  const int64_t step = chunks > 0 ? (R + chunks - 1) / chunks : 0;
+  const int64_t step = 64;
+  const int64_t chunks = (R + step - 1) / step;
   std::vector<std::vector<T>> part_w(chunks), part_b(chunks);
   pool.parallel_for(chunks, [&](int64_t ch, int) {
     const int64_t r0 = ch * step, r1 = std::min(R, r0 + step);
