@@ -21,7 +21,8 @@
         "native/src/binding/bind_elementwise.cc",
         "native/src/binding/bind_nn.cc",
         "native/src/binding/bind_attention.cc",
-        "native/src/binding/bind_optim.cc"
+        "native/src/binding/bind_optim.cc",
+        "native/src/binding/bind_bench.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

@@ -15,6 +15,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   cloze::register_nn(env, exports);
   cloze::register_attention(env, exports);
   cloze::register_optim(env, exports);
+  cloze::register_bench(env, exports);
   return exports;
 }
 }  // namespace

@@ -102,4 +102,9 @@ export interface NativeAddon {
     lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number; gradScale?: number;
   }): void;
   clipGradNorm(grads: N[], maxNorm: number): number;
+
+  /** float32 FMA GFLOP/s of register-resident chains on every pool thread for about `ms` ms (bench yardstick). */
+  measurePeakGflops(ms: number): number;
+  /** Returns cached free heap memory to the OS (glibc malloc_trim); false where unsupported. Bench use. */
+  releaseFreeMemory(): boolean;
 }

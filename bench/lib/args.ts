@@ -1,0 +1,64 @@
+/** Command-line options of `npm run bench:kernels -- [options]`. */
+import { availableParallelism } from 'node:os';
+
+export interface BenchArgs {
+  /** Threads for every implementation (our pool and BLAS, torch intra-op, OpenBLAS). */
+  threads: number;
+  /** Timed samples per case; the median is reported. */
+  reps: number;
+  warmup: number;
+  /** Attention sequence lengths. */
+  lengths: number[];
+  /** Square GEMM sizes. */
+  gemmSizes: number[];
+  /** Python with torch for the PyTorch baseline; '' skips it. */
+  python: string;
+  only: 'all' | 'gemm' | 'attention';
+}
+
+const USAGE = `usage: npm run bench:kernels -- [--threads N] [--reps N] [--warmup N] [--lengths 128,256,512]
+                                  [--gemm-sizes 256,512,1024,2048] [--python /usr/bin/python3 | --no-torch]
+                                  [--only gemm|attention]`;
+
+function positiveInt(name: string, v: string | undefined): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`Expected a positive integer for ${name} but received ${v ?? 'nothing'}\n${USAGE}`);
+  return n;
+}
+
+function intList(name: string, v: string | undefined): number[] {
+  return (v ?? '').split(',').map((s) => positiveInt(name, s));
+}
+
+export function parseArgs(argv: readonly string[]): BenchArgs {
+  const a: BenchArgs = {
+    threads: availableParallelism(),
+    reps: 7,
+    warmup: 1,
+    lengths: [128, 256, 512],
+    gemmSizes: [256, 512, 1024, 2048],
+    python: process.env.CLOZE_TORCH_PYTHON ?? '/usr/bin/python3',
+    only: 'all',
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i]!;
+    const v = argv[i + 1];
+    switch (k) {
+      case '--threads': a.threads = positiveInt(k, v); i++; break;
+      case '--reps': a.reps = positiveInt(k, v); i++; break;
+      case '--warmup': a.warmup = positiveInt(k, v); i++; break;
+      case '--lengths': a.lengths = intList(k, v); i++; break;
+      case '--gemm-sizes': a.gemmSizes = intList(k, v); i++; break;
+      case '--python': a.python = v ?? ''; i++; break;
+      case '--no-torch': a.python = ''; break;
+      case '--only':
+        if (v !== 'gemm' && v !== 'attention' && v !== 'all') throw new Error(`Expected gemm, attention or all for --only but received ${v}\n${USAGE}`);
+        a.only = v;
+        i++;
+        break;
+      case '--help': case '-h': console.log(USAGE); process.exit(0); break;
+      default: throw new Error(`Expected an option for bench:kernels but received ${k}\n${USAGE}`);
+    }
+  }
+  return a;
+}

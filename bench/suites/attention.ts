@@ -1,0 +1,242 @@
+/**
+ * Attention forward+backward, float32, B×H heads of width Dh, for each L:
+ *   fused  our flash-style kernel through the library: attention(q, k, v) then
+ *          backward; q, k, v [B, L, H, Dh].
+ *   naive  the same math from our own ops with autograd, q, k, v [B·H, L, Dh]:
+ *          matmul(q, k, {transB}) → scale → softmax → matmul(p, v), backward.
+ *   torch  PyTorch eager with autograd (bench/baselines/attention_torch.py).
+ * The naive and torch layouts are handed to them ready-made: the transposes a
+ * model would need from a linear layer's [B, L, H·Dh] output are not timed.
+ */
+import { attention, backward, matmul, noGrad, scale, scope, softmax, type Tensor } from '../../src/index.js';
+import type { BenchArgs } from '../lib/args.js';
+import { bhldToBlhd, maxAbsDiff, randomArray, tensorFrom } from '../lib/data.js';
+import { ATTENTION_FLOPS_CONVENTION, attentionFlops, gflops } from '../lib/flops.js';
+import { peakLiveBytes } from '../lib/memory.js';
+import { peakRssGrowth } from '../lib/rss.js';
+import { fmt, fmtMiB, fmtMs, fmtPct, fmtRatio, printTable, section } from '../lib/table.js';
+import { timeIt } from '../lib/timing.js';
+import { runTorchAttention, type TorchOutcome } from '../lib/torch.js';
+
+export const B = 32;
+export const H = 4;
+export const Dh = 64;
+
+interface Impl {
+  fwdBwdMs: number;
+  fwdMs: number;
+  /** CPU time per fwd+bwd step summed over threads: user, and kernel (page faults, munmap, yields). */
+  cpuUserMs: number;
+  cpuSysMs: number;
+}
+
+export interface AttentionRow {
+  L: number;
+  fused: Impl;
+  naive: Impl;
+  torch: Impl | null;
+  fusedExtraBytes: number;
+  naiveExtraBytes: number;
+  /** Peak RSS growth over one fwd+bwd after warm-up, comparable across all three; null where unmeasured. */
+  rss: { fused: number | null; naive: number | null; torch: number | null };
+  /** max |fused − naive| over out and dq, and the largest |value| for scale. */
+  check: { out: number; dq: number; scale: number };
+}
+
+/** Inputs of one length in both layouts, same values. */
+class Inputs {
+  readonly fused: Tensor[];  // q, k, v (requiresGrad), g: [B, L, H, Dh]
+  readonly naive: Tensor[];  // q, k, v (requiresGrad), g: [B·H, L, Dh]
+  constructor(readonly L: number) {
+    const data = [1, 2, 3, 4].map((seed) => randomArray(B * H * L * Dh, seed + 10 * L));
+    this.naive = data.map((d, i) => tensorFrom(d, [B * H, L, Dh], i < 3));
+    this.fused = data.map((d, i) => tensorFrom(bhldToBlhd(d, B, H, L, Dh), [B, L, H, Dh], i < 3));
+  }
+  dispose(): void {
+    for (const t of [...this.fused, ...this.naive]) t.dispose();
+  }
+}
+
+function clearGrads(ts: readonly Tensor[]): void {
+  for (const t of ts) {
+    t.grad?.dispose();
+    t.grad = null;
+  }
+}
+
+function fusedForward(x: Inputs): Tensor {
+  const [q, k, v] = x.fused as [Tensor, Tensor, Tensor];
+  return attention(q, k, v).out;
+}
+
+function naiveForward(x: Inputs): Tensor {
+  const [q, k, v] = x.naive as [Tensor, Tensor, Tensor];
+  const s = scale(matmul(q, k, { transB: true }), 1 / Math.sqrt(Dh));
+  return matmul(softmax(s), v);
+}
+
+/** One fwd+bwd; `read` sees the output and the tensors before they are freed. */
+function step(x: Inputs, which: 'fused' | 'naive', read?: (out: Tensor, q: Tensor) => void): void {
+  const ts = which === 'fused' ? x.fused : x.naive;
+  scope(() => {
+    const out = which === 'fused' ? fusedForward(x) : naiveForward(x);
+    backward(out, ts[3]!);
+    read?.(out, ts[0]!);
+  });
+  clearGrads(ts.slice(0, 3));
+}
+
+function measure(x: Inputs, which: 'fused' | 'naive', args: BenchArgs): Impl {
+  const opts = { warmup: args.warmup, reps: args.reps };
+  const both = timeIt(() => step(x, which), opts);
+  const fwdMs = timeIt(() => scope(() => noGrad(() => (which === 'fused' ? fusedForward(x) : naiveForward(x)))), opts).medianMs;
+  return { fwdBwdMs: both.medianMs, fwdMs, cpuUserMs: both.cpuUserMs, cpuSysMs: both.cpuSysMs };
+}
+
+function runLength(L: number, args: BenchArgs): { row: AttentionRow; torch: TorchOutcome } {
+  const x = new Inputs(L);
+  // Memory and agreement: one instrumented step each, before any timing.
+  let fusedOut: ArrayLike<number> = [];
+  let fusedDq: ArrayLike<number> = [];
+  let naiveOut: ArrayLike<number> = [];
+  let naiveDq: ArrayLike<number> = [];
+  const fm = peakLiveBytes(() =>
+    step(x, 'fused', (out, q) => {
+      fusedOut = out.toArray() as Float32Array;
+      fusedDq = q.grad!.toArray() as Float32Array;
+    }),
+  );
+  const nm = peakLiveBytes(() =>
+    step(x, 'naive', (out, q) => {
+      naiveOut = bhldToBlhd(out.toArray() as Float32Array, B, H, L, Dh);
+      naiveDq = bhldToBlhd(q.grad!.toArray() as Float32Array, B, H, L, Dh);
+    }),
+  );
+  const co = maxAbsDiff(fusedOut, naiveOut);
+  const cq = maxAbsDiff(fusedDq, naiveDq);
+
+  const fused = measure(x, 'fused', args);
+  const naive = measure(x, 'naive', args);
+  const rssOf = (which: 'fused' | 'naive'): number | null => {
+    (globalThis as { gc?: () => void }).gc?.();
+    return peakRssGrowth(() => step(x, which));
+  };
+  const fusedRss = rssOf('fused');
+  const naiveRss = rssOf('naive');
+  x.dispose();
+  const t = runTorchAttention({ python: args.python, threads: args.threads, B, H, Dh, L, warmup: args.warmup, reps: args.reps });
+  const row: AttentionRow = {
+    L,
+    fused,
+    naive,
+    torch: t.ok
+      ? { fwdBwdMs: t.fwd_bwd.median_ms, fwdMs: t.fwd.median_ms, cpuUserMs: t.fwd_bwd.cpu_user_ms, cpuSysMs: t.fwd_bwd.cpu_sys_ms }
+      : null,
+    fusedExtraBytes: fm.peakExtraBytes,
+    naiveExtraBytes: nm.peakExtraBytes,
+    rss: { fused: fusedRss, naive: naiveRss, torch: t.ok ? t.peak_rss_growth_bytes : null },
+    check: { out: co.diff, dq: cq.diff, scale: Math.max(co.scale, cq.scale) },
+  };
+  return { row, torch: t };
+}
+
+export function runAttention(args: BenchArgs, peakGflops: number): AttentionRow[] {
+  section(`Attention fwd+bwd float32, B=${B} H=${H} Dh=${Dh}, ${args.threads} thread(s)`);
+  console.log(ATTENTION_FLOPS_CONVENTION);
+  const rows: AttentionRow[] = [];
+  let torchNote = '';
+  for (const L of args.lengths) {
+    const { row, torch } = runLength(L, args);
+    rows.push(row);
+    if (!torchNote) torchNote = torch.ok
+      ? `torch ${torch.torch} (${torch.python}), ${torch.threads} intra-op thread(s), BLAS ${torch.blas}`
+      : `torch column skipped: ${torch.error}`;
+    process.stdout.write(`  L=${L} done\n`);
+  }
+  console.log(torchNote);
+
+  const flops = (L: number) => attentionFlops(B, H, L, Dh);
+  const rate = (L: number, ms: number | undefined) => (ms === undefined ? undefined : gflops(flops(L).total, ms));
+  console.log('\nfwd+bwd, median ms per step; "fused vs X" = X time ÷ fused time (>1 = fused faster)');
+  printTable(
+    [
+      { header: 'L' }, { header: 'fused ms' }, { header: 'naive ms' }, { header: 'torch ms' },
+      { header: 'fused GFLOP/s' }, { header: 'naive GFLOP/s' }, { header: 'torch GFLOP/s' }, { header: 'fused/peak' },
+      { header: 'fused vs naive' }, { header: 'fused vs torch' },
+    ],
+    rows.map((r) => [
+      String(r.L), fmtMs(r.fused.fwdBwdMs), fmtMs(r.naive.fwdBwdMs), fmtMs(r.torch?.fwdBwdMs),
+      fmt(rate(r.L, r.fused.fwdBwdMs)), fmt(rate(r.L, r.naive.fwdBwdMs)), fmt(rate(r.L, r.torch?.fwdBwdMs)),
+      fmtPct(rate(r.L, r.fused.fwdBwdMs)! / peakGflops),
+      fmtRatio(r.naive.fwdBwdMs / r.fused.fwdBwdMs), fmtRatio(r.torch ? r.torch.fwdBwdMs / r.fused.fwdBwdMs : undefined),
+    ]),
+  );
+
+  console.log('\nforward alone (no grad recording) and backward = fwd+bwd − fwd; GFLOP/s by the convention above');
+  const split = (r: AttentionRow, i: Impl | null) => (i ? { f: i.fwdMs, b: i.fwdBwdMs - i.fwdMs } : undefined);
+  printTable(
+    [
+      { header: 'L' }, { header: 'fused fwd ms' }, { header: 'fused bwd ms' }, { header: 'naive fwd ms' }, { header: 'naive bwd ms' },
+      { header: 'torch fwd ms' }, { header: 'torch bwd ms' }, { header: 'fused fwd GFLOP/s' }, { header: 'fused bwd GFLOP/s' },
+      { header: 'fwd vs torch' }, { header: 'bwd vs torch' },
+    ],
+    rows.map((r) => {
+      const f = split(r, r.fused)!;
+      const n = split(r, r.naive)!;
+      const t = split(r, r.torch);
+      return [
+        String(r.L), fmtMs(f.f), fmtMs(f.b), fmtMs(n.f), fmtMs(n.b), fmtMs(t?.f), fmtMs(t?.b),
+        fmt(gflops(flops(r.L).fwd, f.f)), fmt(gflops(flops(r.L).bwd, f.b)),
+        fmtRatio(t ? t.f / f.f : undefined), fmtRatio(t ? t.b / f.b : undefined),
+      ];
+    }),
+  );
+
+  console.log(
+    '\nCPU time per fwd+bwd step, ms summed over threads (process.cpuUsage / getrusage): user, and sys = kernel time' +
+      '\n(page faults on fresh allocations, munmap and its TLB shootdowns, thread wake-ups). sys share = sys ÷ (user + sys).',
+  );
+  const cpuCells = (i: Impl | null) =>
+    i ? [fmt(i.cpuUserMs, 0), fmt(i.cpuSysMs, 0), fmtPct(i.cpuSysMs / (i.cpuUserMs + i.cpuSysMs))] : ['-', '-', '-'];
+  printTable(
+    [
+      { header: 'L' }, { header: 'fused user' }, { header: 'fused sys' }, { header: 'fused sys share' },
+      { header: 'naive user' }, { header: 'naive sys' }, { header: 'naive sys share' },
+      { header: 'torch user' }, { header: 'torch sys' }, { header: 'torch sys share' },
+    ],
+    rows.map((r) => [String(r.L), ...cpuCells(r.fused), ...cpuCells(r.naive), ...cpuCells(r.torch)]),
+  );
+
+  console.log(
+    '\nextra memory during one fwd+bwd, MiB. "live": peak of our liveBytes() (native tensor bytes, sampled after every' +
+      '\naddon call) above the inputs, gradients included. "RSS": peak resident-set growth of the process over one step' +
+      '\nafter warm-up (VmHWM reset through /proc/self/clear_refs): every touched page, allocator caching included; the one' +
+      '\nfigure that compares with torch.',
+  );
+  printTable(
+    [
+      { header: 'L' }, { header: 'fused live' }, { header: 'naive live' }, { header: 'naive/fused' },
+      { header: 'fused RSS' }, { header: 'naive RSS' }, { header: 'torch RSS' },
+      { header: 'one [B·H,L,L]' }, { header: 'one [B,L,H,Dh]' },
+    ],
+    rows.map((r) => [
+      String(r.L), fmtMiB(r.fusedExtraBytes), fmtMiB(r.naiveExtraBytes), fmtRatio(r.naiveExtraBytes / r.fusedExtraBytes),
+      fmtMiB(r.rss.fused ?? undefined), fmtMiB(r.rss.naive ?? undefined), fmtMiB(r.rss.torch ?? undefined),
+      fmtMiB(4 * B * H * r.L * r.L), fmtMiB(4 * B * H * r.L * Dh),
+    ]),
+  );
+
+  console.log('\nagreement, fused vs naive (same inputs): ' +
+    rows.map((r) => `L=${r.L}: max|Δout| ${r.check.out.toExponential(1)}, max|Δdq| ${r.check.dq.toExponential(1)} (max |value| ${fmt(r.check.scale, 2)})`).join('; '));
+
+  const target = rows.find((r) => r.L === 512);
+  if (target) {
+    const s = target.torch ? target.torch.fwdBwdMs / target.fused.fwdBwdMs : undefined;
+    console.log(
+      s === undefined
+        ? 'target (fused ≥ 2× PyTorch fwd+bwd at L=512): not measured, torch column skipped'
+        : `target (fused ≥ 2× PyTorch fwd+bwd at L=512): measured ${fmtRatio(s)}, ${s >= 2 ? 'MET' : 'NOT MET'}`,
+    );
+  }
+  return rows;
+}

@@ -1,0 +1,74 @@
+/**
+ * float32 GEMM, C[M×N] = A[M×K]·B[K×N], through the addon's matmul: the BLAS
+ * path ('auto', OpenBLAS when built with it) against the built-in fallback
+ * ('builtin'), each read against the measured FMA peak. Output allocation
+ * (zero-filled) is part of each call, as it is for users.
+ */
+import { native } from '../../src/native/loader.js';
+import type { NativeTensor } from '../../src/native/types.js';
+import type { BenchArgs } from '../lib/args.js';
+import { randomArray } from '../lib/data.js';
+import { gemmFlops, gflops } from '../lib/flops.js';
+import { fmt, fmtMs, fmtPct, fmtRatio, printTable, section } from '../lib/table.js';
+import { timeIt } from '../lib/timing.js';
+
+interface GemmCase {
+  name: string;
+  M: number;
+  N: number;
+  K: number;
+}
+
+export interface GemmRow extends GemmCase {
+  autoMs: number;
+  builtinMs: number;
+}
+
+function cases(sizes: readonly number[]): GemmCase[] {
+  return [
+    ...sizes.map((n) => ({ name: `square ${n}`, M: n, N: n, K: n })),
+    // BERT-base projection: 4096 tokens (e.g. 32×128) × d_model 768 → 768.
+    { name: 'BERT proj', M: 4096, N: 768, K: 768 },
+  ];
+}
+
+function matrix(rows: number, cols: number, seed: number): NativeTensor {
+  const t = native().empty('float32', [rows, cols]);  // 64-byte aligned native memory
+  t.write(randomArray(rows * cols, seed));
+  return t;
+}
+
+export function runGemm(args: BenchArgs, peakGflops: number): GemmRow[] {
+  section(`GEMM float32, ${args.threads} thread(s): 'auto' (BLAS) vs 'builtin' (fallback), against peak ${fmt(peakGflops)} GFLOP/s`);
+  const rows: GemmRow[] = [];
+  for (const c of cases(args.gemmSizes)) {
+    const a = matrix(c.M, c.K, 1);
+    const b = matrix(c.K, c.N, 2);
+    const time = (impl: 'auto' | 'builtin'): number =>
+      timeIt(() => native().matmul(a, b, false, false, impl).dispose(), { warmup: args.warmup, reps: args.reps }).medianMs;
+    rows.push({ ...c, autoMs: time('auto'), builtinMs: time('builtin') });
+    a.dispose();
+    b.dispose();
+  }
+  printTable(
+    [
+      { header: 'case', align: 'l' }, { header: 'M×N×K', align: 'l' },
+      { header: 'auto ms' }, { header: 'auto GFLOP/s' }, { header: 'auto/peak' },
+      { header: 'builtin ms' }, { header: 'builtin GFLOP/s' }, { header: 'builtin/peak' },
+      { header: 'auto vs builtin' },
+    ],
+    rows.map((r) => {
+      const f = gemmFlops(r.M, r.N, r.K);
+      const ga = gflops(f, r.autoMs);
+      const gb = gflops(f, r.builtinMs);
+      return [
+        r.name, `${r.M}×${r.N}×${r.K}`,
+        fmtMs(r.autoMs), fmt(ga), fmtPct(ga / peakGflops),
+        fmtMs(r.builtinMs), fmt(gb), fmtPct(gb / peakGflops),
+        fmtRatio(r.builtinMs / r.autoMs),
+      ];
+    }),
+  );
+  console.log('auto vs builtin: builtin time ÷ auto time (>1 = BLAS faster). Median ms per call.');
+  return rows;
+}

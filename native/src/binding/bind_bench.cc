@@ -1,0 +1,169 @@
+// Helpers for the bench harness (bench/kernels.ts): the machine's measured
+// float32 FMA peak, the yardstick every GFLOP/s figure is read against, and a
+// way to hand cached free heap memory back to the OS before an RSS reading.
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "../core/microkernel.h"
+#include "../core/threadpool.h"
+#include "bindings.h"
+
+namespace cloze {
+
+namespace {
+
+using V = VecT<float>::type;
+constexpr int kW = VecT<float>::W;
+// Independent accumulator chains per thread. FMA latency (4 cycles) × 2 FMA
+// pipes needs at least 8 in flight; 16 hides both and still fits the 32 zmm
+// (or 16 ymm) registers with the two operands.
+constexpr int kChains = 16;
+constexpr int64_t kInner = 4096;  // FMA rounds between clock reads
+
+// One fused multiply-add per lane, emitted explicitly so the result does not
+// depend on the compiler's floating-point contraction setting.
+inline V fmadd(V a, V b, V c) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<V>(_mm512_fmadd_ps(reinterpret_cast<__m512>(a), reinterpret_cast<__m512>(b),
+                                             reinterpret_cast<__m512>(c)));
+#elif defined(__FMA__)
+  return reinterpret_cast<V>(_mm256_fmadd_ps(reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(b),
+                                             reinterpret_cast<__m256>(c)));
+#else
+  return a * b + c;
+#endif
+}
+
+// Asm operand constraint for "any vector register", per ISA.
+#if defined(__x86_64__) || defined(__i386__)
+#define CLOZE_VREG "+v"
+#elif defined(__aarch64__)
+#define CLOZE_VREG "+w"
+#else
+#define CLOZE_VREG "+m"  // no register constraint known: correct, but measures loads and stores too
+#endif
+
+struct ThreadResult {
+  double flops = 0;
+  double seconds = 0;
+  float sink = 0;
+};
+
+#define CLOZE_CHAINS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+static_assert(kChains == 16, "CLOZE_CHAINS names 16 accumulators");
+
+struct Chains {
+  V acc[kChains];
+};
+
+// kInner rounds of kChains FMAs. The chains are named locals and the loop has
+// no call in it: GCC otherwise keeps them on the stack (the clock call
+// clobbers every vector register), and the loads and stores halve the rate.
+__attribute__((noinline)) void fma_rounds(Chains& ch, V vm, V va) {
+#define CLOZE_LOAD(c) V a##c = ch.acc[c];
+#define CLOZE_FMA(c) a##c = fmadd(a##c, vm, va);
+#define CLOZE_PIN(c) asm volatile("" : CLOZE_VREG(a##c));
+#define CLOZE_STORE(c) ch.acc[c] = a##c;
+  CLOZE_CHAINS(CLOZE_LOAD)
+  for (int64_t i = 0; i < kInner; i++) {
+    CLOZE_CHAINS(CLOZE_FMA)
+    // Keeps every chain live in a register and stops the compiler from folding rounds.
+    CLOZE_CHAINS(CLOZE_PIN)
+  }
+  CLOZE_CHAINS(CLOZE_STORE)
+#undef CLOZE_STORE
+#undef CLOZE_PIN
+#undef CLOZE_FMA
+#undef CLOZE_LOAD
+}
+#undef CLOZE_CHAINS
+#undef CLOZE_VREG
+
+// Runs the chains for about `ms` milliseconds. acc ← acc·m + a converges to
+// a/(1−m) = 1: no overflow, no denormals.
+ThreadResult fma_chains(double ms, float m, float add) {
+  using clock = std::chrono::steady_clock;
+  Chains ch;
+  for (int c = 0; c < kChains; c++) ch.acc[c] = vsplat<float>(static_cast<float>(c) * 0.001f);
+  const V vm = vsplat<float>(m), va = vsplat<float>(add);
+  const auto t0 = clock::now();
+  const auto until = t0 + std::chrono::duration<double, std::milli>(ms);
+  int64_t rounds = 0;
+  auto now = t0;
+  do {
+    fma_rounds(ch, vm, va);
+    rounds += kInner;
+    now = clock::now();
+  } while (now < until);
+  ThreadResult r;
+  r.seconds = std::chrono::duration<double>(now - t0).count();
+  r.flops = 2.0 * static_cast<double>(rounds) * kChains * kW;
+  V s = vsplat<float>(0);
+  for (int c = 0; c < kChains; c++) s += ch.acc[c];
+  for (int l = 0; l < kW; l++) r.sink += s[l];
+  return r;
+}
+
+volatile float g_sink = 0;
+volatile float g_mul = 0.999f, g_add = 0.001f;  // read at run time: no constant folding
+
+// Every pool thread runs the chains at the same time; returns the summed rate.
+double measure_peak_gflops(double ms) {
+  ThreadPool& pool = ThreadPool::get();
+  const int n = pool.size();
+  std::vector<ThreadResult> res(n);
+  std::atomic<int> arrived{0};
+  const float m = g_mul, add = g_add;
+  pool.parallel_for(n, [&](int64_t task, int) {
+    // Barrier: a task only starts once every thread holds one, so no thread
+    // runs two tasks back to back and all n chains overlap in time. The
+    // deadline guards against a pool that runs tasks serially.
+    arrived.fetch_add(1);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (arrived.load() < n && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    res[task] = fma_chains(ms, m, add);
+  });
+  double gflops = 0;
+  float sink = 0;
+  for (const auto& r : res) {
+    if (r.seconds > 0) gflops += r.flops / r.seconds * 1e-9;
+    sink += r.sink;
+  }
+  g_sink = sink;
+  return gflops;
+}
+
+}  // namespace
+
+void register_bench(Napi::Env env, Napi::Object exports) {
+  (void)env;
+  // measurePeakGflops(ms) -> float32 FMA GFLOP/s summed over every pool thread.
+  CLOZE_EXPORT(exports, "measurePeakGflops", [](const ArgReader& a) -> Napi::Value {
+    const int64_t ms = a.integer(0, "ms", 1, 60000);
+    return Napi::Number::New(a.env(), measure_peak_gflops(static_cast<double>(ms)));
+  });
+
+  // releaseFreeMemory() -> whether the C library could do it (glibc's malloc_trim).
+  // Freed tensors can stay cached in the heap; an RSS baseline taken after this
+  // call does not count them.
+  CLOZE_EXPORT(exports, "releaseFreeMemory", [](const ArgReader& a) -> Napi::Value {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+    return Napi::Boolean::New(a.env(), true);
+#else
+    return Napi::Boolean::New(a.env(), false);
+#endif
+  });
+}
+
+}  // namespace cloze
