@@ -4,7 +4,9 @@ export { backward } from './autograd/backward.js';
 export { noGrad, scope, keep, isGradEnabled } from './autograd/mode.js';
 export { ClozeError, type ErrorCode } from './errors.js';
 export { Rng } from './rng.js';
-export { runtimeInfo, setNumThreads, liveBytes, type BackendInfo } from './runtime.js';
+export {
+  runtimeInfo, setNumThreads, liveBytes, cachedBytes, releaseCache, setCacheLimit, type BackendInfo,
+} from './runtime.js';
 export { matmul, linear, type MatmulOptions } from './ops/linalg.js';
 export { add, mul, scale, biasAdd, sum, mean, gelu, relu, dropout, reshape, type DropoutOptions } from './ops/elementwise.js';
 export { layerNorm, softmax, crossEntropy, embedding, type CrossEntropyOptions } from './ops/nn.js';

@@ -24,3 +24,19 @@ export function setNumThreads(n: number): void {
 export function liveBytes(): number {
   return native().liveBytes();
 }
+
+/** Bytes of freed large blocks kept for reuse (not counted in liveBytes). */
+export function cachedBytes(): number {
+  return native().cachedBytes();
+}
+
+/** Returns every cached block to the system. */
+export function releaseCache(): void {
+  native().releaseCache();
+}
+
+/** Caps the block cache (default: 1 GiB or 1/8 of RAM, whichever is less); 0 turns it off. */
+export function setCacheLimit(bytes: number): void {
+  checkInt(bytes, 'bytes', 0, 2 ** 50);
+  native().setCacheLimit(bytes);
+}

@@ -1,7 +1,8 @@
 /** Native tensor lifetime: dispose, views, zero-copy I/O, scopes, and the tape freeing what it saved. */
 import { describe, expect, it } from 'vitest';
 import {
-  backward, fromTypedArray, gelu, keep, liveBytes, mul, noGrad, ones, scope, sum, tensor, zeros, layerNorm, Parameter,
+  backward, cachedBytes, fromTypedArray, gelu, keep, liveBytes, mul, noGrad, ones, releaseCache, scope, setCacheLimit, sum,
+  tensor, zeros, layerNorm, Parameter,
 } from '../src/index.js';
 
 describe('native tensors', () => {
@@ -43,6 +44,34 @@ describe('native tensors', () => {
     }
     const f = tensor([1.7, -2.2], [2], 'float32');
     expect(Array.from(f.native.cast('int32').read())).toEqual([1, -2]);
+  });
+});
+
+describe('large-block cache', () => {
+  it('keeps freed blocks of 1 MiB and more for reuse, zero-filled again, and releases them on request', () => {
+    releaseCache();
+    const n = (2 << 20) / 4;
+    const a = zeros([n]);
+    a.native.fill(7);
+    const live = liveBytes();
+    a.dispose();
+    expect(liveBytes()).toBe(live - 4 * n);
+    expect(cachedBytes()).toBe(4 * n);
+    const b = zeros([n]); // takes the cached block
+    expect(cachedBytes()).toBe(0);
+    const v = b.toArray();
+    expect(v.every((x) => x === 0)).toBe(true);
+    b.dispose();
+    releaseCache();
+    expect(cachedBytes()).toBe(0);
+    // Small blocks never enter the cache, and a zero limit turns it off.
+    zeros([100]).dispose();
+    expect(cachedBytes()).toBe(0);
+    setCacheLimit(0);
+    zeros([n]).dispose();
+    expect(cachedBytes()).toBe(0);
+    setCacheLimit(1 << 30);
+    expect(() => setCacheLimit(-1)).toThrow('Expected an integer in [0, 1125899906842624] for bytes but received -1');
   });
 });
 

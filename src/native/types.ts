@@ -60,6 +60,9 @@ export interface NativeAddon {
   empty(dtype: DType, shape: readonly number[]): N;
   fromTypedArray(array: AnyTypedArray, shape: readonly number[]): N;
   liveBytes(): number;
+  cachedBytes(): number;
+  releaseCache(): void;
+  setCacheLimit(bytes: number): void;
   setNumThreads(n: number): void;
   info(): RuntimeInfo;
 

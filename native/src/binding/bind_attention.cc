@@ -143,10 +143,11 @@ void register_attention(Napi::Env env, Napi::Object exports) {
   // attention(q, k, v, options) -> { out, lse, entropy? }
   CLOZE_EXPORT(exports, "attention", [](const ArgReader& a) -> Napi::Value {
     AttnSetup s = parse(a, 0, 3);
-    Napi::Object out = NTensor::New(a.env(), s.q->dtype(), s.q->shape(), a.op);
-    Napi::Object lse = NTensor::New(a.env(), s.q->dtype(), s.stat_shape, a.op);
+    // The kernel writes every element of its outputs (zeros for empty rows), so no zero-fill.
+    Napi::Object out = NTensor::New(a.env(), s.q->dtype(), s.q->shape(), a.op, false);
+    Napi::Object lse = NTensor::New(a.env(), s.q->dtype(), s.stat_shape, a.op, false);
     Napi::Object ent;
-    if (s.entropy) ent = NTensor::New(a.env(), s.q->dtype(), s.stat_shape, a.op);
+    if (s.entropy) ent = NTensor::New(a.env(), s.q->dtype(), s.stat_shape, a.op, false);
     dispatch_float(s.q->dtype(), a.op, [&](auto t) {
       using T = decltype(t);
       AttentionParams<T> p = to_params<T>(s);
@@ -184,9 +185,10 @@ void register_attention(Napi::Env env, Napi::Object exports) {
       a.want_same_dtype(s.q, ent, "entropy");
       a.want_shape(ent, s.stat_shape, "entropy");
     }
-    Napi::Object dq = NTensor::New(a.env(), s.q->dtype(), s.q->shape(), a.op);
-    Napi::Object dk = NTensor::New(a.env(), s.q->dtype(), s.q->shape(), a.op);
-    Napi::Object dv = NTensor::New(a.env(), s.q->dtype(), s.q->shape(), a.op);
+    // dq, dk, dv are written in full (copied out of per-head accumulators); dbias is accumulated into.
+    Napi::Object dq = NTensor::New(a.env(), s.q->dtype(), s.q->shape(), a.op, false);
+    Napi::Object dk = NTensor::New(a.env(), s.q->dtype(), s.q->shape(), a.op, false);
+    Napi::Object dv = NTensor::New(a.env(), s.q->dtype(), s.q->shape(), a.op, false);
     Napi::Object db;
     if (s.bias_grad) db = NTensor::New(a.env(), s.q->dtype(), {s.B, s.L, s.L}, a.op);
     dispatch_float(s.q->dtype(), a.op, [&](auto t) {

@@ -53,6 +53,19 @@ void register_tensor(Napi::Env env, Napi::Object exports) {
     return Napi::Number::New(a.env(), static_cast<double>(Storage::live_bytes()));
   });
 
+  // The large-block cache (see core/storage.h).
+  CLOZE_EXPORT(exports, "cachedBytes", [](const ArgReader& a) -> Napi::Value {
+    return Napi::Number::New(a.env(), static_cast<double>(Storage::cached_bytes()));
+  });
+  CLOZE_EXPORT(exports, "releaseCache", [](const ArgReader& a) -> Napi::Value {
+    Storage::release_cache();
+    return a.env().Undefined();
+  });
+  CLOZE_EXPORT(exports, "setCacheLimit", [](const ArgReader& a) -> Napi::Value {
+    Storage::set_cache_limit(static_cast<size_t>(a.integer(0, "bytes", 0, INT64_C(1) << 50)));
+    return a.env().Undefined();
+  });
+
   CLOZE_EXPORT(exports, "setNumThreads", [](const ArgReader& a) -> Napi::Value {
     ThreadPool::get().resize(static_cast<int>(a.integer(0, "threads", 1, 1024)));
     return a.env().Undefined();

@@ -63,14 +63,14 @@ Napi::Object NTensor::Make(Napi::Env env, std::shared_ptr<Storage> storage, size
   return data->tensor_ctor.New({Napi::External<InitData>::New(env, &init)});
 }
 
-Napi::Object NTensor::New(Napi::Env env, DType dt, const std::vector<int64_t>& shape, const char* op) {
+Napi::Object NTensor::New(Napi::Env env, DType dt, const std::vector<int64_t>& shape, const char* op, bool zero) {
   int64_t n = 1;
   for (int64_t d : shape) {
     if (d < 0) fail(ErrCode::Shape, op, "negative dimension in shape " + shape_str(shape));
     if (d != 0 && n > (int64_t(1) << 40) / d) fail(ErrCode::OOM, op, "shape " + shape_str(shape) + " is too large");
     n *= d;
   }
-  auto st = Storage::allocate(static_cast<size_t>(n) * dtype_size(dt), op);
+  auto st = Storage::allocate(static_cast<size_t>(n) * dtype_size(dt), op, zero);
   return Make(env, std::move(st), 0, dt, shape);
 }
 

@@ -18,8 +18,8 @@ class NTensor : public Napi::ObjectWrap<NTensor> {
   // Creates a JS tensor object over `storage`.
   static Napi::Object Make(Napi::Env env, std::shared_ptr<Storage> storage, size_t offset, DType dt,
                            std::vector<int64_t> shape);
-  // Allocates a fresh zero-filled tensor.
-  static Napi::Object New(Napi::Env env, DType dt, const std::vector<int64_t>& shape, const char* op);
+  // Allocates a tensor, zero-filled unless zero is false (outputs a kernel writes in full).
+  static Napi::Object New(Napi::Env env, DType dt, const std::vector<int64_t>& shape, const char* op, bool zero = true);
   static bool IsInstance(Napi::Env env, const Napi::Value& v);
 
   explicit NTensor(const Napi::CallbackInfo& info);

@@ -8,6 +8,7 @@
 #include "../core/mathfn.h"
 #include "../core/microkernel.h"
 #include "../core/rowops.h"
+#include "../core/storage.h"
 #include "../core/threadpool.h"
 
 namespace cloze {
@@ -73,11 +74,11 @@ void finish_logits(const AttentionParams<T>& p, int64_t b, int64_t h, int64_t st
 // tile, and read with a short, cache-friendly row stride. O(L) extra memory.
 template <typename T>
 struct TransposedTiles {
-  std::unique_ptr<T[]> data;
+  std::shared_ptr<Storage> data;  // from the block cache: no page faults on repeat calls
   std::vector<int64_t> tile_base;  // first tile of each sequence
   int64_t H = 0, Dh = 0;
   const T* tile(int64_t b, int64_t h, int64_t j0) const {
-    return data.get() + ((tile_base[b] + j0 / BK) * H + h) * Dh * BK;
+    return static_cast<T*>(data->data()) + ((tile_base[b] + j0 / BK) * H + h) * Dh * BK;
   }
 };
 
@@ -88,7 +89,7 @@ TransposedTiles<T> pack_transposed(const AttentionParams<T>& p, const Geometry<T
   t.Dh = p.Dh;
   t.tile_base.assign(p.B + 1, 0);
   for (int64_t b = 0; b < p.B; b++) t.tile_base[b + 1] = t.tile_base[b] + (g.len(b) + BK - 1) / BK;
-  t.data.reset(new T[std::max<int64_t>(1, t.tile_base[p.B] * p.H * p.Dh * BK)]);
+  t.data = Storage::allocate(sizeof(T) * t.tile_base[p.B] * p.H * p.Dh * BK, "attention", false);
   ThreadPool::get().parallel_for(p.B * p.H, [&](int64_t task, int) {
     const int64_t b = task / p.H, h = task % p.H, start = g.start(b), len = g.len(b);
     for (int64_t j0 = 0; j0 < len; j0 += BK) {
@@ -104,9 +105,11 @@ TransposedTiles<T> pack_transposed(const AttentionParams<T>& p, const Geometry<T
 // which maps a tile's rows onto a few cache sets; contiguous blocks do not.
 template <typename T>
 struct PackedRows {
-  std::unique_ptr<T[]> data;
+  std::shared_ptr<Storage> data;
   int64_t H = 0, Dh = 0;
-  const T* rows(int64_t start, int64_t len, int64_t h) const { return data.get() + (start * H + h * len) * Dh; }
+  const T* rows(int64_t start, int64_t len, int64_t h) const {
+    return static_cast<T*>(data->data()) + (start * H + h * len) * Dh;
+  }
 };
 
 template <typename T>
@@ -114,7 +117,7 @@ PackedRows<T> pack_rows(const AttentionParams<T>& p, const Geometry<T>& g, const
   PackedRows<T> t;
   t.H = p.H;
   t.Dh = p.Dh;
-  t.data.reset(new T[std::max<int64_t>(1, p.nnz * p.H * p.Dh)]);
+  t.data = Storage::allocate(sizeof(T) * p.nnz * p.H * p.Dh, "attention", false);
   ThreadPool::get().parallel_for(p.B * p.H, [&](int64_t task, int) {
     const int64_t b = task / p.H, h = task % p.H, start = g.start(b), len = g.len(b);
     T* dst = const_cast<T*>(t.rows(start, len, h));
