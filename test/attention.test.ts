@@ -1,8 +1,9 @@
 /**
  * The fused attention kernel (native/src/ops/attention.cc) against the naive
  * float64 reference in helpers/naive-attention.ts, for every mask mode and
- * their combinations, at awkward sizes (L = 1, 7, 97 crosses the 64-row
- * tiles; Dh = 24, 40, 64).
+ * their combinations, at awkward sizes (L = 1, 7, 97, and 300, which crosses
+ * the kernel's 64-query and 128-key tiles with partial last tiles; Dh = 24,
+ * 40, 64).
  *
  * Backward is checked twice, as the style guide asks:
  *  - float64 finite differences (helpers/gradcheck.ts) on tiny shapes, one
@@ -88,6 +89,13 @@ forwardCases.push(
     lens: [97, 0, 13, 64], L: 97, H: 4, Dh: 40, alibi: true, bias: true, attnMask: true, tokenMask: true, exclude: true, entropy: true,
   },
   { name: 'ASA bias+keyPadding+entropy', L: 97, H: 2, Dh: 24, bias: 'asa', keyPadding: true, entropy: true },
+  // Several query and key tiles, so the online softmax rescales across key tiles.
+  { name: 'plain L=300 Dh=64', L: 300, H: 2, Dh: 64 },
+  {
+    name: 'L=300 keyPadding+ALiBi+bias+MTO+entropy',
+    L: 300, H: 2, Dh: 40, keyPadding: true, alibi: true, bias: true, tokenMask: true, exclude: true, entropy: true,
+  },
+  { name: 'varlen L=300', lens: [300, 0, 129, 5], L: 300, H: 2, Dh: 24, alibi: true, tokenMask: true, exclude: true, entropy: true },
 );
 
 describe('attention forward matches the naive reference', () => {
@@ -113,6 +121,7 @@ describe('peaked rows in float32: at most 2× the error of a naive float32 imple
   const cases: Case[] = [
     { name: 'plain', B: 2, L: 97, H: 2, Dh: 40, qScale: 10, entropy: true },
     { name: 'very peaked', B: 1, L: 97, H: 2, Dh: 64, qScale: 50, entropy: true },
+    { name: 'peaked across key tiles', B: 1, L: 300, H: 2, Dh: 64, qScale: 20, entropy: true },
     { name: 'keyPadding+ALiBi+bias+MTO', B: 2, L: 97, H: 3, Dh: 24, qScale: 15, keyPadding: true, alibi: true, bias: true, tokenMask: true, exclude: true, entropy: true },
   ];
   for (const c of cases) {
@@ -468,6 +477,7 @@ describe('attention backward at L = 97 against the naive reference', () => {
     { name: 'varlen+ALiBi+bias+MTO+entropy', lens: [97, 0, 70, 3], L: 97, H: 2, Dh: 24, alibi: true, bias: true, tokenMask: true, exclude: true, entropy: true },
     { name: 'plain, no entropy', B: 2, L: 97, H: 2, Dh: 64 },
     { name: 'Dh=59 bias+entropy', B: 1, L: 97, H: 2, Dh: 59, bias: true, entropy: true },
+    { name: 'L=300 keyPadding+ALiBi+bias+MTO+entropy', B: 1, L: 300, H: 2, Dh: 40, keyPadding: true, alibi: true, bias: true, tokenMask: true, exclude: true, entropy: true },
   ];
   for (const dtype of ['float64', 'float32'] as const) {
     for (const c of cases) {

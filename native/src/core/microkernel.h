@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 namespace cloze {
 
@@ -28,10 +29,17 @@ template <typename T>
 inline void vstore(T* p, typename VecT<T>::type v) { *reinterpret_cast<typename VecT<T>::type*>(p) = v; }
 template <typename T>
 inline typename VecT<T>::type vsplat(T x) {
-  // vector + scalar broadcasts the scalar: one vbroadcast, where an element loop
-  // compiled to one masked broadcast per lane.
-  typename VecT<T>::type zero = {};
-  return zero + x;
+  // A lane-0 shuffle compiles to one vbroadcast. An element loop gave one
+  // masked broadcast per lane, and `zero + x` a scalar add before the broadcast
+  // (0 + x cannot be folded because of signed zeros), in the GEMM's inner loop.
+#if defined(__clang__)
+  return typename VecT<T>::type{} + x;  // clang lowers a vector+scalar splat to a broadcast
+#else
+  typename VecT<T>::type v = {x};
+  typedef typename std::conditional<sizeof(T) == 4, int32_t, int64_t>::type I;
+  typedef I M __attribute__((vector_size(kVecBytes)));
+  return __builtin_shuffle(v, M{});
+#endif
 }
 
 // One register block: C[MR × NV·W] (+)= A[MR × K]·B[K × NV·W], all accumulators
