@@ -15,6 +15,16 @@ struct InitData {
   std::vector<int64_t> shape;
 };
 
+// A TypedArray of the dtype's JS type over the whole of `ab`.
+Napi::Value typed_array(Napi::Env env, DType dt, size_t n, Napi::ArrayBuffer ab) {
+  switch (dt) {
+    case DType::F32: return Napi::Float32Array::New(env, n, ab, 0);
+    case DType::F64: return Napi::Float64Array::New(env, n, ab, 0);
+    case DType::I32: return Napi::Int32Array::New(env, n, ab, 0);
+    default: return Napi::Uint8Array::New(env, n, ab, 0);
+  }
+}
+
 int64_t shape_numel(const std::vector<int64_t>& s) {
   int64_t n = 1;
   for (int64_t d : s) n *= d;
@@ -109,12 +119,7 @@ Napi::Value NTensor::Data(const Napi::CallbackInfo& info) {
     Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(
         a.env(), raw(), nbytes(),
         [](Napi::Env, void*, std::shared_ptr<Storage>* h) { delete h; }, hold);
-    switch (dtype_) {
-      case DType::F32: return Napi::Float32Array::New(a.env(), n, ab, 0);
-      case DType::F64: return Napi::Float64Array::New(a.env(), n, ab, 0);
-      case DType::I32: return Napi::Int32Array::New(a.env(), n, ab, 0);
-      default: return Napi::Uint8Array::New(a.env(), n, ab, 0);
-    }
+    return typed_array(a.env(), dtype_, n, ab);
   });
 }
 
@@ -125,12 +130,7 @@ Napi::Value NTensor::Read(const Napi::CallbackInfo& info) {
     const size_t n = static_cast<size_t>(numel());
     Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(a.env(), nbytes());
     if (nbytes() > 0) std::memcpy(ab.Data(), raw(), nbytes());
-    switch (dtype_) {
-      case DType::F32: return Napi::Float32Array::New(a.env(), n, ab, 0);
-      case DType::F64: return Napi::Float64Array::New(a.env(), n, ab, 0);
-      case DType::I32: return Napi::Int32Array::New(a.env(), n, ab, 0);
-      default: return Napi::Uint8Array::New(a.env(), n, ab, 0);
-    }
+    return typed_array(a.env(), dtype_, n, ab);
   });
 }
 

@@ -22,15 +22,7 @@ inline VF vexp(VF x) {
   const VF magic = vsplat<float>(12582912.0f);  // 1.5·2^23: adding it rounds to an integer
   const VF t = x * 1.44269504088896341f + magic;
   const VF n = t - magic;
-  const VF r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  const VF z = r * r;
-  VF y = vsplat<float>(1.9875691500E-4f);
-  y = y * r + 1.3981999507E-3f;
-  y = y * r + 8.3334519073E-3f;
-  y = y * r + 4.1665795894E-2f;
-  y = y * r + 1.6666665459E-1f;
-  y = y * r + 5.0000001201E-1f;
-  y = y * z + r + 1.0f;
+  const VF y = exp_poly(x - n * 0.693359375f + n * 2.12194440e-4f);
   // Same-size vector casts reinterpret the bits.
   const VI e = (((VI)t - (VI)magic) + 127) << 23;
   return y * (VF)e;
