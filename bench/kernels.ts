@@ -62,7 +62,10 @@ function main(): void {
   console.log(`runtime   node ${process.version}, addon ${info.addon}, BLAS ${info.blas} (${info.blasThreads} thread(s)), pool ${info.threads} thread(s), SIMD ${info.simdBytes * 8}-bit`);
   console.log(`source    ${sourceState()}; addon built ${statSync(info.addon).mtime.toISOString()}`);
   const mallocEnv = Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_') || k.startsWith('GLIBC_TUNABLES'));
-  if (mallocEnv.length) console.log(`allocator ${mallocEnv.map(([k, v]) => `${k}=${v}`).join(' ')} (inherited by the torch child)`);
+  if (mallocEnv.length) {
+    console.log(`allocator ${mallocEnv.map(([k, v]) => `${k}=${v}`).join(' ')} (inherited by both torch children, so the`);
+    console.log('          "torch" column is not the default environment; "torch kept" sets its two MALLOC_ variables over these)');
+  }
   console.log(`peak      ${fmt(peak)} GFLOP/s float32 FMA on ${args.threads} thread(s) (${fmt(peak1)} on 1), best of 5 runs of measurePeakGflops`);
   console.log(`          during the peak measurement, ${describeContention(peakOthers)}`);
   if (!hasGc) console.log('note      run with node --expose-gc to collect garbage between samples');

@@ -1,6 +1,8 @@
 /**
- * Peak resident-set growth of this process during a call: free memory the
- * heap still caches is first handed back (malloc_trim), the kernel's
+ * Peak resident-set growth of this process during a call: free memory still
+ * cached, by the addon's large-block cache (releaseCache) and by the C heap
+ * (malloc_trim), is first handed back, so the step starts from no cached
+ * memory, as the torch side does after its malloc_trim; the kernel's
  * high-water mark (VmHWM) is reset to the current RSS by writing 5 to
  * /proc/self/clear_refs, then read back after the call. It counts every page
  * touched, allocator caching and the JS heap included, so it compares with
@@ -19,6 +21,7 @@ function statusKiB(field: 'VmRSS' | 'VmHWM'): number {
 export function peakRssGrowth(fn: () => void): number | null {
   let before: number;
   try {
+    native().releaseCache();
     native().releaseFreeMemory();
     writeFileSync('/proc/self/clear_refs', '5');
     before = statusKiB('VmRSS');

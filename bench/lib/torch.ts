@@ -2,6 +2,11 @@
  * Runs bench/baselines/attention_torch.py as a child process, one sequence
  * length per process, and parses the JSON it prints. Any failure becomes a `skipped`
  * reason rather than an exception: the torch column is optional.
+ *
+ * Two setups: the environment the bench was started with (what a user gets),
+ * and the same with KEEP_MEMORY_ENV added, under which glibc keeps freed heap
+ * memory instead of returning each large buffer to the OS, so torch's
+ * [B·H, L, L] buffers stop costing page faults and munmap on every call.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -30,6 +35,22 @@ export interface TorchResult {
 
 export type TorchOutcome = TorchResult | { ok: false; error: string };
 
+/** glibc malloc settings of the "torch, memory kept" child: no mmap for large blocks, no trimming. */
+export const KEEP_MEMORY_ENV: Readonly<Record<string, string>> = {
+  MALLOC_MMAP_THRESHOLD_: '4294967296',
+  MALLOC_TRIM_THRESHOLD_: '4294967296',
+};
+
+/**
+ * Warm-up calls a torch child makes at least, whatever --warmup says. Each child
+ * is a fresh process, and with KEEP_MEMORY_ENV glibc's heap grows over its first
+ * several fwd+bwd calls (at L=512: samples of 1008, 436 and 413 ms among ~205 ms
+ * ones after one warm-up call; none after ten), so fewer calls would time that
+ * growth rather than the steady state a training loop runs in. Our side runs
+ * in one process whose block cache fills during the first (untimed) step.
+ */
+export const TORCH_MIN_WARMUP = 10;
+
 export interface TorchRunOptions {
   python: string;
   threads: number;
@@ -39,6 +60,8 @@ export interface TorchRunOptions {
   L: number;
   warmup: number;
   reps: number;
+  /** Add KEEP_MEMORY_ENV to the child's environment. */
+  keepMemory?: boolean;
 }
 
 function scriptPath(): string | null {
@@ -58,12 +81,18 @@ export function runTorchAttention(o: TorchRunOptions): TorchOutcome {
   const r = spawnSync(
     o.python,
     [script, '--threads', n, '--batch', String(o.B), '--heads', String(o.H), '--head-dim', String(o.Dh),
-      '--length', String(o.L), '--warmup', String(o.warmup), '--reps', String(o.reps)],
+      '--length', String(o.L), '--warmup', String(Math.max(o.warmup, TORCH_MIN_WARMUP)), '--reps', String(o.reps)],
     {
       encoding: 'utf8',
       timeout: 300_000,
       // The same thread count for torch's OpenMP pool and the OpenBLAS it calls.
-      env: { ...process.env, OMP_NUM_THREADS: n, OPENBLAS_NUM_THREADS: n, MKL_NUM_THREADS: n },
+      env: {
+        ...process.env,
+        ...(o.keepMemory ? KEEP_MEMORY_ENV : {}),
+        OMP_NUM_THREADS: n,
+        OPENBLAS_NUM_THREADS: n,
+        MKL_NUM_THREADS: n,
+      },
     },
   );
   if (r.error) return { ok: false, error: `could not run ${o.python}: ${r.error.message}` };

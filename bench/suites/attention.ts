@@ -4,7 +4,11 @@
  *          backward; q, k, v [B, L, H, Dh].
  *   naive  the same math from our own ops with autograd, q, k, v [B·H, L, Dh]:
  *          matmul(q, k, {transB}) → scale → softmax → matmul(p, v), backward.
- *   torch  PyTorch eager with autograd (bench/baselines/attention_torch.py).
+ *   torch  PyTorch eager with autograd (bench/baselines/attention_torch.py),
+ *          in the environment the bench was started with.
+ *   torch kept  the same child with KEEP_MEMORY_ENV (bench/lib/torch.ts) added:
+ *          glibc keeps freed memory, so torch's large buffers stop paying page
+ *          faults and munmap on every call (our addon caches large blocks itself).
  * The naive and torch layouts are handed to them ready-made: the transposes a
  * model would need from a linear layer's [B, L, H·Dh] output are not timed.
  */
@@ -16,7 +20,7 @@ import { peakLiveBytes } from '../lib/memory.js';
 import { peakRssGrowth } from '../lib/rss.js';
 import { fmt, fmtMiB, fmtMs, fmtPct, fmtRatio, printTable, section } from '../lib/table.js';
 import { timeIt } from '../lib/timing.js';
-import { runTorchAttention, type TorchOutcome } from '../lib/torch.js';
+import { KEEP_MEMORY_ENV, runTorchAttention, TORCH_MIN_WARMUP, type TorchOutcome } from '../lib/torch.js';
 
 export const B = 32;
 export const H = 4;
@@ -35,10 +39,12 @@ export interface AttentionRow {
   fused: Impl;
   naive: Impl;
   torch: Impl | null;
+  /** torch with KEEP_MEMORY_ENV; null where skipped. */
+  torchKept: Impl | null;
   fusedExtraBytes: number;
   naiveExtraBytes: number;
   /** Peak RSS growth over one fwd+bwd after warm-up, comparable across all three; null where unmeasured. */
-  rss: { fused: number | null; naive: number | null; torch: number | null };
+  rss: { fused: number | null; naive: number | null; torch: number | null; torchKept: number | null };
   /** max |fused − naive| over out and dq, and the largest |value| for scale. */
   check: { out: number; dq: number; scale: number };
 }
@@ -93,7 +99,13 @@ function measure(x: Inputs, which: 'fused' | 'naive', args: BenchArgs): Impl {
   return { fwdBwdMs: both.medianMs, fwdMs, cpuUserMs: both.cpuUserMs, cpuSysMs: both.cpuSysMs };
 }
 
-function runLength(L: number, args: BenchArgs): { row: AttentionRow; torch: TorchOutcome } {
+function torchImpl(t: TorchOutcome): Impl | null {
+  return t.ok
+    ? { fwdBwdMs: t.fwd_bwd.median_ms, fwdMs: t.fwd.median_ms, cpuUserMs: t.fwd_bwd.cpu_user_ms, cpuSysMs: t.fwd_bwd.cpu_sys_ms }
+    : null;
+}
+
+function runLength(L: number, args: BenchArgs): { row: AttentionRow; torch: TorchOutcome; torchKept: TorchOutcome } {
   const x = new Inputs(L);
   // Memory and agreement: one instrumented step each, before any timing.
   let fusedOut: ArrayLike<number> = [];
@@ -124,20 +136,26 @@ function runLength(L: number, args: BenchArgs): { row: AttentionRow; torch: Torc
   const fusedRss = rssOf('fused');
   const naiveRss = rssOf('naive');
   x.dispose();
-  const t = runTorchAttention({ python: args.python, threads: args.threads, B, H, Dh, L, warmup: args.warmup, reps: args.reps });
+  const torchOpts = { python: args.python, threads: args.threads, B, H, Dh, L, warmup: args.warmup, reps: args.reps };
+  const t = runTorchAttention(torchOpts);
+  const tk = runTorchAttention({ ...torchOpts, keepMemory: true });
   const row: AttentionRow = {
     L,
     fused,
     naive,
-    torch: t.ok
-      ? { fwdBwdMs: t.fwd_bwd.median_ms, fwdMs: t.fwd.median_ms, cpuUserMs: t.fwd_bwd.cpu_user_ms, cpuSysMs: t.fwd_bwd.cpu_sys_ms }
-      : null,
+    torch: torchImpl(t),
+    torchKept: torchImpl(tk),
     fusedExtraBytes: fm.peakExtraBytes,
     naiveExtraBytes: nm.peakExtraBytes,
-    rss: { fused: fusedRss, naive: naiveRss, torch: t.ok ? t.peak_rss_growth_bytes : null },
+    rss: {
+      fused: fusedRss,
+      naive: naiveRss,
+      torch: t.ok ? t.peak_rss_growth_bytes : null,
+      torchKept: tk.ok ? tk.peak_rss_growth_bytes : null,
+    },
     check: { out: co.diff, dq: cq.diff, scale: Math.max(co.scale, cq.scale) },
   };
-  return { row, torch: t };
+  return { row, torch: t, torchKept: tk };
 }
 
 export function runAttention(args: BenchArgs, peakGflops: number): AttentionRow[] {
@@ -145,49 +163,60 @@ export function runAttention(args: BenchArgs, peakGflops: number): AttentionRow[
   console.log(ATTENTION_FLOPS_CONVENTION);
   const rows: AttentionRow[] = [];
   let torchNote = '';
+  let keptNote = '';
+  const keepEnv = Object.entries(KEEP_MEMORY_ENV).map(([k, v]) => `${k}=${v}`).join(' ');
   for (const L of args.lengths) {
-    const { row, torch } = runLength(L, args);
+    const { row, torch, torchKept } = runLength(L, args);
     rows.push(row);
     if (!torchNote) torchNote = torch.ok
-      ? `torch ${torch.torch} (${torch.python}), ${torch.threads} intra-op thread(s), BLAS ${torch.blas}`
+      ? `torch ${torch.torch} (${torch.python}), ${torch.threads} intra-op thread(s), BLAS ${torch.blas}; ` +
+        `warm-up ${Math.max(args.warmup, TORCH_MIN_WARMUP)} calls in each torch child (a fresh process)`
       : `torch column skipped: ${torch.error}`;
+    if (!keptNote) keptNote = torchKept.ok
+      ? `torch kept: the same child with ${keepEnv} added to its environment (glibc keeps freed memory)`
+      : `torch kept column skipped: ${torchKept.error}`;
     process.stdout.write(`  L=${L} done\n`);
   }
   console.log(torchNote);
+  console.log(keptNote);
 
   const flops = (L: number) => attentionFlops(B, H, L, Dh);
   const rate = (L: number, ms: number | undefined) => (ms === undefined ? undefined : gflops(flops(L).total, ms));
+  const vsFused = (r: AttentionRow, i: Impl | null) => (i ? i.fwdBwdMs / r.fused.fwdBwdMs : undefined);
   console.log('\nfwd+bwd, median ms per step; "fused vs X" = X time ÷ fused time (>1 = fused faster)');
   printTable(
     [
-      { header: 'L' }, { header: 'fused ms' }, { header: 'naive ms' }, { header: 'torch ms' },
-      { header: 'fused GFLOP/s' }, { header: 'naive GFLOP/s' }, { header: 'torch GFLOP/s' }, { header: 'fused/peak' },
-      { header: 'fused vs naive' }, { header: 'fused vs torch' },
+      { header: 'L' }, { header: 'fused ms' }, { header: 'naive ms' }, { header: 'torch ms' }, { header: 'torch kept ms' },
+      { header: 'fused GFLOP/s' }, { header: 'naive GFLOP/s' }, { header: 'torch GFLOP/s' }, { header: 'torch kept GFLOP/s' },
+      { header: 'fused/peak' }, { header: 'fused vs naive' }, { header: 'fused vs torch' }, { header: 'fused vs torch kept' },
     ],
     rows.map((r) => [
-      String(r.L), fmtMs(r.fused.fwdBwdMs), fmtMs(r.naive.fwdBwdMs), fmtMs(r.torch?.fwdBwdMs),
+      String(r.L), fmtMs(r.fused.fwdBwdMs), fmtMs(r.naive.fwdBwdMs), fmtMs(r.torch?.fwdBwdMs), fmtMs(r.torchKept?.fwdBwdMs),
       fmt(rate(r.L, r.fused.fwdBwdMs)), fmt(rate(r.L, r.naive.fwdBwdMs)), fmt(rate(r.L, r.torch?.fwdBwdMs)),
-      fmtPct(rate(r.L, r.fused.fwdBwdMs)! / peakGflops),
-      fmtRatio(r.naive.fwdBwdMs / r.fused.fwdBwdMs), fmtRatio(r.torch ? r.torch.fwdBwdMs / r.fused.fwdBwdMs : undefined),
+      fmt(rate(r.L, r.torchKept?.fwdBwdMs)), fmtPct(rate(r.L, r.fused.fwdBwdMs)! / peakGflops),
+      fmtRatio(r.naive.fwdBwdMs / r.fused.fwdBwdMs), fmtRatio(vsFused(r, r.torch)), fmtRatio(vsFused(r, r.torchKept)),
     ]),
   );
 
-  console.log('\nforward alone (no grad recording) and backward = fwd+bwd − fwd; GFLOP/s by the convention above');
-  const split = (r: AttentionRow, i: Impl | null) => (i ? { f: i.fwdMs, b: i.fwdBwdMs - i.fwdMs } : undefined);
+  console.log('\nforward alone (no grad recording) and backward = fwd+bwd − fwd; "kept" = torch kept; GFLOP/s by the convention above');
+  const split = (i: Impl | null) => (i ? { f: i.fwdMs, b: i.fwdBwdMs - i.fwdMs } : undefined);
   printTable(
     [
       { header: 'L' }, { header: 'fused fwd ms' }, { header: 'fused bwd ms' }, { header: 'naive fwd ms' }, { header: 'naive bwd ms' },
-      { header: 'torch fwd ms' }, { header: 'torch bwd ms' }, { header: 'fused fwd GFLOP/s' }, { header: 'fused bwd GFLOP/s' },
-      { header: 'fwd vs torch' }, { header: 'bwd vs torch' },
+      { header: 'torch fwd ms' }, { header: 'torch bwd ms' }, { header: 'kept fwd ms' }, { header: 'kept bwd ms' },
+      { header: 'fused fwd GFLOP/s' }, { header: 'fused bwd GFLOP/s' },
+      { header: 'fwd vs torch' }, { header: 'bwd vs torch' }, { header: 'fwd vs kept' }, { header: 'bwd vs kept' },
     ],
     rows.map((r) => {
-      const f = split(r, r.fused)!;
-      const n = split(r, r.naive)!;
-      const t = split(r, r.torch);
+      const f = split(r.fused)!;
+      const n = split(r.naive)!;
+      const t = split(r.torch);
+      const k = split(r.torchKept);
       return [
-        String(r.L), fmtMs(f.f), fmtMs(f.b), fmtMs(n.f), fmtMs(n.b), fmtMs(t?.f), fmtMs(t?.b),
+        String(r.L), fmtMs(f.f), fmtMs(f.b), fmtMs(n.f), fmtMs(n.b), fmtMs(t?.f), fmtMs(t?.b), fmtMs(k?.f), fmtMs(k?.b),
         fmt(gflops(flops(r.L).fwd, f.f)), fmt(gflops(flops(r.L).bwd, f.b)),
         fmtRatio(t ? t.f / f.f : undefined), fmtRatio(t ? t.b / f.b : undefined),
+        fmtRatio(k ? k.f / f.f : undefined), fmtRatio(k ? k.b / f.b : undefined),
       ];
     }),
   );
@@ -203,25 +232,27 @@ export function runAttention(args: BenchArgs, peakGflops: number): AttentionRow[
       { header: 'L' }, { header: 'fused user' }, { header: 'fused sys' }, { header: 'fused sys share' },
       { header: 'naive user' }, { header: 'naive sys' }, { header: 'naive sys share' },
       { header: 'torch user' }, { header: 'torch sys' }, { header: 'torch sys share' },
+      { header: 'kept user' }, { header: 'kept sys' }, { header: 'kept sys share' },
     ],
-    rows.map((r) => [String(r.L), ...cpuCells(r.fused), ...cpuCells(r.naive), ...cpuCells(r.torch)]),
+    rows.map((r) => [String(r.L), ...cpuCells(r.fused), ...cpuCells(r.naive), ...cpuCells(r.torch), ...cpuCells(r.torchKept)]),
   );
 
   console.log(
     '\nextra memory during one fwd+bwd, MiB. "live": peak of our liveBytes() (native tensor bytes, sampled after every' +
       '\naddon call) above the inputs, gradients included. "RSS": peak resident-set growth of the process over one step' +
-      '\nafter warm-up (VmHWM reset through /proc/self/clear_refs): every touched page, allocator caching included; the one' +
-      '\nfigure that compares with torch.',
+      '\nafter warm-up, starting with our block cache and the C heap emptied (VmHWM reset through /proc/self/clear_refs):' +
+      '\nevery touched page, allocator caching included; the one figure that compares with torch.',
   );
   printTable(
     [
       { header: 'L' }, { header: 'fused live' }, { header: 'naive live' }, { header: 'naive/fused' },
-      { header: 'fused RSS' }, { header: 'naive RSS' }, { header: 'torch RSS' },
+      { header: 'fused RSS' }, { header: 'naive RSS' }, { header: 'torch RSS' }, { header: 'torch kept RSS' },
       { header: 'one [B·H,L,L]' }, { header: 'one [B,L,H,Dh]' },
     ],
     rows.map((r) => [
       String(r.L), fmtMiB(r.fusedExtraBytes), fmtMiB(r.naiveExtraBytes), fmtRatio(r.naiveExtraBytes / r.fusedExtraBytes),
       fmtMiB(r.rss.fused ?? undefined), fmtMiB(r.rss.naive ?? undefined), fmtMiB(r.rss.torch ?? undefined),
+      fmtMiB(r.rss.torchKept ?? undefined),
       fmtMiB(4 * B * H * r.L * r.L), fmtMiB(4 * B * H * r.L * Dh),
     ]),
   );
@@ -231,11 +262,12 @@ export function runAttention(args: BenchArgs, peakGflops: number): AttentionRow[
 
   const target = rows.find((r) => r.L === 512);
   if (target) {
-    const s = target.torch ? target.torch.fwdBwdMs / target.fused.fwdBwdMs : undefined;
+    const verdict = (s: number | undefined, against: string) =>
+      s === undefined ? `not measured vs ${against} (skipped)` : `${fmtRatio(s)} vs ${against} (${s >= 2 ? 'MET' : 'NOT MET'})`;
     console.log(
-      s === undefined
-        ? 'target (fused ≥ 2× PyTorch fwd+bwd at L=512): not measured, torch column skipped'
-        : `target (fused ≥ 2× PyTorch fwd+bwd at L=512): measured ${fmtRatio(s)}, ${s >= 2 ? 'MET' : 'NOT MET'}`,
+      'target (fused ≥ 2× PyTorch fwd+bwd at L=512): ' +
+        `${verdict(vsFused(target, target.torch), 'default torch')}, ` +
+        `${verdict(vsFused(target, target.torchKept), 'torch with glibc keeping memory')}`,
     );
   }
   return rows;
