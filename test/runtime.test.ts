@@ -10,6 +10,7 @@ describe('runtime', () => {
     const info = runtimeInfo();
     expect(info.backend).toBe('cpu');
     expect(info.addon).toMatch(/cloze_cpu\.node$/);
+    expect(info.blasCore.length).toBeGreaterThan(0);
     setNumThreads(1);
     expect(runtimeInfo().threads).toBe(1);
     if (info.blas === 'openblas') expect(runtimeInfo().blasThreads).toBe(1);

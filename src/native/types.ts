@@ -50,6 +50,8 @@ export interface AttentionNativeOptions {
 export interface RuntimeInfo {
   backend: 'cpu' | 'cuda';
   blas: 'openblas' | 'builtin';
+  /** The kernel family the BLAS chose for this CPU, e.g. 'Haswell' or 'SkylakeX'. */
+  blasCore: string;
   blasThreads: number;
   threads: number;
   simdBytes: number;

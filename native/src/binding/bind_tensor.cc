@@ -75,6 +75,7 @@ void register_tensor(Napi::Env env, Napi::Object exports) {
     Napi::Object o = Napi::Object::New(a.env());
     o.Set("backend", "cpu");
     o.Set("blas", blas_name());
+    o.Set("blasCore", blas_core());
     o.Set("blasThreads", blas_threads());
     o.Set("threads", ThreadPool::get().size());
     o.Set("simdBytes", kVecBytes);

@@ -96,6 +96,14 @@ const char* blas_name() {
 #endif
 }
 
+const char* blas_core() {
+#ifdef CLOZE_HAVE_OPENBLAS
+  return openblas_get_corename();
+#else
+  return "builtin";
+#endif
+}
+
 bool blas_is_openblas() {
 #ifdef CLOZE_HAVE_OPENBLAS
   return true;

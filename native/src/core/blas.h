@@ -24,6 +24,8 @@ template <typename T>
 void gemm_builtin(const GemmParams& p);  // always ours
 
 const char* blas_name();
+// The kernel family the BLAS library chose for this CPU ("Haswell", "SkylakeX", …), or "builtin".
+const char* blas_core();
 bool blas_is_openblas();
 void blas_set_threads(int n);
 int blas_threads();
