@@ -10,6 +10,7 @@ export {
 export { matmul, linear, type MatmulOptions } from './ops/linalg.js';
 export { add, mul, scale, biasAdd, sum, mean, gelu, relu, dropout, reshape, type DropoutOptions } from './ops/elementwise.js';
 export { layerNorm, softmax, crossEntropy, embedding, type CrossEntropyOptions } from './ops/nn.js';
+export { linearCrossEntropy, type LinearCrossEntropyOptions } from './ops/linear-ce.js';
 export { attention, alibiSlopes, type AttentionOptions, type AttentionResult } from './ops/attention.js';
 export { Module } from './nn/module.js';
 export { Parameter } from './nn/parameter.js';
@@ -17,3 +18,15 @@ export { Linear, LayerNorm, Embedding, Dropout, type InitOptions } from './nn/la
 export { MultiHeadAttention } from './nn/attention.js';
 export { truncNormal, constant } from './nn/init.js';
 export { AdamW, type AdamWOptions, type ParamGroup } from './optim/adamw.js';
+export * from './masking/index.js';
+export {
+  readDocuments, readFileDocuments, type CorpusOptions, type CorpusFormat, type TextMode, type Document,
+} from './data/documents.js';
+export { readLines, type Line } from './data/lines.js';
+export { listCorpusFiles } from './data/sources.js';
+export {
+  TextTokenizer, trainWordPiece, loadTokenizer, SPECIAL_TOKENS, type TrainWordPieceOptions, type LoadTokenizerOptions,
+} from './data/tokenizer.js';
+export { Shard, ShardWriter, SHARD_MAGIC, SHARD_VERSION, type ShardHeader } from './data/shard.js';
+export { prepareShard, corpusHash, openShard, type PrepareOptions, type PreparedShard } from './data/prepare.js';
+export { PackedCorpus, type PackOptions, type SpecialIds, type Batch, type BatchOptions } from './data/packing.js';

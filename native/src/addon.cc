@@ -13,8 +13,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   cloze::register_linalg(env, exports);
   cloze::register_elementwise(env, exports);
   cloze::register_nn(env, exports);
+  cloze::register_linear_ce(env, exports);
   cloze::register_attention(env, exports);
   cloze::register_optim(env, exports);
+  cloze::register_mlm_mask(env, exports);
   cloze::register_bench(env, exports);
   return exports;
 }

@@ -97,6 +97,11 @@ export interface NativeAddon {
   crossEntropyBackward(gradLoss: number, logits: N, targets: N, rows: Maybe, lse: N, ignoreIndex: number, count: number): N;
   embedding(table: N, ids: N): N;
   embeddingBackward(g: N, ids: N, vocabSize: number): N;
+  linearCrossEntropy(h: N, w: N, bias: Maybe, targets: N, ignoreIndex: number, chunkSize: number): { loss: N; lse: N; count: number };
+  linearCrossEntropyBackward(
+    gradLoss: number, h: N, w: N, bias: Maybe, targets: N, lse: N, ignoreIndex: number, count: number, chunkSize: number,
+    needInput: boolean, needWeight: boolean, needBias: boolean,
+  ): [Maybe, Maybe, Maybe];
 
   attention(q: N, k: N, v: N, options: AttentionNativeOptions): { out: N; lse: N; entropy?: N };
   attentionBackward(
@@ -107,6 +112,7 @@ export interface NativeAddon {
     lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number; gradScale?: number;
   }): void;
   clipGradNorm(grads: N[], maxNorm: number): number;
+  mlmMask(ids: N, select: N, group: Maybe, vocabSize: number, maskId: number, maskProb: number, randomProb: number, randomLow: number, randomHigh: number, seed: number, step: number): { ids: N; rows: N; targets: N };
 
   /** float32 FMA GFLOP/s of register-resident chains on every pool thread for about `ms` ms (bench yardstick). */
   measurePeakGflops(ms: number): number;

@@ -1,0 +1,142 @@
+// Fused, vocabulary-chunked linear + cross-entropy (the MLM head's last step).
+#include "../ops/linear_ce.h"
+#include "bindings.h"
+
+namespace cloze {
+
+namespace {
+
+struct LceDims {
+  int64_t M = 0, D = 0, V = 0;
+};
+
+// Checks h [M, D], weight [V, D], bias [V] | null and int32 targets [M] with
+// entries in [0, V) or the ignore index.
+LceDims check_inputs(const ArgReader& a, NTensor* h, NTensor* w, NTensor* b, NTensor* tg, int32_t ignore) {
+  a.want_float(h, "input");
+  a.want_ndim(h, 2, 2, "input");
+  LceDims d;
+  d.M = h->dim(0);
+  d.D = h->dim(1);
+  if (d.D == 0) a.bad(ErrCode::Shape, "a non-empty last dimension", "input", tensor_desc(h));
+  a.want_same_dtype(h, w, "weight");
+  a.want_ndim(w, 2, 2, "weight");
+  d.V = w->dim(0);
+  if (d.V == 0 || w->dim(1) != d.D)
+    a.bad(ErrCode::Shape, "weight of shape [V, " + std::to_string(d.D) + "] with V >= 1 (input has " + tensor_desc(h) + ")",
+          "weight", tensor_desc(w));
+  if (b) {
+    a.want_same_dtype(h, b, "bias");
+    a.want_shape(b, {d.V}, "bias");
+  }
+  a.want_dtype(tg, DType::I32, "targets");
+  a.want_shape(tg, {d.M}, "targets");
+  const int32_t* t = tg->ptr<int32_t>();
+  for (int64_t i = 0; i < d.M; i++) {
+    if (t[i] == ignore) continue;
+    if (t[i] < 0 || t[i] >= d.V)
+      a.bad(ErrCode::Index,
+            "indices in [0, " + std::to_string(d.V) + ") or the ignore index " + std::to_string(ignore), "targets",
+            std::to_string(t[i]) + " at position " + std::to_string(i));
+  }
+  return d;
+}
+
+template <typename T>
+LinearCEParams<T> params(const LceDims& d, NTensor* h, NTensor* w, NTensor* b, NTensor* tg, int32_t ignore,
+                         int64_t chunk) {
+  LinearCEParams<T> p;
+  p.M = d.M;
+  p.D = d.D;
+  p.V = d.V;
+  p.chunk = chunk;
+  p.h = h->ptr<T>();
+  p.w = w->ptr<T>();
+  p.b = b ? b->ptr<T>() : nullptr;
+  p.targets = tg->ptr<int32_t>();
+  p.ignore_index = ignore;
+  return p;
+}
+
+Napi::Value null_or(const ArgReader& a, bool cond, const Napi::Object& o) { return cond ? Napi::Value(o) : a.env().Null(); }
+
+}  // namespace
+
+void register_linear_ce(Napi::Env env, Napi::Object exports) {
+  (void)env;
+  // linearCrossEntropy(h [M, D], w [V, D], b [V] | null, targets int32 [M], ignoreIndex, chunkSize)
+  //   -> { loss: 0-d mean over non-ignored rows, lse: [M], count }
+  CLOZE_EXPORT(exports, "linearCrossEntropy", [](const ArgReader& a) -> Napi::Value {
+    NTensor* h = a.tensor(0, "input");
+    NTensor* w = a.tensor(1, "weight");
+    NTensor* b = a.tensor_or_null(2, "bias");
+    NTensor* tg = a.tensor(3, "targets");
+    const int32_t ignore = static_cast<int32_t>(a.integer(4, "ignoreIndex", INT32_MIN, INT32_MAX));
+    const int64_t chunk = a.integer(5, "chunkSize", 1, INT32_MAX);
+    const LceDims d = check_inputs(a, h, w, b, tg, ignore);
+    Napi::Object lse = NTensor::New(a.env(), h->dtype(), {d.M}, a.op);
+    int64_t count = 0;
+    const double total = dispatch_float(h->dtype(), a.op, [&](auto t) {
+      using T = decltype(t);
+      LinearCEParams<T> p = params<T>(d, h, w, b, tg, ignore, chunk);
+      p.lse = NTensor::Unwrap(lse)->ptr<T>();
+      const double s = linear_ce_forward_cpu<T>(p);
+      count = p.count;
+      return s;
+    });
+    Napi::Object loss = NTensor::New(a.env(), h->dtype(), {}, a.op);
+    const double mean = count > 0 ? total / static_cast<double>(count) : 0.0;
+    if (h->dtype() == DType::F32)
+      *NTensor::Unwrap(loss)->ptr<float>() = static_cast<float>(mean);
+    else
+      *NTensor::Unwrap(loss)->ptr<double>() = mean;
+    Napi::Object res = Napi::Object::New(a.env());
+    res.Set("loss", loss);
+    res.Set("lse", lse);
+    res.Set("count", Napi::Number::New(a.env(), static_cast<double>(count)));
+    return res;
+  });
+
+  // linearCrossEntropyBackward(gradLoss number, h, w, b | null, targets, lse, ignoreIndex, count, chunkSize,
+  //   needH, needW, needB) -> [dh | null, dw | null, db | null]
+  CLOZE_EXPORT(exports, "linearCrossEntropyBackward", [](const ArgReader& a) -> Napi::Value {
+    const double gl = a.number(0, "gradLoss");
+    NTensor* h = a.tensor(1, "input");
+    NTensor* w = a.tensor(2, "weight");
+    NTensor* b = a.tensor_or_null(3, "bias");
+    NTensor* tg = a.tensor(4, "targets");
+    NTensor* lse = a.tensor(5, "lse");
+    const int32_t ignore = static_cast<int32_t>(a.integer(6, "ignoreIndex", INT32_MIN, INT32_MAX));
+    const int64_t count = a.integer(7, "count", 0, INT64_C(1) << 40);
+    const int64_t chunk = a.integer(8, "chunkSize", 1, INT32_MAX);
+    const bool nh = a.boolean(9, "needInput"), nw = a.boolean(10, "needWeight"), nb = a.boolean(11, "needBias");
+    const LceDims d = check_inputs(a, h, w, b, tg, ignore);
+    a.want_same_dtype(h, lse, "lse");
+    a.want_shape(lse, {d.M}, "lse");
+    if (count > d.M) a.bad(ErrCode::Value, "a count in [0, " + std::to_string(d.M) + "]", "count", std::to_string(count));
+    Napi::Object dh, dw, db;
+    if (nh) dh = NTensor::New(a.env(), h->dtype(), {d.M, d.D}, a.op);
+    if (nw) dw = NTensor::New(a.env(), h->dtype(), {d.V, d.D}, a.op);
+    if (nb) db = NTensor::New(a.env(), h->dtype(), {d.V}, a.op);
+    if (nh || nw || nb)
+      dispatch_float(h->dtype(), a.op, [&](auto t) {
+        using T = decltype(t);
+        LinearCEParams<T> p = params<T>(d, h, w, b, tg, ignore, chunk);
+        p.lse = lse->ptr<T>();
+        p.count = count;
+        p.grad_scale = count > 0 ? gl / static_cast<double>(count) : 0.0;
+        p.dh = nh ? NTensor::Unwrap(dh)->ptr<T>() : nullptr;
+        p.dw = nw ? NTensor::Unwrap(dw)->ptr<T>() : nullptr;
+        p.db = nb ? NTensor::Unwrap(db)->ptr<T>() : nullptr;
+        linear_ce_backward_cpu<T>(p);
+        return 0;
+      });
+    Napi::Array res = Napi::Array::New(a.env(), 3);
+    res.Set(0u, null_or(a, nh, dh));
+    res.Set(1u, null_or(a, nw, dw));
+    res.Set(2u, null_or(a, nb, db));
+    return res;
+  });
+}
+
+}  // namespace cloze

@@ -1,0 +1,165 @@
+#include "linear_ce.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "../core/blas.h"
+#include "../core/mathfn.h"
+#include "../core/threadpool.h"
+
+namespace cloze {
+
+namespace {
+
+// Rows handled per pool task: about 16K scratch elements.
+int64_t row_grain(int64_t n) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)); }
+
+// S [M, n] = h·W[c0 : c0+n]ᵀ + b[c0 : c0+n], row stride n.
+template <typename T>
+void chunk_logits(const LinearCEParams<T>& p, int64_t c0, int64_t n, T* S) {
+  if (p.b) {  // start from the bias and let the GEMM accumulate (beta = 1)
+    const T* bc = p.b + c0;
+    parallel_range(p.M, row_grain(n), [&](int64_t r0, int64_t r1) {
+      for (int64_t m = r0; m < r1; m++) std::copy(bc, bc + n, S + m * n);
+    });
+  }
+  GemmParams g;
+  g.trans_b = true;
+  g.M = p.M;
+  g.N = n;
+  g.K = p.D;
+  g.A = p.h;
+  g.lda = p.D;
+  g.B = p.w + c0 * p.D;
+  g.ldb = p.D;
+  g.C = S;
+  g.ldc = n;
+  g.beta = p.b ? 1.0 : 0.0;
+  gemm<T>(g);
+}
+
+}  // namespace
+
+template <typename T>
+double linear_ce_forward_cpu(LinearCEParams<T>& p) {
+  const int64_t M = p.M, V = p.V, C = std::min(std::max<int64_t>(p.chunk, 1), V);
+  // Online log-sum-exp per row: running max and the sum of exp(x − max).
+  std::vector<T> run_max(static_cast<size_t>(M), neg_inf<T>()), run_sum(static_cast<size_t>(M), T(0));
+  std::vector<T> tlogit(static_cast<size_t>(M), T(0));
+  std::vector<T> S(static_cast<size_t>(M * C));
+  for (int64_t c0 = 0; c0 < V; c0 += C) {
+    const int64_t n = std::min(C, V - c0);
+    chunk_logits(p, c0, n, S.data());
+    parallel_range(M, row_grain(n), [&](int64_t r0, int64_t r1) {
+      for (int64_t m = r0; m < r1; m++) {
+        const int32_t t = p.targets[m];
+        if (t == p.ignore_index) continue;
+        const T* x = S.data() + m * n;
+        T cm = x[0];
+        for (int64_t j = 1; j < n; j++) cm = x[j] > cm ? x[j] : cm;
+        const T old = run_max[m];
+        const T mx = cm > old ? cm : old;
+        T sum = 0;
+        for (int64_t j = 0; j < n; j++) sum += fexp(x[j] - mx);
+        // The first chunk has no previous sum: skip exp(−∞ − mx).
+        run_sum[m] = (old == neg_inf<T>() ? T(0) : run_sum[m] * fexp(old - mx)) + sum;
+        run_max[m] = mx;
+        if (t >= c0 && t < c0 + n) tlogit[m] = x[t - c0];
+      }
+    });
+  }
+  // Fixed-order reduction: the loss does not depend on the thread count.
+  double total = 0;
+  int64_t count = 0;
+  for (int64_t m = 0; m < M; m++) {
+    if (p.targets[m] == p.ignore_index) {
+      p.lse[m] = T(0);
+      continue;
+    }
+    const T lse = run_max[m] + std::log(run_sum[m]);
+    p.lse[m] = lse;
+    total += static_cast<double>(lse - tlogit[m]);
+    count++;
+  }
+  p.count = count;
+  return total;
+}
+
+template <typename T>
+void linear_ce_backward_cpu(const LinearCEParams<T>& p) {
+  const int64_t M = p.M, D = p.D, V = p.V, C = std::min(std::max<int64_t>(p.chunk, 1), V);
+  if (p.count == 0 || M == 0) {  // every row ignored: all gradients are zero
+    if (p.dh) std::fill(p.dh, p.dh + M * D, T(0));
+    if (p.dw) std::fill(p.dw, p.dw + V * D, T(0));
+    if (p.db) std::fill(p.db, p.db + V, T(0));
+    return;
+  }
+  const T gs = static_cast<T>(p.grad_scale);
+  std::vector<T> S(static_cast<size_t>(M * C));
+  for (int64_t c0 = 0; c0 < V; c0 += C) {
+    const int64_t n = std::min(C, V - c0);
+    chunk_logits(p, c0, n, S.data());
+    // G = (softmax − onehot)·gradScale, in place over the recomputed logits.
+    parallel_range(M, row_grain(n), [&](int64_t r0, int64_t r1) {
+      for (int64_t m = r0; m < r1; m++) {
+        T* x = S.data() + m * n;
+        const int32_t t = p.targets[m];
+        if (t == p.ignore_index) {
+          std::fill(x, x + n, T(0));
+          continue;
+        }
+        const T lse = p.lse[m];
+        for (int64_t j = 0; j < n; j++) x[j] = gs * fexp(x[j] - lse);
+        if (t >= c0 && t < c0 + n) x[t - c0] -= gs;
+      }
+    });
+    if (p.dh) {  // dh [M, D] (+)= G·W_chunk
+      GemmParams g;
+      g.M = M;
+      g.N = D;
+      g.K = n;
+      g.A = S.data();
+      g.lda = n;
+      g.B = p.w + c0 * D;
+      g.ldb = D;
+      g.C = p.dh;
+      g.ldc = D;
+      g.beta = c0 == 0 ? 0.0 : 1.0;
+      gemm<T>(g);
+    }
+    if (p.dw) {  // dW_chunk [n, D] = Gᵀ·h
+      GemmParams g;
+      g.trans_a = true;
+      g.M = n;
+      g.N = D;
+      g.K = M;
+      g.A = S.data();
+      g.lda = n;
+      g.B = p.h;
+      g.ldb = D;
+      g.C = p.dw + c0 * D;
+      g.ldc = D;
+      gemm<T>(g);
+    }
+    if (p.db) {  // db_chunk = column sums of G; each column summed over rows in order
+      parallel_range(n, 256, [&](int64_t j0, int64_t j1) {
+        std::vector<T> acc(static_cast<size_t>(j1 - j0), T(0));
+        for (int64_t m = 0; m < M; m++) {
+          const T* x = S.data() + m * n;
+          for (int64_t j = j0; j < j1; j++) acc[j - j0] += x[j];
+        }
+        std::copy(acc.begin(), acc.end(), p.db + c0 + j0);
+      });
+    }
+  }
+}
+
+#define CLOZE_INST(T)                                                  \
+  template double linear_ce_forward_cpu<T>(LinearCEParams<T>&);       \
+  template void linear_ce_backward_cpu<T>(const LinearCEParams<T>&);
+CLOZE_INST(float)
+CLOZE_INST(double)
+#undef CLOZE_INST
+
+}  // namespace cloze
