@@ -1,0 +1,136 @@
+/**
+ * The run configuration of `cloze pretrain`: one table of fields, each with
+ * its type, default and help text. The same table validates run.json files
+ * (unknown or wrongly typed fields are errors naming the field) and builds
+ * the CLI flags, so the two cannot drift apart.
+ */
+import { readFileSync } from 'node:fs';
+import { ClozeError } from '../errors.js';
+
+type Kind = 'string' | 'number' | 'integer' | 'boolean' | 'string?' | 'number[2]';
+
+export interface FieldSpec {
+  kind: Kind;
+  default: unknown;
+  describe: string;
+  /** Allowed values for a string field. */
+  choices?: readonly string[];
+  /** Inclusive bounds for numbers. */
+  min?: number;
+  max?: number;
+}
+
+export const RUN_FIELDS = {
+  task: { kind: 'string', default: 'mlm', choices: ['mlm'], describe: 'Pre-training objective' },
+  preset: { kind: 'string', default: 'bert-tiny', describe: 'Model preset name' },
+  data: { kind: 'string?', default: null, describe: 'Corpus file or directory (default: the bundled WordNet corpus)' },
+  textMode: { kind: 'string', default: 'line', choices: ['line', 'paragraph'], describe: 'Text files: one document per line, or blank-line-separated paragraphs' },
+  jsonlField: { kind: 'string', default: 'text', describe: 'JSONL field holding the text' },
+  tokenizer: { kind: 'string?', default: null, describe: 'tokenizer.json or vocab.txt to load (default: train WordPiece on the corpus)' },
+  vocabSize: { kind: 'integer', default: 8000, min: 6, max: 30000, describe: 'WordPiece vocabulary size when training one' },
+  lowercase: { kind: 'boolean', default: true, describe: 'Lowercase text when training a tokenizer' },
+  maxLength: { kind: 'integer', default: 128, min: 8, max: 65536, describe: 'Sequence length, [CLS] and [SEP] included' },
+  evalFraction: { kind: 'number', default: 0.05, min: 0, max: 0.5, describe: 'Share of sequences held out for evaluation' },
+  out: { kind: 'string?', default: null, describe: 'Run directory (default: runs/<preset>)' },
+  maxSteps: { kind: 'integer', default: 1000, min: 1, describe: 'Optimizer steps' },
+  batchSize: { kind: 'integer', default: 32, min: 1, describe: 'Sequences per micro-batch' },
+  gradAccum: { kind: 'integer', default: 1, min: 1, describe: 'Micro-batches per optimizer step' },
+  lr: { kind: 'number', default: 1e-3, min: 0, describe: 'Peak learning rate' },
+  warmupRatio: { kind: 'number', default: 0.06, min: 0, max: 1, describe: 'Warmup as a share of maxSteps' },
+  decay: { kind: 'string', default: 'linear', choices: ['linear', 'cosine', 'constant'], describe: 'Decay after warmup' },
+  minLrRatio: { kind: 'number', default: 0, min: 0, max: 1, describe: 'Final lr as a share of the peak' },
+  weightDecay: { kind: 'number', default: 0.01, min: 0, describe: 'AdamW weight decay (never on norms and biases)' },
+  betas: { kind: 'number[2]', default: [0.9, 0.999], min: 0, max: 0.999999, describe: 'AdamW betas' },
+  eps: { kind: 'number', default: 1e-6, min: 0, describe: 'AdamW epsilon' },
+  gradClip: { kind: 'number', default: 1, min: 0, describe: 'Global gradient-norm clip (0: off)' },
+  maskRatio: { kind: 'number', default: 0.15, min: 0, max: 1, describe: 'Share of tokens selected for prediction' },
+  masking: { kind: 'string', default: 'token', choices: ['token', 'whole-word', 'span', 'ngram'], describe: 'Selection strategy' },
+  evalEvery: { kind: 'integer', default: 200, min: 1, describe: 'Evaluate every N steps' },
+  evalBatches: { kind: 'integer', default: 20, min: 1, describe: 'Batches per evaluation' },
+  saveEvery: { kind: 'integer', default: 500, min: 1, describe: 'Checkpoint every N steps (and at the end)' },
+  keepLast: { kind: 'integer', default: 3, min: 1, describe: 'Checkpoints to keep' },
+  logEvery: { kind: 'integer', default: 10, min: 1, describe: 'Metrics line every N steps' },
+  seed: { kind: 'integer', default: 0, min: 0, describe: 'Seed of every random choice' },
+  threads: { kind: 'integer', default: 0, min: 0, max: 1024, describe: 'Native threads (0: all cores)' },
+  resume: { kind: 'boolean', default: false, describe: 'Continue from the latest checkpoint in the run directory' },
+} as const satisfies Record<string, FieldSpec>;
+
+export type RunFieldName = keyof typeof RUN_FIELDS;
+
+type ValueOf<K extends Kind> = K extends 'string'
+  ? string
+  : K extends 'string?'
+    ? string | null
+    : K extends 'number' | 'integer'
+      ? number
+      : K extends 'boolean'
+        ? boolean
+        : [number, number];
+
+export type RunConfig = { -readonly [K in RunFieldName]: ValueOf<(typeof RUN_FIELDS)[K]['kind']> };
+
+function fail(where: string, field: string, what: string, got: unknown): never {
+  throw new ClozeError('E_VALUE', `${where}: Expected ${what} for ${field} but received ${JSON.stringify(got)}`);
+}
+
+function checkField(name: RunFieldName, v: unknown, where: string): unknown {
+  const spec: FieldSpec = RUN_FIELDS[name];
+  const inRange = (x: number): boolean => (spec.min === undefined || x >= spec.min) && (spec.max === undefined || x <= spec.max);
+  const range = spec.min !== undefined || spec.max !== undefined ? ` in [${spec.min ?? '-∞'}, ${spec.max ?? '∞'}]` : '';
+  switch (spec.kind) {
+    case 'string':
+    case 'string?':
+      if (v === null && spec.kind === 'string?') return v;
+      if (typeof v !== 'string' || v.length === 0) fail(where, name, 'a non-empty string', v);
+      if (spec.choices && !spec.choices.includes(v)) fail(where, name, `one of ${spec.choices.join(', ')}`, v);
+      return v;
+    case 'number':
+      if (typeof v !== 'number' || !Number.isFinite(v) || !inRange(v)) fail(where, name, `a number${range}`, v);
+      return v;
+    case 'integer':
+      if (typeof v !== 'number' || !Number.isInteger(v) || !inRange(v)) fail(where, name, `an integer${range}`, v);
+      return v;
+    case 'boolean':
+      if (typeof v !== 'boolean') fail(where, name, 'true or false', v);
+      return v;
+    case 'number[2]':
+      if (!Array.isArray(v) || v.length !== 2 || v.some((x) => typeof x !== 'number' || !inRange(x)))
+        fail(where, name, `two numbers${range}`, v);
+      return v;
+  }
+}
+
+/** Fills defaults and validates; `where` names the source in errors (a file path or "options"). */
+export function resolveConfig(partial: Record<string, unknown>, where = 'options'): RunConfig {
+  if (partial === null || typeof partial !== 'object' || Array.isArray(partial)) {
+    throw new ClozeError('E_VALUE', `${where}: Expected an object of run settings but received ${JSON.stringify(partial)}`);
+  }
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(partial)) {
+    if (!(key in RUN_FIELDS)) {
+      throw new ClozeError('E_VALUE', `${where}: Expected a known setting for ${key} but received an unknown field (known: ${Object.keys(RUN_FIELDS).join(', ')})`);
+    }
+  }
+  for (const name of Object.keys(RUN_FIELDS) as RunFieldName[]) {
+    const v = partial[name];
+    out[name] = v === undefined ? RUN_FIELDS[name].default : checkField(name, v, where);
+  }
+  return out as RunConfig;
+}
+
+/** Reads and validates a run.json file. */
+export function loadRunConfig(path: string, overrides: Record<string, unknown> = {}): RunConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ClozeError('E_IO', `${path}: could not read the run config (${(e as Error).message})`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new ClozeError('E_VALUE', `${path}: Expected a JSON object but received text that is not JSON (${(e as Error).message})`);
+  }
+  return resolveConfig({ ...(parsed as Record<string, unknown>), ...overrides }, path);
+}
