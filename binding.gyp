@@ -16,6 +16,7 @@
         "native/src/ops/linear_ce.cc",
         "native/src/ops/optim.cc",
         "native/src/ops/mlm_mask.cc",
+        "native/src/ops/geglu.cc",
         "native/src/binding/tensor_object.cc",
         "native/src/binding/args.cc",
         "native/src/binding/bind_tensor.cc",
@@ -26,6 +27,7 @@
         "native/src/binding/bind_attention.cc",
         "native/src/binding/bind_optim.cc",
         "native/src/binding/bind_mlm_mask.cc",
+        "native/src/binding/bind_geglu.cc",
         "native/src/binding/bind_bench.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

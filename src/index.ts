@@ -8,7 +8,7 @@ export {
   runtimeInfo, setNumThreads, liveBytes, cachedBytes, releaseCache, setCacheLimit, type BackendInfo,
 } from './runtime.js';
 export { matmul, linear, type MatmulOptions } from './ops/linalg.js';
-export { add, mul, scale, biasAdd, sum, mean, gelu, relu, dropout, reshape, type DropoutOptions } from './ops/elementwise.js';
+export { add, mul, scale, biasAdd, sum, mean, gelu, geglu, relu, dropout, reshape, type DropoutOptions } from './ops/elementwise.js';
 export { layerNorm, softmax, crossEntropy, embedding, type CrossEntropyOptions } from './ops/nn.js';
 export { linearCrossEntropy, type LinearCrossEntropyOptions } from './ops/linear-ce.js';
 export { attention, alibiSlopes, type AttentionOptions, type AttentionResult } from './ops/attention.js';
@@ -30,3 +30,12 @@ export {
 export { Shard, ShardWriter, SHARD_MAGIC, SHARD_VERSION, type ShardHeader } from './data/shard.js';
 export { prepareShard, corpusHash, openShard, type PrepareOptions, type PreparedShard } from './data/prepare.js';
 export { PackedCorpus, type PackOptions, type SpecialIds, type Batch, type BatchOptions } from './data/packing.js';
+export * from './models/bert/index.js';
+export {
+  saveSafetensors, loadSafetensors, readSafetensorsHeader, SAFETENSORS_DTYPE, MAX_HEADER_BYTES,
+  type SafetensorsHeader, type SafetensorsEntry, type SaveSafetensorsOptions,
+} from './checkpoint/safetensors.js';
+export {
+  saveCheckpoint, loadCheckpoint, latestCheckpoint, listCheckpoints, pruneCheckpoints, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
+  type CheckpointContents, type SaveCheckpointOptions, type LoadedCheckpoint, type OptimizerState, type JsonValue,
+} from './checkpoint/checkpoint.js';

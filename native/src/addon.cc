@@ -17,6 +17,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   cloze::register_attention(env, exports);
   cloze::register_optim(env, exports);
   cloze::register_mlm_mask(env, exports);
+  cloze::register_geglu(env, exports);
   cloze::register_bench(env, exports);
   return exports;
 }

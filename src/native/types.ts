@@ -88,6 +88,8 @@ export interface NativeAddon {
   relu(x: N): N;
   reluBackward(g: N, x: N): N;
   dropout(x: N, p: number, seed: number, step: number): N;
+  geglu(x: N): N;
+  gegluBackward(g: N, x: N): N;
 
   layerNorm(x: N, w: Maybe, b: Maybe, eps: number): [N, N, N];
   layerNormBackward(dy: N, x: N, w: Maybe, mean: N, rstd: N, needX: boolean, needW: boolean, needB: boolean): [Maybe, Maybe, Maybe];

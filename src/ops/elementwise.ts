@@ -71,6 +71,16 @@ export function gelu(x: Tensor): Tensor {
   return record('gelu', [native().gelu(x.native)], [x], ([g]) => [native().geluBackward(g!, sx)], [sx])[0]!;
 }
 
+/** GeGLU: x [..., 2I] → GELU(x[..., :I]) · x[..., I:], [..., I] (erf GELU; MosaicBERT's FFN gate). */
+export function geglu(x: Tensor): Tensor {
+  checkFloat(x, 'input');
+  checkRank(x, 1, 8, 'input');
+  const C = x.shape[x.shape.length - 1]!;
+  if (C === 0 || C % 2 !== 0) throw expected('a tensor whose last dimension is even and non-zero', 'input', x, 'E_SHAPE');
+  const sx = x.share();
+  return record('geglu', [native().geglu(x.native)], [x], ([g]) => [native().gegluBackward(g!, sx)], [sx])[0]!;
+}
+
 export function relu(x: Tensor): Tensor {
   checkFloat(x, 'input');
   const sx = x.share();

@@ -10,7 +10,7 @@ import { Tensor } from '../tensor.js';
 import { expected } from '../errors.js';
 import { keep } from '../autograd/mode.js';
 import type { Parameter } from '../nn/parameter.js';
-import { checkNumber } from '../validate.js';
+import { checkInt, checkNumber } from '../validate.js';
 
 export interface AdamWOptions {
   lr: number;
@@ -127,6 +127,32 @@ export class AdamW {
       step: this.stepCount,
       groups: this.groups.map((g) => ({ m: g.m, v: g.v, weightDecay: g.weightDecay, size: g.param.shape[0]! })),
     };
+  }
+
+  /**
+   * Restores what state() returned (from a checkpoint): the step count and each
+   * group's moments, copied in. Groups must match in number, size and dtype.
+   */
+  loadState(state: { step: number; groups: ReadonlyArray<{ m: Tensor | NativeTensor; v: Tensor | NativeTensor }> }): void {
+    checkInt(state.step, 'state.step');
+    if (state.groups.length !== this.groups.length) {
+      throw expected(`${this.groups.length} parameter groups`, 'state.groups', state.groups.length, 'E_SHAPE');
+    }
+    this.groups.forEach((g, i) => {
+      for (const key of ['m', 'v'] as const) {
+        const src = state.groups[i]![key];
+        const t = src instanceof Tensor ? src.native : src;
+        if (t.dtype !== g.m.dtype || t.shape.length !== 1 || t.shape[0] !== g.m.shape[0]) {
+          throw expected(`a ${g.m.dtype} tensor of shape [${g.m.shape[0]}]`, `state.groups[${i}].${key}`, t, 'E_SHAPE');
+        }
+      }
+    });
+    this.groups.forEach((g, i) => {
+      const s = state.groups[i]!;
+      g.m.copyFrom(s.m instanceof Tensor ? s.m.native : s.m);
+      g.v.copyFrom(s.v instanceof Tensor ? s.v.native : s.v);
+    });
+    this.stepCount = state.step;
   }
 
   dispose(): void {

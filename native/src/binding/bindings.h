@@ -13,5 +13,6 @@ void register_linear_ce(Napi::Env env, Napi::Object exports);
 void register_attention(Napi::Env env, Napi::Object exports);
 void register_optim(Napi::Env env, Napi::Object exports);
 void register_mlm_mask(Napi::Env env, Napi::Object exports);
+void register_geglu(Napi::Env env, Napi::Object exports);
 void register_bench(Napi::Env env, Napi::Object exports);
 }  // namespace cloze

@@ -34,6 +34,16 @@ inline float fexp(float x) {
 }
 inline double fexp(double x) { return std::exp(x); }
 
+// The exact (erf) GELU pieces shared by GELU and GeGLU: Φ(x) and φ(x).
+template <typename T>
+inline T normal_cdf(T x) {
+  return T(0.5) * (T(1) + std::erf(x * T(0.70710678118654752440)));
+}
+template <typename T>
+inline T normal_pdf(T x) {
+  return std::exp(T(-0.5) * x * x) * T(0.39894228040143267794);
+}
+
 template <typename T>
 constexpr T neg_inf() {
   return -std::numeric_limits<T>::infinity();

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <vector>
 
+#include "../core/mathfn.h"
 #include "../core/threadpool.h"
 
 namespace cloze {
@@ -102,13 +103,11 @@ void fill_cpu(const EltParams<T>& p) {
 namespace {
 template <typename T>
 inline T gelu(T x) {
-  return T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752440)));
+  return x * normal_cdf(x);
 }
 template <typename T>
 inline T gelu_grad(T x) {
-  const T cdf = T(0.5) * (T(1) + std::erf(x * T(0.70710678118654752440)));
-  const T pdf = std::exp(T(-0.5) * x * x) * T(0.39894228040143267794);
-  return cdf + x * pdf;
+  return normal_cdf(x) + x * normal_pdf(x);
 }
 }  // namespace
 

@@ -1,0 +1,134 @@
+/**
+ * The BERT encoder's building blocks, one module per HF submodule so that
+ * parameter names match `transformers`' BertModel exactly. Every block takes
+ * hidden states [B, L, D] (padded) or [nnz, D] (packed), with the attention
+ * layout given by `AttentionLayout`.
+ */
+import { attention } from '../../ops/attention.js';
+import { add, geglu, gelu, reshape } from '../../ops/elementwise.js';
+import { Dropout, LayerNorm, Linear, type InitOptions } from '../../nn/layers.js';
+import { Module } from '../../nn/module.js';
+import type { Tensor } from '../../tensor.js';
+import type { BertConfig } from './config.js';
+
+/** How attention sees the rows: padded with a key-padding mask, or packed with cuSeqlens. */
+export interface AttentionLayout {
+  /** uint8 [B, L], 1 = padding (padded layout). */
+  keyPadding?: Tensor;
+  /** int32 [B+1] (packed layout; rows are [nnz, D]). */
+  cuSeqlens?: Tensor;
+  maxSeqlen?: number;
+  /** [H] ALiBi slopes, or none for absolute positions. */
+  alibiSlopes?: Tensor;
+}
+
+/** Modules named "0", "1", … (HF's nn.ModuleList). */
+export class ModuleList<M extends Module> extends Module {
+  readonly items: M[];
+  constructor(items: M[]) {
+    super();
+    this.items = items.map((m, i) => this.registerModule(String(i), m));
+  }
+}
+
+/** attention.self: the q, k, v projections and the fused attention kernel. */
+export class BertSelfAttention extends Module {
+  readonly query: Linear;
+  readonly key: Linear;
+  readonly value: Linear;
+  constructor(
+    readonly hidden: number,
+    readonly heads: number,
+    init: InitOptions,
+  ) {
+    super();
+    this.query = this.registerModule('query', new Linear(hidden, hidden, init));
+    this.key = this.registerModule('key', new Linear(hidden, hidden, init));
+    this.value = this.registerModule('value', new Linear(hidden, hidden, init));
+  }
+  /** x [..., D] → context [..., D] (heads merged, before the output projection). */
+  forward(x: Tensor, layout: AttentionLayout): Tensor {
+    const lead = x.shape.slice(0, -1);
+    const split = (t: Tensor): Tensor => reshape(t, [...lead, this.heads, this.hidden / this.heads]);
+    const r = attention(split(this.query.forward(x)), split(this.key.forward(x)), split(this.value.forward(x)), layout);
+    return reshape(r.out, [...lead, this.hidden]);
+  }
+}
+
+/** The output projection, dropout and LayerNorm shared by attention.output and output. */
+export class BertProjection extends Module {
+  readonly dense: Linear;
+  readonly LayerNorm: LayerNorm;
+  readonly dropout: Dropout;
+  constructor(inFeatures: number, c: BertConfig, init: InitOptions, dropoutSeed: number) {
+    super();
+    this.dense = this.registerModule('dense', new Linear(inFeatures, c.hidden, init));
+    this.LayerNorm = this.registerModule('LayerNorm', new LayerNorm(c.hidden, c.layerNormEps, init.dtype));
+    this.dropout = this.registerModule('dropout', new Dropout(c.hiddenDropout, dropoutSeed));
+  }
+  /** Post-LN: LN(residual + drop(dense(x))). Pre-LN: residual + drop(dense(x)) (the LN ran before the sublayer). */
+  forward(x: Tensor, residual: Tensor, post: boolean): Tensor {
+    const y = add(residual, this.dropout.forward(this.dense.forward(x)));
+    return post ? this.LayerNorm.forward(y) : y;
+  }
+}
+
+export class BertAttention extends Module {
+  readonly self: BertSelfAttention;
+  readonly output: BertProjection;
+  constructor(c: BertConfig, init: InitOptions, dropoutSeed: number) {
+    super();
+    this.self = this.registerModule('self', new BertSelfAttention(c.hidden, c.heads, init));
+    this.output = this.registerModule('output', new BertProjection(c.hidden, c, init, dropoutSeed));
+  }
+}
+
+/**
+ * intermediate.dense: Linear(D, I) then GELU; for GeGLU, Linear(D, 2I, no
+ * bias) then GELU(first half)·(second half), keeping the HF name.
+ */
+export class BertIntermediate extends Module {
+  readonly dense: Linear;
+  constructor(
+    c: BertConfig,
+    init: InitOptions,
+    readonly gated: boolean,
+  ) {
+    super();
+    const out = gated ? 2 * c.intermediate : c.intermediate;
+    this.dense = this.registerModule('dense', new Linear(c.hidden, out, { ...init, bias: !gated }));
+  }
+  forward(x: Tensor): Tensor {
+    const h = this.dense.forward(x);
+    return this.gated ? geglu(h) : gelu(h);
+  }
+}
+
+/**
+ * One encoder layer. Post-LN (BERT): h = LN₁(x + Attn(x)), y = LN₂(h + FFN(h)).
+ * Pre-LN: h = x + Attn(LN₁(x)), y = h + FFN(LN₂(h)), where LN₁ is
+ * attention.output.LayerNorm and LN₂ is output.LayerNorm, so both variants
+ * share one set of names.
+ */
+export class BertLayer extends Module {
+  readonly attention: BertAttention;
+  readonly intermediate: BertIntermediate;
+  readonly output: BertProjection;
+  private readonly post: boolean;
+  constructor(c: BertConfig, init: InitOptions, dropoutSeeds: [number, number]) {
+    super();
+    this.post = c.norm === 'post';
+    this.attention = this.registerModule('attention', new BertAttention(c, init, dropoutSeeds[0]));
+    this.intermediate = this.registerModule('intermediate', new BertIntermediate(c, init, c.ffn === 'geglu'));
+    this.output = this.registerModule('output', new BertProjection(c.intermediate, c, init, dropoutSeeds[1]));
+  }
+  forward(x: Tensor, layout: AttentionLayout): Tensor {
+    const a = this.attention;
+    if (this.post) {
+      const h = a.output.forward(a.self.forward(x, layout), x, true);
+      return this.output.forward(this.intermediate.forward(h), h, true);
+    }
+    const h = a.output.forward(a.self.forward(a.output.LayerNorm.forward(x), layout), x, false);
+    return this.output.forward(this.intermediate.forward(this.output.LayerNorm.forward(h)), h, false);
+  }
+}
