@@ -1,11 +1,27 @@
 /** The `cloze` command line. */
 import yargs from 'yargs';
+import { exportCheckpoint } from './commands/export.js';
+import { pretrainOptions, runPretrain } from './commands/pretrain.js';
 import { runtimeInfo, setNumThreads } from './runtime.js';
 
 export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
     .scriptName('cloze')
     .usage('$0 <command> [options]')
+    .command('pretrain', 'Pre-train a BERT-style encoder with masked language modeling', pretrainOptions, (args) =>
+      runPretrain(args as Record<string, unknown>),
+    )
+    .command(
+      'export',
+      "Copy a checkpoint's Hugging Face files (weights, config, tokenizer) into a directory",
+      (y) =>
+        y
+          .option('checkpoint', { type: 'string', demandOption: true, describe: 'A checkpoint directory, or a run directory (its latest checkpoint)' })
+          .option('out', { type: 'string', demandOption: true, describe: 'Destination directory' }),
+      (args) => {
+        for (const f of exportCheckpoint(args.checkpoint, args.out)) console.log(f);
+      },
+    )
     .command(
       'info',
       'Print the backend, BLAS library and thread counts in use',

@@ -141,19 +141,24 @@ export class PackedCorpus {
     }
     checkInt(batchSize, 'batchSize', 1);
     const order = split === 'train' ? this.trainOrder(opts.epoch ?? 0) : this.evalIndices;
-    const L = this.maxLength;
     for (let s = 0; s < order.length; s += batchSize) {
       const indices = order.slice(s, s + batchSize);
       if (indices.length < batchSize && opts.dropLast) break;
-      const B = indices.length;
-      const ids = new Int32Array(B * L);
-      const attentionMask = new Int32Array(B * L);
-      for (let b = 0; b < B; b++) {
-        const len = this.sequence(indices[b]!, ids, b * L);
-        attentionMask.fill(1, b * L, b * L + len);
-      }
-      yield { ids, attentionMask, shape: [B, L], indices };
+      yield this.batchOf(indices);
     }
+  }
+
+  /** The batch of the given sequence indices, in that order. */
+  batchOf(indices: Uint32Array): Batch {
+    const L = this.maxLength;
+    const B = indices.length;
+    const ids = new Int32Array(B * L);
+    const attentionMask = new Int32Array(B * L);
+    for (let b = 0; b < B; b++) {
+      const len = this.sequence(indices[b]!, ids, b * L);
+      attentionMask.fill(1, b * L, b * L + len);
+    }
+    return { ids, attentionMask, shape: [B, L], indices: indices.slice() };
   }
 }
 
