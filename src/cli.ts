@@ -1,5 +1,6 @@
 /** The `cloze` command line. */
 import yargs from 'yargs';
+import { evaluateCheckpoint, formatEval } from './commands/eval.js';
 import { exportCheckpoint } from './commands/export.js';
 import { pretrainOptions, runPretrain } from './commands/pretrain.js';
 import { runtimeInfo, setNumThreads } from './runtime.js';
@@ -10,6 +11,24 @@ export async function main(argv: string[]): Promise<void> {
     .usage('$0 <command> [options]')
     .command('pretrain', 'Pre-train a BERT-style encoder with masked language modeling', pretrainOptions, (args) =>
       runPretrain(args as Record<string, unknown>),
+    )
+    .command(
+      'eval',
+      'Masked-token loss, accuracy and perplexity of a checkpoint on a corpus',
+      (y) =>
+        y
+          .option('checkpoint', { type: 'string', demandOption: true, describe: 'A checkpoint directory, or a run directory (its latest checkpoint)' })
+          .option('data', { type: 'string', describe: "Corpus to score (default: the run's own, whose held-out split is used)" })
+          .option('batch-size', { type: 'number', describe: 'Sequences per batch (default: the run\'s)' })
+          .option('max-batches', { type: 'number', describe: 'Stop after this many batches (default: all)' })
+          .option('mask-ratio', { type: 'number', describe: "Share of tokens masked (default: the run's)" })
+          .option('json', { type: 'boolean', default: false, describe: 'Print one JSON line' }),
+      async (args) => {
+        const r = await evaluateCheckpoint({
+          checkpoint: args.checkpoint, data: args.data, batchSize: args['batch-size'], maxBatches: args['max-batches'], maskRatio: args['mask-ratio'],
+        });
+        console.log(formatEval(r, args.json));
+      },
     )
     .command(
       'export',

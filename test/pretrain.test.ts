@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { trainWordPiece } from '../src/index.js';
 import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
+import { evaluateCheckpoint } from '../src/commands/eval.js';
 import { exportCheckpoint } from '../src/commands/export.js';
 import { pretrain, type EvalResult, type StepInfo } from '../src/train/pretrain.js';
 import { writeFixtureCorpus } from './helpers/fixture-corpus.js';
@@ -54,6 +55,21 @@ describe('pretrain', () => {
     ck.dispose();
     const exported = exportCheckpoint(out, join(root, 'export'));
     expect(exported.map((f) => f.split('/').pop())).toEqual(['model.safetensors', 'config.json', 'tokenizer.json']);
+
+    // cloze eval on the run directory scores the same held-out split the trainer did.
+    const e = await evaluateCheckpoint({ checkpoint: out, maxBatches: 10 });
+    expect(e.split).toBe('eval');
+    expect(e.step).toBe(150);
+    expect(e.loss).toBeCloseTo(r.eval!.loss, 5);
+    expect(e.accuracy).toBe(r.eval!.accuracy);
+
+    // Continuing pre-training from the exported (Hugging Face layout) directory starts from the trained weights.
+    const fromScratch: number[] = [];
+    const fromExport: number[] = [];
+    const short = { ...base, data: corpus, maxSteps: 2, evalEvery: 100, saveEvery: 100, lr: 1e-9 };
+    await pretrain({ ...short, tokenizer, out: join(root, 'scratch') }, { output: null, onStep: (s) => fromScratch.push(s.loss) });
+    await pretrain({ ...short, initFrom: join(root, 'export'), out: join(root, 'continued') }, { output: null, onStep: (s) => fromExport.push(s.loss) });
+    expect(fromExport[0]!).toBeLessThan(fromScratch[0]! * 0.9);
   });
 
   it('resumes exactly: the losses after an interruption equal those of an uninterrupted run', async () => {

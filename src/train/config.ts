@@ -53,6 +53,7 @@ export const RUN_FIELDS = {
   seed: { kind: 'integer', default: 0, min: 0, describe: 'Seed of every random choice' },
   threads: { kind: 'integer', default: 0, min: 0, max: 1024, describe: 'Native threads (0: all cores)' },
   resume: { kind: 'boolean', default: false, describe: 'Continue from the latest checkpoint in the run directory' },
+  initFrom: { kind: 'string?', default: null, describe: 'Start from the weights and tokenizer of a checkpoint or Hugging Face BERT directory (model.safetensors, config.json, tokenizer.json or vocab.txt); the model shape comes from its config.json' },
 } as const satisfies Record<string, FieldSpec>;
 
 export type RunFieldName = keyof typeof RUN_FIELDS;

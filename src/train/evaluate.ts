@@ -17,7 +17,7 @@ export const EVAL_SEED_OFFSET = 1_000_003;
 
 export function evaluateMlm(
   model: BertForMaskedLM, corpus: PackedCorpus, plan: MaskingPlan,
-  o: { seed: number; batchSize: number; maxBatches: number; step: number },
+  o: { seed: number; batchSize: number; maxBatches: number; step: number; split?: 'eval' | 'train' },
 ): EvalResult {
   const wasTraining = model.training;
   model.eval();
@@ -25,7 +25,7 @@ export function evaluateMlm(
   let correct = 0;
   let count = 0;
   let k = 0;
-  for (const b of corpus.batches('eval', o.batchSize)) {
+  for (const b of corpus.batches(o.split ?? 'eval', o.batchSize)) {
     if (k >= o.maxBatches) break;
     scope(() => {
       const mb = plan.build(b, o.seed + EVAL_SEED_OFFSET, k);

@@ -9,7 +9,7 @@
  * checkpoint carries). Resuming therefore needs only the weights, the
  * optimizer state, the step and the dropout counters.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { backward } from '../autograd/backward.js';
 import { scope } from '../autograd/mode.js';
@@ -28,7 +28,7 @@ import { BertForMaskedLM } from '../models/bert/model.js';
 import { bertPreset, BERT_PRESETS, type BertPresetName } from '../models/bert/presets.js';
 import { resolveConfig, type RunConfig } from './config.js';
 import { evaluateMlm, type EvalResult } from './evaluate.js';
-import { hfBertConfig } from './hf-config.js';
+import { bertConfigFromHf, hfBertConfig, HF_EXTRA_KEYS } from './hf-config.js';
 import { MaskingPlan } from './masking-plan.js';
 import { MetricsLog } from './metrics.js';
 import { Progress } from './progress.js';
@@ -65,6 +65,15 @@ export function defaultCorpus(): string {
   return join(packageRoot(), 'data', 'corpus', 'default.txt');
 }
 
+function readJsonFile(path: string): { [key: string]: unknown } {
+  if (!existsSync(path)) throw new ClozeError('E_IO', `Expected a config.json at ${path} but received no such file`);
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as { [key: string]: unknown };
+  } catch (e) {
+    throw new ClozeError('E_VALUE', `Expected JSON in ${path} but received text that does not parse (${(e as Error).message})`);
+  }
+}
+
 /** Recipe values of a preset, used for the fields a caller left unset. */
 function withRecipe(input: Record<string, unknown>): Record<string, unknown> {
   const name = (input.preset ?? 'bert-tiny') as BertPresetName;
@@ -86,6 +95,10 @@ function withRecipe(input: Record<string, unknown>): Record<string, unknown> {
 async function makeTokenizer(cfg: RunConfig, data: string, outDir: string, resumeDir: string | null): Promise<TextTokenizer> {
   const saved = join(outDir, 'tokenizer.json');
   if (resumeDir && existsSync(join(resumeDir, 'tokenizer.json'))) return loadTokenizer(join(resumeDir, 'tokenizer.json'));
+  if (cfg.initFrom) {
+    for (const f of ['tokenizer.json', 'vocab.txt']) if (existsSync(join(cfg.initFrom, f))) return loadTokenizer(join(cfg.initFrom, f), { lowercase: cfg.lowercase });
+    throw new ClozeError('E_IO', `Expected tokenizer.json or vocab.txt in ${cfg.initFrom} for initFrom but received neither`);
+  }
   if (cfg.tokenizer) return loadTokenizer(cfg.tokenizer, { lowercase: cfg.lowercase });
   if (existsSync(saved)) return loadTokenizer(saved);
   const tok = await trainWordPiece(data, { vocabSize: cfg.vocabSize, lowercase: cfg.lowercase, mode: cfg.textMode as 'line' | 'paragraph', field: cfg.jsonlField });
@@ -153,7 +166,19 @@ export async function pretrain(input: Partial<RunConfig> | Record<string, unknow
     seed: cfg.seed,
   });
   const preset = bertPreset(cfg.preset as BertPresetName, { vocabSize: tok.vocabSize, maxPosition: Math.max(512, cfg.maxLength) });
-  const model = new BertForMaskedLM(preset.config, { seed: cfg.seed });
+  // The model's shape: a resumed run's own config.json, else the one of the directory it starts from, else the preset.
+  const shapeFrom = resumeDir ?? cfg.initFrom;
+  const modelConfig = shapeFrom ? bertConfigFromHf(readJsonFile(join(shapeFrom, 'config.json')), join(shapeFrom, 'config.json')) : preset.config;
+  const init = cfg.initFrom && !resumeDir ? loadCheckpoint(cfg.initFrom) : null;
+  const model = new BertForMaskedLM(modelConfig, { seed: cfg.seed });
+  if (init) {
+    try {
+      const weights = Object.fromEntries(Object.entries(init.model).filter(([k]) => !HF_EXTRA_KEYS.has(k)));
+      model.loadStateDict(weights);
+    } finally {
+      init.dispose();
+    }
+  }
   const opt = new AdamW(model.parameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
   const plan = new MaskingPlan(cfg, tok, corpus, preset.unpadded);
   const cursor = new BatchCursor(corpus, cfg.batchSize);

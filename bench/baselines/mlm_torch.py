@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""PyTorch eager BERT MLM training step: the baseline of bench/mlm.ts.
+
+A BERT encoder written in plain torch.nn (no transformers): word + position +
+token-type embeddings, LayerNorm, dropout; post-LN layers with separate q/k/v
+linears and eager softmax attention (additive key-padding mask, no
+attention-probability dropout, as cloze's fused kernel has none), GELU (erf)
+FFN; the MLM head gathers the masked rows, then dense → GELU → LayerNorm →
+decoder tied to the word embeddings + bias, then mean cross-entropy. One
+training step is forward, backward, clip_grad_norm_(1.0) and
+torch.optim.AdamW (weights decayed, biases and norms not, as cloze's AdamW).
+
+Batch: B×L ids, all tokens real, M = round(B·L·ratio) masked rows at random
+positions; the same 32-bit xorshift as bench/lib/mlm_batch.ts, so both sides
+mask the same positions. Prints one JSON object on stdout.
+
+Memory: peak_rss_bytes is VmHWM at exit, the whole process's peak resident
+set since exec (torch import, model, optimizer state, every step).
+step_rss_growth_bytes is the peak growth over one step after warm-up, after
+malloc_trim and a VmHWM reset through /proc/self/clear_refs (bench/lib/rss.ts
+measures the cloze side the same way).
+"""
+import argparse
+import json
+import math
+import resource
+import statistics
+import sys
+import time
+
+
+def parse():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--length", type=int, default=128)
+    p.add_argument("--mask-ratio", type=float, default=0.15)
+    p.add_argument("--vocab", type=int, default=30522)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--intermediate", type=int, default=1024)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--seed", type=int, default=1234)
+    return p.parse_args()
+
+
+def xorshift(seed):
+    """32-bit xorshift (13, 17, 5), the generator of bench/lib/mlm_batch.ts."""
+    x = (seed * 2654435761) % 2**32 or 1
+    while True:
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        yield x
+
+
+def mlm_batch(B, L, V, ratio, seed):
+    """ids [B·L] in [5, V), masked rows: the first M of a Fisher–Yates shuffle, sorted; targets in [5, V)."""
+    g = xorshift(seed)
+    n = B * L
+    ids = [5 + next(g) % (V - 5) for _ in range(n)]
+    perm = list(range(n))
+    for i in range(n - 1, 0, -1):
+        j = next(g) % (i + 1)
+        perm[i], perm[j] = perm[j], perm[i]
+    M = round(n * ratio)
+    rows = sorted(perm[:M])
+    targets = [5 + next(g) % (V - 5) for _ in range(M)]
+    return ids, rows, targets
+
+
+def status_kib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def peak_rss_growth(fn):
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except Exception:  # noqa: BLE001 - not glibc: measure without trimming
+        pass
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        before = status_kib("VmRSS")
+    except OSError:
+        fn()
+        return None
+    fn()
+    return (status_kib("VmHWM") - before) * 1024
+
+
+def build(torch, a):
+    nn = torch.nn
+    F = torch.nn.functional
+    D, H = a.hidden, a.heads
+    Dh = D // H
+
+    class Layer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.query = nn.Linear(D, D)
+            self.key = nn.Linear(D, D)
+            self.value = nn.Linear(D, D)
+            self.attn_out = nn.Linear(D, D)
+            self.ln1 = nn.LayerNorm(D, eps=1e-12)
+            self.inter = nn.Linear(D, a.intermediate)
+            self.out = nn.Linear(a.intermediate, D)
+            self.ln2 = nn.LayerNorm(D, eps=1e-12)
+            self.drop = nn.Dropout(a.dropout)
+
+        def forward(self, x, add_mask):
+            B, L, _ = x.shape
+            split = lambda t: t.view(B, L, H, Dh).transpose(1, 2)  # noqa: E731
+            q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
+            s = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(Dh) + add_mask
+            ctx = torch.matmul(torch.softmax(s, dim=-1), v).transpose(1, 2).reshape(B, L, D)
+            h = self.ln1(x + self.drop(self.attn_out(ctx)))
+            return self.ln2(h + self.drop(self.out(F.gelu(self.inter(h)))))
+
+    class BertMlm(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.word = nn.Embedding(a.vocab, D)
+            self.pos = nn.Embedding(512, D)
+            self.tok_type = nn.Embedding(2, D)
+            self.ln = nn.LayerNorm(D, eps=1e-12)
+            self.drop = nn.Dropout(a.dropout)
+            self.layers = nn.ModuleList([Layer() for _ in range(a.layers)])
+            self.head_dense = nn.Linear(D, D)
+            self.head_ln = nn.LayerNorm(D, eps=1e-12)
+            self.decoder_bias = nn.Parameter(torch.zeros(a.vocab))
+            for m in self.modules():
+                if isinstance(m, (nn.Linear, nn.Embedding)):
+                    nn.init.trunc_normal_(m.weight, std=0.02, a=-0.04, b=0.04)
+                if isinstance(m, nn.Linear):
+                    nn.init.zeros_(m.bias)
+
+        def forward(self, ids, attention_mask, rows, targets):
+            B, L = ids.shape
+            pos = torch.arange(L).unsqueeze(0).expand(B, L)
+            x = self.word(ids) + self.pos(pos) + self.tok_type(torch.zeros_like(ids))
+            x = self.drop(self.ln(x))
+            add_mask = (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+            for layer in self.layers:
+                x = layer(x, add_mask)
+            h = x.reshape(B * L, D).index_select(0, rows)
+            h = self.head_ln(F.gelu(self.head_dense(h)))
+            logits = F.linear(h, self.word.weight, self.decoder_bias)
+            return F.cross_entropy(logits, targets)
+
+    return BertMlm()
+
+
+def blas_core():
+    try:
+        import ctypes
+
+        lib = ctypes.CDLL("libopenblas.so.0")
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        lib.openblas_get_config.restype = ctypes.c_char_p
+        return f"{lib.openblas_get_config().decode()} (core {lib.openblas_get_corename().decode()})"
+    except Exception as e:  # noqa: BLE001 - informational only
+        return f"unknown ({e.__class__.__name__})"
+
+
+def main():
+    a = parse()
+    try:
+        import torch
+    except Exception as e:  # noqa: BLE001 - reported to the caller
+        print(json.dumps({"ok": False, "error": f"cannot import torch with {sys.executable}: {e}"}))
+        return
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    B, L = a.batch, a.length
+    ids_l, rows_l, targets_l = mlm_batch(B, L, a.vocab, a.mask_ratio, a.seed)
+    ids = torch.tensor(ids_l, dtype=torch.long).view(B, L)
+    mask = torch.ones(B, L, dtype=torch.long)
+    rows = torch.tensor(rows_l, dtype=torch.long)
+    targets = torch.tensor(targets_l, dtype=torch.long)
+    model = build(torch, a)
+    model.train()
+    decay = [p for n, p in model.named_parameters() if n.endswith("weight") and "ln" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (n.endswith("weight") and "ln" not in n)]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}], lr=1e-4
+    )
+    params = list(model.parameters())
+    losses = []
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = model(ids, mask, rows, targets)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        losses.append(loss.item())
+
+    for _ in range(max(1, a.warmup)):
+        step()
+    samples = []
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    for _ in range(a.reps):
+        t0 = time.perf_counter()
+        step()
+        samples.append((time.perf_counter() - t0) * 1e3)
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    growth = peak_rss_growth(step)
+    med = statistics.median(samples)
+    print(
+        json.dumps(
+            {
+                "ok": True,
+                "torch": torch.__version__,
+                "python": sys.executable,
+                "threads": torch.get_num_threads(),
+                "blas": blas_core(),
+                "params": sum(p.numel() for p in params),
+                "masked_rows": len(rows_l),
+                "median_ms": med,
+                "samples_ms": samples,
+                "tokens_per_s": B * L / (med / 1e3),
+                "cpu_user_ms": (r1.ru_utime - r0.ru_utime) * 1e3 / a.reps,
+                "cpu_sys_ms": (r1.ru_stime - r0.ru_stime) * 1e3 / a.reps,
+                "losses": losses,
+                "step_rss_growth_bytes": growth,
+                "peak_rss_bytes": status_kib("VmHWM") * 1024,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
