@@ -50,6 +50,7 @@ export async function main(argv: string[]): Promise<void> {
         const i = runtimeInfo();
         console.log(`device: ${i.backend}`);
         console.log(`blas: ${i.blas}, ${i.blasCore} kernels (${i.blasThreads} threads)`);
+        console.log(`gemm: ${i.gemm}`);
         console.log(`threads: ${i.threads}`);
         console.log(`simd: ${i.simdBytes * 8}-bit vectors`);
         console.log(`addon: ${i.addon}`);

@@ -1,6 +1,6 @@
 /**
  * float32 GEMM, C[M×N] = A[M×K]·B[K×N], through the addon's matmul: the BLAS
- * path ('auto', OpenBLAS when built with it) against the built-in fallback
+ * path ('blas': OpenBLAS when built with it, whatever the ops' policy) against the built-in fallback
  * ('builtin'), each read against the measured FMA peak. Output allocation
  * (zero-filled) is part of each call, as it is for users.
  */
@@ -39,14 +39,14 @@ function matrix(rows: number, cols: number, seed: number): NativeTensor {
 }
 
 export function runGemm(args: BenchArgs, peakGflops: number): GemmRow[] {
-  section(`GEMM float32, ${args.threads} thread(s): 'auto' (BLAS) vs 'builtin' (fallback), against peak ${fmt(peakGflops)} GFLOP/s`);
+  section(`GEMM float32, ${args.threads} thread(s): 'blas' (OpenBLAS) vs 'builtin', against peak ${fmt(peakGflops)} GFLOP/s`);
   const rows: GemmRow[] = [];
   for (const c of cases(args.gemmSizes)) {
     const a = matrix(c.M, c.K, 1);
     const b = matrix(c.K, c.N, 2);
-    const time = (impl: 'auto' | 'builtin'): number =>
+    const time = (impl: 'blas' | 'builtin'): number =>
       timeIt(() => native().matmul(a, b, false, false, impl).dispose(), { warmup: args.warmup, reps: args.reps }).medianMs;
-    rows.push({ ...c, autoMs: time('auto'), builtinMs: time('builtin') });
+    rows.push({ ...c, autoMs: time('blas'), builtinMs: time('builtin') });
     a.dispose();
     b.dispose();
   }

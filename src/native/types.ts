@@ -52,6 +52,8 @@ export interface RuntimeInfo {
   blas: 'openblas' | 'builtin';
   /** The kernel family the BLAS chose for this CPU, e.g. 'Haswell' or 'SkylakeX'. */
   blasCore: string;
+  /** Which GEMM the ops use: the linked BLAS, or the built-in one (see README). */
+  gemm: 'blas' | 'builtin';
   blasThreads: number;
   threads: number;
   simdBytes: number;
@@ -68,7 +70,7 @@ export interface NativeAddon {
   setNumThreads(n: number): void;
   info(): RuntimeInfo;
 
-  matmul(a: N, b: N, transA: boolean, transB: boolean, impl?: 'auto' | 'builtin'): N;
+  matmul(a: N, b: N, transA: boolean, transB: boolean, impl?: 'auto' | 'builtin' | 'blas'): N;
   matmulBackward(g: N, a: N, b: N, transA: boolean, transB: boolean, needA: boolean, needB: boolean): [Maybe, Maybe];
   linear(x: N, w: N, bias: Maybe): N;
   linearBackward(g: N, x: N, w: N, needX: boolean, needW: boolean, needBias: boolean): [Maybe, Maybe, Maybe];

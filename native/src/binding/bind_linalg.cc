@@ -40,10 +40,14 @@ MatDims matmul_dims(const ArgReader& a, const NTensor* A, const NTensor* B, bool
   return d;
 }
 
+enum class Impl { Auto, Builtin, Blas };
+
 template <typename T>
-void run_gemm(bool builtin, const GemmParams& p) {
-  if (builtin)
+void run_gemm(Impl impl, const GemmParams& p) {
+  if (impl == Impl::Builtin)
     gemm_builtin<T>(p);
+  else if (impl == Impl::Blas)
+    gemm_blas<T>(p);
   else
     gemm<T>(p);
 }
@@ -66,13 +70,14 @@ GemmParams gp(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, 
   return p;
 }
 
-bool impl_builtin(const ArgReader& a, size_t i) {
+Impl impl_arg(const ArgReader& a, size_t i) {
   Napi::Value v = a.info[i];
-  if (v.IsUndefined() || v.IsNull()) return false;
+  if (v.IsUndefined() || v.IsNull()) return Impl::Auto;
   const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
-  if (s == "auto") return false;
-  if (s == "builtin") return true;
-  a.bad(ErrCode::Value, "'auto' or 'builtin'", "impl", a.describe(v));
+  if (s == "auto") return Impl::Auto;
+  if (s == "builtin") return Impl::Builtin;
+  if (s == "blas") return Impl::Blas;
+  a.bad(ErrCode::Value, "'auto', 'builtin' or 'blas'", "impl", a.describe(v));
 }
 
 }  // namespace
@@ -86,7 +91,7 @@ void register_linalg(Napi::Env env, Napi::Object exports) {
     a.want_float(A, "a");
     a.want_same_dtype(A, B, "b");
     const bool ta = a.boolean(2, "transA"), tb = a.boolean(3, "transB");
-    const bool builtin = impl_builtin(a, 4);
+    const Impl impl = impl_arg(a, 4);
     const MatDims d = matmul_dims(a, A, B, ta, tb);
     std::vector<int64_t> os = d.batch_shape;
     os.push_back(d.M);
@@ -96,13 +101,13 @@ void register_linalg(Napi::Env env, Napi::Object exports) {
     dispatch_float(A->dtype(), a.op, [&](auto t) {
       using T = decltype(t);
       if (d.b_broadcast && !ta) {  // one big GEMM over the flattened batch
-        run_gemm<T>(builtin, gp(false, tb, d.batch * d.M, d.N, d.K, A->ptr<T>(), d.a_cols, B->ptr<T>(), d.b_cols,
+        run_gemm<T>(impl, gp(false, tb, d.batch * d.M, d.N, d.K, A->ptr<T>(), d.a_cols, B->ptr<T>(), d.b_cols,
                                 C->ptr<T>(), d.N, 0.0));
         return 0;
       }
       for (int64_t i = 0; i < d.batch; i++) {
         const T* bp = B->ptr<T>() + (d.b_broadcast ? 0 : i * d.b_rows * d.b_cols);
-        run_gemm<T>(builtin, gp(ta, tb, d.M, d.N, d.K, A->ptr<T>() + i * d.a_rows * d.a_cols, d.a_cols, bp, d.b_cols,
+        run_gemm<T>(impl, gp(ta, tb, d.M, d.N, d.K, A->ptr<T>() + i * d.a_rows * d.a_cols, d.a_cols, bp, d.b_cols,
                                 C->ptr<T>() + i * d.M * d.N, d.N, 0.0));
       }
       return 0;

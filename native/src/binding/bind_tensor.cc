@@ -76,6 +76,7 @@ void register_tensor(Napi::Env env, Napi::Object exports) {
     o.Set("backend", "cpu");
     o.Set("blas", blas_name());
     o.Set("blasCore", blas_core());
+    o.Set("gemm", gemm_policy());
     o.Set("blasThreads", blas_threads());
     o.Set("threads", ThreadPool::get().size());
     o.Set("simdBytes", kVecBytes);

@@ -1,6 +1,9 @@
 #include "blas.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "microkernel.h"
@@ -63,8 +66,39 @@ void gemm_builtin(const GemmParams& p) {
   });
 }
 
+namespace {
+bool use_builtin() {
+  static const bool builtin = [] {
+    const char* env = std::getenv("CLOZE_GEMM");
+    if (env && std::string(env) == "builtin") return true;
+    if (env && std::string(env) == "blas") return false;
+#ifdef CLOZE_HAVE_OPENBLAS
+    if (kVecBytes < 64) return false;
+    std::string core = openblas_get_corename();
+    for (auto& c : core) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const bool avx512_core = core.find("skylakex") != std::string::npos || core.find("cooperlake") != std::string::npos ||
+                             core.find("sapphirerapids") != std::string::npos;
+    return !avx512_core;
+#else
+    return true;
+#endif
+  }();
+  return builtin;
+}
+}  // namespace
+
+const char* gemm_policy() { return use_builtin() ? "builtin" : "blas"; }
+
 template <typename T>
 void gemm(const GemmParams& p) {
+  if (use_builtin())
+    gemm_builtin<T>(p);
+  else
+    gemm_blas<T>(p);
+}
+
+template <typename T>
+void gemm_blas(const GemmParams& p) {
 #ifdef CLOZE_HAVE_OPENBLAS
   if (p.M == 0 || p.N == 0) return;
   const auto ta = p.trans_a ? CblasTrans : CblasNoTrans, tb = p.trans_b ? CblasTrans : CblasNoTrans;
@@ -85,6 +119,8 @@ void gemm(const GemmParams& p) {
 
 template void gemm<float>(const GemmParams&);
 template void gemm<double>(const GemmParams&);
+template void gemm_blas<float>(const GemmParams&);
+template void gemm_blas<double>(const GemmParams&);
 template void gemm_builtin<float>(const GemmParams&);
 template void gemm_builtin<double>(const GemmParams&);
 

@@ -19,11 +19,19 @@ struct GemmParams {
 };
 
 template <typename T>
-void gemm(const GemmParams& p);          // best available
+void gemm(const GemmParams& p);          // by the policy below
+template <typename T>
+void gemm_blas(const GemmParams& p);     // the linked BLAS (the built-in GEMM when none)
 template <typename T>
 void gemm_builtin(const GemmParams& p);  // always ours
 
 const char* blas_name();
+// Which GEMM gemm() uses: "blas" or "builtin". With OpenBLAS linked, the
+// built-in GEMM is chosen when the addon is compiled for AVX-512 but OpenBLAS
+// picked a kernel family without it (Debian's 0.3.21 runs Haswell kernels on
+// Zen 4/5): there the built-in GEMM measured 1.3–1.9× faster. CLOZE_GEMM=blas
+// or CLOZE_GEMM=builtin overrides the choice.
+const char* gemm_policy();
 // The kernel family the BLAS library chose for this CPU ("Haswell", "SkylakeX", …), or "builtin".
 const char* blas_core();
 bool blas_is_openblas();
