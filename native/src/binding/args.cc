@@ -153,6 +153,24 @@ void ArgReader::want_numel(const NTensor* t, int64_t n, const char* name) const 
   if (t->numel() != n) bad(ErrCode::Shape, std::to_string(n) + " elements", name, tensor_desc(t));
 }
 
+Napi::Object scalar_tensor(const ArgReader& a, DType dt, double v) {
+  Napi::Object out = NTensor::New(a.env(), dt, {}, a.op);
+  NTensor* o = NTensor::Unwrap(out);
+  if (dt == DType::F32)
+    *o->ptr<float>() = static_cast<float>(v);
+  else
+    *o->ptr<double>() = v;
+  return out;
+}
+
+Napi::Object loss_result(const ArgReader& a, DType dt, double total, int64_t count, const Napi::Object& lse) {
+  Napi::Object res = Napi::Object::New(a.env());
+  res.Set("loss", scalar_tensor(a, dt, count > 0 ? total / static_cast<double>(count) : 0.0));
+  res.Set("lse", lse);
+  res.Set("count", Napi::Number::New(a.env(), static_cast<double>(count)));
+  return res;
+}
+
 Napi::Value guarded(const Napi::CallbackInfo& info, const char* op,
                     const std::function<Napi::Value(const ArgReader&)>& body) {
   Napi::Env env = info.Env();

@@ -45,6 +45,11 @@ struct ArgReader {
 std::string tensor_desc(const NTensor* t);  // "float32 tensor [2, 3]"
 std::string with_article(const std::string& noun);  // "an int32 tensor"
 
+// A 0-d float tensor holding v.
+Napi::Object scalar_tensor(const ArgReader& a, DType dt, double v);
+// { loss: 0-d mean over `count` rows (0 when none), lse, count }: what the cross-entropy forwards return.
+Napi::Object loss_result(const ArgReader& a, DType dt, double total, int64_t count, const Napi::Object& lse);
+
 // Runs a binding body, turning C++ exceptions into JS errors with code and op.
 Napi::Value guarded(const Napi::CallbackInfo& info, const char* op,
                     const std::function<Napi::Value(const ArgReader&)>& body);

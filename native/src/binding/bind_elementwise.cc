@@ -62,17 +62,6 @@ Napi::Value activation(const ArgReader& a, Act act, bool backward) {
   return out;
 }
 
-// A scalar result as a 0-d tensor of the input's dtype.
-Napi::Object scalar(const ArgReader& a, DType dt, double v) {
-  Napi::Object out = NTensor::New(a.env(), dt, {}, a.op);
-  NTensor* o = NTensor::Unwrap(out);
-  if (dt == DType::F32)
-    *o->ptr<float>() = static_cast<float>(v);
-  else
-    *o->ptr<double>() = v;
-  return out;
-}
-
 }  // namespace
 
 void register_elementwise(Napi::Env env, Napi::Object exports) {
@@ -207,7 +196,7 @@ void register_elementwise(Napi::Env env, Napi::Object exports) {
       p.a = x->ptr<T>();
       return sum_all_cpu<T>(p);
     });
-    return scalar(a, x->dtype(), s);
+    return scalar_tensor(a, x->dtype(), s);
   });
   CLOZE_EXPORT(exports, "mean", [](const ArgReader& a) -> Napi::Value {
     NTensor* x = a.tensor(0, "input");
@@ -220,7 +209,7 @@ void register_elementwise(Napi::Env env, Napi::Object exports) {
       p.a = x->ptr<T>();
       return sum_all_cpu<T>(p);
     });
-    return scalar(a, x->dtype(), s / static_cast<double>(x->numel()));
+    return scalar_tensor(a, x->dtype(), s / static_cast<double>(x->numel()));
   });
 
   // reduceBackward(g 0-d, shape, factor) -> tensor of `shape` filled with g·factor (sum: 1, mean: 1/n).

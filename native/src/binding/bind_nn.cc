@@ -205,17 +205,7 @@ void register_nn(Napi::Env env, Napi::Object exports) {
       count = p.count;
       return s;
     });
-    Napi::Object loss = NTensor::New(a.env(), x->dtype(), {}, a.op);
-    const double mean = count > 0 ? total / static_cast<double>(count) : 0.0;
-    if (x->dtype() == DType::F32)
-      *NTensor::Unwrap(loss)->ptr<float>() = static_cast<float>(mean);
-    else
-      *NTensor::Unwrap(loss)->ptr<double>() = mean;
-    Napi::Object res = Napi::Object::New(a.env());
-    res.Set("loss", loss);
-    res.Set("lse", lse);
-    res.Set("count", Napi::Number::New(a.env(), static_cast<double>(count)));
-    return res;
+    return loss_result(a, x->dtype(), total, count, lse);
   });
 
   // crossEntropyBackward(gradLoss number, logits, targets, rows|null, lse, ignoreIndex, count) -> dlogits [N, V]
