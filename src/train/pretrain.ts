@@ -209,73 +209,77 @@ export async function pretrain(input: Partial<RunConfig> | Record<string, unknow
       optimizer: opt,
       dataPosition: { microBatch: step * cfg.gradAccum },
       dropoutCounters: dropoutCounters(model),
-      extra: { run: cfg as unknown as { [k: string]: never } },
+      // The run's settings, for `cloze eval` and for people reading the checkpoint.
+      extra: { run: JSON.parse(JSON.stringify(cfg)) },
     }, { keepLast: cfg.keepLast });
   if (!existsSync(join(outDir, 'tokenizer.json'))) tok.save(join(outDir, 'tokenizer.json'));
 
   const evaluate = (): EvalResult =>
     evaluateMlm(model, corpus, plan, { seed: cfg.seed, batchSize: cfg.batchSize, maxBatches: cfg.evalBatches, step });
 
-  let lastLoss = NaN;
-  let lastEval: EvalResult | null = null;
-  let checkpoint: string | null = null;
-  let stopped: PretrainResult['stopped'] = 'done';
-  let t0 = performance.now();
-  let tokens = 0;
-  model.train();
-  while (step < cfg.maxSteps) {
-    if (hooks.signal?.aborted) {
-      stopped = 'aborted';
-      break;
+  try {
+    let lastLoss = NaN;
+    let lastEval: EvalResult | null = null;
+    let checkpoint: string | null = null;
+    let stopped: PretrainResult['stopped'] = 'done';
+    let t0 = performance.now();
+    let tokens = 0;
+    model.train();
+    while (step < cfg.maxSteps) {
+      if (hooks.signal?.aborted) {
+        stopped = 'aborted';
+        break;
+      }
+      const lr = learningRate(step, { lr: cfg.lr, totalSteps: cfg.maxSteps, warmupSteps: Math.round(cfg.warmupRatio * cfg.maxSteps), decay: cfg.decay as 'linear', minLrRatio: cfg.minLrRatio });
+      opt.zeroGrad();
+      let stepLoss = 0;
+      for (let a = 0; a < cfg.gradAccum; a++) {
+        const k = step * cfg.gradAccum + a;
+        scope(() => {
+          const mb = plan.build(cursor.at(k), cfg.seed, k);
+          tokens += mb.realTokens;
+          const loss = model.loss(mb.batch);
+          const v = loss.item();
+          if (!Number.isFinite(v)) {
+            throw new ClozeError('E_VALUE', `The MLM loss became ${v} at step ${step + 1} (lr ${lr.toExponential(3)}); stopping without saving this state. Lower the learning rate or check the data.`);
+          }
+          stepLoss += v / cfg.gradAccum;
+          backward(cfg.gradAccum > 1 ? scale(loss, 1 / cfg.gradAccum) : loss);
+        });
+      }
+      const gradNorm = cfg.gradClip > 0 ? opt.clipGradNorm(cfg.gradClip) : NaN;
+      opt.lr = lr;
+      opt.step();
+      step++;
+      lastLoss = stepLoss;
+      const secs = (performance.now() - t0) / 1000;
+      const info: StepInfo = { step, loss: stepLoss, lr, gradNorm, tokensPerSec: tokens / Math.max(secs, 1e-9) };
+      hooks.onStep?.(info);
+      progress?.update({ step, totalSteps: cfg.maxSteps, loss: stepLoss, tokensPerSec: info.tokensPerSec, lr }, secs / Math.max(1, step));
+      if (step % cfg.logEvery === 0 || step === cfg.maxSteps) metrics.write({ kind: 'train', ...info });
+      if (step % cfg.evalEvery === 0 || step === cfg.maxSteps) {
+        lastEval = evaluate();
+        hooks.onEval?.(lastEval);
+        metrics.write({ kind: 'eval', ...lastEval });
+        progress?.note(`eval step ${step}: loss ${lastEval.loss.toFixed(4)}  accuracy ${(100 * lastEval.accuracy).toFixed(2)}%  perplexity ${lastEval.perplexity.toFixed(2)}`);
+      }
+      if (step % cfg.saveEvery === 0 && step !== cfg.maxSteps) checkpoint = save();
+      // Let timers and I/O run between steps: the event loop stays responsive.
+      await new Promise<void>((r) => setImmediate(r));
+      if (step === 1) {
+        // The first step pays one-off costs (allocations, page faults); rates start after it.
+        t0 = performance.now();
+        tokens = 0;
+      }
     }
-    const lr = learningRate(step, { lr: cfg.lr, totalSteps: cfg.maxSteps, warmupSteps: Math.round(cfg.warmupRatio * cfg.maxSteps), decay: cfg.decay as 'linear', minLrRatio: cfg.minLrRatio });
-    opt.zeroGrad();
-    let stepLoss = 0;
-    for (let a = 0; a < cfg.gradAccum; a++) {
-      const k = step * cfg.gradAccum + a;
-      scope(() => {
-        const mb = plan.build(cursor.at(k), cfg.seed, k);
-        tokens += mb.realTokens;
-        const loss = model.loss(mb.batch);
-        const v = loss.item();
-        if (!Number.isFinite(v)) {
-          throw new ClozeError('E_VALUE', `The MLM loss became ${v} at step ${step + 1} (lr ${lr.toExponential(3)}); stopping without saving this state. Lower the learning rate or check the data.`);
-        }
-        stepLoss += v / cfg.gradAccum;
-        backward(cfg.gradAccum > 1 ? scale(loss, 1 / cfg.gradAccum) : loss);
-      });
-    }
-    const gradNorm = cfg.gradClip > 0 ? opt.clipGradNorm(cfg.gradClip) : NaN;
-    opt.lr = lr;
-    opt.step();
-    step++;
-    lastLoss = stepLoss;
-    const secs = (performance.now() - t0) / 1000;
-    const info: StepInfo = { step, loss: stepLoss, lr, gradNorm, tokensPerSec: tokens / Math.max(secs, 1e-9) };
-    hooks.onStep?.(info);
-    progress?.update({ step, totalSteps: cfg.maxSteps, loss: stepLoss, tokensPerSec: info.tokensPerSec, lr }, secs / Math.max(1, step));
-    if (step % cfg.logEvery === 0 || step === cfg.maxSteps) metrics.write({ kind: 'train', ...info });
-    if (step % cfg.evalEvery === 0 || step === cfg.maxSteps) {
-      lastEval = evaluate();
-      hooks.onEval?.(lastEval);
-      metrics.write({ kind: 'eval', ...lastEval });
-      progress?.note(`eval step ${step}: loss ${lastEval.loss.toFixed(4)}  accuracy ${(100 * lastEval.accuracy).toFixed(2)}%  perplexity ${lastEval.perplexity.toFixed(2)}`);
-    }
-    if (step % cfg.saveEvery === 0 && step !== cfg.maxSteps) checkpoint = save();
-    // Let timers and I/O run between steps: the event loop stays responsive.
-    await new Promise<void>((r) => setImmediate(r));
-    if (step === 1) {
-      // The first step pays one-off costs (allocations, page faults); rates start after it.
-      t0 = performance.now();
-      tokens = 0;
-    }
+    checkpoint = save();
+    progress?.end();
+    progress?.note(`${stopped === 'aborted' ? 'stopped' : 'finished'} at step ${step}; checkpoint ${checkpoint}`);
+    return { outDir, step, stopped, lastLoss, eval: lastEval, checkpoint };
+  } finally {
+    // Native memory goes back even when a step throws (a non-finite loss, bad data).
+    opt.dispose();
+    model.dispose();
+    plan.dispose();
   }
-  checkpoint = save();
-  progress?.end();
-  progress?.note(`${stopped === 'aborted' ? 'stopped' : 'finished'} at step ${step}; checkpoint ${checkpoint}`);
-  const result: PretrainResult = { outDir, step, stopped, lastLoss, eval: lastEval, checkpoint };
-  opt.dispose();
-  model.dispose();
-  plan.dispose();
-  return result;
 }
