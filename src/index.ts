@@ -39,3 +39,6 @@ export {
   saveCheckpoint, loadCheckpoint, latestCheckpoint, listCheckpoints, pruneCheckpoints, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
   type CheckpointContents, type SaveCheckpointOptions, type LoadedCheckpoint, type OptimizerState, type JsonValue,
 } from './checkpoint/checkpoint.js';
+export { pretrain, defaultCorpus, type PretrainHooks, type PretrainResult, type StepInfo, type EvalResult } from './train/pretrain.js';
+export { pretrainInWorker, type WorkerHooks } from './train/pretrain-worker.js';
+export { resolveConfig, loadRunConfig, RUN_FIELDS, type RunConfig } from './train/config.js';

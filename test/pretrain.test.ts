@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { liveBytes, trainWordPiece } from '../src/index.js';
+import { liveBytes, pretrainInWorker, trainWordPiece } from '../src/index.js';
 import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { evaluateCheckpoint } from '../src/commands/eval.js';
 import { exportCheckpoint } from '../src/commands/export.js';
@@ -115,6 +115,33 @@ describe('pretrain', () => {
     await expect(pretrain({ ...base, data: corpus, tokenizer, out: join(root, 'none'), resume: true }, { output: null })).rejects.toThrow(
       `Expected a checkpoint in ${join(root, 'none')} for resume but received none`,
     );
+  });
+});
+
+describe('pretrainInWorker', () => {
+  const built = existsSync(join(__dirname, '..', 'dist', 'src', 'train', 'worker.js'));
+  it.skipIf(!built)('trains identically off the main thread, whose timers keep firing during long steps', async () => {
+    // bert-mini on 128-token batches: steps long enough that in-process training visibly holds the event loop.
+    const cfg = { ...base, preset: 'bert-mini', maxLength: 128, batchSize: 16, data: corpus, tokenizer, maxSteps: 4, evalEvery: 100, saveEvery: 100 };
+    const watch = async (run: () => Promise<unknown>): Promise<number> => {
+      let last = performance.now();
+      let maxGap = 0;
+      const timer = setInterval(() => {
+        const now = performance.now();
+        maxGap = Math.max(maxGap, now - last);
+        last = now;
+      }, 5);
+      await run();
+      clearInterval(timer);
+      return maxGap;
+    };
+    const inProcess: number[] = [];
+    const inWorker: number[] = [];
+    const gapInProcess = await watch(() => pretrain({ ...cfg, out: join(root, 'in-process') }, { output: null, onStep: (s) => inProcess.push(s.loss) }));
+    const gapWorker = await watch(() => pretrainInWorker({ ...cfg, out: join(root, 'in-worker') }, { onStep: (s) => inWorker.push(s.loss) }));
+    expect(inWorker).toEqual(inProcess);
+    expect(gapWorker).toBeLessThan(gapInProcess / 2);
+    await expect(pretrainInWorker({ maxSteps: 0 })).rejects.toThrow('options: Expected an integer in [1, ∞] for maxSteps but received 0');
   });
 });
 
