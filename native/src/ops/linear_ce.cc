@@ -5,6 +5,8 @@
 #include <vector>
 
 #include "../core/blas.h"
+#include "../core/storage.h"
+#include "elementwise.h"
 #include "../core/mathfn.h"
 #include "../core/threadpool.h"
 
@@ -39,6 +41,14 @@ void chunk_logits(const LinearCEParams<T>& p, int64_t c0, int64_t n, T* S) {
   gemm<T>(g);
 }
 
+// The [M, chunk] logits buffer, from the storage block cache: it is the size
+// of an activation and is needed every step, so it must not be re-mapped (and
+// page-faulted) every call. It is written before it is read, so no zero-fill.
+template <typename T>
+std::shared_ptr<Storage> chunk_scratch(int64_t M, int64_t C) {
+  return Storage::allocate(sizeof(T) * static_cast<size_t>(M * C), "linearCrossEntropy", false);
+}
+
 }  // namespace
 
 template <typename T>
@@ -47,15 +57,16 @@ double linear_ce_forward_cpu(LinearCEParams<T>& p) {
   // Online log-sum-exp per row: running max and the sum of exp(x − max).
   std::vector<T> run_max(static_cast<size_t>(M), neg_inf<T>()), run_sum(static_cast<size_t>(M), T(0));
   std::vector<T> tlogit(static_cast<size_t>(M), T(0));
-  std::vector<T> S(static_cast<size_t>(M * C));
+  const auto scratch = chunk_scratch<T>(M, C);
+  T* S = static_cast<T*>(scratch->data());
   for (int64_t c0 = 0; c0 < V; c0 += C) {
     const int64_t n = std::min(C, V - c0);
-    chunk_logits(p, c0, n, S.data());
+    chunk_logits(p, c0, n, S);
     parallel_range(M, row_grain(n), [&](int64_t r0, int64_t r1) {
       for (int64_t m = r0; m < r1; m++) {
         const int32_t t = p.targets[m];
         if (t == p.ignore_index) continue;
-        const T* x = S.data() + m * n;
+        const T* x = S + m * n;
         T cm = x[0];
         for (int64_t j = 1; j < n; j++) cm = x[j] > cm ? x[j] : cm;
         const T old = run_max[m];
@@ -96,14 +107,15 @@ void linear_ce_backward_cpu(const LinearCEParams<T>& p) {
     return;
   }
   const T gs = static_cast<T>(p.grad_scale);
-  std::vector<T> S(static_cast<size_t>(M * C));
+  const auto scratch = chunk_scratch<T>(M, C);
+  T* S = static_cast<T*>(scratch->data());
   for (int64_t c0 = 0; c0 < V; c0 += C) {
     const int64_t n = std::min(C, V - c0);
-    chunk_logits(p, c0, n, S.data());
+    chunk_logits(p, c0, n, S);
     // G = (softmax − onehot)·gradScale, in place over the recomputed logits.
     parallel_range(M, row_grain(n), [&](int64_t r0, int64_t r1) {
       for (int64_t m = r0; m < r1; m++) {
-        T* x = S.data() + m * n;
+        T* x = S + m * n;
         const int32_t t = p.targets[m];
         if (t == p.ignore_index) {
           std::fill(x, x + n, T(0));
@@ -119,7 +131,7 @@ void linear_ce_backward_cpu(const LinearCEParams<T>& p) {
       g.M = M;
       g.N = D;
       g.K = n;
-      g.A = S.data();
+      g.A = S;
       g.lda = n;
       g.B = p.w + c0 * D;
       g.ldb = D;
@@ -134,7 +146,7 @@ void linear_ce_backward_cpu(const LinearCEParams<T>& p) {
       g.M = n;
       g.N = D;
       g.K = M;
-      g.A = S.data();
+      g.A = S;
       g.lda = n;
       g.B = p.h;
       g.ldb = D;
@@ -142,15 +154,13 @@ void linear_ce_backward_cpu(const LinearCEParams<T>& p) {
       g.ldc = D;
       gemm<T>(g);
     }
-    if (p.db) {  // db_chunk = column sums of G; each column summed over rows in order
-      parallel_range(n, 256, [&](int64_t j0, int64_t j1) {
-        std::vector<T> acc(static_cast<size_t>(j1 - j0), T(0));
-        for (int64_t m = 0; m < M; m++) {
-          const T* x = S.data() + m * n;
-          for (int64_t j = j0; j < j1; j++) acc[j - j0] += x[j];
-        }
-        std::copy(acc.begin(), acc.end(), p.db + c0 + j0);
-      });
+    if (p.db) {  // db_chunk = column sums of G, in a fixed order
+      EltParams<T> e;
+      e.n = M * n;
+      e.cols = n;
+      e.a = S;
+      e.out = p.db + c0;
+      sum_rows_cpu<T>(e);
     }
   }
 }
