@@ -28,6 +28,8 @@ import statistics
 import sys
 import time
 
+from bench_common import blas_core, peak_rss_growth, status_kib
+
 
 def parse():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -70,32 +72,6 @@ def mlm_batch(B, L, V, ratio, seed):
     rows = sorted(perm[:M])
     targets = [5 + next(g) % (V - 5) for _ in range(M)]
     return ids, rows, targets
-
-
-def status_kib(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def peak_rss_growth(fn):
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except Exception:  # noqa: BLE001 - not glibc: measure without trimming
-        pass
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        before = status_kib("VmRSS")
-    except OSError:
-        fn()
-        return None
-    fn()
-    return (status_kib("VmHWM") - before) * 1024
 
 
 def build(torch, a):
@@ -158,18 +134,6 @@ def build(torch, a):
             return F.cross_entropy(logits, targets)
 
     return BertMlm()
-
-
-def blas_core():
-    try:
-        import ctypes
-
-        lib = ctypes.CDLL("libopenblas.so.0")
-        lib.openblas_get_corename.restype = ctypes.c_char_p
-        lib.openblas_get_config.restype = ctypes.c_char_p
-        return f"{lib.openblas_get_config().decode()} (core {lib.openblas_get_corename().decode()})"
-    except Exception as e:  # noqa: BLE001 - informational only
-        return f"unknown ({e.__class__.__name__})"
 
 
 def main():
