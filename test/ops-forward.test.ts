@@ -1,7 +1,7 @@
 /** Forward values of each op against plain float64 TypeScript references, in float32 and float64. */
 import { describe, expect, it } from 'vitest';
 import {
-  biasAdd, crossEntropy, dropout, embedding, gelu, layerNorm, linear, mean, relu, Rng, softmax, sum, tensor,
+  argmax, biasAdd, crossEntropy, dropout, embedding, gelu, layerNorm, linear, mean, relu, Rng, softmax, sum, tensor,
   type DType, type Tensor,
 } from '../src/index.js';
 import { crossEntropyRef, gelu as geluRef, layerNormRef, matmulRef, softmaxRef } from './helpers/reference.js';
@@ -66,6 +66,23 @@ for (const dtype of ['float32', 'float64'] as const) {
       expect(out.shape).toEqual([2, 2, 6]);
       const tv = vals(table);
       assertClose(out.toArray(), ids.flatMap((i) => tv.slice(i * 6, i * 6 + 6)), tol, 'embedding');
+    });
+    it('argmax picks the first largest value of each row, at an odd width', () => {
+      const x = rand([3, 7, 1003], dtype);
+      const raw = x.toArray();
+      raw[5] = raw[900] = 5; // a tie in row 0: the first wins
+      const t = tensor(raw, [3, 7, 1003], dtype);
+      const ref = Array.from({ length: 21 }, (_, r) => {
+        let best = 0;
+        for (let c = 1; c < 1003; c++) if (raw[r * 1003 + c]! > raw[r * 1003 + best]!) best = c;
+        return best;
+      });
+      const got = argmax(t);
+      expect(got.dtype).toBe('int32');
+      expect(got.shape).toEqual([3, 7]);
+      expect(Array.from(got.toArray())).toEqual(ref);
+      expect(ref[0]).toBe(5);
+      expect(() => argmax(tensor([1, 2], [2], 'int32'))).toThrow('Expected a float32 or float64 tensor for input but received int32 tensor [2]');
     });
     it('biasAdd, sum and mean', () => {
       const x = rand([6, 5], dtype);

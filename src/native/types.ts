@@ -99,6 +99,7 @@ export interface NativeAddon {
   softmaxBackward(dy: N, y: N): N;
   crossEntropy(logits: N, targets: N, rows: Maybe, ignoreIndex: number): { loss: N; lse: N; count: number };
   crossEntropyBackward(gradLoss: number, logits: N, targets: N, rows: Maybe, lse: N, ignoreIndex: number, count: number): N;
+  argmaxRows(x: N): N;
   embedding(table: N, ids: N): N;
   embeddingBackward(g: N, ids: N, vocabSize: number): N;
   linearCrossEntropy(h: N, w: N, bias: Maybe, targets: N, ignoreIndex: number, chunkSize: number): { loss: N; lse: N; count: number };

@@ -1,6 +1,6 @@
 /** LayerNorm, softmax, cross-entropy and embedding with autograd. */
 import { native } from '../native/loader.js';
-import { record, type Tensor } from '../tensor.js';
+import { record, Tensor } from '../tensor.js';
 import { checkDtype, checkFloat, checkInt, checkNumber, checkRank, checkSameDtype, checkShape, checkTensor } from '../validate.js';
 
 /** LayerNorm over the last dim, fused forward and backward; weight/bias optional. */
@@ -72,6 +72,13 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
     ([g]) => [native().crossEntropyBackward(g!.read()[0]!, sl, st, sr, r.lse, ignore, count)],
     sr ? [sl, st, sr, r.lse] : [sl, st, r.lse],
   )[0]!;
+}
+
+/** int32 index of the largest value along the last dim (first on ties). Not differentiable. */
+export function argmax(x: Tensor): Tensor {
+  checkFloat(x, 'input');
+  checkRank(x, 1, 8, 'input');
+  return new Tensor(native().argmaxRows(x.native));
 }
 
 /** Gathers rows of table [V, D] at int32 ids [...]: [..., D]. Backward scatter-adds. */

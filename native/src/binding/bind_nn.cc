@@ -251,6 +251,23 @@ void register_nn(Napi::Env env, Napi::Object exports) {
     return dx;
   });
 
+  // argmaxRows(x [..., C]) -> int32 [...]: index of each row's largest value (first on ties).
+  CLOZE_EXPORT(exports, "argmaxRows", [](const ArgReader& a) -> Napi::Value {
+    NTensor* x = a.tensor(0, "input");
+    a.want_float(x, "input");
+    a.want_ndim(x, 1, 8, "input");
+    const int64_t C = x->dim(-1);
+    if (C == 0) a.bad(ErrCode::Shape, "a non-empty last dimension", "input", tensor_desc(x));
+    std::vector<int64_t> os(x->shape().begin(), x->shape().end() - 1);
+    Napi::Object out = NTensor::New(a.env(), DType::I32, os, a.op, false);
+    dispatch_float(x->dtype(), a.op, [&](auto t) {
+      using T = decltype(t);
+      argmax_rows_cpu<T>(x->numel() / C, C, x->ptr<T>(), NTensor::Unwrap(out)->ptr<int32_t>());
+      return 0;
+    });
+    return out;
+  });
+
   // embedding(table [V, D], ids int32 [...]) -> [..., D]
   CLOZE_EXPORT(exports, "embedding", [](const ArgReader& a) -> Napi::Value {
     NTensor* table = a.tensor(0, "table");

@@ -205,6 +205,18 @@ void cross_entropy_backward_cpu(const CrossEntropyParams<T>& p) {
 }
 
 template <typename T>
+void argmax_rows_cpu(int64_t rows, int64_t cols, const T* x, int32_t* out) {
+  parallel_range(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; r++) {
+      const T* row = x + r * cols;
+      int64_t best = 0;
+      for (int64_t c = 1; c < cols; c++) best = row[c] > row[best] ? c : best;
+      out[r] = static_cast<int32_t>(best);
+    }
+  });
+}
+
+template <typename T>
 void embedding_forward_cpu(const EmbeddingParams<T>& p) {
   parallel_range(p.N, std::max<int64_t>(1, 8192 / std::max<int64_t>(p.D, 1)), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; i++) std::copy(p.table + p.ids[i] * p.D, p.table + (p.ids[i] + 1) * p.D, p.out + i * p.D);
@@ -235,6 +247,7 @@ void embedding_backward_cpu(const EmbeddingParams<T>& p) {
   template void softmax_backward_cpu<T>(const SoftmaxParams<T>&);             \
   template double cross_entropy_forward_cpu<T>(CrossEntropyParams<T>&);       \
   template void cross_entropy_backward_cpu<T>(const CrossEntropyParams<T>&);  \
+  template void argmax_rows_cpu<T>(int64_t, int64_t, const T*, int32_t*);      \
   template void embedding_forward_cpu<T>(const EmbeddingParams<T>&);          \
   template void embedding_backward_cpu<T>(const EmbeddingParams<T>&);
 CLOZE_INST(float)

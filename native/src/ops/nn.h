@@ -62,6 +62,10 @@ struct CrossEntropyParams {
 template <typename T> double cross_entropy_forward_cpu(CrossEntropyParams<T>& p);
 template <typename T> void cross_entropy_backward_cpu(const CrossEntropyParams<T>& p);
 
+// Index of the largest value of each row of x [rows, cols] (the first on ties).
+// Not differentiable: it serves evaluation (accuracy), not the tape.
+template <typename T> void argmax_rows_cpu(int64_t rows, int64_t cols, const T* x, int32_t* out);
+
 template <typename T>
 struct EmbeddingParams {
   int64_t V = 0, D = 0, N = 0;

@@ -11,7 +11,7 @@ import { alibiSlopes } from '../../ops/attention.js';
 import { add, gelu, reshape } from '../../ops/elementwise.js';
 import { linear } from '../../ops/linalg.js';
 import { linearCrossEntropy } from '../../ops/linear-ce.js';
-import { embedding } from '../../ops/nn.js';
+import { argmax, embedding } from '../../ops/nn.js';
 import { Dropout, Embedding, LayerNorm, Linear, type InitOptions } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
 import type { Parameter } from '../../nn/parameter.js';
@@ -189,23 +189,20 @@ export class BertForMaskedLM extends Module {
 
   /**
    * Eval-only masked-token accuracy: materialises the [M, V] logits (no
-   * vocabulary chunking) and takes the argmax in TypeScript. Records no graph.
+   * vocabulary chunking) and takes the native row argmax. Records no graph.
    */
   accuracy(batch: MlmBatch): { correct: number; count: number } {
     return noGrad(() => scope(() => {
       const h = this.maskedHidden(batch);
       const logits = linear(h, this.bert.embeddings.word_embeddings.weight, this.cls.predictions.bias);
-      const v = logits.toArray();
+      const best = argmax(logits).toArray();
       const t = batch.targets.toArray();
-      const V = this.config.vocabSize;
       let correct = 0;
       let count = 0;
       for (let m = 0; m < t.length; m++) {
         if (t[m] === -100) continue;
-        let best = 0;
-        for (let j = 1; j < V; j++) if (v[m * V + j]! > v[m * V + best]!) best = j;
         count++;
-        if (best === t[m]) correct++;
+        if (best[m] === t[m]) correct++;
       }
       return { correct, count };
     }));
