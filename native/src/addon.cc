@@ -18,6 +18,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   cloze::register_optim(env, exports);
   cloze::register_mlm_mask(env, exports);
   cloze::register_geglu(env, exports);
+  cloze::register_mim_tokens(env, exports);
+  cloze::register_mim_loss(env, exports);
+  cloze::register_image_aug(env, exports);
   cloze::register_bench(env, exports);
   return exports;
 }

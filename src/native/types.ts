@@ -60,7 +60,11 @@ export interface RuntimeInfo {
   napiVersion: number;
 }
 
-export interface NativeAddon {
+import type { MimTokensNative } from './types-mim-tokens.js';
+import type { MimLossNative } from './types-mim-loss.js';
+import type { ImageAugNative } from './types-image-aug.js';
+
+export interface NativeAddon extends MimTokensNative, MimLossNative, ImageAugNative {
   empty(dtype: DType, shape: readonly number[]): N;
   fromTypedArray(array: AnyTypedArray, shape: readonly number[]): N;
   liveBytes(): number;

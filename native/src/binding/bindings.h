@@ -14,5 +14,8 @@ void register_attention(Napi::Env env, Napi::Object exports);
 void register_optim(Napi::Env env, Napi::Object exports);
 void register_mlm_mask(Napi::Env env, Napi::Object exports);
 void register_geglu(Napi::Env env, Napi::Object exports);
+void register_mim_tokens(Napi::Env env, Napi::Object exports);
+void register_mim_loss(Napi::Env env, Napi::Object exports);
+void register_image_aug(Napi::Env env, Napi::Object exports);
 void register_bench(Napi::Env env, Napi::Object exports);
 }  // namespace cloze
