@@ -1,4 +1,4 @@
-// AdamW and global gradient-norm clipping over flat buffers.
+// AdamW, global gradient-norm clipping and the EMA update over flat buffers.
 #include <cmath>
 
 #include "../ops/elementwise.h"
@@ -47,6 +47,23 @@ void register_optim(Napi::Env env, Napi::Object exports) {
       ap.step = static_cast<int64_t>(step);
       ap.grad_scale = gs;
       adamw_step_cpu<T>(ap);
+      return 0;
+    });
+    return a.env().Undefined();
+  });
+
+  // emaUpdate(dst, src, decay): dst ← decay·dst + (1 − decay)·src, in place.
+  CLOZE_EXPORT(exports, "emaUpdate", [](const ArgReader& a) -> Napi::Value {
+    NTensor* dst = a.tensor(0, "dst");
+    NTensor* src = a.tensor(1, "src");
+    a.want_float(dst, "dst");
+    a.want_same_dtype(dst, src, "src");
+    a.want_shape(src, dst->shape(), "src");
+    const double decay = a.number(2, "decay");
+    if (!(decay >= 0 && decay <= 1)) a.bad(ErrCode::Value, "a number in [0, 1]", "decay", a.describe(a.info[2]));
+    dispatch_float(dst->dtype(), a.op, [&](auto t) {
+      using T = decltype(t);
+      ema_update_cpu<T>(dst->numel(), dst->ptr<T>(), src->ptr<T>(), decay);
       return 0;
     });
     return a.env().Undefined();

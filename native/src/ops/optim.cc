@@ -44,9 +44,19 @@ double sum_squares_cpu(int64_t n, const T* x) {
   return total;
 }
 
+template <typename T>
+void ema_update_cpu(int64_t n, T* dst, const T* src, double decay) {
+  const T keep = static_cast<T>(decay), take = static_cast<T>(1.0 - decay);
+  parallel_range(n, 1 << 14, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) dst[i] = keep * dst[i] + take * src[i];
+  });
+}
+
 template void adamw_step_cpu<float>(const AdamWParams<float>&);
 template void adamw_step_cpu<double>(const AdamWParams<double>&);
 template double sum_squares_cpu<float>(int64_t, const float*);
 template double sum_squares_cpu<double>(int64_t, const double*);
+template void ema_update_cpu<float>(int64_t, float*, const float*, double);
+template void ema_update_cpu<double>(int64_t, double*, const double*, double);
 
 }  // namespace cloze

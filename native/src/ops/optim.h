@@ -1,5 +1,5 @@
-// Optimizer kernels over flat fp32 buffers: one fused AdamW pass, and the
-// squared norm used by global gradient clipping.
+// Optimizer kernels over flat fp32 buffers: one fused AdamW pass, the
+// squared norm used by global gradient clipping, and the EMA update.
 #pragma once
 #include <cstdint>
 
@@ -19,5 +19,9 @@ struct AdamWParams {
 // Decoupled decay (Loshchilov & Hutter): p -= lr·(wd·p + m̂/(√v̂ + eps)).
 template <typename T> void adamw_step_cpu(const AdamWParams<T>& p);
 template <typename T> double sum_squares_cpu(int64_t n, const T* x);
+// In-place exponential moving average (an EMA teacher's weights):
+// dst ← decay·dst + (1 − decay)·src. Written in this form, not as a lerp, so that
+// decay 1 keeps dst and decay 0 copies src exactly.
+template <typename T> void ema_update_cpu(int64_t n, T* dst, const T* src, double decay);
 
 }  // namespace cloze

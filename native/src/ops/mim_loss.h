@@ -1,0 +1,66 @@
+// Losses of masked image modeling. In every mask, 1 = masked, 0 = visible.
+//
+// Masked patch loss (MAE: mse + normPix; SimMIM: l1), per patch r = (b, l):
+//   t̂ = normPix ? (t − mean_P t) / sqrt(var_P t + eps) : t     (var unbiased, as MAE)
+//   ℓ_r = mean_P (pred − t̂)²   or   mean_P |pred − t̂|
+//   loss = Σ_{masked r} ℓ_r / #masked                            (0 when none)
+// Masked cosine (MTO's data singularity, ours), per image b, x̂ = x / max(‖x‖, eps):
+//   c_b = (mean_{masked i} x̂_i) · (mean_{visible j} x̂_j), loss = mean of c_b over
+//   the images with both kinds of token (0 when none).
+// Ranking loss (HPM), per image over the masked pairs i < j:
+//   BCE-with-logits(pred_j − pred_i, y), y = [t_j > t_i] (½ on a tie); loss = mean over all pairs.
+//
+// Every forward returns the sum of the terms its loss averages; the binding
+// counts the terms from the mask and divides. Per-term partial sums land in fixed slots (one per
+// patch or image) summed in order, so results do not depend on thread count.
+#pragma once
+#include <cstdint>
+
+namespace cloze {
+
+enum class PatchLossKind { MSE, L1 };
+
+template <typename T>
+struct MaskedPatchLossParams {
+  int64_t B = 0, L = 0, P = 0;
+  PatchLossKind kind = PatchLossKind::MSE;
+  bool norm_pix = false;          // needs P >= 2 (unbiased variance)
+  double eps = 1e-6;
+  const T* pred = nullptr;        // [B, L, P]
+  const T* target = nullptr;      // [B, L, P]
+  const uint8_t* mask = nullptr;  // [B, L], 0/1
+  T* per_patch = nullptr;         // [B, L] forward output, every patch
+  double grad_scale = 0;          // backward: dloss / #masked
+  T* dpred = nullptr;             // [B, L, P] or null; overwritten
+  T* dtarget = nullptr;           // [B, L, P] or null; overwritten
+};
+template <typename T> double masked_patch_loss_forward_cpu(const MaskedPatchLossParams<T>& p);
+template <typename T> void masked_patch_loss_backward_cpu(const MaskedPatchLossParams<T>& p);
+
+template <typename T>
+struct MaskedCosineParams {
+  int64_t B = 0, L = 0, D = 0;
+  double eps = 1e-8;
+  const T* x = nullptr;           // [B, L, D]
+  const uint8_t* mask = nullptr;  // [B, L], 0/1
+  double grad_scale = 0;          // backward: dloss / #images counted
+  T* dx = nullptr;                // [B, L, D] backward output; overwritten
+};
+// Returns Σ c_b over the images with both masked and visible tokens.
+template <typename T> double masked_cosine_forward_cpu(const MaskedCosineParams<T>& p);
+template <typename T> void masked_cosine_backward_cpu(const MaskedCosineParams<T>& p);
+
+template <typename T>
+struct RankingLossParams {
+  int64_t B = 0, L = 0;
+  const T* pred = nullptr;        // [B, L] predicted per-patch losses (logit scale)
+  const T* target = nullptr;      // [B, L] actual per-patch losses
+  const uint8_t* mask = nullptr;  // [B, L], 0/1
+  double grad_scale = 0;          // backward: dloss / #pairs
+  T* dpred = nullptr;             // [B, L] backward output; overwritten
+};
+// Returns the BCE summed over every masked pair.
+template <typename T> double ranking_loss_forward_cpu(const RankingLossParams<T>& p);
+template <typename T> void ranking_loss_backward_cpu(const RankingLossParams<T>& p);
+
+}  // namespace cloze
