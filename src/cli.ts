@@ -1,6 +1,11 @@
 /** The `cloze` command line. */
 import yargs from 'yargs';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { latestCheckpoint } from './checkpoint/checkpoint.js';
+import { runMimSuite, SUITE_DEFAULTS, SUITE_METHODS } from './commands/bench-mim.js';
 import { evaluateCheckpoint, formatEval } from './commands/eval.js';
+import { evaluateMimCheckpoint, formatMimEval, isMimCheckpoint } from './commands/eval-mim.js';
 import { exportCheckpoint } from './commands/export.js';
 import { pretrainOptions, runPretrain } from './commands/pretrain.js';
 import { runtimeInfo, setNumThreads } from './runtime.js';
@@ -9,25 +14,69 @@ export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
     .scriptName('cloze')
     .usage('$0 <command> [options]')
-    .command('pretrain', 'Pre-train a BERT-style encoder with masked language modeling', pretrainOptions, (args) =>
+    .command('pretrain', 'Pre-train an encoder with masked modeling: task mlm (BERT-style text) or mim (ViT on images)', pretrainOptions, (args) =>
       runPretrain(args as Record<string, unknown>),
     )
     .command(
       'eval',
-      'Masked-token loss, accuracy and perplexity of a checkpoint on a corpus',
+      'MLM checkpoints: masked-token loss, accuracy and perplexity on a corpus. MIM checkpoints: linear-probe (or fine-tuned) top-1 on the test images',
       (y) =>
         y
           .option('checkpoint', { type: 'string', demandOption: true, describe: 'A checkpoint directory, or a run directory (its latest checkpoint)' })
-          .option('data', { type: 'string', describe: "Corpus to score (default: the run's own, whose held-out split is used)" })
-          .option('batch-size', { type: 'number', describe: 'Sequences per batch (default: the run\'s)' })
-          .option('max-batches', { type: 'number', describe: 'Stop after this many batches (default: all)' })
-          .option('mask-ratio', { type: 'number', describe: "Share of tokens masked (default: the run's)" })
+          .option('data', { type: 'string', describe: "Corpus or image directory to score (default: the run's own)" })
+          .option('batch-size', { type: 'number', describe: 'MLM: sequences per batch (default: the run\'s)' })
+          .option('max-batches', { type: 'number', describe: 'MLM: stop after this many batches (default: all)' })
+          .option('mask-ratio', { type: 'number', describe: "MLM: share of tokens masked (default: the run's)" })
+          .option('probe-epochs', { type: 'number', describe: "MIM: epochs of the linear classifier (default: the run's probeEpochs)" })
+          .option('probe-images', { type: 'number', describe: "MIM: training images of the probe (default: the run's probeImages)" })
+          .option('finetune-epochs', { type: 'number', default: 0, describe: 'MIM: fine-tune the whole encoder with a linear head for this many epochs instead of a linear probe' })
+          .option('finetune-images', { type: 'number', default: 0, describe: 'MIM: training images for fine-tuning (0: all)' })
+          .option('lr', { type: 'number', describe: 'MIM: learning rate of the probe or fine-tuning (default 1e-3)' })
           .option('json', { type: 'boolean', default: false, describe: 'Print one JSON line' }),
       async (args) => {
+        const dir = existsSync(join(args.checkpoint, 'model.safetensors')) ? args.checkpoint : latestCheckpoint(args.checkpoint);
+        if (dir && isMimCheckpoint(dir)) {
+          const r = await evaluateMimCheckpoint({
+            checkpoint: dir, data: args.data, probeEpochs: args['probe-epochs'], probeImages: args['probe-images'],
+            finetuneEpochs: args['finetune-epochs'], finetuneImages: args['finetune-images'], lr: args.lr,
+            onEpoch: args.json ? undefined : (e, loss) => process.stderr.write(`fine-tune epoch ${e}: loss ${loss.toFixed(4)}\n`),
+          });
+          console.log(formatMimEval(r, args.json));
+          return;
+        }
         const r = await evaluateCheckpoint({
           checkpoint: args.checkpoint, data: args.data, batchSize: args['batch-size'], maxBatches: args['max-batches'], maskRatio: args['mask-ratio'],
         });
         console.log(formatEval(r, args.json));
+      },
+    )
+    .command(
+      'bench <suite>',
+      'Run a benchmark suite: mim (MAE, SimMIM, MTO, SBAM, HPM and no pre-training under one budget; table and plot)',
+      (y) =>
+        y
+          .positional('suite', { type: 'string', choices: ['mim'], describe: 'Which suite' })
+          .option('out', { type: 'string', default: 'bench/results/mim', describe: 'Directory for runs, summary.md, probe-accuracy.svg and curves.json' })
+          .option('preset', { type: 'string', default: SUITE_DEFAULTS.preset, describe: 'ViT preset' })
+          .option('epochs', { type: 'number', default: SUITE_DEFAULTS.epochs, describe: 'Pre-training epochs of every method' })
+          .option('batch-size', { type: 'number', default: SUITE_DEFAULTS.batchSize, describe: 'Images per step' })
+          .option('train-images', { type: 'number', default: SUITE_DEFAULTS.trainImages, describe: 'Pre-training images (a seeded subset; 0: all)' })
+          .option('probe-every', { type: 'number', default: SUITE_DEFAULTS.probeEvery, describe: 'Probe every N epochs' })
+          .option('probe-images', { type: 'number', default: SUITE_DEFAULTS.probeImages, describe: 'Training images of each probe' })
+          .option('probe-epochs', { type: 'number', default: SUITE_DEFAULTS.probeEpochs, describe: 'Epochs of each probe classifier' })
+          .option('scale', { type: 'number', default: SUITE_DEFAULTS.scale, describe: 'Multiply epochs and training images (e.g. 6 on a GPU)' })
+          .option('methods', { type: 'string', array: true, choices: SUITE_METHODS.map((m) => m.name), describe: 'Run only these methods' })
+          .option('seed', { type: 'number', default: SUITE_DEFAULTS.seed })
+          .option('threads', { type: 'number', default: 0, describe: 'Native threads (0: all cores)' })
+          .option('data', { type: 'string', describe: 'Image directory (default: Fashion-MNIST)' }),
+      async (args) => {
+        const r = await runMimSuite({
+          out: args.out, preset: args.preset, epochs: args.epochs, batchSize: args['batch-size'], trainImages: args['train-images'],
+          probeEvery: args['probe-every'], probeImages: args['probe-images'], probeEpochs: args['probe-epochs'], scale: args.scale,
+          methods: args.methods as string[] | undefined, seed: args.seed, threads: args.threads, data: args.data ?? null,
+        });
+        console.log(r.table);
+        for (const f of r.files) console.log(f);
       },
     )
     .command(

@@ -1,6 +1,6 @@
 /** `cloze pretrain`: flags generated from the run-config table, or --config run.json. */
 import type { Argv } from 'yargs';
-import { loadRunConfig, resolveConfig, RUN_FIELDS, type FieldSpec, type RunFieldName } from '../train/config.js';
+import { readRunFile, RUN_FIELDS, type FieldSpec, type RunFieldName } from '../train/config.js';
 import { pretrain } from '../train/pretrain.js';
 
 function flagName(field: string): string {
@@ -34,7 +34,9 @@ function givenFlags(args: Record<string, unknown>): Record<string, unknown> {
 
 export async function runPretrain(args: Record<string, unknown>): Promise<void> {
   const flags = givenFlags(args);
-  const cfg = typeof args.config === 'string' ? loadRunConfig(args.config, flags) : resolveConfig(flags, 'command line');
+  // Raw settings: the preset's recipe fills what neither the file nor a flag set.
+  const cfg = typeof args.config === 'string' ? { ...readRunFile(args.config), ...flags } : flags;
+  const where = typeof args.config === 'string' ? args.config : 'command line';
   const ac = new AbortController();
   const onSigint = (): void => {
     process.stderr.write('\ninterrupted: saving a checkpoint…\n');
@@ -42,13 +44,14 @@ export async function runPretrain(args: Record<string, unknown>): Promise<void> 
   };
   process.once('SIGINT', onSigint);
   try {
-    const r = await pretrain(cfg, { signal: ac.signal });
+    const r = await pretrain(cfg, { signal: ac.signal }, where);
     const e = r.eval;
-    console.log(
-      `${r.stopped === 'aborted' ? 'stopped' : 'done'}: step ${r.step}, last loss ${r.lastLoss.toFixed(4)}` +
-        (e ? `, eval loss ${e.loss.toFixed(4)}, accuracy ${(100 * e.accuracy).toFixed(2)}%, perplexity ${e.perplexity.toFixed(2)}` : '') +
-        `\ncheckpoint: ${r.checkpoint}`,
-    );
+    const evalText = !e
+      ? ''
+      : 'perplexity' in e
+        ? `, eval loss ${e.loss.toFixed(4)}, accuracy ${(100 * e.accuracy).toFixed(2)}%, perplexity ${e.perplexity.toFixed(2)}`
+        : `, linear probe top-1 ${(100 * e.accuracy).toFixed(2)}% at epoch ${e.epoch}`;
+    console.log(`${r.stopped === 'aborted' ? 'stopped' : 'done'}: step ${r.step}, last loss ${r.lastLoss.toFixed(4)}${evalText}\ncheckpoint: ${r.checkpoint}`);
   } finally {
     process.removeListener('SIGINT', onSigint);
   }

@@ -21,9 +21,9 @@ export interface FieldSpec {
 }
 
 export const RUN_FIELDS = {
-  task: { kind: 'string', default: 'mlm', choices: ['mlm'], describe: 'Pre-training objective' },
-  preset: { kind: 'string', default: 'bert-tiny', describe: 'Model preset name' },
-  data: { kind: 'string?', default: null, describe: 'Corpus file or directory (default: the bundled WordNet corpus)' },
+  task: { kind: 'string', default: 'mlm', choices: ['mlm', 'mim'], describe: 'Pre-training objective: masked language modeling (text) or masked image modeling (ViT)' },
+  preset: { kind: 'string', default: 'bert-tiny', describe: 'Model preset name (BERT presets for mlm, ViT presets for mim; see the README)' },
+  data: { kind: 'string?', default: null, describe: 'mlm: corpus file or directory (default: the bundled WordNet corpus); mim: a directory of IDX files or of class subfolders of images (default: Fashion-MNIST under /usr/share/datasets/fashion-mnist)' },
   textMode: { kind: 'string', default: 'line', choices: ['line', 'paragraph'], describe: 'Text files: one document per line, or blank-line-separated paragraphs' },
   jsonlField: { kind: 'string', default: 'text', describe: 'JSONL field holding the text' },
   tokenizer: { kind: 'string?', default: null, describe: 'tokenizer.json or vocab.txt to load (default: train WordPiece on the corpus)' },
@@ -32,11 +32,12 @@ export const RUN_FIELDS = {
   maxLength: { kind: 'integer', default: 128, min: 8, max: 65536, describe: 'Sequence length, [CLS] and [SEP] included' },
   evalFraction: { kind: 'number', default: 0.05, min: 0, max: 0.5, describe: 'Share of sequences held out for evaluation' },
   out: { kind: 'string?', default: null, describe: 'Run directory (default: runs/<preset>)' },
-  maxSteps: { kind: 'integer', default: 1000, min: 1, describe: 'Optimizer steps' },
+  maxSteps: { kind: 'integer', default: 1000, min: 1, describe: 'Optimizer steps (ignored when epochs > 0)' },
+  epochs: { kind: 'integer', default: 0, min: 0, describe: 'Epochs over the training data; 0: run maxSteps steps' },
   batchSize: { kind: 'integer', default: 32, min: 1, describe: 'Sequences per micro-batch' },
   gradAccum: { kind: 'integer', default: 1, min: 1, describe: 'Micro-batches per optimizer step' },
   lr: { kind: 'number', default: 1e-3, min: 0, describe: 'Peak learning rate' },
-  warmupRatio: { kind: 'number', default: 0.06, min: 0, max: 1, describe: 'Warmup as a share of maxSteps' },
+  warmupRatio: { kind: 'number', default: 0.06, min: 0, max: 1, describe: 'Warmup as a share of all steps' },
   decay: { kind: 'string', default: 'linear', choices: ['linear', 'cosine', 'constant'], describe: 'Decay after warmup' },
   minLrRatio: { kind: 'number', default: 0, min: 0, max: 1, describe: 'Final lr as a share of the peak' },
   weightDecay: { kind: 'number', default: 0.01, min: 0, describe: 'AdamW weight decay (never on norms and biases)' },
@@ -53,6 +54,28 @@ export const RUN_FIELDS = {
   seed: { kind: 'integer', default: 0, min: 0, describe: 'Seed of every random choice' },
   threads: { kind: 'integer', default: 0, min: 0, max: 1024, describe: 'Native threads (0: all cores)' },
   resume: { kind: 'boolean', default: false, describe: 'Continue from the latest checkpoint in the run directory' },
+  // Masked image modeling (task mim); see ../shared/specs/mim.md and the README.
+  method: { kind: 'string', default: 'mae', choices: ['mae', 'simmim'], describe: 'mim: MAE (encoder on visible patches, decoder) or SimMIM (mask token in the encoder, linear head)' },
+  imageMasking: { kind: 'string', default: 'random', choices: ['random', 'block', 'sbam', 'hpm'], describe: 'mim: patch selection: random, SimMIM blocks of maskPatch×maskPatch patches, SBAM salience with the adaptive ratio (mae), HPM hard patch mining (mae)' },
+  maskPatch: { kind: 'integer', default: 1, min: 1, describe: 'mim, block masking: side of a mask block in patches' },
+  normPixLoss: { kind: 'boolean', default: true, describe: 'mim, mae: per-patch normalised pixel targets' },
+  augment: { kind: 'boolean', default: true, describe: 'mim: random-resized-crop (scale 0.2–1) and horizontal flip' },
+  trainImages: { kind: 'integer', default: 0, min: 0, describe: 'mim: use a seeded subset of this many training images (0: all)' },
+  mto: { kind: 'boolean', default: false, describe: 'mim: masked-token optimization (exclusion, data singularity, entropy) in the blocks that see mask tokens' },
+  mtoExclusion: { kind: 'boolean', default: true, describe: 'mim, mto: visible queries ignore masked keys in the enabled blocks' },
+  mtoBlocks: { kind: 'integer', default: -1, min: -1, describe: 'mim, mto: blocks (from the first) with exclusion and the entropy loss; -1: the first half' },
+  mtoSingularityWeight: { kind: 'number', default: 0.1, min: 0, describe: 'mim, mto: weight of the data-singularity loss at the input (0: off)' },
+  mtoSingularityBlocks: { kind: 'integer', default: 0, min: 0, describe: 'mim, mto: also penalise hidden states after this many blocks, the weight falling linearly with depth' },
+  mtoEntropyWeight: { kind: 'number', default: 0.01, min: 0, describe: 'mim, mto: weight of the attention-entropy loss of masked queries (0: off)' },
+  sbamDelta: { kind: 'number', default: 0.1, min: 0, max: 0.5, describe: 'mim, sbam: the adaptive ratio moves within maskRatio ± sbamDelta' },
+  sbamThreshold: { kind: 'number', default: 0.5, min: 0, max: 1, describe: 'mim, sbam: salience threshold δ of the adaptive ratio' },
+  hpmWeight: { kind: 'number', default: 1, min: 0, describe: 'mim, hpm: weight of the loss-prediction (ranking) loss' },
+  hpmEmaStart: { kind: 'number', default: 0.999, min: 0, max: 1, describe: 'mim, hpm: EMA teacher decay at the start' },
+  hpmEmaEnd: { kind: 'number', default: 0.9999, min: 0, max: 1, describe: 'mim, hpm: EMA teacher decay after the ramp' },
+  hpmEmaEpochs: { kind: 'integer', default: 100, min: 0, describe: 'mim, hpm: epochs over which the decay ramps' },
+  probeEvery: { kind: 'integer', default: 0, min: 0, describe: 'mim: linear-probe every N epochs (0: at the end only)' },
+  probeImages: { kind: 'integer', default: 10000, min: 10, describe: 'mim: training images of the linear probe (a seeded subset)' },
+  probeEpochs: { kind: 'integer', default: 30, min: 1, describe: 'mim: epochs of the probe classifier' },
   initFrom: { kind: 'string?', default: null, describe: 'Start from the weights and tokenizer of a checkpoint or Hugging Face BERT directory (model.safetensors, config.json, tokenizer.json or vocab.txt); the model shape comes from its config.json' },
 } as const satisfies Record<string, FieldSpec>;
 
@@ -119,8 +142,8 @@ export function resolveConfig(partial: Record<string, unknown>, where = 'options
   return out as RunConfig;
 }
 
-/** Reads and validates a run.json file. */
-export function loadRunConfig(path: string, overrides: Record<string, unknown> = {}): RunConfig {
+/** Reads a run.json file: its raw settings (validated), so that presets' recipes can still fill the unset ones. */
+export function readRunFile(path: string): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -133,5 +156,11 @@ export function loadRunConfig(path: string, overrides: Record<string, unknown> =
   } catch (e) {
     throw new ClozeError('E_VALUE', `${path}: Expected a JSON object but received text that is not JSON (${(e as Error).message})`);
   }
-  return resolveConfig({ ...(parsed as Record<string, unknown>), ...overrides }, path);
+  resolveConfig(parsed as Record<string, unknown>, path);
+  return parsed as Record<string, unknown>;
+}
+
+/** Reads and validates a run.json file, defaults filled. */
+export function loadRunConfig(path: string, overrides: Record<string, unknown> = {}): RunConfig {
+  return resolveConfig({ ...readRunFile(path), ...overrides }, path);
 }

@@ -8,6 +8,8 @@ export interface ProgressState {
   loss: number;
   tokensPerSec: number;
   lr: number;
+  /** Throughput unit: 'tok' (default) or 'img'. */
+  unit?: string;
 }
 
 function eta(seconds: number): string {
@@ -22,7 +24,7 @@ export function formatProgress(p: ProgressState, secondsPerStep: number): string
   const remaining = (p.totalSteps - p.step) * secondsPerStep;
   return (
     `step ${p.step}/${p.totalSteps}  loss ${p.loss.toFixed(4)}  lr ${p.lr.toExponential(2)}  ` +
-    `${Math.round(p.tokensPerSec)} tok/s  eta ${eta(remaining)}`
+    `${Math.round(p.tokensPerSec)} ${p.unit ?? 'tok'}/s  eta ${eta(remaining)}`
   );
 }
 

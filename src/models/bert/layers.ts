@@ -22,14 +22,7 @@ export interface AttentionLayout {
   alibiSlopes?: Tensor;
 }
 
-/** Modules named "0", "1", … (HF's nn.ModuleList). */
-export class ModuleList<M extends Module> extends Module {
-  readonly items: M[];
-  constructor(items: M[]) {
-    super();
-    this.items = items.map((m, i) => this.registerModule(String(i), m));
-  }
-}
+export { ModuleList } from '../../nn/module-list.js';
 
 /** attention.self: the q, k, v projections and the fused attention kernel. */
 export class BertSelfAttention extends Module {

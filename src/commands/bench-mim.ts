@@ -1,0 +1,148 @@
+/**
+ * `cloze bench mim` (npm run bench:mim): the MIM comparison suite. Every
+ * method pre-trains under one budget (preset, epochs, batch, images, seed),
+ * is linear-probed at the same epochs, and the suite writes a markdown table
+ * (final top-1, RAUC, epochs to reach SimMIM's final top-1) and an SVG plot of
+ * probe top-1 against epochs. The baseline without pre-training is the probe
+ * of the shared random initialisation (every method's encoder starts from the
+ * same weights, so it is also each curve's epoch-0 point).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pretrain, resolveRun } from '../train/pretrain.js';
+import type { ProbeResult } from '../mim/task.js';
+import { loadMimData, modelConfigFor } from '../mim/task.js';
+import { linearProbe } from '../mim/probe.js';
+import { VitEncoder } from '../models/vit/encoder.js';
+import { setNumThreads } from '../runtime.js';
+import { epochsToReach, rauc, type Curve } from '../report/curves.js';
+import { lineChartSvg } from '../report/svg-plot.js';
+import { markdownTable } from '../report/markdown.js';
+
+export interface SuiteMethod {
+  name: string;
+  settings: Record<string, unknown>;
+  /** The method it is compared with besides SimMIM (MAE for the MAE variants). */
+  base: string;
+}
+
+export const SUITE_METHODS: SuiteMethod[] = [
+  { name: 'simmim', settings: { method: 'simmim' }, base: 'simmim' },
+  { name: 'simmim+mto', settings: { method: 'simmim', mto: true }, base: 'simmim' },
+  { name: 'mae', settings: { method: 'mae' }, base: 'mae' },
+  { name: 'mae+mto', settings: { method: 'mae', mto: true }, base: 'mae' },
+  { name: 'mae+sbam', settings: { method: 'mae', imageMasking: 'sbam' }, base: 'mae' },
+  { name: 'mae+hpm', settings: { method: 'mae', imageMasking: 'hpm' }, base: 'mae' },
+];
+
+export interface SuiteOptions {
+  out: string;
+  preset: string;
+  epochs: number;
+  batchSize: number;
+  trainImages: number;
+  probeEvery: number;
+  probeImages: number;
+  probeEpochs: number;
+  seed: number;
+  threads: number;
+  /** Multiplies epochs and training images (capped by the data), for a GPU or a long run. */
+  scale: number;
+  methods?: string[];
+  data?: string | null;
+  log?: (line: string) => void;
+}
+
+export const SUITE_DEFAULTS: Omit<SuiteOptions, 'out'> = {
+  preset: 'vit-micro-fmnist', epochs: 10, batchSize: 128, trainImages: 10000, probeEvery: 2, probeImages: 5000, probeEpochs: 20, seed: 0, threads: 0, scale: 1,
+};
+
+export interface SuiteResult {
+  curves: Record<string, Curve>;
+  baselineAccuracy: number;
+  seconds: Record<string, number>;
+  table: string;
+  files: string[];
+}
+
+const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
+
+export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
+  const log = o.log ?? ((s: string) => process.stderr.write(`${s}\n`));
+  if (o.threads > 0) setNumThreads(o.threads);
+  mkdirSync(o.out, { recursive: true });
+  const epochs = Math.max(1, Math.round(o.epochs * o.scale));
+  const common = {
+    task: 'mim', preset: o.preset, epochs, batchSize: o.batchSize, trainImages: Math.round(o.trainImages * o.scale),
+    probeEvery: o.probeEvery, probeImages: o.probeImages, probeEpochs: o.probeEpochs, seed: o.seed, saveEvery: 1_000_000, keepLast: 1,
+    ...(o.data ? { data: o.data } : {}),
+  };
+  const methods = o.methods ? SUITE_METHODS.filter((m) => o.methods!.includes(m.name)) : SUITE_METHODS;
+
+  // The untrained encoder: the no-pre-training baseline and every curve's epoch 0.
+  const cfg0 = resolveRun({ ...common, method: 'mae' });
+  const vit = modelConfigFor(cfg0, null);
+  const parts = await loadMimData(cfg0, vit);
+  const enc = new VitEncoder(vit, { seed: o.seed });
+  const t0 = performance.now();
+  const base = linearProbe(enc, parts.probeTrain, parts.data.test, { epochs: o.probeEpochs, seed: o.seed, norm: parts.norm });
+  enc.dispose();
+  log(`no pre-training: probe top-1 ${pct(base.accuracy)} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+
+  const curves: Record<string, Curve> = {};
+  const seconds: Record<string, number> = {};
+  for (const m of methods) {
+    const probes: ProbeResult[] = [];
+    const t = performance.now();
+    log(`${m.name}: pre-training ${epochs} epochs…`);
+    await pretrain({ ...common, ...m.settings, out: join(o.out, m.name.replace('+', '-')) }, {
+      output: null,
+      onEval: (e) => {
+        const p = e as ProbeResult;
+        probes.push(p);
+        log(`  ${m.name} epoch ${p.epoch}: probe top-1 ${pct(p.accuracy)}`);
+      },
+    });
+    seconds[m.name] = (performance.now() - t) / 1000;
+    curves[m.name] = { epochs: [0, ...probes.map((p) => p.epoch)], accuracy: [base.accuracy, ...probes.map((p) => p.accuracy)] };
+    log(`${m.name}: done in ${seconds[m.name]!.toFixed(0)} s`);
+  }
+
+  const ref = curves.simmim;
+  const rows = methods.map((m) => {
+    const c = curves[m.name]!;
+    const final = c.accuracy[c.accuracy.length - 1]!;
+    const own = curves[m.base];
+    const toRef = ref ? epochsToReach(c, ref.accuracy[ref.accuracy.length - 1]!) : null;
+    const refReach = ref ? epochsToReach(ref, ref.accuracy[ref.accuracy.length - 1]!) : null;
+    return [
+      m.name,
+      pct(final),
+      pct(Math.max(...c.accuracy)),
+      ref ? `${rauc(c, ref).toFixed(3)}` : '–',
+      own && m.base !== m.name ? `${rauc(c, own).toFixed(3)} vs ${m.base}` : '–',
+      toRef === null ? 'not reached' : `${toRef.toFixed(2)}${refReach ? ` (${((100 * toRef) / refReach).toFixed(0)}%)` : ''}`,
+      `${seconds[m.name]!.toFixed(0)} s`,
+    ];
+  });
+  rows.push(['no pre-training', pct(base.accuracy), pct(base.accuracy), ref ? (base.accuracy / (ref.accuracy.reduce((a, b) => a + b, 0) / ref.accuracy.length)).toFixed(3) + '*' : '–', '–', '–', '–']);
+  const table = markdownTable(
+    ['method', 'final probe top-1', 'best', 'RAUC vs SimMIM', 'RAUC vs own base', 'epochs to SimMIM\'s final (share of SimMIM\'s)', 'time'],
+    rows,
+    ['l', 'r', 'r', 'r', 'r', 'r', 'r'],
+  );
+  const svg = lineChartSvg({
+    title: `Linear-probe top-1 vs pre-training epochs (${o.preset}, ${common.trainImages} images, batch ${o.batchSize}, seed ${o.seed})`,
+    xLabel: 'pre-training epoch',
+    yLabel: 'probe top-1',
+    series: [
+      ...methods.map((m) => ({ name: m.name, x: curves[m.name]!.epochs, y: curves[m.name]!.accuracy })),
+      { name: 'no pre-training', x: [0, epochs], y: [base.accuracy, base.accuracy] },
+    ],
+  });
+  const files = [join(o.out, 'summary.md'), join(o.out, 'probe-accuracy.svg'), join(o.out, 'curves.json')];
+  writeFileSync(files[0]!, `${table}\n`);
+  writeFileSync(files[1]!, svg);
+  writeFileSync(files[2]!, `${JSON.stringify({ options: { ...o, log: undefined }, baselineAccuracy: base.accuracy, curves, seconds }, null, 2)}\n`);
+  return { curves, baselineAccuracy: base.accuracy, seconds, table, files };
+}

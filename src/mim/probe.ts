@@ -1,0 +1,191 @@
+/**
+ * Evaluation of a MIM encoder on labelled images.
+ * - Linear probe: frozen features (CLS, or the mean over patches, after the final norm), standardised
+ *   with the probe-train statistics (MAE's BatchNorm without affine, at eval), then a linear
+ *   classifier trained with AdamW; top-1 on the test set.
+ * - Fine-tuning: the whole encoder plus a linear head, with augmentation; top-1 on the test set.
+ */
+import { backward } from '../autograd/backward.js';
+import { noGrad, scope } from '../autograd/mode.js';
+import type { ImageSet } from '../data/images/index.js';
+import { ImageBatcher } from '../data/images/index.js';
+import { Linear } from '../nn/layers.js';
+import { argmax, crossEntropy } from '../ops/nn.js';
+import { AdamW } from '../optim/adamw.js';
+import { Rng } from '../rng.js';
+import { tensor, type Tensor } from '../tensor.js';
+import type { VitEncoder } from '../models/vit/encoder.js';
+import { learningRate } from '../train/schedule.js';
+
+export interface Normalisation {
+  mean: number[];
+  std: number[];
+}
+
+export interface ProbeOptions {
+  epochs: number;
+  batchSize?: number;
+  lr?: number;
+  seed: number;
+  norm: Normalisation;
+}
+
+export interface ClassifierResult {
+  /** Top-1 on the test set, in [0, 1]. */
+  accuracy: number;
+  /** Mean cross-entropy on the test set. */
+  loss: number;
+  trainAccuracy: number;
+}
+
+/** Features of every image of `set`, in order: Float32Array [N, D]. */
+export function extractFeatures(encoder: VitEncoder, set: ImageSet, norm: Normalisation, batchSize = 256): Float32Array {
+  const D = encoder.config.dim;
+  const out = new Float32Array(set.n * D);
+  const wasTraining = encoder.training;
+  encoder.eval();
+  const batcher = new ImageBatcher(set, { batchSize: Math.min(batchSize, set.n), seed: 0, augment: false, mean: norm.mean, std: norm.std, outSize: encoder.config.imageSize });
+  let row = 0;
+  for (const b of batcher.evalBatches(batchSize)) {
+    scope(() =>
+      noGrad(() => {
+        const f = encoder.features(b.images).toArray() as Float32Array;
+        out.set(f, row * D);
+        row += b.images.shape[0]!;
+      }),
+    );
+    b.images.dispose();
+    b.labels.dispose();
+  }
+  batcher.dispose();
+  encoder.train(wasTraining);
+  return out;
+}
+
+function standardise(train: Float32Array, test: Float32Array, D: number): void {
+  const n = train.length / D;
+  for (let d = 0; d < D; d++) {
+    let mean = 0;
+    for (let i = 0; i < n; i++) mean += train[i * D + d]!;
+    mean /= n;
+    let v = 0;
+    for (let i = 0; i < n; i++) v += (train[i * D + d]! - mean) ** 2;
+    const inv = 1 / Math.sqrt(v / n + 1e-6);
+    for (const a of [train, test]) for (let i = 0; i < a.length / D; i++) a[i * D + d] = (a[i * D + d]! - mean) * inv;
+  }
+}
+
+function rowsOf(src: Float32Array, D: number, idx: ArrayLike<number>): Float32Array {
+  const out = new Float32Array(idx.length * D);
+  for (let i = 0; i < idx.length; i++) out.set(src.subarray(idx[i]! * D, (idx[i]! + 1) * D), i * D);
+  return out;
+}
+
+/** Accuracy and mean loss of `head` on features [N, D]. */
+function score(head: Linear, feats: Float32Array, labels: Int32Array, D: number): { accuracy: number; loss: number } {
+  return scope(() =>
+    noGrad(() => {
+      const N = labels.length;
+      const logits = head.forward(tensor(feats, [N, D]));
+      const loss = crossEntropy(logits, tensor(labels, [N], 'int32')).item();
+      const pred = argmax(logits).toArray();
+      let correct = 0;
+      for (let i = 0; i < N; i++) if (pred[i] === labels[i]) correct++;
+      return { accuracy: correct / N, loss };
+    }),
+  );
+}
+
+/** Trains a linear classifier on precomputed features and scores it. */
+export function trainLinearClassifier(
+  trainFeats: Float32Array, trainLabels: Int32Array, testFeats: Float32Array, testLabels: Int32Array, D: number, classes: number,
+  o: { epochs: number; batchSize?: number; lr?: number; seed: number },
+): ClassifierResult {
+  const rng = new Rng(o.seed);
+  const head = new Linear(D, classes, { rng, std: 0.01 });
+  const opt = new AdamW(head.parameters(), { lr: o.lr ?? 1e-3, weightDecay: 0 });
+  const N = trainLabels.length;
+  const bs = Math.min(o.batchSize ?? 256, N);
+  const perEpoch = Math.max(1, Math.floor(N / bs));
+  const total = perEpoch * o.epochs;
+  const order = new Int32Array(N);
+  try {
+    for (let e = 0, step = 0; e < o.epochs; e++) {
+      for (let i = 0; i < N; i++) order[i] = i;
+      for (let i = N - 1; i > 0; i--) {
+        const j = rng.int(i + 1);
+        const t = order[i]!;
+        order[i] = order[j]!;
+        order[j] = t;
+      }
+      for (let s = 0; s < perEpoch; s++, step++) {
+        const idx = order.subarray(s * bs, (s + 1) * bs);
+        scope(() => {
+          opt.zeroGrad();
+          const x = tensor(rowsOf(trainFeats, D, idx), [bs, D]);
+          const y = tensor(Int32Array.from(idx, (i) => trainLabels[i]!), [bs], 'int32');
+          backward(crossEntropy(head.forward(x), y));
+          opt.lr = learningRate(step, { lr: o.lr ?? 1e-3, totalSteps: total, warmupSteps: 0, decay: 'cosine', minLrRatio: 0 });
+          opt.step();
+        });
+      }
+    }
+    const tr = score(head, trainFeats, trainLabels, D);
+    const te = score(head, testFeats, testLabels, D);
+    return { accuracy: te.accuracy, loss: te.loss, trainAccuracy: tr.accuracy };
+  } finally {
+    opt.dispose();
+    head.dispose();
+  }
+}
+
+/** Linear probe of a frozen encoder. */
+export function linearProbe(encoder: VitEncoder, train: ImageSet, test: ImageSet, o: ProbeOptions): ClassifierResult {
+  const D = encoder.config.dim;
+  const trainFeats = extractFeatures(encoder, train, o.norm, o.batchSize);
+  const testFeats = extractFeatures(encoder, test, o.norm, o.batchSize);
+  standardise(trainFeats, testFeats, D);
+  return trainLinearClassifier(trainFeats, train.labels, testFeats, test.labels, D, Math.max(train.classes.length, 1), o);
+}
+
+/** Fine-tunes `encoder` (in place) with a linear head; returns test top-1. */
+export function finetune(encoder: VitEncoder, train: ImageSet, test: ImageSet, o: ProbeOptions & { weightDecay?: number; augment?: boolean; onEpoch?: (e: number, loss: number) => void }): ClassifierResult {
+  const rng = new Rng(o.seed);
+  const classes = Math.max(train.classes.length, 1);
+  const head = new Linear(encoder.config.dim, classes, { rng, std: 0.01 });
+  const params = [...encoder.parameters(), ...head.parameters()];
+  const opt = new AdamW(params, { lr: o.lr ?? 1e-3, betas: [0.9, 0.999], weightDecay: o.weightDecay ?? 0.05 });
+  const bs = Math.min(o.batchSize ?? 128, train.n);
+  const batcher = new ImageBatcher(train, { batchSize: bs, seed: o.seed, augment: o.augment ?? true, scale: [0.5, 1], mean: o.norm.mean, std: o.norm.std, outSize: encoder.config.imageSize });
+  const total = batcher.perEpoch * o.epochs;
+  try {
+    encoder.train();
+    for (let step = 0; step < total; step++) {
+      let lossValue = 0;
+      scope(() => {
+        opt.zeroGrad();
+        const b = batcher.batch(step);
+        const loss = crossEntropy(head.forward(encoder.features(b.images)), b.labels);
+        lossValue = loss.item();
+        backward(loss);
+        opt.clipGradNorm(1);
+        opt.lr = learningRate(step, { lr: o.lr ?? 1e-3, totalSteps: total, warmupSteps: Math.round(0.1 * total), decay: 'cosine', minLrRatio: 0 });
+        opt.step();
+      });
+      if ((step + 1) % batcher.perEpoch === 0) o.onEpoch?.((step + 1) / batcher.perEpoch, lossValue);
+    }
+    encoder.eval();
+    const score1 = (set: ImageSet): { accuracy: number; loss: number } => {
+      const feats = extractFeatures(encoder, set, o.norm, 256);
+      return score(head, feats, set.labels, encoder.config.dim);
+    };
+    const te = score1(test);
+    const tr = score1(train);
+    return { accuracy: te.accuracy, loss: te.loss, trainAccuracy: tr.accuracy };
+  } finally {
+    // The flat buffers are shared storage: the encoder's parameter views stay valid.
+    opt.dispose();
+    head.dispose();
+    batcher.dispose();
+  }
+}

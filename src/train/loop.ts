@@ -1,0 +1,177 @@
+/**
+ * The training loop every task shares (MLM, MIM): lr schedule, gradient
+ * accumulation, the non-finite-loss stop, clipping, evaluation, metrics,
+ * atomic checkpoints, exact resume and abort. A task supplies the model, the
+ * loss of micro-batch k and its evaluation; everything random in a task must
+ * be a pure function of (seed, k) so that resuming reproduces the run.
+ */
+import { backward } from '../autograd/backward.js';
+import { scope } from '../autograd/mode.js';
+import { loadCheckpoint, saveCheckpoint, type CheckpointContents, type JsonValue, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
+import { ClozeError } from '../errors.js';
+import type { Module } from '../nn/module.js';
+import { scale } from '../ops/elementwise.js';
+import type { AdamW } from '../optim/adamw.js';
+import type { Tensor } from '../tensor.js';
+import type { RunConfig } from './config.js';
+import type { MetricsLog } from './metrics.js';
+import type { Progress } from './progress.js';
+import { learningRate } from './schedule.js';
+
+export interface StepInfo {
+  step: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  /** Throughput in the task's unit: tokens (MLM) or images (MIM). */
+  tokensPerSec: number;
+  /** The loss's parts (MIM: reconstruction, MTO terms, HPM's ranking loss), averaged over micro-batches. */
+  parts?: Record<string, number>;
+}
+
+/** What a task's evaluation returns: the step, numbers, and a line for the log. */
+export interface TaskEval {
+  step: number;
+}
+
+export interface MicroBatchLoss {
+  loss: Tensor;
+  /** Tokens or images in the micro-batch, for the throughput figure. */
+  units: number;
+  /** Detached values of the loss's parts, for logs. */
+  parts?: Record<string, number>;
+}
+
+export interface TrainTask<E extends TaskEval = TaskEval> {
+  readonly model: Module;
+  readonly optimizer: AdamW;
+  /** 'tok' or 'img', for the progress line. */
+  readonly unit: string;
+  /** Loss of global micro-batch k, during optimizer step `step` (0-based). Runs inside a scope. */
+  microBatch(k: number, step: number): MicroBatchLoss;
+  /** After each optimizer step (1-based count), e.g. an EMA teacher's update. */
+  afterStep?(step: number): void;
+  shouldEvaluate(step: number, last: boolean): boolean;
+  evaluate(step: number): E;
+  describe(e: E): string;
+  /** config.json, tokenizer files, dropout counters and anything else the checkpoint carries. */
+  checkpoint(step: number): Omit<CheckpointContents, 'step' | 'model' | 'optimizer'>;
+  /** Restores what `checkpoint` saved beyond weights and optimizer (dropout counters, …). */
+  restore(ck: LoadedCheckpoint): void;
+  dispose(): void;
+}
+
+export interface LoopHooks<E> {
+  signal?: AbortSignal;
+  onStep?: (s: StepInfo) => void;
+  onEval?: (e: E) => void;
+}
+
+export interface LoopResult<E> {
+  step: number;
+  stopped: 'done' | 'aborted';
+  lastLoss: number;
+  eval: E | null;
+  checkpoint: string | null;
+}
+
+type Schedule = Pick<RunConfig, 'lr' | 'warmupRatio' | 'decay' | 'minLrRatio' | 'gradAccum' | 'gradClip' | 'saveEvery' | 'keepLast' | 'logEvery'>;
+
+/** Loads weights, optimizer state and the task's own state from `dir`; returns the step. */
+export function resumeTask(task: TrainTask<TaskEval>, dir: string): number {
+  const ck = loadCheckpoint(dir);
+  try {
+    task.model.loadStateDict(ck.model);
+    if (!ck.optimizer || ck.step === null) throw new ClozeError('E_VALUE', `Expected optimizer state in ${dir} for resume but received a weights-only checkpoint`);
+    task.optimizer.loadState(ck.optimizer);
+    task.restore(ck);
+    return ck.step;
+  } finally {
+    ck.dispose();
+  }
+}
+
+/** Runs optimizer steps from `startStep` to `totalSteps`; disposes nothing (the caller owns the task). */
+export async function runLoop<E extends TaskEval>(
+  task: TrainTask<E>,
+  o: Schedule & { totalSteps: number; warmupSteps: number; startStep: number; outDir: string; run: JsonValue },
+  hooks: LoopHooks<E>,
+  progress: Progress | null,
+  metrics: MetricsLog,
+): Promise<LoopResult<E>> {
+  const opt = task.optimizer;
+  let step = o.startStep;
+  const save = (): string =>
+    saveCheckpoint(o.outDir, {
+      ...task.checkpoint(step),
+      step,
+      model: task.model.stateDict(),
+      optimizer: opt,
+      dataPosition: { microBatch: step * o.gradAccum },
+      extra: { run: o.run },
+    }, { keepLast: o.keepLast });
+
+  let lastLoss = NaN;
+  let lastEval: E | null = null;
+  let checkpoint: string | null = null;
+  let stopped: LoopResult<E>['stopped'] = 'done';
+  let t0 = performance.now();
+  let units = 0;
+  task.model.train();
+  while (step < o.totalSteps) {
+    if (hooks.signal?.aborted) {
+      stopped = 'aborted';
+      break;
+    }
+    const lr = learningRate(step, { lr: o.lr, totalSteps: o.totalSteps, warmupSteps: o.warmupSteps, decay: o.decay as 'linear', minLrRatio: o.minLrRatio });
+    opt.zeroGrad();
+    let stepLoss = 0;
+    const parts: Record<string, number> = {};
+    for (let a = 0; a < o.gradAccum; a++) {
+      const k = step * o.gradAccum + a;
+      scope(() => {
+        const mb = task.microBatch(k, step);
+        units += mb.units;
+        const v = mb.loss.item();
+        if (!Number.isFinite(v)) {
+          const detail = mb.parts ? ` (parts: ${Object.entries(mb.parts).map(([n, x]) => `${n} ${x}`).join(', ')})` : '';
+          throw new ClozeError('E_VALUE', `The loss became ${v} at step ${step + 1} (lr ${lr.toExponential(3)})${detail}; stopping without saving this state. Lower the learning rate or check the data.`);
+        }
+        stepLoss += v / o.gradAccum;
+        for (const [n, x] of Object.entries(mb.parts ?? {})) parts[n] = (parts[n] ?? 0) + x / o.gradAccum;
+        backward(o.gradAccum > 1 ? scale(mb.loss, 1 / o.gradAccum) : mb.loss);
+      });
+    }
+    const gradNorm = o.gradClip > 0 ? opt.clipGradNorm(o.gradClip) : NaN;
+    opt.lr = lr;
+    opt.step();
+    step++;
+    task.afterStep?.(step);
+    lastLoss = stepLoss;
+    const secs = (performance.now() - t0) / 1000;
+    const info: StepInfo = { step, loss: stepLoss, lr, gradNorm, tokensPerSec: units / Math.max(secs, 1e-9) };
+    if (Object.keys(parts).length > 0) info.parts = parts;
+    hooks.onStep?.(info);
+    progress?.update({ step, totalSteps: o.totalSteps, loss: stepLoss, tokensPerSec: info.tokensPerSec, lr, unit: task.unit }, secs / Math.max(1, step - o.startStep));
+    if (step % o.logEvery === 0 || step === o.totalSteps) metrics.write({ kind: 'train', ...info });
+    if (task.shouldEvaluate(step, step === o.totalSteps)) {
+      lastEval = task.evaluate(step);
+      hooks.onEval?.(lastEval);
+      metrics.write({ kind: 'eval', ...(lastEval as unknown as Record<string, unknown>) });
+      progress?.note(task.describe(lastEval));
+      task.model.train();
+    }
+    if (step % o.saveEvery === 0 && step !== o.totalSteps) checkpoint = save();
+    // Let timers and I/O run between steps: the event loop stays responsive.
+    await new Promise<void>((r) => setImmediate(r));
+    if (step === o.startStep + 1) {
+      // The first step pays one-off costs (allocations, page faults); rates start after it.
+      t0 = performance.now();
+      units = 0;
+    }
+  }
+  checkpoint = save();
+  progress?.end();
+  progress?.note(`${stopped === 'aborted' ? 'stopped' : 'finished'} at step ${step}; checkpoint ${checkpoint}`);
+  return { step, stopped, lastLoss, eval: lastEval, checkpoint };
+}

@@ -1,0 +1,161 @@
+/** MIM patch selection: SimMIM blocks, SBAM's salience and adaptive ratio, HPM's easy-to-hard schedule. */
+import { describe, expect, it } from 'vitest';
+import { Rng, tensor } from '../src/index.js';
+import { blockMask, hpmScores, keepCount, sbamScores } from '../src/mim/masking.js';
+import { maskFromScores } from '../src/ops/mim-tokens.js';
+import { mimSettings } from '../src/mim/settings.js';
+import { resolveConfig } from '../src/train/config.js';
+
+describe('SimMIM block masks', () => {
+  it('mask whole m×m blocks (cropped at the edge), ceil(blocks·r) of them, as a pure function of (seed, k)', () => {
+    const [B, gh, gw, m, r] = [6, 7, 7, 2, 0.6];
+    const mask = blockMask(B, gh, gw, m, r, 3, 11).toArray();
+    const bw = Math.ceil(gw / m);
+    const nBlocks = Math.ceil(gh / m) * bw;
+    for (let b = 0; b < B; b++) {
+      let drawn = 0;
+      for (let blk = 0; blk < nBlocks; blk++) {
+        const cells: number[] = [];
+        const by = Math.floor(blk / bw);
+        const bx = blk % bw;
+        for (let y = by * m; y < Math.min(gh, by * m + m); y++) for (let x = bx * m; x < Math.min(gw, bx * m + m); x++) cells.push(mask[b * gh * gw + y * gw + x]!);
+        // A block is masked entirely or not at all.
+        expect(new Set(cells).size).toBe(1);
+        drawn += cells[0]!;
+      }
+      expect(drawn).toBe(Math.ceil(nBlocks * r));
+    }
+    expect(blockMask(B, gh, gw, m, r, 3, 11).toArray()).toEqual(mask);
+    expect(blockMask(B, gh, gw, m, r, 3, 12).toArray()).not.toEqual(mask);
+  });
+
+  it('cover exactly ceil(L·r) tokens with 1×1 blocks, and none or all at ratios 0 and 1', () => {
+    const count = (t: ReturnType<typeof blockMask>): number => Array.from(t.toArray()).reduce((a, v) => a + v, 0);
+    expect(count(blockMask(3, 7, 7, 1, 0.6, 0, 0))).toBe(3 * Math.ceil(49 * 0.6));
+    expect(count(blockMask(3, 7, 7, 1, 0, 0, 0))).toBe(0);
+    expect(count(blockMask(3, 7, 7, 2, 1, 0, 0))).toBe(3 * 49);
+  });
+});
+
+/** Salience by the definition, in float64: column sums of row-softmax(X·Xᵀ), min–max normalised. */
+function salienceRef(x: Float32Array, B: number, L: number, D: number): Float64Array {
+  const out = new Float64Array(B * L);
+  for (let b = 0; b < B; b++) {
+    const col = new Float64Array(L);
+    for (let i = 0; i < L; i++) {
+      const row = new Float64Array(L);
+      let mx = -Infinity;
+      for (let j = 0; j < L; j++) {
+        let s = 0;
+        for (let d = 0; d < D; d++) s += x[(b * L + i) * D + d]! * x[(b * L + j) * D + d]!;
+        row[j] = s;
+        mx = Math.max(mx, s);
+      }
+      let z = 0;
+      for (let j = 0; j < L; j++) z += (row[j] = Math.exp(row[j]! - mx));
+      for (let j = 0; j < L; j++) col[j] += row[j]! / z;
+    }
+    const lo = Math.min(...col);
+    const hi = Math.max(...col);
+    for (let j = 0; j < L; j++) out[b * L + j] = (col[j]! - lo) / (hi - lo + 1e-6);
+  }
+  return out;
+}
+
+describe('SBAM', () => {
+  const [B, L, D] = [8, 16, 6];
+  const rng = new Rng(5);
+  const x = new Float32Array(B * L * D).map(() => rng.normal() * 0.7);
+
+  it('has the adaptive ratio r = base − Δ + 2Δ·ρ of the reference salience, and scores ŝ + U(0, 0.5)', () => {
+    const ref = salienceRef(x, B, L, D);
+    const rho = ref.filter((s) => s > 0.5).length / (B * L);
+    const d = sbamScores(tensor(x, [B, L, D]), { base: 0.75, delta: 0.1, threshold: 0.5, seed: 1, k: 0 });
+    expect(d.rho).toBeCloseTo(rho, 12);
+    expect(d.ratio).toBeCloseTo(0.75 - 0.1 + 0.2 * rho, 12);
+    const scores = d.scores.toArray();
+    for (let i = 0; i < B * L; i++) {
+      const u = scores[i]! - ref[i]!;
+      expect(u).toBeGreaterThanOrEqual(-1e-5);
+      expect(u).toBeLessThan(0.5 + 1e-5);
+    }
+  });
+
+  it('masks salient patches preferentially: masked patches are more salient on average than kept ones', () => {
+    const ref = salienceRef(x, B, L, D);
+    let maskedSum = 0;
+    let maskedN = 0;
+    let keptSum = 0;
+    let keptN = 0;
+    for (let k = 0; k < 20; k++) {
+      const d = sbamScores(tensor(x, [B, L, D]), { base: 0.75, delta: 0.1, threshold: 0.5, seed: 1, k });
+      const keep = keepCount(L, d.ratio);
+      const m = maskFromScores(d.scores, keep).mask.toArray();
+      for (let i = 0; i < B * L; i++) {
+        if (m[i]) {
+          maskedSum += ref[i]!;
+          maskedN++;
+        } else {
+          keptSum += ref[i]!;
+          keptN++;
+        }
+      }
+    }
+    expect(maskedSum / maskedN).toBeGreaterThan(keptSum / keptN + 0.1);
+  });
+});
+
+describe('HPM', () => {
+  const [B, L] = [5, 49];
+  const keep = keepCount(L, 0.75);
+
+  it('masks the int(α_t·N_mask) hardest patches for certain, with α_t = 0.5·(epoch+1)/T, and L − keep in all', () => {
+    const rng = new Rng(9);
+    const pred = new Float32Array(B * L).map(() => rng.uniform());
+    for (const [epoch, epochs] of [[0, 10], [4, 10], [9, 10]] as const) {
+      const h = hpmScores(pred, B, L, keep, { epoch, epochs, seed: 2, k: epoch });
+      expect(h.hard).toBe(Math.floor(((0.5 * (epoch + 1)) / epochs) * (L - keep)));
+      const m = maskFromScores(h.scores, keep).mask.toArray();
+      for (let b = 0; b < B; b++) {
+        const row = Array.from(pred.subarray(b * L, (b + 1) * L));
+        const hardest = row.map((v, j) => [v, j] as const).sort((p, q) => q[0] - p[0]).slice(0, h.hard).map((p) => p[1]);
+        for (const j of hardest) expect(m[b * L + j]).toBe(1);
+        expect(Array.from(m.subarray(b * L, (b + 1) * L)).reduce((a, v) => a + v, 0)).toBe(L - keep);
+      }
+    }
+  });
+
+  it('draws the rest uniformly: over many draws every non-hard patch is masked at about the same rate', () => {
+    const pred = new Float32Array(L).map((_, j) => j);
+    const hits = new Float64Array(L);
+    const draws = 400;
+    let hard = 0;
+    for (let k = 0; k < draws; k++) {
+      const h = hpmScores(pred, 1, L, keep, { epoch: 0, epochs: 4, seed: 3, k });
+      hard = h.hard;
+      const m = maskFromScores(h.scores, keep).mask.toArray();
+      for (let j = 0; j < L; j++) hits[j] += m[j]!;
+    }
+    const soft = Array.from(hits.subarray(0, L - hard)).map((v) => v / draws);
+    const expected = (L - keep - hard) / (L - hard);
+    for (const r of soft) expect(Math.abs(r - expected)).toBeLessThan(0.1);
+    for (const r of Array.from(hits.subarray(L - hard))) expect(r).toBe(draws);
+  });
+});
+
+describe('MIM settings', () => {
+  it('reject combinations a method does not define, naming the field', () => {
+    const cfg = (o: Record<string, unknown>) => resolveConfig({ task: 'mim', ...o });
+    expect(() => mimSettings(cfg({ method: 'simmim', imageMasking: 'sbam' }), 4)).toThrow(/Expected random or block with method simmim .* for imageMasking/);
+    expect(() => mimSettings(cfg({ method: 'mae', imageMasking: 'block' }), 4)).toThrow(/for imageMasking/);
+    expect(() => mimSettings(cfg({ method: 'mae', maskRatio: 1 }), 4)).toThrow(/for maskRatio/);
+    expect(() => resolveConfig({ task: 'mim', method: 'beit' })).toThrow(/Expected one of mae, simmim for method but received "beit"/);
+  });
+
+  it('put MTO in the first half of the blocks that see mask tokens by default', () => {
+    const s = mimSettings(resolveConfig({ task: 'mim', mto: true }), 6);
+    expect(s.mto).toEqual({ exclusion: true, blocks: 3, singularityWeight: 0.1, singularityBlocks: 0, entropyWeight: 0.01 });
+    expect(mimSettings(resolveConfig({ task: 'mim', mto: true }), 1).mto!.blocks).toBe(1);
+    expect(mimSettings(resolveConfig({ task: 'mim' }), 6).mto).toBeNull();
+  });
+});

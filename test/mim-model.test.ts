@@ -1,0 +1,234 @@
+/**
+ * The MIM models and trainer: MTO's exclusion inside a ViT block against a
+ * naive masked attention, each method's loss and parts, a tiny MAE run whose
+ * loss falls, exact resume (with HPM's EMA teacher), `cloze eval` on a MIM
+ * checkpoint, and the comparison suite's outputs.
+ */
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { add, backward, Rng, scope, tensor, type Tensor } from '../src/index.js';
+import { runMimSuite } from '../src/commands/bench-mim.js';
+import { evaluateMimCheckpoint } from '../src/commands/eval-mim.js';
+import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
+import { VitBlock } from '../src/models/vit/block.js';
+import { vitPreset } from '../src/models/vit/config.js';
+import { sincos2d } from '../src/models/vit/pos-embed.js';
+import { MimModel } from '../src/mim/model.js';
+import { mimSettings } from '../src/mim/settings.js';
+import { resolveConfig } from '../src/train/config.js';
+import { pretrain, type ProbeResult, type StepInfo } from '../src/train/pretrain.js';
+import { naiveAttentionForward } from './helpers/naive-attention.js';
+import { writeImageFixture } from './helpers/image-fixture.js';
+
+const root = mkdtempSync(join(tmpdir(), 'cloze-mim-'));
+let data = '';
+beforeAll(() => {
+  data = writeImageFixture(join(root, 'images'), { train: 256, test: 64, classes: 4 });
+});
+
+describe('2D sin-cos positions', () => {
+  it('follow MAE: the first half encodes the column, the second the row, each as [sin, cos]', () => {
+    const D = 8;
+    const p = sincos2d(2, 3, D);
+    // Token (row 1, column 2): first quarter sin(2·ω), second cos(2·ω), third sin(1·ω), fourth cos(1·ω).
+    const t = (1 * 3 + 2) * D;
+    const omega = [1, 1 / 100];
+    expect(p[t + 0]).toBeCloseTo(Math.sin(2 * omega[0]!), 12);
+    expect(p[t + 1]).toBeCloseTo(Math.sin(2 * omega[1]!), 12);
+    expect(p[t + 2]).toBeCloseTo(Math.cos(2 * omega[0]!), 12);
+    expect(p[t + 4]).toBeCloseTo(Math.sin(1 * omega[0]!), 12);
+    expect(p[t + 6]).toBeCloseTo(Math.cos(1 * omega[0]!), 12);
+  });
+});
+
+describe("MTO's exclusion in a ViT block", () => {
+  const [B, L, D, H] = [2, 7, 12, 3];
+  const rng = new Rng(3);
+  const block = new VitBlock(D, H, 4, 1e-6, { rng, dtype: 'float64' });
+  const x = Float64Array.from({ length: B * L * D }, () => rng.normal());
+
+  /** The block with naive float64 attention in place of the fused kernel. */
+  function naiveBlock(xv: Float64Array, mask: Uint8Array): Float64Array {
+    return scope(() => {
+      const xt = tensor(xv, [B, L, D], 'float64');
+      const a = block.norm1.forward(xt);
+      const proj = (l: typeof block.attn.query): Float64Array => l.forward(a).toArray() as Float64Array;
+      const att = naiveAttentionForward({ B, L, H, Dh: D / H, q: proj(block.attn.query), k: proj(block.attn.key), v: proj(block.attn.value), tokenMask: mask, excludeMaskedKeys: true });
+      const h = add(xt, block.attn.output.forward(tensor(att.out, [B, L, D], 'float64')));
+      return add(h, block.mlp.forward(block.norm2.forward(h))).toArray() as Float64Array;
+    });
+  }
+
+  for (const [label, maskOf] of [
+    ['some masked', (i: number) => (i % 3 === 1 ? 1 : 0)],
+    ['none masked', () => 0],
+    ['all masked', () => 1],
+  ] as const) {
+    it(`equals the block on a naive masked attention (${label})`, () => {
+      const mask = Uint8Array.from({ length: B * L }, (_, i) => maskOf(i));
+      const got = scope(() => block.forward(tensor(x, [B, L, D], 'float64'), { tokenMask: tensor(mask, [B, L], 'uint8'), excludeMaskedKeys: true }).out.toArray());
+      const ref = naiveBlock(x, mask);
+      for (let i = 0; i < ref.length; i++) expect(Math.abs(got[i]! - ref[i]!)).toBeLessThan(1e-10);
+    });
+  }
+
+  it("keeps visible tokens blind to masked ones: changing a masked token's input leaves visible outputs unchanged", () => {
+    const mask = Uint8Array.from({ length: B * L }, (_, i) => (i % L === 2 || i % L === 5 ? 1 : 0));
+    const run = (xv: Float64Array): Float64Array =>
+      scope(() => block.forward(tensor(xv, [B, L, D], 'float64'), { tokenMask: tensor(mask, [B, L], 'uint8'), excludeMaskedKeys: true }).out.toArray() as Float64Array);
+    const x2 = Float64Array.from(x);
+    for (let d = 0; d < D; d++) x2[2 * D + d] += 3;
+    const a = run(x);
+    const b = run(x2);
+    for (let t = 0; t < B * L; t++) {
+      const same = Array.from({ length: D }, (_, d) => a[t * D + d] === b[t * D + d]).every(Boolean);
+      // Only batch 0's masked tokens (2 itself, and 5, a masked query that sees every key) may change.
+      expect(same).toBe(!(t === 2 || t === 5));
+    }
+  });
+});
+
+function model(o: Record<string, unknown>): MimModel {
+  const cfg = resolveConfig({ task: 'mim', ...o });
+  const c = vitPreset('vit-micro-fmnist').config;
+  return new MimModel(c, mimSettings(cfg, cfg.method === 'mae' ? c.decoderDepth : c.depth), 0);
+}
+
+function images(B: number, seed: number): Tensor {
+  const r = new Rng(seed);
+  return tensor(Float32Array.from({ length: B * 28 * 28 }, () => r.normal()), [B, 1, 28, 28]);
+}
+
+describe('MIM losses', () => {
+  const cases: Array<[string, Record<string, unknown>, string[]]> = [
+    ['mae', { method: 'mae', maskRatio: 0.75 }, ['reconstruction']],
+    ['simmim', { method: 'simmim', maskRatio: 0.6, imageMasking: 'block', maskPatch: 2 }, ['reconstruction']],
+    ['simmim+mto', { method: 'simmim', maskRatio: 0.6, mto: true }, ['reconstruction', 'singularity', 'entropy']],
+    ['mae+mto', { method: 'mae', maskRatio: 0.75, mto: true, mtoSingularityBlocks: 1 }, ['reconstruction', 'singularity', 'entropy']],
+    ['mae+sbam', { method: 'mae', maskRatio: 0.75, imageMasking: 'sbam' }, ['reconstruction', 'sbamRho']],
+    ['mae+hpm', { method: 'mae', maskRatio: 0.75, imageMasking: 'hpm' }, ['reconstruction', 'hpmHard', 'ranking']],
+  ];
+  for (const [name, settings, parts] of cases) {
+    it(`${name}: a finite loss with its parts, the expected mask count, and gradients on every trained parameter`, () => {
+      const m = model(settings);
+      try {
+        scope(() => {
+          const r = m.loss(images(4, 1), { k: 0, epoch: 0, epochs: 10 });
+          expect(Object.keys(r.parts).sort()).toEqual([...parts].sort());
+          const v = r.loss.item();
+          expect(Number.isFinite(v)).toBe(true);
+          const mask = r.mask.toArray();
+          const masked = Array.from(mask).reduce((a, x) => a + x, 0);
+          if (name.startsWith('mae') && name !== 'mae+sbam') expect(masked).toBe(4 * (49 - Math.floor(49 * 0.25)));
+          expect(r.maskRatio).toBeCloseTo(masked / (4 * 49), 12);
+          if (r.parts.singularity !== undefined) expect(Math.abs(r.parts.singularity)).toBeLessThanOrEqual(1 + 1e-6 + (settings.mtoSingularityBlocks ? 0.5 : 0));
+          backward(r.loss);
+          for (const p of m.trainableParameters()) {
+            expect(p.grad, 'every trained parameter gets a gradient').toBeTruthy();
+          }
+          for (const p of m.teacher?.parameters() ?? []) expect(p.grad ?? null).toBeNull();
+        });
+      } finally {
+        m.dispose();
+      }
+    });
+  }
+
+  it('MTO with every part switched off is plain SimMIM: the same loss on the same batch', () => {
+    const plain = model({ method: 'simmim' });
+    const off = model({ method: 'simmim', mto: true, mtoExclusion: false, mtoSingularityWeight: 0, mtoEntropyWeight: 0 });
+    const on = model({ method: 'simmim', mto: true, mtoSingularityWeight: 0, mtoEntropyWeight: 0 });
+    try {
+      scope(() => {
+        const ctx = { k: 3, epoch: 0, epochs: 1 };
+        const a = plain.loss(images(3, 2), ctx).loss.item();
+        expect(off.loss(images(3, 2), ctx).loss.item()).toBe(a);
+        // Exclusion alone changes what visible tokens see, so the loss moves.
+        expect(on.loss(images(3, 2), ctx).loss.item()).not.toBe(a);
+      });
+    } finally {
+      plain.dispose();
+      off.dispose();
+      on.dispose();
+    }
+  });
+});
+
+describe('MIM training', () => {
+  const base = { task: 'mim', preset: 'vit-micro-fmnist', batchSize: 32, augment: false, probeImages: 256, probeEpochs: 10, logEvery: 4, threads: 0 };
+
+  it('a tiny MAE run lowers the loss, probes at fixed epochs and writes a cloze-mim checkpoint that cloze eval reads', async () => {
+    const steps: StepInfo[] = [];
+    const probes: ProbeResult[] = [];
+    const out = join(root, 'mae');
+    const r = await pretrain({ ...base, data, out, method: 'mae', epochs: 6, probeEvery: 3, lr: 2e-3, warmupRatio: 0.1 }, {
+      output: null, onStep: (s) => steps.push(s), onEval: (e) => probes.push(e as ProbeResult),
+    });
+    expect(r.step).toBe(6 * 8);
+    const first = steps.slice(0, 4).reduce((a, s) => a + s.loss, 0) / 4;
+    const last = steps.slice(-4).reduce((a, s) => a + s.loss, 0) / 4;
+    expect(last).toBeLessThan(first * 0.8);
+    expect(steps[0]!.parts!.reconstruction).toBeCloseTo(steps[0]!.loss, 5);
+    expect(probes.map((p) => p.epoch)).toEqual([3, 6]);
+    for (const p of probes) expect(p.accuracy).toBeGreaterThan(0.4); // 4 classes: chance is 0.25
+    const ck = loadCheckpoint(r.checkpoint!);
+    expect(ck.config.model_type).toBe('cloze-mim');
+    expect(Object.keys(ck.model)).toContain('encoder.blocks.0.attn.query.weight');
+    expect(Object.keys(ck.model)).toContain('decoder.mask_token');
+    ck.dispose();
+    const e = await evaluateMimCheckpoint({ checkpoint: out, probeEpochs: 10 });
+    expect(e.mode).toBe('linear-probe');
+    expect(e.accuracy).toBeGreaterThan(0.4);
+    expect(e.testImages).toBe(64);
+    const ft = await evaluateMimCheckpoint({ checkpoint: out, finetuneEpochs: 1 });
+    expect(ft.mode).toBe('finetune');
+    expect(ft.accuracy).toBeGreaterThanOrEqual(0);
+    expect(ft.accuracy).toBeLessThanOrEqual(1);
+    const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.filter((l) => l.kind === 'eval').map((l) => l.epoch)).toEqual([3, 6]);
+  }, 60_000);
+
+  it('resumes exactly, EMA teacher included: HPM losses after an interruption equal an uninterrupted run', async () => {
+    const cfg = { ...base, data, method: 'mae', imageMasking: 'hpm', maxSteps: 6, trainImages: 128, probeEpochs: 1 };
+    const straight: number[] = [];
+    await pretrain({ ...cfg, out: join(root, 'hpm-straight') }, { output: null, onStep: (s) => straight.push(s.loss) });
+    const resumed: number[] = [];
+    const ac = new AbortController();
+    const first = await pretrain({ ...cfg, out: join(root, 'hpm-resumed') }, {
+      output: null, signal: ac.signal, onStep: (s) => {
+        resumed.push(s.loss);
+        if (s.step === 3) ac.abort();
+      },
+    });
+    expect(first.stopped).toBe('aborted');
+    await pretrain({ ...cfg, out: join(root, 'hpm-resumed'), resume: true }, { output: null, onStep: (s) => resumed.push(s.loss) });
+    expect(resumed).toEqual(straight);
+  }, 60_000);
+
+  it('rejects a data directory of the wrong kind and a text preset, naming them', async () => {
+    await expect(pretrain({ ...base, data: root, out: join(root, 'bad') }, { output: null })).rejects.toThrow(/Expected .* to hold train-images-idx3-ubyte/);
+    await expect(pretrain({ ...base, data, preset: 'bert-tiny', out: join(root, 'bad2') }, { output: null })).rejects.toThrow(/Expected a ViT preset .* for preset but received "bert-tiny"/);
+  });
+});
+
+describe('the MIM comparison suite', () => {
+  it('runs every method under one budget and writes the table, the plot and the curves', async () => {
+    const out = join(root, 'suite');
+    const lines: string[] = [];
+    const r = await runMimSuite({
+      out, preset: 'vit-micro-fmnist', epochs: 2, batchSize: 64, trainImages: 128, probeEvery: 1, probeImages: 128, probeEpochs: 3,
+      seed: 0, threads: 0, scale: 1, data, log: (s) => lines.push(s),
+    });
+    expect(Object.keys(r.curves)).toEqual(['simmim', 'simmim+mto', 'mae', 'mae+mto', 'mae+sbam', 'mae+hpm']);
+    for (const c of Object.values(r.curves)) {
+      expect(c.epochs).toEqual([0, 1, 2]);
+      expect(c.accuracy[0]).toBe(r.baselineAccuracy);
+    }
+    for (const f of r.files) expect(existsSync(f)).toBe(true);
+    expect(r.table).toContain('simmim+mto');
+    expect(r.table).toContain('no pre-training');
+    expect(readFileSync(r.files[1]!, 'utf8')).toMatch(/^<svg[\s\S]*mae\+hpm[\s\S]*<\/svg>\s*$/);
+  }, 120_000);
+});
