@@ -150,6 +150,7 @@ export async function buildMimTask(
     parts,
     optimizer,
     unit: 'img',
+    name: 'MIM',
     totalSteps,
     perEpoch,
     microBatch(k) {

@@ -47,6 +47,8 @@ export interface TrainTask<E extends TaskEval = TaskEval> {
   readonly optimizer: AdamW;
   /** 'tok' or 'img', for the progress line. */
   readonly unit: string;
+  /** 'MLM' or 'MIM', for messages. */
+  readonly name: string;
   /** Loss of global micro-batch k, during optimizer step `step` (0-based). Runs inside a scope. */
   microBatch(k: number, step: number): MicroBatchLoss;
   /** After each optimizer step (1-based count), e.g. an EMA teacher's update. */
@@ -135,7 +137,7 @@ export async function runLoop<E extends TaskEval>(
         const v = mb.loss.item();
         if (!Number.isFinite(v)) {
           const detail = mb.parts ? ` (parts: ${Object.entries(mb.parts).map(([n, x]) => `${n} ${x}`).join(', ')})` : '';
-          throw new ClozeError('E_VALUE', `The loss became ${v} at step ${step + 1} (lr ${lr.toExponential(3)})${detail}; stopping without saving this state. Lower the learning rate or check the data.`);
+          throw new ClozeError('E_VALUE', `The ${task.name} loss became ${v} at step ${step + 1} (lr ${lr.toExponential(3)})${detail}; stopping without saving this state. Lower the learning rate or check the data.`);
         }
         stepLoss += v / o.gradAccum;
         for (const [n, x] of Object.entries(mb.parts ?? {})) parts[n] = (parts[n] ?? 0) + x / o.gradAccum;

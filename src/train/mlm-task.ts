@@ -128,6 +128,7 @@ export async function buildMlmTask(cfg: RunConfig, outDir: string, resumeDir: st
     model,
     optimizer,
     unit: 'tok',
+    name: 'MLM',
     totalSteps,
     microBatch(k) {
       const mb = plan.build(cursor.at(k), cfg.seed, k);
