@@ -31,7 +31,7 @@ export async function main(argv: string[]): Promise<void> {
           .option('probe-images', { type: 'number', describe: "MIM: training images of the probe (default: the run's probeImages)" })
           .option('finetune-epochs', { type: 'number', default: 0, describe: 'MIM: fine-tune the whole encoder with a linear head for this many epochs instead of a linear probe' })
           .option('finetune-images', { type: 'number', default: 0, describe: 'MIM: training images for fine-tuning (0: all)' })
-          .option('lr', { type: 'number', describe: 'MIM: learning rate of the probe or fine-tuning (default 1e-3)' })
+          .option('lr', { type: 'number', describe: 'MIM: learning rate of the probe (default 3e-2) or of fine-tuning (default 1e-3)' })
           .option('json', { type: 'boolean', default: false, describe: 'Print one JSON line' }),
       async (args) => {
         const dir = existsSync(join(args.checkpoint, 'model.safetensors')) ? args.checkpoint : latestCheckpoint(args.checkpoint);
@@ -64,6 +64,8 @@ export async function main(argv: string[]): Promise<void> {
           .option('probe-every', { type: 'number', default: SUITE_DEFAULTS.probeEvery, describe: 'Probe every N epochs' })
           .option('probe-images', { type: 'number', default: SUITE_DEFAULTS.probeImages, describe: 'Training images of each probe' })
           .option('probe-epochs', { type: 'number', default: SUITE_DEFAULTS.probeEpochs, describe: 'Epochs of each probe classifier' })
+          .option('finetune-epochs', { type: 'number', default: SUITE_DEFAULTS.finetuneEpochs, describe: 'Fine-tune every final encoder (and the untrained one) for this many epochs; 0: skip' })
+          .option('finetune-images', { type: 'number', default: SUITE_DEFAULTS.finetuneImages, describe: 'Training images of each fine-tuning' })
           .option('scale', { type: 'number', default: SUITE_DEFAULTS.scale, describe: 'Multiply epochs and training images (e.g. 6 on a GPU)' })
           .option('methods', { type: 'string', array: true, choices: SUITE_METHODS.map((m) => m.name), describe: 'Run only these methods' })
           .option('seed', { type: 'number', default: SUITE_DEFAULTS.seed })
@@ -73,6 +75,7 @@ export async function main(argv: string[]): Promise<void> {
         const r = await runMimSuite({
           out: args.out, preset: args.preset, epochs: args.epochs, batchSize: args['batch-size'], trainImages: args['train-images'],
           probeEvery: args['probe-every'], probeImages: args['probe-images'], probeEpochs: args['probe-epochs'], scale: args.scale,
+          finetuneEpochs: args['finetune-epochs'], finetuneImages: args['finetune-images'],
           methods: args.methods as string[] | undefined, seed: args.seed, threads: args.threads, data: args.data ?? null,
         });
         console.log(r.table);

@@ -42,3 +42,22 @@ export {
 export { pretrain, defaultCorpus, type PretrainHooks, type PretrainResult, type StepInfo, type EvalResult } from './train/pretrain.js';
 export { pretrainInWorker, type WorkerHooks } from './train/pretrain-worker.js';
 export { resolveConfig, loadRunConfig, RUN_FIELDS, type RunConfig } from './train/config.js';
+export {
+  maskFromScores, uniformNoise, assembleTokens, restoreIndex, patchify, unpatchify, tokenMean, type TokenMask,
+} from './ops/mim-tokens.js';
+export {
+  maskedPatchLoss, maskedCosine, rankingLoss, type PatchLossKind, type MaskedPatchLossOptions, type MaskedPatchLossResult,
+} from './ops/mim-loss.js';
+export { emaUpdate, EmaTeacher } from './optim/ema.js';
+export * from './data/images/index.js';
+export { VitEncoder } from './models/vit/encoder.js';
+export { MaeDecoder } from './models/vit/decoder.js';
+export { VitBlock } from './models/vit/block.js';
+export { VIT_PRESETS, vitPreset, type VitConfig, type VitPreset, type VitPresetName } from './models/vit/config.js';
+export { MimModel, type MimLoss, type MimStepContext } from './mim/model.js';
+export { mimSettings, type MimSettings, type MtoSettings } from './mim/settings.js';
+export { linearProbe, finetune, extractFeatures, type ClassifierResult } from './mim/probe.js';
+export type { ProbeResult } from './mim/task.js';
+export { evaluateMimCheckpoint, type MimEvalResult } from './commands/eval-mim.js';
+export { runMimSuite, SUITE_METHODS, type SuiteOptions, type SuiteResult } from './commands/bench-mim.js';
+export * from './report/index.js';

@@ -218,7 +218,7 @@ describe('the MIM comparison suite', () => {
     const out = join(root, 'suite');
     const lines: string[] = [];
     const r = await runMimSuite({
-      out, preset: 'vit-micro-fmnist', epochs: 2, batchSize: 64, trainImages: 128, probeEvery: 1, probeImages: 128, probeEpochs: 3,
+      out, preset: 'vit-micro-fmnist', epochs: 2, batchSize: 64, trainImages: 128, probeEvery: 1, probeImages: 128, probeEpochs: 3, finetuneEpochs: 1, finetuneImages: 64,
       seed: 0, threads: 0, scale: 1, data, log: (s) => lines.push(s),
     });
     expect(Object.keys(r.curves)).toEqual(['simmim', 'simmim+mto', 'mae', 'mae+mto', 'mae+sbam', 'mae+hpm']);
@@ -227,6 +227,7 @@ describe('the MIM comparison suite', () => {
       expect(c.accuracy[0]).toBe(r.baselineAccuracy);
     }
     for (const f of r.files) expect(existsSync(f)).toBe(true);
+    expect(Object.keys(r.finetune).sort()).toEqual(['mae', 'mae+hpm', 'mae+mto', 'mae+sbam', 'no pre-training', 'simmim', 'simmim+mto']);
     expect(r.table).toContain('simmim+mto');
     expect(r.table).toContain('no pre-training');
     expect(readFileSync(r.files[1]!, 'utf8')).toMatch(/^<svg[\s\S]*mae\+hpm[\s\S]*<\/svg>\s*$/);

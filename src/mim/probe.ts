@@ -22,6 +22,12 @@ export interface Normalisation {
   std: number[];
 }
 
+/**
+ * The probe classifier's AdamW lr. A small lr leaves it underfitted: on Fashion-MNIST features of
+ * vit-micro, lr 1e-3 for 20 epochs gave 55% where 3e-2 for 100 epochs gave 72% (train top-1 75%, converged).
+ */
+export const PROBE_LR = 3e-2;
+
 export interface ProbeOptions {
   epochs: number;
   batchSize?: number;
@@ -103,7 +109,7 @@ export function trainLinearClassifier(
 ): ClassifierResult {
   const rng = new Rng(o.seed);
   const head = new Linear(D, classes, { rng, std: 0.01 });
-  const opt = new AdamW(head.parameters(), { lr: o.lr ?? 1e-3, weightDecay: 0 });
+  const opt = new AdamW(head.parameters(), { lr: o.lr ?? PROBE_LR, weightDecay: 0 });
   const N = trainLabels.length;
   const bs = Math.min(o.batchSize ?? 256, N);
   const perEpoch = Math.max(1, Math.floor(N / bs));
@@ -125,7 +131,7 @@ export function trainLinearClassifier(
           const x = tensor(rowsOf(trainFeats, D, idx), [bs, D]);
           const y = tensor(Int32Array.from(idx, (i) => trainLabels[i]!), [bs], 'int32');
           backward(crossEntropy(head.forward(x), y));
-          opt.lr = learningRate(step, { lr: o.lr ?? 1e-3, totalSteps: total, warmupSteps: 0, decay: 'cosine', minLrRatio: 0 });
+          opt.lr = learningRate(step, { lr: o.lr ?? PROBE_LR, totalSteps: total, warmupSteps: 0, decay: 'cosine', minLrRatio: 0 });
           opt.step();
         });
       }

@@ -75,7 +75,7 @@ export const RUN_FIELDS = {
   hpmEmaEpochs: { kind: 'integer', default: 100, min: 0, describe: 'mim, hpm: epochs over which the decay ramps' },
   probeEvery: { kind: 'integer', default: 0, min: 0, describe: 'mim: linear-probe every N epochs (0: at the end only)' },
   probeImages: { kind: 'integer', default: 10000, min: 10, describe: 'mim: training images of the linear probe (a seeded subset)' },
-  probeEpochs: { kind: 'integer', default: 30, min: 1, describe: 'mim: epochs of the probe classifier' },
+  probeEpochs: { kind: 'integer', default: 100, min: 1, describe: 'mim: epochs of the probe classifier' },
   initFrom: { kind: 'string?', default: null, describe: 'Start from the weights and tokenizer of a checkpoint or Hugging Face BERT directory (model.safetensors, config.json, tokenizer.json or vocab.txt); the model shape comes from its config.json' },
 } as const satisfies Record<string, FieldSpec>;
 
