@@ -63,8 +63,10 @@ export interface RuntimeInfo {
 import type { MimTokensNative } from './types-mim-tokens.js';
 import type { MimLossNative } from './types-mim-loss.js';
 import type { ImageAugNative } from './types-image-aug.js';
+import type { ConvNative } from './types-conv.js';
+import type { SparseNative } from './types-sparse.js';
 
-export interface NativeAddon extends MimTokensNative, MimLossNative, ImageAugNative {
+export interface NativeAddon extends MimTokensNative, MimLossNative, ImageAugNative, ConvNative, SparseNative {
   empty(dtype: DType, shape: readonly number[]): N;
   fromTypedArray(array: AnyTypedArray, shape: readonly number[]): N;
   liveBytes(): number;

@@ -17,5 +17,7 @@ void register_geglu(Napi::Env env, Napi::Object exports);
 void register_mim_tokens(Napi::Env env, Napi::Object exports);
 void register_mim_loss(Napi::Env env, Napi::Object exports);
 void register_image_aug(Napi::Env env, Napi::Object exports);
+void register_conv(Napi::Env env, Napi::Object exports);
+void register_sparse(Napi::Env env, Napi::Object exports);
 void register_bench(Napi::Env env, Napi::Object exports);
 }  // namespace cloze
