@@ -26,6 +26,7 @@
         "native/src/ops/sparse_rulebook.cc",
         "native/src/ops/sparse_conv.cc",
         "native/src/ops/sparse_norm_pool.cc",
+        "native/src/ops/layout.cc",
         "native/src/binding/tensor_object.cc",
         "native/src/binding/args.cc",
         "native/src/binding/bind_tensor.cc",
@@ -42,6 +43,7 @@
         "native/src/binding/bind_image_aug.cc",
         "native/src/binding/bind_conv.cc",
         "native/src/binding/bind_sparse.cc",
+        "native/src/binding/bind_layout.cc",
         "native/src/binding/bind_bench.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

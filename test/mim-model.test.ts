@@ -4,11 +4,11 @@
  * loss falls, exact resume (with HPM's EMA teacher), `cloze eval` on a MIM
  * checkpoint, and the comparison suite's outputs.
  */
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { add, backward, Rng, scope, tensor, type Tensor } from '../src/index.js';
+import { add, backward, liveBytes, Rng, scope, tensor, type Tensor } from '../src/index.js';
 import { runMimSuite } from '../src/commands/bench-mim.js';
 import { evaluateMimCheckpoint } from '../src/commands/eval-mim.js';
 import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
@@ -203,9 +203,36 @@ describe('MIM training', () => {
       },
     });
     expect(first.stopped).toBe('aborted');
+    await expect(pretrain({ ...cfg, imageMasking: 'sbam', out: join(root, 'hpm-resumed'), resume: true }, { output: null })).rejects.toThrow(
+      /Expected imageMasking "hpm" \(the setting of the run in .*checkpoint-3\) for resume but received "sbam"/,
+    );
     await pretrain({ ...cfg, out: join(root, 'hpm-resumed'), resume: true }, { output: null, onStep: (s) => resumed.push(s.loss) });
     expect(resumed).toEqual(straight);
   }, 60_000);
+
+  it('frees every native tensor of a model on dispose, position tables of every submodule included', () => {
+    // Synchronous, so no finalizer of another test's garbage runs in between.
+    const before = liveBytes();
+    const m = model({ method: 'mae', imageMasking: 'hpm' });
+    expect(liveBytes()).toBeGreaterThan(before);
+    m.dispose();
+    expect(liveBytes()).toBe(before);
+  });
+
+  it('starts an HPM teacher from the loaded student when the checkpoint has none', async () => {
+    const src = join(root, 'mae');
+    const m = model({ method: 'mae', imageMasking: 'hpm' });
+    try {
+      const ck = loadCheckpoint(join(src, readdirSync(src).filter((d) => d.startsWith('checkpoint-')).sort().pop()!));
+      m.loadStateDict(ck.model, { strict: false });
+      m.syncTeacher();
+      const w = ck.model['encoder.blocks.0.attn.query.weight']!.toArray();
+      ck.dispose();
+      expect(m.teacher!.encoder.blocks.items[0]!.attn.query.weight.toArray()).toEqual(w);
+    } finally {
+      m.dispose();
+    }
+  });
 
   it('rejects a data directory of the wrong kind and a text preset, naming them', async () => {
     await expect(pretrain({ ...base, data: root, out: join(root, 'bad') }, { output: null })).rejects.toThrow(/Expected .* to hold train-images-idx3-ubyte/);

@@ -23,6 +23,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   cloze::register_image_aug(env, exports);
   cloze::register_conv(env, exports);
   cloze::register_sparse(env, exports);
+  cloze::register_layout(env, exports);
   cloze::register_bench(env, exports);
   return exports;
 }

@@ -112,8 +112,7 @@ export class MimModel extends Module {
     if (settings.masking === 'hpm') {
       this.predictor = this.registerModule('predictor', new MaeDecoder(c, 1, rng));
       this.teacher = this.registerModule('teacher', new HpmTeacher(c, seed + 1));
-      // The teacher starts as a copy of the student.
-      emaUpdate(this.teacherParams(), this.studentParams(), 0);
+      this.syncTeacher();
     } else {
       this.predictor = null;
       this.teacher = null;
@@ -132,6 +131,11 @@ export class MimModel extends Module {
 
   private teacherParams(): Tensor[] {
     return [...this.teacher!.encoder.parameters(), ...this.teacher!.predictor.parameters()];
+  }
+
+  /** HPM: the teacher becomes a copy of the student (at construction, and after loading weights without a teacher). */
+  syncTeacher(): void {
+    if (this.teacher) emaUpdate(this.teacherParams(), this.studentParams(), 0);
   }
 
   /** After each optimizer step: HPM's teacher follows the student. */
@@ -172,19 +176,22 @@ export class MimModel extends Module {
   /**
    * MTO's extra terms: w·cos at the input, w·(S+1−l)/(S+1)·cos after block l ≤ S
    * (the weight falls linearly with depth), and the entropy weight times the mean
-   * attention entropy of masked queries over the measured blocks and heads.
+   * attention entropy of masked queries over the measured blocks and heads. The singularity
+   * terms compare mask tokens with visible *patches*, so a CLS row is dropped first.
    */
-  private mtoTerms(input: Tensor, rows: Tensor, stack: StackOutput, maskedRows: number, parts: Record<string, number>): Tensor | null {
+  private mtoTerms(input: Tensor, rows: Tensor, mask: Tensor, stack: StackOutput, maskedRows: number, parts: Record<string, number>): Tensor | null {
     const m = this.settings.mto;
     if (!m) return null;
+    const [B, L] = mask.shape as [number, number];
+    const patchesOnly = (t: Tensor): Tensor => (t.shape[1] === L ? t : assembleTokens(t, dropClsIndex(B, L), null));
     let total: Tensor | null = null;
     const plus = (t: Tensor): void => {
       total = total ? add(total, t) : t;
     };
     if (m.singularityWeight > 0) {
-      let sing = maskedCosine(input, rows);
+      let sing = maskedCosine(patchesOnly(input), mask);
       const S = m.singularityBlocks;
-      for (const [l, h] of stack.hidden) sing = add(sing, scale(maskedCosine(h, rows), (S + 1 - l) / (S + 1)));
+      for (const [l, h] of stack.hidden) sing = add(sing, scale(maskedCosine(patchesOnly(h), mask), (S + 1 - l) / (S + 1)));
       parts.singularity = sing.item();
       plus(scale(sing, m.singularityWeight));
     }
@@ -233,7 +240,7 @@ export class MimModel extends Module {
     const rec = maskedPatchLoss(d.pred, patches, mask, { kind: 'mse', normPix: s.normPixLoss });
     parts.reconstruction = rec.loss.item();
     let loss = rec.loss;
-    const mto = this.mtoTerms(d.input, rows, d.stack, B * (L - keep), parts);
+    const mto = this.mtoTerms(d.input, rows, mask, d.stack, B * (L - keep), parts);
     if (mto) loss = add(loss, mto);
     if (this.predictor) {
       const predicted = reshape(this.predictor.forward(latent, index).pred, [B, L]);
@@ -265,7 +272,7 @@ export class MimModel extends Module {
     const m = mask.toArray();
     for (let i = 0; i < m.length; i++) masked += m[i]!;
     // The input term compares the mask token with the visible patch embeddings (before positions).
-    const mto = this.mtoTerms(this.config.cls ? enc.withCls(replaced) : replaced, rows, e, masked, parts);
+    const mto = this.mtoTerms(replaced, rows, mask, e, masked, parts);
     if (mto) loss = add(loss, mto);
     return { loss, parts, mask, maskRatio: masked / (B * L) };
   }

@@ -20,6 +20,12 @@ import { MimModel } from './model.js';
 import { linearProbe, type Normalisation } from './probe.js';
 import { mimSettings } from './settings.js';
 
+/** Settings that define the method: a resumed run must keep them. */
+const METHOD_FIELDS = [
+  'method', 'imageMasking', 'maskRatio', 'maskPatch', 'normPixLoss', 'mto', 'mtoExclusion', 'mtoBlocks', 'mtoSingularityWeight',
+  'mtoSingularityBlocks', 'mtoEntropyWeight', 'sbamDelta', 'sbamThreshold', 'hpmWeight', 'hpmEmaStart', 'hpmEmaEnd', 'hpmEmaEpochs', 'seed',
+] as const satisfies ReadonlyArray<keyof RunConfig>;
+
 export interface ProbeResult {
   step: number;
   /** Pre-training epochs completed when probed. */
@@ -51,11 +57,13 @@ export function withMimRecipe(input: Record<string, unknown>): Record<string, un
     const epochs = (input.epochs as number | undefined) ?? r.epochs;
     Object.assign(fromRecipe, {
       batchSize: r.batchSize,
-      lr: (r.blr * batch) / 256,
+      // MAE scales by the effective batch: micro-batch × accumulation.
+      lr: (r.blr * batch * ((input.gradAccum as number | undefined) ?? 1)) / 256,
       betas: [...r.betas],
       weightDecay: r.weightDecay,
       epochs: r.epochs,
-      warmupRatio: Math.min(1, r.warmupEpochs / Math.max(1, epochs)),
+      // In step mode (epochs 0) the recipe's own warmup share applies.
+      warmupRatio: Math.min(1, r.warmupEpochs / (epochs > 0 ? epochs : r.epochs)),
     });
   }
   return { ...fromRecipe, ...input };
@@ -111,29 +119,43 @@ export async function buildMimTask(
 ): Promise<TrainTask<ProbeResult> & { totalSteps: number; perEpoch: number; mim: MimModel; parts: MimRunParts }> {
   const config = modelConfigFor(cfg, resumeDir);
   const parts = await loadMimData(cfg, config);
-  const settings = mimSettings(cfg, cfg.method === 'mae' ? config.decoderDepth : config.depth);
-  const model = new MimModel(config, settings, cfg.seed);
-  if (cfg.initFrom && !resumeDir) {
-    const { loadCheckpoint } = await import('../checkpoint/checkpoint.js');
-    const init = loadCheckpoint(cfg.initFrom);
-    try {
-      model.loadStateDict(init.model, { strict: false });
-    } finally {
-      init.dispose();
-    }
+  if (parts.data.train.n < cfg.batchSize) {
+    throw new ClozeError('E_VALUE', `Expected at least batchSize (${cfg.batchSize}) training images for batchSize but received ${parts.data.train.n}`);
   }
-  const optimizer = new AdamW(model.trainableParameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
+  const settings = mimSettings(cfg, cfg.method === 'mae' ? config.decoderDepth : config.depth);
   const batcher = new ImageBatcher(parts.data.train, {
     batchSize: cfg.batchSize, seed: cfg.seed, augment: cfg.augment, mean: parts.norm.mean, std: parts.norm.std, outSize: config.imageSize,
   });
+  // Nothing native may leak when building the model fails: the task does not exist yet to dispose it.
+  let built: MimModel | null = null;
+  let optimizer: AdamW;
+  try {
+    const model = (built = new MimModel(config, settings, cfg.seed));
+    if (cfg.initFrom && !resumeDir) {
+      const { loadCheckpoint } = await import('../checkpoint/checkpoint.js');
+      const init = loadCheckpoint(cfg.initFrom);
+      try {
+        model.loadStateDict(init.model, { strict: false });
+        // A checkpoint without HPM's teacher: start the teacher from the loaded student, not from random weights.
+        if (!Object.keys(init.model).some((k) => k.startsWith('teacher.'))) model.syncTeacher();
+      } finally {
+        init.dispose();
+      }
+    }
+    optimizer = new AdamW(model.trainableParameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
+  } catch (e) {
+    built?.dispose();
+    batcher.dispose();
+    throw e;
+  }
+  const model = built;
   const perEpoch = batcher.perEpoch;
-  if (perEpoch === 0) throw new ClozeError('E_VALUE', `Expected at least batchSize (${cfg.batchSize}) training images for batchSize but received ${parts.data.train.n}`);
   const totalSteps = cfg.epochs > 0 ? Math.ceil((cfg.epochs * perEpoch) / cfg.gradAccum) : cfg.maxSteps;
   const totalEpochs = (totalSteps * cfg.gradAccum) / perEpoch;
   const epochAt = (step: number): number => (step * cfg.gradAccum) / perEpoch;
   progress?.note(
     `mim: ${cfg.method}${cfg.mto ? '+mto' : ''}, masking ${settings.masking} ${settings.maskRatio}, preset ${cfg.preset}, ` +
-      `${parts.data.train.n} training images (${perEpoch} steps/epoch), ${model.numParameters()} parameters`,
+      `${parts.data.train.n} training images (${perEpoch} steps/epoch), ${model.trainableParameters().reduce((a, p) => a + p.size, 0)} trained parameters`,
   );
   const configJson: { [key: string]: JsonValue } = {
     model_type: 'cloze-mim',
@@ -163,8 +185,7 @@ export async function buildMimTask(
       if (last) return true;
       if (cfg.probeEvery <= 0) return false;
       // Probe at the step that completes epoch e, for e a multiple of probeEvery.
-      const e = Math.floor(epochAt(step));
-      return e > 0 && e % cfg.probeEvery === 0 && Math.floor(epochAt(step - 1)) < e;
+      return Math.floor(epochAt(step) / cfg.probeEvery) > Math.floor(epochAt(step - 1) / cfg.probeEvery);
     },
     evaluate(step) {
       const r = linearProbe(model.encoder, parts.probeTrain, parts.data.test, { epochs: cfg.probeEpochs, seed: cfg.seed, norm: parts.norm });
@@ -172,7 +193,15 @@ export async function buildMimTask(
     },
     describe: (e) => `probe at epoch ${e.epoch} (step ${e.step}): top-1 ${(100 * e.accuracy).toFixed(2)}%  loss ${e.loss.toFixed(4)}  train top-1 ${(100 * e.trainAccuracy).toFixed(2)}%`,
     checkpoint: () => ({ config: configJson }),
-    restore: () => {},
+    restore(ck) {
+      // Exact resume needs the same method: refuse settings that differ from the run being resumed.
+      const saved = (ck.extra.run ?? {}) as Record<string, unknown>;
+      for (const f of METHOD_FIELDS) {
+        if (f in saved && JSON.stringify(saved[f]) !== JSON.stringify(cfg[f])) {
+          throw new ClozeError('E_VALUE', `Expected ${f} ${JSON.stringify(saved[f])} (the setting of the run in ${ck.dir}) for resume but received ${JSON.stringify(cfg[f])}`);
+        }
+      }
+    },
     dispose() {
       batcher.dispose();
       optimizer.dispose();

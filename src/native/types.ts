@@ -125,6 +125,9 @@ export interface NativeAddon extends MimTokensNative, MimLossNative, ImageAugNat
   clipGradNorm(grads: N[], maxNorm: number): number;
   mlmMask(ids: N, select: N, group: Maybe, vocabSize: number, maskId: number, maskProb: number, randomProb: number, randomLow: number, randomHigh: number, seed: number, step: number): { ids: N; rows: N; targets: N };
 
+  toChannelsLast(x: N): N;
+  toChannelsFirst(x: N): N;
+
   /** float32 FMA GFLOP/s of register-resident chains on every pool thread for about `ms` ms (bench yardstick). */
   measurePeakGflops(ms: number): number;
   /** Returns cached free heap memory to the OS (glibc malloc_trim); false where unsupported. Bench use. */

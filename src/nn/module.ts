@@ -83,7 +83,11 @@ export abstract class Module {
     for (const p of this.parameters()) p.grad?.native.fill(0);
   }
 
+  /** Frees fixed, non-parameter tensors a module owns (position tables); dispose() calls it on every submodule. */
+  protected releaseBuffers(): void {}
+
   dispose(): void {
     for (const p of this.parameters()) p.dispose();
+    for (const [, m] of this.namedModules()) m.releaseBuffers();
   }
 }

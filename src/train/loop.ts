@@ -58,7 +58,7 @@ export interface TrainTask<E extends TaskEval = TaskEval> {
   describe(e: E): string;
   /** config.json, tokenizer files, dropout counters and anything else the checkpoint carries. */
   checkpoint(step: number): Omit<CheckpointContents, 'step' | 'model' | 'optimizer'>;
-  /** Restores what `checkpoint` saved beyond weights and optimizer (dropout counters, …). */
+  /** Restores what `checkpoint` saved beyond weights and optimizer (dropout counters, …); runs before the weights load, and throws if the checkpoint belongs to a different kind of run. */
   restore(ck: LoadedCheckpoint): void;
   dispose(): void;
 }
@@ -83,10 +83,11 @@ type Schedule = Pick<RunConfig, 'lr' | 'warmupRatio' | 'decay' | 'minLrRatio' | 
 export function resumeTask(task: TrainTask<TaskEval>, dir: string): number {
   const ck = loadCheckpoint(dir);
   try {
+    // The task's own state first: it checks that the run being resumed is the same kind of run.
+    task.restore(ck);
     task.model.loadStateDict(ck.model);
     if (!ck.optimizer || ck.step === null) throw new ClozeError('E_VALUE', `Expected optimizer state in ${dir} for resume but received a weights-only checkpoint`);
     task.optimizer.loadState(ck.optimizer);
-    task.restore(ck);
     return ck.step;
   } finally {
     ck.dispose();

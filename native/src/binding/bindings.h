@@ -19,5 +19,6 @@ void register_mim_loss(Napi::Env env, Napi::Object exports);
 void register_image_aug(Napi::Env env, Napi::Object exports);
 void register_conv(Napi::Env env, Napi::Object exports);
 void register_sparse(Napi::Env env, Napi::Object exports);
+void register_layout(Napi::Env env, Napi::Object exports);
 void register_bench(Napi::Env env, Napi::Object exports);
 }  // namespace cloze

@@ -69,8 +69,7 @@ export class MaeDecoder extends Module {
     return { pred, input, stack };
   }
 
-  override dispose(): void {
-    super.dispose();
+  protected override releaseBuffers(): void {
     this.pos.dispose();
   }
 }

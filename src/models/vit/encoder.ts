@@ -108,8 +108,7 @@ export class VitEncoder extends Module {
     return reshape(assembleTokens(h, tensor(new Int32Array(B), [B, 1], 'int32'), null), [B, this.config.dim]);
   }
 
-  override dispose(): void {
-    super.dispose();
+  protected override releaseBuffers(): void {
     this.pos.dispose();
   }
 }
