@@ -1,4 +1,473 @@
+// Sparse-map bindings (SparK's submanifold sparse convolution, see ops/sparse_rulebook.h):
+//   activeSites(mask uint8 [B, H, W], 1 = active) -> { coords int32 [N, 3], grid int32 [B, H, W] }
+//   neighbourTable(grid, outCoords int32 [M, 3], kernel, stride, padding) -> nbr int32 [M, k²]
+//   sparseConv(x [N, Cin], w [Cout, Cin, k, k], b | null, nbr) -> [M, Cout]
+//   sparseConvBackward(g, x, w, nbr, needX, needW, needB) -> [dx, dw, db] (null where not needed)
+//   sparseDepthwiseConv(x [N, C], w [C, 1, k, k], b | null, nbr) -> [M, C]; …Backward as above
+//   sparseBatchNorm(x [N, C], w, b, runningMean, runningVar, training, momentum, eps) -> [y, mean, rstd]
+//   sparseBatchNormBackward(g, x, w, mean, rstd, batchStats, needX, needW, needB) -> [dx, dw, db]
+//   sparseMaxPool(x [N, C], nbr [M, K2]) -> [y [M, C], arg int32 [M, C]]
+//   sparseMaxPoolBackward(g [M, C], nbr, arg, rows N) -> dx [N, C]
+//   toDense(x [N, C], coords, B, H, W, fill [C] | null) -> [B, C, H, W]
+//   toSparse(dense [B, C, H, W], coords) -> [N, C]; toDenseFillGrad(g [B, C, H, W], coords) -> [C]
+// Every index tensor is checked before a kernel reads through it.
+#include <string>
+#include <vector>
+
+#include "../ops/sparse_conv.h"
+#include "../ops/sparse_norm_pool.h"
+#include "../ops/sparse_rulebook.h"
 #include "bindings.h"
+
 namespace cloze {
-void register_sparse(Napi::Env env, Napi::Object exports) { (void)env; (void)exports; }
+
+namespace {
+
+constexpr int64_t kMaxI32 = (int64_t(1) << 31) - 1;
+constexpr int64_t kMaxKernel = 63;
+
+std::string s(int64_t v) { return std::to_string(v); }
+Napi::Value null_or(const ArgReader& a, bool cond, const Napi::Object& o) { return cond ? Napi::Value(o) : a.env().Null(); }
+Napi::Array triple(const ArgReader& a, Napi::Value x, Napi::Value y, Napi::Value z) {
+  Napi::Array r = Napi::Array::New(a.env(), 3);
+  r.Set(0u, x);
+  r.Set(1u, y);
+  r.Set(2u, z);
+  return r;
+}
+
+// A float [rows, C] tensor; returns C.
+int64_t want_rows(const ArgReader& a, NTensor* t, const char* name) {
+  a.want_float(t, name);
+  a.want_ndim(t, 2, 2, name);
+  if (t->dim(0) > kMaxI32) a.bad(ErrCode::Shape, "fewer than 2^31 rows", name, tensor_desc(t));
+  return t->dim(1);
+}
+
+void want_vector(const ArgReader& a, NTensor* ref, NTensor* t, int64_t C, const char* name) {
+  if (!t) return;
+  a.want_same_dtype(ref, t, name);
+  a.want_shape(t, {C}, name);
+}
+
+// nbr int32 [M, K2] with entries in [−1, N): the rows of an input of N rows.
+void want_table(const ArgReader& a, NTensor* nbr, int64_t K2, int64_t N, const char* name) {
+  a.want_dtype(nbr, DType::I32, name);
+  a.want_ndim(nbr, 2, 2, name);
+  if (nbr->dim(1) != K2)
+    a.bad(ErrCode::Shape, "shape [M, " + s(K2) + "] (k² columns for the kernel)", name, tensor_desc(nbr));
+  const int32_t* t = nbr->ptr<int32_t>();
+  for (int64_t j = 0; j < nbr->numel(); j++)
+    if (t[j] < -1 || t[j] >= N)
+      a.bad(ErrCode::Index, "entries in [-1, " + s(N) + ") (rows of the input, or -1)", name,
+            s(t[j]) + " at (m, o) = (" + s(j / K2) + ", " + s(j % K2) + ")");
+}
+
+// Sites int32 [N, 3] inside [B, H, W] and distinct. N is checked too when n >= 0.
+void want_sites(const ArgReader& a, NTensor* coords, int64_t B, int64_t H, int64_t W, int64_t n, const char* name) {
+  a.want_dtype(coords, DType::I32, name);
+  a.want_ndim(coords, 2, 2, name);
+  if (coords->dim(1) != 3 || (n >= 0 && coords->dim(0) != n))
+    a.bad(ErrCode::Shape, "shape [" + (n >= 0 ? s(n) : std::string("N")) + ", 3] of (b, y, x)", name, tensor_desc(coords));
+  const int32_t* c = coords->ptr<int32_t>();
+  std::vector<uint8_t> seen(static_cast<size_t>(B * H * W), 0);
+  for (int64_t i = 0; i < coords->dim(0); i++) {
+    const int64_t b = c[3 * i], y = c[3 * i + 1], x = c[3 * i + 2];
+    const std::string at = "(" + s(b) + ", " + s(y) + ", " + s(x) + ") at row " + s(i);
+    if (b < 0 || b >= B || y < 0 || y >= H || x < 0 || x >= W)
+      a.bad(ErrCode::Index, "sites inside [B, H, W] = " + shape_str({B, H, W}), name, at);
+    uint8_t& f = seen[static_cast<size_t>((b * H + y) * W + x)];
+    if (f) a.bad(ErrCode::Index, "distinct sites", name, "a repeat of " + at);
+    f = 1;
+  }
+}
+
+// The inverse of a checked table, in scratch that lives as long as the returned holder.
+std::shared_ptr<Storage> inverse_of(const ArgReader& a, NTensor* nbr, int64_t N, const char* name) {
+  const int64_t M = nbr->dim(0), K2 = nbr->dim(1);
+  auto inv = Storage::allocate(sizeof(int32_t) * static_cast<size_t>(std::max<int64_t>(N * K2, 1)), a.op, false);
+  const int64_t bad = inverse_table_cpu(nbr->ptr<int32_t>(), M, K2, N, static_cast<int32_t*>(inv->data()));
+  if (bad >= 0)
+    a.bad(ErrCode::Index, "a table from neighbourTable (each input row at most once per offset)", name,
+          "input row " + s(nbr->ptr<int32_t>()[bad]) + " repeated at (m, o) = (" + s(bad / K2) + ", " + s(bad % K2) + ")");
+  return inv;
+}
+
+struct ConvArgs {
+  NTensor *x, *w, *nbr;
+  int64_t N, Cin, Cout, K2;
+};
+
+// x [N, Cin]; w [Cout, Cin, k, k] (depthwise: [C, 1, k, k]); nbr [M, k²] in [−1, N).
+ConvArgs conv_args(const ArgReader& a, size_t ix, size_t iw, size_t inbr, bool depthwise) {
+  ConvArgs c;
+  c.x = a.tensor(ix, "input");
+  c.w = a.tensor(iw, "weight");
+  c.nbr = a.tensor(inbr, "nbr");
+  c.Cin = want_rows(a, c.x, "input");
+  c.N = c.x->dim(0);
+  a.want_same_dtype(c.x, c.w, "weight");
+  a.want_ndim(c.w, 4, 4, "weight");
+  const int64_t k = c.w->dim(2);
+  const std::string layout = depthwise ? "[" + s(c.Cin) + ", 1, k, k] (C of the input)" : "[Cout, " + s(c.Cin) + ", k, k] (Cin of the input)";
+  if (c.w->dim(3) != k || k < 1 || (depthwise ? (c.w->dim(0) != c.Cin || c.w->dim(1) != 1) : c.w->dim(1) != c.Cin))
+    a.bad(ErrCode::Shape, "shape " + layout + " with a square kernel", "weight", tensor_desc(c.w));
+  c.Cout = c.w->dim(0);
+  c.K2 = k * k;
+  want_table(a, c.nbr, c.K2, c.N, "nbr");
+  return c;
+}
+
+template <bool Depthwise>
+Napi::Value conv_forward(const ArgReader& a) {
+  const ConvArgs c = conv_args(a, 0, 1, 3, Depthwise);
+  NTensor* b = a.tensor_or_null(2, "bias");
+  want_vector(a, c.x, b, c.Cout, "bias");
+  const int64_t M = c.nbr->dim(0);
+  Napi::Object y = NTensor::New(a.env(), c.x->dtype(), {M, c.Cout}, a.op, false);
+  dispatch_float(c.x->dtype(), a.op, [&](auto t) {
+    using T = decltype(t);
+    SparseConvParams<T> p;
+    p.N = c.N;
+    p.M = M;
+    p.K2 = c.K2;
+    p.Cin = c.Cin;
+    p.Cout = c.Cout;
+    p.x = c.x->ptr<T>();
+    p.w = c.w->ptr<T>();
+    p.b = b ? b->ptr<T>() : nullptr;
+    p.nbr = c.nbr->ptr<int32_t>();
+    p.y = NTensor::Unwrap(y)->ptr<T>();
+    if (Depthwise)
+      sparse_depthwise_forward_cpu<T>(p);
+    else
+      sparse_conv_forward_cpu<T>(p);
+    return 0;
+  });
+  return y;
+}
+
+template <bool Depthwise>
+Napi::Value conv_backward(const ArgReader& a) {
+  NTensor* g = a.tensor(0, "grad");
+  const ConvArgs c = conv_args(a, 1, 2, 3, Depthwise);
+  const bool need_x = a.boolean(4, "needInput"), need_w = a.boolean(5, "needWeight"), need_b = a.boolean(6, "needBias");
+  const int64_t M = c.nbr->dim(0);
+  a.want_same_dtype(c.x, g, "grad");
+  a.want_shape(g, {M, c.Cout}, "grad");
+  std::shared_ptr<Storage> inv;
+  if (need_x) inv = inverse_of(a, c.nbr, c.N, "nbr");
+  Napi::Object dx, dw, db;
+  if (need_x) dx = NTensor::New(a.env(), c.x->dtype(), c.x->shape(), a.op, false);
+  if (need_w) dw = NTensor::New(a.env(), c.x->dtype(), c.w->shape(), a.op, false);
+  if (need_b) db = NTensor::New(a.env(), c.x->dtype(), {c.Cout}, a.op, false);
+  dispatch_float(c.x->dtype(), a.op, [&](auto t) {
+    using T = decltype(t);
+    SparseConvParams<T> p;
+    p.N = c.N;
+    p.M = M;
+    p.K2 = c.K2;
+    p.Cin = c.Cin;
+    p.Cout = c.Cout;
+    p.x = c.x->ptr<T>();
+    p.w = c.w->ptr<T>();
+    p.nbr = c.nbr->ptr<int32_t>();
+    p.inv = inv ? static_cast<const int32_t*>(inv->data()) : nullptr;
+    p.dy = g->ptr<T>();
+    p.dx = need_x ? NTensor::Unwrap(dx)->ptr<T>() : nullptr;
+    p.dw = need_w ? NTensor::Unwrap(dw)->ptr<T>() : nullptr;
+    p.db = need_b ? NTensor::Unwrap(db)->ptr<T>() : nullptr;
+    if (Depthwise)
+      sparse_depthwise_backward_cpu<T>(p);
+    else
+      sparse_conv_backward_cpu<T>(p);
+    return 0;
+  });
+  return triple(a, null_or(a, need_x, dx), null_or(a, need_w, dw), null_or(a, need_b, db));
+}
+
+// toSparse (gather: the sites' rows) and toDenseFillGrad (the inactive sites' sum per channel).
+Napi::Value from_dense(const ArgReader& a, bool gather) {
+  const char* name = gather ? "dense" : "grad";
+  NTensor* d = a.tensor(0, name);
+  NTensor* coords = a.tensor(1, "coords");
+  a.want_float(d, name);
+  a.want_ndim(d, 4, 4, name);
+  const int64_t B = d->dim(0), C = d->dim(1), H = d->dim(2), W = d->dim(3);
+  if (B * H * W > kMaxI32) a.bad(ErrCode::Shape, "fewer than 2^31 sites", name, tensor_desc(d));
+  want_sites(a, coords, B, H, W, -1, "coords");
+  const int64_t N = coords->dim(0);
+  const std::vector<int64_t> shape = gather ? std::vector<int64_t>{N, C} : std::vector<int64_t>{C};
+  Napi::Object out = NTensor::New(a.env(), d->dtype(), shape, a.op, false);
+  dispatch_float(d->dtype(), a.op, [&](auto t) {
+    using T = decltype(t);
+    SiteMapParams<T> p;
+    p.N = N;
+    p.C = C;
+    p.B = B;
+    p.H = H;
+    p.W = W;
+    p.coords = coords->ptr<int32_t>();
+    p.dense = d->ptr<T>();
+    p.out = NTensor::Unwrap(out)->ptr<T>();
+    if (gather)
+      to_sparse_cpu<T>(p);
+    else
+      fill_grad_cpu<T>(p);
+    return 0;
+  });
+  return out;
+}
+
+void register_sites(Napi::Object exports) {
+  CLOZE_EXPORT(exports, "activeSites", [](const ArgReader& a) -> Napi::Value {
+    NTensor* mask = a.tensor(0, "mask");
+    a.want_dtype(mask, DType::U8, "mask");
+    a.want_ndim(mask, 3, 3, "mask");
+    if (mask->numel() > kMaxI32) a.bad(ErrCode::Shape, "fewer than 2^31 sites", "mask", tensor_desc(mask));
+    const uint8_t* m = mask->ptr<uint8_t>();
+    for (int64_t i = 0; i < mask->numel(); i++)
+      if (m[i] > 1) a.bad(ErrCode::Value, "values 0 or 1 (1 = active)", "mask", s(m[i]) + " at flat index " + s(i));
+    const int64_t n = count_active_cpu(m, mask->numel());
+    Napi::Object coords = NTensor::New(a.env(), DType::I32, {n, 3}, a.op, false);
+    Napi::Object grid = NTensor::New(a.env(), DType::I32, mask->shape(), a.op, false);
+    ActiveSitesParams p;
+    p.B = mask->dim(0);
+    p.H = mask->dim(1);
+    p.W = mask->dim(2);
+    p.mask = m;
+    p.grid = NTensor::Unwrap(grid)->ptr<int32_t>();
+    p.coords = NTensor::Unwrap(coords)->ptr<int32_t>();
+    active_sites_cpu(p);
+    Napi::Object res = Napi::Object::New(a.env());
+    res.Set("coords", coords);
+    res.Set("grid", grid);
+    return res;
+  });
+
+  CLOZE_EXPORT(exports, "neighbourTable", [](const ArgReader& a) -> Napi::Value {
+    NTensor* grid = a.tensor(0, "grid");
+    NTensor* oc = a.tensor(1, "outCoords");
+    const int64_t k = a.integer(2, "kernel", 1, kMaxKernel);
+    const int64_t stride = a.integer(3, "stride", 1, kMaxKernel);
+    const int64_t pad = a.integer(4, "padding", 0, k - 1);
+    a.want_dtype(grid, DType::I32, "grid");
+    a.want_ndim(grid, 3, 3, "grid");
+    const int64_t B = grid->dim(0), H = grid->dim(1), W = grid->dim(2);
+    const int32_t* gp = grid->ptr<int32_t>();
+    for (int64_t i = 0; i < grid->numel(); i++)
+      if (gp[i] < -1) a.bad(ErrCode::Index, "rows >= 0 or -1 (inactive)", "grid", s(gp[i]) + " at flat index " + s(i));
+    const int64_t Ho = H + 2 * pad >= k ? (H + 2 * pad - k) / stride + 1 : 0;
+    const int64_t Wo = W + 2 * pad >= k ? (W + 2 * pad - k) / stride + 1 : 0;
+    want_sites(a, oc, B, Ho, Wo, -1, "outCoords");
+    const int64_t M = oc->dim(0);
+    Napi::Object nbr = NTensor::New(a.env(), DType::I32, {M, k * k}, a.op, false);
+    NeighbourParams p;
+    p.B = B;
+    p.H = H;
+    p.W = W;
+    p.M = M;
+    p.kernel = k;
+    p.stride = stride;
+    p.padding = pad;
+    p.grid = gp;
+    p.out_coords = oc->ptr<int32_t>();
+    p.nbr = NTensor::Unwrap(nbr)->ptr<int32_t>();
+    neighbour_table_cpu(p);
+    return nbr;
+  });
+
+  CLOZE_EXPORT(exports, "toDense", [](const ArgReader& a) -> Napi::Value {
+    NTensor* x = a.tensor(0, "input");
+    NTensor* coords = a.tensor(1, "coords");
+    const int64_t B = a.integer(2, "B", 0, kMaxI32), H = a.integer(3, "H", 0, kMaxI32), W = a.integer(4, "W", 0, kMaxI32);
+    NTensor* fill = a.tensor_or_null(5, "fill");
+    const int64_t C = want_rows(a, x, "input");
+    if (B * H * W > kMaxI32) a.bad(ErrCode::Shape, "fewer than 2^31 sites", "B·H·W", s(B * H * W));
+    want_sites(a, coords, B, H, W, x->dim(0), "coords");
+    want_vector(a, x, fill, C, "fill");
+    Napi::Object out = NTensor::New(a.env(), x->dtype(), {B, C, H, W}, a.op, false);
+    dispatch_float(x->dtype(), a.op, [&](auto t) {
+      using T = decltype(t);
+      SiteMapParams<T> p;
+      p.N = x->dim(0);
+      p.C = C;
+      p.B = B;
+      p.H = H;
+      p.W = W;
+      p.coords = coords->ptr<int32_t>();
+      p.rows = x->ptr<T>();
+      p.fill = fill ? fill->ptr<T>() : nullptr;
+      p.out = NTensor::Unwrap(out)->ptr<T>();
+      to_dense_cpu<T>(p);
+      return 0;
+    });
+    return out;
+  });
+
+  CLOZE_EXPORT(exports, "toSparse", [](const ArgReader& a) { return from_dense(a, true); });
+  CLOZE_EXPORT(exports, "toDenseFillGrad", [](const ArgReader& a) { return from_dense(a, false); });
+}
+
+void register_norm_pool(Napi::Object exports) {
+  CLOZE_EXPORT(exports, "sparseBatchNorm", [](const ArgReader& a) -> Napi::Value {
+    NTensor* x = a.tensor(0, "input");
+    NTensor* w = a.tensor_or_null(1, "weight");
+    NTensor* b = a.tensor_or_null(2, "bias");
+    NTensor* rm = a.tensor_or_null(3, "runningMean");
+    NTensor* rv = a.tensor_or_null(4, "runningVar");
+    const bool training = a.boolean(5, "training");
+    const double momentum = a.number(6, "momentum"), eps = a.number(7, "eps");
+    const int64_t C = want_rows(a, x, "input"), N = x->dim(0);
+    want_vector(a, x, w, C, "weight");
+    want_vector(a, x, b, C, "bias");
+    want_vector(a, x, rm, C, "runningMean");
+    want_vector(a, x, rv, C, "runningVar");
+    if (!rm != !rv) a.bad(ErrCode::Value, "both running statistics or neither", rm ? "runningVar" : "runningMean", "null");
+    if (!(momentum >= 0 && momentum <= 1)) a.bad(ErrCode::Value, "a number in [0, 1]", "momentum", a.describe(a.info[6]));
+    if (!(eps > 0)) a.bad(ErrCode::Value, "a positive number", "eps", a.describe(a.info[7]));
+    // As PyTorch: the unbiased variance of one value is undefined.
+    if (training && N == 1) a.bad(ErrCode::Shape, "more than 1 active row per channel when training", "input", tensor_desc(x));
+    Napi::Object y = NTensor::New(a.env(), x->dtype(), {N, C}, a.op, false);
+    Napi::Object mean = NTensor::New(a.env(), x->dtype(), {C}, a.op, true);
+    Napi::Object rstd = NTensor::New(a.env(), x->dtype(), {C}, a.op, true);
+    dispatch_float(x->dtype(), a.op, [&](auto t) {
+      using T = decltype(t);
+      SparseBatchNormParams<T> p;
+      p.N = N;
+      p.C = C;
+      p.eps = eps;
+      p.momentum = momentum;
+      p.training = training;
+      p.x = x->ptr<T>();
+      p.w = w ? w->ptr<T>() : nullptr;
+      p.b = b ? b->ptr<T>() : nullptr;
+      p.running_mean = rm ? rm->ptr<T>() : nullptr;
+      p.running_var = rv ? rv->ptr<T>() : nullptr;
+      p.y = NTensor::Unwrap(y)->ptr<T>();
+      p.mean = NTensor::Unwrap(mean)->ptr<T>();
+      p.rstd = NTensor::Unwrap(rstd)->ptr<T>();
+      sparse_batchnorm_forward_cpu<T>(p);
+      return 0;
+    });
+    return triple(a, y, mean, rstd);
+  });
+
+  CLOZE_EXPORT(exports, "sparseBatchNormBackward", [](const ArgReader& a) -> Napi::Value {
+    NTensor* g = a.tensor(0, "grad");
+    NTensor* x = a.tensor(1, "input");
+    NTensor* w = a.tensor_or_null(2, "weight");
+    NTensor* mean = a.tensor(3, "mean");
+    NTensor* rstd = a.tensor(4, "rstd");
+    const bool batch_stats = a.boolean(5, "batchStats");
+    const bool need_x = a.boolean(6, "needInput"), need_w = a.boolean(7, "needWeight"), need_b = a.boolean(8, "needBias");
+    const int64_t C = want_rows(a, x, "input"), N = x->dim(0);
+    a.want_same_dtype(x, g, "grad");
+    a.want_shape(g, {N, C}, "grad");
+    want_vector(a, x, w, C, "weight");
+    want_vector(a, x, mean, C, "mean");
+    want_vector(a, x, rstd, C, "rstd");
+    Napi::Object dx, dw, db;
+    if (need_x) dx = NTensor::New(a.env(), x->dtype(), {N, C}, a.op, false);
+    if (need_w) dw = NTensor::New(a.env(), x->dtype(), {C}, a.op, false);
+    if (need_b) db = NTensor::New(a.env(), x->dtype(), {C}, a.op, false);
+    dispatch_float(x->dtype(), a.op, [&](auto t) {
+      using T = decltype(t);
+      SparseBatchNormParams<T> p;
+      p.N = N;
+      p.C = C;
+      p.training = batch_stats;
+      p.x = x->ptr<T>();
+      p.w = w ? w->ptr<T>() : nullptr;
+      p.mean = mean->ptr<T>();
+      p.rstd = rstd->ptr<T>();
+      p.dy = g->ptr<T>();
+      p.dx = need_x ? NTensor::Unwrap(dx)->ptr<T>() : nullptr;
+      p.dw = need_w ? NTensor::Unwrap(dw)->ptr<T>() : nullptr;
+      p.db = need_b ? NTensor::Unwrap(db)->ptr<T>() : nullptr;
+      sparse_batchnorm_backward_cpu<T>(p);
+      return 0;
+    });
+    return triple(a, null_or(a, need_x, dx), null_or(a, need_w, dw), null_or(a, need_b, db));
+  });
+
+  CLOZE_EXPORT(exports, "sparseMaxPool", [](const ArgReader& a) -> Napi::Value {
+    NTensor* x = a.tensor(0, "input");
+    NTensor* nbr = a.tensor(1, "nbr");
+    const int64_t C = want_rows(a, x, "input"), N = x->dim(0);
+    a.want_dtype(nbr, DType::I32, "nbr");
+    a.want_ndim(nbr, 2, 2, "nbr");
+    const int64_t M = nbr->dim(0), K2 = nbr->dim(1);
+    want_table(a, nbr, K2, N, "nbr");
+    Napi::Object y = NTensor::New(a.env(), x->dtype(), {M, C}, a.op, false);
+    Napi::Object arg = NTensor::New(a.env(), DType::I32, {M, C}, a.op, false);
+    dispatch_float(x->dtype(), a.op, [&](auto t) {
+      using T = decltype(t);
+      SparseMaxPoolParams<T> p;
+      p.N = N;
+      p.M = M;
+      p.C = C;
+      p.K2 = K2;
+      p.x = x->ptr<T>();
+      p.nbr = nbr->ptr<int32_t>();
+      p.y = NTensor::Unwrap(y)->ptr<T>();
+      p.arg = NTensor::Unwrap(arg)->ptr<int32_t>();
+      sparse_maxpool_forward_cpu<T>(p);
+      return 0;
+    });
+    Napi::Array res = Napi::Array::New(a.env(), 2);
+    res.Set(0u, y);
+    res.Set(1u, arg);
+    return res;
+  });
+
+  CLOZE_EXPORT(exports, "sparseMaxPoolBackward", [](const ArgReader& a) -> Napi::Value {
+    NTensor* g = a.tensor(0, "grad");
+    NTensor* nbr = a.tensor(1, "nbr");
+    NTensor* arg = a.tensor(2, "arg");
+    const int64_t N = a.integer(3, "rows", 0, kMaxI32);
+    const int64_t C = want_rows(a, g, "grad"), M = g->dim(0);
+    a.want_dtype(nbr, DType::I32, "nbr");
+    a.want_ndim(nbr, 2, 2, "nbr");
+    const int64_t K2 = nbr->dim(1);
+    if (nbr->dim(0) != M) a.bad(ErrCode::Shape, "shape [" + s(M) + ", K2] (the rows of grad)", "nbr", tensor_desc(nbr));
+    want_table(a, nbr, K2, N, "nbr");
+    a.want_dtype(arg, DType::I32, "arg");
+    a.want_shape(arg, {M, C}, "arg");
+    const int32_t* ap = arg->ptr<int32_t>();
+    for (int64_t j = 0; j < arg->numel(); j++)
+      if (ap[j] < -1 || ap[j] >= K2) a.bad(ErrCode::Index, "offsets in [-1, " + s(K2) + ")", "arg", s(ap[j]) + " at flat index " + s(j));
+    const std::shared_ptr<Storage> inv = inverse_of(a, nbr, N, "nbr");
+    Napi::Object dx = NTensor::New(a.env(), g->dtype(), {N, C}, a.op, false);
+    dispatch_float(g->dtype(), a.op, [&](auto t) {
+      using T = decltype(t);
+      SparseMaxPoolParams<T> p;
+      p.N = N;
+      p.M = M;
+      p.C = C;
+      p.K2 = K2;
+      p.nbr = nbr->ptr<int32_t>();
+      p.inv = static_cast<const int32_t*>(inv->data());
+      p.arg_in = ap;
+      p.dy = g->ptr<T>();
+      p.dx = NTensor::Unwrap(dx)->ptr<T>();
+      sparse_maxpool_backward_cpu<T>(p);
+      return 0;
+    });
+    return dx;
+  });
+}
+
+}  // namespace
+
+void register_sparse(Napi::Env env, Napi::Object exports) {
+  (void)env;
+  register_sites(exports);
+  CLOZE_EXPORT(exports, "sparseConv", [](const ArgReader& a) { return conv_forward<false>(a); });
+  CLOZE_EXPORT(exports, "sparseConvBackward", [](const ArgReader& a) { return conv_backward<false>(a); });
+  CLOZE_EXPORT(exports, "sparseDepthwiseConv", [](const ArgReader& a) { return conv_forward<true>(a); });
+  CLOZE_EXPORT(exports, "sparseDepthwiseConvBackward", [](const ArgReader& a) { return conv_backward<true>(a); });
+  register_norm_pool(exports);
+}
+
 }  // namespace cloze
