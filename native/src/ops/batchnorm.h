@@ -1,0 +1,40 @@
+// BatchNorm over x [B, C, H, W] with per-channel statistics, optionally over
+// the active positions of a mask only: SparK's masked-dense SparseBatchNorm,
+// where masked positions must neither move the statistics nor leave zero.
+//   training: batch mean and biased variance normalise; the running buffers
+//             move towards the mean and the unbiased variance (as PyTorch).
+//   eval:     the running statistics normalise.
+// With a mask, outputs at inactive positions are exactly 0 and their inputs
+// and output gradients are ignored. Ours where PyTorch has no counterpart:
+// with no active position the running buffers are left unchanged, and with
+// exactly one the running variance is (the unbiased estimate is 0/0).
+#pragma once
+#include <cstdint>
+
+namespace cloze {
+
+template <typename T>
+struct BatchNormParams {
+  int64_t B = 0, C = 0, S = 0;              // S = H·W
+  const T* x = nullptr;                     // [B, C, S]
+  const T* w = nullptr;                     // [C] or null (no scale)
+  const T* b = nullptr;                     // [C] or null (no shift)
+  const uint8_t* mask = nullptr;            // [B, S], 1 = active; null = all active
+  bool training = true;
+  double momentum = 0.1, eps = 1e-5;
+  T* running_mean = nullptr;                // [C], updated in place in training; may be null then
+  T* running_var = nullptr;
+  T* y = nullptr;                           // forward: [B, C, S], written in full
+  T* mean = nullptr;                        // forward: [C], the statistics used, saved for backward
+  T* rstd = nullptr;
+  const T* dy = nullptr;                    // backward
+  T* dx = nullptr;                          // backward outputs, null where not wanted
+  T* dw = nullptr;
+  T* db = nullptr;
+};
+
+template <typename T> void batchnorm_forward_cpu(const BatchNormParams<T>& p);
+// Reads x, w, mask, mean, rstd, training and dy.
+template <typename T> void batchnorm_backward_cpu(const BatchNormParams<T>& p);
+
+}  // namespace cloze
