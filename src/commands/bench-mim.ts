@@ -5,7 +5,8 @@
  * (final top-1, RAUC, epochs to reach SimMIM's final top-1) and an SVG plot of
  * probe top-1 against epochs. The baseline without pre-training is the probe
  * of the shared random initialisation (every method's encoder starts from the
- * same weights, so it is also each curve's epoch-0 point).
+ * same weights, so it is also each curve's epoch-0 point). SparK (opt-in: `--methods … spark`)
+ * has its own untrained convnet as epoch 0, and a from-scratch fine-tuning row.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +16,8 @@ import { loadMimData, modelConfigFor } from '../mim/task.js';
 import { finetune, linearProbe } from '../mim/probe.js';
 import { limit } from '../mim/data.js';
 import { evaluateMimCheckpoint } from './eval-mim.js';
+import { loadSparkData, SparkFeatures, sparkConfigFor } from '../spark/task.js';
+import { SparkModel } from '../spark/model.js';
 import { VitEncoder } from '../models/vit/encoder.js';
 import { setNumThreads } from '../runtime.js';
 import { epochsToReach, rauc, type Curve } from '../report/curves.js';
@@ -26,6 +29,8 @@ export interface SuiteMethod {
   settings: Record<string, unknown>;
   /** The method it is compared with besides SimMIM (MAE for the MAE variants). */
   base: string;
+  /** Off unless named in `methods` (SparK: another model family, and slower on a CPU). */
+  optIn?: boolean;
 }
 
 export const SUITE_METHODS: SuiteMethod[] = [
@@ -35,6 +40,7 @@ export const SUITE_METHODS: SuiteMethod[] = [
   { name: 'mae+mto', settings: { method: 'mae', mto: true }, base: 'mae' },
   { name: 'mae+sbam', settings: { method: 'mae', imageMasking: 'sbam' }, base: 'mae' },
   { name: 'mae+hpm', settings: { method: 'mae', imageMasking: 'hpm' }, base: 'mae' },
+  { name: 'spark', settings: { task: 'spark', preset: 'spark-resnet-mini' }, base: 'spark', optIn: true },
 ];
 
 export interface SuiteOptions {
@@ -84,7 +90,7 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
     probeEvery: o.probeEvery, probeImages: o.probeImages, probeEpochs: o.probeEpochs, seed: o.seed, saveEvery: 1_000_000, keepLast: 1,
     ...(o.data ? { data: o.data } : {}),
   };
-  const methods = o.methods ? SUITE_METHODS.filter((m) => o.methods!.includes(m.name)) : SUITE_METHODS;
+  const methods = o.methods ? SUITE_METHODS.filter((m) => o.methods!.includes(m.name)) : SUITE_METHODS.filter((m) => !m.optIn);
 
   // The untrained encoder: the no-pre-training baseline and every curve's epoch 0.
   const cfg0 = resolveRun({ ...common, method: 'mae' });
@@ -104,6 +110,23 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
 
   const curves: Record<string, Curve> = {};
   const seconds: Record<string, number> = {};
+  // SparK is another model: its own untrained convnet is its epoch 0 and its from-scratch baseline.
+  const startOf: Record<string, number> = {};
+  if (methods.some((m) => m.settings.task === 'spark')) {
+    const scfg = resolveRun({ ...common, task: 'spark', preset: 'spark-resnet-mini' });
+    const sdata = await loadSparkData(scfg, sparkConfigFor(scfg, null));
+    const model = new SparkModel(sparkConfigFor(scfg, null), { mode: 'masked-dense', maskRatio: 0.6, seed: o.seed });
+    try {
+      startOf.spark = linearProbe(new SparkFeatures(model), sdata.probeTrain, sdata.test, { epochs: o.probeEpochs, seed: o.seed, norm: sdata.norm }).accuracy;
+      log(`spark, no pre-training: probe top-1 ${pct(startOf.spark)}`);
+      if (o.finetuneEpochs > 0) {
+        tuned['spark from scratch'] = finetune(new SparkFeatures(model), limit(sdata.train, o.finetuneImages, o.seed + 2), sdata.test, { epochs: o.finetuneEpochs, seed: o.seed, norm: sdata.norm }).accuracy;
+        log(`spark from scratch: fine-tuned top-1 ${pct(tuned['spark from scratch']!)}`);
+      }
+    } finally {
+      model.dispose();
+    }
+  }
   for (const m of methods) {
     const probes: ProbeResult[] = [];
     const t = performance.now();
@@ -118,7 +141,7 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
       },
     });
     seconds[m.name] = (performance.now() - t) / 1000;
-    curves[m.name] = { epochs: [0, ...probes.map((p) => p.epoch)], accuracy: [base.accuracy, ...probes.map((p) => p.accuracy)] };
+    curves[m.name] = { epochs: [0, ...probes.map((p) => p.epoch)], accuracy: [startOf[m.name] ?? base.accuracy, ...probes.map((p) => p.accuracy)] };
     log(`${m.name}: pre-trained in ${seconds[m.name]!.toFixed(0)} s`);
     if (o.finetuneEpochs > 0) {
       const r = await evaluateMimCheckpoint({ checkpoint: out, finetuneEpochs: o.finetuneEpochs, finetuneImages: o.finetuneImages, ...(o.data ? { data: o.data } : {}) });
@@ -148,6 +171,9 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
   // The flat curve of the untrained encoder, on SimMIM's grid.
   const flat = ref ? rauc({ epochs: ref.epochs, accuracy: ref.epochs.map(() => base.accuracy) }, ref).toFixed(3) : '–';
   rows.push(['no pre-training', pct(base.accuracy), pct(base.accuracy), flat, '–', '–', tuned['no pre-training'] === undefined ? '–' : pct(tuned['no pre-training']!), '–']);
+  if (startOf.spark !== undefined) {
+    rows.push(['spark from scratch', pct(startOf.spark), pct(startOf.spark), '–', '–', '–', tuned['spark from scratch'] === undefined ? '–' : pct(tuned['spark from scratch']!), '–']);
+  }
   const table = markdownTable(
     ['method', 'final probe top-1', 'best probe', 'RAUC vs SimMIM', 'RAUC vs own base', 'epochs to SimMIM\'s final probe (share of SimMIM\'s)', 'fine-tuned top-1', 'pre-training time'],
     rows,

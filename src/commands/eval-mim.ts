@@ -1,5 +1,5 @@
 /**
- * `cloze eval` on a MIM checkpoint: the encoder's linear-probe top-1 on the
+ * `cloze eval` on an image checkpoint (MIM ViT or SparK convnet): the encoder's linear-probe top-1 on the
  * test set (default), or full fine-tuning with a linear head (`finetuneEpochs`).
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -9,7 +9,11 @@ import { ClozeError } from '../errors.js';
 import { VitEncoder } from '../models/vit/encoder.js';
 import { resolveConfig } from '../train/config.js';
 import { loadMimData, modelConfigFor } from '../mim/task.js';
-import { finetune, linearProbe, type ClassifierResult } from '../mim/probe.js';
+import { finetune, linearProbe, type ClassifierResult, type FeatureEncoder, type Normalisation } from '../mim/probe.js';
+import { loadSparkData, SparkFeatures, sparkConfigFor } from '../spark/task.js';
+import { SparkModel } from '../spark/model.js';
+import type { ImageSet } from '../data/images/index.js';
+import type { Tensor } from '../tensor.js';
 
 export interface MimEvalOptions {
   checkpoint: string;
@@ -32,12 +36,24 @@ export interface MimEvalResult extends ClassifierResult {
   testImages: number;
 }
 
-export function isMimCheckpoint(dir: string): boolean {
+function modelType(dir: string): string | null {
   try {
-    return (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { model_type?: string }).model_type === 'cloze-mim';
+    return (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { model_type?: string }).model_type ?? null;
   } catch {
-    return false;
+    return null;
   }
+}
+
+/** A checkpoint of an image encoder: a MIM ViT or a SparK convnet. */
+export function isMimCheckpoint(dir: string): boolean {
+  const t = modelType(dir);
+  return t === 'cloze-mim' || t === 'cloze-spark';
+}
+
+function encoderWeights(model: Record<string, Tensor>, dir: string): Record<string, Tensor> {
+  const weights = Object.fromEntries(Object.entries(model).filter(([k]) => k.startsWith('encoder.')).map(([k, t]) => [k.slice('encoder.'.length), t]));
+  if (Object.keys(weights).length === 0) throw new ClozeError('E_VALUE', `Expected encoder.* weights in ${dir}/model.safetensors but received none`);
+  return weights;
 }
 
 export async function evaluateMimCheckpoint(o: MimEvalOptions): Promise<MimEvalResult> {
@@ -48,26 +64,38 @@ export async function evaluateMimCheckpoint(o: MimEvalOptions): Promise<MimEvalR
     const run = (ck.extra.run ?? {}) as Record<string, unknown>;
     const cfg = resolveConfig({
       ...Object.fromEntries(Object.entries(run).filter(([k]) => ['task', 'preset', 'data', 'seed', 'probeEpochs', 'probeImages'].includes(k))),
-      task: 'mim',
+      task: modelType(dir) === 'cloze-spark' ? 'spark' : 'mim',
       ...(o.data !== undefined ? { data: o.data } : {}),
       ...(o.probeEpochs !== undefined ? { probeEpochs: o.probeEpochs } : {}),
       ...(o.probeImages !== undefined ? { probeImages: o.probeImages } : {}),
       ...(o.seed !== undefined ? { seed: o.seed } : {}),
     }, `${dir} (trainer_state.json)`);
+    const ft = (o.finetuneEpochs ?? 0) > 0;
+    const { limit } = await import('../mim/data.js');
+    const score = (encoder: FeatureEncoder, train: ImageSet, test: ImageSet, norm: Normalisation): MimEvalResult => {
+      const t = ft ? limit(train, o.finetuneImages ?? 0, cfg.seed + 2) : train;
+      const r = ft
+        ? finetune(encoder, t, test, { epochs: o.finetuneEpochs!, lr: o.lr, seed: cfg.seed, norm, onEpoch: o.onEpoch })
+        : linearProbe(encoder, t, test, { epochs: cfg.probeEpochs, lr: o.lr, seed: cfg.seed, norm });
+      return { ...r, checkpoint: dir, step: ck.step ?? 0, mode: ft ? 'finetune' : 'linear-probe', trainImages: t.n, testImages: test.n };
+    };
+    if (modelType(dir) === 'cloze-spark') {
+      const config = sparkConfigFor({ ...cfg, initFrom: dir }, null);
+      const data = await loadSparkData({ ...cfg, trainImages: 0 }, config);
+      const model = new SparkModel(config, { mode: 'masked-dense', maskRatio: 0.6, seed: cfg.seed });
+      try {
+        model.encoder.loadStateDict(encoderWeights(ck.model, dir));
+        return score(new SparkFeatures(model), ft ? data.train : data.probeTrain, data.test, data.norm);
+      } finally {
+        model.dispose();
+      }
+    }
     const config = modelConfigFor({ ...cfg, initFrom: dir }, null);
     const parts = await loadMimData({ ...cfg, trainImages: 0 }, config);
     const encoder = new VitEncoder(config, { seed: cfg.seed });
     try {
-      const weights = Object.fromEntries(Object.entries(ck.model).filter(([k]) => k.startsWith('encoder.')).map(([k, t]) => [k.slice('encoder.'.length), t]));
-      if (Object.keys(weights).length === 0) throw new ClozeError('E_VALUE', `Expected encoder.* weights in ${dir}/model.safetensors but received none`);
-      encoder.loadStateDict(weights);
-      const ft = (o.finetuneEpochs ?? 0) > 0;
-      const { limit } = await import('../mim/data.js');
-      const train = ft ? limit(parts.data.train, o.finetuneImages ?? 0, cfg.seed + 2) : parts.probeTrain;
-      const r = ft
-        ? finetune(encoder, train, parts.data.test, { epochs: o.finetuneEpochs!, lr: o.lr, seed: cfg.seed, norm: parts.norm, onEpoch: o.onEpoch })
-        : linearProbe(encoder, train, parts.data.test, { epochs: cfg.probeEpochs, lr: o.lr, seed: cfg.seed, norm: parts.norm });
-      return { ...r, checkpoint: dir, step: ck.step ?? 0, mode: ft ? 'finetune' : 'linear-probe', trainImages: train.n, testImages: parts.data.test.n };
+      encoder.loadStateDict(encoderWeights(ck.model, dir));
+      return score(encoder, ft ? parts.data.train : parts.probeTrain, parts.data.test, parts.norm);
     } finally {
       encoder.dispose();
     }

@@ -14,7 +14,21 @@ import { argmax, crossEntropy } from '../ops/nn.js';
 import { AdamW } from '../optim/adamw.js';
 import { Rng } from '../rng.js';
 import { tensor, type Tensor } from '../tensor.js';
-import type { VitEncoder } from '../models/vit/encoder.js';
+import type { Parameter } from '../nn/parameter.js';
+
+/** What probes and fine-tuning need of an encoder (a ViT, a SparK convnet). */
+export interface FeatureEncoder {
+  /** Size of one image's feature vector. */
+  readonly featureDim: number;
+  /** [H, W] the encoder takes. */
+  readonly inputSize: [number, number];
+  training: boolean;
+  /** images [B, C, H, W] → features [B, featureDim], differentiable. */
+  features(images: Tensor): Tensor;
+  parameters(): Parameter[];
+  train(on?: boolean): unknown;
+  eval(): unknown;
+}
 import { learningRate } from '../train/schedule.js';
 
 export interface Normalisation {
@@ -45,12 +59,12 @@ export interface ClassifierResult {
 }
 
 /** Features of every image of `set`, in order: Float32Array [N, D]. */
-export function extractFeatures(encoder: VitEncoder, set: ImageSet, norm: Normalisation, batchSize = 256): Float32Array {
-  const D = encoder.config.dim;
+export function extractFeatures(encoder: FeatureEncoder, set: ImageSet, norm: Normalisation, batchSize = 256): Float32Array {
+  const D = encoder.featureDim;
   const out = new Float32Array(set.n * D);
   const wasTraining = encoder.training;
   encoder.eval();
-  const batcher = new ImageBatcher(set, { batchSize: Math.min(batchSize, set.n), seed: 0, augment: false, mean: norm.mean, std: norm.std, outSize: encoder.config.imageSize });
+  const batcher = new ImageBatcher(set, { batchSize: Math.min(batchSize, set.n), seed: 0, augment: false, mean: norm.mean, std: norm.std, outSize: encoder.inputSize });
   let row = 0;
   for (const b of batcher.evalBatches(batchSize)) {
     scope(() =>
@@ -146,8 +160,8 @@ export function trainLinearClassifier(
 }
 
 /** Linear probe of a frozen encoder. */
-export function linearProbe(encoder: VitEncoder, train: ImageSet, test: ImageSet, o: ProbeOptions): ClassifierResult {
-  const D = encoder.config.dim;
+export function linearProbe(encoder: FeatureEncoder, train: ImageSet, test: ImageSet, o: ProbeOptions): ClassifierResult {
+  const D = encoder.featureDim;
   const trainFeats = extractFeatures(encoder, train, o.norm, o.batchSize);
   const testFeats = extractFeatures(encoder, test, o.norm, o.batchSize);
   standardise(trainFeats, testFeats, D);
@@ -155,14 +169,14 @@ export function linearProbe(encoder: VitEncoder, train: ImageSet, test: ImageSet
 }
 
 /** Fine-tunes `encoder` (in place) with a linear head; returns test top-1. */
-export function finetune(encoder: VitEncoder, train: ImageSet, test: ImageSet, o: ProbeOptions & { weightDecay?: number; augment?: boolean; onEpoch?: (e: number, loss: number) => void }): ClassifierResult {
+export function finetune(encoder: FeatureEncoder, train: ImageSet, test: ImageSet, o: ProbeOptions & { weightDecay?: number; augment?: boolean; onEpoch?: (e: number, loss: number) => void }): ClassifierResult {
   const rng = new Rng(o.seed);
   const classes = Math.max(train.classes.length, 1);
-  const head = new Linear(encoder.config.dim, classes, { rng, std: 0.01 });
+  const head = new Linear(encoder.featureDim, classes, { rng, std: 0.01 });
   const params = [...encoder.parameters(), ...head.parameters()];
   const opt = new AdamW(params, { lr: o.lr ?? 1e-3, betas: [0.9, 0.999], weightDecay: o.weightDecay ?? 0.05 });
   const bs = Math.min(o.batchSize ?? 128, train.n);
-  const batcher = new ImageBatcher(train, { batchSize: bs, seed: o.seed, augment: o.augment ?? true, scale: [0.5, 1], mean: o.norm.mean, std: o.norm.std, outSize: encoder.config.imageSize });
+  const batcher = new ImageBatcher(train, { batchSize: bs, seed: o.seed, augment: o.augment ?? true, scale: [0.5, 1], mean: o.norm.mean, std: o.norm.std, outSize: encoder.inputSize });
   const total = batcher.perEpoch * o.epochs;
   try {
     encoder.train();
@@ -183,7 +197,7 @@ export function finetune(encoder: VitEncoder, train: ImageSet, test: ImageSet, o
     encoder.eval();
     const score1 = (set: ImageSet): { accuracy: number; loss: number } => {
       const feats = extractFeatures(encoder, set, o.norm, 256);
-      return score(head, feats, set.labels, encoder.config.dim);
+      return score(head, feats, set.labels, encoder.featureDim);
     };
     const te = score1(test);
     const tr = score1(train);

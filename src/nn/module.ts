@@ -2,11 +2,29 @@
 import { expected } from '../errors.js';
 import type { Tensor } from '../tensor.js';
 import { Parameter } from './parameter.js';
+import { keep } from '../autograd/mode.js';
 
 export abstract class Module {
   training = true;
   private readonly ownParams = new Map<string, Parameter>();
   private readonly children = new Map<string, Module>();
+  private readonly ownBuffers = new Map<string, Tensor>();
+
+  /** Non-trained state that checkpoints carry (BatchNorm's running statistics): in stateDict, not in parameters(). */
+  protected registerBuffer<T extends Tensor>(name: string, t: T): T {
+    if (this.ownParams.has(name) || this.children.has(name) || this.ownBuffers.has(name)) throw new Error(`duplicate member name '${name}'`);
+    keep(t);
+    this.ownBuffers.set(name, t);
+    return t;
+  }
+
+  /** Buffers with dotted names, in registration order. */
+  namedBuffers(prefix = ''): Array<[string, Tensor]> {
+    const out: Array<[string, Tensor]> = [];
+    for (const [n, b] of this.ownBuffers) out.push([prefix + n, b]);
+    for (const [n, m] of this.children) out.push(...m.namedBuffers(`${prefix}${n}.`));
+    return out;
+  }
 
   protected registerParameter<P extends Parameter>(name: string, p: P): P {
     if (this.ownParams.has(name) || this.children.has(name)) throw new Error(`duplicate member name '${name}'`);
@@ -43,15 +61,15 @@ export abstract class Module {
     return this.parameters().reduce((a, p) => a + p.size, 0);
   }
 
-  /** The parameters by name (references, not copies). */
+  /** The parameters and buffers by name (references, not copies). */
   stateDict(): Record<string, Tensor> {
-    return Object.fromEntries(this.namedParameters());
+    return Object.fromEntries([...this.namedParameters(), ...this.namedBuffers()]);
   }
 
   /** Copies values in by name; shapes and dtypes must match. */
   loadStateDict(sd: Record<string, Tensor>, opts: { strict?: boolean } = {}): void {
     const strict = opts.strict ?? true;
-    const mine = new Map(this.namedParameters());
+    const mine = new Map<string, Tensor>([...this.namedParameters(), ...this.namedBuffers()]);
     for (const [name, t] of Object.entries(sd)) {
       const p = mine.get(name);
       if (!p) {
@@ -88,6 +106,7 @@ export abstract class Module {
 
   dispose(): void {
     for (const p of this.parameters()) p.dispose();
+    for (const [, b] of this.namedBuffers()) b.dispose();
     for (const [, m] of this.namedModules()) m.releaseBuffers();
   }
 }

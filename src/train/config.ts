@@ -21,7 +21,7 @@ export interface FieldSpec {
 }
 
 export const RUN_FIELDS = {
-  task: { kind: 'string', default: 'mlm', choices: ['mlm', 'mim'], describe: 'Pre-training objective: masked language modeling (text) or masked image modeling (ViT)' },
+  task: { kind: 'string', default: 'mlm', choices: ['mlm', 'mim', 'spark'], describe: 'Pre-training objective: masked language modeling (text), masked image modeling (ViT) or SparK (convnets)' },
   preset: { kind: 'string', default: 'bert-tiny', describe: 'Model preset name (BERT presets for mlm, ViT presets for mim; see the README)' },
   data: { kind: 'string?', default: null, describe: 'mlm: corpus file or directory (default: the bundled WordNet corpus); mim: a directory of IDX files or of class subfolders of images (default: Fashion-MNIST under /usr/share/datasets/fashion-mnist)' },
   textMode: { kind: 'string', default: 'line', choices: ['line', 'paragraph'], describe: 'Text files: one document per line, or blank-line-separated paragraphs' },
@@ -73,7 +73,8 @@ export const RUN_FIELDS = {
   hpmEmaStart: { kind: 'number', default: 0.999, min: 0, max: 1, describe: 'mim, hpm: EMA teacher decay at the start' },
   hpmEmaEnd: { kind: 'number', default: 0.9999, min: 0, max: 1, describe: 'mim, hpm: EMA teacher decay after the ramp' },
   hpmEmaEpochs: { kind: 'integer', default: 100, min: 0, describe: 'mim, hpm: epochs over which the decay ramps' },
-  probeEvery: { kind: 'integer', default: 0, min: 0, describe: 'mim: linear-probe every N epochs (0: at the end only)' },
+  sparkMode: { kind: 'string', default: 'sparse', choices: ['sparse', 'masked-dense'], describe: 'spark: real sparse convolution on visible sites, or dense convs re-masked after every op (the official way)' },
+  probeEvery: { kind: 'integer', default: 0, min: 0, describe: 'mim, spark: linear-probe every N epochs (0: at the end only)' },
   probeImages: { kind: 'integer', default: 10000, min: 10, describe: 'mim: training images of the linear probe (a seeded subset)' },
   probeEpochs: { kind: 'integer', default: 100, min: 1, describe: 'mim: epochs of the probe classifier' },
   initFrom: { kind: 'string?', default: null, describe: 'Start from the weights and tokenizer of a checkpoint or Hugging Face BERT directory (model.safetensors, config.json, tokenizer.json or vocab.txt); the model shape comes from its config.json' },

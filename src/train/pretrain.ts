@@ -15,6 +15,7 @@ import { resumeTask, runLoop, type StepInfo, type TaskEval, type TrainTask } fro
 import { MetricsLog } from './metrics.js';
 import { buildMlmTask, withMlmRecipe } from './mlm-task.js';
 import { buildMimTask, withMimRecipe, type ProbeResult } from '../mim/task.js';
+import { buildSparkTask, withSparkRecipe } from '../spark/task.js';
 import { Progress } from './progress.js';
 
 export type { EvalResult } from './evaluate.js';
@@ -46,7 +47,8 @@ export function resolveRun(input: Partial<RunConfig> | Record<string, unknown>, 
   const raw = input as Record<string, unknown>;
   // Validate what was given before the recipe adds to it, so errors name the caller's fields.
   resolveConfig(raw, where);
-  return resolveConfig(raw.task === 'mim' ? withMimRecipe(raw) : withMlmRecipe(raw), where);
+  const recipe = raw.task === 'mim' ? withMimRecipe : raw.task === 'spark' ? withSparkRecipe : withMlmRecipe;
+  return resolveConfig(recipe(raw), where);
 }
 
 /** Pre-trains an encoder with masked modeling; see RUN_FIELDS for the options. */
@@ -61,7 +63,11 @@ export async function pretrain(
   if (cfg.resume && !resumeDir) throw new ClozeError('E_IO', `Expected a checkpoint in ${outDir} for resume but received none`);
   const progress = hooks.output === null ? null : new Progress(hooks.output ?? process.stderr, cfg.logEvery);
 
-  const task = (cfg.task === 'mim' ? await buildMimTask(cfg, outDir, resumeDir, progress) : await buildMlmTask(cfg, outDir, resumeDir)) as TrainTask<TaskEval> & {
+  const task = (cfg.task === 'mim'
+    ? await buildMimTask(cfg, outDir, resumeDir, progress)
+    : cfg.task === 'spark'
+      ? await buildSparkTask(cfg, outDir, resumeDir, progress)
+      : await buildMlmTask(cfg, outDir, resumeDir)) as TrainTask<TaskEval> & {
     totalSteps: number;
   };
   try {

@@ -10,3 +10,4 @@ export {
   randomResizedCropBox, randomResizedCropParams, ImageBatcher,
   type CropBox, type UniformSource, type ImageBatcherOptions, type ImageBatch,
 } from './augment.js';
+export { padImages } from './pad.js';

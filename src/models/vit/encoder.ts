@@ -57,6 +57,14 @@ export class VitEncoder extends Module {
   readonly pos: Tensor;
   readonly numPatches: number;
 
+  get featureDim(): number {
+    return this.config.dim;
+  }
+
+  get inputSize(): [number, number] {
+    return this.config.imageSize;
+  }
+
   constructor(c: VitConfig, opts: { seed: number; rng?: Rng }) {
     super();
     checkVitConfig(c, 'ViT config');

@@ -1,0 +1,147 @@
+/**
+ * `npm run bench:spark`: the SparK encoder's forward + backward, real sparse
+ * convolution against masked-dense (dense convs re-masked after every op, the
+ * official SparK way), same weights and masks, in one run: at mask ratios 0.4,
+ * 0.6 and 0.75 and a few input sizes, for the ResNet and ConvNeXt presets;
+ * plus the PyTorch masked-dense encoder (bench/baselines/spark_torch.py) for
+ * reference. The timed step includes building the masks and rulebooks.
+ * Options: `--help`.
+ */
+import { availableParallelism, cpus, totalmem } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { add, backward, mean, Rng, runtimeInfo, scope, setNumThreads, tensor, type Tensor } from '../src/index.js';
+import { sparkPreset, downsample, type SparkConfig } from '../src/spark/config.js';
+import { sparkEncoder } from '../src/spark/encoders.js';
+import { MaskContext, sparkCoarseMask, type SparkMode } from '../src/spark/mask-context.js';
+import { encode } from '../src/spark/model.js';
+import { ContentionMeter, describeContention } from './lib/contention.js';
+import { fmt, fmtMs, fmtRatio, printTable, section } from './lib/table.js';
+import { median, nowMs } from './lib/timing.js';
+
+const USAGE = 'usage: npm run bench:spark -- [--threads N] [--batch 32] [--sizes 32,64] [--ratios 0.4,0.6,0.75] [--arch resnet,convnext] [--warmup 2] [--reps 5] [--python /usr/bin/python3 | --no-torch]';
+
+interface Args { threads: number; batch: number; sizes: number[]; ratios: number[]; archs: Array<'resnet' | 'convnext'>; warmup: number; reps: number; python: string }
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { threads: availableParallelism(), batch: 32, sizes: [32, 64], ratios: [0.4, 0.6, 0.75], archs: ['resnet', 'convnext'], warmup: 2, reps: 5, python: process.env.CLOZE_TORCH_PYTHON ?? '/usr/bin/python3' };
+  const num = (k: string, v: string | undefined, int = true): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0 || (int && !Number.isInteger(n))) throw new Error(`Expected a positive ${int ? 'integer' : 'number'} for ${k} but received ${v ?? 'nothing'}\n${USAGE}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i]!;
+    const v = argv[i + 1];
+    switch (k) {
+      case '--threads': a.threads = num(k, v); i++; break;
+      case '--batch': a.batch = num(k, v); i++; break;
+      case '--sizes': a.sizes = (v ?? '').split(',').map((s) => num(k, s)); i++; break;
+      case '--ratios': a.ratios = (v ?? '').split(',').map((s) => num(k, s, false)); i++; break;
+      case '--arch': a.archs = (v ?? '').split(',').map((s) => {
+        if (s !== 'resnet' && s !== 'convnext') throw new Error(`Expected resnet or convnext for --arch but received ${s}\n${USAGE}`);
+        return s;
+      }); i++; break;
+      case '--warmup': a.warmup = num(k, v); i++; break;
+      case '--reps': a.reps = num(k, v); i++; break;
+      case '--python': a.python = v ?? ''; i++; break;
+      case '--no-torch': a.python = ''; break;
+      case '--help': case '-h': console.log(USAGE); process.exit(0); break;
+      default: throw new Error(`Expected an option for bench:spark but received ${k}\n${USAGE}`);
+    }
+  }
+  return a;
+}
+
+function timeOurs(c: SparkConfig, mode: SparkMode, ratio: number, a: Args): number {
+  const enc = sparkEncoder(c, 0);
+  const rng = new Rng(1);
+  const B = a.batch;
+  const x = tensor(Float32Array.from({ length: B * c.imageSize * c.imageSize }, () => rng.normal()), [B, 1, c.imageSize, c.imageSize]);
+  const g = c.imageSize / downsample(c);
+  let k = 0;
+  const run = (): void => {
+    scope(() => {
+      const ctx = new MaskContext(mode, B, c.imageSize, c.widths.length, sparkCoarseMask(B, g, ratio, 0, k++));
+      const feats = encode(enc, x, ctx);
+      let loss: Tensor | null = null;
+      for (const f of feats) loss = loss ? add(loss, mean(f.t)) : mean(f.t);
+      backward(loss!);
+      enc.zeroGrad();
+    });
+  };
+  for (let i = 0; i < a.warmup; i++) run();
+  const samples: number[] = [];
+  for (let r = 0; r < a.reps; r++) {
+    const t0 = nowMs();
+    run();
+    samples.push(nowMs() - t0);
+  }
+  enc.dispose();
+  x.dispose();
+  return median(samples);
+}
+
+function timeTorch(arch: string, size: number, ratio: number, a: Args): { ms: number; threads: number } | string {
+  if (!a.python) return 'disabled (--no-torch)';
+  const script = ['../../bench/baselines/spark_torch.py', '../bench/baselines/spark_torch.py'].map((r) => fileURLToPath(new URL(r, import.meta.url))).find(existsSync);
+  if (!script) return 'bench/baselines/spark_torch.py not found';
+  const n = String(a.threads);
+  const r = spawnSync(a.python, [script, '--arch', arch, '--size', String(size), '--batch', String(a.batch), '--ratio', String(ratio), '--reps', String(a.reps), '--warmup', String(a.warmup), '--threads', n], {
+    encoding: 'utf8', timeout: 600_000, env: { ...process.env, OMP_NUM_THREADS: n, OPENBLAS_NUM_THREADS: n, MKL_NUM_THREADS: n },
+  });
+  try {
+    const o = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as { ok: boolean; error?: string; median_ms: number; threads: number };
+    return o.ok ? { ms: o.median_ms, threads: o.threads } : (o.error ?? 'no result');
+  } catch {
+    return `${a.python} exited with status ${r.status}: ${(r.stderr || r.stdout).trim().split('\n').slice(-2).join(' | ')}`;
+  }
+}
+
+function main(): void {
+  let a: Args;
+  try {
+    a = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    console.error((e as Error).message);
+    process.exitCode = 2;
+    return;
+  }
+  setNumThreads(a.threads);
+  const info = runtimeInfo();
+  const whole = new ContentionMeter();
+  console.log('cloze bench:spark');
+  console.log(`date      ${new Date().toISOString()}`);
+  console.log(`cpu       ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} logical cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`);
+  console.log(`runtime   node ${process.version}, BLAS ${info.blas} (${info.blasCore}), gemm ${info.gemm}, pool ${a.threads} thread(s); torch with the same thread count`);
+  console.log(`step      encoder forward + backward (loss = Σ stage means), batch ${a.batch}, a fresh mask per step (masks and rulebooks built inside the timed step); warm-up ${a.warmup}, median of ${a.reps}`);
+  for (const arch of a.archs) {
+    const preset = sparkPreset(arch === 'resnet' ? 'spark-resnet-mini' : 'spark-convnext-mini').config;
+    section(`${arch} (widths ${preset.widths.join('/')}, depths ${preset.depths.join('/')})`);
+    const rows: string[][] = [];
+    for (const size of a.sizes) {
+      const c: SparkConfig = { ...preset, imageSize: size };
+      for (const ratio of a.ratios) {
+        const m = new ContentionMeter();
+        const sparse = timeOurs(c, 'sparse', ratio, a);
+        const dense = timeOurs(c, 'masked-dense', ratio, a);
+        // Read before the torch child runs: the child itself would count as another process.
+        const others = m.othersShare();
+        const torch = timeTorch(arch, size, ratio, a);
+        rows.push([`${size}×${size}`, fmt(ratio, 2), fmtMs(sparse), fmtMs(dense), fmtRatio(dense / sparse), typeof torch === 'string' ? '–' : fmtMs(torch.ms),
+          typeof torch === 'string' ? '–' : fmtRatio(torch.ms / sparse), others === null ? '?' : `${(100 * others).toFixed(0)}%`]);
+        if (typeof torch === 'string') console.log(`  torch skipped: ${torch}`);
+      }
+    }
+    printTable(
+      [{ header: 'input', align: 'l' }, { header: 'mask ratio' }, { header: 'sparse ms' }, { header: 'masked-dense ms' }, { header: 'sparse speed-up' },
+        { header: 'torch masked-dense ms' }, { header: 'vs torch' }, { header: 'other load' }],
+      rows,
+    );
+  }
+  console.log('\n"other load": share of the machine other processes used while cloze\'s two columns ran (above 5%: contended)');
+  console.log(`target: sparse ≥ 2× over masked-dense at ratio 0.6 on the CPU (ideal ≈ 2.45×). Whole run, torch children included: ${describeContention(whole.othersShare())}`);
+}
+
+main();

@@ -1,0 +1,94 @@
+/**
+ * SparK's masks and everything derived from them for one batch: the coarse
+ * mask (one cell per 2^(stages−1) pixels, ratio r kept exactly per image, as
+ * SparK's argsort of noise), its nearest-neighbour upsampling to every scale
+ * (nested and aligned), the active sites of each scale and the rulebooks
+ * (neighbour tables), built once per (scale, kernel, stride) and shared by
+ * every layer of that scale and by the backward. Create and use it inside one
+ * scope(): its tensors live as long as the step.
+ */
+import { maskFromScores, uniformNoise } from '../ops/mim-tokens.js';
+import { activeSites, neighbourTable } from '../ops/sparse.js';
+import { tensor, type Tensor } from '../tensor.js';
+
+export type SparkMode = 'sparse' | 'masked-dense';
+
+/** Seed stream of SparK's mask noise (distinct from the MIM streams). */
+const SPARK_STREAM = 7;
+
+/** uint8 [B, g·g], 1 = visible cell: keep = round(g²·(1 − ratio)) per image, lowest noise kept. */
+export function sparkCoarseMask(B: number, g: number, ratio: number, seed: number, k: number): Uint8Array {
+  const L = g * g;
+  const keep = Math.round(L * (1 - ratio));
+  const removed = maskFromScores(uniformNoise([B, L], (seed * 16 + SPARK_STREAM) % 2 ** 31, k), keep).mask.toArray();
+  return Uint8Array.from(removed, (m) => 1 - m);
+}
+
+export class MaskContext {
+  private readonly masks = new Map<number, Tensor>();
+  private readonly sitesByScale = new Map<number, { coords: Tensor; grid: Tensor }>();
+  private readonly tables = new Map<string, Tensor>();
+
+  /**
+   * `visible`: uint8 [B, g·g] coarse mask (1 = visible), or null for whole images (no masking at all).
+   * Scale s has side imageSize / 2^s; the coarsest scale is `scales − 1`.
+   */
+  constructor(
+    readonly mode: SparkMode,
+    readonly B: number,
+    readonly imageSize: number,
+    readonly scales: number,
+    readonly visible: Uint8Array | null,
+  ) {}
+
+  get full(): boolean {
+    return this.visible === null;
+  }
+
+  side(s: number): number {
+    return this.imageSize >> s;
+  }
+
+  /** uint8 [B, H_s, W_s], 1 = visible (all ones for whole images). */
+  mask(s: number): Tensor {
+    let m = this.masks.get(s);
+    if (!m) {
+      const n = this.side(s);
+      const g = this.side(this.scales - 1);
+      const f = n / g;
+      const out = new Uint8Array(this.B * n * n);
+      for (let b = 0; b < this.B; b++) {
+        for (let y = 0; y < n; y++) {
+          for (let x = 0; x < n; x++) {
+            out[(b * n + y) * n + x] = this.visible ? this.visible[b * g * g + Math.floor(y / f) * g + Math.floor(x / f)]! : 1;
+          }
+        }
+      }
+      m = tensor(out, [this.B, n, n], 'uint8');
+      this.masks.set(s, m);
+    }
+    return m;
+  }
+
+  /** Active sites of scale s: coords int32 [N, 3] in (b, y, x) order and the index grid. */
+  sites(s: number): { coords: Tensor; grid: Tensor } {
+    let r = this.sitesByScale.get(s);
+    if (!r) {
+      r = activeSites(this.mask(s));
+      this.sitesByScale.set(s, r);
+    }
+    return r;
+  }
+
+  /** Rulebook of a k×k conv at scale s: stride 1 keeps the sites (submanifold); stride 2 maps onto scale s+1's sites. */
+  table(s: number, kernel: number, stride: 1 | 2): Tensor {
+    const key = `${s}:${kernel}:${stride}`;
+    let t = this.tables.get(key);
+    if (!t) {
+      const padding = stride === 1 ? (kernel - 1) / 2 : kernel === 3 ? 1 : 0;
+      t = neighbourTable(this.sites(s).grid, this.sites(stride === 1 ? s : s + 1).coords, { kernel, stride, padding });
+      this.tables.set(key, t);
+    }
+    return t;
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * SparK (specs/spark.md): a convnet encoder that sees only the visible cells
+ * of a coarse mask — truly sparse (`sparse`, ours) or simulated with re-masked
+ * dense ops (`masked-dense`, the official way) — then densify, the light
+ * decoder, and the per-patch normalised MSE on masked cells, one patch per
+ * coarse cell.
+ */
+import { Module } from '../nn/module.js';
+import { maskedPatchLoss } from '../ops/mim-loss.js';
+import { patchify } from '../ops/mim-tokens.js';
+import { applyMask, globalAvgPool } from '../ops/conv.js';
+import { toSparse } from '../ops/sparse.js';
+import { tensor, type Tensor } from '../tensor.js';
+import { expected } from '../errors.js';
+import { checkSparkConfig, downsample, type SparkConfig } from './config.js';
+import { SparkDecoder } from './decoder.js';
+import { sparkEncoder, type SparkEncoder } from './encoders.js';
+import type { Feat } from './layers.js';
+import { MaskContext, sparkCoarseMask, type SparkMode } from './mask-context.js';
+
+export interface SparkSettings {
+  mode: SparkMode;
+  maskRatio: number;
+  seed: number;
+}
+
+export interface SparkLoss {
+  loss: Tensor;
+  parts: Record<string, number>;
+  /** uint8 [B, g·g], 1 = visible cell. */
+  visible: Uint8Array;
+}
+
+/** Runs the encoder on images under a mask context (null visible = whole images). */
+export function encode(encoder: SparkEncoder, images: Tensor, ctx: MaskContext): Feat[] {
+  const input: Feat = ctx.full
+    ? { t: images, s: 0 }
+    : ctx.mode === 'sparse'
+      ? { t: toSparse(images, ctx.sites(0).coords), s: 0 }
+      : { t: applyMask(images, ctx.mask(0)), s: 0 };
+  return encoder.forward(input, ctx);
+}
+
+export class SparkModel extends Module {
+  readonly encoder: SparkEncoder;
+  readonly decoder: SparkDecoder;
+  constructor(
+    readonly config: SparkConfig,
+    readonly settings: SparkSettings,
+  ) {
+    super();
+    checkSparkConfig(config, 'SparK config');
+    this.encoder = this.registerModule('encoder', sparkEncoder(config, settings.seed));
+    this.decoder = this.registerModule('decoder', new SparkDecoder(config, settings.seed + 1));
+  }
+
+  get stages(): number {
+    return this.config.widths.length;
+  }
+
+  private checkImages(images: Tensor): void {
+    const c = this.config;
+    if (images.shape.length !== 4 || images.shape[1] !== c.channels || images.shape[2] !== c.imageSize || images.shape[3] !== c.imageSize) {
+      throw expected(`images of shape [B, ${c.channels}, ${c.imageSize}, ${c.imageSize}]`, 'images', images, 'E_SHAPE');
+    }
+  }
+
+  loss(images: Tensor, k: number, mode: SparkMode = this.settings.mode): SparkLoss {
+    this.checkImages(images);
+    const B = images.shape[0]!;
+    const ds = downsample(this.config);
+    const g = this.config.imageSize / ds;
+    const visible = sparkCoarseMask(B, g, this.settings.maskRatio, this.settings.seed, k);
+    const ctx = new MaskContext(mode, B, this.config.imageSize, this.stages, visible);
+    const feats = encode(this.encoder, images, ctx);
+    const pred = this.decoder.forward(feats, ctx);
+    const masked = tensor(Uint8Array.from(visible, (v) => 1 - v), [B, g * g], 'uint8');
+    const rec = maskedPatchLoss(patchify(pred, ds), patchify(images, ds), masked, { kind: 'mse', normPix: true });
+    return { loss: rec.loss, parts: { reconstruction: rec.loss.item() }, visible };
+  }
+
+  /** Whole-image features for probes and fine-tuning: the last stage, globally average-pooled. */
+  features(images: Tensor): Tensor {
+    this.checkImages(images);
+    const ctx = new MaskContext('masked-dense', images.shape[0]!, this.config.imageSize, this.stages, null);
+    const feats = encode(this.encoder, images, ctx);
+    return globalAvgPool(feats[feats.length - 1]!.t);
+  }
+}
