@@ -24,7 +24,7 @@ import { SparkModel } from './model.js';
 
 export function withSparkRecipe(input: Record<string, unknown>): Record<string, unknown> {
   const name = (input.preset as string | undefined) ?? 'spark-resnet-mini';
-  const preset = (SPARK_PRESETS as Record<string, { recipe: { batchSize: number; blr: number; weightDecay: number; epochs: number; warmupEpochs: number } }>)[name];
+  const preset = (SPARK_PRESETS as Record<string, { recipe: { batchSize: number; trainImages: number; blr: number; weightDecay: number; epochs: number; warmupEpochs: number } }>)[name];
   const fromRecipe: Record<string, unknown> = { preset: name, maskRatio: 0.6, decay: 'cosine', minLrRatio: 0, eps: 1e-8, gradClip: 5, betas: [0.9, 0.95] };
   if (preset) {
     const r = preset.recipe;
@@ -32,6 +32,7 @@ export function withSparkRecipe(input: Record<string, unknown>): Record<string, 
     const epochs = (input.epochs as number | undefined) ?? r.epochs;
     Object.assign(fromRecipe, {
       batchSize: r.batchSize,
+      trainImages: r.trainImages,
       lr: (r.blr * batch * ((input.gradAccum as number | undefined) ?? 1)) / 256,
       weightDecay: r.weightDecay,
       epochs: r.epochs,
