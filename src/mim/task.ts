@@ -14,6 +14,7 @@ import type { JsonValue } from '../checkpoint/checkpoint.js';
 import { checkVitConfig, vitPreset, VIT_PRESETS, type VitConfig } from '../models/vit/config.js';
 import type { RunConfig } from '../train/config.js';
 import type { TrainTask } from '../train/loop.js';
+import { epochPlan } from '../train/epochs.js';
 import type { Progress } from '../train/progress.js';
 import { limit, openImageData, type ImageData } from './data.js';
 import { MimModel } from './model.js';
@@ -150,9 +151,7 @@ export async function buildMimTask(
   }
   const model = built;
   const perEpoch = batcher.perEpoch;
-  const totalSteps = cfg.epochs > 0 ? Math.ceil((cfg.epochs * perEpoch) / cfg.gradAccum) : cfg.maxSteps;
-  const totalEpochs = (totalSteps * cfg.gradAccum) / perEpoch;
-  const epochAt = (step: number): number => (step * cfg.gradAccum) / perEpoch;
+  const { totalSteps, totalEpochs, epochAt, shouldProbe } = epochPlan(cfg, perEpoch);
   progress?.note(
     `mim: ${cfg.method}${cfg.mto ? '+mto' : ''}, masking ${settings.masking} ${settings.maskRatio}, preset ${cfg.preset}, ` +
       `${parts.data.train.n} training images (${perEpoch} steps/epoch), ${model.trainableParameters().reduce((a, p) => a + p.size, 0)} trained parameters`,
@@ -181,12 +180,7 @@ export async function buildMimTask(
       return { loss: r.loss, units: b.images.shape[0]!, parts: { ...r.parts, maskRatio: r.maskRatio } };
     },
     afterStep: (step) => model.updateTeacher(epochAt(step)),
-    shouldEvaluate(step, last) {
-      if (last) return true;
-      if (cfg.probeEvery <= 0) return false;
-      // Probe at the step that completes epoch e, for e a multiple of probeEvery.
-      return Math.floor(epochAt(step) / cfg.probeEvery) > Math.floor(epochAt(step - 1) / cfg.probeEvery);
-    },
+    shouldEvaluate: shouldProbe,
     evaluate(step) {
       const r = linearProbe(model.encoder, parts.probeTrain, parts.data.test, { epochs: cfg.probeEpochs, seed: cfg.seed, norm: parts.norm });
       return { step, epoch: Math.round(epochAt(step) * 1000) / 1000, accuracy: r.accuracy, loss: r.loss, trainAccuracy: r.trainAccuracy };

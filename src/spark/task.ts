@@ -15,6 +15,7 @@ import { AdamW } from '../optim/adamw.js';
 import type { Tensor } from '../tensor.js';
 import type { RunConfig } from '../train/config.js';
 import type { TrainTask } from '../train/loop.js';
+import { epochPlan } from '../train/epochs.js';
 import type { Progress } from '../train/progress.js';
 import { limit, openImageData } from '../mim/data.js';
 import { linearProbe, type FeatureEncoder } from '../mim/probe.js';
@@ -117,8 +118,7 @@ export async function buildSparkTask(
   const model = built;
   const feats = new SparkFeatures(model);
   const perEpoch = batcher.perEpoch;
-  const totalSteps = cfg.epochs > 0 ? Math.ceil((cfg.epochs * perEpoch) / cfg.gradAccum) : cfg.maxSteps;
-  const epochAt = (step: number): number => (step * cfg.gradAccum) / perEpoch;
+  const { totalSteps, epochAt, shouldProbe } = epochPlan(cfg, perEpoch);
   progress?.note(`spark: ${config.arch} (${cfg.preset}), ${cfg.sparkMode}, ratio ${cfg.maskRatio}, ${data.train.n} training images (${perEpoch} steps/epoch), ${model.numParameters()} parameters`);
   const configJson: { [key: string]: JsonValue } = {
     model_type: 'cloze-spark', spark: JSON.parse(JSON.stringify(config)), mode: cfg.sparkMode, norm: { mean: data.norm.mean, std: data.norm.std },
@@ -136,11 +136,7 @@ export async function buildSparkTask(
       const r = model.loss(b.images, k);
       return { loss: r.loss, units: b.images.shape[0]!, parts: r.parts };
     },
-    shouldEvaluate(step, last) {
-      if (last) return true;
-      if (cfg.probeEvery <= 0) return false;
-      return Math.floor(epochAt(step) / cfg.probeEvery) > Math.floor(epochAt(step - 1) / cfg.probeEvery);
-    },
+    shouldEvaluate: shouldProbe,
     evaluate(step) {
       const r = linearProbe(feats, data.probeTrain, data.test, { epochs: cfg.probeEpochs, seed: cfg.seed, norm: data.norm });
       return { step, epoch: Math.round(epochAt(step) * 1000) / 1000, accuracy: r.accuracy, loss: r.loss, trainAccuracy: r.trainAccuracy };
