@@ -102,7 +102,9 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
   log(`no pre-training: probe top-1 ${pct(base.accuracy)} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   const tuned: Record<string, number> = {};
   if (o.finetuneEpochs > 0) {
-    const ftTrain = limit(parts.data.train, o.finetuneImages, o.seed + 2);
+    // The same pool as the pre-trained encoders' fine-tuning (cloze eval): the full training set.
+    const full = await loadMimData({ ...cfg0, trainImages: 0 }, vit);
+    const ftTrain = limit(full.data.train, o.finetuneImages, o.seed + 2);
     tuned['no pre-training'] = finetune(enc, ftTrain, parts.data.test, { epochs: o.finetuneEpochs, seed: o.seed, norm: parts.norm }).accuracy;
     log(`no pre-training: fine-tuned top-1 ${pct(tuned['no pre-training']!)}`);
   }
@@ -114,7 +116,7 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
   const startOf: Record<string, number> = {};
   if (methods.some((m) => m.settings.task === 'spark')) {
     const scfg = resolveRun({ ...common, task: 'spark', preset: 'spark-resnet-mini' });
-    const sdata = await loadSparkData(scfg, sparkConfigFor(scfg, null));
+    const sdata = await loadSparkData({ ...scfg, trainImages: 0 }, sparkConfigFor(scfg, null));
     const model = new SparkModel(sparkConfigFor(scfg, null), { mode: 'masked-dense', maskRatio: 0.6, seed: o.seed });
     try {
       startOf.spark = linearProbe(new SparkFeatures(model), sdata.probeTrain, sdata.test, { epochs: o.probeEpochs, seed: o.seed, norm: sdata.norm }).accuracy;

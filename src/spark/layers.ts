@@ -18,7 +18,7 @@ import { toChannelsFirst, toChannelsLast } from '../ops/layout.js';
 import { sparseBatchNorm, sparseConv, sparseDepthwiseConv } from '../ops/sparse.js';
 import { ones, zeros, type Tensor } from '../tensor.js';
 import type { Rng } from '../rng.js';
-import type { MaskContext } from './mask-context.js';
+import { convPadding, type MaskContext } from './mask-context.js';
 
 /** A feature map and its scale: rows [N_s, C] (sparse) or a map [B, C, H_s, W_s] (dense). */
 export interface Feat {
@@ -60,7 +60,7 @@ export class SConv extends Module {
   readonly depthwise: boolean;
 
   private padding(): number {
-    return this.stride === 1 ? (this.kernel - 1) / 2 : this.kernel === 3 ? 1 : 0;
+    return convPadding(this.kernel, this.stride);
   }
 
   forward(f: Feat, ctx: MaskContext): Feat {

@@ -10,6 +10,7 @@
 import { maskFromScores, uniformNoise } from '../ops/mim-tokens.js';
 import { activeSites, neighbourTable } from '../ops/sparse.js';
 import { tensor, type Tensor } from '../tensor.js';
+import { scope } from '../autograd/mode.js';
 
 export type SparkMode = 'sparse' | 'masked-dense';
 
@@ -20,8 +21,13 @@ const SPARK_STREAM = 7;
 export function sparkCoarseMask(B: number, g: number, ratio: number, seed: number, k: number): Uint8Array {
   const L = g * g;
   const keep = Math.round(L * (1 - ratio));
-  const removed = maskFromScores(uniformNoise([B, L], (seed * 16 + SPARK_STREAM) % 2 ** 31, k), keep).mask.toArray();
+  const removed = scope(() => maskFromScores(uniformNoise([B, L], (seed * 16 + SPARK_STREAM) % 2 ** 31, k), keep).mask.toArray());
   return Uint8Array.from(removed, (m) => 1 - m);
+}
+
+/** Padding of a k×k conv: "same" at stride 1; at stride 2, floor((k−1)/2), so output site (y, x) reads input 2y − p …. */
+export function convPadding(kernel: number, stride: number): number {
+  return stride === 1 ? (kernel - 1) / 2 : Math.floor((kernel - 1) / 2);
 }
 
 export class MaskContext {
@@ -85,7 +91,7 @@ export class MaskContext {
     const key = `${s}:${kernel}:${stride}`;
     let t = this.tables.get(key);
     if (!t) {
-      const padding = stride === 1 ? (kernel - 1) / 2 : kernel === 3 ? 1 : 0;
+      const padding = convPadding(kernel, stride);
       t = neighbourTable(this.sites(s).grid, this.sites(stride === 1 ? s : s + 1).coords, { kernel, stride, padding });
       this.tables.set(key, t);
     }
