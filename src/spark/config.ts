@@ -31,12 +31,12 @@ export interface SparkRecipe {
 export const SPARK_PRESETS = {
   'spark-resnet-mini': {
     config: { arch: 'resnet', imageSize: 32, channels: 1, widths: [32, 64, 128, 256], depths: [1, 1, 1, 1], decoderWidth: 128 },
-    recipe: { batchSize: 64, trainImages: 20000, blr: 2e-3, weightDecay: 0.04, epochs: 5, warmupEpochs: 1 },
+    recipe: { batchSize: 64, trainImages: 10000, blr: 2e-3, weightDecay: 0.04, epochs: 5, warmupEpochs: 1 },
     describe: 'ResNet with basic blocks, widths 32–256, one block per stage, on 32×32 (Fashion-MNIST padded); downsample 8',
   },
   'spark-convnext-mini': {
     config: { arch: 'convnext', imageSize: 32, channels: 1, widths: [32, 64, 128, 256], depths: [1, 1, 2, 1], decoderWidth: 128 },
-    recipe: { batchSize: 64, trainImages: 20000, blr: 2e-3, weightDecay: 0.04, epochs: 5, warmupEpochs: 1 },
+    recipe: { batchSize: 64, trainImages: 10000, blr: 2e-3, weightDecay: 0.04, epochs: 5, warmupEpochs: 1 },
     describe: 'ConvNeXt-style (depthwise 7×7, LayerNorm, pointwise MLP ×4), widths 32–256, on 32×32; downsample 8',
   },
 } as const satisfies Record<string, { config: SparkConfig; recipe: SparkRecipe; describe: string }>;
