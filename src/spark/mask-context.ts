@@ -9,6 +9,7 @@
  */
 import { maskFromScores, uniformNoise } from '../ops/mim-tokens.js';
 import { activeSites, neighbourTable } from '../ops/sparse.js';
+import { upsampleMask } from '../ops/conv.js';
 import { tensor, type Tensor } from '../tensor.js';
 import { scope } from '../autograd/mode.js';
 
@@ -55,22 +56,18 @@ export class MaskContext {
     return this.imageSize >> s;
   }
 
-  /** uint8 [B, H_s, W_s], 1 = visible (all ones for whole images). */
+  /** uint8 [B, H_s, W_s], 1 = visible (all ones for whole images): the coarse mask repeated natively. */
   mask(s: number): Tensor {
     let m = this.masks.get(s);
     if (!m) {
-      const n = this.side(s);
       const g = this.side(this.scales - 1);
-      const f = n / g;
-      const out = new Uint8Array(this.B * n * n);
-      for (let b = 0; b < this.B; b++) {
-        for (let y = 0; y < n; y++) {
-          for (let x = 0; x < n; x++) {
-            out[(b * n + y) * n + x] = this.visible ? this.visible[b * g * g + Math.floor(y / f) * g + Math.floor(x / f)]! : 1;
-          }
-        }
+      const n = this.side(s);
+      if (!this.visible) {
+        m = tensor(new Uint8Array(this.B * n * n).fill(1), [this.B, n, n], 'uint8');
+      } else {
+        const coarse = tensor(this.visible, [this.B, g, g], 'uint8');
+        m = n === g ? coarse : upsampleMask(coarse, n / g);
       }
-      m = tensor(out, [this.B, n, n], 'uint8');
       this.masks.set(s, m);
     }
     return m;
