@@ -61,3 +61,15 @@ export type { ProbeResult } from './mim/task.js';
 export { evaluateMimCheckpoint, type MimEvalResult } from './commands/eval-mim.js';
 export { runMimSuite, SUITE_METHODS, type SuiteOptions, type SuiteResult } from './commands/bench-mim.js';
 export * from './report/index.js';
+export {
+  conv2d, convTranspose2d, batchNorm2d, maxPool2d, avgPool2d, globalAvgPool, applyMask, upsampleMask,
+  type Conv2dOptions, type BatchNorm2dOptions, type Pool2dOptions, type AvgPool2dOptions,
+} from './ops/conv.js';
+export {
+  activeSites, neighbourTable, sparseConv, sparseDepthwiseConv, sparseBatchNorm, sparseMaxPool, toDense, toSparse,
+  type SparseSites, type NeighbourOptions, type SparseBatchNormOptions,
+} from './ops/sparse.js';
+export { toChannelsLast, toChannelsFirst } from './ops/layout.js';
+export { SPARK_PRESETS, sparkPreset, type SparkConfig, type SparkPresetName } from './spark/config.js';
+export { SparkModel, type SparkSettings, type SparkLoss } from './spark/model.js';
+export { MaskContext, sparkCoarseMask, type SparkMode } from './spark/mask-context.js';
