@@ -41,6 +41,37 @@ function checkGroups(x: Tensor, groups: number): void {
   if (x.shape[1]! % groups !== 0) throw expected(`channels divisible by groups (${groups})`, 'input', x, 'E_SHAPE');
 }
 
+/** Checks x and the options, then the weight's dtype and rank (its layout differs per op). */
+function checkConvInputs(x: Tensor, weight: Tensor, opts: Conv2dOptions): { stride: number; padding: number; groups: number } {
+  checkImage(x, 'input');
+  const o = convOptions(opts);
+  checkGroups(x, o.groups);
+  checkTensor(weight, 'weight');
+  checkSameDtype(x, weight, 'weight');
+  checkRank(weight, 4, 4, 'weight');
+  return o;
+}
+
+/** Runs conv2d or convTranspose2d and records its backward, which takes the same stride, padding and groups. */
+function recordConv(
+  op: 'conv2d' | 'convTranspose2d', x: Tensor, weight: Tensor, bias: Tensor | null,
+  { stride, padding, groups }: { stride: number; padding: number; groups: number },
+): Tensor {
+  const y = native()[op](x.native, weight.native, bias?.native ?? null, stride, padding, groups);
+  const sx = x.share();
+  const sw = weight.share();
+  return record(
+    op,
+    [y],
+    [x, weight, bias],
+    ([g]) =>
+      native()[`${op}Backward` as const](
+        g!, sx, sw, stride, padding, groups, x.requiresGrad, weight.requiresGrad, bias?.requiresGrad ?? false,
+      ),
+    [sx, sw],
+  )[0]!;
+}
+
 /** Active mask uint8 [B, H, W] matching x [B, C, H, W]. */
 function checkMask(mask: Tensor, x: Tensor): void {
   checkTensor(mask, 'mask');
@@ -53,12 +84,8 @@ function checkMask(mask: Tensor, x: Tensor): void {
  * Ho = ⌊(H + 2·padding − kh)/stride⌋ + 1 (PyTorch's Conv2d).
  */
 export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, opts: Conv2dOptions = {}): Tensor {
-  checkImage(x, 'input');
-  const { stride, padding, groups } = convOptions(opts);
-  checkGroups(x, groups);
-  checkTensor(weight, 'weight');
-  checkSameDtype(x, weight, 'weight');
-  checkRank(weight, 4, 4, 'weight');
+  const o = checkConvInputs(x, weight, opts);
+  const { padding, groups } = o;
   const [, Cin, H, W] = x.shape as [number, number, number, number];
   const [Cout, , kh, kw] = weight.shape as [number, number, number, number];
   if (Cout === 0 || Cout % groups !== 0 || weight.shape[1] !== Cin / groups || kh === 0 || kw === 0) {
@@ -73,19 +100,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, opts: Con
     );
   }
   checkChannelVector(bias, x, Cout, 'bias');
-  const y = native().conv2d(x.native, weight.native, bias?.native ?? null, stride, padding, groups);
-  const sx = x.share();
-  const sw = weight.share();
-  return record(
-    'conv2d',
-    [y],
-    [x, weight, bias],
-    ([g]) =>
-      native().conv2dBackward(
-        g!, sx, sw, stride, padding, groups, x.requiresGrad, weight.requiresGrad, bias?.requiresGrad ?? false,
-      ),
-    [sx, sw],
-  )[0]!;
+  return recordConv('conv2d', x, weight, bias, o);
 }
 
 /**
@@ -94,12 +109,8 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, opts: Con
  * SparK's decoder upsamples by 2 with kernel 4, stride 2, padding 1.
  */
 export function convTranspose2d(x: Tensor, weight: Tensor, bias: Tensor | null, opts: Conv2dOptions = {}): Tensor {
-  checkImage(x, 'input');
-  const { stride, padding, groups } = convOptions(opts);
-  checkGroups(x, groups);
-  checkTensor(weight, 'weight');
-  checkSameDtype(x, weight, 'weight');
-  checkRank(weight, 4, 4, 'weight');
+  const o = checkConvInputs(x, weight, opts);
+  const { stride, padding, groups } = o;
   const [, Cin, H, W] = x.shape as [number, number, number, number];
   const [wc, cg, kh, kw] = weight.shape as [number, number, number, number];
   if (wc !== Cin || cg === 0 || kh === 0 || kw === 0) {
@@ -114,19 +125,7 @@ export function convTranspose2d(x: Tensor, weight: Tensor, bias: Tensor | null, 
     );
   }
   checkChannelVector(bias, x, cg * groups, 'bias');
-  const y = native().convTranspose2d(x.native, weight.native, bias?.native ?? null, stride, padding, groups);
-  const sx = x.share();
-  const sw = weight.share();
-  return record(
-    'convTranspose2d',
-    [y],
-    [x, weight, bias],
-    ([g]) =>
-      native().convTranspose2dBackward(
-        g!, sx, sw, stride, padding, groups, x.requiresGrad, weight.requiresGrad, bias?.requiresGrad ?? false,
-      ),
-    [sx, sw],
-  )[0]!;
+  return recordConv('convTranspose2d', x, weight, bias, o);
 }
 
 export interface BatchNorm2dOptions {

@@ -26,14 +26,43 @@ constexpr int64_t kMaxGeom = INT64_C(1) << 20;  // strides, paddings and factors
 
 Napi::Value null_or(const ArgReader& a, bool cond, const Napi::Object& o) { return cond ? Napi::Value(o) : a.env().Null(); }
 
-Napi::Array triple(const ArgReader& a, bool n0, const Napi::Object& o0, bool n1, const Napi::Object& o1, bool n2,
-                   const Napi::Object& o2) {
-  Napi::Array res = Napi::Array::New(a.env(), 3);
-  res.Set(0u, null_or(a, n0, o0));
-  res.Set(1u, null_or(a, n1, o1));
-  res.Set(2u, null_or(a, n2, o2));
-  return res;
-}
+// The buffer of a tensor a binding allocated.
+template <typename T>
+T* out(const Napi::Object& o) { return NTensor::Unwrap(o)->ptr<T>(); }
+
+// The buffer of an optional tensor argument, or null.
+template <typename T>
+T* ptr_or_null(NTensor* t) { return t ? t->ptr<T>() : nullptr; }
+
+// The gradients of input, weight and bias: read from three needX/needW/needB
+// arguments; those not asked for stay unallocated and come back as null.
+struct Grads {
+  bool nx, nw, nb;
+  Napi::Object dx, dw, db;
+  Grads(const ArgReader& a, size_t first)
+      : nx(a.boolean(first, "needInput")), nw(a.boolean(first + 1, "needWeight")), nb(a.boolean(first + 2, "needBias")) {}
+  bool any() const { return nx || nw || nb; }
+  // A kernel that writes every element of dx can skip its zeroing (zero_dx = false).
+  void allocate(const ArgReader& a, DType dt, const std::vector<int64_t>& xs, const std::vector<int64_t>& ws, int64_t C,
+                bool zero_dx) {
+    if (nx) dx = NTensor::New(a.env(), dt, xs, a.op, zero_dx);
+    if (nw) dw = NTensor::New(a.env(), dt, ws, a.op);
+    if (nb) db = NTensor::New(a.env(), dt, {C}, a.op);
+  }
+  template <typename T, typename P>
+  void set(P& p) const {
+    p.dx = nx ? out<T>(dx) : nullptr;
+    p.dw = nw ? out<T>(dw) : nullptr;
+    p.db = nb ? out<T>(db) : nullptr;
+  }
+  Napi::Array result(const ArgReader& a) const {
+    Napi::Array res = Napi::Array::New(a.env(), 3);
+    res.Set(0u, null_or(a, nx, dx));
+    res.Set(1u, null_or(a, nw, dw));
+    res.Set(2u, null_or(a, nb, db));
+    return res;
+  }
+};
 
 NTensor* image(const ArgReader& a, size_t i, const char* name) {
   NTensor* x = a.tensor(i, name);
@@ -141,20 +170,20 @@ Napi::Value conv_forward(const ArgReader& a) {
     a.want_shape(bias, {c.out_shape[1]}, "bias");
   }
   // The transpose folds by accumulation, so its output starts at zero.
-  Napi::Object out = NTensor::New(a.env(), x->dtype(), c.out_shape, a.op, Transposed);
+  Napi::Object y = NTensor::New(a.env(), x->dtype(), c.out_shape, a.op, Transposed);
   dispatch_float(x->dtype(), a.op, [&](auto t) {
     using T = decltype(t);
     ConvParams<T> p = conv_params<T>(c.g, w);
     p.x = x->ptr<T>();
-    p.bias = bias ? bias->ptr<T>() : nullptr;
-    p.y = NTensor::Unwrap(out)->ptr<T>();
+    p.bias = ptr_or_null<T>(bias);
+    p.y = out<T>(y);
     if (Transposed)
       conv_transpose2d_forward_cpu<T>(p);
     else
       conv2d_forward_cpu<T>(p);
     return 0;
   });
-  return out;
+  return y;
 }
 
 template <bool Transposed>
@@ -163,29 +192,24 @@ Napi::Value conv_backward(const ArgReader& a) {
   NTensor* x = image(a, 1, "input");
   NTensor* w = a.tensor(2, "weight");
   const ConvArgs c = conv_args(a, x, w, 3, Transposed);
-  const bool nx = a.boolean(6, "needInput"), nw = a.boolean(7, "needWeight"), nb = a.boolean(8, "needBias");
+  Grads d(a, 6);
   a.want_same_dtype(x, dy, "grad");
   a.want_shape(dy, c.out_shape, "grad");
-  Napi::Object dx, dw, db;
-  if (nx) dx = NTensor::New(a.env(), x->dtype(), x->shape(), a.op);
-  if (nw) dw = NTensor::New(a.env(), x->dtype(), c.w_shape, a.op);
-  if (nb) db = NTensor::New(a.env(), x->dtype(), {c.out_shape[1]}, a.op);
-  if (nx || nw || nb)
+  d.allocate(a, x->dtype(), x->shape(), c.w_shape, c.out_shape[1], true);
+  if (d.any())
     dispatch_float(x->dtype(), a.op, [&](auto t) {
       using T = decltype(t);
       ConvParams<T> p = conv_params<T>(c.g, w);
       p.x = x->ptr<T>();
       p.dy = dy->ptr<T>();
-      p.dx = nx ? NTensor::Unwrap(dx)->ptr<T>() : nullptr;
-      p.dw = nw ? NTensor::Unwrap(dw)->ptr<T>() : nullptr;
-      p.db = nb ? NTensor::Unwrap(db)->ptr<T>() : nullptr;
+      d.set<T>(p);
       if (Transposed)
         conv_transpose2d_backward_cpu<T>(p);
       else
         conv2d_backward_cpu<T>(p);
       return 0;
     });
-  return triple(a, nx, dx, nw, dw, nb, db);
+  return d.result(a);
 }
 
 // A per-channel [C] tensor of x's dtype, or null.
@@ -201,6 +225,19 @@ NTensor* channel_vec(const ArgReader& a, size_t i, const char* name, NTensor* x)
 const uint8_t* bn_mask(const ArgReader& a, size_t i, NTensor* x) {
   NTensor* m = a.tensor_or_null(i, "mask");
   return m ? checked_mask(a, m, {x->dim(0), x->dim(2), x->dim(3)}, "mask") : nullptr;
+}
+
+template <typename T>
+BatchNormParams<T> bn_params(NTensor* x, NTensor* w, const uint8_t* mask, bool training) {
+  BatchNormParams<T> p;
+  p.B = x->dim(0);
+  p.C = x->dim(1);
+  p.S = x->dim(2) * x->dim(3);
+  p.x = x->ptr<T>();
+  p.w = ptr_or_null<T>(w);
+  p.mask = mask;
+  p.training = training;
+  return p;
 }
 
 Napi::Value batchnorm_forward(const ArgReader& a) {
@@ -225,22 +262,15 @@ Napi::Value batchnorm_forward(const ArgReader& a) {
   Napi::Object rstd = NTensor::New(a.env(), x->dtype(), {C}, a.op);
   dispatch_float(x->dtype(), a.op, [&](auto t) {
     using T = decltype(t);
-    BatchNormParams<T> p;
-    p.B = x->dim(0);
-    p.C = C;
-    p.S = x->dim(2) * x->dim(3);
-    p.x = x->ptr<T>();
-    p.w = w ? w->ptr<T>() : nullptr;
-    p.b = b ? b->ptr<T>() : nullptr;
-    p.mask = mask;
-    p.training = training;
+    BatchNormParams<T> p = bn_params<T>(x, w, mask, training);
+    p.b = ptr_or_null<T>(b);
     p.momentum = momentum;
     p.eps = eps;
-    p.running_mean = rm ? rm->ptr<T>() : nullptr;
-    p.running_var = rv ? rv->ptr<T>() : nullptr;
-    p.y = NTensor::Unwrap(y)->ptr<T>();
-    p.mean = NTensor::Unwrap(mean)->ptr<T>();
-    p.rstd = NTensor::Unwrap(rstd)->ptr<T>();
+    p.running_mean = ptr_or_null<T>(rm);
+    p.running_var = ptr_or_null<T>(rv);
+    p.y = out<T>(y);
+    p.mean = out<T>(mean);
+    p.rstd = out<T>(rstd);
     batchnorm_forward_cpu<T>(p);
     return 0;
   });
@@ -259,7 +289,7 @@ Napi::Value batchnorm_backward(const ArgReader& a) {
   NTensor* rstd = a.tensor(4, "rstd");
   const uint8_t* mask = bn_mask(a, 5, x);
   const bool training = a.boolean(6, "training");
-  const bool nx = a.boolean(7, "needInput"), nw = a.boolean(8, "needWeight"), nb = a.boolean(9, "needBias");
+  Grads d(a, 7);
   a.want_same_dtype(x, dy, "grad");
   a.want_shape(dy, x->shape(), "grad");
   const int64_t C = x->dim(1);
@@ -267,31 +297,19 @@ Napi::Value batchnorm_backward(const ArgReader& a) {
     a.want_same_dtype(x, t, t == mean ? "mean" : "rstd");
     a.want_shape(t, {C}, t == mean ? "mean" : "rstd");
   }
-  Napi::Object dx, dw, db;
-  if (nx) dx = NTensor::New(a.env(), x->dtype(), x->shape(), a.op, false);
-  if (nw) dw = NTensor::New(a.env(), x->dtype(), {C}, a.op);
-  if (nb) db = NTensor::New(a.env(), x->dtype(), {C}, a.op);
-  if (nx || nw || nb)
+  d.allocate(a, x->dtype(), x->shape(), {C}, C, false);
+  if (d.any())
     dispatch_float(x->dtype(), a.op, [&](auto t) {
       using T = decltype(t);
-      BatchNormParams<T> p;
-      p.B = x->dim(0);
-      p.C = C;
-      p.S = x->dim(2) * x->dim(3);
-      p.x = x->ptr<T>();
-      p.w = w ? w->ptr<T>() : nullptr;
-      p.mask = mask;
-      p.training = training;
+      BatchNormParams<T> p = bn_params<T>(x, w, mask, training);
       p.mean = mean->ptr<T>();
       p.rstd = rstd->ptr<T>();
       p.dy = dy->ptr<T>();
-      p.dx = nx ? NTensor::Unwrap(dx)->ptr<T>() : nullptr;
-      p.dw = nw ? NTensor::Unwrap(dw)->ptr<T>() : nullptr;
-      p.db = nb ? NTensor::Unwrap(db)->ptr<T>() : nullptr;
+      d.set<T>(p);
       batchnorm_backward_cpu<T>(p);
       return 0;
     });
-  return triple(a, nx, dx, nw, dw, nb, db);
+  return d.result(a);
 }
 
 // Reads kernel, stride and padding at `at` for an input [B, C, H, W].
@@ -332,8 +350,8 @@ Napi::Value maxpool_forward(const ArgReader& a) {
     PoolParams<T> p;
     p.g = g;
     p.x = x->ptr<T>();
-    p.y = NTensor::Unwrap(y)->ptr<T>();
-    p.argmax = NTensor::Unwrap(am)->ptr<int32_t>();
+    p.y = out<T>(y);
+    p.argmax = out<int32_t>(am);
     maxpool_forward_cpu<T>(p);
     return 0;
   });
@@ -370,29 +388,42 @@ Napi::Value maxpool_backward(const ArgReader& a) {
     p.g.ow = dy->dim(3);
     p.argmax_in = idx;
     p.dy = dy->ptr<T>();
-    p.dx = NTensor::Unwrap(dx)->ptr<T>();
+    p.dx = out<T>(dx);
     maxpool_backward_cpu<T>(p);
     return 0;
   });
   return dx;
 }
 
-Napi::Value avgpool_forward(const ArgReader& a) {
-  NTensor* x = image(a, 0, "input");
-  const PoolGeom g = pool_geom(a, x->shape(), 1, "input");
-  const bool include_pad = a.boolean(4, "countIncludePad");
-  Napi::Object y = NTensor::New(a.env(), x->dtype(), {g.B, g.C, g.oh, g.ow}, a.op, false);
-  dispatch_float(x->dtype(), a.op, [&](auto t) {
+// Average pooling of src (x forward, dy backward) into a new tensor of the given shape.
+Napi::Value avgpool_run(const ArgReader& a, NTensor* src, const std::vector<int64_t>& shape, const PoolGeom& g,
+                        bool include_pad, bool backward) {
+  // The backward adds each window's share into dx, so dx starts at zero.
+  Napi::Object res = NTensor::New(a.env(), src->dtype(), shape, a.op, backward);
+  dispatch_float(src->dtype(), a.op, [&](auto t) {
     using T = decltype(t);
     PoolParams<T> p;
     p.g = g;
     p.count_include_pad = include_pad;
-    p.x = x->ptr<T>();
-    p.y = NTensor::Unwrap(y)->ptr<T>();
-    avgpool_forward_cpu<T>(p);
+    if (backward) {
+      p.dy = src->ptr<T>();
+      p.dx = out<T>(res);
+      avgpool_backward_cpu<T>(p);
+    } else {
+      p.x = src->ptr<T>();
+      p.y = out<T>(res);
+      avgpool_forward_cpu<T>(p);
+    }
     return 0;
   });
-  return y;
+  return res;
+}
+
+Napi::Value avgpool_forward(const ArgReader& a) {
+  NTensor* x = image(a, 0, "input");
+  const PoolGeom g = pool_geom(a, x->shape(), 1, "input");
+  const bool include_pad = a.boolean(4, "countIncludePad");
+  return avgpool_run(a, x, {g.B, g.C, g.oh, g.ow}, g, include_pad, false);
 }
 
 Napi::Value avgpool_backward(const ArgReader& a) {
@@ -401,18 +432,7 @@ Napi::Value avgpool_backward(const ArgReader& a) {
   const PoolGeom g = pool_geom(a, in, 2, "inputShape");
   const bool include_pad = a.boolean(5, "countIncludePad");
   a.want_shape(dy, {g.B, g.C, g.oh, g.ow}, "grad");
-  Napi::Object dx = NTensor::New(a.env(), dy->dtype(), in, a.op);
-  dispatch_float(dy->dtype(), a.op, [&](auto t) {
-    using T = decltype(t);
-    PoolParams<T> p;
-    p.g = g;
-    p.count_include_pad = include_pad;
-    p.dy = dy->ptr<T>();
-    p.dx = NTensor::Unwrap(dx)->ptr<T>();
-    avgpool_backward_cpu<T>(p);
-    return 0;
-  });
-  return dx;
+  return avgpool_run(a, dy, in, g, include_pad, true);
 }
 
 Napi::Value global_avgpool(const ArgReader& a, bool backward) {
@@ -428,7 +448,7 @@ Napi::Value global_avgpool(const ArgReader& a, bool backward) {
   g.C = in[1];
   g.H = in[2];
   g.W = in[3];
-  Napi::Object out = backward ? NTensor::New(a.env(), t->dtype(), in, a.op, false)
+  Napi::Object res = backward ? NTensor::New(a.env(), t->dtype(), in, a.op, false)
                               : NTensor::New(a.env(), t->dtype(), {g.B, g.C}, a.op, false);
   dispatch_float(t->dtype(), a.op, [&](auto tag) {
     using T = decltype(tag);
@@ -436,16 +456,16 @@ Napi::Value global_avgpool(const ArgReader& a, bool backward) {
     p.g = g;
     if (backward) {
       p.dy = t->ptr<T>();
-      p.dx = NTensor::Unwrap(out)->ptr<T>();
+      p.dx = out<T>(res);
       global_avgpool_backward_cpu<T>(p);
     } else {
       p.x = t->ptr<T>();
-      p.y = NTensor::Unwrap(out)->ptr<T>();
+      p.y = out<T>(res);
       global_avgpool_forward_cpu<T>(p);
     }
     return 0;
   });
-  return out;
+  return res;
 }
 
 Napi::Value apply_mask(const ArgReader& a) {
@@ -472,7 +492,7 @@ Napi::Value apply_mask(const ArgReader& a) {
     p.fx = W / w;
     p.x = x->ptr<T>();
     p.mask = mask;
-    p.y = NTensor::Unwrap(y)->ptr<T>();
+    p.y = out<T>(y);
     apply_mask_cpu<T>(p);
     return 0;
   });
@@ -486,9 +506,9 @@ Napi::Value upsample_mask(const ArgReader& a) {
   a.want_ndim(m, 3, 3, "mask");
   const uint8_t* mask = checked_mask(a, m, m->shape(), "mask");
   const int64_t B = m->dim(0), h = m->dim(1), w = m->dim(2);
-  Napi::Object out = NTensor::New(a.env(), DType::U8, {B, h * f, w * f}, a.op, false);
-  upsample_mask_cpu(mask, B, h, w, f, NTensor::Unwrap(out)->ptr<uint8_t>());
-  return out;
+  Napi::Object res = NTensor::New(a.env(), DType::U8, {B, h * f, w * f}, a.op, false);
+  upsample_mask_cpu(mask, B, h, w, f, out<uint8_t>(res));
+  return res;
 }
 
 }  // namespace

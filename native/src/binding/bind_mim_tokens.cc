@@ -66,6 +66,27 @@ PatchifyParams<T> patch_params(int64_t B, int64_t C, int64_t H, int64_t W, int64
   return p;
 }
 
+template <typename V>
+AssembleTokensParams<V> assemble_params(int64_t B, int64_t Ls, int64_t Lo, int64_t D, int64_t T, NTensor* index) {
+  AssembleTokensParams<V> p;
+  p.B = B;
+  p.Ls = Ls;
+  p.Lo = Lo;
+  p.D = D;
+  p.num_tokens = T;
+  p.index = index->ptr<int32_t>();
+  return p;
+}
+
+template <typename T>
+TokenMeanParams<T> token_mean_params(int64_t B, int64_t L, int64_t D) {
+  TokenMeanParams<T> p;
+  p.B = B;
+  p.L = L;
+  p.D = D;
+  return p;
+}
+
 void register_masking(Napi::Object exports) {
   CLOZE_EXPORT(exports, "maskFromScores", [](const ArgReader& a) -> Napi::Value {
     NTensor* s = a.tensor(0, "scores");
@@ -167,13 +188,7 @@ void register_assemble(Napi::Object exports) {
     Napi::Object out = NTensor::New(a.env(), x->dtype(), {B, Lo, D}, a.op, false);
     dispatch_float(x->dtype(), a.op, [&](auto t) {
       using V = decltype(t);
-      AssembleTokensParams<V> p;
-      p.B = B;
-      p.Ls = Ls;
-      p.Lo = Lo;
-      p.D = D;
-      p.num_tokens = T;
-      p.index = index->ptr<int32_t>();
+      AssembleTokensParams<V> p = assemble_params<V>(B, Ls, Lo, D, T, index);
       p.x = x->ptr<V>();
       p.tokens = tokens ? tokens->ptr<V>() : nullptr;
       p.out = NTensor::Unwrap(out)->ptr<V>();
@@ -201,13 +216,7 @@ void register_assemble(Napi::Object exports) {
     if (need_tokens) dt = NTensor::New(a.env(), g->dtype(), {T, D}, a.op, true);
     dispatch_float(g->dtype(), a.op, [&](auto t) {
       using V = decltype(t);
-      AssembleTokensParams<V> p;
-      p.B = B;
-      p.Ls = Ls;
-      p.Lo = Lo;
-      p.D = D;
-      p.num_tokens = T;
-      p.index = index->ptr<int32_t>();
+      AssembleTokensParams<V> p = assemble_params<V>(B, Ls, Lo, D, T, index);
       p.dout = g->ptr<V>();
       p.dx = need_x ? NTensor::Unwrap(dx)->ptr<V>() : nullptr;
       p.dtokens = need_tokens ? NTensor::Unwrap(dt)->ptr<V>() : nullptr;
@@ -269,10 +278,7 @@ void register_token_mean(Napi::Object exports) {
     Napi::Object out = NTensor::New(a.env(), x->dtype(), {B, D}, a.op, false);
     dispatch_float(x->dtype(), a.op, [&](auto t) {
       using T = decltype(t);
-      TokenMeanParams<T> p;
-      p.B = B;
-      p.L = L;
-      p.D = D;
+      TokenMeanParams<T> p = token_mean_params<T>(B, L, D);
       p.x = x->ptr<T>();
       p.out = NTensor::Unwrap(out)->ptr<T>();
       token_mean_forward_cpu<T>(p);
@@ -290,10 +296,7 @@ void register_token_mean(Napi::Object exports) {
     Napi::Object out = NTensor::New(a.env(), g->dtype(), {B, L, D}, a.op, false);
     dispatch_float(g->dtype(), a.op, [&](auto t) {
       using T = decltype(t);
-      TokenMeanParams<T> p;
-      p.B = B;
-      p.L = L;
-      p.D = D;
+      TokenMeanParams<T> p = token_mean_params<T>(B, L, D);
       p.dout = g->ptr<T>();
       p.dx = NTensor::Unwrap(out)->ptr<T>();
       token_mean_backward_cpu<T>(p);

@@ -93,6 +93,35 @@ std::shared_ptr<Storage> inverse_of(const ArgReader& a, NTensor* nbr, int64_t N,
   return inv;
 }
 
+// The buffer of an optional tensor argument, or null.
+template <typename T>
+T* ptr_or_null(NTensor* t) { return t ? t->ptr<T>() : nullptr; }
+
+// The buffer of an output a binding allocated.
+template <typename T>
+T* out(const Napi::Object& o) { return NTensor::Unwrap(o)->ptr<T>(); }
+
+// The gradients of input, weight and bias: read from three needX/needW/needB
+// arguments; those not asked for stay unallocated and come back as null.
+struct Grads {
+  bool need_x, need_w, need_b;
+  Napi::Object dx, dw, db;
+  Grads(const ArgReader& a, size_t first)
+      : need_x(a.boolean(first, "needInput")), need_w(a.boolean(first + 1, "needWeight")), need_b(a.boolean(first + 2, "needBias")) {}
+  void allocate(const ArgReader& a, DType dt, const std::vector<int64_t>& xs, const std::vector<int64_t>& ws, int64_t C) {
+    if (need_x) dx = NTensor::New(a.env(), dt, xs, a.op, false);
+    if (need_w) dw = NTensor::New(a.env(), dt, ws, a.op, false);
+    if (need_b) db = NTensor::New(a.env(), dt, {C}, a.op, false);
+  }
+  template <typename T, typename P>
+  void set(P& p) const {
+    p.dx = need_x ? out<T>(dx) : nullptr;
+    p.dw = need_w ? out<T>(dw) : nullptr;
+    p.db = need_b ? out<T>(db) : nullptr;
+  }
+  Napi::Array result(const ArgReader& a) const { return triple(a, null_or(a, need_x, dx), null_or(a, need_w, dw), null_or(a, need_b, db)); }
+};
+
 struct ConvArgs {
   NTensor *x, *w, *nbr;
   int64_t N, Cin, Cout, K2;
@@ -118,6 +147,20 @@ ConvArgs conv_args(const ArgReader& a, size_t ix, size_t iw, size_t inbr, bool d
   return c;
 }
 
+template <typename T>
+SparseConvParams<T> conv_params(const ConvArgs& c) {
+  SparseConvParams<T> p;
+  p.N = c.N;
+  p.M = c.nbr->dim(0);
+  p.K2 = c.K2;
+  p.Cin = c.Cin;
+  p.Cout = c.Cout;
+  p.x = c.x->ptr<T>();
+  p.w = c.w->ptr<T>();
+  p.nbr = c.nbr->ptr<int32_t>();
+  return p;
+}
+
 template <bool Depthwise>
 Napi::Value conv_forward(const ArgReader& a) {
   const ConvArgs c = conv_args(a, 0, 1, 3, Depthwise);
@@ -127,17 +170,9 @@ Napi::Value conv_forward(const ArgReader& a) {
   Napi::Object y = NTensor::New(a.env(), c.x->dtype(), {M, c.Cout}, a.op, false);
   dispatch_float(c.x->dtype(), a.op, [&](auto t) {
     using T = decltype(t);
-    SparseConvParams<T> p;
-    p.N = c.N;
-    p.M = M;
-    p.K2 = c.K2;
-    p.Cin = c.Cin;
-    p.Cout = c.Cout;
-    p.x = c.x->ptr<T>();
-    p.w = c.w->ptr<T>();
-    p.b = b ? b->ptr<T>() : nullptr;
-    p.nbr = c.nbr->ptr<int32_t>();
-    p.y = NTensor::Unwrap(y)->ptr<T>();
+    SparseConvParams<T> p = conv_params<T>(c);
+    p.b = ptr_or_null<T>(b);
+    p.y = out<T>(y);
     if (Depthwise)
       sparse_depthwise_forward_cpu<T>(p);
     else
@@ -151,39 +186,39 @@ template <bool Depthwise>
 Napi::Value conv_backward(const ArgReader& a) {
   NTensor* g = a.tensor(0, "grad");
   const ConvArgs c = conv_args(a, 1, 2, 3, Depthwise);
-  const bool need_x = a.boolean(4, "needInput"), need_w = a.boolean(5, "needWeight"), need_b = a.boolean(6, "needBias");
+  Grads d(a, 4);
   const int64_t M = c.nbr->dim(0);
   a.want_same_dtype(c.x, g, "grad");
   a.want_shape(g, {M, c.Cout}, "grad");
   std::shared_ptr<Storage> inv;
-  if (need_x) inv = inverse_of(a, c.nbr, c.N, "nbr");
-  Napi::Object dx, dw, db;
-  if (need_x) dx = NTensor::New(a.env(), c.x->dtype(), c.x->shape(), a.op, false);
-  if (need_w) dw = NTensor::New(a.env(), c.x->dtype(), c.w->shape(), a.op, false);
-  if (need_b) db = NTensor::New(a.env(), c.x->dtype(), {c.Cout}, a.op, false);
+  if (d.need_x) inv = inverse_of(a, c.nbr, c.N, "nbr");
+  d.allocate(a, c.x->dtype(), c.x->shape(), c.w->shape(), c.Cout);
   dispatch_float(c.x->dtype(), a.op, [&](auto t) {
     using T = decltype(t);
-    SparseConvParams<T> p;
-    p.N = c.N;
-    p.M = M;
-    p.K2 = c.K2;
-    p.Cin = c.Cin;
-    p.Cout = c.Cout;
-    p.x = c.x->ptr<T>();
-    p.w = c.w->ptr<T>();
-    p.nbr = c.nbr->ptr<int32_t>();
+    SparseConvParams<T> p = conv_params<T>(c);
     p.inv = inv ? static_cast<const int32_t*>(inv->data()) : nullptr;
     p.dy = g->ptr<T>();
-    p.dx = need_x ? NTensor::Unwrap(dx)->ptr<T>() : nullptr;
-    p.dw = need_w ? NTensor::Unwrap(dw)->ptr<T>() : nullptr;
-    p.db = need_b ? NTensor::Unwrap(db)->ptr<T>() : nullptr;
+    d.set<T>(p);
     if (Depthwise)
       sparse_depthwise_backward_cpu<T>(p);
     else
       sparse_conv_backward_cpu<T>(p);
     return 0;
   });
-  return triple(a, null_or(a, need_x, dx), null_or(a, need_w, dw), null_or(a, need_b, db));
+  return d.result(a);
+}
+
+template <typename T>
+SiteMapParams<T> site_params(int64_t N, int64_t C, int64_t B, int64_t H, int64_t W, NTensor* coords, const Napi::Object& o) {
+  SiteMapParams<T> p;
+  p.N = N;
+  p.C = C;
+  p.B = B;
+  p.H = H;
+  p.W = W;
+  p.coords = coords->ptr<int32_t>();
+  p.out = out<T>(o);
+  return p;
 }
 
 // toSparse (gather: the sites' rows) and toDenseFillGrad (the inactive sites' sum per channel).
@@ -198,25 +233,18 @@ Napi::Value from_dense(const ArgReader& a, bool gather) {
   want_sites(a, coords, B, H, W, -1, "coords");
   const int64_t N = coords->dim(0);
   const std::vector<int64_t> shape = gather ? std::vector<int64_t>{N, C} : std::vector<int64_t>{C};
-  Napi::Object out = NTensor::New(a.env(), d->dtype(), shape, a.op, false);
+  Napi::Object res = NTensor::New(a.env(), d->dtype(), shape, a.op, false);
   dispatch_float(d->dtype(), a.op, [&](auto t) {
     using T = decltype(t);
-    SiteMapParams<T> p;
-    p.N = N;
-    p.C = C;
-    p.B = B;
-    p.H = H;
-    p.W = W;
-    p.coords = coords->ptr<int32_t>();
+    SiteMapParams<T> p = site_params<T>(N, C, B, H, W, coords, res);
     p.dense = d->ptr<T>();
-    p.out = NTensor::Unwrap(out)->ptr<T>();
     if (gather)
       to_sparse_cpu<T>(p);
     else
       fill_grad_cpu<T>(p);
     return 0;
   });
-  return out;
+  return res;
 }
 
 void register_sites(Napi::Object exports) {
@@ -286,27 +314,42 @@ void register_sites(Napi::Object exports) {
     if (B * H * W > kMaxI32) a.bad(ErrCode::Shape, "fewer than 2^31 sites", "B·H·W", s(B * H * W));
     want_sites(a, coords, B, H, W, x->dim(0), "coords");
     want_vector(a, x, fill, C, "fill");
-    Napi::Object out = NTensor::New(a.env(), x->dtype(), {B, C, H, W}, a.op, false);
+    Napi::Object res = NTensor::New(a.env(), x->dtype(), {B, C, H, W}, a.op, false);
     dispatch_float(x->dtype(), a.op, [&](auto t) {
       using T = decltype(t);
-      SiteMapParams<T> p;
-      p.N = x->dim(0);
-      p.C = C;
-      p.B = B;
-      p.H = H;
-      p.W = W;
-      p.coords = coords->ptr<int32_t>();
+      SiteMapParams<T> p = site_params<T>(x->dim(0), C, B, H, W, coords, res);
       p.rows = x->ptr<T>();
-      p.fill = fill ? fill->ptr<T>() : nullptr;
-      p.out = NTensor::Unwrap(out)->ptr<T>();
+      p.fill = ptr_or_null<T>(fill);
       to_dense_cpu<T>(p);
       return 0;
     });
-    return out;
+    return res;
   });
 
   CLOZE_EXPORT(exports, "toSparse", [](const ArgReader& a) { return from_dense(a, true); });
   CLOZE_EXPORT(exports, "toDenseFillGrad", [](const ArgReader& a) { return from_dense(a, false); });
+}
+
+template <typename T>
+SparseBatchNormParams<T> norm_params(int64_t N, int64_t C, bool training, NTensor* x, NTensor* w) {
+  SparseBatchNormParams<T> p;
+  p.N = N;
+  p.C = C;
+  p.training = training;
+  p.x = x->ptr<T>();
+  p.w = ptr_or_null<T>(w);
+  return p;
+}
+
+template <typename T>
+SparseMaxPoolParams<T> pool_params(int64_t N, int64_t M, int64_t C, int64_t K2, NTensor* nbr) {
+  SparseMaxPoolParams<T> p;
+  p.N = N;
+  p.M = M;
+  p.C = C;
+  p.K2 = K2;
+  p.nbr = nbr->ptr<int32_t>();
+  return p;
 }
 
 void register_norm_pool(Napi::Object exports) {
@@ -333,20 +376,15 @@ void register_norm_pool(Napi::Object exports) {
     Napi::Object rstd = NTensor::New(a.env(), x->dtype(), {C}, a.op, true);
     dispatch_float(x->dtype(), a.op, [&](auto t) {
       using T = decltype(t);
-      SparseBatchNormParams<T> p;
-      p.N = N;
-      p.C = C;
+      SparseBatchNormParams<T> p = norm_params<T>(N, C, training, x, w);
       p.eps = eps;
       p.momentum = momentum;
-      p.training = training;
-      p.x = x->ptr<T>();
-      p.w = w ? w->ptr<T>() : nullptr;
-      p.b = b ? b->ptr<T>() : nullptr;
-      p.running_mean = rm ? rm->ptr<T>() : nullptr;
-      p.running_var = rv ? rv->ptr<T>() : nullptr;
-      p.y = NTensor::Unwrap(y)->ptr<T>();
-      p.mean = NTensor::Unwrap(mean)->ptr<T>();
-      p.rstd = NTensor::Unwrap(rstd)->ptr<T>();
+      p.b = ptr_or_null<T>(b);
+      p.running_mean = ptr_or_null<T>(rm);
+      p.running_var = ptr_or_null<T>(rv);
+      p.y = out<T>(y);
+      p.mean = out<T>(mean);
+      p.rstd = out<T>(rstd);
       sparse_batchnorm_forward_cpu<T>(p);
       return 0;
     });
@@ -360,35 +398,25 @@ void register_norm_pool(Napi::Object exports) {
     NTensor* mean = a.tensor(3, "mean");
     NTensor* rstd = a.tensor(4, "rstd");
     const bool batch_stats = a.boolean(5, "batchStats");
-    const bool need_x = a.boolean(6, "needInput"), need_w = a.boolean(7, "needWeight"), need_b = a.boolean(8, "needBias");
+    Grads d(a, 6);
     const int64_t C = want_rows(a, x, "input"), N = x->dim(0);
     a.want_same_dtype(x, g, "grad");
     a.want_shape(g, {N, C}, "grad");
     want_vector(a, x, w, C, "weight");
     want_vector(a, x, mean, C, "mean");
     want_vector(a, x, rstd, C, "rstd");
-    Napi::Object dx, dw, db;
-    if (need_x) dx = NTensor::New(a.env(), x->dtype(), {N, C}, a.op, false);
-    if (need_w) dw = NTensor::New(a.env(), x->dtype(), {C}, a.op, false);
-    if (need_b) db = NTensor::New(a.env(), x->dtype(), {C}, a.op, false);
+    d.allocate(a, x->dtype(), {N, C}, {C}, C);
     dispatch_float(x->dtype(), a.op, [&](auto t) {
       using T = decltype(t);
-      SparseBatchNormParams<T> p;
-      p.N = N;
-      p.C = C;
-      p.training = batch_stats;
-      p.x = x->ptr<T>();
-      p.w = w ? w->ptr<T>() : nullptr;
+      SparseBatchNormParams<T> p = norm_params<T>(N, C, batch_stats, x, w);
       p.mean = mean->ptr<T>();
       p.rstd = rstd->ptr<T>();
       p.dy = g->ptr<T>();
-      p.dx = need_x ? NTensor::Unwrap(dx)->ptr<T>() : nullptr;
-      p.dw = need_w ? NTensor::Unwrap(dw)->ptr<T>() : nullptr;
-      p.db = need_b ? NTensor::Unwrap(db)->ptr<T>() : nullptr;
+      d.set<T>(p);
       sparse_batchnorm_backward_cpu<T>(p);
       return 0;
     });
-    return triple(a, null_or(a, need_x, dx), null_or(a, need_w, dw), null_or(a, need_b, db));
+    return d.result(a);
   });
 
   CLOZE_EXPORT(exports, "sparseMaxPool", [](const ArgReader& a) -> Napi::Value {
@@ -403,15 +431,10 @@ void register_norm_pool(Napi::Object exports) {
     Napi::Object arg = NTensor::New(a.env(), DType::I32, {M, C}, a.op, false);
     dispatch_float(x->dtype(), a.op, [&](auto t) {
       using T = decltype(t);
-      SparseMaxPoolParams<T> p;
-      p.N = N;
-      p.M = M;
-      p.C = C;
-      p.K2 = K2;
+      SparseMaxPoolParams<T> p = pool_params<T>(N, M, C, K2, nbr);
       p.x = x->ptr<T>();
-      p.nbr = nbr->ptr<int32_t>();
-      p.y = NTensor::Unwrap(y)->ptr<T>();
-      p.arg = NTensor::Unwrap(arg)->ptr<int32_t>();
+      p.y = out<T>(y);
+      p.arg = out<int32_t>(arg);
       sparse_maxpool_forward_cpu<T>(p);
       return 0;
     });
@@ -441,16 +464,11 @@ void register_norm_pool(Napi::Object exports) {
     Napi::Object dx = NTensor::New(a.env(), g->dtype(), {N, C}, a.op, false);
     dispatch_float(g->dtype(), a.op, [&](auto t) {
       using T = decltype(t);
-      SparseMaxPoolParams<T> p;
-      p.N = N;
-      p.M = M;
-      p.C = C;
-      p.K2 = K2;
-      p.nbr = nbr->ptr<int32_t>();
+      SparseMaxPoolParams<T> p = pool_params<T>(N, M, C, K2, nbr);
       p.inv = static_cast<const int32_t*>(inv->data());
       p.arg_in = ap;
       p.dy = g->ptr<T>();
-      p.dx = NTensor::Unwrap(dx)->ptr<T>();
+      p.dx = out<T>(dx);
       sparse_maxpool_backward_cpu<T>(p);
       return 0;
     });

@@ -20,6 +20,26 @@ inline void window(int64_t o, int64_t n, const PoolGeom& g, int64_t* lo, int64_t
   *hi = std::min<int64_t>(start + g.k, n);
 }
 
+// Calls f(bc, o, y0, y1, x0, x1) for each output pixel o (flat in the oh × ow
+// plane) of each plane bc, with its window clipped to [y0, y1) × [x0, x1).
+// Planes are split between threads and each is walked in output order, so
+// overlapping windows that add into a pixel do so in a fixed order.
+template <typename F>
+void for_each_window(const PoolGeom& g, F&& f) {
+  parallel_range(g.B * g.C, plane_grain(g.oh * g.ow * g.k * g.k), [&](int64_t a, int64_t e) {
+    for (int64_t bc = a; bc < e; bc++)
+      for (int64_t oy = 0; oy < g.oh; oy++) {
+        int64_t y0, y1;
+        window(oy, g.H, g, &y0, &y1);
+        for (int64_t ox = 0; ox < g.ow; ox++) {
+          int64_t x0, x1;
+          window(ox, g.W, g, &x0, &x1);
+          f(bc, oy * g.ow + ox, y0, y1, x0, x1);
+        }
+      }
+  });
+}
+
 template <typename T>
 T sum_fixed(const T* a, int64_t n) {
   T s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -37,30 +57,20 @@ template <typename T>
 void maxpool_forward_cpu(const PoolParams<T>& p) {
   const PoolGeom& g = p.g;
   const int64_t S = g.H * g.W, P = g.oh * g.ow;
-  parallel_range(g.B * g.C, plane_grain(P * g.k * g.k), [&](int64_t a, int64_t e) {
-    for (int64_t bc = a; bc < e; bc++) {
-      const T* x = p.x + bc * S;
-      for (int64_t oy = 0; oy < g.oh; oy++) {
-        int64_t y0, y1;
-        window(oy, g.H, g, &y0, &y1);
-        for (int64_t ox = 0; ox < g.ow; ox++) {
-          int64_t x0, x1;
-          window(ox, g.W, g, &x0, &x1);
-          T best = x[y0 * g.W + x0];
-          int64_t at = y0 * g.W + x0;
-          for (int64_t iy = y0; iy < y1; iy++)
-            for (int64_t ix = x0; ix < x1; ix++) {
-              const T v = x[iy * g.W + ix];
-              if (v > best || (std::isnan(v) && !std::isnan(best))) {
-                best = v;
-                at = iy * g.W + ix;
-              }
-            }
-          p.y[bc * P + oy * g.ow + ox] = best;
-          p.argmax[bc * P + oy * g.ow + ox] = static_cast<int32_t>(at);
+  for_each_window(g, [&](int64_t bc, int64_t o, int64_t y0, int64_t y1, int64_t x0, int64_t x1) {
+    const T* x = p.x + bc * S;
+    T best = x[y0 * g.W + x0];
+    int64_t at = y0 * g.W + x0;
+    for (int64_t iy = y0; iy < y1; iy++)
+      for (int64_t ix = x0; ix < x1; ix++) {
+        const T v = x[iy * g.W + ix];
+        if (v > best || (std::isnan(v) && !std::isnan(best))) {
+          best = v;
+          at = iy * g.W + ix;
         }
       }
-    }
+    p.y[bc * P + o] = best;
+    p.argmax[bc * P + o] = static_cast<int32_t>(at);
   });
 }
 
@@ -84,23 +94,13 @@ template <typename T>
 void avgpool_forward_cpu(const PoolParams<T>& p) {
   const PoolGeom& g = p.g;
   const int64_t S = g.H * g.W, P = g.oh * g.ow;
-  parallel_range(g.B * g.C, plane_grain(P * g.k * g.k), [&](int64_t a, int64_t e) {
-    for (int64_t bc = a; bc < e; bc++) {
-      const T* x = p.x + bc * S;
-      for (int64_t oy = 0; oy < g.oh; oy++) {
-        int64_t y0, y1;
-        window(oy, g.H, g, &y0, &y1);
-        for (int64_t ox = 0; ox < g.ow; ox++) {
-          int64_t x0, x1;
-          window(ox, g.W, g, &x0, &x1);
-          T acc = 0;
-          for (int64_t iy = y0; iy < y1; iy++)
-            for (int64_t ix = x0; ix < x1; ix++) acc += x[iy * g.W + ix];
-          const int64_t div = p.count_include_pad ? g.k * g.k : (y1 - y0) * (x1 - x0);
-          p.y[bc * P + oy * g.ow + ox] = acc / static_cast<T>(div);
-        }
-      }
-    }
+  for_each_window(g, [&](int64_t bc, int64_t o, int64_t y0, int64_t y1, int64_t x0, int64_t x1) {
+    const T* x = p.x + bc * S;
+    T acc = 0;
+    for (int64_t iy = y0; iy < y1; iy++)
+      for (int64_t ix = x0; ix < x1; ix++) acc += x[iy * g.W + ix];
+    const int64_t div = p.count_include_pad ? g.k * g.k : (y1 - y0) * (x1 - x0);
+    p.y[bc * P + o] = acc / static_cast<T>(div);
   });
 }
 
@@ -108,22 +108,12 @@ template <typename T>
 void avgpool_backward_cpu(const PoolParams<T>& p) {
   const PoolGeom& g = p.g;
   const int64_t S = g.H * g.W, P = g.oh * g.ow;
-  parallel_range(g.B * g.C, plane_grain(P * g.k * g.k), [&](int64_t a, int64_t e) {
-    for (int64_t bc = a; bc < e; bc++) {
-      T* dx = p.dx + bc * S;
-      for (int64_t oy = 0; oy < g.oh; oy++) {
-        int64_t y0, y1;
-        window(oy, g.H, g, &y0, &y1);
-        for (int64_t ox = 0; ox < g.ow; ox++) {
-          int64_t x0, x1;
-          window(ox, g.W, g, &x0, &x1);
-          const int64_t div = p.count_include_pad ? g.k * g.k : (y1 - y0) * (x1 - x0);
-          const T v = p.dy[bc * P + oy * g.ow + ox] / static_cast<T>(div);
-          for (int64_t iy = y0; iy < y1; iy++)
-            for (int64_t ix = x0; ix < x1; ix++) dx[iy * g.W + ix] += v;
-        }
-      }
-    }
+  for_each_window(g, [&](int64_t bc, int64_t o, int64_t y0, int64_t y1, int64_t x0, int64_t x1) {
+    T* dx = p.dx + bc * S;
+    const int64_t div = p.count_include_pad ? g.k * g.k : (y1 - y0) * (x1 - x0);
+    const T v = p.dy[bc * P + o] / static_cast<T>(div);
+    for (int64_t iy = y0; iy < y1; iy++)
+      for (int64_t ix = x0; ix < x1; ix++) dx[iy * g.W + ix] += v;
   });
 }
 
