@@ -14,7 +14,7 @@ export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
     .scriptName('cloze')
     .usage('$0 <command> [options]')
-    .command('pretrain', 'Pre-train an encoder with masked modeling: task mlm (BERT-style text) or mim (ViT on images)', pretrainOptions, (args) =>
+    .command('pretrain', 'Pre-train an encoder with masked modeling: task mlm (BERT-style text), mim (ViT on images) or spark (convnets)', pretrainOptions, (args) =>
       runPretrain(args as Record<string, unknown>),
     )
     .command(
@@ -109,6 +109,12 @@ export async function main(argv: string[]): Promise<void> {
       },
     )
     .demandCommand(1, 'Name a command; see --help.')
+    // A failing run prints its own message (bin/cloze.js), not the whole usage text and a stack.
+    .fail((msg, err, y) => {
+      if (err) throw err;
+      y.showHelp();
+      throw new Error(msg);
+    })
     .strict()
     .help()
     .parseAsync();

@@ -28,7 +28,7 @@ export function mtoBlocks(requested: number, depth: number): number {
   return requested < 0 ? Math.max(1, Math.floor(depth / 2)) : Math.min(requested, depth);
 }
 
-export function mimSettings(cfg: RunConfig, depthWithMaskTokens: number, where = 'options'): MimSettings {
+export function mimSettings(cfg: RunConfig, depthWithMaskTokens: number, where = 'run settings'): MimSettings {
   const bad = (field: string, what: string, got: unknown): never => {
     throw new ClozeError('E_VALUE', `${where}: Expected ${what} for ${field} but received ${JSON.stringify(got)}`);
   };
