@@ -90,14 +90,41 @@ void gather_gemm(const T* src, int64_t C, const int32_t* table, int64_t R, int64
 
 }  // namespace
 
+namespace {
+// Wr [K2·Cin, Cout] with Wr[o·Cin + ci, co] = W[co, ci, o]. Done as a blocked transpose of W
+// viewed as [Cout, Cin·K2] followed by contiguous row moves: the element-wise permutation read
+// W with a stride of Cin·K2 and took 2 ms of a 3.2 ms forward at Cin = Cout = 256.
+template <typename T>
+void reorder_weight(const T* w, int64_t Cout, int64_t Cin, int64_t K2, T* wr) {
+  const int64_t KC = Cin * K2;
+  std::vector<T> wt(static_cast<size_t>(KC * Cout));  // wt[ci·K2 + o, co]
+  constexpr int64_t kB = 32;
+  const int64_t rb = (KC + kB - 1) / kB;
+  parallel_range(rb, 1, [&](int64_t b0, int64_t e0) {
+    for (int64_t t = b0; t < e0; t++) {
+      const int64_t k0 = t * kB, k1 = std::min(KC, k0 + kB);
+      for (int64_t c0 = 0; c0 < Cout; c0 += kB) {
+        const int64_t c1 = std::min(Cout, c0 + kB);
+        for (int64_t co = c0; co < c1; co++)
+          for (int64_t k = k0; k < k1; k++) wt[static_cast<size_t>(k * Cout + co)] = w[co * KC + k];
+      }
+    }
+  });
+  parallel_range(KC, std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(Cout, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; r++) {
+      const int64_t o = r / Cin, ci = r % Cin;
+      std::copy(wt.data() + (ci * K2 + o) * Cout, wt.data() + (ci * K2 + o + 1) * Cout, wr + r * Cout);
+    }
+  });
+}
+}  // namespace
+
 template <typename T>
 void sparse_conv_forward_cpu(const SparseConvParams<T>& p) {
   const int64_t K2 = p.K2, Cin = p.Cin, Cout = p.Cout;
-  // Wr [K2·Cin, Cout]: Wr[o·Cin + ci, co] = W[co, ci, o], so a tile row times Wr is one output row.
+  // A tile row times Wr is one output row.
   std::vector<T> wr(static_cast<size_t>(K2 * Cin * Cout));
-  for (int64_t co = 0; co < Cout; co++)
-    for (int64_t ci = 0; ci < Cin; ci++)
-      for (int64_t o = 0; o < K2; o++) wr[static_cast<size_t>((o * Cin + ci) * Cout + co)] = p.w[(co * Cin + ci) * K2 + o];
+  reorder_weight(p.w, Cout, Cin, K2, wr.data());
   gather_gemm(p.x, Cin, p.nbr, p.M, K2, wr.data(), Cout, p.b, p.y, "sparseConv");
 }
 
