@@ -73,7 +73,10 @@ function timeOurs(c: SparkConfig, mode: SparkMode, ratio: number, a: Args): numb
   };
   for (let i = 0; i < a.warmup; i++) run();
   const samples: number[] = [];
+  const gc = (globalThis as { gc?: () => void }).gc;
   for (let r = 0; r < a.reps; r++) {
+    // Collect between samples, so a JS garbage collection does not land inside one of them.
+    gc?.();
     const t0 = nowMs();
     run();
     samples.push(nowMs() - t0);
