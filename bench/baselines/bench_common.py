@@ -39,3 +39,31 @@ def peak_rss_growth(fn):
         return None
     fn()
     return (status_kib("VmHWM") - before) * 1024
+
+
+def time_steps(step, warmup, reps):
+    """Warm up (at least once), then time `reps` calls of step().
+
+    Returns median_ms, samples_ms, cpu_user_ms and cpu_sys_ms per call (summed over
+    threads), and step_rss_growth_bytes: the peak-RSS growth of one more call.
+    """
+    import resource
+    import statistics
+    import time
+
+    for _ in range(max(1, warmup)):
+        step()
+    samples = []
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        step()
+        samples.append((time.perf_counter() - t0) * 1e3)
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "median_ms": statistics.median(samples),
+        "samples_ms": samples,
+        "cpu_user_ms": (r1.ru_utime - r0.ru_utime) * 1e3 / reps,
+        "cpu_sys_ms": (r1.ru_stime - r0.ru_stime) * 1e3 / reps,
+        "step_rss_growth_bytes": peak_rss_growth(step),
+    }

@@ -34,12 +34,9 @@ peak_rss_bytes and step_rss_growth_bytes as in mlm_torch.py.
 import argparse
 import json
 import math
-import resource
-import statistics
 import sys
-import time
 
-from bench_common import blas_core, peak_rss_growth, status_kib
+from bench_common import blas_core, status_kib, time_steps
 
 
 def parse():
@@ -273,17 +270,8 @@ def main():
         losses.append(loss.item())
 
     step = full_step if mode == "mae" else encoder_step
-    for _ in range(max(1, a.warmup)):
-        step()
-    samples = []
-    r0 = resource.getrusage(resource.RUSAGE_SELF)
-    for _ in range(a.steps):
-        t0 = time.perf_counter()
-        step()
-        samples.append((time.perf_counter() - t0) * 1e3)
-    r1 = resource.getrusage(resource.RUSAGE_SELF)
-    growth = peak_rss_growth(step)
-    med = statistics.median(samples)
+    t = time_steps(step, a.warmup, a.steps)
+    med = t["median_ms"]
     print(
         json.dumps(
             {
@@ -303,14 +291,14 @@ def main():
                 "encoder_tokens": encoder_tokens,
                 "median_ms": med,
                 "ms_per_step": med,
-                "samples_ms": samples,
+                "samples_ms": t["samples_ms"],
                 "tokens_per_s": B * L / (med / 1e3),
                 "encoder_tokens_per_s": B * encoder_tokens / (med / 1e3),
                 "images_per_s": B / (med / 1e3),
-                "cpu_user_ms": (r1.ru_utime - r0.ru_utime) * 1e3 / a.steps,
-                "cpu_sys_ms": (r1.ru_stime - r0.ru_stime) * 1e3 / a.steps,
+                "cpu_user_ms": t["cpu_user_ms"],
+                "cpu_sys_ms": t["cpu_sys_ms"],
                 "losses": losses,
-                "step_rss_growth_bytes": growth,
+                "step_rss_growth_bytes": t["step_rss_growth_bytes"],
                 "peak_rss_bytes": status_kib("VmHWM") * 1024,
             }
         )

@@ -23,12 +23,9 @@ measures the cloze side the same way).
 import argparse
 import json
 import math
-import resource
-import statistics
 import sys
-import time
 
-from bench_common import blas_core, peak_rss_growth, status_kib
+from bench_common import blas_core, status_kib, time_steps
 
 
 def parse():
@@ -169,17 +166,8 @@ def main():
         opt.step()
         losses.append(loss.item())
 
-    for _ in range(max(1, a.warmup)):
-        step()
-    samples = []
-    r0 = resource.getrusage(resource.RUSAGE_SELF)
-    for _ in range(a.reps):
-        t0 = time.perf_counter()
-        step()
-        samples.append((time.perf_counter() - t0) * 1e3)
-    r1 = resource.getrusage(resource.RUSAGE_SELF)
-    growth = peak_rss_growth(step)
-    med = statistics.median(samples)
+    t = time_steps(step, a.warmup, a.reps)
+    med = t["median_ms"]
     print(
         json.dumps(
             {
@@ -191,12 +179,12 @@ def main():
                 "params": sum(p.numel() for p in params),
                 "masked_rows": len(rows_l),
                 "median_ms": med,
-                "samples_ms": samples,
+                "samples_ms": t["samples_ms"],
                 "tokens_per_s": B * L / (med / 1e3),
-                "cpu_user_ms": (r1.ru_utime - r0.ru_utime) * 1e3 / a.reps,
-                "cpu_sys_ms": (r1.ru_stime - r0.ru_stime) * 1e3 / a.reps,
+                "cpu_user_ms": t["cpu_user_ms"],
+                "cpu_sys_ms": t["cpu_sys_ms"],
                 "losses": losses,
-                "step_rss_growth_bytes": growth,
+                "step_rss_growth_bytes": t["step_rss_growth_bytes"],
                 "peak_rss_bytes": status_kib("VmHWM") * 1024,
             }
         )

@@ -35,12 +35,10 @@ visible pixels); {"ok": false, "error": ...} on failure.
 import argparse
 import json
 import math
-import resource
 import statistics
 import sys
-import time
 
-from bench_common import blas_core, peak_rss_growth, status_kib
+from bench_common import blas_core, status_kib, time_steps
 
 WIDTHS = [32, 64, 128, 256]
 DEPTHS = {"resnet": [1, 1, 1, 1], "convnext": [1, 1, 2, 1]}
@@ -280,17 +278,8 @@ def run(a):
         losses.append(loss.item())
         visible.append(1.0 if a.dense else ctx.fmask[0].mean().item())
 
-    for _ in range(max(1, a.warmup)):
-        step()
-    samples = []
-    r0 = resource.getrusage(resource.RUSAGE_SELF)
-    for _ in range(a.reps):
-        t0 = time.perf_counter()
-        step()
-        samples.append((time.perf_counter() - t0) * 1e3)
-    r1 = resource.getrusage(resource.RUSAGE_SELF)
-    growth = peak_rss_growth(step)
-    med = statistics.median(samples)
+    t = time_steps(step, a.warmup, a.reps)
+    med = t["median_ms"]
     return {
         "ok": True,
         "arch": a.arch,
@@ -306,13 +295,13 @@ def run(a):
         "depths": DEPTHS[a.arch],
         "params": sum(p.numel() for p in params),
         "median_ms": med,
-        "samples_ms": samples,
+        "samples_ms": t["samples_ms"],
         "images_per_s": B / (med / 1e3),
         "visible_fraction": statistics.mean(visible),
-        "cpu_user_ms": (r1.ru_utime - r0.ru_utime) * 1e3 / a.reps,
-        "cpu_sys_ms": (r1.ru_stime - r0.ru_stime) * 1e3 / a.reps,
+        "cpu_user_ms": t["cpu_user_ms"],
+        "cpu_sys_ms": t["cpu_sys_ms"],
         "losses": losses,
-        "step_rss_growth_bytes": growth,
+        "step_rss_growth_bytes": t["step_rss_growth_bytes"],
         "peak_rss_bytes": status_kib("VmHWM") * 1024,
     }
 
