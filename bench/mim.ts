@@ -18,9 +18,10 @@ import { mimSettings } from '../src/mim/settings.js';
 import { keepCount, randomScores } from '../src/mim/masking.js';
 import { assembleTokens, maskFromScores } from '../src/ops/mim-tokens.js';
 import { resolveConfig } from '../src/train/config.js';
+import { intList, positiveInt } from './lib/args.js';
 import { ContentionMeter, describeContention } from './lib/contention.js';
 import { fmt, fmtMs, fmtRatio, printTable, section } from './lib/table.js';
-import { median, nowMs } from './lib/timing.js';
+import { timeIt } from './lib/timing.js';
 
 const USAGE = 'usage: npm run bench:mae -- [--threads N] [--torch-threads 1,2] [--batch 128] [--warmup 3] [--reps 7] [--python /usr/bin/python3 | --no-torch]';
 
@@ -28,20 +29,15 @@ interface Args { threads: number; torchThreads: number[]; batch: number; warmup:
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { threads: availableParallelism(), torchThreads: [1, 2], batch: 128, warmup: 3, reps: 7, python: process.env.CLOZE_TORCH_PYTHON ?? '/usr/bin/python3' };
-  const int = (k: string, v: string | undefined): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`Expected a positive integer for ${k} but received ${v ?? 'nothing'}\n${USAGE}`);
-    return n;
-  };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
     const v = argv[i + 1];
     switch (k) {
-      case '--threads': a.threads = int(k, v); i++; break;
-      case '--torch-threads': a.torchThreads = (v ?? '').split(',').map((s) => int(k, s)); i++; break;
-      case '--batch': a.batch = int(k, v); i++; break;
-      case '--warmup': a.warmup = int(k, v); i++; break;
-      case '--reps': a.reps = int(k, v); i++; break;
+      case '--threads': a.threads = positiveInt(k, v, USAGE); i++; break;
+      case '--torch-threads': a.torchThreads = intList(k, v, USAGE); i++; break;
+      case '--batch': a.batch = positiveInt(k, v, USAGE); i++; break;
+      case '--warmup': a.warmup = positiveInt(k, v, USAGE); i++; break;
+      case '--reps': a.reps = positiveInt(k, v, USAGE); i++; break;
       case '--python': a.python = v ?? ''; i++; break;
       case '--no-torch': a.python = ''; break;
       case '--help': case '-h': console.log(USAGE); process.exit(0); break;
@@ -83,17 +79,12 @@ function timeOurs(a: Args, mode: Mode): { ms: number; samples: number[]; losses:
       if (!opt) model.zeroGrad();
     });
   };
-  for (let i = 0; i < a.warmup; i++) run();
-  const samples: number[] = [];
-  for (let r = 0; r < a.reps; r++) {
-    const t0 = nowMs();
-    run();
-    samples.push(nowMs() - t0);
-  }
+  // One call per sample (a step lasts far longer than the timer's resolution).
+  const t = timeIt(run, { warmup: a.warmup, reps: a.reps, minSampleMs: 0 });
   opt?.dispose();
   model.dispose();
   images.dispose();
-  return { ms: median(samples), samples, losses };
+  return { ms: t.medianMs, samples: t.samples, losses };
 }
 
 interface TorchOut { ok: boolean; error?: string; median_ms: number; tokens_per_s: number; threads: number; torch: string; blas: string; params: number; losses: number[] }

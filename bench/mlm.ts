@@ -8,6 +8,7 @@
  */
 import { cpus, totalmem, availableParallelism } from 'node:os';
 import { runtimeInfo } from '../src/index.js';
+import { intList, positiveInt } from './lib/args.js';
 import { ContentionMeter, describeContention } from './lib/contention.js';
 import { fmt, fmtMiB, fmtMs, fmtRatio, printTable, section } from './lib/table.js';
 import { hasGc, nowMs } from './lib/timing.js';
@@ -30,11 +31,6 @@ interface Args {
   child: boolean;
 }
 
-function positiveInt(name: string, v: string | undefined): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`Expected a positive integer for ${name} but received ${v ?? 'nothing'}\n${USAGE}`);
-  return n;
-}
 
 function parseArgs(argv: readonly string[]): Args {
   const a: Args = {
@@ -45,10 +41,10 @@ function parseArgs(argv: readonly string[]): Args {
     const k = argv[i]!;
     const v = argv[i + 1];
     switch (k) {
-      case '--threads': a.threads = positiveInt(k, v); i++; break;
-      case '--torch-threads': a.torchThreads = (v ?? '').split(',').map((s) => positiveInt(k, s)); i++; break;
-      case '--warmup': a.warmup = positiveInt(k, v); i++; break;
-      case '--reps': a.reps = positiveInt(k, v); i++; break;
+      case '--threads': a.threads = positiveInt(k, v, USAGE); i++; break;
+      case '--torch-threads': a.torchThreads = intList(k, v, USAGE); i++; break;
+      case '--warmup': a.warmup = positiveInt(k, v, USAGE); i++; break;
+      case '--reps': a.reps = positiveInt(k, v, USAGE); i++; break;
       case '--python': a.python = v ?? ''; i++; break;
       case '--no-torch': a.python = ''; break;
       case '--no-kept': a.kept = false; break;

@@ -16,9 +16,10 @@ import { sparkPreset, downsample, type SparkConfig } from '../src/spark/config.j
 import { sparkEncoder } from '../src/spark/encoders.js';
 import { MaskContext, sparkCoarseMask, type SparkMode } from '../src/spark/mask-context.js';
 import { encode } from '../src/spark/model.js';
+import { intList, positiveInt, positiveNumber } from './lib/args.js';
 import { ContentionMeter, describeContention } from './lib/contention.js';
 import { fmt, fmtMs, fmtRatio, printTable, section } from './lib/table.js';
-import { median, nowMs } from './lib/timing.js';
+import { timeIt } from './lib/timing.js';
 
 const USAGE = 'usage: npm run bench:spark -- [--threads N] [--batch 32] [--sizes 32,64] [--ratios 0.4,0.6,0.75] [--arch resnet,convnext] [--warmup 2] [--reps 5] [--python /usr/bin/python3 | --no-torch]';
 
@@ -26,25 +27,20 @@ interface Args { threads: number; batch: number; sizes: number[]; ratios: number
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { threads: availableParallelism(), batch: 32, sizes: [32, 64], ratios: [0.4, 0.6, 0.75], archs: ['resnet', 'convnext'], warmup: 2, reps: 5, python: process.env.CLOZE_TORCH_PYTHON ?? '/usr/bin/python3' };
-  const num = (k: string, v: string | undefined, int = true): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0 || (int && !Number.isInteger(n))) throw new Error(`Expected a positive ${int ? 'integer' : 'number'} for ${k} but received ${v ?? 'nothing'}\n${USAGE}`);
-    return n;
-  };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
     const v = argv[i + 1];
     switch (k) {
-      case '--threads': a.threads = num(k, v); i++; break;
-      case '--batch': a.batch = num(k, v); i++; break;
-      case '--sizes': a.sizes = (v ?? '').split(',').map((s) => num(k, s)); i++; break;
-      case '--ratios': a.ratios = (v ?? '').split(',').map((s) => num(k, s, false)); i++; break;
+      case '--threads': a.threads = positiveInt(k, v, USAGE); i++; break;
+      case '--batch': a.batch = positiveInt(k, v, USAGE); i++; break;
+      case '--sizes': a.sizes = intList(k, v, USAGE); i++; break;
+      case '--ratios': a.ratios = (v ?? '').split(',').map((s) => positiveNumber(k, s, USAGE)); i++; break;
       case '--arch': a.archs = (v ?? '').split(',').map((s) => {
         if (s !== 'resnet' && s !== 'convnext') throw new Error(`Expected resnet or convnext for --arch but received ${s}\n${USAGE}`);
         return s;
       }); i++; break;
-      case '--warmup': a.warmup = num(k, v); i++; break;
-      case '--reps': a.reps = num(k, v); i++; break;
+      case '--warmup': a.warmup = positiveInt(k, v, USAGE); i++; break;
+      case '--reps': a.reps = positiveInt(k, v, USAGE); i++; break;
       case '--python': a.python = v ?? ''; i++; break;
       case '--no-torch': a.python = ''; break;
       case '--help': case '-h': console.log(USAGE); process.exit(0); break;
@@ -71,19 +67,11 @@ function timeOurs(c: SparkConfig, mode: SparkMode, ratio: number, a: Args): numb
       enc.zeroGrad();
     });
   };
-  for (let i = 0; i < a.warmup; i++) run();
-  const samples: number[] = [];
-  const gc = (globalThis as { gc?: () => void }).gc;
-  for (let r = 0; r < a.reps; r++) {
-    // Collect between samples, so a JS garbage collection does not land inside one of them.
-    gc?.();
-    const t0 = nowMs();
-    run();
-    samples.push(nowMs() - t0);
-  }
+  // One call per sample; timeIt collects garbage between samples under --expose-gc.
+  const t = timeIt(run, { warmup: a.warmup, reps: a.reps, minSampleMs: 0 });
   enc.dispose();
   x.dispose();
-  return median(samples);
+  return t.medianMs;
 }
 
 function timeTorch(arch: string, size: number, ratio: number, a: Args): { ms: number; threads: number } | string {

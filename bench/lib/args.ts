@@ -20,14 +20,23 @@ const USAGE = `usage: npm run bench:kernels -- [--threads N] [--reps N] [--warmu
                                   [--gemm-sizes 256,512,1024,2048] [--python /usr/bin/python3 | --no-torch]
                                   [--only gemm|attention]`;
 
-function positiveInt(name: string, v: string | undefined): number {
+/** A positive integer flag value; the error ends with the bench's usage text. */
+export function positiveInt(name: string, v: string | undefined, usage = USAGE): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`Expected a positive integer for ${name} but received ${v ?? 'nothing'}\n${USAGE}`);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`Expected a positive integer for ${name} but received ${v ?? 'nothing'}\n${usage}`);
   return n;
 }
 
-function intList(name: string, v: string | undefined): number[] {
-  return (v ?? '').split(',').map((s) => positiveInt(name, s));
+/** A positive number flag value (ratios, scales). */
+export function positiveNumber(name: string, v: string | undefined, usage = USAGE): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`Expected a positive number for ${name} but received ${v ?? 'nothing'}\n${usage}`);
+  return n;
+}
+
+/** A comma-separated list of positive integers. */
+export function intList(name: string, v: string | undefined, usage = USAGE): number[] {
+  return (v ?? '').split(',').map((s) => positiveInt(name, s, usage));
 }
 
 export function parseArgs(argv: readonly string[]): BenchArgs {
