@@ -20,7 +20,7 @@ import { loadSparkData, SparkFeatures, sparkConfigFor } from '../spark/task.js';
 import { SparkModel } from '../spark/model.js';
 import { VitEncoder } from '../models/vit/encoder.js';
 import { setNumThreads } from '../runtime.js';
-import { epochsToReach, rauc, type Curve } from '../report/curves.js';
+import { rauc, summarize, type Curve } from '../report/curves.js';
 import { lineChartSvg } from '../report/svg-plot.js';
 import { markdownTable } from '../report/markdown.js';
 
@@ -153,19 +153,21 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
   }
 
   const ref = curves.simmim;
+  // Final, best, RAUC and epochs-to-reach against SimMIM come from the report's summary.
+  const vsSimmim = ref ? new Map(summarize(curves, 'simmim').methods.map((r) => [r.method, r])) : null;
   const rows = methods.map((m) => {
     const c = curves[m.name]!;
-    const final = c.accuracy[c.accuracy.length - 1]!;
     const own = curves[m.base];
-    const toRef = ref ? epochsToReach(c, ref.accuracy[ref.accuracy.length - 1]!) : null;
-    const refReach = ref ? epochsToReach(ref, ref.accuracy[ref.accuracy.length - 1]!) : null;
+    const r = vsSimmim?.get(m.name);
+    const reach = !r ? '–' : r.epochsToReach === null ? 'not reached'
+      : `${r.epochsToReach.toFixed(2)}${r.epochsShare !== null ? ` (${(100 * r.epochsShare).toFixed(0)}%)` : ' (SimMIM reached it at epoch 0)'}`;
     return [
       m.name,
-      pct(final),
+      pct(c.accuracy[c.accuracy.length - 1]!),
       pct(Math.max(...c.accuracy)),
-      ref ? `${rauc(c, ref).toFixed(3)}` : '–',
+      r ? r.rauc.toFixed(3) : '–',
       own && m.base !== m.name ? `${rauc(c, own).toFixed(3)} vs ${m.base}` : '–',
-      !ref ? '–' : toRef === null ? 'not reached' : `${toRef.toFixed(2)}${refReach ? ` (${((100 * toRef) / refReach).toFixed(0)}%)` : ' (SimMIM reached it at epoch 0)'}`,
+      reach,
       tuned[m.name] === undefined ? '–' : pct(tuned[m.name]!),
       `${seconds[m.name]!.toFixed(0)} s`,
     ];
