@@ -11,6 +11,7 @@
 #include "../core/error.h"
 #include "../core/microkernel.h"
 #include "../core/storage.h"
+#include "../core/sum_fixed.h"
 #include "../core/threadpool.h"
 
 namespace cloze {
@@ -95,19 +96,6 @@ void mm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, in
   g.ldc = ldc;
   g.beta = accumulate ? 1.0 : 0.0;
   gemm<T>(g);
-}
-
-// Eight interleaved partial sums: the compiler can vectorize them, and the
-// order of additions is fixed by n alone.
-template <typename T>
-T sum_fixed(const T* a, int64_t n) {
-  T s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; l++) s[l] += a[i + l];
-  T tail = 0;
-  for (; i < n; i++) tail += a[i];
-  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + tail;
 }
 
 // Rows [y0, y1) of the output whose input row oy·s − p + ki lies inside the image.

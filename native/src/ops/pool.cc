@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../core/sum_fixed.h"
 #include "../core/threadpool.h"
 
 namespace cloze {
@@ -38,17 +39,6 @@ void for_each_window(const PoolGeom& g, F&& f) {
         }
       }
   });
-}
-
-template <typename T>
-T sum_fixed(const T* a, int64_t n) {
-  T s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; l++) s[l] += a[i + l];
-  T tail = 0;
-  for (; i < n; i++) tail += a[i];
-  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + tail;
 }
 
 }  // namespace
