@@ -7,11 +7,11 @@
  * both implementations. tokens/s counts all B·L image patches of a step.
  * Options: `--help`.
  */
-import { availableParallelism, cpus, totalmem } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { AdamW, backward, mean, Rng, runtimeInfo, scope, setNumThreads, tensor, type Tensor } from '../src/index.js';
+import { AdamW, backward, mean, Rng, scope, setNumThreads, tensor, type Tensor } from '../src/index.js';
 import { vitPreset } from '../src/models/vit/config.js';
 import { MimModel } from '../src/mim/model.js';
 import { mimSettings } from '../src/mim/settings.js';
@@ -20,6 +20,7 @@ import { assembleTokens, maskFromScores } from '../src/ops/mim-tokens.js';
 import { resolveConfig } from '../src/train/config.js';
 import { intList, positiveInt } from './lib/args.js';
 import { ContentionMeter, describeContention } from './lib/contention.js';
+import { parseOrExit, printHeader } from './lib/header.js';
 import { fmt, fmtMs, fmtRatio, printTable, section } from './lib/table.js';
 import { timeIt } from './lib/timing.js';
 
@@ -27,7 +28,7 @@ const USAGE = 'usage: npm run bench:mae -- [--threads N] [--torch-threads 1,2] [
 
 interface Args { threads: number; torchThreads: number[]; batch: number; warmup: number; reps: number; python: string }
 
-function parseArgs(argv: string[]): Args {
+function parseArgs(argv: readonly string[]): Args {
   const a: Args = { threads: availableParallelism(), torchThreads: [1, 2], batch: 128, warmup: 3, reps: 7, python: process.env.CLOZE_TORCH_PYTHON ?? '/usr/bin/python3' };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
@@ -109,24 +110,14 @@ function timeTorch(a: Args, mode: Mode, threads: number): TorchOut {
 }
 
 function main(): void {
-  let a: Args;
-  try {
-    a = parseArgs(process.argv.slice(2));
-  } catch (e) {
-    console.error((e as Error).message);
-    process.exitCode = 2;
-    return;
-  }
+  const a = parseOrExit(parseArgs);
+  if (!a) return;
   setNumThreads(a.threads);
-  const info = runtimeInfo();
   const whole = new ContentionMeter();
   const c = vitPreset(PRESET).config;
   const B = a.batch;
   const L = (c.imageSize[0] / c.patch) * (c.imageSize[1] / c.patch);
-  console.log('cloze bench:mae');
-  console.log(`date      ${new Date().toISOString()}`);
-  console.log(`cpu       ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} logical cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`);
-  console.log(`runtime   node ${process.version}, BLAS ${info.blas} (${info.blasCore}), gemm ${info.gemm}, pool ${a.threads} thread(s)`);
+  printHeader('bench:mae');
   console.log(`model     ${PRESET}: D=${c.dim}, ${c.depth} blocks, ${c.heads} heads; decoder ${c.decoderDim}×${c.decoderDepth}; ${L} tokens, 12 visible; batch ${B}; warm-up ${a.warmup}, median of ${a.reps}`);
   const results: Record<Mode, { ours: ReturnType<typeof timeOurs>; torch: TorchOut[] }> = {} as never;
   for (const mode of ['step', 'simmim-encoder', 'mae-encoder'] as Mode[]) {

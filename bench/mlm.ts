@@ -6,10 +6,10 @@
  * step side runs in a child process of its own, so each peak RSS is that of a
  * process that did nothing else. Options: `--help`.
  */
-import { cpus, totalmem, availableParallelism } from 'node:os';
-import { runtimeInfo } from '../src/index.js';
+import { availableParallelism } from 'node:os';
 import { intList, positiveInt } from './lib/args.js';
 import { ContentionMeter, describeContention } from './lib/contention.js';
+import { parseOrExit, printHeader } from './lib/header.js';
 import { fmt, fmtMiB, fmtMs, fmtRatio, printTable, section } from './lib/table.js';
 import { hasGc, nowMs } from './lib/timing.js';
 import { runTorchMlm, type TorchMlmOutcome, type TorchMlmResult } from './lib/torch_mlm.js';
@@ -121,25 +121,15 @@ function runStep(a: Args): void {
 }
 
 function main(): void {
-  let a: Args;
-  try {
-    a = parseArgs(process.argv.slice(2));
-  } catch (e) {
-    console.error((e as Error).message);
-    process.exitCode = 2;
-    return;
-  }
+  const a = parseOrExit(parseArgs);
+  if (!a) return;
   if (a.child) {
     childStep(a.threads, a.warmup, a.reps);
     return;
   }
   const t0 = nowMs();
   const whole = new ContentionMeter();
-  const info = runtimeInfo();
-  console.log('cloze bench:mlm');
-  console.log(`date      ${new Date().toISOString()}`);
-  console.log(`cpu       ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} logical cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`);
-  console.log(`runtime   node ${process.version}, BLAS ${info.blas} (${info.blasThreads} thread(s)), pool ${a.threads} thread(s), SIMD ${info.simdBytes * 8}-bit`);
+  printHeader('bench:mlm');
   if (!hasGc) console.log('note      run with node --expose-gc to collect garbage between samples');
   if (a.only !== 'head') runStep(a);
   if (a.only !== 'step') {

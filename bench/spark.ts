@@ -7,17 +7,18 @@
  * reference. The timed step includes building the masks and rulebooks.
  * Options: `--help`.
  */
-import { availableParallelism, cpus, totalmem } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { add, backward, mean, Rng, runtimeInfo, scope, setNumThreads, tensor, type Tensor } from '../src/index.js';
+import { add, backward, mean, Rng, scope, setNumThreads, tensor, type Tensor } from '../src/index.js';
 import { sparkPreset, downsample, type SparkConfig } from '../src/spark/config.js';
 import { sparkEncoder } from '../src/spark/encoders.js';
 import { MaskContext, sparkCoarseMask, type SparkMode } from '../src/spark/mask-context.js';
 import { encode } from '../src/spark/model.js';
 import { intList, positiveInt, positiveNumber } from './lib/args.js';
 import { ContentionMeter, describeContention } from './lib/contention.js';
+import { parseOrExit, printHeader } from './lib/header.js';
 import { fmt, fmtMs, fmtRatio, printTable, section } from './lib/table.js';
 import { timeIt } from './lib/timing.js';
 
@@ -25,7 +26,7 @@ const USAGE = 'usage: npm run bench:spark -- [--threads N] [--batch 32] [--sizes
 
 interface Args { threads: number; batch: number; sizes: number[]; ratios: number[]; archs: Array<'resnet' | 'convnext'>; warmup: number; reps: number; python: string }
 
-function parseArgs(argv: string[]): Args {
+function parseArgs(argv: readonly string[]): Args {
   const a: Args = { threads: availableParallelism(), batch: 32, sizes: [32, 64], ratios: [0.4, 0.6, 0.75], archs: ['resnet', 'convnext'], warmup: 2, reps: 5, python: process.env.CLOZE_TORCH_PYTHON ?? '/usr/bin/python3' };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
@@ -91,21 +92,11 @@ function timeTorch(arch: string, size: number, ratio: number, a: Args): { ms: nu
 }
 
 function main(): void {
-  let a: Args;
-  try {
-    a = parseArgs(process.argv.slice(2));
-  } catch (e) {
-    console.error((e as Error).message);
-    process.exitCode = 2;
-    return;
-  }
+  const a = parseOrExit(parseArgs);
+  if (!a) return;
   setNumThreads(a.threads);
-  const info = runtimeInfo();
   const whole = new ContentionMeter();
-  console.log('cloze bench:spark');
-  console.log(`date      ${new Date().toISOString()}`);
-  console.log(`cpu       ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} logical cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`);
-  console.log(`runtime   node ${process.version}, BLAS ${info.blas} (${info.blasCore}), gemm ${info.gemm}, pool ${a.threads} thread(s); torch with the same thread count`);
+  printHeader('bench:spark', 'torch runs with the same thread count');
   console.log(`step      encoder forward + backward (loss = Σ stage means), batch ${a.batch}, a fresh mask per step (masks and rulebooks built inside the timed step); warm-up ${a.warmup}, median of ${a.reps}`);
   for (const arch of a.archs) {
     const preset = sparkPreset(arch === 'resnet' ? 'spark-resnet-mini' : 'spark-convnext-mini').config;
