@@ -8,13 +8,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClozeError } from '../errors.js';
-import { channelStats, ImageBatcher } from '../data/images/index.js';
-import { AdamW } from '../optim/adamw.js';
+import { channelStats } from '../data/images/index.js';
 import type { JsonValue } from '../checkpoint/checkpoint.js';
 import { checkVitConfig, vitPreset, VIT_PRESETS, type VitConfig } from '../models/vit/config.js';
 import type { RunConfig } from '../train/config.js';
 import type { TrainTask } from '../train/loop.js';
 import { epochPlan } from '../train/epochs.js';
+import { setupImageTraining } from '../train/image-setup.js';
 import type { Progress } from '../train/progress.js';
 import { limit, openImageData, type ImageData } from './data.js';
 import { MimModel } from './model.js';
@@ -120,36 +120,15 @@ export async function buildMimTask(
 ): Promise<TrainTask<ProbeResult> & { totalSteps: number; perEpoch: number; mim: MimModel; parts: MimRunParts }> {
   const config = modelConfigFor(cfg, resumeDir);
   const parts = await loadMimData(cfg, config);
-  if (parts.data.train.n < cfg.batchSize) {
-    throw new ClozeError('E_VALUE', `Expected at least batchSize (${cfg.batchSize}) training images for batchSize but received ${parts.data.train.n}`);
-  }
   const settings = mimSettings(cfg, cfg.method === 'mae' ? config.decoderDepth : config.depth);
-  const batcher = new ImageBatcher(parts.data.train, {
-    batchSize: cfg.batchSize, seed: cfg.seed, augment: cfg.augment, mean: parts.norm.mean, std: parts.norm.std, outSize: config.imageSize,
+  const { batcher, model, optimizer } = setupImageTraining(cfg, resumeDir, parts.data.train, parts.norm, config.imageSize, {
+    build: () => new MimModel(config, settings, cfg.seed),
+    trained: (m) => m.trainableParameters(),
+    // A checkpoint without HPM's teacher: start the teacher from the loaded student, not from random weights.
+    afterInit: (m, init) => {
+      if (!Object.keys(init.model).some((k) => k.startsWith('teacher.'))) m.syncTeacher();
+    },
   });
-  // Nothing native may leak when building the model fails: the task does not exist yet to dispose it.
-  let built: MimModel | null = null;
-  let optimizer: AdamW;
-  try {
-    const model = (built = new MimModel(config, settings, cfg.seed));
-    if (cfg.initFrom && !resumeDir) {
-      const { loadCheckpoint } = await import('../checkpoint/checkpoint.js');
-      const init = loadCheckpoint(cfg.initFrom);
-      try {
-        model.loadStateDict(init.model, { strict: false });
-        // A checkpoint without HPM's teacher: start the teacher from the loaded student, not from random weights.
-        if (!Object.keys(init.model).some((k) => k.startsWith('teacher.'))) model.syncTeacher();
-      } finally {
-        init.dispose();
-      }
-    }
-    optimizer = new AdamW(model.trainableParameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
-  } catch (e) {
-    built?.dispose();
-    batcher.dispose();
-    throw e;
-  }
-  const model = built;
   const perEpoch = batcher.perEpoch;
   const { totalSteps, totalEpochs, epochAt, shouldProbe } = epochPlan(cfg, perEpoch);
   progress?.note(

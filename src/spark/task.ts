@@ -10,13 +10,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClozeError } from '../errors.js';
-import { channelStats, ImageBatcher, padImages } from '../data/images/index.js';
-import { loadCheckpoint, type JsonValue } from '../checkpoint/checkpoint.js';
-import { AdamW } from '../optim/adamw.js';
+import { channelStats, padImages } from '../data/images/index.js';
+import type { JsonValue } from '../checkpoint/checkpoint.js';
 import type { Tensor } from '../tensor.js';
 import type { RunConfig } from '../train/config.js';
 import type { TrainTask } from '../train/loop.js';
 import { epochPlan } from '../train/epochs.js';
+import { setupImageTraining } from '../train/image-setup.js';
 import type { Progress } from '../train/progress.js';
 import { limit, openImageData } from '../mim/data.js';
 import { linearProbe, type FeatureEncoder } from '../mim/probe.js';
@@ -100,31 +100,10 @@ export async function buildSparkTask(
   void outDir;
   const config = sparkConfigFor(cfg, resumeDir);
   const data = await loadSparkData(cfg, config);
-  if (data.train.n < cfg.batchSize) {
-    throw new ClozeError('E_VALUE', `Expected at least batchSize (${cfg.batchSize}) training images for batchSize but received ${data.train.n}`);
-  }
-  const batcher = new ImageBatcher(data.train, {
-    batchSize: cfg.batchSize, seed: cfg.seed, augment: cfg.augment, mean: data.norm.mean, std: data.norm.std, outSize: [config.imageSize, config.imageSize],
+  const { batcher, model, optimizer } = setupImageTraining(cfg, resumeDir, data.train, data.norm, [config.imageSize, config.imageSize], {
+    build: () => new SparkModel(config, { mode: cfg.sparkMode as 'sparse' | 'masked-dense', maskRatio: cfg.maskRatio, seed: cfg.seed }),
+    trained: (m) => m.parameters(),
   });
-  let built: SparkModel | null = null;
-  let optimizer: AdamW;
-  try {
-    const m = (built = new SparkModel(config, { mode: cfg.sparkMode as 'sparse' | 'masked-dense', maskRatio: cfg.maskRatio, seed: cfg.seed }));
-    if (cfg.initFrom && !resumeDir) {
-      const init = loadCheckpoint(cfg.initFrom);
-      try {
-        m.loadStateDict(init.model, { strict: false });
-      } finally {
-        init.dispose();
-      }
-    }
-    optimizer = new AdamW(m.parameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
-  } catch (e) {
-    built?.dispose();
-    batcher.dispose();
-    throw e;
-  }
-  const model = built;
   const feats = new SparkFeatures(model);
   const perEpoch = batcher.perEpoch;
   const { totalSteps, epochAt, shouldProbe } = epochPlan(cfg, perEpoch);
