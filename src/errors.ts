@@ -1,5 +1,5 @@
 /** Error codes shared with the native addon (see native/src/core/error.h). */
-export type ErrorCode = 'E_SHAPE' | 'E_DTYPE' | 'E_INDEX' | 'E_VALUE' | 'E_OOM' | 'E_IO' | 'E_INTERNAL' | 'E_STATE';
+export type ErrorCode = 'E_SHAPE' | 'E_DTYPE' | 'E_INDEX' | 'E_VALUE' | 'E_OOM' | 'E_IO' | 'E_DEVICE' | 'E_CUDA' | 'E_INTERNAL' | 'E_STATE';
 
 export class ClozeError extends Error {
   readonly code: ErrorCode;

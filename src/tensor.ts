@@ -7,15 +7,14 @@ import { Node } from './autograd/node.js';
 import { isGradEnabled, trackTensor } from './autograd/mode.js';
 import { expected } from './errors.js';
 import { native } from './native/loader.js';
-import type { AnyTypedArray, DType, NativeTensor } from './native/types.js';
+import type { AnyTypedArray, Device, DType, NativeTensor } from './native/types.js';
 
-export type { DType } from './native/types.js';
-export type Device = 'cpu' | 'cuda';
+export type { Device, DType } from './native/types.js';
 
 export class Tensor {
   readonly shape: readonly number[];
   readonly dtype: DType;
-  readonly device: Device = 'cpu';
+  readonly device: Device;
   requiresGrad: boolean;
   grad: Tensor | null = null;
   /** The op that produced this tensor, when it was recorded on the tape. */
@@ -28,6 +27,7 @@ export class Tensor {
     this.handle = handle;
     this.shape = Object.freeze([...handle.shape]);
     this.dtype = handle.dtype;
+    this.device = handle.device;
     this.requiresGrad = requiresGrad;
     trackTensor(this);
   }
@@ -114,6 +114,7 @@ const arrayTypes: Record<DType, { new (n: number | ArrayLike<number>): AnyTypedA
   float64: Float64Array,
   int32: Int32Array,
   uint8: Uint8Array,
+  bfloat16: Float32Array,
 };
 
 export function zeros(shape: readonly number[], dtype: DType = 'float32'): Tensor {

@@ -29,8 +29,17 @@ import { writeAll, writeFileAtomic } from './fsutil.js';
 /** The largest header accepted, as in the reference implementation. */
 export const MAX_HEADER_BYTES = 100_000_000;
 
-/** The safetensors dtype written for each of our dtypes. */
-export const SAFETENSORS_DTYPE: Readonly<Record<DType, string>> = { float32: 'F32', float64: 'F64', int32: 'I32', uint8: 'U8' };
+/**
+ * The safetensors dtype written for each of our dtypes. bfloat16 tensors are
+ * written widened to F32 (exact), so every file loads on the CPU addon too.
+ */
+export const SAFETENSORS_DTYPE: Readonly<Record<DType, string>> = {
+  float32: 'F32',
+  float64: 'F64',
+  int32: 'I32',
+  uint8: 'U8',
+  bfloat16: 'F32',
+};
 
 interface LoadRule {
   itemSize: number;
@@ -126,7 +135,8 @@ export function saveSafetensors(
   writeFileAtomic(file, (fd) => {
     writeAll(fd, head);
     entries.forEach(([name, t], i) => {
-      if (t.size > 0) writeAll(fd, byteView(t.data()));
+      // data() is a zero-copy view of CPU memory; cuda and bfloat16 tensors are copied out (widened) by read().
+      if (t.size > 0) writeAll(fd, byteView(t.device === 'cpu' && t.dtype !== 'bfloat16' ? t.data() : t.toArray()));
       opts.afterTensor?.(name, i);
     });
   });

@@ -1,6 +1,9 @@
 /** Typings of the native addon's exports (native/src/binding). */
-export type DType = 'float32' | 'float64' | 'int32' | 'uint8';
-export type TypedArrayOf<D extends DType> = D extends 'float32'
+export type DType = 'float32' | 'float64' | 'int32' | 'uint8' | 'bfloat16';
+/** Where a tensor's memory lives. Transfers between devices are explicit (`to`). */
+export type Device = 'cpu' | 'cuda';
+/** bfloat16 has no JS typed array: it is read and written as Float32Array. */
+export type TypedArrayOf<D extends DType> = D extends 'float32' | 'bfloat16'
   ? Float32Array
   : D extends 'float64'
     ? Float64Array
@@ -14,13 +17,16 @@ export interface NativeTensor {
   readonly dtype: DType;
   readonly nbytes: number;
   readonly disposed: boolean;
+  readonly device: Device;
   dispose(): void;
-  /** Zero-copy view; keeps the memory alive until the view is collected. */
+  /** Zero-copy view (CPU tensors, not bfloat16); keeps the memory alive until the view is collected. */
   data(): AnyTypedArray;
-  /** A copy into JS-owned memory. */
+  /** A copy into JS-owned memory (bfloat16 widened to float32; a cuda tensor waits for its stream). */
   read(): AnyTypedArray;
-  /** Copies values in; the array type must match the dtype. */
+  /** Copies values in; the array type must match the dtype (Float32Array for bfloat16). */
   write(values: AnyTypedArray): void;
+  /** A copy on `device`. */
+  to(device: Device): NativeTensor;
   view(offset: number, shape: readonly number[]): NativeTensor;
   reshape(shape: readonly number[]): NativeTensor;
   clone(): NativeTensor;
@@ -60,6 +66,20 @@ export interface RuntimeInfo {
   napiVersion: number;
 }
 
+export interface CudaInfo {
+  name: string;
+  computeCapability: string;
+  multiprocessors: number;
+  memoryBytes: number;
+  l2Bytes: number;
+  sharedMemoryPerBlockOptin: number;
+  driverVersion: number;
+  runtimeVersion: number;
+}
+
+/** An opaque CUDA stream handle. */
+export type CudaStream = { readonly __cudaStream: unique symbol };
+
 import type { MimTokensNative } from './types-mim-tokens.js';
 import type { MimLossNative } from './types-mim-loss.js';
 import type { ImageAugNative } from './types-image-aug.js';
@@ -67,7 +87,17 @@ import type { ConvNative } from './types-conv.js';
 import type { SparseNative } from './types-sparse.js';
 
 export interface NativeAddon extends MimTokensNative, MimLossNative, ImageAugNative, ConvNative, SparseNative {
-  empty(dtype: DType, shape: readonly number[]): N;
+  empty(dtype: DType, shape: readonly number[], device?: Device): N;
+  /** Whether the CUDA path can run here, and why not. The CPU addon answers false. */
+  cudaAvailable(): { available: boolean; reason: string };
+  cudaInfo(): CudaInfo;
+  cudaSynchronize(): void;
+  cudaMemStats(): { liveBytes: number; cachedBytes: number; peakBytes: number; mallocCalls: number };
+  cudaReleaseCache(): void;
+  cudaResetPeak(): void;
+  cudaCreateStream(): CudaStream;
+  cudaSetStream(stream: CudaStream | null): void;
+  cudaDestroyStream(stream: CudaStream): void;
   fromTypedArray(array: AnyTypedArray, shape: readonly number[]): N;
   liveBytes(): number;
   cachedBytes(): number;

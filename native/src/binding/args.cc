@@ -2,10 +2,42 @@
 
 #include <cmath>
 #include <new>
+#ifdef CLOZE_CUDA
+#include "../cuda/runtime.h"
+#endif
 
 namespace cloze {
 
-std::string tensor_desc(const NTensor* t) { return std::string(dtype_name(t->dtype())) + " tensor " + shape_str(t->shape()); }
+std::string tensor_desc(const NTensor* t) {
+  const std::string where = !t->disposed() && t->on_cuda() ? "cuda " : "";
+  return where + dtype_name(t->dtype()) + " tensor " + shape_str(t->shape());
+}
+
+void no_cuda_kernel(const char* op, DType dt) {
+#ifdef CLOZE_CUDA
+  fail(ErrCode::Dtype, op,
+       std::string("no cuda kernel for dtype ") + dtype_name(dt) + " (cuda kernels take float32 or bfloat16)");
+#else
+  (void)dt;
+  fail(ErrCode::Device, op, "a cuda tensor reached the CPU addon");
+#endif
+}
+
+void ArgReader::note_device(const NTensor* t, const std::string& name) const {
+  if (!dev_from) {
+    dev = t->device();
+    dev_from = "set";
+    return;
+  }
+  if (t->device() != dev)
+    bad(ErrCode::Device, with_article(std::string(device_name(dev)) + " tensor") + " (all tensor arguments of " + op +
+                             " must be on one device; move them with to())",
+        name, std::string(device_name(t->device())) + " " + dtype_name(t->dtype()) + " tensor " + shape_str(t->shape()));
+}
+
+Napi::Object ArgReader::alloc(DType dt, const std::vector<int64_t>& shape, bool zero) const {
+  return NTensor::New(env(), dt, shape, op, zero, dev);
+}
 
 std::string with_article(const std::string& noun) {
   const char c = noun.empty() ? 'x' : noun[0];
@@ -37,6 +69,7 @@ NTensor* ArgReader::tensor(size_t i, const char* name) const {
   if (!NTensor::IsInstance(env(), v)) bad(ErrCode::Value, "a native tensor", name, describe(v));
   NTensor* t = NTensor::Unwrap(v.As<Napi::Object>());
   if (t->disposed()) bad(ErrCode::Value, "a live tensor", name, "a disposed tensor");
+  note_device(t, name);
   return t;
 }
 
@@ -52,6 +85,7 @@ NTensor* ArgReader::tensor_field(const Napi::Object& o, const char* key) const {
   if (!NTensor::IsInstance(env(), v)) bad(ErrCode::Value, "a native tensor", key, describe(v));
   NTensor* t = NTensor::Unwrap(v.As<Napi::Object>());
   if (t->disposed()) bad(ErrCode::Value, "a live tensor", key, "a disposed tensor");
+  note_device(t, key);
   return t;
 }
 
@@ -125,13 +159,19 @@ std::vector<NTensor*> ArgReader::tensor_list(size_t i, const char* name) const {
     if (!NTensor::IsInstance(env(), e)) bad(ErrCode::Value, "a native tensor", nm, describe(e));
     NTensor* t = NTensor::Unwrap(e.As<Napi::Object>());
     if (t->disposed()) bad(ErrCode::Value, "a live tensor", nm, "a disposed tensor");
+    note_device(t, nm);
     out.push_back(t);
   }
   return out;
 }
 
 void ArgReader::want_float(const NTensor* t, const char* name) const {
-  if (!is_float(t->dtype())) bad(ErrCode::Dtype, "a float32 or float64 tensor", name, tensor_desc(t));
+  if (t->on_cuda()) {
+    if (t->dtype() != DType::F32 && t->dtype() != DType::BF16)
+      bad(ErrCode::Dtype, "a float32 or bfloat16 tensor", name, tensor_desc(t));
+  } else if (t->dtype() != DType::F32 && t->dtype() != DType::F64) {
+    bad(ErrCode::Dtype, "a float32 or float64 tensor", name, tensor_desc(t));
+  }
 }
 void ArgReader::want_dtype(const NTensor* t, DType dt, const char* name) const {
   if (t->dtype() != dt) bad(ErrCode::Dtype, with_article(std::string(dtype_name(dt)) + " tensor"), name, tensor_desc(t));
@@ -154,9 +194,13 @@ void ArgReader::want_numel(const NTensor* t, int64_t n, const char* name) const 
 }
 
 Napi::Object scalar_tensor(const ArgReader& a, DType dt, double v) {
-  Napi::Object out = NTensor::New(a.env(), dt, {}, a.op);
+  Napi::Object out = a.alloc(dt, {}, false);
   NTensor* o = NTensor::Unwrap(out);
-  if (dt == DType::F32)
+  if (o->on_cuda()) {
+#ifdef CLOZE_CUDA
+    cuda::fill(o->raw(), static_cast<int>(dt), 1, v, a.op);
+#endif
+  } else if (dt == DType::F32)
     *o->ptr<float>() = static_cast<float>(v);
   else
     *o->ptr<double>() = v;

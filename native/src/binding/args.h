@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../core/error.h"
@@ -14,6 +15,10 @@ namespace cloze {
 struct ArgReader {
   const Napi::CallbackInfo& info;
   const char* op;
+  // The device of the first tensor argument read; every later tensor argument
+  // must be on it (checked as it is read), and outputs are allocated there.
+  mutable Device dev = Device::CPU;
+  mutable const char* dev_from = nullptr;
 
   Napi::Env env() const { return info.Env(); }
   [[noreturn]] void bad(ErrCode c, const std::string& what, const std::string& name, const std::string& got) const {
@@ -32,6 +37,13 @@ struct ArgReader {
   double opt_number(const Napi::Object& o, const char* key, double dflt) const;
   bool opt_bool(const Napi::Object& o, const char* key, bool dflt) const;
   std::vector<NTensor*> tensor_list(size_t i, const char* name) const;
+
+  Device device() const { return dev; }
+  bool on_cuda() const { return dev == Device::CUDA; }
+  // Records t's device, or throws E_DEVICE when it differs from the earlier arguments'.
+  void note_device(const NTensor* t, const std::string& name) const;
+  // A new tensor on this op's device, zero-filled unless zero is false.
+  Napi::Object alloc(DType dt, const std::vector<int64_t>& shape, bool zero = true) const;
 
   // Checks on tensors already read.
   void want_float(const NTensor* t, const char* name) const;
@@ -54,13 +66,54 @@ Napi::Object loss_result(const ArgReader& a, DType dt, double total, int64_t cou
 Napi::Value guarded(const Napi::CallbackInfo& info, const char* op,
                     const std::function<Napi::Value(const ArgReader&)>& body);
 
-// Calls f(T{}) for the float dtype of t.
+// Calls f(T{}) for the float dtype of t (CPU kernels: float32, float64).
 template <typename F>
 auto dispatch_float(DType dt, const char* op, F&& f) {
   if (dt == DType::F32) return f(float{});
   if (dt == DType::F64) return f(double{});
-  fail(ErrCode::Dtype, op, "no float kernel for dtype " + std::string(dtype_name(dt)));
+  fail(ErrCode::Dtype, op,
+       "no cpu kernel for dtype " + std::string(dtype_name(dt)) +
+           (dt == DType::BF16 ? " (bfloat16 compute is CUDA-only; cast to float32 on the CPU)" : ""));
 }
+
+// Device tags for dispatch(): `if constexpr (decltype(dev)::cuda)` picks the
+// kernel, and the other branch is never instantiated (so the CPU addon needs
+// no CUDA symbols, and no CPU kernel is asked for bfloat16).
+struct OnCpu {
+  static constexpr bool cuda = false;
+};
+struct OnCuda {
+  static constexpr bool cuda = true;
+};
+
+[[noreturn]] void no_cuda_kernel(const char* op, DType dt);
+
+// Calls f(T{}, Dev{}) for x's device and float dtype: float32 or float64 on
+// the CPU, float32 or bfloat16 on CUDA.
+template <typename F>
+auto dispatch(const ArgReader& a, const NTensor* x, F&& f) {
+  if (x->on_cuda()) {
+#ifdef CLOZE_CUDA
+    if (x->dtype() == DType::F32) return f(float{}, OnCuda{});
+    if (x->dtype() == DType::BF16) return f(bf16{}, OnCuda{});
+#endif
+    no_cuda_kernel(a.op, x->dtype());
+  }
+  return dispatch_float(x->dtype(), a.op, [&](auto t) { return f(t, OnCpu{}); });
+}
+
+}  // namespace cloze
+
+// Calls fn_cuda(args) or fn_cpu(args) by the device tag from dispatch().
+#define CLOZE_KERNEL(dev, fn, ...)                         \
+  do {                                                     \
+    if constexpr (std::decay_t<decltype(dev)>::cuda)       \
+      fn##_cuda(__VA_ARGS__);                              \
+    else                                                   \
+      fn##_cpu(__VA_ARGS__);                               \
+  } while (0)
+
+namespace cloze {
 
 }  // namespace cloze
 

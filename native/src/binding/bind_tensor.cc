@@ -4,6 +4,9 @@
 #include "../core/blas.h"
 #include "../core/microkernel.h"
 #include "../core/threadpool.h"
+#ifdef CLOZE_CUDA
+#include "../cuda/runtime.h"
+#endif
 
 namespace cloze {
 
@@ -12,16 +15,43 @@ DType dtype_arg(const ArgReader& a, size_t i) {
   Napi::Value v = a.info[i];
   DType dt;
   if (!v.IsString() || !dtype_from_name(v.As<Napi::String>().Utf8Value(), &dt))
-    a.bad(ErrCode::Dtype, "float32, float64, int32 or uint8", "dtype", a.describe(v));
+    a.bad(ErrCode::Dtype, "float32, float64, int32, uint8 or bfloat16", "dtype", a.describe(v));
   return dt;
+}
+
+Device device_arg(const ArgReader& a, size_t i) {
+  Napi::Value v = a.info[i];
+  if (v.IsUndefined() || v.IsNull()) return Device::CPU;
+  const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  if (s == "cpu") return Device::CPU;
+  if (s == "cuda") return Device::CUDA;
+  a.bad(ErrCode::Device, "'cpu' or 'cuda'", "device", a.describe(v));
+}
+
+#ifdef CLOZE_CUDA
+// Streams cross into JS as externals; the finalizer does not destroy them
+// (a trainer destroys its stream explicitly when it ends).
+Napi::Value stream_handle(Napi::Env env, cuda::Stream s) { return Napi::External<CUstream_st>::New(env, s); }
+cuda::Stream stream_arg(const ArgReader& a, size_t i) {
+  Napi::Value v = a.info[i];
+  if (v.IsUndefined() || v.IsNull()) return nullptr;
+  if (!v.IsExternal()) a.bad(ErrCode::Value, "a stream from cudaCreateStream() or null", "stream", a.describe(v));
+  return v.As<Napi::External<CUstream_st>>().Data();
+}
+#endif
+
+[[noreturn, maybe_unused]] void cpu_addon(const ArgReader& a) {
+  fail(ErrCode::Device, a.op,
+       "this is the CPU addon, which has no CUDA support; build the CUDA addon with `npm run build:cuda` on a machine "
+       "with a CUDA toolkit");
 }
 }  // namespace
 
 void register_tensor(Napi::Env env, Napi::Object exports) {
   (void)env;
-  // empty(dtype, shape): zero-filled.
+  // empty(dtype, shape, device = 'cpu'): zero-filled.
   CLOZE_EXPORT(exports, "empty", [](const ArgReader& a) -> Napi::Value {
-    return NTensor::New(a.env(), dtype_arg(a, 0), a.shape(1, "shape"), a.op);
+    return NTensor::New(a.env(), dtype_arg(a, 0), a.shape(1, "shape"), a.op, true, device_arg(a, 2));
   });
 
   // fromTypedArray(array, shape): zero-copy; the tensor keeps the array's buffer alive.
@@ -73,7 +103,11 @@ void register_tensor(Napi::Env env, Napi::Object exports) {
 
   CLOZE_EXPORT(exports, "info", [](const ArgReader& a) -> Napi::Value {
     Napi::Object o = Napi::Object::New(a.env());
+#ifdef CLOZE_CUDA
+    o.Set("backend", "cuda");
+#else
     o.Set("backend", "cpu");
+#endif
     o.Set("blas", blas_name());
     o.Set("blasCore", blas_core());
     o.Set("gemm", gemm_policy());
@@ -82,6 +116,100 @@ void register_tensor(Napi::Env env, Napi::Object exports) {
     o.Set("simdBytes", kVecBytes);
     o.Set("napiVersion", NAPI_VERSION);
     return o;
+  });
+
+  // CUDA runtime. The CPU addon exports the same names: cudaAvailable()
+  // answers false with the reason, the others throw E_DEVICE.
+  CLOZE_EXPORT(exports, "cudaAvailable", [](const ArgReader& a) -> Napi::Value {
+    Napi::Object o = Napi::Object::New(a.env());
+#ifdef CLOZE_CUDA
+    std::string why;
+    const bool ok = cuda::available(&why);
+    o.Set("available", ok);
+    o.Set("reason", ok ? "" : why);
+#else
+    o.Set("available", false);
+    o.Set("reason", "the loaded addon is the CPU build (no CUDA support compiled in)");
+#endif
+    return o;
+  });
+  CLOZE_EXPORT(exports, "cudaInfo", [](const ArgReader& a) -> Napi::Value {
+#ifdef CLOZE_CUDA
+    const cuda::DeviceInfo d = cuda::device_info(a.op);
+    Napi::Object o = Napi::Object::New(a.env());
+    o.Set("name", d.name);
+    o.Set("computeCapability", std::to_string(d.major) + "." + std::to_string(d.minor));
+    o.Set("multiprocessors", d.sms);
+    o.Set("memoryBytes", static_cast<double>(d.memory_bytes));
+    o.Set("l2Bytes", static_cast<double>(d.l2_bytes));
+    o.Set("sharedMemoryPerBlockOptin", static_cast<double>(d.smem_optin_bytes));
+    o.Set("driverVersion", d.driver_version);
+    o.Set("runtimeVersion", d.runtime_version);
+    return o;
+#else
+    cpu_addon(a);
+#endif
+  });
+  CLOZE_EXPORT(exports, "cudaSynchronize", [](const ArgReader& a) -> Napi::Value {
+#ifdef CLOZE_CUDA
+    cuda::synchronize(a.op);
+    return a.env().Undefined();
+#else
+    cpu_addon(a);
+#endif
+  });
+  CLOZE_EXPORT(exports, "cudaMemStats", [](const ArgReader& a) -> Napi::Value {
+#ifdef CLOZE_CUDA
+    const cuda::MemStats m = cuda::mem_stats();
+    Napi::Object o = Napi::Object::New(a.env());
+    o.Set("liveBytes", static_cast<double>(m.live_bytes));
+    o.Set("cachedBytes", static_cast<double>(m.cached_bytes));
+    o.Set("peakBytes", static_cast<double>(m.peak_bytes));
+    o.Set("mallocCalls", static_cast<double>(m.malloc_calls));
+    return o;
+#else
+    cpu_addon(a);
+#endif
+  });
+  CLOZE_EXPORT(exports, "cudaReleaseCache", [](const ArgReader& a) -> Napi::Value {
+#ifdef CLOZE_CUDA
+    cuda::release_cache(a.op);
+    return a.env().Undefined();
+#else
+    cpu_addon(a);
+#endif
+  });
+  CLOZE_EXPORT(exports, "cudaResetPeak", [](const ArgReader& a) -> Napi::Value {
+#ifdef CLOZE_CUDA
+    cuda::reset_peak();
+    return a.env().Undefined();
+#else
+    cpu_addon(a);
+#endif
+  });
+  // cudaCreateStream() -> handle; cudaSetStream(handle | null); cudaDestroyStream(handle).
+  CLOZE_EXPORT(exports, "cudaCreateStream", [](const ArgReader& a) -> Napi::Value {
+#ifdef CLOZE_CUDA
+    return stream_handle(a.env(), cuda::create_stream(a.op));
+#else
+    cpu_addon(a);
+#endif
+  });
+  CLOZE_EXPORT(exports, "cudaSetStream", [](const ArgReader& a) -> Napi::Value {
+#ifdef CLOZE_CUDA
+    cuda::set_stream(stream_arg(a, 0), a.op);
+    return a.env().Undefined();
+#else
+    cpu_addon(a);
+#endif
+  });
+  CLOZE_EXPORT(exports, "cudaDestroyStream", [](const ArgReader& a) -> Napi::Value {
+#ifdef CLOZE_CUDA
+    cuda::destroy_stream(stream_arg(a, 0), a.op);
+    return a.env().Undefined();
+#else
+    cpu_addon(a);
+#endif
   });
 }
 

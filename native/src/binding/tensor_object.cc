@@ -4,6 +4,9 @@
 
 #include "../core/error.h"
 #include "args.h"
+#ifdef CLOZE_CUDA
+#include "../cuda/runtime.h"
+#endif
 
 namespace cloze {
 
@@ -15,7 +18,8 @@ struct InitData {
   std::vector<int64_t> shape;
 };
 
-// A TypedArray of the dtype's JS type over the whole of `ab`.
+// A TypedArray of the dtype's JS type over the whole of `ab`. bfloat16 has no
+// JS type: read() widens it to float32 first, so it arrives here as F32.
 Napi::Value typed_array(Napi::Env env, DType dt, size_t n, Napi::ArrayBuffer ab) {
   switch (dt) {
     case DType::F32: return Napi::Float32Array::New(env, n, ab, 0);
@@ -39,6 +43,8 @@ Napi::Function NTensor::Define(Napi::Env env) {
                          InstanceAccessor<&NTensor::GetDtype>("dtype"),
                          InstanceAccessor<&NTensor::GetNbytes>("nbytes"),
                          InstanceAccessor<&NTensor::GetDisposed>("disposed"),
+                         InstanceAccessor<&NTensor::GetDevice>("device"),
+                         InstanceMethod<&NTensor::To>("to"),
                          InstanceMethod<&NTensor::Dispose>("dispose"),
                          InstanceMethod<&NTensor::Data>("data"),
                          InstanceMethod<&NTensor::Read>("read"),
@@ -73,14 +79,15 @@ Napi::Object NTensor::Make(Napi::Env env, std::shared_ptr<Storage> storage, size
   return data->tensor_ctor.New({Napi::External<InitData>::New(env, &init)});
 }
 
-Napi::Object NTensor::New(Napi::Env env, DType dt, const std::vector<int64_t>& shape, const char* op, bool zero) {
+Napi::Object NTensor::New(Napi::Env env, DType dt, const std::vector<int64_t>& shape, const char* op, bool zero,
+                          Device dev) {
   int64_t n = 1;
   for (int64_t d : shape) {
     if (d < 0) fail(ErrCode::Shape, op, "negative dimension in shape " + shape_str(shape));
     if (d != 0 && n > (int64_t(1) << 40) / d) fail(ErrCode::OOM, op, "shape " + shape_str(shape) + " is too large");
     n *= d;
   }
-  auto st = Storage::allocate(static_cast<size_t>(n) * dtype_size(dt), op, zero);
+  auto st = Storage::allocate(static_cast<size_t>(n) * dtype_size(dt), op, zero, dev);
   return Make(env, std::move(st), 0, dt, shape);
 }
 
@@ -102,6 +109,46 @@ Napi::Value NTensor::GetNbytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(nbytes()));
 }
 Napi::Value NTensor::GetDisposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), disposed()); }
+Napi::Value NTensor::GetDevice(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), disposed() ? "cpu" : device_name(device()));
+}
+
+namespace {
+// Moves bytes between any two storages: memcpy on the host, cudaMemcpy otherwise.
+void copy_bytes(void* dst, Device dd, const void* src, Device sd, size_t bytes, const char* op) {
+  if (bytes == 0) return;
+  if (dd == Device::CPU && sd == Device::CPU) {
+    std::memmove(dst, src, bytes);
+    return;
+  }
+#ifdef CLOZE_CUDA
+  cuda::copy(dst, dd == Device::CUDA, src, sd == Device::CUDA, bytes, op);
+#else
+  fail(ErrCode::Device, op, "this is the CPU addon; it cannot copy CUDA memory");
+#endif
+}
+
+bool device_from_name(const std::string& s, Device* out) {
+  if (s == "cpu") *out = Device::CPU;
+  else if (s == "cuda") *out = Device::CUDA;
+  else return false;
+  return true;
+}
+}  // namespace
+
+// to(device): a copy on `device` (the same dtype and shape). The only way
+// data crosses devices, so every transfer is visible in the caller's code.
+Napi::Value NTensor::To(const Napi::CallbackInfo& info) {
+  return guarded(info, "tensor.to", [this](const ArgReader& a) -> Napi::Value {
+    if (disposed()) fail(ErrCode::Value, a.op, "the tensor was disposed");
+    Device dev;
+    if (!a.info[0].IsString() || !device_from_name(a.info[0].As<Napi::String>().Utf8Value(), &dev))
+      a.bad(ErrCode::Device, "'cpu' or 'cuda'", "device", a.describe(a.info[0]));
+    Napi::Object out = New(a.env(), dtype_, shape_, a.op, false, dev);
+    copy_bytes(Unwrap(out)->raw(), dev, raw(), device(), nbytes(), a.op);
+    return out;
+  });
+}
 
 Napi::Value NTensor::Dispose(const Napi::CallbackInfo& info) {
   storage_.reset();
@@ -114,6 +161,9 @@ Napi::Value NTensor::Dispose(const Napi::CallbackInfo& info) {
 Napi::Value NTensor::Data(const Napi::CallbackInfo& info) {
   return guarded(info, "tensor.data", [this](const ArgReader& a) -> Napi::Value {
     if (disposed()) fail(ErrCode::Value, a.op, "the tensor was disposed");
+    if (on_cuda())
+      fail(ErrCode::Device, a.op, "a cuda tensor has no zero-copy host view; use read() or to('cpu')");
+    if (dtype_ == DType::BF16) fail(ErrCode::Dtype, a.op, "bfloat16 has no JS typed array; use read(), which widens to float32");
     auto* hold = new std::shared_ptr<Storage>(storage_);
     const size_t n = static_cast<size_t>(numel());
     Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(
@@ -128,8 +178,16 @@ Napi::Value NTensor::Read(const Napi::CallbackInfo& info) {
   return guarded(info, "tensor.read", [this](const ArgReader& a) -> Napi::Value {
     if (disposed()) fail(ErrCode::Value, a.op, "the tensor was disposed");
     const size_t n = static_cast<size_t>(numel());
+    if (dtype_ == DType::BF16) {
+      std::vector<bf16> h(n);
+      copy_bytes(h.data(), Device::CPU, raw(), device(), nbytes(), a.op);
+      Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(a.env(), n * 4);
+      float* f = static_cast<float*>(ab.Data());
+      for (size_t i = 0; i < n; i++) f[i] = float_from_bf16(h[i]);
+      return typed_array(a.env(), DType::F32, n, ab);
+    }
     Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(a.env(), nbytes());
-    if (nbytes() > 0) std::memcpy(ab.Data(), raw(), nbytes());
+    copy_bytes(ab.Data(), Device::CPU, raw(), device(), nbytes(), a.op);
     return typed_array(a.env(), dtype_, n, ab);
   });
 }
@@ -139,13 +197,23 @@ Napi::Value NTensor::Write(const Napi::CallbackInfo& info) {
   return guarded(info, "tensor.write", [this](const ArgReader& a) -> Napi::Value {
     if (disposed()) fail(ErrCode::Value, a.op, "the tensor was disposed");
     Napi::Value v = a.info[0];
-    static const napi_typedarray_type want[] = {napi_float32_array, napi_float64_array, napi_int32_array, napi_uint8_array};
+    // bfloat16 is written from a Float32Array, rounded to nearest even.
+    static const napi_typedarray_type want[] = {napi_float32_array, napi_float64_array, napi_int32_array, napi_uint8_array,
+                                                napi_float32_array};
     if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != want[static_cast<int>(dtype_)])
       a.bad(ErrCode::Dtype, std::string("a typed array matching ") + dtype_name(dtype_), "values", a.describe(v));
     Napi::TypedArray ta = v.As<Napi::TypedArray>();
     if (static_cast<int64_t>(ta.ElementLength()) != numel())
       a.bad(ErrCode::Shape, std::to_string(numel()) + " values", "values", std::to_string(ta.ElementLength()) + " values");
-    if (nbytes() > 0) std::memcpy(raw(), static_cast<char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset(), nbytes());
+    const void* src = static_cast<char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    if (dtype_ == DType::BF16) {
+      const size_t n = static_cast<size_t>(numel());
+      std::vector<bf16> h(n);
+      for (size_t i = 0; i < n; i++) h[i] = bf16_from_float(static_cast<const float*>(src)[i]);
+      copy_bytes(raw(), device(), h.data(), Device::CPU, nbytes(), a.op);
+    } else {
+      copy_bytes(raw(), device(), src, Device::CPU, nbytes(), a.op);
+    }
     return a.env().Undefined();
   });
 }
@@ -177,8 +245,8 @@ Napi::Value NTensor::Reshape(const Napi::CallbackInfo& info) {
 Napi::Value NTensor::Clone(const Napi::CallbackInfo& info) {
   return guarded(info, "tensor.clone", [this](const ArgReader& a) -> Napi::Value {
     if (disposed()) fail(ErrCode::Value, a.op, "the tensor was disposed");
-    Napi::Object out = New(a.env(), dtype_, shape_, a.op);
-    std::memcpy(Unwrap(out)->raw(), raw(), nbytes());
+    Napi::Object out = New(a.env(), dtype_, shape_, a.op, false, device());
+    copy_bytes(Unwrap(out)->raw(), device(), raw(), device(), nbytes(), a.op);
     return out;
   });
 }
@@ -189,7 +257,7 @@ Napi::Value NTensor::CopyFrom(const Napi::CallbackInfo& info) {
     NTensor* src = a.tensor(0, "source");
     a.want_dtype(src, dtype_, "source");
     a.want_numel(src, numel(), "source");
-    std::memmove(raw(), src->raw(), nbytes());
+    copy_bytes(raw(), device(), src->raw(), src->device(), nbytes(), a.op);
     return a.env().Undefined();
   });
 }
@@ -199,7 +267,14 @@ Napi::Value NTensor::Fill(const Napi::CallbackInfo& info) {
     if (disposed()) fail(ErrCode::Value, a.op, "the tensor was disposed");
     const double v = a.number(0, "value");
     const int64_t n = numel();
+    if (on_cuda()) {
+#ifdef CLOZE_CUDA
+      cuda::fill(raw(), static_cast<int>(dtype_), n, v, a.op);
+#endif
+      return a.env().Undefined();
+    }
     switch (dtype_) {
+      case DType::BF16: std::fill(ptr<bf16>(), ptr<bf16>() + n, bf16_from_float(static_cast<float>(v))); break;
       case DType::F32: std::fill(ptr<float>(), ptr<float>() + n, static_cast<float>(v)); break;
       case DType::F64: std::fill(ptr<double>(), ptr<double>() + n, v); break;
       case DType::I32: std::fill(ptr<int32_t>(), ptr<int32_t>() + n, static_cast<int32_t>(v)); break;
@@ -219,6 +294,12 @@ void convert(const void* src, void* dst, int64_t n) {
 template <typename S>
 void convert_from(const void* src, DType to, void* dst, int64_t n) {
   switch (to) {
+    case DType::BF16: {
+      const S* s = static_cast<const S*>(src);
+      bf16* d = static_cast<bf16*>(dst);
+      for (int64_t i = 0; i < n; i++) d[i] = bf16_from_float(static_cast<float>(s[i]));
+      break;
+    }
     case DType::F32: convert<S, float>(src, dst, n); break;
     case DType::F64: convert<S, double>(src, dst, n); break;
     case DType::I32: convert<S, int32_t>(src, dst, n); break;
@@ -233,9 +314,22 @@ Napi::Value NTensor::Cast(const Napi::CallbackInfo& info) {
     if (!a.info[0].IsString()) a.bad(ErrCode::Dtype, "a dtype name", "dtype", a.describe(a.info[0]));
     DType to;
     const std::string name = a.info[0].As<Napi::String>().Utf8Value();
-    if (!dtype_from_name(name, &to)) a.bad(ErrCode::Dtype, "float32, float64, int32 or uint8", "dtype", name);
-    Napi::Object out = New(a.env(), to, shape_, a.op);
+    if (!dtype_from_name(name, &to))
+      a.bad(ErrCode::Dtype, "float32, float64, int32, uint8 or bfloat16", "dtype", "'" + name + "'");
+    Napi::Object out = New(a.env(), to, shape_, a.op, false, device());
     void* dst = Unwrap(out)->raw();
+    if (on_cuda()) {
+#ifdef CLOZE_CUDA
+      cuda::cast(raw(), static_cast<int>(dtype_), dst, static_cast<int>(to), numel(), a.op);
+#endif
+      return out;
+    }
+    if (dtype_ == DType::BF16) {
+      std::vector<float> wide(static_cast<size_t>(numel()));
+      for (size_t i = 0; i < wide.size(); i++) wide[i] = float_from_bf16(ptr<bf16>()[i]);
+      convert_from<float>(wide.data(), to, dst, numel());
+      return out;
+    }
     switch (dtype_) {
       case DType::F32: convert_from<float>(raw(), to, dst, numel()); break;
       case DType::F64: convert_from<double>(raw(), to, dst, numel()); break;

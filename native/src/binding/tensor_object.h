@@ -18,14 +18,17 @@ class NTensor : public Napi::ObjectWrap<NTensor> {
   // Creates a JS tensor object over `storage`.
   static Napi::Object Make(Napi::Env env, std::shared_ptr<Storage> storage, size_t offset, DType dt,
                            std::vector<int64_t> shape);
-  // Allocates a tensor, zero-filled unless zero is false (outputs a kernel writes in full).
-  static Napi::Object New(Napi::Env env, DType dt, const std::vector<int64_t>& shape, const char* op, bool zero = true);
+  // Allocates a tensor on `dev`, zero-filled unless zero is false (outputs a kernel writes in full).
+  static Napi::Object New(Napi::Env env, DType dt, const std::vector<int64_t>& shape, const char* op, bool zero = true,
+                          Device dev = Device::CPU);
   static bool IsInstance(Napi::Env env, const Napi::Value& v);
 
   explicit NTensor(const Napi::CallbackInfo& info);
 
   bool disposed() const { return !storage_; }
   DType dtype() const { return dtype_; }
+  Device device() const { return storage_->device(); }
+  bool on_cuda() const { return storage_->device() == Device::CUDA; }
   const std::vector<int64_t>& shape() const { return shape_; }
   int64_t dim(int64_t i) const { return shape_[static_cast<size_t>(i < 0 ? i + static_cast<int64_t>(shape_.size()) : i)]; }
   int64_t ndim() const { return static_cast<int64_t>(shape_.size()); }
@@ -40,6 +43,8 @@ class NTensor : public Napi::ObjectWrap<NTensor> {
   Napi::Value GetDtype(const Napi::CallbackInfo& info);
   Napi::Value GetNbytes(const Napi::CallbackInfo& info);
   Napi::Value GetDisposed(const Napi::CallbackInfo& info);
+  Napi::Value GetDevice(const Napi::CallbackInfo& info);
+  Napi::Value To(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value Data(const Napi::CallbackInfo& info);
   Napi::Value Read(const Napi::CallbackInfo& info);

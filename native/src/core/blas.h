@@ -24,6 +24,12 @@ template <typename T>
 void gemm_blas(const GemmParams& p);     // the linked BLAS (the built-in GEMM when none)
 template <typename T>
 void gemm_builtin(const GemmParams& p);  // always ours
+// The same product on the current CUDA stream through cuBLASLt (cuda addon
+// only; pointers are device memory). T = float: fp32 compute, no TF32, so it
+// can be checked tightly against the CPU. T = bf16: bf16 operands and output,
+// fp32 accumulation and fp32 alpha/beta.
+template <typename T>
+void gemm_cuda(const GemmParams& p);
 
 const char* blas_name();
 // Which GEMM gemm() uses: "blas" or "builtin". With OpenBLAS linked, the

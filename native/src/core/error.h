@@ -10,7 +10,7 @@
 
 namespace cloze {
 
-enum class ErrCode { Shape, Dtype, Index, Value, OOM, IO, Internal };
+enum class ErrCode { Shape, Dtype, Index, Value, OOM, IO, Device, Cuda, Internal };
 
 inline const char* err_code_name(ErrCode c) {
   switch (c) {
@@ -20,6 +20,8 @@ inline const char* err_code_name(ErrCode c) {
     case ErrCode::Value: return "E_VALUE";
     case ErrCode::OOM: return "E_OOM";
     case ErrCode::IO: return "E_IO";
+    case ErrCode::Device: return "E_DEVICE";
+    case ErrCode::Cuda: return "E_CUDA";
     default: return "E_INTERNAL";
   }
 }

@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include "error.h"
+#ifdef CLOZE_CUDA
+#include "../cuda/runtime.h"
+#endif
 
 namespace cloze {
 
@@ -68,7 +71,23 @@ BlockCache& cache() {
 
 }  // namespace
 
-std::shared_ptr<Storage> Storage::allocate(size_t bytes, const char* op, bool zero) {
+std::shared_ptr<Storage> Storage::allocate(size_t bytes, const char* op, bool zero, Device dev) {
+  if (dev == Device::CUDA) {
+#ifdef CLOZE_CUDA
+    std::shared_ptr<Storage> s(new Storage());
+    s->data_ = cuda::alloc(bytes, op);
+    s->bytes_ = bytes;
+    s->capacity_ = bytes;
+    s->owned_ = true;
+    s->device_ = Device::CUDA;
+    if (zero) cuda::memset_zero(s->data_, bytes, op);
+    return s;
+#else
+    fail(ErrCode::Device, op,
+         "this is the CPU addon, which has no CUDA support; build the CUDA addon with `npm run build:cuda` on a machine "
+         "with a CUDA toolkit");
+#endif
+  }
   // A request beyond physical memory fails here rather than being granted by
   // overcommit and killing the process when the pages are touched.
   if (bytes > physical_memory())
@@ -110,6 +129,12 @@ std::shared_ptr<Storage> Storage::borrow(void* data, size_t bytes, std::function
 }
 
 Storage::~Storage() {
+#ifdef CLOZE_CUDA
+  if (device_ == Device::CUDA) {
+    cuda::free(data_);  // back to its stream's pool; never throws
+    return;
+  }
+#endif
   if (owned_) {
     g_live_bytes -= static_cast<int64_t>(bytes_);
     if (capacity_ < kCacheMin || !cache().put(data_, capacity_)) std::free(data_);

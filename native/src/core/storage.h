@@ -12,13 +12,17 @@
 #include <functional>
 #include <memory>
 
+#include "dtype.h"
+
 namespace cloze {
 
 class Storage {
  public:
   // Allocates `bytes`, zero-filled unless zero is false (for outputs a kernel
-  // writes in full); throws OpError(E_OOM) on failure.
-  static std::shared_ptr<Storage> allocate(size_t bytes, const char* op, bool zero = true);
+  // writes in full); throws OpError(E_OOM) on failure. CUDA storage comes from
+  // the caching device allocator (cuda/runtime.h) and exists only in the cuda
+  // addon; asking the CPU addon for it throws E_DEVICE.
+  static std::shared_ptr<Storage> allocate(size_t bytes, const char* op, bool zero = true, Device dev = Device::CPU);
   // Wraps memory owned elsewhere (a JS ArrayBuffer); `release` runs on destruction.
   static std::shared_ptr<Storage> borrow(void* data, size_t bytes, std::function<void()> release);
   ~Storage();
@@ -28,6 +32,7 @@ class Storage {
   void* data() const { return data_; }
   size_t bytes() const { return bytes_; }
   bool owned() const { return owned_; }
+  Device device() const { return device_; }
 
   // Bytes of native memory owned by live Storages in this process.
   static int64_t live_bytes();
@@ -44,6 +49,7 @@ class Storage {
   size_t bytes_ = 0;
   size_t capacity_ = 0;
   bool owned_ = false;
+  Device device_ = Device::CPU;
   std::function<void()> release_;
 };
 

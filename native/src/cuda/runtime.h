@@ -1,0 +1,77 @@
+// The CUDA runtime of the cuda addon: the current stream, the caching device
+// allocator, transfers, and the error path. Host-only declarations: this
+// header names no CUDA type beyond the opaque stream handle, so bindings
+// compiled by the host compiler can include it.
+//
+// Streams: every kernel launches on stream(), asynchronously. A trainer makes
+// its own stream and makes it current; set_stream() synchronizes the previous
+// stream first, so a block freed on one stream is never reused by another
+// while a kernel may still read it.
+//
+// Errors: every CUDA call is checked; a failure throws OpError naming the op,
+// so the process never exits. A kernel fault surfaces at the next synchronizing
+// call (a read, a sync) with the op that noticed it and the CUDA message.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+struct CUstream_st;
+
+namespace cloze {
+namespace cuda {
+
+using Stream = CUstream_st*;
+
+// Whether a CUDA device can be used; `why` says what is missing otherwise.
+bool available(std::string* why);
+
+Stream stream();                          // the current stream (a per-process default until set)
+void set_stream(Stream s, const char* op);  // nullptr restores the default
+Stream create_stream(const char* op);
+void destroy_stream(Stream s, const char* op);
+void synchronize(const char* op);         // waits for the current stream
+
+// Stream-ordered caching allocator: no cudaMalloc per step. Blocks are
+// recycled on the stream that allocated them; cudaMalloc failure empties the
+// cache and retries before throwing E_OOM.
+void* alloc(size_t bytes, const char* op);
+void free(void* p);
+void memset_zero(void* p, size_t bytes, const char* op);  // async on stream()
+// Copies between host and device or within the device. Host-to-device and
+// device-to-device are stream-ordered; device-to-host waits for the data.
+void copy(void* dst, bool dst_device, const void* src, bool src_device, size_t bytes, const char* op);
+
+struct MemStats {
+  int64_t live_bytes = 0;     // held by tensors
+  int64_t cached_bytes = 0;   // free blocks kept for reuse
+  int64_t peak_bytes = 0;     // most live bytes seen
+  int64_t malloc_calls = 0;   // cudaMalloc calls made (a steady step makes none)
+};
+MemStats mem_stats();
+void release_cache(const char* op);       // synchronizes, then cudaFree's every cached block
+void reset_peak();
+
+struct DeviceInfo {
+  std::string name;
+  int major = 0, minor = 0;       // compute capability
+  int sms = 0;
+  int64_t memory_bytes = 0;
+  int64_t l2_bytes = 0;
+  int64_t smem_optin_bytes = 0;   // per block, after cudaFuncSetAttribute
+  int driver_version = 0, runtime_version = 0;
+};
+DeviceInfo device_info(const char* op);
+
+// Throws OpError(E_CUDA, or E_OOM, op, "<what> failed: <CUDA error>") when err != 0.
+void check(int err, const char* op, const char* what);
+// After a launch: picks up launch-configuration errors at once.
+void check_launch(const char* op);
+
+// dst[i] = value, for any dtype (value converted as by a cast).
+void fill(void* dst, int dtype, int64_t n, double value, const char* op);
+// Converts n elements between dtypes on the device (float32, float64, int32, uint8, bfloat16).
+void cast(const void* src, int src_dtype, void* dst, int dst_dtype, int64_t n, const char* op);
+
+}  // namespace cuda
+}  // namespace cloze

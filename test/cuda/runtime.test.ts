@@ -1,0 +1,73 @@
+// The CUDA runtime: transfers, casts, fill, the allocator's reuse, streams,
+// and the device check at the binding boundary.
+import { expect, it } from 'vitest';
+import { native } from '../../src/native/loader.js';
+import { bf16, describeCuda, get, put } from './harness.js';
+
+describeCuda('runtime', () => {
+  it('round-trips every dtype through the device, including odd sizes and empty tensors', () => {
+    for (const n of [0, 1, 7, 1023, 4099]) {
+      const vals = Array.from({ length: n }, (_, i) => ((i * 37) % 101) - 50);
+      for (const dt of ['float32', 'float64', 'int32', 'bfloat16'] as const) {
+        const c = put(vals, [n], dt, 'cuda');
+        expect(c.device).toBe('cuda');
+        const back = c.to('cpu');
+        expect(back.device).toBe('cpu');
+        expect(Array.from(get(back))).toEqual(vals);
+        c.dispose();
+        back.dispose();
+      }
+    }
+  });
+
+  it('casts on the device as the CPU does, bfloat16 rounding to nearest even', () => {
+    const vals = [1.0, -2.5, 3.14159, 1e-3, 65504, 1 + 2 ** -8, 1 + 3 * 2 ** -9];
+    const c = put(vals, [vals.length], 'float32', 'cuda');
+    const h = c.cast('bfloat16');
+    expect(h.device).toBe('cuda');
+    expect(Array.from(get(h))).toEqual(vals.map(bf16));
+    const cpu = put(vals, [vals.length], 'float32', 'cpu').cast('bfloat16');
+    expect(Array.from(get(cpu))).toEqual(Array.from(get(h)));
+    const i = c.cast('int32');
+    expect(Array.from(get(i))).toEqual(vals.map((v) => Math.trunc(v)));
+  });
+
+  it('fills on the device', () => {
+    const c = native().empty('bfloat16', [5, 3], 'cuda');
+    c.fill(0.3);
+    expect(Array.from(get(c))).toEqual(new Array(15).fill(bf16(0.3)));
+  });
+
+  it('reuses freed blocks instead of calling cudaMalloc every step', () => {
+    const step = () => {
+      const t = native().empty('float32', [1024, 1024], 'cuda');
+      t.dispose();
+    };
+    step();
+    const before = native().cudaMemStats().mallocCalls;
+    for (let i = 0; i < 20; i++) step();
+    expect(native().cudaMemStats().mallocCalls).toBe(before);
+  });
+
+  it('runs on a stream of its own and synchronizes when switching back', () => {
+    const s = native().cudaCreateStream();
+    native().cudaSetStream(s);
+    const c = put([1, 2, 3], [3], 'float32', 'cuda');
+    expect(Array.from(get(c.clone()))).toEqual([1, 2, 3]);
+    native().cudaSetStream(null);
+    native().cudaDestroyStream(s);
+  });
+
+  it('refuses mixed devices with a message that names the argument', () => {
+    const a = put([1, 2], [2], 'float32', 'cuda');
+    const b = put([1, 2], [2], 'float32', 'cpu');
+    expect(() => native().add(a, b)).toThrow(/Expected a cuda tensor .* for b but received cpu float32 tensor \[2\]/);
+  });
+
+  it('reports the device', () => {
+    const info = native().cudaInfo();
+    expect(info.name.length).toBeGreaterThan(0);
+    expect(info.multiprocessors).toBeGreaterThan(0);
+    expect(native().info().backend).toBe('cuda');
+  });
+});
