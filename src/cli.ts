@@ -1,4 +1,5 @@
 /** The `cloze` command line. */
+import { cudaUnavailableReason, describeDevice } from './device.js';
 import yargs from 'yargs';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -95,12 +96,15 @@ export async function main(argv: string[]): Promise<void> {
     )
     .command(
       'info',
-      'Print the backend, BLAS library and thread counts in use',
+      'Print the device (cuda or cpu, and why not cuda), the BLAS library and thread counts in use',
       (y) => y.option('threads', { type: 'number', describe: 'Native thread-pool size (default: all cores)' }),
       (args) => {
         if (args.threads !== undefined) setNumThreads(args.threads);
         const i = runtimeInfo();
-        console.log(`device: ${i.backend}`);
+        const why = cudaUnavailableReason();
+        console.log(`device: ${why ? 'cpu' : describeDevice('cuda')}`);
+        if (why) console.log(`cuda: not used: ${why}`);
+        console.log(`addon build: ${i.backend}`);
         console.log(`blas: ${i.blas}, ${i.blasCore} kernels (${i.blasThreads} threads)`);
         console.log(`gemm: ${i.gemm}`);
         console.log(`threads: ${i.threads}`);

@@ -8,11 +8,13 @@ import { isGradEnabled, trackTensor } from './autograd/mode.js';
 import { expected } from './errors.js';
 import { native } from './native/loader.js';
 import type { AnyTypedArray, Device, DType, NativeTensor } from './native/types.js';
+import { castTo, toDevice } from './ops/transfer.js';
 
 export type { Device, DType } from './native/types.js';
 
 export class Tensor {
   readonly shape: readonly number[];
+  /** Fixed for a tensor's life, except through moveHandle() (Module.to). */
   readonly dtype: DType;
   readonly device: Device;
   requiresGrad: boolean;
@@ -68,7 +70,33 @@ export class Tensor {
     this.handle = handle;
   }
 
-  /** A zero-copy TypedArray view of the data. It keeps the memory alive while referenced. */
+  /**
+   * Replaces the native handle with one of the same shape that may differ in
+   * device and dtype: how Module.to() moves parameters in place, so modules
+   * and optimizers holding this Parameter see the move.
+   */
+  moveHandle(handle: NativeTensor): void {
+    if (handle.shape.join() !== this.shape.join()) {
+      throw expected(`a handle of shape [${this.shape.join(', ')}]`, 'handle', handle, 'E_SHAPE');
+    }
+    this.handle?.dispose();
+    this.handle = handle;
+    const self = this as { dtype: DType; device: Device };
+    self.dtype = handle.dtype;
+    self.device = handle.device;
+  }
+
+  /** A copy on `device`, recorded on the tape (the gradient moves back). Returns this tensor when already there. */
+  to(device: Device): Tensor {
+    return toDevice(this, device);
+  }
+
+  /** A copy in `dtype`, recorded on the tape (the gradient is cast back). Returns this tensor when already of that dtype. */
+  cast(dtype: DType): Tensor {
+    return castTo(this, dtype);
+  }
+
+  /** A zero-copy TypedArray view of the data (CPU tensors, not bfloat16). It keeps the memory alive while referenced. */
   data(): AnyTypedArray {
     return this.native.data();
   }
@@ -99,7 +127,8 @@ export class Tensor {
   }
 
   toString(): string {
-    return `Tensor(${this.dtype} [${this.shape.join(', ')}]${this.requiresGrad ? ', requiresGrad' : ''})`;
+    const where = this.device === 'cpu' ? '' : `, ${this.device}`;
+    return `Tensor(${this.dtype} [${this.shape.join(', ')}]${where}${this.requiresGrad ? ', requiresGrad' : ''})`;
   }
 }
 
@@ -117,28 +146,33 @@ const arrayTypes: Record<DType, { new (n: number | ArrayLike<number>): AnyTypedA
   bfloat16: Float32Array,
 };
 
-export function zeros(shape: readonly number[], dtype: DType = 'float32'): Tensor {
+export function zeros(shape: readonly number[], dtype: DType = 'float32', device: Device = 'cpu'): Tensor {
   checkShape(shape);
-  return new Tensor(native().empty(dtype, shape));
+  checkDevice(device);
+  return new Tensor(native().empty(dtype, shape, device));
 }
 
-export function full(shape: readonly number[], value: number, dtype: DType = 'float32'): Tensor {
-  const t = zeros(shape, dtype);
+export function full(shape: readonly number[], value: number, dtype: DType = 'float32', device: Device = 'cpu'): Tensor {
+  const t = zeros(shape, dtype, device);
   if (value !== 0) t.native.fill(value);
   return t;
 }
 
-export function ones(shape: readonly number[], dtype: DType = 'float32'): Tensor {
-  return full(shape, 1, dtype);
+export function ones(shape: readonly number[], dtype: DType = 'float32', device: Device = 'cpu'): Tensor {
+  return full(shape, 1, dtype, device);
 }
 
-/** Copies numbers into a new tensor. */
-export function tensor(values: ArrayLike<number>, shape?: readonly number[], dtype: DType = 'float32'): Tensor {
+export function checkDevice(device: unknown, name = 'device'): asserts device is Device {
+  if (device !== 'cpu' && device !== 'cuda') throw expected("'cpu' or 'cuda'", name, device, 'E_DEVICE');
+}
+
+/** Copies numbers into a new tensor (on `device`). */
+export function tensor(values: ArrayLike<number>, shape?: readonly number[], dtype: DType = 'float32', device: Device = 'cpu'): Tensor {
   const s = shape ?? [values.length];
   checkShape(s);
   const n = s.reduce((a, b) => a * b, 1);
   if (n !== values.length) throw expected(`${n} values for shape [${s.join(', ')}]`, 'values', values.length, 'E_SHAPE');
-  const t = zeros(s, dtype);
+  const t = zeros(s, dtype, device);
   const buf = typedArrayFor(dtype, n);
   buf.set(values as ArrayLike<number>);
   t.native.write(buf);

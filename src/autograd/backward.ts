@@ -42,7 +42,7 @@ export function backward(root: Tensor, grad?: Tensor): void {
     seed = grad.native.clone();
   } else {
     if (root.size !== 1) throw expected('a one-element root (or an explicit grad)', 'backward() root', root, 'E_SHAPE');
-    seed = native().empty(root.dtype, root.shape);
+    seed = native().empty(root.dtype, root.shape, root.device);
     seed.fill(1);
   }
   if (!root.gradFn) {

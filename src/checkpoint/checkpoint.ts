@@ -6,7 +6,8 @@
  *     model.safetensors      weights under the caller's (HF) names, metadata {"format": "pt"}
  *     config.json            the model config object the caller gives
  *     tokenizer files        copied from the paths given (tokenizer.json, vocab.txt, …)
- *     optimizer.safetensors  AdamW's flat moments: groups.<i>.m, groups.<i>.v
+ *     optimizer.safetensors  AdamW's flat moments: groups.<i>.m, groups.<i>.v (and
+ *                            groups.<i>.master, fp32 master weights, for bf16 runs)
  *     trainer_state.json     step, optimizer settings, RNG states, data position,
  *                            dropout counters, the trainer's own JSON
  *     complete               written last: every file's name and size
@@ -73,7 +74,7 @@ export interface OptimizerState {
   lr: number;
   betas: [number, number];
   eps: number;
-  groups: Array<{ m: Tensor; v: Tensor; weightDecay: number; size: number }>;
+  groups: Array<{ m: Tensor; v: Tensor; master?: Tensor; weightDecay: number; size: number }>;
 }
 
 interface TrainerStateFile {
@@ -158,6 +159,8 @@ export function saveCheckpoint(outDir: string, c: CheckpointContents, opts: Save
       s.groups.forEach((g, i) => {
         tensors[`groups.${i}.m`] = new Tensor(g.m.reshape(g.m.shape));
         tensors[`groups.${i}.v`] = new Tensor(g.v.reshape(g.v.shape));
+        // Mixed precision: the fp32 master weights, which the bf16 model file only rounds.
+        if (g.master) tensors[`groups.${i}.master`] = new Tensor(g.master.reshape(g.master.shape));
       });
       try {
         saveSafetensors(path.join(tmp, OPTIMIZER_FILE), tensors, { format: 'cloze-adamw', step: String(s.step) });
@@ -298,7 +301,11 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
           if (!m || !v || m.size !== g.size || v.size !== g.size) {
             throw expected(`moments of ${g.size} elements for group ${i}`, path.join(dir, OPTIMIZER_FILE), m ?? 'none');
           }
-          return { m, v, weightDecay: g.weightDecay, size: g.size };
+          const master = t[`groups.${i}.master`];
+          if (master && master.size !== g.size) {
+            throw expected(`master weights of ${g.size} elements for group ${i}`, path.join(dir, OPTIMIZER_FILE), master);
+          }
+          return { m, v, ...(master ? { master } : {}), weightDecay: g.weightDecay, size: g.size };
         }),
       };
     } catch (err) {
@@ -323,6 +330,7 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
       for (const g of optimizer?.groups ?? []) {
         g.m.dispose();
         g.v.dispose();
+        g.master?.dispose();
       }
     },
   };

@@ -1,8 +1,10 @@
 /**
  * Finds and loads the native addon. The CUDA build (cmake-js, build-cuda/) is
- * preferred when present and CLOZE_DEVICE is not 'cpu'; otherwise the CPU
- * build from node-gyp. When nothing loads, one message lists each attempt and
- * the fixes.
+ * used when it is built, loads (the CUDA runtime libraries are found) and a
+ * GPU answers, unless CLOZE_DEVICE is 'cpu'; otherwise the CPU build from
+ * node-gyp. CLOZE_DEVICE=cuda keeps the CUDA build even without a GPU, so the
+ * failure surfaces with CUDA's own reason. When nothing loads, one message
+ * lists each attempt and the fixes.
  */
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
@@ -32,6 +34,8 @@ export interface LoadedAddon {
   addon: NativeAddon;
   path: string;
   variant: 'cpu' | 'cuda';
+  /** Why the cuda addon was built but not used (no GPU answered), when that happened. */
+  cudaSkipped?: string;
 }
 
 let cached: LoadedAddon | undefined;
@@ -45,17 +49,35 @@ export function loadAddon(): LoadedAddon {
   if (!wantCpu) candidates.push({ path: join(root, 'build-cuda', 'Release', 'cloze_cuda.node'), variant: 'cuda' });
   candidates.push({ path: join(root, 'build', 'Release', 'cloze_cpu.node'), variant: 'cpu' });
   const tried: string[] = [];
+  let cudaSkipped: string | undefined;
+  let cudaFallback: LoadedAddon | undefined;
   for (const c of candidates) {
     if (!existsSync(c.path)) {
       tried.push(`${c.path}: not built`);
       continue;
     }
     try {
-      cached = { addon: require(c.path) as NativeAddon, path: c.path, variant: c.variant };
+      const addon = require(c.path) as NativeAddon;
+      if (c.variant === 'cuda' && process.env.CLOZE_DEVICE !== 'cuda') {
+        // Built, but the CUDA addon is used only where a GPU answers; else the CPU build, if there is one.
+        const a = addon.cudaAvailable();
+        if (!a.available) {
+          cudaSkipped = a.reason;
+          cudaFallback = { addon, path: c.path, variant: 'cuda', cudaSkipped };
+          tried.push(`${c.path}: loaded, but no GPU is usable (${a.reason})`);
+          continue;
+        }
+      }
+      cached = { addon, path: c.path, variant: c.variant, ...(cudaSkipped ? { cudaSkipped } : {}) };
       return cached;
     } catch (e) {
       tried.push(`${c.path}: ${(e as Error).message}`);
     }
+  }
+  // The CUDA build also runs every op on the CPU: better than nothing when the CPU build is missing.
+  if (cudaFallback) {
+    cached = cudaFallback;
+    return cached;
   }
   throw new Error(
     'cloze: could not load the native addon.\n' +

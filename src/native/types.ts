@@ -151,6 +151,8 @@ export interface NativeAddon extends MimTokensNative, MimLossNative, ImageAugNat
 
   adamw(param: N, grad: N, m: N, v: N, options: {
     lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number; gradScale?: number;
+    /** fp32 master weights for a bfloat16 param (cuda): updated in fp32, param = its bf16 rounding. */
+    master?: N;
   }): void;
   clipGradNorm(grads: N[], maxNorm: number): number;
   mlmMask(ids: N, select: N, group: Maybe, vocabSize: number, maskId: number, maskProb: number, randomProb: number, randomLow: number, randomHigh: number, seed: number, step: number): { ids: N; rows: N; targets: N };

@@ -1,6 +1,7 @@
 /** Module base: named parameters and submodules, a state dict, train/eval. */
 import { expected } from '../errors.js';
 import type { Tensor } from '../tensor.js';
+import type { Device, DType } from '../native/types.js';
 import { Parameter } from './parameter.js';
 import { keep } from '../autograd/mode.js';
 
@@ -76,15 +77,62 @@ export abstract class Module {
         if (strict) throw expected('a parameter name of this module', 'state dict key', name);
         continue;
       }
-      if (t.dtype !== p.dtype || t.shape.join() !== p.shape.join()) {
+      // A float32 checkpoint loads into a bfloat16 (mixed-precision) module, and back.
+      const castable = (a: DType, b: DType): boolean => a === b || (a !== 'int32' && a !== 'uint8' && b !== 'int32' && b !== 'uint8' && (a === 'bfloat16' || b === 'bfloat16'));
+      if (!castable(t.dtype, p.dtype) || t.shape.join() !== p.shape.join()) {
         throw expected(`a ${p.dtype} tensor of shape [${p.shape.join(', ')}]`, `state dict entry '${name}'`, t, 'E_SHAPE');
       }
-      p.native.copyFrom(t.native);
+      if (t.dtype === p.dtype) {
+        p.native.copyFrom(t.native);
+      } else {
+        const c = t.native.cast(p.dtype);
+        p.native.copyFrom(c);
+        c.dispose();
+      }
       mine.delete(name);
     }
     if (strict && mine.size > 0) {
       throw expected(`entries for every parameter`, 'state dict', `none for ${[...mine.keys()].join(', ')}`);
     }
+  }
+
+  /**
+   * Moves every parameter and buffer to `device` in place, and casts the
+   * floating ones to `dtype` when given ('bfloat16' for mixed precision; the
+   * optimizer then keeps fp32 master weights). Integer buffers keep their
+   * dtype. Build the optimizer after moving: it flattens the parameters where
+   * they are.
+   */
+  to(device: Device, dtype?: DType): this {
+    if (device !== 'cpu' && device !== 'cuda') throw expected("'cpu' or 'cuda'", 'device', device, 'E_DEVICE');
+    const move = (t: Tensor): void => {
+      const floating = t.dtype === 'float32' || t.dtype === 'float64' || t.dtype === 'bfloat16';
+      const want = dtype && floating ? dtype : t.dtype;
+      if (t.device === device && t.dtype === want) return;
+      const onDev = t.device === device ? null : t.native.to(device);
+      const h = want === t.dtype ? onDev! : (onDev ?? t.native).cast(want);
+      if (onDev && h !== onDev) onDev.dispose();
+      t.moveHandle(h);
+      if (t.grad) {
+        t.grad.dispose();
+        t.grad = null;
+      }
+    };
+    for (const [, p] of this.namedParameters()) move(p);
+    for (const [, b] of this.namedBuffers()) move(b);
+    for (const [, m] of this.namedModules()) m.moveFixed(move);
+    return this;
+  }
+
+  /** The device of the first parameter ('cpu' for a module without parameters). */
+  get device(): Device {
+    const p = this.parameters()[0];
+    return p ? p.device : 'cpu';
+  }
+
+  /** Moves fixed, non-parameter tensors the module owns (position tables) along with to(); see releaseBuffers. */
+  protected moveFixed(move: (t: Tensor) => void): void {
+    void move;
   }
 
   train(on = true): this {

@@ -136,7 +136,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     ([gOut, gEnt]) => {
       let dout = gOut ?? null;
       if (!dout) {
-        dout = native().empty(so.dtype, so.shape);
+        dout = native().empty(so.dtype, so.shape, so.device);
       }
       const g = native().attentionBackward(dout, sq, sk, sv, so, slse, bopts, gEnt ?? null, gEnt ? ent : null);
       if (!gOut) dout.dispose();

@@ -3,6 +3,11 @@
  * into one contiguous buffer (the Parameters are rebound to views of it) with
  * matching flat gradient and moment buffers, so a step is one fused native
  * pass per group and clipping is one reduction.
+ *
+ * Mixed precision: bfloat16 parameters (a module moved with `to('cuda',
+ * 'bfloat16')`) get an fp32 master copy, and fp32 moments; the fused step
+ * updates the master and writes the rounded bf16 parameter. Checkpoints carry
+ * the master, so a resumed run continues from the same fp32 values.
  */
 import { native } from '../native/loader.js';
 import type { NativeTensor } from '../native/types.js';
@@ -32,6 +37,8 @@ interface FlatGroup {
   grad: NativeTensor;
   m: NativeTensor;
   v: NativeTensor;
+  /** fp32 master weights for bfloat16 parameters; null otherwise. */
+  master: NativeTensor | null;
 }
 
 export class AdamW {
@@ -75,11 +82,13 @@ export class AdamW {
 
   private flatten(params: Parameter[], weightDecay: number): FlatGroup {
     const dtype = params[0]!.dtype;
+    const device = params[0]!.device;
     for (const p of params) if (p.dtype !== dtype) throw expected(`${dtype} parameters in one group`, 'params', p, 'E_DTYPE');
+    for (const p of params) if (p.device !== device) throw expected(`${device} parameters in one group`, 'params', p, 'E_DEVICE');
     const n = params.reduce((a, p) => a + p.size, 0);
     const addon = native();
-    const param = addon.empty(dtype, [n]);
-    const grad = addon.empty(dtype, [n]);
+    const param = addon.empty(dtype, [n], device);
+    const grad = addon.empty(dtype, [n], device);
     let off = 0;
     for (const p of params) {
       const pv = param.view(off, p.shape);
@@ -89,7 +98,10 @@ export class AdamW {
       p.grad = keep(new Tensor(grad.view(off, p.shape)));
       off += p.size;
     }
-    return { params, weightDecay, param, grad, m: addon.empty(dtype, [n]), v: addon.empty(dtype, [n]) };
+    const mixed = dtype === 'bfloat16';
+    const stateDtype = mixed ? 'float32' : dtype;
+    const master = mixed ? param.cast('float32') : null;
+    return { params, weightDecay, param, grad, m: addon.empty(stateDtype, [n], device), v: addon.empty(stateDtype, [n], device), master };
   }
 
   /** The flat gradient buffers, for clipping or inspection. */
@@ -117,15 +129,25 @@ export class AdamW {
         eps: this.eps,
         weightDecay: g.weightDecay,
         step: this.stepCount,
+        ...(g.master ? { master: g.master } : {}),
       });
     }
   }
 
   /** Moment buffers and step count, for checkpoints. */
-  state(): { step: number; groups: Array<{ m: NativeTensor; v: NativeTensor; weightDecay: number; size: number }> } {
+  state(): {
+    step: number;
+    groups: Array<{ m: NativeTensor; v: NativeTensor; master?: NativeTensor; weightDecay: number; size: number }>;
+  } {
     return {
       step: this.stepCount,
-      groups: this.groups.map((g) => ({ m: g.m, v: g.v, weightDecay: g.weightDecay, size: g.param.shape[0]! })),
+      groups: this.groups.map((g) => ({
+        m: g.m,
+        v: g.v,
+        ...(g.master ? { master: g.master } : {}),
+        weightDecay: g.weightDecay,
+        size: g.param.shape[0]!,
+      })),
     };
   }
 
@@ -133,7 +155,10 @@ export class AdamW {
    * Restores what state() returned (from a checkpoint): the step count and each
    * group's moments, copied in. Groups must match in number, size and dtype.
    */
-  loadState(state: { step: number; groups: ReadonlyArray<{ m: Tensor | NativeTensor; v: Tensor | NativeTensor }> }): void {
+  loadState(state: {
+    step: number;
+    groups: ReadonlyArray<{ m: Tensor | NativeTensor; v: Tensor | NativeTensor; master?: Tensor | NativeTensor }>;
+  }): void {
     checkInt(state.step, 'state.step');
     if (state.groups.length !== this.groups.length) {
       throw expected(`${this.groups.length} parameter groups`, 'state.groups', state.groups.length, 'E_SHAPE');
@@ -151,6 +176,22 @@ export class AdamW {
       const s = state.groups[i]!;
       g.m.copyFrom(s.m instanceof Tensor ? s.m.native : s.m);
       g.v.copyFrom(s.v instanceof Tensor ? s.v.native : s.v);
+      if (g.master) {
+        // Without a saved master (a checkpoint from an fp32 run) the master is the loaded parameter itself.
+        const src = s.master ? (s.master instanceof Tensor ? s.master.native : s.master) : null;
+        if (src && (src.shape.length !== 1 || src.shape[0] !== g.master.shape[0])) {
+          throw expected(`a tensor of shape [${g.master.shape[0]}]`, `state.groups[${i}].master`, src, 'E_SHAPE');
+        }
+        if (src && src.dtype === 'float32') g.master.copyFrom(src);
+        else {
+          const c = (src ?? g.param).cast('float32');
+          g.master.copyFrom(c);
+          c.dispose();
+        }
+        const rounded = g.master.cast('bfloat16');
+        g.param.copyFrom(rounded);
+        rounded.dispose();
+      }
     });
     this.stepCount = state.step;
   }
@@ -161,6 +202,7 @@ export class AdamW {
       g.v.dispose();
       g.grad.dispose();
       g.param.dispose();
+      g.master?.dispose();
     }
   }
 }

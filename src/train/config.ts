@@ -53,6 +53,8 @@ export const RUN_FIELDS = {
   logEvery: { kind: 'integer', default: 10, min: 1, describe: 'Metrics line every N steps' },
   seed: { kind: 'integer', default: 0, min: 0, describe: 'Seed of every random choice' },
   threads: { kind: 'integer', default: 0, min: 0, max: 1024, describe: 'Native threads (0: all cores)' },
+  device: { kind: 'string', default: 'auto', choices: ['auto', 'cpu', 'cuda'], describe: 'Where to train: cuda when the CUDA addon is built and a GPU is present (auto), or as named' },
+  precision: { kind: 'string', default: 'auto', choices: ['auto', 'fp32', 'bf16'], describe: 'bf16: bfloat16 compute with fp32 master weights (cuda only); auto: bf16 on cuda, fp32 on the CPU' },
   resume: { kind: 'boolean', default: false, describe: 'Continue from the latest checkpoint in the run directory' },
   // Masked image modeling (task mim); see ../shared/specs/mim.md and the README.
   method: { kind: 'string', default: 'mae', choices: ['mae', 'simmim'], describe: 'mim: MAE (encoder on visible patches, decoder) or SimMIM (mask token in the encoder, linear head)' },

@@ -5,6 +5,7 @@
  * (an Rng seeded per micro-batch), the 80/10/10 draws (Philox) and dropout
  * (Philox with per-site call counters, which the checkpoint carries).
  */
+import { resolveDevice, resolvePrecision, TrainerStream, type DeviceChoice, type Precision } from '../device.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadCheckpoint } from '../checkpoint/checkpoint.js';
@@ -117,6 +118,12 @@ export async function buildMlmTask(cfg: RunConfig, outDir: string, resumeDir: st
       init.dispose();
     }
   }
+  // On cuda the model moves before the optimizer flattens its parameters
+  // there; bf16 parameters get fp32 master weights in the optimizer.
+  const device = resolveDevice(cfg.device as DeviceChoice);
+  const stream = new TrainerStream(device);
+  if (device === 'cuda') model.to('cuda', resolvePrecision(cfg.precision as Precision, device));
+  else resolvePrecision(cfg.precision as Precision, device);
   const optimizer = new AdamW(model.parameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
   const plan = new MaskingPlan(cfg, tok, corpus, preset.unpadded);
   const cursor = new BatchCursor(corpus, cfg.batchSize);
@@ -147,6 +154,7 @@ export async function buildMlmTask(cfg: RunConfig, outDir: string, resumeDir: st
       optimizer.dispose();
       model.dispose();
       plan.dispose();
+      stream.release();
     },
   };
 }

@@ -4,6 +4,7 @@
  * model and loss; the loop (loop.ts) is shared: schedule, checkpoints, exact
  * resume, abort and the non-finite-loss stop.
  */
+import { describeDevice, resolveDevice, type DeviceChoice } from '../device.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { latestCheckpoint } from '../checkpoint/checkpoint.js';
@@ -62,6 +63,13 @@ export async function pretrain(
   const resumeDir = cfg.resume ? latestCheckpoint(outDir) : null;
   if (cfg.resume && !resumeDir) throw new ClozeError('E_IO', `Expected a checkpoint in ${outDir} for resume but received none`);
   const progress = hooks.output === null ? null : new Progress(hooks.output ?? process.stderr, cfg.logEvery);
+  const device = resolveDevice(cfg.device as DeviceChoice);
+  if (device === 'cuda' && cfg.task !== 'mlm') {
+    // The kernels exist on cuda, but these tasks still build their per-step index tensors on the host and have not been run on a GPU.
+    if (cfg.device === 'cuda') throw new ClozeError('E_DEVICE', `Expected task 'mlm' for device 'cuda' but received task '${cfg.task}' (mim and spark train on the CPU for now)`);
+    cfg.device = 'cpu';
+  }
+  progress?.note(`device ${describeDevice(cfg.device === 'cpu' ? 'cpu' : device)}`);
 
   const task = (cfg.task === 'mim'
     ? await buildMimTask(cfg, outDir, resumeDir, progress)

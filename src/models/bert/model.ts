@@ -138,6 +138,10 @@ export class BertForMaskedLM extends Module {
     return this.bert.embeddings.word_embeddings.weight.dtype as DType;
   }
 
+  protected override moveFixed(move: (t: Tensor) => void): void {
+    if (this.slopes) move(this.slopes);
+  }
+
   /** Final hidden states: [B, L, D] for a padded batch, [nnz, D] for a packed one. */
   encode(batch: EncoderBatch): Tensor {
     const c = this.config;
@@ -156,16 +160,19 @@ export class BertForMaskedLM extends Module {
       checkShape(batch.tokenTypeIds, batch.ids.shape, 'tokenTypeIds');
       if (c.typeVocabSize === 0) throw expected('no tokenTypeIds (typeVocabSize is 0)', 'tokenTypeIds', batch.tokenTypeIds);
     }
-    const positions = c.positionEmbedding === 'absolute' ? fromTypedArray(positionIds(batch), batch.ids.shape) : null;
-    const types = batch.tokenTypeIds ?? (c.typeVocabSize > 0 ? fromTypedArray(new Int32Array(batch.ids.size), batch.ids.shape) : null);
+    // Batches are built on the host; the model moves what it reads to its own
+    // device (a no-op on the CPU), so the same task code drives either device.
+    const dev = this.device;
+    const positions = c.positionEmbedding === 'absolute' ? fromTypedArray(positionIds(batch), batch.ids.shape).to(dev) : null;
+    const types = (batch.tokenTypeIds ?? (c.typeVocabSize > 0 ? fromTypedArray(new Int32Array(batch.ids.size), batch.ids.shape) : null))?.to(dev) ?? null;
     const layout: AttentionLayout = { ...(this.slopes ? { alibiSlopes: this.slopes } : {}) };
     if (isPacked(batch)) {
-      layout.cuSeqlens = batch.cuSeqlens;
+      layout.cuSeqlens = batch.cuSeqlens.to(dev);
       layout.maxSeqlen = batch.maxSeqlen;
     } else if (batch.attentionMask) {
-      layout.keyPadding = keyPaddingFromAttentionMask(batch.attentionMask, batch.ids.shape);
+      layout.keyPadding = keyPaddingFromAttentionMask(batch.attentionMask, batch.ids.shape).to(dev);
     }
-    const x = this.bert.embeddings.forward(batch.ids, positions, types);
+    const x = this.bert.embeddings.forward(batch.ids.to(dev), positions, types);
     return this.bert.encoder.forward(x, layout);
   }
 
@@ -178,13 +185,13 @@ export class BertForMaskedLM extends Module {
     checkShape(batch.targets, batch.rows.shape, 'targets');
     const h = this.encode(batch);
     const flat = reshape(h, [-1, this.config.hidden]);
-    return this.cls.predictions.transform.forward(embedding(flat, reshape(batch.rows, [-1])));
+    return this.cls.predictions.transform.forward(embedding(flat, reshape(batch.rows.to(this.device), [-1])));
   }
 
   /** Mean MLM cross-entropy over the masked rows (targets of −100 are skipped): a 0-d tensor. */
   loss(batch: MlmBatch): Tensor {
     const h = this.maskedHidden(batch);
-    return linearCrossEntropy(h, this.bert.embeddings.word_embeddings.weight, this.cls.predictions.bias, batch.targets);
+    return linearCrossEntropy(h, this.bert.embeddings.word_embeddings.weight, this.cls.predictions.bias, batch.targets.to(this.device));
   }
 
   /**

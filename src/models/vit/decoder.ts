@@ -72,4 +72,8 @@ export class MaeDecoder extends Module {
   protected override releaseBuffers(): void {
     this.pos.dispose();
   }
+
+  protected override moveFixed(move: (t: Tensor) => void): void {
+    move(this.pos);
+  }
 }

@@ -119,4 +119,8 @@ export class VitEncoder extends Module {
   protected override releaseBuffers(): void {
     this.pos.dispose();
   }
+
+  protected override moveFixed(move: (t: Tensor) => void): void {
+    move(this.pos);
+  }
 }
