@@ -72,7 +72,7 @@ describe('native errors carry code, op and the shapes', () => {
       'tensor.write: Expected a typed array matching float32 for values but received an object',
     );
     expect(() => native().empty('float16' as never, [2])).toThrow(
-      "empty: Expected float32, float64, int32 or uint8 for dtype but received 'float16'",
+      "empty: Expected float32, float64, int32, uint8 or bfloat16 for dtype but received 'float16'",
     );
   });
 

@@ -135,6 +135,10 @@ export async function runLoop<E extends TaskEval>(
       scope(() => {
         const mb = task.microBatch(k, step);
         units += mb.units;
+        // The backward is queued before the loss is read: on cuda, reading waits for the stream, and
+        // reading first would leave the GPU idle while the backward is being launched. A non-finite
+        // loss still stops the run before the optimizer step, so nothing of this state is kept.
+        backward(o.gradAccum > 1 ? scale(mb.loss, 1 / o.gradAccum) : mb.loss);
         const v = mb.loss.item();
         if (!Number.isFinite(v)) {
           const detail = mb.parts ? ` (parts: ${Object.entries(mb.parts).map(([n, x]) => `${n} ${x}`).join(', ')})` : '';
@@ -142,7 +146,6 @@ export async function runLoop<E extends TaskEval>(
         }
         stepLoss += v / o.gradAccum;
         for (const [n, x] of Object.entries(mb.parts ?? {})) parts[n] = (parts[n] ?? 0) + x / o.gradAccum;
-        backward(o.gradAccum > 1 ? scale(mb.loss, 1 / o.gradAccum) : mb.loss);
       });
     }
     const gradNorm = o.gradClip > 0 ? opt.clipGradNorm(o.gradClip) : NaN;
