@@ -1,0 +1,145 @@
+/**
+ * A BERT-base MLM training step on the GPU, bfloat16 weights and compute with
+ * float32 master weights in AdamW: cloze's BertForMaskedLM moved to cuda
+ * against the PyTorch eager reference under bf16 autocast
+ * (bench/baselines/bert_mlm_torch.py), on the same xorshift batch
+ * (bench/lib/mlm_batch.ts) as the CPU MLM bench.
+ *
+ * One step, as bench/suites/mlm_step.ts on the CPU: zeroGrad, loss on the
+ * masked rows through the fused head, backward, clipGradNorm(1.0),
+ * AdamW.step; then the loss is read (loss.item() waits for the stream), as
+ * the torch step ends with loss.item(). Each sample is one step between two
+ * cudaSynchronize() calls on the host clock. No attention mask: every token
+ * is real on both sides.
+ */
+import { backward, BertForMaskedLM, bertPreset, scope, type PaddedMlmBatch, type Tensor } from '../../src/index.js';
+import { native } from '../../src/native/loader.js';
+import { adamwWithMasterWeights, moduleTo, tensorTo } from './cuda-api.js';
+import { runTorchCuda, type PyOutcome, type TorchCudaFacts } from './cuda-torch.js';
+import { mlmBatch } from './mlm_batch.js';
+import { median, nowMs } from './timing.js';
+
+export interface MlmShape {
+  B: number;
+  L: number;
+  maskRatio: number;
+  seed: number;
+}
+
+export interface MlmRunOptions extends MlmShape {
+  warmup: number;
+  reps: number;
+}
+
+/** bert-base: 12 layers, hidden 768, 12 heads, FFN 3072, vocabulary 30522, post-LN, hidden dropout 0.1. */
+export const MLM_PRESET = 'bert-base' as const;
+
+export interface OurMlm {
+  params: number;
+  maskedRows: number;
+  medianMs: number;
+  samplesMs: number[];
+  tokensPerS: number;
+  losses: number[];
+  /** Peak device bytes over the timed steps (cudaMemStats after cudaResetPeak). */
+  peakBytes: number;
+}
+
+export type OurMlmOutcome = ({ ok: true } & OurMlm) | { ok: false; error: string };
+
+export interface TorchMlm extends TorchCudaFacts {
+  attention: string;
+  optimizer: string;
+  params: number;
+  masked_rows: number;
+  median_ms: number;
+  samples_ms: number[];
+  tokens_per_s: number;
+  losses: number[];
+  peak_bytes: number;
+}
+
+const gc = (globalThis as { gc?: () => void }).gc;
+
+export function runOurMlm(o: MlmRunOptions): OurMlmOutcome {
+  const n = native();
+  const disposers: Array<() => void> = [];
+  try {
+    const model = new BertForMaskedLM(bertPreset(MLM_PRESET).config, { seed: 0 });
+    disposers.push(() => model.dispose());
+    model.train();
+    moduleTo(model, 'cuda', 'bfloat16');
+    const host = mlmBatch(o.B, o.L, model.config.vocabSize, o.maskRatio, o.seed);
+    const onDevice = (t: Tensor): Tensor => {
+      const d = tensorTo(t, 'cuda');
+      t.dispose();
+      disposers.push(() => d.dispose());
+      return d;
+    };
+    host.attentionMask?.dispose();
+    // No attentionMask: every token is real, and the torch side runs without a mask too.
+    const batch: PaddedMlmBatch = { ids: onDevice(host.ids), rows: onDevice(host.rows), targets: onDevice(host.targets) };
+    const opt = adamwWithMasterWeights(model.parameters(), { lr: 1e-4, weightDecay: 0.01 });
+    disposers.push(() => opt.dispose());
+    const losses: number[] = [];
+    const step = (): void => {
+      opt.zeroGrad();
+      const loss = scope(() => {
+        const l = model.loss(batch);
+        backward(l);
+        return l.detach();
+      });
+      opt.clipGradNorm(1.0);
+      opt.step();
+      losses.push(loss.item());
+      loss.dispose();
+    };
+    step();
+    for (let i = 0; i < o.warmup; i++) step();
+    n.cudaSynchronize();
+    n.cudaResetPeak();
+    const samples: number[] = [];
+    for (let r = 0; r < o.reps; r++) {
+      gc?.();
+      n.cudaSynchronize();
+      const t0 = nowMs();
+      step();
+      n.cudaSynchronize();
+      samples.push(nowMs() - t0);
+    }
+    const med = median(samples);
+    return {
+      ok: true,
+      params: model.parameters().reduce((a, p) => a + p.size, 0),
+      maskedRows: batch.rows.size,
+      medianMs: med,
+      samplesMs: samples,
+      tokensPerS: (o.B * o.L) / (med / 1e3),
+      losses,
+      peakBytes: n.cudaMemStats().peakBytes,
+    };
+  } catch (e) {
+    return { ok: false, error: (e as Error).message.split('\n')[0]! };
+  } finally {
+    for (const d of disposers.reverse()) {
+      try {
+        d();
+      } catch {
+        // a failed step is reported above; freeing after it may fail again
+      }
+    }
+    try {
+      n.cudaSynchronize();
+      n.cudaReleaseCache();
+    } catch {
+      // as above
+    }
+  }
+}
+
+export function runTorchMlm(python: string, o: MlmRunOptions): PyOutcome<TorchMlm> {
+  return runTorchCuda<TorchMlm>(python, 'bert_mlm_torch.py', [
+    '--batch', String(o.B), '--length', String(o.L), '--mask-ratio', String(o.maskRatio), '--seed', String(o.seed),
+    '--warmup', String(o.warmup), '--reps', String(o.reps),
+  ]);
+}
