@@ -12,9 +12,8 @@
  * cudaSynchronize() calls on the host clock. No attention mask: every token
  * is real on both sides.
  */
-import { backward, BertForMaskedLM, bertPreset, scope, type PaddedMlmBatch, type Tensor } from '../../src/index.js';
+import { AdamW, backward, BertForMaskedLM, bertPreset, scope, type PaddedMlmBatch, type Tensor } from '../../src/index.js';
 import { native } from '../../src/native/loader.js';
-import { adamwWithMasterWeights, moduleTo, tensorTo } from './cuda-api.js';
 import { runTorchCuda, type PyOutcome, type TorchCudaFacts } from './cuda-torch.js';
 import { mlmBatch } from './mlm_batch.js';
 import { median, nowMs } from './timing.js';
@@ -68,10 +67,10 @@ export function runOurMlm(o: MlmRunOptions): OurMlmOutcome {
     const model = new BertForMaskedLM(bertPreset(MLM_PRESET).config, { seed: 0 });
     disposers.push(() => model.dispose());
     model.train();
-    moduleTo(model, 'cuda', 'bfloat16');
+    model.to('cuda', 'bfloat16');
     const host = mlmBatch(o.B, o.L, model.config.vocabSize, o.maskRatio, o.seed);
     const onDevice = (t: Tensor): Tensor => {
-      const d = tensorTo(t, 'cuda');
+      const d = t.to('cuda');
       t.dispose();
       disposers.push(() => d.dispose());
       return d;
@@ -79,7 +78,8 @@ export function runOurMlm(o: MlmRunOptions): OurMlmOutcome {
     host.attentionMask?.dispose();
     // No attentionMask: every token is real, and the torch side runs without a mask too.
     const batch: PaddedMlmBatch = { ids: onDevice(host.ids), rows: onDevice(host.rows), targets: onDevice(host.targets) };
-    const opt = adamwWithMasterWeights(model.parameters(), { lr: 1e-4, weightDecay: 0.01 });
+    // bf16 parameters: AdamW keeps fp32 master weights and moments for them (src/optim/adamw.ts).
+    const opt = new AdamW(model.parameters(), { lr: 1e-4, weightDecay: 0.01 });
     disposers.push(() => opt.dispose());
     const losses: number[] = [];
     const step = (): void => {
