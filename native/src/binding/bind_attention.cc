@@ -1,9 +1,14 @@
 // Fused attention bindings: every mask mode is validated here, before the
 // kernel sees a pointer.
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "../ops/attention.h"
 #include "bindings.h"
+#ifdef CLOZE_CUDA
+#include "../cuda/runtime.h"
+#endif
 
 namespace cloze {
 
@@ -43,6 +48,8 @@ AttnSetup parse(const ArgReader& a, size_t qi, size_t opt_i) {
   s.H = s.q->dim(-2);
   s.Dh = s.q->dim(-1);
   if (s.Dh == 0 || s.H == 0) a.bad(ErrCode::Shape, "non-zero heads and head width", "q", tensor_desc(s.q));
+  if (a.on_cuda() && s.Dh > kAttentionCudaMaxDh)
+    a.bad(ErrCode::Shape, "a head width of at most " + std::to_string(kAttentionCudaMaxDh) + " on cuda", "q", tensor_desc(s.q));
   if (s.varlen) {
     a.want_dtype(s.cu, DType::I32, "cuSeqlens");
     a.want_ndim(s.cu, 1, 1, "cuSeqlens");
@@ -55,7 +62,17 @@ AttnSetup parse(const ArgReader& a, size_t qi, size_t opt_i) {
     if (!(ml >= 0 && std::floor(ml) == ml && ml < 2147483648.0))
       a.bad(ErrCode::Value, "a non-negative integer", "maxSeqlen", a.describe(mv));
     s.L = static_cast<int64_t>(ml);
+    // The offsets are validated on the host; on cuda that takes a copy (and a
+    // wait for the stream) of these B+1 integers.
+    std::vector<int32_t> cu_host;
     const int32_t* cu = s.cu->ptr<int32_t>();
+    if (s.cu->on_cuda()) {
+#ifdef CLOZE_CUDA
+      cu_host.resize(static_cast<size_t>(s.B + 1));
+      cuda::copy(cu_host.data(), false, cu, true, sizeof(int32_t) * cu_host.size(), a.op);
+      cu = cu_host.data();
+#endif
+    }
     if (cu[0] != 0) a.bad(ErrCode::Value, "cuSeqlens[0] = 0", "cuSeqlens", std::to_string(cu[0]));
     for (int64_t b = 0; b < s.B; b++) {
       const int64_t len = static_cast<int64_t>(cu[b + 1]) - cu[b];
@@ -144,17 +161,22 @@ void register_attention(Napi::Env env, Napi::Object exports) {
   CLOZE_EXPORT(exports, "attention", [](const ArgReader& a) -> Napi::Value {
     AttnSetup s = parse(a, 0, 3);
     // The kernel writes every element of its outputs (zeros for empty rows), so no zero-fill.
-    Napi::Object out = NTensor::New(a.env(), s.q->dtype(), s.q->shape(), a.op, false);
-    Napi::Object lse = NTensor::New(a.env(), s.q->dtype(), s.stat_shape, a.op, false);
+    // lse is float32 on cuda whatever q's dtype (see AttentionParams::lse_f32).
+    const DType lse_dt = a.on_cuda() ? DType::F32 : s.q->dtype();
+    Napi::Object out = a.alloc(s.q->dtype(), s.q->shape(), false);
+    Napi::Object lse = a.alloc(lse_dt, s.stat_shape, false);
     Napi::Object ent;
-    if (s.entropy) ent = NTensor::New(a.env(), s.q->dtype(), s.stat_shape, a.op, false);
-    dispatch_float(s.q->dtype(), a.op, [&](auto t) {
+    if (s.entropy) ent = a.alloc(s.q->dtype(), s.stat_shape, false);
+    dispatch(a, s.q, [&](auto t, auto dev) {
       using T = decltype(t);
       AttentionParams<T> p = to_params<T>(s);
       p.out = NTensor::Unwrap(out)->ptr<T>();
-      p.lse = NTensor::Unwrap(lse)->ptr<T>();
+      if constexpr (decltype(dev)::cuda)
+        p.lse_f32 = NTensor::Unwrap(lse)->ptr<float>();
+      else
+        p.lse = NTensor::Unwrap(lse)->ptr<T>();
       p.entropy = s.entropy ? NTensor::Unwrap(ent)->ptr<T>() : nullptr;
-      attention_forward_cpu<T>(p);
+      CLOZE_KERNEL(dev, attention_forward, p);
       return 0;
     });
     Napi::Object res = Napi::Object::New(a.env());
@@ -176,7 +198,10 @@ void register_attention(Napi::Env env, Napi::Object exports) {
       a.want_same_dtype(s.q, t, n);
       a.want_shape(t, s.q->shape(), n);
     }
-    a.want_same_dtype(s.q, lse, "lse");
+    if (a.on_cuda())
+      a.want_dtype(lse, DType::F32, "lse");
+    else
+      a.want_same_dtype(s.q, lse, "lse");
     a.want_shape(lse, s.stat_shape, "lse");
     if (dent) {
       if (!ent) a.bad(ErrCode::Value, "the forward entropy with dentropy", "entropy", "none");
@@ -186,16 +211,19 @@ void register_attention(Napi::Env env, Napi::Object exports) {
       a.want_shape(ent, s.stat_shape, "entropy");
     }
     // dq, dk, dv are written in full (copied out of per-head accumulators); dbias is accumulated into.
-    Napi::Object dq = NTensor::New(a.env(), s.q->dtype(), s.q->shape(), a.op, false);
-    Napi::Object dk = NTensor::New(a.env(), s.q->dtype(), s.q->shape(), a.op, false);
-    Napi::Object dv = NTensor::New(a.env(), s.q->dtype(), s.q->shape(), a.op, false);
+    Napi::Object dq = a.alloc(s.q->dtype(), s.q->shape(), false);
+    Napi::Object dk = a.alloc(s.q->dtype(), s.q->shape(), false);
+    Napi::Object dv = a.alloc(s.q->dtype(), s.q->shape(), false);
     Napi::Object db;
-    if (s.bias_grad) db = NTensor::New(a.env(), s.q->dtype(), {s.B, s.L, s.L}, a.op);
-    dispatch_float(s.q->dtype(), a.op, [&](auto t) {
+    if (s.bias_grad) db = a.alloc(s.q->dtype(), {s.B, s.L, s.L});
+    dispatch(a, s.q, [&](auto t, auto dev) {
       using T = decltype(t);
       AttentionParams<T> p = to_params<T>(s);
       p.out = out->ptr<T>();
-      p.lse = lse->ptr<T>();
+      if constexpr (decltype(dev)::cuda)
+        p.lse_f32 = lse->ptr<float>();
+      else
+        p.lse = lse->ptr<T>();
       p.dout = dout->ptr<T>();
       p.dentropy = dent ? dent->ptr<T>() : nullptr;
       p.entropy = dent ? ent->ptr<T>() : nullptr;
@@ -203,7 +231,7 @@ void register_attention(Napi::Env env, Napi::Object exports) {
       p.dk = NTensor::Unwrap(dk)->ptr<T>();
       p.dv = NTensor::Unwrap(dv)->ptr<T>();
       p.dbias = s.bias_grad ? NTensor::Unwrap(db)->ptr<T>() : nullptr;
-      attention_backward_cpu<T>(p);
+      CLOZE_KERNEL(dev, attention_backward, p);
       return 0;
     });
     Napi::Object res = Napi::Object::New(a.env());

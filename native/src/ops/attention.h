@@ -20,6 +20,10 @@ struct AttentionParams {
   int64_t q_row = 0, k_row = 0, v_row = 0, o_row = 0;
   T* out = nullptr;       // forward output
   T* lse = nullptr;       // forward output (saved for backward)
+  // The CUDA kernels keep the log-sum-exp in float32 whatever T (a bfloat16
+  // lse would put errors of a few percent into the backward's recomputed P);
+  // they read and write this instead of lse.
+  float* lse_f32 = nullptr;
   T* entropy = nullptr;   // optional forward output: row entropy, 0 where not computed
   int64_t B = 0, L = 0, H = 0, Dh = 0;  // L = max sequence length in varlen mode
   const int32_t* cu_seqlens = nullptr;  // [B+1]; null = padded layout
@@ -46,5 +50,13 @@ template <typename T>
 void attention_forward_cpu(const AttentionParams<T>& p);
 template <typename T>
 void attention_backward_cpu(const AttentionParams<T>& p);
+
+// CUDA (T = float or bf16), in native/src/cuda/attention_*.cu: the same
+// function and layouts, with lse in float32 (lse_f32) and Dh ≤ 128.
+constexpr int64_t kAttentionCudaMaxDh = 128;
+template <typename T>
+void attention_forward_cuda(const AttentionParams<T>& p);
+template <typename T>
+void attention_backward_cuda(const AttentionParams<T>& p);
 
 }  // namespace cloze
