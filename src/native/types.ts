@@ -138,6 +138,7 @@ export interface NativeAddon extends MimTokensNative, MimLossNative, ImageAugNat
   argmaxRows(x: N): N;
   embedding(table: N, ids: N): N;
   embeddingBackward(g: N, ids: N, vocabSize: number): N;
+  /** On cuda, lse is float32 for every input dtype (pass it back to the backward unchanged). */
   linearCrossEntropy(h: N, w: N, bias: Maybe, targets: N, ignoreIndex: number, chunkSize: number): { loss: N; lse: N; count: number };
   linearCrossEntropyBackward(
     gradLoss: number, h: N, w: N, bias: Maybe, targets: N, lse: N, ignoreIndex: number, count: number, chunkSize: number,
@@ -149,6 +150,12 @@ export interface NativeAddon extends MimTokensNative, MimLossNative, ImageAugNat
     dout: N, q: N, k: N, v: N, out: N, lse: N, options: AttentionNativeOptions, dentropy?: Maybe, entropy?: Maybe,
   ): { dq: N; dk: N; dv: N; dbias?: N };
 
+  /**
+   * Fused AdamW step, in place. Mixed precision (cuda): a bfloat16 param needs
+   * `master`, its float32 weights (same numel); m and v are then float32, grad
+   * bfloat16 or float32, and the step updates master and writes param = bf16(master).
+   * A float32 (or float64) param takes no master.
+   */
   adamw(param: N, grad: N, m: N, v: N, options: {
     lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number; gradScale?: number;
     /** fp32 master weights for a bfloat16 param (cuda): updated in fp32, param = its bf16 rounding. */

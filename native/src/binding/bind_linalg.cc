@@ -1,5 +1,8 @@
-// matmul and linear, forward and backward, on BLAS (or the built-in GEMM).
+// matmul and linear, forward and backward, on BLAS (or the built-in GEMM);
+// on CUDA through cuBLASLt (gemm_cuda) with small kernels for the bias
+// broadcast and the bias gradient (cuda/linalg.h).
 #include "../core/blas.h"
+#include "../cuda/linalg.h"
 #include "../ops/elementwise.h"
 #include "bindings.h"
 
@@ -42,9 +45,12 @@ MatDims matmul_dims(const ArgReader& a, const NTensor* A, const NTensor* B, bool
 
 enum class Impl { Auto, Builtin, Blas };
 
-template <typename T>
+template <typename T, typename Dev>
 void run_gemm(Impl impl, const GemmParams& p) {
-  if (impl == Impl::Builtin)
+  if constexpr (Dev::cuda) {
+    (void)impl;  // only 'auto' reaches here on cuda (impl_arg)
+    gemm_cuda<T>(p);
+  } else if (impl == Impl::Builtin)
     gemm_builtin<T>(p);
   else if (impl == Impl::Blas)
     gemm_blas<T>(p);
@@ -80,6 +86,20 @@ Impl impl_arg(const ArgReader& a, size_t i) {
   a.bad(ErrCode::Value, "'auto', 'builtin' or 'blas'", "impl", a.describe(v));
 }
 
+// On cuda only 'auto' (cuBLASLt) exists: the BLAS/built-in choice is a CPU matter.
+Impl impl_arg_for(const ArgReader& a, size_t i) {
+  const Impl impl = impl_arg(a, i);
+  if (a.on_cuda() && impl != Impl::Auto)
+    a.bad(ErrCode::Value, "'auto' (on cuda every GEMM runs through cuBLASLt; 'builtin' and 'blas' are cpu-only)",
+          "impl", a.describe(a.info[i]));
+  return impl;
+}
+
+// Same as before on the CPU (zero-filled); on cuda the GEMM or kernel writes every element.
+Napi::Object out_tensor(const ArgReader& a, DType dt, const std::vector<int64_t>& shape) {
+  return a.alloc(dt, shape, !a.on_cuda());
+}
+
 }  // namespace
 
 void register_linalg(Napi::Env env, Napi::Object exports) {
@@ -91,23 +111,24 @@ void register_linalg(Napi::Env env, Napi::Object exports) {
     a.want_float(A, "a");
     a.want_same_dtype(A, B, "b");
     const bool ta = a.boolean(2, "transA"), tb = a.boolean(3, "transB");
-    const Impl impl = impl_arg(a, 4);
+    const Impl impl = impl_arg_for(a, 4);
     const MatDims d = matmul_dims(a, A, B, ta, tb);
     std::vector<int64_t> os = d.batch_shape;
     os.push_back(d.M);
     os.push_back(d.N);
-    Napi::Object out = NTensor::New(a.env(), A->dtype(), os, a.op);
+    Napi::Object out = out_tensor(a, A->dtype(), os);
     NTensor* C = NTensor::Unwrap(out);
-    dispatch_float(A->dtype(), a.op, [&](auto t) {
+    dispatch(a, A, [&](auto t, auto dev) {
       using T = decltype(t);
+      using Dev = decltype(dev);
       if (d.b_broadcast && !ta) {  // one big GEMM over the flattened batch
-        run_gemm<T>(impl, gp(false, tb, d.batch * d.M, d.N, d.K, A->ptr<T>(), d.a_cols, B->ptr<T>(), d.b_cols,
+        run_gemm<T, Dev>(impl, gp(false, tb, d.batch * d.M, d.N, d.K, A->ptr<T>(), d.a_cols, B->ptr<T>(), d.b_cols,
                                 C->ptr<T>(), d.N, 0.0));
         return 0;
       }
       for (int64_t i = 0; i < d.batch; i++) {
         const T* bp = B->ptr<T>() + (d.b_broadcast ? 0 : i * d.b_rows * d.b_cols);
-        run_gemm<T>(impl, gp(ta, tb, d.M, d.N, d.K, A->ptr<T>() + i * d.a_rows * d.a_cols, d.a_cols, bp, d.b_cols,
+        run_gemm<T, Dev>(impl, gp(ta, tb, d.M, d.N, d.K, A->ptr<T>() + i * d.a_rows * d.a_cols, d.a_cols, bp, d.b_cols,
                                 C->ptr<T>() + i * d.M * d.N, d.N, 0.0));
       }
       return 0;
@@ -136,18 +157,39 @@ void register_linalg(Napi::Env env, Napi::Object exports) {
     NTensor* dA = nullptr;
     NTensor* dB = nullptr;
     if (needA) {
-      Napi::Object o = NTensor::New(a.env(), A->dtype(), A->shape(), a.op);
+      Napi::Object o = out_tensor(a, A->dtype(), A->shape());
       dA = NTensor::Unwrap(o);
       res.Set(0u, o);
     }
     if (needB) {
-      Napi::Object o = NTensor::New(a.env(), B->dtype(), B->shape(), a.op);
+      // An empty batch runs no GEMM, so a shared b's gradient must start at zero.
+      Napi::Object o = a.alloc(B->dtype(), B->shape(), !a.on_cuda() || d.batch == 0);
       dB = NTensor::Unwrap(o);
       res.Set(1u, o);
     }
-    dispatch_float(A->dtype(), a.op, [&](auto t) {
+    dispatch(a, A, [&](auto t, auto dev) {
       using T = decltype(t);
-      for (int64_t i = 0; i < d.batch; i++) {
+      using Dev = decltype(dev);
+      const auto mm = [&](const GemmParams& p) { run_gemm<T, Dev>(Impl::Auto, p); };
+      bool flat_a = false, flat_b = false;
+      if constexpr (Dev::cuda) {
+        // A 2-D b shared by a non-transposed batched a: the batch flattens into
+        // the rows, so dA is one GEMM and dB one GEMM summing over batch·M in
+        // fp32 (the CPU loop below accumulates per batch entry instead; on cuda
+        // that would round a bf16 dB once per entry).
+        if (d.b_broadcast && !ta) {
+          const int64_t R = d.batch * d.M;
+          if (dA) mm(gp(false, !tb, R, d.K, d.N, G->ptr<T>(), d.N, B->ptr<T>(), d.b_cols, dA->ptr<T>(), d.K, 0.0));
+          if (dB) {
+            if (!tb)
+              mm(gp(true, false, d.K, d.N, R, A->ptr<T>(), d.a_cols, G->ptr<T>(), d.N, dB->ptr<T>(), d.N, 0.0));
+            else
+              mm(gp(true, false, d.N, d.K, R, G->ptr<T>(), d.N, A->ptr<T>(), d.a_cols, dB->ptr<T>(), d.K, 0.0));
+          }
+          flat_a = flat_b = true;
+        }
+      }
+      for (int64_t i = 0; i < d.batch && !(flat_a && flat_b); i++) {
         const T* ap = A->ptr<T>() + i * d.a_rows * d.a_cols;
         const int64_t boff = d.b_broadcast ? 0 : i * d.b_rows * d.b_cols;
         const T* bp = B->ptr<T>() + boff;
@@ -155,17 +197,17 @@ void register_linalg(Napi::Env env, Napi::Object exports) {
         if (dA) {
           T* out = dA->ptr<T>() + i * d.a_rows * d.a_cols;
           if (!ta)  // dA[M,K] = dC·op(B)ᵀ
-            gemm<T>(gp(false, !tb, d.M, d.K, d.N, g, d.N, bp, d.b_cols, out, d.K, 0.0));
+            mm(gp(false, !tb, d.M, d.K, d.N, g, d.N, bp, d.b_cols, out, d.K, 0.0));
           else  // dA[K,M] = op(B)·dCᵀ
-            gemm<T>(gp(tb, true, d.K, d.M, d.N, bp, d.b_cols, g, d.N, out, d.M, 0.0));
+            mm(gp(tb, true, d.K, d.M, d.N, bp, d.b_cols, g, d.N, out, d.M, 0.0));
         }
         if (dB) {
           T* out = dB->ptr<T>() + boff;
           const double beta = d.b_broadcast && i > 0 ? 1.0 : 0.0;  // a shared b sums over the batch
           if (!tb)  // dB[K,N] = op(A)ᵀ·dC
-            gemm<T>(gp(!ta, false, d.K, d.N, d.M, ap, d.a_cols, g, d.N, out, d.N, beta));
+            mm(gp(!ta, false, d.K, d.N, d.M, ap, d.a_cols, g, d.N, out, d.N, beta));
           else  // dB[N,K] = dCᵀ·op(A)
-            gemm<T>(gp(true, ta, d.N, d.K, d.M, g, d.N, ap, d.a_cols, out, d.K, beta));
+            mm(gp(true, ta, d.N, d.K, d.M, g, d.N, ap, d.a_cols, out, d.K, beta));
         }
       }
       return 0;
@@ -193,14 +235,19 @@ void register_linalg(Napi::Env env, Napi::Object exports) {
     const int64_t R = X->numel() / std::max<int64_t>(K, 1);
     std::vector<int64_t> os(X->shape().begin(), X->shape().end() - 1);
     os.push_back(N);
-    Napi::Object out = NTensor::New(a.env(), X->dtype(), os, a.op);
+    Napi::Object out = out_tensor(a, X->dtype(), os);
     NTensor* Y = NTensor::Unwrap(out);
-    dispatch_float(X->dtype(), a.op, [&](auto t) {
+    dispatch(a, X, [&](auto t, auto dev) {
       using T = decltype(t);
+      using Dev = decltype(dev);
       T* y = Y->ptr<T>();
-      if (Bi)  // start from the bias and let the GEMM accumulate (beta = 1)
-        for (int64_t r = 0; r < R; r++) std::copy(Bi->ptr<T>(), Bi->ptr<T>() + N, y + r * N);
-      gemm<T>(gp(false, true, R, N, K, X->ptr<T>(), K, W->ptr<T>(), K, y, N, Bi ? 1.0 : 0.0));
+      if (Bi) {  // start from the bias and let the GEMM accumulate (beta = 1)
+        if constexpr (Dev::cuda)
+          bias_rows_cuda<T>(y, N, Bi->ptr<T>(), R, N, a.op);
+        else
+          for (int64_t r = 0; r < R; r++) std::copy(Bi->ptr<T>(), Bi->ptr<T>() + N, y + r * N);
+      }
+      run_gemm<T, Dev>(Impl::Auto, gp(false, true, R, N, K, X->ptr<T>(), K, W->ptr<T>(), K, y, N, Bi ? 1.0 : 0.0));
       return 0;
     });
     return out;
@@ -226,25 +273,31 @@ void register_linalg(Napi::Env env, Napi::Object exports) {
     const std::vector<int64_t> shapes[3] = {X->shape(), W->shape(), {N}};
     for (uint32_t i = 0; i < 3; i++) {
       if (a.boolean(3 + i, i == 0 ? "needX" : i == 1 ? "needW" : "needBias")) {
-        Napi::Object o = NTensor::New(a.env(), X->dtype(), shapes[i], a.op);
+        Napi::Object o = out_tensor(a, X->dtype(), shapes[i]);
         outs[i] = NTensor::Unwrap(o);
         res.Set(i, o);
       } else {
         res.Set(i, a.env().Null());
       }
     }
-    dispatch_float(X->dtype(), a.op, [&](auto t) {
+    dispatch(a, X, [&](auto t, auto dev) {
       using T = decltype(t);
+      using Dev = decltype(dev);
       const T* g = G->ptr<T>();
-      if (outs[0]) gemm<T>(gp(false, false, R, K, N, g, N, W->ptr<T>(), K, outs[0]->ptr<T>(), K, 0.0));
-      if (outs[1]) gemm<T>(gp(true, false, N, K, R, g, N, X->ptr<T>(), K, outs[1]->ptr<T>(), K, 0.0));
+      const auto mm = [&](const GemmParams& p) { run_gemm<T, Dev>(Impl::Auto, p); };
+      if (outs[0]) mm(gp(false, false, R, K, N, g, N, W->ptr<T>(), K, outs[0]->ptr<T>(), K, 0.0));
+      if (outs[1]) mm(gp(true, false, N, K, R, g, N, X->ptr<T>(), K, outs[1]->ptr<T>(), K, 0.0));
       if (outs[2]) {
-        EltParams<T> p;
-        p.n = R * N;
-        p.cols = N;
-        p.a = g;
-        p.out = outs[2]->ptr<T>();
-        sum_rows_cpu<T>(p);
+        if constexpr (Dev::cuda) {
+          colsum_cuda<T>(g, R, N, outs[2]->ptr<T>(), a.op);
+        } else {
+          EltParams<T> p;
+          p.n = R * N;
+          p.cols = N;
+          p.a = g;
+          p.out = outs[2]->ptr<T>();
+          sum_rows_cpu<T>(p);
+        }
       }
       return 0;
     });

@@ -1,6 +1,11 @@
 // Fused, vocabulary-chunked linear + cross-entropy (the MLM head's last step).
+#include <vector>
+
 #include "../ops/linear_ce.h"
 #include "bindings.h"
+#ifdef CLOZE_CUDA
+#include "../cuda/runtime.h"
+#endif
 
 namespace cloze {
 
@@ -8,10 +13,14 @@ namespace {
 
 struct LceDims {
   int64_t M = 0, D = 0, V = 0;
+  int64_t count = 0;  // targets other than the ignore index
 };
 
 // Checks h [M, D], weight [V, D], bias [V] | null and int32 targets [M] with
-// entries in [0, V) or the ignore index.
+// entries in [0, V) or the ignore index. Cuda targets are copied to the host
+// for this (M int32s; the one host sync of the op): the error must be thrown
+// here, and the copy also gives the forward its count without reading the
+// loss back.
 LceDims check_inputs(const ArgReader& a, NTensor* h, NTensor* w, NTensor* b, NTensor* tg, int32_t ignore) {
   a.want_float(h, "input");
   a.want_ndim(h, 2, 2, "input");
@@ -32,8 +41,17 @@ LceDims check_inputs(const ArgReader& a, NTensor* h, NTensor* w, NTensor* b, NTe
   a.want_dtype(tg, DType::I32, "targets");
   a.want_shape(tg, {d.M}, "targets");
   const int32_t* t = tg->ptr<int32_t>();
+  std::vector<int32_t> host;
+  if (tg->on_cuda()) {
+#ifdef CLOZE_CUDA
+    host.resize(static_cast<size_t>(d.M));
+    cuda::copy(host.data(), false, t, true, host.size() * sizeof(int32_t), a.op);
+#endif
+    t = host.data();
+  }
   for (int64_t i = 0; i < d.M; i++) {
     if (t[i] == ignore) continue;
+    d.count++;
     if (t[i] < 0 || t[i] >= d.V)
       a.bad(ErrCode::Index,
             "indices in [0, " + std::to_string(d.V) + ") or the ignore index " + std::to_string(ignore), "targets",
@@ -74,6 +92,29 @@ void register_linear_ce(Napi::Env env, Napi::Object exports) {
     const int32_t ignore = static_cast<int32_t>(a.integer(4, "ignoreIndex", INT32_MIN, INT32_MAX));
     const int64_t chunk = a.integer(5, "chunkSize", 1, INT32_MAX);
     const LceDims d = check_inputs(a, h, w, b, tg, ignore);
+    if (a.on_cuda()) {
+      // lse is float32 for bfloat16 too (see LinearCEParams::lse_f32; the JS side
+      // only hands it back to the backward); the loss has h's dtype and stays on
+      // the device.
+      Napi::Object lse = a.alloc(DType::F32, {d.M}, false);
+      Napi::Object loss = a.alloc(h->dtype(), {}, false);
+      dispatch(a, h, [&](auto t, auto dev) {
+        using T = decltype(t);
+        if constexpr (decltype(dev)::cuda) {
+          LinearCEParams<T> p = params<T>(d, h, w, b, tg, ignore, chunk);
+          p.lse_f32 = NTensor::Unwrap(lse)->ptr<float>();
+          p.loss = NTensor::Unwrap(loss)->ptr<T>();
+          p.count = d.count;
+          linear_ce_forward_cuda<T>(p);
+        }
+        return 0;
+      });
+      Napi::Object res = Napi::Object::New(a.env());
+      res.Set("loss", loss);
+      res.Set("lse", lse);
+      res.Set("count", Napi::Number::New(a.env(), static_cast<double>(d.count)));
+      return res;
+    }
     Napi::Object lse = NTensor::New(a.env(), h->dtype(), {d.M}, a.op);
     int64_t count = 0;
     const double total = dispatch_float(h->dtype(), a.op, [&](auto t) {
@@ -101,24 +142,31 @@ void register_linear_ce(Napi::Env env, Napi::Object exports) {
     const int64_t chunk = a.integer(8, "chunkSize", 1, INT32_MAX);
     const bool nh = a.boolean(9, "needInput"), nw = a.boolean(10, "needWeight"), nb = a.boolean(11, "needBias");
     const LceDims d = check_inputs(a, h, w, b, tg, ignore);
-    a.want_same_dtype(h, lse, "lse");
+    if (a.on_cuda())
+      a.want_dtype(lse, DType::F32, "lse");  // the cuda forward saves a float32 lse for every dtype
+    else
+      a.want_same_dtype(h, lse, "lse");
     a.want_shape(lse, {d.M}, "lse");
     if (count > d.M) a.bad(ErrCode::Value, "a count in [0, " + std::to_string(d.M) + "]", "count", std::to_string(count));
     Napi::Object dh, dw, db;
-    if (nh) dh = NTensor::New(a.env(), h->dtype(), {d.M, d.D}, a.op);
-    if (nw) dw = NTensor::New(a.env(), h->dtype(), {d.V, d.D}, a.op);
-    if (nb) db = NTensor::New(a.env(), h->dtype(), {d.V}, a.op);
+    const bool zero = !a.on_cuda();  // the cuda kernels write every element (the CPU path as before)
+    if (nh) dh = a.alloc(h->dtype(), {d.M, d.D}, zero);
+    if (nw) dw = a.alloc(h->dtype(), {d.V, d.D}, zero);
+    if (nb) db = a.alloc(h->dtype(), {d.V}, zero);
     if (nh || nw || nb)
-      dispatch_float(h->dtype(), a.op, [&](auto t) {
+      dispatch(a, h, [&](auto t, auto dev) {
         using T = decltype(t);
         LinearCEParams<T> p = params<T>(d, h, w, b, tg, ignore, chunk);
-        p.lse = lse->ptr<T>();
+        if constexpr (decltype(dev)::cuda)
+          p.lse_f32 = lse->ptr<float>();
+        else
+          p.lse = lse->ptr<T>();
         p.count = count;
         p.grad_scale = count > 0 ? gl / static_cast<double>(count) : 0.0;
         p.dh = nh ? NTensor::Unwrap(dh)->ptr<T>() : nullptr;
         p.dw = nw ? NTensor::Unwrap(dw)->ptr<T>() : nullptr;
         p.db = nb ? NTensor::Unwrap(db)->ptr<T>() : nullptr;
-        linear_ce_backward_cpu<T>(p);
+        CLOZE_KERNEL(dev, linear_ce_backward, p);
         return 0;
       });
     Napi::Array res = Napi::Array::New(a.env(), 3);

@@ -5,6 +5,9 @@
 
 #include "../ops/mlm_mask.h"
 #include "bindings.h"
+#ifdef CLOZE_CUDA
+#include "../cuda/device_temp.h"
+#endif
 
 namespace cloze {
 
@@ -39,6 +42,63 @@ void register_mlm_mask(Napi::Env env, Napi::Object exports) {
     const int32_t* pid = ids->ptr<int32_t>();
     const uint8_t* ps = sel->ptr<uint8_t>();
     const int32_t* pg = grp ? grp->ptr<int32_t>() : nullptr;
+
+    MlmMaskParams p;
+    p.B = B;
+    p.L = L;
+    p.ids = pid;
+    p.select = ps;
+    p.group = pg;
+    p.mask_id = static_cast<int32_t>(mask_id);
+    p.mask_prob = pm;
+    p.random_prob = pr;
+    p.random_lo = static_cast<int32_t>(lo);
+    p.random_hi = static_cast<int32_t>(hi);
+    p.seed = static_cast<uint64_t>(seed);
+    p.step = static_cast<uint64_t>(step);
+
+    if (a.on_cuda()) {
+#ifdef CLOZE_CUDA
+      // Validation, counts and offsets run on the device; one small copy back
+      // (M and the first failure) sizes the outputs or names the bad entry.
+      cuda::DeviceTemp scratch(sizeof(int64_t) * static_cast<size_t>(B + 2), a.op);
+      int64_t* offsets = scratch.as<int64_t>();
+      const MlmCheck c = mlm_check_count_cuda(B, L, V, pid, ps, pg, offsets);
+      if (c.failure != INT64_MAX) {
+        const int64_t i = c.failure / 3, k = c.failure % 3;
+        int32_t bad = 0;
+        if (k == 1) {
+          uint8_t s8 = 0;
+          cuda::copy(&s8, false, ps + i, true, 1, a.op);
+          bad = s8;
+        } else {
+          cuda::copy(&bad, false, (k == 0 ? pid : pg) + i, true, sizeof bad, a.op);
+        }
+        const std::string at = std::to_string(bad) + " at position " + std::to_string(i);
+        if (k == 0) fail(ErrCode::Index, a.op, expected("ids in [0, " + std::to_string(V) + ")", "ids", at));
+        if (k == 1) fail(ErrCode::Value, a.op, expected("values 0 or 1", "select", at));
+        fail(ErrCode::Index, a.op,
+             expected("in-row positions in [0, " + std::to_string(L) + ") at selected tokens", "group", at));
+      }
+      const int64_t M = c.selected;
+      Napi::Object out = a.alloc(DType::I32, ids->shape(), false);
+      Napi::Object rows = a.alloc(DType::I32, {M}, false);
+      Napi::Object targets = a.alloc(DType::I32, {M}, false);
+      p.row_offset = offsets;
+      p.out_ids = NTensor::Unwrap(out)->ptr<int32_t>();
+      p.rows = NTensor::Unwrap(rows)->ptr<int32_t>();
+      p.targets = NTensor::Unwrap(targets)->ptr<int32_t>();
+      mlm_mask_cuda(p);
+      Napi::Object res = Napi::Object::New(a.env());
+      res.Set("ids", out);
+      res.Set("rows", rows);
+      res.Set("targets", targets);
+      return res;
+#else
+      no_cuda_kernel(a.op, DType::F32);  // a cuda tensor in the CPU addon
+#endif
+    }
+
     for (int64_t i = 0; i < N; i++) {
       if (pid[i] < 0 || pid[i] >= V)
         fail(ErrCode::Index, a.op,
@@ -61,19 +121,6 @@ void register_mlm_mask(Napi::Env env, Napi::Object exports) {
     Napi::Object out = NTensor::New(a.env(), DType::I32, ids->shape(), a.op, false);
     Napi::Object rows = NTensor::New(a.env(), DType::I32, {M}, a.op, false);
     Napi::Object targets = NTensor::New(a.env(), DType::I32, {M}, a.op, false);
-    MlmMaskParams p;
-    p.B = B;
-    p.L = L;
-    p.ids = pid;
-    p.select = ps;
-    p.group = pg;
-    p.mask_id = static_cast<int32_t>(mask_id);
-    p.mask_prob = pm;
-    p.random_prob = pr;
-    p.random_lo = static_cast<int32_t>(lo);
-    p.random_hi = static_cast<int32_t>(hi);
-    p.seed = static_cast<uint64_t>(seed);
-    p.step = static_cast<uint64_t>(step);
     p.row_offset = offset.data();
     p.out_ids = NTensor::Unwrap(out)->ptr<int32_t>();
     p.rows = NTensor::Unwrap(rows)->ptr<int32_t>();

@@ -9,18 +9,41 @@ namespace cloze {
 
 void register_optim(Napi::Env env, Napi::Object exports) {
   (void)env;
-  // adamw(param, grad, m, v, {lr, beta1, beta2, eps, weightDecay, step, gradScale}): in place.
+  // adamw(param, grad, m, v, {lr, beta1, beta2, eps, weightDecay, step, gradScale, master}): in place.
+  // A bfloat16 param (cuda) needs `master`, its float32 weights; m and v are
+  // then float32 and grad bfloat16 or float32. Otherwise all four share a dtype.
   CLOZE_EXPORT(exports, "adamw", [](const ArgReader& a) -> Napi::Value {
     NTensor* p = a.tensor(0, "param");
     NTensor* g = a.tensor(1, "grad");
     NTensor* m = a.tensor(2, "m");
     NTensor* v = a.tensor(3, "v");
     a.want_float(p, "param");
-    for (auto [t, n] : {std::pair{g, "grad"}, std::pair{m, "m"}, std::pair{v, "v"}}) {
-      a.want_same_dtype(p, t, n);
-      a.want_numel(t, p->numel(), n);
+    const bool mixed = p->dtype() == DType::BF16;
+    if (!mixed) {
+      for (auto [t, n] : {std::pair{g, "grad"}, std::pair{m, "m"}, std::pair{v, "v"}}) {
+        a.want_same_dtype(p, t, n);
+        a.want_numel(t, p->numel(), n);
+      }
     }
     Napi::Object o = a.options(4);
+    NTensor* master = a.tensor_field(o, "master");
+    if (mixed && !master)
+      a.bad(ErrCode::Value, "a float32 tensor (a bfloat16 param is updated through its float32 master weights)",
+            "master", "none");
+    if (!mixed && master)
+      a.bad(ErrCode::Value, "no master (only a bfloat16 param has float32 master weights)", "master",
+            tensor_desc(master));
+    if (mixed) {
+      a.want_dtype(master, DType::F32, "master");
+      a.want_numel(master, p->numel(), "master");
+      if (g->dtype() != DType::BF16 && g->dtype() != DType::F32)
+        a.bad(ErrCode::Dtype, "a bfloat16 or float32 tensor", "grad", tensor_desc(g));
+      a.want_numel(g, p->numel(), "grad");
+      for (auto [t, n] : {std::pair{m, "m"}, std::pair{v, "v"}}) {
+        a.want_dtype(t, DType::F32, n);
+        a.want_numel(t, p->numel(), n);
+      }
+    }
     const double lr = a.opt_number(o, "lr", 1e-3), b1 = a.opt_number(o, "beta1", 0.9),
                  b2 = a.opt_number(o, "beta2", 0.999), eps = a.opt_number(o, "eps", 1e-8),
                  wd = a.opt_number(o, "weightDecay", 0.0), gs = a.opt_number(o, "gradScale", 1.0);
@@ -31,14 +54,24 @@ void register_optim(Napi::Env env, Napi::Object exports) {
     if (!(eps > 0)) a.bad(ErrCode::Value, "eps > 0", "eps", std::to_string(eps));
     if (!(wd >= 0)) a.bad(ErrCode::Value, "weightDecay >= 0", "weightDecay", std::to_string(wd));
     if (!(step >= 1 && std::floor(step) == step)) a.bad(ErrCode::Value, "an integer step >= 1", "step", std::to_string(step));
-    dispatch_float(p->dtype(), a.op, [&](auto t) {
+    dispatch(a, p, [&](auto t, auto dev) {
       using T = decltype(t);
       AdamWParams<T> ap;
       ap.n = p->numel();
       ap.param = p->ptr<T>();
-      ap.grad = g->ptr<T>();
-      ap.m = m->ptr<T>();
-      ap.v = v->ptr<T>();
+      if (mixed) {
+        ap.master = master->ptr<float>();
+        ap.m32 = m->ptr<float>();
+        ap.v32 = v->ptr<float>();
+        if (g->dtype() == DType::F32)
+          ap.grad32 = g->ptr<float>();
+        else
+          ap.grad = g->ptr<T>();
+      } else {
+        ap.grad = g->ptr<T>();
+        ap.m = m->ptr<T>();
+        ap.v = v->ptr<T>();
+      }
       ap.lr = lr;
       ap.beta1 = b1;
       ap.beta2 = b2;
@@ -46,7 +79,7 @@ void register_optim(Napi::Env env, Napi::Object exports) {
       ap.weight_decay = wd;
       ap.step = static_cast<int64_t>(step);
       ap.grad_scale = gs;
-      adamw_step_cpu<T>(ap);
+      CLOZE_KERNEL(dev, adamw_step, ap);
       return 0;
     });
     return a.env().Undefined();
@@ -61,19 +94,42 @@ void register_optim(Napi::Env env, Napi::Object exports) {
     a.want_shape(src, dst->shape(), "src");
     const double decay = a.number(2, "decay");
     if (!(decay >= 0 && decay <= 1)) a.bad(ErrCode::Value, "a number in [0, 1]", "decay", a.describe(a.info[2]));
-    dispatch_float(dst->dtype(), a.op, [&](auto t) {
+    dispatch(a, dst, [&](auto t, auto dev) {
       using T = decltype(t);
-      ema_update_cpu<T>(dst->numel(), dst->ptr<T>(), src->ptr<T>(), decay);
+      CLOZE_KERNEL(dev, ema_update, dst->numel(), dst->ptr<T>(), src->ptr<T>(), decay);
       return 0;
     });
     return a.env().Undefined();
   });
 
   // clipGradNorm(grads[], maxNorm) -> total L2 norm before clipping; scales in place when above maxNorm.
+  // On cuda the norm is computed on the device in a fixed order and read back
+  // once (the returned number is that one host sync).
   CLOZE_EXPORT(exports, "clipGradNorm", [](const ArgReader& a) -> Napi::Value {
     auto grads = a.tensor_list(0, "grads");
     const double max_norm = a.number(1, "maxNorm");
     if (!(max_norm > 0)) a.bad(ErrCode::Value, "a positive number", "maxNorm", a.describe(a.info[1]));
+    if (a.on_cuda()) {
+#ifdef CLOZE_CUDA
+      std::vector<const void*> xs;
+      std::vector<int64_t> ns;
+      std::vector<int> dts;
+      for (size_t i = 0; i < grads.size(); i++) {
+        a.want_float(grads[i], ("grads[" + std::to_string(i) + "]").c_str());
+        xs.push_back(grads[i]->raw());
+        ns.push_back(grads[i]->numel());
+        dts.push_back(static_cast<int>(grads[i]->dtype()));
+      }
+      const double norm = l2_norm_cuda(xs, ns, dts, a.op);
+      if (std::isfinite(norm) && norm > max_norm) {
+        const double f = max_norm / (norm + 1e-6);
+        for (NTensor* g : grads) scale_cuda(g->raw(), static_cast<int>(g->dtype()), g->numel(), f, a.op);
+      }
+      return Napi::Number::New(a.env(), norm);
+#else
+      no_cuda_kernel(a.op, DType::F32);  // a cuda tensor in the CPU addon
+#endif
+    }
     double ss = 0;
     for (size_t i = 0; i < grads.size(); i++) {
       a.want_float(grads[i], ("grads[" + std::to_string(i) + "]").c_str());

@@ -25,10 +25,20 @@ struct LinearCEParams {
   T* dh = nullptr;                   // [M, D] or null; overwritten
   T* dw = nullptr;                   // [V, D] or null; overwritten
   T* db = nullptr;                   // [V] or null; overwritten
+  // cuda only. The saved lse is float32 whatever T is (a bfloat16 lse would
+  // put a relative error of up to 2^-9·|lse| on every softmax value the
+  // backward rebuilds), and the forward leaves the mean loss in a device
+  // scalar instead of returning the sum, so it needs no host sync; `count`
+  // is an input there (the binding counts the targets it validated).
+  float* lse_f32 = nullptr;          // [M]
+  T* loss = nullptr;                 // 0-d: sum over non-ignored rows / count (0 when count is 0)
 };
 
 // Returns the summed loss over non-ignored rows (the caller divides by count).
 template <typename T> double linear_ce_forward_cpu(LinearCEParams<T>& p);
 template <typename T> void linear_ce_backward_cpu(const LinearCEParams<T>& p);
+// cuda (T = float or bf16): same chunking; every buffer is device memory.
+template <typename T> void linear_ce_forward_cuda(LinearCEParams<T>& p);
+template <typename T> void linear_ce_backward_cuda(const LinearCEParams<T>& p);
 
 }  // namespace cloze

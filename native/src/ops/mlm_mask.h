@@ -33,4 +33,21 @@ void mlm_count_selected_cpu(int64_t B, int64_t L, const uint8_t* select, int64_t
 // lanes 1–2 form 64 bits for its random id.
 void mlm_mask_cpu(const MlmMaskParams& p);
 
+// cuda: the same result bit for bit, every pointer device memory.
+// mlm_check_count_cuda validates ids (in [0, V)), select (0/1) and group (in
+// [0, L) at selected tokens) and counts the selected tokens, all on the
+// device; `scratch` holds B + 2 int64s and ends as [row_offset (B + 1) | the
+// first failure], the failure being 3·i + k for the first bad position i and
+// check k (0 ids, 1 select, 2 group, in the CPU's order), or INT64_MAX.
+// It returns {M, failure} with one device→host copy.
+struct MlmCheck {
+  int64_t selected = 0;
+  int64_t failure = INT64_MAX;
+};
+MlmCheck mlm_check_count_cuda(int64_t B, int64_t L, int64_t V, const int32_t* ids, const uint8_t* select,
+                              const int32_t* group, int64_t* scratch);
+// p.row_offset is the scratch above (device memory). Selected tokens of a row
+// keep their order in rows/targets through a block-wide scan.
+void mlm_mask_cuda(const MlmMaskParams& p);
+
 }  // namespace cloze

@@ -2,6 +2,7 @@
 // squared norm used by global gradient clipping, and the EMA update.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace cloze {
 
@@ -15,6 +16,13 @@ struct AdamWParams {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
   int64_t step = 1;          // 1-based, for bias correction
   double grad_scale = 1.0;   // multiplies grad first (clipping folded in)
+  // cuda mixed precision (T = bf16): the optimizer updates `master`, the
+  // float32 weights, with float32 moments m32 / v32 (m and v are unused), and
+  // writes param = bf16(master). grad is T, or float32 through grad32 when set.
+  float* master = nullptr;
+  float* m32 = nullptr;
+  float* v32 = nullptr;
+  const float* grad32 = nullptr;
 };
 // Decoupled decay (Loshchilov & Hutter): p -= lr·(wd·p + m̂/(√v̂ + eps)).
 template <typename T> void adamw_step_cpu(const AdamWParams<T>& p);
@@ -23,5 +31,17 @@ template <typename T> double sum_squares_cpu(int64_t n, const T* x);
 // dst ← decay·dst + (1 − decay)·src. Written in this form, not as a lerp, so that
 // decay 1 keeps dst and decay 0 copies src exactly.
 template <typename T> void ema_update_cpu(int64_t n, T* dst, const T* src, double decay);
+
+// cuda (T = float or bf16; device pointers). adamw_step_cuda needs p.master,
+// p.m32 and p.v32 when T is bf16.
+template <typename T> void adamw_step_cuda(const AdamWParams<T>& p);
+template <typename T> void ema_update_cuda(int64_t n, T* dst, const T* src, double decay);
+// Global L2 norm over device tensors (float32 or bfloat16, by `dtypes`), in a
+// fixed order (per-block partials, then one block): the same bits every run.
+// Synchronizes once to return it.
+double l2_norm_cuda(const std::vector<const void*>& xs, const std::vector<int64_t>& ns, const std::vector<int>& dtypes,
+                    const char* op);
+// x ← s·x on the device, for a float32 or bfloat16 tensor.
+void scale_cuda(void* x, int dtype, int64_t n, double s, const char* op);
 
 }  // namespace cloze
