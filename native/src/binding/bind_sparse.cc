@@ -11,6 +11,13 @@
 //   toDense(x [N, C], coords, B, H, W, fill [C] | null) -> [B, C, H, W]
 //   toSparse(dense [B, C, H, W], coords) -> [N, C]; toDenseFillGrad(g [B, C, H, W], coords) -> [C]
 // Every index tensor is checked before a kernel reads through it.
+//
+// On CUDA the same checks run on the device (ops/sparse_rulebook.h): each
+// content check (table entries, sites, mask values) ends with one small
+// device→host copy, a host sync, so it throws where and what the CPU check
+// throws; the offending value is then copied back to name it. activeSites
+// needs its count on the host anyway (the size of coords). Outputs keep the
+// CPU's dtypes: mean and rstd are T, as sparseBatchNormBackward expects.
 #include <string>
 #include <vector>
 
@@ -18,6 +25,9 @@
 #include "../ops/sparse_norm_pool.h"
 #include "../ops/sparse_rulebook.h"
 #include "bindings.h"
+#ifdef CLOZE_CUDA
+#include "../cuda/runtime.h"
+#endif
 
 namespace cloze {
 
@@ -44,6 +54,16 @@ int64_t want_rows(const ArgReader& a, NTensor* t, const char* name) {
   return t->dim(1);
 }
 
+#ifdef CLOZE_CUDA
+// One element of a device tensor, for an error message (waits for the stream).
+template <typename V>
+V device_value(const ArgReader& a, NTensor* t, int64_t j) {
+  V v{};
+  cuda::copy(&v, false, t->ptr<V>() + j, true, sizeof v, a.op);
+  return v;
+}
+#endif
+
 void want_vector(const ArgReader& a, NTensor* ref, NTensor* t, int64_t C, const char* name) {
   if (!t) return;
   a.want_same_dtype(ref, t, name);
@@ -56,11 +76,20 @@ void want_table(const ArgReader& a, NTensor* nbr, int64_t K2, int64_t N, const c
   a.want_ndim(nbr, 2, 2, name);
   if (nbr->dim(1) != K2)
     a.bad(ErrCode::Shape, "shape [M, " + s(K2) + "] (k² columns for the kernel)", name, tensor_desc(nbr));
+  const auto fail_at = [&](int32_t v, int64_t j) {
+    a.bad(ErrCode::Index, "entries in [-1, " + s(N) + ") (rows of the input, or -1)", name,
+          s(v) + " at (m, o) = (" + s(j / K2) + ", " + s(j % K2) + ")");
+  };
+  if (nbr->on_cuda()) {
+#ifdef CLOZE_CUDA
+    const int64_t j = first_outside_cuda(nbr->ptr<int32_t>(), nbr->numel(), -1, N, a.op);
+    if (j >= 0) fail_at(device_value<int32_t>(a, nbr, j), j);
+#endif
+    return;
+  }
   const int32_t* t = nbr->ptr<int32_t>();
   for (int64_t j = 0; j < nbr->numel(); j++)
-    if (t[j] < -1 || t[j] >= N)
-      a.bad(ErrCode::Index, "entries in [-1, " + s(N) + ") (rows of the input, or -1)", name,
-            s(t[j]) + " at (m, o) = (" + s(j / K2) + ", " + s(j % K2) + ")");
+    if (t[j] < -1 || t[j] >= N) fail_at(t[j], j);
 }
 
 // Sites int32 [N, 3] inside [B, H, W] and distinct. N is checked too when n >= 0.
@@ -69,6 +98,20 @@ void want_sites(const ArgReader& a, NTensor* coords, int64_t B, int64_t H, int64
   a.want_ndim(coords, 2, 2, name);
   if (coords->dim(1) != 3 || (n >= 0 && coords->dim(0) != n))
     a.bad(ErrCode::Shape, "shape [" + (n >= 0 ? s(n) : std::string("N")) + ", 3] of (b, y, x)", name, tensor_desc(coords));
+  if (coords->on_cuda()) {
+#ifdef CLOZE_CUDA
+    // The first row the CPU loop below would stop at; its values say why.
+    const int64_t i = first_bad_site_cuda(coords->ptr<int32_t>(), coords->dim(0), B, H, W, a.op);
+    if (i < 0) return;
+    const int64_t b = device_value<int32_t>(a, coords, 3 * i), y = device_value<int32_t>(a, coords, 3 * i + 1),
+                  x = device_value<int32_t>(a, coords, 3 * i + 2);
+    const std::string at = "(" + s(b) + ", " + s(y) + ", " + s(x) + ") at row " + s(i);
+    if (b < 0 || b >= B || y < 0 || y >= H || x < 0 || x >= W)
+      a.bad(ErrCode::Index, "sites inside [B, H, W] = " + shape_str({B, H, W}), name, at);
+    a.bad(ErrCode::Index, "distinct sites", name, "a repeat of " + at);
+#endif
+    return;
+  }
   const int32_t* c = coords->ptr<int32_t>();
   std::vector<uint8_t> seen(static_cast<size_t>(B * H * W), 0);
   for (int64_t i = 0; i < coords->dim(0); i++) {
@@ -83,13 +126,25 @@ void want_sites(const ArgReader& a, NTensor* coords, int64_t B, int64_t H, int64
 }
 
 // The inverse of a checked table, in scratch that lives as long as the returned holder.
+// On CUDA the scratch is device memory, built on the device.
 std::shared_ptr<Storage> inverse_of(const ArgReader& a, NTensor* nbr, int64_t N, const char* name) {
   const int64_t M = nbr->dim(0), K2 = nbr->dim(1);
-  auto inv = Storage::allocate(sizeof(int32_t) * static_cast<size_t>(std::max<int64_t>(N * K2, 1)), a.op, false);
-  const int64_t bad = inverse_table_cpu(nbr->ptr<int32_t>(), M, K2, N, static_cast<int32_t*>(inv->data()));
+  auto inv = Storage::allocate(sizeof(int32_t) * static_cast<size_t>(std::max<int64_t>(N * K2, 1)), a.op, false,
+                               nbr->device());
+  int64_t bad = -1;
+  int32_t repeated = 0;
+  if (nbr->on_cuda()) {
+#ifdef CLOZE_CUDA
+    bad = inverse_table_cuda(nbr->ptr<int32_t>(), M, K2, N, static_cast<int32_t*>(inv->data()), a.op);
+    if (bad >= 0) repeated = device_value<int32_t>(a, nbr, bad);
+#endif
+  } else {
+    bad = inverse_table_cpu(nbr->ptr<int32_t>(), M, K2, N, static_cast<int32_t*>(inv->data()));
+    if (bad >= 0) repeated = nbr->ptr<int32_t>()[bad];
+  }
   if (bad >= 0)
     a.bad(ErrCode::Index, "a table from neighbourTable (each input row at most once per offset)", name,
-          "input row " + s(nbr->ptr<int32_t>()[bad]) + " repeated at (m, o) = (" + s(bad / K2) + ", " + s(bad % K2) + ")");
+          "input row " + s(repeated) + " repeated at (m, o) = (" + s(bad / K2) + ", " + s(bad % K2) + ")");
   return inv;
 }
 
@@ -109,9 +164,9 @@ struct Grads {
   Grads(const ArgReader& a, size_t first)
       : need_x(a.boolean(first, "needInput")), need_w(a.boolean(first + 1, "needWeight")), need_b(a.boolean(first + 2, "needBias")) {}
   void allocate(const ArgReader& a, DType dt, const std::vector<int64_t>& xs, const std::vector<int64_t>& ws, int64_t C) {
-    if (need_x) dx = NTensor::New(a.env(), dt, xs, a.op, false);
-    if (need_w) dw = NTensor::New(a.env(), dt, ws, a.op, false);
-    if (need_b) db = NTensor::New(a.env(), dt, {C}, a.op, false);
+    if (need_x) dx = a.alloc(dt, xs, false);
+    if (need_w) dw = a.alloc(dt, ws, false);
+    if (need_b) db = a.alloc(dt, {C}, false);
   }
   template <typename T, typename P>
   void set(P& p) const {
@@ -167,16 +222,16 @@ Napi::Value conv_forward(const ArgReader& a) {
   NTensor* b = a.tensor_or_null(2, "bias");
   want_vector(a, c.x, b, c.Cout, "bias");
   const int64_t M = c.nbr->dim(0);
-  Napi::Object y = NTensor::New(a.env(), c.x->dtype(), {M, c.Cout}, a.op, false);
-  dispatch_float(c.x->dtype(), a.op, [&](auto t) {
+  Napi::Object y = a.alloc(c.x->dtype(), {M, c.Cout}, false);
+  dispatch(a, c.x, [&](auto t, auto dev) {
     using T = decltype(t);
     SparseConvParams<T> p = conv_params<T>(c);
     p.b = ptr_or_null<T>(b);
     p.y = out<T>(y);
-    if (Depthwise)
-      sparse_depthwise_forward_cpu<T>(p);
+    if constexpr (Depthwise)
+      CLOZE_KERNEL(dev, sparse_depthwise_forward, p);
     else
-      sparse_conv_forward_cpu<T>(p);
+      CLOZE_KERNEL(dev, sparse_conv_forward, p);
     return 0;
   });
   return y;
@@ -193,16 +248,16 @@ Napi::Value conv_backward(const ArgReader& a) {
   std::shared_ptr<Storage> inv;
   if (d.need_x) inv = inverse_of(a, c.nbr, c.N, "nbr");
   d.allocate(a, c.x->dtype(), c.x->shape(), c.w->shape(), c.Cout);
-  dispatch_float(c.x->dtype(), a.op, [&](auto t) {
+  dispatch(a, c.x, [&](auto t, auto dev) {
     using T = decltype(t);
     SparseConvParams<T> p = conv_params<T>(c);
     p.inv = inv ? static_cast<const int32_t*>(inv->data()) : nullptr;
     p.dy = g->ptr<T>();
     d.set<T>(p);
-    if (Depthwise)
-      sparse_depthwise_backward_cpu<T>(p);
+    if constexpr (Depthwise)
+      CLOZE_KERNEL(dev, sparse_depthwise_backward, p);
     else
-      sparse_conv_backward_cpu<T>(p);
+      CLOZE_KERNEL(dev, sparse_conv_backward, p);
     return 0;
   });
   return d.result(a);
@@ -233,15 +288,15 @@ Napi::Value from_dense(const ArgReader& a, bool gather) {
   want_sites(a, coords, B, H, W, -1, "coords");
   const int64_t N = coords->dim(0);
   const std::vector<int64_t> shape = gather ? std::vector<int64_t>{N, C} : std::vector<int64_t>{C};
-  Napi::Object res = NTensor::New(a.env(), d->dtype(), shape, a.op, false);
-  dispatch_float(d->dtype(), a.op, [&](auto t) {
+  Napi::Object res = a.alloc(d->dtype(), shape, false);
+  dispatch(a, d, [&](auto t, auto dev) {
     using T = decltype(t);
     SiteMapParams<T> p = site_params<T>(N, C, B, H, W, coords, res);
     p.dense = d->ptr<T>();
     if (gather)
-      to_sparse_cpu<T>(p);
+      CLOZE_KERNEL(dev, to_sparse, p);
     else
-      fill_grad_cpu<T>(p);
+      CLOZE_KERNEL(dev, fill_grad, p);
     return 0;
   });
   return res;
@@ -253,20 +308,41 @@ void register_sites(Napi::Object exports) {
     a.want_dtype(mask, DType::U8, "mask");
     a.want_ndim(mask, 3, 3, "mask");
     if (mask->numel() > kMaxI32) a.bad(ErrCode::Shape, "fewer than 2^31 sites", "mask", tensor_desc(mask));
+    const auto bad_value = [&](int v, int64_t i) {
+      a.bad(ErrCode::Value, "values 0 or 1 (1 = active)", "mask", s(v) + " at flat index " + s(i));
+    };
     const uint8_t* m = mask->ptr<uint8_t>();
-    for (int64_t i = 0; i < mask->numel(); i++)
-      if (m[i] > 1) a.bad(ErrCode::Value, "values 0 or 1 (1 = active)", "mask", s(m[i]) + " at flat index " + s(i));
-    const int64_t n = count_active_cpu(m, mask->numel());
-    Napi::Object coords = NTensor::New(a.env(), DType::I32, {n, 3}, a.op, false);
-    Napi::Object grid = NTensor::New(a.env(), DType::I32, mask->shape(), a.op, false);
     ActiveSitesParams p;
     p.B = mask->dim(0);
     p.H = mask->dim(1);
     p.W = mask->dim(2);
     p.mask = m;
+    int64_t n = 0;
+    std::shared_ptr<Storage> starts;  // cuda: the line starts active_sites_cuda numbers from
+    if (mask->on_cuda()) {
+#ifdef CLOZE_CUDA
+      starts = Storage::allocate(sizeof(int64_t) * static_cast<size_t>(p.B * p.H + 2), a.op, false, Device::CUDA);
+      int64_t first_bad = -1;
+      n = active_sites_count_cuda(m, p.B, p.H, p.W, static_cast<int64_t*>(starts->data()), &first_bad, a.op);
+      if (first_bad >= 0) bad_value(device_value<uint8_t>(a, mask, first_bad), first_bad);
+      p.line_start = static_cast<const int64_t*>(starts->data());
+#endif
+    } else {
+      for (int64_t i = 0; i < mask->numel(); i++)
+        if (m[i] > 1) bad_value(m[i], i);
+      n = count_active_cpu(m, mask->numel());
+    }
+    Napi::Object coords = a.alloc(DType::I32, {n, 3}, false);
+    Napi::Object grid = a.alloc(DType::I32, mask->shape(), false);
     p.grid = NTensor::Unwrap(grid)->ptr<int32_t>();
     p.coords = NTensor::Unwrap(coords)->ptr<int32_t>();
-    active_sites_cpu(p);
+    if (mask->on_cuda()) {
+#ifdef CLOZE_CUDA
+      active_sites_cuda(p, a.op);
+#endif
+    } else {
+      active_sites_cpu(p);
+    }
     Napi::Object res = Napi::Object::New(a.env());
     res.Set("coords", coords);
     res.Set("grid", grid);
@@ -283,13 +359,23 @@ void register_sites(Napi::Object exports) {
     a.want_ndim(grid, 3, 3, "grid");
     const int64_t B = grid->dim(0), H = grid->dim(1), W = grid->dim(2);
     const int32_t* gp = grid->ptr<int32_t>();
-    for (int64_t i = 0; i < grid->numel(); i++)
-      if (gp[i] < -1) a.bad(ErrCode::Index, "rows >= 0 or -1 (inactive)", "grid", s(gp[i]) + " at flat index " + s(i));
+    const auto bad_row = [&](int32_t v, int64_t i) {
+      a.bad(ErrCode::Index, "rows >= 0 or -1 (inactive)", "grid", s(v) + " at flat index " + s(i));
+    };
+    if (grid->on_cuda()) {
+#ifdef CLOZE_CUDA
+      const int64_t i = first_outside_cuda(gp, grid->numel(), -1, INT64_MAX, a.op);
+      if (i >= 0) bad_row(device_value<int32_t>(a, grid, i), i);
+#endif
+    } else {
+      for (int64_t i = 0; i < grid->numel(); i++)
+        if (gp[i] < -1) bad_row(gp[i], i);
+    }
     const int64_t Ho = H + 2 * pad >= k ? (H + 2 * pad - k) / stride + 1 : 0;
     const int64_t Wo = W + 2 * pad >= k ? (W + 2 * pad - k) / stride + 1 : 0;
     want_sites(a, oc, B, Ho, Wo, -1, "outCoords");
     const int64_t M = oc->dim(0);
-    Napi::Object nbr = NTensor::New(a.env(), DType::I32, {M, k * k}, a.op, false);
+    Napi::Object nbr = a.alloc(DType::I32, {M, k * k}, false);
     NeighbourParams p;
     p.B = B;
     p.H = H;
@@ -301,7 +387,13 @@ void register_sites(Napi::Object exports) {
     p.grid = gp;
     p.out_coords = oc->ptr<int32_t>();
     p.nbr = NTensor::Unwrap(nbr)->ptr<int32_t>();
-    neighbour_table_cpu(p);
+    if (grid->on_cuda()) {
+#ifdef CLOZE_CUDA
+      neighbour_table_cuda(p, a.op);
+#endif
+    } else {
+      neighbour_table_cpu(p);
+    }
     return nbr;
   });
 
@@ -314,13 +406,13 @@ void register_sites(Napi::Object exports) {
     if (B * H * W > kMaxI32) a.bad(ErrCode::Shape, "fewer than 2^31 sites", "B·H·W", s(B * H * W));
     want_sites(a, coords, B, H, W, x->dim(0), "coords");
     want_vector(a, x, fill, C, "fill");
-    Napi::Object res = NTensor::New(a.env(), x->dtype(), {B, C, H, W}, a.op, false);
-    dispatch_float(x->dtype(), a.op, [&](auto t) {
+    Napi::Object res = a.alloc(x->dtype(), {B, C, H, W}, false);
+    dispatch(a, x, [&](auto t, auto dev) {
       using T = decltype(t);
       SiteMapParams<T> p = site_params<T>(x->dim(0), C, B, H, W, coords, res);
       p.rows = x->ptr<T>();
       p.fill = ptr_or_null<T>(fill);
-      to_dense_cpu<T>(p);
+      CLOZE_KERNEL(dev, to_dense, p);
       return 0;
     });
     return res;
@@ -371,10 +463,10 @@ void register_norm_pool(Napi::Object exports) {
     if (!(eps > 0)) a.bad(ErrCode::Value, "a positive number", "eps", a.describe(a.info[7]));
     // As PyTorch: the unbiased variance of one value is undefined.
     if (training && N == 1) a.bad(ErrCode::Shape, "more than 1 active row per channel when training", "input", tensor_desc(x));
-    Napi::Object y = NTensor::New(a.env(), x->dtype(), {N, C}, a.op, false);
-    Napi::Object mean = NTensor::New(a.env(), x->dtype(), {C}, a.op, true);
-    Napi::Object rstd = NTensor::New(a.env(), x->dtype(), {C}, a.op, true);
-    dispatch_float(x->dtype(), a.op, [&](auto t) {
+    Napi::Object y = a.alloc(x->dtype(), {N, C}, false);
+    Napi::Object mean = a.alloc(x->dtype(), {C}, true);
+    Napi::Object rstd = a.alloc(x->dtype(), {C}, true);
+    dispatch(a, x, [&](auto t, auto dev) {
       using T = decltype(t);
       SparseBatchNormParams<T> p = norm_params<T>(N, C, training, x, w);
       p.eps = eps;
@@ -385,7 +477,7 @@ void register_norm_pool(Napi::Object exports) {
       p.y = out<T>(y);
       p.mean = out<T>(mean);
       p.rstd = out<T>(rstd);
-      sparse_batchnorm_forward_cpu<T>(p);
+      CLOZE_KERNEL(dev, sparse_batchnorm_forward, p);
       return 0;
     });
     return triple(a, y, mean, rstd);
@@ -406,14 +498,14 @@ void register_norm_pool(Napi::Object exports) {
     want_vector(a, x, mean, C, "mean");
     want_vector(a, x, rstd, C, "rstd");
     d.allocate(a, x->dtype(), {N, C}, {C}, C);
-    dispatch_float(x->dtype(), a.op, [&](auto t) {
+    dispatch(a, x, [&](auto t, auto dev) {
       using T = decltype(t);
       SparseBatchNormParams<T> p = norm_params<T>(N, C, batch_stats, x, w);
       p.mean = mean->ptr<T>();
       p.rstd = rstd->ptr<T>();
       p.dy = g->ptr<T>();
       d.set<T>(p);
-      sparse_batchnorm_backward_cpu<T>(p);
+      CLOZE_KERNEL(dev, sparse_batchnorm_backward, p);
       return 0;
     });
     return d.result(a);
@@ -427,15 +519,15 @@ void register_norm_pool(Napi::Object exports) {
     a.want_ndim(nbr, 2, 2, "nbr");
     const int64_t M = nbr->dim(0), K2 = nbr->dim(1);
     want_table(a, nbr, K2, N, "nbr");
-    Napi::Object y = NTensor::New(a.env(), x->dtype(), {M, C}, a.op, false);
-    Napi::Object arg = NTensor::New(a.env(), DType::I32, {M, C}, a.op, false);
-    dispatch_float(x->dtype(), a.op, [&](auto t) {
+    Napi::Object y = a.alloc(x->dtype(), {M, C}, false);
+    Napi::Object arg = a.alloc(DType::I32, {M, C}, false);
+    dispatch(a, x, [&](auto t, auto dev) {
       using T = decltype(t);
       SparseMaxPoolParams<T> p = pool_params<T>(N, M, C, K2, nbr);
       p.x = x->ptr<T>();
       p.y = out<T>(y);
       p.arg = out<int32_t>(arg);
-      sparse_maxpool_forward_cpu<T>(p);
+      CLOZE_KERNEL(dev, sparse_maxpool_forward, p);
       return 0;
     });
     Napi::Array res = Napi::Array::New(a.env(), 2);
@@ -458,18 +550,28 @@ void register_norm_pool(Napi::Object exports) {
     a.want_dtype(arg, DType::I32, "arg");
     a.want_shape(arg, {M, C}, "arg");
     const int32_t* ap = arg->ptr<int32_t>();
-    for (int64_t j = 0; j < arg->numel(); j++)
-      if (ap[j] < -1 || ap[j] >= K2) a.bad(ErrCode::Index, "offsets in [-1, " + s(K2) + ")", "arg", s(ap[j]) + " at flat index " + s(j));
+    const auto bad_offset = [&](int32_t v, int64_t j) {
+      a.bad(ErrCode::Index, "offsets in [-1, " + s(K2) + ")", "arg", s(v) + " at flat index " + s(j));
+    };
+    if (arg->on_cuda()) {
+#ifdef CLOZE_CUDA
+      const int64_t j = first_outside_cuda(ap, arg->numel(), -1, K2, a.op);
+      if (j >= 0) bad_offset(device_value<int32_t>(a, arg, j), j);
+#endif
+    } else {
+      for (int64_t j = 0; j < arg->numel(); j++)
+        if (ap[j] < -1 || ap[j] >= K2) bad_offset(ap[j], j);
+    }
     const std::shared_ptr<Storage> inv = inverse_of(a, nbr, N, "nbr");
-    Napi::Object dx = NTensor::New(a.env(), g->dtype(), {N, C}, a.op, false);
-    dispatch_float(g->dtype(), a.op, [&](auto t) {
+    Napi::Object dx = a.alloc(g->dtype(), {N, C}, false);
+    dispatch(a, g, [&](auto t, auto dev) {
       using T = decltype(t);
       SparseMaxPoolParams<T> p = pool_params<T>(N, M, C, K2, nbr);
       p.inv = static_cast<const int32_t*>(inv->data());
       p.arg_in = ap;
       p.dy = g->ptr<T>();
       p.dx = out<T>(dx);
-      sparse_maxpool_backward_cpu<T>(p);
+      CLOZE_KERNEL(dev, sparse_maxpool_backward, p);
       return 0;
     });
     return dx;

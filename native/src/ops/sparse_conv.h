@@ -46,4 +46,14 @@ template <typename T> void sparse_conv_backward_cpu(const SparseConvParams<T>& p
 template <typename T> void sparse_depthwise_forward_cpu(const SparseConvParams<T>& p);
 template <typename T> void sparse_depthwise_backward_cpu(const SparseConvParams<T>& p);
 
+// CUDA (native/src/cuda/sparse_conv.cu; T = float or bf16, device pointers).
+// The same sparse im2col: gathered tiles times the reordered weight through
+// gemm_cuda<T>; dX through the inverse table (no atomics), dW as dYᵀ·cols
+// summed over tiles in order into fp32, db and the depthwise dW as fixed-order
+// fp32 column sums. Bit-for-bit repeatable on one device.
+template <typename T> void sparse_conv_forward_cuda(const SparseConvParams<T>& p);
+template <typename T> void sparse_conv_backward_cuda(const SparseConvParams<T>& p);
+template <typename T> void sparse_depthwise_forward_cuda(const SparseConvParams<T>& p);
+template <typename T> void sparse_depthwise_backward_cuda(const SparseConvParams<T>& p);
+
 }  // namespace cloze

@@ -54,4 +54,13 @@ struct SparseMaxPoolParams {
 template <typename T> void sparse_maxpool_forward_cpu(const SparseMaxPoolParams<T>& p);
 template <typename T> void sparse_maxpool_backward_cpu(const SparseMaxPoolParams<T>& p);
 
+// CUDA (native/src/cuda/sparse_norm_pool.cu; T = float or bf16, device
+// pointers). Batch-norm statistics are fp32 column sums in a fixed order
+// (two passes, as on the CPU), kept in fp32 for the normalisation; mean and
+// rstd are stored as T. Max pool as on the CPU (first maximum, NaN wins).
+template <typename T> void sparse_batchnorm_forward_cuda(const SparseBatchNormParams<T>& p);
+template <typename T> void sparse_batchnorm_backward_cuda(const SparseBatchNormParams<T>& p);
+template <typename T> void sparse_maxpool_forward_cuda(const SparseMaxPoolParams<T>& p);
+template <typename T> void sparse_maxpool_backward_cuda(const SparseMaxPoolParams<T>& p);
+
 }  // namespace cloze

@@ -38,6 +38,7 @@ struct ActiveSitesParams {
   const uint8_t* mask = nullptr;  // [B, H, W]
   int32_t* grid = nullptr;        // [B, H, W], written in full
   int32_t* coords = nullptr;      // [N, 3], N = count_active_cpu(mask)
+  const int64_t* line_start = nullptr;  // cuda only: [B·H + 1] from active_sites_count_cuda
 };
 void active_sites_cpu(const ActiveSitesParams& p);
 
@@ -70,5 +71,34 @@ template <typename T> void to_dense_cpu(const SiteMapParams<T>& p);
 template <typename T> void to_sparse_cpu(const SiteMapParams<T>& p);
 // out[c] = Σ over inactive sites of dense[b, c, y, x] (the gradient of toDense's fill).
 template <typename T> void fill_grad_cpu(const SiteMapParams<T>& p);
+
+// CUDA (native/src/cuda/sparse_rulebook.cu); every pointer is device memory.
+// The functions that return a count or a flat index end with one small
+// device→host copy, so they wait for the stream: the bindings need the answer
+// on the host to size an output or to throw the CPU's error message.
+//
+// Counts the active sites of each image line (b, y) and prefix-sums the
+// counts: line_start [B·H + 2] (scratch) gets line_start[l] = the first row of
+// line l, line_start[B·H] = N. Returns N; *first_bad = the first flat index
+// of a mask value above 1, or −1.
+int64_t active_sites_count_cuda(const uint8_t* mask, int64_t B, int64_t H, int64_t W, int64_t* line_start,
+                                int64_t* first_bad, const char* op);
+// Writes grid and coords (p.line_start from active_sites_count_cuda): the
+// CPU's rows in the CPU's order.
+void active_sites_cuda(const ActiveSitesParams& p, const char* op);
+void neighbour_table_cuda(const NeighbourParams& p, const char* op);
+// The first flat index j with v[j] < lo or v[j] >= hi, or −1.
+int64_t first_outside_cuda(const int32_t* v, int64_t n, int64_t lo, int64_t hi, const char* op);
+// The first row of coords [n, 3] that lies outside [B, H, W] or repeats the
+// site of an earlier row, or −1 (the row want_sites reports on the CPU).
+int64_t first_bad_site_cuda(const int32_t* coords, int64_t n, int64_t B, int64_t H, int64_t W, const char* op);
+// As inverse_table_cpu (entries of nbr outside [0, N) are skipped; the
+// binding has checked them). The lowest output row wins a repeated pair, and
+// the returned index is the CPU's.
+int64_t inverse_table_cuda(const int32_t* nbr, int64_t M, int64_t K2, int64_t N, int32_t* inv, const char* op);
+template <typename T> void to_dense_cuda(const SiteMapParams<T>& p);
+template <typename T> void to_sparse_cuda(const SiteMapParams<T>& p);
+// Sums in fp32 over a fixed order (one block per channel).
+template <typename T> void fill_grad_cuda(const SiteMapParams<T>& p);
 
 }  // namespace cloze
