@@ -10,8 +10,12 @@
 //   avgPool2dBackward(dy, inputShape, kernel, stride, padding, countIncludePad) -> dx
 //   globalAvgPool(x) -> [B, C]; globalAvgPoolBackward(dy, inputShape) -> dx
 //   applyMask(x, mask) -> y; upsampleMask(mask, factor) -> mask
+// Every op runs on the device of its first tensor argument (float32/float64 on
+// the CPU, float32/bfloat16 on CUDA). On CUDA, batchNorm2d's mean and rstd are
+// float32 whatever the input dtype (they only travel back into the backward).
 #include <climits>
 #include <cmath>
+#include <type_traits>
 
 #include "../ops/batchnorm.h"
 #include "../ops/conv.h"
@@ -45,9 +49,9 @@ struct Grads {
   // A kernel that writes every element of dx can skip its zeroing (zero_dx = false).
   void allocate(const ArgReader& a, DType dt, const std::vector<int64_t>& xs, const std::vector<int64_t>& ws, int64_t C,
                 bool zero_dx) {
-    if (nx) dx = NTensor::New(a.env(), dt, xs, a.op, zero_dx);
-    if (nw) dw = NTensor::New(a.env(), dt, ws, a.op);
-    if (nb) db = NTensor::New(a.env(), dt, {C}, a.op);
+    if (nx) dx = a.alloc(dt, xs, zero_dx);
+    if (nw) dw = a.alloc(dt, ws);
+    if (nb) db = a.alloc(dt, {C});
   }
   template <typename T, typename P>
   void set(P& p) const {
@@ -76,8 +80,22 @@ const uint8_t* checked_mask(const ArgReader& a, NTensor* m, const std::vector<in
   a.want_dtype(m, DType::U8, name);
   a.want_shape(m, shape, name);
   const uint8_t* v = m->ptr<uint8_t>();
+  auto bad = [&](int64_t value, int64_t i) {
+    fail(ErrCode::Value, a.op, expected("values 0 or 1", name, std::to_string(value) + " at position " + std::to_string(i)));
+  };
+  if (m->on_cuda()) {
+#ifdef CLOZE_CUDA
+    // Checked on the device; the answer costs one 8-byte read-back (a stream sync).
+    int64_t value = 0;
+    const int64_t at = mask_first_invalid_cuda(v, m->numel(), &value, a.op);
+    if (at >= 0) bad(value, at);
+#else
+    no_cuda_kernel(a.op, m->dtype());
+#endif
+    return v;
+  }
   for (int64_t i = 0; i < m->numel(); i++)
-    if (v[i] > 1) fail(ErrCode::Value, a.op, expected("values 0 or 1", name, std::to_string(v[i]) + " at position " + std::to_string(i)));
+    if (v[i] > 1) bad(v[i], i);
   return v;
 }
 
@@ -169,18 +187,18 @@ Napi::Value conv_forward(const ArgReader& a) {
     a.want_same_dtype(x, bias, "bias");
     a.want_shape(bias, {c.out_shape[1]}, "bias");
   }
-  // The transpose folds by accumulation, so its output starts at zero.
-  Napi::Object y = NTensor::New(a.env(), x->dtype(), c.out_shape, a.op, Transposed);
-  dispatch_float(x->dtype(), a.op, [&](auto t) {
+  // The CPU transpose folds by accumulation, so its output starts at zero (CUDA writes it in full).
+  Napi::Object y = a.alloc(x->dtype(), c.out_shape, Transposed && !a.on_cuda());
+  dispatch(a, x, [&](auto t, auto dev) {
     using T = decltype(t);
     ConvParams<T> p = conv_params<T>(c.g, w);
     p.x = x->ptr<T>();
     p.bias = ptr_or_null<T>(bias);
     p.y = out<T>(y);
     if (Transposed)
-      conv_transpose2d_forward_cpu<T>(p);
+      CLOZE_KERNEL(dev, conv_transpose2d_forward, p);
     else
-      conv2d_forward_cpu<T>(p);
+      CLOZE_KERNEL(dev, conv2d_forward, p);
     return 0;
   });
   return y;
@@ -195,18 +213,19 @@ Napi::Value conv_backward(const ArgReader& a) {
   Grads d(a, 6);
   a.want_same_dtype(x, dy, "grad");
   a.want_shape(dy, c.out_shape, "grad");
-  d.allocate(a, x->dtype(), x->shape(), c.w_shape, c.out_shape[1], true);
+  // The CPU folds dx by accumulation; CUDA writes every gradient in full.
+  d.allocate(a, x->dtype(), x->shape(), c.w_shape, c.out_shape[1], !a.on_cuda());
   if (d.any())
-    dispatch_float(x->dtype(), a.op, [&](auto t) {
+    dispatch(a, x, [&](auto t, auto dev) {
       using T = decltype(t);
       ConvParams<T> p = conv_params<T>(c.g, w);
       p.x = x->ptr<T>();
       p.dy = dy->ptr<T>();
       d.set<T>(p);
       if (Transposed)
-        conv_transpose2d_backward_cpu<T>(p);
+        CLOZE_KERNEL(dev, conv_transpose2d_backward, p);
       else
-        conv2d_backward_cpu<T>(p);
+        CLOZE_KERNEL(dev, conv2d_backward, p);
       return 0;
     });
   return d.result(a);
@@ -227,9 +246,12 @@ const uint8_t* bn_mask(const ArgReader& a, size_t i, NTensor* x) {
   return m ? checked_mask(a, m, {x->dim(0), x->dim(2), x->dim(3)}, "mask") : nullptr;
 }
 
-template <typename T>
-BatchNormParams<T> bn_params(NTensor* x, NTensor* w, const uint8_t* mask, bool training) {
-  BatchNormParams<T> p;
+// The saved statistics' dtype: x's on the CPU, float32 on CUDA.
+DType stat_dtype(const ArgReader& a, const NTensor* x) { return a.on_cuda() ? DType::F32 : x->dtype(); }
+
+template <typename T, typename S>
+BatchNormParams<T, S> bn_params(NTensor* x, NTensor* w, const uint8_t* mask, bool training) {
+  BatchNormParams<T, S> p;
   p.B = x->dim(0);
   p.C = x->dim(1);
   p.S = x->dim(2) * x->dim(3);
@@ -257,21 +279,22 @@ Napi::Value batchnorm_forward(const ArgReader& a) {
   if (rm && (rm->raw() == x->raw() || rv->raw() == x->raw() || rm->raw() == rv->raw()))
     a.bad(ErrCode::Value, "running buffers apart from each other and from the input", "runningVar", "shared storage");
   const int64_t C = x->dim(1);
-  Napi::Object y = NTensor::New(a.env(), x->dtype(), x->shape(), a.op, false);
-  Napi::Object mean = NTensor::New(a.env(), x->dtype(), {C}, a.op);
-  Napi::Object rstd = NTensor::New(a.env(), x->dtype(), {C}, a.op);
-  dispatch_float(x->dtype(), a.op, [&](auto t) {
+  Napi::Object y = a.alloc(x->dtype(), x->shape(), false);
+  Napi::Object mean = a.alloc(stat_dtype(a, x), {C});
+  Napi::Object rstd = a.alloc(stat_dtype(a, x), {C});
+  dispatch(a, x, [&](auto t, auto dev) {
     using T = decltype(t);
-    BatchNormParams<T> p = bn_params<T>(x, w, mask, training);
+    using S = std::conditional_t<decltype(dev)::cuda, float, T>;
+    BatchNormParams<T, S> p = bn_params<T, S>(x, w, mask, training);
     p.b = ptr_or_null<T>(b);
     p.momentum = momentum;
     p.eps = eps;
     p.running_mean = ptr_or_null<T>(rm);
     p.running_var = ptr_or_null<T>(rv);
     p.y = out<T>(y);
-    p.mean = out<T>(mean);
-    p.rstd = out<T>(rstd);
-    batchnorm_forward_cpu<T>(p);
+    p.mean = out<S>(mean);
+    p.rstd = out<S>(rstd);
+    CLOZE_KERNEL(dev, batchnorm_forward, p);
     return 0;
   });
   Napi::Array res = Napi::Array::New(a.env(), 3);
@@ -294,19 +317,23 @@ Napi::Value batchnorm_backward(const ArgReader& a) {
   a.want_shape(dy, x->shape(), "grad");
   const int64_t C = x->dim(1);
   for (NTensor* t : {mean, rstd}) {
-    a.want_same_dtype(x, t, t == mean ? "mean" : "rstd");
+    if (a.on_cuda())
+      a.want_dtype(t, DType::F32, t == mean ? "mean" : "rstd");
+    else
+      a.want_same_dtype(x, t, t == mean ? "mean" : "rstd");
     a.want_shape(t, {C}, t == mean ? "mean" : "rstd");
   }
   d.allocate(a, x->dtype(), x->shape(), {C}, C, false);
   if (d.any())
-    dispatch_float(x->dtype(), a.op, [&](auto t) {
+    dispatch(a, x, [&](auto t, auto dev) {
       using T = decltype(t);
-      BatchNormParams<T> p = bn_params<T>(x, w, mask, training);
-      p.mean = mean->ptr<T>();
-      p.rstd = rstd->ptr<T>();
+      using S = std::conditional_t<decltype(dev)::cuda, float, T>;
+      BatchNormParams<T, S> p = bn_params<T, S>(x, w, mask, training);
+      p.mean = mean->ptr<S>();
+      p.rstd = rstd->ptr<S>();
       p.dy = dy->ptr<T>();
       d.set<T>(p);
-      batchnorm_backward_cpu<T>(p);
+      CLOZE_KERNEL(dev, batchnorm_backward, p);
       return 0;
     });
   return d.result(a);
@@ -343,16 +370,16 @@ Napi::Value maxpool_forward(const ArgReader& a) {
   NTensor* x = image(a, 0, "input");
   const PoolGeom g = pool_geom(a, x->shape(), 1, "input");
   if (g.H * g.W > INT32_MAX) a.bad(ErrCode::Shape, "planes of fewer than 2^31 pixels", "input", tensor_desc(x));
-  Napi::Object y = NTensor::New(a.env(), x->dtype(), {g.B, g.C, g.oh, g.ow}, a.op, false);
-  Napi::Object am = NTensor::New(a.env(), DType::I32, {g.B, g.C, g.oh, g.ow}, a.op, false);
-  dispatch_float(x->dtype(), a.op, [&](auto t) {
+  Napi::Object y = a.alloc(x->dtype(), {g.B, g.C, g.oh, g.ow}, false);
+  Napi::Object am = a.alloc(DType::I32, {g.B, g.C, g.oh, g.ow}, false);
+  dispatch(a, x, [&](auto t, auto dev) {
     using T = decltype(t);
     PoolParams<T> p;
     p.g = g;
     p.x = x->ptr<T>();
     p.y = out<T>(y);
     p.argmax = out<int32_t>(am);
-    maxpool_forward_cpu<T>(p);
+    CLOZE_KERNEL(dev, maxpool_forward, p);
     return 0;
   });
   Napi::Array res = Napi::Array::New(a.env(), 2);
@@ -372,12 +399,26 @@ Napi::Value maxpool_backward(const ArgReader& a) {
           tensor_desc(dy));
   const int64_t S = in[2] * in[3];
   const int32_t* idx = am->ptr<int32_t>();
-  for (int64_t i = 0; i < am->numel(); i++)
-    if (idx[i] < 0 || idx[i] >= S)
-      fail(ErrCode::Index, a.op,
-           expected("indices in [0, " + std::to_string(S) + ")", "argmax", std::to_string(idx[i]) + " at position " + std::to_string(i)));
-  Napi::Object dx = NTensor::New(a.env(), dy->dtype(), in, a.op);
-  dispatch_float(dy->dtype(), a.op, [&](auto t) {
+  auto bad = [&](int64_t value, int64_t i) {
+    fail(ErrCode::Index, a.op,
+         expected("indices in [0, " + std::to_string(S) + ")", "argmax", std::to_string(value) + " at position " + std::to_string(i)));
+  };
+  if (am->on_cuda()) {
+#ifdef CLOZE_CUDA
+    // Checked on the device; the answer costs one 8-byte read-back (a stream sync).
+    int64_t value = 0;
+    const int64_t at = index_first_invalid_cuda(idx, am->numel(), S, &value, a.op);
+    if (at >= 0) bad(value, at);
+#else
+    no_cuda_kernel(a.op, am->dtype());
+#endif
+  } else {
+    for (int64_t i = 0; i < am->numel(); i++)
+      if (idx[i] < 0 || idx[i] >= S) bad(idx[i], i);
+  }
+  // The CPU routes gradients by accumulation into zeros; CUDA writes dx in full.
+  Napi::Object dx = a.alloc(dy->dtype(), in, !a.on_cuda());
+  dispatch(a, dy, [&](auto t, auto dev) {
     using T = decltype(t);
     PoolParams<T> p;
     p.g.B = in[0];
@@ -389,7 +430,7 @@ Napi::Value maxpool_backward(const ArgReader& a) {
     p.argmax_in = idx;
     p.dy = dy->ptr<T>();
     p.dx = out<T>(dx);
-    maxpool_backward_cpu<T>(p);
+    CLOZE_KERNEL(dev, maxpool_backward, p);
     return 0;
   });
   return dx;
@@ -398,9 +439,9 @@ Napi::Value maxpool_backward(const ArgReader& a) {
 // Average pooling of src (x forward, dy backward) into a new tensor of the given shape.
 Napi::Value avgpool_run(const ArgReader& a, NTensor* src, const std::vector<int64_t>& shape, const PoolGeom& g,
                         bool include_pad, bool backward) {
-  // The backward adds each window's share into dx, so dx starts at zero.
-  Napi::Object res = NTensor::New(a.env(), src->dtype(), shape, a.op, backward);
-  dispatch_float(src->dtype(), a.op, [&](auto t) {
+  // The CPU backward adds each window's share into dx, so dx starts at zero (CUDA gathers).
+  Napi::Object res = a.alloc(src->dtype(), shape, backward && !a.on_cuda());
+  dispatch(a, src, [&](auto t, auto dev) {
     using T = decltype(t);
     PoolParams<T> p;
     p.g = g;
@@ -408,11 +449,11 @@ Napi::Value avgpool_run(const ArgReader& a, NTensor* src, const std::vector<int6
     if (backward) {
       p.dy = src->ptr<T>();
       p.dx = out<T>(res);
-      avgpool_backward_cpu<T>(p);
+      CLOZE_KERNEL(dev, avgpool_backward, p);
     } else {
       p.x = src->ptr<T>();
       p.y = out<T>(res);
-      avgpool_forward_cpu<T>(p);
+      CLOZE_KERNEL(dev, avgpool_forward, p);
     }
     return 0;
   });
@@ -448,20 +489,19 @@ Napi::Value global_avgpool(const ArgReader& a, bool backward) {
   g.C = in[1];
   g.H = in[2];
   g.W = in[3];
-  Napi::Object res = backward ? NTensor::New(a.env(), t->dtype(), in, a.op, false)
-                              : NTensor::New(a.env(), t->dtype(), {g.B, g.C}, a.op, false);
-  dispatch_float(t->dtype(), a.op, [&](auto tag) {
+  Napi::Object res = backward ? a.alloc(t->dtype(), in, false) : a.alloc(t->dtype(), {g.B, g.C}, false);
+  dispatch(a, t, [&](auto tag, auto dev) {
     using T = decltype(tag);
     PoolParams<T> p;
     p.g = g;
     if (backward) {
       p.dy = t->ptr<T>();
       p.dx = out<T>(res);
-      global_avgpool_backward_cpu<T>(p);
+      CLOZE_KERNEL(dev, global_avgpool_backward, p);
     } else {
       p.x = t->ptr<T>();
       p.y = out<T>(res);
-      global_avgpool_forward_cpu<T>(p);
+      CLOZE_KERNEL(dev, global_avgpool_forward, p);
     }
     return 0;
   });
@@ -480,8 +520,8 @@ Napi::Value apply_mask(const ArgReader& a) {
               std::to_string(W),
           "mask", tensor_desc(m));
   const uint8_t* mask = checked_mask(a, m, m->shape(), "mask");
-  Napi::Object y = NTensor::New(a.env(), x->dtype(), x->shape(), a.op, false);
-  dispatch_float(x->dtype(), a.op, [&](auto t) {
+  Napi::Object y = a.alloc(x->dtype(), x->shape(), false);
+  dispatch(a, x, [&](auto t, auto dev) {
     using T = decltype(t);
     ApplyMaskParams<T> p;
     p.B = B;
@@ -493,7 +533,7 @@ Napi::Value apply_mask(const ArgReader& a) {
     p.x = x->ptr<T>();
     p.mask = mask;
     p.y = out<T>(y);
-    apply_mask_cpu<T>(p);
+    CLOZE_KERNEL(dev, apply_mask, p);
     return 0;
   });
   return y;
@@ -506,8 +546,16 @@ Napi::Value upsample_mask(const ArgReader& a) {
   a.want_ndim(m, 3, 3, "mask");
   const uint8_t* mask = checked_mask(a, m, m->shape(), "mask");
   const int64_t B = m->dim(0), h = m->dim(1), w = m->dim(2);
-  Napi::Object res = NTensor::New(a.env(), DType::U8, {B, h * f, w * f}, a.op, false);
-  upsample_mask_cpu(mask, B, h, w, f, out<uint8_t>(res));
+  Napi::Object res = a.alloc(DType::U8, {B, h * f, w * f}, false);
+  if (a.on_cuda()) {
+#ifdef CLOZE_CUDA
+    upsample_mask_cuda(mask, B, h, w, f, out<uint8_t>(res));
+#else
+    no_cuda_kernel(a.op, m->dtype());
+#endif
+  } else {
+    upsample_mask_cpu(mask, B, h, w, f, out<uint8_t>(res));
+  }
   return res;
 }
 

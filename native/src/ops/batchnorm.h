@@ -13,7 +13,9 @@
 
 namespace cloze {
 
-template <typename T>
+// Stat is the type of the saved statistics (mean, rstd): T on the CPU, float32
+// on CUDA (bfloat16 statistics would cost the backward its precision).
+template <typename T, typename Stat = T>
 struct BatchNormParams {
   int64_t B = 0, C = 0, S = 0;              // S = H·W
   const T* x = nullptr;                     // [B, C, S]
@@ -25,8 +27,8 @@ struct BatchNormParams {
   T* running_mean = nullptr;                // [C], updated in place in training; may be null then
   T* running_var = nullptr;
   T* y = nullptr;                           // forward: [B, C, S], written in full
-  T* mean = nullptr;                        // forward: [C], the statistics used, saved for backward
-  T* rstd = nullptr;
+  Stat* mean = nullptr;                     // forward: [C], the statistics used, saved for backward
+  Stat* rstd = nullptr;
   const T* dy = nullptr;                    // backward
   T* dx = nullptr;                          // backward outputs, null where not wanted
   T* dw = nullptr;
@@ -36,5 +38,10 @@ struct BatchNormParams {
 template <typename T> void batchnorm_forward_cpu(const BatchNormParams<T>& p);
 // Reads x, w, mask, mean, rstd, training and dy.
 template <typename T> void batchnorm_backward_cpu(const BatchNormParams<T>& p);
+
+// CUDA (cuda/batchnorm.cu): T = float or bf16, statistics in float32; the
+// same semantics, statistics summed in fp32 by one block per channel.
+template <typename T> void batchnorm_forward_cuda(const BatchNormParams<T, float>& p);
+template <typename T> void batchnorm_backward_cuda(const BatchNormParams<T, float>& p);
 
 }  // namespace cloze

@@ -46,4 +46,12 @@ template <typename T> void conv2d_backward_cpu(const ConvParams<T>& p);
 template <typename T> void conv_transpose2d_forward_cpu(const ConvParams<T>& p);
 template <typename T> void conv_transpose2d_backward_cpu(const ConvParams<T>& p);
 
+// The same ops on CUDA (cuda/conv.cu; T = float or bf16, pointers on the
+// device, on the current stream). Every output is written in full, so none
+// needs zero-filling, and dw/db are written even when B = 0.
+template <typename T> void conv2d_forward_cuda(const ConvParams<T>& p);
+template <typename T> void conv2d_backward_cuda(const ConvParams<T>& p);
+template <typename T> void conv_transpose2d_forward_cuda(const ConvParams<T>& p);
+template <typename T> void conv_transpose2d_backward_cuda(const ConvParams<T>& p);
+
 }  // namespace cloze

@@ -48,4 +48,23 @@ template <typename T> void apply_mask_cpu(const ApplyMaskParams<T>& p);
 // out [B, h·f, w·f] = mask [B, h, w] repeated f × f.
 void upsample_mask_cpu(const uint8_t* mask, int64_t B, int64_t h, int64_t w, int64_t f, uint8_t* out);
 
+// The same ops on CUDA (cuda/pool.cu; T = float or bf16, device pointers, the
+// current stream). dx need not be zero-filled: every backward writes it in full.
+// The max backward routes each plane in output order, as the CPU does.
+template <typename T> void maxpool_forward_cuda(const PoolParams<T>& p);
+template <typename T> void maxpool_backward_cuda(const PoolParams<T>& p);
+template <typename T> void avgpool_forward_cuda(const PoolParams<T>& p);
+template <typename T> void avgpool_backward_cuda(const PoolParams<T>& p);
+template <typename T> void global_avgpool_forward_cuda(const PoolParams<T>& p);
+template <typename T> void global_avgpool_backward_cuda(const PoolParams<T>& p);
+template <typename T> void apply_mask_cuda(const ApplyMaskParams<T>& p);
+void upsample_mask_cuda(const uint8_t* mask, int64_t B, int64_t h, int64_t w, int64_t f, uint8_t* out);
+
+// Validation of device-resident masks and indices for the bindings: the first
+// position in [0, n) holding a value above 1 (masks) or outside [0, S)
+// (indices), with that value in *value, or −1. Each waits for the stream (an
+// 8-byte read-back; one more only when a bad value is found).
+int64_t mask_first_invalid_cuda(const uint8_t* m, int64_t n, int64_t* value, const char* op);
+int64_t index_first_invalid_cuda(const int32_t* idx, int64_t n, int64_t S, int64_t* value, const char* op);
+
 }  // namespace cloze
