@@ -9,8 +9,9 @@ namespace cloze {
 
 namespace {
 
-NTensor* like(const ArgReader& a, NTensor* t, Napi::Object* holder) {
-  *holder = NTensor::New(a.env(), t->dtype(), t->shape(), a.op);
+// A new tensor shaped like t on the op's device; `zero` false where the kernel writes every element.
+NTensor* like(const ArgReader& a, NTensor* t, Napi::Object* holder, bool zero = false) {
+  *holder = a.alloc(t->dtype(), t->shape(), zero);
   return NTensor::Unwrap(*holder);
 }
 
@@ -26,14 +27,14 @@ Napi::Value binary(const ArgReader& a, BinaryOp op) {
   same_shape(a, x, y, "b");
   Napi::Object out;
   NTensor* o = like(a, x, &out);
-  dispatch_float(x->dtype(), a.op, [&](auto t) {
+  dispatch(a, x, [&](auto t, auto dev) {
     using T = decltype(t);
     EltParams<T> p;
     p.n = x->numel();
     p.a = x->ptr<T>();
     p.b = y->ptr<T>();
     p.out = o->ptr<T>();
-    binary_forward_cpu<T>(op, p);
+    CLOZE_KERNEL(dev, binary_forward, op, p);
     return 0;
   });
   return out;
@@ -46,7 +47,7 @@ Napi::Value activation(const ArgReader& a, Act act, bool backward) {
   if (g) same_shape(a, x, g, "grad");
   Napi::Object out;
   NTensor* o = like(a, x, &out);
-  dispatch_float(x->dtype(), a.op, [&](auto t) {
+  dispatch(a, x, [&](auto t, auto dev) {
     using T = decltype(t);
     EltParams<T> p;
     p.n = x->numel();
@@ -54,12 +55,33 @@ Napi::Value activation(const ArgReader& a, Act act, bool backward) {
     p.g = g ? g->ptr<T>() : nullptr;
     p.out = o->ptr<T>();
     if (backward)
-      act_backward_cpu<T>(act, p);
+      CLOZE_KERNEL(dev, act_backward, act, p);
     else
-      act_forward_cpu<T>(act, p);
+      CLOZE_KERNEL(dev, act_forward, act, p);
     return 0;
   });
   return out;
+}
+
+// sum(x) / mean(x) as a 0-d tensor of x's dtype: Σx / divisor. The CPU sums
+// in double on the host; CUDA sums on the device, leaving the result there.
+Napi::Value reduce_all(const ArgReader& a, NTensor* x, double divisor) {
+  return dispatch(a, x, [&](auto t, auto dev) -> Napi::Value {
+    using T = decltype(t);
+    EltParams<T> p;
+    p.n = x->numel();
+    p.a = x->ptr<T>();
+    if constexpr (decltype(dev)::cuda) {
+      Napi::Object out = a.alloc(x->dtype(), {}, false);
+      p.out = NTensor::Unwrap(out)->ptr<T>();
+      p.alpha = divisor;
+      sum_all_cuda<T>(p);
+      return out;
+    } else {
+      const double s = sum_all_cpu<T>(p);
+      return scalar_tensor(a, x->dtype(), divisor == 1.0 ? s : s / divisor);
+    }
+  });
 }
 
 }  // namespace
@@ -81,7 +103,7 @@ void register_elementwise(Napi::Env env, Napi::Object exports) {
     Napi::Object da, db;
     NTensor* pa = na ? like(a, x, &da) : nullptr;
     NTensor* pb = nb ? like(a, x, &db) : nullptr;
-    dispatch_float(x->dtype(), a.op, [&](auto t) {
+    dispatch(a, x, [&](auto t, auto dev) {
       using T = decltype(t);
       EltParams<T> p;
       p.n = x->numel();
@@ -90,7 +112,7 @@ void register_elementwise(Napi::Env env, Napi::Object exports) {
       p.g = g->ptr<T>();
       p.out = pa ? pa->ptr<T>() : nullptr;
       p.out2 = pb ? pb->ptr<T>() : nullptr;
-      mul_backward_cpu<T>(p);
+      CLOZE_KERNEL(dev, mul_backward, p);
       return 0;
     });
     Napi::Array res = Napi::Array::New(a.env(), 2);
@@ -106,14 +128,14 @@ void register_elementwise(Napi::Env env, Napi::Object exports) {
     const double s = a.number(1, "factor");
     Napi::Object out;
     NTensor* o = like(a, x, &out);
-    dispatch_float(x->dtype(), a.op, [&](auto t) {
+    dispatch(a, x, [&](auto t, auto dev) {
       using T = decltype(t);
       EltParams<T> p;
       p.n = x->numel();
       p.a = x->ptr<T>();
       p.out = o->ptr<T>();
       p.alpha = s;
-      scale_cpu<T>(p);
+      CLOZE_KERNEL(dev, scale, p);
       return 0;
     });
     return out;
@@ -127,14 +149,14 @@ void register_elementwise(Napi::Env env, Napi::Object exports) {
     a.want_same_dtype(dst, src, "source");
     a.want_numel(src, dst->numel(), "source");
     const double alpha = a.number(2, "alpha");
-    dispatch_float(dst->dtype(), a.op, [&](auto t) {
+    dispatch(a, dst, [&](auto t, auto dev) {
       using T = decltype(t);
       EltParams<T> p;
       p.n = dst->numel();
       p.a = src->ptr<T>();
       p.out = dst->ptr<T>();
       p.alpha = alpha;
-      axpy_cpu<T>(p);
+      CLOZE_KERNEL(dev, axpy, p);
       return 0;
     });
     return a.env().Undefined();
@@ -150,7 +172,7 @@ void register_elementwise(Napi::Env env, Napi::Object exports) {
     a.want_shape(b, {x->dim(-1)}, "bias");
     Napi::Object out;
     NTensor* o = like(a, x, &out);
-    dispatch_float(x->dtype(), a.op, [&](auto t) {
+    dispatch(a, x, [&](auto t, auto dev) {
       using T = decltype(t);
       EltParams<T> p;
       p.n = x->numel();
@@ -158,7 +180,7 @@ void register_elementwise(Napi::Env env, Napi::Object exports) {
       p.a = x->ptr<T>();
       p.b = b->ptr<T>();
       p.out = o->ptr<T>();
-      if (p.cols > 0) bias_add_forward_cpu<T>(p);
+      if (p.cols > 0) CLOZE_KERNEL(dev, bias_add_forward, p);
       return 0;
     });
     return out;
@@ -170,16 +192,16 @@ void register_elementwise(Napi::Env env, Napi::Object exports) {
     a.want_float(x, "input");
     a.want_ndim(x, 1, 8, "input");
     const int64_t N = x->dim(-1);
-    Napi::Object out = NTensor::New(a.env(), x->dtype(), {N}, a.op);
+    Napi::Object out = a.alloc(x->dtype(), {N});
     NTensor* o = NTensor::Unwrap(out);
-    dispatch_float(x->dtype(), a.op, [&](auto t) {
+    dispatch(a, x, [&](auto t, auto dev) {
       using T = decltype(t);
       EltParams<T> p;
       p.n = x->numel();
       p.cols = N;
       p.a = x->ptr<T>();
       p.out = o->ptr<T>();
-      if (N > 0) sum_rows_cpu<T>(p);
+      if (N > 0) CLOZE_KERNEL(dev, sum_rows, p);
       return 0;
     });
     return out;
@@ -189,27 +211,13 @@ void register_elementwise(Napi::Env env, Napi::Object exports) {
   CLOZE_EXPORT(exports, "sum", [](const ArgReader& a) -> Napi::Value {
     NTensor* x = a.tensor(0, "input");
     a.want_float(x, "input");
-    const double s = dispatch_float(x->dtype(), a.op, [&](auto t) {
-      using T = decltype(t);
-      EltParams<T> p;
-      p.n = x->numel();
-      p.a = x->ptr<T>();
-      return sum_all_cpu<T>(p);
-    });
-    return scalar_tensor(a, x->dtype(), s);
+    return reduce_all(a, x, 1.0);
   });
   CLOZE_EXPORT(exports, "mean", [](const ArgReader& a) -> Napi::Value {
     NTensor* x = a.tensor(0, "input");
     a.want_float(x, "input");
     if (x->numel() == 0) a.bad(ErrCode::Shape, "a non-empty tensor", "input", tensor_desc(x));
-    const double s = dispatch_float(x->dtype(), a.op, [&](auto t) {
-      using T = decltype(t);
-      EltParams<T> p;
-      p.n = x->numel();
-      p.a = x->ptr<T>();
-      return sum_all_cpu<T>(p);
-    });
-    return scalar_tensor(a, x->dtype(), s / static_cast<double>(x->numel()));
+    return reduce_all(a, x, static_cast<double>(x->numel()));
   });
 
   // reduceBackward(g 0-d, shape, factor) -> tensor of `shape` filled with g·factor (sum: 1, mean: 1/n).
@@ -219,15 +227,22 @@ void register_elementwise(Napi::Env env, Napi::Object exports) {
     a.want_numel(g, 1, "grad");
     auto shape = a.shape(1, "shape");
     const double factor = a.number(2, "factor");
-    Napi::Object out = NTensor::New(a.env(), g->dtype(), shape, a.op);
+    Napi::Object out = a.alloc(g->dtype(), shape, false);
     NTensor* o = NTensor::Unwrap(out);
-    dispatch_float(g->dtype(), a.op, [&](auto t) {
+    dispatch(a, g, [&](auto t, auto dev) {
       using T = decltype(t);
       EltParams<T> p;
       p.n = o->numel();
       p.out = o->ptr<T>();
-      p.alpha = static_cast<double>(*g->ptr<T>()) * factor;
-      fill_cpu<T>(p);
+      if constexpr (decltype(dev)::cuda) {
+        // g stays on the device: the kernel reads it, no host round trip.
+        p.g = g->ptr<T>();
+        p.alpha = factor;
+        fill_scaled_cuda<T>(p);
+      } else {
+        p.alpha = static_cast<double>(*g->ptr<T>()) * factor;
+        fill_cpu<T>(p);
+      }
       return 0;
     });
     return out;
@@ -248,7 +263,7 @@ void register_elementwise(Napi::Env env, Napi::Object exports) {
     const int64_t step = a.integer(3, "step", 0, (int64_t(1) << 53));
     Napi::Object out;
     NTensor* o = like(a, x, &out);
-    dispatch_float(x->dtype(), a.op, [&](auto t) {
+    dispatch(a, x, [&](auto t, auto dev) {
       using T = decltype(t);
       DropoutParams<T> p;
       p.n = x->numel();
@@ -257,7 +272,7 @@ void register_elementwise(Napi::Env env, Napi::Object exports) {
       p.step = static_cast<uint64_t>(step);
       p.x = x->ptr<T>();
       p.out = o->ptr<T>();
-      dropout_apply_cpu<T>(p);
+      CLOZE_KERNEL(dev, dropout_apply, p);
       return 0;
     });
     return out;

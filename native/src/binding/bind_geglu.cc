@@ -24,16 +24,16 @@ void register_geglu(Napi::Env env, Napi::Object exports) {
   CLOZE_EXPORT(exports, "geglu", [](const ArgReader& a) -> Napi::Value {
     NTensor* x = a.tensor(0, "input");
     const std::vector<int64_t> s = half_shape(a, x);
-    Napi::Object out = NTensor::New(a.env(), x->dtype(), s, a.op);
+    Napi::Object out = a.alloc(x->dtype(), s, false);
     NTensor* o = NTensor::Unwrap(out);
-    dispatch_float(x->dtype(), a.op, [&](auto t) {
+    dispatch(a, x, [&](auto t, auto dev) {
       using T = decltype(t);
       GegluParams<T> p;
       p.inner = s.back();
       p.rows = p.inner > 0 ? o->numel() / p.inner : 0;
       p.x = x->ptr<T>();
       p.out = o->ptr<T>();
-      geglu_forward_cpu<T>(p);
+      CLOZE_KERNEL(dev, geglu_forward, p);
       return 0;
     });
     return out;
@@ -45,9 +45,9 @@ void register_geglu(Napi::Env env, Napi::Object exports) {
     const std::vector<int64_t> s = half_shape(a, x);
     a.want_same_dtype(x, g, "grad");
     a.want_shape(g, s, "grad");
-    Napi::Object out = NTensor::New(a.env(), x->dtype(), x->shape(), a.op);
+    Napi::Object out = a.alloc(x->dtype(), x->shape(), false);
     NTensor* o = NTensor::Unwrap(out);
-    dispatch_float(x->dtype(), a.op, [&](auto t) {
+    dispatch(a, x, [&](auto t, auto dev) {
       using T = decltype(t);
       GegluParams<T> p;
       p.inner = s.back();
@@ -55,7 +55,7 @@ void register_geglu(Napi::Env env, Napi::Object exports) {
       p.x = x->ptr<T>();
       p.dout = g->ptr<T>();
       p.dx = o->ptr<T>();
-      geglu_backward_cpu<T>(p);
+      CLOZE_KERNEL(dev, geglu_backward, p);
       return 0;
     });
     return out;

@@ -11,9 +11,9 @@ Napi::Value permute(const ArgReader& a, bool toLast) {
   a.want_ndim(x, 4, 4, "input");
   const auto s = x->shape();
   const std::vector<int64_t> out_shape = toLast ? std::vector<int64_t>{s[0], s[2], s[3], s[1]} : std::vector<int64_t>{s[0], s[3], s[1], s[2]};
-  Napi::Object out = NTensor::New(a.env(), x->dtype(), out_shape, a.op);
+  Napi::Object out = a.alloc(x->dtype(), out_shape, false);
   NTensor* o = NTensor::Unwrap(out);
-  dispatch_float(x->dtype(), a.op, [&](auto t) {
+  dispatch(a, x, [&](auto t, auto dev) {
     using T = decltype(t);
     LayoutParams<T> p;
     p.B = s[0];
@@ -21,8 +21,10 @@ Napi::Value permute(const ArgReader& a, bool toLast) {
     p.HW = toLast ? s[2] * s[3] : s[1] * s[2];
     p.in = x->ptr<T>();
     p.out = o->ptr<T>();
-    if (toLast) to_channels_last_cpu<T>(p);
-    else to_channels_first_cpu<T>(p);
+    if (toLast)
+      CLOZE_KERNEL(dev, to_channels_last, p);
+    else
+      CLOZE_KERNEL(dev, to_channels_first, p);
     return 0;
   });
   return out;

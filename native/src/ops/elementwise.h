@@ -31,4 +31,17 @@ template <typename T> void fill_cpu(const EltParams<T>& p);                     
 template <typename T> void act_forward_cpu(Act act, const EltParams<T>& p);           // out = f(a)
 template <typename T> void act_backward_cpu(Act act, const EltParams<T>& p);          // out = g·f'(a)
 
+// CUDA (T = float or bf16, device pointers, fp32 arithmetic). The reductions
+// leave their result on the device: no host sync.
+template <typename T> void binary_forward_cuda(BinaryOp op, const EltParams<T>& p);
+template <typename T> void mul_backward_cuda(const EltParams<T>& p);
+template <typename T> void scale_cuda(const EltParams<T>& p);
+template <typename T> void axpy_cuda(const EltParams<T>& p);
+template <typename T> void bias_add_forward_cuda(const EltParams<T>& p);
+template <typename T> void sum_rows_cuda(const EltParams<T>& p);      // fixed order for a given shape
+template <typename T> void sum_all_cuda(const EltParams<T>& p);       // out[0] = Σ a / alpha (1: sum, n: mean), fixed order, fp64
+template <typename T> void fill_scaled_cuda(const EltParams<T>& p);   // out = g[0]·alpha (g a device scalar)
+template <typename T> void act_forward_cuda(Act act, const EltParams<T>& p);
+template <typename T> void act_backward_cuda(Act act, const EltParams<T>& p);
+
 }  // namespace cloze

@@ -17,5 +17,7 @@ struct GegluParams {
 };
 template <typename T> void geglu_forward_cpu(const GegluParams<T>& p);
 template <typename T> void geglu_backward_cpu(const GegluParams<T>& p);
+template <typename T> void geglu_forward_cuda(const GegluParams<T>& p);   // T = float or bf16
+template <typename T> void geglu_backward_cuda(const GegluParams<T>& p);
 
 }  // namespace cloze

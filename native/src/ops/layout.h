@@ -13,5 +13,7 @@ struct LayoutParams {
 };
 template <typename T> void to_channels_last_cpu(const LayoutParams<T>& p);
 template <typename T> void to_channels_first_cpu(const LayoutParams<T>& p);
+template <typename T> void to_channels_last_cuda(const LayoutParams<T>& p);   // T = float or bf16
+template <typename T> void to_channels_first_cuda(const LayoutParams<T>& p);
 
 }  // namespace cloze

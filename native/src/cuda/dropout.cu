@@ -1,0 +1,42 @@
+// Dropout on the device with the CPU's mask: element i keeps when lane i%4 of
+// Philox4x32(seed, counter = (step, i/4)) maps to a uniform ≥ p, exactly as
+// ops/nn.cc draws it, so a run can move between backends and a test can
+// compare masks bit for bit.
+#include "../core/philox.h"
+#include "../ops/nn.h"
+#include "common.cuh"
+
+namespace cloze {
+
+namespace {
+
+template <typename T>
+__global__ void dropout_kernel(const T* x, T* out, int64_t n, float drop, float keep_scale, uint64_t seed,
+                               uint64_t step) {
+  const int64_t blocks = (n + 3) / 4;
+  CLOZE_GRID_STRIDE(blk, blocks) {
+    const Philox4 r = philox4x32(seed, step, static_cast<uint64_t>(blk));
+#pragma unroll
+    for (int l = 0; l < 4; l++) {
+      const int64_t i = blk * 4 + l;
+      if (i < n) cuda::st(out, i, philox_uniform(r.v[l]) >= drop ? cuda::ld(x, i) * keep_scale : 0.f);
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void dropout_apply_cuda(const DropoutParams<T>& p) {
+  if (p.n == 0) return;
+  // Both constants as the float32 CPU kernel computes them (the scale in double, then rounded).
+  const float drop = static_cast<float>(p.p);
+  const float keep_scale = p.p >= 1.0 ? 0.f : static_cast<float>(1.0 / (1.0 - p.p));
+  CLOZE_LAUNCH("dropout", dropout_kernel<T>, cuda::blocks_for((p.n + 3) / 4), cuda::kThreads, 0, p.x, p.out, p.n, drop,
+               keep_scale, p.seed, p.step);
+}
+
+template void dropout_apply_cuda<float>(const DropoutParams<float>&);
+template void dropout_apply_cuda<bf16>(const DropoutParams<bf16>&);
+
+}  // namespace cloze
