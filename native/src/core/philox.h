@@ -4,13 +4,19 @@
 #pragma once
 #include <cstdint>
 
+#if defined(__CUDACC__)
+#define CLOZE_HD __host__ __device__
+#else
+#define CLOZE_HD
+#endif
+
 namespace cloze {
 
 struct Philox4 {
   uint32_t v[4];
 };
 
-inline Philox4 philox4x32(uint64_t seed, uint64_t ctr_hi, uint64_t ctr_lo) {
+CLOZE_HD inline Philox4 philox4x32(uint64_t seed, uint64_t ctr_hi, uint64_t ctr_lo) {
   uint32_t c0 = static_cast<uint32_t>(ctr_lo), c1 = static_cast<uint32_t>(ctr_lo >> 32);
   uint32_t c2 = static_cast<uint32_t>(ctr_hi), c3 = static_cast<uint32_t>(ctr_hi >> 32);
   uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
@@ -30,6 +36,6 @@ inline Philox4 philox4x32(uint64_t seed, uint64_t ctr_hi, uint64_t ctr_lo) {
 }
 
 // Uniform in [0, 1) with 24 random bits.
-inline float philox_uniform(uint32_t x) { return static_cast<float>(x >> 8) * (1.0f / 16777216.0f); }
+CLOZE_HD inline float philox_uniform(uint32_t x) { return static_cast<float>(x >> 8) * (1.0f / 16777216.0f); }
 
 }  // namespace cloze
