@@ -23,7 +23,8 @@ template <typename T> void mask_from_scores_cuda(const MaskFromScoresParams<T>& 
 
 // Element i of out is low + (high − low)·u with u the 24-bit uniform from lane
 // i mod 4 of Philox(seed, step, ⌊i/4⌋): a pure function of (seed, step, i),
-// clamped below high so the range stays [low, high).
+// clamped below high so the range stays [low, high). Both backends compute it
+// as one double fma rounded to float, so the CPU and CUDA give the same bits.
 struct UniformNoiseParams {
   int64_t n = 0;
   uint64_t seed = 0, step = 0;
