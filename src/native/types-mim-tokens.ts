@@ -1,11 +1,11 @@
-import type { NativeTensor as N } from './types.js';
+import type { Device, NativeTensor as N } from './types.js';
 
 /** Native masked-image-modeling token ops (native/src/binding/bind_mim_tokens.cc). */
 export interface MimTokensNative {
   /** Stable ascending argsort per row of scores [B, L]; keeps the first `keep`. mask: uint8, 1 = removed. */
   maskFromScores(scores: N, keep: number): { idsKeep: N; idsRestore: N; mask: N };
-  /** float32 uniform in [low, high) from Philox(seed, step, ⌊i/4⌋), lane i mod 4. */
-  uniformNoise(shape: readonly number[], seed: number, step: number, low: number, high: number): N;
+  /** float32 uniform in [low, high) from Philox(seed, step, ⌊i/4⌋), lane i mod 4; the same bits on every device. */
+  uniformNoise(shape: readonly number[], seed: number, step: number, low: number, high: number, device?: Device): N;
   /** out[b, j] = index ≥ 0 ? x[b, index] : tokens[−1 − index]; x [B, Ls, D], index int32 [B, Lo], tokens [T, D]. */
   assembleTokens(x: N, index: N, tokens: N | null): N;
   assembleTokensBackward(

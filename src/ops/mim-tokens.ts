@@ -10,7 +10,7 @@
  */
 import { expected } from '../errors.js';
 import { native } from '../native/loader.js';
-import { record, Tensor } from '../tensor.js';
+import { record, Tensor, type Device } from '../tensor.js';
 import {
   checkDtype, checkFloat, checkInt, checkNumber, checkRank, checkSameDtype, checkShape, checkTensor,
 } from '../validate.js';
@@ -40,9 +40,12 @@ export function maskFromScores(scores: Tensor, keep: number): TokenMask {
 /**
  * float32 noise uniform in [low, high), a pure function of (seed, step, element
  * index) whatever the thread count. It uses the same Philox stream as dropout
- * and mlmMask, so give each call site its own step (or seed).
+ * and mlmMask, so give each call site its own step (or seed). `device` picks
+ * where the tensor is made; the values are the same bits on every device.
  */
-export function uniformNoise(shape: readonly number[], seed: number, step: number, low = 0, high = 1): Tensor {
+export function uniformNoise(
+  shape: readonly number[], seed: number, step: number, low = 0, high = 1, device: Device = 'cpu',
+): Tensor {
   if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0 || d >= 2 ** 31)) {
     throw expected('an array of non-negative integers below 2^31', 'shape', shape, 'E_SHAPE');
   }
@@ -51,7 +54,7 @@ export function uniformNoise(shape: readonly number[], seed: number, step: numbe
   checkNumber(low, 'low');
   checkNumber(high, 'high');
   if (!(high > low)) throw expected(`a number above low (${low})`, 'high', high);
-  return new Tensor(native().uniformNoise(shape, seed, step, low, high));
+  return new Tensor(native().uniformNoise(shape, seed, step, low, high, device));
 }
 
 /**

@@ -1,12 +1,17 @@
 // Image batch binding: imageBatch(images uint8 [N, C, H, W], indices int32 [B],
 // boxes [B, 4], flip uint8 [B], mean [C], std [C], outH, outW) -> [B, C, outH, outW].
 // boxes, mean and std share one float dtype, which is the output's.
+// On CUDA every argument lives on the device (the image set included, so the
+// gather, crop-resize, flip and normalisation run in one kernel); the small
+// tensors (indices, boxes, flip, mean, std) are copied to the host to be
+// checked as on the CPU, which waits for the stream.
 #include <cmath>
 #include <sstream>
 #include <string>
 
 #include "../ops/image_aug.h"
 #include "bindings.h"
+#include "host_view.h"
 
 namespace cloze {
 
@@ -24,15 +29,16 @@ template <typename T>
 void check_values(const ArgReader& a, const NTensor* idx, const NTensor* boxes, const NTensor* flip, const NTensor* mean,
                   const NTensor* stdv, int64_t N) {
   const int64_t B = idx->dim(0), C = mean->dim(0);
-  const int32_t* pi = idx->ptr<int32_t>();
-  const T* pb = boxes->ptr<T>();
-  const uint8_t* pf = flip->ptr<uint8_t>();
+  const HostView<int32_t> pi(idx, a.op);
+  const HostView<T> pb(boxes, a.op);
+  const HostView<uint8_t> pf(flip, a.op);
   for (int64_t b = 0; b < B; b++) {
     if (pi[b] < 0 || pi[b] >= N)
       fail(ErrCode::Index, a.op,
            expected("image indices in [0, " + std::to_string(N) + ")", "indices",
                     std::to_string(pi[b]) + " at position " + std::to_string(b)));
-    const T* bx = pb + b * 4;
+    const double bx[4] = {host_value(pb[b * 4]), host_value(pb[b * 4 + 1]), host_value(pb[b * 4 + 2]),
+                          host_value(pb[b * 4 + 3])};
     const bool finite = std::isfinite(bx[0]) && std::isfinite(bx[1]) && std::isfinite(bx[2]) && std::isfinite(bx[3]);
     if (!finite || !(bx[2] > 0) || !(bx[3] > 0))
       fail(ErrCode::Value, a.op,
@@ -42,13 +48,13 @@ void check_values(const ArgReader& a, const NTensor* idx, const NTensor* boxes, 
     if (pf[b] > 1)
       fail(ErrCode::Value, a.op, expected("values 0 or 1", "flip", std::to_string(pf[b]) + " at position " + std::to_string(b)));
   }
-  const T* pm = mean->ptr<T>();
-  const T* ps = stdv->ptr<T>();
+  const HostView<T> hm(mean, a.op), hs(stdv, a.op);
   for (int64_t c = 0; c < C; c++) {
-    if (!std::isfinite(pm[c]))
-      fail(ErrCode::Value, a.op, expected("finite values", "mean", num(pm[c]) + " at channel " + std::to_string(c)));
-    if (!std::isfinite(ps[c]) || !(ps[c] > 0))
-      fail(ErrCode::Value, a.op, expected("finite positive values", "std", num(ps[c]) + " at channel " + std::to_string(c)));
+    const double m = host_value(hm[c]), s = host_value(hs[c]);
+    if (!std::isfinite(m))
+      fail(ErrCode::Value, a.op, expected("finite values", "mean", num(m) + " at channel " + std::to_string(c)));
+    if (!std::isfinite(s) || !(s > 0))
+      fail(ErrCode::Value, a.op, expected("finite positive values", "std", num(s) + " at channel " + std::to_string(c)));
   }
 }
 
@@ -82,9 +88,9 @@ void register_image_aug(Napi::Env env, Napi::Object exports) {
     const int64_t OH = a.integer(6, "outH", 1, kMaxOutSide);
     const int64_t OW = a.integer(7, "outW", 1, kMaxOutSide);
 
-    Napi::Object out = NTensor::New(a.env(), boxes->dtype(), {B, C, OH, OW}, a.op, false);
+    Napi::Object out = a.alloc(boxes->dtype(), {B, C, OH, OW}, false);
     NTensor* o = NTensor::Unwrap(out);
-    dispatch_float(boxes->dtype(), a.op, [&](auto t) {
+    dispatch(a, boxes, [&](auto t, auto dev) {
       using T = decltype(t);
       check_values<T>(a, idx, boxes, flip, mean, stdv, N);
       ImageBatchParams<T> p;
@@ -102,7 +108,7 @@ void register_image_aug(Napi::Env env, Napi::Object exports) {
       p.mean = mean->ptr<T>();
       p.std = stdv->ptr<T>();
       p.out = o->ptr<T>();
-      image_batch_cpu<T>(p);
+      CLOZE_KERNEL(dev, image_batch, p);
       return 0;
     });
     return out;

@@ -1,10 +1,15 @@
 // Masked-image-modeling losses: masked patch loss (MAE/SimMIM), masked cosine
 // (MTO's data singularity) and HPM's pairwise ranking loss, with backwards.
+// On CUDA the mask is copied to the host (a sync) to be checked and counted, as
+// the CPU does: the counts are returned to JS and scale the gradients. The loss
+// itself stays on the device (a 0-d tensor of the input's dtype, as on the CPU).
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "../ops/mim_loss.h"
 #include "bindings.h"
+#include "host_view.h"
 
 namespace cloze {
 
@@ -21,7 +26,7 @@ struct MaskCounts {
 MaskCounts checked_mask(const ArgReader& a, NTensor* m, int64_t B, int64_t L) {
   a.want_dtype(m, DType::U8, "mask");
   a.want_shape(m, {B, L}, "mask");
-  const uint8_t* v = m->ptr<uint8_t>();
+  const HostView<uint8_t> v(m, a.op);
   MaskCounts c;
   for (int64_t b = 0; b < B; b++) {
     int64_t ones = 0;
@@ -159,11 +164,31 @@ RankingLossParams<T> ranking_params(const RankingArgs& s) {
 
 double mean_scale(double grad, int64_t count) { return count > 0 ? grad / static_cast<double>(count) : 0.0; }
 
-Napi::Object loss_and_count(const ArgReader& a, DType dt, double total, int64_t count) {
+Napi::Object loss_and_count(const ArgReader& a, const Napi::Object& loss, int64_t count) {
   Napi::Object res = Napi::Object::New(a.env());
-  res.Set("loss", scalar_tensor(a, dt, mean_scale(total, count)));
+  res.Set("loss", loss);
   res.Set("count", Napi::Number::New(a.env(), static_cast<double>(count)));
   return res;
+}
+
+Napi::Object loss_and_count(const ArgReader& a, DType dt, double total, int64_t count) {
+  return loss_and_count(a, scalar_tensor(a, dt, mean_scale(total, count)), count);
+}
+
+// Runs a loss forward: the CPU kernel returns the sum and the binding divides;
+// the CUDA kernel writes loss = sum · (1/count) into a 0-d device tensor.
+template <typename Dev, typename P, typename CpuF, typename CudaF>
+Napi::Object run_loss(const ArgReader& a, DType dt, int64_t count, P& p, CpuF&& cpu, CudaF&& cuda) {
+  if constexpr (std::decay_t<Dev>::cuda) {
+    using T = std::remove_pointer_t<decltype(p.loss)>;
+    Napi::Object loss = a.alloc(dt, {}, false);
+    p.loss = NTensor::Unwrap(loss)->ptr<T>();
+    p.loss_scale = mean_scale(1.0, count);
+    cuda(p);
+    return loss_and_count(a, loss, count);
+  } else {
+    return loss_and_count(a, dt, cpu(p), count);
+  }
 }
 
 }  // namespace
@@ -174,14 +199,15 @@ void register_mim_loss(Napi::Env env, Napi::Object exports) {
   //   -> { loss: 0-d mean over masked patches, perPatch: [B, L] every patch, count: #masked }
   CLOZE_EXPORT(exports, "maskedPatchLoss", [](const ArgReader& a) -> Napi::Value {
     const PatchLossArgs s = patch_loss_args(a, 0);
-    Napi::Object per = NTensor::New(a.env(), s.pred->dtype(), {s.B, s.L}, a.op, false);
-    const double total = dispatch_float(s.pred->dtype(), a.op, [&](auto t) {
+    Napi::Object per = a.alloc(s.pred->dtype(), {s.B, s.L}, false);
+    Napi::Object res = dispatch(a, s.pred, [&](auto t, auto dev) {
       using T = decltype(t);
       MaskedPatchLossParams<T> p = patch_params<T>(s);
       p.per_patch = NTensor::Unwrap(per)->ptr<T>();
-      return masked_patch_loss_forward_cpu<T>(p);
+      return run_loss<decltype(dev)>(
+          a, s.pred->dtype(), s.masked, p, [](const auto& q) { return masked_patch_loss_forward_cpu(q); },
+          [](const auto& q) { masked_patch_loss_forward_cuda(q); });
     });
-    Napi::Object res = loss_and_count(a, s.pred->dtype(), total, s.masked);
     res.Set("perPatch", per);
     return res;
   });
@@ -192,16 +218,16 @@ void register_mim_loss(Napi::Env env, Napi::Object exports) {
     const PatchLossArgs s = patch_loss_args(a, 1);
     const bool np = a.boolean(5, "needPred"), nt = a.boolean(6, "needTarget");
     Napi::Object dp, dt;
-    if (np) dp = NTensor::New(a.env(), s.pred->dtype(), s.pred->shape(), a.op, false);
-    if (nt) dt = NTensor::New(a.env(), s.pred->dtype(), s.pred->shape(), a.op, false);
+    if (np) dp = a.alloc(s.pred->dtype(), s.pred->shape(), false);
+    if (nt) dt = a.alloc(s.pred->dtype(), s.pred->shape(), false);
     if (np || nt)
-      dispatch_float(s.pred->dtype(), a.op, [&](auto t) {
+      dispatch(a, s.pred, [&](auto t, auto dev) {
         using T = decltype(t);
         MaskedPatchLossParams<T> p = patch_params<T>(s);
         p.grad_scale = mean_scale(gl, s.masked);
         p.dpred = np ? NTensor::Unwrap(dp)->ptr<T>() : nullptr;
         p.dtarget = nt ? NTensor::Unwrap(dt)->ptr<T>() : nullptr;
-        masked_patch_loss_backward_cpu<T>(p);
+        CLOZE_KERNEL(dev, masked_patch_loss_backward, p);
         return 0;
       });
     Napi::Array res = Napi::Array::New(a.env(), 2);
@@ -213,22 +239,25 @@ void register_mim_loss(Napi::Env env, Napi::Object exports) {
   // maskedCosine(x [B, L, D], mask u8 [B, L], eps) -> { loss: 0-d mean over images with both kinds, count: #images }
   CLOZE_EXPORT(exports, "maskedCosine", [](const ArgReader& a) -> Napi::Value {
     const CosineArgs s = cosine_args(a, 0);
-    const double total = dispatch_float(s.x->dtype(), a.op,
-                                        [&](auto t) { return masked_cosine_forward_cpu(cosine_params<decltype(t)>(s)); });
-    return loss_and_count(a, s.x->dtype(), total, s.images);
+    return dispatch(a, s.x, [&](auto t, auto dev) {
+      MaskedCosineParams<decltype(t)> p = cosine_params<decltype(t)>(s);
+      return run_loss<decltype(dev)>(
+          a, s.x->dtype(), s.images, p, [](const auto& q) { return masked_cosine_forward_cpu(q); },
+          [](const auto& q) { masked_cosine_forward_cuda(q); });
+    });
   });
 
   // maskedCosineBackward(gradLoss, x, mask, eps) -> dx [B, L, D]
   CLOZE_EXPORT(exports, "maskedCosineBackward", [](const ArgReader& a) -> Napi::Value {
     const double gl = a.number(0, "gradLoss");
     const CosineArgs s = cosine_args(a, 1);
-    Napi::Object dx = NTensor::New(a.env(), s.x->dtype(), s.x->shape(), a.op, false);
-    dispatch_float(s.x->dtype(), a.op, [&](auto t) {
+    Napi::Object dx = a.alloc(s.x->dtype(), s.x->shape(), false);
+    dispatch(a, s.x, [&](auto t, auto dev) {
       using T = decltype(t);
       MaskedCosineParams<T> p = cosine_params<T>(s);
       p.grad_scale = mean_scale(gl, s.images);
       p.dx = NTensor::Unwrap(dx)->ptr<T>();
-      masked_cosine_backward_cpu<T>(p);
+      CLOZE_KERNEL(dev, masked_cosine_backward, p);
       return 0;
     });
     return dx;
@@ -237,22 +266,25 @@ void register_mim_loss(Napi::Env env, Napi::Object exports) {
   // rankingLoss(pred [B, L], target [B, L], mask u8 [B, L]) -> { loss: 0-d mean over masked pairs, count: #pairs }
   CLOZE_EXPORT(exports, "rankingLoss", [](const ArgReader& a) -> Napi::Value {
     const RankingArgs s = ranking_args(a, 0);
-    const double total = dispatch_float(s.pred->dtype(), a.op,
-                                        [&](auto t) { return ranking_loss_forward_cpu(ranking_params<decltype(t)>(s)); });
-    return loss_and_count(a, s.pred->dtype(), total, s.pairs);
+    return dispatch(a, s.pred, [&](auto t, auto dev) {
+      RankingLossParams<decltype(t)> p = ranking_params<decltype(t)>(s);
+      return run_loss<decltype(dev)>(
+          a, s.pred->dtype(), s.pairs, p, [](const auto& q) { return ranking_loss_forward_cpu(q); },
+          [](const auto& q) { ranking_loss_forward_cuda(q); });
+    });
   });
 
   // rankingLossBackward(gradLoss, pred, target, mask) -> dpred [B, L]
   CLOZE_EXPORT(exports, "rankingLossBackward", [](const ArgReader& a) -> Napi::Value {
     const double gl = a.number(0, "gradLoss");
     const RankingArgs s = ranking_args(a, 1);
-    Napi::Object dp = NTensor::New(a.env(), s.pred->dtype(), s.pred->shape(), a.op, false);
-    dispatch_float(s.pred->dtype(), a.op, [&](auto t) {
+    Napi::Object dp = a.alloc(s.pred->dtype(), s.pred->shape(), false);
+    dispatch(a, s.pred, [&](auto t, auto dev) {
       using T = decltype(t);
       RankingLossParams<T> p = ranking_params<T>(s);
       p.grad_scale = mean_scale(gl, s.pairs);
       p.dpred = NTensor::Unwrap(dp)->ptr<T>();
-      ranking_loss_backward_cpu<T>(p);
+      CLOZE_KERNEL(dev, ranking_loss_backward, p);
       return 0;
     });
     return dp;

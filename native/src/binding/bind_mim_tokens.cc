@@ -6,11 +6,15 @@
 //   restoreIndex(idsRestore int32 [B, L], keep, cls) -> int32 [B, L (+1)]
 //   patchify(images [B, C, H, W], p) / unpatchify(patches [B, L, p·p·C], p, C, H, W)
 //   tokenMean(x [B, L, D]) -> [B, D]; tokenMeanBackward(g [B, D], L) -> [B, L, D]
+// Outputs live on the inputs' device (uniformNoise takes a device argument).
+// Index tensors are validated on the host as on the CPU; for CUDA tensors that
+// means a device-to-host copy (a sync) of the index, idsRestore or scores.
 #include <cmath>
 #include <string>
 
 #include "../ops/mim_tokens.h"
 #include "bindings.h"
+#include "host_view.h"
 
 namespace cloze {
 
@@ -23,7 +27,7 @@ std::string at(int64_t b, int64_t j) { return " at (b, j) = (" + std::to_string(
 
 // Every index[b, j] must lie in [−T, Ls); the first one that does not is reported.
 void check_assemble_index(const ArgReader& a, NTensor* index, int64_t Ls, int64_t T) {
-  const int32_t* ix = index->ptr<int32_t>();
+  const HostView<int32_t> ix(index, a.op);
   const int64_t Lo = index->dim(1), n = index->numel();
   for (int64_t r = 0; r < n; r++) {
     const int64_t v = ix[r];
@@ -87,6 +91,16 @@ TokenMeanParams<T> token_mean_params(int64_t B, int64_t L, int64_t D) {
   return p;
 }
 
+// uniformNoise's optional device ('cpu' when absent): it has no tensor argument to take one from.
+Device noise_device(const ArgReader& a, size_t i) {
+  Napi::Value v = a.info[i];
+  if (v.IsUndefined() || v.IsNull()) return Device::CPU;
+  const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  if (s == "cpu") return Device::CPU;
+  if (s == "cuda") return Device::CUDA;
+  a.bad(ErrCode::Device, "'cpu' or 'cuda'", "device", a.describe(v));
+}
+
 void register_masking(Napi::Object exports) {
   CLOZE_EXPORT(exports, "maskFromScores", [](const ArgReader& a) -> Napi::Value {
     NTensor* s = a.tensor(0, "scores");
@@ -95,24 +109,25 @@ void register_masking(Napi::Object exports) {
     const int64_t B = s->dim(0), L = s->dim(1);
     if (L > kMaxI32) a.bad(ErrCode::Shape, "fewer than 2^31 tokens per row", "scores", tensor_desc(s));
     const int64_t K = a.integer(1, "keep", 0, L);
-    Napi::Object keep = NTensor::New(a.env(), DType::I32, {B, K}, a.op, false);
-    Napi::Object restore = NTensor::New(a.env(), DType::I32, {B, L}, a.op, false);
-    Napi::Object mask = NTensor::New(a.env(), DType::U8, {B, L}, a.op, false);
-    dispatch_float(s->dtype(), a.op, [&](auto t) {
+    Napi::Object keep = a.alloc(DType::I32, {B, K}, false);
+    Napi::Object restore = a.alloc(DType::I32, {B, L}, false);
+    Napi::Object mask = a.alloc(DType::U8, {B, L}, false);
+    dispatch(a, s, [&](auto t, auto dev) {
       using T = decltype(t);
-      const T* sc = s->ptr<T>();
-      // NaN has no place in a sort order; the kernel's comparator relies on its absence.
+      // NaN has no place in a sort order; the kernels' comparators rely on its absence.
+      const HostView<T> sc(s, a.op);
       for (int64_t i = 0; i < B * L; i++)
-        if (std::isnan(sc[i])) fail(ErrCode::Value, a.op, expected("scores without NaN", "scores", "NaN" + at(i / L, i % L)));
+        if (std::isnan(host_value(sc[i])))
+          fail(ErrCode::Value, a.op, expected("scores without NaN", "scores", "NaN" + at(i / L, i % L)));
       MaskFromScoresParams<T> p;
       p.B = B;
       p.L = L;
       p.K = K;
-      p.scores = sc;
+      p.scores = s->ptr<T>();
       p.ids_keep = NTensor::Unwrap(keep)->ptr<int32_t>();
       p.ids_restore = NTensor::Unwrap(restore)->ptr<int32_t>();
       p.mask = NTensor::Unwrap(mask)->ptr<uint8_t>();
-      mask_from_scores_cpu<T>(p);
+      CLOZE_KERNEL(dev, mask_from_scores, p);
       return 0;
     });
     Napi::Object res = Napi::Object::New(a.env());
@@ -132,11 +147,20 @@ void register_masking(Napi::Object exports) {
     if (!std::isfinite(p.low)) a.bad(ErrCode::Value, "a finite number", "low", a.describe(a.info[3]));
     if (!std::isfinite(p.high) || !(p.high > p.low))
       a.bad(ErrCode::Value, "a finite number above low (" + a.describe(a.info[3]) + ")", "high", a.describe(a.info[4]));
-    Napi::Object out = NTensor::New(a.env(), DType::F32, shape, a.op, false);
+    const Device dev = noise_device(a, 5);
+    Napi::Object out = NTensor::New(a.env(), DType::F32, shape, a.op, false, dev);
     NTensor* o = NTensor::Unwrap(out);
     p.n = o->numel();
     p.out = o->ptr<float>();
-    uniform_noise_cpu(p);
+    if (dev == Device::CUDA) {
+#ifdef CLOZE_CUDA
+      uniform_noise_cuda(p);
+#else
+      no_cuda_kernel(a.op, DType::F32);
+#endif
+    } else {
+      uniform_noise_cpu(p);
+    }
     return out;
   });
 
@@ -148,20 +172,28 @@ void register_masking(Napi::Object exports) {
     if (L >= kMaxI32) a.bad(ErrCode::Shape, "fewer than 2^31 - 1 tokens per row", "idsRestore", tensor_desc(r));
     const int64_t K = a.integer(1, "keep", 0, L);
     const bool cls = a.boolean(2, "cls");
-    const int32_t* ids = r->ptr<int32_t>();
+    const HostView<int32_t> ids(r, a.op);
     for (int64_t i = 0; i < B * L; i++)
       if (ids[i] < 0 || ids[i] >= L)
         fail(ErrCode::Index, a.op,
              expected("indices in [0, " + std::to_string(L) + ")", "idsRestore", std::to_string(ids[i]) + at(i / L, i % L)));
-    Napi::Object out = NTensor::New(a.env(), DType::I32, {B, L + (cls ? 1 : 0)}, a.op, false);
+    Napi::Object out = a.alloc(DType::I32, {B, L + (cls ? 1 : 0)}, false);
     RestoreIndexParams p;
     p.B = B;
     p.L = L;
     p.K = K;
     p.cls = cls;
-    p.ids_restore = ids;
+    p.ids_restore = r->ptr<int32_t>();
     p.out = NTensor::Unwrap(out)->ptr<int32_t>();
-    restore_index_cpu(p);
+    if (a.on_cuda()) {
+#ifdef CLOZE_CUDA
+      restore_index_cuda(p);
+#else
+      no_cuda_kernel(a.op, DType::I32);
+#endif
+    } else {
+      restore_index_cpu(p);
+    }
     return out;
   });
 }
@@ -185,14 +217,14 @@ void register_assemble(Napi::Object exports) {
     }
     check_assemble_index(a, index, Ls, T);
     const int64_t Lo = index->dim(1);
-    Napi::Object out = NTensor::New(a.env(), x->dtype(), {B, Lo, D}, a.op, false);
-    dispatch_float(x->dtype(), a.op, [&](auto t) {
+    Napi::Object out = a.alloc(x->dtype(), {B, Lo, D}, false);
+    dispatch(a, x, [&](auto t, auto dev) {
       using V = decltype(t);
       AssembleTokensParams<V> p = assemble_params<V>(B, Ls, Lo, D, T, index);
       p.x = x->ptr<V>();
       p.tokens = tokens ? tokens->ptr<V>() : nullptr;
       p.out = NTensor::Unwrap(out)->ptr<V>();
-      assemble_tokens_forward_cpu<V>(p);
+      CLOZE_KERNEL(dev, assemble_tokens_forward, p);
       return 0;
     });
     return out;
@@ -212,15 +244,15 @@ void register_assemble(Napi::Object exports) {
     const bool need_tokens = a.boolean(5, "needTokens");
     check_assemble_index(a, index, Ls, T);
     Napi::Object dx, dt;
-    if (need_x) dx = NTensor::New(a.env(), g->dtype(), {B, Ls, D}, a.op, true);
-    if (need_tokens) dt = NTensor::New(a.env(), g->dtype(), {T, D}, a.op, true);
-    dispatch_float(g->dtype(), a.op, [&](auto t) {
+    if (need_x) dx = a.alloc(g->dtype(), {B, Ls, D}, true);
+    if (need_tokens) dt = a.alloc(g->dtype(), {T, D}, true);
+    dispatch(a, g, [&](auto t, auto dev) {
       using V = decltype(t);
       AssembleTokensParams<V> p = assemble_params<V>(B, Ls, Lo, D, T, index);
       p.dout = g->ptr<V>();
       p.dx = need_x ? NTensor::Unwrap(dx)->ptr<V>() : nullptr;
       p.dtokens = need_tokens ? NTensor::Unwrap(dt)->ptr<V>() : nullptr;
-      assemble_tokens_backward_cpu<V>(p);
+      CLOZE_KERNEL(dev, assemble_tokens_backward, p);
       return 0;
     });
     Napi::Array res = Napi::Array::New(a.env(), 2);
@@ -237,11 +269,11 @@ void register_patches(Napi::Object exports) {
     a.want_ndim(img, 4, 4, "images");
     const int64_t B = img->dim(0), C = img->dim(1), H = img->dim(2), W = img->dim(3);
     const int64_t P = patch_size(a, 1, C, H, W, "H = " + std::to_string(H) + " and W = " + std::to_string(W));
-    Napi::Object out = NTensor::New(a.env(), img->dtype(), {B, (H / P) * (W / P), P * P * C}, a.op, false);
+    Napi::Object out = a.alloc(img->dtype(), {B, (H / P) * (W / P), P * P * C}, false);
     NTensor* o = NTensor::Unwrap(out);
-    dispatch_float(img->dtype(), a.op, [&](auto t) {
+    dispatch(a, img, [&](auto t, auto dev) {
       using T = decltype(t);
-      patchify_cpu<T>(patch_params<T>(B, C, H, W, P, img, o));
+      CLOZE_KERNEL(dev, patchify, patch_params<T>(B, C, H, W, P, img, o));
       return 0;
     });
     return out;
@@ -257,11 +289,11 @@ void register_patches(Napi::Object exports) {
     const int64_t P = patch_size(a, 1, C, H, W, "height = " + std::to_string(H) + " and width = " + std::to_string(W));
     const int64_t B = pt->dim(0);
     a.want_shape(pt, {B, (H / P) * (W / P), P * P * C}, "patches");
-    Napi::Object out = NTensor::New(a.env(), pt->dtype(), {B, C, H, W}, a.op, false);
+    Napi::Object out = a.alloc(pt->dtype(), {B, C, H, W}, false);
     NTensor* o = NTensor::Unwrap(out);
-    dispatch_float(pt->dtype(), a.op, [&](auto t) {
+    dispatch(a, pt, [&](auto t, auto dev) {
       using T = decltype(t);
-      unpatchify_cpu<T>(patch_params<T>(B, C, H, W, P, o, pt));
+      CLOZE_KERNEL(dev, unpatchify, patch_params<T>(B, C, H, W, P, o, pt));
       return 0;
     });
     return out;
@@ -275,13 +307,13 @@ void register_token_mean(Napi::Object exports) {
     a.want_ndim(x, 3, 3, "input");
     const int64_t B = x->dim(0), L = x->dim(1), D = x->dim(2);
     if (L == 0) a.bad(ErrCode::Shape, "at least one token (L > 0)", "input", tensor_desc(x));
-    Napi::Object out = NTensor::New(a.env(), x->dtype(), {B, D}, a.op, false);
-    dispatch_float(x->dtype(), a.op, [&](auto t) {
+    Napi::Object out = a.alloc(x->dtype(), {B, D}, false);
+    dispatch(a, x, [&](auto t, auto dev) {
       using T = decltype(t);
       TokenMeanParams<T> p = token_mean_params<T>(B, L, D);
       p.x = x->ptr<T>();
       p.out = NTensor::Unwrap(out)->ptr<T>();
-      token_mean_forward_cpu<T>(p);
+      CLOZE_KERNEL(dev, token_mean_forward, p);
       return 0;
     });
     return out;
@@ -293,13 +325,13 @@ void register_token_mean(Napi::Object exports) {
     a.want_ndim(g, 2, 2, "grad");
     const int64_t B = g->dim(0), D = g->dim(1);
     const int64_t L = a.integer(1, "tokens", 1, kMaxI32);
-    Napi::Object out = NTensor::New(a.env(), g->dtype(), {B, L, D}, a.op, false);
-    dispatch_float(g->dtype(), a.op, [&](auto t) {
+    Napi::Object out = a.alloc(g->dtype(), {B, L, D}, false);
+    dispatch(a, g, [&](auto t, auto dev) {
       using T = decltype(t);
       TokenMeanParams<T> p = token_mean_params<T>(B, L, D);
       p.dout = g->ptr<T>();
       p.dx = NTensor::Unwrap(out)->ptr<T>();
-      token_mean_backward_cpu<T>(p);
+      CLOZE_KERNEL(dev, token_mean_backward, p);
       return 0;
     });
     return out;

@@ -34,5 +34,6 @@ struct ImageBatchParams {
 };
 
 template <typename T> void image_batch_cpu(const ImageBatchParams<T>& p);
+template <typename T> void image_batch_cuda(const ImageBatchParams<T>& p);
 
 }  // namespace cloze

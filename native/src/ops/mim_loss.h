@@ -13,6 +13,8 @@
 // Every forward returns the sum of the terms its loss averages; the binding
 // counts the terms from the mask and divides. Per-term partial sums land in fixed slots (one per
 // patch or image) summed in order, so results do not depend on thread count.
+// The CUDA forwards keep the sum on the device: they write loss[0] = sum · loss_scale
+// (loss_scale = 1/count from the binding, 0 when none), so no value crosses to the host.
 #pragma once
 #include <cstdint>
 
@@ -30,12 +32,16 @@ struct MaskedPatchLossParams {
   const T* target = nullptr;      // [B, L, P]
   const uint8_t* mask = nullptr;  // [B, L], 0/1
   T* per_patch = nullptr;         // [B, L] forward output, every patch
+  T* loss = nullptr;              // cuda forward: 0-d output
+  double loss_scale = 0;          // cuda forward: 1 / #masked (0 when none)
   double grad_scale = 0;          // backward: dloss / #masked
   T* dpred = nullptr;             // [B, L, P] or null; overwritten
   T* dtarget = nullptr;           // [B, L, P] or null; overwritten
 };
 template <typename T> double masked_patch_loss_forward_cpu(const MaskedPatchLossParams<T>& p);
 template <typename T> void masked_patch_loss_backward_cpu(const MaskedPatchLossParams<T>& p);
+template <typename T> void masked_patch_loss_forward_cuda(const MaskedPatchLossParams<T>& p);
+template <typename T> void masked_patch_loss_backward_cuda(const MaskedPatchLossParams<T>& p);
 
 template <typename T>
 struct MaskedCosineParams {
@@ -45,10 +51,14 @@ struct MaskedCosineParams {
   const uint8_t* mask = nullptr;  // [B, L], 0/1
   double grad_scale = 0;          // backward: dloss / #images counted
   T* dx = nullptr;                // [B, L, D] backward output; overwritten
+  T* loss = nullptr;              // cuda forward: 0-d output
+  double loss_scale = 0;          // cuda forward: 1 / #images counted (0 when none)
 };
 // Returns Σ c_b over the images with both masked and visible tokens.
 template <typename T> double masked_cosine_forward_cpu(const MaskedCosineParams<T>& p);
 template <typename T> void masked_cosine_backward_cpu(const MaskedCosineParams<T>& p);
+template <typename T> void masked_cosine_forward_cuda(const MaskedCosineParams<T>& p);
+template <typename T> void masked_cosine_backward_cuda(const MaskedCosineParams<T>& p);
 
 template <typename T>
 struct RankingLossParams {
@@ -58,9 +68,13 @@ struct RankingLossParams {
   const uint8_t* mask = nullptr;  // [B, L], 0/1
   double grad_scale = 0;          // backward: dloss / #pairs
   T* dpred = nullptr;             // [B, L] backward output; overwritten
+  T* loss = nullptr;              // cuda forward: 0-d output
+  double loss_scale = 0;          // cuda forward: 1 / #pairs (0 when none)
 };
 // Returns the BCE summed over every masked pair.
 template <typename T> double ranking_loss_forward_cpu(const RankingLossParams<T>& p);
 template <typename T> void ranking_loss_backward_cpu(const RankingLossParams<T>& p);
+template <typename T> void ranking_loss_forward_cuda(const RankingLossParams<T>& p);
+template <typename T> void ranking_loss_backward_cuda(const RankingLossParams<T>& p);
 
 }  // namespace cloze

@@ -19,10 +19,12 @@ struct MaskFromScoresParams {
   uint8_t* mask = nullptr;       // [B, L]
 };
 template <typename T> void mask_from_scores_cpu(const MaskFromScoresParams<T>& p);
+template <typename T> void mask_from_scores_cuda(const MaskFromScoresParams<T>& p);
 
 // Element i of out is low + (high − low)·u with u the 24-bit uniform from lane
 // i mod 4 of Philox(seed, step, ⌊i/4⌋): a pure function of (seed, step, i),
-// clamped below high so the range stays [low, high).
+// clamped below high so the range stays [low, high). Both backends compute it
+// as one double fma rounded to float, so the CPU and CUDA give the same bits.
 struct UniformNoiseParams {
   int64_t n = 0;
   uint64_t seed = 0, step = 0;
@@ -30,6 +32,7 @@ struct UniformNoiseParams {
   float* out = nullptr;  // [n]
 };
 void uniform_noise_cpu(const UniformNoiseParams& p);
+void uniform_noise_cuda(const UniformNoiseParams& p);  // bit for bit the CPU's values
 
 // out[b, j] = index[b, j] >= 0 ? x[b, index[b, j]] : tokens[−1 − index[b, j]].
 // Backward: dx[b, i] = Σ_{j: index[b, j] = i} dout[b, j] and
@@ -49,6 +52,8 @@ struct AssembleTokensParams {
 };
 template <typename T> void assemble_tokens_forward_cpu(const AssembleTokensParams<T>& p);
 template <typename T> void assemble_tokens_backward_cpu(const AssembleTokensParams<T>& p);
+template <typename T> void assemble_tokens_forward_cuda(const AssembleTokensParams<T>& p);
+template <typename T> void assemble_tokens_backward_cuda(const AssembleTokensParams<T>& p);
 
 // MAE's decoder index from ids_restore [B, L] (values in [0, L)): without CLS
 // out[b, j] = r < K ? r : −1 over [B, L]; with CLS the output is [B, 1 + L],
@@ -60,6 +65,7 @@ struct RestoreIndexParams {
   int32_t* out = nullptr;
 };
 void restore_index_cpu(const RestoreIndexParams& p);
+void restore_index_cuda(const RestoreIndexParams& p);
 
 // images [B, C, H, W] ↔ patches [B, L, p·p·C], patch (gh, gw) at token
 // gh·(W/p) + gw and pixel (py, px, c) at (py·p + px)·C + c, as MAE's
@@ -73,6 +79,8 @@ struct PatchifyParams {
 };
 template <typename T> void patchify_cpu(const PatchifyParams<T>& p);    // images → patches
 template <typename T> void unpatchify_cpu(const PatchifyParams<T>& p);  // patches → images
+template <typename T> void patchify_cuda(const PatchifyParams<T>& p);
+template <typename T> void unpatchify_cuda(const PatchifyParams<T>& p);
 
 // out[b, :] = mean over l of x[b, l, :] (L > 0), summed in l order in double.
 template <typename T>
@@ -85,5 +93,7 @@ struct TokenMeanParams {
 };
 template <typename T> void token_mean_forward_cpu(const TokenMeanParams<T>& p);
 template <typename T> void token_mean_backward_cpu(const TokenMeanParams<T>& p);
+template <typename T> void token_mean_forward_cuda(const TokenMeanParams<T>& p);
+template <typename T> void token_mean_backward_cuda(const TokenMeanParams<T>& p);
 
 }  // namespace cloze
