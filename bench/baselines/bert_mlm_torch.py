@@ -22,11 +22,10 @@ Prints one JSON object; errors are JSON too.
 """
 import argparse
 import json
-import math
 import sys
 
 from bench_common import time_steps
-from mlm_torch import mlm_batch
+from mlm_torch import build, mlm_batch
 
 
 def parse():
@@ -65,79 +64,6 @@ def adamw_impl(torch, params, fused):
     except Exception:  # noqa: BLE001 - a private helper; informational only
         return "AdamW default"
 
-
-def build(torch, a):
-    nn = torch.nn
-    F = torch.nn.functional
-    D, H = a.hidden, a.heads
-    Dh = D // H
-
-    class Layer(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.query = nn.Linear(D, D)
-            self.key = nn.Linear(D, D)
-            self.value = nn.Linear(D, D)
-            self.attn_out = nn.Linear(D, D)
-            self.ln1 = nn.LayerNorm(D, eps=1e-12)
-            self.inter = nn.Linear(D, a.intermediate)
-            self.out = nn.Linear(a.intermediate, D)
-            self.ln2 = nn.LayerNorm(D, eps=1e-12)
-            self.drop = nn.Dropout(a.dropout)
-
-        def forward(self, x, add_mask):
-            B, L, _ = x.shape
-            split = lambda t: t.view(B, L, H, Dh).transpose(1, 2)  # noqa: E731
-            q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
-            if a.attention == "sdpa":
-                ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=add_mask)
-            else:
-                s = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(Dh)
-                if add_mask is not None:
-                    s = s + add_mask
-                ctx = torch.matmul(torch.softmax(s, dim=-1), v)
-            ctx = ctx.transpose(1, 2).reshape(B, L, D)
-            h = self.ln1(x + self.drop(self.attn_out(ctx)))
-            return self.ln2(h + self.drop(self.out(F.gelu(self.inter(h)))))
-
-    class BertMlm(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.word = nn.Embedding(a.vocab, D)
-            self.pos = nn.Embedding(512, D)
-            self.tok_type = nn.Embedding(2, D)
-            self.ln = nn.LayerNorm(D, eps=1e-12)
-            self.drop = nn.Dropout(a.dropout)
-            self.layers = nn.ModuleList([Layer() for _ in range(a.layers)])
-            self.head_dense = nn.Linear(D, D)
-            self.head_ln = nn.LayerNorm(D, eps=1e-12)
-            self.decoder_bias = nn.Parameter(torch.zeros(a.vocab))
-            for m in self.modules():
-                if isinstance(m, (nn.Linear, nn.Embedding)):
-                    nn.init.trunc_normal_(m.weight, std=0.02, a=-0.04, b=0.04)
-                if isinstance(m, nn.Linear):
-                    nn.init.zeros_(m.bias)
-
-        def forward(self, ids, attention_mask, rows, targets):
-            B, L = ids.shape
-            pos = torch.arange(L, device=ids.device).unsqueeze(0).expand(B, L)
-            x = self.word(ids) + self.pos(pos) + self.tok_type(torch.zeros_like(ids))
-            x = self.drop(self.ln(x))
-            add_mask = None
-            if attention_mask is not None:
-                # Under autocast q, k, v are bf16: SDPA wants the additive mask in their dtype.
-                bf16 = torch.bfloat16
-                add_mask = (1.0 - attention_mask[:, None, None, :].to(bf16)) * torch.finfo(bf16).min
-            for layer in self.layers:
-                x = layer(x, add_mask)
-            h = x.reshape(B * L, D).index_select(0, rows)
-            h = self.head_ln(F.gelu(self.head_dense(h)))
-            logits = F.linear(h, self.word.weight, self.decoder_bias)
-            return F.cross_entropy(logits, targets)
-
-    return BertMlm()
-
-
 def main():
     a = parse()
     try:
@@ -157,6 +83,7 @@ def main():
     mask = None
     rows = torch.tensor(rows_l, dtype=torch.long, device=dev)
     targets = torch.tensor(targets_l, dtype=torch.long, device=dev)
+    a.autocast_bf16 = True  # the key-padding mask, when there is one, in the bf16 of autocast
     model = build(torch, a).to(dev)
     model.train()
     named = list(model.named_parameters())

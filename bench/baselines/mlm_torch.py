@@ -94,8 +94,14 @@ def build(torch, a):
             B, L, _ = x.shape
             split = lambda t: t.view(B, L, H, Dh).transpose(1, 2)  # noqa: E731
             q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
-            s = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(Dh) + add_mask
-            ctx = torch.matmul(torch.softmax(s, dim=-1), v).transpose(1, 2).reshape(B, L, D)
+            if getattr(a, "attention", "math") == "sdpa":
+                ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=add_mask)
+            else:
+                s = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(Dh)
+                if add_mask is not None:
+                    s = s + add_mask
+                ctx = torch.matmul(torch.softmax(s, dim=-1), v)
+            ctx = ctx.transpose(1, 2).reshape(B, L, D)
             h = self.ln1(x + self.drop(self.attn_out(ctx)))
             return self.ln2(h + self.drop(self.out(F.gelu(self.inter(h)))))
 
@@ -119,10 +125,14 @@ def build(torch, a):
 
         def forward(self, ids, attention_mask, rows, targets):
             B, L = ids.shape
-            pos = torch.arange(L).unsqueeze(0).expand(B, L)
+            pos = torch.arange(L, device=ids.device).unsqueeze(0).expand(B, L)
             x = self.word(ids) + self.pos(pos) + self.tok_type(torch.zeros_like(ids))
             x = self.drop(self.ln(x))
-            add_mask = (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+            add_mask = None
+            if attention_mask is not None:
+                # Under bf16 autocast (the CUDA baseline) q, k, v are bf16: SDPA wants the additive mask in their dtype.
+                mdt = torch.bfloat16 if getattr(a, "autocast_bf16", False) else torch.float32
+                add_mask = (1.0 - attention_mask[:, None, None, :].to(mdt)) * torch.finfo(mdt).min
             for layer in self.layers:
                 x = layer(x, add_mask)
             h = x.reshape(B * L, D).index_select(0, rows)
