@@ -24,9 +24,9 @@ void no_cuda_kernel(const char* op, DType dt) {
 }
 
 void ArgReader::note_device(const NTensor* t, const std::string& name) const {
-  if (!dev_from) {
+  if (!dev_known) {
     dev = t->device();
-    dev_from = "set";
+    dev_known = true;
     return;
   }
   if (t->device() != dev)

@@ -18,7 +18,7 @@ struct ArgReader {
   // The device of the first tensor argument read; every later tensor argument
   // must be on it (checked as it is read), and outputs are allocated there.
   mutable Device dev = Device::CPU;
-  mutable const char* dev_from = nullptr;
+  mutable bool dev_known = false;
 
   Napi::Env env() const { return info.Env(); }
   [[noreturn]] void bad(ErrCode c, const std::string& what, const std::string& name, const std::string& got) const {

@@ -5,7 +5,6 @@
 // block-wide exclusive scan per row.
 #include <climits>
 
-#include "../core/philox.h"
 #include "../ops/mlm_mask.h"
 #include "common.cuh"
 
@@ -87,21 +86,9 @@ __global__ void mask_kernel(MlmMaskParams p, float t_mask, float t_rand, uint64_
           p.out_ids[base + l] = id;
         } else {
           const int64_t m = m0 + before + __popc(ballot & ((1u << lane) - 1u));
-          const uint64_t i = static_cast<uint64_t>(base + l);
-          const Philox4 r = philox4x32(p.seed, p.step, i);
-          uint32_t decision = r.v[0];
-          if (p.group && p.group[base + l] != l)
-            decision = philox4x32(p.seed, p.step, static_cast<uint64_t>(base + p.group[base + l])).v[0];
-          const float u = philox_uniform(decision);
-          int32_t v = id;
-          if (u < t_mask) {
-            v = p.mask_id;
-          } else if (u < t_rand) {
-            const uint64_t bits = (static_cast<uint64_t>(r.v[1]) << 32) | r.v[2];
-            v = p.random_lo + static_cast<int32_t>(bits % range);
-          }
+          const int32_t v = mlm_replacement(p, base, l, id, t_mask, t_rand, range);
           p.out_ids[base + l] = v;
-          p.rows[m] = static_cast<int32_t>(i);
+          p.rows[m] = static_cast<int32_t>(base + l);
           p.targets[m] = id;
         }
       }

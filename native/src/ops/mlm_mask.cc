@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "../core/philox.h"
 #include "../core/threadpool.h"
 
 namespace cloze {
@@ -36,22 +35,9 @@ void mlm_mask_cpu(const MlmMaskParams& p) {
           out[l] = id;
           continue;
         }
-        const uint64_t i = static_cast<uint64_t>(base + l);
-        const Philox4 r = philox4x32(p.seed, p.step, i);
-        uint32_t decision = r.v[0];
-        if (p.group && p.group[base + l] != l)
-          decision = philox4x32(p.seed, p.step, static_cast<uint64_t>(base + p.group[base + l])).v[0];
-        const float u = philox_uniform(decision);
-        int32_t v = id;
-        if (u < t_mask) {
-          v = p.mask_id;
-        } else if (u < t_rand) {
-          // 64 random bits modulo a range below 2^31: bias under 2^-33.
-          const uint64_t bits = (static_cast<uint64_t>(r.v[1]) << 32) | r.v[2];
-          v = p.random_lo + static_cast<int32_t>(bits % range);
-        }
+        const int32_t v = mlm_replacement(p, base, l, id, t_mask, t_rand, range);
         out[l] = v;
-        p.rows[m] = static_cast<int32_t>(i);
+        p.rows[m] = static_cast<int32_t>(base + l);
         p.targets[m] = id;
         m++;
       }

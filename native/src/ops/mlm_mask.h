@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 
+#include "../core/philox.h"
+
 namespace cloze {
 
 struct MlmMaskParams {
@@ -24,6 +26,26 @@ struct MlmMaskParams {
   int32_t* rows = nullptr;              // [M] flat positions b·L + l of selected tokens, in order
   int32_t* targets = nullptr;           // [M] original ids at those positions
 };
+
+// The id a selected token at flat position base + l becomes: [MASK], a random
+// id, or itself. Shared by the CPU and CUDA kernels, so both backends draw the
+// very same numbers. t_mask and t_rand are the float thresholds mask_prob and
+// mask_prob + random_prob; range = random_hi − random_lo.
+CLOZE_HD inline int32_t mlm_replacement(const MlmMaskParams& p, int64_t base, int64_t l, int32_t id, float t_mask,
+                                        float t_rand, uint64_t range) {
+  const Philox4 r = philox4x32(p.seed, p.step, static_cast<uint64_t>(base + l));
+  uint32_t decision = r.v[0];
+  if (p.group && p.group[base + l] != l)
+    decision = philox4x32(p.seed, p.step, static_cast<uint64_t>(base + p.group[base + l])).v[0];
+  const float u = philox_uniform(decision);
+  if (u < t_mask) return p.mask_id;
+  if (u < t_rand) {
+    // 64 random bits modulo a range below 2^31: bias under 2^-33.
+    const uint64_t bits = (static_cast<uint64_t>(r.v[1]) << 32) | r.v[2];
+    return p.random_lo + static_cast<int32_t>(bits % range);
+  }
+  return id;
+}
 
 // Fills p.row_offset-sized counts: counts[b] = selected tokens of row b. Threaded over rows.
 void mlm_count_selected_cpu(int64_t B, int64_t L, const uint8_t* select, int64_t* counts);
