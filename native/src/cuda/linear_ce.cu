@@ -123,19 +123,7 @@ __global__ void store_kernel(T* dst, const float* src, int64_t n) {
 template <typename T>
 void chunk_logits(const LinearCEParams<T>& p, int64_t c0, int64_t n, T* S) {
   if (p.b) bias_rows_cuda<T>(S, n, p.b + c0, p.M, n, kOp);
-  GemmParams g;
-  g.trans_b = true;
-  g.M = p.M;
-  g.N = n;
-  g.K = p.D;
-  g.A = p.h;
-  g.lda = p.D;
-  g.B = p.w + c0 * p.D;
-  g.ldb = p.D;
-  g.C = S;
-  g.ldc = n;
-  g.beta = p.b ? 1.0 : 0.0;
-  gemm_cuda<T>(g);
+  gemm_cuda<T>(chunk_logits_gemm(p, c0, n, S));
 }
 
 }  // namespace

@@ -26,19 +26,7 @@ void chunk_logits(const LinearCEParams<T>& p, int64_t c0, int64_t n, T* S) {
       for (int64_t m = r0; m < r1; m++) std::copy(bc, bc + n, S + m * n);
     });
   }
-  GemmParams g;
-  g.trans_b = true;
-  g.M = p.M;
-  g.N = n;
-  g.K = p.D;
-  g.A = p.h;
-  g.lda = p.D;
-  g.B = p.w + c0 * p.D;
-  g.ldb = p.D;
-  g.C = S;
-  g.ldc = n;
-  g.beta = p.b ? 1.0 : 0.0;
-  gemm<T>(g);
+  gemm<T>(chunk_logits_gemm(p, c0, n, S));
 }
 
 // The [M, chunk] logits buffer, from the storage block cache: it is the size

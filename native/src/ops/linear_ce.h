@@ -8,6 +8,8 @@
 #pragma once
 #include <cstdint>
 
+#include "../core/blas.h"
+
 namespace cloze {
 
 template <typename T>
@@ -35,6 +37,25 @@ struct LinearCEParams {
 };
 
 // Returns the summed loss over non-ignored rows (the caller divides by count).
+// The chunk's logits S [M, n] = h·W[c0 : c0+n]ᵀ (+ S, which holds the bias
+// rows when there is a bias), row stride n: the GEMM both backends run.
+template <typename T>
+GemmParams chunk_logits_gemm(const LinearCEParams<T>& p, int64_t c0, int64_t n, T* S) {
+  GemmParams g;
+  g.trans_b = true;
+  g.M = p.M;
+  g.N = n;
+  g.K = p.D;
+  g.A = p.h;
+  g.lda = p.D;
+  g.B = p.w + c0 * p.D;
+  g.ldb = p.D;
+  g.C = S;
+  g.ldc = n;
+  g.beta = p.b ? 1.0 : 0.0;
+  return g;
+}
+
 template <typename T> double linear_ce_forward_cpu(LinearCEParams<T>& p);
 template <typename T> void linear_ce_backward_cpu(const LinearCEParams<T>& p);
 // cuda (T = float or bf16): same chunking; every buffer is device memory.
