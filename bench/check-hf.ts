@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import {
   BertForMaskedLM, bertPreset, embedding, fromTypedArray, linear, noGrad, reshape, saveCheckpoint, scope,
 } from '../src/index.js';
-import { hfBertConfig } from '../src/train/hf-config.js';
+import { hfBertConfig } from '../src/models/bert/hf-config.js';
 
 /** test/helpers/tolerance.ts tolFor('float32'). */
 const TOL = { atol: 2e-6, rtol: 2e-4 };

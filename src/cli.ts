@@ -1,12 +1,8 @@
 /** The `cloze` command line. */
 import { cudaUnavailableReason, describeDevice } from './device.js';
 import yargs from 'yargs';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { latestCheckpoint } from './checkpoint/checkpoint.js';
 import { runMimSuite, SUITE_DEFAULTS, SUITE_METHODS } from './commands/bench-mim.js';
-import { evaluateCheckpoint, formatEval } from './commands/eval.js';
-import { evaluateMimCheckpoint, formatMimEval, isMimCheckpoint } from './commands/eval-mim.js';
+import { evalOptions, runEval } from './commands/eval.js';
 import { exportCheckpoint } from './commands/export.js';
 import { pretrainOptions, runPretrain } from './commands/pretrain.js';
 import { runtimeInfo, setNumThreads } from './runtime.js';
@@ -20,36 +16,9 @@ export async function main(argv: string[]): Promise<void> {
     )
     .command(
       'eval',
-      'MLM checkpoints: masked-token loss, accuracy and perplexity on a corpus. MIM checkpoints: linear-probe (or fine-tuned) top-1 on the test images',
-      (y) =>
-        y
-          .option('checkpoint', { type: 'string', demandOption: true, describe: 'A checkpoint directory, or a run directory (its latest checkpoint)' })
-          .option('data', { type: 'string', describe: "Corpus or image directory to score (default: the run's own)" })
-          .option('batch-size', { type: 'number', describe: 'MLM: sequences per batch (default: the run\'s)' })
-          .option('max-batches', { type: 'number', describe: 'MLM: stop after this many batches (default: all)' })
-          .option('mask-ratio', { type: 'number', describe: "MLM: share of tokens masked (default: the run's)" })
-          .option('probe-epochs', { type: 'number', describe: "MIM: epochs of the linear classifier (default: the run's probeEpochs)" })
-          .option('probe-images', { type: 'number', describe: "MIM: training images of the probe (default: the run's probeImages)" })
-          .option('finetune-epochs', { type: 'number', default: 0, describe: 'MIM: fine-tune the whole encoder with a linear head for this many epochs instead of a linear probe' })
-          .option('finetune-images', { type: 'number', default: 0, describe: 'MIM: training images for fine-tuning (0: all)' })
-          .option('lr', { type: 'number', describe: 'MIM: learning rate of the probe (default 3e-2) or of fine-tuning (default 1e-3)' })
-          .option('json', { type: 'boolean', default: false, describe: 'Print one JSON line' }),
-      async (args) => {
-        const dir = existsSync(join(args.checkpoint, 'model.safetensors')) ? args.checkpoint : latestCheckpoint(args.checkpoint);
-        if (dir && isMimCheckpoint(dir)) {
-          const r = await evaluateMimCheckpoint({
-            checkpoint: dir, data: args.data, probeEpochs: args['probe-epochs'], probeImages: args['probe-images'],
-            finetuneEpochs: args['finetune-epochs'], finetuneImages: args['finetune-images'], lr: args.lr,
-            onEpoch: args.json ? undefined : (e, loss) => process.stderr.write(`fine-tune epoch ${e}: loss ${loss.toFixed(4)}\n`),
-          });
-          console.log(formatMimEval(r, args.json));
-          return;
-        }
-        const r = await evaluateCheckpoint({
-          checkpoint: args.checkpoint, data: args.data, batchSize: args['batch-size'], maxBatches: args['max-batches'], maskRatio: args['mask-ratio'],
-        });
-        console.log(formatEval(r, args.json));
-      },
+      'Score a checkpoint: MLM checkpoints by masked-token loss, accuracy and perplexity on a corpus; image checkpoints (mim, spark) by linear-probe (or fine-tuned) top-1 on the test images',
+      evalOptions,
+      (args) => runEval(args),
     )
     .command(
       'bench <suite>',

@@ -39,9 +39,12 @@ export {
   saveCheckpoint, loadCheckpoint, latestCheckpoint, listCheckpoints, pruneCheckpoints, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
   type CheckpointContents, type SaveCheckpointOptions, type LoadedCheckpoint, type OptimizerState, type JsonValue,
 } from './checkpoint/checkpoint.js';
-export { pretrain, defaultCorpus, type PretrainHooks, type PretrainResult, type StepInfo, type EvalResult } from './train/pretrain.js';
-export { pretrainInWorker, type WorkerHooks } from './train/pretrain-worker.js';
-export { resolveConfig, loadRunConfig, RUN_FIELDS, type RunConfig } from './train/config.js';
+export { pretrain, resolveRun, type PretrainHooks, type PretrainResult, type StepInfo, type EvalResult } from './tasks/pretrain.js';
+export { defaultCorpus } from './tasks/mlm/data.js';
+export { pretrainInWorker, type WorkerHooks } from './tasks/pretrain-worker.js';
+export { resolveConfig, loadRunConfig, RUN_FIELDS, RUN_SECTIONS, type RunConfig, type TaskName } from './tasks/config.js';
+export { SHARED_FIELDS, type FieldSpec, type ConfigSection } from './train/config.js';
+export { TASKS, type TaskEntry } from './tasks/registry.js';
 export {
   maskFromScores, uniformNoise, assembleTokens, restoreIndex, patchify, unpatchify, tokenMean, type TokenMask,
 } from './ops/mim-tokens.js';
@@ -54,11 +57,12 @@ export { VitEncoder } from './models/vit/encoder.js';
 export { MaeDecoder } from './models/vit/decoder.js';
 export { VitBlock } from './models/vit/block.js';
 export { VIT_PRESETS, vitPreset, type VitConfig, type VitPreset, type VitPresetName } from './models/vit/config.js';
-export { MimModel, type MimLoss, type MimStepContext } from './mim/model.js';
-export { mimSettings, type MimSettings, type MtoSettings } from './mim/settings.js';
-export { linearProbe, finetune, extractFeatures, type ClassifierResult } from './mim/probe.js';
-export type { ProbeResult } from './mim/task.js';
-export { evaluateMimCheckpoint, type MimEvalResult } from './commands/eval-mim.js';
+export { MimModel, type MimLoss, type MimStepContext } from './tasks/mim/model.js';
+export { mimSettings, type MimSettings, type MtoSettings } from './tasks/mim/settings.js';
+export { linearProbe, finetune, extractFeatures, type ClassifierResult, type ProbeResult, type FeatureEncoder } from './eval/probe.js';
+export { scoreEncoder, type EncoderUnderTest, type EncoderScore } from './eval/encoder-score.js';
+export { evaluateImageCheckpoint, type ImageEvalOptions, type ImageEvalResult } from './tasks/evaluate.js';
+export { evaluateMlmCheckpoint, type MlmEvalOptions } from './tasks/mlm/evaluate-checkpoint.js';
 export { runMimSuite, SUITE_METHODS, type SuiteOptions, type SuiteResult } from './commands/bench-mim.js';
 export * from './report/index.js';
 export {
@@ -70,6 +74,6 @@ export {
   type SparseSites, type NeighbourOptions, type SparseBatchNormOptions,
 } from './ops/sparse.js';
 export { toChannelsLast, toChannelsFirst } from './ops/layout.js';
-export { SPARK_PRESETS, sparkPreset, type SparkConfig, type SparkPresetName } from './spark/config.js';
-export { SparkModel, type SparkSettings, type SparkLoss } from './spark/model.js';
-export { MaskContext, sparkCoarseMask, type SparkMode } from './spark/mask-context.js';
+export { SPARK_PRESETS, sparkPreset, type SparkConfig, type SparkPresetName } from './models/spark/config.js';
+export { SparkModel, type SparkSettings, type SparkLoss } from './tasks/spark/model.js';
+export { MaskContext, sparkCoarseMask, type SparkMode } from './models/spark/mask-context.js';

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { backward, Linear, loadSafetensors, Rng, saveSafetensors, sum, tensor, zeros } from '../src/index.js';
 import { native, loadAddon } from '../src/native/loader.js';
 import { cudaUnavailableReason, resolveDevice, resolvePrecision } from '../src/device.js';
-import { pretrain } from '../src/train/pretrain.js';
+import { pretrain } from '../src/tasks/pretrain.js';
 
 const cpuAddon = loadAddon().variant === 'cpu';
 const dir = mkdtempSync(join(tmpdir(), 'cloze-device-'));

@@ -1,10 +1,10 @@
 /** MIM patch selection: SimMIM blocks, SBAM's salience and adaptive ratio, HPM's easy-to-hard schedule. */
 import { describe, expect, it } from 'vitest';
 import { Rng, tensor } from '../src/index.js';
-import { blockMask, hpmScores, keepCount, sbamScores } from '../src/mim/masking.js';
+import { blockMask, hpmScores, keepCount, sbamScores } from '../src/tasks/mim/masking.js';
 import { maskFromScores } from '../src/ops/mim-tokens.js';
-import { mimSettings } from '../src/mim/settings.js';
-import { resolveConfig } from '../src/train/config.js';
+import { mimSettings } from '../src/tasks/mim/settings.js';
+import { resolveConfig } from '../src/tasks/config.js';
 
 describe('SimMIM block masks', () => {
   it('mask whole m×m blocks (cropped at the edge), ceil(blocks·r) of them, as a pure function of (seed, k)', () => {

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { liveBytes, pretrainInWorker, trainWordPiece } from '../src/index.js';
 import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
-import { evaluateCheckpoint } from '../src/commands/eval.js';
+import { evaluateMlmCheckpoint } from '../src/tasks/mlm/evaluate-checkpoint.js';
 import { exportCheckpoint } from '../src/commands/export.js';
-import { pretrain, type EvalResult, type StepInfo } from '../src/train/pretrain.js';
+import { pretrain, type EvalResult, type StepInfo } from '../src/tasks/pretrain.js';
 import { writeFixtureCorpus } from './helpers/fixture-corpus.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cloze-pretrain-'));
@@ -57,7 +57,7 @@ describe('pretrain', () => {
     expect(exported.map((f) => f.split('/').pop())).toEqual(['model.safetensors', 'config.json', 'tokenizer.json']);
 
     // cloze eval on the run directory scores the same held-out split the trainer did.
-    const e = await evaluateCheckpoint({ checkpoint: out, maxBatches: 10 });
+    const e = await evaluateMlmCheckpoint({ checkpoint: out, maxBatches: 10 });
     expect(e.split).toBe('eval');
     expect(e.step).toBe(150);
     expect(e.loss).toBeCloseTo(r.eval!.loss, 5);

@@ -1,9 +1,10 @@
 /** Run-config validation, lr schedules and the progress line of the trainer. */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadRunConfig, resolveConfig, RUN_FIELDS } from '../src/train/config.js';
+import { loadRunConfig, resolveConfig, RUN_FIELDS, RUN_SECTIONS } from '../src/tasks/config.js';
 import { learningRate } from '../src/train/schedule.js';
 import { formatProgress, Progress } from '../src/train/progress.js';
 
@@ -31,6 +32,32 @@ describe('run config', () => {
     expect(() => loadRunConfig(p)).toThrow(`${p}: Expected a JSON object but received text that is not JSON`);
     expect(() => loadRunConfig(join(dir, 'missing.json'))).toThrow(/missing\.json: could not read the run config/);
     expect(() => resolveConfig({ lr: -1 })).toThrow('options: Expected a number in [0, ∞] for lr but received -1');
+  });
+
+  it('keeps each task to its own section: a setting of another task is an error naming that task', () => {
+    expect(() => resolveConfig({ task: 'mlm', method: 'simmim' })).toThrow(
+      'options: Expected a setting of task mlm for method but received a setting of task mim (Masked image modeling (task mim)); set task to mim, or drop method',
+    );
+    expect(() => resolveConfig({ masking: 'span' }, 'run.json')).not.toThrow();
+    expect(() => resolveConfig({ task: 'spark', masking: 'span' }, 'run.json')).toThrow(/^run\.json: Expected a setting of task spark for masking but received a setting of task mlm/);
+    // The image section belongs to both image tasks.
+    expect(resolveConfig({ task: 'spark', probeEvery: 2 }).probeEvery).toBe(2);
+    expect(resolveConfig({ task: 'mim', probeEvery: 3, method: 'simmim' }).method).toBe('simmim');
+    expect(() => resolveConfig({ task: 'mlm', probeEvery: 3 })).toThrow(/for probeEvery but received a setting of task mim or spark/);
+  });
+
+  it('names every field once across the sections, and --help lists them under their section', () => {
+    const names = RUN_SECTIONS.flatMap((s) => Object.keys(s.fields));
+    expect(new Set(names).size).toBe(names.length);
+    expect(names.sort()).toEqual(Object.keys(RUN_FIELDS).sort());
+    const help = execFileSync(process.execPath, [join(__dirname, '..', 'bin', 'cloze.js'), 'pretrain', '--help'], { encoding: 'utf8' });
+    for (const s of RUN_SECTIONS) {
+      const at = help.indexOf(`${s.title}:`);
+      expect(at, s.title).toBeGreaterThanOrEqual(0);
+      const next = help.indexOf('\n\n', at);
+      const block = help.slice(at, next < 0 ? undefined : next);
+      for (const f of Object.keys(s.fields)) expect(block, `${f} under ${s.title}`).toContain(`--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} `);
+    }
   });
 
   it('applies overrides from the command line over the file', () => {

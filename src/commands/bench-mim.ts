@@ -10,16 +10,12 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pretrain, resolveRun } from '../train/pretrain.js';
-import type { ProbeResult } from '../mim/task.js';
-import { loadMimData, modelConfigFor } from '../mim/task.js';
-import { finetune, linearProbe } from '../mim/probe.js';
-import { limit } from '../mim/data.js';
-import { evaluateMimCheckpoint } from './eval-mim.js';
-import { loadSparkData, SparkFeatures, sparkConfigFor } from '../spark/task.js';
-import { SparkModel } from '../spark/model.js';
-import { VitEncoder } from '../models/vit/encoder.js';
+import { scoreEncoder } from '../eval/encoder-score.js';
+import type { ProbeResult } from '../eval/probe.js';
 import { setNumThreads } from '../runtime.js';
+import { evaluateImageCheckpoint } from '../tasks/evaluate.js';
+import { pretrain, resolveRun } from '../tasks/pretrain.js';
+import { TASKS } from '../tasks/registry.js';
 import { rauc, summarize, type Curve } from '../report/curves.js';
 import { lineChartSvg } from '../report/svg-plot.js';
 import { markdownTable } from '../report/markdown.js';
@@ -93,40 +89,37 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
   const methods = o.methods ? SUITE_METHODS.filter((m) => o.methods!.includes(m.name)) : SUITE_METHODS.filter((m) => !m.optIn);
 
   // The untrained encoder: the no-pre-training baseline and every curve's epoch 0.
-  const cfg0 = resolveRun({ ...common, method: 'mae' });
-  const vit = modelConfigFor(cfg0, null);
-  const parts = await loadMimData(cfg0, vit);
-  const enc = new VitEncoder(vit, { seed: o.seed });
   const t0 = performance.now();
-  const base = linearProbe(enc, parts.probeTrain, parts.data.test, { epochs: o.probeEpochs, seed: o.seed, norm: parts.norm });
-  log(`no pre-training: probe top-1 ${pct(base.accuracy)} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  const enc = await TASKS.mim.openEncoder!(resolveRun({ ...common, method: 'mae' }), null);
   const tuned: Record<string, number> = {};
-  if (o.finetuneEpochs > 0) {
-    // The same pool as the pre-trained encoders' fine-tuning (cloze eval): the full training set.
-    const full = await loadMimData({ ...cfg0, trainImages: 0 }, vit);
-    const ftTrain = limit(full.data.train, o.finetuneImages, o.seed + 2);
-    tuned['no pre-training'] = finetune(enc, ftTrain, parts.data.test, { epochs: o.finetuneEpochs, seed: o.seed, norm: parts.norm }).accuracy;
-    log(`no pre-training: fine-tuned top-1 ${pct(tuned['no pre-training']!)}`);
+  let base: ReturnType<typeof scoreEncoder>;
+  try {
+    base = scoreEncoder(enc, { probeEpochs: o.probeEpochs, seed: o.seed });
+    log(`no pre-training: probe top-1 ${pct(base.accuracy)} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    if (o.finetuneEpochs > 0) {
+      // The same pool as the pre-trained encoders' fine-tuning (cloze eval): the full training set.
+      tuned['no pre-training'] = scoreEncoder(enc, { probeEpochs: o.probeEpochs, finetuneEpochs: o.finetuneEpochs, finetuneImages: o.finetuneImages, seed: o.seed }).accuracy;
+      log(`no pre-training: fine-tuned top-1 ${pct(tuned['no pre-training']!)}`);
+    }
+  } finally {
+    enc.dispose();
   }
-  enc.dispose();
 
   const curves: Record<string, Curve> = {};
   const seconds: Record<string, number> = {};
   // SparK is another model: its own untrained convnet is its epoch 0 and its from-scratch baseline.
   const startOf: Record<string, number> = {};
   if (methods.some((m) => m.settings.task === 'spark')) {
-    const scfg = resolveRun({ ...common, task: 'spark', preset: 'spark-resnet-mini' });
-    const sdata = await loadSparkData({ ...scfg, trainImages: 0 }, sparkConfigFor(scfg, null));
-    const model = new SparkModel(sparkConfigFor(scfg, null), { mode: 'masked-dense', maskRatio: 0.6, seed: o.seed });
+    const senc = await TASKS.spark.openEncoder!(resolveRun({ ...common, task: 'spark', preset: 'spark-resnet-mini' }), null);
     try {
-      startOf.spark = linearProbe(new SparkFeatures(model), sdata.probeTrain, sdata.test, { epochs: o.probeEpochs, seed: o.seed, norm: sdata.norm }).accuracy;
+      startOf.spark = scoreEncoder(senc, { probeEpochs: o.probeEpochs, seed: o.seed }).accuracy;
       log(`spark, no pre-training: probe top-1 ${pct(startOf.spark)}`);
       if (o.finetuneEpochs > 0) {
-        tuned['spark from scratch'] = finetune(new SparkFeatures(model), limit(sdata.train, o.finetuneImages, o.seed + 2), sdata.test, { epochs: o.finetuneEpochs, seed: o.seed, norm: sdata.norm }).accuracy;
+        tuned['spark from scratch'] = scoreEncoder(senc, { probeEpochs: o.probeEpochs, finetuneEpochs: o.finetuneEpochs, finetuneImages: o.finetuneImages, seed: o.seed }).accuracy;
         log(`spark from scratch: fine-tuned top-1 ${pct(tuned['spark from scratch']!)}`);
       }
     } finally {
-      model.dispose();
+      senc.dispose();
     }
   }
   for (const m of methods) {
@@ -146,7 +139,7 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
     curves[m.name] = { epochs: [0, ...probes.map((p) => p.epoch)], accuracy: [startOf[m.name] ?? base.accuracy, ...probes.map((p) => p.accuracy)] };
     log(`${m.name}: pre-trained in ${seconds[m.name]!.toFixed(0)} s`);
     if (o.finetuneEpochs > 0) {
-      const r = await evaluateMimCheckpoint({ checkpoint: out, finetuneEpochs: o.finetuneEpochs, finetuneImages: o.finetuneImages, ...(o.data ? { data: o.data } : {}) });
+      const r = await evaluateImageCheckpoint({ checkpoint: out, finetuneEpochs: o.finetuneEpochs, finetuneImages: o.finetuneImages, ...(o.data ? { data: o.data } : {}) });
       tuned[m.name] = r.accuracy;
       log(`${m.name}: fine-tuned top-1 ${pct(r.accuracy)}`);
     }

@@ -1,75 +1,51 @@
 /**
- * `cloze eval`: masked-token loss, accuracy and perplexity of a checkpoint on
- * a corpus. With the run's own corpus it scores the run's held-out split;
- * with another corpus, all of it.
+ * `cloze eval`: scores a checkpoint with its task's evaluation. MLM
+ * checkpoints: masked-token loss, accuracy and perplexity on a corpus. Image
+ * checkpoints (mim, spark): linear-probe (or fine-tuned) top-1 on the test
+ * images.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { latestCheckpoint, loadCheckpoint } from '../checkpoint/checkpoint.js';
-import { PackedCorpus } from '../data/packing.js';
-import { openShard, prepareShard } from '../data/prepare.js';
-import { loadTokenizer } from '../data/tokenizer.js';
-import { ClozeError } from '../errors.js';
-import { BertForMaskedLM } from '../models/bert/model.js';
-import { resolveConfig } from '../train/config.js';
-import { evaluateMlm, type EvalResult } from '../train/evaluate.js';
-import { bertConfigFromHf, HF_EXTRA_KEYS } from '../train/hf-config.js';
-import { MaskingPlan } from '../train/masking-plan.js';
-import { defaultCorpus } from '../train/pretrain.js';
+import type { Argv } from 'yargs';
+import { checkpointDir, evaluateImageCheckpoint, isImageCheckpoint, type ImageEvalResult } from '../tasks/evaluate.js';
+import { evaluateMlmCheckpoint, formatMlmEval } from '../tasks/mlm/evaluate-checkpoint.js';
 
-export interface EvalOptions {
-  /** A checkpoint directory, or a run directory (its latest checkpoint). */
-  checkpoint: string;
-  data?: string;
-  batchSize?: number;
-  maxBatches?: number;
-  maskRatio?: number;
+export function evalOptions(y: Argv) {
+  return y
+    .option('checkpoint', { type: 'string', demandOption: true, describe: 'A checkpoint directory, or a run directory (its latest checkpoint)' })
+    .option('data', { type: 'string', describe: "Corpus or image directory to score (default: the run's own)" })
+    .option('json', { type: 'boolean', default: false, describe: 'Print one JSON line' })
+    .option('batch-size', { type: 'number', describe: 'MLM: sequences per batch (default: the run\'s)' })
+    .option('max-batches', { type: 'number', describe: 'MLM: stop after this many batches (default: all)' })
+    .option('mask-ratio', { type: 'number', describe: "MLM: share of tokens masked (default: the run's)" })
+    .option('probe-epochs', { type: 'number', describe: "Images: epochs of the linear classifier (default: the run's probeEpochs)" })
+    .option('probe-images', { type: 'number', describe: "Images: training images of the probe (default: the run's probeImages)" })
+    .option('finetune-epochs', { type: 'number', default: 0, describe: 'Images: fine-tune the whole encoder with a linear head for this many epochs instead of a linear probe' })
+    .option('finetune-images', { type: 'number', default: 0, describe: 'Images: training images for fine-tuning (0: all)' })
+    .option('lr', { type: 'number', describe: 'Images: learning rate of the probe (default 3e-2) or of fine-tuning (default 1e-3)' })
+    .group(['batch-size', 'max-batches', 'mask-ratio'], 'MLM checkpoints:')
+    .group(['probe-epochs', 'probe-images', 'finetune-epochs', 'finetune-images', 'lr'], 'Image checkpoints (mim, spark):');
 }
 
-export async function evaluateCheckpoint(o: EvalOptions): Promise<EvalResult & { split: 'eval' | 'all'; checkpoint: string }> {
-  const dir = existsSync(join(o.checkpoint, 'model.safetensors')) ? o.checkpoint : latestCheckpoint(o.checkpoint);
-  if (!dir) throw new ClozeError('E_IO', `Expected a checkpoint directory or a run directory with checkpoints for checkpoint but received ${o.checkpoint}`);
-  const ck = loadCheckpoint(dir);
-  const cache = mkdtempSync(join(tmpdir(), 'cloze-eval-'));
-  try {
-    const model = new BertForMaskedLM(bertConfigFromHf(ck.config, join(dir, 'config.json')));
-    model.loadStateDict(Object.fromEntries(Object.entries(ck.model).filter(([k]) => !HF_EXTRA_KEYS.has(k))));
-    const tokFile = ['tokenizer.json', 'vocab.txt'].map((f) => join(dir, f)).find((f) => existsSync(f));
-    if (!tokFile) throw new ClozeError('E_IO', `Expected tokenizer.json or vocab.txt in ${dir} for checkpoint but received neither`);
-    const tok = await loadTokenizer(tokFile);
-    // The run's settings, when the checkpoint is one of ours.
-    const run = (ck.extra.run ?? {}) as Record<string, unknown>;
-    const runData = typeof run.data === 'string' ? resolve(run.data) : defaultCorpus();
-    const data = o.data ?? runData;
-    const split = resolve(data) === runData ? 'eval' : 'all';
-    const cfg = resolveConfig({
-      ...Object.fromEntries(Object.entries(run).filter(([k]) => ['textMode', 'jsonlField', 'maxLength', 'evalFraction', 'seed', 'masking', 'maskRatio', 'batchSize'].includes(k))),
-      ...(o.maskRatio !== undefined ? { maskRatio: o.maskRatio } : {}),
-      ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
-    }, `${dir} (trainer_state.json)`);
-    const shard = await prepareShard(data, tok, { cacheDir: cache, mode: cfg.textMode as 'line' | 'paragraph', field: cfg.jsonlField });
-    const corpus = new PackedCorpus(openShard(shard.path), { clsId: tok.clsId, sepId: tok.sepId, padId: tok.padId }, {
-      maxLength: cfg.maxLength,
-      evalFraction: split === 'eval' ? cfg.evalFraction : 0,
-      seed: cfg.seed,
+type EvalArgs = Awaited<ReturnType<typeof evalOptions>['argv']>;
+
+export async function runEval(args: EvalArgs): Promise<void> {
+  const dir = checkpointDir(args.checkpoint);
+  if (isImageCheckpoint(dir)) {
+    const r = await evaluateImageCheckpoint({
+      checkpoint: dir, data: args.data, probeEpochs: args['probe-epochs'], probeImages: args['probe-images'],
+      finetuneEpochs: args['finetune-epochs'], finetuneImages: args['finetune-images'], lr: args.lr,
+      onEpoch: args.json ? undefined : (e, loss) => process.stderr.write(`fine-tune epoch ${e}: loss ${loss.toFixed(4)}\n`),
     });
-    const plan = new MaskingPlan(cfg, tok, corpus, false);
-    const r = evaluateMlm(model, corpus, plan, {
-      seed: cfg.seed, batchSize: cfg.batchSize, maxBatches: o.maxBatches ?? Number.MAX_SAFE_INTEGER, step: ck.step ?? 0,
-      split: split === 'eval' ? 'eval' : 'train',
-    });
-    model.dispose();
-    return { ...r, split, checkpoint: dir };
-  } finally {
-    ck.dispose();
-    rmSync(cache, { recursive: true, force: true });
+    console.log(formatImageEval(r, args.json));
+    return;
   }
+  const r = await evaluateMlmCheckpoint({
+    checkpoint: args.checkpoint, data: args.data, batchSize: args['batch-size'], maxBatches: args['max-batches'], maskRatio: args['mask-ratio'],
+  });
+  console.log(formatMlmEval(r, args.json));
 }
 
-/** For `cloze eval --json`: the result as one JSON line. */
-export function formatEval(r: Awaited<ReturnType<typeof evaluateCheckpoint>>, json: boolean): string {
+export function formatImageEval(r: ImageEvalResult, json: boolean): string {
   if (json) return JSON.stringify(r);
-  return `${r.checkpoint} (step ${r.step}), ${r.split === 'eval' ? 'held-out split' : 'whole corpus'}: ` +
-    `loss ${r.loss.toFixed(4)}, accuracy ${(100 * r.accuracy).toFixed(2)}%, perplexity ${r.perplexity.toFixed(2)}, ${r.maskedTokens} masked tokens`;
+  return `${r.checkpoint} (step ${r.step}), ${r.mode} on ${r.trainImages} images: test top-1 ${(100 * r.accuracy).toFixed(2)}% ` +
+    `(loss ${r.loss.toFixed(4)}, train top-1 ${(100 * r.trainAccuracy).toFixed(2)}%) over ${r.testImages} test images`;
 }

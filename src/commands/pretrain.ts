@@ -1,7 +1,8 @@
-/** `cloze pretrain`: flags generated from the run-config table, or --config run.json. */
+/** `cloze pretrain`: flags generated from the run settings' sections, grouped by task in --help, or --config run.json. */
 import type { Argv } from 'yargs';
-import { readRunFile, RUN_FIELDS, type FieldSpec, type RunFieldName } from '../train/config.js';
-import { pretrain } from '../train/pretrain.js';
+import { readRunFile, RUN_FIELDS, RUN_SECTIONS } from '../tasks/config.js';
+import { pretrain } from '../tasks/pretrain.js';
+import type { FieldSpec } from '../train/config.js';
 
 function flagName(field: string): string {
   return field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -9,15 +10,18 @@ function flagName(field: string): string {
 
 export function pretrainOptions(y: Argv): Argv {
   y.option('config', { type: 'string', describe: 'run.json with any of the settings below (flags override it)' });
-  for (const [name, s] of Object.entries(RUN_FIELDS) as Array<[RunFieldName, FieldSpec]>) {
-    const type = s.kind === 'boolean' ? 'boolean' : s.kind === 'number' || s.kind === 'integer' || s.kind === 'number[2]' ? 'number' : 'string';
-    // No yargs default: a flag the user did not give must not override run.json.
-    y.option(flagName(name), {
-      type,
-      array: s.kind === 'number[2]',
-      choices: s.choices as string[] | undefined,
-      describe: s.default === null ? s.describe : `${s.describe} (default: ${JSON.stringify(s.default)})`,
-    });
+  for (const section of RUN_SECTIONS) {
+    for (const [name, s] of Object.entries(section.fields) as Array<[string, FieldSpec]>) {
+      const type = s.kind === 'boolean' ? 'boolean' : s.kind === 'number' || s.kind === 'integer' || s.kind === 'number[2]' ? 'number' : 'string';
+      // No yargs default: a flag the user did not give must not override run.json.
+      y.option(flagName(name), {
+        type,
+        array: s.kind === 'number[2]',
+        choices: s.choices as string[] | undefined,
+        describe: s.default === null ? s.describe : `${s.describe} (default: ${JSON.stringify(s.default)})`,
+      });
+    }
+    y.group(Object.keys(section.fields).map(flagName), `${section.title}:`);
   }
   return y;
 }

@@ -1,5 +1,5 @@
 /**
- * Shared pieces of the MLM selection strategies (specs/mlm.md): the selection
+ * Shared pieces of the MLM selection strategies (the README's text pre-training section): the selection
  * type, special tokens, the per-sequence budget and word segmentation.
  * Mask rule: 1 = selected for prediction (masked).
  */

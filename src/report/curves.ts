@@ -1,6 +1,6 @@
 /**
  * Probe-accuracy curves against pre-training epochs, and the two speed-up
- * measures of the MTO spec (specs/mim.md): RAUC and "epochs to reach".
+ * measures that judge MTO (defined in the README's image pre-training section): RAUC and "epochs to reach".
  */
 import { ClozeError, describe, expected } from '../errors.js';
 
@@ -86,7 +86,7 @@ function raucNamed(method: Curve, baseline: Curve, mName: string, bName: string)
 }
 
 /**
- * RAUC (**ours**, specs/mim.md): the trapezoidal area under the method's
+ * RAUC (**ours**, the README's image pre-training section): the trapezoidal area under the method's
  * accuracy curve divided by the baseline's. Both curves must share one epoch
  * grid; a mismatch throws, naming both.
  */

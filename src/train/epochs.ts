@@ -1,5 +1,5 @@
 /** Epoch bookkeeping of image tasks: steps from epochs, the epoch of a step, and when a probe is due. */
-import type { RunConfig } from './config.js';
+import type { ImageRunConfig } from './image-setup.js';
 
 export interface EpochPlan {
   totalSteps: number;
@@ -10,7 +10,7 @@ export interface EpochPlan {
   shouldProbe(step: number, last: boolean): boolean;
 }
 
-export function epochPlan(cfg: Pick<RunConfig, 'epochs' | 'maxSteps' | 'gradAccum' | 'probeEvery'>, perEpoch: number): EpochPlan {
+export function epochPlan(cfg: Pick<ImageRunConfig, 'epochs' | 'maxSteps' | 'gradAccum' | 'probeEvery'>, perEpoch: number): EpochPlan {
   const totalSteps = cfg.epochs > 0 ? Math.ceil((cfg.epochs * perEpoch) / cfg.gradAccum) : cfg.maxSteps;
   const epochAt = (step: number): number => (step * cfg.gradAccum) / perEpoch;
   return {

@@ -1,8 +1,9 @@
 /**
- * The setup the image tasks (mim, spark) share: the batcher, the model (with
- * --init-from weights when not resuming), and AdamW over its trained
- * parameters. Nothing native leaks when a step of it throws: the task does not
- * exist yet to dispose it.
+ * What the image tasks (mim, spark) share: their section of the run settings
+ * (training images, augmentation, linear probes), and the setup of a run: the
+ * batcher, the model (with --init-from weights when not resuming), and AdamW
+ * over its trained parameters. Nothing native leaks when a step of the setup
+ * throws: the task does not exist yet to dispose it.
  */
 import { loadCheckpoint, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
 import { ImageBatcher, type ImageSet } from '../data/images/index.js';
@@ -10,7 +11,20 @@ import { ClozeError } from '../errors.js';
 import type { Module } from '../nn/module.js';
 import type { Parameter } from '../nn/parameter.js';
 import { AdamW } from '../optim/adamw.js';
-import type { RunConfig } from './config.js';
+import { type ConfigOf, type Fields, type ConfigSection, type SharedConfig } from './config.js';
+
+export const IMAGE_FIELDS = {
+  augment: { kind: 'boolean', default: true, describe: 'Random-resized-crop (scale 0.2–1) and horizontal flip' },
+  trainImages: { kind: 'integer', default: 0, min: 0, describe: 'Use a seeded subset of this many training images (0: all)' },
+  probeEvery: { kind: 'integer', default: 0, min: 0, describe: 'Linear-probe every N epochs (0: at the end only)' },
+  probeImages: { kind: 'integer', default: 10000, min: 10, describe: 'Training images of the linear probe (a seeded subset)' },
+  probeEpochs: { kind: 'integer', default: 100, min: 1, describe: 'Epochs of the probe classifier' },
+} as const satisfies Fields;
+
+export const IMAGE_SECTION: ConfigSection<typeof IMAGE_FIELDS> = { title: 'Images (task mim and spark)', tasks: ['mim', 'spark'], fields: IMAGE_FIELDS };
+
+/** The settings of an image task's run: the shared section and the image one. */
+export type ImageRunConfig = SharedConfig & ConfigOf<typeof IMAGE_FIELDS>;
 
 export interface ImageTraining<M> {
   batcher: ImageBatcher;
@@ -19,7 +33,7 @@ export interface ImageTraining<M> {
 }
 
 export function setupImageTraining<M extends Module>(
-  cfg: RunConfig, resumeDir: string | null, train: ImageSet, norm: { mean: number[]; std: number[] }, outSize: [number, number],
+  cfg: ImageRunConfig, resumeDir: string | null, train: ImageSet, norm: { mean: number[]; std: number[] }, outSize: [number, number],
   o: { build: () => M; trained: (m: M) => Parameter[]; afterInit?: (m: M, init: LoadedCheckpoint) => void },
 ): ImageTraining<M> {
   if (train.n < cfg.batchSize) {

@@ -13,7 +13,7 @@ import type { Module } from '../nn/module.js';
 import { scale } from '../ops/elementwise.js';
 import type { AdamW } from '../optim/adamw.js';
 import type { Tensor } from '../tensor.js';
-import type { RunConfig } from './config.js';
+import type { SharedConfig } from './config.js';
 import type { MetricsLog } from './metrics.js';
 import type { Progress } from './progress.js';
 import { learningRate } from './schedule.js';
@@ -77,7 +77,7 @@ export interface LoopResult<E> {
   checkpoint: string | null;
 }
 
-type Schedule = Pick<RunConfig, 'lr' | 'warmupRatio' | 'decay' | 'minLrRatio' | 'gradAccum' | 'gradClip' | 'saveEvery' | 'keepLast' | 'logEvery'>;
+type Schedule = Pick<SharedConfig, 'lr' | 'warmupRatio' | 'decay' | 'minLrRatio' | 'gradAccum' | 'gradClip' | 'saveEvery' | 'keepLast' | 'logEvery'>;
 
 /** Loads weights, optimizer state and the task's own state from `dir`; returns the step. */
 export function resumeTask(task: TrainTask<TaskEval>, dir: string): number {

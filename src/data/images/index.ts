@@ -1,4 +1,4 @@
-/** Image data for masked image modeling: IDX and folder loaders, seeded augmentation, the fused batch builder. */
+/** Image data for masked image modeling: IDX and folder loaders, a run's train/test pair, seeded augmentation, the fused batch builder. */
 export { readIdx, type IdxArray } from './idx.js';
 export {
   loadIdxPair, loadFashionMnist, subset, channelStats, FASHION_MNIST_CLASSES, FASHION_MNIST_DIR,
@@ -11,3 +11,4 @@ export {
   type CropBox, type UniformSource, type ImageBatcherOptions, type ImageBatch,
 } from './augment.js';
 export { padImages } from './pad.js';
+export { openImageData, limit, type ImageData } from './open.js';

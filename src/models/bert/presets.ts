@@ -1,7 +1,7 @@
 /**
  * Named model presets. The BERT sizes follow Google's released checkpoints
  * (Turc et al. for tiny/mini/small); the MosaicBERT ones add ALiBi, GeGLU,
- * unpadded batches and the recipe's training settings from specs/mlm.md,
+ * unpadded batches and the recipe's training settings from the README's text pre-training section,
  * recorded as data for the trainer.
  */
 import { expected } from '../../errors.js';

@@ -68,7 +68,7 @@ export const VIT_PRESETS = {
       imageSize: [224, 224], channels: 3, patch: 16, dim: 768, depth: 12, heads: 12, mlpRatio: 4, cls: true, lnEps: 1e-6,
       decoderDim: 512, decoderDepth: 8, decoderHeads: 16,
     },
-    // MAE's ViT-B recipe (specs/mim.md): blr 1.5e-4, batch 4096, 40 warmup epochs, cosine.
+    // MAE's ViT-B recipe (the README's image pre-training section): blr 1.5e-4, batch 4096, 40 warmup epochs, cosine.
     recipe: { batchSize: 4096, blr: 1.5e-4, betas: [0.9, 0.95], weightDecay: 0.05, epochs: 800, warmupEpochs: 40 },
     describe: 'ViT-B/16 on 224×224 RGB with MAE\'s decoder (512 wide, 8 blocks); a GPU model',
   },

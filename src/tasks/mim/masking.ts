@@ -5,13 +5,13 @@
  * block masks go straight to a uint8 mask, since SimMIM never gathers.
  * Every draw is a pure function of (seed, micro-batch k).
  */
-import { noGrad } from '../autograd/mode.js';
-import { ClozeError } from '../errors.js';
-import { softmax } from '../ops/nn.js';
-import { matmul } from '../ops/linalg.js';
-import { uniformNoise } from '../ops/mim-tokens.js';
-import { Rng } from '../rng.js';
-import { ones, tensor, type Tensor } from '../tensor.js';
+import { noGrad } from '../../autograd/mode.js';
+import { ClozeError } from '../../errors.js';
+import { softmax } from '../../ops/nn.js';
+import { matmul } from '../../ops/linalg.js';
+import { uniformNoise } from '../../ops/mim-tokens.js';
+import { Rng } from '../../rng.js';
+import { ones, tensor, type Tensor } from '../../tensor.js';
 
 /** Independent seed streams for the draws of one micro-batch. */
 export const STREAM = { noise: 1, block: 2, sbam: 3, hpm: 4, augment: 5 } as const;

@@ -6,18 +6,18 @@
  *   whole map and is re-masked, and BatchNorm takes masked statistics. Same results at active sites.
  * With whole images (no mask) the dense path runs unmasked: that is how probes and fine-tuning use the encoder.
  */
-import { LayerNorm, Linear, type InitOptions } from '../nn/layers.js';
-import { Module } from '../nn/module.js';
-import { constant } from '../nn/init.js';
-import type { Parameter } from '../nn/parameter.js';
-import { linear } from '../ops/linalg.js';
-import { reshape } from '../ops/elementwise.js';
-import { layerNorm } from '../ops/nn.js';
-import { applyMask, batchNorm2d, conv2d } from '../ops/conv.js';
-import { toChannelsFirst, toChannelsLast } from '../ops/layout.js';
-import { sparseBatchNorm, sparseConv, sparseDepthwiseConv } from '../ops/sparse.js';
-import { ones, zeros, type Tensor } from '../tensor.js';
-import type { Rng } from '../rng.js';
+import { LayerNorm, Linear, type InitOptions } from '../../nn/layers.js';
+import { Module } from '../../nn/module.js';
+import { constant } from '../../nn/init.js';
+import type { Parameter } from '../../nn/parameter.js';
+import { linear } from '../../ops/linalg.js';
+import { reshape } from '../../ops/elementwise.js';
+import { layerNorm } from '../../ops/nn.js';
+import { applyMask, batchNorm2d, conv2d } from '../../ops/conv.js';
+import { toChannelsFirst, toChannelsLast } from '../../ops/layout.js';
+import { sparseBatchNorm, sparseConv, sparseDepthwiseConv } from '../../ops/sparse.js';
+import { ones, zeros, type Tensor } from '../../tensor.js';
+import type { Rng } from '../../rng.js';
 import { convPadding, type MaskContext } from './mask-context.js';
 
 /** A feature map and its scale: rows [N_s, C] (sparse) or a map [B, C, H_s, W_s] (dense). */

@@ -5,29 +5,23 @@
  * (an Rng seeded per micro-batch), the 80/10/10 draws (Philox) and dropout
  * (Philox with per-site call counters, which the checkpoint carries).
  */
-import { resolveDevice, resolvePrecision, TrainerStream, type DeviceChoice, type Precision } from '../device.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadCheckpoint } from '../checkpoint/checkpoint.js';
-import { loadTokenizer, trainWordPiece, type TextTokenizer } from '../data/tokenizer.js';
-import { openShard, prepareShard } from '../data/prepare.js';
-import { PackedCorpus, type Batch } from '../data/packing.js';
-import { ClozeError } from '../errors.js';
-import { packageRoot } from '../native/loader.js';
-import { AdamW } from '../optim/adamw.js';
-import { BertForMaskedLM } from '../models/bert/model.js';
-import { bertPreset, BERT_PRESETS, type BertPresetName } from '../models/bert/presets.js';
-import type { RunConfig } from './config.js';
-import { dropoutCounters, restoreDropout } from './dropout-state.js';
+import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
+import { openShard, prepareShard } from '../../data/prepare.js';
+import { PackedCorpus } from '../../data/packing.js';
+import { resolveDevice, resolvePrecision, TrainerStream, type DeviceChoice, type Precision } from '../../device.js';
+import { ClozeError } from '../../errors.js';
+import { bertConfigFromHf, hfBertConfig, HF_EXTRA_KEYS } from '../../models/bert/hf-config.js';
+import { BertForMaskedLM } from '../../models/bert/model.js';
+import { bertPreset, type BertPresetName } from '../../models/bert/presets.js';
+import { AdamW } from '../../optim/adamw.js';
+import { dropoutCounters, restoreDropout } from '../../train/dropout-state.js';
+import type { TrainTask } from '../../train/loop.js';
+import type { MlmRunConfig } from './config.js';
+import { BatchCursor, defaultCorpus, makeTokenizer } from './data.js';
 import { evaluateMlm, type EvalResult } from './evaluate.js';
-import { bertConfigFromHf, hfBertConfig, HF_EXTRA_KEYS } from './hf-config.js';
-import type { TrainTask } from './loop.js';
 import { MaskingPlan } from './masking-plan.js';
-
-/** The bundled WordNet corpus (data/corpus/README.md). */
-export function defaultCorpus(): string {
-  return join(packageRoot(), 'data', 'corpus', 'default.txt');
-}
 
 function readJsonFile(path: string): { [key: string]: unknown } {
   if (!existsSync(path)) throw new ClozeError('E_IO', `Expected a config.json at ${path} but received no such file`);
@@ -38,65 +32,8 @@ function readJsonFile(path: string): { [key: string]: unknown } {
   }
 }
 
-/** Recipe values of a BERT preset, used for the fields a caller left unset. */
-export function withMlmRecipe(input: Record<string, unknown>): Record<string, unknown> {
-  const name = (input.preset ?? 'bert-tiny') as BertPresetName;
-  const recipe = BERT_PRESETS[name]?.recipe;
-  if (!recipe) return input;
-  const fromRecipe: Record<string, unknown> = {
-    maskRatio: recipe.maskRatio,
-    lr: recipe.optimizer.lr,
-    betas: recipe.optimizer.betas,
-    eps: recipe.optimizer.eps,
-    weightDecay: recipe.optimizer.weightDecay,
-    warmupRatio: recipe.warmupFraction,
-    minLrRatio: recipe.finalLrFactor,
-    decay: 'linear',
-  };
-  return { ...fromRecipe, ...input };
-}
-
-async function makeTokenizer(cfg: RunConfig, data: string, outDir: string, resumeDir: string | null): Promise<TextTokenizer> {
-  const saved = join(outDir, 'tokenizer.json');
-  if (resumeDir && existsSync(join(resumeDir, 'tokenizer.json'))) return loadTokenizer(join(resumeDir, 'tokenizer.json'));
-  if (cfg.initFrom) {
-    for (const f of ['tokenizer.json', 'vocab.txt']) if (existsSync(join(cfg.initFrom, f))) return loadTokenizer(join(cfg.initFrom, f), { lowercase: cfg.lowercase });
-    throw new ClozeError('E_IO', `Expected tokenizer.json or vocab.txt in ${cfg.initFrom} for initFrom but received neither`);
-  }
-  if (cfg.tokenizer) return loadTokenizer(cfg.tokenizer, { lowercase: cfg.lowercase });
-  if (existsSync(saved)) return loadTokenizer(saved);
-  const tok = await trainWordPiece(data, { vocabSize: cfg.vocabSize, lowercase: cfg.lowercase, mode: cfg.textMode as 'line' | 'paragraph', field: cfg.jsonlField });
-  tok.save(saved);
-  return tok;
-}
-
-/** The micro-batch with global index `k`: epochs follow each other, each in its own seeded order. */
-class BatchCursor {
-  private epoch = -1;
-  private order: Uint32Array = new Uint32Array(0);
-  readonly perEpoch: number;
-  constructor(
-    private readonly corpus: PackedCorpus,
-    private readonly batchSize: number,
-  ) {
-    this.perEpoch = Math.floor(corpus.trainIndices.length / batchSize);
-    if (this.perEpoch === 0) {
-      throw new ClozeError('E_VALUE', `Expected at least batchSize (${batchSize}) training sequences for batchSize but received ${corpus.trainIndices.length}; use a smaller batch or more data`);
-    }
-  }
-  at(k: number): Batch {
-    const epoch = Math.floor(k / this.perEpoch);
-    if (epoch !== this.epoch) {
-      this.epoch = epoch;
-      this.order = this.corpus.trainOrder(epoch);
-    }
-    const first = (k % this.perEpoch) * this.batchSize;
-    return this.corpus.batchOf(this.order.subarray(first, first + this.batchSize));
-  }
-}
-
 /** Builds the MLM task; `resumeDir` is the checkpoint the run continues from, if any. */
-export async function buildMlmTask(cfg: RunConfig, outDir: string, resumeDir: string | null): Promise<TrainTask<EvalResult> & { totalSteps: number }> {
+export async function buildMlmTask(cfg: MlmRunConfig, outDir: string, resumeDir: string | null): Promise<TrainTask<EvalResult> & { totalSteps: number }> {
   const data = cfg.data ?? defaultCorpus();
   const tok = await makeTokenizer(cfg, data, outDir, resumeDir);
   const shard = await prepareShard(data, tok, { cacheDir: outDir, mode: cfg.textMode as 'line' | 'paragraph', field: cfg.jsonlField });

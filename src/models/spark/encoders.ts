@@ -8,10 +8,10 @@
  * - ConvNeXt-style: a 3×3 stem + LayerNorm, then blocks of depthwise 7×7 → LayerNorm → pointwise ×4 →
  *   GELU → pointwise back, plus the input; between stages LayerNorm and a 2×2 stride-2 conv.
  */
-import { Module } from '../nn/module.js';
-import { ModuleList } from '../nn/module-list.js';
-import { add, gelu, relu } from '../ops/elementwise.js';
-import { Rng } from '../rng.js';
+import { Module } from '../../nn/module.js';
+import { ModuleList } from '../../nn/module-list.js';
+import { add, gelu, relu } from '../../ops/elementwise.js';
+import { Rng } from '../../rng.js';
 import type { SparkConfig } from './config.js';
 import type { MaskContext } from './mask-context.js';
 import { SBatchNorm, SConv, SLayerNorm, SPointwise, type Feat } from './layers.js';

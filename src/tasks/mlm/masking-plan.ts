@@ -4,17 +4,17 @@
  * (for unpadded presets) pack the real tokens. Selection and corruption are
  * seeded per micro-batch, so a batch is a pure function of (seed, index).
  */
-import type { Batch, PackedCorpus } from '../data/packing.js';
-import { SPECIAL_TOKENS, type TextTokenizer } from '../data/tokenizer.js';
-import { applyMlmMasking } from '../masking/apply.js';
-import { buildNgramLexicon, selectNgrams, type NgramLexicon } from '../masking/ngram.js';
-import type { MaskSelection } from '../masking/select.js';
-import { selectSpans } from '../masking/span.js';
-import { selectTokens } from '../masking/token.js';
-import { selectWholeWords } from '../masking/whole-word.js';
-import { unpadBatch, type MlmBatch } from '../models/bert/batch.js';
-import { fromTypedArray, type Tensor } from '../tensor.js';
-import type { RunConfig } from './config.js';
+import type { Batch, PackedCorpus } from '../../data/packing.js';
+import { SPECIAL_TOKENS, type TextTokenizer } from '../../data/tokenizer.js';
+import { applyMlmMasking } from '../../masking/apply.js';
+import { buildNgramLexicon, selectNgrams, type NgramLexicon } from '../../masking/ngram.js';
+import type { MaskSelection } from '../../masking/select.js';
+import { selectSpans } from '../../masking/span.js';
+import { selectTokens } from '../../masking/token.js';
+import { selectWholeWords } from '../../masking/whole-word.js';
+import { unpadBatch, type MlmBatch } from '../../models/bert/batch.js';
+import { fromTypedArray, type Tensor } from '../../tensor.js';
+import type { MlmRunConfig } from './config.js';
 
 export interface BuiltBatch {
   batch: MlmBatch;
@@ -33,7 +33,7 @@ export class MaskingPlan {
   private lexicon: NgramLexicon | null = null;
 
   constructor(
-    private readonly cfg: RunConfig,
+    private readonly cfg: Pick<MlmRunConfig, 'maskRatio' | 'masking'>,
     private readonly tok: TextTokenizer,
     private readonly corpus: PackedCorpus,
     private readonly unpadded: boolean,

@@ -1,7 +1,7 @@
 /** Masked-token loss, accuracy and perplexity on the held-out split. */
-import { scope } from '../autograd/mode.js';
-import type { PackedCorpus } from '../data/packing.js';
-import type { BertForMaskedLM } from '../models/bert/model.js';
+import { scope } from '../../autograd/mode.js';
+import type { PackedCorpus } from '../../data/packing.js';
+import type { BertForMaskedLM } from '../../models/bert/model.js';
 import type { MaskingPlan } from './masking-plan.js';
 
 export interface EvalResult {

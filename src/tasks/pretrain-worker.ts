@@ -9,25 +9,26 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { ClozeError, type ErrorCode } from '../errors.js';
 import { packageRoot } from '../native/loader.js';
+import type { ProbeResult } from '../eval/probe.js';
 import type { RunConfig } from './config.js';
-import type { EvalResult } from './evaluate.js';
+import type { EvalResult } from './mlm/evaluate.js';
 import type { PretrainResult, StepInfo } from './pretrain.js';
 
 export interface WorkerHooks {
   signal?: AbortSignal;
   onStep?: (s: StepInfo) => void;
-  onEval?: (e: EvalResult) => void;
+  onEval?: (e: EvalResult | ProbeResult) => void;
 }
 
 type Message =
   | { type: 'step'; data: StepInfo }
-  | { type: 'eval'; data: EvalResult }
+  | { type: 'eval'; data: EvalResult | ProbeResult }
   | { type: 'done'; data: PretrainResult }
   | { type: 'error'; data: { message: string; code?: string } };
 
 export function pretrainInWorker(config: Partial<RunConfig> | Record<string, unknown>, hooks: WorkerHooks = {}): Promise<PretrainResult> {
   // The worker runs compiled JavaScript, from dist/ (built by npm ci / npm run build:ts).
-  const file = join(packageRoot(), 'dist', 'src', 'train', 'worker.js');
+  const file = join(packageRoot(), 'dist', 'src', 'tasks', 'worker.js');
   if (!existsSync(file)) {
     return Promise.reject(new ClozeError('E_IO', `Expected the compiled worker at ${file} for pretrainInWorker but received no such file; run npm run build:ts`));
   }

@@ -4,8 +4,8 @@
  * does not have (ALiBi, GeGLU, pre-LN) are recorded under `cloze_*` keys, and
  * such a directory is not loadable by stock `transformers`.
  */
-import { ClozeError } from '../errors.js';
-import { bertConfig, type BertConfig } from '../models/bert/config.js';
+import { ClozeError } from '../../errors.js';
+import { bertConfig, type BertConfig } from './config.js';
 
 export function hfBertConfig(c: BertConfig): { [key: string]: string | number | boolean | string[] } {
   return {

@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { pretrain } from './pretrain.js';
 
 const port = parentPort;
-if (!port) throw new Error('cloze/train/worker.js runs only as a worker thread');
+if (!port) throw new Error('cloze/tasks/worker.js runs only as a worker thread');
 const ac = new AbortController();
 port.on('message', (m) => {
   if (m === 'abort') ac.abort();

@@ -7,11 +7,11 @@
  * every layer of that scale and by the backward. Create and use it inside one
  * scope(): its tensors live as long as the step.
  */
-import { maskFromScores, uniformNoise } from '../ops/mim-tokens.js';
-import { activeSites, neighbourTable } from '../ops/sparse.js';
-import { upsampleMask } from '../ops/conv.js';
-import { tensor, type Tensor } from '../tensor.js';
-import { scope } from '../autograd/mode.js';
+import { maskFromScores, uniformNoise } from '../../ops/mim-tokens.js';
+import { activeSites, neighbourTable } from '../../ops/sparse.js';
+import { upsampleMask } from '../../ops/conv.js';
+import { tensor, type Tensor } from '../../tensor.js';
+import { scope } from '../../autograd/mode.js';
 
 export type SparkMode = 'sparse' | 'masked-dense';
 

@@ -1,6 +1,6 @@
 /** The MIM part of a run's settings, checked for combinations the field table cannot express. */
-import { ClozeError } from '../errors.js';
-import type { RunConfig } from '../train/config.js';
+import { ClozeError } from '../../errors.js';
+import type { MimRunConfig } from './config.js';
 
 export interface MtoSettings {
   exclusion: boolean;
@@ -28,7 +28,7 @@ export function mtoBlocks(requested: number, depth: number): number {
   return requested < 0 ? Math.max(1, Math.floor(depth / 2)) : Math.min(requested, depth);
 }
 
-export function mimSettings(cfg: RunConfig, depthWithMaskTokens: number, where = 'run settings'): MimSettings {
+export function mimSettings(cfg: MimRunConfig, depthWithMaskTokens: number, where = 'run settings'): MimSettings {
   const bad = (field: string, what: string, got: unknown): never => {
     throw new ClozeError('E_VALUE', `${where}: Expected ${what} for ${field} but received ${JSON.stringify(got)}`);
   };

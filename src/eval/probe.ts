@@ -15,6 +15,7 @@ import { AdamW } from '../optim/adamw.js';
 import { Rng } from '../rng.js';
 import { tensor, type Tensor } from '../tensor.js';
 import type { Parameter } from '../nn/parameter.js';
+import { learningRate } from '../train/schedule.js';
 
 /** What probes and fine-tuning need of an encoder (a ViT, a SparK convnet). */
 export interface FeatureEncoder {
@@ -29,7 +30,6 @@ export interface FeatureEncoder {
   train(on?: boolean): unknown;
   eval(): unknown;
 }
-import { learningRate } from '../train/schedule.js';
 
 export interface Normalisation {
   mean: number[];
@@ -48,6 +48,17 @@ export interface ProbeOptions {
   lr?: number;
   seed: number;
   norm: Normalisation;
+}
+
+/** An image task's evaluation during pre-training: a linear probe of the encoder. */
+export interface ProbeResult {
+  step: number;
+  /** Pre-training epochs completed when probed. */
+  epoch: number;
+  /** Linear-probe top-1 on the test set. */
+  accuracy: number;
+  loss: number;
+  trainAccuracy: number;
 }
 
 export interface ClassifierResult {

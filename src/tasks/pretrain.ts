@@ -1,28 +1,27 @@
 /**
  * `pretrain(config, hooks)`: masked-modeling pre-training end to end. The
- * task (`mlm` for BERT-style text, `mim` for ViTs on images) supplies the data,
- * model and loss; the loop (loop.ts) is shared: schedule, checkpoints, exact
- * resume, abort and the non-finite-loss stop.
+ * task, picked from the table (registry.ts), supplies the data, model, loss
+ * and evaluation; the loop (src/train/loop.ts) is shared: schedule,
+ * checkpoints, exact resume, abort and the non-finite-loss stop.
  */
-import { describeDevice, resolveDevice, type DeviceChoice } from '../device.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { latestCheckpoint } from '../checkpoint/checkpoint.js';
+import { describeDevice, resolveDevice, type DeviceChoice } from '../device.js';
 import { ClozeError } from '../errors.js';
+import type { ProbeResult } from '../eval/probe.js';
 import { setNumThreads } from '../runtime.js';
+import { resumeTask, runLoop, type StepInfo, type TaskEval } from '../train/loop.js';
+import { MetricsLog } from '../train/metrics.js';
+import { Progress } from '../train/progress.js';
 import { resolveConfig, type RunConfig } from './config.js';
-import type { EvalResult } from './evaluate.js';
-import { resumeTask, runLoop, type StepInfo, type TaskEval, type TrainTask } from './loop.js';
-import { MetricsLog } from './metrics.js';
-import { buildMlmTask, withMlmRecipe } from './mlm-task.js';
-import { buildMimTask, withMimRecipe, type ProbeResult } from '../mim/task.js';
-import { buildSparkTask, withSparkRecipe } from '../spark/task.js';
-import { Progress } from './progress.js';
+import type { EvalResult } from './mlm/evaluate.js';
+import { TASKS } from './registry.js';
 
-export type { EvalResult } from './evaluate.js';
-export type { StepInfo } from './loop.js';
-export type { ProbeResult } from '../mim/task.js';
-export { defaultCorpus } from './mlm-task.js';
+// The types of pretrain()'s hooks and result.
+export type { EvalResult } from './mlm/evaluate.js';
+export type { ProbeResult } from '../eval/probe.js';
+export type { StepInfo } from '../train/loop.js';
 
 export interface PretrainHooks {
   /** Aborting saves a checkpoint and returns with `stopped: 'aborted'`. */
@@ -47,9 +46,8 @@ export interface PretrainResult {
 export function resolveRun(input: Partial<RunConfig> | Record<string, unknown>, where = 'options'): RunConfig {
   const raw = input as Record<string, unknown>;
   // Validate what was given before the recipe adds to it, so errors name the caller's fields.
-  resolveConfig(raw, where);
-  const recipe = raw.task === 'mim' ? withMimRecipe : raw.task === 'spark' ? withSparkRecipe : withMlmRecipe;
-  return resolveConfig(recipe(raw), where);
+  const task = TASKS[resolveConfig(raw, where).task as keyof typeof TASKS];
+  return resolveConfig(task.recipe(raw), where);
 }
 
 /** Pre-trains an encoder with masked modeling; see RUN_FIELDS for the options. */
@@ -64,20 +62,14 @@ export async function pretrain(
   if (cfg.resume && !resumeDir) throw new ClozeError('E_IO', `Expected a checkpoint in ${outDir} for resume but received none`);
   const progress = hooks.output === null ? null : new Progress(hooks.output ?? process.stderr, cfg.logEvery);
   const device = resolveDevice(cfg.device as DeviceChoice);
-  if (device === 'cuda' && cfg.task !== 'mlm') {
-    // The kernels exist on cuda, but these tasks still build their per-step index tensors on the host and have not been run on a GPU.
-    if (cfg.device === 'cuda') throw new ClozeError('E_DEVICE', `Expected task 'mlm' for device 'cuda' but received task '${cfg.task}' (mim and spark train on the CPU for now)`);
+  const entry = TASKS[cfg.task as keyof typeof TASKS];
+  if (device === 'cuda' && !entry.devices.includes('cuda')) {
+    if (cfg.device === 'cuda') throw new ClozeError('E_DEVICE', `Expected a task that trains on cuda (${Object.entries(TASKS).filter(([, t]) => t.devices.includes('cuda')).map(([n]) => n).join(', ')}) for device 'cuda' but received task '${cfg.task}' (it trains on the CPU for now)`);
     cfg.device = 'cpu';
   }
   progress?.note(`device ${describeDevice(cfg.device === 'cpu' ? 'cpu' : device)}`);
 
-  const task = (cfg.task === 'mim'
-    ? await buildMimTask(cfg, outDir, resumeDir, progress)
-    : cfg.task === 'spark'
-      ? await buildSparkTask(cfg, outDir, resumeDir, progress)
-      : await buildMlmTask(cfg, outDir, resumeDir)) as TrainTask<TaskEval> & {
-    totalSteps: number;
-  };
+  const task = await entry.build(cfg, outDir, resumeDir, progress);
   try {
     let startStep = 0;
     if (resumeDir) {

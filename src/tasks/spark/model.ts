@@ -1,22 +1,22 @@
 /**
- * SparK (specs/spark.md): a convnet encoder that sees only the visible cells
+ * SparK (the README's SparK section): a convnet encoder that sees only the visible cells
  * of a coarse mask — truly sparse (`sparse`, ours) or simulated with re-masked
  * dense ops (`masked-dense`, the official way) — then densify, the light
  * decoder, and the per-patch normalised MSE on masked cells, one patch per
  * coarse cell.
  */
-import { Module } from '../nn/module.js';
-import { maskedPatchLoss } from '../ops/mim-loss.js';
-import { patchify } from '../ops/mim-tokens.js';
-import { applyMask, globalAvgPool } from '../ops/conv.js';
-import { toSparse } from '../ops/sparse.js';
-import { tensor, type Tensor } from '../tensor.js';
-import { expected } from '../errors.js';
-import { checkSparkConfig, downsample, type SparkConfig } from './config.js';
-import { SparkDecoder } from './decoder.js';
-import { sparkEncoder, type SparkEncoder } from './encoders.js';
-import type { Feat } from './layers.js';
-import { MaskContext, sparkCoarseMask, type SparkMode } from './mask-context.js';
+import { Module } from '../../nn/module.js';
+import { maskedPatchLoss } from '../../ops/mim-loss.js';
+import { patchify } from '../../ops/mim-tokens.js';
+import { applyMask, globalAvgPool } from '../../ops/conv.js';
+import { toSparse } from '../../ops/sparse.js';
+import { tensor, type Tensor } from '../../tensor.js';
+import { expected } from '../../errors.js';
+import { checkSparkConfig, downsample, type SparkConfig } from '../../models/spark/config.js';
+import { SparkDecoder } from '../../models/spark/decoder.js';
+import { sparkEncoder, type SparkEncoder } from '../../models/spark/encoders.js';
+import type { Feat } from '../../models/spark/layers.js';
+import { MaskContext, sparkCoarseMask, type SparkMode } from '../../models/spark/mask-context.js';
 
 export interface SparkSettings {
   mode: SparkMode;

@@ -3,27 +3,27 @@
  * micro-batch with its parts.
  * - MAE: encoder on visible patches, MaeDecoder to pixels, normalised-pixel MSE on masked patches.
  * - SimMIM: the mask token replaces masked embeddings at the encoder input, a linear head, L1 on masked pixels.
- * - MTO (ours, specs/mim.md), in the blocks that see mask tokens: exclusion through the fused
+ * - MTO (ours, the README's image pre-training section), in the blocks that see mask tokens: exclusion through the fused
  *   attention's flags, the data-singularity loss (maskedCosine) and the masked queries' attention entropy.
  * - SBAM and HPM only change MAE's selection; HPM adds a loss-predicting decoder, its ranking loss
  *   and an EMA teacher, which lives in this module (so checkpoints carry it) but not in the optimizer.
  */
-import { noGrad } from '../autograd/mode.js';
-import { Linear } from '../nn/layers.js';
-import { Module } from '../nn/module.js';
-import { truncNormal } from '../nn/init.js';
-import type { Parameter } from '../nn/parameter.js';
-import { add, reshape, scale, sum } from '../ops/elementwise.js';
-import { maskedCosine, maskedPatchLoss, rankingLoss } from '../ops/mim-loss.js';
-import { assembleTokens, maskFromScores, restoreIndex } from '../ops/mim-tokens.js';
-import { emaUpdate } from '../optim/ema.js';
-import { Rng } from '../rng.js';
-import { tensor, type Tensor } from '../tensor.js';
-import { xavierLinear } from '../models/vit/block.js';
-import { gridOf, type VitConfig } from '../models/vit/config.js';
-import { dropClsIndex, MaeDecoder } from '../models/vit/decoder.js';
-import { VitEncoder } from '../models/vit/encoder.js';
-import type { BlockPlan, StackOutput } from '../models/vit/stack.js';
+import { noGrad } from '../../autograd/mode.js';
+import { Linear } from '../../nn/layers.js';
+import { Module } from '../../nn/module.js';
+import { truncNormal } from '../../nn/init.js';
+import type { Parameter } from '../../nn/parameter.js';
+import { add, reshape, scale, sum } from '../../ops/elementwise.js';
+import { maskedCosine, maskedPatchLoss, rankingLoss } from '../../ops/mim-loss.js';
+import { assembleTokens, maskFromScores, restoreIndex } from '../../ops/mim-tokens.js';
+import { emaUpdate } from '../../optim/ema.js';
+import { Rng } from '../../rng.js';
+import { tensor, type Tensor } from '../../tensor.js';
+import { xavierLinear } from '../../models/vit/block.js';
+import { gridOf, type VitConfig } from '../../models/vit/config.js';
+import { dropClsIndex, MaeDecoder } from '../../models/vit/decoder.js';
+import { VitEncoder } from '../../models/vit/encoder.js';
+import type { BlockPlan, StackOutput } from '../../models/vit/stack.js';
 import { blockMask, hpmScores, keepCount, randomScores, sbamScores } from './masking.js';
 import { emaDecay, type MimSettings } from './settings.js';
 

@@ -8,15 +8,15 @@
  * ConvTranspose(k4, s2) → conv3×3-BN-ReLU → conv3×3-BN. A 1×1 conv gives pixels.
  * (SparK uses ReLU6 in the block; we use ReLU: the activation range is the only difference.)
  */
-import { Module } from '../nn/module.js';
-import { ModuleList } from '../nn/module-list.js';
-import { constant, truncNormal } from '../nn/init.js';
-import type { Parameter } from '../nn/parameter.js';
-import { add, relu } from '../ops/elementwise.js';
-import { batchNorm2d, conv2d, convTranspose2d } from '../ops/conv.js';
-import { toDense, toSparse } from '../ops/sparse.js';
-import { Rng } from '../rng.js';
-import { ones, zeros, type Tensor } from '../tensor.js';
+import { Module } from '../../nn/module.js';
+import { ModuleList } from '../../nn/module-list.js';
+import { constant, truncNormal } from '../../nn/init.js';
+import type { Parameter } from '../../nn/parameter.js';
+import { add, relu } from '../../ops/elementwise.js';
+import { batchNorm2d, conv2d, convTranspose2d } from '../../ops/conv.js';
+import { toDense, toSparse } from '../../ops/sparse.js';
+import { Rng } from '../../rng.js';
+import { ones, zeros, type Tensor } from '../../tensor.js';
 import type { SparkConfig } from './config.js';
 import { SBatchNorm, SLayerNorm, type Feat } from './layers.js';
 import type { MaskContext } from './mask-context.js';

@@ -4,7 +4,7 @@
  * and the light hierarchical decoder's widths. Widths are small so that the
  * CPU can pre-train them; `--scale`-style growth is a matter of presets.
  */
-import { ClozeError } from '../errors.js';
+import { ClozeError } from '../../errors.js';
 
 export interface SparkConfig {
   arch: 'resnet' | 'convnext';

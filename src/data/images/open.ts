@@ -1,13 +1,14 @@
 /**
- * The images of a MIM run: a directory of IDX files (MNIST / Fashion-MNIST
+ * The images of an image task's run (mim, spark): a directory of IDX files (MNIST / Fashion-MNIST
  * layout: train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], and the
  * t10k-* test pair) or of images in class subfolders under train/ and test/ (or
  * val/). The default is Debian's Fashion-MNIST.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ClozeError } from '../errors.js';
-import { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, loadIdxPair, loadImageFolder, subset, type ImageSet } from '../data/images/index.js';
+import { ClozeError } from '../../errors.js';
+import { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, loadIdxPair, subset, type ImageSet } from './dataset.js';
+import { loadImageFolder } from './folder.js';
 
 
 export interface ImageData {

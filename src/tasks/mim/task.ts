@@ -1,0 +1,93 @@
+/**
+ * The MIM task of the shared training loop: images → augmentation → the
+ * method's masking and loss → AdamW, with linear probes at fixed epoch
+ * intervals as the evaluation. Checkpoints carry the ViT config and the
+ * method settings in config.json, so `cloze eval` and resume rebuild the model
+ * from the directory alone.
+ */
+import type { JsonValue } from '../../checkpoint/checkpoint.js';
+import { ClozeError } from '../../errors.js';
+import { linearProbe, type ProbeResult } from '../../eval/probe.js';
+import type { TrainTask } from '../../train/loop.js';
+import { epochPlan } from '../../train/epochs.js';
+import { setupImageTraining } from '../../train/image-setup.js';
+import type { Progress } from '../../train/progress.js';
+import type { MimRunConfig } from './config.js';
+import { loadMimData, modelConfigFor, type MimRunParts } from './data.js';
+import { MimModel } from './model.js';
+import { mimSettings } from './settings.js';
+
+/** Settings that define the method: a resumed run must keep them. */
+const METHOD_FIELDS = [
+  'method', 'imageMasking', 'maskRatio', 'maskPatch', 'normPixLoss', 'mto', 'mtoExclusion', 'mtoBlocks', 'mtoSingularityWeight',
+  'mtoSingularityBlocks', 'mtoEntropyWeight', 'sbamDelta', 'sbamThreshold', 'hpmWeight', 'hpmEmaStart', 'hpmEmaEnd', 'hpmEmaEpochs', 'seed',
+] as const satisfies ReadonlyArray<keyof MimRunConfig>;
+
+
+export async function buildMimTask(
+  cfg: MimRunConfig, outDir: string, resumeDir: string | null, progress: Progress | null,
+): Promise<TrainTask<ProbeResult> & { totalSteps: number; perEpoch: number; mim: MimModel; parts: MimRunParts }> {
+  const config = modelConfigFor(cfg, resumeDir);
+  const parts = await loadMimData(cfg, config);
+  const settings = mimSettings(cfg, cfg.method === 'mae' ? config.decoderDepth : config.depth);
+  const { batcher, model, optimizer } = setupImageTraining(cfg, resumeDir, parts.data.train, parts.norm, config.imageSize, {
+    build: () => new MimModel(config, settings, cfg.seed),
+    trained: (m) => m.trainableParameters(),
+    // A checkpoint without HPM's teacher: start the teacher from the loaded student, not from random weights.
+    afterInit: (m, init) => {
+      if (!Object.keys(init.model).some((k) => k.startsWith('teacher.'))) m.syncTeacher();
+    },
+  });
+  const perEpoch = batcher.perEpoch;
+  const { totalSteps, totalEpochs, epochAt, shouldProbe } = epochPlan(cfg, perEpoch);
+  progress?.note(
+    `mim: ${cfg.method}${cfg.mto ? '+mto' : ''}, masking ${settings.masking} ${settings.maskRatio}, preset ${cfg.preset}, ` +
+      `${parts.data.train.n} training images (${perEpoch} steps/epoch), ${model.trainableParameters().reduce((a, p) => a + p.size, 0)} trained parameters`,
+  );
+  const configJson: { [key: string]: JsonValue } = {
+    model_type: 'cloze-mim',
+    vit: JSON.parse(JSON.stringify(config)),
+    method: cfg.method,
+    mto: cfg.mto,
+    image_masking: settings.masking,
+    norm: { mean: parts.norm.mean, std: parts.norm.std },
+  };
+
+  return {
+    model,
+    mim: model,
+    parts,
+    optimizer,
+    unit: 'img',
+    name: 'MIM',
+    totalSteps,
+    perEpoch,
+    microBatch(k) {
+      const b = batcher.batch(k);
+      const r = model.loss(b.images, { k, epoch: k / perEpoch, epochs: totalEpochs });
+      return { loss: r.loss, units: b.images.shape[0]!, parts: { ...r.parts, maskRatio: r.maskRatio } };
+    },
+    afterStep: (step) => model.updateTeacher(epochAt(step)),
+    shouldEvaluate: shouldProbe,
+    evaluate(step) {
+      const r = linearProbe(model.encoder, parts.probeTrain, parts.data.test, { epochs: cfg.probeEpochs, seed: cfg.seed, norm: parts.norm });
+      return { step, epoch: Math.round(epochAt(step) * 1000) / 1000, accuracy: r.accuracy, loss: r.loss, trainAccuracy: r.trainAccuracy };
+    },
+    describe: (e) => `probe at epoch ${e.epoch} (step ${e.step}): top-1 ${(100 * e.accuracy).toFixed(2)}%  loss ${e.loss.toFixed(4)}  train top-1 ${(100 * e.trainAccuracy).toFixed(2)}%`,
+    checkpoint: () => ({ config: configJson }),
+    restore(ck) {
+      // Exact resume needs the same method: refuse settings that differ from the run being resumed.
+      const saved = (ck.extra.run ?? {}) as Record<string, unknown>;
+      for (const f of METHOD_FIELDS) {
+        if (f in saved && JSON.stringify(saved[f]) !== JSON.stringify(cfg[f])) {
+          throw new ClozeError('E_VALUE', `Expected ${f} ${JSON.stringify(saved[f])} (the setting of the run in ${ck.dir}) for resume but received ${JSON.stringify(cfg[f])}`);
+        }
+      }
+    },
+    dispose() {
+      batcher.dispose();
+      optimizer.dispose();
+      model.dispose();
+    },
+  };
+}

@@ -1,0 +1,42 @@
+/**
+ * The mlm section of the run settings (text, tokenizer, masking, held-out
+ * evaluation), and the recipe a BERT preset brings for the shared fields a
+ * caller left unset.
+ */
+import { BERT_PRESETS, type BertPresetName } from '../../models/bert/presets.js';
+import type { ConfigOf, ConfigSection, Fields, SharedConfig } from '../../train/config.js';
+
+export const MLM_FIELDS = {
+  textMode: { kind: 'string', default: 'line', choices: ['line', 'paragraph'], describe: 'Text files: one document per line, or blank-line-separated paragraphs' },
+  jsonlField: { kind: 'string', default: 'text', describe: 'JSONL field holding the text' },
+  tokenizer: { kind: 'string?', default: null, describe: 'tokenizer.json or vocab.txt to load (default: train WordPiece on the corpus)' },
+  vocabSize: { kind: 'integer', default: 8000, min: 6, max: 30000, describe: 'WordPiece vocabulary size when training one' },
+  lowercase: { kind: 'boolean', default: true, describe: 'Lowercase text when training a tokenizer' },
+  maxLength: { kind: 'integer', default: 128, min: 8, max: 65536, describe: 'Sequence length, [CLS] and [SEP] included' },
+  evalFraction: { kind: 'number', default: 0.05, min: 0, max: 0.5, describe: 'Share of sequences held out for evaluation' },
+  masking: { kind: 'string', default: 'token', choices: ['token', 'whole-word', 'span', 'ngram'], describe: 'Selection strategy' },
+  evalEvery: { kind: 'integer', default: 200, min: 1, describe: 'Evaluate every N steps' },
+  evalBatches: { kind: 'integer', default: 20, min: 1, describe: 'Batches per evaluation' },
+} as const satisfies Fields;
+
+export const MLM_SECTION: ConfigSection<typeof MLM_FIELDS> = { title: 'Text (task mlm)', tasks: ['mlm'], fields: MLM_FIELDS };
+
+export type MlmRunConfig = SharedConfig & ConfigOf<typeof MLM_FIELDS>;
+
+/** Recipe values of a BERT preset, used for the fields a caller left unset. */
+export function withMlmRecipe(input: Record<string, unknown>): Record<string, unknown> {
+  const name = (input.preset ?? 'bert-tiny') as BertPresetName;
+  const recipe = BERT_PRESETS[name]?.recipe;
+  if (!recipe) return input;
+  const fromRecipe: Record<string, unknown> = {
+    maskRatio: recipe.maskRatio,
+    lr: recipe.optimizer.lr,
+    betas: recipe.optimizer.betas,
+    eps: recipe.optimizer.eps,
+    weightDecay: recipe.optimizer.weightDecay,
+    warmupRatio: recipe.warmupFraction,
+    minLrRatio: recipe.finalLrFactor,
+    decay: 'linear',
+  };
+  return { ...fromRecipe, ...input };
+}

@@ -1,0 +1,78 @@
+/**
+ * `cloze eval` on an MLM checkpoint: masked-token loss, accuracy and
+ * perplexity on a corpus. With the run's own corpus it scores the run's
+ * held-out split; with another corpus, all of it.
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { latestCheckpoint, loadCheckpoint } from '../../checkpoint/checkpoint.js';
+import { PackedCorpus } from '../../data/packing.js';
+import { openShard, prepareShard } from '../../data/prepare.js';
+import { loadTokenizer } from '../../data/tokenizer.js';
+import { ClozeError } from '../../errors.js';
+import { bertConfigFromHf, HF_EXTRA_KEYS } from '../../models/bert/hf-config.js';
+import { BertForMaskedLM } from '../../models/bert/model.js';
+import { resolveSection, SHARED_FIELDS } from '../../train/config.js';
+import { MLM_FIELDS } from './config.js';
+import { defaultCorpus } from './data.js';
+import { evaluateMlm, type EvalResult } from './evaluate.js';
+import { MaskingPlan } from './masking-plan.js';
+
+export interface MlmEvalOptions {
+  /** A checkpoint directory, or a run directory (its latest checkpoint). */
+  checkpoint: string;
+  data?: string;
+  batchSize?: number;
+  maxBatches?: number;
+  maskRatio?: number;
+}
+
+export async function evaluateMlmCheckpoint(o: MlmEvalOptions): Promise<EvalResult & { split: 'eval' | 'all'; checkpoint: string }> {
+  const dir = existsSync(join(o.checkpoint, 'model.safetensors')) ? o.checkpoint : latestCheckpoint(o.checkpoint);
+  if (!dir) throw new ClozeError('E_IO', `Expected a checkpoint directory or a run directory with checkpoints for checkpoint but received ${o.checkpoint}`);
+  const ck = loadCheckpoint(dir);
+  const cache = mkdtempSync(join(tmpdir(), 'cloze-eval-'));
+  try {
+    const model = new BertForMaskedLM(bertConfigFromHf(ck.config, join(dir, 'config.json')));
+    model.loadStateDict(Object.fromEntries(Object.entries(ck.model).filter(([k]) => !HF_EXTRA_KEYS.has(k))));
+    const tokFile = ['tokenizer.json', 'vocab.txt'].map((f) => join(dir, f)).find((f) => existsSync(f));
+    if (!tokFile) throw new ClozeError('E_IO', `Expected tokenizer.json or vocab.txt in ${dir} for checkpoint but received neither`);
+    const tok = await loadTokenizer(tokFile);
+    // The run's settings, when the checkpoint is one of ours.
+    const run = (ck.extra.run ?? {}) as Record<string, unknown>;
+    const runData = typeof run.data === 'string' ? resolve(run.data) : defaultCorpus();
+    const data = o.data ?? runData;
+    const split = resolve(data) === runData ? 'eval' : 'all';
+    const given = {
+      ...Object.fromEntries(Object.entries(run).filter(([k]) => ['textMode', 'jsonlField', 'maxLength', 'evalFraction', 'seed', 'masking', 'maskRatio', 'batchSize'].includes(k))),
+      ...(o.maskRatio !== undefined ? { maskRatio: o.maskRatio } : {}),
+      ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
+    };
+    const where = `${dir} (trainer_state.json)`;
+    const cfg = { ...resolveSection(SHARED_FIELDS, given, where), ...resolveSection(MLM_FIELDS, given, where) };
+    const shard = await prepareShard(data, tok, { cacheDir: cache, mode: cfg.textMode as 'line' | 'paragraph', field: cfg.jsonlField });
+    const corpus = new PackedCorpus(openShard(shard.path), { clsId: tok.clsId, sepId: tok.sepId, padId: tok.padId }, {
+      maxLength: cfg.maxLength,
+      evalFraction: split === 'eval' ? cfg.evalFraction : 0,
+      seed: cfg.seed,
+    });
+    const plan = new MaskingPlan(cfg, tok, corpus, false);
+    const r = evaluateMlm(model, corpus, plan, {
+      seed: cfg.seed, batchSize: cfg.batchSize, maxBatches: o.maxBatches ?? Number.MAX_SAFE_INTEGER, step: ck.step ?? 0,
+      split: split === 'eval' ? 'eval' : 'train',
+    });
+    model.dispose();
+    return { ...r, split, checkpoint: dir };
+  } finally {
+    ck.dispose();
+    rmSync(cache, { recursive: true, force: true });
+  }
+}
+
+/** For `cloze eval --json`: the result as one JSON line. */
+export function formatMlmEval(r: Awaited<ReturnType<typeof evaluateMlmCheckpoint>>, json: boolean): string {
+  if (json) return JSON.stringify(r);
+  return `${r.checkpoint} (step ${r.step}), ${r.split === 'eval' ? 'held-out split' : 'whole corpus'}: ` +
+    `loss ${r.loss.toFixed(4)}, accuracy ${(100 * r.accuracy).toFixed(2)}%, perplexity ${r.perplexity.toFixed(2)}, ${r.maskedTokens} masked tokens`;
+}

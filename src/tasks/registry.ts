@@ -1,0 +1,69 @@
+/**
+ * The one table of tasks: what `cloze pretrain --task` and `cloze eval`
+ * choose from. Each entry names the task's recipe (the preset's values for
+ * unset fields), its builder for the shared loop, the devices it trains on,
+ * and, for checkpoints it wrote (by config.json's model_type), how to open
+ * their encoder for scoring. Adding a task is a folder under src/tasks and a
+ * row here.
+ */
+import type { LoadedCheckpoint } from '../checkpoint/checkpoint.js';
+import type { Device } from '../native/types.js';
+import type { EncoderUnderTest } from '../eval/encoder-score.js';
+import type { TaskEval, TrainTask } from '../train/loop.js';
+import type { Progress } from '../train/progress.js';
+import type { RunConfig, TaskName } from './config.js';
+import { withMimRecipe } from './mim/config.js';
+import { openMimEncoder } from './mim/evaluate.js';
+import { buildMimTask } from './mim/task.js';
+import { withMlmRecipe } from './mlm/config.js';
+import { buildMlmTask } from './mlm/task.js';
+import { withSparkRecipe } from './spark/config.js';
+import { openSparkEncoder } from './spark/evaluate.js';
+import { buildSparkTask } from './spark/task.js';
+
+export interface TaskEntry {
+  /** For --help and messages. */
+  describe: string;
+  /** The preset's recipe for the fields a caller left unset. */
+  recipe(input: Record<string, unknown>): Record<string, unknown>;
+  build(cfg: RunConfig, outDir: string, resumeDir: string | null, progress: Progress | null): Promise<TrainTask<TaskEval> & { totalSteps: number }>;
+  /** Devices it trains on. */
+  devices: readonly Device[];
+  /** config.json model_type of its checkpoints. */
+  modelType: string;
+  /** Image tasks: the encoder of a checkpoint (or an untrained one) with its scoring data. */
+  openEncoder?(cfg: RunConfig, ck: LoadedCheckpoint | null): Promise<EncoderUnderTest>;
+}
+
+export const TASKS: Record<TaskName, TaskEntry> = {
+  mlm: {
+    describe: 'masked language modeling (BERT-style text)',
+    recipe: withMlmRecipe,
+    build: (cfg, outDir, resumeDir) => buildMlmTask(cfg, outDir, resumeDir),
+    devices: ['cpu', 'cuda'],
+    modelType: 'bert',
+  },
+  mim: {
+    describe: 'masked image modeling (ViT on images: MAE, SimMIM, MTO, SBAM, HPM)',
+    recipe: withMimRecipe,
+    build: buildMimTask,
+    // The kernels exist on cuda, but the task still builds its per-step index tensors on the host and has not run on a GPU.
+    devices: ['cpu'],
+    modelType: 'cloze-mim',
+    openEncoder: openMimEncoder,
+  },
+  spark: {
+    describe: 'SparK (sparse masked modeling for convnets)',
+    recipe: withSparkRecipe,
+    build: buildSparkTask,
+    devices: ['cpu'],
+    modelType: 'cloze-spark',
+    openEncoder: openSparkEncoder,
+  },
+};
+
+/** The task whose checkpoints carry this config.json model_type, if any. */
+export function taskOfModelType(modelType: string | null): TaskName | null {
+  const hit = (Object.entries(TASKS) as Array<[TaskName, TaskEntry]>).find(([, t]) => t.modelType === modelType);
+  return hit ? hit[0] : null;
+}
