@@ -28,8 +28,6 @@ namespace {
 
 constexpr int64_t kMaxGeom = INT64_C(1) << 20;  // strides, paddings and factors beyond this are mistakes
 
-Napi::Value null_or(const ArgReader& a, bool cond, const Napi::Object& o) { return cond ? Napi::Value(o) : a.env().Null(); }
-
 // The buffer of a tensor a binding allocated.
 template <typename T>
 T* out(const Napi::Object& o) { return NTensor::Unwrap(o)->ptr<T>(); }

@@ -37,7 +37,6 @@ constexpr int64_t kMaxI32 = (int64_t(1) << 31) - 1;
 constexpr int64_t kMaxKernel = 63;
 
 std::string s(int64_t v) { return std::to_string(v); }
-Napi::Value null_or(const ArgReader& a, bool cond, const Napi::Object& o) { return cond ? Napi::Value(o) : a.env().Null(); }
 Napi::Array triple(const ArgReader& a, Napi::Value x, Napi::Value y, Napi::Value z) {
   Napi::Array r = Napi::Array::New(a.env(), 3);
   r.Set(0u, x);

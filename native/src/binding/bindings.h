@@ -8,7 +8,11 @@ namespace cloze {
 void register_tensor(Napi::Env env, Napi::Object exports);
 void register_linalg(Napi::Env env, Napi::Object exports);
 void register_elementwise(Napi::Env env, Napi::Object exports);
-void register_nn(Napi::Env env, Napi::Object exports);
+void register_dropout(Napi::Env env, Napi::Object exports);
+void register_layernorm(Napi::Env env, Napi::Object exports);
+void register_softmax(Napi::Env env, Napi::Object exports);
+void register_cross_entropy(Napi::Env env, Napi::Object exports);
+void register_embedding(Napi::Env env, Napi::Object exports);
 void register_linear_ce(Napi::Env env, Napi::Object exports);
 void register_attention(Napi::Env env, Napi::Object exports);
 void register_optim(Napi::Env env, Napi::Object exports);
