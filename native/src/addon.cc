@@ -26,6 +26,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   cloze::register_mim_loss(env, exports);
   cloze::register_image_aug(env, exports);
   cloze::register_conv(env, exports);
+  cloze::register_batchnorm(env, exports);
+  cloze::register_pool(env, exports);
   cloze::register_sparse(env, exports);
   cloze::register_layout(env, exports);
   cloze::register_bench(env, exports);

@@ -62,6 +62,14 @@ Napi::Object scalar_tensor(const ArgReader& a, DType dt, double v);
 // { loss: 0-d mean over `count` rows (0 when none), lse, count }: what the cross-entropy forwards return.
 Napi::Object loss_result(const ArgReader& a, DType dt, double total, int64_t count, const Napi::Object& lse);
 
+// The buffer of a tensor a binding allocated.
+template <typename T>
+T* out(const Napi::Object& o) { return NTensor::Unwrap(o)->ptr<T>(); }
+
+// The buffer of an optional tensor argument, or null.
+template <typename T>
+T* ptr_or_null(NTensor* t) { return t ? t->ptr<T>() : nullptr; }
+
 // o when cond, else null: an output (a gradient) that was not asked for.
 inline Napi::Value null_or(const ArgReader& a, bool cond, const Napi::Object& o) { return cond ? Napi::Value(o) : a.env().Null(); }
 

@@ -147,14 +147,6 @@ std::shared_ptr<Storage> inverse_of(const ArgReader& a, NTensor* nbr, int64_t N,
   return inv;
 }
 
-// The buffer of an optional tensor argument, or null.
-template <typename T>
-T* ptr_or_null(NTensor* t) { return t ? t->ptr<T>() : nullptr; }
-
-// The buffer of an output a binding allocated.
-template <typename T>
-T* out(const Napi::Object& o) { return NTensor::Unwrap(o)->ptr<T>(); }
-
 // The gradients of input, weight and bias: read from three needX/needW/needB
 // arguments; those not asked for stay unallocated and come back as null.
 struct Grads {

@@ -22,6 +22,8 @@ void register_mim_tokens(Napi::Env env, Napi::Object exports);
 void register_mim_loss(Napi::Env env, Napi::Object exports);
 void register_image_aug(Napi::Env env, Napi::Object exports);
 void register_conv(Napi::Env env, Napi::Object exports);
+void register_batchnorm(Napi::Env env, Napi::Object exports);
+void register_pool(Napi::Env env, Napi::Object exports);
 void register_sparse(Napi::Env env, Napi::Object exports);
 void register_layout(Napi::Env env, Napi::Object exports);
 void register_bench(Napi::Env env, Napi::Object exports);
