@@ -28,7 +28,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   cloze::register_conv(env, exports);
   cloze::register_batchnorm(env, exports);
   cloze::register_pool(env, exports);
-  cloze::register_sparse(env, exports);
+  cloze::register_sparse_rulebook(env, exports);
+  cloze::register_sparse_conv(env, exports);
+  cloze::register_sparse_norm_pool(env, exports);
   cloze::register_layout(env, exports);
   cloze::register_bench(env, exports);
   return exports;

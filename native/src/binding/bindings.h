@@ -24,7 +24,9 @@ void register_image_aug(Napi::Env env, Napi::Object exports);
 void register_conv(Napi::Env env, Napi::Object exports);
 void register_batchnorm(Napi::Env env, Napi::Object exports);
 void register_pool(Napi::Env env, Napi::Object exports);
-void register_sparse(Napi::Env env, Napi::Object exports);
+void register_sparse_rulebook(Napi::Env env, Napi::Object exports);
+void register_sparse_conv(Napi::Env env, Napi::Object exports);
+void register_sparse_norm_pool(Napi::Env env, Napi::Object exports);
 void register_layout(Napi::Env env, Napi::Object exports);
 void register_bench(Napi::Env env, Napi::Object exports);
 }  // namespace cloze
