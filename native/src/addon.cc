@@ -12,7 +12,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   cloze::register_tensor(env, exports);
   cloze::register_linalg(env, exports);
   cloze::register_elementwise(env, exports);
-  cloze::register_nn(env, exports);
+  cloze::register_dropout(env, exports);
+  cloze::register_layernorm(env, exports);
+  cloze::register_softmax(env, exports);
+  cloze::register_cross_entropy(env, exports);
+  cloze::register_embedding(env, exports);
   cloze::register_linear_ce(env, exports);
   cloze::register_attention(env, exports);
   cloze::register_optim(env, exports);
@@ -22,7 +26,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   cloze::register_mim_loss(env, exports);
   cloze::register_image_aug(env, exports);
   cloze::register_conv(env, exports);
-  cloze::register_sparse(env, exports);
+  cloze::register_batchnorm(env, exports);
+  cloze::register_pool(env, exports);
+  cloze::register_sparse_rulebook(env, exports);
+  cloze::register_sparse_conv(env, exports);
+  cloze::register_sparse_norm_pool(env, exports);
   cloze::register_layout(env, exports);
   cloze::register_bench(env, exports);
   return exports;

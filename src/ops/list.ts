@@ -61,9 +61,9 @@ export const OP_FAMILIES = {
     { forward: 'embedding', backward: 'embeddingBackward', ts: 'embedding', cpu: ['embedding_forward_cpu', 'embedding_backward_cpu'], cuda: ['embedding_forward_cuda', 'embedding_backward_cuda'] },
   ],
   linalg: [
-    // CPU kernel names are settled by the native move (the GEMM itself is core/blas; these are the op-level kernels).
-    { forward: 'matmul', backward: 'matmulBackward', ts: 'matmul', cpu: ['matmul_forward_cpu', 'matmul_backward_cpu'], cuda: ['gemm_cuda'] },
-    { forward: 'linear', backward: 'linearBackward', ts: 'linear', cpu: ['linear_forward_cpu', 'linear_backward_cpu'], cuda: ['bias_rows_cuda', 'colsum_cuda'] },
+    // The op-level kernels around the GEMM (core/blas.h on the CPU, gemm_cuda in cuda/gemm_cublaslt.cu on CUDA).
+    { forward: 'matmul', backward: 'matmulBackward', ts: 'matmul', cpu: ['matmul_forward_cpu', 'matmul_backward_cpu'], cuda: ['matmul_forward_cuda', 'matmul_backward_cuda'] },
+    { forward: 'linear', backward: 'linearBackward', ts: 'linear', cpu: ['linear_forward_cpu', 'linear_backward_cpu'], cuda: ['linear_forward_cuda', 'linear_backward_cuda'] },
   ],
   linear_ce: [
     { forward: 'linearCrossEntropy', backward: 'linearCrossEntropyBackward', ts: 'linearCrossEntropy', cpu: ['linear_ce_forward_cpu', 'linear_ce_backward_cpu'], cuda: ['linear_ce_forward_cuda', 'linear_ce_backward_cuda'] },

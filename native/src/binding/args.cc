@@ -215,6 +215,36 @@ Napi::Object loss_result(const ArgReader& a, DType dt, double total, int64_t cou
   return res;
 }
 
+const int32_t* checked_indices(const ArgReader& a, NTensor* t, const char* name, int64_t hi, bool allow_special,
+                               int32_t special, std::vector<int32_t>* buf) {
+  a.want_dtype(t, DType::I32, name);
+  const int32_t* p = t->ptr<int32_t>();
+  if (t->on_cuda()) {
+    buf->resize(static_cast<size_t>(t->numel()));
+#ifdef CLOZE_CUDA
+    cuda::copy(buf->data(), false, t->raw(), true, t->nbytes(), a.op);
+#endif
+    p = buf->data();
+  }
+  for (int64_t i = 0; i < t->numel(); i++) {
+    if (allow_special && p[i] == special) continue;
+    if (p[i] < 0 || p[i] >= hi)
+      fail(ErrCode::Index, a.op,
+           expected("indices in [0, " + std::to_string(hi) + ")" +
+                        (allow_special ? " or the ignore index " + std::to_string(special) : std::string()),
+                    name, std::to_string(p[i]) + " at position " + std::to_string(i)));
+  }
+  return p;
+}
+
+DType stat_dtype(const NTensor* x) { return x->on_cuda() ? DType::F32 : x->dtype(); }
+void want_stat_dtype(const ArgReader& a, const NTensor* x, const NTensor* s, const char* name) {
+  if (x->on_cuda())
+    a.want_dtype(s, DType::F32, name);
+  else
+    a.want_same_dtype(x, s, name);
+}
+
 Napi::Value guarded(const Napi::CallbackInfo& info, const char* op,
                     const std::function<Napi::Value(const ArgReader&)>& body) {
   Napi::Env env = info.Env();

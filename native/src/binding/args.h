@@ -62,6 +62,30 @@ Napi::Object scalar_tensor(const ArgReader& a, DType dt, double v);
 // { loss: 0-d mean over `count` rows (0 when none), lse, count }: what the cross-entropy forwards return.
 Napi::Object loss_result(const ArgReader& a, DType dt, double total, int64_t count, const Napi::Object& lse);
 
+// The buffer of a tensor a binding allocated.
+template <typename T>
+T* out(const Napi::Object& o) { return NTensor::Unwrap(o)->ptr<T>(); }
+
+// The buffer of an optional tensor argument, or null.
+template <typename T>
+T* ptr_or_null(NTensor* t) { return t ? t->ptr<T>() : nullptr; }
+
+// o when cond, else null: an output (a gradient) that was not asked for.
+inline Napi::Value null_or(const ArgReader& a, bool cond, const Napi::Object& o) { return cond ? Napi::Value(o) : a.env().Null(); }
+
+// Validates int32 indices in [lo, hi) (or == allowed) and returns them as
+// host memory. A cuda tensor's indices are first copied to *buf: a small
+// device→host copy that waits for the stream, the price of reporting a bad
+// index as an error here instead of a fault inside a kernel.
+const int32_t* checked_indices(const ArgReader& a, NTensor* t, const char* name, int64_t hi, bool allow_special,
+                               int32_t special, std::vector<int32_t>* buf);
+
+// The dtype of saved statistics (LayerNorm mean/rstd, cross-entropy lse): the
+// input's on the CPU, float32 on CUDA (see stat_t in core/dtype.h).
+DType stat_dtype(const NTensor* x);
+// Checks a saved statistic s of the input x against stat_dtype(x).
+void want_stat_dtype(const ArgReader& a, const NTensor* x, const NTensor* s, const char* name);
+
 // Runs a binding body, turning C++ exceptions into JS errors with code and op.
 Napi::Value guarded(const Napi::CallbackInfo& info, const char* op,
                     const std::function<Napi::Value(const ArgReader&)>& body);

@@ -1,9 +1,6 @@
-// matmul and linear, forward and backward, on BLAS (or the built-in GEMM);
-// on CUDA through cuBLASLt (gemm_cuda) with small kernels for the bias
-// broadcast and the bias gradient (cuda/linalg.h).
-#include "../core/blas.h"
-#include "../cuda/linalg.h"
-#include "../ops/elementwise.h"
+// matmul and linear bindings: shape checks, then the kernels of ops/linalg.h
+// (the CPU's BLAS or built-in GEMM, cuBLASLt on CUDA).
+#include "../ops/linalg.h"
 #include "bindings.h"
 
 namespace cloze {
@@ -43,53 +40,20 @@ MatDims matmul_dims(const ArgReader& a, const NTensor* A, const NTensor* B, bool
   return d;
 }
 
-enum class Impl { Auto, Builtin, Blas };
-
-template <typename T, typename Dev>
-void run_gemm(Impl impl, const GemmParams& p) {
-  if constexpr (Dev::cuda) {
-    (void)impl;  // only 'auto' reaches here on cuda (impl_arg)
-    gemm_cuda<T>(p);
-  } else if (impl == Impl::Builtin)
-    gemm_builtin<T>(p);
-  else if (impl == Impl::Blas)
-    gemm_blas<T>(p);
-  else
-    gemm<T>(p);
-}
-
-GemmParams gp(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, const void* B,
-              int64_t ldb, void* C, int64_t ldc, double beta) {
-  GemmParams p;
-  p.trans_a = ta;
-  p.trans_b = tb;
-  p.M = M;
-  p.N = N;
-  p.K = K;
-  p.A = A;
-  p.lda = lda;
-  p.B = B;
-  p.ldb = ldb;
-  p.C = C;
-  p.ldc = ldc;
-  p.beta = beta;
-  return p;
-}
-
-Impl impl_arg(const ArgReader& a, size_t i) {
+GemmImpl impl_arg(const ArgReader& a, size_t i) {
   Napi::Value v = a.info[i];
-  if (v.IsUndefined() || v.IsNull()) return Impl::Auto;
+  if (v.IsUndefined() || v.IsNull()) return GemmImpl::Auto;
   const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
-  if (s == "auto") return Impl::Auto;
-  if (s == "builtin") return Impl::Builtin;
-  if (s == "blas") return Impl::Blas;
+  if (s == "auto") return GemmImpl::Auto;
+  if (s == "builtin") return GemmImpl::Builtin;
+  if (s == "blas") return GemmImpl::Blas;
   a.bad(ErrCode::Value, "'auto', 'builtin' or 'blas'", "impl", a.describe(v));
 }
 
 // On cuda only 'auto' (cuBLASLt) exists: the BLAS/built-in choice is a CPU matter.
-Impl impl_arg_for(const ArgReader& a, size_t i) {
-  const Impl impl = impl_arg(a, i);
-  if (a.on_cuda() && impl != Impl::Auto)
+GemmImpl impl_arg_for(const ArgReader& a, size_t i) {
+  const GemmImpl impl = impl_arg(a, i);
+  if (a.on_cuda() && impl != GemmImpl::Auto)
     a.bad(ErrCode::Value, "'auto' (on cuda every GEMM runs through cuBLASLt; 'builtin' and 'blas' are cpu-only)",
           "impl", a.describe(a.info[i]));
   return impl;
@@ -98,6 +62,25 @@ Impl impl_arg_for(const ArgReader& a, size_t i) {
 // Same as before on the CPU (zero-filled); on cuda the GEMM or kernel writes every element.
 Napi::Object out_tensor(const ArgReader& a, DType dt, const std::vector<int64_t>& shape) {
   return a.alloc(dt, shape, !a.on_cuda());
+}
+
+template <typename T>
+MatmulParams<T> matmul_params(const MatDims& d, bool ta, bool tb, const NTensor* A, const NTensor* B) {
+  MatmulParams<T> p;
+  p.batch = d.batch;
+  p.M = d.M;
+  p.N = d.N;
+  p.K = d.K;
+  p.a_rows = d.a_rows;
+  p.a_cols = d.a_cols;
+  p.b_rows = d.b_rows;
+  p.b_cols = d.b_cols;
+  p.trans_a = ta;
+  p.trans_b = tb;
+  p.b_broadcast = d.b_broadcast;
+  p.a = A->ptr<T>();
+  p.b = B->ptr<T>();
+  return p;
 }
 
 }  // namespace
@@ -111,7 +94,7 @@ void register_linalg(Napi::Env env, Napi::Object exports) {
     a.want_float(A, "a");
     a.want_same_dtype(A, B, "b");
     const bool ta = a.boolean(2, "transA"), tb = a.boolean(3, "transB");
-    const Impl impl = impl_arg_for(a, 4);
+    const GemmImpl impl = impl_arg_for(a, 4);
     const MatDims d = matmul_dims(a, A, B, ta, tb);
     std::vector<int64_t> os = d.batch_shape;
     os.push_back(d.M);
@@ -120,17 +103,10 @@ void register_linalg(Napi::Env env, Napi::Object exports) {
     NTensor* C = NTensor::Unwrap(out);
     dispatch(a, A, [&](auto t, auto dev) {
       using T = decltype(t);
-      using Dev = decltype(dev);
-      if (d.b_broadcast && !ta) {  // one big GEMM over the flattened batch
-        run_gemm<T, Dev>(impl, gp(false, tb, d.batch * d.M, d.N, d.K, A->ptr<T>(), d.a_cols, B->ptr<T>(), d.b_cols,
-                                C->ptr<T>(), d.N, 0.0));
-        return 0;
-      }
-      for (int64_t i = 0; i < d.batch; i++) {
-        const T* bp = B->ptr<T>() + (d.b_broadcast ? 0 : i * d.b_rows * d.b_cols);
-        run_gemm<T, Dev>(impl, gp(ta, tb, d.M, d.N, d.K, A->ptr<T>() + i * d.a_rows * d.a_cols, d.a_cols, bp, d.b_cols,
-                                C->ptr<T>() + i * d.M * d.N, d.N, 0.0));
-      }
+      MatmulParams<T> p = matmul_params<T>(d, ta, tb, A, B);
+      p.impl = impl;
+      p.c = C->ptr<T>();
+      CLOZE_KERNEL(dev, matmul_forward, p);
       return 0;
     });
     return out;
@@ -169,47 +145,11 @@ void register_linalg(Napi::Env env, Napi::Object exports) {
     }
     dispatch(a, A, [&](auto t, auto dev) {
       using T = decltype(t);
-      using Dev = decltype(dev);
-      const auto mm = [&](const GemmParams& p) { run_gemm<T, Dev>(Impl::Auto, p); };
-      bool flat_a = false, flat_b = false;
-      if constexpr (Dev::cuda) {
-        // A 2-D b shared by a non-transposed batched a: the batch flattens into
-        // the rows, so dA is one GEMM and dB one GEMM summing over batch·M in
-        // fp32 (the CPU loop below accumulates per batch entry instead; on cuda
-        // that would round a bf16 dB once per entry).
-        if (d.b_broadcast && !ta) {
-          const int64_t R = d.batch * d.M;
-          if (dA) mm(gp(false, !tb, R, d.K, d.N, G->ptr<T>(), d.N, B->ptr<T>(), d.b_cols, dA->ptr<T>(), d.K, 0.0));
-          if (dB) {
-            if (!tb)
-              mm(gp(true, false, d.K, d.N, R, A->ptr<T>(), d.a_cols, G->ptr<T>(), d.N, dB->ptr<T>(), d.N, 0.0));
-            else
-              mm(gp(true, false, d.N, d.K, R, G->ptr<T>(), d.N, A->ptr<T>(), d.a_cols, dB->ptr<T>(), d.K, 0.0));
-          }
-          flat_a = flat_b = true;
-        }
-      }
-      for (int64_t i = 0; i < d.batch && !(flat_a && flat_b); i++) {
-        const T* ap = A->ptr<T>() + i * d.a_rows * d.a_cols;
-        const int64_t boff = d.b_broadcast ? 0 : i * d.b_rows * d.b_cols;
-        const T* bp = B->ptr<T>() + boff;
-        const T* g = G->ptr<T>() + i * d.M * d.N;
-        if (dA) {
-          T* out = dA->ptr<T>() + i * d.a_rows * d.a_cols;
-          if (!ta)  // dA[M,K] = dC·op(B)ᵀ
-            mm(gp(false, !tb, d.M, d.K, d.N, g, d.N, bp, d.b_cols, out, d.K, 0.0));
-          else  // dA[K,M] = op(B)·dCᵀ
-            mm(gp(tb, true, d.K, d.M, d.N, bp, d.b_cols, g, d.N, out, d.M, 0.0));
-        }
-        if (dB) {
-          T* out = dB->ptr<T>() + boff;
-          const double beta = d.b_broadcast && i > 0 ? 1.0 : 0.0;  // a shared b sums over the batch
-          if (!tb)  // dB[K,N] = op(A)ᵀ·dC
-            mm(gp(!ta, false, d.K, d.N, d.M, ap, d.a_cols, g, d.N, out, d.N, beta));
-          else  // dB[N,K] = dCᵀ·op(A)
-            mm(gp(true, ta, d.N, d.K, d.M, g, d.N, ap, d.a_cols, out, d.K, beta));
-        }
-      }
+      MatmulParams<T> p = matmul_params<T>(d, ta, tb, A, B);
+      p.dc = G->ptr<T>();
+      p.da = dA ? dA->ptr<T>() : nullptr;
+      p.db = dB ? dB->ptr<T>() : nullptr;
+      CLOZE_KERNEL(dev, matmul_backward, p);
       return 0;
     });
     return res;
@@ -239,15 +179,15 @@ void register_linalg(Napi::Env env, Napi::Object exports) {
     NTensor* Y = NTensor::Unwrap(out);
     dispatch(a, X, [&](auto t, auto dev) {
       using T = decltype(t);
-      using Dev = decltype(dev);
-      T* y = Y->ptr<T>();
-      if (Bi) {  // start from the bias and let the GEMM accumulate (beta = 1)
-        if constexpr (Dev::cuda)
-          bias_rows_cuda<T>(y, N, Bi->ptr<T>(), R, N, a.op);
-        else
-          for (int64_t r = 0; r < R; r++) std::copy(Bi->ptr<T>(), Bi->ptr<T>() + N, y + r * N);
-      }
-      run_gemm<T, Dev>(Impl::Auto, gp(false, true, R, N, K, X->ptr<T>(), K, W->ptr<T>(), K, y, N, Bi ? 1.0 : 0.0));
+      LinearParams<T> p;
+      p.R = R;
+      p.K = K;
+      p.N = N;
+      p.x = X->ptr<T>();
+      p.w = W->ptr<T>();
+      p.bias = Bi ? Bi->ptr<T>() : nullptr;
+      p.y = Y->ptr<T>();
+      CLOZE_KERNEL(dev, linear_forward, p);
       return 0;
     });
     return out;
@@ -282,23 +222,17 @@ void register_linalg(Napi::Env env, Napi::Object exports) {
     }
     dispatch(a, X, [&](auto t, auto dev) {
       using T = decltype(t);
-      using Dev = decltype(dev);
-      const T* g = G->ptr<T>();
-      const auto mm = [&](const GemmParams& p) { run_gemm<T, Dev>(Impl::Auto, p); };
-      if (outs[0]) mm(gp(false, false, R, K, N, g, N, W->ptr<T>(), K, outs[0]->ptr<T>(), K, 0.0));
-      if (outs[1]) mm(gp(true, false, N, K, R, g, N, X->ptr<T>(), K, outs[1]->ptr<T>(), K, 0.0));
-      if (outs[2]) {
-        if constexpr (Dev::cuda) {
-          colsum_cuda<T>(g, R, N, outs[2]->ptr<T>(), a.op);
-        } else {
-          EltParams<T> p;
-          p.n = R * N;
-          p.cols = N;
-          p.a = g;
-          p.out = outs[2]->ptr<T>();
-          sum_rows_cpu<T>(p);
-        }
-      }
+      LinearParams<T> p;
+      p.R = R;
+      p.K = K;
+      p.N = N;
+      p.x = X->ptr<T>();
+      p.w = W->ptr<T>();
+      p.dy = G->ptr<T>();
+      p.dx = outs[0] ? outs[0]->ptr<T>() : nullptr;
+      p.dw = outs[1] ? outs[1]->ptr<T>() : nullptr;
+      p.dbias = outs[2] ? outs[2]->ptr<T>() : nullptr;
+      CLOZE_KERNEL(dev, linear_backward, p);
       return 0;
     });
     return res;

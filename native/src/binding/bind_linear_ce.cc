@@ -76,8 +76,6 @@ LinearCEParams<T> params(const LceDims& d, NTensor* h, NTensor* w, NTensor* b, N
   return p;
 }
 
-Napi::Value null_or(const ArgReader& a, bool cond, const Napi::Object& o) { return cond ? Napi::Value(o) : a.env().Null(); }
-
 }  // namespace
 
 void register_linear_ce(Napi::Env env, Napi::Object exports) {

@@ -8,7 +8,11 @@ namespace cloze {
 void register_tensor(Napi::Env env, Napi::Object exports);
 void register_linalg(Napi::Env env, Napi::Object exports);
 void register_elementwise(Napi::Env env, Napi::Object exports);
-void register_nn(Napi::Env env, Napi::Object exports);
+void register_dropout(Napi::Env env, Napi::Object exports);
+void register_layernorm(Napi::Env env, Napi::Object exports);
+void register_softmax(Napi::Env env, Napi::Object exports);
+void register_cross_entropy(Napi::Env env, Napi::Object exports);
+void register_embedding(Napi::Env env, Napi::Object exports);
 void register_linear_ce(Napi::Env env, Napi::Object exports);
 void register_attention(Napi::Env env, Napi::Object exports);
 void register_optim(Napi::Env env, Napi::Object exports);
@@ -18,7 +22,11 @@ void register_mim_tokens(Napi::Env env, Napi::Object exports);
 void register_mim_loss(Napi::Env env, Napi::Object exports);
 void register_image_aug(Napi::Env env, Napi::Object exports);
 void register_conv(Napi::Env env, Napi::Object exports);
-void register_sparse(Napi::Env env, Napi::Object exports);
+void register_batchnorm(Napi::Env env, Napi::Object exports);
+void register_pool(Napi::Env env, Napi::Object exports);
+void register_sparse_rulebook(Napi::Env env, Napi::Object exports);
+void register_sparse_conv(Napi::Env env, Napi::Object exports);
+void register_sparse_norm_pool(Napi::Env env, Napi::Object exports);
 void register_layout(Napi::Env env, Napi::Object exports);
 void register_bench(Napi::Env env, Napi::Object exports);
 }  // namespace cloze

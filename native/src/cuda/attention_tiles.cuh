@@ -1,5 +1,5 @@
-// Shared pieces of the fused attention kernels (attention_fwd.cu,
-// attention_bwd.cu): tile sizes, shared-memory layouts, tile loads, the
+// Shared pieces of the fused attention kernels (attention.cu,
+// attention_backward.cu): tile sizes, shared-memory layouts, tile loads, the
 // logit function (every mask option, the same order as the CPU kernel's
 // finish_logits), and one matrix-product routine over shared-memory tiles.
 //

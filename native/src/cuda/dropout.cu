@@ -1,9 +1,9 @@
 // Dropout on the device with the CPU's mask: element i keeps when lane i%4 of
 // Philox4x32(seed, counter = (step, i/4)) maps to a uniform ≥ p, exactly as
-// ops/nn.cc draws it, so a run can move between backends and a test can
+// ops/dropout.cc draws it, so a run can move between backends and a test can
 // compare masks bit for bit.
 #include "../core/philox.h"
-#include "../ops/nn.h"
+#include "../ops/dropout.h"
 #include "common.cuh"
 
 namespace cloze {

@@ -10,7 +10,7 @@
 #include <numeric>
 #include <vector>
 
-#include "../ops/nn.h"
+#include "../ops/embedding.h"
 #include "common.cuh"
 
 namespace cloze {

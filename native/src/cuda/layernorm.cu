@@ -2,7 +2,7 @@
 // per row, two passes over the row (mean, then the centred variance) in fp32;
 // mean and rstd are saved as float32 for every input dtype. Backward: dx per
 // row from Σg and Σg·x̂; dw and db as fixed-order column sums (colsum.cuh).
-#include "../ops/nn.h"
+#include "../ops/layernorm.h"
 #include "colsum.cuh"
 #include "common.cuh"
 #include "rows.cuh"

@@ -8,10 +8,10 @@
 #include <type_traits>
 
 #include "../core/blas.h"
+#include "../ops/linalg.h"
 #include "../ops/linear_ce.h"
 #include "common.cuh"
 #include "device_temp.h"
-#include "linalg.h"
 
 namespace cloze {
 namespace cuda {

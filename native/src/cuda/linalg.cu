@@ -1,8 +1,9 @@
-// Bias broadcast and deterministic column sums for matmul/linear and the
-// fused MLM head (see linalg.h).
+// matmul and linear on the device: their GEMMs through cuBLASLt (gemm_cuda),
+// plus the bias broadcast and the deterministic column sums that linear and
+// the fused MLM head (linear_ce.cu) use (see ops/linalg.h).
+#include "../ops/linalg.h"
 #include "common.cuh"
 #include "device_temp.h"
-#include "linalg.h"
 
 namespace cloze {
 namespace cuda {
@@ -87,5 +88,44 @@ template void bias_rows_cuda<float>(float*, int64_t, const float*, int64_t, int6
 template void bias_rows_cuda<bf16>(bf16*, int64_t, const bf16*, int64_t, int64_t, const char*);
 template void colsum_cuda<float>(const float*, int64_t, int64_t, float*, const char*);
 template void colsum_cuda<bf16>(const bf16*, int64_t, int64_t, bf16*, const char*);
+
+template <typename T>
+void matmul_forward_cuda(const MatmulParams<T>& p) {
+  linalg::matmul_forward(p, gemm_cuda<T>);
+}
+
+template <typename T>
+void matmul_backward_cuda(const MatmulParams<T>& p) {
+  // A 2-D b shared by a non-transposed batched a: the batch flattens into
+  // the rows, so dA is one GEMM and dB one GEMM summing over batch·M in
+  // fp32 (the CPU loop accumulates per batch entry instead; on cuda
+  // that would round a bf16 dB once per entry).
+  linalg::matmul_backward(p, gemm_cuda<T>, true);
+}
+
+template <typename T>
+void linear_forward_cuda(const LinearParams<T>& p) {
+  const int64_t R = p.R, K = p.K, N = p.N;
+  if (p.bias)  // start from the bias and let the GEMM accumulate (beta = 1)
+    bias_rows_cuda<T>(p.y, N, p.bias, R, N, "linear");
+  gemm_cuda<T>(linalg::gemm_params(false, true, R, N, K, p.x, K, p.w, K, p.y, N, p.bias ? 1.0 : 0.0));
+}
+
+template <typename T>
+void linear_backward_cuda(const LinearParams<T>& p) {
+  const int64_t R = p.R, K = p.K, N = p.N;
+  if (p.dx) gemm_cuda<T>(linalg::gemm_params(false, false, R, K, N, p.dy, N, p.w, K, p.dx, K, 0.0));
+  if (p.dw) gemm_cuda<T>(linalg::gemm_params(true, false, N, K, R, p.dy, N, p.x, K, p.dw, K, 0.0));
+  if (p.dbias) colsum_cuda<T>(p.dy, R, N, p.dbias, "linearBackward");
+}
+
+#define CLOZE_INST(T)                                                  \
+  template void matmul_forward_cuda<T>(const MatmulParams<T>&);       \
+  template void matmul_backward_cuda<T>(const MatmulParams<T>&);      \
+  template void linear_forward_cuda<T>(const LinearParams<T>&);       \
+  template void linear_backward_cuda<T>(const LinearParams<T>&);
+CLOZE_INST(float)
+CLOZE_INST(bf16)
+#undef CLOZE_INST
 
 }  // namespace cloze

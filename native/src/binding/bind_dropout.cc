@@ -1,0 +1,35 @@
+// Dropout binding.
+#include "../ops/dropout.h"
+#include "bindings.h"
+
+namespace cloze {
+
+void register_dropout(Napi::Env env, Napi::Object exports) {
+  (void)env;
+  // dropout(x, p, seed, step): the same call applies the mask to the gradient in backward.
+  CLOZE_EXPORT(exports, "dropout", [](const ArgReader& a) -> Napi::Value {
+    NTensor* x = a.tensor(0, "input");
+    a.want_float(x, "input");
+    const double prob = a.number(1, "p");
+    if (!(prob >= 0 && prob <= 1)) a.bad(ErrCode::Value, "a probability in [0, 1]", "p", a.describe(a.info[1]));
+    const int64_t seed = a.integer(2, "seed", 0, (int64_t(1) << 53));
+    const int64_t step = a.integer(3, "step", 0, (int64_t(1) << 53));
+    Napi::Object out = a.alloc(x->dtype(), x->shape(), false);
+    NTensor* o = NTensor::Unwrap(out);
+    dispatch(a, x, [&](auto t, auto dev) {
+      using T = decltype(t);
+      DropoutParams<T> p;
+      p.n = x->numel();
+      p.p = prob;
+      p.seed = static_cast<uint64_t>(seed);
+      p.step = static_cast<uint64_t>(step);
+      p.x = x->ptr<T>();
+      p.out = o->ptr<T>();
+      CLOZE_KERNEL(dev, dropout_apply, p);
+      return 0;
+    });
+    return out;
+  });
+}
+
+}  // namespace cloze

@@ -1,0 +1,29 @@
+#include "dropout.h"
+
+#include "../core/philox.h"
+#include "../core/threadpool.h"
+
+namespace cloze {
+
+template <typename T>
+void dropout_apply_cpu(const DropoutParams<T>& p) {
+  const float drop = static_cast<float>(p.p);
+  const T keep_scale = p.p >= 1.0 ? T(0) : static_cast<T>(1.0 / (1.0 - p.p));
+  // One Philox call yields four uniforms: element i uses lane i%4 of block i/4.
+  const int64_t blocks = (p.n + 3) / 4;
+  parallel_range(blocks, 4096, [&](int64_t b, int64_t e) {
+    for (int64_t blk = b; blk < e; blk++) {
+      const Philox4 r = philox4x32(p.seed, p.step, static_cast<uint64_t>(blk));
+      for (int l = 0; l < 4; l++) {
+        const int64_t i = blk * 4 + l;
+        if (i >= p.n) break;
+        p.out[i] = philox_uniform(r.v[l]) >= drop ? p.x[i] * keep_scale : T(0);
+      }
+    }
+  });
+}
+
+template void dropout_apply_cpu<float>(const DropoutParams<float>&);
+template void dropout_apply_cpu<double>(const DropoutParams<double>&);
+
+}  // namespace cloze

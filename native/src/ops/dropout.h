@@ -1,0 +1,21 @@
+// Dropout: one function for forward and backward, the keep mask drawn from
+// Philox(seed, step, i) so that the backward (the same call on the gradient)
+// and the CUDA kernel reproduce it exactly.
+#pragma once
+#include <cstdint>
+
+namespace cloze {
+
+template <typename T>
+struct DropoutParams {
+  int64_t n = 0;
+  double p = 0;            // drop probability
+  uint64_t seed = 0, step = 0;
+  const T* x = nullptr;    // forward input, or the upstream gradient in backward
+  T* out = nullptr;
+};
+// Same function for forward and backward: out = x·keep/(1−p), keep from Philox(seed, step, i).
+template <typename T> void dropout_apply_cpu(const DropoutParams<T>& p);
+template <typename T> void dropout_apply_cuda(const DropoutParams<T>& p);  // the CPU's mask, bit for bit
+
+}  // namespace cloze
