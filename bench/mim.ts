@@ -16,7 +16,7 @@ import { vitPreset } from '../src/models/vit/config.js';
 import { MimModel } from '../src/mim/model.js';
 import { mimSettings } from '../src/mim/settings.js';
 import { keepCount, randomScores } from '../src/mim/masking.js';
-import { assembleTokens, maskFromScores } from '../src/ops/mim-tokens.js';
+import { assembleTokens, maskFromScores } from '../src/ops/mim_tokens.js';
 import { resolveConfig } from '../src/train/config.js';
 import { intList, positiveInt } from './lib/args.js';
 import { ContentionMeter, describeContention } from './lib/contention.js';

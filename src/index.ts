@@ -10,7 +10,7 @@ export {
 export { matmul, linear, type MatmulOptions } from './ops/linalg.js';
 export { add, mul, scale, biasAdd, sum, mean, gelu, geglu, relu, dropout, reshape, type DropoutOptions } from './ops/elementwise.js';
 export { layerNorm, softmax, crossEntropy, embedding, argmax, type CrossEntropyOptions } from './ops/nn.js';
-export { linearCrossEntropy, type LinearCrossEntropyOptions } from './ops/linear-ce.js';
+export { linearCrossEntropy, type LinearCrossEntropyOptions } from './ops/linear_ce.js';
 export { attention, alibiSlopes, type AttentionOptions, type AttentionResult } from './ops/attention.js';
 export { Module } from './nn/module.js';
 export { Parameter } from './nn/parameter.js';
@@ -44,10 +44,10 @@ export { pretrainInWorker, type WorkerHooks } from './train/pretrain-worker.js';
 export { resolveConfig, loadRunConfig, RUN_FIELDS, type RunConfig } from './train/config.js';
 export {
   maskFromScores, uniformNoise, assembleTokens, restoreIndex, patchify, unpatchify, tokenMean, type TokenMask,
-} from './ops/mim-tokens.js';
+} from './ops/mim_tokens.js';
 export {
   maskedPatchLoss, maskedCosine, rankingLoss, type PatchLossKind, type MaskedPatchLossOptions, type MaskedPatchLossResult,
-} from './ops/mim-loss.js';
+} from './ops/mim_loss.js';
 export { emaUpdate, EmaTeacher } from './optim/ema.js';
 export * from './data/images/index.js';
 export { VitEncoder } from './models/vit/encoder.js';

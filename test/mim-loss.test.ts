@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { backward, Rng, scope, setNumThreads, runtimeInfo, tensor, type DType, type Tensor } from '../src/index.js';
 import { native } from '../src/native/loader.js';
-import { maskedCosine, maskedPatchLoss, rankingLoss, type PatchLossKind } from '../src/ops/mim-loss.js';
+import { maskedCosine, maskedPatchLoss, rankingLoss, type PatchLossKind } from '../src/ops/mim_loss.js';
 import { gradcheck, randLeaf } from './helpers/gradcheck.js';
 import { assertClose, tolFor } from './helpers/tolerance.js';
 

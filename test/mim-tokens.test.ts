@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { backward, Rng, runtimeInfo, scope, setNumThreads, tensor, type DType, type Tensor } from '../src/index.js';
 import {
   assembleTokens, maskFromScores, patchify, restoreIndex, tokenMean, uniformNoise, unpatchify,
-} from '../src/ops/mim-tokens.js';
+} from '../src/ops/mim_tokens.js';
 import { native } from '../src/native/loader.js';
 import { gradcheck, randLeaf } from './helpers/gradcheck.js';
 import { assertClose, tolFor } from './helpers/tolerance.js';

@@ -6,8 +6,8 @@
  * coarse cell.
  */
 import { Module } from '../nn/module.js';
-import { maskedPatchLoss } from '../ops/mim-loss.js';
-import { patchify } from '../ops/mim-tokens.js';
+import { maskedPatchLoss } from '../ops/mim_loss.js';
+import { patchify } from '../ops/mim_tokens.js';
 import { applyMask, globalAvgPool } from '../ops/conv.js';
 import { toSparse } from '../ops/sparse.js';
 import { tensor, type Tensor } from '../tensor.js';

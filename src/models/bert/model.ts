@@ -10,7 +10,7 @@ import { expected } from '../../errors.js';
 import { alibiSlopes } from '../../ops/attention.js';
 import { add, gelu, reshape } from '../../ops/elementwise.js';
 import { linear } from '../../ops/linalg.js';
-import { linearCrossEntropy } from '../../ops/linear-ce.js';
+import { linearCrossEntropy } from '../../ops/linear_ce.js';
 import { argmax, embedding } from '../../ops/nn.js';
 import { Dropout, Embedding, LayerNorm, Linear, type InitOptions } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
