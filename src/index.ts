@@ -9,7 +9,10 @@ export {
 } from './runtime.js';
 export { matmul, linear, type MatmulOptions } from './ops/linalg.js';
 export { add, mul, scale, biasAdd, sum, mean, gelu, geglu, relu, dropout, reshape, type DropoutOptions } from './ops/elementwise.js';
-export { layerNorm, softmax, crossEntropy, embedding, argmax, type CrossEntropyOptions } from './ops/nn.js';
+export { layerNorm } from './ops/layernorm.js';
+export { softmax } from './ops/softmax.js';
+export { crossEntropy, argmax, type CrossEntropyOptions } from './ops/cross_entropy.js';
+export { embedding } from './ops/embedding.js';
 export { linearCrossEntropy, type LinearCrossEntropyOptions } from './ops/linear_ce.js';
 export { attention, alibiSlopes, type AttentionOptions, type AttentionResult } from './ops/attention.js';
 export { Module } from './nn/module.js';

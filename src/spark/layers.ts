@@ -12,7 +12,7 @@ import { constant } from '../nn/init.js';
 import type { Parameter } from '../nn/parameter.js';
 import { linear } from '../ops/linalg.js';
 import { reshape } from '../ops/elementwise.js';
-import { layerNorm } from '../ops/nn.js';
+import { layerNorm } from '../ops/layernorm.js';
 import { applyMask, batchNorm2d, conv2d } from '../ops/conv.js';
 import { toChannelsFirst, toChannelsLast } from '../ops/layout.js';
 import { sparseBatchNorm, sparseConv, sparseDepthwiseConv } from '../ops/sparse.js';
