@@ -1,5 +1,5 @@
 /** Basic layers: Linear, LayerNorm, Embedding, Dropout. Weights named as in PyTorch/HF. */
-import { dropout } from '../ops/elementwise.js';
+import { dropout } from '../ops/dropout.js';
 import { linear } from '../ops/linalg.js';
 import { embedding } from '../ops/embedding.js';
 import { layerNorm } from '../ops/layernorm.js';
