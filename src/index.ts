@@ -66,10 +66,11 @@ export type { ProbeResult } from './mim/task.js';
 export { evaluateMimCheckpoint, type MimEvalResult } from './commands/eval-mim.js';
 export { runMimSuite, SUITE_METHODS, type SuiteOptions, type SuiteResult } from './commands/bench-mim.js';
 export * from './report/index.js';
+export { conv2d, convTranspose2d, type Conv2dOptions } from './ops/conv.js';
+export { batchNorm2d, type BatchNorm2dOptions } from './ops/batchnorm.js';
 export {
-  conv2d, convTranspose2d, batchNorm2d, maxPool2d, avgPool2d, globalAvgPool, applyMask, upsampleMask,
-  type Conv2dOptions, type BatchNorm2dOptions, type Pool2dOptions, type AvgPool2dOptions,
-} from './ops/conv.js';
+  maxPool2d, avgPool2d, globalAvgPool, applyMask, upsampleMask, type Pool2dOptions, type AvgPool2dOptions,
+} from './ops/pool.js';
 export {
   activeSites, neighbourTable, sparseConv, sparseDepthwiseConv, sparseBatchNorm, sparseMaxPool, toDense, toSparse,
   type SparseSites, type NeighbourOptions, type SparseBatchNormOptions,

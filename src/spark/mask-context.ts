@@ -9,7 +9,7 @@
  */
 import { maskFromScores, uniformNoise } from '../ops/mim_tokens.js';
 import { activeSites, neighbourTable } from '../ops/sparse.js';
-import { upsampleMask } from '../ops/conv.js';
+import { upsampleMask } from '../ops/pool.js';
 import { tensor, type Tensor } from '../tensor.js';
 import { scope } from '../autograd/mode.js';
 
