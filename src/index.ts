@@ -72,9 +72,10 @@ export {
   maxPool2d, avgPool2d, globalAvgPool, applyMask, upsampleMask, type Pool2dOptions, type AvgPool2dOptions,
 } from './ops/pool.js';
 export {
-  activeSites, neighbourTable, sparseConv, sparseDepthwiseConv, sparseBatchNorm, sparseMaxPool, toDense, toSparse,
-  type SparseSites, type NeighbourOptions, type SparseBatchNormOptions,
-} from './ops/sparse.js';
+  activeSites, neighbourTable, toDense, toSparse, type SparseSites, type NeighbourOptions,
+} from './ops/sparse_rulebook.js';
+export { sparseConv, sparseDepthwiseConv } from './ops/sparse_conv.js';
+export { sparseBatchNorm, sparseMaxPool, type SparseBatchNormOptions } from './ops/sparse_norm_pool.js';
 export { toChannelsLast, toChannelsFirst } from './ops/layout.js';
 export { SPARK_PRESETS, sparkPreset, type SparkConfig, type SparkPresetName } from './spark/config.js';
 export { SparkModel, type SparkSettings, type SparkLoss } from './spark/model.js';

@@ -15,7 +15,7 @@ import type { Parameter } from '../nn/parameter.js';
 import { add, relu } from '../ops/elementwise.js';
 import { batchNorm2d } from '../ops/batchnorm.js';
 import { conv2d, convTranspose2d } from '../ops/conv.js';
-import { toDense, toSparse } from '../ops/sparse.js';
+import { toDense, toSparse } from '../ops/sparse_rulebook.js';
 import { Rng } from '../rng.js';
 import { ones, zeros, type Tensor } from '../tensor.js';
 import type { SparkConfig } from './config.js';

@@ -8,7 +8,7 @@
  * scope(): its tensors live as long as the step.
  */
 import { maskFromScores, uniformNoise } from '../ops/mim_tokens.js';
-import { activeSites, neighbourTable } from '../ops/sparse.js';
+import { activeSites, neighbourTable } from '../ops/sparse_rulebook.js';
 import { upsampleMask } from '../ops/pool.js';
 import { tensor, type Tensor } from '../tensor.js';
 import { scope } from '../autograd/mode.js';

@@ -9,7 +9,7 @@ import { Module } from '../nn/module.js';
 import { maskedPatchLoss } from '../ops/mim_loss.js';
 import { patchify } from '../ops/mim_tokens.js';
 import { applyMask, globalAvgPool } from '../ops/pool.js';
-import { toSparse } from '../ops/sparse.js';
+import { toSparse } from '../ops/sparse_rulebook.js';
 import { tensor, type Tensor } from '../tensor.js';
 import { expected } from '../errors.js';
 import { checkSparkConfig, downsample, type SparkConfig } from './config.js';
