@@ -55,6 +55,7 @@ export {
 } from './ops/mim_loss.js';
 export { emaUpdate, EmaTeacher } from './optim/ema.js';
 export * from './data/images/index.js';
+export { imageBatch, MAX_OUT_SIDE } from './ops/image_aug.js';
 export { VitEncoder } from './models/vit/encoder.js';
 export { MaeDecoder } from './models/vit/decoder.js';
 export { VitBlock } from './models/vit/block.js';

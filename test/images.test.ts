@@ -13,9 +13,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ClozeError, fromTypedArray, Rng, tensor, type DType, type Tensor } from '../src/index.js';
 import { native } from '../src/native/loader.js';
 import {
-  channelStats, FASHION_MNIST_DIR, ImageBatcher, imageBatch, loadFashionMnist, loadIdxPair, loadImageFolder,
+  channelStats, FASHION_MNIST_DIR, ImageBatcher, loadFashionMnist, loadIdxPair, loadImageFolder,
   randomResizedCropBox, randomResizedCropParams, readIdx, subset, type ImageSet,
 } from '../src/data/images/index.js';
+import { imageBatch } from '../src/ops/image_aug.js';
 import { assertClose, tolFor } from './helpers/tolerance.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cloze-images-'));

@@ -53,6 +53,12 @@ export interface AttentionNativeOptions {
   biasGrad?: boolean;
 }
 
+export interface AdamwNativeOptions {
+  lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number; gradScale?: number;
+  /** fp32 master weights for a bfloat16 param (cuda): updated in fp32, param = its bf16 rounding. */
+  master?: N;
+}
+
 export interface RuntimeInfo {
   backend: 'cpu' | 'cuda';
   blas: 'openblas' | 'builtin';
@@ -156,11 +162,7 @@ export interface NativeAddon extends MimTokensNative, MimLossNative, ImageAugNat
    * bfloat16 or float32, and the step updates master and writes param = bf16(master).
    * A float32 (or float64) param takes no master.
    */
-  adamw(param: N, grad: N, m: N, v: N, options: {
-    lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number; gradScale?: number;
-    /** fp32 master weights for a bfloat16 param (cuda): updated in fp32, param = its bf16 rounding. */
-    master?: N;
-  }): void;
+  adamw(param: N, grad: N, m: N, v: N, options: AdamwNativeOptions): void;
   clipGradNorm(grads: N[], maxNorm: number): number;
   mlmMask(ids: N, select: N, group: Maybe, vocabSize: number, maskId: number, maskProb: number, randomProb: number, randomLow: number, randomHigh: number, seed: number, step: number): { ids: N; rows: N; targets: N };
 

@@ -1,11 +1,12 @@
 /**
  * imageBatch: the native fused gather → crop → bilinear resize → flip →
- * normalise pass (native/src/ops/image_aug.h has the exact sampling rule).
+ * normalise pass (native/src/ops/image_aug.h has the exact sampling rule),
+ * which data/images/augment.ts's ImageBatcher runs for every batch.
  * A data op: its output is a fresh leaf with no gradient.
  */
-import { native } from '../../native/loader.js';
-import { Tensor } from '../../tensor.js';
-import { checkDtype, checkFloat, checkInt, checkRank, checkSameDtype, checkShape, checkTensor } from '../../validate.js';
+import { native } from '../native/loader.js';
+import { Tensor } from '../tensor.js';
+import { checkDtype, checkFloat, checkInt, checkRank, checkSameDtype, checkShape, checkTensor } from '../validate.js';
 
 /** The largest output side the native op accepts. */
 export const MAX_OUT_SIDE = 1 << 15;
