@@ -5,7 +5,8 @@
  * arguments; the bindings check them again.
  */
 import { native } from '../native/loader.js';
-import type { AdamwNativeOptions, NativeTensor } from '../native/types.js';
+import type { NativeTensor } from '../native/types.js';
+import type { AdamwNativeOptions } from '../native/types-optim.js';
 
 /**
  * One AdamW step of param, in place, with its moments m and v. A bfloat16 param

@@ -1,4 +1,4 @@
-/** Typings of the masked-image-modeling loss exports (native/src/binding/bind_mim_loss.cc) and emaUpdate (bind_optim.cc). */
+/** Typings of the masked-image-modeling loss exports (native/src/binding/bind_mim_loss.cc). */
 import type { NativeTensor as N } from './types.js';
 
 type Maybe = N | null;
@@ -21,6 +21,4 @@ export interface MimLossNative {
   /** pred, target [B, L]; mask uint8 [B, L]. count: masked pairs. */
   rankingLoss(pred: N, target: N, mask: N): { loss: N; count: number };
   rankingLossBackward(gradLoss: number, pred: N, target: N, mask: N): N;
-  /** In place: dst ← decay·dst + (1 − decay)·src. */
-  emaUpdate(dst: N, src: N, decay: number): void;
 }
