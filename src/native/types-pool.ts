@@ -1,7 +1,5 @@
 import type { NativeTensor as N } from './types.js';
 
-type Maybe = N | null;
-
 /** Pooling and SparK's mask ops over NCHW maps (native/src/binding/bind_pool.cc). */
 export interface PoolNative {
   /** → [y, argmax int32 (index into each H·W plane)]. */
