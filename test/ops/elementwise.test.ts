@@ -1,10 +1,63 @@
-// CUDA elementwise ops, reductions, activations, dropout, GeGLU and layout
-// changes against the CPU backend (float64 reference; float32 and bfloat16 on
-// the device). Odd sizes throughout, so every grid-stride tail is exercised.
-import { expect, it } from 'vitest';
-import { tolFor } from '../helpers/tolerance.js';
-import { describeCuda, get, put } from './harness.js';
-import { bf, bfSum, check, cpu64, dev, DTYPES, native, quantize, values } from './ops-helpers.js';
+/**
+ * The elementwise family (add, mul, scale, axpyInPlace, biasAdd, sumRows, sum,
+ * mean, gelu, relu; reshape): forward values against plain float64 TypeScript
+ * references in float32 and float64, finite-difference gradients in float64,
+ * and the CUDA kernels against the CPU backend.
+ */
+import { describe, expect, it } from 'vitest';
+import { add, biasAdd, gelu, mean, mul, relu, reshape, scale, sum, tensor } from '../../src/index.js';
+import { describeCuda, get } from '../helpers/cuda-harness.js';
+import { bf, bfSum, check, cpu64, dev, DTYPES, native, quantize, values } from '../helpers/cuda-ops.js';
+import { gradcheck } from '../helpers/gradcheck.js';
+import { leaf, rand, vals } from '../helpers/op-inputs.js';
+import { gelu as geluRef } from '../helpers/reference.js';
+import { assertClose, tolFor } from '../helpers/tolerance.js';
+
+for (const dtype of ['float32', 'float64'] as const) {
+  const tol = tolFor(dtype);
+  describe(`forward ${dtype}`, () => {
+    it('gelu uses the exact erf form; relu clamps', () => {
+      const x = rand([257], dtype, -4, 4);
+      assertClose(gelu(x).toArray(), vals(x).map(geluRef), tol, 'gelu');
+      assertClose(relu(x).toArray(), vals(x).map((v) => Math.max(v, 0)), tol, 'relu');
+    });
+    it('biasAdd, sum and mean', () => {
+      const x = rand([6, 5], dtype);
+      const b = rand([5], dtype);
+      const xv = vals(x);
+      const bv = vals(b);
+      assertClose(biasAdd(x, b).toArray(), xv.map((v, i) => v + bv[i % 5]!), tol, 'biasAdd');
+      const s = xv.reduce((a, c) => a + c, 0);
+      assertClose([sum(x).item()], [s], tol, 'sum');
+      assertClose([mean(x).item()], [s / 30], tol, 'mean');
+    });
+  });
+}
+
+describe('gradcheck: elementwise and reductions', () => {
+  it('add, mul (including x·x), scale', () => {
+    gradcheck(([a, b]) => add(a!, b!), [leaf(3, 4), leaf(3, 4)]);
+    gradcheck(([a, b]) => mul(a!, b!), [leaf(3, 4), leaf(3, 4)]);
+    gradcheck(([a]) => mul(a!, a!), [leaf(5)]);
+    gradcheck(([a]) => scale(a!, -2.5), [leaf(2, 3)]);
+  });
+  it('biasAdd', () => gradcheck(([x, b]) => biasAdd(x!, b!), [leaf(2, 3, 4), leaf(4)]));
+  it('sum and mean', () => {
+    gradcheck(([x]) => sum(x!), [leaf(3, 5)]);
+    gradcheck(([x]) => mean(x!), [leaf(3, 5)]);
+  });
+  it('gelu and relu', () => {
+    gradcheck(([x]) => gelu(x!), [leaf(4, 5)]);
+    // Keep relu inputs away from the kink at 0, where the derivative does not exist.
+    const x = tensor([-0.9, -0.4, -0.1, 0.2, 0.5, 0.8], [6], 'float64');
+    x.requiresGrad = true;
+    gradcheck(([x]) => relu(x!), [x]);
+  });
+  it('reshape', () => gradcheck(([x]) => mul(reshape(x!, [3, -1]), reshape(x!, [3, 4])), [leaf(2, 6)]));
+});
+
+// ---- CUDA, against the CPU backend (skipped without a GPU) ----
+// Odd sizes throughout, so every grid-stride tail is exercised.
 
 const SIZES = [1, 7, 1023, 4099];
 
@@ -104,75 +157,4 @@ describeCuda('elementwise', () => {
         }
       }
   });
-
-  it("dropout draws the CPU's mask bit for bit (0%, 30% and 100% dropped)", () => {
-    for (const n of [1, 5, 4099])
-      for (const p of [0, 0.3, 1]) {
-        const x = quantize(values(n, 40 + n, 2), 'bfloat16');  // exact in both dtypes
-        const seed = 2 ** 40 + 3;
-        const cpu = get(native().dropout(put(x, [n], 'float32', 'cpu'), p, seed, 7));
-        const d32 = get(native().dropout(dev(x, [n], 'float32'), p, seed, 7));
-        expect(Array.from(d32)).toEqual(Array.from(cpu));
-        // bf16: the same mask and the same fp32 product, rounded once.
-        const d16 = get(native().dropout(dev(x, [n], 'bfloat16'), p, seed, 7));
-        expect(Array.from(d16)).toEqual(Array.from(cpu, bf));
-        if (p === 1) expect(Array.from(d32).every((v) => v === 0)).toBe(true);
-        if (p === 0) expect(Array.from(d32)).toEqual(x);
-      }
-  });
-
-  it('geglu and gegluBackward match the CPU', () => {
-    for (const dtype of DTYPES)
-      for (const [R, I] of [[1, 1], [3, 5], [17, 64]] as const) {
-        const x = quantize(values(R * 2 * I, R * I, 3), dtype);
-        const g = quantize(values(R * I, R + I), dtype);
-        // Naive bf16: GELU(a) is one op, the product another.
-        const naive = Array.from({ length: R * I }, (_, k) => {
-          const r = Math.floor(k / I), i = k % I;
-          const a = x[r * 2 * I + i]!, b = x[r * 2 * I + I + i]!;
-          return bf(bf(a * 0.5 * (1 + erf(a / Math.SQRT2))) * b);
-        });
-        check(`geglu [${R}, ${2 * I}]`, dtype, native().geglu(dev(x, [R, 2 * I], dtype)), native().geglu(cpu64(x, [R, 2 * I])), naive);
-        check(`gegluBackward [${R}, ${2 * I}]`, dtype, native().gegluBackward(dev(g, [R, I], dtype), dev(x, [R, 2 * I], dtype)),
-          native().gegluBackward(cpu64(g, [R, I]), cpu64(x, [R, 2 * I])));
-      }
-  });
-
-  it('toChannelsLast and toChannelsFirst permute exactly', () => {
-    for (const dtype of DTYPES)
-      for (const [B, C, H, W] of [[2, 3, 5, 7], [1, 33, 4, 9], [3, 64, 1, 1], [1, 1, 40, 37]] as const) {
-        const x = quantize(values(B * C * H * W, B + C + H + W), dtype);
-        const last = native().toChannelsLast(dev(x, [B, C, H, W], dtype));
-        expect(last.shape).toEqual([B, H, W, C]);
-        expect(Array.from(get(last))).toEqual(Array.from(get(native().toChannelsLast(cpu64(x, [B, C, H, W])))));
-        expect(Array.from(get(native().toChannelsFirst(last)))).toEqual(x);
-      }
-  });
 });
-
-// Abramowitz–Stegun 7.1.26 is too coarse for a reference; a series/continued
-// fraction pair gives erf to double precision for the naive GeGLU.
-function erf(x: number): number {
-  const ax = Math.abs(x);
-  if (ax < 2.5) {
-    let term = ax, sum = ax;
-    for (let k = 1; k < 60; k++) {
-      term *= (-ax * ax) / k;
-      sum += term / (2 * k + 1);
-    }
-    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
-  }
-  // erfc continued fraction (Lentz) for the tail.
-  let f = ax, C = ax, D = 0;
-  for (let k = 1; k < 200; k++) {
-    const a = k / 2;
-    D = ax + a * D;
-    D = D === 0 ? 1e-300 : 1 / D;
-    C = ax + a / C;
-    const delta = C * D;
-    f *= delta;
-    if (Math.abs(delta - 1) < 1e-16) break;
-  }
-  const erfc = Math.exp(-ax * ax) / (f * Math.sqrt(Math.PI));
-  return Math.sign(x) * (1 - erfc);
-}

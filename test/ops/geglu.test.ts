@@ -1,8 +1,10 @@
-/** geglu: forward against a TypeScript reference at odd sizes, finite-difference backward, bad input. */
+/** geglu: forward against a TypeScript reference at odd sizes, finite-difference backward, bad input; the CUDA kernels against the CPU. */
 import { describe, expect, it } from 'vitest';
-import { geglu, Rng, tensor, type DType } from '../src/index.js';
-import { gradcheck, randLeaf } from './helpers/gradcheck.js';
-import { assertClose, tolFor } from './helpers/tolerance.js';
+import { geglu, Rng, tensor, type DType } from '../../src/index.js';
+import { describeCuda } from '../helpers/cuda-harness.js';
+import { bf, check, cpu64, dev, DTYPES, native, quantize, values } from '../helpers/cuda-ops.js';
+import { gradcheck, randLeaf } from '../helpers/gradcheck.js';
+import { assertClose, tolFor } from '../helpers/tolerance.js';
 
 // erf by Abramowitz–Stegun 7.1.26 is too coarse for a float64 reference; use a series / continued fraction.
 function erf(x: number): number {
@@ -71,3 +73,56 @@ describe('geglu', () => {
     expect(() => geglu(tensor([1, 2], [1, 2], 'int32'))).toThrow(/for input/);
   });
 });
+
+// ---- CUDA, against the CPU backend (skipped without a GPU) ----
+// The naive bf16 reference rounds GELU(a) and the product, two ops.
+
+// A block of its own: these cases' helpers share names with the CPU cases' above.
+{
+  // Abramowitz–Stegun 7.1.26 is too coarse for a reference; a series/continued
+  // fraction pair gives erf to double precision for the naive GeGLU.
+  function erf(x: number): number {
+    const ax = Math.abs(x);
+    if (ax < 2.5) {
+      let term = ax, sum = ax;
+      for (let k = 1; k < 60; k++) {
+        term *= (-ax * ax) / k;
+        sum += term / (2 * k + 1);
+      }
+      return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
+    }
+    // erfc continued fraction (Lentz) for the tail.
+    let f = ax, C = ax, D = 0;
+    for (let k = 1; k < 200; k++) {
+      const a = k / 2;
+      D = ax + a * D;
+      D = D === 0 ? 1e-300 : 1 / D;
+      C = ax + a / C;
+      const delta = C * D;
+      f *= delta;
+      if (Math.abs(delta - 1) < 1e-16) break;
+    }
+    const erfc = Math.exp(-ax * ax) / (f * Math.sqrt(Math.PI));
+    return Math.sign(x) * (1 - erfc);
+  }
+
+  describeCuda('elementwise', () => {
+
+    it('geglu and gegluBackward match the CPU', () => {
+      for (const dtype of DTYPES)
+        for (const [R, I] of [[1, 1], [3, 5], [17, 64]] as const) {
+          const x = quantize(values(R * 2 * I, R * I, 3), dtype);
+          const g = quantize(values(R * I, R + I), dtype);
+          // Naive bf16: GELU(a) is one op, the product another.
+          const naive = Array.from({ length: R * I }, (_, k) => {
+            const r = Math.floor(k / I), i = k % I;
+            const a = x[r * 2 * I + i]!, b = x[r * 2 * I + I + i]!;
+            return bf(bf(a * 0.5 * (1 + erf(a / Math.SQRT2))) * b);
+          });
+          check(`geglu [${R}, ${2 * I}]`, dtype, native().geglu(dev(x, [R, 2 * I], dtype)), native().geglu(cpu64(x, [R, 2 * I])), naive);
+          check(`gegluBackward [${R}, ${2 * I}]`, dtype, native().gegluBackward(dev(g, [R, I], dtype), dev(x, [R, 2 * I], dtype)),
+            native().gegluBackward(cpu64(g, [R, I]), cpu64(x, [R, 2 * I])));
+        }
+    });
+  });
+}

@@ -1,13 +1,14 @@
 /**
- * Helpers for the CUDA op tests (elementwise.test.ts, nn.test.ts): the same
+ * Helpers for the CUDA cases of the elementwise, dropout, geglu, layernorm,
+ * softmax, cross_entropy, embedding and layout families (test/ops/): the same
  * rounded inputs go to a float64 CPU reference and to the device, float32
  * results are held to the tolerance rule, bfloat16 results to the naive-bf16
- * rule (harness.ts).
+ * rule (cuda-harness.ts).
  */
 import { native } from '../../src/native/loader.js';
 import type { NativeTensor } from '../../src/native/types.js';
-import { assertClose, tolFor, type Tol } from '../helpers/tolerance.js';
-import { assertBf16, bf16, get, put, roundBf16 } from './harness.js';
+import { assertClose, tolFor, type Tol } from './tolerance.js';
+import { assertBf16, bf16, get, put, roundBf16 } from './cuda-harness.js';
 
 export type DevType = 'float32' | 'bfloat16';
 export const DTYPES: readonly DevType[] = ['float32', 'bfloat16'];

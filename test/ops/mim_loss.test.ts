@@ -2,14 +2,17 @@
  * The masked-image-modeling losses (maskedPatchLoss, maskedCosine, rankingLoss) against
  * plain float64 TypeScript references at odd sizes, finite-difference gradients in float64,
  * the edge cases (nothing / everything masked, ties, clamped norms), thread-count
- * independence and bad input at both the TypeScript and the native boundary.
+ * independence and bad input at both the TypeScript and the native boundary; the
+ * CUDA kernels against the CPU.
  */
 import { describe, expect, it } from 'vitest';
-import { backward, Rng, scope, setNumThreads, runtimeInfo, tensor, type DType, type Tensor } from '../src/index.js';
-import { native } from '../src/native/loader.js';
-import { maskedCosine, maskedPatchLoss, rankingLoss, type PatchLossKind } from '../src/ops/mim_loss.js';
-import { gradcheck, randLeaf } from './helpers/gradcheck.js';
-import { assertClose, tolFor } from './helpers/tolerance.js';
+import { backward, Rng, scope, setNumThreads, runtimeInfo, tensor, type DType, type Tensor } from '../../src/index.js';
+import { native } from '../../src/native/loader.js';
+import { maskedCosine, maskedPatchLoss, rankingLoss, type PatchLossKind } from '../../src/ops/mim_loss.js';
+import { assertBf16, bf16, describeCuda, get, roundBf16 } from '../helpers/cuda-harness.js';
+import { close, closeBf16Scalar, cpu, dev, maskOf, rnd, thrown, uniform } from '../helpers/cuda-mim.js';
+import { gradcheck, randLeaf } from '../helpers/gradcheck.js';
+import { assertClose, tolFor } from '../helpers/tolerance.js';
 
 const rng = new Rng(4242);
 
@@ -404,6 +407,124 @@ describe('thread-count independence', () => {
       expect(runAll()).toEqual(one);
     } finally {
       setNumThreads(threads);
+    }
+  });
+});
+
+// ---- CUDA, against the CPU backend (skipped without a GPU) ----
+// float32 on cuda against float64 on the CPU by the tolerance rule, bfloat16 by
+// the bf16 rule against a naive bf16 version (inputs rounded to bf16, the
+// float64 CPU op, its output rounded to bf16), exact ops bit for bit, odd sizes,
+// nothing and everything masked, the backwards, and the CPU's error messages.
+
+describeCuda('mim losses', () => {
+  const masks = (B: number, L: number): [string, number[]][] => [
+    ['random', maskOf(B * L, 0.6)],
+    ['none masked', new Array<number>(B * L).fill(0)],
+    ['all masked', new Array<number>(B * L).fill(1)],
+  ];
+
+  it('maskedPatchLoss and its backward (mse, l1, normPix), every mask', () => {
+    for (const [B, L, P] of [[2, 5, 48], [3, 7, 37], [1, 1, 2]]) {
+      const shape = [B, L, P];
+      const pred = uniform(B * L * P);
+      const target = uniform(B * L * P, -2, 3);
+      for (const [mname, m] of masks(B, L)) {
+        for (const opts of [{ kind: 'mse' as const }, { kind: 'l1' as const }, { kind: 'mse' as const, normPix: true }, { kind: 'l1' as const, normPix: true, eps: 1e-4 }]) {
+          const label = `${JSON.stringify(opts)} ${mname} [${shape}]`;
+          const ref = native().maskedPatchLoss(cpu(pred, shape), cpu(target, shape), cpu(m, [B, L], 'uint8'), opts);
+          const f = native().maskedPatchLoss(dev(pred, shape, 'float32'), dev(target, shape, 'float32'), dev(m, [B, L], 'uint8'), opts);
+          expect(f.count).toBe(ref.count);
+          expect(f.loss.shape).toEqual([]);
+          expect(f.loss.dtype).toBe('float32');
+          close(`loss ${label}`, f.loss, ref.loss);
+          close(`perPatch ${label}`, f.perPatch, ref.perPatch);
+          const gl = 0.7;
+          const rb = native().maskedPatchLossBackward(gl, cpu(pred, shape), cpu(target, shape), cpu(m, [B, L], 'uint8'), opts, true, true);
+          const fb = native().maskedPatchLossBackward(gl, dev(pred, shape, 'float32'), dev(target, shape, 'float32'), dev(m, [B, L], 'uint8'), opts, true, true);
+          close(`dpred ${label}`, fb[0]!, rb[0]!);
+          close(`dtarget ${label}`, fb[1]!, rb[1]!);
+
+          const hb = native().maskedPatchLoss(dev(pred, shape, 'bfloat16'), dev(target, shape, 'bfloat16'), dev(m, [B, L], 'uint8'), opts);
+          const nv = native().maskedPatchLoss(cpu(roundBf16(pred), shape), cpu(roundBf16(target), shape), cpu(m, [B, L], 'uint8'), opts);
+          expect(hb.loss.dtype).toBe('bfloat16');
+          closeBf16Scalar(`loss bf16 ${label}`, get(hb.loss)[0]!, get(ref.loss)[0]!, bf16(get(nv.loss)[0]!));
+          assertBf16(`perPatch bf16 ${label}`, get(hb.perPatch), get(ref.perPatch), roundBf16(get(nv.perPatch)));
+          const hbb = native().maskedPatchLossBackward(gl, dev(pred, shape, 'bfloat16'), dev(target, shape, 'bfloat16'), dev(m, [B, L], 'uint8'), opts, true, true);
+          const nb = native().maskedPatchLossBackward(gl, cpu(roundBf16(pred), shape), cpu(roundBf16(target), shape), cpu(m, [B, L], 'uint8'), opts, true, true);
+          assertBf16(`dpred bf16 ${label}`, get(hbb[0]!), get(rb[0]!), roundBf16(get(nb[0]!)));
+          assertBf16(`dtarget bf16 ${label}`, get(hbb[1]!), get(rb[1]!), roundBf16(get(nb[1]!)));
+        }
+      }
+    }
+  });
+
+  it('maskedPatchLoss checks the mask on the device tensors as the CPU does', () => {
+    const shape = [1, 2, 4];
+    const v = uniform(8);
+    const bad = [0, 2];
+    expect(thrown(() => native().maskedPatchLoss(dev(v, shape, 'float32'), dev(v, shape, 'float32'), dev(bad, [1, 2], 'uint8'), {}))).toBe(
+      thrown(() => native().maskedPatchLoss(cpu(v, shape, 'float32'), cpu(v, shape, 'float32'), cpu(bad, [1, 2], 'uint8'), {})),
+    );
+    // A mask left on the CPU is refused: every tensor argument must be on one device.
+    expect(thrown(() => native().maskedPatchLoss(dev(v, shape, 'float32'), dev(v, shape, 'float32'), cpu([0, 1], [1, 2], 'uint8'), {}))).toMatch(/one device/);
+  });
+
+  it('maskedCosine and its backward, with clamped norms and images of one kind only', () => {
+    const B = 5, L = 9, D = 40;
+    const x = uniform(B * L * D);
+    for (let k = 0; k < D; k++) x[(1 * L + 2) * D + k] = 0; // a zero token: ‖x‖ < eps
+    for (let k = 0; k < D; k++) x[(2 * L + 4) * D + k] = Math.fround(x[(2 * L + 4) * D + k]! * 1e-9); // ‖x‖ ≈ 4e-9 < eps = 1e-8
+    const m = maskOf(B * L, 0.5);
+    for (let i = 0; i < L; i++) {
+      m[3 * L + i] = 1; // image 3: all masked
+      m[4 * L + i] = 0; // image 4: all visible
+    }
+    m[1 * L + 2] = 1;
+    for (const [mname, mk] of [['mixed', m], ...masks(B, L)] as [string, number[]][]) {
+      for (const eps of [1e-8, 0.5]) {
+        const label = `${mname} eps ${eps}`;
+        const ref = native().maskedCosine(cpu(x, [B, L, D]), cpu(mk, [B, L], 'uint8'), eps);
+        const f = native().maskedCosine(dev(x, [B, L, D], 'float32'), dev(mk, [B, L], 'uint8'), eps);
+        expect(f.count).toBe(ref.count);
+        close(`cosine ${label}`, f.loss, ref.loss);
+        const rb = native().maskedCosineBackward(1.3, cpu(x, [B, L, D]), cpu(mk, [B, L], 'uint8'), eps);
+        close(`cosine dx ${label}`, native().maskedCosineBackward(1.3, dev(x, [B, L, D], 'float32'), dev(mk, [B, L], 'uint8'), eps), rb);
+
+        const hb = native().maskedCosine(dev(x, [B, L, D], 'bfloat16'), dev(mk, [B, L], 'uint8'), eps);
+        const nv = native().maskedCosine(cpu(roundBf16(x), [B, L, D]), cpu(mk, [B, L], 'uint8'), eps);
+        closeBf16Scalar(`cosine bf16 ${label}`, get(hb.loss)[0]!, get(ref.loss)[0]!, bf16(get(nv.loss)[0]!));
+        const hbb = native().maskedCosineBackward(1.3, dev(x, [B, L, D], 'bfloat16'), dev(mk, [B, L], 'uint8'), eps);
+        const nb = native().maskedCosineBackward(1.3, cpu(roundBf16(x), [B, L, D]), cpu(mk, [B, L], 'uint8'), eps);
+        assertBf16(`cosine dx bf16 ${label}`, get(hbb), get(rb), roundBf16(get(nb)));
+      }
+    }
+  });
+
+  it('rankingLoss and its backward, with tied targets', () => {
+    for (const [B, L] of [[1, 1], [3, 20], [2, 197]]) {
+      const pred = uniform(B * L, -3, 3);
+      const target = Array.from({ length: B * L }, () => Math.floor(rnd() * 5) / 5); // ties → label ½
+      for (const [mname, m] of masks(B, L)) {
+        const label = `${mname} [${B}, ${L}]`;
+        const ref = native().rankingLoss(cpu(pred, [B, L]), cpu(target, [B, L]), cpu(m, [B, L], 'uint8'));
+        const f = native().rankingLoss(dev(pred, [B, L], 'float32'), dev(target, [B, L], 'float32'), dev(m, [B, L], 'uint8'));
+        expect(f.count).toBe(ref.count);
+        close(`ranking ${label}`, f.loss, ref.loss);
+        const rb = native().rankingLossBackward(0.9, cpu(pred, [B, L]), cpu(target, [B, L]), cpu(m, [B, L], 'uint8'));
+        close(`ranking dpred ${label}`, native().rankingLossBackward(0.9, dev(pred, [B, L], 'float32'), dev(target, [B, L], 'float32'), dev(m, [B, L], 'uint8')), rb);
+
+        // bf16 targets keep their ties (multiples of 1/5 round to bf16 consistently).
+        const hb = native().rankingLoss(dev(pred, [B, L], 'bfloat16'), dev(target, [B, L], 'bfloat16'), dev(m, [B, L], 'uint8'));
+        const nv = native().rankingLoss(cpu(roundBf16(pred), [B, L]), cpu(roundBf16(target), [B, L]), cpu(m, [B, L], 'uint8'));
+        const refb = native().rankingLoss(cpu(pred, [B, L]), cpu(roundBf16(target), [B, L]), cpu(m, [B, L], 'uint8'));
+        // Labels come from the targets: the reference takes the bf16 targets too, since rounding may create or break a tie.
+        closeBf16Scalar(`ranking bf16 ${label}`, get(hb.loss)[0]!, get(refb.loss)[0]!, bf16(get(nv.loss)[0]!));
+        const rbb = native().rankingLossBackward(0.9, cpu(pred, [B, L]), cpu(roundBf16(target), [B, L]), cpu(m, [B, L], 'uint8'));
+        const hbb = native().rankingLossBackward(0.9, dev(pred, [B, L], 'bfloat16'), dev(target, [B, L], 'bfloat16'), dev(m, [B, L], 'uint8'));
+        const nb = native().rankingLossBackward(0.9, cpu(roundBf16(pred), [B, L]), cpu(roundBf16(target), [B, L]), cpu(m, [B, L], 'uint8'));
+        assertBf16(`ranking dpred bf16 ${label}`, get(hbb), get(rbb), roundBf16(get(nb)));
+      }
     }
   });
 });
