@@ -1,8 +1,8 @@
 /**
- * The optim family: AdamW's fused flat update and gradient clipping against a
- * TypeScript reference; emaUpdate and EmaTeacher against a float64 reference,
- * the exact ends decay 0 and 1, and bad input; and the CUDA kernels against
- * the CPU.
+ * The optim family: AdamW's fused flat update (adamwStep, run by AdamW.step)
+ * and gradient clipping (clipGradNorm) against a TypeScript reference;
+ * emaUpdate and EmaTeacher against a float64 reference, the exact ends decay 0
+ * and 1, and bad input; and the CUDA kernels against the CPU.
  */
 import { describe, expect, it } from 'vitest';
 import {
