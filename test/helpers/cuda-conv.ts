@@ -56,7 +56,7 @@ export function expectRuns(label: string, dtype: DType, r: Runs, tols: Array<Tol
 /**
  * float32 sums of `terms` terms of magnitude ≈ 1, in an order other than the
  * CPU's (GEMM tiles, block trees): the absolute error grows with the number of
- * terms, so atol does too (gemm.test.ts's rule); rtol stays float32's.
+ * terms, so atol does too (the GEMM tests' rule); rtol stays float32's.
  */
 export function tolSum(terms: number): Tol {
   return { atol: 4 * Math.max(terms, 1) * 1.2e-7, rtol: tolFor('float32').rtol };

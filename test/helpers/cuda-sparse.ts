@@ -21,7 +21,7 @@ export const rand = (len: number, lo = -1, hi = 1): number[] => Array.from({ len
 export const ints = (t: NativeTensor): number[] => Array.from(t.read());
 // Loosened for ops that sum many terms (k²·Cin products, dW, db, batch
 // statistics and the fill gradient over every row) in another order than the
-// float64 reference, as test/sparse.test.ts allows; data movement and max pool
+// float64 reference, as the CPU cases allow; data movement and max pool
 // keep float32's default.
 export const TOL32: Tol = { atol: 2e-4, rtol: 2e-4 };
 

@@ -17,7 +17,7 @@ export function rand(shape: readonly number[], dtype: DType, grad = true): Tenso
   return t;
 }
 
-/** The K-term sum rule of gemm.test.ts: error grows with the number of terms. */
+/** The K-term sum rule of the GEMM tests (test/ops/linalg.test.ts): error grows with the number of terms. */
 export function tolSum(dtype: DType, terms: number): Tol {
   const eps = dtype === 'float32' ? 1.2e-7 : 2.2e-16;
   return { atol: 4 * Math.max(terms, 1) * eps, rtol: 16 * eps };
