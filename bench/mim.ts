@@ -16,7 +16,7 @@ import { vitPreset } from '../src/models/vit/config.js';
 import { MimModel } from '../src/tasks/mim/model.js';
 import { mimSettings } from '../src/tasks/mim/settings.js';
 import { keepCount, randomScores } from '../src/tasks/mim/masking.js';
-import { assembleTokens, maskFromScores } from '../src/ops/mim-tokens.js';
+import { assembleTokens, maskFromScores } from '../src/ops/mim_tokens.js';
 import { resolveConfig } from '../src/tasks/config.js';
 import { intList, positiveInt } from './lib/args.js';
 import { ContentionMeter, describeContention } from './lib/contention.js';

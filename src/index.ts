@@ -8,9 +8,14 @@ export {
   runtimeInfo, setNumThreads, liveBytes, cachedBytes, releaseCache, setCacheLimit, type BackendInfo,
 } from './runtime.js';
 export { matmul, linear, type MatmulOptions } from './ops/linalg.js';
-export { add, mul, scale, biasAdd, sum, mean, gelu, geglu, relu, dropout, reshape, type DropoutOptions } from './ops/elementwise.js';
-export { layerNorm, softmax, crossEntropy, embedding, argmax, type CrossEntropyOptions } from './ops/nn.js';
-export { linearCrossEntropy, type LinearCrossEntropyOptions } from './ops/linear-ce.js';
+export { add, mul, scale, biasAdd, sum, mean, gelu, relu, reshape } from './ops/elementwise.js';
+export { dropout, type DropoutOptions } from './ops/dropout.js';
+export { geglu } from './ops/geglu.js';
+export { layerNorm } from './ops/layernorm.js';
+export { softmax } from './ops/softmax.js';
+export { crossEntropy, argmax, type CrossEntropyOptions } from './ops/cross_entropy.js';
+export { embedding } from './ops/embedding.js';
+export { linearCrossEntropy, type LinearCrossEntropyOptions } from './ops/linear_ce.js';
 export { attention, alibiSlopes, type AttentionOptions, type AttentionResult } from './ops/attention.js';
 export { Module } from './nn/module.js';
 export { Parameter } from './nn/parameter.js';
@@ -47,12 +52,13 @@ export { SHARED_FIELDS, type FieldSpec, type ConfigSection } from './train/confi
 export { TASKS, type TaskEntry } from './tasks/registry.js';
 export {
   maskFromScores, uniformNoise, assembleTokens, restoreIndex, patchify, unpatchify, tokenMean, type TokenMask,
-} from './ops/mim-tokens.js';
+} from './ops/mim_tokens.js';
 export {
   maskedPatchLoss, maskedCosine, rankingLoss, type PatchLossKind, type MaskedPatchLossOptions, type MaskedPatchLossResult,
-} from './ops/mim-loss.js';
+} from './ops/mim_loss.js';
 export { emaUpdate, EmaTeacher } from './optim/ema.js';
 export * from './data/images/index.js';
+export { imageBatch, MAX_OUT_SIDE } from './ops/image_aug.js';
 export { VitEncoder } from './models/vit/encoder.js';
 export { MaeDecoder } from './models/vit/decoder.js';
 export { VitBlock } from './models/vit/block.js';
@@ -65,14 +71,16 @@ export { evaluateImageCheckpoint, type ImageEvalOptions, type ImageEvalResult } 
 export { evaluateMlmCheckpoint, type MlmEvalOptions } from './tasks/mlm/evaluate-checkpoint.js';
 export { runMimSuite, SUITE_METHODS, type SuiteOptions, type SuiteResult } from './commands/bench-mim.js';
 export * from './report/index.js';
+export { conv2d, convTranspose2d, type Conv2dOptions } from './ops/conv.js';
+export { batchNorm2d, type BatchNorm2dOptions } from './ops/batchnorm.js';
 export {
-  conv2d, convTranspose2d, batchNorm2d, maxPool2d, avgPool2d, globalAvgPool, applyMask, upsampleMask,
-  type Conv2dOptions, type BatchNorm2dOptions, type Pool2dOptions, type AvgPool2dOptions,
-} from './ops/conv.js';
+  maxPool2d, avgPool2d, globalAvgPool, applyMask, upsampleMask, type Pool2dOptions, type AvgPool2dOptions,
+} from './ops/pool.js';
 export {
-  activeSites, neighbourTable, sparseConv, sparseDepthwiseConv, sparseBatchNorm, sparseMaxPool, toDense, toSparse,
-  type SparseSites, type NeighbourOptions, type SparseBatchNormOptions,
-} from './ops/sparse.js';
+  activeSites, neighbourTable, toDense, toSparse, type SparseSites, type NeighbourOptions,
+} from './ops/sparse_rulebook.js';
+export { sparseConv, sparseDepthwiseConv } from './ops/sparse_conv.js';
+export { sparseBatchNorm, sparseMaxPool, type SparseBatchNormOptions } from './ops/sparse_norm_pool.js';
 export { toChannelsLast, toChannelsFirst } from './ops/layout.js';
 export { SPARK_PRESETS, sparkPreset, type SparkConfig, type SparkPresetName } from './models/spark/config.js';
 export { SparkModel, type SparkSettings, type SparkLoss } from './tasks/spark/model.js';

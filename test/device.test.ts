@@ -3,7 +3,8 @@
  * write, fill), explicit transfers, the clear refusals of CUDA requests, and
  * the JS pieces of mixed precision that run anywhere (Module.to, casting
  * state dicts, checkpoints of bf16 tensors). The CUDA paths themselves are in
- * test/cuda/ and run where a GPU is present.
+ * test/ops/ (each family's [cuda] cases) and test/cuda/, and run where a GPU is
+ * present.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,8 +1,8 @@
 /**
  * Image data: IDX reading (raw, gzip, every malformation), Fashion-MNIST,
- * image folders decoded by sharp, the native imageBatch against a float64
- * bilinear reference, torchvision's RandomResizedCrop parameters, and the
- * determinism of ImageBatcher. Fixtures are generated into a temp dir.
+ * image folders decoded by sharp, torchvision's RandomResizedCrop parameters,
+ * and the determinism of ImageBatcher (its kernel, imageBatch, is tested in
+ * test/ops/image_aug.test.ts). Fixtures are generated into a temp dir.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,12 +10,12 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ClozeError, fromTypedArray, Rng, tensor, type DType, type Tensor } from '../src/index.js';
-import { native } from '../src/native/loader.js';
+import { ClozeError, Rng, type Tensor } from '../src/index.js';
 import {
-  channelStats, FASHION_MNIST_DIR, ImageBatcher, imageBatch, loadFashionMnist, loadIdxPair, loadImageFolder,
-  randomResizedCropBox, randomResizedCropParams, readIdx, subset, type ImageSet,
+  channelStats, FASHION_MNIST_DIR, ImageBatcher, loadFashionMnist, loadIdxPair, loadImageFolder,
+  randomResizedCropBox, randomResizedCropParams, readIdx, subset,
 } from '../src/data/images/index.js';
+import { bytesOf, imageBatchRef, randomSet } from './helpers/image-batch.js';
 import { assertClose, tolFor } from './helpers/tolerance.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cloze-images-'));
@@ -39,11 +39,6 @@ function idxBytes(dims: number[], payload: Uint8Array, type = 0x08): Uint8Array 
   out.set(payload, head.length);
   return out;
 }
-
-const bytesOf = (n: number, seed: number): Uint8Array => {
-  const rng = new Rng(seed);
-  return Uint8Array.from({ length: n }, () => rng.int(256));
-};
 
 /** Catches the ClozeError fn throws, so a test can assert its message. */
 function errorOf(fn: () => unknown): ClozeError {
@@ -191,14 +186,6 @@ describe('Fashion-MNIST', () => {
   });
 });
 
-/** A small set with random pixels and labels 0 … classes−1 cycling. */
-function randomSet(n: number, C: number, H: number, W: number, classes: number, seed: number): ImageSet {
-  return {
-    images: bytesOf(n * C * H * W, seed), labels: Int32Array.from({ length: n }, (_, i) => (i * 7) % classes),
-    n, channels: C, height: H, width: W, classes: Array.from({ length: classes }, (_, i) => `c${i}`), source: 'random',
-  };
-}
-
 describe('subset and channelStats', () => {
   const set = randomSet(103, 3, 4, 5, 4, 9); // class 1 has 25 images, the others 26
 
@@ -309,154 +296,6 @@ describe('loadImageFolder', () => {
     expect(missing.message.startsWith(join(root, 'missing'))).toBe(true);
     expect((await asyncErrorOf(loadImageFolder(join(root, 'tree'), { size: 0, channels: 3 }))).message).toMatch(/for size/);
     expect((await asyncErrorOf(loadImageFolder(join(root, 'tree'), { size: 4, channels: 2 as 3 }))).message).toMatch(/for channels/);
-  });
-});
-
-/**
- * Plain float64 reference of imageBatch: half-pixel bilinear sampling of the box,
- * clamped to the image, output flip, then (v/255 − mean) / std.
- */
-function imageBatchRef(
-  set: ImageSet, indices: number[], boxes: number[][], flip: number[], mean: number[], std: number[], OH: number, OW: number,
-): Float64Array {
-  const { channels: C, height: H, width: W } = set;
-  const out = new Float64Array(indices.length * C * OH * OW);
-  const clamp = (v: number, hi: number) => Math.min(Math.max(v, 0), hi);
-  indices.forEach((n, b) => {
-    const [y0, x0, h, w] = boxes[b]!;
-    for (let c = 0; c < C; c++) {
-      const px = (y: number, x: number) => set.images[((n * C + c) * H + y) * W + x]!;
-      for (let i = 0; i < OH; i++)
-        for (let j = 0; j < OW; j++) {
-          const jj = flip[b] ? OW - 1 - j : j;
-          const sy = clamp(y0! + ((i + 0.5) * h!) / OH - 0.5, H - 1);
-          const sx = clamp(x0! + ((jj + 0.5) * w!) / OW - 0.5, W - 1);
-          const ya = Math.floor(sy), xa = Math.floor(sx);
-          const yb = Math.min(ya + 1, H - 1), xb = Math.min(xa + 1, W - 1);
-          const ly = sy - ya, lx = sx - xa;
-          const v = (1 - ly) * ((1 - lx) * px(ya, xa) + lx * px(ya, xb)) + ly * ((1 - lx) * px(yb, xa) + lx * px(yb, xb));
-          out[((b * C + c) * OH + i) * OW + j] = (v / 255 - mean[c]!) / std[c]!;
-        }
-    }
-  });
-  return out;
-}
-
-function runImageBatch(
-  set: ImageSet, indices: number[], boxes: number[][], flip: number[], mean: number[], std: number[], OH: number, OW: number, dtype: DType,
-): Tensor {
-  const imgs = fromTypedArray(set.images, [set.n, set.channels, set.height, set.width]);
-  return imageBatch(
-    imgs, tensor(indices, [indices.length], 'int32'), tensor(boxes.flat(), [boxes.length, 4], dtype),
-    tensor(flip, [flip.length], 'uint8'), tensor(mean, [mean.length], dtype), tensor(std, [std.length], dtype), OH, OW,
-  );
-}
-
-describe('imageBatch', () => {
-  // Fractional boxes, boxes reaching past every edge, a one-pixel box, repeated indices.
-  const boxes = [[0.5, 1.25, 3.5, 4.75], [-1, -2, 7, 10], [2, 3, 1, 1], [0, 0, 5, 7], [1.7, 0.2, 2.9, 6.3], [3.5, 5.5, 4, 4]];
-  const indices = [3, 0, 2, 3, 1, 0];
-  const flip = [0, 1, 0, 1, 1, 0];
-  for (const dtype of ['float32', 'float64'] as DType[])
-    for (const C of [1, 3])
-      for (const [OH, OW] of [[3, 4], [11, 13], [1, 1]])
-        it(`matches the bilinear reference: ${dtype}, C = ${C}, 5×7 → ${OH}×${OW}`, () => {
-          const set = randomSet(4, C, 5, 7, 2, 100 + C);
-          const mean = [0.3, 0.5, 0.45].slice(0, C);
-          const std = [0.25, 0.2, 0.3].slice(0, C);
-          const out = runImageBatch(set, indices, boxes, flip, mean, std, OH, OW, dtype);
-          expect(out.shape).toEqual([6, C, OH, OW]);
-          expect(out.dtype).toBe(dtype);
-          // The reference sees the same float32-rounded parameters the kernel does.
-          const r = dtype === 'float32' ? Math.fround : (v: number) => v;
-          const ref = imageBatchRef(set, indices, boxes.map((b) => b.map(r)), flip, mean.map(r), std.map(r), OH, OW);
-          assertClose(out.toArray(), ref, tolFor(dtype));
-        });
-
-  it('reproduces the normalised image exactly for an identity box', () => {
-    const set = randomSet(2, 3, 5, 7, 2, 7);
-    const mean = [0.31, 0.5, 0.42];
-    const std = [0.27, 0.21, 0.33];
-    const out = runImageBatch(set, [1, 0], [[0, 0, 5, 7], [0, 0, 5, 7]], [0, 0], mean, std, 5, 7, 'float32');
-    const f = Math.fround;
-    const want = [1, 0].flatMap((n) =>
-      Array.from({ length: 3 * 35 }, (_, k) => {
-        const c = Math.floor(k / 35);
-        return f(f(f(set.images[n * 105 + k]! / 255) - f(mean[c]!)) / f(std[c]!));
-      }),
-    );
-    expect([...out.toArray()]).toEqual(want);
-  });
-
-  it('flips the output rows exactly', () => {
-    const set = randomSet(1, 3, 5, 7, 1, 11);
-    const box = [0.3, 0.9, 4.1, 5.3];
-    const plain = runImageBatch(set, [0], [box], [0], [0, 0, 0], [1, 1, 1], 4, 6, 'float32').toArray();
-    const flipped = runImageBatch(set, [0], [box], [1], [0, 0, 0], [1, 1, 1], 4, 6, 'float32').toArray();
-    for (let row = 0; row < 3 * 4; row++)
-      expect([...flipped.subarray(row * 6, row * 6 + 6)]).toEqual([...plain.subarray(row * 6, row * 6 + 6)].reverse());
-  });
-
-  it('handles an empty batch', () => {
-    const set = randomSet(2, 1, 3, 3, 1, 3);
-    expect(runImageBatch(set, [], [], [], [0], [1], 2, 2, 'float32').shape).toEqual([0, 1, 2, 2]);
-  });
-
-  describe('rejects bad input, naming the argument', () => {
-    const set = randomSet(3, 2, 5, 7, 1, 4);
-    const ok = { indices: [0, 2], boxes: [[0, 0, 5, 7], [1, 1, 2, 2]], flip: [0, 1], mean: [0, 0], std: [1, 1] };
-    const call = (patch: Partial<typeof ok>, OH = 3, OW = 4) => {
-      const a = { ...ok, ...patch };
-      return () => runImageBatch(set, a.indices, a.boxes, a.flip, a.mean, a.std, OH, OW, 'float32');
-    };
-    const cases: Array<[string, () => unknown, RegExp]> = [
-      ['an index past N', call({ indices: [0, 3] }), /Expected image indices in \[0, 3\) for indices but received 3 at position 1/],
-      ['a negative index', call({ indices: [-1, 0] }), /for indices but received -1 at position 0/],
-      ['a zero-height box', call({ boxes: [[0, 0, 5, 7], [1, 1, 0, 2]] }), /for boxes but received \[1, 1, 0, 2\] at row 1/],
-      ['a negative-width box', call({ boxes: [[0, 0, 5, -7], [1, 1, 2, 2]] }), /h > 0 and w > 0 for boxes .* at row 0/],
-      ['a NaN box', call({ boxes: [[NaN, 0, 5, 7], [1, 1, 2, 2]] }), /finite boxes .* for boxes but received \[nan, 0, 5, 7\] at row 0/i],
-      ['an infinite box', call({ boxes: [[0, 0, Infinity, 7], [1, 1, 2, 2]] }), /for boxes but received \[0, 0, inf, 7\]/i],
-      ['a flip of 2', call({ flip: [0, 2] }), /Expected values 0 or 1 for flip but received 2 at position 1/],
-      ['a zero std', call({ std: [1, 0] }), /Expected finite positive values for std but received 0 at channel 1/],
-      ['a NaN mean', call({ mean: [NaN, 0] }), /Expected finite values for mean but received nan at channel 0/i],
-      ['a zero outH', call({}, 0, 4), /for outH/],
-      ['a huge outW', call({}, 3, 1e6), /for outW/],
-      ['boxes of the wrong shape', call({ boxes: [[0, 0, 5, 7]] }), /Expected shape \[2, 4\] for boxes/],
-      ['a mean per wrong channel count', call({ mean: [0, 0, 0] }), /Expected shape \[2\] for mean/],
-    ];
-    for (const [what, fn, message] of cases)
-      it(what, () => {
-        expect(fn).toThrow(message);
-      });
-
-    it('the wrong dtypes and ranks', () => {
-      const idx = tensor([0], [1], 'int32');
-      const bx = tensor([0, 0, 1, 1], [1, 4]);
-      const fl = tensor([0], [1], 'uint8');
-      const m = tensor([0, 0], [2]);
-      const s = tensor([1, 1], [2]);
-      const imgs = fromTypedArray(set.images, [3, 2, 5, 7]);
-      expect(() => imageBatch(tensor([0], [1, 1, 1, 1]), idx, bx, fl, m, s, 2, 2)).toThrow(/Expected a uint8 tensor for images/);
-      expect(() => imageBatch(fromTypedArray(set.images, [6, 5, 7]), idx, bx, fl, m, s, 2, 2)).toThrow(/Expected a 4-D tensor for images/);
-      expect(() => imageBatch(imgs, tensor([0], [1]), bx, fl, m, s, 2, 2)).toThrow(/Expected an int32 tensor for indices/);
-      expect(() => imageBatch(imgs, idx, bx, fl, tensor([0, 0], [2], 'float64'), s, 2, 2)).toThrow(/Expected a float32 tensor for mean/);
-      expect(() => imageBatch(imgs, idx, bx, tensor([0], [1], 'int32'), m, s, 2, 2)).toThrow(/Expected a uint8 tensor for flip/);
-    });
-
-    it('in the native binding too, without the TypeScript checks', () => {
-      const nat = native();
-      const imgs = fromTypedArray(set.images, [3, 2, 5, 7]).native;
-      const bx = tensor([0, 0, 1, 1], [1, 4]).native;
-      const fl = tensor([0], [1], 'uint8').native;
-      const m = tensor([0, 0], [2]).native;
-      const s = tensor([1, 1], [2]).native;
-      expect(() => nat.imageBatch(imgs, tensor([5], [1], 'int32').native, bx, fl, m, s, 2, 2)).toThrow(/imageBatch: .*for indices/);
-      expect(() => nat.imageBatch(imgs, tensor([0, 1], [2], 'int32').native, bx, fl, m, s, 2, 2)).toThrow(/Expected shape \[2, 4\] for boxes/);
-      expect(() => nat.imageBatch(imgs, tensor([0], [1], 'int32').native, bx, fl, m, s, 2.5, 2)).toThrow(/for outH/);
-      expect(() => nat.imageBatch(tensor([], [1, 1, 1, 0], 'uint8').native, tensor([0], [1], 'int32').native, bx, fl, tensor([0], [1]).native, tensor([1], [1]).native, 2, 2))
-        .toThrow(/C, H, W >= 1 for images/);
-      expect(() => nat.imageBatch(imgs, tensor([0], [1], 'int32').native, bx, fl, m, s, 2, 2)).not.toThrow();
-    });
   });
 });
 

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { Rng, tensor } from '../src/index.js';
 import { blockMask, hpmScores, keepCount, sbamScores } from '../src/tasks/mim/masking.js';
-import { maskFromScores } from '../src/ops/mim-tokens.js';
+import { maskFromScores } from '../src/ops/mim_tokens.js';
 import { mimSettings } from '../src/tasks/mim/settings.js';
 import { resolveConfig } from '../src/tasks/config.js';
 

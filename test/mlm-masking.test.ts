@@ -1,175 +1,14 @@
 /**
- * MLM masking: the fused native corruption kernel (exact invariants and
- * statistics) and the selection strategies (token, whole word, span, n-gram).
+ * MLM masking: the selection strategies (token, whole word, span, n-gram) and
+ * the option checks of applyMlmMasking. Its kernel, mlmMask, is tested in
+ * test/ops/mlm_mask.test.ts.
  */
 import { describe, expect, it } from 'vitest';
 import {
-  applyMlmMasking, buildNgramLexicon, Rng, runtimeInfo, selectNgrams, setNumThreads, selectSpans, selectTokens, selectWholeWords, tensor,
-  type MaskSelection, type Tensor,
+  applyMlmMasking, buildNgramLexicon, Rng, selectNgrams, selectSpans, selectTokens, selectWholeWords, tensor, type Tensor,
 } from '../src/index.js';
 import { sampleSpanLength } from '../src/masking/span.js';
-import { native } from '../src/native/loader.js';
-
-// Special ids: 0 [PAD], 1 [UNK], 2 [CLS], 3 [SEP], 4 [MASK]; ordinary tokens from 5.
-const PAD = 0, CLS = 2, SEP = 3, MASK = 4, FIRST = 5;
-const SPECIAL = [PAD, 1, CLS, SEP, MASK];
-
-/** B sequences of length L: [CLS] tokens… [SEP] [PAD]…, with a random amount of padding. */
-function batch(B: number, L: number, V: number, seed: number, pad = true): { ids: Tensor; data: Int32Array } {
-  const rng = new Rng(seed);
-  const data = new Int32Array(B * L);
-  for (let b = 0; b < B; b++) {
-    const len = pad ? Math.max(3, L - rng.int(Math.floor(L / 3))) : L;
-    for (let l = 0; l < L; l++) {
-      data[b * L + l] = l === 0 ? CLS : l === len - 1 ? SEP : l >= len ? PAD : FIRST + rng.int(V - FIRST);
-    }
-  }
-  return { ids: tensor(data, [B, L], 'int32'), data };
-}
-
-const ints = (t: Tensor): number[] => Array.from(t.toArray());
-const isSpecial = (id: number): boolean => SPECIAL.includes(id);
-/** Binomial tolerance: k standard deviations of a proportion p over n draws. */
-const sdTol = (p: number, n: number, k = 5): number => k * Math.sqrt((p * (1 - p)) / n);
-
-function groupsOf(sel: MaskSelection): Map<number, number[]> {
-  const m = new Map<number, number[]>();
-  for (let i = 0; i < sel.B * sel.L; i++) {
-    if (!sel.select[i]) continue;
-    const key = Math.floor(i / sel.L) * sel.L + sel.group![i]!;
-    m.set(key, [...(m.get(key) ?? []), i]);
-  }
-  return m;
-}
-
-describe('mlmMask native kernel: exact invariants', () => {
-  const V = 1000;
-  const { ids, data } = batch(7, 97, V, 1);
-  const sel = selectTokens(ids, { ratio: 0.3, special: SPECIAL, seed: 3 });
-  const opts = { vocabSize: V, maskId: MASK, randomLow: FIRST, seed: 11, step: 0 };
-  const r = applyMlmMasking(ids, sel, opts);
-
-  it('rows are the selected flat positions in order; targets the original ids there', () => {
-    const want = [...sel.select.keys()].filter((i) => sel.select[i]);
-    expect(want.length).toBeGreaterThan(100);
-    expect(ints(r.rows)).toEqual(want);
-    expect(ints(r.targets)).toEqual(want.map((i) => data[i]!));
-    expect(r.ids.shape).toEqual([7, 97]);
-  });
-
-  it('unselected tokens are unchanged; selected become [MASK], an allowed random id, or stay', () => {
-    const out = ints(r.ids);
-    for (let i = 0; i < out.length; i++) {
-      if (!sel.select[i]) expect(out[i]).toBe(data[i]);
-      else expect(out[i] === MASK || out[i] === data[i] || (out[i]! >= FIRST && out[i]! < V)).toBe(true);
-    }
-  });
-
-  it('is deterministic in (seed, step); another step or seed draws differently', () => {
-    expect(ints(applyMlmMasking(ids, sel, opts).ids)).toEqual(ints(r.ids));
-    const diff = (a: Tensor): number => ints(a).filter((v, i) => v !== ints(r.ids)[i]).length;
-    expect(diff(applyMlmMasking(ids, sel, { ...opts, step: 1 }).ids)).toBeGreaterThan(20);
-    expect(diff(applyMlmMasking(ids, sel, { ...opts, seed: 12 }).ids)).toBeGreaterThan(20);
-  });
-
-  it('does not change with the thread count', () => {
-    const big = batch(64, 256, V, 5);
-    const bigSel = selectSpans(big.ids, { ratio: 0.3, special: SPECIAL, seed: 2 });
-    const before = runtimeInfo().threads;
-    const outs: number[][] = [];
-    try {
-      for (const t of [1, 3]) {
-        setNumThreads(t);
-        const o = applyMlmMasking(big.ids, bigSel, opts);
-        outs.push([...ints(o.ids), ...ints(o.rows), ...ints(o.targets)]);
-      }
-    } finally {
-      setNumThreads(before);
-    }
-    expect(outs[1]).toEqual(outs[0]);
-  });
-
-  it('an empty selection gives empty rows and targets and the ids unchanged', () => {
-    const none: MaskSelection = { B: 7, L: 97, select: new Uint8Array(7 * 97), group: null };
-    const e = applyMlmMasking(ids, none, opts);
-    expect(e.rows.shape).toEqual([0]);
-    expect(e.targets.shape).toEqual([0]);
-    expect(ints(e.ids)).toEqual(Array.from(data));
-  });
-
-  it('group[i] = own position is the same as no groups', () => {
-    const own = new Int32Array(7 * 97).map((_, i) => i % 97);
-    expect(ints(applyMlmMasking(ids, { ...sel, group: own }, opts).ids)).toEqual(ints(r.ids));
-  });
-});
-
-describe('mlmMask native kernel: statistics', () => {
-  // Every ordinary token of 64 × 512 is selected: about 30,000 draws.
-  const V = 30522;
-  const { ids, data } = batch(64, 512, V, 2);
-  const all: MaskSelection = { B: 64, L: 512, select: Uint8Array.from(data, (v) => (isSpecial(v) ? 0 : 1)), group: null };
-  const n = all.select.reduce((a, b) => a + b, 0);
-
-  function split(out: number[], sel: MaskSelection): { mask: number; random: number; keep: number } {
-    let mask = 0, random = 0, keep = 0;
-    for (let i = 0; i < out.length; i++) {
-      if (!sel.select[i]) continue;
-      if (out[i] === MASK) mask++;
-      else if (out[i] === data[i]) keep++;
-      else random++;
-    }
-    return { mask, random, keep };
-  }
-
-  it('80/10/10 split within 5 standard deviations', () => {
-    const s = split(ints(applyMlmMasking(ids, all, { vocabSize: V, maskId: MASK, randomLow: FIRST, seed: 5, step: 9 }).ids), all);
-    // A random draw equal to the original id reads as "keep".
-    const pSame = 1 / (V - FIRST);
-    const want = { mask: 0.8, random: 0.1 * (1 - pSame), keep: 0.1 + 0.1 * pSame };
-    for (const k of ['mask', 'random', 'keep'] as const) expect(Math.abs(s[k] / n - want[k])).toBeLessThan(sdTol(want[k], n));
-  });
-
-  it('random replacements are uniform over [randomLow, randomHigh) and never special (chi-square, α = 0.001)', () => {
-    const lo = FIRST, hi = 50, K = hi - lo;
-    const out = ints(applyMlmMasking(ids, all, { vocabSize: V, maskId: MASK, maskProb: 0, randomProb: 1, randomLow: lo, randomHigh: hi, seed: 6, step: 0 }).ids);
-    const counts = new Array<number>(K).fill(0);
-    for (let i = 0; i < out.length; i++) {
-      if (!all.select[i]) continue;
-      expect(out[i]! >= lo && out[i]! < hi).toBe(true);
-      counts[out[i]! - lo]!++;
-    }
-    const e = n / K;
-    const chi2 = counts.reduce((s, c) => s + (c - e) ** 2 / e, 0);
-    // Wilson–Hilferty 0.999 quantile of chi-square with K − 1 degrees of freedom.
-    const df = K - 1, z = 3.0902;
-    const crit = df * (1 - 2 / (9 * df) + z * Math.sqrt(2 / (9 * df))) ** 3;
-    expect(chi2).toBeLessThan(crit);
-  });
-
-  it('keep-only keeps every token but still returns every target; mask-only masks all', () => {
-    const keep = applyMlmMasking(ids, all, { vocabSize: V, maskId: MASK, maskProb: 0, randomProb: 0, seed: 1, step: 1 });
-    expect(ints(keep.ids)).toEqual(Array.from(data));
-    expect(keep.rows.shape).toEqual([n]);
-    const mask = applyMlmMasking(ids, all, { vocabSize: V, maskId: MASK, maskProb: 1, randomProb: 0, seed: 1, step: 1 });
-    expect(split(ints(mask.ids), all)).toEqual({ mask: n, random: 0, keep: 0 });
-  });
-
-  it('tokens of one group share one draw; groups split 80/10/10', () => {
-    const sel = selectSpans(ids, { ratio: 0.15, special: SPECIAL, seed: 8 });
-    const out = ints(applyMlmMasking(ids, sel, { vocabSize: V, maskId: MASK, randomLow: FIRST, seed: 4, step: 2 }).ids);
-    const kind = (i: number): number => (out[i] === MASK ? 0 : out[i] === data[i] ? 2 : 1);
-    const groups = [...groupsOf(sel).values()];
-    let masked = 0, multi = 0;
-    for (const g of groups) {
-      if (g.length > 1) multi++;
-      // Within a random group a draw can hit the original id (p = 1/30517): allow no such case at this seed.
-      expect(new Set(g.map(kind)).size).toBe(1);
-      masked += kind(g[0]!) === 0 ? 1 : 0;
-    }
-    expect(multi).toBeGreaterThan(500);
-    expect(Math.abs(masked / groups.length - 0.8)).toBeLessThan(sdTol(0.8, groups.length));
-  });
-});
+import { batch, CLS, FIRST, groupsOf, isSpecial, MASK, sdTol, SEP, SPECIAL } from './helpers/mlm-batch.js';
 
 describe('selectTokens', () => {
   const { ids, data } = batch(16, 133, 500, 3);
@@ -428,27 +267,5 @@ describe('bad input', () => {
     expect(() => applyMlmMasking(ids, sel, { ...opts, randomHigh: 51 })).toThrow('Expected an integer in [1, 50] for randomHigh but received 51');
     expect(() => applyMlmMasking(ids, sel, { ...opts, maskId: 50 })).toThrow('Expected an integer in [0, 49] for maskId but received 50');
     expect(() => applyMlmMasking(ids, { ...sel, L: 5 }, opts)).toThrow('Expected a selection of shape [2, 6] for selection but received [2, 5]');
-  });
-
-  it('the native kernel checks again and throws, never aborts', () => {
-    const u8 = (v: number[]): Tensor => tensor(v, [2, 6], 'uint8');
-    const s = u8(Array.from(sel.select));
-    const call = (i: Tensor, se: Tensor, g: Tensor | null, V = 50) => () =>
-      native().mlmMask(i.native, se.native, g?.native ?? null, V, MASK, 0.8, 0.1, 0, V, 0, 0);
-    expect(call(ids, tensor(Array.from(sel.select), [2, 6], 'int32'), null)).toThrow(
-      'mlmMask: Expected a uint8 tensor for select but received int32 tensor [2, 6]',
-    );
-    expect(call(ids, s, null, 10)).toThrow(/^mlmMask: Expected ids in \[0, 10\) for ids but received \d+ at position \d+$/);
-    expect(call(ids, u8([2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), null)).toThrow(
-      'mlmMask: Expected values 0 or 1 for select but received 2 at position 0',
-    );
-    const g = tensor(new Array(12).fill(6), [2, 6], 'int32');
-    expect(call(ids, u8([0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), g)).toThrow(
-      'mlmMask: Expected in-row positions in [0, 6) at selected tokens for group but received 6 at position 1',
-    );
-    expect(call(ids, tensor([1, 0], [2], 'uint8'), null)).toThrow('mlmMask: Expected shape [2, 6] for select but received uint8 tensor [2]');
-    expect(() => native().mlmMask(ids.native, s.native, null, 50, MASK, 0.8, 0.3, 0, 50, 0, 0)).toThrow(
-      'mlmMask: Expected a probability in [0, 1 - maskProb] for randomProb but received 0.3',
-    );
   });
 });

@@ -4,6 +4,7 @@
  */
 import type { NativeTensor } from '../native/types.js';
 import { native } from '../native/loader.js';
+import { axpyInPlace } from '../ops/elementwise.js';
 import { Tensor } from '../tensor.js';
 import { expected } from '../errors.js';
 import { Node } from './node.js';
@@ -11,7 +12,7 @@ import { keep } from './mode.js';
 
 function accumulate(slot: NativeTensor | null, g: NativeTensor): NativeTensor {
   if (!slot) return g;
-  native().axpyInPlace(slot, g, 1);
+  axpyInPlace(slot, g, 1);
   g.dispose();
   return slot;
 }
@@ -19,7 +20,7 @@ function accumulate(slot: NativeTensor | null, g: NativeTensor): NativeTensor {
 /** Accumulates into a leaf's .grad, in place when it already has one (flat optimizer buffers). */
 function depositLeafGrad(t: Tensor, g: NativeTensor): void {
   if (t.grad && !t.grad.disposed) {
-    native().axpyInPlace(t.grad.native, g, 1);
+    axpyInPlace(t.grad.native, g, 1);
     g.dispose();
   } else {
     // A leaf's gradient belongs to the leaf, not to whatever scope backward ran in.

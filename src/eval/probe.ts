@@ -10,7 +10,7 @@ import { noGrad, scope } from '../autograd/mode.js';
 import type { ImageSet } from '../data/images/index.js';
 import { ImageBatcher } from '../data/images/index.js';
 import { Linear } from '../nn/layers.js';
-import { argmax, crossEntropy } from '../ops/nn.js';
+import { argmax, crossEntropy } from '../ops/cross_entropy.js';
 import { AdamW } from '../optim/adamw.js';
 import { Rng } from '../rng.js';
 import { tensor, type Tensor } from '../tensor.js';

@@ -6,8 +6,8 @@
  * the selected tokens, ready for crossEntropy(logits, targets, {rows}).
  */
 import { expected } from '../errors.js';
-import { native } from '../native/loader.js';
-import { fromTypedArray, Tensor } from '../tensor.js';
+import { mlmMask } from '../ops/mlm_mask.js';
+import { fromTypedArray, type Tensor } from '../tensor.js';
 import { checkInt, checkNumber } from '../validate.js';
 import { readIds, type MaskSelection } from './select.js';
 
@@ -61,8 +61,9 @@ export function applyMlmMasking(ids: Tensor, selection: MaskSelection, opts: Mlm
   const sel = fromTypedArray(selection.select, [B, L]);
   const grp = group ? fromTypedArray(group, [B, L]) : null;
   try {
-    const r = native().mlmMask(ids.native, sel.native, grp?.native ?? null, V, opts.maskId, maskProb, randomProb, lo, hi, opts.seed, opts.step);
-    return { ids: new Tensor(r.ids), rows: new Tensor(r.rows), targets: new Tensor(r.targets) };
+    return mlmMask(ids, sel, grp, {
+      vocabSize: V, maskId: opts.maskId, maskProb, randomProb, randomLow: lo, randomHigh: hi, seed: opts.seed, step: opts.step,
+    });
   } finally {
     sel.dispose();
     grp?.dispose();

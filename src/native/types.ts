@@ -36,23 +36,6 @@ export interface NativeTensor {
   sharesStorage(other: NativeTensor): boolean;
 }
 
-type N = NativeTensor;
-type Maybe = NativeTensor | null;
-
-export interface AttentionNativeOptions {
-  scale?: number;
-  keyPadding?: N;
-  cuSeqlens?: N;
-  maxSeqlen?: number;
-  alibiSlopes?: N;
-  bias?: N;
-  attnMask?: N;
-  tokenMask?: N;
-  excludeMaskedKeys?: boolean;
-  entropy?: boolean;
-  biasGrad?: boolean;
-}
-
 export interface RuntimeInfo {
   backend: 'cpu' | 'cuda';
   blas: 'openblas' | 'builtin';
@@ -80,14 +63,38 @@ export interface CudaInfo {
 /** An opaque CUDA stream handle. */
 export type CudaStream = { readonly __cudaStream: unique symbol };
 
-import type { MimTokensNative } from './types-mim-tokens.js';
-import type { MimLossNative } from './types-mim-loss.js';
-import type { ImageAugNative } from './types-image-aug.js';
+import type { AttentionNative } from './types-attention.js';
+import type { BatchNormNative } from './types-batchnorm.js';
 import type { ConvNative } from './types-conv.js';
-import type { SparseNative } from './types-sparse.js';
+import type { CrossEntropyNative } from './types-cross_entropy.js';
+import type { DropoutNative } from './types-dropout.js';
+import type { ElementwiseNative } from './types-elementwise.js';
+import type { EmbeddingNative } from './types-embedding.js';
+import type { GegluNative } from './types-geglu.js';
+import type { ImageAugNative } from './types-image_aug.js';
+import type { LayerNormNative } from './types-layernorm.js';
+import type { LayoutNative } from './types-layout.js';
+import type { LinalgNative } from './types-linalg.js';
+import type { LinearCeNative } from './types-linear_ce.js';
+import type { MimLossNative } from './types-mim_loss.js';
+import type { MimTokensNative } from './types-mim_tokens.js';
+import type { MlmMaskNative } from './types-mlm_mask.js';
+import type { OptimNative } from './types-optim.js';
+import type { PoolNative } from './types-pool.js';
+import type { SoftmaxNative } from './types-softmax.js';
+import type { SparseConvNative } from './types-sparse_conv.js';
+import type { SparseNormPoolNative } from './types-sparse_norm_pool.js';
+import type { SparseRulebookNative } from './types-sparse_rulebook.js';
 
-export interface NativeAddon extends MimTokensNative, MimLossNative, ImageAugNative, ConvNative, SparseNative {
-  empty(dtype: DType, shape: readonly number[], device?: Device): N;
+/**
+ * The addon: one interface per op family (types-<family>.ts, named as in
+ * src/ops/list.ts), plus the tensor, runtime and device calls below.
+ */
+export interface NativeAddon
+  extends ElementwiseNative, DropoutNative, GegluNative, LayerNormNative, SoftmaxNative, CrossEntropyNative, EmbeddingNative,
+    LinalgNative, LinearCeNative, AttentionNative, OptimNative, MlmMaskNative, MimTokensNative, MimLossNative, ImageAugNative,
+    ConvNative, BatchNormNative, PoolNative, SparseRulebookNative, SparseConvNative, SparseNormPoolNative, LayoutNative {
+  empty(dtype: DType, shape: readonly number[], device?: Device): NativeTensor;
   /** Whether the CUDA path can run here, and why not. The CPU addon answers false. */
   cudaAvailable(): { available: boolean; reason: string };
   cudaInfo(): CudaInfo;
@@ -98,74 +105,13 @@ export interface NativeAddon extends MimTokensNative, MimLossNative, ImageAugNat
   cudaCreateStream(): CudaStream;
   cudaSetStream(stream: CudaStream | null): void;
   cudaDestroyStream(stream: CudaStream): void;
-  fromTypedArray(array: AnyTypedArray, shape: readonly number[]): N;
+  fromTypedArray(array: AnyTypedArray, shape: readonly number[]): NativeTensor;
   liveBytes(): number;
   cachedBytes(): number;
   releaseCache(): void;
   setCacheLimit(bytes: number): void;
   setNumThreads(n: number): void;
   info(): RuntimeInfo;
-
-  matmul(a: N, b: N, transA: boolean, transB: boolean, impl?: 'auto' | 'builtin' | 'blas'): N;
-  matmulBackward(g: N, a: N, b: N, transA: boolean, transB: boolean, needA: boolean, needB: boolean): [Maybe, Maybe];
-  linear(x: N, w: N, bias: Maybe): N;
-  linearBackward(g: N, x: N, w: N, needX: boolean, needW: boolean, needBias: boolean): [Maybe, Maybe, Maybe];
-
-  add(a: N, b: N): N;
-  mul(a: N, b: N): N;
-  mulBackward(g: N, a: N, b: N, needA: boolean, needB: boolean): [Maybe, Maybe];
-  scale(x: N, factor: number): N;
-  axpyInPlace(dst: N, src: N, alpha: number): void;
-  biasAdd(x: N, b: N): N;
-  sumRows(x: N): N;
-  sum(x: N): N;
-  mean(x: N): N;
-  reduceBackward(g: N, shape: readonly number[], factor: number): N;
-  gelu(x: N): N;
-  geluBackward(g: N, x: N): N;
-  relu(x: N): N;
-  reluBackward(g: N, x: N): N;
-  dropout(x: N, p: number, seed: number, step: number): N;
-  geglu(x: N): N;
-  gegluBackward(g: N, x: N): N;
-
-  layerNorm(x: N, w: Maybe, b: Maybe, eps: number): [N, N, N];
-  layerNormBackward(dy: N, x: N, w: Maybe, mean: N, rstd: N, needX: boolean, needW: boolean, needB: boolean): [Maybe, Maybe, Maybe];
-  softmax(x: N): N;
-  softmaxBackward(dy: N, y: N): N;
-  crossEntropy(logits: N, targets: N, rows: Maybe, ignoreIndex: number): { loss: N; lse: N; count: number };
-  crossEntropyBackward(gradLoss: number, logits: N, targets: N, rows: Maybe, lse: N, ignoreIndex: number, count: number): N;
-  argmaxRows(x: N): N;
-  embedding(table: N, ids: N): N;
-  embeddingBackward(g: N, ids: N, vocabSize: number): N;
-  /** On cuda, lse is float32 for every input dtype (pass it back to the backward unchanged). */
-  linearCrossEntropy(h: N, w: N, bias: Maybe, targets: N, ignoreIndex: number, chunkSize: number): { loss: N; lse: N; count: number };
-  linearCrossEntropyBackward(
-    gradLoss: number, h: N, w: N, bias: Maybe, targets: N, lse: N, ignoreIndex: number, count: number, chunkSize: number,
-    needInput: boolean, needWeight: boolean, needBias: boolean,
-  ): [Maybe, Maybe, Maybe];
-
-  attention(q: N, k: N, v: N, options: AttentionNativeOptions): { out: N; lse: N; entropy?: N };
-  attentionBackward(
-    dout: N, q: N, k: N, v: N, out: N, lse: N, options: AttentionNativeOptions, dentropy?: Maybe, entropy?: Maybe,
-  ): { dq: N; dk: N; dv: N; dbias?: N };
-
-  /**
-   * Fused AdamW step, in place. Mixed precision (cuda): a bfloat16 param needs
-   * `master`, its float32 weights (same numel); m and v are then float32, grad
-   * bfloat16 or float32, and the step updates master and writes param = bf16(master).
-   * A float32 (or float64) param takes no master.
-   */
-  adamw(param: N, grad: N, m: N, v: N, options: {
-    lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number; gradScale?: number;
-    /** fp32 master weights for a bfloat16 param (cuda): updated in fp32, param = its bf16 rounding. */
-    master?: N;
-  }): void;
-  clipGradNorm(grads: N[], maxNorm: number): number;
-  mlmMask(ids: N, select: N, group: Maybe, vocabSize: number, maskId: number, maskProb: number, randomProb: number, randomLow: number, randomHigh: number, seed: number, step: number): { ids: N; rows: N; targets: N };
-
-  toChannelsLast(x: N): N;
-  toChannelsFirst(x: N): N;
 
   /** float32 FMA GFLOP/s of register-resident chains on every pool thread for about `ms` ms (bench yardstick). */
   measurePeakGflops(ms: number): number;

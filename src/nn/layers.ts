@@ -1,7 +1,8 @@
 /** Basic layers: Linear, LayerNorm, Embedding, Dropout. Weights named as in PyTorch/HF. */
-import { dropout } from '../ops/elementwise.js';
+import { dropout } from '../ops/dropout.js';
 import { linear } from '../ops/linalg.js';
-import { embedding, layerNorm } from '../ops/nn.js';
+import { embedding } from '../ops/embedding.js';
+import { layerNorm } from '../ops/layernorm.js';
 import type { Rng } from '../rng.js';
 import type { DType, Tensor } from '../tensor.js';
 import { checkInt, checkNumber } from '../validate.js';

@@ -5,7 +5,8 @@
  * queries ignore masked keys". Nothing of size L×L is stored.
  */
 import { native } from '../native/loader.js';
-import type { AttentionNativeOptions, NativeTensor } from '../native/types.js';
+import type { NativeTensor } from '../native/types.js';
+import type { AttentionNativeOptions } from '../native/types-attention.js';
 import { record, type Tensor } from '../tensor.js';
 import { expected } from '../errors.js';
 import { checkDtype, checkFloat, checkInt, checkNumber, checkSameDtype, checkShape, checkTensor } from '../validate.js';

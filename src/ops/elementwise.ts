@@ -1,8 +1,13 @@
-/** Elementwise ops, reductions, activations, dropout and reshape, with autograd. */
+/**
+ * Elementwise ops, reductions, activations and reshape, with autograd; and the
+ * two native-handle helpers the tape itself runs on gradients: axpyInPlace
+ * (accumulation) and sumRows (biasAdd's bias gradient).
+ */
 import { native } from '../native/loader.js';
+import type { NativeTensor } from '../native/types.js';
 import { record, type Tensor } from '../tensor.js';
 import { expected } from '../errors.js';
-import { checkFloat, checkInt, checkNumber, checkRank, checkSameDtype, checkShape } from '../validate.js';
+import { checkFloat, checkNumber, checkRank, checkSameDtype, checkShape } from '../validate.js';
 
 function sameShape(a: Tensor, b: Tensor, name: string): void {
   checkSameDtype(a, b, name);
@@ -46,7 +51,7 @@ export function biasAdd(x: Tensor, b: Tensor): Tensor {
   checkShape(b, [x.shape[x.shape.length - 1]!], 'bias');
   return record('biasAdd', [native().biasAdd(x.native, b.native)], [x, b], ([g]) => [
     x.requiresGrad ? g!.clone() : null,
-    b.requiresGrad ? native().sumRows(g!) : null,
+    b.requiresGrad ? sumRows(g!) : null,
   ])[0]!;
 }
 
@@ -71,40 +76,10 @@ export function gelu(x: Tensor): Tensor {
   return record('gelu', [native().gelu(x.native)], [x], ([g]) => [native().geluBackward(g!, sx)], [sx])[0]!;
 }
 
-/** GeGLU: x [..., 2I] → GELU(x[..., :I]) · x[..., I:], [..., I] (erf GELU; MosaicBERT's FFN gate). */
-export function geglu(x: Tensor): Tensor {
-  checkFloat(x, 'input');
-  checkRank(x, 1, 8, 'input');
-  const C = x.shape[x.shape.length - 1]!;
-  if (C === 0 || C % 2 !== 0) throw expected('a tensor whose last dimension is even and non-zero', 'input', x, 'E_SHAPE');
-  const sx = x.share();
-  return record('geglu', [native().geglu(x.native)], [x], ([g]) => [native().gegluBackward(g!, sx)], [sx])[0]!;
-}
-
 export function relu(x: Tensor): Tensor {
   checkFloat(x, 'input');
   const sx = x.share();
   return record('relu', [native().relu(x.native)], [x], ([g]) => [native().reluBackward(g!, sx)], [sx])[0]!;
-}
-
-export interface DropoutOptions {
-  p: number;
-  /** Seed of the counter-based RNG; with `step` it fixes the mask exactly. */
-  seed: number;
-  /** A distinct counter per call site and step (e.g. step * layers + layer). */
-  step: number;
-  training?: boolean;
-}
-
-/** Inverted dropout. The mask is regenerated in backward from (seed, step), never stored. */
-export function dropout(x: Tensor, opts: DropoutOptions): Tensor {
-  checkFloat(x, 'input');
-  checkNumber(opts.p, 'p', 0, 1);
-  checkInt(opts.seed, 'seed');
-  checkInt(opts.step, 'step');
-  if (opts.training === false || opts.p === 0) return reshape(x, x.shape);
-  const { p, seed, step } = opts;
-  return record('dropout', [native().dropout(x.native, p, seed, step)], [x], ([g]) => [native().dropout(g!, p, seed, step)])[0]!;
 }
 
 /** A view with a new shape (same element count); -1 infers one dimension. */
@@ -119,4 +94,14 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   if (full.reduce((a, b) => a * b, 1) !== n) throw expected(`a shape with ${n} elements`, 'shape', [...shape], 'E_SHAPE');
   const orig = x.shape;
   return record('reshape', [x.native.reshape(full)], [x], ([g]) => [g!.reshape(orig)])[0]!;
+}
+
+/** dst ← dst + alpha·src, in place, on native handles (same dtype, shape and device): how the tape accumulates gradients. */
+export function axpyInPlace(dst: NativeTensor, src: NativeTensor, alpha: number): void {
+  native().axpyInPlace(dst, src, alpha);
+}
+
+/** x [..., N] → its sum over every leading dimension, [N], on a native handle: biasAdd's bias gradient. */
+export function sumRows(x: NativeTensor): NativeTensor {
+  return native().sumRows(x);
 }

@@ -11,6 +11,7 @@
  */
 import { native } from '../native/loader.js';
 import type { NativeTensor } from '../native/types.js';
+import { adamwStep, clipGradNorm as clipNativeGradNorm } from '../ops/optim.js';
 import { Tensor } from '../tensor.js';
 import { expected } from '../errors.js';
 import { keep } from '../autograd/mode.js';
@@ -116,13 +117,13 @@ export class AdamW {
   /** Clips the global L2 norm of all gradients to maxNorm; returns the norm before clipping. */
   clipGradNorm(maxNorm: number): number {
     checkNumber(maxNorm, 'maxNorm', Number.MIN_VALUE);
-    return native().clipGradNorm(this.flatGrads(), maxNorm);
+    return clipNativeGradNorm(this.flatGrads(), maxNorm);
   }
 
   step(): void {
     this.stepCount++;
     for (const g of this.groups) {
-      native().adamw(g.param, g.grad, g.m, g.v, {
+      adamwStep(g.param, g.grad, g.m, g.v, {
         lr: this.lr,
         beta1: this.beta1,
         beta2: this.beta2,

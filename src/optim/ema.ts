@@ -3,7 +3,7 @@
  * teacher ← decay·teacher + (1 − decay)·student, in place, one native pass per tensor.
  */
 import { expected } from '../errors.js';
-import { native } from '../native/loader.js';
+import { emaUpdate as emaUpdateNative } from '../ops/optim.js';
 import type { Tensor } from '../tensor.js';
 import { checkFloat, checkNumber, checkSameDtype, checkShape, checkTensor } from '../validate.js';
 
@@ -29,7 +29,7 @@ function update(dst: readonly Tensor[], src: readonly Tensor[], decay: number, d
     checkSameDtype(d, src[i]!, `${srcName}[${i}]`);
     checkShape(src[i]!, d.shape, `${srcName}[${i}]`);
   });
-  for (let i = 0; i < dst.length; i++) native().emaUpdate(dst[i]!.native, src[i]!.native, decay);
+  for (let i = 0; i < dst.length; i++) emaUpdateNative(dst[i]!.native, src[i]!.native, decay);
 }
 
 /** A teacher whose tensors track a student's by EMA; it holds them, it does not copy them. */

@@ -2,7 +2,7 @@
 // and the device check at the binding boundary.
 import { expect, it } from 'vitest';
 import { native } from '../../src/native/loader.js';
-import { bf16, describeCuda, get, put } from './harness.js';
+import { bf16, describeCuda, get, put } from '../helpers/cuda-harness.js';
 
 describeCuda('runtime', () => {
   it('round-trips every dtype through the device, including odd sizes and empty tensors', () => {

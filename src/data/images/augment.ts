@@ -9,9 +9,9 @@ import { native } from '../../native/loader.js';
 import type { NativeTensor } from '../../native/types.js';
 import { Rng } from '../../rng.js';
 import { fromTypedArray, Tensor } from '../../tensor.js';
+import { imageBatch, MAX_OUT_SIDE } from '../../ops/image_aug.js';
 import { checkInt } from '../../validate.js';
 import { channelStats, type ImageSet } from './dataset.js';
-import { MAX_OUT_SIDE } from './batch.js';
 
 /** [y0, x0, h, w] in source pixels. */
 export type CropBox = [number, number, number, number];
@@ -256,19 +256,19 @@ export class ImageBatcher {
   private build(indices: Int32Array, boxes: Float32Array, flip: Uint8Array): ImageBatch {
     if (!this.imagesHandle) throw new ClozeError('E_STATE', 'ImageBatcher: used after dispose()');
     const B = indices.length;
-    const nat = native();
-    const hIdx = nat.fromTypedArray(indices, [B]);
-    const hBoxes = nat.fromTypedArray(boxes, [B, 4]);
-    const hFlip = nat.fromTypedArray(flip, [B]);
+    // The call's own Tensors: views of the held handles (disposing a view frees only the view), and this batch's arrays.
+    const view = (h: NativeTensor): Tensor => new Tensor(h.reshape(h.shape));
+    const args = [
+      view(this.imagesHandle), fromTypedArray(indices, [B]), fromTypedArray(boxes, [B, 4]), fromTypedArray(flip, [B]),
+      view(this.meanHandle), view(this.stdHandle),
+    ] as const;
     try {
-      const out = nat.imageBatch(this.imagesHandle, hIdx, hBoxes, hFlip, this.meanHandle, this.stdHandle, this.outSize[0], this.outSize[1]);
+      const images = imageBatch(...args, this.outSize[0], this.outSize[1]);
       const labels = new Int32Array(B);
       for (let b = 0; b < B; b++) labels[b] = this.set.labels[indices[b]!]!;
-      return { images: new Tensor(out), labels: fromTypedArray(labels, [B]), indices: indices.slice() };
+      return { images, labels: fromTypedArray(labels, [B]), indices: indices.slice() };
     } finally {
-      hIdx.dispose();
-      hBoxes.dispose();
-      hFlip.dispose();
+      for (const t of args) t.dispose();
     }
   }
 }

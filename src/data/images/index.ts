@@ -1,11 +1,10 @@
-/** Image data for masked image modeling: IDX and folder loaders, a run's train/test pair, seeded augmentation, the fused batch builder. */
+/** Image data for masked image modeling: IDX and folder loaders, a run's train/test pair, seeded augmentation and batching (its fused kernel is ops/image_aug.ts). */
 export { readIdx, type IdxArray } from './idx.js';
 export {
   loadIdxPair, loadFashionMnist, subset, channelStats, FASHION_MNIST_CLASSES, FASHION_MNIST_DIR,
   type ImageSet, type ChannelStats,
 } from './dataset.js';
 export { loadImageFolder, type ImageFolderOptions } from './folder.js';
-export { imageBatch, MAX_OUT_SIDE } from './batch.js';
 export {
   randomResizedCropBox, randomResizedCropParams, ImageBatcher,
   type CropBox, type UniformSource, type ImageBatcherOptions, type ImageBatch,

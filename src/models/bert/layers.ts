@@ -5,7 +5,8 @@
  * layout given by `AttentionLayout`.
  */
 import { attention } from '../../ops/attention.js';
-import { add, geglu, gelu, reshape } from '../../ops/elementwise.js';
+import { add, gelu, reshape } from '../../ops/elementwise.js';
+import { geglu } from '../../ops/geglu.js';
 import { Dropout, LayerNorm, Linear, type InitOptions } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
 import type { Tensor } from '../../tensor.js';

@@ -7,9 +7,9 @@
  * every layer of that scale and by the backward. Create and use it inside one
  * scope(): its tensors live as long as the step.
  */
-import { maskFromScores, uniformNoise } from '../../ops/mim-tokens.js';
-import { activeSites, neighbourTable } from '../../ops/sparse.js';
-import { upsampleMask } from '../../ops/conv.js';
+import { maskFromScores, uniformNoise } from '../../ops/mim_tokens.js';
+import { activeSites, neighbourTable } from '../../ops/sparse_rulebook.js';
+import { upsampleMask } from '../../ops/pool.js';
 import { tensor, type Tensor } from '../../tensor.js';
 import { scope } from '../../autograd/mode.js';
 

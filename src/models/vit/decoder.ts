@@ -9,7 +9,7 @@ import { Module } from '../../nn/module.js';
 import { ModuleList } from '../../nn/module-list.js';
 import { truncNormal } from '../../nn/init.js';
 import type { Parameter } from '../../nn/parameter.js';
-import { assembleTokens } from '../../ops/mim-tokens.js';
+import { assembleTokens } from '../../ops/mim_tokens.js';
 import { keep } from '../../autograd/mode.js';
 import { tensor, type Tensor } from '../../tensor.js';
 import type { Rng } from '../../rng.js';

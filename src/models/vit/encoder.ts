@@ -11,7 +11,7 @@ import { ModuleList } from '../../nn/module-list.js';
 import { truncNormal } from '../../nn/init.js';
 import type { Parameter } from '../../nn/parameter.js';
 import { biasAdd, reshape } from '../../ops/elementwise.js';
-import { assembleTokens, patchify, tokenMean } from '../../ops/mim-tokens.js';
+import { assembleTokens, patchify, tokenMean } from '../../ops/mim_tokens.js';
 import { tensor, type Tensor } from '../../tensor.js';
 import { Rng } from '../../rng.js';
 import { expected } from '../../errors.js';

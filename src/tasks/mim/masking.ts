@@ -7,9 +7,9 @@
  */
 import { noGrad } from '../../autograd/mode.js';
 import { ClozeError } from '../../errors.js';
-import { softmax } from '../../ops/nn.js';
+import { softmax } from '../../ops/softmax.js';
 import { matmul } from '../../ops/linalg.js';
-import { uniformNoise } from '../../ops/mim-tokens.js';
+import { uniformNoise } from '../../ops/mim_tokens.js';
 import { Rng } from '../../rng.js';
 import { ones, tensor, type Tensor } from '../../tensor.js';
 

@@ -6,10 +6,10 @@
  * coarse cell.
  */
 import { Module } from '../../nn/module.js';
-import { maskedPatchLoss } from '../../ops/mim-loss.js';
-import { patchify } from '../../ops/mim-tokens.js';
-import { applyMask, globalAvgPool } from '../../ops/conv.js';
-import { toSparse } from '../../ops/sparse.js';
+import { maskedPatchLoss } from '../../ops/mim_loss.js';
+import { patchify } from '../../ops/mim_tokens.js';
+import { applyMask, globalAvgPool } from '../../ops/pool.js';
+import { toSparse } from '../../ops/sparse_rulebook.js';
 import { tensor, type Tensor } from '../../tensor.js';
 import { expected } from '../../errors.js';
 import { checkSparkConfig, downsample, type SparkConfig } from '../../models/spark/config.js';

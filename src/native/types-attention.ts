@@ -1,0 +1,25 @@
+import type { NativeTensor as N } from './types.js';
+
+type Maybe = N | null;
+
+export interface AttentionNativeOptions {
+  scale?: number;
+  keyPadding?: N;
+  cuSeqlens?: N;
+  maxSeqlen?: number;
+  alibiSlopes?: N;
+  bias?: N;
+  attnMask?: N;
+  tokenMask?: N;
+  excludeMaskedKeys?: boolean;
+  entropy?: boolean;
+  biasGrad?: boolean;
+}
+
+/** Fused multi-head attention (native/src/binding/bind_attention.cc). */
+export interface AttentionNative {
+  attention(q: N, k: N, v: N, options: AttentionNativeOptions): { out: N; lse: N; entropy?: N };
+  attentionBackward(
+    dout: N, q: N, k: N, v: N, out: N, lse: N, options: AttentionNativeOptions, dentropy?: Maybe, entropy?: Maybe,
+  ): { dq: N; dk: N; dv: N; dbias?: N };
+}

@@ -1,0 +1,16 @@
+import type { NativeTensor as N } from './types.js';
+
+type Maybe = N | null;
+
+/** BatchNorm2d over NCHW maps (native/src/binding/bind_batchnorm.cc). */
+export interface BatchNormNative {
+  /** Updates runningMean/runningVar in place when training. mask: uint8 [B, H, W], 1 = active. */
+  batchNorm2d(
+    x: N, weight: Maybe, bias: Maybe, runningMean: Maybe, runningVar: Maybe, mask: Maybe,
+    training: boolean, momentum: number, eps: number,
+  ): [N, N, N];
+  batchNorm2dBackward(
+    grad: N, x: N, weight: Maybe, mean: N, rstd: N, mask: Maybe, training: boolean,
+    needInput: boolean, needWeight: boolean, needBias: boolean,
+  ): [Maybe, Maybe, Maybe];
+}

@@ -1,0 +1,13 @@
+import type { NativeTensor as N } from './types.js';
+
+type Maybe = N | null;
+
+/** Fused linear + cross-entropy (native/src/binding/bind_linear_ce.cc). */
+export interface LinearCeNative {
+  /** On cuda, lse is float32 for every input dtype (pass it back to the backward unchanged). */
+  linearCrossEntropy(h: N, w: N, bias: Maybe, targets: N, ignoreIndex: number, chunkSize: number): { loss: N; lse: N; count: number };
+  linearCrossEntropyBackward(
+    gradLoss: number, h: N, w: N, bias: Maybe, targets: N, lse: N, ignoreIndex: number, count: number, chunkSize: number,
+    needInput: boolean, needWeight: boolean, needBias: boolean,
+  ): [Maybe, Maybe, Maybe];
+}

@@ -1,0 +1,49 @@
+/** Cross-entropy over selected rows (with autograd) and the row-wise argmax. */
+import { native } from '../native/loader.js';
+import { record, Tensor } from '../tensor.js';
+import { checkDtype, checkFloat, checkInt, checkRank, checkShape, checkTensor } from '../validate.js';
+
+export interface CrossEntropyOptions {
+  /** int32 [M]: which rows of the logits to score; default all rows. */
+  rows?: Tensor | null;
+  /** Targets equal to this are skipped (default −100, as in PyTorch and HF). */
+  ignoreIndex?: number;
+}
+
+/**
+ * Mean cross-entropy over the selected, non-ignored rows of logits [N, V].
+ * targets: int32 [M], one per selected row.
+ */
+export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+  checkFloat(logits, 'logits');
+  checkRank(logits, 2, 2, 'logits');
+  checkTensor(targets, 'targets');
+  checkDtype(targets, 'int32', 'targets');
+  const rows = opts.rows ?? null;
+  if (rows) {
+    checkTensor(rows, 'rows');
+    checkDtype(rows, 'int32', 'rows');
+    checkShape(rows, targets.shape, 'rows');
+  }
+  const ignore = opts.ignoreIndex ?? -100;
+  checkInt(ignore, 'ignoreIndex', -(2 ** 31), 2 ** 31 - 1);
+  const r = native().crossEntropy(logits.native, targets.native, rows?.native ?? null, ignore);
+  const sl = logits.share();
+  const st = targets.share();
+  const sr = rows ? rows.share() : null;
+  const count = r.count;
+  return record(
+    'crossEntropy',
+    [r.loss],
+    [logits],
+    ([g]) => [native().crossEntropyBackward(g!.read()[0]!, sl, st, sr, r.lse, ignore, count)],
+    sr ? [sl, st, sr, r.lse] : [sl, st, r.lse],
+  )[0]!;
+}
+
+/** int32 index of the largest value along the last dim (first on ties). Not differentiable. */
+export function argmax(x: Tensor): Tensor {
+  checkFloat(x, 'input');
+  checkRank(x, 1, 8, 'input');
+  return new Tensor(native().argmaxRows(x.native));
+}

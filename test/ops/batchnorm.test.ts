@@ -1,0 +1,252 @@
+/**
+ * batchNorm2d against a direct-loop float64 reference: training and eval,
+ * PyTorch's running-statistics update, masked BN at 0/60/100% masked,
+ * finite-difference gradients in float64, bit-identical results on 1 and 2
+ * threads, bad input; and the CUDA kernels against the CPU.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { runtimeInfo, setNumThreads, tensor, type DType, type Tensor } from '../../src/index.js';
+import { batchNorm2d } from '../../src/ops/batchnorm.js';
+import { maxPool2d, avgPool2d, applyMask, upsampleMask } from '../../src/ops/pool.js';
+import { native } from '../../src/native/loader.js';
+import type { Device } from '../../src/native/types.js';
+import { describeCuda, put } from '../helpers/cuda-harness.js';
+import * as cudaConv from '../helpers/cuda-conv.js';
+import { activeMask, f64, forwardBackward, rand, rng, tolSum, type Shape4 } from '../helpers/dense-conv.js';
+import { gradcheck, randLeaf } from '../helpers/gradcheck.js';
+import { assertClose, tolFor } from '../helpers/tolerance.js';
+
+const threads0 = runtimeInfo().threads;
+afterAll(() => setNumThreads(threads0));
+
+interface BnRef { y: Float64Array; mean: Float64Array; varB: Float64Array; n: number }
+
+function batchNormRef(
+  x: Float64Array, [B, C, H, W]: Shape4, w: Float64Array, b: Float64Array, mask: Uint8Array | null,
+  stats: { mean: ArrayLike<number>; var: ArrayLike<number> } | null, eps: number,
+): BnRef {
+  const S = H * W;
+  const active = (bb: number, s: number): boolean => !mask || mask[bb * S + s] === 1;
+  const mean = new Float64Array(C), varB = new Float64Array(C), y = new Float64Array(x.length);
+  let n = 0;
+  for (let bb = 0; bb < B; bb++) for (let s = 0; s < S; s++) if (active(bb, s)) n++;
+  for (let c = 0; c < C; c++) {
+    if (stats) {
+      mean[c] = stats.mean[c]!;
+      varB[c] = stats.var[c]!;
+    } else if (n > 0) {
+      let m = 0;
+      for (let bb = 0; bb < B; bb++) for (let s = 0; s < S; s++) if (active(bb, s)) m += x[(bb * C + c) * S + s]!;
+      m /= n;
+      let v = 0;
+      for (let bb = 0; bb < B; bb++) for (let s = 0; s < S; s++) if (active(bb, s)) v += (x[(bb * C + c) * S + s]! - m) ** 2;
+      mean[c] = m;
+      varB[c] = v / n;
+    }
+    for (let bb = 0; bb < B; bb++)
+      for (let s = 0; s < S; s++) {
+        const i = (bb * C + c) * S + s;
+        y[i] = active(bb, s) ? ((x[i]! - mean[c]!) / Math.sqrt(varB[c]! + eps)) * w[c]! + b[c]! : 0;
+      }
+  }
+  return { y, mean, varB, n };
+}
+
+describe('batchNorm2d', () => {
+  const xs: Shape4 = [3, 5, 7, 9];
+  for (const dtype of ['float32', 'float64'] as DType[])
+    for (const frac of [null, 0, 0.6, 1])
+      it(`training ${dtype}, ${frac === null ? 'no mask' : `${frac * 100}% masked`}: output and PyTorch's running update`, () => {
+        const x = rand(xs, dtype, false);
+        const w = rand([5], dtype, false);
+        const b = rand([5], dtype, false);
+        const rm0 = Array.from({ length: 5 }, () => rng.uniform());
+        const rv0 = Array.from({ length: 5 }, () => 0.5 + rng.uniform());
+        const rm = tensor(rm0, [5], dtype);
+        const rv = tensor(rv0, [5], dtype);
+        const mask = frac === null ? null : activeMask(3, 7, 9, frac);
+        const y = batchNorm2d(x, w, b, rm, rv, { training: true, momentum: 0.3, eps: 1e-4, mask });
+        const ref = batchNormRef(f64(x), xs, f64(w), f64(b), mask ? (mask.toArray() as Uint8Array) : null, null, 1e-4);
+        const got = f64(y);
+        assertClose(got, ref.y, tolSum(dtype, 64), 'y');
+        expect(got.every(Number.isFinite)).toBe(true);
+        if (mask) {
+          const m = mask.toArray();
+          for (let i = 0; i < got.length; i++) if (m[Math.floor(i / 315) * 63 + (i % 63)] === 0) expect(got[i]).toBe(0);
+        }
+        // PyTorch: r ← (1 − m)·r + m·stat, with the unbiased variance; nothing moves when no position is active.
+        const expMean = rm0.map((r, c) => (ref.n > 0 ? 0.7 * r + 0.3 * ref.mean[c]! : r));
+        const expVar = rv0.map((r, c) => (ref.n > 1 ? 0.7 * r + 0.3 * ref.varB[c]! * (ref.n / (ref.n - 1)) : r));
+        assertClose(rm.toArray(), expMean, tolFor(dtype), 'runningMean');
+        assertClose(rv.toArray(), expVar, tolFor(dtype), 'runningVar');
+      });
+
+  it('eval mode normalises with the running statistics and leaves them alone', () => {
+    const x = rand(xs, 'float64', false);
+    const w = rand([5], 'float64', false);
+    const b = rand([5], 'float64', false);
+    const rm = tensor([0.1, -0.2, 0.3, 0, 0.5], [5], 'float64');
+    const rv = tensor([1, 2, 0.5, 0.25, 3], [5], 'float64');
+    const mask = activeMask(3, 7, 9, 0.6);
+    for (const m of [null, mask]) {
+      const y = batchNorm2d(x, w, b, rm, rv, { training: false, mask: m });
+      const ref = batchNormRef(f64(x), xs, f64(w), f64(b), m ? (m.toArray() as Uint8Array) : null, { mean: f64(rm), var: f64(rv) }, 1e-5);
+      assertClose(f64(y), ref.y, tolFor('float64'), 'y');
+    }
+    expect(Array.from(rm.toArray())).toEqual([0.1, -0.2, 0.3, 0, 0.5]);
+    expect(Array.from(rv.toArray())).toEqual([1, 2, 0.5, 0.25, 3]);
+  });
+
+  it('with a single active position moves the running mean but not the running variance (ours)', () => {
+    const x = rand([2, 2, 2, 2], 'float64', false);
+    const rm = tensor([0, 0], [2], 'float64');
+    const rv = tensor([1, 1], [2], 'float64');
+    const mask = tensor([0, 0, 0, 0, 0, 0, 1, 0], [2, 2, 2], 'uint8');
+    const y = batchNorm2d(x, null, null, rm, rv, { training: true, mask });
+    const xv = f64(x);
+    // The active position is (b 1, y 1, x 0): flat index (1·C + c)·4 + 2.
+    assertClose(rm.toArray(), [0.1 * xv[10]!, 0.1 * xv[14]!], tolFor('float64'), 'runningMean');
+    expect(Array.from(rv.toArray())).toEqual([1, 1]);
+    expect(Array.from(y.toArray())).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+  });
+
+  it('backward matches finite differences (float64): training, masked, eval', () => {
+    const r = (shape: number[]): Tensor => randLeaf(shape, rng);
+    const stats = (): [Tensor, Tensor] => [tensor([0.1, 0.2, -0.1], [3], 'float64'), tensor([1, 0.5, 2], [3], 'float64')];
+    const mask = activeMask(2, 3, 4, 0.6);
+    for (const [training, m] of [[true, null], [true, mask], [false, null], [false, mask]] as const)
+      gradcheck(([x, w, b]) => {
+        const [rm, rv] = stats();
+        return batchNorm2d(x!, w!, b!, rm, rv, { training, mask: m });
+      }, [r([2, 3, 3, 4]), r([3]), r([3])]);
+  });
+
+  it('100% masked: zero output, zero gradients, no NaN', () => {
+    const x = rand([2, 3, 2, 3], 'float32');
+    const w = rand([3], 'float32');
+    const b = rand([3], 'float32');
+    const got = forwardBackward(
+      () => batchNorm2d(x, w, b, null, null, { training: true, mask: activeMask(2, 2, 3, 1) }),
+      Array.from({ length: 36 }, () => 1), [x, w, b],
+    );
+    for (const a of [got.y, ...got.grads]) expect(Array.from(a!).every((v) => v === 0)).toBe(true);
+  });
+
+  it('is bit-identical on 1 and 2 threads', () => {
+    const x = rand([4, 6, 9, 9], 'float32');
+    const w = rand([6], 'float32');
+    const b = rand([6], 'float32');
+    const mask = activeMask(4, 9, 9, 0.6);
+    const dy = Array.from({ length: x.size }, () => rng.uniform() - 0.5);
+    const runs = [1, 2].map((t) => {
+      setNumThreads(t);
+      return forwardBackward(() => batchNorm2d(x, w, b, null, null, { training: true, mask }), dy, [x, w, b]);
+    });
+    setNumThreads(threads0);
+    expect(runs[1]).toEqual(runs[0]);
+  });
+});
+
+// ---- bad input ---------------------------------------------------------------------------------
+
+describe('bad input', () => {
+  const x = rand([2, 3, 7, 9], 'float32', false);
+
+  it('batchNorm2d, pooling and masks name the argument', () => {
+    const c = rand([3], 'float32', false);
+    expect(() => batchNorm2d(x, c, c, null, null, { training: false })).toThrow(/Expected running statistics in eval mode for runningMean/);
+    expect(() => batchNorm2d(x, rand([4], 'float32', false), null, null, null, { training: true })).toThrow(/Expected shape \[3\] for weight/);
+    expect(() => batchNorm2d(x, null, null, null, null, { training: true, mask: tensor(new Array(126).fill(1), [2, 7, 9], 'float32') })).toThrow(/Expected a uint8 tensor for mask/);
+    expect(() => batchNorm2d(x, null, null, null, null, { training: true, mask: tensor(new Array(126).fill(2), [2, 7, 9], 'uint8') })).toThrow(/Expected values 0 or 1 for mask/);
+    expect(() => batchNorm2d(x, null, null, c, null, { training: true })).toThrow(/for runningVar/);
+    expect(() => batchNorm2d(x, null, null, null, null, { training: true, momentum: 2 })).toThrow(/for momentum/);
+    expect(() => maxPool2d(x, { kernel: 3, padding: 2 })).toThrow(/for padding/);
+    expect(() => maxPool2d(x, { kernel: 8 })).toThrow(/no smaller than the kernel \(8\) after padding for input/);
+    expect(() => avgPool2d(x, { kernel: 0 })).toThrow(/for kernel/);
+    expect(() => applyMask(x, tensor(new Array(8).fill(1), [2, 2, 2], 'uint8'))).toThrow(/whose h and w divide the input's 7 × 9 for mask/);
+    expect(() => upsampleMask(tensor([1], [1, 1, 1], 'uint8'), 0)).toThrow(/for factor/);
+  });
+});
+
+// ---- CUDA, against the CPU backend (skipped without a GPU) ----
+// float32 on cuda against float64 on the CPU, bfloat16 on cuda by the bf16 rule
+// against a naive bf16 version (inputs rounded, the float64 op, its outputs
+// rounded).
+
+// A block of its own: these cases' helpers share names with the CPU cases' above.
+{
+  const { DTYPES, expectRuns, numel, rand, rng, runs, tolSum } = cudaConv;
+
+  // ---- batchNorm2d ------------------------------------------------------------------------------
+
+  function maskOf(kind: 'none' | 'all-active' | 'some' | 'all-masked', B: number, S: number): number[] | null {
+    if (kind === 'none') return null;
+    if (kind === 'all-active') return new Array(B * S).fill(1);
+    if (kind === 'all-masked') return new Array(B * S).fill(0);
+    return Array.from({ length: B * S }, () => (rng.uniform() < 0.4 ? 1 : 0)); // about 60% masked
+  }
+
+  function checkBatchNorm(dtype: DType, xs: Shape4, kind: 'none' | 'all-active' | 'some' | 'all-masked', training: boolean): void {
+    const N = native();
+    const [B, C, H, W] = xs;
+    const xv = rand(numel(xs)).map((v) => 3 + 2 * v); // an offset mean, as activations have
+    const wv = rand(C), bv = rand(C), dyv = rand(numel(xs));
+    const rmv = rand(C), rvv = rand(C).map((v) => 1 + 0.5 * v);
+    const mv = maskOf(kind, B, H * W);
+    const r = runs(dtype, (mk) => {
+      const x = mk(xv, xs), w = mk(wv, [C]), b = mk(bv, [C]), rm = mk(rmv, [C]), rv = mk(rvv, [C]);
+      const m = mv ? put(mv, [B, H, W], 'uint8', x.device) : null;
+      const [y, mean, rstd] = N.batchNorm2d(x, w, b, rm, rv, m, training, 0.1, 1e-5);
+      const [dx, dw, db] = N.batchNorm2dBackward(mk(dyv, xs), x, w, mean, rstd, m, training, true, true, true);
+      return [y, mean, rstd, rm, rv, dx, dw, db];
+    });
+    const n = mv ? mv.reduce((a, v) => a + v, 0) : B * H * W;
+    // Statistics and the gradients' sums run over n fp32 terms in a block tree.
+    const tStat = tolSum(Math.sqrt(Math.max(n, 1)) * 4);
+    expectRuns(`batchNorm2d ${dtype} ${JSON.stringify(xs)} mask ${kind} training ${training}`, dtype, r, [
+      tStat, tStat, tStat, tStat, tStat, tStat, tolSum(n), tolSum(n),
+    ]);
+    if (mv) {
+      // Inactive positions are exactly 0 in y and dx.
+      const S = H * W;
+      for (const out of [r.got[0]!, r.got[5]!])
+        for (let i = 0; i < out.length; i++) if (!mv[Math.floor(i / (C * S)) * S + (i % S)]) expect(out[i]).toBe(0);
+    }
+  }
+
+  describeCuda('batchNorm2d', () => {
+    for (const dtype of DTYPES) {
+      it(`training and eval, forward and backward, 0%, ~60% and 100% masked: ${dtype}`, () => {
+        for (const xs of [[3, 5, 4, 7], [4, 3, 33, 17]] as Shape4[])
+          for (const kind of ['none', 'all-active', 'some', 'all-masked'] as const)
+            for (const training of [true, false]) checkBatchNorm(dtype, xs, kind, training);
+      });
+    }
+
+    it('keeps float32 statistics for bfloat16 input and takes them back in the backward', () => {
+      const N = native();
+      const x = put(rand(2 * 3 * 4 * 4), [2, 3, 4, 4], 'bfloat16', 'cuda');
+      const [, mean, rstd] = N.batchNorm2d(x, null, null, null, null, null, true, 0.1, 1e-5);
+      expect(mean.dtype).toBe('float32');
+      expect(rstd.dtype).toBe('float32');
+      const bad = mean.cast('bfloat16');
+      expect(() => N.batchNorm2dBackward(x.clone(), x, null, bad, rstd, null, true, true, false, false)).toThrow(
+        /Expected a float32 tensor for mean but received cuda bfloat16 tensor \[3\]/,
+      );
+    });
+
+    it('refuses a mask value other than 0 or 1 with the CPU message', () => {
+      const N = native();
+      const mv = new Array(2 * 4 * 4).fill(1);
+      mv[13] = 2;
+      for (const device of ['cpu', 'cuda'] as Device[]) {
+        const dt: DType = device === 'cpu' ? 'float64' : 'float32';
+        const x = put(rand(2 * 3 * 16), [2, 3, 4, 4], dt, device);
+        const m = put(mv, [2, 4, 4], 'uint8', device);
+        expect(() => N.batchNorm2d(x, null, null, null, null, m, true, 0.1, 1e-5)).toThrow(
+          /Expected values 0 or 1 for mask but received 2 at position 13/,
+        );
+      }
+    });
+  });
+}

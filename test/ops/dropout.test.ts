@@ -1,0 +1,70 @@
+/**
+ * dropout: the kept fraction and scale, determinism in (seed, step), p = 0, 1
+ * and eval mode; the gradient by finite differences (float64); and the CUDA
+ * kernel's mask against the CPU's, bit for bit.
+ */
+import { describe, expect, it } from 'vitest';
+import { dropout, tensor } from '../../src/index.js';
+import { describeCuda, get, put } from '../helpers/cuda-harness.js';
+import { bf, dev, native, quantize, values } from '../helpers/cuda-ops.js';
+import { gradcheck } from '../helpers/gradcheck.js';
+import { leaf } from '../helpers/op-inputs.js';
+
+describe('dropout', () => {
+  const x = tensor(new Array(200_000).fill(1), [200_000], 'float32');
+  it('keeps about 1−p of the elements, scaled by 1/(1−p)', () => {
+    const y = dropout(x, { p: 0.25, seed: 5, step: 0 }).toArray();
+    const kept = y.filter((v) => v !== 0);
+    expect(Math.abs(kept.length / y.length - 0.75)).toBeLessThan(0.01);
+    expect(kept.every((v) => Math.abs(v - 1 / 0.75) < 1e-6)).toBe(true);
+  });
+  it('is deterministic in (seed, step) and differs across steps and seeds', () => {
+    const a = dropout(x, { p: 0.5, seed: 1, step: 3 }).toArray();
+    const b = dropout(x, { p: 0.5, seed: 1, step: 3 }).toArray();
+    const c = dropout(x, { p: 0.5, seed: 1, step: 4 }).toArray();
+    const d = dropout(x, { p: 0.5, seed: 2, step: 3 }).toArray();
+    expect(Array.from(a)).toEqual(Array.from(b));
+    const agree = (u: ArrayLike<number>, v: ArrayLike<number>): number => {
+      let n = 0;
+      for (let i = 0; i < u.length; i++) if ((u[i] === 0) === (v[i] === 0)) n++;
+      return n / u.length;
+    };
+    // Independent masks agree on about half the positions.
+    expect(Math.abs(agree(a, c) - 0.5)).toBeLessThan(0.01);
+    expect(Math.abs(agree(a, d) - 0.5)).toBeLessThan(0.01);
+  });
+  it('p = 0 and eval mode pass values through; p = 1 zeroes', () => {
+    const small = tensor([1, 2, 3]);
+    expect(Array.from(dropout(small, { p: 0, seed: 1, step: 0 }).toArray())).toEqual([1, 2, 3]);
+    expect(Array.from(dropout(small, { p: 0.9, seed: 1, step: 0, training: false }).toArray())).toEqual([1, 2, 3]);
+    expect(Array.from(dropout(small, { p: 1, seed: 1, step: 0 }).toArray())).toEqual([0, 0, 0]);
+  });
+});
+
+describe('gradcheck: elementwise and reductions', () => {
+  it('dropout: the mask is a function of (seed, step), so it differentiates like a fixed mask', () => {
+    gradcheck(([x]) => dropout(x!, { p: 0.3, seed: 11, step: 4 }), [leaf(6, 7)]);
+  });
+});
+
+// ---- CUDA, against the CPU backend (skipped without a GPU) ----
+// The same Philox mask bits on both backends.
+
+describeCuda('elementwise', () => {
+
+  it("dropout draws the CPU's mask bit for bit (0%, 30% and 100% dropped)", () => {
+    for (const n of [1, 5, 4099])
+      for (const p of [0, 0.3, 1]) {
+        const x = quantize(values(n, 40 + n, 2), 'bfloat16');  // exact in both dtypes
+        const seed = 2 ** 40 + 3;
+        const cpu = get(native().dropout(put(x, [n], 'float32', 'cpu'), p, seed, 7));
+        const d32 = get(native().dropout(dev(x, [n], 'float32'), p, seed, 7));
+        expect(Array.from(d32)).toEqual(Array.from(cpu));
+        // bf16: the same mask and the same fp32 product, rounded once.
+        const d16 = get(native().dropout(dev(x, [n], 'bfloat16'), p, seed, 7));
+        expect(Array.from(d16)).toEqual(Array.from(cpu, bf));
+        if (p === 1) expect(Array.from(d32).every((v) => v === 0)).toBe(true);
+        if (p === 0) expect(Array.from(d32)).toEqual(x);
+      }
+  });
+});

@@ -1,0 +1,160 @@
+/**
+ * The elementwise family (add, mul, scale, axpyInPlace, biasAdd, sumRows, sum,
+ * mean, gelu, relu; reshape): forward values against plain float64 TypeScript
+ * references in float32 and float64, finite-difference gradients in float64,
+ * and the CUDA kernels against the CPU backend.
+ */
+import { describe, expect, it } from 'vitest';
+import { add, biasAdd, gelu, mean, mul, relu, reshape, scale, sum, tensor } from '../../src/index.js';
+import { describeCuda, get } from '../helpers/cuda-harness.js';
+import { bf, bfSum, check, cpu64, dev, DTYPES, native, quantize, values } from '../helpers/cuda-ops.js';
+import { gradcheck } from '../helpers/gradcheck.js';
+import { leaf, rand, vals } from '../helpers/op-inputs.js';
+import { gelu as geluRef } from '../helpers/reference.js';
+import { assertClose, tolFor } from '../helpers/tolerance.js';
+
+for (const dtype of ['float32', 'float64'] as const) {
+  const tol = tolFor(dtype);
+  describe(`forward ${dtype}`, () => {
+    it('gelu uses the exact erf form; relu clamps', () => {
+      const x = rand([257], dtype, -4, 4);
+      assertClose(gelu(x).toArray(), vals(x).map(geluRef), tol, 'gelu');
+      assertClose(relu(x).toArray(), vals(x).map((v) => Math.max(v, 0)), tol, 'relu');
+    });
+    it('biasAdd, sum and mean', () => {
+      const x = rand([6, 5], dtype);
+      const b = rand([5], dtype);
+      const xv = vals(x);
+      const bv = vals(b);
+      assertClose(biasAdd(x, b).toArray(), xv.map((v, i) => v + bv[i % 5]!), tol, 'biasAdd');
+      const s = xv.reduce((a, c) => a + c, 0);
+      assertClose([sum(x).item()], [s], tol, 'sum');
+      assertClose([mean(x).item()], [s / 30], tol, 'mean');
+    });
+  });
+}
+
+describe('gradcheck: elementwise and reductions', () => {
+  it('add, mul (including x·x), scale', () => {
+    gradcheck(([a, b]) => add(a!, b!), [leaf(3, 4), leaf(3, 4)]);
+    gradcheck(([a, b]) => mul(a!, b!), [leaf(3, 4), leaf(3, 4)]);
+    gradcheck(([a]) => mul(a!, a!), [leaf(5)]);
+    gradcheck(([a]) => scale(a!, -2.5), [leaf(2, 3)]);
+  });
+  it('biasAdd', () => gradcheck(([x, b]) => biasAdd(x!, b!), [leaf(2, 3, 4), leaf(4)]));
+  it('sum and mean', () => {
+    gradcheck(([x]) => sum(x!), [leaf(3, 5)]);
+    gradcheck(([x]) => mean(x!), [leaf(3, 5)]);
+  });
+  it('gelu and relu', () => {
+    gradcheck(([x]) => gelu(x!), [leaf(4, 5)]);
+    // Keep relu inputs away from the kink at 0, where the derivative does not exist.
+    const x = tensor([-0.9, -0.4, -0.1, 0.2, 0.5, 0.8], [6], 'float64');
+    x.requiresGrad = true;
+    gradcheck(([x]) => relu(x!), [x]);
+  });
+  it('reshape', () => gradcheck(([x]) => mul(reshape(x!, [3, -1]), reshape(x!, [3, 4])), [leaf(2, 6)]));
+});
+
+// ---- CUDA, against the CPU backend (skipped without a GPU) ----
+// Odd sizes throughout, so every grid-stride tail is exercised.
+
+const SIZES = [1, 7, 1023, 4099];
+
+describeCuda('elementwise', () => {
+  it('add, mul, scale and axpyInPlace match the CPU', () => {
+    for (const dtype of DTYPES)
+      for (const n of SIZES) {
+        const a = quantize(values(n, 1, 2), dtype);
+        const b = quantize(values(n, 2, 3), dtype);
+        const l = `[${n}]`;
+        check(`add ${l}`, dtype, native().add(dev(a, [n], dtype), dev(b, [n], dtype)), native().add(cpu64(a, [n]), cpu64(b, [n])));
+        check(`mul ${l}`, dtype, native().mul(dev(a, [n], dtype), dev(b, [n], dtype)), native().mul(cpu64(a, [n]), cpu64(b, [n])));
+        check(`scale ${l}`, dtype, native().scale(dev(a, [n], dtype), -0.37), native().scale(cpu64(a, [n]), -0.37));
+        const dd = dev(a, [n], dtype);
+        const dc = cpu64(a, [n]);
+        native().axpyInPlace(dd, dev(b, [n], dtype), 0.5);
+        native().axpyInPlace(dc, cpu64(b, [n]), 0.5);
+        check(`axpyInPlace ${l}`, dtype, dd, dc);
+      }
+  });
+
+  it('mulBackward gives only the gradients asked for', () => {
+    for (const dtype of DTYPES) {
+      const n = 1023;
+      const [g, a, b] = [3, 4, 5].map((s) => quantize(values(n, s), dtype));
+      const d = native().mulBackward(dev(g!, [n], dtype), dev(a!, [n], dtype), dev(b!, [n], dtype), true, true);
+      const c = native().mulBackward(cpu64(g!, [n]), cpu64(a!, [n]), cpu64(b!, [n]), true, true);
+      check('mulBackward da', dtype, d[0]!, c[0]!);
+      check('mulBackward db', dtype, d[1]!, c[1]!);
+      const only = native().mulBackward(dev(g!, [n], dtype), dev(a!, [n], dtype), dev(b!, [n], dtype), false, true);
+      expect(only[0]).toBeNull();
+      check('mulBackward db only', dtype, only[1]!, c[1]!);
+    }
+  });
+
+  it('biasAdd and sumRows match the CPU, including odd widths and zero rows', () => {
+    for (const dtype of DTYPES)
+      for (const [R, C] of [[1, 5], [300, 7], [2000, 129], [0, 5]] as const) {
+        const x = quantize(values(R * C, R + C, 1.5), dtype);
+        const b = quantize(values(C, 9), dtype);
+        check(`biasAdd [${R}, ${C}]`, dtype, native().biasAdd(dev(x, [R, C], dtype), dev(b, [C], dtype)),
+          native().biasAdd(cpu64(x, [R, C]), cpu64(b, [C])));
+        // fp32 accumulation over R rows: the absolute error grows with R where a column sums to near zero.
+        const tol = { atol: 2e-6 * Math.max(1, R), rtol: tolFor('float32').rtol };
+        const naive = Array.from({ length: C }, (_, c) => bfSum(Array.from({ length: R }, (_, r) => x[r * C + c]!)));
+        check(`sumRows [${R}, ${C}]`, dtype, native().sumRows(dev(x, [R, C], dtype)), native().sumRows(cpu64(x, [R, C])), naive, tol);
+      }
+  });
+
+  it('sumRows, sum and mean are bitwise repeatable', () => {
+    for (const dtype of DTYPES) {
+      const x = dev(quantize(values(3001 * 33, 11), dtype), [3001, 33], dtype);
+      expect(Array.from(get(native().sumRows(x)))).toEqual(Array.from(get(native().sumRows(x))));
+      expect(get(native().sum(x))[0]).toBe(get(native().sum(x))[0]);
+      expect(get(native().mean(x))[0]).toBe(get(native().mean(x))[0]);
+    }
+  });
+
+  it('sum and mean match the CPU over sizes past one partial per block', () => {
+    for (const dtype of DTYPES)
+      for (const n of [1, 1000, 300001]) {
+        const x = quantize(values(n, n, 1, 0.25), dtype);
+        const s = native().sum(dev(x, [n], dtype));
+        expect(s.shape).toEqual([]);
+        expect(s.dtype).toBe(dtype);
+        expect(s.device).toBe('cuda');
+        // fp32 output of an fp64 sum: one rounding; atol for the cancellation in the centred part.
+        const tol = { atol: 1e-5, rtol: 2e-6 };
+        const naiveSum = bfSum(x);
+        check(`sum [${n}]`, dtype, s, native().sum(cpu64(x, [n])), [naiveSum], tol);
+        check(`mean [${n}]`, dtype, native().mean(dev(x, [n], dtype)), native().mean(cpu64(x, [n])), [bf(naiveSum / n)], tol);
+      }
+    expect(get(native().sum(dev([], [0], 'float32')))[0]).toBe(0);
+  });
+
+  it('reduceBackward fills from a device scalar', () => {
+    for (const dtype of DTYPES) {
+      const g = dev([bf(1.5)], [], dtype);
+      const out = native().reduceBackward(g, [3, 5], 0.25);
+      expect(out.device).toBe('cuda');
+      expect(out.shape).toEqual([3, 5]);
+      expect(Array.from(get(out))).toEqual(new Array(15).fill(0.375));
+      expect(native().reduceBackward(g, [0], 2).shape).toEqual([0]);
+    }
+  });
+
+  it('gelu, relu and their backwards match the CPU (exact erf GELU)', () => {
+    for (const dtype of DTYPES)
+      for (const n of SIZES) {
+        const x = quantize(values(n, 20 + n, 4), dtype);
+        if (n > 1) x[1] = 0;  // relu's kink: the gradient is 0 at 0, as on the CPU
+        const g = quantize(values(n, 30 + n), dtype);
+        for (const [name, f, fb] of [['gelu', 'gelu', 'geluBackward'], ['relu', 'relu', 'reluBackward']] as const) {
+          check(`${name} [${n}]`, dtype, native()[f](dev(x, [n], dtype)), native()[f](cpu64(x, [n])));
+          check(`${name}Backward [${n}]`, dtype, native()[fb](dev(g, [n], dtype), dev(x, [n], dtype)),
+            native()[fb](cpu64(g, [n]), cpu64(x, [n])));
+        }
+      }
+  });
+});

@@ -1,0 +1,67 @@
+/** embedding: the gathered rows, the scatter-add backward by finite differences, and the CUDA kernels against the CPU. */
+import { describe, expect, it } from 'vitest';
+import { embedding, tensor } from '../../src/index.js';
+import { describeCuda, get, put } from '../helpers/cuda-harness.js';
+import { bfSum, check, cpu64, dev, DTYPES, ints, native, quantize, values } from '../helpers/cuda-ops.js';
+import { gradcheck } from '../helpers/gradcheck.js';
+import { leaf, rand, vals } from '../helpers/op-inputs.js';
+import { assertClose, tolFor } from '../helpers/tolerance.js';
+
+for (const dtype of ['float32', 'float64'] as const) {
+  const tol = tolFor(dtype);
+  describe(`forward ${dtype}`, () => {
+    it('embedding gathers rows', () => {
+      const table = rand([10, 6], dtype);
+      const ids = [9, 0, 3, 3];
+      const out = embedding(table, tensor(ids, [2, 2], 'int32'));
+      expect(out.shape).toEqual([2, 2, 6]);
+      const tv = vals(table);
+      assertClose(out.toArray(), ids.flatMap((i) => tv.slice(i * 6, i * 6 + 6)), tol, 'embedding');
+    });
+  });
+}
+
+describe('gradcheck: normalisation, softmax, loss, embedding', () => {
+  it('embedding with repeated ids (scatter-add backward)', () => {
+    const ids = tensor([1, 3, 1, 0, 3, 3], [2, 3], 'int32');
+    gradcheck(([t]) => embedding(t!, ids), [leaf(5, 4)]);
+  });
+});
+
+// ---- CUDA, against the CPU backend (skipped without a GPU) ----
+// Gathers are exact; the float32 backward sums in the CPU's order.
+
+describeCuda('nn', () => {
+
+  it('embedding gathers exactly; embeddingBackward sums repeated ids in a fixed order', () => {
+    for (const dtype of DTYPES)
+      for (const [V, D, N] of [[50, 33, 200], [7, 300, 5], [200000, 3, 10]] as const) {
+        const table = quantize(values(V * D, V + D, 1), dtype);
+        const ids = values(N, N + V).map((v) => Math.floor((v + 1) * 0.5 * V) % V);
+        ids[N - 1] = ids[0]!;  // at least one repeat
+        const out = native().embedding(dev(table, [V, D], dtype), ints(ids, [N], 'cuda'));
+        expect(out.shape).toEqual([N, D]);
+        expect(Array.from(get(out))).toEqual(Array.from(get(native().embedding(cpu64(table, [V, D]), ints(ids, [N], 'cpu')))));
+        const g = quantize(values(N * D, 3 * N + D), dtype);
+        const dt = native().embeddingBackward(dev(g, [N, D], dtype), ints(ids, [N], 'cuda'), V);
+        expect(dt.shape).toEqual([V, D]);
+        const l = `embeddingBackward V=${V} D=${D} N=${N}`;
+        if (dtype === 'float32') {
+          // Same summation order as the CPU's float32 kernel: equal bit for bit.
+          const c32 = native().embeddingBackward(put(g, [N, D], 'float32', 'cpu'), ints(ids, [N], 'cpu'), V);
+          expect(Array.from(get(dt))).toEqual(Array.from(get(c32)));
+        }
+        const naive = new Array<number>(V * D).fill(0);
+        for (let v = 0; v < V; v++)
+          if (ids.includes(v))
+            for (let c = 0; c < D; c++) naive[v * D + c] = bfSum(ids.flatMap((id, i) => (id === v ? [g[i * D + c]!] : [])));
+        check(l, dtype, dt, native().embeddingBackward(cpu64(g, [N, D]), ints(ids, [N], 'cpu'), V), naive);
+        expect(Array.from(get(dt))).toEqual(Array.from(get(native().embeddingBackward(dev(g, [N, D], dtype), ints(ids, [N], 'cuda'), V))));
+      }
+  });
+
+  it('embedding on cuda reports an out-of-range id as the CPU does', () => {
+    const t = dev(values(6, 2), [3, 2], 'float32');
+    expect(() => native().embedding(t, ints([0, 3], [2], 'cuda'))).toThrow('Expected indices in [0, 3) for ids but received 3 at position 1');
+  });
+});

@@ -1,0 +1,226 @@
+/**
+ * matmul and linear: forward against a float64 reference, finite-difference
+ * gradients (float64), the BLAS and built-in GEMMs against each other, and the
+ * CUDA kernels against the CPU.
+ */
+import { describe, expect, it } from 'vitest';
+import { linear, matmul, Rng, runtimeInfo, tensor, type DType } from '../../src/index.js';
+import { native } from '../../src/native/loader.js';
+import { assertBf16, bf16, describeCuda, get, put, roundBf16 } from '../helpers/cuda-harness.js';
+import * as cudaLinalg from '../helpers/cuda-linalg.js';
+import { gradcheck } from '../helpers/gradcheck.js';
+import { leaf, rand, vals } from '../helpers/op-inputs.js';
+import { matmulRef } from '../helpers/reference.js';
+import { assertClose, tolFor } from '../helpers/tolerance.js';
+
+for (const dtype of ['float32', 'float64'] as const) {
+  const tol = tolFor(dtype);
+  describe(`forward ${dtype}`, () => {
+    it('linear at odd sizes equals x·wᵀ + b', () => {
+      const x = rand([3, 7, 13], dtype);
+      const w = rand([11, 13], dtype);
+      const b = rand([11], dtype);
+      const ref = matmulRef(vals(x), vals(w), 21, 11, 13, false, true);
+      const bv = vals(b);
+      for (let i = 0; i < ref.length; i++) ref[i]! += bv[i % 11]!;
+      assertClose(linear(x, w, b).toArray(), ref, tol, 'linear');
+    });
+  });
+}
+
+describe('gradcheck: linear algebra', () => {
+  for (const ta of [false, true])
+    for (const tb of [false, true])
+      it(`matmul batched transA=${ta} transB=${tb}`, () => {
+        const a = leaf(2, ...(ta ? [5, 3] : [3, 5]));
+        const b = leaf(2, ...(tb ? [4, 5] : [5, 4]));
+        gradcheck(([a, b]) => matmul(a!, b!, { transA: ta, transB: tb }), [a, b]);
+      });
+
+  it('matmul with a 2-D b shared across the batch', () => {
+    gradcheck(([a, b]) => matmul(a!, b!), [leaf(3, 2, 5), leaf(5, 3)]);
+    gradcheck(([a, b]) => matmul(a!, b!, { transA: true, transB: true }), [leaf(2, 5, 3), leaf(4, 5)]);
+  });
+
+  it('linear with and without bias, over leading dims', () => {
+    gradcheck(([x, w, b]) => linear(x!, w!, b!), [leaf(2, 3, 5), leaf(4, 5), leaf(4)]);
+    gradcheck(([x, w]) => linear(x!, w!), [leaf(7, 5), leaf(3, 5)]);
+  });
+});
+
+// ---- GEMM backends: the BLAS and the built-in GEMM against each other and a naive product ----
+
+// A block of its own: these cases' helpers share names with the CPU cases' above.
+{
+  const rng = new Rng(5);
+  const rand = (n: number, dtype: DType) => tensor(Array.from({ length: n }, () => rng.uniform() * 2 - 1), [n], dtype);
+
+  describe('GEMM backends', () => {
+    it('reports which BLAS is linked and which GEMM the ops use', () => {
+      expect(['openblas', 'builtin']).toContain(runtimeInfo().blas);
+      expect(['blas', 'builtin']).toContain(runtimeInfo().gemm);
+      if (runtimeInfo().blas === 'builtin') expect(runtimeInfo().gemm).toBe('builtin');
+    });
+
+    // Odd sizes straddle the built-in kernel's 4-row, 2-vector and 64/256 blocking edges.
+    const shapes: Array<[number, number, number]> = [[1, 1, 1], [3, 5, 7], [17, 33, 9], [65, 70, 257], [130, 31, 300]];
+    for (const dtype of ['float32', 'float64'] as const)
+      for (const [M, N, K] of shapes)
+        for (const ta of [false, true])
+          for (const tb of [false, true])
+            it(`${dtype} M=${M} N=${N} K=${K} transA=${ta} transB=${tb}`, () => {
+              const a = rand(M * K, dtype);
+              const b = rand(K * N, dtype);
+              const A = a.native.reshape(ta ? [K, M] : [M, K]);
+              const B = b.native.reshape(tb ? [N, K] : [K, N]);
+              const blas = native().matmul(A, B, ta, tb, 'blas').read();
+              const builtin = native().matmul(A, B, ta, tb, 'builtin').read();
+              const auto = native().matmul(A, B, ta, tb, 'auto').read();
+              const ref = matmulRef(a.toArray(), b.toArray(), M, N, K, ta, tb);
+              const eps = dtype === 'float32' ? 1.2e-7 : 2.2e-16;
+              // Error of a K-term dot product grows with K: atol scales with K·eps.
+              const tol = { atol: 4 * K * eps, rtol: 16 * eps };
+              assertClose(blas, ref, tol, 'BLAS vs naive');
+              assertClose(builtin, ref, tol, 'builtin vs naive');
+              assertClose(builtin, blas, tol, 'builtin vs BLAS');
+              // 'auto' is whichever the policy picked, bit for bit.
+              expect(Array.from(auto)).toEqual(Array.from(runtimeInfo().gemm === 'builtin' ? builtin : blas));
+              A.dispose();
+              B.dispose();
+            });
+  });
+}
+
+// ---- CUDA, against the CPU backend (skipped without a GPU) ----
+// float32 on cuda vs float64 on the CPU, bfloat16 by the naive-bf16 rule.
+
+// A block of its own: these cases' helpers share names with the CPU cases' above.
+{
+  const { cpu64, F32, mm, vals } = cudaLinalg;
+
+  describeCuda('matmul', () => {
+    const cases: Array<{ a: number[]; b: number[]; ta: boolean; tb: boolean }> = [];
+    for (const ta of [false, true])
+      for (const tb of [false, true]) {
+        cases.push({ a: ta ? [37, 5] : [5, 37], b: tb ? [3, 37] : [37, 3], ta, tb });
+        cases.push({ a: ta ? [2, 19, 7] : [2, 7, 19], b: tb ? [11, 19] : [19, 11], ta, tb }); // shared 2-D b
+        cases.push({ a: ta ? [3, 9, 1] : [3, 1, 9], b: tb ? [3, 13, 9] : [3, 9, 13], ta, tb }); // batched b
+      }
+
+    it('float32 forward and backward match float64 on the CPU (every transpose, shared and batched b)', () => {
+      for (const c of cases) {
+        const na = c.a.reduce((x, y) => x * y, 1);
+        const nb = c.b.reduce((x, y) => x * y, 1);
+        const av = vals(na, 1 + na);
+        const bv = vals(nb, 2 + nb);
+        const ref = native().matmul(cpu64(av, c.a), cpu64(bv, c.b), c.ta, c.tb);
+        const got = native().matmul(put(av, c.a, 'float32', 'cuda'), put(bv, c.b, 'float32', 'cuda'), c.ta, c.tb);
+        expect(got.device).toBe('cuda');
+        expect(got.shape).toEqual(ref.shape);
+        assertClose(get(got), get(ref), F32, `matmul ${JSON.stringify(c)}`);
+        const gv = vals(get(ref).length, 3 + na);
+        const [rda, rdb] = native().matmulBackward(cpu64(gv, [...ref.shape]), cpu64(av, c.a), cpu64(bv, c.b), c.ta, c.tb, true, true);
+        const [gda, gdb] = native().matmulBackward(
+          put(gv, [...ref.shape], 'float32', 'cuda'), put(av, c.a, 'float32', 'cuda'), put(bv, c.b, 'float32', 'cuda'),
+          c.ta, c.tb, true, true,
+        );
+        assertClose(get(gda!), get(rda!), F32, `dA ${JSON.stringify(c)}`);
+        assertClose(get(gdb!), get(rdb!), F32, `dB ${JSON.stringify(c)}`);
+        // One gradient alone takes the same path.
+        const [, only] = native().matmulBackward(
+          put(gv, [...ref.shape], 'float32', 'cuda'), put(av, c.a, 'float32', 'cuda'), put(bv, c.b, 'float32', 'cuda'),
+          c.ta, c.tb, false, true,
+        );
+        assertClose(get(only!), get(rdb!), F32, `dB alone ${JSON.stringify(c)}`);
+      }
+    });
+
+    it('bfloat16 forward and backward are within 2x the naive bf16 error', () => {
+      for (const ta of [false, true])
+        for (const tb of [false, true]) {
+          const [M, K, N] = [33, 70, 17];
+          const aShape = ta ? [K, M] : [M, K];
+          const bShape = tb ? [N, K] : [K, N];
+          const av = vals(M * K, 7);
+          const bv = vals(K * N, 8);
+          const ref = mm(av, aShape[1]!, bv, bShape[1]!, M, N, K, ta, tb);
+          const naive = roundBf16(mm(roundBf16(av), aShape[1]!, roundBf16(bv), bShape[1]!, M, N, K, ta, tb));
+          const got = native().matmul(put(av, aShape, 'bfloat16', 'cuda'), put(bv, bShape, 'bfloat16', 'cuda'), ta, tb);
+          expect(got.dtype).toBe('bfloat16');
+          assertBf16(`matmul ta=${ta} tb=${tb}`, get(got), ref, naive);
+          const gv = vals(M * N, 9);
+          const rda = cpu64(av, aShape);
+          const rdb = cpu64(bv, bShape);
+          const [da64, db64] = native().matmulBackward(cpu64(gv, [M, N]), rda, rdb, ta, tb, true, true);
+          const [daN, dbN] = native().matmulBackward(
+            cpu64(roundBf16(gv), [M, N]), cpu64(roundBf16(av), aShape), cpu64(roundBf16(bv), bShape), ta, tb, true, true,
+          );
+          const [da, db] = native().matmulBackward(
+            put(gv, [M, N], 'bfloat16', 'cuda'), put(av, aShape, 'bfloat16', 'cuda'), put(bv, bShape, 'bfloat16', 'cuda'),
+            ta, tb, true, true,
+          );
+          assertBf16('dA', get(da!), get(da64!), roundBf16(get(daN!)));
+          assertBf16('dB', get(db!), get(db64!), roundBf16(get(dbN!)));
+        }
+    });
+
+    it("accepts impl 'auto' and rejects the CPU-only 'builtin' and 'blas' on cuda", () => {
+      const a = put(vals(6, 1), [2, 3], 'float32', 'cuda');
+      const b = put(vals(6, 2), [3, 2], 'float32', 'cuda');
+      expect(native().matmul(a, b, false, false, 'auto').shape).toEqual([2, 2]);
+      for (const impl of ['builtin', 'blas'] as const)
+        expect(() => native().matmul(a, b, false, false, impl)).toThrow(/Expected 'auto' .* for impl but received 'b/);
+    });
+
+    it('handles K = 0 (zeros) and refuses operands on different devices', () => {
+      const z = native().matmul(native().empty('float32', [3, 0], 'cuda'), native().empty('float32', [0, 4], 'cuda'), false, false);
+      expect(Array.from(get(z))).toEqual(new Array(12).fill(0));
+      expect(() => native().matmul(put([1], [1, 1], 'float32', 'cuda'), put([1], [1, 1], 'float32', 'cpu'), false, false)).toThrow(
+        /must be on one device/,
+      );
+    });
+  });
+
+  describeCuda('linear', () => {
+    it('float32 forward and backward (bias gradient included) match float64 on the CPU', () => {
+      for (const [xs, N, bias] of [
+        [[3, 5, 7], 9, true],
+        [[1, 33], 1, true],
+        [[300, 17], 65, false],
+        [[600, 3], 5, true], // more rows than one column-sum segment (256)
+      ] as Array<[number[], number, boolean]>) {
+        const K = xs[xs.length - 1]!;
+        const R = xs.reduce((a, b) => a * b, 1) / K;
+        const xv = vals(R * K, R);
+        const wv = vals(N * K, N);
+        const bv = vals(N, 5);
+        const ref = native().linear(cpu64(xv, xs), cpu64(wv, [N, K]), bias ? cpu64(bv, [N]) : null);
+        const got = native().linear(put(xv, xs, 'float32', 'cuda'), put(wv, [N, K], 'float32', 'cuda'), bias ? put(bv, [N], 'float32', 'cuda') : null);
+        assertClose(get(got), get(ref), F32, `linear ${xs} N=${N}`);
+        const gv = vals(R * N, 11);
+        const gs = [...xs.slice(0, -1), N];
+        const r = native().linearBackward(cpu64(gv, gs), cpu64(xv, xs), cpu64(wv, [N, K]), true, true, true);
+        const g = native().linearBackward(put(gv, gs, 'float32', 'cuda'), put(xv, xs, 'float32', 'cuda'), put(wv, [N, K], 'float32', 'cuda'), true, true, true);
+        for (let i = 0; i < 3; i++) assertClose(get(g[i]!), get(r[i]!), F32, `linearBackward[${i}] ${xs}`);
+      }
+    });
+
+    it('bfloat16 forward and backward are within 2x the naive bf16 error', () => {
+      const [R, K, N] = [45, 64, 31];
+      const xv = vals(R * K, 21);
+      const wv = vals(N * K, 22);
+      const bv = vals(N, 23);
+      const y64 = get(native().linear(cpu64(xv, [R, K]), cpu64(wv, [N, K]), cpu64(bv, [N])));
+      // naive: the GEMM rounds, then the bias add rounds.
+      const mmN = roundBf16(get(native().linear(cpu64(roundBf16(xv), [R, K]), cpu64(roundBf16(wv), [N, K]), null)));
+      const naive = Float64Array.from(mmN, (v, i) => bf16(v + bf16(bv[i % N]!)));
+      const got = native().linear(put(xv, [R, K], 'bfloat16', 'cuda'), put(wv, [N, K], 'bfloat16', 'cuda'), put(bv, [N], 'bfloat16', 'cuda'));
+      assertBf16('linear', get(got), y64, naive);
+      const gv = vals(R * N, 24);
+      const r = native().linearBackward(cpu64(gv, [R, N]), cpu64(xv, [R, K]), cpu64(wv, [N, K]), true, true, true);
+      const n = native().linearBackward(cpu64(roundBf16(gv), [R, N]), cpu64(roundBf16(xv), [R, K]), cpu64(roundBf16(wv), [N, K]), true, true, true);
+      const g = native().linearBackward(put(gv, [R, N], 'bfloat16', 'cuda'), put(xv, [R, K], 'bfloat16', 'cuda'), put(wv, [N, K], 'bfloat16', 'cuda'), true, true, true);
+      for (let i = 0; i < 3; i++) assertBf16(`linearBackward[${i}]`, get(g[i]!), get(r[i]!), roundBf16(get(n[i]!)));
+    });
+  });
+}

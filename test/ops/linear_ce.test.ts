@@ -1,0 +1,349 @@
+/**
+ * linearCrossEntropy (fused, vocabulary-chunked linear + cross-entropy) against the
+ * unfused crossEntropy(linear(h, W, b), targets): value and every gradient, at odd
+ * sizes and chunk sizes, in float32 and float64; plus finite differences, large
+ * logits, bad input and the bytes kept between forward and backward; the CUDA
+ * kernels against the CPU.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  backward, crossEntropy, linear, linearCrossEntropy, liveBytes, Rng, scope, tensor, type DType, type Tensor,
+} from '../../src/index.js';
+import { native } from '../../src/native/loader.js';
+import { assertBf16, bf16, describeCuda, get, put, roundBf16 } from '../helpers/cuda-harness.js';
+import { cpu64, F32, mm, vals } from '../helpers/cuda-linalg.js';
+import { gradcheck, randLeaf } from '../helpers/gradcheck.js';
+import { crossEntropyRef, matmulRef } from '../helpers/reference.js';
+import { assertClose, tolFor } from '../helpers/tolerance.js';
+
+const rng = new Rng(2024);
+
+function rand(shape: number[], dtype: DType, lo = -1, hi = 1): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const t = tensor(Array.from({ length: n }, () => lo + (hi - lo) * rng.uniform()), shape, dtype);
+  t.requiresGrad = true;
+  return t;
+}
+
+/** M targets in [0, V), about `ignoreFrac` of them replaced by the ignore index. */
+function randTargets(M: number, V: number, ignoreFrac: number, ignore = -100): Tensor {
+  return tensor(Array.from({ length: M }, () => (rng.uniform() < ignoreFrac ? ignore : rng.int(V))), [M], 'int32');
+}
+
+interface Result {
+  loss: number;
+  dh: Float64Array;
+  dw: Float64Array;
+  db: Float64Array | null;
+}
+
+/** Runs loss = f(h, w, b), backward, and reads the loss and the three gradients. */
+function run(f: (h: Tensor, w: Tensor, b: Tensor | null) => Tensor, h: Tensor, w: Tensor, b: Tensor | null): Result {
+  return scope(() => {
+    for (const t of [h, w, b]) {
+      if (!t) continue;
+      t.grad?.dispose();
+      t.grad = null;
+    }
+    const loss = f(h, w, b);
+    backward(loss);
+    const read = (t: Tensor | null): Float64Array | null => (t ? Float64Array.from(t.grad!.toArray()) : null);
+    return { loss: loss.item(), dh: read(h)!, dw: read(w)!, db: read(b) };
+  });
+}
+
+function expectFinite(label: string, xs: ArrayLike<number>): void {
+  for (let i = 0; i < xs.length; i++) if (!Number.isFinite(xs[i]!)) throw new Error(`${label}[${i}] = ${xs[i]}`);
+}
+
+function compareWithUnfused(dtype: DType, M: number, D: number, V: number, chunkSize: number, withBias: boolean,
+  ignoreFrac: number): void {
+  const tol = tolFor(dtype);
+  const h = rand([M, D], dtype);
+  const w = rand([V, D], dtype);
+  const b = withBias ? rand([V], dtype) : null;
+  const targets = randTargets(M, V, ignoreFrac);
+  const fused = run((h, w, b) => linearCrossEntropy(h, w, b, targets, { chunkSize }), h, w, b);
+  const ref = run((h, w, b) => crossEntropy(linear(h, w, b ?? undefined), targets), h, w, b);
+  const tag = `${dtype} M=${M} D=${D} V=${V} chunk=${chunkSize} bias=${withBias}`;
+  assertClose([fused.loss], [ref.loss], tol, `loss ${tag}`);
+  assertClose(fused.dh, ref.dh, tol, `dh ${tag}`);
+  assertClose(fused.dw, ref.dw, tol, `dW ${tag}`);
+  if (withBias) assertClose(fused.db!, ref.db!, tol, `db ${tag}`);
+  for (const t of [h, w, b, targets]) t?.dispose();
+}
+
+for (const dtype of ['float32', 'float64'] as const) {
+  describe(`linearCrossEntropy equals crossEntropy(linear(h, W, b)) in ${dtype}`, () => {
+    const shapes: Array<[number, number, number]> = [[1, 24, 1], [7, 40, 97], [33, 24, 1003], [1, 40, 97]];
+    for (const [M, D, V] of shapes) {
+      const chunks = [...new Set([1, 64, V, V + 37])];
+      it(`M=${M} D=${D} V=${V}, chunk sizes ${chunks.join(', ')}, with ignored rows`, () => {
+        chunks.forEach((chunk, i) => compareWithUnfused(dtype, M, D, V, chunk, i % 2 === 0, M > 1 ? 0.25 : 0));
+        // The other bias setting at the chunk size that does not divide V.
+        compareWithUnfused(dtype, M, D, V, 64, false, 0.25);
+      });
+    }
+
+    it('all rows ignored: loss 0, zero gradients, no NaN', () => {
+      const [M, D, V] = [7, 24, 97];
+      const h = rand([M, D], dtype);
+      const w = rand([V, D], dtype);
+      const b = rand([V], dtype);
+      const targets = tensor(Array(M).fill(-100), [M], 'int32');
+      for (const chunkSize of [1, 64, 200]) {
+        const r = run((h, w, b) => linearCrossEntropy(h, w, b, targets, { chunkSize }), h, w, b);
+        expect(r.loss).toBe(0);
+        for (const g of [r.dh, r.dw, r.db!]) expect(g.every((v) => v === 0)).toBe(true);
+      }
+    });
+
+    it('a custom ignore index zeroes the gradient of its rows', () => {
+      const [M, D, V] = [5, 24, 97];
+      const h = rand([M, D], dtype);
+      const w = rand([V, D], dtype);
+      const targets = tensor([3, 7, 96, 7, 0], [M], 'int32');
+      const fused = run((h, w) => linearCrossEntropy(h, w, null, targets, { chunkSize: 10, ignoreIndex: 7 }), h, w, null);
+      const ref = run((h, w) => crossEntropy(linear(h, w), targets, { ignoreIndex: 7 }), h, w, null);
+      const tol = tolFor(dtype);
+      assertClose([fused.loss], [ref.loss], tol, 'loss');
+      assertClose(fused.dh, ref.dh, tol, 'dh');
+      assertClose(fused.dw, ref.dw, tol, 'dW');
+      // Rows 1 and 3 are ignored: their dh rows are zero.
+      for (const m of [1, 3]) expect(fused.dh.slice(m * D, (m + 1) * D).every((v) => v === 0)).toBe(true);
+    });
+  });
+}
+
+describe('linearCrossEntropy: finite-difference gradcheck (float64)', () => {
+  const leaf = (...shape: number[]): Tensor => randLeaf(shape, rng);
+  it('h, W and b, chunk sizes 1, 2 and larger than V, with an ignored row', () => {
+    const targets = tensor([4, -100, 0, 2], [4], 'int32');
+    for (const chunkSize of [1, 2, 9])
+      gradcheck(([h, w, b]) => linearCrossEntropy(h!, w!, b!, targets, { chunkSize }), [leaf(4, 3), leaf(5, 3), leaf(5)]);
+  });
+  it('without bias, V = 1 and M = 1', () => {
+    gradcheck(([h, w]) => linearCrossEntropy(h!, w!, null, tensor([2, 1, 1], [3], 'int32'), { chunkSize: 2 }), [leaf(3, 2), leaf(3, 2)]);
+    gradcheck(([h, w, b]) => linearCrossEntropy(h!, w!, b!, tensor([0], [1], 'int32'), { chunkSize: 1 }), [leaf(1, 3), leaf(1, 3), leaf(1)]);
+  });
+});
+
+describe('linearCrossEntropy: large logits stay finite', () => {
+  for (const dtype of ['float32', 'float64'] as const)
+    it(`logits of ±50 in ${dtype}, the maximum in a later chunk than the first`, () => {
+      // D = 2: logit[m, v] = h[m]·W[v]. Rows of W give logits −50, …, +50 for h = [1, 0] or [0, 1].
+      const V = 11;
+      const wv: number[] = [];
+      for (let v = 0; v < V; v++) wv.push(-50 + 10 * v, 50 - 10 * v);
+      const hv = [1, 0, 0, 1, 1, 0, 0.5, 0.5];
+      const h = tensor(hv, [4, 2], dtype);
+      const w = tensor(wv, [V, 2], dtype);
+      const b = tensor(Array(V).fill(0), [V], dtype);
+      for (const t of [h, w, b]) t.requiresGrad = true;
+      const tg = [0, 0, 10, 5];  // rows 0 and 1 target the smallest logit of their row: loss 100 each
+      const targets = tensor(tg, [4], 'int32');
+      const logits = matmulRef(hv, wv, 4, V, 2, false, true);
+      const ref = crossEntropyRef(logits, V, tg, null, -100);
+      for (const chunkSize of [1, 3, 4096]) {
+        const r = run((h, w, b) => linearCrossEntropy(h, w, b, targets, { chunkSize }), h, w, b);
+        assertClose([r.loss], [ref], tolFor(dtype), `loss chunk=${chunkSize}`);
+        for (const [n, g] of [['dh', r.dh], ['dW', r.dw], ['db', r.db!]] as const) expectFinite(`${n} chunk=${chunkSize}`, g);
+        const un = run((h, w, b) => crossEntropy(linear(h, w, b!), targets), h, w, b);
+        assertClose(r.dh, un.dh, tolFor(dtype), 'dh');
+        assertClose(r.dw, un.dw, tolFor(dtype), 'dW');
+        assertClose(r.db!, un.db!, tolFor(dtype), 'db');
+      }
+    });
+});
+
+describe('linearCrossEntropy: bad input', () => {
+  const h = tensor(Array(6).fill(0.5), [2, 3]);
+  const w = tensor(Array(15).fill(0.1), [5, 3]);
+  const t = tensor([1, -100], [2], 'int32');
+  it('TypeScript checks use the one wording', () => {
+    expect(() => linearCrossEntropy(tensor([1, 2], [2], 'int32'), w, null, t)).toThrow(
+      'Expected a float32 or float64 tensor for input but received int32 tensor [2]',
+    );
+    expect(() => linearCrossEntropy(tensor([1, 2, 3], [3]), w, null, t)).toThrow(
+      'Expected a 2-D tensor for input but received float32 tensor [3]',
+    );
+    expect(() => linearCrossEntropy(h, tensor(Array(15).fill(0), [5, 3], 'float64'), null, t)).toThrow(
+      'Expected a float32 tensor for weight but received float64 tensor [5, 3]',
+    );
+    expect(() => linearCrossEntropy(h, tensor(Array(20).fill(0), [5, 4]), null, t)).toThrow(
+      'Expected shape [5, 3] for weight but received float32 tensor [5, 4]',
+    );
+    expect(() => linearCrossEntropy(h, w, tensor([0, 0, 0, 0], [4]), t)).toThrow(
+      'Expected shape [5] for bias but received float32 tensor [4]',
+    );
+    expect(() => linearCrossEntropy(h, w, null, tensor([1, 2], [2]))).toThrow(
+      'Expected an int32 tensor for targets but received float32 tensor [2]',
+    );
+    expect(() => linearCrossEntropy(h, w, null, tensor([1, 2, 3], [3], 'int32'))).toThrow(
+      'Expected shape [2] for targets but received int32 tensor [3]',
+    );
+    expect(() => linearCrossEntropy(h, w, null, t, { chunkSize: 0 })).toThrow(
+      'Expected a positive integer for chunkSize but received 0',
+    );
+    expect(() => linearCrossEntropy(h, w, null, t, { chunkSize: 2.5 })).toThrow(
+      'Expected a positive integer for chunkSize but received 2.5',
+    );
+  });
+
+  it('a target out of range is an E_INDEX error from the native side that names the position', () => {
+    let err: { code?: string; op?: string; message?: string } = {};
+    try {
+      linearCrossEntropy(h, w, null, tensor([1, 5], [2], 'int32'));
+    } catch (e) {
+      err = e as typeof err;
+    }
+    expect(err.code).toBe('E_INDEX');
+    expect(err.op).toBe('linearCrossEntropy');
+    expect(err.message).toBe(
+      'linearCrossEntropy: Expected indices in [0, 5) or the ignore index -100 for targets but received 5 at position 1',
+    );
+    expect(() => linearCrossEntropy(h, w, null, tensor([-1, 0], [2], 'int32'))).toThrow(
+      'Expected indices in [0, 5) or the ignore index -100 for targets but received -1 at position 0',
+    );
+  });
+
+  it('the native binding checks shapes, dtypes and chunk size itself', () => {
+    const n = native();
+    expect(() => n.linearCrossEntropy(h.native, w.native, null, t.native, -100, 0)).toThrow(
+      'linearCrossEntropy: Expected an integer in [1, 2147483647] for chunkSize but received 0',
+    );
+    expect(() => n.linearCrossEntropy(h.native, tensor(Array(8).fill(0), [2, 4]).native, null, t.native, -100, 4)).toThrow(
+      'linearCrossEntropy: Expected weight of shape [V, 3] with V >= 1 (input has float32 tensor [2, 3]) for weight but received float32 tensor [2, 4]',
+    );
+    expect(() => n.linearCrossEntropy(h.native, w.native, null, tensor([0, 1], [2]).native, -100, 4)).toThrow(
+      'linearCrossEntropy: Expected an int32 tensor for targets but received float32 tensor [2]',
+    );
+    const f = n.linearCrossEntropy(h.native, w.native, null, t.native, -100, 4);
+    expect(() =>
+      n.linearCrossEntropyBackward(1, h.native, w.native, null, t.native, tensor([0], [1]).native, -100, f.count, 4, true, true, false),
+    ).toThrow('linearCrossEntropyBackward: Expected shape [2] for lse but received float32 tensor [1]');
+    expect(() =>
+      n.linearCrossEntropyBackward(1, h.native, w.native, null, t.native, f.lse, -100, 3, 4, true, true, false),
+    ).toThrow('linearCrossEntropyBackward: Expected a count in [0, 2] for count but received 3');
+  });
+});
+
+describe('linearCrossEntropy: memory', () => {
+  it('keeps only O(M) native bytes between forward and backward, not the [M, V] logits', () => {
+    const [M, D, V] = [64, 32, 5000];
+    const h = rand([M, D], 'float32');
+    const w = rand([V, D], 'float32');
+    const b = rand([V], 'float32');
+    const targets = randTargets(M, V, 0.1);
+    const before = liveBytes();
+    const loss = linearCrossEntropy(h, w, b, targets, { chunkSize: 512 });
+    const held = liveBytes() - before;
+    // The loss scalar and the saved lse [M]: (M + 1)·4 bytes, against M·V·4 = 1.28 MB for the logits.
+    expect(held).toBe((M + 1) * 4);
+    expect(held).toBeLessThan((M * V * 4) / 1000);
+    backward(loss);
+    expect(Number.isFinite(loss.item())).toBe(true);
+    for (const t of [loss, h, w, b, targets]) t.dispose();
+  });
+});
+
+// ---- CUDA, against the CPU backend (skipped without a GPU) ----
+// float32 on cuda vs float64 on the CPU, bfloat16 by the naive-bf16 rule.
+
+describeCuda('linearCrossEntropy', () => {
+  const M = 29;
+  const D = 24;
+  const V = 37;
+  const hv = vals(M * D, 31).map((x) => 2 * x);
+  const wv = vals(V * D, 32);
+  const bv = vals(V, 33);
+  /** targets with `frac` of the rows ignored (-100). */
+  const targetsFor = (frac: number) => Array.from({ length: M }, (_, i) => ((i * 7919) % 100 < frac * 100 ? -100 : (i * 13) % V));
+
+  for (const frac of [0, 0.3, 1])
+    for (const chunk of [8, 37, 4096])
+      for (const bias of [true, false])
+        it(`float32 matches float64 on the CPU (${frac * 100}% ignored, chunk ${chunk}, bias ${bias})`, () => {
+          const t = targetsFor(frac);
+          const r = native().linearCrossEntropy(cpu64(hv, [M, D]), cpu64(wv, [V, D]), bias ? cpu64(bv, [V]) : null, put(t, [M], 'int32', 'cpu'), -100, chunk);
+          const h = put(hv, [M, D], 'float32', 'cuda');
+          const w = put(wv, [V, D], 'float32', 'cuda');
+          const b = bias ? put(bv, [V], 'float32', 'cuda') : null;
+          const tg = put(t, [M], 'int32', 'cuda');
+          const g = native().linearCrossEntropy(h, w, b, tg, -100, chunk);
+          expect(g.count).toBe(r.count);
+          expect(g.loss.device).toBe('cuda');
+          expect(g.lse.dtype).toBe('float32');
+          assertClose(get(g.loss), get(r.loss), tolFor('float32'), 'loss');
+          assertClose(get(g.lse), get(r.lse), tolFor('float32'), 'lse');
+          const rb = native().linearCrossEntropyBackward(1.5, cpu64(hv, [M, D]), cpu64(wv, [V, D]), bias ? cpu64(bv, [V]) : null, put(t, [M], 'int32', 'cpu'), r.lse, -100, r.count, chunk, true, true, true);
+          const gb = native().linearCrossEntropyBackward(1.5, h, w, b, tg, g.lse, -100, g.count, chunk, true, true, true);
+          for (let i = 0; i < 3; i++) assertClose(get(gb[i]!), get(rb[i]!), F32, `grad[${i}]`);
+        });
+
+  it('bfloat16 is within 2x the naive bf16 error (lse, dh, dW, db) and the loss within bf16 rounding', () => {
+    const t = targetsFor(0.3);
+    const chunk = 8;
+    // float64 reference on the unrounded inputs.
+    const r = native().linearCrossEntropy(cpu64(hv, [M, D]), cpu64(wv, [V, D]), cpu64(bv, [V]), put(t, [M], 'int32', 'cpu'), -100, chunk);
+    const rb = native().linearCrossEntropyBackward(1, cpu64(hv, [M, D]), cpu64(wv, [V, D]), cpu64(bv, [V]), put(t, [M], 'int32', 'cpu'), r.lse, -100, r.count, chunk, true, true, true);
+    // naive bf16: logits = bf16(bf16(h·Wᵀ) + b), lse and softmax from them, G = bf16(softmax − onehot)/count, products rounded.
+    const hr = roundBf16(hv);
+    const wr = roundBf16(wv);
+    const br = roundBf16(bv);
+    const lg = mm(hr, D, wr, D, M, V, D, false, true).map((x, i) => bf16(bf16(x) + br[i % V]!));
+    const lseN = new Float64Array(M);
+    const G = new Float64Array(M * V);
+    const count = t.filter((x) => x !== -100).length;
+    for (let m = 0; m < M; m++) {
+      if (t[m] === -100) continue;
+      let mx = -Infinity;
+      for (let j = 0; j < V; j++) mx = Math.max(mx, lg[m * V + j]!);
+      let s = 0;
+      for (let j = 0; j < V; j++) s += Math.exp(lg[m * V + j]! - mx);
+      lseN[m] = mx + Math.log(s);
+      for (let j = 0; j < V; j++) G[m * V + j] = bf16((Math.exp(lg[m * V + j]! - lseN[m]!) - (j === t[m] ? 1 : 0)) / count);
+    }
+    const dhN = roundBf16(mm(G, V, wr, D, M, D, V, false, false));
+    const dwN = roundBf16(mm(G, V, hr, D, V, D, M, true, false));
+    const dbN = roundBf16(Float64Array.from({ length: V }, (_, j) => { let s = 0; for (let m = 0; m < M; m++) s += G[m * V + j]!; return s; }));
+
+    const h = put(hv, [M, D], 'bfloat16', 'cuda');
+    const w = put(wv, [V, D], 'bfloat16', 'cuda');
+    const b = put(bv, [V], 'bfloat16', 'cuda');
+    const tg = put(t, [M], 'int32', 'cuda');
+    const g = native().linearCrossEntropy(h, w, b, tg, -100, chunk);
+    expect(g.loss.dtype).toBe('bfloat16');
+    expect(g.lse.dtype).toBe('float32');
+    assertBf16('lse', get(g.lse), get(r.lse), lseN);
+    // A single scalar: relErr against the naive one is noise, so bound it by
+    // bf16's own resolution instead (logit rounding plus the output rounding).
+    const ref = get(r.loss)[0]!;
+    expect(Math.abs(get(g.loss)[0]! - ref)).toBeLessThanOrEqual(2 ** -7 * Math.abs(ref));
+    const gb = native().linearCrossEntropyBackward(1, h, w, b, tg, g.lse, -100, g.count, chunk, true, true, true);
+    assertBf16('dh', get(gb[0]!), get(rb[0]!), dhN);
+    assertBf16('dW', get(gb[1]!), get(rb[1]!), dwN);
+    assertBf16('db', get(gb[2]!), get(rb[2]!), dbN);
+  });
+
+  it('rejects out-of-range targets with the CPU message, and a bf16-shaped lse in the backward', () => {
+    const t = targetsFor(0);
+    t[5] = V;
+    const args = (dev: 'cpu' | 'cuda') =>
+      [put(hv, [M, D], 'float32', dev), put(wv, [V, D], 'float32', dev), null, put(t, [M], 'int32', dev), -100, 8] as const;
+    let cpuMsg = '';
+    try {
+      native().linearCrossEntropy(...args('cpu'));
+    } catch (e) {
+      cpuMsg = (e as Error).message;
+    }
+    expect(cpuMsg).toMatch(/targets/);
+    expect(() => native().linearCrossEntropy(...args('cuda'))).toThrow(cpuMsg);
+    const ok = targetsFor(0);
+    const h = put(hv, [M, D], 'bfloat16', 'cuda');
+    const w = put(wv, [V, D], 'bfloat16', 'cuda');
+    const tg = put(ok, [M], 'int32', 'cuda');
+    const lse16 = native().empty('bfloat16', [M], 'cuda');
+    expect(() => native().linearCrossEntropyBackward(1, h, w, null, tg, lse16, -100, M, 8, true, false, false)).toThrow(/float32 tensor for lse/);
+  });
+});
