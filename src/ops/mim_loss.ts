@@ -2,7 +2,7 @@
  * Losses of masked image modeling, fused in native code. In every mask 1 =
  * masked (removed), 0 = visible.
  * - maskedPatchLoss: MAE (mse, normPix) and SimMIM (l1) reconstruction loss.
- * - maskedCosine: MTO's data-singularity measure (our definition, specs/mim.md).
+ * - maskedCosine: MTO's data-singularity measure (our definition, the README's image pre-training section).
  * - rankingLoss: HPM's pairwise ranking BCE on predicted per-patch losses.
  */
 import { expected } from '../errors.js';

@@ -1,5 +1,5 @@
 /**
- * Token bookkeeping for masked image modeling (specs/mim.md): MAE's random
+ * Token bookkeeping for masked image modeling (the README's image pre-training section): MAE's random
  * masking (noise → argsort → keep / restore / mask), one gather-or-token
  * kernel that serves MAE's encoder gather and decoder unshuffle, SimMIM's
  * mask-token replacement and CLS prepending, MAE's patch order, and the mean

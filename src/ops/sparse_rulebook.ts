@@ -1,6 +1,6 @@
 /**
  * Sites, rulebook and dense conversions of SparK's real submanifold sparse
- * convolution (specs/spark.md): compute in proportion to the active sites,
+ * convolution (the README's SparK section): compute in proportion to the active sites,
  * exact against SparK's masked-dense encoder.
  *
  * A sparse feature map is rows x [N, C] (channels last, one row per active

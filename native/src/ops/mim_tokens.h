@@ -1,4 +1,4 @@
-// Token bookkeeping for masked image modeling (../shared/specs/mim.md, MAE and SimMIM).
+// Token bookkeeping for masked image modeling (the README's image pre-training section, MAE and SimMIM).
 // Shape letters: B batch, C channels, H×W image, p patch side, L = (H/p)(W/p)
 // tokens, D token width, K kept tokens, Ls source tokens, Lo output tokens,
 // T learned tokens (mask token, CLS). Mask rule: 1 = removed.

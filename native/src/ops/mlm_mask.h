@@ -1,4 +1,4 @@
-// Fused BERT-style token corruption for masked language modeling (../shared/specs/mlm.md).
+// Fused BERT-style token corruption for masked language modeling (the README's text pre-training section).
 // A selection strategy marks which tokens are predicted; this kernel applies
 // [MASK] / random token / keep to them and gathers the prediction targets.
 #pragma once

@@ -1,6 +1,6 @@
 /**
  * The mim section of the run settings (the method, its masking and its
- * objectives; see ../shared/specs/mim.md), and the recipe a ViT preset and
+ * objectives; see the README's image pre-training section), and the recipe a ViT preset and
  * the method bring for the shared fields a caller left unset.
  */
 import { VIT_PRESETS } from '../../models/vit/config.js';
