@@ -18,7 +18,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
-import { loadAddon, native } from '../src/native/loader.js';
+import { native } from '../src/native/loader.js';
 import { allOps, OP_FAMILIES, type OpFamily } from '../src/ops/list.js';
 import { runtimeInfo, setNumThreads } from '../src/index.js';
 import { positiveInt, positiveNumber } from './lib/args.js';
@@ -59,7 +59,7 @@ const CASES: Record<OpFamily, OpCase[]> = {
 };
 
 const USAGE = `usage: npm run bench:ops -- [op or family …] [--threads N] [--repeat N] [--warmup N] [--min-sample-ms MS]
-                              [--device cpu|cuda|all] [--dtype float32|bfloat16] [--json FILE] [--list]
+                              [--device cpu|cuda|all] [--dtype float32|bfloat16] [--json FILE] [--markdown FILE] [--list]
   op or family   forward or backward names of src/ops/list.ts (layerNorm, conv2dBackward) or families (conv, sparse_conv);
                  none: every op
   --threads N    CPU pool threads (default: all cores); the peaks are measured on the same count
@@ -69,6 +69,7 @@ const USAGE = `usage: npm run bench:ops -- [op or family …] [--threads N] [--r
   --device       cpu, cuda or all (default: cpu, and cuda too when the cuda addon is loaded and a GPU answers)
   --dtype        float inputs' dtype (default float32; bfloat16 is for cuda)
   --json FILE    also write every row, the machine and the peaks as JSON
+  --markdown FILE  also write the rows as a markdown table (for bench/RESULTS.md)
   --list         print the cases and exit`;
 
 interface Args {
@@ -80,12 +81,13 @@ interface Args {
   device: 'auto' | Device | 'all';
   dtype: FloatDtype;
   json: string | null;
+  markdown: string | null;
   list: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Args {
   const a: Args = {
-    filters: [], threads: availableParallelism(), repeat: 5, warmup: 2, minSampleMs: 10, device: 'auto', dtype: 'float32', json: null, list: false,
+    filters: [], threads: availableParallelism(), repeat: 5, warmup: 2, minSampleMs: 10, device: 'auto', dtype: 'float32', json: null, markdown: null, list: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
@@ -108,6 +110,11 @@ function parseArgs(argv: readonly string[]): Args {
       case '--json':
         if (!v) throw new Error(`Expected a file name for --json but received nothing\n${USAGE}`);
         a.json = v;
+        i++;
+        break;
+      case '--markdown':
+        if (!v) throw new Error(`Expected a file name for --markdown but received nothing\n${USAGE}`);
+        a.markdown = v;
         i++;
         break;
       case '--list': a.list = true; break;
@@ -299,9 +306,22 @@ function printRow(r: Row): void {
   console.log([...head, fmtUs(r.us!).padStart(W.us), rate.padStart(W.rate), fmtPct(r.share ?? undefined).padStart(W.share), `${r.model}: ${r.shape}`].join('  '));
 }
 
+/** One markdown table of every row, the device a column when there are several. */
+function markdownTable(rows: readonly Row[]): string {
+  const several = new Set(rows.map((r) => r.device)).size > 1;
+  const head = [...(several ? ['device'] : []), 'op', 'pass', 'native call', 'µs/call', 'rate', 'peak', 'shape'];
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map((h) => (h === 'µs/call' || h === 'rate' || h === 'peak' ? '---:' : '---')).join('|')}|`];
+  for (const r of rows) {
+    const cells = r.error
+      ? [r.op, r.pass, `\`${r.call}\``, '–', `error: ${r.error}`, '–', `${r.model}: ${r.shape}`]
+      : [r.op, r.pass, `\`${r.call}\``, fmtUs(r.us!), `${fmt(r.rate, r.rate! < 10 ? 2 : 1)} ${r.unit}`, fmtPct(r.share ?? undefined), `${r.model}: ${r.shape}`];
+    lines.push(`| ${[...(several ? [r.device] : []), ...cells].join(' | ')} |`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 function devicesToRun(a: Args): { devices: Device[]; note: string | null } {
-  const loaded = loadAddon();
-  const why = loaded.variant === 'cuda' ? cudaUnavailableReason() : 'the CPU addon is loaded';
+  const why = cudaUnavailableReason();
   if (a.device === 'cpu') return { devices: ['cpu'], note: null };
   if (a.device === 'cuda' || a.device === 'all') {
     if (why) throw new Error(`bench:ops: cannot run on cuda: ${why}`);
@@ -409,6 +429,10 @@ function main(): void {
       options: a, peaks: peaksBy, contention: { whole: others, byFamily: contention }, rows, leaks,
     }, null, 1)}\n`);
     console.log(`wrote ${a.json}`);
+  }
+  if (a.markdown) {
+    writeFileSync(a.markdown, markdownTable(rows));
+    console.log(`wrote ${a.markdown}`);
   }
   if (errors.length || leaks.length) process.exitCode = 1;
 }
