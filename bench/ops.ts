@@ -147,7 +147,7 @@ function select(filters: readonly string[]): Selected[] {
   if (filters.length === 0) return all;
   const lower = filters.map((f) => f.toLowerCase());
   const known = new Set([...Object.keys(OP_FAMILIES), ...ops.flatMap((o) => [o.forward, ...(o.backward ? [o.backward] : [])])].map((s) => s.toLowerCase()));
-  const unknown = filters.filter((f, i) => !known.has(lower[i]!));
+  const unknown = filters.filter((_, i) => !known.has(lower[i]!));
   if (unknown.length) {
     throw new Error(
       `Expected op or family names for bench:ops but received ${unknown.join(', ')}\n` +
@@ -185,7 +185,7 @@ function cudaPeaks(minSampleMs: number): Peaks {
   x.fill(1);
   try {
     const t = timeGpu(() => native().scale(x, 0.5).dispose(), { warmup: 3, reps: 5, minSampleMs });
-    return { gflops: null, dramGBs: (2 * x.nbytes) / (Math.min(...t.samples) * 1e6), cacheGBs: null, how: 'bandwidth: the scale op on 256 MiB float32 (fastest of 5 samples); no FMA probe on cuda' };
+    return { gflops: null, dramGBs: (2 * x.nbytes) / (Math.min(...t.samples) * 1e6), cacheGBs: null, how: 'bandwidth: the scale op from 256 MiB into 256 MiB of float32 (fastest of 5 samples); no FMA probe on cuda' };
   } finally {
     x.dispose();
   }
