@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch eager attention with autograd: the baseline of bench/kernels.ts.
+"""PyTorch eager attention with autograd: the baseline of bench/matmul-attention.ts.
 
 Same shapes, dtype and thread count as the cloze run. q, k, v are [B*H, L, Dh]
 float32; forward q@kᵀ·scale → softmax → @v, then .backward(g). Prints one JSON

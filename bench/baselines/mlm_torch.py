@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch eager BERT MLM training step: the baseline of bench/mlm.ts.
+"""PyTorch eager BERT MLM training step: the baseline of bench/mlm-step.ts.
 
 A BERT encoder written in plain torch.nn (no transformers): word + position +
 token-type embeddings, LayerNorm, dropout; post-LN layers with separate q/k/v

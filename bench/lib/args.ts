@@ -1,4 +1,4 @@
-/** Command-line options of `npm run bench:kernels -- [options]`. */
+/** Command-line options of `npm run bench:matmul-attention -- [options]`, and the flag parsers every bench uses. */
 import { availableParallelism } from 'node:os';
 
 export interface BenchArgs {
@@ -9,16 +9,16 @@ export interface BenchArgs {
   warmup: number;
   /** Attention sequence lengths. */
   lengths: number[];
-  /** Square GEMM sizes. */
-  gemmSizes: number[];
+  /** Square matmul sizes. */
+  matmulSizes: number[];
   /** Python with torch for the PyTorch baseline; '' skips it. */
   python: string;
-  only: 'all' | 'gemm' | 'attention';
+  only: 'all' | 'matmul' | 'attention';
 }
 
-const USAGE = `usage: npm run bench:kernels -- [--threads N] [--reps N] [--warmup N] [--lengths 128,256,512]
-                                  [--gemm-sizes 256,512,1024,2048] [--python /usr/bin/python3 | --no-torch]
-                                  [--only gemm|attention]`;
+const USAGE = `usage: npm run bench:matmul-attention -- [--threads N] [--reps N] [--warmup N] [--lengths 128,256,512]
+                                           [--matmul-sizes 256,512,1024,2048] [--python /usr/bin/python3 | --no-torch]
+                                           [--only matmul|attention]`;
 
 /** A positive integer flag value; the error ends with the bench's usage text. */
 export function positiveInt(name: string, v: string | undefined, usage = USAGE): number {
@@ -45,7 +45,7 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
     reps: 7,
     warmup: 1,
     lengths: [128, 256, 512],
-    gemmSizes: [256, 512, 1024, 2048],
+    matmulSizes: [256, 512, 1024, 2048],
     python: process.env.CLOZE_TORCH_PYTHON ?? '/usr/bin/python3',
     only: 'all',
   };
@@ -57,16 +57,16 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
       case '--reps': a.reps = positiveInt(k, v); i++; break;
       case '--warmup': a.warmup = positiveInt(k, v); i++; break;
       case '--lengths': a.lengths = intList(k, v); i++; break;
-      case '--gemm-sizes': a.gemmSizes = intList(k, v); i++; break;
+      case '--matmul-sizes': a.matmulSizes = intList(k, v); i++; break;
       case '--python': a.python = v ?? ''; i++; break;
       case '--no-torch': a.python = ''; break;
       case '--only':
-        if (v !== 'gemm' && v !== 'attention' && v !== 'all') throw new Error(`Expected gemm, attention or all for --only but received ${v}\n${USAGE}`);
+        if (v !== 'matmul' && v !== 'attention' && v !== 'all') throw new Error(`Expected matmul, attention or all for --only but received ${v}\n${USAGE}`);
         a.only = v;
         i++;
         break;
       case '--help': case '-h': console.log(USAGE); process.exit(0); break;
-      default: throw new Error(`Expected an option for bench:kernels but received ${k}\n${USAGE}`);
+      default: throw new Error(`Expected an option for bench:matmul-attention but received ${k}\n${USAGE}`);
     }
   }
   return a;

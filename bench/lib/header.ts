@@ -1,4 +1,5 @@
 /** What every bench prints first, and how it reads its flags. */
+import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { runtimeInfo } from '../../src/index.js';
 
@@ -23,4 +24,17 @@ export function printHeader(name: string, note = ''): void {
     `runtime   node ${process.version}, addon ${info.addon}, BLAS ${info.blas} (${info.blasCore}, ${info.blasThreads} thread(s)), ` +
       `gemm ${info.gemm}, pool ${info.threads} thread(s), SIMD ${info.simdBytes * 8}-bit${note ? `; ${note}` : ''}`,
   );
+}
+
+/** Which sources were measured: the git revision and any uncommitted native or TS sources. */
+export function sourceState(): string {
+  try {
+    const git = (...a: string[]) => execFileSync('git', a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const rev = git('rev-parse', '--short', 'HEAD').trim();
+    // porcelain lines are "XY path": the status letters may start with a space
+    const dirty = git('status', '--porcelain', '--', 'native/src', 'src').split('\n').filter(Boolean).map((l) => l.slice(3));
+    return dirty.length ? `git ${rev} with uncommitted changes in ${dirty.join(', ')}` : `git ${rev}, native/src and src clean`;
+  } catch {
+    return 'not a git checkout';
+  }
 }

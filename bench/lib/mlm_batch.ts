@@ -1,5 +1,5 @@
 /**
- * The MLM batch both sides of bench/mlm.ts train on: B×L ids, all tokens real,
+ * The MLM batch both sides of bench/mlm-step.ts train on: B×L ids, all tokens real,
  * M = round(B·L·ratio) masked rows at random positions, random targets. The
  * generator is a 32-bit xorshift (13, 17, 5), written identically in
  * bench/baselines/mlm_torch.py, so the torch child masks the same positions.

@@ -96,9 +96,9 @@ export function childStep(threads: number, warmup: number, reps: number): void {
   console.log(JSON.stringify(out));
 }
 
-/** Runs childStep in a fresh `node --expose-gc` process (this build's dist/bench/mlm.js). */
+/** Runs childStep in a fresh `node --expose-gc` process (this build's dist/bench/mlm-step.js). */
 export function runOurStep(threads: number, warmup: number, reps: number): StepOutcome {
-  const entry = fileURLToPath(new URL('../mlm.js', import.meta.url));
+  const entry = fileURLToPath(new URL('../mlm-step.js', import.meta.url));
   const r = spawnSync(
     process.execPath,
     ['--expose-gc', entry, '--child-step', '--threads', String(threads), '--warmup', String(warmup), '--reps', String(reps)],

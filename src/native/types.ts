@@ -115,6 +115,8 @@ export interface NativeAddon
 
   /** float32 FMA GFLOP/s of register-resident chains on every pool thread for about `ms` ms (bench yardstick). */
   measurePeakGflops(ms: number): number;
+  /** GB/s of dst = s·src over two buffers of bytes/2, every pool thread streaming its slice, for about `ms` ms (bench yardstick). */
+  measurePeakBandwidth(ms: number, bytes: number): number;
   /** Returns cached free heap memory to the OS (glibc malloc_trim); false where unsupported. Bench use. */
   releaseFreeMemory(): boolean;
 }

@@ -143,7 +143,7 @@ export type OpFamily = keyof typeof OP_FAMILIES;
 export const INFRASTRUCTURE = [
   'NativeTensor', 'empty', 'fromTypedArray', 'liveBytes', 'cachedBytes', 'releaseCache', 'setCacheLimit', 'setNumThreads', 'info',
   'cudaAvailable', 'cudaInfo', 'cudaSynchronize', 'cudaMemStats', 'cudaReleaseCache', 'cudaResetPeak', 'cudaCreateStream',
-  'cudaSetStream', 'cudaDestroyStream', 'measurePeakGflops', 'releaseFreeMemory',
+  'cudaSetStream', 'cudaDestroyStream', 'measurePeakGflops', 'measurePeakBandwidth', 'releaseFreeMemory',
 ] as const;
 
 /** Every op of every family, with its family. */

@@ -1,6 +1,7 @@
-// Helpers for the bench harness (bench/kernels.ts): the machine's measured
-// float32 FMA peak, the yardstick every GFLOP/s figure is read against, and a
-// way to hand cached free heap memory back to the OS before an RSS reading.
+// Helpers for the bench harnesses (bench/ops.ts, bench/matmul-attention.ts):
+// the machine's measured float32 FMA peak and memory bandwidth, the yardsticks
+// every GFLOP/s and GB/s figure is read against, and a way to hand cached free
+// heap memory back to the OS before an RSS reading.
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
@@ -11,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -143,6 +145,58 @@ double measure_peak_gflops(double ms) {
   return gflops;
 }
 
+// STREAM's "scale" kernel, dst[i] = s·src[i], over two buffers of `bytes`/2
+// each, split into one contiguous slice per pool thread. Each slice is first
+// touched by a pool task before timing, so page faults stay out of the figure
+// (and, on a NUMA machine, pages land near the threads that use them, as far
+// as the pool's scheduling allows). Counted bytes per pass: one read and one
+// write of each element, as STREAM counts them; the write-allocate read of
+// dst is not counted, so a store-heavy op compares like for like.
+volatile float g_scale = 0.5f;
+
+double measure_peak_bandwidth(double ms, int64_t bytes) {
+  ThreadPool& pool = ThreadPool::get();
+  const int n = pool.size();
+  const int64_t count = std::max<int64_t>(bytes / 2 / static_cast<int64_t>(sizeof(float)), int64_t{4096} * n);
+  std::unique_ptr<float[]> src(new float[count]), dst(new float[count]);
+  float* const s = src.get();
+  float* const d = dst.get();
+  const float k = g_scale;
+  auto slice = [&](int64_t task, int64_t& lo, int64_t& hi) {
+    lo = count * task / n;
+    hi = count * (task + 1) / n;
+  };
+  pool.parallel_for(n, [&](int64_t task, int) {
+    int64_t lo, hi;
+    slice(task, lo, hi);
+    for (int64_t i = lo; i < hi; i++) {
+      s[i] = static_cast<float>(i & 1023);
+      d[i] = 0.0f;
+    }
+  });
+  auto pass = [&]() {
+    pool.parallel_for(n, [&](int64_t task, int) {
+      int64_t lo, hi;
+      slice(task, lo, hi);
+      for (int64_t i = lo; i < hi; i++) d[i] = k * s[i];
+    });
+  };
+  pass();  // warm: caches, TLB, the pool's threads awake
+  using clock = std::chrono::steady_clock;
+  const auto t0 = clock::now();
+  const auto until = t0 + std::chrono::duration<double, std::milli>(ms);
+  int64_t passes = 0;
+  auto now = t0;
+  do {
+    pass();
+    passes++;
+    now = clock::now();
+  } while (now < until);
+  g_sink = d[count / 2];
+  const double seconds = std::chrono::duration<double>(now - t0).count();
+  return 2.0 * static_cast<double>(count) * sizeof(float) * static_cast<double>(passes) / seconds * 1e-9;
+}
+
 }  // namespace
 
 void register_bench(Napi::Env env, Napi::Object exports) {
@@ -151,6 +205,15 @@ void register_bench(Napi::Env env, Napi::Object exports) {
   CLOZE_EXPORT(exports, "measurePeakGflops", [](const ArgReader& a) -> Napi::Value {
     const int64_t ms = a.integer(0, "ms", 1, 60000);
     return Napi::Number::New(a.env(), measure_peak_gflops(static_cast<double>(ms)));
+  });
+
+  // measurePeakBandwidth(ms, bytes) -> GB/s of dst = s·src over two buffers of bytes/2 each, every
+  // pool thread streaming its own slice. Buffers far larger than the last-level cache measure memory;
+  // small ones, the caches.
+  CLOZE_EXPORT(exports, "measurePeakBandwidth", [](const ArgReader& a) -> Napi::Value {
+    const int64_t ms = a.integer(0, "ms", 1, 60000);
+    const int64_t bytes = a.integer(1, "bytes", 1, int64_t{1} << 36);
+    return Napi::Number::New(a.env(), measure_peak_bandwidth(static_cast<double>(ms), bytes));
   });
 
   // releaseFreeMemory() -> whether the C library could do it (glibc's malloc_trim).

@@ -1,43 +1,25 @@
 /**
- * `npm run bench:kernels`: GEMM and fused-attention rates against the
- * machine's measured FMA peak and against baselines from the same run.
+ * `npm run bench:matmul-attention`: matmul (the built-in GEMM against
+ * OpenBLAS) and fused attention (against the same math from our own ops and
+ * against PyTorch), each read against the machine's measured FMA peak.
  * Every implementation runs on the same thread count (--threads, default all
  * cores). Options: see bench/lib/args.ts or `--help`.
  */
-import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { native } from '../src/native/loader.js';
 import { runtimeInfo, setNumThreads } from '../src/index.js';
 import { parseArgs } from './lib/args.js';
 import { ContentionMeter, describeContention } from './lib/contention.js';
+import { sourceState } from './lib/header.js';
+import { measurePeakGflops } from './lib/peak.js';
 import { fmt } from './lib/table.js';
 import { hasGc, nowMs } from './lib/timing.js';
 import { runAttention } from './suites/attention.js';
-import { runGemm } from './suites/gemm.js';
+import { runMatmul } from './suites/linalg.js';
 
-/**
- * Best of 5 runs of the native FMA microbenchmark, after one warm-up run. A
- * peak is an upper bound and noise (clock ramp, a neighbour's process) only
- * lowers a run, so the maximum is the estimate here, not the median.
- */
-function measurePeak(threads: number, ms = 200): number {
+function measurePeak(threads: number): number {
   setNumThreads(threads);
-  native().measurePeakGflops(ms);
-  return Math.max(...[0, 1, 2, 3, 4].map(() => native().measurePeakGflops(ms)));
-}
-
-/** Which sources were measured: the git revision and any uncommitted native or TS sources. */
-function sourceState(): string {
-  try {
-    const git = (...a: string[]) => execFileSync('git', a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    const rev = git('rev-parse', '--short', 'HEAD').trim();
-    // porcelain lines are "XY path": the status letters may start with a space
-    const dirty = git('status', '--porcelain', '--', 'native/src', 'src').split('\n').filter(Boolean).map((l) => l.slice(3));
-    return dirty.length ? `git ${rev} with uncommitted changes in ${dirty.join(', ')}` : `git ${rev}, native/src and src clean`;
-  } catch {
-    return 'not a git checkout';
-  }
+  return measurePeakGflops();
 }
 
 function main(): void {
@@ -56,7 +38,7 @@ function main(): void {
   const peak = args.threads === 1 ? peak1 : measurePeak(args.threads);
   const peakOthers = peakMeter.othersShare();
   const info = runtimeInfo();
-  console.log('cloze bench:kernels');
+  console.log('cloze bench:matmul-attention');
   console.log(`date      ${new Date().toISOString()}`);
   console.log(`cpu       ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} logical cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`);
   console.log(`runtime   node ${process.version}, addon ${info.addon}, BLAS ${info.blas} (${info.blasThreads} thread(s)), pool ${info.threads} thread(s), SIMD ${info.simdBytes * 8}-bit`);
@@ -71,7 +53,7 @@ function main(): void {
   if (!hasGc) console.log('note      run with node --expose-gc to collect garbage between samples');
   console.log(`timing    warm-up ${args.warmup}, median of ${args.reps} samples (short calls batched to ≥ 20 ms per sample)`);
 
-  for (const [name, run] of [['gemm', runGemm], ['attention', runAttention]] as const) {
+  for (const [name, run] of [['matmul', runMatmul], ['attention', runAttention]] as const) {
     if (args.only !== 'all' && args.only !== name) continue;
     const m = new ContentionMeter();
     run(args, peak);

@@ -1,5 +1,5 @@
 /**
- * `npm run bench:mae`: one MAE training step of cloze's ViT (vit-mini-fmnist:
+ * `npm run bench:mae-step`: one MAE training step of cloze's ViT (vit-mini-fmnist:
  * D=128, 6 blocks, decoder 96×2, 28×28 patch 4 → 49 tokens, ratio 0.75) against
  * the plain-torch.nn reference of the same model (bench/baselines/mae_torch.py)
  * at its faster thread setting, in one run; then the encoder cost of MAE
@@ -24,7 +24,7 @@ import { parseOrExit, printHeader } from './lib/header.js';
 import { fmt, fmtMs, fmtRatio, printTable, section } from './lib/table.js';
 import { timeIt } from './lib/timing.js';
 
-const USAGE = 'usage: npm run bench:mae -- [--threads N] [--torch-threads 1,2] [--batch 128] [--warmup 3] [--reps 7] [--python /usr/bin/python3 | --no-torch]';
+const USAGE = 'usage: npm run bench:mae-step -- [--threads N] [--torch-threads 1,2] [--batch 128] [--warmup 3] [--reps 7] [--python /usr/bin/python3 | --no-torch]';
 
 interface Args { threads: number; torchThreads: number[]; batch: number; warmup: number; reps: number; python: string }
 
@@ -42,7 +42,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '--python': a.python = v ?? ''; i++; break;
       case '--no-torch': a.python = ''; break;
       case '--help': case '-h': console.log(USAGE); process.exit(0); break;
-      default: throw new Error(`Expected an option for bench:mae but received ${k}\n${USAGE}`);
+      default: throw new Error(`Expected an option for bench:mae-step but received ${k}\n${USAGE}`);
     }
   }
   return a;
@@ -117,7 +117,7 @@ function main(): void {
   const c = vitPreset(PRESET).config;
   const B = a.batch;
   const L = (c.imageSize[0] / c.patch) * (c.imageSize[1] / c.patch);
-  printHeader('bench:mae');
+  printHeader('bench:mae-step');
   console.log(`model     ${PRESET}: D=${c.dim}, ${c.depth} blocks, ${c.heads} heads; decoder ${c.decoderDim}×${c.decoderDepth}; ${L} tokens, 12 visible; batch ${B}; warm-up ${a.warmup}, median of ${a.reps}`);
   const results: Record<Mode, { ours: ReturnType<typeof timeOurs>; torch: TorchOut[] }> = {} as never;
   for (const mode of ['step', 'simmim-encoder', 'mae-encoder'] as Mode[]) {

@@ -1,5 +1,5 @@
 /**
- * `npm run bench:spark`: the SparK encoder's forward + backward, real sparse
+ * `npm run bench:spark-encoder`: the SparK encoder's forward + backward, real sparse
  * convolution against masked-dense (dense convs re-masked after every op, the
  * official SparK way), same weights and masks, in one run: at mask ratios 0.4,
  * 0.6 and 0.75 and a few input sizes, for the ResNet and ConvNeXt presets;
@@ -22,7 +22,7 @@ import { parseOrExit, printHeader } from './lib/header.js';
 import { fmt, fmtMs, fmtRatio, printTable, section } from './lib/table.js';
 import { timeIt } from './lib/timing.js';
 
-const USAGE = 'usage: npm run bench:spark -- [--threads N] [--batch 32] [--sizes 32,64] [--ratios 0.4,0.6,0.75] [--arch resnet,convnext] [--warmup 2] [--reps 5] [--python /usr/bin/python3 | --no-torch]';
+const USAGE = 'usage: npm run bench:spark-encoder -- [--threads N] [--batch 32] [--sizes 32,64] [--ratios 0.4,0.6,0.75] [--arch resnet,convnext] [--warmup 2] [--reps 5] [--python /usr/bin/python3 | --no-torch]';
 
 interface Args { threads: number; batch: number; sizes: number[]; ratios: number[]; archs: Array<'resnet' | 'convnext'>; warmup: number; reps: number; python: string }
 
@@ -45,7 +45,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '--python': a.python = v ?? ''; i++; break;
       case '--no-torch': a.python = ''; break;
       case '--help': case '-h': console.log(USAGE); process.exit(0); break;
-      default: throw new Error(`Expected an option for bench:spark but received ${k}\n${USAGE}`);
+      default: throw new Error(`Expected an option for bench:spark-encoder but received ${k}\n${USAGE}`);
     }
   }
   return a;
@@ -96,7 +96,7 @@ function main(): void {
   if (!a) return;
   setNumThreads(a.threads);
   const whole = new ContentionMeter();
-  printHeader('bench:spark', 'torch runs with the same thread count');
+  printHeader('bench:spark-encoder', 'torch runs with the same thread count');
   console.log(`step      encoder forward + backward (loss = Σ stage means), batch ${a.batch}, a fresh mask per step (masks and rulebooks built inside the timed step); warm-up ${a.warmup}, median of ${a.reps}`);
   for (const arch of a.archs) {
     const preset = sparkPreset(arch === 'resnet' ? 'spark-resnet-mini' : 'spark-convnext-mini').config;

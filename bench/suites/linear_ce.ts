@@ -1,5 +1,6 @@
 /**
- * The MLM head's last step, forward+backward, float32, at the bert-mini
+ * linearCrossEntropy (the linear_ce family: the MLM head's last step) against
+ * the full-logits head it replaces, forward+backward, float32, at the bert-mini
  * training shape: h [M, D] (the M masked rows), the tied decoder W [V, D],
  * bias [V], int32 targets [M]; gradients for h, W and b.
  *   fused  linearCrossEntropy: vocabulary chunks of 4096, [M, V] never stored.
@@ -49,8 +50,8 @@ export interface HeadResult {
   check: { loss: number; dh: number; dw: number; scale: number };
 }
 
-export function runHead(M: number, D: number, V: number, reps: number): HeadResult {
-  section(`MLM head, linear + cross-entropy fwd+bwd float32, M=${M} D=${D} V=${V}`);
+export function runLinearCe(M: number, D: number, V: number, reps: number): HeadResult {
+  section(`linearCrossEntropy (MLM head) vs full logits, fwd+bwd float32, M=${M} D=${D} V=${V}`);
   const h = tensorFrom(randomArray(M * D, 1), [M, D], true);
   const w = tensorFrom(randomArray(V * D, 2).map((x) => 0.05 * x), [V, D], true);
   const b = tensorFrom(randomArray(V, 3).map((x) => 0.05 * x), [V], true);

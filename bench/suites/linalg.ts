@@ -1,5 +1,5 @@
 /**
- * float32 GEMM, C[M×N] = A[M×K]·B[K×N], through the addon's matmul: the BLAS
+ * matmul (the linalg family), float32, C[M×N] = A[M×K]·B[K×N]: the BLAS
  * path ('blas': OpenBLAS when built with it, whatever the ops' policy) against the built-in fallback
  * ('builtin'), each read against the measured FMA peak. Output allocation
  * (zero-filled) is part of each call, as it is for users.
@@ -12,19 +12,19 @@ import { gemmFlops, gflops } from '../lib/flops.js';
 import { fmt, fmtMs, fmtPct, fmtRatio, printTable, section } from '../lib/table.js';
 import { timeIt } from '../lib/timing.js';
 
-interface GemmCase {
+interface MatmulCase {
   name: string;
   M: number;
   N: number;
   K: number;
 }
 
-export interface GemmRow extends GemmCase {
+export interface MatmulRow extends MatmulCase {
   autoMs: number;
   builtinMs: number;
 }
 
-function cases(sizes: readonly number[]): GemmCase[] {
+function cases(sizes: readonly number[]): MatmulCase[] {
   return [
     ...sizes.map((n) => ({ name: `square ${n}`, M: n, N: n, K: n })),
     // BERT-base projection: 4096 tokens (e.g. 32×128) × d_model 768 → 768.
@@ -38,10 +38,10 @@ function matrix(rows: number, cols: number, seed: number): NativeTensor {
   return t;
 }
 
-export function runGemm(args: BenchArgs, peakGflops: number): GemmRow[] {
-  section(`GEMM float32, ${args.threads} thread(s): 'blas' (OpenBLAS) vs 'builtin', against peak ${fmt(peakGflops)} GFLOP/s`);
-  const rows: GemmRow[] = [];
-  for (const c of cases(args.gemmSizes)) {
+export function runMatmul(args: BenchArgs, peakGflops: number): MatmulRow[] {
+  section(`matmul float32, ${args.threads} thread(s): 'blas' (OpenBLAS) vs 'builtin', against peak ${fmt(peakGflops)} GFLOP/s`);
+  const rows: MatmulRow[] = [];
+  for (const c of cases(args.matmulSizes)) {
     const a = matrix(c.M, c.K, 1);
     const b = matrix(c.K, c.N, 2);
     const time = (impl: 'blas' | 'builtin'): number =>

@@ -1,5 +1,5 @@
 /**
- * `npm run bench:mlm`: one full MLM training step of bert-mini (forward,
+ * `npm run bench:mlm-step`: one full MLM training step of bert-mini (forward,
  * backward, clip 1.0, AdamW) against a plain-torch.nn reference
  * (bench/baselines/mlm_torch.py) at its faster thread setting, and the fused
  * MLM head (linearCrossEntropy) against a full-logits head. Each training
@@ -14,11 +14,11 @@ import { fmt, fmtMiB, fmtMs, fmtRatio, printTable, section } from './lib/table.j
 import { hasGc, nowMs } from './lib/timing.js';
 import { runTorchMlm, type TorchMlmOutcome, type TorchMlmResult } from './lib/torch_mlm.js';
 import { KEEP_MEMORY_ENV } from './lib/torch.js';
-import { runHead } from './suites/mlm_head.js';
+import { runLinearCe } from './suites/linear_ce.js';
 import { childStep, runOurStep, STEP_SHAPE, type StepOutcome } from './suites/mlm_step.js';
 
-const USAGE = `usage: npm run bench:mlm -- [--threads N] [--torch-threads 1,2] [--warmup N] [--reps N]
-                              [--python /usr/bin/python3 | --no-torch] [--no-kept] [--only step|head]`;
+const USAGE = `usage: npm run bench:mlm-step -- [--threads N] [--torch-threads 1,2] [--warmup N] [--reps N]
+                                   [--python /usr/bin/python3 | --no-torch] [--no-kept] [--only step|head]`;
 
 interface Args {
   threads: number;
@@ -55,7 +55,7 @@ function parseArgs(argv: readonly string[]): Args {
         i++;
         break;
       case '--help': case '-h': console.log(USAGE); process.exit(0); break;
-      default: throw new Error(`Expected an option for bench:mlm but received ${k}\n${USAGE}`);
+      default: throw new Error(`Expected an option for bench:mlm-step but received ${k}\n${USAGE}`);
     }
   }
   return a;
@@ -129,13 +129,13 @@ function main(): void {
   }
   const t0 = nowMs();
   const whole = new ContentionMeter();
-  printHeader('bench:mlm');
+  printHeader('bench:mlm-step');
   if (!hasGc) console.log('note      run with node --expose-gc to collect garbage between samples');
   if (a.only !== 'head') runStep(a);
   if (a.only !== 'step') {
     const m = new ContentionMeter();
     const { B, L, maskRatio } = STEP_SHAPE;
-    runHead(Math.round(B * L * maskRatio), 256, 30522, a.reps);
+    runLinearCe(Math.round(B * L * maskRatio), 256, 30522, a.reps);
     console.log(`head: ${describeContention(m.othersShare())}`);
   }
   console.log(`\ntotal bench time ${((nowMs() - t0) / 1000).toFixed(0)} s; ${describeContention(whole.othersShare())}`);

@@ -1,0 +1,29 @@
+/**
+ * The machine's yardsticks, measured by the addon's probes (bind_bench.cc) on
+ * the current pool: the float32 FMA peak every GFLOP/s figure is read against,
+ * and the streaming bandwidth every GB/s figure is read against. A peak is an
+ * upper bound and noise (clock ramp, a neighbour's process) only lowers a run,
+ * so the estimate is the best of several runs after a warm-up run, not the
+ * median.
+ */
+import { native } from '../../src/native/loader.js';
+
+function best(runs: number, probe: () => number): number {
+  probe();
+  return Math.max(...Array.from({ length: runs }, probe));
+}
+
+/** Best of 5 runs of measurePeakGflops(ms) on the pool's threads. */
+export function measurePeakGflops(ms = 200): number {
+  return best(5, () => native().measurePeakGflops(ms));
+}
+
+/** DRAM streaming: buffers of 2 × 128 MiB, far beyond any last-level cache of today. */
+export const DRAM_STREAM_BYTES = 256 * 2 ** 20;
+/** Cache-resident streaming: 2 × 4 MiB, inside a server's L3 (and beyond its L2). */
+export const CACHE_STREAM_BYTES = 8 * 2 ** 20;
+
+/** Best of 5 runs of measurePeakBandwidth(ms, bytes) (STREAM's scale kernel) on the pool's threads, GB/s. */
+export function measurePeakBandwidth(bytes = DRAM_STREAM_BYTES, ms = 200): number {
+  return best(5, () => native().measurePeakBandwidth(ms, bytes));
+}
