@@ -55,18 +55,32 @@ export const cases: OpCase[] = [
   {
     op: 'toSparse',
     model: s.label,
-    shape: `the active rows of ${dims([s.B, 64, 16, 16])}; backward: the mask token's gradient (Σ over inactive sites)`,
+    shape: `the active rows of ${dims([s.B, 64, 16, 16])}; backward: toDense of the rows' gradient (zeros elsewhere)`,
+    bound: 'memory',
+    setup(ctx) {
+      const sc = sparkSites(ctx, s).scales[1]!;
+      const C = s.widths[1]!;
+      const dense = ctx.rand([s.B, C, sc.side, sc.side]);
+      const g = ctx.rand([sc.active, C]);
+      const rows = sc.active * C * elt(ctx.dtype);
+      const n = ctx.addon;
+      return {
+        fwd: { run: () => n.toSparse(dense, sc.coords), bytes: sc.coords.nbytes + 2 * rows },
+        bwd: { run: () => n.toDense(g, sc.coords, s.B, sc.side, sc.side, null), bytes: sc.coords.nbytes + rows + dense.nbytes },
+      };
+    },
+  },
+  {
+    op: 'toDenseFillGrad',
+    model: s.label,
+    shape: `toDense's mask-token gradient: Σ of ${dims([s.B, 64, 16, 16])} over the inactive sites`,
     bound: 'memory',
     setup(ctx) {
       const sc = sparkSites(ctx, s).scales[1]!;
       const C = s.widths[1]!;
       const dense = ctx.rand([s.B, C, sc.side, sc.side]);
       const rows = sc.active * C * elt(ctx.dtype);
-      const n = ctx.addon;
-      return {
-        fwd: { run: () => n.toSparse(dense, sc.coords), bytes: sc.coords.nbytes + 2 * rows },
-        bwd: { run: () => n.toDenseFillGrad(dense, sc.coords), bytes: sc.coords.nbytes + dense.nbytes - rows },
-      };
+      return { fwd: { run: () => ctx.addon.toDenseFillGrad(dense, sc.coords), bytes: sc.coords.nbytes + dense.nbytes - rows } };
     },
   },
 ];

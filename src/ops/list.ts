@@ -114,9 +114,10 @@ export const OP_FAMILIES = {
   sparse_rulebook: [
     { forward: 'activeSites', backward: null, ts: 'activeSites', cpu: ['active_sites_cpu'], cuda: ['active_sites_cuda'] },
     { forward: 'neighbourTable', backward: null, ts: 'neighbourTable', cpu: ['neighbour_table_cpu'], cuda: ['neighbour_table_cuda'] },
-    // toDense's backward gathers the active rows of the gradient: toSparse's kernel.
+    // toDense and toSparse are each other's backward for the rows; the fill token's gradient is toDenseFillGrad.
     { forward: 'toDense', backward: 'toSparse', ts: 'toDense', cpu: ['to_dense_cpu', 'to_sparse_cpu'], cuda: ['to_dense_cuda', 'to_sparse_cuda'] },
-    { forward: 'toSparse', backward: 'toDenseFillGrad', ts: 'toSparse', cpu: ['to_sparse_cpu', 'fill_grad_cpu'], cuda: ['to_sparse_cuda', 'fill_grad_cuda'] },
+    { forward: 'toSparse', backward: 'toDense', ts: 'toSparse', cpu: ['to_sparse_cpu', 'to_dense_cpu'], cuda: ['to_sparse_cuda', 'to_dense_cuda'] },
+    { forward: 'toDenseFillGrad', backward: null, ts: 'toDense', cpu: ['fill_grad_cpu'], cuda: ['fill_grad_cuda'] },
   ],
   sparse_conv: [
     { forward: 'sparseConv', backward: 'sparseConvBackward', ts: 'sparseConv', cpu: ['sparse_conv_forward_cpu', 'sparse_conv_backward_cpu'], cuda: ['sparse_conv_forward_cuda', 'sparse_conv_backward_cuda'] },
