@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch eager MAE training step: the baseline of cloze's MAE step benchmark.
 
-Our MAE model (specs/mim.md) in plain torch.nn (no timm): images [B, C, H, W]
+Our MAE model (the README's image pre-training section) in plain torch.nn (no timm): images [B, C, H, W]
 are patchified in MAE's order (einsum 'nchpwq->nhwpqc') to [B, L, p·p·C],
 embedded by one Linear, given fixed 2D sin-cos position embeddings (MAE's
 get_2d_sincos_pos_embed; a zero row for the optional CLS token) and randomly

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch eager SparK encoder, masked-dense: the baseline of cloze's sparse SparK encoder.
 
-Our SparK encoders (specs/spark.md, src/spark/encoders.ts, presets
+Our SparK encoders (the README's SparK section, src/models/spark/encoders.ts, presets
 spark-resnet-mini and spark-convnext-mini: widths 32, 64, 128, 256, one input
 channel, stage i at stride 2^i) in plain torch.nn, run the way SparK's
 official code simulates sparsity ("masked-dense"): every conv runs densely on
@@ -19,7 +19,7 @@ SparseBatchNorm2d. The input is multiplied by the pixel mask first.
   (erf) → Linear 4C→C, plus the input (no layer scale, no drop path). As in
   ConvNeXt and SparK, the LayerNorm and the MLP of a block run channels-last.
 
-Masks as src/spark/mask-context.ts: a coarse grid of side size/8, per image
+Masks as src/models/spark/mask-context.ts: a coarse grid of side size/8, per image
 keep = round(g²·(1 − ratio)) cells (lowest of uniform noise), upsampled by
 nearest repetition to every scale. Each step draws a fresh mask (its
 upsampling and the visible-index lists, computed once per scale and shared
@@ -122,7 +122,7 @@ def build(torch, a):
         def __init__(self, cin, cout, k, stride, bias=False, depthwise=False):
             pad = (k - 1) // 2 if stride == 1 else (1 if k == 3 else 0)
             super().__init__(cin, cout, k, stride, pad, groups=cin if depthwise else 1, bias=bias)
-            # Kaiming-normal, fan-out, ReLU gain, as src/spark/layers.ts (depthwise: fan-out k·k).
+            # Kaiming-normal, fan-out, ReLU gain, as src/models/spark/layers.ts (depthwise: fan-out k·k).
             fan_out = cout * k * k / (cout if depthwise else 1)
             nn.init.normal_(self.weight, std=math.sqrt(2.0 / fan_out))
             if self.bias is not None:
