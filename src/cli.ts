@@ -6,12 +6,13 @@ import { evalOptions, runEval } from './commands/eval.js';
 import { exportCheckpoint } from './commands/export.js';
 import { pretrainOptions, runPretrain } from './commands/pretrain.js';
 import { runtimeInfo, setNumThreads } from './runtime.js';
+import { TASKS } from './tasks/registry.js';
 
 export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
     .scriptName('cloze')
     .usage('$0 <command> [options]')
-    .command('pretrain', 'Pre-train an encoder with masked modeling: task mlm (BERT-style text), mim (ViT on images) or spark (convnets)', pretrainOptions, (args) =>
+    .command('pretrain', `Pre-train an encoder with masked modeling; --task ${Object.entries(TASKS).map(([n, t]) => `${n}: ${t.describe}`).join('; ')}`, pretrainOptions, (args) =>
       runPretrain(args as Record<string, unknown>),
     )
     .command(

@@ -119,7 +119,7 @@ describe('pretrain', () => {
 });
 
 describe('pretrainInWorker', () => {
-  const built = existsSync(join(__dirname, '..', 'dist', 'src', 'train', 'worker.js'));
+  const built = existsSync(join(__dirname, '..', 'dist', 'src', 'tasks', 'worker.js'));
   it.skipIf(!built)('trains identically off the main thread, whose timers keep firing during long steps', async () => {
     // bert-mini on 128-token batches: steps long enough that in-process training visibly holds the event loop.
     const cfg = { ...base, preset: 'bert-mini', maxLength: 128, batchSize: 16, data: corpus, tokenizer, maxSteps: 4, evalEvery: 100, saveEvery: 100 };

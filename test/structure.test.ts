@@ -6,6 +6,9 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { RUN_SECTIONS } from '../src/tasks/config.js';
+import { TASKS } from '../src/tasks/registry.js';
+import { SHARED_FIELDS } from '../src/train/config.js';
 
 const SRC = resolve(__dirname, '..', 'src');
 
@@ -27,8 +30,12 @@ const files = sources(SRC).map((f) => ({ path: relative(SRC, f).split(sep).join(
 const taskOf = (p: string): string | null => (/^tasks\/([^/]+)\//.exec(p)?.[1] ?? null);
 
 describe('src layout', () => {
-  it('has a folder per task with its task, config, data and evaluation', () => {
-    for (const t of ['mlm', 'mim', 'spark']) {
+  it('has a folder per task of the table, with its task, config, data and evaluation, and the task field offers them all', () => {
+    const folders = readdirSync(join(SRC, 'tasks')).filter((f) => statSync(join(SRC, 'tasks', f)).isDirectory()).sort();
+    expect(folders).toEqual(Object.keys(TASKS).sort());
+    expect([...SHARED_FIELDS.task.choices].sort()).toEqual(folders);
+    expect(RUN_SECTIONS.flatMap((s) => s.tasks).filter((t) => !folders.includes(t))).toEqual([]);
+    for (const t of folders) {
       for (const f of ['task.ts', 'config.ts', 'data.ts']) expect(files.map((x) => x.path)).toContain(`tasks/${t}/${f}`);
       expect(files.some((x) => x.path.startsWith(`tasks/${t}/evaluate`))).toBe(true);
     }

@@ -89,8 +89,8 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
   const methods = o.methods ? SUITE_METHODS.filter((m) => o.methods!.includes(m.name)) : SUITE_METHODS.filter((m) => !m.optIn);
 
   // The untrained encoder: the no-pre-training baseline and every curve's epoch 0.
-  const t0 = performance.now();
   const enc = await TASKS.mim.openEncoder!(resolveRun({ ...common, method: 'mae' }), null);
+  const t0 = performance.now();
   const tuned: Record<string, number> = {};
   let base: ReturnType<typeof scoreEncoder>;
   try {

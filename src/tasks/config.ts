@@ -4,10 +4,10 @@
  * A field set for a task that does not read its section is an error naming
  * the task that does. The resolved settings are flat (every field of every
  * section, defaults filled), so flags, run.json files and the settings saved
- * in checkpoints use one name per field.
+ * in checkpoints use one name per field, and saved settings are valid input.
  */
 import { ClozeError } from '../errors.js';
-import { checkField, readSettingsFile, resolveSection, SHARED_FIELDS, SHARED_SECTION, type ConfigOf, type ConfigSection, type FieldSpec } from '../train/config.js';
+import { readSettingsFile, resolveSection, SHARED_FIELDS, SHARED_SECTION, type ConfigOf, type ConfigSection, type FieldSpec } from '../train/config.js';
 import { IMAGE_FIELDS, IMAGE_SECTION } from '../train/image-setup.js';
 import { MIM_FIELDS, MIM_SECTION } from './mim/config.js';
 import { MLM_FIELDS, MLM_SECTION } from './mlm/config.js';
@@ -27,8 +27,8 @@ export type TaskName = (typeof SHARED_FIELDS)['task']['choices'][number];
 
 const sectionOf = new Map<string, ConfigSection>(RUN_SECTIONS.flatMap((s) => Object.keys(s.fields).map((f) => [f, s] as const)));
 
-/** Fills defaults and validates; `where` names the source in errors (a file path or "options"). */
-export function resolveConfig(partial: Record<string, unknown>, where = 'options'): RunConfig {
+/** Unknown fields and wrongly typed values are errors naming the field; returns the task the settings choose. */
+function checkFields(partial: Record<string, unknown>, where: string): TaskName {
   if (partial === null || typeof partial !== 'object' || Array.isArray(partial)) {
     throw new ClozeError('E_VALUE', `${where}: Expected an object of run settings but received ${JSON.stringify(partial)}`);
   }
@@ -37,20 +37,33 @@ export function resolveConfig(partial: Record<string, unknown>, where = 'options
       throw new ClozeError('E_VALUE', `${where}: Expected a known setting for ${key} but received an unknown field (known: ${Object.keys(RUN_FIELDS).join(', ')})`);
     }
   }
-  const task = (partial.task === undefined ? SHARED_FIELDS.task.default : checkField('task', SHARED_FIELDS.task as FieldSpec, partial.task, where)) as TaskName;
-  for (const key of Object.keys(partial)) {
+  for (const s of RUN_SECTIONS) resolveSection(s.fields, partial, where);
+  return (partial.task ?? SHARED_FIELDS.task.default) as TaskName;
+}
+
+/**
+ * Fills defaults and validates; `where` names the source in errors (a file path or "options"). A field of a section
+ * the task does not read is refused when it is set to anything but its default (a checkpoint's saved settings,
+ * which hold every field at its default, stay valid input).
+ */
+export function resolveConfig(partial: Record<string, unknown>, where = 'options'): RunConfig {
+  const task = checkFields(partial, where);
+  for (const [key, v] of Object.entries(partial)) {
     const s = sectionOf.get(key)!;
-    if (s.tasks.length > 0 && !s.tasks.includes(task) && partial[key] !== undefined) {
+    if (s.tasks.length > 0 && !s.tasks.includes(task) && v !== undefined && JSON.stringify(v) !== JSON.stringify((s.fields[key] as FieldSpec).default)) {
       throw new ClozeError('E_VALUE', `${where}: Expected a setting of task ${task} for ${key} but received a setting of task ${s.tasks.join(' or ')} (${s.title}); set task to ${s.tasks.join(' or ')}, or drop ${key}`);
     }
   }
   return Object.assign({}, ...RUN_SECTIONS.map((s) => resolveSection(s.fields, partial, where))) as RunConfig;
 }
 
-/** Reads a run.json file: its raw settings (validated), so that presets' recipes can still fill the unset ones. */
+/**
+ * Reads a run.json file: its raw settings, each field checked, so that presets' recipes can still fill the unset
+ * ones. Whether a field suits the task is checked on the merged settings (a file may leave the task to a flag).
+ */
 export function readRunFile(path: string): Record<string, unknown> {
   const parsed = readSettingsFile(path);
-  resolveConfig(parsed, path);
+  checkFields(parsed, path);
   return parsed;
 }
 

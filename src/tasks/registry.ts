@@ -3,8 +3,10 @@
  * choose from. Each entry names the task's recipe (the preset's values for
  * unset fields), its builder for the shared loop, the devices it trains on,
  * and, for checkpoints it wrote (by config.json's model_type), how to open
- * their encoder for scoring. Adding a task is a folder under src/tasks and a
- * row here.
+ * their encoder for scoring. Adding a task: its folder under src/tasks (task.ts,
+ * config.ts with its section, data.ts, its evaluation), a row here, its name
+ * among the `task` field's choices (src/train/config.ts) and its section in
+ * RUN_SECTIONS (config.ts); test/structure.test.ts checks that they agree.
  */
 import type { LoadedCheckpoint } from '../checkpoint/checkpoint.js';
 import type { Device } from '../native/types.js';

@@ -1,4 +1,4 @@
-/** Epoch bookkeeping of image tasks: steps from epochs, the epoch of a step, and when a probe is due. */
+/** Epoch bookkeeping of a task that evaluates per epoch: steps from epochs, the epoch of a step, and when an evaluation (the image tasks' probe) is due. */
 import type { ImageRunConfig } from './image-setup.js';
 
 export interface EpochPlan {

@@ -23,7 +23,6 @@ const METHOD_FIELDS = [
   'mtoSingularityBlocks', 'mtoEntropyWeight', 'sbamDelta', 'sbamThreshold', 'hpmWeight', 'hpmEmaStart', 'hpmEmaEnd', 'hpmEmaEpochs', 'seed',
 ] as const satisfies ReadonlyArray<keyof MimRunConfig>;
 
-
 export async function buildMimTask(
   cfg: MimRunConfig, outDir: string, resumeDir: string | null, progress: Progress | null,
 ): Promise<TrainTask<ProbeResult> & { totalSteps: number; perEpoch: number; mim: MimModel; parts: MimRunParts }> {
