@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { ClozeError } from '../errors.js';
 
-type Kind = 'string' | 'number' | 'integer' | 'boolean' | 'string?' | 'number[2]';
+type Kind = 'string' | 'number' | 'integer' | 'boolean' | 'string?' | 'number[2]' | 'string[]';
 
 export interface FieldSpec {
   kind: Kind;
@@ -72,7 +72,9 @@ type ValueOf<K extends Kind> = K extends 'string'
       ? number
       : K extends 'boolean'
         ? boolean
-        : [number, number];
+        : K extends 'string[]'
+          ? string[]
+          : [number, number];
 
 /** The resolved values of a field table. */
 export type ConfigOf<F extends Fields> = { -readonly [K in keyof F]: ValueOf<F[K]['kind']> };
@@ -106,6 +108,9 @@ export function checkField(name: string, spec: FieldSpec, v: unknown, where: str
     case 'number[2]':
       if (!Array.isArray(v) || v.length !== 2 || v.some((x) => typeof x !== 'number' || !inRange(x)))
         fail(where, name, `two numbers${range}`, v);
+      return v;
+    case 'string[]':
+      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x.length === 0)) fail(where, name, 'a list of non-empty strings', v);
       return v;
   }
 }
