@@ -1,0 +1,93 @@
+/**
+ * The settings of `cloze finetune`: what to fine-tune and how (the data, the
+ * method, its prompts), then the run (schedule, optimizer, checkpoints,
+ * device), whose fields mean what they mean for `cloze pretrain` but default
+ * to a fine-tuning recipe. `--task` here names a downstream dataset.
+ */
+import { ClozeError } from '../../errors.js';
+import { readSettingsFile, resolveSection, SHARED_FIELDS, type ConfigOf, type ConfigSection, type FieldSpec, type Fields } from '../../train/config.js';
+
+export const BUILTIN_TASK_NAMES = ['spam', 'wordnet-topics', 'wordnet-defs'] as const;
+
+export const FINETUNE_FIELDS = {
+  task: { kind: 'string?', default: null, choices: BUILTIN_TASK_NAMES, describe: 'A built-in downstream task (prepared once from its package and cached in the run directory); or give --task-data' },
+  taskData: { kind: 'string?', default: null, describe: 'Training examples: .jsonl rows {"text", "label", "text_pair"?} or a .csv/.tsv file with a header naming text, label and optionally text_pair' },
+  testData: { kind: 'string?', default: null, describe: 'Test examples in the same format (default: a seeded class-stratified 20% of --task-data)' },
+  method: { kind: 'string', default: 'mlp-ft', choices: ['mlp-ft', 'mvp'], describe: 'mlp-ft: a pooled [CLS] and a linear head (BertForSequenceClassification); mvp: prompt templates scored by the MLM head at [MASK], no new head' },
+  adv: { kind: 'boolean', default: false, describe: 'Train on one-step L2 PGD perturbations of the word embeddings (ε = 1, random start): mlp-ft --adv is adversarial training, mvp --adv is MVP+Adv' },
+  template: { kind: 'string[]', default: [], describe: 'mvp: a prompt template with one [MASK] (repeatable; a template starting with [SEP] goes after the input, any other right after [CLS]); default: the built-in task\'s' },
+  verbalizer: { kind: 'string?', default: null, describe: 'mvp: labels.json mapping each label to its words, {"label": ["word", …]}; default: the built-in task\'s' },
+  maxLength: { kind: 'integer', default: 128, min: 8, max: 65536, describe: 'Tokens per input, [CLS], [SEP] and the template included; inputs are truncated, never templates' },
+  initFrom: { kind: 'string?', default: null, describe: 'A pre-trained run or checkpoint directory (ours or a Hugging Face BERT); default: runs/bert-tiny, pre-trained first when absent' },
+} as const satisfies Fields;
+
+function runField<K extends keyof typeof SHARED_FIELDS>(name: K, overrides: Partial<FieldSpec> = {}): FieldSpec {
+  return { ...SHARED_FIELDS[name], ...overrides } as FieldSpec;
+}
+
+/** The run's schedule, optimizer, checkpoints and device, at fine-tuning defaults (Hugging Face Trainer's where it has one). */
+export const FINETUNE_RUN_FIELDS = {
+  out: runField('out', { describe: 'Run directory (default: runs/finetune-<task or data file>-<method>)' }),
+  epochs: runField('epochs', { default: 3, describe: 'Epochs over the training examples; 0: run maxSteps steps' }),
+  maxSteps: runField('maxSteps'),
+  batchSize: runField('batchSize', { describe: 'Examples per micro-batch' }),
+  gradAccum: runField('gradAccum'),
+  lr: runField('lr', { default: 1e-4 }),
+  warmupRatio: runField('warmupRatio', { default: 0.1 }),
+  decay: runField('decay'),
+  minLrRatio: runField('minLrRatio'),
+  weightDecay: runField('weightDecay'),
+  betas: runField('betas'),
+  eps: runField('eps', { default: 1e-8 }),
+  gradClip: runField('gradClip'),
+  saveEvery: runField('saveEvery'),
+  keepLast: runField('keepLast', { default: 2 }),
+  logEvery: runField('logEvery'),
+  seed: runField('seed'),
+  threads: runField('threads'),
+  device: runField('device'),
+  precision: runField('precision'),
+  resume: runField('resume'),
+} as const satisfies Fields;
+
+export const FINETUNE_SECTIONS: readonly ConfigSection[] = [
+  { title: 'Fine-tuning', tasks: ['finetune'], fields: FINETUNE_FIELDS },
+  { title: 'Run', tasks: ['finetune'], fields: FINETUNE_RUN_FIELDS },
+];
+
+type FinetuneFields = typeof FINETUNE_FIELDS & { [K in keyof typeof FINETUNE_RUN_FIELDS]: (typeof SHARED_FIELDS)[K] };
+export type FinetuneConfig = ConfigOf<FinetuneFields>;
+
+const ALL = { ...FINETUNE_FIELDS, ...FINETUNE_RUN_FIELDS } as Fields;
+
+/** Fills defaults and validates; `where` names the source in errors. */
+export function resolveFinetuneConfig(partial: Record<string, unknown>, where = 'options'): FinetuneConfig {
+  if (partial === null || typeof partial !== 'object' || Array.isArray(partial)) {
+    throw new ClozeError('E_VALUE', `${where}: Expected an object of fine-tuning settings but received ${JSON.stringify(partial)}`);
+  }
+  for (const key of Object.keys(partial)) {
+    if (!(key in ALL)) throw new ClozeError('E_VALUE', `${where}: Expected a known setting for ${key} but received an unknown field (known: ${Object.keys(ALL).join(', ')})`);
+  }
+  const c = resolveSection(ALL, partial, where) as FinetuneConfig;
+  if ((c.task === null) === (c.taskData === null)) {
+    throw new ClozeError('E_VALUE', `${where}: Expected one of task (${BUILTIN_TASK_NAMES.join(', ')}) or taskData for the data to fine-tune on but received ${c.task === null ? 'neither' : 'both'}`);
+  }
+  if (c.testData !== null && c.taskData === null) throw new ClozeError('E_VALUE', `${where}: Expected testData only with taskData (a built-in task has its own test split) but received testData ${JSON.stringify(c.testData)}`);
+  for (const t of c.template) {
+    if ((t.match(/\[MASK\]/g) ?? []).length !== 1) throw new ClozeError('E_VALUE', `${where}: Expected a template with exactly one [MASK] for template but received ${JSON.stringify(t)}`);
+  }
+  if (c.method !== 'mvp' && (c.template.length > 0 || c.verbalizer !== null)) {
+    throw new ClozeError('E_VALUE', `${where}: Expected template and verbalizer only with method mvp but received method ${c.method}`);
+  }
+  return c;
+}
+
+/** Reads a settings file for `cloze finetune --config`, each field checked. */
+export function readFinetuneFile(path: string): Record<string, unknown> {
+  const parsed = readSettingsFile(path);
+  for (const key of Object.keys(parsed ?? {})) {
+    if (!(key in ALL)) throw new ClozeError('E_VALUE', `${path}: Expected a known setting for ${key} but received an unknown field (known: ${Object.keys(ALL).join(', ')})`);
+  }
+  resolveSection(ALL, parsed, path);
+  return parsed;
+}
