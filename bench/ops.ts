@@ -46,6 +46,7 @@ import { cases as mim_loss } from './ops/mim_loss.js';
 import { cases as mim_tokens } from './ops/mim_tokens.js';
 import { cases as mlm_mask } from './ops/mlm_mask.js';
 import { cases as optim } from './ops/optim.js';
+import { cases as pgd } from './ops/pgd.js';
 import { cases as pool } from './ops/pool.js';
 import { cases as softmax } from './ops/softmax.js';
 import { cases as sparse_conv } from './ops/sparse_conv.js';
@@ -55,7 +56,7 @@ import { cases as sparse_rulebook } from './ops/sparse_rulebook.js';
 /** Every family's cases, in the op table's order (a family missing here fails to typecheck). */
 const CASES: Record<OpFamily, OpCase[]> = {
   elementwise, dropout, geglu, layernorm, softmax, cross_entropy, embedding, linalg, linear_ce, attention, optim, mlm_mask,
-  mim_tokens, mim_loss, image_aug, conv, batchnorm, pool, sparse_rulebook, sparse_conv, sparse_norm_pool, layout,
+  mim_tokens, mim_loss, image_aug, conv, batchnorm, pool, sparse_rulebook, sparse_conv, sparse_norm_pool, layout, pgd,
 };
 
 const USAGE = `usage: npm run bench:ops -- [op or family …] [--threads N] [--repeat N] [--warmup N] [--min-sample-ms MS]

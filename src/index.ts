@@ -8,7 +8,7 @@ export {
   runtimeInfo, setNumThreads, liveBytes, cachedBytes, releaseCache, setCacheLimit, type BackendInfo,
 } from './runtime.js';
 export { matmul, linear, type MatmulOptions } from './ops/linalg.js';
-export { add, mul, scale, biasAdd, sum, mean, gelu, relu, reshape } from './ops/elementwise.js';
+export { add, mul, scale, biasAdd, sum, mean, gelu, relu, tanh, reshape } from './ops/elementwise.js';
 export { dropout, type DropoutOptions } from './ops/dropout.js';
 export { geglu } from './ops/geglu.js';
 export { layerNorm } from './ops/layernorm.js';
@@ -82,6 +82,7 @@ export {
 export { sparseConv, sparseDepthwiseConv } from './ops/sparse_conv.js';
 export { sparseBatchNorm, sparseMaxPool, type SparseBatchNormOptions } from './ops/sparse_norm_pool.js';
 export { toChannelsLast, toChannelsFirst } from './ops/layout.js';
+export { pgdRandomStart, pgdStep, type PgdSegments, type PgdStartOptions, type PgdStepOptions } from './ops/pgd.js';
 export { SPARK_PRESETS, sparkPreset, type SparkConfig, type SparkPresetName } from './models/spark/config.js';
 export { SparkModel, type SparkSettings, type SparkLoss } from './tasks/spark/model.js';
 export { MaskContext, sparkCoarseMask, type SparkMode } from './models/spark/mask-context.js';

@@ -29,7 +29,7 @@ const binary = (op: 'add' | 'mul'): OpCase => ({
   },
 });
 
-const activation = (op: 'gelu' | 'relu'): OpCase => ({
+const activation = (op: 'gelu' | 'relu' | 'tanh'): OpCase => ({
   op,
   model: m.label,
   shape: `x ${dims(inner)} (FFN inner)`,
@@ -38,9 +38,9 @@ const activation = (op: 'gelu' | 'relu'): OpCase => ({
     const x = ctx.rand(inner, 3);
     const g = ctx.rand(inner);
     const n = ctx.addon;
-    return op === 'gelu'
-      ? { fwd: { run: () => n.gelu(x), reads: [x] }, bwd: { run: () => n.geluBackward(g, x), reads: [g, x] } }
-      : { fwd: { run: () => n.relu(x), reads: [x] }, bwd: { run: () => n.reluBackward(g, x), reads: [g, x] } };
+    const fwd = { gelu: () => n.gelu(x), relu: () => n.relu(x), tanh: () => n.tanh(x) }[op];
+    const bwd = { gelu: () => n.geluBackward(g, x), relu: () => n.reluBackward(g, x), tanh: () => n.tanhBackward(g, x) }[op];
+    return { fwd: { run: fwd, reads: [x] }, bwd: { run: bwd, reads: [g, x] } };
   },
 });
 
@@ -111,4 +111,5 @@ export const cases: OpCase[] = [
   reduction('mean'),
   activation('gelu'),
   activation('relu'),
+  activation('tanh'),
 ];

@@ -18,4 +18,6 @@ export interface ElementwiseNative {
   geluBackward(g: N, x: N): N;
   relu(x: N): N;
   reluBackward(g: N, x: N): N;
+  tanh(x: N): N;
+  tanhBackward(g: N, x: N): N;
 }

@@ -82,6 +82,13 @@ export function relu(x: Tensor): Tensor {
   return record('relu', [native().relu(x.native)], [x], ([g]) => [native().reluBackward(g!, sx)], [sx])[0]!;
 }
 
+/** tanh (BERT's pooler activation). */
+export function tanh(x: Tensor): Tensor {
+  checkFloat(x, 'input');
+  const sx = x.share();
+  return record('tanh', [native().tanh(x.native)], [x], ([g]) => [native().tanhBackward(g!, sx)], [sx])[0]!;
+}
+
 /** A view with a new shape (same element count); -1 infers one dimension. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const n = x.size;

@@ -39,6 +39,7 @@ export const OP_FAMILIES = {
     { forward: 'mean', backward: 'reduceBackward', ts: 'mean', cpu: ['sum_all_cpu', 'fill_cpu'], cuda: ['sum_all_cuda', 'fill_scaled_cuda'] },
     { forward: 'gelu', backward: 'geluBackward', ts: 'gelu', cpu: ['act_forward_cpu', 'act_backward_cpu'], cuda: ['act_forward_cuda', 'act_backward_cuda'] },
     { forward: 'relu', backward: 'reluBackward', ts: 'relu', cpu: ['act_forward_cpu', 'act_backward_cpu'], cuda: ['act_forward_cuda', 'act_backward_cuda'] },
+    { forward: 'tanh', backward: 'tanhBackward', ts: 'tanh', cpu: ['act_forward_cpu', 'act_backward_cpu'], cuda: ['act_forward_cuda', 'act_backward_cuda'] },
   ],
   dropout: [
     // The backward is the same mask applied to the gradient: `dropout` called again with the step's seed.
@@ -131,6 +132,11 @@ export const OP_FAMILIES = {
     // Each is the other's backward.
     { forward: 'toChannelsLast', backward: 'toChannelsFirst', ts: 'toChannelsLast', cpu: ['to_channels_last_cpu', 'to_channels_first_cpu'], cuda: ['to_channels_last_cuda', 'to_channels_first_cuda'] },
     { forward: 'toChannelsFirst', backward: 'toChannelsLast', ts: 'toChannelsFirst', cpu: ['to_channels_first_cpu', 'to_channels_last_cpu'], cuda: ['to_channels_first_cuda', 'to_channels_last_cuda'] },
+  ],
+  pgd: [
+    // L2 PGD on embeddings: updates of the perturbation between passes, like optimizer steps, so no gradient.
+    { forward: 'pgdRandomStart', backward: null, ts: 'pgdRandomStart', cpu: ['pgd_random_start_cpu'], cuda: ['pgd_random_start_cuda'] },
+    { forward: 'pgdStep', backward: null, ts: 'pgdStep', cpu: ['pgd_step_cpu'], cuda: ['pgd_step_cuda'] },
   ],
 } as const satisfies Record<string, readonly OpSpec[]>;
 

@@ -1,11 +1,11 @@
 /**
  * The elementwise family (add, mul, scale, axpyInPlace, biasAdd, sumRows, sum,
- * mean, gelu, relu; reshape): forward values against plain float64 TypeScript
+ * mean, gelu, relu, tanh; reshape): forward values against plain float64 TypeScript
  * references in float32 and float64, finite-difference gradients in float64,
  * and the CUDA kernels against the CPU backend.
  */
 import { describe, expect, it } from 'vitest';
-import { add, biasAdd, gelu, mean, mul, relu, reshape, scale, sum, tensor } from '../../src/index.js';
+import { add, biasAdd, gelu, mean, mul, relu, reshape, scale, sum, tanh, tensor } from '../../src/index.js';
 import { describeCuda, get } from '../helpers/cuda-harness.js';
 import { bf, bfSum, check, cpu64, dev, DTYPES, native, quantize, values } from '../helpers/cuda-ops.js';
 import { gradcheck } from '../helpers/gradcheck.js';
@@ -16,10 +16,14 @@ import { assertClose, tolFor } from '../helpers/tolerance.js';
 for (const dtype of ['float32', 'float64'] as const) {
   const tol = tolFor(dtype);
   describe(`forward ${dtype}`, () => {
-    it('gelu uses the exact erf form; relu clamps', () => {
+    it('gelu uses the exact erf form; relu clamps; tanh saturates', () => {
       const x = rand([257], dtype, -4, 4);
       assertClose(gelu(x).toArray(), vals(x).map(geluRef), tol, 'gelu');
       assertClose(relu(x).toArray(), vals(x).map((v) => Math.max(v, 0)), tol, 'relu');
+      assertClose(tanh(x).toArray(), vals(x).map(Math.tanh), tol, 'tanh');
+      // Far in the tails tanh is ±1 exactly, and its gradient 0, never NaN.
+      const big = tensor([-60, -20, 20, 60], [4], dtype);
+      expect(Array.from(tanh(big).toArray())).toEqual([-1, -1, 1, 1]);
     });
     it('biasAdd, sum and mean', () => {
       const x = rand([6, 5], dtype);
@@ -53,6 +57,7 @@ describe('gradcheck: elementwise and reductions', () => {
     x.requiresGrad = true;
     gradcheck(([x]) => relu(x!), [x]);
   });
+  it('tanh', () => gradcheck(([x]) => tanh(x!), [leaf(4, 5)]));
   it('reshape', () => gradcheck(([x]) => mul(reshape(x!, [3, -1]), reshape(x!, [3, 4])), [leaf(2, 6)]));
 });
 
@@ -144,13 +149,13 @@ describeCuda('elementwise', () => {
     }
   });
 
-  it('gelu, relu and their backwards match the CPU (exact erf GELU)', () => {
+  it('gelu, relu, tanh and their backwards match the CPU (exact erf GELU)', () => {
     for (const dtype of DTYPES)
       for (const n of SIZES) {
         const x = quantize(values(n, 20 + n, 4), dtype);
         if (n > 1) x[1] = 0;  // relu's kink: the gradient is 0 at 0, as on the CPU
         const g = quantize(values(n, 30 + n), dtype);
-        for (const [name, f, fb] of [['gelu', 'gelu', 'geluBackward'], ['relu', 'relu', 'reluBackward']] as const) {
+        for (const [name, f, fb] of [['gelu', 'gelu', 'geluBackward'], ['relu', 'relu', 'reluBackward'], ['tanh', 'tanh', 'tanhBackward']] as const) {
           check(`${name} [${n}]`, dtype, native()[f](dev(x, [n], dtype)), native()[f](cpu64(x, [n])));
           check(`${name}Backward [${n}]`, dtype, native()[fb](dev(g, [n], dtype), dev(x, [n], dtype)),
             native()[fb](cpu64(g, [n]), cpu64(x, [n])));

@@ -28,5 +28,6 @@ void register_sparse_rulebook(Napi::Env env, Napi::Object exports);
 void register_sparse_conv(Napi::Env env, Napi::Object exports);
 void register_sparse_norm_pool(Napi::Env env, Napi::Object exports);
 void register_layout(Napi::Env env, Napi::Object exports);
+void register_pgd(Napi::Env env, Napi::Object exports);
 void register_bench(Napi::Env env, Napi::Object exports);
 }  // namespace cloze

@@ -55,19 +55,34 @@ __global__ void fill_scaled_kernel(const T* g, double alpha, T* out, int64_t n) 
 }
 
 template <typename T>
-__global__ void act_forward_kernel(bool gelu, const T* a, T* out, int64_t n) {
+__global__ void act_forward_kernel(Act act, const T* a, T* out, int64_t n) {
   CLOZE_GRID_STRIDE(i, n) {
     const float x = ld(a, i);
-    st(out, i, gelu ? x * cuda::normal_cdf_f(x) : (x > 0.f ? x : 0.f));
+    st(out, i, act == Act::Gelu ? x * cuda::normal_cdf_f(x) : act == Act::Tanh ? tanhf(x) : (x > 0.f ? x : 0.f));
   }
 }
 
 template <typename T>
-__global__ void act_backward_kernel(bool gelu, const T* g, const T* a, T* out, int64_t n) {
+__global__ void act_backward_kernel(Act act, const T* g, const T* a, T* out, int64_t n) {
   CLOZE_GRID_STRIDE(i, n) {
     const float x = ld(a, i), gi = ld(g, i);
-    st(out, i, gelu ? gi * (cuda::normal_cdf_f(x) + x * cuda::normal_pdf_f(x)) : (x > 0.f ? gi : 0.f));
+    float d;
+    if (act == Act::Gelu) {
+      d = gi * (cuda::normal_cdf_f(x) + x * cuda::normal_pdf_f(x));
+    } else if (act == Act::Tanh) {
+      const float y = tanhf(x);
+      d = gi * (1.f - y * y);
+    } else {
+      d = x > 0.f ? gi : 0.f;
+    }
+    st(out, i, d);
   }
+}
+
+const char* act_name(Act act, bool backward) {
+  if (act == Act::Gelu) return backward ? "geluBackward" : "gelu";
+  if (act == Act::Tanh) return backward ? "tanhBackward" : "tanh";
+  return backward ? "reluBackward" : "relu";
 }
 
 // Row sums of a [R, C]: the functor column_sums() calls per (row, column).
@@ -131,14 +146,14 @@ void fill_scaled_cuda(const EltParams<T>& p) {
 
 template <typename T>
 void act_forward_cuda(Act act, const EltParams<T>& p) {
-  CLOZE_LAUNCH(act == Act::Gelu ? "gelu" : "relu", act_forward_kernel<T>, cuda::blocks_for(p.n), cuda::kThreads, 0,
-               act == Act::Gelu, p.a, p.out, p.n);
+  CLOZE_LAUNCH(act_name(act, false), act_forward_kernel<T>, cuda::blocks_for(p.n), cuda::kThreads, 0, act, p.a, p.out,
+               p.n);
 }
 
 template <typename T>
 void act_backward_cuda(Act act, const EltParams<T>& p) {
-  CLOZE_LAUNCH(act == Act::Gelu ? "geluBackward" : "reluBackward", act_backward_kernel<T>, cuda::blocks_for(p.n),
-               cuda::kThreads, 0, act == Act::Gelu, p.g, p.a, p.out, p.n);
+  CLOZE_LAUNCH(act_name(act, true), act_backward_kernel<T>, cuda::blocks_for(p.n), cuda::kThreads, 0, act, p.g, p.a,
+               p.out, p.n);
 }
 
 #define CLOZE_INST(T)                                                   \

@@ -116,6 +116,8 @@ void act_forward_cpu(Act act, const EltParams<T>& p) {
   parallel_range(p.n, kGrain / 8, [&](int64_t b, int64_t e) {
     if (act == Act::Gelu)
       for (int64_t i = b; i < e; i++) p.out[i] = gelu(p.a[i]);
+    else if (act == Act::Tanh)
+      for (int64_t i = b; i < e; i++) p.out[i] = std::tanh(p.a[i]);
     else
       for (int64_t i = b; i < e; i++) p.out[i] = p.a[i] > T(0) ? p.a[i] : T(0);
   });
@@ -126,6 +128,12 @@ void act_backward_cpu(Act act, const EltParams<T>& p) {
   parallel_range(p.n, kGrain / 8, [&](int64_t b, int64_t e) {
     if (act == Act::Gelu)
       for (int64_t i = b; i < e; i++) p.out[i] = p.g[i] * gelu_grad(p.a[i]);
+    else if (act == Act::Tanh)
+      // From the input, not the saved output: the binding's backward takes x, as GELU's does.
+      for (int64_t i = b; i < e; i++) {
+        const T y = std::tanh(p.a[i]);
+        p.out[i] = p.g[i] * (T(1) - y * y);
+      }
     else
       for (int64_t i = b; i < e; i++) p.out[i] = p.a[i] > T(0) ? p.g[i] : T(0);
   });

@@ -6,7 +6,7 @@
 namespace cloze {
 
 enum class BinaryOp { Add, Mul };
-enum class Act { Gelu, Relu };
+enum class Act { Gelu, Relu, Tanh };
 
 template <typename T>
 struct EltParams {

@@ -14,6 +14,12 @@ export interface PaddedMlmBatch {
   attentionMask?: Tensor;
   /** int32 [B, L]; omitted: all 0. */
   tokenTypeIds?: Tensor;
+  /**
+   * float [B, L, D]: added to the word embeddings (adversarial training):
+   * word_embeddings(ids) + δ is what Hugging Face's `inputs_embeds` would
+   * carry; position and token-type embeddings, LayerNorm and dropout follow.
+   */
+  wordEmbeddingDelta?: Tensor;
   /** int32 [M]: flat positions b·L + l of the masked tokens. */
   rows: Tensor;
   /** int32 [M]: their original ids (−100 = ignored). */
@@ -30,6 +36,8 @@ export interface PackedMlmBatch {
   maxSeqlen: number;
   /** int32 [nnz]; omitted: all 0. */
   tokenTypeIds?: Tensor;
+  /** float [nnz, D]: added to the word embeddings (adversarial training). */
+  wordEmbeddingDelta?: Tensor;
   /** int32 [M]: positions in [0, nnz) of the masked tokens. */
   rows: Tensor;
   targets: Tensor;
@@ -76,6 +84,8 @@ export function keyPaddingFromAttentionMask(mask: Tensor, shape: readonly number
  * because each sequence starts at l = 0.
  */
 export function unpadBatch(b: PaddedMlmBatch): PackedMlmBatch {
+  // The perturbation belongs to the layout it was drawn for (its per-example norms); draw it after unpadding.
+  if (b.wordEmbeddingDelta) throw expected('a batch without wordEmbeddingDelta (unpad first, then perturb)', 'wordEmbeddingDelta', b.wordEmbeddingDelta);
   checkTensor(b.ids, 'ids');
   checkDtype(b.ids, 'int32', 'ids');
   if (b.ids.shape.length !== 2) throw expected('an int32 tensor [B, L]', 'ids', b.ids, 'E_SHAPE');

@@ -4,5 +4,8 @@ export {
   BERT_PRESETS, bertPreset, roundUp, type BertPreset, type BertPresetName, type BertTrainingRecipe,
 } from './presets.js';
 export { unpadBatch, keyPaddingFromAttentionMask, type MlmBatch, type EncoderBatch, type PaddedMlmBatch, type PackedMlmBatch } from './batch.js';
-export { BertForMaskedLM, BertModel, BertEmbeddings, BertEncoder, type BertModelOptions } from './model.js';
+export { BertForMaskedLM, BertModel, BertEmbeddings, BertEncoder, encodeBatch, type BertModelOptions } from './model.js';
+export {
+  BertForSequenceClassification, BertPooler, BertPooledModel, type SequenceClassificationOptions, type PretrainedLoad,
+} from './classification.js';
 export { BertLayer, BertSelfAttention, ModuleList, type AttentionLayout } from './layers.js';

@@ -19,7 +19,7 @@ import type { Parameter } from '../../nn/parameter.js';
 import { constant } from '../../nn/init.js';
 import { Rng } from '../../rng.js';
 import { fromTypedArray, tensor, type DType, type Tensor } from '../../tensor.js';
-import { checkDtype, checkInt, checkShape, checkTensor } from '../../validate.js';
+import { checkDtype, checkFloat, checkInt, checkShape, checkTensor } from '../../validate.js';
 import { isPacked, keyPaddingFromAttentionMask, positionIds, type EncoderBatch, type MlmBatch } from './batch.js';
 import { bertConfig, type BertConfig, type BertConfigInput } from './config.js';
 import { BertLayer, ModuleList, type AttentionLayout } from './layers.js';
@@ -47,9 +47,14 @@ export class BertEmbeddings extends Module {
     this.LayerNorm = this.registerModule('LayerNorm', new LayerNorm(c.hidden, c.layerNormEps, init.dtype));
     this.dropout = this.registerModule('dropout', new Dropout(c.hiddenDropout, dropoutSeed));
   }
-  /** ids [...] int32, positions/types of the same shape → [..., D]. */
-  forward(ids: Tensor, positions: Tensor | null, types: Tensor | null): Tensor {
+  /**
+   * ids [...] int32, positions/types of the same shape → [..., D]. wordDelta
+   * ([..., D]) is added to the word embeddings alone, before the rest: the
+   * perturbation adversarial training (PGD) puts on the input.
+   */
+  forward(ids: Tensor, positions: Tensor | null, types: Tensor | null, wordDelta: Tensor | null = null): Tensor {
     let x = this.word_embeddings.forward(ids);
+    if (wordDelta) x = add(x, wordDelta);
     if (this.position_embeddings && positions) x = add(x, this.position_embeddings.forward(positions));
     if (this.token_type_embeddings && types) x = add(x, this.token_type_embeddings.forward(types));
     return this.dropout.forward(this.LayerNorm.forward(x));
@@ -114,6 +119,49 @@ export class BertOnlyMLMHead extends Module {
   }
 }
 
+/**
+ * The encoder's final hidden states for a batch: [B, L, D] padded, [nnz, D]
+ * packed. Shared by every model with a `bert` trunk (MLM, classification);
+ * `slopes` are the ALiBi slopes, or null for absolute positions.
+ */
+export function encodeBatch(bert: BertModel, c: BertConfig, slopes: Tensor | null, batch: EncoderBatch): Tensor {
+  checkTensor(batch.ids, 'ids');
+  checkDtype(batch.ids, 'int32', 'ids');
+  const packed = isPacked(batch);
+  if (packed && batch.ids.shape.length !== 1) throw expected('an int32 tensor [nnz] with cuSeqlens', 'ids', batch.ids, 'E_SHAPE');
+  if (!packed && batch.ids.shape.length !== 2) throw expected('an int32 tensor [B, L]', 'ids', batch.ids, 'E_SHAPE');
+  const L = packed ? batch.maxSeqlen : batch.ids.shape[1]!;
+  if (c.positionEmbedding === 'absolute' && L > c.maxPosition) {
+    throw expected(`sequences of at most maxPosition (${c.maxPosition}) tokens`, packed ? 'maxSeqlen' : 'ids', L, 'E_SHAPE');
+  }
+  if (batch.tokenTypeIds) {
+    checkTensor(batch.tokenTypeIds, 'tokenTypeIds');
+    checkDtype(batch.tokenTypeIds, 'int32', 'tokenTypeIds');
+    checkShape(batch.tokenTypeIds, batch.ids.shape, 'tokenTypeIds');
+    if (c.typeVocabSize === 0) throw expected('no tokenTypeIds (typeVocabSize is 0)', 'tokenTypeIds', batch.tokenTypeIds);
+  }
+  // Batches are built on the host; the model moves what it reads to its own
+  // device (a no-op on the CPU), so the same task code drives either device.
+  const dev = bert.device;
+  const positions = c.positionEmbedding === 'absolute' ? fromTypedArray(positionIds(batch), batch.ids.shape).to(dev) : null;
+  const types = (batch.tokenTypeIds ?? (c.typeVocabSize > 0 ? fromTypedArray(new Int32Array(batch.ids.size), batch.ids.shape) : null))?.to(dev) ?? null;
+  const layout: AttentionLayout = { ...(slopes ? { alibiSlopes: slopes } : {}) };
+  if (isPacked(batch)) {
+    layout.cuSeqlens = batch.cuSeqlens.to(dev);
+    layout.maxSeqlen = batch.maxSeqlen;
+  } else if (batch.attentionMask) {
+    layout.keyPadding = keyPaddingFromAttentionMask(batch.attentionMask, batch.ids.shape).to(dev);
+  }
+  let delta: Tensor | null = null;
+  if (batch.wordEmbeddingDelta) {
+    checkFloat(batch.wordEmbeddingDelta, 'wordEmbeddingDelta');
+    checkShape(batch.wordEmbeddingDelta, [...batch.ids.shape, c.hidden], 'wordEmbeddingDelta');
+    delta = batch.wordEmbeddingDelta.to(dev).cast(bert.embeddings.word_embeddings.weight.dtype);
+  }
+  const x = bert.embeddings.forward(batch.ids.to(dev), positions, types, delta);
+  return bert.encoder.forward(x, layout);
+}
+
 export class BertForMaskedLM extends Module {
   readonly config: BertConfig;
   readonly bert: BertModel;
@@ -145,36 +193,7 @@ export class BertForMaskedLM extends Module {
 
   /** Final hidden states: [B, L, D] for a padded batch, [nnz, D] for a packed one. */
   encode(batch: EncoderBatch): Tensor {
-    const c = this.config;
-    checkTensor(batch.ids, 'ids');
-    checkDtype(batch.ids, 'int32', 'ids');
-    const packed = isPacked(batch);
-    if (packed && batch.ids.shape.length !== 1) throw expected('an int32 tensor [nnz] with cuSeqlens', 'ids', batch.ids, 'E_SHAPE');
-    if (!packed && batch.ids.shape.length !== 2) throw expected('an int32 tensor [B, L]', 'ids', batch.ids, 'E_SHAPE');
-    const L = packed ? batch.maxSeqlen : batch.ids.shape[1]!;
-    if (c.positionEmbedding === 'absolute' && L > c.maxPosition) {
-      throw expected(`sequences of at most maxPosition (${c.maxPosition}) tokens`, packed ? 'maxSeqlen' : 'ids', L, 'E_SHAPE');
-    }
-    if (batch.tokenTypeIds) {
-      checkTensor(batch.tokenTypeIds, 'tokenTypeIds');
-      checkDtype(batch.tokenTypeIds, 'int32', 'tokenTypeIds');
-      checkShape(batch.tokenTypeIds, batch.ids.shape, 'tokenTypeIds');
-      if (c.typeVocabSize === 0) throw expected('no tokenTypeIds (typeVocabSize is 0)', 'tokenTypeIds', batch.tokenTypeIds);
-    }
-    // Batches are built on the host; the model moves what it reads to its own
-    // device (a no-op on the CPU), so the same task code drives either device.
-    const dev = this.device;
-    const positions = c.positionEmbedding === 'absolute' ? fromTypedArray(positionIds(batch), batch.ids.shape).to(dev) : null;
-    const types = (batch.tokenTypeIds ?? (c.typeVocabSize > 0 ? fromTypedArray(new Int32Array(batch.ids.size), batch.ids.shape) : null))?.to(dev) ?? null;
-    const layout: AttentionLayout = { ...(this.slopes ? { alibiSlopes: this.slopes } : {}) };
-    if (isPacked(batch)) {
-      layout.cuSeqlens = batch.cuSeqlens.to(dev);
-      layout.maxSeqlen = batch.maxSeqlen;
-    } else if (batch.attentionMask) {
-      layout.keyPadding = keyPaddingFromAttentionMask(batch.attentionMask, batch.ids.shape).to(dev);
-    }
-    const x = this.bert.embeddings.forward(batch.ids.to(dev), positions, types);
-    return this.bert.encoder.forward(x, layout);
+    return encodeBatch(this.bert, this.config, this.slopes, batch);
   }
 
   /** The head's input at the masked rows: [M, D] after dense → GELU → LayerNorm. */
