@@ -183,7 +183,8 @@ export function padSequences(seqs: readonly EncodedSequence[], padId: number): {
   };
 }
 
-async function encodeInputs(tok: TextTokenizer, examples: readonly TextInput[]): Promise<Array<[Int32Array, Int32Array | null]>> {
+/** Token ids of each example (and its pair), without special tokens: tokenised once, turned into sequences per batch. */
+export async function encodeInputs(tok: TextTokenizer, examples: readonly TextInput[]): Promise<Array<[Int32Array, Int32Array | null]>> {
   const pair = examples.some((e) => e.textPair !== undefined);
   if (pair && !examples.every((e) => typeof e.textPair === 'string')) {
     const i = examples.findIndex((e) => typeof e.textPair !== 'string');

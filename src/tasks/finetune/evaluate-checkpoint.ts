@@ -1,0 +1,55 @@
+/**
+ * `cloze eval` on a fine-tuned checkpoint: accuracy, macro-F1 and loss on the
+ * run's own test split (rebuilt from its saved settings; a built-in task
+ * reads the split cached in the run directory) or on all of a labelled file.
+ */
+import { dirname } from 'node:path';
+import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
+import { readLabelledFile } from '../../data/labelled.js';
+import { labelIds } from './data.js';
+import { loadTaskData } from './datasets.js';
+import { scoresOf, type FinetuneEval } from './evaluate.js';
+import { FinetunedClassifier } from './predict.js';
+
+export interface FinetunedEvalOptions {
+  checkpoint: string;
+  /** A labelled file to score instead of the run's test split. */
+  taskData?: string;
+  batchSize?: number;
+}
+
+export interface FinetunedEvalResult extends Omit<FinetuneEval, 'epoch'> {
+  checkpoint: string;
+  method: string;
+  split: 'test' | 'file';
+}
+
+export async function evaluateFinetunedCheckpoint(o: FinetunedEvalOptions): Promise<FinetunedEvalResult> {
+  const c = await FinetunedClassifier.load(o.checkpoint);
+  try {
+    const ck = loadCheckpoint(c.dir);
+    const run = (ck.extra.run ?? {}) as Record<string, unknown>;
+    const step = ck.step ?? 0;
+    ck.dispose();
+    const examples = o.taskData !== undefined
+      ? readLabelledFile(o.taskData, { minPerClass: 1 }).examples
+      : loadTaskData({
+          task: (run.task as string | null) ?? undefined, taskData: (run.taskData as string | null) ?? undefined,
+          testData: (run.testData as string | null) ?? undefined, cacheDir: dirname(c.dir), seed: (run.seed as number | undefined) ?? 0,
+        }).test;
+    const labels = labelIds(examples, c.labels, o.taskData ?? 'test');
+    const { probs, predicted } = await c.scores(examples, o.batchSize ?? (run.batchSize as number | undefined) ?? 32);
+    return {
+      step, ...scoresOf(probs, predicted, labels, c.labels.length),
+      checkpoint: c.dir, method: c.record.method, split: o.taskData !== undefined ? 'file' : 'test',
+    };
+  } finally {
+    c.dispose();
+  }
+}
+
+export function formatFinetunedEval(r: FinetunedEvalResult, json: boolean): string {
+  if (json) return JSON.stringify({ accuracy: r.accuracy, macroF1: r.macroF1, examples: r.examples, method: r.method, loss: r.loss, step: r.step, split: r.split, checkpoint: r.checkpoint });
+  return `${r.checkpoint} (step ${r.step}, ${r.method}), ${r.split === 'test' ? "the run's test split" : 'the given file'}: ` +
+    `accuracy ${(100 * r.accuracy).toFixed(2)}%, macro-F1 ${(100 * r.macroF1).toFixed(2)}%, loss ${r.loss.toFixed(4)}, ${r.examples} examples`;
+}

@@ -1,0 +1,56 @@
+/**
+ * Building the classifier of a fine-tuning run from a checkpoint directory:
+ * a pre-trained one (our MLM checkpoints or a Hugging Face BERT: the trunk,
+ * and for mvp the MLM head, load; mlp-ft's pooler and head start as HF
+ * initialises them) or a fine-tuned one (everything loads). MVP's templates
+ * and verbalizer are tokenised with the run's tokenizer.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
+import { loadTokenizer, type TextTokenizer } from '../../data/tokenizer.js';
+import { ClozeError } from '../../errors.js';
+import { BertForSequenceClassification } from '../../models/bert/classification.js';
+import { bertConfigFromHf, HF_EXTRA_KEYS } from '../../models/bert/hf-config.js';
+import { BertForMaskedLM } from '../../models/bert/model.js';
+import { TextClassifier, type Method } from './classifier.js';
+import { tokenizeTemplates, verbalizerWordIds } from './mvp-inputs.js';
+
+export interface ClassifierSpec {
+  method: Method;
+  labels: readonly string[];
+  maxLength: number;
+  seed: number;
+  templates: readonly string[];
+  verbalizer: Readonly<Record<string, readonly string[]>>;
+}
+
+/** The tokenizer of a checkpoint directory (tokenizer.json, else vocab.txt). */
+export async function checkpointTokenizer(dir: string): Promise<TextTokenizer> {
+  const file = ['tokenizer.json', 'vocab.txt'].map((f) => join(dir, f)).find((f) => existsSync(f));
+  if (!file) throw new ClozeError('E_IO', `Expected tokenizer.json or vocab.txt in ${dir} for the fine-tuned model's tokenizer but received neither`);
+  return loadTokenizer(file);
+}
+
+/** The classifier, its weights loaded from `dir`; `warn` hears of verbalizer words dropped for not being one token. */
+export async function openClassifier(dir: string, spec: ClassifierSpec, tok: TextTokenizer, warn: (message: string) => void): Promise<TextClassifier> {
+  const ck = loadCheckpoint(dir);
+  try {
+    if (spec.method === 'mlp-ft') {
+      const { model } = BertForSequenceClassification.fromPretrained(ck, { numLabels: spec.labels.length, seed: spec.seed });
+      return new TextClassifier({ method: 'mlp-ft', model }, spec.labels, tok, spec.maxLength);
+    }
+    const model = new BertForMaskedLM(bertConfigFromHf(ck.config, join(dir, 'config.json')), { seed: spec.seed });
+    try {
+      model.loadStateDict(Object.fromEntries(Object.entries(ck.model).filter(([k]) => !HF_EXTRA_KEYS.has(k))));
+      const templates = await tokenizeTemplates(tok, spec.templates);
+      const verbalizer = await verbalizerWordIds(tok, spec.verbalizer, spec.labels, warn);
+      return new TextClassifier({ method: 'mvp', model, prompts: { templates, verbalizer } }, spec.labels, tok, spec.maxLength);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+  } finally {
+    ck.dispose();
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * A fine-tuned checkpoint as a classifier for other programs:
+ * `loadClassifier(dir).predict(texts)` gives each text's label and class
+ * probabilities, with the method, labels, prompts and max length the run
+ * saved in config.json (`cloze_finetune`).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { latestCheckpoint } from '../../checkpoint/checkpoint.js';
+import { ClozeError } from '../../errors.js';
+import type { TextClassifier } from './classifier.js';
+import { classProbabilities } from './evaluate.js';
+import { checkpointTokenizer, openClassifier } from './model.js';
+import { encodeInputs, type TextInput } from './mvp-inputs.js';
+
+export interface Prediction {
+  label: string;
+  /** Class probabilities by label. */
+  probabilities: Record<string, number>;
+}
+
+/** What a fine-tuned checkpoint's config.json records of its run. */
+export interface FinetuneRecord {
+  method: 'mlp-ft' | 'mvp';
+  labels: string[];
+  pair: boolean;
+  max_length: number;
+  templates?: string[];
+  verbalizer?: Record<string, string[]>;
+  task?: string | null;
+}
+
+/** A checkpoint directory as given, or a run directory's latest checkpoint. */
+export function finetunedCheckpoint(path: string): string {
+  const dir = existsSync(join(path, 'model.safetensors')) ? path : latestCheckpoint(path);
+  if (!dir) throw new ClozeError('E_IO', `Expected a checkpoint directory or a run directory with checkpoints for checkpoint but received ${path}`);
+  return dir;
+}
+
+/** config.json's fine-tuning record, or null when the checkpoint is not a fine-tuned one. */
+export function finetuneRecord(dir: string): FinetuneRecord | null {
+  try {
+    const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { cloze_finetune?: FinetuneRecord };
+    return c.cloze_finetune ?? null;
+  } catch {
+    return null;
+  }
+}
+
+export class FinetunedClassifier {
+  private constructor(
+    readonly dir: string,
+    readonly record: FinetuneRecord,
+    readonly classifier: TextClassifier,
+    private readonly tok: Awaited<ReturnType<typeof checkpointTokenizer>>,
+  ) {}
+
+  static async load(path: string, seed = 0): Promise<FinetunedClassifier> {
+    const dir = finetunedCheckpoint(path);
+    const record = finetuneRecord(dir);
+    if (!record) throw new ClozeError('E_VALUE', `Expected a fine-tuned checkpoint (config.json with cloze_finetune) in ${dir} but received a checkpoint without one`);
+    const tok = await checkpointTokenizer(dir);
+    const classifier = await openClassifier(dir, {
+      method: record.method, labels: record.labels, maxLength: record.max_length, seed, templates: record.templates ?? [], verbalizer: record.verbalizer ?? {},
+    }, tok, () => {});
+    return new FinetunedClassifier(dir, record, classifier, tok);
+  }
+
+  get labels(): string[] {
+    return this.record.labels;
+  }
+
+  /** Class probabilities [N, C] and predicted class ids of the inputs (texts, or {text, textPair} for a pair task). */
+  async scores(inputs: ReadonlyArray<string | TextInput>, batchSize = 32): Promise<{ probs: Float32Array; predicted: Int32Array }> {
+    const examples = inputs.map((x, i) => {
+      const e = typeof x === 'string' ? { text: x } : x;
+      if (this.record.pair && typeof e.textPair !== 'string') throw new ClozeError('E_VALUE', `Expected a {text, textPair} pair for inputs[${i}] (the model was fine-tuned on sentence pairs) but received ${JSON.stringify(x).slice(0, 80)}`);
+      return e;
+    });
+    return classProbabilities(this.classifier, await encodeInputs(this.tok, examples), batchSize);
+  }
+
+  async predict(inputs: ReadonlyArray<string | TextInput>, batchSize = 32): Promise<Prediction[]> {
+    const { probs, predicted } = await this.scores(inputs, batchSize);
+    const C = this.labels.length;
+    return Array.from(predicted, (p, i) => ({
+      label: this.labels[p]!,
+      probabilities: Object.fromEntries(this.labels.map((l, k) => [l, probs[i * C + k]!])),
+    }));
+  }
+
+  dispose(): void {
+    this.classifier.dispose();
+  }
+}
+
+/** Loads a fine-tuned run (its latest checkpoint) or checkpoint directory for prediction. */
+export function loadClassifier(path: string): Promise<FinetunedClassifier> {
+  return FinetunedClassifier.load(path);
+}

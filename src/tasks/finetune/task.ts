@@ -1,0 +1,120 @@
+/**
+ * The fine-tuning task of the shared training loop: encoded examples →
+ * batches in a seeded order per epoch → the method's class logits
+ * (mlp-ft's head, or MVP's label words at [MASK]) → cross-entropy, on
+ * one-step L2 PGD perturbations of the word embeddings with --adv; scored on
+ * the test split after every epoch. Everything random is a pure function of
+ * (seed, micro-batch): the order of each epoch, dropout (Philox with call
+ * counters, which checkpoints carry) and PGD's random start.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { JsonValue } from '../../checkpoint/checkpoint.js';
+import { ClozeError } from '../../errors.js';
+import { hfBertConfig } from '../../models/bert/hf-config.js';
+import { crossEntropy } from '../../ops/cross_entropy.js';
+import { AdamW } from '../../optim/adamw.js';
+import { Rng } from '../../rng.js';
+import { fromTypedArray } from '../../tensor.js';
+import { dropoutCounters, restoreDropout } from '../../train/dropout-state.js';
+import { epochPlan } from '../../train/epochs.js';
+import type { TrainTask } from '../../train/loop.js';
+import type { EncodedExample, TextClassifier } from './classifier.js';
+import type { FinetuneConfig } from './config.js';
+import { evaluateClassifier, type FinetuneEval } from './evaluate.js';
+import { pgdPerturbation } from './pgd.js';
+
+/** PGD's random start draws from its own Philox stream, apart from dropout's. */
+const PGD_SEED_OFFSET = 0x5eed_0adf;
+
+/** Settings a resumed run must keep. */
+const RUN_IDENTITY = ['method', 'adv', 'task', 'taskData', 'testData', 'template', 'verbalizer', 'maxLength', 'seed'] as const satisfies ReadonlyArray<keyof FinetuneConfig>;
+
+export interface FinetuneInputs {
+  classifier: TextClassifier;
+  train: { examples: EncodedExample[]; labels: Int32Array };
+  test: { examples: EncodedExample[]; labels: Int32Array };
+  /** What config.json says beyond the BERT config (labels, method, prompts). */
+  describe: { [key: string]: JsonValue };
+}
+
+/** The epoch's example order: a seeded permutation, a pure function of (seed, epoch). */
+function epochOrder(n: number, seed: number, epoch: number): Uint32Array {
+  const order = Uint32Array.from({ length: n }, (_, i) => i);
+  const rng = new Rng(seed + 1 + epoch);
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    const t = order[i]!;
+    order[i] = order[j]!;
+    order[j] = t;
+  }
+  return order;
+}
+
+/** config.json of a fine-tuned checkpoint: the BERT config under HF's keys, the label maps, and cloze's own record of the method. */
+export function finetuneConfigJson(c: TextClassifier, describe: { [key: string]: JsonValue }): { [key: string]: JsonValue } {
+  const id2label = Object.fromEntries(c.labels.map((l, i) => [String(i), l]));
+  const label2id = Object.fromEntries(c.labels.map((l, i) => [l, i]));
+  return {
+    ...hfBertConfig(c.module.config),
+    architectures: [c.m.method === 'mlp-ft' ? 'BertForSequenceClassification' : 'BertForMaskedLM'],
+    id2label,
+    label2id,
+    num_labels: c.labels.length,
+    cloze_finetune: describe,
+  };
+}
+
+export function buildFinetuneTask(cfg: FinetuneConfig, outDir: string, inputs: FinetuneInputs): TrainTask<FinetuneEval> & { totalSteps: number; perEpoch: number } {
+  const { classifier, train, test } = inputs;
+  const model = classifier.module;
+  if (train.examples.length === 0) throw new ClozeError('E_VALUE', 'Expected training examples for the fine-tuning data but received none');
+  const perEpoch = Math.ceil(train.examples.length / cfg.batchSize);
+  const plan = epochPlan({ epochs: cfg.epochs, maxSteps: cfg.maxSteps, gradAccum: cfg.gradAccum, probeEvery: 1 }, perEpoch);
+  const optimizer = new AdamW(model.parameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
+  const configJson = finetuneConfigJson(classifier, inputs.describe);
+  let order: { epoch: number; ids: Uint32Array } = { epoch: -1, ids: new Uint32Array(0) };
+  const tokenizerFile = join(outDir, 'tokenizer.json');
+
+  return {
+    model,
+    optimizer,
+    unit: 'ex',
+    name: 'fine-tuning',
+    totalSteps: plan.totalSteps,
+    perEpoch,
+    microBatch(k) {
+      const epoch = Math.floor(k / perEpoch);
+      if (order.epoch !== epoch) order = { epoch, ids: epochOrder(train.examples.length, cfg.seed, epoch) };
+      const first = (k % perEpoch) * cfg.batchSize;
+      const ids = order.ids.subarray(first, first + cfg.batchSize);
+      const { batch, maskRows } = classifier.batchOf(Array.from(ids, (i) => train.examples[i]!));
+      const labels = fromTypedArray(Int32Array.from(ids, (i) => train.labels[i]!), [ids.length]);
+      const lossOf = (b: typeof batch) => crossEntropy(classifier.classLogits(b, maskRows), labels.to(model.device));
+      if (!cfg.adv) return { loss: lossOf(batch), units: ids.length };
+      const delta = pgdPerturbation(model, batch, lossOf, { seed: (cfg.seed + PGD_SEED_OFFSET) % 2 ** 52, step: k });
+      return { loss: lossOf({ ...batch, wordEmbeddingDelta: delta }), units: ids.length };
+    },
+    shouldEvaluate: plan.shouldProbe,
+    evaluate: (step) => evaluateClassifier(classifier, test.examples, test.labels, { batchSize: cfg.batchSize, step, epoch: Math.round(plan.epochAt(step) * 1000) / 1000 }),
+    describe: (e) => `eval at epoch ${e.epoch} (step ${e.step}): accuracy ${(100 * e.accuracy).toFixed(2)}%  macro-F1 ${(100 * e.macroF1).toFixed(2)}%  loss ${e.loss.toFixed(4)}  (${e.examples} examples)`,
+    checkpoint: () => ({
+      config: configJson,
+      tokenizerFiles: existsSync(tokenizerFile) ? [tokenizerFile] : [],
+      dropoutCounters: dropoutCounters(model),
+    }),
+    restore(ck) {
+      const saved = (ck.extra.run ?? {}) as Record<string, unknown>;
+      for (const f of RUN_IDENTITY) {
+        if (f in saved && JSON.stringify(saved[f]) !== JSON.stringify(cfg[f])) {
+          throw new ClozeError('E_VALUE', `Expected ${f} ${JSON.stringify(saved[f])} (the setting of the run in ${ck.dir}) for resume but received ${JSON.stringify(cfg[f])}`);
+        }
+      }
+      restoreDropout(model, ck.dropoutCounters);
+    },
+    dispose() {
+      optimizer.dispose();
+      classifier.dispose();
+    },
+  };
+}

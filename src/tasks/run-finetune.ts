@@ -1,0 +1,125 @@
+/**
+ * `finetune(config, hooks)`: fine-tunes a pre-trained encoder on a labelled
+ * text task, end to end, on the shared loop (schedule, checkpoints, exact
+ * resume, abort, the non-finite-loss stop). Without --init-from it starts
+ * from runs/bert-tiny, pre-training it first when that run has no checkpoint,
+ * and says so.
+ */
+import { mkdirSync } from 'node:fs';
+import { basename, extname, join } from 'node:path';
+import { latestCheckpoint } from '../checkpoint/checkpoint.js';
+import { describeDevice, resolveDevice, type DeviceChoice } from '../device.js';
+import { ClozeError } from '../errors.js';
+import { setNumThreads } from '../runtime.js';
+import { resumeTask, runLoop, type StepInfo, type TaskEval } from '../train/loop.js';
+import { MetricsLog } from '../train/metrics.js';
+import { Progress } from '../train/progress.js';
+import { checkpointDir } from './evaluate.js';
+import { encodeInputs } from './finetune/mvp-inputs.js';
+import { resolveFinetuneConfig, type FinetuneConfig } from './finetune/config.js';
+import { loadFinetuneData } from './finetune/data.js';
+import type { FinetuneEval } from './finetune/evaluate.js';
+import { checkpointTokenizer, openClassifier } from './finetune/model.js';
+import { buildFinetuneTask } from './finetune/task.js';
+import { pretrain } from './pretrain.js';
+
+export type { FinetuneEval } from './finetune/evaluate.js';
+export type { StepInfo } from '../train/loop.js';
+
+export interface FinetuneHooks {
+  /** Aborting saves a checkpoint and returns with `stopped: 'aborted'`. */
+  signal?: AbortSignal;
+  onStep?: (s: StepInfo) => void;
+  /** Test-split scores after every epoch and at the end. */
+  onEval?: (e: FinetuneEval) => void;
+  /** Where the progress bar and notes go; default process.stderr. Pass null for silence. */
+  output?: NodeJS.WriteStream | { write(s: string): unknown; isTTY?: boolean } | null;
+}
+
+export interface FinetuneResult {
+  outDir: string;
+  step: number;
+  stopped: 'done' | 'aborted';
+  lastLoss: number;
+  eval: FinetuneEval | null;
+  checkpoint: string | null;
+  method: FinetuneConfig['method'];
+  labels: string[];
+}
+
+/** The pre-trained run fine-tuning starts from when --init-from is not given. */
+export const DEFAULT_INIT_RUN = join('runs', 'bert-tiny');
+
+function defaultOut(cfg: FinetuneConfig): string {
+  const data = cfg.task ?? basename(cfg.taskData!, extname(cfg.taskData!));
+  return join('runs', `finetune-${data}-${cfg.method}${cfg.adv ? '-adv' : ''}`);
+}
+
+export async function finetune(input: Partial<FinetuneConfig> | Record<string, unknown>, hooks: FinetuneHooks = {}, where = 'options'): Promise<FinetuneResult> {
+  const cfg = resolveFinetuneConfig(input as Record<string, unknown>, where);
+  if (cfg.threads > 0) setNumThreads(cfg.threads);
+  const outDir = cfg.out ?? defaultOut(cfg);
+  mkdirSync(outDir, { recursive: true });
+  const resumeDir = cfg.resume ? latestCheckpoint(outDir) : null;
+  if (cfg.resume && !resumeDir) throw new ClozeError('E_IO', `Expected a checkpoint in ${outDir} for resume but received none`);
+  const progress = hooks.output === null ? null : new Progress(hooks.output ?? process.stderr, cfg.logEvery);
+  // Fine-tuning runs on the CPU for now: its new kernels (label words, PGD, tanh) have not run on a GPU.
+  const device = resolveDevice(cfg.device as DeviceChoice);
+  if (device === 'cuda' && cfg.device === 'cuda') throw new ClozeError('E_DEVICE', "Expected device 'cpu' or 'auto' for fine-tuning but received 'cuda' (fine-tuning trains on the CPU for now)");
+  progress?.note(`device ${describeDevice('cpu')}`);
+
+  let initDir: string | null = null;
+  if (!resumeDir) {
+    if (cfg.initFrom === null && latestCheckpoint(DEFAULT_INIT_RUN) === null) {
+      progress?.note(`no --init-from: pre-training bert-tiny into ${DEFAULT_INIT_RUN} first (as npx cloze pretrain --preset bert-tiny)`);
+      const pre = await pretrain({ preset: 'bert-tiny', out: DEFAULT_INIT_RUN, seed: cfg.seed }, { signal: hooks.signal, output: hooks.output });
+      if (pre.stopped === 'aborted') {
+        throw new ClozeError('E_STATE', `stopped while pre-training ${DEFAULT_INIT_RUN} (its checkpoint at step ${pre.step} is saved: finish it with npx cloze pretrain --preset bert-tiny --resume, or give --init-from)`);
+      }
+    }
+    initDir = checkpointDir(cfg.initFrom ?? DEFAULT_INIT_RUN);
+    if (cfg.initFrom === null) progress?.note(`no --init-from: starting from ${initDir}`);
+  }
+  const from = resumeDir ?? initDir!;
+
+  const data = loadFinetuneData(cfg, outDir);
+  progress?.note(`data: ${data.source}; ${data.labels.length} classes`);
+  const tok = await checkpointTokenizer(from);
+  tok.save(join(outDir, 'tokenizer.json'));
+  const classifier = await openClassifier(from, {
+    method: cfg.method, labels: data.labels, maxLength: cfg.maxLength, seed: cfg.seed, templates: data.templates, verbalizer: data.verbalizer,
+  }, tok, (m) => progress?.note(`warning: ${m}`));
+  let task: ReturnType<typeof buildFinetuneTask>;
+  try {
+    const [train, test] = [await encodeInputs(tok, data.train), await encodeInputs(tok, data.test)];
+    const describe = {
+      method: cfg.method, adv: cfg.adv, task: cfg.task, labels: data.labels, pair: data.pair, max_length: cfg.maxLength, source: data.source,
+      ...(cfg.method === 'mvp' && classifier.m.method === 'mvp'
+        ? { templates: data.templates, verbalizer: Object.fromEntries(data.labels.map((l, i) => [l, classifier.m.method === 'mvp' ? classifier.m.prompts.verbalizer.kept[i]! : []])) }
+        : {}),
+    };
+    task = buildFinetuneTask(cfg, outDir, { classifier, train: { examples: train, labels: data.trainLabels }, test: { examples: test, labels: data.testLabels }, describe });
+  } catch (e) {
+    classifier.dispose();
+    throw e;
+  }
+  try {
+    progress?.note(`fine-tuning: ${cfg.method}${cfg.adv ? ' + PGD' : ''}, ${data.train.length} training examples (${task.perEpoch} steps/epoch), ${data.test.length} test examples`);
+    let startStep = 0;
+    if (resumeDir) {
+      startStep = resumeTask(task, resumeDir);
+      progress?.note(`resumed from ${resumeDir} at step ${startStep}`);
+    }
+    const r = await runLoop(task, {
+      ...cfg,
+      totalSteps: task.totalSteps,
+      warmupSteps: Math.round(cfg.warmupRatio * task.totalSteps),
+      startStep,
+      outDir,
+      run: JSON.parse(JSON.stringify(cfg)),
+    }, { signal: hooks.signal, onStep: hooks.onStep, onEval: hooks.onEval as (e: TaskEval) => void }, progress, new MetricsLog(join(outDir, 'metrics.jsonl')));
+    return { outDir, ...r, method: cfg.method, labels: data.labels };
+  } finally {
+    task.dispose();
+  }
+}
