@@ -119,50 +119,65 @@ void label_word_logits_backward_cpu(const LabelWordParams<T>& p) {
 
 namespace {
 
-// For one (b, t) row of K scores: the index of each class's pick into arg[C].
-template <typename T>
-void pick_words(const T* x, const int32_t* class_of, int64_t K, int64_t C, int64_t* arg) {
-  std::fill(arg, arg + C, int64_t(-1));
-  for (int64_t k = 0; k < K; k++) {
-    const int64_t c = class_of[k];
-    if (arg[c] < 0 || pool_takes(x[k], x[arg[c]])) arg[c] = k;
+// The words of each class, grouped: class c's words are order[starts[c] ..
+// starts[c+1]), in increasing k (so "first on ties" is the smallest k). Built
+// once per call; each row then keeps its running best in a register.
+struct ClassWords {
+  std::vector<int64_t> starts, order;
+  ClassWords(const int32_t* class_of, int64_t K, int64_t C) : starts(static_cast<size_t>(C) + 1, 0), order(static_cast<size_t>(K)) {
+    for (int64_t k = 0; k < K; k++) starts[class_of[k] + 1]++;
+    for (int64_t c = 0; c < C; c++) starts[c + 1] += starts[c];
+    std::vector<int64_t> next(starts.begin(), starts.end() - 1);
+    for (int64_t k = 0; k < K; k++) order[next[class_of[k]]++] = k;
   }
-}
+  // The k of class c's pick in the row x (every class has a word: the binding checks it).
+  template <typename T>
+  int64_t pick(const T* x, int64_t c) const {
+    int64_t arg = order[starts[c]];
+    T best = x[arg];
+    for (int64_t i = starts[c] + 1; i < starts[c + 1]; i++) {
+      // Selects, not a branch: on scores the pick is unpredictable.
+      const int64_t k = order[i];
+      const T v = x[k];
+      const bool take = pool_takes(v, best);
+      arg = take ? k : arg;
+      best = take ? v : best;
+    }
+    return arg;
+  }
+};
 
 }  // namespace
 
 template <typename T>
 void verbalizer_pool_forward_cpu(const VerbalizerPoolParams<T>& p) {
   const int64_t B = p.B, Tn = p.T_, K = p.K, C = p.C;
+  const ClassWords cw(p.class_of, K, C);
   // A task owns whole examples b, so each out[b, c] is summed over t in order.
   parallel_range(B, row_grain(Tn * K), [&](int64_t b0, int64_t b1) {
-    std::vector<int64_t> arg(static_cast<size_t>(C));
-    for (int64_t b = b0; b < b1; b++) {
-      T* o = p.out + b * C;
-      std::fill(o, o + C, T(0));
-      for (int64_t t = 0; t < Tn; t++) {
-        const T* x = p.scores + (b * Tn + t) * K;
-        pick_words(x, p.class_of, K, C, arg.data());
-        for (int64_t c = 0; c < C; c++) o[c] += x[arg[c]];
+    for (int64_t b = b0; b < b1; b++)
+      for (int64_t c = 0; c < C; c++) {
+        T acc = 0;
+        for (int64_t t = 0; t < Tn; t++) {
+          const T* x = p.scores + (b * Tn + t) * K;
+          acc += x[cw.pick(x, c)];
+        }
+        p.out[b * C + c] = acc / static_cast<T>(Tn);
       }
-      for (int64_t c = 0; c < C; c++) o[c] /= static_cast<T>(Tn);
-    }
   });
 }
 
 template <typename T>
 void verbalizer_pool_backward_cpu(const VerbalizerPoolParams<T>& p) {
   const int64_t B = p.B, Tn = p.T_, K = p.K, C = p.C;
-  const int64_t rows = B * Tn;
-  parallel_range(rows, row_grain(K), [&](int64_t r0, int64_t r1) {
-    std::vector<int64_t> arg(static_cast<size_t>(C));
+  const ClassWords cw(p.class_of, K, C);
+  parallel_range(B * Tn, row_grain(K), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const int64_t b = r / Tn;
       T* d = p.dscores + r * K;
       std::fill(d, d + K, T(0));
-      pick_words(p.scores + r * K, p.class_of, K, C, arg.data());
       // Each word belongs to one class, so each pick is written once.
-      for (int64_t c = 0; c < C; c++) d[arg[c]] = p.dout[b * C + c] / static_cast<T>(Tn);
+      for (int64_t c = 0; c < C; c++) d[cw.pick(p.scores + r * K, c)] = p.dout[b * C + c] / static_cast<T>(Tn);
     }
   });
 }
