@@ -39,6 +39,7 @@ import { cases as embedding } from './ops/embedding.js';
 import { cases as geglu } from './ops/geglu.js';
 import { cases as image_aug } from './ops/image_aug.js';
 import { cases as layernorm } from './ops/layernorm.js';
+import { cases as label_words } from './ops/label_words.js';
 import { cases as layout } from './ops/layout.js';
 import { cases as linalg } from './ops/linalg.js';
 import { cases as linear_ce } from './ops/linear_ce.js';
@@ -55,7 +56,7 @@ import { cases as sparse_rulebook } from './ops/sparse_rulebook.js';
 
 /** Every family's cases, in the op table's order (a family missing here fails to typecheck). */
 const CASES: Record<OpFamily, OpCase[]> = {
-  elementwise, dropout, geglu, layernorm, softmax, cross_entropy, embedding, linalg, linear_ce, attention, optim, mlm_mask,
+  elementwise, dropout, geglu, layernorm, softmax, cross_entropy, embedding, linalg, linear_ce, label_words, attention, optim, mlm_mask,
   mim_tokens, mim_loss, image_aug, conv, batchnorm, pool, sparse_rulebook, sparse_conv, sparse_norm_pool, layout, pgd,
 };
 

@@ -18,6 +18,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   cloze::register_cross_entropy(env, exports);
   cloze::register_embedding(env, exports);
   cloze::register_linear_ce(env, exports);
+  cloze::register_label_words(env, exports);
   cloze::register_attention(env, exports);
   cloze::register_optim(env, exports);
   cloze::register_mlm_mask(env, exports);

@@ -75,6 +75,7 @@ import type { ImageAugNative } from './types-image_aug.js';
 import type { LayerNormNative } from './types-layernorm.js';
 import type { LayoutNative } from './types-layout.js';
 import type { LinalgNative } from './types-linalg.js';
+import type { LabelWordsNative } from './types-label_words.js';
 import type { LinearCeNative } from './types-linear_ce.js';
 import type { MimLossNative } from './types-mim_loss.js';
 import type { MimTokensNative } from './types-mim_tokens.js';
@@ -93,8 +94,9 @@ import type { SparseRulebookNative } from './types-sparse_rulebook.js';
  */
 export interface NativeAddon
   extends ElementwiseNative, DropoutNative, GegluNative, LayerNormNative, SoftmaxNative, CrossEntropyNative, EmbeddingNative,
-    LinalgNative, LinearCeNative, AttentionNative, OptimNative, MlmMaskNative, MimTokensNative, MimLossNative, ImageAugNative,
-    ConvNative, BatchNormNative, PoolNative, SparseRulebookNative, SparseConvNative, SparseNormPoolNative, LayoutNative, PgdNative {
+    LinalgNative, LinearCeNative, LabelWordsNative, AttentionNative, OptimNative, MlmMaskNative, MimTokensNative, MimLossNative,
+    ImageAugNative, ConvNative, BatchNormNative, PoolNative, SparseRulebookNative, SparseConvNative, SparseNormPoolNative, LayoutNative,
+    PgdNative {
   empty(dtype: DType, shape: readonly number[], device?: Device): NativeTensor;
   /** Whether the CUDA path can run here, and why not. The CPU addon answers false. */
   cudaAvailable(): { available: boolean; reason: string };

@@ -69,6 +69,11 @@ export const OP_FAMILIES = {
   linear_ce: [
     { forward: 'linearCrossEntropy', backward: 'linearCrossEntropyBackward', ts: 'linearCrossEntropy', cpu: ['linear_ce_forward_cpu', 'linear_ce_backward_cpu'], cuda: ['linear_ce_forward_cuda', 'linear_ce_backward_cuda'] },
   ],
+  label_words: [
+    // MVP's scoring: the K label words' MLM logits at the [MASK] rows (never [M, V]), and their pooling into classes.
+    { forward: 'labelWordLogits', backward: 'labelWordLogitsBackward', ts: 'labelWordLogits', cpu: ['label_word_logits_forward_cpu', 'label_word_logits_backward_cpu'], cuda: ['label_word_logits_forward_cuda', 'label_word_logits_backward_cuda'] },
+    { forward: 'verbalizerPool', backward: 'verbalizerPoolBackward', ts: 'verbalizerPool', cpu: ['verbalizer_pool_forward_cpu', 'verbalizer_pool_backward_cpu'], cuda: ['verbalizer_pool_forward_cuda', 'verbalizer_pool_backward_cuda'] },
+  ],
   attention: [
     { forward: 'attention', backward: 'attentionBackward', ts: 'attention', cpu: ['attention_forward_cpu', 'attention_backward_cpu'], cuda: ['attention_forward_cuda', 'attention_backward_cuda'] },
   ],

@@ -14,6 +14,7 @@ void register_softmax(Napi::Env env, Napi::Object exports);
 void register_cross_entropy(Napi::Env env, Napi::Object exports);
 void register_embedding(Napi::Env env, Napi::Object exports);
 void register_linear_ce(Napi::Env env, Napi::Object exports);
+void register_label_words(Napi::Env env, Napi::Object exports);
 void register_attention(Napi::Env env, Napi::Object exports);
 void register_optim(Napi::Env env, Napi::Object exports);
 void register_mlm_mask(Napi::Env env, Napi::Object exports);

@@ -4,6 +4,8 @@
  *   encode  L layers of attention + FFN on the fused attention kernel
  *   head    gather the M masked rows → dense → GELU → LN → tied decoder + bias
  *           → cross-entropy, in vocabulary chunks (linearCrossEntropy)
+ *   or, for MVP, the same head at the [MASK] rows → only the label words'
+ *           logits (labelWordLogits)
  */
 import { keep, noGrad, scope } from '../../autograd/mode.js';
 import { expected } from '../../errors.js';
@@ -11,6 +13,7 @@ import { alibiSlopes } from '../../ops/attention.js';
 import { add, gelu, reshape } from '../../ops/elementwise.js';
 import { linear } from '../../ops/linalg.js';
 import { linearCrossEntropy } from '../../ops/linear_ce.js';
+import { labelWordLogits } from '../../ops/label_words.js';
 import { argmax } from '../../ops/cross_entropy.js';
 import { embedding } from '../../ops/embedding.js';
 import { Dropout, Embedding, LayerNorm, Linear, type InitOptions } from '../../nn/layers.js';
@@ -203,15 +206,36 @@ export class BertForMaskedLM extends Module {
     checkTensor(batch.targets, 'targets');
     checkDtype(batch.targets, 'int32', 'targets');
     checkShape(batch.targets, batch.rows.shape, 'targets');
+    return this.headInput(batch, batch.rows);
+  }
+
+  /** The head's input at `rows` (int32 flat indices into the encoded tokens): [M, D] after dense → GELU → LayerNorm. */
+  private headInput(batch: EncoderBatch, rows: Tensor): Tensor {
     const h = this.encode(batch);
     const flat = reshape(h, [-1, this.config.hidden]);
-    return this.cls.predictions.transform.forward(embedding(flat, reshape(batch.rows.to(this.device), [-1])));
+    return this.cls.predictions.transform.forward(embedding(flat, reshape(rows.to(this.device), [-1])));
   }
 
   /** Mean MLM cross-entropy over the masked rows (targets of −100 are skipped): a 0-d tensor. */
   loss(batch: MlmBatch): Tensor {
     const h = this.maskedHidden(batch);
     return linearCrossEntropy(h, this.bert.embeddings.word_embeddings.weight, this.cls.predictions.bias, batch.targets.to(this.device));
+  }
+
+  /**
+   * MVP's label-word scores: the MLM logits of the token ids `words` (int32
+   * [K]) at `rows` (int32 [M], flat indices into the batch's tokens as
+   * MlmBatch.rows: b·L + l padded, the packed index unpadded): [M, K]. The
+   * head runs on those rows only and scores just the K words against the tied
+   * decoder and its bias (the labelWordLogits op), never the [M, V] logits.
+   */
+  labelWordLogits(batch: EncoderBatch, rows: Tensor, words: Tensor): Tensor {
+    checkTensor(rows, 'rows');
+    checkDtype(rows, 'int32', 'rows');
+    if (rows.shape.length !== 1) throw expected('an int32 tensor [M]', 'rows', rows, 'E_SHAPE');
+    checkTensor(words, 'words');
+    const h = this.headInput(batch, rows);
+    return labelWordLogits(h, this.bert.embeddings.word_embeddings.weight, this.cls.predictions.bias, words.to(this.device));
   }
 
   /**
