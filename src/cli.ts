@@ -3,6 +3,8 @@ import { cudaUnavailableReason, describeDevice } from './device.js';
 import yargs from 'yargs';
 import { runMimSuite, SUITE_DEFAULTS, SUITE_METHODS } from './commands/bench-mim.js';
 import { evalOptions, runEval } from './commands/eval.js';
+import { finetuneOptions, runFinetune } from './commands/finetune.js';
+import { predictOptions, runPredict } from './commands/predict.js';
 import { exportCheckpoint } from './commands/export.js';
 import { pretrainOptions, runPretrain } from './commands/pretrain.js';
 import { runtimeInfo, setNumThreads } from './runtime.js';
@@ -14,6 +16,18 @@ export async function main(argv: string[]): Promise<void> {
     .usage('$0 <command> [options]')
     .command('pretrain', `Pre-train an encoder with masked modeling; --task ${Object.entries(TASKS).map(([n, t]) => `${n}: ${t.describe}`).join('; ')}`, pretrainOptions, (args) =>
       runPretrain(args as Record<string, unknown>),
+    )
+    .command(
+      'finetune',
+      'Fine-tune a pre-trained encoder on a labelled text task: mlp-ft (a classification head) or mvp (prompts scored by the MLM head), optionally on PGD perturbations (--adv)',
+      finetuneOptions,
+      (args) => runFinetune(args as Record<string, unknown>),
+    )
+    .command(
+      'predict [text..]',
+      'Label texts with a fine-tuned checkpoint: the label and the class probabilities of each',
+      predictOptions,
+      (args) => runPredict(args),
     )
     .command(
       'eval',

@@ -2,10 +2,13 @@
  * `cloze eval`: scores a checkpoint with its task's evaluation. MLM
  * checkpoints: masked-token loss, accuracy and perplexity on a corpus. Image
  * checkpoints (mim, spark): linear-probe (or fine-tuned) top-1 on the test
- * images.
+ * images. Fine-tuned text classifiers: accuracy, macro-F1 and loss on the
+ * run's test split or on a labelled file.
  */
 import type { Argv } from 'yargs';
 import { checkpointDir, evaluateImageCheckpoint, isImageCheckpoint, type ImageEvalResult } from '../tasks/evaluate.js';
+import { evaluateFinetunedCheckpoint, formatFinetunedEval } from '../tasks/finetune/evaluate-checkpoint.js';
+import { finetuneRecord } from '../tasks/finetune/predict.js';
 import { evaluateMlmCheckpoint, formatMlmEval } from '../tasks/mlm/evaluate-checkpoint.js';
 
 export function evalOptions(y: Argv) {
@@ -21,14 +24,21 @@ export function evalOptions(y: Argv) {
     .option('finetune-epochs', { type: 'number', default: 0, describe: 'Images: fine-tune the whole encoder with a linear head for this many epochs instead of a linear probe' })
     .option('finetune-images', { type: 'number', default: 0, describe: 'Images: training images for fine-tuning (0: all)' })
     .option('lr', { type: 'number', describe: 'Images: learning rate of the probe (default 3e-2) or of fine-tuning (default 1e-3)' })
+    .option('task-data', { type: 'string', describe: "Fine-tuned checkpoints: a labelled .jsonl/.csv/.tsv file to score (default: the run's test split)" })
     .group(['batch-size', 'max-batches', 'mask-ratio'], 'MLM checkpoints:')
-    .group(['probe-epochs', 'probe-images', 'finetune-epochs', 'finetune-images', 'lr'], 'Image checkpoints (mim, spark):');
+    .group(['probe-epochs', 'probe-images', 'finetune-epochs', 'finetune-images', 'lr'], 'Image checkpoints (mim, spark):')
+    .group(['task-data'], 'Fine-tuned text classifiers:');
 }
 
 type EvalArgs = Awaited<ReturnType<typeof evalOptions>['argv']>;
 
 export async function runEval(args: EvalArgs): Promise<void> {
   const dir = checkpointDir(args.checkpoint);
+  if (finetuneRecord(dir)) {
+    const r = await evaluateFinetunedCheckpoint({ checkpoint: dir, taskData: args['task-data'], batchSize: args['batch-size'] });
+    console.log(formatFinetunedEval(r, args.json));
+    return;
+  }
   if (isImageCheckpoint(dir)) {
     const r = await evaluateImageCheckpoint({
       checkpoint: dir, data: args.data, probeEpochs: args['probe-epochs'], probeImages: args['probe-images'],

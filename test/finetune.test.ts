@@ -1,0 +1,101 @@
+/**
+ * cloze finetune end to end on a committed fixture (test/fixtures/finetune/who.jsonl: who does something, an
+ * animal or a person; 60% person): both methods beat the majority class from a tiny pre-trained encoder, resume is
+ * exact, predict agrees with eval, export writes what BertForSequenceClassification loads.
+ */
+import { readFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { trainWordPiece } from '../src/index.js';
+import { exportCheckpoint } from '../src/commands/export.js';
+import { readLabelledFile } from '../src/data/labelled.js';
+import { evaluateFinetunedCheckpoint } from '../src/tasks/finetune/evaluate-checkpoint.js';
+import type { FinetuneEval } from '../src/tasks/finetune/evaluate.js';
+import { loadClassifier } from '../src/tasks/finetune/predict.js';
+import { pretrain } from '../src/tasks/pretrain.js';
+import { finetune, type StepInfo } from '../src/tasks/run-finetune.js';
+import { writeFixtureCorpus } from './helpers/fixture-corpus.js';
+
+const root = mkdtempSync(join(tmpdir(), 'cloze-finetune-'));
+const data = join(__dirname, 'fixtures', 'finetune', 'who.jsonl');
+let pre = '';
+const base = { taskData: data, maxLength: 24, batchSize: 16, epochs: 4, lr: 1e-3, logEvery: 5, threads: 0, seed: 3 };
+const verbalizer = join(root, 'verbalizer.json');
+
+beforeAll(async () => {
+  const corpus = writeFixtureCorpus(join(root, 'data'));
+  const tok = await trainWordPiece(corpus, { vocabSize: 200 });
+  tok.save(join(root, 'tokenizer.json'));
+  pre = join(root, 'pre');
+  await pretrain({ data: corpus, tokenizer: join(root, 'tokenizer.json'), out: pre, maxSteps: 60, lr: 1e-3, maxLength: 32, batchSize: 8, evalEvery: 60, evalBatches: 2 }, { output: null });
+  writeFileSync(verbalizer, JSON.stringify({ animal: ['cat', 'dog', 'bird'], person: ['friend', 'teacher', 'farmer'] }));
+}, 120_000);
+
+describe('cloze finetune', () => {
+  it('mlp-ft beats the majority class, evaluates every epoch, and export writes an HF sequence-classification config', async () => {
+    const evals: FinetuneEval[] = [];
+    const out = join(root, 'mlp');
+    const r = await finetune({ ...base, initFrom: pre, method: 'mlp-ft', out }, { output: null, onEval: (e) => evals.push(e) });
+    expect(r.stopped).toBe('done');
+    expect(evals.map((e) => e.epoch)).toEqual([1, 2, 3, 4]);
+    expect(r.labels).toEqual(['animal', 'person']);
+    // The test split is a stratified 20%: 48 examples, 29 of them "person" (the majority, 60%).
+    expect(r.eval!.examples).toBe(48);
+    expect(r.eval!.accuracy).toBeGreaterThan(0.75);
+    expect(r.eval!.macroF1).toBeGreaterThan(0.7);
+    const files = exportCheckpoint(out, join(root, 'mlp-export'));
+    const config = JSON.parse(readFileSync(files.find((f) => f.endsWith('config.json'))!, 'utf8'));
+    expect(config.architectures).toEqual(['BertForSequenceClassification']);
+    expect(config.id2label).toEqual({ 0: 'animal', 1: 'person' });
+    expect(config.label2id).toEqual({ animal: 0, person: 1 });
+    expect(config.num_labels).toBe(2);
+  }, 120_000);
+
+  it('mvp (label words at [MASK], no head) beats the majority class, and predict agrees with eval', async () => {
+    const out = join(root, 'mvp');
+    const r = await finetune(
+      { ...base, initFrom: pre, method: 'mvp', out, template: ['[MASK] :', '[SEP] it is the [MASK]'], verbalizer },
+      { output: null },
+    );
+    expect(r.eval!.accuracy).toBeGreaterThan(0.75);
+    const e = await evaluateFinetunedCheckpoint({ checkpoint: out });
+    expect(e.method).toBe('mvp');
+    expect(e.accuracy).toBeCloseTo(r.eval!.accuracy, 12);
+    expect(e.macroF1).toBeCloseTo(r.eval!.macroF1, 12);
+    // predict over the whole file agrees with eval over the same file.
+    const all = readLabelledFile(data).examples;
+    const c = await loadClassifier(out);
+    try {
+      const preds = await c.predict(all.map((x) => x.text));
+      const acc = preds.filter((p, i) => p.label === all[i]!.label).length / all.length;
+      const onFile = await evaluateFinetunedCheckpoint({ checkpoint: out, taskData: data });
+      expect(acc).toBeCloseTo(onFile.accuracy, 12);
+      for (const p of preds) expect(Object.values(p.probabilities).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    } finally {
+      c.dispose();
+    }
+  }, 120_000);
+
+  it('resumes exactly: the losses after an interruption equal those of an uninterrupted run (mvp with PGD)', async () => {
+    const cfg = { ...base, initFrom: pre, method: 'mvp', adv: true, epochs: 2, template: ['[MASK] :'], verbalizer, saveEvery: 5 };
+    const full: StepInfo[] = [];
+    await finetune({ ...cfg, out: join(root, 'full') }, { output: null, onStep: (s) => full.push(s) });
+    const ac = new AbortController();
+    const first: StepInfo[] = [];
+    const part = await finetune({ ...cfg, out: join(root, 'part') }, { output: null, signal: ac.signal, onStep: (s) => { first.push(s); if (s.step === 7) ac.abort(); } });
+    expect(part.stopped).toBe('aborted');
+    expect(part.step).toBe(7);
+    const rest: StepInfo[] = [];
+    await finetune({ ...cfg, out: join(root, 'part'), resume: true }, { output: null, onStep: (s) => rest.push(s) });
+    expect([...first, ...rest].map((s) => s.loss)).toEqual(full.map((s) => s.loss));
+    expect(full.every((s) => Number.isFinite(s.loss))).toBe(true);
+  }, 180_000);
+
+  it('refuses bad settings, naming the field', async () => {
+    await expect(finetune({ method: 'mlp-ft' })).rejects.toThrow('Expected one of task (spam, wordnet-topics, wordnet-defs) or taskData for the data to fine-tune on but received neither');
+    await expect(finetune({ taskData: data, method: 'mvp', template: ['no mask here'] })).rejects.toThrow('Expected a template with exactly one [MASK] for template but received "no mask here"');
+    await expect(finetune({ taskData: data, method: 'mlp-ft', template: ['[MASK] .'] })).rejects.toThrow('Expected template and verbalizer only with method mvp');
+  });
+});
