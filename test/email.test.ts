@@ -59,6 +59,13 @@ describe('parseEmail on fixture messages', () => {
     expect(parseEmail(fx('signed-crlf.eml'))).toEqual({ subject: 'signed', body: 'Signed text.' });
   });
 
+  it('a stray blank line inside the headers does not put the MIME fields in the body', () => {
+    // As in the corpus's spam-1/00481: empty folds of the Subject, then Content-Type after them.
+    expect(parseEmail(fx('blank-line-in-headers.eml')).body).toBe('The real text.');
+    // A blank line followed by text is the end of the headers, as usual.
+    expect(parseEmail('Subject: s\n\nTo: not a header block\nbody').body).toBe('To: not a header block\nbody');
+  });
+
   it('a message without text parts keeps its subject', () => {
     expect(parseEmail(fx('image-only.eml'))).toEqual({ subject: 'only a picture', body: '' });
     expect(emailText(fx('image-only.eml'))).toBe('only a picture');

@@ -59,6 +59,7 @@ function splitEntity(s: string): Entity {
   for (; i < lines.length; i++) {
     const line = lines[i]!;
     if (line === '') {
+      if (!headers.has('content-type') && headersGoOn(lines, i + 1)) continue;
       i++;
       break;
     }
@@ -66,7 +67,7 @@ function splitEntity(s: string): Entity {
       if (open !== null) headers.set(open, headers.get(open)! + ' ' + line.trim());
       continue;
     }
-    const m = /^([!-9;-~]+):[ \t]*(.*)$/.exec(line);
+    const m = FIELD.exec(line);
     if (!m) break;
     const name = m[1]!.toLowerCase();
     if (headers.has(name)) {
@@ -77,6 +78,25 @@ function splitEntity(s: string): Entity {
     }
   }
   return { headers, body: lines.slice(i).join('\n') };
+}
+
+const FIELD = /^([!-9;-~]+):[ \t]*(.*)$/;
+
+/**
+ * Some messages in the corpus have a stray blank line inside their headers
+ * (a folded Subject with an empty fold, then To:, Content-Type: …), which
+ * would put the MIME fields in the body. When the headers so far lack a
+ * Content-Type and what follows the blank line(s) is header fields, folds
+ * and blank lines up to a Content-Type field, the headers go on.
+ */
+function headersGoOn(lines: readonly string[], j: number): boolean {
+  for (let k = j; k < lines.length; k++) {
+    const l = lines[k]!;
+    if (l === '' || /^[ \t]/.test(l)) continue;
+    if (!FIELD.test(l)) return false;
+    if (/^content-type:/i.test(l)) return true;
+  }
+  return false;
 }
 
 interface ContentType {
