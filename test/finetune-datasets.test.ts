@@ -162,7 +162,8 @@ describe('the cache in the run directory', () => {
     expect(readdirSync(dir).sort()).toEqual(['spam.seed4.test.jsonl', 'spam.seed4.train.jsonl']);
     const header = JSON.parse(readFileSync(cachePath(dir, 'spam', 4, 'train'), 'utf8').split('\n')[0]!);
     expect(header).toMatchObject({ cloze: 'finetune-task', version: CACHE_VERSION, task: 'spam', seed: 4, split: 'train', sourceId: 'fixture-corpus@1', examples: a.train.length });
-    const b = BUILTIN_TASKS.spam.prepare(dir, 4, sources);
+    const { prepare } = BUILTIN_TASKS.spam; // works detached from its object too
+    const b = prepare(dir, 4, sources);
     expect(loads).toBe(1);
     expect(b.train).toEqual(a.train);
     expect(b.test).toEqual(a.test);
