@@ -3,8 +3,8 @@
  * animal or a person; 60% person): both methods beat the majority class from a tiny pre-trained encoder, resume is
  * exact, predict agrees with eval, export writes what BertForSequenceClassification loads.
  */
-import { readFileSync } from 'node:fs';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -92,6 +92,20 @@ describe('cloze finetune', () => {
     expect([...first, ...rest].map((s) => s.loss)).toEqual(full.map((s) => s.loss));
     expect(full.every((s) => Number.isFinite(s.loss))).toBe(true);
   }, 180_000);
+
+  it.skipIf(!existsSync(join(__dirname, '..', 'dist', 'src', 'cli.js')))('cloze predict and cloze eval print what the library returns', () => {
+    const bin = join(__dirname, '..', 'bin', 'cloze.js');
+    const out = join(root, 'mlp');
+    const lines = execFileSync(process.execPath, [bin, 'predict', '--checkpoint', out, '--json', 'the cat sees the ball .', 'my friend finds a small boat .'], { encoding: 'utf8' })
+      .trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.text)).toEqual(['the cat sees the ball .', 'my friend finds a small boat .']);
+    for (const l of lines) expect(Object.keys(l.probabilities)).toEqual(['animal', 'person']);
+    const piped = execFileSync(process.execPath, [bin, 'predict', '--checkpoint', out], { input: 'the cat sees the ball .\n', encoding: 'utf8' });
+    expect(piped.split('\t')[0]).toBe(lines[0].label);
+    const e = JSON.parse(execFileSync(process.execPath, [bin, 'eval', '--checkpoint', out, '--json'], { encoding: 'utf8' }).trim());
+    expect(e).toMatchObject({ method: 'mlp-ft', examples: 48, split: 'test' });
+    expect(e.accuracy).toBeGreaterThan(0.75);
+  });
 
   it('refuses bad settings, naming the field', async () => {
     await expect(finetune({ method: 'mlp-ft' })).rejects.toThrow('Expected one of task (spam, wordnet-topics, wordnet-defs) or taskData for the data to fine-tune on but received neither');

@@ -8,7 +8,7 @@ import type { ImageSet } from '../data/images/index.js';
 import { limit } from '../data/images/open.js';
 import { ClozeError } from '../errors.js';
 import type { Tensor } from '../tensor.js';
-import { finetune, linearProbe, type ClassifierResult, type FeatureEncoder, type Normalisation } from './probe.js';
+import { finetuneEncoder, linearProbe, type ClassifierResult, type FeatureEncoder, type Normalisation } from './probe.js';
 
 /** An encoder with the images it is scored on; the task that built it owns its memory. */
 export interface EncoderUnderTest {
@@ -43,7 +43,7 @@ export function scoreEncoder(e: EncoderUnderTest, o: ScoreOptions): EncoderScore
   const ft = (o.finetuneEpochs ?? 0) > 0;
   const train = ft ? limit(e.train, o.finetuneImages ?? 0, o.seed + 2) : e.probeTrain;
   const r = ft
-    ? finetune(e.encoder, train, e.test, { epochs: o.finetuneEpochs!, lr: o.lr, seed: o.seed, norm: e.norm, onEpoch: o.onEpoch })
+    ? finetuneEncoder(e.encoder, train, e.test, { epochs: o.finetuneEpochs!, lr: o.lr, seed: o.seed, norm: e.norm, onEpoch: o.onEpoch })
     : linearProbe(e.encoder, train, e.test, { epochs: o.probeEpochs, lr: o.lr, seed: o.seed, norm: e.norm });
   return { ...r, mode: ft ? 'finetune' : 'linear-probe', trainImages: train.n, testImages: e.test.n };
 }

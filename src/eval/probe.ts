@@ -180,7 +180,7 @@ export function linearProbe(encoder: FeatureEncoder, train: ImageSet, test: Imag
 }
 
 /** Fine-tunes `encoder` (in place) with a linear head; returns test top-1. */
-export function finetune(encoder: FeatureEncoder, train: ImageSet, test: ImageSet, o: ProbeOptions & { weightDecay?: number; augment?: boolean; onEpoch?: (e: number, loss: number) => void }): ClassifierResult {
+export function finetuneEncoder(encoder: FeatureEncoder, train: ImageSet, test: ImageSet, o: ProbeOptions & { weightDecay?: number; augment?: boolean; onEpoch?: (e: number, loss: number) => void }): ClassifierResult {
   const rng = new Rng(o.seed);
   const classes = Math.max(train.classes.length, 1);
   const head = new Linear(encoder.featureDim, classes, { rng, std: 0.01 });

@@ -19,6 +19,7 @@ import { encodeInputs } from './finetune/mvp-inputs.js';
 import { resolveFinetuneConfig, type FinetuneConfig } from './finetune/config.js';
 import { loadFinetuneData } from './finetune/data.js';
 import type { FinetuneEval } from './finetune/evaluate.js';
+import type { Method } from './finetune/classifier.js';
 import { checkpointTokenizer, openClassifier } from './finetune/model.js';
 import { buildFinetuneTask } from './finetune/task.js';
 import { pretrain } from './pretrain.js';
@@ -87,7 +88,7 @@ export async function finetune(input: Partial<FinetuneConfig> | Record<string, u
   const tok = await checkpointTokenizer(from);
   tok.save(join(outDir, 'tokenizer.json'));
   const classifier = await openClassifier(from, {
-    method: cfg.method, labels: data.labels, maxLength: cfg.maxLength, seed: cfg.seed, templates: data.templates, verbalizer: data.verbalizer,
+    method: cfg.method as Method, labels: data.labels, maxLength: cfg.maxLength, seed: cfg.seed, templates: data.templates, verbalizer: data.verbalizer,
   }, tok, (m) => progress?.note(`warning: ${m}`));
   let task: ReturnType<typeof buildFinetuneTask>;
   try {
