@@ -96,13 +96,13 @@ describe('cloze finetune', () => {
   it.skipIf(!existsSync(join(__dirname, '..', 'dist', 'src', 'cli.js')))('cloze predict and cloze eval print what the library returns', () => {
     const bin = join(__dirname, '..', 'bin', 'cloze.js');
     const out = join(root, 'mlp');
-    const lines = execFileSync(process.execPath, [bin, 'predict', '--checkpoint', out, '--json', 'the cat sees the ball .', 'my friend finds a small boat .'], { encoding: 'utf8' })
+    const lines = execFileSync(process.execPath, [bin, 'predict', '--checkpoint', out, '--json', 'the cat sees the ball .', 'my friend finds a small boat .'], { encoding: 'utf8', timeout: 120_000 })
       .trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.map((l) => l.text)).toEqual(['the cat sees the ball .', 'my friend finds a small boat .']);
     for (const l of lines) expect(Object.keys(l.probabilities)).toEqual(['animal', 'person']);
-    const piped = execFileSync(process.execPath, [bin, 'predict', '--checkpoint', out], { input: 'the cat sees the ball .\n', encoding: 'utf8' });
+    const piped = execFileSync(process.execPath, [bin, 'predict', '--checkpoint', out], { input: 'the cat sees the ball .\n', encoding: 'utf8', timeout: 120_000 });
     expect(piped.split('\t')[0]).toBe(lines[0].label);
-    const e = JSON.parse(execFileSync(process.execPath, [bin, 'eval', '--checkpoint', out, '--json'], { encoding: 'utf8' }).trim());
+    const e = JSON.parse(execFileSync(process.execPath, [bin, 'eval', '--checkpoint', out, '--json'], { encoding: 'utf8', timeout: 120_000 }).trim());
     expect(e).toMatchObject({ method: 'mlp-ft', examples: 48, split: 'test' });
     expect(e.accuracy).toBeGreaterThan(0.75);
   });

@@ -64,7 +64,7 @@ describe('run config', () => {
     const names = RUN_SECTIONS.flatMap((s) => Object.keys(s.fields));
     expect(new Set(names).size).toBe(names.length);
     expect(names.sort()).toEqual(Object.keys(RUN_FIELDS).sort());
-    const help = execFileSync(process.execPath, [join(__dirname, '..', 'bin', 'cloze.js'), 'pretrain', '--help'], { encoding: 'utf8' });
+    const help = execFileSync(process.execPath, [join(__dirname, '..', 'bin', 'cloze.js'), 'pretrain', '--help'], { encoding: 'utf8', timeout: 120_000 });
     for (const s of RUN_SECTIONS) {
       const at = help.indexOf(`${s.title}:`);
       expect(at, s.title).toBeGreaterThanOrEqual(0);
