@@ -11,8 +11,7 @@ import { describeDevice, resolveDevice, type DeviceChoice } from '../device.js';
 import { ClozeError } from '../errors.js';
 import type { ProbeResult } from '../eval/probe.js';
 import { setNumThreads } from '../runtime.js';
-import { resumeTask, runLoop, type StepInfo, type TaskEval } from '../train/loop.js';
-import { MetricsLog } from '../train/metrics.js';
+import { trainTask, type StepInfo, type TaskEval } from '../train/loop.js';
 import { Progress } from '../train/progress.js';
 import { resolveConfig, type RunConfig } from './config.js';
 import type { EvalResult } from './mlm/evaluate.js';
@@ -71,20 +70,13 @@ export async function pretrain(
 
   const task = await entry.build(cfg, outDir, resumeDir, progress);
   try {
-    let startStep = 0;
-    if (resumeDir) {
-      startStep = resumeTask(task, resumeDir);
-      progress?.note(`resumed from ${resumeDir} at step ${startStep}`);
-    }
-    const r = await runLoop(task, {
+    const r = await trainTask(task, {
       ...cfg,
-      totalSteps: task.totalSteps,
-      warmupSteps: Math.round(cfg.warmupRatio * task.totalSteps),
-      startStep,
       outDir,
+      resumeDir,
       // The run's settings, for `cloze eval` and for people reading the checkpoint.
       run: JSON.parse(JSON.stringify(cfg)),
-    }, { signal: hooks.signal, onStep: hooks.onStep, onEval: hooks.onEval as (e: TaskEval) => void }, progress, new MetricsLog(join(outDir, 'metrics.jsonl')));
+    }, { signal: hooks.signal, onStep: hooks.onStep, onEval: hooks.onEval as (e: TaskEval) => void }, progress);
     return { outDir, ...r, eval: r.eval as EvalResult | ProbeResult | null };
   } finally {
     // Native memory goes back even when a step throws (a non-finite loss, bad data).

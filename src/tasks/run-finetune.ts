@@ -11,8 +11,7 @@ import { latestCheckpoint } from '../checkpoint/checkpoint.js';
 import { describeDevice, resolveDevice, type DeviceChoice } from '../device.js';
 import { ClozeError } from '../errors.js';
 import { setNumThreads } from '../runtime.js';
-import { resumeTask, runLoop, type StepInfo, type TaskEval } from '../train/loop.js';
-import { MetricsLog } from '../train/metrics.js';
+import { trainTask, type StepInfo, type TaskEval } from '../train/loop.js';
 import { Progress } from '../train/progress.js';
 import { checkpointDir } from './evaluate.js';
 import { encodeInputs } from './finetune/mvp-inputs.js';
@@ -106,19 +105,8 @@ export async function finetune(input: Partial<FinetuneConfig> | Record<string, u
   }
   try {
     progress?.note(`fine-tuning: ${cfg.method}${cfg.adv ? ' + PGD' : ''}, ${data.train.length} training examples (${task.perEpoch} steps/epoch), ${data.test.length} test examples`);
-    let startStep = 0;
-    if (resumeDir) {
-      startStep = resumeTask(task, resumeDir);
-      progress?.note(`resumed from ${resumeDir} at step ${startStep}`);
-    }
-    const r = await runLoop(task, {
-      ...cfg,
-      totalSteps: task.totalSteps,
-      warmupSteps: Math.round(cfg.warmupRatio * task.totalSteps),
-      startStep,
-      outDir,
-      run: JSON.parse(JSON.stringify(cfg)),
-    }, { signal: hooks.signal, onStep: hooks.onStep, onEval: hooks.onEval as (e: TaskEval) => void }, progress, new MetricsLog(join(outDir, 'metrics.jsonl')));
+    const r = await trainTask(task, { ...cfg, outDir, resumeDir, run: JSON.parse(JSON.stringify(cfg)) },
+      { signal: hooks.signal, onStep: hooks.onStep, onEval: hooks.onEval as (e: TaskEval) => void }, progress);
     return { outDir, ...r, method: cfg.method, labels: data.labels };
   } finally {
     task.dispose();

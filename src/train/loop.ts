@@ -14,7 +14,8 @@ import { scale } from '../ops/elementwise.js';
 import type { AdamW } from '../optim/adamw.js';
 import type { Tensor } from '../tensor.js';
 import type { SharedConfig } from './config.js';
-import type { MetricsLog } from './metrics.js';
+import { join } from 'node:path';
+import { MetricsLog } from './metrics.js';
 import type { Progress } from './progress.js';
 import { learningRate } from './schedule.js';
 
@@ -180,4 +181,27 @@ export async function runLoop<E extends TaskEval>(
   progress?.end();
   progress?.note(`${stopped === 'aborted' ? 'stopped' : 'finished'} at step ${step}; checkpoint ${checkpoint}`);
   return { step, stopped, lastLoss, eval: lastEval, checkpoint };
+}
+
+/**
+ * Resumes `task` from `resumeDir` when given, then runs the loop to its last step with metrics in
+ * outDir/metrics.jsonl; what `cloze pretrain` and `cloze finetune` share after building their task.
+ */
+export async function trainTask<E extends TaskEval>(
+  task: TrainTask<E> & { totalSteps: number },
+  o: Schedule & { warmupRatio: number; outDir: string; resumeDir: string | null; run: JsonValue },
+  hooks: LoopHooks<E>,
+  progress: Progress | null,
+): Promise<LoopResult<E>> {
+  let startStep = 0;
+  if (o.resumeDir) {
+    startStep = resumeTask(task, o.resumeDir);
+    progress?.note(`resumed from ${o.resumeDir} at step ${startStep}`);
+  }
+  return runLoop(task, {
+    ...o,
+    totalSteps: task.totalSteps,
+    warmupSteps: Math.round(o.warmupRatio * task.totalSteps),
+    startStep,
+  }, hooks, progress, new MetricsLog(join(o.outDir, 'metrics.jsonl')));
 }
