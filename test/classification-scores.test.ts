@@ -16,11 +16,12 @@ describe('classificationScores', () => {
     expect(r.examples).toBe(6);
   });
 
-  it('counts a class never predicted nor present as F1 0 (zero_division=0), and a majority-class guess accordingly', () => {
+  it('averages over the classes present in labels or predictions, as scikit-learn does', () => {
     const r = classificationScores([0, 0, 0, 0], [0, 0, 0, 1], 3);
     expect(r.accuracy).toBe(0.75);
-    // class 0: 2·3/(4+3) = 6/7; class 1: 0; class 2: 0
-    expect(r.macroF1).toBeCloseTo(6 / 7 / 3, 12);
+    // class 0: 2·3/(4+3) = 6/7; class 1: true but never predicted, 0; class 2: absent, left out
+    expect(r.macroF1).toBeCloseTo(6 / 7 / 2, 12);
+    expect(r.f1[2]).toBe(0);
   });
 
   it('refuses mismatched lengths and ids out of range, naming them', () => {

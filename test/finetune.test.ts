@@ -107,9 +107,31 @@ describe('cloze finetune', () => {
     expect(e.accuracy).toBeGreaterThan(0.75);
   });
 
+  it('mvp starts from a stock Hugging Face BERT directory (with its pooler and next-sentence head)', async () => {
+    const { loadCheckpoint, saveCheckpoint } = await import('../src/checkpoint/checkpoint.js');
+    const { tensor } = await import('../src/index.js');
+    const ck = loadCheckpoint(join(pre, 'checkpoint-60'));
+    const D = (ck.config.hidden_size as number);
+    const extra = {
+      'bert.pooler.dense.weight': tensor(new Float32Array(D * D), [D, D]), 'bert.pooler.dense.bias': tensor(new Float32Array(D), [D]),
+      'cls.seq_relationship.weight': tensor(new Float32Array(2 * D), [2, D]), 'cls.seq_relationship.bias': tensor(new Float32Array(2), [2]),
+    };
+    const hf = join(root, 'hf-bert');
+    saveCheckpoint(hf, { step: 0, model: { ...ck.model, ...extra }, config: { ...ck.config, architectures: ['BertForPreTraining'] }, tokenizerFiles: [join(pre, 'checkpoint-60', 'tokenizer.json')] });
+    ck.dispose();
+    const r = await finetune({ ...base, epochs: 1, initFrom: hf, method: 'mvp', template: ['[MASK] :'], verbalizer, out: join(root, 'from-hf') }, { output: null });
+    expect(r.stopped).toBe('done');
+  });
+
   it('refuses bad settings, naming the field', async () => {
     await expect(finetune({ method: 'mlp-ft' })).rejects.toThrow('Expected one of task (spam, wordnet-topics, wordnet-defs) or taskData for the data to fine-tune on but received neither');
     await expect(finetune({ taskData: data, method: 'mvp', template: ['no mask here'] })).rejects.toThrow('Expected a template with exactly one [MASK] for template but received "no mask here"');
     await expect(finetune({ taskData: data, method: 'mlp-ft', template: ['[MASK] .'] })).rejects.toThrow('Expected template and verbalizer only with method mvp');
+    await expect(finetune({ ...base, initFrom: pre, method: 'mlp-ft', maxLength: 4096, out: join(root, 'long') }, { output: null })).rejects.toThrow(
+      'options: Expected maxLength at most 512 (the model\'s max_position_embeddings in',
+    );
+    await expect(finetune({ ...base, initFrom: pre, method: 'mvp', template: ['[MASK] :'], verbalizer, out: join(root, 'mlp'), resume: true }, { output: null })).rejects.toThrow(
+      /Expected method mlp-ft \(the setting of the run in .*\) for resume but received mvp/,
+    );
   });
 });

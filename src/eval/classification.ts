@@ -1,15 +1,16 @@
 /**
  * Classification scores from predicted and true class ids: accuracy and
- * macro-F1 (the unweighted mean over classes of F1 = 2PR/(P+R), a class with
- * no predicted and no true example counting as F1 0, as scikit-learn's
- * f1_score(average='macro', zero_division=0) does).
+ * macro-F1, the unweighted mean of F1 = 2PR/(P+R) over the classes present in
+ * the labels or the predictions, as scikit-learn's f1_score(average='macro')
+ * computes it (a class predicted but never true, or true but never
+ * predicted, counts with F1 0).
  */
 import { ClozeError } from '../errors.js';
 
 export interface ClassificationScores {
   accuracy: number;
   macroF1: number;
-  /** Per class: F1, in class-id order. */
+  /** Per class: F1, in class-id order (0 for a class absent from labels and predictions). */
   f1: number[];
   examples: number;
 }
@@ -41,5 +42,6 @@ export function classificationScores(predicted: ArrayLike<number>, truth: ArrayL
     return denom === 0 ? 0 : (2 * tp[c]!) / denom;
   });
   const n = truth.length;
-  return { accuracy: n > 0 ? correct / n : NaN, macroF1: f1.reduce((a, b) => a + b, 0) / numClasses, f1, examples: n };
+  const present = f1.filter((_, c) => predCount[c]! + trueCount[c]! > 0);
+  return { accuracy: n > 0 ? correct / n : NaN, macroF1: present.length > 0 ? present.reduce((a, b) => a + b, 0) / present.length : NaN, f1, examples: n };
 }

@@ -20,6 +20,7 @@ import { loadFinetuneData } from './finetune/data.js';
 import type { FinetuneEval } from './finetune/evaluate.js';
 import type { Method } from './finetune/classifier.js';
 import { checkpointTokenizer, openClassifier } from './finetune/model.js';
+import { finetuneRecord } from './finetune/predict.js';
 import { buildFinetuneTask } from './finetune/task.js';
 import { pretrain } from './pretrain.js';
 
@@ -81,6 +82,10 @@ export async function finetune(input: Partial<FinetuneConfig> | Record<string, u
     if (cfg.initFrom === null) progress?.note(`no --init-from: starting from ${initDir}`);
   }
   const from = resumeDir ?? initDir!;
+  const saved = resumeDir ? finetuneRecord(resumeDir) : null;
+  if (saved && saved.method !== cfg.method) {
+    throw new ClozeError('E_VALUE', `Expected method ${saved.method} (the setting of the run in ${resumeDir}) for resume but received ${cfg.method}`);
+  }
 
   const data = loadFinetuneData(cfg, outDir);
   progress?.note(`data: ${data.source}; ${data.labels.length} classes`);
@@ -88,9 +93,14 @@ export async function finetune(input: Partial<FinetuneConfig> | Record<string, u
   tok.save(join(outDir, 'tokenizer.json'));
   const classifier = await openClassifier(from, {
     method: cfg.method as Method, labels: data.labels, maxLength: cfg.maxLength, seed: cfg.seed, templates: data.templates, verbalizer: data.verbalizer,
+    verbalizerSource: cfg.verbalizer ?? `the ${cfg.task} task's verbalizer`,
   }, tok, (m) => progress?.note(`warning: ${m}`));
   let task: ReturnType<typeof buildFinetuneTask>;
   try {
+    const mc = classifier.module.config;
+    if (mc.positionEmbedding === 'absolute' && cfg.maxLength > mc.maxPosition) {
+      throw new ClozeError('E_VALUE', `${where}: Expected maxLength at most ${mc.maxPosition} (the model's max_position_embeddings in ${from}/config.json) for maxLength but received ${cfg.maxLength}`);
+    }
     const [train, test] = [await encodeInputs(tok, data.train), await encodeInputs(tok, data.test)];
     const describe = {
       method: cfg.method, adv: cfg.adv, task: cfg.task, labels: data.labels, pair: data.pair, max_length: cfg.maxLength, source: data.source,

@@ -23,6 +23,8 @@ export interface ClassifierSpec {
   seed: number;
   templates: readonly string[];
   verbalizer: Readonly<Record<string, readonly string[]>>;
+  /** Names the verbalizer in errors (its file, or the built-in task's). */
+  verbalizerSource?: string;
 }
 
 /** The tokenizer of a checkpoint directory (tokenizer.json, else vocab.txt). */
@@ -42,9 +44,15 @@ export async function openClassifier(dir: string, spec: ClassifierSpec, tok: Tex
     }
     const model = new BertForMaskedLM(bertConfigFromHf(ck.config, join(dir, 'config.json')), { seed: spec.seed });
     try {
-      model.loadStateDict(Object.fromEntries(Object.entries(ck.model).filter(([k]) => !HF_EXTRA_KEYS.has(k))));
+      // A stock HF BERT (BertForPreTraining) also holds the pooler and the next-sentence head, which MVP does not use.
+      const unused = (k: string): boolean => HF_EXTRA_KEYS.has(k) || k.startsWith('bert.pooler.') || k.startsWith('cls.seq_relationship.') || k.startsWith('classifier.');
+      try {
+        model.loadStateDict(Object.fromEntries(Object.entries(ck.model).filter(([k]) => !unused(k))));
+      } catch (e) {
+        throw new ClozeError('E_VALUE', `${join(dir, 'model.safetensors')}: ${(e as Error).message}`);
+      }
       const templates = await tokenizeTemplates(tok, spec.templates);
-      const verbalizer = await verbalizerWordIds(tok, spec.verbalizer, spec.labels, warn);
+      const verbalizer = await verbalizerWordIds(tok, spec.verbalizer, spec.labels, warn, spec.verbalizerSource ?? 'verbalizer');
       return new TextClassifier({ method: 'mvp', model, prompts: { templates, verbalizer } }, spec.labels, tok, spec.maxLength);
     } catch (e) {
       model.dispose();

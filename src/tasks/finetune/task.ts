@@ -28,7 +28,7 @@ import { pgdPerturbation } from './pgd.js';
 const PGD_SEED_OFFSET = 0x5eed_0adf;
 
 /** Settings a resumed run must keep. */
-const RUN_IDENTITY = ['method', 'adv', 'task', 'taskData', 'testData', 'template', 'verbalizer', 'maxLength', 'seed'] as const satisfies ReadonlyArray<keyof FinetuneConfig>;
+const RUN_IDENTITY = ['method', 'adv', 'task', 'taskData', 'testData', 'template', 'verbalizer', 'maxLength', 'seed', 'batchSize', 'gradAccum', 'epochs', 'maxSteps', 'lr', 'warmupRatio', 'decay', 'minLrRatio'] as const satisfies ReadonlyArray<keyof FinetuneConfig>;
 
 export interface FinetuneInputs {
   classifier: TextClassifier;
@@ -41,7 +41,8 @@ export interface FinetuneInputs {
 /** The epoch's example order: a seeded permutation, a pure function of (seed, epoch). */
 function epochOrder(n: number, seed: number, epoch: number): Uint32Array {
   const order = Uint32Array.from({ length: n }, (_, i) => i);
-  const rng = new Rng(seed + 1 + epoch);
+  // Keyed on (seed, epoch) together, so seed s at epoch e+1 does not replay seed s+1 at epoch e.
+  const rng = new Rng((seed * 1_000_003 + 7_919 * (epoch + 1)) % 2 ** 52);
   for (let i = n - 1; i > 0; i--) {
     const j = rng.int(i + 1);
     const t = order[i]!;
