@@ -2,6 +2,7 @@
 import { cudaUnavailableReason, describeDevice } from './device.js';
 import yargs from 'yargs';
 import { runMimSuite, SUITE_DEFAULTS, SUITE_METHODS } from './commands/bench-mim.js';
+import { attackOptions, runAttack } from './commands/attack.js';
 import { evalOptions, runEval } from './commands/eval.js';
 import { finetuneOptions, runFinetune } from './commands/finetune.js';
 import { predictOptions, runPredict } from './commands/predict.js';
@@ -28,6 +29,12 @@ export async function main(argv: string[]): Promise<void> {
       'Label texts with a fine-tuned checkpoint: the label and the class probabilities of each',
       predictOptions,
       (args) => runPredict(args),
+    )
+    .command(
+      'attack',
+      'Attack a fine-tuned text classifier with word substitutions (PWWS, or BERT-Attack with single-token MLM candidates) and report accuracy under attack with TextAttack\'s metrics',
+      attackOptions,
+      (args) => runAttack(args),
     )
     .command(
       'eval',

@@ -5,7 +5,7 @@
  */
 import { dirname } from 'node:path';
 import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
-import { readLabelledFile } from '../../data/labelled.js';
+import { readLabelledFile, type LabelledExample } from '../../data/labelled.js';
 import { labelIds } from './data.js';
 import { loadTaskData } from './datasets.js';
 import { scoresOf, type FinetuneEval } from './evaluate.js';
@@ -24,19 +24,29 @@ export interface FinetunedEvalResult extends Omit<FinetuneEval, 'epoch'> {
   split: 'test' | 'file';
 }
 
+/** The run settings a fine-tuned checkpoint was saved with, and its step. */
+export function savedRun(dir: string): { run: Record<string, unknown>; step: number } {
+  const ck = loadCheckpoint(dir);
+  try {
+    return { run: (ck.extra.run ?? {}) as Record<string, unknown>, step: ck.step ?? 0 };
+  } finally {
+    ck.dispose();
+  }
+}
+
+/** The test split of the run that wrote checkpoint `dir` (a built-in task's from the cache in its run directory). */
+export function runTestSplit(dir: string, run: Record<string, unknown>): LabelledExample[] {
+  return loadTaskData({
+    task: (run.task as string | null) ?? undefined, taskData: (run.taskData as string | null) ?? undefined,
+    testData: (run.testData as string | null) ?? undefined, cacheDir: dirname(dir), seed: (run.seed as number | undefined) ?? 0,
+  }).test;
+}
+
 export async function evaluateFinetunedCheckpoint(o: FinetunedEvalOptions): Promise<FinetunedEvalResult> {
   const c = await FinetunedClassifier.load(o.checkpoint);
   try {
-    const ck = loadCheckpoint(c.dir);
-    const run = (ck.extra.run ?? {}) as Record<string, unknown>;
-    const step = ck.step ?? 0;
-    ck.dispose();
-    const examples = o.taskData !== undefined
-      ? readLabelledFile(o.taskData, { minPerClass: 1 }).examples
-      : loadTaskData({
-          task: (run.task as string | null) ?? undefined, taskData: (run.taskData as string | null) ?? undefined,
-          testData: (run.testData as string | null) ?? undefined, cacheDir: dirname(c.dir), seed: (run.seed as number | undefined) ?? 0,
-        }).test;
+    const { run, step } = savedRun(c.dir);
+    const examples = o.taskData !== undefined ? readLabelledFile(o.taskData, { minPerClass: 1 }).examples : runTestSplit(c.dir, run);
     const labels = labelIds(examples, c.labels, o.taskData ?? 'test');
     const { probs, predicted } = await c.scores(examples, o.batchSize ?? (run.batchSize as number | undefined) ?? 32);
     return {

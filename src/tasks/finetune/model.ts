@@ -7,7 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
+import { loadCheckpoint, type LoadedCheckpoint } from '../../checkpoint/checkpoint.js';
 import { loadTokenizer, type TextTokenizer } from '../../data/tokenizer.js';
 import { ClozeError } from '../../errors.js';
 import { BertForSequenceClassification } from '../../models/bert/classification.js';
@@ -34,6 +34,22 @@ export async function checkpointTokenizer(dir: string): Promise<TextTokenizer> {
   return loadTokenizer(file);
 }
 
+/**
+ * The BertForMaskedLM of a loaded checkpoint (ours, or a stock HF BERT, whose
+ * pooler and next-sentence head an MLM does not use); `dir` names it in errors.
+ */
+export function maskedLMOf(ck: Pick<LoadedCheckpoint, 'config' | 'model'>, dir: string, seed: number): BertForMaskedLM {
+  const model = new BertForMaskedLM(bertConfigFromHf(ck.config, join(dir, 'config.json')), { seed });
+  const unused = (k: string): boolean => HF_EXTRA_KEYS.has(k) || k.startsWith('bert.pooler.') || k.startsWith('cls.seq_relationship.') || k.startsWith('classifier.');
+  try {
+    model.loadStateDict(Object.fromEntries(Object.entries(ck.model).filter(([k]) => !unused(k))));
+  } catch (e) {
+    model.dispose();
+    throw new ClozeError('E_VALUE', `${join(dir, 'model.safetensors')}: ${(e as Error).message}`);
+  }
+  return model;
+}
+
 /** The classifier, its weights loaded from `dir`; `warn` hears of verbalizer words dropped for not being one token. */
 export async function openClassifier(dir: string, spec: ClassifierSpec, tok: TextTokenizer, warn: (message: string) => void): Promise<TextClassifier> {
   const ck = loadCheckpoint(dir);
@@ -42,15 +58,8 @@ export async function openClassifier(dir: string, spec: ClassifierSpec, tok: Tex
       const { model } = BertForSequenceClassification.fromPretrained(ck, { numLabels: spec.labels.length, seed: spec.seed });
       return new TextClassifier({ method: 'mlp-ft', model }, spec.labels, tok, spec.maxLength);
     }
-    const model = new BertForMaskedLM(bertConfigFromHf(ck.config, join(dir, 'config.json')), { seed: spec.seed });
+    const model = maskedLMOf(ck, dir, spec.seed);
     try {
-      // A stock HF BERT (BertForPreTraining) also holds the pooler and the next-sentence head, which MVP does not use.
-      const unused = (k: string): boolean => HF_EXTRA_KEYS.has(k) || k.startsWith('bert.pooler.') || k.startsWith('cls.seq_relationship.') || k.startsWith('classifier.');
-      try {
-        model.loadStateDict(Object.fromEntries(Object.entries(ck.model).filter(([k]) => !unused(k))));
-      } catch (e) {
-        throw new ClozeError('E_VALUE', `${join(dir, 'model.safetensors')}: ${(e as Error).message}`);
-      }
       const templates = await tokenizeTemplates(tok, spec.templates);
       const verbalizer = await verbalizerWordIds(tok, spec.verbalizer, spec.labels, warn, spec.verbalizerSource ?? 'verbalizer');
       return new TextClassifier({ method: 'mvp', model, prompts: { templates, verbalizer } }, spec.labels, tok, spec.maxLength);

@@ -52,7 +52,7 @@ export class FinetunedClassifier {
     readonly dir: string,
     readonly record: FinetuneRecord,
     readonly classifier: TextClassifier,
-    private readonly tok: Awaited<ReturnType<typeof checkpointTokenizer>>,
+    readonly tokenizer: Awaited<ReturnType<typeof checkpointTokenizer>>,
   ) {}
 
   static async load(path: string, seed = 0): Promise<FinetunedClassifier> {
@@ -77,7 +77,7 @@ export class FinetunedClassifier {
       if (this.record.pair && typeof e.textPair !== 'string') throw new ClozeError('E_VALUE', `Expected a {text, textPair} pair for inputs[${i}] (the model was fine-tuned on sentence pairs) but received ${JSON.stringify(x).slice(0, 80)}`);
       return e;
     });
-    return classProbabilities(this.classifier, await encodeInputs(this.tok, examples), batchSize);
+    return classProbabilities(this.classifier, await encodeInputs(this.tokenizer, examples), batchSize);
   }
 
   async predict(inputs: ReadonlyArray<string | TextInput>, batchSize = 32): Promise<Prediction[]> {
