@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  epochsToReach, fmtNumber, fmtPercent, fmtRatio, lineChartSvg, markdownTable, niceTicks, rauc, summarize, summaryTable,
-  writeSvg, type Curve, type Series,
+  epochsToReach, fmtNumber, fmtPercent, fmtRatio, groupedBarChartSvg, lineChartSvg, markdownTable, niceTicks, rauc, summarize,
+  summaryTable, writeSvg, type BarGroup, type Curve, type GroupedBarChartOptions, type Series,
 } from '../src/report/index.js';
 
 describe('rauc', () => {
@@ -347,5 +347,186 @@ describe('number formats', () => {
     expect(fmtNumber(18)).toBe('18.0');
     expect(fmtNumber(undefined)).toBe('–');
     expect(() => fmtPercent(0.5, 3 as 1)).toThrow(/for digits/);
+  });
+});
+
+describe('groupedBarChartSvg', () => {
+  const series = ['clean', 'pwws <syn>', "bert-attack & 'mlm'"];
+  const seriesEsc = ['clean', 'pwws &lt;syn&gt;', 'bert-attack &amp; &#39;mlm&#39;'];
+  const groups: BarGroup[] = [
+    { name: 'mlp-ft', values: [80, 20, 10], errors: [1, 2, null] },
+    { name: 'mlp-ft+adv', values: [78, 40, null], errors: [null, 1.5, 3] },
+    { name: 'mvp "prompt"', values: [90, 45, 30] },
+    { name: 'mvp+adv', values: [88, null, 50], errors: [0.5, null, 2] },
+  ];
+  const groupsEsc = ['mlp-ft', 'mlp-ft+adv', 'mvp &quot;prompt&quot;', 'mvp+adv'];
+  const svg = groupedBarChartSvg({ title: 'Robust accuracy <SST-2>', yLabel: 'accuracy (%)', series, groups });
+
+  function bars(text: string): Array<{ x: number; y: number; w: number; h: number; fill: string; series: string }> {
+    const re = /<rect class="bar" x="([^"]+)" y="([^"]+)" width="([^"]+)" height="([^"]+)" fill="([^"]+)" data-series="([^"]*)"/g;
+    return [...text.matchAll(re)].map((m) => ({ x: num(m[1]!), y: num(m[2]!), w: num(m[3]!), h: num(m[4]!), fill: m[5]!, series: m[6]! }));
+  }
+  const count = (text: string, re: RegExp): number => [...text.matchAll(re)].length;
+  const yTickLabels = (text: string): string[] => {
+    const g = /<g class="y-ticks"[^>]*>([\s\S]*?)<\/g>/.exec(text)![1]!;
+    return [...g.matchAll(/>([^<]+)<\/text>/g)].map((m) => m[1]!);
+  };
+
+  it('is well-formed XML with one svg root, every name escaped', () => {
+    const elements = checkWellFormed(svg);
+    expect(elements[0]).toBe('svg');
+    expect(svg).toMatch(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    for (const e of [...seriesEsc, ...groupsEsc]) expect(svg).toContain(`>${e}</text>`);
+    expect(svg).toContain('>Robust accuracy &lt;SST-2&gt;</text>');
+    expect(svg).toContain('>accuracy (%)</text>');
+    expect(svg).not.toMatch(/<syn>|<SST-2>/);
+    // Self-contained: nothing fetched.
+    expect(svg).not.toMatch(/<script|<style|@import|href=|url\(/);
+  });
+
+  it('draws one bar per value, whiskers per error and a mark per missing value', () => {
+    // 12 slots, 2 missing; errors on present values: 1, 2, 1.5, 0.5, 2 (the 3 on a missing value is not drawn).
+    expect(count(svg, /<rect class="bar"/g)).toBe(10);
+    expect(count(svg, /<path class="whisker"/g)).toBe(5);
+    expect(count(svg, /<text class="missing"[^>]*>–<\/text>/g)).toBe(2);
+    // Each group holds its own bars: mlp-ft+adv and mvp+adv lack one each.
+    const perGroup = [...svg.matchAll(/<g class="group"[^>]*>([\s\S]*?)<\/g>/g)].map((m) => count(m[1]!, /<rect class="bar"/g));
+    expect(perGroup).toEqual([3, 2, 3, 2]);
+  });
+
+  it('sizes bars in proportion to their values, from a shared baseline, inside the plot', () => {
+    const area = plotArea(svg);
+    const bs = bars(svg);
+    // Default axis: 0 to a round ceiling (100 here), so bars stand on the bottom of the plot.
+    expect(yTickLabels(svg)).toEqual(['0', '20', '40', '60', '80', '100']);
+    const [b80, b20, b10] = bs as [typeof bs[0], typeof bs[0], typeof bs[0]];
+    expect(b80.h / b20.h).toBeCloseTo(4, 2);
+    expect(b80.h / b10.h).toBeCloseTo(8, 2);
+    expect(b80.h).toBeCloseTo((80 / 100) * area.h, 1);
+    for (const b of bs) {
+      expect(b.y + b.h).toBeCloseTo(area.y + area.h, 1);
+      expect(b.y).toBeGreaterThanOrEqual(area.y);
+      expect(b.x).toBeGreaterThanOrEqual(area.x);
+      expect(b.x + b.w).toBeLessThanOrEqual(area.x + area.w + 0.01);
+    }
+    // Left to right in group then series order, each series in its own colour, as in the legend.
+    for (let k = 1; k < bs.length; k++) expect(bs[k]!.x).toBeGreaterThan(bs[k - 1]!.x);
+    expect(bs.slice(0, 3).map((b) => b.series)).toEqual(seriesEsc);
+    const swatches = [...svg.matchAll(/<rect class="swatch"[^>]* fill="([^"]+)"/g)].map((m) => m[1]!);
+    expect(new Set(swatches).size).toBe(3);
+    for (const b of bs) expect(b.fill).toBe(swatches[seriesEsc.indexOf(b.series)]);
+  });
+
+  it('takes the errors into the default ceiling and honours yMin/yMax', () => {
+    const g = [{ name: 'a', values: [95, 50], errors: [8, null] }];
+    // 95 + 8 = 103: the ticks are niceTicks(0, 103), whose last one covers the top whisker.
+    const auto = yTickLabels(groupedBarChartSvg({ title: 't', yLabel: 'y', series: ['s', 'u'], groups: g }));
+    expect(auto).toEqual(niceTicks(0, 103).map(String));
+    expect(Number(auto.at(-1))).toBeGreaterThanOrEqual(103);
+    const fixed = groupedBarChartSvg({ title: 't', yLabel: 'y', series: ['s', 'u'], groups: g, yMin: 0, yMax: 100 });
+    expect(yTickLabels(fixed)).toEqual(['0', '20', '40', '60', '80', '100']);
+    const [hi, mid] = bars(fixed);
+    // 95 of 100 and 50 of 100 of the plot height.
+    expect(hi!.h / mid!.h).toBeCloseTo(95 / 50, 2);
+  });
+
+  it('hangs negative values below a zero line', () => {
+    const neg = groupedBarChartSvg({ title: 't', yLabel: 'Δ', series: ['s', 'u'], groups: [{ name: 'a', values: [-3, 6] }] });
+    checkWellFormed(neg);
+    const zero = num(/<line class="baseline" x1="[^"]+" y1="([^"]+)"/.exec(neg)![1]!);
+    const [down, up] = bars(neg);
+    expect(down!.y).toBeCloseTo(zero, 1);
+    expect(up!.y + up!.h).toBeCloseTo(zero, 1);
+    expect(up!.h / down!.h).toBeCloseTo(2, 2);
+  });
+
+  it('draws panels side by side on one scale, each under its title', () => {
+    const opts: GroupedBarChartOptions = {
+      title: 'Per task',
+      yLabel: 'acc',
+      series: ['clean', 'pwws'],
+      groups: [{ name: 'ignored-group', values: [1, 2] }],
+      panels: [
+        { title: 'SST-2', groups: [{ name: 'mlp-ft', values: [80, 20] }, { name: 'mvp', values: [90, null] }] },
+        { title: 'AG <News>', groups: [{ name: 'mlp-ft', values: [40, 10], errors: [1, 1] }] },
+      ],
+    };
+    const out = groupedBarChartSvg(opts);
+    checkWellFormed(out);
+    expect(out).toContain('<text class="panel-title"');
+    expect(out).toMatch(/class="panel-title"[^>]*>SST-2<\/text>/);
+    expect(out).toMatch(/class="panel-title"[^>]*>AG &lt;News&gt;<\/text>/);
+    expect(out).not.toContain('ignored-group');
+    expect(count(out, /<rect class="plot-area"/g)).toBe(2);
+    expect(count(out, /<rect class="bar"/g)).toBe(5);
+    expect(count(out, /<path class="whisker"/g)).toBe(2);
+    // One y scale: 80 in the first panel is twice 40 in the second; tick labels only once.
+    const bs = bars(out);
+    expect(bs[0]!.h / bs[3]!.h).toBeCloseTo(2, 2);
+    expect(count(out, /<g class="y-ticks"/g)).toBe(1);
+    // Equal bar widths across panels, the second panel to the right of the first.
+    expect(bs[3]!.w).toBeCloseTo(bs[0]!.w, 1);
+    expect(bs[3]!.x).toBeGreaterThan(bs[2]!.x);
+    // A chart without panels has no panel titles.
+    expect(svg).not.toContain('panel-title');
+  });
+
+  it('turns group labels that do not fit, and shortens very long ones', () => {
+    expect(/<g class="group-labels">([\s\S]*?)<\/g>/.exec(svg)![1]).not.toContain('rotate(');
+    const long = 'a very long method name that cannot fit under its group at all, not even turned';
+    const out = groupedBarChartSvg({
+      title: 't', yLabel: 'y', series: ['s', 'u'],
+      groups: [{ name: long, values: [1, 2] }, { name: 'b', values: [3, 4] }],
+      width: 300,
+    });
+    checkWellFormed(out);
+    const labels = /<g class="group-labels">([\s\S]*?)<\/g>/.exec(out)![1]!;
+    expect(count(labels, /transform="rotate\(-45 /g)).toBe(2);
+    expect(labels).toMatch(/>a very long[^<]*…<\/text>/);
+    // The whole name stays in the group's data-name.
+    expect(out).toContain(`data-name="${long}"`);
+  });
+
+  it('rejects bad input, naming the field', () => {
+    const base = { title: 't', yLabel: 'y', series: ['a', 'b'] };
+    expect(() => groupedBarChartSvg({ ...base, groups: [{ name: 'g', values: [1, 2] }, { name: 'h', values: [1] }] })).toThrow(
+      /array of 2 values .*for groups\[1\]\.values but received \[1\]/,
+    );
+    expect(() => groupedBarChartSvg({ ...base, groups: [{ name: 'g', values: [1, Number.NaN] }] })).toThrow(
+      /finite number or null for groups\[0\]\.values\[1\] but received NaN/,
+    );
+    expect(() => groupedBarChartSvg({ ...base, groups: [{ name: 'g', values: [Infinity, 1] }] })).toThrow(/for groups\[0\]\.values\[0\]/);
+    expect(() => groupedBarChartSvg({ ...base, groups: [{ name: 'g', values: [1, 2], errors: [1] }] })).toThrow(/for groups\[0\]\.errors/);
+    expect(() => groupedBarChartSvg({ ...base, groups: [{ name: 'g', values: [1, 2], errors: [null, -1] }] })).toThrow(
+      /≥ 0 or null for groups\[0\]\.errors\[1\] but received -1/,
+    );
+    expect(() => groupedBarChartSvg({ ...base, series: [], groups: [{ name: 'g', values: [] }] })).toThrow(/non-empty array of series names for series/);
+    expect(() => groupedBarChartSvg({ ...base, series: ['a', 7 as unknown as string], groups: [] })).toThrow(/for series\[1\]/);
+    expect(() => groupedBarChartSvg({ ...base, series: Array.from({ length: 9 }, (_, i) => `s${i}`), groups: [] })).toThrow(/at most 8 series/);
+    expect(() => groupedBarChartSvg({ ...base, groups: [] })).toThrow(/non-empty array of groups for groups/);
+    expect(() => groupedBarChartSvg(base)).toThrow(/for groups but received undefined/);
+    expect(() => groupedBarChartSvg({ ...base, groups: [{ name: 3 as unknown as string, values: [1, 2] }] })).toThrow(/for groups\[0\]\.name/);
+    const ok = [{ name: 'g', values: [1, 2] }];
+    expect(() => groupedBarChartSvg({ ...base, panels: [] })).toThrow(/non-empty array of panels for panels/);
+    expect(() => groupedBarChartSvg({ ...base, panels: [{ title: 'p', groups: ok }, { title: 'q', groups: [{ name: 'g', values: [1, 2, 3] }] }] })).toThrow(
+      /for panels\[1\]\.groups\[0\]\.values/,
+    );
+    expect(() => groupedBarChartSvg({ ...base, panels: [{ title: undefined as unknown as string, groups: ok }] })).toThrow(/for panels\[0\]\.title/);
+    expect(() => groupedBarChartSvg({ ...base, groups: ok, yMin: 10, yMax: 5 })).toThrow(/for yMax but received 5/);
+    expect(() => groupedBarChartSvg({ ...base, groups: ok, yMax: Number.NaN })).toThrow(/finite number for yMax/);
+    expect(() => groupedBarChartSvg({ ...base, groups: ok, width: 10 })).toThrow(/for width but received 10/);
+    const many = Array.from({ length: 60 }, (_, i) => ({ name: `g${i}`, values: [1, 2] }));
+    expect(() => groupedBarChartSvg({ ...base, groups: many, width: 300 })).toThrow(/large enough .* for width\/height/);
+    expect(() => groupedBarChartSvg({ ...base, title: undefined as unknown as string, groups: ok })).toThrow(/for title/);
+  });
+
+  it('can be written with writeSvg', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cloze-bars-'));
+    try {
+      writeSvg(join(dir, 'bars.svg'), svg);
+      expect(readFileSync(join(dir, 'bars.svg'), 'utf8')).toBe(svg);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

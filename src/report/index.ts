@@ -4,4 +4,5 @@ export {
   type Curve, type MethodSummary, type Summary,
 } from './curves.js';
 export { lineChartSvg, writeSvg, niceTicks, escapeXml, type Series, type LineChartOptions } from './svg-plot.js';
+export { groupedBarChartSvg, type BarGroup, type GroupedBarChartOptions } from './svg-bars.js';
 export { markdownTable, summaryTable, fmtPercent, fmtRatio, fmtNumber, MISSING, type Align } from './markdown.js';

@@ -26,16 +26,16 @@ export interface LineChartOptions {
 
 // Okabe–Ito: told apart under the common colour-vision deficiencies. Its yellow is
 // dropped (unreadable on white) and grey added; the marker shape separates series too.
-const COLOURS = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#000000', '#999999'];
+export const COLOURS = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#000000', '#999999'];
 // Seven shapes against eight colours: (colour, shape) pairs repeat only after 56 series.
 const MARKERS = ['circle', 'square', 'triangle', 'diamond', 'triangle-down', 'cross', 'plus'] as const;
 type Marker = (typeof MARKERS)[number];
 
-const FONT = 12;
-const TITLE_FONT = 15;
+export const FONT = 12;
+export const TITLE_FONT = 15;
 // Width of one character at FONT px in a sans-serif face, used to size margins
 // without measuring text (there is no font engine here); generous on purpose.
-const CHAR_W = 0.62 * FONT;
+export const CHAR_W = 0.62 * FONT;
 const MARKER_R = 3.5;
 
 /** Escapes text for XML content and attribute values, and drops characters XML 1.0 forbids. */
@@ -84,13 +84,14 @@ export function niceTicks(lo: number, hi: number, count = 6): number[] {
   return ticks;
 }
 
-function fmtTick(v: number, ticks: number[]): string {
+/** A tick label with as many decimals as the tick step needs. */
+export function fmtTick(v: number, ticks: number[]): string {
   const step = ticks.length > 1 ? ticks[1]! - ticks[0]! : 1;
   return v.toFixed(stepDecimals(step));
 }
 
 /** Coordinates to two decimals: sub-pixel enough, and keeps the text short. */
-function c(v: number): string {
+export function c(v: number): string {
   return String(Math.round(v * 100) / 100);
 }
 
@@ -121,8 +122,45 @@ function markerSvg(shape: Marker, x: number, y: number, colour: string): string 
   }
 }
 
-function checkText(v: unknown, name: string): asserts v is string {
+export function checkText(v: unknown, name: string): asserts v is string {
   if (typeof v !== 'string') throw expected('a string', name, v);
+}
+
+/** The opening of a chart: the svg root, its <title>, a white background and the centred title text. */
+export function svgOpen(width: number, height: number, title: string): string[] {
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
+      `role="img" font-family="sans-serif" font-size="${FONT}">`,
+    `<title>${escapeXml(title)}</title>`,
+    `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
+    `<text class="title" x="${c(width / 2)}" y="${16 + TITLE_FONT}" text-anchor="middle" font-size="${TITLE_FONT}" ` +
+      `font-weight="bold">${escapeXml(title)}</text>`,
+  ];
+}
+
+/** Left margin that fits the y-axis label and the widest tick label. */
+export function yAxisMargin(tickText: string[]): number {
+  return 12 + FONT + 10 + Math.ceil(Math.max(...tickText.map((t) => t.length)) * CHAR_W) + 8;
+}
+
+/** Tick marks and labels on a y axis at x = px0; `sy` maps a value to its SVG y. */
+export function yTicksSvg(ticks: number[], tickText: string[], px0: number, sy: (v: number) => number): string[] {
+  const out = ['<g class="y-ticks" text-anchor="end">'];
+  ticks.forEach((v, k) => {
+    out.push(`<line x1="${c(px0 - 4)}" y1="${c(sy(v))}" x2="${c(px0)}" y2="${c(sy(v))}" stroke="#333333"/>`);
+    out.push(`<text x="${c(px0 - 8)}" y="${c(sy(v) + FONT / 3)}">${escapeXml(tickText[k]!)}</text>`);
+  });
+  out.push('</g>');
+  return out;
+}
+
+/** The y-axis label, rotated, its baseline at x = ylx (default: by the left edge), centred on [py0, py1]. */
+export function yLabelSvg(label: string, py0: number, py1: number, ylx = 12 + FONT): string {
+  const yly = (py0 + py1) / 2;
+  return (
+    `<text class="y-label" x="${c(ylx)}" y="${c(yly)}" text-anchor="middle" transform="rotate(-90 ${c(ylx)} ${c(yly)})">` +
+    `${escapeXml(label)}</text>`
+  );
 }
 
 function checkSeries(series: unknown): asserts series is Series[] {
@@ -171,7 +209,7 @@ export function lineChartSvg(opts: LineChartOptions): string {
   const longestName = Math.max(...series.map((s) => [...s.name].length));
   // Legend: a 22 px line sample with its marker, a gap, the name; never more than a third of the chart.
   const legendW = Math.min(Math.round(width / 3), 22 + 8 + Math.ceil(longestName * CHAR_W) + 12);
-  const left = 12 + FONT + 10 + Math.ceil(Math.max(...yTickText.map((t) => t.length)) * CHAR_W) + 8;
+  const left = yAxisMargin(yTickText);
   const right = 16 + legendW;
   const top = 16 + TITLE_FONT + 14;
   const bottom = 8 + FONT + 8 + FONT + 14;
@@ -187,16 +225,7 @@ export function lineChartSvg(opts: LineChartOptions): string {
   const sy = (v: number): number => py1 - ((v - yMin) / (yMax - yMin)) * (py1 - py0);
 
   const out: string[] = [];
-  out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
-      `role="img" font-family="sans-serif" font-size="${FONT}">`,
-  );
-  out.push(`<title>${escapeXml(title)}</title>`);
-  out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
-  out.push(
-    `<text class="title" x="${c(width / 2)}" y="${16 + TITLE_FONT}" text-anchor="middle" font-size="${TITLE_FONT}" ` +
-      `font-weight="bold">${escapeXml(title)}</text>`,
-  );
+  out.push(...svgOpen(width, height, title));
 
   out.push('<g class="grid" stroke="#e6e6e6" stroke-width="1">');
   for (const v of xTicks) out.push(`<line x1="${c(sx(v))}" y1="${c(py0)}" x2="${c(sx(v))}" y2="${c(py1)}"/>`);
@@ -213,21 +242,11 @@ export function lineChartSvg(opts: LineChartOptions): string {
     out.push(`<text x="${c(sx(v))}" y="${c(py1 + 8 + FONT)}">${escapeXml(fmtTick(v, xTicks))}</text>`);
   }
   out.push('</g>');
-  out.push('<g class="y-ticks" text-anchor="end">');
-  yTicks.forEach((v, k) => {
-    out.push(`<line x1="${c(px0 - 4)}" y1="${c(sy(v))}" x2="${c(px0)}" y2="${c(sy(v))}" stroke="#333333"/>`);
-    out.push(`<text x="${c(px0 - 8)}" y="${c(sy(v) + FONT / 3)}">${escapeXml(yTickText[k]!)}</text>`);
-  });
-  out.push('</g>');
+  out.push(...yTicksSvg(yTicks, yTickText, px0, sy));
   out.push(
     `<text class="x-label" x="${c((px0 + px1) / 2)}" y="${c(height - 12)}" text-anchor="middle">${escapeXml(xLabel)}</text>`,
   );
-  const ylx = 12 + FONT;
-  const yly = (py0 + py1) / 2;
-  out.push(
-    `<text class="y-label" x="${c(ylx)}" y="${c(yly)}" text-anchor="middle" transform="rotate(-90 ${c(ylx)} ${c(yly)})">` +
-      `${escapeXml(yLabel)}</text>`,
-  );
+  out.push(yLabelSvg(yLabel, py0, py1));
 
   series.forEach((s, i) => {
     const colour = COLOURS[i % COLOURS.length]!;
