@@ -15,13 +15,13 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
 import { latestCheckpoint } from '../src/checkpoint/checkpoint.js';
-import type { LabelledExample } from '../src/data/labelled.js';
+import { perClassSubset, writeLabelledJsonl } from '../src/data/labelled.js';
+import { fmtSpread, spread } from '../src/report/markdown.js';
 import { bagOfWordsBaseline, majorityBaseline, type BaselineResult } from '../src/eval/bag-of-words.js';
 import { setNumThreads } from '../src/runtime.js';
 import { BUILTIN_TASKS, loadTaskData, type BuiltinTaskName } from '../src/tasks/finetune/datasets.js';
 import { labelIds } from '../src/tasks/finetune/data.js';
 import { finetune } from '../src/tasks/run-finetune.js';
-import { Rng } from '../src/rng.js';
 import { parseOrExit, printHeader, sourceState } from './lib/header.js';
 
 const TASKS = Object.keys(BUILTIN_TASKS) as BuiltinTaskName[];
@@ -89,28 +89,6 @@ function parseArgs(argv: readonly string[]): Args {
   return a;
 }
 
-/** A seeded subset of `train` with about n examples, each class in proportion (at least one each), in the split's order. */
-export function perClassSubset(train: readonly LabelledExample[], n: number, seed: number): LabelledExample[] {
-  if (n <= 0 || n >= train.length) return [...train];
-  const byClass = new Map<string, number[]>();
-  train.forEach((e, i) => byClass.set(e.label, [...(byClass.get(e.label) ?? []), i]));
-  const rng = new Rng(seed);
-  const keep: number[] = [];
-  for (const [, ids] of [...byClass].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    const take = Math.max(1, Math.round((n * ids.length) / train.length));
-    for (let i = ids.length - 1; i > 0; i--) {
-      const j = rng.int(i + 1);
-      [ids[i], ids[j]] = [ids[j]!, ids[i]!];
-    }
-    keep.push(...ids.slice(0, take));
-  }
-  return keep.sort((a, b) => a - b).map((i) => train[i]!);
-}
-
-function writeJsonl(path: string, examples: readonly LabelledExample[]): void {
-  writeFileSync(path, examples.map((e) => JSON.stringify(e.textPair !== undefined ? { text: e.text, text_pair: e.textPair, label: e.label } : { text: e.text, label: e.label })).join('\n') + '\n');
-}
-
 interface RunRecord {
   task: BuiltinTaskName;
   method: MethodName;
@@ -169,22 +147,6 @@ async function fineTuneRun(a: Args, task: BuiltinTaskName, method: 'mlp-ft' | 'm
   };
 }
 
-interface Stat {
-  mean: number;
-  min: number;
-  max: number;
-  n: number;
-}
-
-function stat(xs: number[]): Stat {
-  return { mean: xs.reduce((s, x) => s + x, 0) / xs.length, min: Math.min(...xs), max: Math.max(...xs), n: xs.length };
-}
-
-function pct(s: Stat): string {
-  const m = (100 * s.mean).toFixed(2);
-  return s.n === 1 ? m : `${m} ± ${((100 * (s.max - s.min)) / 2).toFixed(2)} (${(100 * s.min).toFixed(2)}–${(100 * s.max).toFixed(2)})`;
-}
-
 function summary(a: Args, records: RunRecord[], init: string, header: string): string {
   const lines: string[] = [header, ''];
   lines.push(`Accuracy and macro-F1 on the test split, in %: the mean ± half the range (min–max) over seeds ${a.seeds.join(', ')}. ` +
@@ -200,7 +162,7 @@ function summary(a: Args, records: RunRecord[], init: string, header: string): s
       const rs = rows.filter((r) => r.method === m);
       if (rs.length === 0) continue;
       const eps = rs.map((r) => r.examplesPerSec).filter((x): x is number => x !== null);
-      lines.push(`| ${m} | ${pct(stat(rs.map((r) => r.accuracy)))} | ${pct(stat(rs.map((r) => r.macroF1)))} | ${stat(rs.map((r) => r.seconds)).mean.toFixed(1)} | ${eps.length ? stat(eps).mean.toFixed(1) : '–'} |`);
+      lines.push(`| ${m} | ${fmtSpread(spread(rs.map((r) => r.accuracy)))} | ${fmtSpread(spread(rs.map((r) => r.macroF1)))} | ${spread(rs.map((r) => r.seconds)).mean.toFixed(1)} | ${eps.length ? spread(eps).mean.toFixed(1) : '–'} |`);
     }
     lines.push('');
   }
@@ -237,14 +199,14 @@ async function main(): Promise<void> {
     const data = loadTaskData({ task, cacheDir: dataDir, seed: a.dataSeed });
     const testLabels = labelIds(data.test, data.labels, 'test');
     const testFile = join(dataDir, 'test.jsonl');
-    writeJsonl(testFile, data.test);
+    writeLabelledJsonl(testFile, data.test);
     const verbalizerFile = join(dataDir, 'verbalizer.json');
     writeFileSync(verbalizerFile, JSON.stringify(BUILTIN_TASKS[task].verbalizer) + '\n');
     for (const seed of a.seeds) {
       const train = perClassSubset(data.train, a.maxTrain, seed);
       const trainLabels = labelIds(train, data.labels, 'train');
       const trainFile = join(dataDir, `train.seed${seed}.jsonl`);
-      writeJsonl(trainFile, train);
+      writeLabelledJsonl(trainFile, train);
       console.log(`${task} seed ${seed}: train ${train.length}, test ${data.test.length}, ${data.labels.length} classes`);
       const base = { task, seed, trainExamples: train.length, testExamples: data.test.length };
       for (const method of a.methods) {

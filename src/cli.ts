@@ -1,7 +1,7 @@
 /** The `cloze` command line. */
 import { cudaUnavailableReason, describeDevice } from './device.js';
 import yargs from 'yargs';
-import { runMimSuite, SUITE_DEFAULTS, SUITE_METHODS } from './commands/bench-mim.js';
+import { benchOptions, runBench } from './commands/bench.js';
 import { attackOptions, runAttack } from './commands/attack.js';
 import { evalOptions, runEval } from './commands/eval.js';
 import { finetuneOptions, runFinetune } from './commands/finetune.js';
@@ -44,35 +44,9 @@ export async function main(argv: string[]): Promise<void> {
     )
     .command(
       'bench <suite>',
-      'Run a benchmark suite: mim (MAE, SimMIM, MTO, SBAM, HPM and no pre-training under one budget; table and plot)',
-      (y) =>
-        y
-          .positional('suite', { type: 'string', choices: ['mim'], describe: 'Which suite' })
-          .option('out', { type: 'string', default: 'bench/results/mim', describe: 'Directory for runs, summary.md, probe-accuracy.svg and curves.json' })
-          .option('preset', { type: 'string', default: SUITE_DEFAULTS.preset, describe: 'ViT preset' })
-          .option('epochs', { type: 'number', default: SUITE_DEFAULTS.epochs, describe: 'Pre-training epochs of every method' })
-          .option('batch-size', { type: 'number', default: SUITE_DEFAULTS.batchSize, describe: 'Images per step' })
-          .option('train-images', { type: 'number', default: SUITE_DEFAULTS.trainImages, describe: 'Pre-training images (a seeded subset; 0: all)' })
-          .option('probe-every', { type: 'number', default: SUITE_DEFAULTS.probeEvery, describe: 'Probe every N epochs' })
-          .option('probe-images', { type: 'number', default: SUITE_DEFAULTS.probeImages, describe: 'Training images of each probe' })
-          .option('probe-epochs', { type: 'number', default: SUITE_DEFAULTS.probeEpochs, describe: 'Epochs of each probe classifier' })
-          .option('finetune-epochs', { type: 'number', default: SUITE_DEFAULTS.finetuneEpochs, describe: 'Fine-tune every final encoder (and the untrained one) for this many epochs; 0: skip' })
-          .option('finetune-images', { type: 'number', default: SUITE_DEFAULTS.finetuneImages, describe: 'Training images of each fine-tuning' })
-          .option('scale', { type: 'number', default: SUITE_DEFAULTS.scale, describe: 'Multiply epochs and training images (e.g. 6 on a GPU)' })
-          .option('methods', { type: 'string', array: true, choices: SUITE_METHODS.map((m) => m.name), describe: 'Run only these methods' })
-          .option('seed', { type: 'number', default: SUITE_DEFAULTS.seed })
-          .option('threads', { type: 'number', default: 0, describe: 'Native threads (0: all cores)' })
-          .option('data', { type: 'string', describe: 'Image directory (default: Fashion-MNIST)' }),
-      async (args) => {
-        const r = await runMimSuite({
-          out: args.out, preset: args.preset, epochs: args.epochs, batchSize: args['batch-size'], trainImages: args['train-images'],
-          probeEvery: args['probe-every'], probeImages: args['probe-images'], probeEpochs: args['probe-epochs'], scale: args.scale,
-          finetuneEpochs: args['finetune-epochs'], finetuneImages: args['finetune-images'],
-          methods: args.methods as string[] | undefined, seed: args.seed, threads: args.threads, data: args.data ?? null,
-        });
-        console.log(r.table);
-        for (const f of r.files) console.log(f);
-      },
+      'Run a benchmark suite: mim (MAE, SimMIM, MTO, SBAM, HPM and no pre-training under one budget; table and plot); robust (mlp-ft, mvp and their PGD variants under PWWS and BERT-Attack; table and chart)',
+      benchOptions,
+      (args) => runBench(args),
     )
     .command(
       'export',

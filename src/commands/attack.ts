@@ -10,7 +10,8 @@ export function attackOptions(y: Argv) {
   return y
     .option('checkpoint', { type: 'string', demandOption: true, describe: 'A fine-tuned run (its latest checkpoint) or checkpoint directory' })
     .option('attack', { type: 'string', choices: ATTACKS, demandOption: true, describe: 'pwws: WordNet synonyms by weighted saliency; bert-attack: an MLM\'s single-token candidates by deletion importance' })
-    .option('examples', { type: 'number', default: ATTACK_DEFAULTS.examples, describe: 'Attack the first N test examples, in order' })
+    .option('examples', { type: 'number', default: ATTACK_DEFAULTS.examples, describe: 'Attack the first N test examples of a fixed seeded order' })
+    .option('seed', { type: 'number', default: 0, describe: 'Seeds the order of the test examples (a fixed shuffle)' })
     .option('max-perturb', { type: 'number', describe: 'Largest fraction of an input\'s words that may change (default 0.3 for wordnet-topics, else 0.1)' })
     .option('max-queries', { type: 'number', default: ATTACK_DEFAULTS.maxQueries, describe: 'Query budget per example' })
     .option('mlm', { type: 'string', describe: "bert-attack: the pre-trained MLM proposing candidates (default: the checkpoint's --init-from)" })
@@ -36,7 +37,7 @@ export async function runAttack(args: AttackArgs): Promise<void> {
   let last = 0;
   try {
     const r = await attack({
-      checkpoint: args.checkpoint, attack: args.attack as AttackName, examples: args.examples, maxPerturb: args['max-perturb'],
+      checkpoint: args.checkpoint, attack: args.attack as AttackName, examples: args.examples, seed: args.seed, maxPerturb: args['max-perturb'],
       maxQueries: args['max-queries'], mlm: args.mlm, candidates: args.candidates, batchSize: args['batch-size'], taskData: args['task-data'],
       wordnetDir: args.wordnet, out: args.out, signal: ac.signal,
       onExample: args.quiet ? undefined : (done, total, o) => {

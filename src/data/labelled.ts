@@ -5,7 +5,7 @@
  * `1` and `"1"` are the same class. Every malformed input is an error naming
  * the file, the 1-based line and the field.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { ClozeError, describe } from '../errors.js';
 import { Rng } from '../rng.js';
@@ -337,4 +337,27 @@ function splitRecords(text: string, file: string, sep: string): DelimitedRecord[
     endRecord();
   }
   return out;
+}
+
+/** A seeded subset of `train` with about n examples, each class in proportion (at least one each), in the split's order. */
+export function perClassSubset(train: readonly LabelledExample[], n: number, seed: number): LabelledExample[] {
+  if (n <= 0 || n >= train.length) return [...train];
+  const byClass = new Map<string, number[]>();
+  train.forEach((e, i) => byClass.set(e.label, [...(byClass.get(e.label) ?? []), i]));
+  const rng = new Rng(seed);
+  const keep: number[] = [];
+  for (const [, ids] of [...byClass].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const take = Math.max(1, Math.round((n * ids.length) / train.length));
+    for (let i = ids.length - 1; i > 0; i--) {
+      const j = rng.int(i + 1);
+      [ids[i], ids[j]] = [ids[j]!, ids[i]!];
+    }
+    keep.push(...ids.slice(0, take));
+  }
+  return keep.sort((a, b) => a - b).map((i) => train[i]!);
+}
+
+/** Writes examples as the JSONL that --task-data reads (text, text_pair, label). */
+export function writeLabelledJsonl(path: string, examples: readonly LabelledExample[]): void {
+  writeFileSync(path, examples.map((e) => JSON.stringify(e.textPair !== undefined ? { text: e.text, text_pair: e.textPair, label: e.label } : { text: e.text, label: e.label })).join('\n') + '\n');
 }

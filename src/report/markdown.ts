@@ -100,3 +100,22 @@ export function summaryTable(s: Summary): string {
   ]);
   return markdownTable(header, rows, ['l', 'r', 'r', 'r', 'r', 'r']);
 }
+
+/** The mean and range of repeated measurements (seeds). */
+export interface Spread {
+  mean: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+export function spread(xs: readonly number[]): Spread {
+  if (xs.length === 0) throw expected('at least one value', 'xs', xs);
+  return { mean: xs.reduce((s, x) => s + x, 0) / xs.length, min: Math.min(...xs), max: Math.max(...xs), n: xs.length };
+}
+
+/** Fractions as percent: "71.20 ± 0.40 (70.80–71.60)", mean ± half the range (min–max); one value alone. */
+export function fmtSpread(s: Spread): string {
+  const m = (100 * s.mean).toFixed(2);
+  return s.n === 1 ? m : `${m} ± ${((100 * (s.max - s.min)) / 2).toFixed(2)} (${(100 * s.min).toFixed(2)}–${(100 * s.max).toFixed(2)})`;
+}

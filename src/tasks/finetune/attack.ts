@@ -1,13 +1,14 @@
 /**
  * `cloze attack`: word-substitution attacks (PWWS, BERT-Attack style) on a
  * fine-tuned checkpoint, over the first N examples of its test split (or of a
- * labelled file) in file order, with TextAttack's metrics. Nothing here is
- * random: the same command gives the same result.
+ * labelled file) in a fixed seeded order, with TextAttack's metrics. The same
+ * command gives the same result.
  *
  * The victim is the checkpoint's own classifier (mlp-ft or mvp) in eval mode;
  * every candidate of one word is scored in one forward pass (`batchSize`
  * queries at most, each MVP query being T templated sequences). For a
- * sentence pair only the second text is attacked.
+ * sentence pair only the second text is attacked; a single text is first cut
+ * to the words the model reads (visibleText).
  */
 import { existsSync, mkdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,9 +21,10 @@ import { maxChangedWords, type AttackOutcome } from '../../eval/attack/greedy.js
 import { attackMetrics, type AttackMetrics } from '../../eval/attack/metrics.js';
 import { pwws } from '../../eval/attack/pwws.js';
 import { ExampleQueries, type Victim } from '../../eval/attack/queries.js';
-import { splitWords } from '../../eval/attack/words.js';
+import { joinWords, splitWords } from '../../eval/attack/words.js';
 import { writeFileAtomic } from '../../checkpoint/fsutil.js';
 import { latestCheckpoint } from '../../checkpoint/checkpoint.js';
+import { Rng } from '../../rng.js';
 import { checkInt } from '../../validate.js';
 import { MlmCandidates } from './attack-mlm.js';
 import { labelIds } from './data.js';
@@ -45,8 +47,10 @@ export function defaultMaxPerturb(task: string | null): number {
 export interface AttackOptions {
   checkpoint: string;
   attack: AttackName;
-  /** The first N examples (default 500). */
+  /** The first N examples of the attack order (default 500). */
   examples?: number;
+  /** Seeds the attack order: a fixed shuffle of the test split, so that its first N cover the classes (built-in splits are grouped by class). Default 0. */
+  seed?: number;
   /** The largest fraction of an example's words that may change (default: by task, see defaultMaxPerturb). */
   maxPerturb?: number;
   /** Queries per example (default 2,000). */
@@ -114,7 +118,7 @@ export async function attack(o: AttackOptions): Promise<AttackReport> {
     const maxPerturb = o.maxPerturb ?? defaultMaxPerturb(o.taskData !== undefined ? null : task);
     if (!(maxPerturb > 0 && maxPerturb <= 1)) throw new ClozeError('E_VALUE', `Expected a fraction in (0, 1] for maxPerturb but received ${maxPerturb}`);
     const all: LabelledExample[] = o.taskData !== undefined ? readLabelledFile(o.taskData, { minPerClass: 1 }).examples : runTestSplit(c.dir, run);
-    const examples = all.slice(0, n);
+    const examples = attackOrder(all.length, o.seed ?? 0).slice(0, n).map((i) => all[i]!);
     const labels = labelIds(examples, c.labels, o.taskData ?? 'test');
     if (c.record.pair && examples.some((e) => typeof e.textPair !== 'string')) {
       throw new ClozeError('E_VALUE', `Expected sentence pairs (text_pair) in ${o.taskData ?? 'the test split'} for a pair model but received single texts`);
@@ -136,7 +140,7 @@ export async function attack(o: AttackOptions): Promise<AttackReport> {
     for (const [e, ex] of examples.entries()) {
       if (o.signal?.aborted) break;
       const context = c.record.pair ? ex.text : null;
-      const w = splitWords(c.record.pair ? ex.textPair! : ex.text);
+      const w = splitWords(c.record.pair ? ex.textPair! : await visibleText(c, ex.text));
       const q = new ExampleQueries(victimOf(c, context, time), c.labels.length, maxQueries, batchSize);
       const maxChanged = maxChangedWords(w.words.length, maxPerturb);
       const label = labels[e]!;
@@ -179,6 +183,42 @@ export async function attack(o: AttackOptions): Promise<AttackReport> {
     mlm?.dispose();
     c.dispose();
   }
+}
+
+/**
+ * A single text cut to the words the model reads: what fits in max_length
+ * with [CLS], [SEP] and the longest template. Words past the truncation point
+ * cannot change a prediction, yet would count towards the share of words an
+ * attack may change (a 500-word email would allow 50 changes in its first 60
+ * words). Sentence pairs are attacked whole.
+ */
+async function visibleText(c: FinetunedClassifier, text: string): Promise<string> {
+  const m = c.classifier.m;
+  const template = m.method === 'mvp' ? Math.max(...m.prompts.templates.map((t) => t.ids.length)) : 0;
+  const budget = c.record.max_length - 2 - template;
+  const fits = async (k: number): Promise<boolean> => (await c.tokenizer.encode(joinWords(w, w.words.slice(0, k)))).length <= budget;
+  const w = splitWords(text);
+  if (await fits(w.words.length)) return text;
+  let lo = 0;
+  let hi = w.words.length;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (await fits(mid)) lo = mid;
+    else hi = mid;
+  }
+  return joinWords({ words: w.words.slice(0, lo), seps: [...w.seps.slice(0, lo), ''] });
+}
+
+/** A seeded permutation of 0..n−1 (Fisher–Yates): the order examples are attacked in. */
+export function attackOrder(n: number, seed: number): number[] {
+  checkInt(seed, 'seed', 0);
+  const order = Array.from({ length: n }, (_, i) => i);
+  const rng = new Rng(seed);
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order;
 }
 
 /** The victim of one example: its class probabilities for attacked texts, one forward pass a call. */
