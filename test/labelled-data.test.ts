@@ -1,7 +1,9 @@
 /** Labelled fine-tuning data: JSONL/CSV/TSV readers, label order, the stratified split and every malformed-input error. */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compareCodePoints, labelNames, readLabelledFile, stratifiedSplit } from '../src/data/labelled.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { compareCodePoints, labelNames, perClassSubset, readLabelledFile, stratifiedSplit, writeLabelledJsonl } from '../src/data/labelled.js';
 
 const dir = join(import.meta.dirname, 'fixtures', 'labelled');
 const fx = (name: string): string => join(dir, name);
@@ -125,5 +127,27 @@ describe('stratifiedSplit', () => {
     expect(() => stratifiedSplit(examples, 0, 1)).toThrow(/\(0, 1\) for testFraction but received 0/);
     expect(() => stratifiedSplit(examples, 1, 1)).toThrow(/testFraction/);
     expect(() => stratifiedSplit([{ label: 'x' }, { label: 'x' }, { label: 'y' }], 0.5, 1)).toThrow(/at least 2 examples of each class .* 1 of class 'y'/);
+  });
+});
+
+describe('perClassSubset and writeLabelledJsonl', () => {
+  const rows = Array.from({ length: 90 }, (_, i) => ({ text: `t${i}`, label: i % 3 === 0 ? 'a' : 'b', ...(i % 2 ? { textPair: `p${i}` } : {}) }));
+
+  it('draws about n examples in proportion to the classes, seeded, in the split order', () => {
+    const s = perClassSubset(rows, 30, 7);
+    expect(s.filter((e) => e.label === 'a')).toHaveLength(10);
+    expect(s.filter((e) => e.label === 'b')).toHaveLength(20);
+    expect(s.map((e) => rows.indexOf(e))).toEqual([...s.map((e) => rows.indexOf(e))].sort((x, y) => x - y));
+    expect(perClassSubset(rows, 30, 7)).toEqual(s);
+    expect(perClassSubset(rows, 30, 8)).not.toEqual(s);
+    expect(perClassSubset(rows, 0, 7)).toEqual(rows);
+    expect(perClassSubset(rows, 1, 7).map((e) => e.label).sort()).toEqual(['a', 'b']);
+  });
+
+  it('writes JSONL that readLabelledFile reads back', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cloze-labelled-')), 'x.jsonl');
+    const pairs = rows.slice(0, 6).map((e) => ({ ...e, textPair: e.textPair ?? 'q' }));
+    writeLabelledJsonl(file, pairs);
+    expect(readLabelledFile(file).examples).toEqual(pairs);
   });
 });
