@@ -15,7 +15,7 @@ import { reshape } from '../../ops/elementwise.js';
 import { verbalizerPool } from '../../ops/label_words.js';
 import { fromTypedArray, type Tensor } from '../../tensor.js';
 import type { TextTokenizer } from '../../data/tokenizer.js';
-import { buildSequence, padSequences, type EncodedSequence, type MvpTemplate, type VerbalizerIds } from './mvp-inputs.js';
+import { batchOfExamples, type MvpTemplate, type VerbalizerIds } from './mvp-inputs.js';
 
 /** An example's token ids (and its pair's), without special tokens. */
 export type EncodedExample = [Int32Array, Int32Array | null];
@@ -63,12 +63,7 @@ export class TextClassifier {
   /** The batch of these examples: sequence e·T + t for example e and template t (mvp), with each [MASK] row. */
   batchOf(examples: readonly EncodedExample[]): { batch: EncoderBatch; maskRows: Tensor | null } {
     if (examples.length === 0) throw new ClozeError('E_VALUE', 'Expected at least one example for a batch but received none');
-    const seqs: EncodedSequence[] = [];
-    for (const [a, b] of examples) {
-      if (this.m.method === 'mvp') for (const t of this.m.prompts.templates) seqs.push(buildSequence(this.tok, a, b, t, this.maxLength));
-      else seqs.push(buildSequence(this.tok, a, b, null, this.maxLength));
-    }
-    return padSequences(seqs, this.tok.padId);
+    return batchOfExamples(this.tok, examples, this.m.method === 'mvp' ? this.m.prompts.templates : null, this.maxLength);
   }
 
   /** Class logits [B, C] of a batch built by batchOf. */

@@ -183,6 +183,22 @@ export function padSequences(seqs: readonly EncodedSequence[], padId: number): {
   };
 }
 
+/**
+ * The padded batch of tokenised examples: with templates, sequence e·T + t for
+ * example e and template t, and each sequence's [MASK] row; without, one
+ * plain sequence an example.
+ */
+export function batchOfExamples(
+  sp: Specials, examples: ReadonlyArray<readonly [Int32Array, Int32Array | null]>, templates: readonly MvpTemplate[] | null, maxLength: number,
+): { batch: EncoderBatch; maskRows: Tensor | null } {
+  const seqs: EncodedSequence[] = [];
+  for (const [a, b] of examples) {
+    if (templates) for (const t of templates) seqs.push(buildSequence(sp, a, b, t, maxLength));
+    else seqs.push(buildSequence(sp, a, b, null, maxLength));
+  }
+  return padSequences(seqs, sp.padId);
+}
+
 /** Token ids of each example (and its pair), without special tokens: tokenised once, turned into sequences per batch. */
 export async function encodeInputs(tok: TextTokenizer, examples: readonly TextInput[]): Promise<Array<[Int32Array, Int32Array | null]>> {
   const pair = examples.some((e) => e.textPair !== undefined);
@@ -205,9 +221,7 @@ export async function mvpInputs(
 ): Promise<{ batch: EncoderBatch; maskRows: Tensor }> {
   checkInt(maxLength, 'maxLength', 4);
   if (templates.length === 0) throw new ClozeError('E_VALUE', 'Expected at least one template for templates but received none');
-  const enc = await encodeInputs(tok, examples);
-  const seqs = enc.flatMap(([a, b]) => templates.map((t) => buildSequence(tok, a, b, t, maxLength)));
-  const { batch, maskRows } = padSequences(seqs, tok.padId);
+  const { batch, maskRows } = batchOfExamples(tok, await encodeInputs(tok, examples), templates, maxLength);
   if (!maskRows) throw new ClozeError('E_VALUE', 'Expected at least one example for examples but received none');
   return { batch, maskRows };
 }
@@ -215,6 +229,5 @@ export async function mvpInputs(
 /** mlp-ft's batch: [CLS] a [SEP] (b [SEP]) per example, truncated to maxLength. */
 export async function plainInputs(tok: TextTokenizer, examples: readonly TextInput[], maxLength: number): Promise<EncoderBatch> {
   checkInt(maxLength, 'maxLength', 3);
-  const enc = await encodeInputs(tok, examples);
-  return padSequences(enc.map(([a, b]) => buildSequence(tok, a, b, null, maxLength)), tok.padId).batch;
+  return batchOfExamples(tok, await encodeInputs(tok, examples), null, maxLength).batch;
 }
