@@ -187,7 +187,7 @@ function signatures(): Map<string, Array<{ name: string; kind: Kind }>> {
 }
 
 describe('every exported op, called with hostile arguments', () => {
-  it('zero-size, overflowing, out-of-range, disposed, wrong-dtype (and, with a GPU, wrong-device) arguments: 0 crashes', () => {
+  it('zero-size, overflowing, out-of-range, disposed, wrong-dtype (and, with a GPU, wrong-device) arguments, and the tensor methods and factories: 0 crashes', () => {
     const sigs = signatures();
     const names = [...new Set(allOps().flatMap((o) => [o.forward, ...(o.backward ? [o.backward] : [])]))];
     const missing = names.filter((n) => !sigs.has(n));

@@ -139,6 +139,53 @@ function runOps(plan) {
   return out;
 }
 
+// The tensor methods and factories (not ops, but the same boundary).
+function runMethods(out) {
+  const detachedF32 = () => {
+    const a = new Float32Array(6);
+    structuredClone(a.buffer, { transfer: [a.buffer] });
+    return a;
+  };
+  const receivers = [
+    ['float32 [2, 3]', () => t('float32', [2, 3], 1)],
+    ['disposed', disposed],
+    ['zero-size [0, 3]', () => t('float32', [0, 3])],
+    ['bfloat16 [2, 3]', () => t('bfloat16', [2, 3])],
+    ['int32 [2, 3]', () => t('int32', [2, 3], 7)],
+  ];
+  const calls = [
+    ['view', () => [0, [2 ** 21, 2 ** 21, 2 ** 22]]], ['view', () => [-1, [1]]], ['view', () => [5, [2]]], ['view', () => [0, [7]]],
+    ['view', () => [NaN, [1]]], ['view', () => [2 ** 53, [1]]], ['view', () => [6, [0, 2 ** 31 - 1]]],
+    ['reshape', () => [[2 ** 21, 2 ** 21, 2 ** 22]]], ['reshape', () => [[-1]]], ['reshape', () => [[6, 0]]], ['reshape', () => ['x']],
+    ['reshape', () => [[0, 2 ** 31 - 1, 2 ** 31 - 1]]],
+    ['write', () => [new Float32Array(5)]], ['write', () => [new Float32Array(new SharedArrayBuffer(24))]], ['write', () => [new Int32Array(6)]],
+    ['write', () => [detachedF32()]], ['write', () => [new DataView(new ArrayBuffer(24))]], ['write', () => [new BigInt64Array(6)]],
+    ['read', () => []], ['data', () => []], ['to', () => ['cuda']], ['to', () => ['gpu']], ['to', () => [{}]],
+    ['cast', () => ['float16']], ['cast', () => ['bfloat16']], ['cast', () => ['uint8']], ['fill', () => [NaN]], ['fill', () => ['1']],
+    ['copyFrom', () => [disposed()]], ['copyFrom', () => [t('float32', [3])]], ['copyFrom', () => [t('float32', [2, 3])]],
+    ['clone', () => []], ['sharesStorage', () => [disposed()]], ['sharesStorage', () => [{}]], ['dispose', () => []],
+  ];
+  const record = (r) => {
+    out.calls++;
+    if (r.kind === 'ok') out.ok++;
+    else if (r.kind === 'threw') out.threw++;
+    else out.bad.push({ label: r.label, error: r.error });
+  };
+  for (const [rname, make] of receivers)
+    for (const [m, args] of calls) record(attempt(`tensor.${m} on ${rname}`, () => make()[m](...args())));
+  const factories = [
+    ['empty', () => ['float32', [1, 2 ** 21, 2 ** 21, 2 ** 22]]], ['empty', () => ['float32', [0, 2 ** 31 - 1, 2 ** 31 - 1]]],
+    ['empty', () => ['int64', [2]]], ['empty', () => ['float32', [2], 'tpu']], ['empty', () => ['float32', 'x']],
+    ['fromTypedArray', () => [new BigInt64Array(2), [2]]], ['fromTypedArray', () => [new DataView(new ArrayBuffer(8)), [2]]],
+    ['fromTypedArray', () => [detachedF32(), [6]]], ['fromTypedArray', () => [detachedF32(), [0]]],
+    ['fromTypedArray', () => [new Float32Array(0), [0, 2 ** 31 - 1, 2 ** 31 - 1]]], ['fromTypedArray', () => [new Float32Array(4), [2, 2, 1, 1, 1, 1, 1, 1, 1]]],
+    ['fromTypedArray', () => [new Float32Array(new SharedArrayBuffer(16)), [4]]], ['fromTypedArray', () => [new Uint8ClampedArray(4), [4]]],
+    ['setCacheLimit', () => [-1]], ['setNumThreads', () => [0]], ['setNumThreads', () => [2 ** 31]],
+  ];
+  factories.forEach(([f, args], i) => record(attempt(`${f}, case ${i}`, () => addon[f](...args()))));
+  addon.setNumThreads(2);
+}
+
 // The reproductions of issue 14, section 1. Each returns what happened.
 const REPROS = {
   'fromTypedArray overflow': () => attempt('fromTypedArray', () => {
@@ -234,7 +281,9 @@ const REPROS = {
 
 if (mode === 'ops') {
   const plan = JSON.parse(fs.readFileSync(process.argv[4], 'utf8'));
-  process.stdout.write(JSON.stringify(runOps(plan)) + '\n');
+  const out = runOps(plan);
+  runMethods(out);
+  process.stdout.write(JSON.stringify(out) + '\n');
 } else if (mode === 'repro') {
   const f = REPROS[process.argv[4]];
   if (!f) throw new Error(`no reproduction named ${process.argv[4]}`);

@@ -209,7 +209,15 @@ Napi::Value NTensor::Write(const Napi::CallbackInfo& info) {
     Napi::TypedArray ta = v.As<Napi::TypedArray>();
     if (static_cast<int64_t>(ta.ElementLength()) != numel())
       a.bad(ErrCode::Shape, std::to_string(numel()) + " values", "values", std::to_string(ta.ElementLength()) + " values");
-    const void* src = static_cast<char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    // The element pointer as the array is now (over an ArrayBuffer or a SharedArrayBuffer alike).
+    napi_typedarray_type type;
+    size_t length = 0, byte_offset = 0;
+    void* data = nullptr;
+    napi_value buffer;
+    if (napi_get_typedarray_info(a.env(), ta, &type, &length, &data, &buffer, &byte_offset) != napi_ok ||
+        static_cast<int64_t>(length) != numel())
+      a.bad(ErrCode::Value, "a readable typed array of " + std::to_string(numel()) + " values", "values", a.describe(v));
+    const void* src = data;
     if (dtype_ == DType::BF16) {
       const size_t n = static_cast<size_t>(numel());
       std::vector<bf16> h(n);
