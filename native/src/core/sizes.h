@@ -57,7 +57,7 @@ inline int64_t checked_product(std::initializer_list<int64_t> dims, const char* 
 
 // The element count of a shape (see the invariant above).
 inline int64_t checked_numel(const std::vector<int64_t>& shape, const char* op, const std::string& name) {
-  return checked_product(shape, op, "shape of " + name);
+  return checked_product(shape, op, name);
 }
 
 // n elements of `elem` bytes as a byte count (n is at most kMaxElements, so this cannot wrap).
