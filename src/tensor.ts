@@ -179,7 +179,11 @@ export function tensor(values: ArrayLike<number>, shape?: readonly number[], dty
   return t;
 }
 
-/** Wraps a TypedArray without copying; the tensor keeps the array's buffer alive. */
+/**
+ * A tensor of the TypedArray's values: a copy when the array is over an
+ * ArrayBuffer (which JS may transfer or shrink under the tensor), zero-copy
+ * over a SharedArrayBuffer (which it cannot; the tensor keeps it alive).
+ */
 export function fromTypedArray(array: AnyTypedArray, shape?: readonly number[]): Tensor {
   const s = shape ?? [array.length];
   checkShape(s);

@@ -16,14 +16,23 @@ describe('native tensors', () => {
     expect(() => t.toArray()).toThrow(/used after dispose/);
   });
 
-  it('fromTypedArray wraps without copying, and data() is a live view', () => {
+  it('fromTypedArray copies an ArrayBuffer (wraps a SharedArrayBuffer), and data() is a live view', () => {
+    // A copy: the array's buffer could be transferred or shrunk under the tensor (issue 14; test/boundary.test.ts).
     const arr = new Float32Array([1, 2, 3, 4]);
     const t = fromTypedArray(arr, [2, 2]);
     arr[0] = 10;
-    expect(t.toArray()[0]).toBe(10);
+    expect(t.toArray()[0]).toBe(1);
     const view = t.data();
     view[3] = -1;
-    expect(arr[3]).toBe(-1);
+    expect(t.toArray()[3]).toBe(-1);
+    expect(arr[3]).toBe(4);
+    // A SharedArrayBuffer can be neither detached nor shrunk: wrapped without copying.
+    const shared = new Float32Array(new SharedArrayBuffer(16)).fill(1);
+    const s = fromTypedArray(shared, [2, 2]);
+    shared[0] = 10;
+    expect(s.toArray()[0]).toBe(10);
+    s.data()[3] = -1;
+    expect(shared[3]).toBe(-1);
     expect(t.shape).toEqual([2, 2]);
     expect(t.dtype).toBe('float32');
   });

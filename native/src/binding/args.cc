@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <new>
+
+#include "../core/sizes.h"
 #ifdef CLOZE_CUDA
 #include "../cuda/runtime.h"
 #endif
@@ -124,6 +126,7 @@ std::vector<int64_t> ArgReader::shape(size_t i, const char* name) const {
       bad(ErrCode::Shape, "an array of non-negative integers below 2^31", name, "element " + describe(e));
     out.push_back(static_cast<int64_t>(d));
   }
+  checked_numel(out, op, name);  // the product of the sizes must not overflow (core/sizes.h)
   return out;
 }
 

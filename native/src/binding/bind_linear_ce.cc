@@ -2,6 +2,7 @@
 #include <vector>
 
 #include "../ops/linear_ce.h"
+#include "../core/sizes.h"
 #include "bindings.h"
 #ifdef CLOZE_CUDA
 #include "../cuda/runtime.h"
@@ -90,6 +91,9 @@ void register_linear_ce(Napi::Env env, Napi::Object exports) {
     const int32_t ignore = static_cast<int32_t>(a.integer(4, "ignoreIndex", INT32_MIN, INT32_MAX));
     const int64_t chunk = a.integer(5, "chunkSize", 1, INT32_MAX);
     const LceDims d = check_inputs(a, h, w, b, tg, ignore);
+    // The [M, chunk] logits scratch, overflow-checked and within the memory limit before anything is allocated.
+    const size_t chunk_bytes = checked_bytes({d.M, std::min(chunk, d.V)}, dtype_size(h->dtype()), a.op, "the logits chunk [M, chunkSize]");
+    if (!a.on_cuda()) Storage::check_request(chunk_bytes, a.op);
     if (a.on_cuda()) {
       // lse is float32 for bfloat16 too (see LinearCEParams::lse_f32; the JS side
       // only hands it back to the backward); the loss has h's dtype and stays on
@@ -140,6 +144,9 @@ void register_linear_ce(Napi::Env env, Napi::Object exports) {
     const int64_t chunk = a.integer(8, "chunkSize", 1, INT32_MAX);
     const bool nh = a.boolean(9, "needInput"), nw = a.boolean(10, "needWeight"), nb = a.boolean(11, "needBias");
     const LceDims d = check_inputs(a, h, w, b, tg, ignore);
+    // The [M, chunk] logits scratch, overflow-checked and within the memory limit before anything is allocated.
+    const size_t chunk_bytes = checked_bytes({d.M, std::min(chunk, d.V)}, dtype_size(h->dtype()), a.op, "the logits chunk [M, chunkSize]");
+    if (!a.on_cuda()) Storage::check_request(chunk_bytes, a.op);
     if (a.on_cuda())
       a.want_dtype(lse, DType::F32, "lse");  // the cuda forward saves a float32 lse for every dtype
     else

@@ -161,8 +161,15 @@ void register_sparse_norm_pool(Napi::Env env, Napi::Object exports) {
       for (int64_t j = 0; j < arg->numel(); j++)
         if (ap[j] < -1 || ap[j] >= K2) bad_offset(ap[j], j);
     }
-    const std::shared_ptr<Storage> inv = inverse_of(a, nbr, N, "nbr");
+    // Every size is known before anything is allocated: the output [N, C]
+    // and the inverse table [N, K2] together must be possible (rows = 2^31−1
+    // used to build an 8 GiB table before the output was refused).
+    const size_t dx_bytes = checked_bytes({N, C}, dtype_size(g->dtype()), a.op, "the output [rows, C]");
+    const size_t inv_bytes = checked_bytes({std::max<int64_t>(N, 1), std::max<int64_t>(K2, 1)}, sizeof(int32_t), a.op,
+                                           "the inverse of nbr [rows, K2]");
+    if (!g->on_cuda()) Storage::check_request(dx_bytes + inv_bytes, a.op);
     Napi::Object dx = a.alloc(g->dtype(), {N, C}, false);
+    const std::shared_ptr<Storage> inv = inverse_of(a, nbr, N, "nbr");
     dispatch(a, g, [&](auto t, auto dev) {
       using T = decltype(t);
       SparseMaxPoolParams<T> p = pool_params<T>(N, M, C, K2, nbr);

@@ -42,7 +42,7 @@ Napi::Value from_dense(const ArgReader& a, bool gather) {
   a.want_float(d, name);
   a.want_ndim(d, 4, 4, name);
   const int64_t B = d->dim(0), C = d->dim(1), H = d->dim(2), W = d->dim(3);
-  if (B * H * W > kMaxI32) a.bad(ErrCode::Shape, "fewer than 2^31 sites", name, tensor_desc(d));
+  site_count(a, B, H, W, name);
   want_sites(a, coords, B, H, W, -1, "coords");
   const int64_t N = coords->dim(0);
   const std::vector<int64_t> shape = gather ? std::vector<int64_t>{N, C} : std::vector<int64_t>{C};
@@ -164,9 +164,10 @@ void register_sparse_rulebook(Napi::Env env, Napi::Object exports) {
     const int64_t B = a.integer(2, "B", 0, kMaxI32), H = a.integer(3, "H", 0, kMaxI32), W = a.integer(4, "W", 0, kMaxI32);
     NTensor* fill = a.tensor_or_null(5, "fill");
     const int64_t C = want_rows(a, x, "input");
-    if (B * H * W > kMaxI32) a.bad(ErrCode::Shape, "fewer than 2^31 sites", "B·H·W", s(B * H * W));
-    want_sites(a, coords, B, H, W, x->dim(0), "coords");
+    site_count(a, B, H, W, "the output");  // B·H·W overflow-checked before anything is sized by it
     want_vector(a, x, fill, C, "fill");
+    checked_product({B, C, H, W}, a.op, "the output [B, C, H, W]");
+    want_sites(a, coords, B, H, W, x->dim(0), "coords");
     Napi::Object res = a.alloc(x->dtype(), {B, C, H, W}, false);
     dispatch(a, x, [&](auto t, auto dev) {
       using T = decltype(t);

@@ -1,7 +1,10 @@
 // Tensor factories and runtime facts.
 #include "bindings.h"
 
+#include <cstring>
+
 #include "../core/blas.h"
+#include "../core/sizes.h"
 #include "../core/microkernel.h"
 #include "../core/threadpool.h"
 #ifdef CLOZE_CUDA
@@ -54,7 +57,27 @@ void register_tensor(Napi::Env env, Napi::Object exports) {
     return NTensor::New(a.env(), dtype_arg(a, 0), a.shape(1, "shape"), a.op, true, device_arg(a, 2));
   });
 
-  // fromTypedArray(array, shape): zero-copy; the tensor keeps the array's buffer alive.
+  // fromTypedArray(array, shape): a copy of the array's values, except over a
+  // SharedArrayBuffer, which it wraps without copying.
+  //
+  // An ArrayBuffer is copied. A borrowed pointer into one is only valid while
+  // its backing store lives and keeps its length, and N-API gives an addon no
+  // share of the backing store (V8's std::shared_ptr<BackingStore> is not
+  // reachable through it): a reference to the ArrayBuffer object keeps the
+  // object, not the memory. Any JS code could then free or shrink the memory
+  // under the tensor between two ops: transfer the buffer (structuredClone or
+  // postMessage with a transfer list) and let its new owner be collected, or
+  // resize a resizable ArrayBuffer to 0. Checking for detachment at each use
+  // is not possible (kernels run on pool threads, without the env), so the
+  // tensor owns its bytes: one memcpy, after which nothing the caller does to
+  // the array reaches the tensor.
+  //
+  // A SharedArrayBuffer can be neither transferred nor detached nor shrunk
+  // (a growable one only grows, in place), and the SharedArrayBuffer object
+  // holds its backing store: a reference to the object keeps the memory, so
+  // the zero-copy path stays for callers who need it. It is told apart with
+  // napi_is_arraybuffer (false for a SharedArrayBuffer, the only other buffer
+  // a typed array can have), which JS cannot fool the way it can instanceof.
   CLOZE_EXPORT(exports, "fromTypedArray", [](const ArgReader& a) -> Napi::Value {
     Napi::Value v = a.info[0];
     if (!v.IsTypedArray()) a.bad(ErrCode::Value, "a Float32Array, Float64Array, Int32Array or Uint8Array", "array", a.describe(v));
@@ -67,15 +90,27 @@ void register_tensor(Napi::Env env, Napi::Object exports) {
       case napi_uint8_array: dt = DType::U8; break;
       default: a.bad(ErrCode::Dtype, "a Float32Array, Float64Array, Int32Array or Uint8Array", "array", "another typed array");
     }
-    auto shape = a.shape(1, "shape");
-    int64_t n = 1;
-    for (int64_t d : shape) n *= d;
-    if (n != static_cast<int64_t>(ta.ElementLength()))
-      a.bad(ErrCode::Shape, "a shape of " + std::to_string(ta.ElementLength()) + " elements", "shape", shape_str(shape));
-    Napi::ArrayBuffer ab = ta.ArrayBuffer();
-    void* data = static_cast<char*>(ab.Data()) + ta.ByteOffset();
-    auto* ref = new Napi::Reference<Napi::ArrayBuffer>(Napi::Persistent(ab));
-    auto st = Storage::borrow(data, ta.ByteLength(), [ref] { delete ref; });
+    auto shape = a.shape(1, "shape");  // its product is checked for overflow there
+    // The array as it is now (a detached buffer reads as length 0).
+    napi_typedarray_type type;
+    size_t length = 0, byte_offset = 0;
+    void* data = nullptr;
+    napi_value buffer;
+    if (napi_get_typedarray_info(a.env(), ta, &type, &length, &data, &buffer, &byte_offset) != napi_ok)
+      a.bad(ErrCode::Value, "a readable typed array", "array", "one whose buffer cannot be read");
+    const int64_t n = checked_numel(shape, a.op, "shape");
+    if (n != static_cast<int64_t>(length))
+      a.bad(ErrCode::Shape, "a shape of " + std::to_string(length) + " elements", "shape", shape_str(shape));
+    const size_t bytes = static_cast<size_t>(n) * dtype_size(dt);
+    bool is_ab = true;
+    if (napi_is_arraybuffer(a.env(), buffer, &is_ab) != napi_ok) is_ab = true;
+    if (!is_ab) {
+      auto* ref = new Napi::Reference<Napi::Object>(Napi::Persistent(Napi::Value(a.env(), buffer).As<Napi::Object>()));
+      auto st = Storage::borrow(data, bytes, [ref] { delete ref; });
+      return NTensor::Make(a.env(), std::move(st), 0, dt, shape);
+    }
+    auto st = Storage::allocate(bytes, a.op, false);
+    if (bytes) std::memcpy(st->data(), data, bytes);
     return NTensor::Make(a.env(), std::move(st), 0, dt, shape);
   });
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/sizes.h"
 #include "../ops/sparse_rulebook.h"
 #include "args.h"
 #ifdef CLOZE_CUDA
@@ -79,8 +80,16 @@ inline void want_table(const ArgReader& a, NTensor* nbr, int64_t K2, int64_t N, 
     if (t[j] < -1 || t[j] >= N) fail_at(t[j], j);
 }
 
+// B·H·W, checked for overflow (core/sizes.h) and below 2^31 sites.
+inline int64_t site_count(const ArgReader& a, int64_t B, int64_t H, int64_t W, const char* name) {
+  const int64_t n = checked_product({B, H, W}, a.op, std::string("[B, H, W] of ") + name);
+  if (n > kMaxI32) a.bad(ErrCode::Shape, "fewer than 2^31 sites", std::string("B·H·W of ") + name, shape_str({B, H, W}));
+  return n;
+}
+
 // Sites int32 [N, 3] inside [B, H, W] and distinct. N is checked too when n >= 0.
 inline void want_sites(const ArgReader& a, NTensor* coords, int64_t B, int64_t H, int64_t W, int64_t n, const char* name) {
+  const int64_t sites = site_count(a, B, H, W, name);
   a.want_dtype(coords, DType::I32, name);
   a.want_ndim(coords, 2, 2, name);
   if (coords->dim(1) != 3 || (n >= 0 && coords->dim(0) != n))
@@ -100,7 +109,8 @@ inline void want_sites(const ArgReader& a, NTensor* coords, int64_t B, int64_t H
     return;
   }
   const int32_t* c = coords->ptr<int32_t>();
-  std::vector<uint8_t> seen(static_cast<size_t>(B * H * W), 0);
+  Storage::check_request(static_cast<size_t>(sites), a.op);  // the table of seen sites, before it is allocated
+  std::vector<uint8_t> seen(static_cast<size_t>(sites), 0);
   for (int64_t i = 0; i < coords->dim(0); i++) {
     const int64_t b = c[3 * i], y = c[3 * i + 1], x = c[3 * i + 2];
     const std::string at = "(" + s(b) + ", " + s(y) + ", " + s(x) + ") at row " + s(i);
@@ -116,8 +126,9 @@ inline void want_sites(const ArgReader& a, NTensor* coords, int64_t B, int64_t H
 // On CUDA the scratch is device memory, built on the device.
 inline std::shared_ptr<Storage> inverse_of(const ArgReader& a, NTensor* nbr, int64_t N, const char* name) {
   const int64_t M = nbr->dim(0), K2 = nbr->dim(1);
-  auto inv = Storage::allocate(sizeof(int32_t) * static_cast<size_t>(std::max<int64_t>(N * K2, 1)), a.op, false,
-                               nbr->device());
+  const size_t bytes = checked_bytes({std::max<int64_t>(N, 1), std::max<int64_t>(K2, 1)}, sizeof(int32_t), a.op,
+                                     std::string("the inverse of ") + name + " (rows × k²)");
+  auto inv = Storage::allocate(bytes, a.op, false, nbr->device());
   int64_t bad = -1;
   int32_t repeated = 0;
   if (nbr->on_cuda()) {

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "../core/error.h"
+#include "../core/sizes.h"
 #include "args.h"
 #ifdef CLOZE_CUDA
 #include "../cuda/runtime.h"
@@ -29,6 +30,7 @@ Napi::Value typed_array(Napi::Env env, DType dt, size_t n, Napi::ArrayBuffer ab)
   }
 }
 
+// Only for shapes already checked (every tensor's shape is, in Make).
 int64_t shape_numel(const std::vector<int64_t>& s) {
   int64_t n = 1;
   for (int64_t d : s) n *= d;
@@ -74,6 +76,13 @@ NTensor::NTensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NTensor>(inf
 
 Napi::Object NTensor::Make(Napi::Env env, std::shared_ptr<Storage> storage, size_t offset, DType dt,
                            std::vector<int64_t> shape) {
+  // The invariant every kernel relies on: the shape's partial products fit
+  // (core/sizes.h), and the bytes it spans lie inside the storage.
+  const int64_t n = checked_numel(shape, "tensor", "the tensor");
+  if (offset > storage->bytes() || static_cast<size_t>(n) * dtype_size(dt) > storage->bytes() - offset)
+    fail(ErrCode::Internal, "tensor",
+         "shape " + shape_str(shape) + " at byte offset " + std::to_string(offset) + " reaches past its storage of " +
+             std::to_string(storage->bytes()) + " bytes");
   InitData init{std::move(storage), offset, dt, std::move(shape)};
   auto* data = env.GetInstanceData<AddonData>();
   return data->tensor_ctor.New({Napi::External<InitData>::New(env, &init)});
@@ -81,12 +90,7 @@ Napi::Object NTensor::Make(Napi::Env env, std::shared_ptr<Storage> storage, size
 
 Napi::Object NTensor::New(Napi::Env env, DType dt, const std::vector<int64_t>& shape, const char* op, bool zero,
                           Device dev) {
-  int64_t n = 1;
-  for (int64_t d : shape) {
-    if (d < 0) fail(ErrCode::Shape, op, "negative dimension in shape " + shape_str(shape));
-    if (d != 0 && n > (int64_t(1) << 40) / d) fail(ErrCode::OOM, op, "shape " + shape_str(shape) + " is too large");
-    n *= d;
-  }
+  const int64_t n = checked_numel(shape, op, "the output");
   auto st = Storage::allocate(static_cast<size_t>(n) * dtype_size(dt), op, zero, dev);
   return Make(env, std::move(st), 0, dt, shape);
 }
@@ -205,7 +209,15 @@ Napi::Value NTensor::Write(const Napi::CallbackInfo& info) {
     Napi::TypedArray ta = v.As<Napi::TypedArray>();
     if (static_cast<int64_t>(ta.ElementLength()) != numel())
       a.bad(ErrCode::Shape, std::to_string(numel()) + " values", "values", std::to_string(ta.ElementLength()) + " values");
-    const void* src = static_cast<char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    // The element pointer as the array is now (over an ArrayBuffer or a SharedArrayBuffer alike).
+    napi_typedarray_type type;
+    size_t length = 0, byte_offset = 0;
+    void* data = nullptr;
+    napi_value buffer;
+    if (napi_get_typedarray_info(a.env(), ta, &type, &length, &data, &buffer, &byte_offset) != napi_ok ||
+        static_cast<int64_t>(length) != numel())
+      a.bad(ErrCode::Value, "a readable typed array of " + std::to_string(numel()) + " values", "values", a.describe(v));
+    const void* src = data;
     if (dtype_ == DType::BF16) {
       const size_t n = static_cast<size_t>(numel());
       std::vector<bf16> h(n);
@@ -224,8 +236,8 @@ Napi::Value NTensor::View(const Napi::CallbackInfo& info) {
     if (disposed()) fail(ErrCode::Value, a.op, "the tensor was disposed");
     const int64_t off = a.integer(0, "offset", 0, numel());
     auto shape = a.shape(1, "shape");
-    const int64_t n = shape_numel(shape);
-    if (off + n > numel())
+    const int64_t n = checked_numel(shape, a.op, "shape");
+    if (n > numel() - off)
       a.bad(ErrCode::Shape, "a view inside " + std::to_string(numel()) + " elements", "shape",
             shape_str(shape) + " at offset " + std::to_string(off));
     return Make(a.env(), storage_, offset_ + static_cast<size_t>(off) * dtype_size(dtype_), dtype_, shape);
@@ -236,7 +248,7 @@ Napi::Value NTensor::Reshape(const Napi::CallbackInfo& info) {
   return guarded(info, "tensor.reshape", [this](const ArgReader& a) -> Napi::Value {
     if (disposed()) fail(ErrCode::Value, a.op, "the tensor was disposed");
     auto shape = a.shape(0, "shape");
-    if (shape_numel(shape) != numel())
+    if (checked_numel(shape, a.op, "shape") != numel())
       a.bad(ErrCode::Shape, "a shape of " + std::to_string(numel()) + " elements", "shape", shape_str(shape));
     return Make(a.env(), storage_, offset_, dtype_, shape);
   });

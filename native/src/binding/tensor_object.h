@@ -66,6 +66,9 @@ class NTensor : public Napi::ObjectWrap<NTensor> {
 // Per-environment state (worker threads each get their own).
 struct AddonData {
   Napi::FunctionReference tensor_ctor;
+  // Runs when the environment's instance data is finalized, after its
+  // tensors' finalizers: hands back the blocks they left in the cache.
+  ~AddonData() { Storage::release_cache(); }
 };
 
 }  // namespace cloze

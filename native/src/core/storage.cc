@@ -4,7 +4,9 @@
 #include <cstdlib>
 #include <iterator>
 #include <cstring>
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <mutex>
 #include <string>
 
@@ -28,13 +30,96 @@ size_t physical_memory() {
   return phys;
 }
 
+bool read_text(const std::string& path, std::string* out) {
+  std::ifstream f(path);
+  if (!f) return false;
+  std::ostringstream o;
+  o << f.rdbuf();
+  *out = o.str();
+  return true;
+}
+
+// A cgroup limit file's value in bytes, or 0 for none: "max" (v2), a v1
+// "unlimited" (a page-rounded 2^63 − 1), or text that is not a byte count.
+size_t parse_cgroup_limit(const std::string& text) {
+  size_t i = 0, v = 0;
+  while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) i++;
+  if (i >= text.size() || text[i] < '0' || text[i] > '9') return 0;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; i++) {
+    if (v > (SIZE_MAX - 9) / 10) return 0;
+    v = v * 10 + static_cast<size_t>(text[i] - '0');
+  }
+  if (v >= (size_t(1) << 62)) return 0;
+  return v;
+}
+
+struct MemoryLimit {
+  size_t bytes;
+  std::string source;
+};
+
+// The smallest limit in `file` of dir and its ancestors up to root (a child
+// cgroup may not exceed its parents'), or 0.
+size_t cgroup_walk(const std::string& root, std::string rel, const char* file, std::string* where) {
+  size_t best = 0;
+  for (;;) {
+    while (rel.size() > 1 && rel.back() == '/') rel.pop_back();
+    const std::string dir = rel == "/" || rel.empty() ? root : root + rel;
+    std::string text;
+    if (read_text(dir + "/" + file, &text)) {
+      const size_t v = parse_cgroup_limit(text);
+      if (v && (!best || v < best)) {
+        best = v;
+        *where = dir + "/" + file;
+      }
+    }
+    if (rel == "/" || rel.empty()) break;
+    const size_t slash = rel.rfind('/');
+    rel = slash == 0 || slash == std::string::npos ? "/" : rel.substr(0, slash);
+  }
+  return best;
+}
+
+MemoryLimit find_memory_limit() {
+  MemoryLimit m{physical_memory(), "the machine's physical memory"};
+  const char* env_root = std::getenv("CLOZE_CGROUP_ROOT");
+  const std::string root = env_root && *env_root ? env_root : "/sys/fs/cgroup";
+  std::string v2 = "/", v1 = "/";
+  std::string self;
+  if (!(env_root && *env_root) && read_text("/proc/self/cgroup", &self)) {
+    // Lines "id:controllers:path": v2 is "0::path"; v1's memory line lists "memory".
+    std::istringstream lines(self);
+    std::string line;
+    while (std::getline(lines, line)) {
+      const size_t a = line.find(':'), b = a == std::string::npos ? a : line.find(':', a + 1);
+      if (b == std::string::npos) continue;
+      const std::string ctl = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+      if (ctl.empty()) v2 = path;
+      std::istringstream names(ctl);
+      std::string n;
+      while (std::getline(names, n, ','))
+        if (n == "memory") v1 = path;
+    }
+  }
+  std::string where;
+  size_t lim = cgroup_walk(root, v2, "memory.max", &where);
+  if (!lim) lim = cgroup_walk(root + "/memory", v1, "memory.limit_in_bytes", &where);
+  if (lim && lim < m.bytes) m = MemoryLimit{lim, "the cgroup memory limit in " + where};
+  return m;
+}
+
+const MemoryLimit& memory_limit_info() {
+  static const MemoryLimit m = find_memory_limit();
+  return m;
+}
+
 // Free large blocks by capacity. A request takes the smallest cached block
 // that fits and wastes at most a quarter of it.
 struct BlockCache {
   std::mutex mu;
   std::multimap<size_t, void*> blocks;
   size_t cached = 0;
-  size_t limit = std::min<size_t>(size_t(1) << 30, physical_memory() / 8);
+  size_t limit = std::min<size_t>(size_t(1) << 30, memory_limit_info().bytes / 8);
 
   void* take(size_t capacity, size_t* got) {
     std::lock_guard<std::mutex> lk(mu);
@@ -88,12 +173,10 @@ std::shared_ptr<Storage> Storage::allocate(size_t bytes, const char* op, bool ze
          "with a CUDA toolkit");
 #endif
   }
-  // A request beyond physical memory fails here rather than being granted by
-  // overcommit and killing the process when the pages are touched.
-  if (bytes > physical_memory())
-    fail(ErrCode::OOM, op,
-         "could not allocate " + std::to_string(bytes) + " bytes of native memory (the machine has " +
-             std::to_string(physical_memory()) + ")");
+  // A request beyond what the process may have fails here rather than being
+  // granted by overcommit and killing the process (or the container's OOM
+  // killer ending it) when the pages are touched.
+  check_request(bytes, op);
   std::shared_ptr<Storage> s(new Storage());
   size_t capacity = bytes == 0 ? 1 : bytes;
   void* p = nullptr;
@@ -148,6 +231,17 @@ int64_t Storage::live_bytes() { return g_live_bytes.load(); }
 int64_t Storage::cached_bytes() {
   std::lock_guard<std::mutex> lk(cache().mu);
   return static_cast<int64_t>(cache().cached);
+}
+
+size_t Storage::memory_limit() { return memory_limit_info().bytes; }
+const std::string& Storage::memory_limit_source() { return memory_limit_info().source; }
+
+void Storage::check_request(size_t bytes, const char* op) {
+  const MemoryLimit& m = memory_limit_info();
+  if (bytes > m.bytes)
+    fail(ErrCode::OOM, op,
+         "could not allocate " + std::to_string(bytes) + " bytes of native memory (the process may use at most " +
+             std::to_string(m.bytes) + " bytes: " + m.source + ")");
 }
 
 void Storage::release_cache() { cache().shrink_to(0); }

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "dtype.h"
 
@@ -42,6 +43,18 @@ class Storage {
   static void release_cache();
   // Caps the cache; 0 disables it. Shrinks it at once if needed.
   static void set_cache_limit(size_t bytes);
+  // Throws OpError(E_OOM) naming op when `bytes` of host memory is more than
+  // this process may have: the machine's physical memory, or less where a
+  // cgroup (v2 memory.max, v1 memory.limit_in_bytes) caps the process, as in
+  // containers. Allocation checks it; bindings call it first for scratch they
+  // size from arguments, so nothing is allocated before the request is known
+  // to be possible.
+  static void check_request(size_t bytes, const char* op);
+  // The cap check_request applies, and where it comes from ("physical memory"
+  // or the cgroup file read). Read once; CLOZE_CGROUP_ROOT (tests) replaces
+  // /sys/fs/cgroup and makes that directory the process's own cgroup.
+  static size_t memory_limit();
+  static const std::string& memory_limit_source();
 
  private:
   Storage() = default;
