@@ -12,7 +12,7 @@ import type { ProbeResult } from '../eval/probe.js';
 import { setNumThreads } from '../runtime.js';
 import { trainTask, type StepInfo, type TaskEval } from '../train/loop.js';
 import { Progress } from '../train/progress.js';
-import { checkResumeSettings, discardUnsavedRun, openRunDir } from '../train/run-dir.js';
+import { checkResumeSettings, checkRunFlags, discardUnsavedRun, openRunDir } from '../train/run-dir.js';
 import { resolveConfig, RUN_FIELDS, type RunConfig } from './config.js';
 import type { EvalResult } from './mlm/evaluate.js';
 import { TASKS } from './registry.js';
@@ -56,6 +56,7 @@ export async function pretrain(
   const cfg = resolveRun(input, where);
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   const outDir = cfg.out ?? join('runs', cfg.preset);
+  checkRunFlags(outDir, cfg);
   const resumeDir = cfg.resume ? latestCheckpoint(outDir) : null;
   if (cfg.resume && !resumeDir) throw new ClozeError('E_IO', `Expected a checkpoint in ${outDir} for resume but received none`);
   const progress = hooks.output === null ? null : new Progress(hooks.output ?? process.stderr, cfg.logEvery);

@@ -12,7 +12,7 @@ import { ClozeError } from '../errors.js';
 import { setNumThreads } from '../runtime.js';
 import { trainTask, type StepInfo, type TaskEval } from '../train/loop.js';
 import { Progress } from '../train/progress.js';
-import { checkResumeSettings, discardUnsavedRun, openRunDir } from '../train/run-dir.js';
+import { checkResumeSettings, checkRunFlags, discardUnsavedRun, openRunDir } from '../train/run-dir.js';
 import { checkpointDir } from './evaluate.js';
 import { encodeInputs } from './finetune/mvp-inputs.js';
 import { FINETUNE_FIELDS, FINETUNE_RUN_FIELDS, resolveFinetuneConfig, type FinetuneConfig } from './finetune/config.js';
@@ -62,6 +62,7 @@ export async function finetune(input: Partial<FinetuneConfig> | Record<string, u
   const cfg = resolveFinetuneConfig(input as Record<string, unknown>, where);
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   const outDir = cfg.out ?? defaultOut(cfg);
+  checkRunFlags(outDir, cfg);
   const resumeDir = cfg.resume ? latestCheckpoint(outDir) : null;
   if (cfg.resume && !resumeDir) throw new ClozeError('E_IO', `Expected a checkpoint in ${outDir} for resume but received none`);
   const progress = hooks.output === null ? null : new Progress(hooks.output ?? process.stderr, cfg.logEvery);

@@ -15,12 +15,13 @@ export const METRICS_FILE = 'metrics.jsonl';
 const RUN_ENTRY = /^checkpoint-\d+(?:\.(?:tmp|old)-\d+-[0-9a-f]+)?$/;
 
 /**
- * Settings a resumed run may change: where output goes and how often it is written, which never touch the trained
- * weights or the metrics. `threads` is let through too (a run must be resumable on another machine) with a note:
+ * Settings a resumed run may change: where output goes and how often it is written or evaluated, which never touch
+ * the trained weights (evaluation runs in eval mode and leaves the dropout counters alone; a test checks the losses
+ * bit for bit). MIM's probeEvery is not among them: unchecked, so refused. `threads` is let through too (a run must be resumable on another machine) with a note:
  * the thread count can change the order of float summations (BLAS and the pool split reductions by thread), so
  * a resume with other threads is not bit-exact.
  */
-export const RESUME_NEUTRAL = ['out', 'resume', 'overwrite', 'logEvery', 'evalEvery', 'probeEvery', 'saveEvery', 'keepLast'] as const;
+export const RESUME_NEUTRAL = ['out', 'resume', 'overwrite', 'logEvery', 'evalEvery', 'saveEvery', 'keepLast'] as const;
 export const RESUME_NUMERICS_ONLY = ['threads'] as const;
 
 /** What in `dir` belongs to a run: checkpoints (finished or not) and the metrics log. */
@@ -39,6 +40,13 @@ export function clearRun(dir: string): void {
   for (const n of [...runEntries(dir), 'tokenizer.json']) fs.rmSync(path.join(dir, n), { recursive: true, force: true });
 }
 
+/** resume and overwrite exclude each other. */
+export function checkRunFlags(dir: string, o: { resume: boolean; overwrite: boolean }, flag = (f: string): string => `--${f}`): void {
+  if (o.resume && o.overwrite) {
+    throw new ClozeError('E_VALUE', `Expected one of resume or overwrite for ${dir} but received both (${flag('resume')} continues the run there, ${flag('overwrite')} deletes it)`);
+  }
+}
+
 export interface RunDir {
   dir: string;
   /** Whether this call made the directory (a run that fails before its first checkpoint then removes it). */
@@ -50,9 +58,7 @@ export interface RunDir {
  * `overwrite`; with `resume` it is kept as it is (the caller finds the checkpoint).
  */
 export function openRunDir(dir: string, o: { resume: boolean; overwrite: boolean }, flag = (f: string): string => `--${f}`): RunDir {
-  if (o.resume && o.overwrite) {
-    throw new ClozeError('E_VALUE', `Expected one of resume or overwrite for ${dir} but received both (${flag('resume')} continues the run there, ${flag('overwrite')} deletes it)`);
-  }
+  checkRunFlags(dir, o, flag);
   const created = !fs.existsSync(dir);
   if (!o.resume) {
     const held = runEntries(dir);
