@@ -187,7 +187,7 @@ export async function runLoop<E extends TaskEval>(
   progress?.end();
   // Stopped before the first step (an abort during setup, or a signal aborted before the call): nothing new
   // to save, and no checkpoint with a NaN "last loss".
-  if (step === o.startStep) progress?.note(`stopped before the first step; nothing saved`);
+  if (step === o.startStep) progress?.note(stopped === 'aborted' ? 'stopped before the first step; nothing saved' : `nothing to train: the run is at its last step (${step})`);
   else progress?.note(`${stopped === 'aborted' ? 'stopped' : 'finished'} at step ${step}; checkpoint ${checkpoint}`);
   return { step, stopped, lastLoss, eval: lastEval, checkpoint };
 }
