@@ -118,7 +118,7 @@ async function fineTuneRun(a: Args, task: BuiltinTaskName, method: 'mlp-ft' | 'm
   const t0 = performance.now();
   const r = await finetune({
     taskData: files.train, testData: files.test, method, seed, epochs: a.epochs, batchSize: BATCH, initFrom: init, out: runDir, threads: a.threads,
-    keepLast: 1, saveEvery: 1_000_000,
+    keepLast: 1, saveEvery: 1_000_000, overwrite: true, // a suite re-run redoes each run from scratch
     ...(method === 'mvp' ? { template: [...t.templates], verbalizer: files.verbalizer } : {}),
   }, {
     output: null,

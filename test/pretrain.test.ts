@@ -160,7 +160,7 @@ describe('cloze pretrain (CLI)', () => {
       p.on('close', (code) => resolve({ code, out }));
     });
 
-  it.skipIf(!existsSync(bin.replace('bin/cloze.js', 'dist/src/cli.js')))('Ctrl-C saves a checkpoint and exits 0; a bad run.json exits non-zero naming the field', async () => {
+  it.skipIf(!existsSync(bin.replace('bin/cloze.js', 'dist/src/cli.js')))('Ctrl-C saves a checkpoint and exits 130 (as npx does); a bad run.json exits non-zero naming the field', async () => {
     const out = join(root, 'cli');
     let sent = false;
     const r = await run(
@@ -172,7 +172,7 @@ describe('cloze pretrain (CLI)', () => {
         }
       },
     );
-    expect(r.code).toBe(0);
+    expect(r.code).toBe(130);
     expect(r.out).toMatch(/stopped: step \d+/);
     expect(existsSync(join(out, 'metrics.jsonl'))).toBe(true);
     expect(r.out).toMatch(/checkpoint: .*checkpoint-\d+/);

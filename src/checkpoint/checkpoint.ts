@@ -144,10 +144,14 @@ export function saveCheckpoint(outDir: string, c: CheckpointContents, opts: Save
     names.add(base);
   }
 
-  fs.mkdirSync(outDir, { recursive: true });
   const final = path.join(outDir, `checkpoint-${c.step}`);
   const tmp = tempName(final);
-  fs.mkdirSync(tmp);
+  try {
+    fs.mkdirSync(outDir, { recursive: true });
+    fs.mkdirSync(tmp);
+  } catch (err) {
+    throw saveFailed(err, outDir, final, c.step, opts.keepLast);
+  }
   try {
     const done = (name: string): void => opts.afterFile?.(name);
     saveSafetensors(path.join(tmp, MODEL_FILE), c.model, { format: 'pt' });
@@ -192,11 +196,37 @@ export function saveCheckpoint(outDir: string, c: CheckpointContents, opts: Save
     commitDir(tmp, final);
   } catch (err) {
     fs.rmSync(tmp, { recursive: true, force: true });
-    throw err;
+    throw saveFailed(err, outDir, final, c.step, opts.keepLast);
   }
   fsyncDir(outDir);
   pruneCheckpoints(outDir, opts.keepLast ?? Infinity, final);
   return final;
+}
+
+/**
+ * The error of a save that failed (a full disk, a lost mount, an injected failure): it names the checkpoint, the
+ * step and the last good checkpoint, which the failed save never touches. A new checkpoint is written whole before
+ * old ones are pruned, so a disk needs room for one checkpoint more than keepLast; with keepLast 1 on a nearly full
+ * disk no save can ever succeed, and the error says so.
+ */
+function saveFailed(err: unknown, outDir: string, final: string, step: number, keepLast: number | undefined): ClozeError {
+  const e = err as NodeJS.ErrnoException;
+  let last: string | null = null;
+  try {
+    last = latestCheckpoint(outDir);
+  } catch {
+    // An unreadable directory: the error below says what failed.
+  }
+  const kept = last ? `the last good checkpoint ${last} is kept` : 'no earlier checkpoint exists';
+  const space = e?.code === 'ENOSPC' || e?.code === 'EDQUOT';
+  const hint = !space
+    ? ''
+    : keepLast === 1
+      ? '; the disk is full: with keepLast 1 the new checkpoint is written before the old one is pruned, so the disk needs room for two checkpoints at once (free space, or save elsewhere)'
+      : '; the disk is full: free space for one more checkpoint (new ones are written before old ones are pruned)';
+  const out = new ClozeError('E_IO', `Could not save checkpoint ${final} at step ${step} (${e?.message ?? String(err)}); ${kept}${hint}`);
+  (out as Error & { cause?: unknown }).cause = err;
+  return out;
 }
 
 /** Renames `tmp` to `final`; an existing `final` (the same step saved again) is moved aside first, then removed. */

@@ -31,6 +31,7 @@ export async function runAttack(args: AttackArgs): Promise<void> {
   // Ctrl-C stops after the current example and reports the examples done.
   const onSigint = (): void => {
     process.stderr.write('\ninterrupted: reporting the examples attacked so far…\n');
+    process.exitCode = 130; // as the training commands (interrupt.ts) and npx
     ac.abort();
   };
   process.once('SIGINT', onSigint);

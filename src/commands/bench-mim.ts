@@ -127,7 +127,8 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
     const t = performance.now();
     log(`${m.name}: pre-training ${epochs} epochs…`);
     const out = join(o.out, m.name.replace('+', '-'));
-    await pretrain({ ...common, ...m.settings, out }, {
+    // A suite re-run redoes each method's run from scratch.
+    await pretrain({ ...common, ...m.settings, out, overwrite: true }, {
       output: null,
       onEval: (e) => {
         const p = e as ProbeResult;

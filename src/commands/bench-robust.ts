@@ -172,7 +172,7 @@ export async function runRobustSuite(o: RobustOptions): Promise<RobustResult> {
         log(`${task.name} ${m.name} seed ${seed}: fine-tuning on ${train.length} examples, ${epochs} epoch(s)`);
         const r = await finetune({
           taskData: trainFile, testData: testFile, seed, epochs, initFrom: initDir, out: runDir, maxLength: settings.maxLength,
-          keepLast: 1, saveEvery: 1_000_000, ...m.settings,
+          keepLast: 1, saveEvery: 1_000_000, overwrite: true, ...m.settings, // an unfinished run of an interrupted suite starts afresh
           ...(m.settings.method === 'mvp' ? { template: [...task.templates], verbalizer: verbalizerFile } : {}),
         }, { output: null, signal: o.signal });
         if (r.stopped === 'aborted' || r.eval === null) break;

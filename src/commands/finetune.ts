@@ -25,5 +25,11 @@ export async function runFinetune(args: Record<string, unknown>): Promise<void> 
     return;
   }
   const evalText = e ? `, test accuracy ${(100 * e.accuracy).toFixed(2)}%, macro-F1 ${(100 * e.macroF1).toFixed(2)}% (${e.examples} examples)` : '';
+  if (r.checkpoint === null || !Number.isFinite(r.lastLoss)) {
+    // No step ran: stopped during setup, or resumed a run already at its last step.
+    const what = r.stopped === 'done' ? `done: the run was already at step ${r.step}` : `stopped before the first step${r.checkpoint ? ` (the run stays at step ${r.step})` : ''}`;
+    console.log(`${what}\ncheckpoint: ${r.checkpoint ?? 'none saved'}`);
+    return;
+  }
   console.log(`${r.stopped === 'aborted' ? 'stopped' : 'done'}: ${r.method}, step ${r.step}, last loss ${r.lastLoss.toFixed(4)}${evalText}\ncheckpoint: ${r.checkpoint}`);
 }

@@ -22,5 +22,11 @@ export async function runPretrain(args: Record<string, unknown>): Promise<void> 
     : 'perplexity' in e
       ? `, eval loss ${e.loss.toFixed(4)}, accuracy ${(100 * e.accuracy).toFixed(2)}%, perplexity ${e.perplexity.toFixed(2)}`
       : `, linear probe top-1 ${(100 * e.accuracy).toFixed(2)}% at epoch ${e.epoch}`;
+  if (r.checkpoint === null || !Number.isFinite(r.lastLoss)) {
+    // No step ran: stopped during setup, or resumed a run already at its last step.
+    const what = r.stopped === 'done' ? `done: the run was already at step ${r.step}` : `stopped before the first step${r.checkpoint ? ` (the run stays at step ${r.step})` : ''}`;
+    console.log(`${what}\ncheckpoint: ${r.checkpoint ?? 'none saved'}`);
+    return;
+  }
   console.log(`${r.stopped === 'aborted' ? 'stopped' : 'done'}: step ${r.step}, last loss ${r.lastLoss.toFixed(4)}${evalText}\ncheckpoint: ${r.checkpoint}`);
 }

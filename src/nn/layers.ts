@@ -66,7 +66,10 @@ export class Embedding extends Module {
 
 /**
  * Dropout whose mask is a pure function of (seed, call counter). The counter
- * is state: save and restore it with the rest of a run to resume exactly.
+ * is state: save and restore it with the rest of a run to resume exactly. It
+ * counts training calls only: an evaluation (eval mode, no mask) leaves the
+ * masks of the following training steps as they were, so how often a run
+ * evaluates does not change what it trains.
  */
 export class Dropout extends Module {
   calls = 0;
@@ -79,6 +82,6 @@ export class Dropout extends Module {
     checkInt(seed, 'seed');
   }
   forward(x: Tensor): Tensor {
-    return dropout(x, { p: this.p, seed: this.seed, step: this.calls++, training: this.training });
+    return dropout(x, { p: this.p, seed: this.seed, step: this.training ? this.calls++ : this.calls, training: this.training });
   }
 }

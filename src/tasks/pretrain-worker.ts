@@ -33,7 +33,8 @@ export function pretrainInWorker(config: Partial<RunConfig> | Record<string, unk
     return Promise.reject(new ClozeError('E_IO', `Expected the compiled worker at ${file} for pretrainInWorker but received no such file; run npm run build:ts`));
   }
   return new Promise((resolve, reject) => {
-    const worker = new Worker(file, { workerData: { config } });
+    // An already-aborted signal travels with the start: a message would arrive only after the first step.
+    const worker = new Worker(file, { workerData: { config, aborted: hooks.signal?.aborted === true } });
     let settled = false;
     const onAbort = (): void => worker.postMessage('abort');
     if (hooks.signal?.aborted) onAbort();

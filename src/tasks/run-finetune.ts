@@ -5,24 +5,24 @@
  * from runs/bert-tiny, pre-training it first when that run has no checkpoint,
  * and says so.
  */
-import { mkdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
-import { latestCheckpoint } from '../checkpoint/checkpoint.js';
+import { latestCheckpoint, type JsonValue } from '../checkpoint/checkpoint.js';
 import { describeDevice, resolveDevice, type DeviceChoice } from '../device.js';
 import { ClozeError } from '../errors.js';
 import { setNumThreads } from '../runtime.js';
 import { trainTask, type StepInfo, type TaskEval } from '../train/loop.js';
 import { Progress } from '../train/progress.js';
+import { checkResumeSettings, checkRunFlags, discardUnsavedRun, openRunDir } from '../train/run-dir.js';
 import { checkpointDir } from './evaluate.js';
 import { encodeInputs } from './finetune/mvp-inputs.js';
-import { resolveFinetuneConfig, type FinetuneConfig } from './finetune/config.js';
+import { FINETUNE_FIELDS, FINETUNE_RUN_FIELDS, resolveFinetuneConfig, type FinetuneConfig } from './finetune/config.js';
 import { loadFinetuneData } from './finetune/data.js';
 import type { FinetuneEval } from './finetune/evaluate.js';
 import type { Method } from './finetune/classifier.js';
 import { checkpointTokenizer, openClassifier } from './finetune/model.js';
 import { finetuneRecord } from './finetune/predict.js';
 import { buildFinetuneTask } from './finetune/task.js';
-import { pretrain } from './pretrain.js';
+import { pretrain, stoppedBeforeStart } from './pretrain.js';
 
 export type { FinetuneEval } from './finetune/evaluate.js';
 export type { StepInfo } from '../train/loop.js';
@@ -56,11 +56,13 @@ function defaultOut(cfg: FinetuneConfig): string {
   return join('runs', `finetune-${data}-${cfg.method}${cfg.adv ? '-adv' : ''}`);
 }
 
+const FINETUNE_ALL_FIELDS = { ...FINETUNE_FIELDS, ...FINETUNE_RUN_FIELDS };
+
 export async function finetune(input: Partial<FinetuneConfig> | Record<string, unknown>, hooks: FinetuneHooks = {}, where = 'options'): Promise<FinetuneResult> {
   const cfg = resolveFinetuneConfig(input as Record<string, unknown>, where);
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   const outDir = cfg.out ?? defaultOut(cfg);
-  mkdirSync(outDir, { recursive: true });
+  checkRunFlags(outDir, cfg);
   const resumeDir = cfg.resume ? latestCheckpoint(outDir) : null;
   if (cfg.resume && !resumeDir) throw new ClozeError('E_IO', `Expected a checkpoint in ${outDir} for resume but received none`);
   const progress = hooks.output === null ? null : new Progress(hooks.output ?? process.stderr, cfg.logEvery);
@@ -68,7 +70,33 @@ export async function finetune(input: Partial<FinetuneConfig> | Record<string, u
   const device = resolveDevice(cfg.device as DeviceChoice);
   if (device === 'cuda' && cfg.device === 'cuda') throw new ClozeError('E_DEVICE', "Expected device 'cpu' or 'auto' for fine-tuning but received 'cuda' (fine-tuning trains on the CPU for now)");
   progress?.note(`device ${describeDevice('cpu')}`);
+  const saved = resumeDir ? finetuneRecord(resumeDir) : null;
+  if (saved && saved.method !== cfg.method) {
+    throw new ClozeError('E_VALUE', `Expected method ${saved.method} (the setting of the run in ${resumeDir}) for resume but received ${cfg.method}`);
+  }
+  // The run's settings, for a resume's check and for people reading the checkpoint.
+  const run = JSON.parse(JSON.stringify(cfg)) as Record<string, JsonValue>;
+  if (resumeDir) for (const n of checkResumeSettings(resumeDir, run, undefined, FINETUNE_ALL_FIELDS)) progress?.note(`note: ${n}`);
+  if (hooks.signal?.aborted) {
+    const r = stoppedBeforeStart(outDir, resumeDir, progress);
+    return { ...r, eval: null, method: cfg.method, labels: saved?.labels ?? [] };
+  }
+  // Refuses a directory that holds another run before anything is written (the default init run included).
+  const dir = openRunDir(outDir, cfg);
+  try {
+    const r = await finetuneIn(cfg, outDir, resumeDir, hooks, progress, where, run);
+    // Stopped during setup: no checkpoint, so nothing of this run stays.
+    if (r.checkpoint === null) discardUnsavedRun(dir);
+    return r;
+  } catch (e) {
+    discardUnsavedRun(dir);
+    throw e;
+  }
+}
 
+async function finetuneIn(
+  cfg: FinetuneConfig, outDir: string, resumeDir: string | null, hooks: FinetuneHooks, progress: Progress | null, where: string, run: Record<string, JsonValue>,
+): Promise<FinetuneResult> {
   let initDir: string | null = null;
   if (!resumeDir) {
     if (cfg.initFrom === null && latestCheckpoint(DEFAULT_INIT_RUN) === null) {
@@ -82,10 +110,6 @@ export async function finetune(input: Partial<FinetuneConfig> | Record<string, u
     if (cfg.initFrom === null) progress?.note(`no --init-from: starting from ${initDir}`);
   }
   const from = resumeDir ?? initDir!;
-  const saved = resumeDir ? finetuneRecord(resumeDir) : null;
-  if (saved && saved.method !== cfg.method) {
-    throw new ClozeError('E_VALUE', `Expected method ${saved.method} (the setting of the run in ${resumeDir}) for resume but received ${cfg.method}`);
-  }
 
   const data = loadFinetuneData(cfg, outDir);
   progress?.note(`data: ${data.source}; ${data.labels.length} classes`);
@@ -115,7 +139,7 @@ export async function finetune(input: Partial<FinetuneConfig> | Record<string, u
   }
   try {
     progress?.note(`fine-tuning: ${cfg.method}${cfg.adv ? ' + PGD' : ''}, ${data.train.length} training examples (${task.perEpoch} steps/epoch), ${data.test.length} test examples`);
-    const r = await trainTask(task, { ...cfg, outDir, resumeDir, run: JSON.parse(JSON.stringify(cfg)) },
+    const r = await trainTask(task, { ...cfg, outDir, resumeDir, run },
       { signal: hooks.signal, onStep: hooks.onStep, onEval: hooks.onEval as (e: TaskEval) => void }, progress);
     return { outDir, ...r, method: cfg.method, labels: data.labels };
   } finally {

@@ -9,6 +9,7 @@ import { pretrain } from './pretrain.js';
 const port = parentPort;
 if (!port) throw new Error('cloze/tasks/worker.js runs only as a worker thread');
 const ac = new AbortController();
+if (workerData.aborted) ac.abort();
 port.on('message', (m) => {
   if (m === 'abort') ac.abort();
 });

@@ -58,7 +58,8 @@ export const SHARED_FIELDS = {
   threads: { kind: 'integer', default: 0, min: 0, max: 1024, describe: 'Native threads (0: all cores)' },
   device: { kind: 'string', default: 'auto', choices: ['auto', 'cpu', 'cuda'], describe: 'Where to train: cuda when the CUDA addon is built and a GPU is present (auto), or as named' },
   precision: { kind: 'string', default: 'auto', choices: ['auto', 'fp32', 'bf16'], describe: 'bf16: bfloat16 compute with fp32 master weights (cuda only); auto: bf16 on cuda, fp32 on the CPU' },
-  resume: { kind: 'boolean', default: false, describe: 'Continue from the latest checkpoint in the run directory' },
+  resume: { kind: 'boolean', default: false, describe: 'Continue from the latest checkpoint in the run directory (the settings must be the saved ones, except output and intervals: see the README)' },
+  overwrite: { kind: 'boolean', default: false, describe: 'Delete the run already in the run directory (checkpoints, metrics.jsonl, its tokenizer.json) and start again; without it (or --resume) such a directory is refused' },
   initFrom: { kind: 'string?', default: null, describe: 'Start from the weights (and, for mlm, the tokenizer) of a checkpoint or Hugging Face BERT directory (model.safetensors, config.json, tokenizer.json or vocab.txt); the model shape comes from its config.json' },
 } as const satisfies Fields;
 

@@ -16,6 +16,7 @@ import type { Tensor } from '../tensor.js';
 import type { SharedConfig } from './config.js';
 import { join } from 'node:path';
 import { MetricsLog } from './metrics.js';
+import { METRICS_FILE, truncateMetrics } from './run-dir.js';
 import type { Progress } from './progress.js';
 import { learningRate } from './schedule.js';
 
@@ -149,7 +150,12 @@ export async function runLoop<E extends TaskEval>(
         for (const [n, x] of Object.entries(mb.parts ?? {})) parts[n] = (parts[n] ?? 0) + x / o.gradAccum;
       });
     }
-    const gradNorm = o.gradClip > 0 ? opt.clipGradNorm(o.gradClip) : NaN;
+    // The norm is read even without clipping: a finite loss can still have a NaN or infinite gradient (an
+    // overflow in a backward kernel), and one optimizer step with it would write NaN weights.
+    const gradNorm = opt.clipGradNorm(o.gradClip > 0 ? o.gradClip : Number.MAX_VALUE);
+    if (!Number.isFinite(gradNorm)) {
+      throw new ClozeError('E_VALUE', `The ${task.name} gradient norm became ${gradNorm} at step ${step + 1} (loss ${stepLoss}, lr ${lr.toExponential(3)}); stopping before the optimizer step, without saving this state. Lower the learning rate or check the data.`);
+    }
     opt.lr = lr;
     opt.step();
     step++;
@@ -177,9 +183,12 @@ export async function runLoop<E extends TaskEval>(
       units = 0;
     }
   }
-  checkpoint = save();
+  if (step > o.startStep) checkpoint = save();
   progress?.end();
-  progress?.note(`${stopped === 'aborted' ? 'stopped' : 'finished'} at step ${step}; checkpoint ${checkpoint}`);
+  // Stopped before the first step (an abort during setup, or a signal aborted before the call): nothing new
+  // to save, and no checkpoint with a NaN "last loss".
+  if (step === o.startStep) progress?.note(stopped === 'aborted' ? 'stopped before the first step; nothing saved' : `nothing to train: the run is at its last step (${step})`);
+  else progress?.note(`${stopped === 'aborted' ? 'stopped' : 'finished'} at step ${step}; checkpoint ${checkpoint}`);
   return { step, stopped, lastLoss, eval: lastEval, checkpoint };
 }
 
@@ -196,12 +205,16 @@ export async function trainTask<E extends TaskEval>(
   let startStep = 0;
   if (o.resumeDir) {
     startStep = resumeTask(task, o.resumeDir);
-    progress?.note(`resumed from ${o.resumeDir} at step ${startStep}`);
+    // Lines a crashed run wrote after its last checkpoint would be written again by the resumed steps.
+    const dropped = truncateMetrics(o.outDir, startStep);
+    progress?.note(`resumed from ${o.resumeDir} at step ${startStep}${dropped > 0 ? ` (dropped ${dropped} metrics line${dropped === 1 ? '' : 's'} after it)` : ''}`);
   }
-  return runLoop(task, {
+  const r = await runLoop(task, {
     ...o,
     totalSteps: task.totalSteps,
     warmupSteps: Math.round(o.warmupRatio * task.totalSteps),
     startStep,
-  }, hooks, progress, new MetricsLog(join(o.outDir, 'metrics.jsonl')));
+  }, hooks, progress, new MetricsLog(join(o.outDir, METRICS_FILE)));
+  // Nothing ran (stopped at once, or the run was already finished): the resumed checkpoint is the run's latest.
+  return r.checkpoint === null && o.resumeDir ? { ...r, checkpoint: o.resumeDir } : r;
 }

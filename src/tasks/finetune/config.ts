@@ -48,6 +48,7 @@ export const FINETUNE_RUN_FIELDS = {
   device: runField('device'),
   precision: runField('precision'),
   resume: runField('resume'),
+  overwrite: runField('overwrite'),
 } as const satisfies Fields;
 
 export const FINETUNE_SECTIONS: readonly ConfigSection[] = [
