@@ -2,9 +2,13 @@
  * `cloze eval` on a fine-tuned checkpoint: accuracy, macro-F1 and loss on the
  * run's own test split (rebuilt from its saved settings; a built-in task
  * reads the split cached in the run directory) or on all of a labelled file.
+ * A run fine-tuned on a labelled file outside its run directory needs that
+ * file passed with --task-data (a checkpoint's paths are not followed); the
+ * same file then scores the run's own test split.
  */
 import { dirname } from 'node:path';
 import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
+import { checkpointDataPath } from '../../checkpoint/named-paths.js';
 import { readLabelledFile, type LabelledExample } from '../../data/labelled.js';
 import { labelIds } from './data.js';
 import { loadTaskData } from './datasets.js';
@@ -46,12 +50,19 @@ export async function evaluateFinetunedCheckpoint(o: FinetunedEvalOptions): Prom
   const c = await FinetunedClassifier.load(o.checkpoint);
   try {
     const { run, step } = savedRun(c.dir);
-    const examples = o.taskData !== undefined ? readLabelledFile(o.taskData, { minPerClass: 1 }).examples : runTestSplit(c.dir, run);
-    const labels = labelIds(examples, c.labels, o.taskData ?? 'test');
+    // The checkpoint's data paths are followed only inside its run directory (src/checkpoint/named-paths.ts): a run
+    // on a labelled file needs that file passed again, and then scores the run's own test split of it.
+    const named = checkpointDataPath(c.dir, run.taskData, o.taskData, '--task-data');
+    if (typeof run.testData === 'string' && o.taskData === undefined) checkpointDataPath(c.dir, run.testData, undefined, '--task-data');
+    const ownSplit = o.taskData === undefined || (named.same && run.testData == null);
+    const examples = ownSplit ? runTestSplit(c.dir, { ...run, ...(named.path !== null ? { taskData: named.path } : {}) })
+      : readLabelledFile(o.taskData!, { minPerClass: 1 }).examples;
+    const split = ownSplit ? 'test' : 'file';
+    const labels = labelIds(examples, c.labels, split === 'file' ? o.taskData! : 'test');
     const { probs, predicted } = await c.scores(examples, o.batchSize ?? (run.batchSize as number | undefined) ?? 32);
     return {
       step, ...scoresOf(probs, predicted, labels, c.labels.length),
-      checkpoint: c.dir, method: c.record.method, split: o.taskData !== undefined ? 'file' : 'test',
+      checkpoint: c.dir, method: c.record.method, split,
     };
   } finally {
     c.dispose();
