@@ -103,8 +103,10 @@ const quoted = (name: string): string => `'${name.length > 80 ? `${name.slice(0,
 /** Names `file` in an error that does not already (native errors, allocation failures). */
 function inFile(err: unknown, file: string): ClozeError {
   if (err instanceof ClozeError) return err.message.includes(file) ? err : new ClozeError(err.code, `${file}: ${err.message}`);
-  const e = err as Error;
-  return new ClozeError(e instanceof RangeError ? 'E_VALUE' : 'E_IO', `${file}: ${e?.message ?? String(err)}`);
+  const e = err as Error & { code?: unknown };
+  const codes: readonly string[] = ['E_SHAPE', 'E_DTYPE', 'E_INDEX', 'E_VALUE', 'E_OOM', 'E_IO', 'E_DEVICE', 'E_CUDA', 'E_INTERNAL', 'E_STATE'];
+  const code = typeof e?.code === 'string' && codes.includes(e.code) ? (e.code as ErrorCode) : e instanceof RangeError ? 'E_VALUE' : 'E_IO';
+  return new ClozeError(code, `${file}: ${e?.message ?? String(err)}`);
 }
 
 function checkHostEndianness(): void {

@@ -32,7 +32,7 @@ export interface PreparedShard {
   header: ShardHeader;
   /** False when an up-to-date shard was already there. */
   rebuilt: boolean;
-  /** Lines of invalid UTF-8 replaced or skipped while building (absent when not rebuilt). */
+  /** Lines of invalid UTF-8 replaced or skipped while building (absent when none were, or when not rebuilt). */
   encoding?: { replaced: number; skipped: number; examples: string[] };
 }
 
@@ -93,7 +93,8 @@ export async function prepareShard(paths: string | readonly string[], tokenizer:
     const what = stats.replaced > 0 ? `${stats.replaced} line${stats.replaced === 1 ? '' : 's'} of invalid UTF-8 read with U+FFFD` : `${stats.skipped} line${stats.skipped === 1 ? '' : 's'} of invalid UTF-8 skipped`;
     log(`corpus: ${what} (first: ${stats.examples.join(', ')})`);
   }
-  return { path, header: writer.finish(), rebuilt: true, encoding: stats };
+  const header = writer.finish();
+  return stats.replaced + stats.skipped > 0 ? { path, header, rebuilt: true, encoding: stats } : { path, header, rebuilt: true };
 }
 
 /** Opens a prepared shard for reading (validated whole: checksum and token ids). */
