@@ -38,6 +38,8 @@ export interface ConfigSection<F extends Fields = Fields> {
 /** Documented upper bounds of the run's sizes: beyond them a run would not finish in any useful time. */
 export const MAX_STEPS = 1_000_000_000;
 export const MAX_EPOCHS = 100_000;
+/** The longest text sequence a run accepts (BERT's is 512; long-context encoders reach 8192). */
+export const MAX_SEQUENCE_LENGTH = 8192;
 
 export const SHARED_FIELDS = {
   task: { kind: 'string', default: 'mlm', choices: ['mlm', 'mim', 'spark'], describe: 'Pre-training objective: masked language modeling (text), masked image modeling (ViT) or SparK (convnets)' },

@@ -5,8 +5,7 @@
  * to a fine-tuning recipe. `--task` here names a downstream dataset.
  */
 import { ClozeError } from '../../errors.js';
-import { MAX_SEQUENCE_LENGTH } from '../mlm/config.js';
-import { isKnownField, readSettingsFile, resolveSection, SHARED_FIELDS, type ConfigOf, type ConfigSection, type FieldSpec, type Fields } from '../../train/config.js';
+import { isKnownField, MAX_SEQUENCE_LENGTH, readSettingsFile, resolveSection, SHARED_FIELDS, type ConfigOf, type ConfigSection, type FieldSpec, type Fields } from '../../train/config.js';
 
 export const BUILTIN_TASK_NAMES = ['spam', 'wordnet-topics', 'wordnet-defs'] as const;
 

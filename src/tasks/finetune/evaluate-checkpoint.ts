@@ -2,15 +2,18 @@
  * `cloze eval` on a fine-tuned checkpoint: accuracy, macro-F1 and loss on the
  * run's own test split (rebuilt from its saved settings; a built-in task
  * reads the split cached in the run directory) or on all of a labelled file.
- * A run fine-tuned on a labelled file outside its run directory needs that
- * file passed with --task-data (a checkpoint's paths are not followed); the
- * same file then scores the run's own test split.
+ * A run on a labelled file saved its test split as test-split.jsonl in its run
+ * directory, and that copy is what is scored: the file paths in a
+ * checkpoint's settings are not followed outside its run directory
+ * (src/checkpoint/named-paths.ts), so an older run without the copy needs
+ * --task-data.
  */
-import { dirname } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
 import { checkpointDataPath } from '../../checkpoint/named-paths.js';
 import { readLabelledFile, type LabelledExample } from '../../data/labelled.js';
-import { labelIds } from './data.js';
+import { labelIds, TEST_SPLIT_FILE } from './data.js';
 import { loadTaskData } from './datasets.js';
 import { scoresOf, type FinetuneEval } from './evaluate.js';
 import { FinetunedClassifier } from './predict.js';
@@ -40,6 +43,13 @@ export function savedRun(dir: string): { run: Record<string, unknown>; step: num
 
 /** The test split of the run that wrote checkpoint `dir` (a built-in task's from the cache in its run directory). */
 export function runTestSplit(dir: string, run: Record<string, unknown>): LabelledExample[] {
+  if (typeof run.taskData === 'string') {
+    const saved = join(dirname(dir), TEST_SPLIT_FILE);
+    if (existsSync(saved)) return readLabelledFile(saved, { minPerClass: 1 }).examples;
+    // A run without the copy: its files are read only when they lie inside its run directory.
+    checkpointDataPath(dir, run.taskData, undefined, '--task-data');
+    if (typeof run.testData === 'string') checkpointDataPath(dir, run.testData, undefined, '--task-data');
+  }
   return loadTaskData({
     task: (run.task as string | null) ?? undefined, taskData: (run.taskData as string | null) ?? undefined,
     testData: (run.testData as string | null) ?? undefined, cacheDir: dirname(dir), seed: (run.seed as number | undefined) ?? 0,
@@ -50,19 +60,12 @@ export async function evaluateFinetunedCheckpoint(o: FinetunedEvalOptions): Prom
   const c = await FinetunedClassifier.load(o.checkpoint);
   try {
     const { run, step } = savedRun(c.dir);
-    // The checkpoint's data paths are followed only inside its run directory (src/checkpoint/named-paths.ts): a run
-    // on a labelled file needs that file passed again, and then scores the run's own test split of it.
-    const named = checkpointDataPath(c.dir, run.taskData, o.taskData, '--task-data');
-    if (typeof run.testData === 'string' && o.taskData === undefined) checkpointDataPath(c.dir, run.testData, undefined, '--task-data');
-    const ownSplit = o.taskData === undefined || (named.same && run.testData == null);
-    const examples = ownSplit ? runTestSplit(c.dir, { ...run, ...(named.path !== null ? { taskData: named.path } : {}) })
-      : readLabelledFile(o.taskData!, { minPerClass: 1 }).examples;
-    const split = ownSplit ? 'test' : 'file';
-    const labels = labelIds(examples, c.labels, split === 'file' ? o.taskData! : 'test');
+    const examples = o.taskData !== undefined ? readLabelledFile(o.taskData, { minPerClass: 1 }).examples : runTestSplit(c.dir, run);
+    const labels = labelIds(examples, c.labels, o.taskData ?? 'test');
     const { probs, predicted } = await c.scores(examples, o.batchSize ?? (run.batchSize as number | undefined) ?? 32);
     return {
       step, ...scoresOf(probs, predicted, labels, c.labels.length),
-      checkpoint: c.dir, method: c.record.method, split,
+      checkpoint: c.dir, method: c.record.method, split: o.taskData !== undefined ? 'file' : 'test',
     };
   } finally {
     c.dispose();

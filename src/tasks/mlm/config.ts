@@ -4,10 +4,7 @@
  * caller left unset.
  */
 import { BERT_PRESETS, type BertPresetName } from '../../models/bert/presets.js';
-import type { ConfigOf, ConfigSection, Fields, SharedConfig } from '../../train/config.js';
-
-/** The longest sequence a text run accepts (BERT's is 512; long-context encoders reach 8192). */
-export const MAX_SEQUENCE_LENGTH = 8192;
+import { MAX_SEQUENCE_LENGTH, type ConfigOf, type ConfigSection, type Fields, type SharedConfig } from '../../train/config.js';
 
 export const MLM_FIELDS = {
   textMode: { kind: 'string', default: 'line', choices: ['line', 'paragraph'], describe: 'Text files: one document per line, or blank-line-separated paragraphs' },
