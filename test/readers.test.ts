@@ -4,7 +4,7 @@
  * tokenizer.json, run settings, text corpora, checkpoint directories as data).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -19,11 +19,14 @@ import { newEncodingStats, readLines } from '../src/data/lines.js';
 import { prepareShard } from '../src/data/prepare.js';
 import { Shard, ShardWriter, SHARD_HEADER_BYTES } from '../src/data/shard.js';
 import { listCorpusFiles } from '../src/data/sources.js';
-import { loadTokenizer } from '../src/data/tokenizer.js';
+import { loadTokenizer, trainWordPiece } from '../src/data/tokenizer.js';
 import { ClozeError } from '../src/errors.js';
 import { resolveConfig } from '../src/tasks/config.js';
 import { resolveFinetuneConfig, readFinetuneFile } from '../src/tasks/finetune/config.js';
+import { evaluateMlmCheckpoint } from '../src/tasks/mlm/evaluate-checkpoint.js';
 import { checkActivationMemory } from '../src/tasks/mlm/task.js';
+import { pretrain } from '../src/tasks/pretrain.js';
+import { writeFixtureCorpus } from './helpers/fixture-corpus.js';
 import { tensor } from '../src/tensor.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cloze-readers-'));
@@ -351,4 +354,49 @@ describe('checkpoint directories are data', () => {
     const e = thrown(() => checkpointDataPath(ck, '/etc/passwd', undefined, '--data'));
     expect(e.message).toMatch(/Expected --data for the data to evaluate on but received none: .* a checkpoint's paths are not followed/);
   });
+});
+
+describe('runs and checkpoints end to end', () => {
+  const base = { maxLength: 32, batchSize: 8, evalBatches: 2, logEvery: 1, threads: 0, maxSteps: 2, saveEvery: 2 };
+  let corpus = '';
+  let tokenizer = '';
+
+  it('--eval-fraction 0 trains without evaluating (no NaN metrics); eval of that run asks for --data', async () => {
+    const dir = fresh();
+    corpus = writeFixtureCorpus(join(dir, 'data'), 80);
+    const tok = await trainWordPiece(corpus, { vocabSize: 120 });
+    tokenizer = join(dir, 'tokenizer.json');
+    tok.save(tokenizer);
+    const out = join(dir, 'run');
+    const notes: string[] = [];
+    const r = await pretrain({ ...base, data: corpus, tokenizer, out, evalFraction: 0, evalEvery: 1 }, { output: { write: (s: string) => notes.push(s) } });
+    expect(r.eval).toBeNull();
+    const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8');
+    expect(metrics).not.toMatch(/NaN|null/);
+    expect(metrics).not.toContain('"kind":"eval"');
+    expect(notes.join('')).toContain('no held-out split (evalFraction 0)');
+    expect((await rejected(evaluateMlmCheckpoint({ checkpoint: out }))).message).toContain('trained with evalFraction 0; pass --data');
+  }, 120_000);
+
+  it('cloze eval never reads the corpus a checkpoint names outside its run directory', async () => {
+    const dir = fresh();
+    const out = join(dir, 'run');
+    await pretrain({ ...base, data: corpus, tokenizer, out }, { output: null });
+    // The run's own shard stands for its corpus: scoring works without --data.
+    expect((await evaluateMlmCheckpoint({ checkpoint: out, maxBatches: 1 })).split).toBe('eval');
+    // A crafted checkpoint: its settings name a "corpus" outside the run, holding a secret on a malformed JSONL line.
+    const secret = put(join(dir.slice(root.length + 1), 'outside', 'secret.jsonl'), 'TOP-SECRET-TOKEN not json\n');
+    rmSync(join(out, 'corpus.shard'));
+    const ck = readdirSync(out).find((f) => f.startsWith('checkpoint-'))!;
+    const statePath = join(out, ck, 'trainer_state.json');
+    const state = JSON.parse(readFileSync(statePath, 'utf8')) as { extra: { run: Record<string, unknown> } };
+    state.extra.run.data = secret;
+    writeFileSync(statePath, JSON.stringify(state));
+    const marker = JSON.parse(readFileSync(join(out, ck, 'complete'), 'utf8')) as { files: Record<string, number> };
+    marker.files['trainer_state.json'] = statSync(statePath).size;
+    writeFileSync(join(out, ck, 'complete'), JSON.stringify(marker));
+    const e = await rejected(evaluateMlmCheckpoint({ checkpoint: out }));
+    expect(e.message).toMatch(/Expected --data for the data to evaluate on but received none/);
+    expect(e.message).not.toContain('TOP-SECRET');
+  }, 120_000);
 });
