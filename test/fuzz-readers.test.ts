@@ -2,7 +2,7 @@
  * Fuzz test per reader (issue 14): a fixed seed and a few thousand mutated
  * inputs each; every failure must be a ClozeError, never a raw TypeError,
  * RangeError or crash. The long campaign (10^5 inputs a reader) runs from
- * bench/fuzz-readers.ts; its figures are in bench/RESULTS.md.
+ * bench/fuzz-readers.ts; its figures are in the README (Reliability: readers).
  */
 import { describe, expect, it } from 'vitest';
 import { fuzzReader, READERS } from '../bench/fuzz-readers.js';

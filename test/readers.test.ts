@@ -4,7 +4,7 @@
  * tokenizer.json, run settings, text corpora, checkpoint directories as data).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -13,6 +13,7 @@ import { loadCheckpoint, saveCheckpoint } from '../src/checkpoint/checkpoint.js'
 import { checkpointDataPath, isInside } from '../src/checkpoint/named-paths.js';
 import { loadSafetensors, readSafetensorsHeader } from '../src/checkpoint/safetensors.js';
 import { readDocuments, type CorpusOptions } from '../src/data/documents.js';
+import { readLabelledFile } from '../src/data/labelled.js';
 import { readIdx } from '../src/data/images/idx.js';
 import { openImageData } from '../src/data/images/open.js';
 import { newEncodingStats, readLines } from '../src/data/lines.js';
@@ -246,7 +247,12 @@ describe('run settings', () => {
   });
 
   it('refuses a device as a corpus (data: /dev/zero) and a line without end', async () => {
-    if (existsSync('/dev/zero')) expect(thrown(() => listCorpusFiles('/dev/zero')).message).toContain("'/dev/zero', a character device");
+    if (existsSync('/dev/zero')) {
+      expect(thrown(() => listCorpusFiles('/dev/zero')).message).toContain("'/dev/zero', a character device");
+      const link = join(fresh(), 'zero.jsonl');
+      symlinkSync('/dev/zero', link);
+      expect(thrown(() => readLabelledFile(link)).message).toContain('Expected a regular file for labelled data');
+    }
     const f = put('long-line.txt', 'x'.repeat(5000));
     const lines = async (): Promise<void> => {
       for await (const _ of readLines(f, { chunkBytes: 1024, maxLineBytes: 4096 })) void _;
