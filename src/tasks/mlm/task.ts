@@ -75,8 +75,8 @@ export async function buildMlmTask(
   // The model's shape: a resumed run's own config.json, else the one of the directory it starts from, else the preset.
   const shapeFrom = resumeDir ?? cfg.initFrom;
   const modelConfig = shapeFrom ? bertConfigFromHf(readJsonFile(join(shapeFrom, 'config.json')), join(shapeFrom, 'config.json')) : preset.config;
+  if (shapeFrom) checkActivationMemory(modelConfig, cfg);
   const init = cfg.initFrom && !resumeDir ? loadCheckpoint(cfg.initFrom) : null;
-  if (resumeDir ?? cfg.initFrom) checkActivationMemory(modelConfig, cfg);
   const model = new BertForMaskedLM(modelConfig, { seed: cfg.seed });
   if (init) {
     try {
