@@ -181,7 +181,7 @@ describe('shards', () => {
     const p = join(root, 'rt.shard');
     writeShard(p, [docs[0]!, [], docs[1]!, docs[2]!]);
     const s = Shard.open(p);
-    expect(s.header).toMatchObject({ version: 1, tokenBytes: 2, vocabSize: 100, tokenCount: 8, docCount: 3, hash: HASH_A });
+    expect(s.header).toMatchObject({ version: 2, tokenBytes: 2, vocabSize: 100, tokenCount: 8, docCount: 3, hash: HASH_A });
     expect(Array.from(s.docStarts)).toEqual([0, 3, 4, 8]);
     expect([0, 1, 2].map((d) => Array.from(s.document(d)))).toEqual(docs);
     s.close();
@@ -205,9 +205,9 @@ describe('shards', () => {
     writeFileSync(p, bytes.subarray(0, bytes.length - 3));
     expect(() => Shard.open(p)).toThrow(`Expected ${bytes.length} bytes for shard '${p}' but received ${bytes.length - 3}`);
     const v2 = Buffer.from(bytes);
-    v2.writeUInt32LE(2, 8);
+    v2.writeUInt32LE(1, 8);
     writeFileSync(p, v2);
-    expect(() => Shard.open(p)).toThrow(`Expected version 1 for shard '${p}' but received 2`);
+    expect(() => Shard.open(p)).toThrow(`Expected version 2 for shard '${p}' but received 1`);
   });
 
   it('writes atomically: a failed write leaves neither a partial shard nor a temp file', () => {

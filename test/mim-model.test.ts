@@ -178,11 +178,11 @@ describe('MIM training', () => {
     expect(Object.keys(ck.model)).toContain('encoder.blocks.0.attn.query.weight');
     expect(Object.keys(ck.model)).toContain('decoder.mask_token');
     ck.dispose();
-    const e = await evaluateImageCheckpoint({ checkpoint: out, probeEpochs: 10 });
+    const e = await evaluateImageCheckpoint({ checkpoint: out, data, probeEpochs: 10 });
     expect(e.mode).toBe('linear-probe');
     expect(e.accuracy).toBeGreaterThan(0.4);
     expect(e.testImages).toBe(64);
-    const ft = await evaluateImageCheckpoint({ checkpoint: out, finetuneEpochs: 1 });
+    const ft = await evaluateImageCheckpoint({ checkpoint: out, data, finetuneEpochs: 1 });
     expect(ft.mode).toBe('finetune');
     expect(ft.accuracy).toBeGreaterThanOrEqual(0);
     expect(ft.accuracy).toBeLessThanOrEqual(1);

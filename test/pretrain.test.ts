@@ -110,7 +110,7 @@ describe('pretrain', () => {
   });
 
   it('rejects bad settings naming the field, and a resume with nothing to resume', async () => {
-    await expect(pretrain({ maxSteps: 0 })).rejects.toThrow('options: Expected an integer in [1, ∞] for maxSteps but received 0');
+    await expect(pretrain({ maxSteps: 0 })).rejects.toThrow('options: Expected an integer in [1, 1000000000] for maxSteps but received 0');
     await expect(pretrain({ batchSize: 8, colour: 'red' } as never)).rejects.toThrow('options: Expected a known setting for colour');
     await expect(pretrain({ ...base, data: corpus, tokenizer, out: join(root, 'none'), resume: true }, { output: null })).rejects.toThrow(
       `Expected a checkpoint in ${join(root, 'none')} for resume but received none`,
@@ -141,7 +141,7 @@ describe('pretrainInWorker', () => {
     const gapWorker = await watch(() => pretrainInWorker({ ...cfg, out: join(root, 'in-worker') }, { onStep: (s) => inWorker.push(s.loss) }));
     expect(inWorker).toEqual(inProcess);
     expect(gapWorker).toBeLessThan(gapInProcess / 2);
-    await expect(pretrainInWorker({ maxSteps: 0 })).rejects.toThrow('options: Expected an integer in [1, ∞] for maxSteps but received 0');
+    await expect(pretrainInWorker({ maxSteps: 0 })).rejects.toThrow('options: Expected an integer in [1, 1000000000] for maxSteps but received 0');
   });
 });
 
@@ -180,6 +180,6 @@ describe('cloze pretrain (CLI)', () => {
     writeFileSync(bad, JSON.stringify({ maxSteps: 'many' }));
     const b = await run(['pretrain', '--config', bad]);
     expect(b.code).not.toBe(0);
-    expect(b.out).toContain(`${bad}: Expected an integer in [1, ∞] for maxSteps but received "many"`);
+    expect(b.out).toContain(`${bad}: Expected an integer in [1, 1000000000] for maxSteps but received "many"`);
   });
 });

@@ -144,10 +144,10 @@ describe('SparK training', () => {
     const first = steps.slice(0, 4).reduce((a, s) => a + s.loss, 0) / 4;
     const last = steps.slice(-4).reduce((a, s) => a + s.loss, 0) / 4;
     expect(last).toBeLessThan(first);
-    const e = await evaluateImageCheckpoint({ checkpoint: out, probeEpochs: 20 });
+    const e = await evaluateImageCheckpoint({ checkpoint: out, data, probeEpochs: 20 });
     expect(e.mode).toBe('linear-probe');
     expect(e.accuracy).toBeGreaterThan(0.3);
-    const ft = await evaluateImageCheckpoint({ checkpoint: out, finetuneEpochs: 1 });
+    const ft = await evaluateImageCheckpoint({ checkpoint: out, data, finetuneEpochs: 1 });
     expect(ft.mode).toBe('finetune');
     expect(ft.testImages).toBe(32);
   }, 120_000);

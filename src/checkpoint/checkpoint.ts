@@ -282,11 +282,24 @@ function processRuns(pid: number): boolean {
 }
 
 function readJson(file: string): unknown {
+  let text: string;
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8'));
+    text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     throw new ClozeError('E_IO', `checkpoint: cannot read ${file}: ${(err as Error).message}`);
   }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    // The position only: the parser's message quotes the file's text, and a checkpoint's file may be anything.
+    const pos = /position (\d+)/.exec((err as Error).message)?.[1];
+    throw new ClozeError('E_IO', `checkpoint: cannot read ${file}: not valid JSON${pos ? ` (at byte ${pos})` : ''}`);
+  }
+}
+
+/** A name the `complete` marker may list: a plain file name of the checkpoint directory (no path, no '..'). */
+export function isPlainFileName(f: string): boolean {
+  return f.length > 0 && f.length <= 255 && f !== '.' && f !== '..' && !/[/\\\0]/.test(f) && path.basename(f) === f;
 }
 
 /**
@@ -305,13 +318,19 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   if (fs.existsSync(statePath)) {
     const marker = path.join(dir, COMPLETE_MARKER);
     if (!fs.existsSync(marker)) throw expected(`a '${COMPLETE_MARKER}' marker (the save did not finish)`, 'checkpoint', dir, 'E_IO');
-    const { files } = readJson(marker) as { files?: Record<string, number> };
-    if (typeof files !== 'object' || files === null) throw expected('a marker listing the files', marker, files, 'E_IO');
+    const { files } = (readJson(marker) ?? {}) as { files?: Record<string, number> };
+    if (typeof files !== 'object' || files === null || Array.isArray(files)) throw expected('a marker listing the files', marker, files, 'E_IO');
     for (const [f, size] of Object.entries(files)) {
+      if (!isPlainFileName(f)) {
+        const shown = JSON.stringify(f.length > 80 ? `${f.slice(0, 80)}…` : f);
+        throw expected('plain file names of the checkpoint directory', `the files of ${marker}`, `${shown}, a path outside it`, 'E_IO');
+      }
       const got = fs.statSync(path.join(dir, f), { throwIfNoEntry: false })?.size;
       if (got !== size) throw expected(`${f} of ${size} bytes`, 'checkpoint', `${got === undefined ? 'no such file' : `${got} bytes`} in ${dir}`, 'E_IO');
     }
-    state = readJson(statePath) as TrainerStateFile;
+    const raw = readJson(statePath);
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw expected('a JSON object', statePath, Array.isArray(raw) ? 'an array' : raw, 'E_IO');
+    state = raw as TrainerStateFile;
     if (state.format !== CHECKPOINT_FORMAT || state.version !== CHECKPOINT_VERSION) {
       throw expected(`${CHECKPOINT_FORMAT} version ${CHECKPOINT_VERSION}`, statePath, `${state.format} version ${state.version}`);
     }

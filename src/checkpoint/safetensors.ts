@@ -87,6 +87,28 @@ function formatError(code: ErrorCode, what: string, name: string, file: string, 
   return new ClozeError(code, `Expected ${what} for ${name} in ${file} but received ${got}`);
 }
 
+/** A short, safe description of a header value for an error message: never throws (deep nesting, cycles), at most 80 characters. */
+export function brief(v: unknown, n = 80): string {
+  let s: string;
+  try {
+    s = JSON.stringify(v) ?? String(v);
+  } catch {
+    s = Array.isArray(v) ? 'a nested array too deep to print' : typeof v;
+  }
+  return s.length > n ? `${s.slice(0, n)}…` : s;
+}
+
+const quoted = (name: string): string => `'${name.length > 80 ? `${name.slice(0, 80)}…` : name}'`;
+
+/** Names `file` in an error that does not already (native errors, allocation failures). */
+function inFile(err: unknown, file: string): ClozeError {
+  if (err instanceof ClozeError) return err.message.includes(file) ? err : new ClozeError(err.code, `${file}: ${err.message}`);
+  const e = err as Error & { code?: unknown };
+  const codes: readonly string[] = ['E_SHAPE', 'E_DTYPE', 'E_INDEX', 'E_VALUE', 'E_OOM', 'E_IO', 'E_DEVICE', 'E_CUDA', 'E_INTERNAL', 'E_STATE'];
+  const code = typeof e?.code === 'string' && codes.includes(e.code) ? (e.code as ErrorCode) : e instanceof RangeError ? 'E_VALUE' : 'E_IO';
+  return new ClozeError(code, `${file}: ${e?.message ?? String(err)}`);
+}
+
 function checkHostEndianness(): void {
   if (endianness() !== 'LE') throw new ClozeError('E_INTERNAL', 'safetensors: a big-endian host is not supported');
 }
@@ -147,21 +169,31 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
   const fd = openForRead(file);
   try {
     return readHeader(fd, file);
+  } catch (err) {
+    throw inFile(err, file);
   } finally {
     fs.closeSync(fd);
   }
 }
 
-/** Loads every tensor of `file` into new tensors (see the file comment for dtype conversions). */
+/**
+ * Loads every tensor of `file` into new tensors (see the file comment for dtype conversions). The result has no
+ * prototype, so any tensor name, `__proto__` and `constructor` included, is an ordinary key. Every error names `file`.
+ */
 export function loadSafetensors(file: string): Record<string, Tensor> {
   checkHostEndianness();
   const fd = openForRead(file);
-  const out: Record<string, Tensor> = {};
+  const out: Record<string, Tensor> = Object.create(null) as Record<string, Tensor>;
   try {
     const header = readHeader(fd, file);
     for (const e of header.tensors) {
       const rule = LOAD_RULES[e.dtype]!;
-      const t = zeros(e.shape, rule.dtype);
+      let t: Tensor;
+      try {
+        t = zeros(e.shape, rule.dtype);
+      } catch (err) {
+        throw inFile(err, `${file} (tensor ${quoted(e.name)}, shape [${e.shape.join(', ')}])`);
+      }
       out[e.name] = t;
       const position = header.dataStart + e.dataOffsets[0];
       const nbytes = e.dataOffsets[1] - e.dataOffsets[0];
@@ -180,7 +212,7 @@ export function loadSafetensors(file: string): Record<string, Tensor> {
     return out;
   } catch (err) {
     for (const t of Object.values(out)) t.dispose();
-    throw err;
+    throw inFile(err, file);
   } finally {
     fs.closeSync(fd);
   }
@@ -238,28 +270,28 @@ function readHeader(fd: number, file: string): SafetensorsHeader {
     fail('E_VALUE', 'a JSON object', 'the header', Array.isArray(parsed) ? 'an array' : String(parsed));
   }
 
-  const metadata: Record<string, string> = {};
+  const metadata: Record<string, string> = Object.create(null) as Record<string, string>;
   const tensors: SafetensorsEntry[] = [];
   const dataStart = 8 + headerLength;
   const bufferLength = fileSize - dataStart;
   for (const [name, value] of Object.entries(parsed as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('E_VALUE', 'an object of strings', '__metadata__', JSON.stringify(value));
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('E_VALUE', 'an object of strings', '__metadata__', brief(value));
       for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-        if (typeof v !== 'string') fail('E_VALUE', 'a string', `__metadata__ '${k}'`, JSON.stringify(v));
+        if (typeof v !== 'string') fail('E_VALUE', 'a string', `__metadata__ ${quoted(k)}`, brief(v));
         metadata[k] = v as string;
       }
       continue;
     }
-    const where = `tensor '${name}'`;
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('E_VALUE', 'an object with dtype, shape and data_offsets', where, JSON.stringify(value));
+    const where = `tensor ${quoted(name)}`;
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('E_VALUE', 'an object with dtype, shape and data_offsets', where, brief(value));
     const { dtype, shape, data_offsets: offsets } = value as Record<string, unknown>;
-    if (typeof dtype !== 'string') fail('E_VALUE', 'a dtype string', `${where} dtype`, JSON.stringify(dtype));
+    if (typeof dtype !== 'string') fail('E_VALUE', 'a dtype string', `${where} dtype`, brief(dtype));
     const rule = LOAD_RULES[dtype as string];
     if (!rule) fail('E_DTYPE', `one of ${Object.keys(LOAD_RULES).join(', ')}`, `${where} dtype`, `'${dtype}'`);
-    if (!Array.isArray(shape) || !shape.every(isCount)) fail('E_SHAPE', 'an array of non-negative integers', `${where} shape`, JSON.stringify(shape));
+    if (!Array.isArray(shape) || !shape.every(isCount)) fail('E_SHAPE', 'an array of non-negative integers', `${where} shape`, brief(shape));
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0] > offsets[1]) {
-      fail('E_VALUE', '[begin, end] with 0 ≤ begin ≤ end', `${where} data_offsets`, JSON.stringify(offsets));
+      fail('E_VALUE', '[begin, end] with 0 ≤ begin ≤ end', `${where} data_offsets`, brief(offsets));
     }
     const [begin, end] = offsets as [number, number];
     const numel = (shape as number[]).reduce((a, b) => a * b, 1);
@@ -278,7 +310,7 @@ function readHeader(fd: number, file: string): SafetensorsHeader {
   for (const e of byOffset) {
     const [begin] = e.dataOffsets;
     if (begin !== covered) {
-      fail('E_VALUE', `data_offsets beginning at byte ${covered}, where the previous tensor ends`, `tensor '${e.name}'`,
+      fail('E_VALUE', `data_offsets beginning at byte ${covered}, where the previous tensor ends`, `tensor ${quoted(e.name)}`,
         `[${e.dataOffsets.join(', ')}] (${begin < covered ? 'overlapping' : 'leaving a gap'})`);
     }
     covered = e.dataOffsets[1];

@@ -14,7 +14,7 @@ import { evaluateMlmCheckpoint, formatMlmEval } from '../tasks/mlm/evaluate-chec
 export function evalOptions(y: Argv) {
   return y
     .option('checkpoint', { type: 'string', demandOption: true, describe: 'A checkpoint directory, or a run directory (its latest checkpoint)' })
-    .option('data', { type: 'string', describe: "Corpus or image directory to score (default: the run's own)" })
+    .option('data', { type: 'string', describe: "Corpus or image directory to score (default: the run's own: for MLM its cached corpus.shard, or the bundled corpus / Fashion-MNIST when the run used it; a path the checkpoint names outside its run directory is not followed, so give it here)" })
     .option('json', { type: 'boolean', default: false, describe: 'Print one JSON line' })
     .option('batch-size', { type: 'number', describe: 'MLM: sequences per batch (default: the run\'s)' })
     .option('max-batches', { type: 'number', describe: 'MLM: stop after this many batches (default: all)' })
@@ -24,7 +24,7 @@ export function evalOptions(y: Argv) {
     .option('finetune-epochs', { type: 'number', default: 0, describe: 'Images: fine-tune the whole encoder with a linear head for this many epochs instead of a linear probe' })
     .option('finetune-images', { type: 'number', default: 0, describe: 'Images: training images for fine-tuning (0: all)' })
     .option('lr', { type: 'number', describe: 'Images: learning rate of the probe (default 3e-2) or of fine-tuning (default 1e-3)' })
-    .option('task-data', { type: 'string', describe: "Fine-tuned checkpoints: a labelled .jsonl/.csv/.tsv file to score (default: the run's test split)" })
+    .option('task-data', { type: 'string', describe: "Fine-tuned checkpoints: a labelled .jsonl/.csv/.tsv file to score (default: the run's test split, test-split.jsonl in its run directory)" })
     .group(['batch-size', 'max-batches', 'mask-ratio'], 'MLM checkpoints:')
     .group(['probe-epochs', 'probe-images', 'finetune-epochs', 'finetune-images', 'lr'], 'Image checkpoints (mim, spark):')
     .group(['task-data'], 'Fine-tuned text classifiers:');

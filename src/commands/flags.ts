@@ -9,10 +9,14 @@ export function flagName(field: string): string {
 export function sectionFlags(y: Argv, sections: readonly ConfigSection[]): Argv {
   for (const section of sections) {
     for (const [name, s] of Object.entries(section.fields) as Array<[string, FieldSpec]>) {
-      const type = s.kind === 'boolean' ? 'boolean' : s.kind === 'number' || s.kind === 'integer' || s.kind === 'number[2]' ? 'number' : 'string';
+      const numeric = s.kind === 'number' || s.kind === 'integer' || s.kind === 'number[2]';
+      // Numbers are parsed here, not by yargs, which turns '--lr abc' into NaN: what the user typed must reach the
+      // error message ("… but received \"abc\"").
+      const type = s.kind === 'boolean' ? 'boolean' : numeric ? undefined : 'string';
       // No yargs default: a flag the user did not give must not override a settings file.
       y.option(flagName(name), {
         type,
+        ...(numeric ? { coerce: (v: unknown) => (Array.isArray(v) ? v.map(toNumber) : toNumber(v)), requiresArg: true } : {}),
         array: s.kind === 'number[2]' || s.kind === 'string[]',
         choices: s.choices as string[] | undefined,
         describe: s.default === null ? s.describe : `${s.describe} (default: ${JSON.stringify(s.default)})`,
@@ -21,6 +25,13 @@ export function sectionFlags(y: Argv, sections: readonly ConfigSection[]): Argv 
     y.group(Object.keys(section.fields).map(flagName), `${section.title}:`);
   }
   return y;
+}
+
+/** A flag's text as a number when all of it is one ('1e-3', '0x10' excepted), else the text itself. */
+export function toNumber(v: unknown): unknown {
+  if (typeof v !== 'string') return v;
+  const t = v.trim();
+  return /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(t) || /^[+-]?Infinity$/.test(t) ? Number(t) : v;
 }
 
 /** The settings given as flags, by field name. */

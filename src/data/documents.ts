@@ -4,13 +4,19 @@
  * - text, mode 'line': every non-blank line is a document;
  * - text, mode 'paragraph': runs of non-blank lines separated by blank lines,
  *   joined with single spaces;
+ * - text with a record separator (fortune files' `%`): the lines between two
+ *   separator lines (a line equal to the separator, trailing spaces ignored),
+ *   joined with single spaces; blank records are skipped;
  * - JSONL: one JSON object per non-blank line, the document is its string `field`.
+ *
+ * Invalid UTF-8 follows `encodingErrors` (see lines.ts); the lines replaced
+ * or skipped are counted in `stats` when one is given.
  *
  * Errors name the file and the 1-based line.
  */
 import { extname } from 'node:path';
 import { ClozeError, describe } from '../errors.js';
-import { at, readLines } from './lines.js';
+import { at, ENCODING_ERRORS, readLines, type EncodingErrors, type EncodingStats } from './lines.js';
 import { listCorpusFiles, DEFAULT_EXTENSIONS } from './sources.js';
 
 export type TextMode = 'line' | 'paragraph';
@@ -25,6 +31,12 @@ export interface CorpusOptions {
   field?: string;
   /** Extensions picked up inside directories; default ['.txt', '.jsonl']. */
   extensions?: readonly string[];
+  /** Lines of invalid UTF-8: 'strict' (default) refuses the file, 'replace' uses U+FFFD, 'skip' drops the line. */
+  encodingErrors?: EncodingErrors;
+  /** Text files: a line equal to this string ends a document (e.g. '%' for fortune files); null/absent: use `mode`. */
+  recordSeparator?: string | null;
+  /** Counts of the lines replaced or skipped (filled while reading). */
+  stats?: EncodingStats;
 }
 
 export interface Document {
@@ -51,14 +63,24 @@ export function checkCorpusOptions(opts: CorpusOptions): void {
   if (typeof field !== 'string' || field === '') {
     throw new ClozeError('E_VALUE', `Expected a non-empty string for field but received ${describe(field)}`);
   }
+  const { encodingErrors = 'strict', recordSeparator = null } = opts;
+  if (!ENCODING_ERRORS.includes(encodingErrors)) {
+    throw new ClozeError('E_VALUE', `Expected one of ${ENCODING_ERRORS.join(', ')} for encodingErrors but received ${describe(encodingErrors)}`);
+  }
+  if (recordSeparator !== null && (typeof recordSeparator !== 'string' || recordSeparator.trim() === '' || /[\r\n]/.test(recordSeparator))) {
+    throw new ClozeError('E_VALUE', `Expected a non-blank single-line string for recordSeparator but received ${describe(recordSeparator)}`);
+  }
 }
+
+const lineOptions = (opts: CorpusOptions) => ({ encodingErrors: opts.encodingErrors ?? 'strict', stats: opts.stats });
 
 /** Documents of one file. */
 export async function* readFileDocuments(file: string, opts: CorpusOptions = {}): AsyncGenerator<Document> {
-  if (formatOf(file, opts.format) === 'jsonl') yield* readJsonl(file, opts.field ?? 'text');
-  else if ((opts.mode ?? 'line') === 'paragraph') yield* readParagraphs(file);
+  if (formatOf(file, opts.format) === 'jsonl') yield* readJsonl(file, opts.field ?? 'text', opts);
+  else if (opts.recordSeparator) yield* readRecords(file, opts.recordSeparator, opts);
+  else if ((opts.mode ?? 'line') === 'paragraph') yield* readParagraphs(file, opts);
   else {
-    for await (const { text, line } of readLines(file)) {
+    for await (const { text, line } of readLines(file, lineOptions(opts))) {
       if (text.trim() !== '') yield { text, file, line };
     }
   }
@@ -83,10 +105,31 @@ export async function* readDocuments(paths: string | readonly string[], opts: Co
   }
 }
 
-async function* readParagraphs(file: string): AsyncGenerator<Document> {
+async function* readRecords(file: string, separator: string, opts: CorpusOptions): AsyncGenerator<Document> {
   let parts: string[] = [];
   let start = 0;
-  for await (const { text, line } of readLines(file)) {
+  const sep = separator.trimEnd();
+  const flush = function* (): Generator<Document> {
+    if (parts.length > 0) yield { text: parts.join(' '), file, line: start };
+    parts = [];
+  };
+  for await (const { text, line } of readLines(file, lineOptions(opts))) {
+    if (text.trimEnd() === sep) {
+      yield* flush();
+      continue;
+    }
+    const t = text.trim();
+    if (t === '') continue;
+    if (parts.length === 0) start = line;
+    parts.push(t);
+  }
+  yield* flush();
+}
+
+async function* readParagraphs(file: string, opts: CorpusOptions): AsyncGenerator<Document> {
+  let parts: string[] = [];
+  let start = 0;
+  for await (const { text, line } of readLines(file, lineOptions(opts))) {
     const t = text.trim();
     if (t === '') {
       if (parts.length > 0) yield { text: parts.join(' '), file, line: start };
@@ -99,8 +142,8 @@ async function* readParagraphs(file: string): AsyncGenerator<Document> {
   if (parts.length > 0) yield { text: parts.join(' '), file, line: start };
 }
 
-async function* readJsonl(file: string, field: string): AsyncGenerator<Document> {
-  for await (const { text, line } of readLines(file)) {
+async function* readJsonl(file: string, field: string, opts: CorpusOptions): AsyncGenerator<Document> {
+  for await (const { text, line } of readLines(file, lineOptions(opts))) {
     if (text.trim() === '') continue;
     let value: unknown;
     try {

@@ -5,7 +5,7 @@
  * `1` and `"1"` are the same class. Every malformed input is an error naming
  * the file, the 1-based line and the field.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { ClozeError, describe } from '../errors.js';
 import { Rng } from '../rng.js';
@@ -39,8 +39,11 @@ export function readLabelledFile(path: string, opts: { minPerClass?: number } = 
   }
   let bytes: Buffer;
   try {
+    // A device (/dev/zero) or FIFO would be read without end.
+    if (!statSync(path).isFile()) throw new ClozeError('E_IO', `Expected a regular file for labelled data but received '${path}', which is not one`);
     bytes = readFileSync(path);
   } catch (e) {
+    if (e instanceof ClozeError) throw e;
     const err = e as NodeJS.ErrnoException;
     throw new ClozeError('E_IO', `Expected a readable file for labelled data but received '${path}' (${err.code ?? err.message})`);
   }

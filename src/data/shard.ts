@@ -6,28 +6,34 @@
  *
  *   offset  size  field
  *        0     8  magic "CLZSHARD"
- *        8     4  version (1)
+ *        8     4  version (2)
  *       12     4  bytes per token: 2 (uint16, vocab <= 65536) or 4 (int32)
  *       16     4  vocabulary size
  *       20     4  reserved (0)
  *       24     8  token count T
  *       32     8  document count D
  *       40    32  sha256 of what the shard was built from (tokenizer + sources)
- *       72     8  reserved (0)
+ *       72     8  checksum: the first 8 bytes of the sha256 of the tokens and the document table
  *       80  T*b   tokens, documents back to back
  *           8(D+1) document start offsets in tokens (u64), the last one = T
  *
  * The writer streams tokens to a temporary file beside the target and renames
  * it into place only once the header is final, so a crash never leaves a
  * partial shard under the real name.
+ *
+ * Opening a shard reads it once whole: the checksum must match (a corrupted
+ * cache is refused naming the file, and prepareShard rebuilds it), and every
+ * token id must lie below the vocabulary size, so no bad id reaches the
+ * masking or the embedding later. Version 1 shards (no checksum) are refused
+ * the same way and rebuilt.
  */
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { ClozeError } from '../errors.js';
 import { checkInt } from '../validate.js';
 
 export const SHARD_MAGIC = 'CLZSHARD';
-export const SHARD_VERSION = 1;
+export const SHARD_VERSION = 2;
 export const SHARD_HEADER_BYTES = 80;
 
 export interface ShardHeader {
@@ -38,6 +44,13 @@ export interface ShardHeader {
   docCount: number;
   /** 64 hex digits. */
   hash: string;
+  /** 16 hex digits: the first 8 bytes of the sha256 of the tokens and the document table. */
+  checksum: string;
+}
+
+export interface OpenShardOptions {
+  /** The vocabulary the shard's ids must fit (the tokenizer's); refused when the shard's is larger. */
+  vocabSize?: number;
 }
 
 export class ShardWriter {
@@ -52,6 +65,7 @@ export class ShardWriter {
   private buf: Buffer;
   private used = 0;
   private pos = SHARD_HEADER_BYTES;
+  private readonly sum: Hash = createHash('sha256');
 
   constructor(path: string, vocabSize: number, hash: string, bufferBytes = 1 << 20) {
     checkInt(vocabSize, 'vocabSize', 1, 2 ** 31 - 1);
@@ -97,9 +111,11 @@ export class ShardWriter {
       this.docStarts.forEach((s, i) => table.writeBigUInt64LE(BigInt(s), 8 * i));
       table.writeBigUInt64LE(BigInt(this.tokenCount), 8 * this.docStarts.length);
       writeAll(fd, table, this.pos);
+      this.sum.update(table);
       const header: ShardHeader = {
         version: SHARD_VERSION, tokenBytes: this.tokenBytes, vocabSize: this.vocabSize,
         tokenCount: this.tokenCount, docCount: this.docStarts.length, hash: this.hash,
+        checksum: this.sum.digest('hex').slice(0, 16),
       };
       writeAll(fd, encodeHeader(header), 0);
       fsyncSync(fd);
@@ -121,6 +137,7 @@ export class ShardWriter {
   }
 
   private flush(fd: number): void {
+    this.sum.update(this.buf.subarray(0, this.used));
     writeAll(fd, this.buf.subarray(0, this.used), this.pos);
     this.pos += this.used;
     this.used = 0;
@@ -148,8 +165,11 @@ export class Shard {
     this.docStarts = docStarts;
   }
 
-  /** Opens and validates a shard; every inconsistency is an E_IO error naming the file. */
-  static open(path: string): Shard {
+  /**
+   * Opens and validates a shard: its header, size, document table, checksum and every token id (one read of the
+   * whole file). Every inconsistency is an E_IO error naming the file.
+   */
+  static open(path: string, opts: OpenShardOptions = {}): Shard {
     let fd: number;
     try {
       fd = openSync(path, 'r');
@@ -161,12 +181,22 @@ export class Shard {
       const head = Buffer.alloc(SHARD_HEADER_BYTES);
       const n = readSync(fd, head, 0, SHARD_HEADER_BYTES, 0);
       const header = decodeHeader(head.subarray(0, n), path);
+      if (opts.vocabSize !== undefined && header.vocabSize > opts.vocabSize) {
+        throw new ClozeError('E_IO', `Expected token ids of a vocabulary of at most ${opts.vocabSize} (the tokenizer's) for shard '${path}' but received a shard of vocabulary ${header.vocabSize}`);
+      }
       const want = SHARD_HEADER_BYTES + header.tokenCount * header.tokenBytes + 8 * (header.docCount + 1);
       if (size !== want) {
         throw new ClozeError('E_IO', `Expected ${want} bytes for shard '${path}' but received ${size}`);
       }
+      const sum = createHash('sha256');
+      checkTokens(fd, header, path, sum);
       const table = Buffer.alloc(8 * (header.docCount + 1));
       readAll(fd, table, SHARD_HEADER_BYTES + header.tokenCount * header.tokenBytes);
+      sum.update(table);
+      const got = sum.digest('hex').slice(0, 16);
+      if (got !== header.checksum) {
+        throw new ClozeError('E_IO', `Expected checksum ${header.checksum} for shard '${path}' but received ${got} (the file is corrupt)`);
+      }
       const starts = new Float64Array(header.docCount + 1);
       for (let i = 0; i < starts.length; i++) starts[i] = Number(table.readBigUInt64LE(8 * i));
       for (let i = 1; i < starts.length; i++) {
@@ -218,6 +248,25 @@ export class Shard {
   }
 }
 
+/** Reads every token once (in 1 MiB pieces), hashing the bytes and checking each id against the vocabulary. */
+function checkTokens(fd: number, header: ShardHeader, path: string, sum: Hash): void {
+  const { tokenBytes: tb, tokenCount, vocabSize } = header;
+  const piece = Buffer.alloc(Math.min(1 << 20, Math.max(tb, tokenCount * tb)));
+  const perPiece = Math.floor(piece.length / tb);
+  for (let start = 0; start < tokenCount; start += perPiece) {
+    const count = Math.min(perPiece, tokenCount - start);
+    const bytes = piece.subarray(0, count * tb);
+    readAll(fd, bytes, SHARD_HEADER_BYTES + start * tb);
+    sum.update(bytes);
+    for (let i = 0; i < count; i++) {
+      const v = tb === 2 ? bytes.readUInt16LE(2 * i) : bytes.readInt32LE(4 * i);
+      if (v < 0 || v >= vocabSize) {
+        throw new ClozeError('E_IO', `Expected token ids in [0, ${vocabSize - 1}] for shard '${path}' but received ${v} at token ${start + i} (the file is corrupt)`);
+      }
+    }
+  }
+}
+
 /** Reads just the header, or returns null when the file is missing or not a valid shard. */
 export function peekShardHeader(path: string): ShardHeader | null {
   try {
@@ -238,6 +287,7 @@ function encodeHeader(h: ShardHeader): Buffer {
   b.writeBigUInt64LE(BigInt(h.tokenCount), 24);
   b.writeBigUInt64LE(BigInt(h.docCount), 32);
   Buffer.from(h.hash, 'hex').copy(b, 40);
+  Buffer.from(h.checksum, 'hex').copy(b, 72);
   return b;
 }
 
@@ -263,7 +313,10 @@ function decodeHeader(b: Buffer, path: string): ShardHeader {
   if (!Number.isSafeInteger(tokenCount) || !Number.isSafeInteger(docCount) || vocabSize === 0) {
     throw new ClozeError('E_IO', `Expected valid counts for shard '${path}' but received vocab ${vocabSize}, ${tokenCount} tokens, ${docCount} documents`);
   }
-  return { version, tokenBytes, vocabSize, tokenCount, docCount, hash: b.subarray(40, 72).toString('hex') };
+  if (tokenBytes === 2 && vocabSize > 65536) {
+    throw new ClozeError('E_IO', `Expected 4 bytes per token for a vocabulary of ${vocabSize} for shard '${path}' but received 2`);
+  }
+  return { version, tokenBytes, vocabSize, tokenCount, docCount, hash: b.subarray(40, 72).toString('hex'), checksum: b.subarray(72, 80).toString('hex') };
 }
 
 function writeAll(fd: number, b: Buffer, pos: number): void {
@@ -272,7 +325,7 @@ function writeAll(fd: number, b: Buffer, pos: number): void {
 
 function readAll(fd: number, b: Buffer, pos: number): void {
   for (let off = 0; off < b.length;) {
-    const n = readSync(fd, b, off, b.length - off, pos + off);
+    const n = readSync(fd, b, off, Math.min(b.length - off, 1 << 30), pos + off);
     if (n === 0) throw new ClozeError('E_IO', `Expected ${b.length} bytes at offset ${pos} but received ${off} (file truncated)`);
     off += n;
   }

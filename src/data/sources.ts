@@ -29,11 +29,22 @@ export function listCorpusFiles(paths: string | readonly string[], extensions: r
         throw new ClozeError('E_IO', `Expected at least one ${[...exts].join(' or ')} file for corpus but received none in '${abs}'`);
       }
       out.push(...found);
-    } else {
+    } else if (st.isFile()) {
       out.push(abs);
+    } else {
+      // A device (/dev/zero, /dev/urandom), FIFO or socket never ends or cannot be read twice (the tokenizer and the shard each read the corpus).
+      throw new ClozeError('E_IO', `Expected a regular file or a directory for corpus but received '${abs}', a ${kindOf(st)}`);
     }
   }
   return out;
+}
+
+function kindOf(st: import('node:fs').Stats): string {
+  if (st.isCharacterDevice()) return 'character device';
+  if (st.isBlockDevice()) return 'block device';
+  if (st.isFIFO()) return 'FIFO';
+  if (st.isSocket()) return 'socket';
+  return 'special file';
 }
 
 function walk(dir: string): string[] {

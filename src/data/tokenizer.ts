@@ -50,13 +50,27 @@ export class TextTokenizer {
       }
       return v;
     };
-    [this.padId, this.unkId, this.clsId, this.sepId, this.maskId] = SPECIAL_TOKENS.map(id) as [number, number, number, number, number];
+    const ids = SPECIAL_TOKENS.map(id) as [number, number, number, number, number];
+    // Checked at load, not found at encode time: every special id inside the vocabulary, and no two the same.
+    ids.forEach((v, i) => {
+      if (!Number.isInteger(v) || v < 0 || v >= this.vocabSize) {
+        throw new ClozeError('E_VALUE', `Expected an id in [0, ${this.vocabSize - 1}] (the vocabulary) for ${SPECIAL_TOKENS[i]} in ${source} but received ${v}`);
+      }
+      const first = ids.indexOf(v);
+      if (first !== i) throw new ClozeError('E_VALUE', `Expected distinct ids for the special tokens in ${source} but received ${v} for both ${SPECIAL_TOKENS[first]} and ${SPECIAL_TOKENS[i]}`);
+    });
+    [this.padId, this.unkId, this.clsId, this.sepId, this.maskId] = ids;
   }
 
   /** Token ids of each text, without special tokens. */
   async encodeBatch(texts: readonly string[]): Promise<Int32Array[]> {
     if (texts.length === 0) return [];
-    const encs = await this.hf.encodeBatch([...texts], { addSpecialTokens: false });
+    let encs: Awaited<ReturnType<Tokenizer['encodeBatch']>>;
+    try {
+      encs = await this.hf.encodeBatch([...texts], { addSpecialTokens: false });
+    } catch (e) {
+      throw new ClozeError('E_VALUE', `Expected the tokenizer to encode the text but it failed (${(e as Error).message})`);
+    }
     return encs.map((e) => Int32Array.from(e.getIds()));
   }
 
@@ -137,6 +151,7 @@ export async function loadTokenizer(path: string, opts: LoadTokenizerOptions = {
   checkBool(lowercase, 'lowercase');
   if (extname(path).toLowerCase() === '.json') {
     checkFile(path, 'tokenizer.json');
+    checkTokenizerJson(path);
     let hf: Tokenizer;
     try {
       hf = Tokenizer.fromFile(path);
@@ -178,6 +193,34 @@ function bertTokenizer(model: ReturnType<typeof WordPiece.init>, lowercase: bool
   hf.setPreTokenizer(bertPreTokenizer());
   hf.setDecoder(wordPieceDecoder('##', true));
   return hf;
+}
+
+/**
+ * What the binding accepts but fails on later: a model whose unknown token is not in its vocabulary (every word
+ * outside the vocabulary then fails at encode time), a model section that is not an object.
+ */
+function checkTokenizerJson(path: string): void {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    // The position only: the parser's message quotes the file's text.
+    const pos = /position (\d+)/.exec((e as Error).message)?.[1];
+    throw new ClozeError('E_VALUE', `Expected a valid tokenizer.json for tokenizer but received '${path}', which is not JSON${pos ? ` (at byte ${pos})` : ''}`);
+  }
+  const model = (parsed as { model?: unknown } | null)?.model;
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed) || typeof model !== 'object' || model === null || Array.isArray(model)) {
+    throw new ClozeError('E_VALUE', `Expected a tokenizer.json with a model object for tokenizer but received '${path}' without one`);
+  }
+  const m = model as { type?: unknown; unk_token?: unknown; vocab?: unknown };
+  const vocab = m.vocab;
+  if (typeof m.unk_token === 'string' && typeof vocab === 'object' && vocab !== null && !Array.isArray(vocab) && !Object.hasOwn(vocab, m.unk_token)) {
+    const unk = m.unk_token.length > 40 ? `${m.unk_token.slice(0, 40)}…` : m.unk_token;
+    throw new ClozeError('E_VALUE', `Expected the model's unknown token ${JSON.stringify(unk)} in its vocabulary for tokenizer '${path}' but received a vocabulary without it (every word outside the vocabulary would fail to encode)`);
+  }
+  if ((m.type === 'WordPiece' || m.type === undefined) && typeof vocab === 'object' && vocab !== null && !Array.isArray(vocab) && m.unk_token === undefined && !Object.hasOwn(vocab, '[UNK]')) {
+    throw new ClozeError('E_VALUE', `Expected [UNK] in the vocabulary for tokenizer '${path}' but received a vocabulary without it`);
+  }
 }
 
 function checkFile(path: string, what: string): void {

@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { latestCheckpoint, loadCheckpoint } from '../checkpoint/checkpoint.js';
+import { checkpointDataPath } from '../checkpoint/named-paths.js';
 import { ClozeError } from '../errors.js';
 import { scoreEncoder, type EncoderScore } from '../eval/encoder-score.js';
 import { resolveConfig } from './config.js';
@@ -63,10 +64,12 @@ export async function evaluateImageCheckpoint(o: ImageEvalOptions): Promise<Imag
   const ck = loadCheckpoint(dir);
   try {
     const run = (ck.extra.run ?? {}) as Record<string, unknown>;
+    // The checkpoint's data path is followed only inside its run directory; otherwise --data is required.
+    const named = checkpointDataPath(dir, run.data, o.data, '--data');
     const cfg = resolveConfig({
-      ...Object.fromEntries(Object.entries(run).filter(([k]) => ['preset', 'data', 'seed', 'probeEpochs', 'probeImages'].includes(k))),
+      ...Object.fromEntries(Object.entries(run).filter(([k]) => ['preset', 'seed', 'probeEpochs', 'probeImages'].includes(k))),
       task,
-      ...(o.data !== undefined ? { data: o.data } : {}),
+      data: named.path,
       ...(o.probeEpochs !== undefined ? { probeEpochs: o.probeEpochs } : {}),
       ...(o.probeImages !== undefined ? { probeImages: o.probeImages } : {}),
       ...(o.seed !== undefined ? { seed: o.seed } : {}),

@@ -41,7 +41,7 @@ export const TASKS: Record<TaskName, TaskEntry> = {
   mlm: {
     describe: 'masked language modeling (BERT-style text)',
     recipe: withMlmRecipe,
-    build: (cfg, outDir, resumeDir) => buildMlmTask(cfg, outDir, resumeDir),
+    build: (cfg, outDir, resumeDir, progress) => buildMlmTask(cfg, outDir, resumeDir, progress),
     devices: ['cpu', 'cuda'],
     modelType: 'bert',
   },

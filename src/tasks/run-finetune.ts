@@ -16,7 +16,8 @@ import { checkResumeSettings, checkRunFlags, discardUnsavedRun, openRunDir } fro
 import { checkpointDir } from './evaluate.js';
 import { encodeInputs } from './finetune/mvp-inputs.js';
 import { FINETUNE_FIELDS, FINETUNE_RUN_FIELDS, resolveFinetuneConfig, type FinetuneConfig } from './finetune/config.js';
-import { loadFinetuneData } from './finetune/data.js';
+import { loadFinetuneData, TEST_SPLIT_FILE } from './finetune/data.js';
+import { writeLabelledJsonl } from '../data/labelled.js';
 import type { FinetuneEval } from './finetune/evaluate.js';
 import type { Method } from './finetune/classifier.js';
 import { checkpointTokenizer, openClassifier } from './finetune/model.js';
@@ -112,6 +113,8 @@ async function finetuneIn(
   const from = resumeDir ?? initDir!;
 
   const data = loadFinetuneData(cfg, outDir);
+  // The run's own copy of its test split: `cloze eval` scores it without following the checkpoint's path to the file.
+  if (cfg.taskData !== null) writeLabelledJsonl(join(outDir, TEST_SPLIT_FILE), data.test);
   progress?.note(`data: ${data.source}; ${data.labels.length} classes`);
   const tok = await checkpointTokenizer(from);
   tok.save(join(outDir, 'tokenizer.json'));

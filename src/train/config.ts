@@ -18,9 +18,11 @@ export interface FieldSpec {
   describe: string;
   /** Allowed values for a string field. */
   choices?: readonly string[];
-  /** Inclusive bounds for numbers. */
+  /** Inclusive bounds for numbers (integers are also always within ±(2^53 − 1), where every integer is exact). */
   min?: number;
   max?: number;
+  /** The lower bound itself is refused (eps: any positive number, never 0). */
+  exclusiveMin?: boolean;
 }
 
 export type Fields = Record<string, FieldSpec>;
@@ -33,13 +35,19 @@ export interface ConfigSection<F extends Fields = Fields> {
   fields: F;
 }
 
+/** Documented upper bounds of the run's sizes: beyond them a run would not finish in any useful time. */
+export const MAX_STEPS = 1_000_000_000;
+export const MAX_EPOCHS = 100_000;
+/** The longest text sequence a run accepts (BERT's is 512; long-context encoders reach 8192). */
+export const MAX_SEQUENCE_LENGTH = 8192;
+
 export const SHARED_FIELDS = {
   task: { kind: 'string', default: 'mlm', choices: ['mlm', 'mim', 'spark'], describe: 'Pre-training objective: masked language modeling (text), masked image modeling (ViT) or SparK (convnets)' },
   preset: { kind: 'string', default: 'bert-tiny', describe: 'Model preset name (BERT presets for mlm, ViT presets for mim, SparK presets for spark; see the README)' },
   data: { kind: 'string?', default: null, describe: 'mlm: corpus file or directory (default: the bundled WordNet corpus); mim, spark: a directory of IDX files or of class subfolders of images (default: Fashion-MNIST under /usr/share/datasets/fashion-mnist)' },
   out: { kind: 'string?', default: null, describe: 'Run directory (default: runs/<preset>)' },
-  maxSteps: { kind: 'integer', default: 1000, min: 1, describe: 'Optimizer steps (ignored when epochs > 0)' },
-  epochs: { kind: 'integer', default: 0, min: 0, describe: 'Epochs over the training data; 0: run maxSteps steps' },
+  maxSteps: { kind: 'integer', default: 1000, min: 1, max: MAX_STEPS, describe: 'Optimizer steps (ignored when epochs > 0; at most 10^9)' },
+  epochs: { kind: 'integer', default: 0, min: 0, max: MAX_EPOCHS, describe: 'Epochs over the training data; 0: run maxSteps steps (at most 10^5)' },
   batchSize: { kind: 'integer', default: 32, min: 1, describe: 'Sequences (mlm) or images (mim, spark) per micro-batch' },
   gradAccum: { kind: 'integer', default: 1, min: 1, describe: 'Micro-batches per optimizer step' },
   lr: { kind: 'number', default: 1e-3, min: 0, describe: 'Peak learning rate' },
@@ -48,7 +56,7 @@ export const SHARED_FIELDS = {
   minLrRatio: { kind: 'number', default: 0, min: 0, max: 1, describe: 'Final lr as a share of the peak' },
   weightDecay: { kind: 'number', default: 0.01, min: 0, describe: 'AdamW weight decay (never on norms and biases)' },
   betas: { kind: 'number[2]', default: [0.9, 0.999], min: 0, max: 0.999999, describe: 'AdamW betas' },
-  eps: { kind: 'number', default: 1e-6, min: 0, describe: 'AdamW epsilon' },
+  eps: { kind: 'number', default: 1e-6, min: 0, exclusiveMin: true, describe: 'AdamW epsilon (> 0)' },
   gradClip: { kind: 'number', default: 1, min: 0, describe: 'Global gradient-norm clip (0: off)' },
   maskRatio: { kind: 'number', default: 0.15, min: 0, max: 1, describe: 'Share of tokens (mlm) or patches (mim, spark) masked' },
   saveEvery: { kind: 'integer', default: 500, min: 1, describe: 'Checkpoint every N steps (and at the end)' },
@@ -82,14 +90,30 @@ export type ConfigOf<F extends Fields> = { -readonly [K in keyof F]: ValueOf<F[K
 
 export type SharedConfig = ConfigOf<typeof SHARED_FIELDS>;
 
+/** A received value as JSON, except what JSON cannot show (NaN, ±Infinity, integers past 2^53) and what is too long. */
+function shown(v: unknown): string {
+  if (typeof v === 'number' && (!Number.isFinite(v) || (Number.isInteger(v) && !Number.isSafeInteger(v)))) {
+    return Number.isFinite(v) ? `${v} (beyond 2^53, not an exact integer)` : String(v);
+  }
+  if (Array.isArray(v)) return `[${v.map(shown).join(',')}]`;
+  let s: string;
+  try {
+    s = JSON.stringify(v) ?? String(v);
+  } catch {
+    s = typeof v;
+  }
+  return s.length > 200 ? `${s.slice(0, 200)}…` : s;
+}
+
 function fail(where: string, field: string, what: string, got: unknown): never {
-  throw new ClozeError('E_VALUE', `${where}: Expected ${what} for ${field} but received ${JSON.stringify(got)}`);
+  throw new ClozeError('E_VALUE', `${where}: Expected ${what} for ${field} but received ${shown(got)}`);
 }
 
 /** Checks one value against its spec; returns it. */
 export function checkField(name: string, spec: FieldSpec, v: unknown, where: string): unknown {
-  const inRange = (x: number): boolean => (spec.min === undefined || x >= spec.min) && (spec.max === undefined || x <= spec.max);
-  const range = spec.min !== undefined || spec.max !== undefined ? ` in [${spec.min ?? '-∞'}, ${spec.max ?? '∞'}]` : '';
+  const inRange = (x: number): boolean =>
+    (spec.min === undefined || (spec.exclusiveMin ? x > spec.min : x >= spec.min)) && (spec.max === undefined || x <= spec.max);
+  const range = spec.min !== undefined || spec.max !== undefined ? ` in ${spec.exclusiveMin ? '(' : '['}${spec.min ?? '-∞'}, ${spec.max ?? '∞'}]` : '';
   switch (spec.kind) {
     case 'string':
     case 'string?':
@@ -101,13 +125,13 @@ export function checkField(name: string, spec: FieldSpec, v: unknown, where: str
       if (typeof v !== 'number' || !Number.isFinite(v) || !inRange(v)) fail(where, name, `a number${range}`, v);
       return v;
     case 'integer':
-      if (typeof v !== 'number' || !Number.isInteger(v) || !inRange(v)) fail(where, name, `an integer${range}`, v);
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || !inRange(v)) fail(where, name, `an integer${range}`, v);
       return v;
     case 'boolean':
       if (typeof v !== 'boolean') fail(where, name, 'true or false', v);
       return v;
     case 'number[2]':
-      if (!Array.isArray(v) || v.length !== 2 || v.some((x) => typeof x !== 'number' || !inRange(x)))
+      if (!Array.isArray(v) || v.length !== 2 || v.some((x) => typeof x !== 'number' || !Number.isFinite(x) || !inRange(x)))
         fail(where, name, `two numbers${range}`, v);
       return v;
     case 'string[]':
@@ -120,7 +144,8 @@ export function checkField(name: string, spec: FieldSpec, v: unknown, where: str
 export function resolveSection<F extends Fields>(fields: F, given: Record<string, unknown>, where: string): ConfigOf<F> {
   const out: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(fields)) {
-    const v = given[name];
+    // Own values only: an inherited `constructor` or `toString` is never a setting.
+    const v = Object.hasOwn(given, name) ? given[name] : undefined;
     out[name] = v === undefined ? spec.default : checkField(name, spec, v, where);
   }
   return out as ConfigOf<F>;
@@ -141,4 +166,9 @@ export function readSettingsFile(path: string): Record<string, unknown> {
     throw new ClozeError('E_VALUE', `${path}: Expected a JSON object but received text that is not JSON (${(e as Error).message})`);
   }
   return parsed as Record<string, unknown>;
+}
+
+/** The unknown-field check: only a table's own fields are known (`constructor`, `toString` and `__proto__` are not). */
+export function isKnownField(fields: Fields, key: string): boolean {
+  return Object.hasOwn(fields, key);
 }

@@ -18,7 +18,7 @@ export const IMAGE_FIELDS = {
   trainImages: { kind: 'integer', default: 0, min: 0, describe: 'Use a seeded subset of this many training images (0: all)' },
   probeEvery: { kind: 'integer', default: 0, min: 0, describe: 'Linear-probe every N epochs (0: at the end only)' },
   probeImages: { kind: 'integer', default: 10000, min: 10, describe: 'Training images of the linear probe (a seeded subset)' },
-  probeEpochs: { kind: 'integer', default: 100, min: 1, describe: 'Epochs of the probe classifier' },
+  probeEpochs: { kind: 'integer', default: 100, min: 1, max: 10_000, describe: 'Epochs of the probe classifier (at most 10^4)' },
 } as const satisfies Fields;
 
 export const IMAGE_SECTION: ConfigSection<typeof IMAGE_FIELDS> = { title: 'Images (task mim and spark)', tasks: ['mim', 'spark'], fields: IMAGE_FIELDS };

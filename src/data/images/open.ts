@@ -28,7 +28,8 @@ export async function openImageData(data: string | null, o: { size: [number, num
   const dir = data ?? FASHION_MNIST_DIR;
   if (!isDir(dir)) {
     const hint = data === null ? ' (install it with: apt-get install dataset-fashion-mnist)' : '';
-    throw new ClozeError('E_IO', `Expected a directory of IDX files or of image class folders for data but received ${dir}, which does not exist${hint}`);
+    const what = existsSync(dir) ? (statSync(dir).isFile() ? 'a file, not a directory (give the directory that holds the IDX files or the train/ and test/ folders)' : 'not a directory') : 'which does not exist';
+    throw new ClozeError('E_IO', `Expected a directory of IDX files or of image class folders for data but received ${dir}, ${what}${hint}`);
   }
   const trainImages = idxFile(dir, 'train-images-idx3-ubyte');
   if (trainImages) {

@@ -5,7 +5,7 @@
  * to a fine-tuning recipe. `--task` here names a downstream dataset.
  */
 import { ClozeError } from '../../errors.js';
-import { readSettingsFile, resolveSection, SHARED_FIELDS, type ConfigOf, type ConfigSection, type FieldSpec, type Fields } from '../../train/config.js';
+import { isKnownField, MAX_SEQUENCE_LENGTH, readSettingsFile, resolveSection, SHARED_FIELDS, type ConfigOf, type ConfigSection, type FieldSpec, type Fields } from '../../train/config.js';
 
 export const BUILTIN_TASK_NAMES = ['spam', 'wordnet-topics', 'wordnet-defs'] as const;
 
@@ -17,7 +17,7 @@ export const FINETUNE_FIELDS = {
   adv: { kind: 'boolean', default: false, describe: 'Train on one-step L2 PGD perturbations of the word embeddings (ε = 1, random start): mlp-ft --adv is adversarial training, mvp --adv is MVP+Adv' },
   template: { kind: 'string[]', default: [], describe: 'mvp: a prompt template with one [MASK] (repeatable; a template starting with [SEP] goes after the input, any other right after [CLS]); default: the built-in task\'s' },
   verbalizer: { kind: 'string?', default: null, describe: 'mvp: labels.json mapping each label to its words, {"label": ["word", …]}; default: the built-in task\'s' },
-  maxLength: { kind: 'integer', default: 128, min: 8, max: 65536, describe: 'Tokens per input, [CLS], [SEP] and the template included; inputs are truncated, never templates' },
+  maxLength: { kind: 'integer', default: 128, min: 8, max: MAX_SEQUENCE_LENGTH, describe: 'Tokens per input, [CLS], [SEP] and the template included; inputs are truncated, never templates (at most 8192)' },
   initFrom: { kind: 'string?', default: null, describe: 'A pre-trained run or checkpoint directory (ours or a Hugging Face BERT); default: runs/bert-tiny, pre-trained first when absent' },
 } as const satisfies Fields;
 
@@ -67,7 +67,7 @@ export function resolveFinetuneConfig(partial: Record<string, unknown>, where = 
     throw new ClozeError('E_VALUE', `${where}: Expected an object of fine-tuning settings but received ${JSON.stringify(partial)}`);
   }
   for (const key of Object.keys(partial)) {
-    if (!(key in ALL)) throw new ClozeError('E_VALUE', `${where}: Expected a known setting for ${key} but received an unknown field (known: ${Object.keys(ALL).join(', ')})`);
+    if (!isKnownField(ALL, key)) throw new ClozeError('E_VALUE', `${where}: Expected a known setting for ${key} but received an unknown field (known: ${Object.keys(ALL).join(', ')})`);
   }
   const c = resolveSection(ALL, partial, where) as FinetuneConfig;
   if ((c.task === null) === (c.taskData === null)) {
@@ -87,7 +87,7 @@ export function resolveFinetuneConfig(partial: Record<string, unknown>, where = 
 export function readFinetuneFile(path: string): Record<string, unknown> {
   const parsed = readSettingsFile(path);
   for (const key of Object.keys(parsed ?? {})) {
-    if (!(key in ALL)) throw new ClozeError('E_VALUE', `${path}: Expected a known setting for ${key} but received an unknown field (known: ${Object.keys(ALL).join(', ')})`);
+    if (!isKnownField(ALL, key)) throw new ClozeError('E_VALUE', `${path}: Expected a known setting for ${key} but received an unknown field (known: ${Object.keys(ALL).join(', ')})`);
   }
   resolveSection(ALL, parsed, path);
   return parsed;

@@ -10,6 +10,9 @@ import { ClozeError } from '../../errors.js';
 import type { FinetuneConfig } from './config.js';
 import { BUILTIN_TASKS, isBuiltinTask, loadTaskData, type TaskData, type TaskSources } from './datasets.js';
 
+/** A fine-tuning run on a labelled file keeps its test split here, in its run directory, for `cloze eval`. */
+export const TEST_SPLIT_FILE = 'test-split.jsonl';
+
 export interface FinetuneData extends TaskData {
   trainLabels: Int32Array;
   testLabels: Int32Array;

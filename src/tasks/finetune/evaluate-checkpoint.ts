@@ -2,11 +2,18 @@
  * `cloze eval` on a fine-tuned checkpoint: accuracy, macro-F1 and loss on the
  * run's own test split (rebuilt from its saved settings; a built-in task
  * reads the split cached in the run directory) or on all of a labelled file.
+ * A run on a labelled file saved its test split as test-split.jsonl in its run
+ * directory, and that copy is what is scored: the file paths in a
+ * checkpoint's settings are not followed outside its run directory
+ * (src/checkpoint/named-paths.ts), so an older run without the copy needs
+ * --task-data.
  */
-import { dirname } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
+import { checkpointDataPath } from '../../checkpoint/named-paths.js';
 import { readLabelledFile, type LabelledExample } from '../../data/labelled.js';
-import { labelIds } from './data.js';
+import { labelIds, TEST_SPLIT_FILE } from './data.js';
 import { loadTaskData } from './datasets.js';
 import { scoresOf, type FinetuneEval } from './evaluate.js';
 import { FinetunedClassifier } from './predict.js';
@@ -36,6 +43,13 @@ export function savedRun(dir: string): { run: Record<string, unknown>; step: num
 
 /** The test split of the run that wrote checkpoint `dir` (a built-in task's from the cache in its run directory). */
 export function runTestSplit(dir: string, run: Record<string, unknown>): LabelledExample[] {
+  if (typeof run.taskData === 'string') {
+    const saved = join(dirname(dir), TEST_SPLIT_FILE);
+    if (existsSync(saved)) return readLabelledFile(saved, { minPerClass: 1 }).examples;
+    // A run without the copy: its files are read only when they lie inside its run directory.
+    checkpointDataPath(dir, run.taskData, undefined, '--task-data');
+    if (typeof run.testData === 'string') checkpointDataPath(dir, run.testData, undefined, '--task-data');
+  }
   return loadTaskData({
     task: (run.task as string | null) ?? undefined, taskData: (run.taskData as string | null) ?? undefined,
     testData: (run.testData as string | null) ?? undefined, cacheDir: dirname(dir), seed: (run.seed as number | undefined) ?? 0,

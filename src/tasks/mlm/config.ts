@@ -4,15 +4,17 @@
  * caller left unset.
  */
 import { BERT_PRESETS, type BertPresetName } from '../../models/bert/presets.js';
-import type { ConfigOf, ConfigSection, Fields, SharedConfig } from '../../train/config.js';
+import { MAX_SEQUENCE_LENGTH, type ConfigOf, type ConfigSection, type Fields, type SharedConfig } from '../../train/config.js';
 
 export const MLM_FIELDS = {
   textMode: { kind: 'string', default: 'line', choices: ['line', 'paragraph'], describe: 'Text files: one document per line, or blank-line-separated paragraphs' },
   jsonlField: { kind: 'string', default: 'text', describe: 'JSONL field holding the text' },
+  encodingErrors: { kind: 'string', default: 'strict', choices: ['strict', 'replace', 'skip'], describe: 'Lines of invalid UTF-8: strict refuses the corpus naming the line; replace reads them with U+FFFD; skip drops them (the count is reported)' },
+  recordSeparator: { kind: 'string?', default: null, describe: "Text files: a line equal to this string ends a document (e.g. '%' for fortune files); overrides textMode" },
   tokenizer: { kind: 'string?', default: null, describe: 'tokenizer.json or vocab.txt to load (default: train WordPiece on the corpus)' },
   vocabSize: { kind: 'integer', default: 8000, min: 6, max: 30000, describe: 'WordPiece vocabulary size when training one' },
   lowercase: { kind: 'boolean', default: true, describe: 'Lowercase text when training a tokenizer' },
-  maxLength: { kind: 'integer', default: 128, min: 8, max: 65536, describe: 'Sequence length, [CLS] and [SEP] included' },
+  maxLength: { kind: 'integer', default: 128, min: 8, max: MAX_SEQUENCE_LENGTH, describe: 'Sequence length, [CLS] and [SEP] included (at most 8192; a run whose activations would not fit in memory is refused before it starts)' },
   evalFraction: { kind: 'number', default: 0.05, min: 0, max: 0.5, describe: 'Share of sequences held out for evaluation' },
   masking: { kind: 'string', default: 'token', choices: ['token', 'whole-word', 'span', 'ngram'], describe: 'Selection strategy' },
   evalEvery: { kind: 'integer', default: 200, min: 1, describe: 'Evaluate every N steps' },

@@ -6,6 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import type { EncodingErrors } from '../../data/lines.js';
 import { loadTokenizer, trainWordPiece, type TextTokenizer } from '../../data/tokenizer.js';
 import type { Batch, PackedCorpus } from '../../data/packing.js';
 import { ClozeError } from '../../errors.js';
@@ -26,7 +27,10 @@ export async function makeTokenizer(cfg: MlmRunConfig, data: string, outDir: str
   }
   if (cfg.tokenizer) return loadTokenizer(cfg.tokenizer, { lowercase: cfg.lowercase });
   if (existsSync(saved)) return loadTokenizer(saved);
-  const tok = await trainWordPiece(data, { vocabSize: cfg.vocabSize, lowercase: cfg.lowercase, mode: cfg.textMode as 'line' | 'paragraph', field: cfg.jsonlField });
+  const tok = await trainWordPiece(data, {
+    vocabSize: cfg.vocabSize, lowercase: cfg.lowercase, mode: cfg.textMode as 'line' | 'paragraph', field: cfg.jsonlField,
+    encodingErrors: cfg.encodingErrors as EncodingErrors, recordSeparator: cfg.recordSeparator,
+  });
   tok.save(saved);
   return tok;
 }

@@ -2,6 +2,11 @@
  * `cloze eval` on an MLM checkpoint: masked-token loss, accuracy and
  * perplexity on a corpus. With the run's own corpus it scores the run's
  * held-out split; with another corpus, all of it.
+ *
+ * The checkpoint's saved settings name the run's corpus, but that path is not
+ * followed (src/checkpoint/named-paths.ts): without --data the run's own
+ * tokenized shard (corpus.shard in the run directory) is scored, or the
+ * bundled corpus when the run used it; otherwise --data is required.
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,10 +15,13 @@ import { latestCheckpoint, loadCheckpoint } from '../../checkpoint/checkpoint.js
 import { PackedCorpus } from '../../data/packing.js';
 import { openShard, prepareShard } from '../../data/prepare.js';
 import { loadTokenizer } from '../../data/tokenizer.js';
+import type { EncodingErrors } from '../../data/lines.js';
 import { ClozeError } from '../../errors.js';
 import { bertConfigFromHf, HF_EXTRA_KEYS } from '../../models/bert/hf-config.js';
 import { BertForMaskedLM } from '../../models/bert/model.js';
 import { resolveSection, SHARED_FIELDS } from '../../train/config.js';
+import { checkpointDataPath, runDirOf } from '../../checkpoint/named-paths.js';
+import type { Shard } from '../../data/shard.js';
 import { MLM_FIELDS } from './config.js';
 import { defaultCorpus } from './data.js';
 import { evaluateMlm, type EvalResult } from './evaluate.js';
@@ -41,18 +49,33 @@ export async function evaluateMlmCheckpoint(o: MlmEvalOptions): Promise<EvalResu
     const tok = await loadTokenizer(tokFile);
     // The run's settings, when the checkpoint is one of ours.
     const run = (ck.extra.run ?? {}) as Record<string, unknown>;
-    const runData = typeof run.data === 'string' ? resolve(run.data) : defaultCorpus();
-    const data = o.data ?? runData;
-    const split = resolve(data) === runData ? 'eval' : 'all';
+    // The run's own shard, inside its run directory, stands for the corpus the checkpoint names.
+    const runShard = join(runDirOf(dir), 'corpus.shard');
+    const useRunShard = o.data === undefined && typeof run.data === 'string' && existsSync(runShard);
+    const named = useRunShard ? { path: null, same: true } : checkpointDataPath(dir, run.data, o.data, '--data');
+    const data = named.path ?? defaultCorpus();
+    const split = named.same || (typeof run.data !== 'string' && resolve(data) === defaultCorpus()) ? 'eval' : 'all';
     const given = {
-      ...Object.fromEntries(Object.entries(run).filter(([k]) => ['textMode', 'jsonlField', 'maxLength', 'evalFraction', 'seed', 'masking', 'maskRatio', 'batchSize'].includes(k))),
+      ...Object.fromEntries(Object.entries(run).filter(([k]) => ['textMode', 'jsonlField', 'encodingErrors', 'recordSeparator', 'maxLength', 'evalFraction', 'seed', 'masking', 'maskRatio', 'batchSize'].includes(k))),
       ...(o.maskRatio !== undefined ? { maskRatio: o.maskRatio } : {}),
       ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
     };
     const where = `${dir} (trainer_state.json)`;
     const cfg = { ...resolveSection(SHARED_FIELDS, given, where), ...resolveSection(MLM_FIELDS, given, where) };
-    const shard = await prepareShard(data, tok, { cacheDir: cache, mode: cfg.textMode as 'line' | 'paragraph', field: cfg.jsonlField });
-    const corpus = new PackedCorpus(openShard(shard.path), { clsId: tok.clsId, sepId: tok.sepId, padId: tok.padId }, {
+    if (split === 'eval' && cfg.evalFraction === 0) {
+      throw new ClozeError('E_VALUE', `Expected a run with a held-out split for checkpoint ${dir} but received one trained with evalFraction 0; pass --data to score a corpus whole`);
+    }
+    let opened: Shard;
+    if (useRunShard) {
+      opened = openShard(runShard, { vocabSize: tok.vocabSize });
+    } else {
+      const shard = await prepareShard(data, tok, {
+        cacheDir: cache, mode: cfg.textMode as 'line' | 'paragraph', field: cfg.jsonlField,
+        encodingErrors: cfg.encodingErrors as EncodingErrors, recordSeparator: cfg.recordSeparator,
+      });
+      opened = openShard(shard.path, { vocabSize: tok.vocabSize });
+    }
+    const corpus = new PackedCorpus(opened, { clsId: tok.clsId, sepId: tok.sepId, padId: tok.padId }, {
       maxLength: cfg.maxLength,
       evalFraction: split === 'eval' ? cfg.evalFraction : 0,
       seed: cfg.seed,

@@ -6,6 +6,9 @@
  * (Philox with per-site call counters, which the checkpoint carries).
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
+import type { EncodingErrors } from '../../data/lines.js';
+import type { BertConfig } from '../../models/bert/config.js';
 import { join } from 'node:path';
 import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
 import { openShard, prepareShard } from '../../data/prepare.js';
@@ -32,20 +35,47 @@ function readJsonFile(path: string): { [key: string]: unknown } {
   }
 }
 
+/**
+ * A pre-flight estimate of one micro-batch's activation memory (kept for the backward pass): per layer and token,
+ * about 16 hidden-wide and 2 FFN-wide float32 vectors plus the heads' attention rows (2 × heads × L). A run whose
+ * estimate exceeds the machine's memory is refused before anything is allocated, naming the sizes to lower.
+ */
+export function checkActivationMemory(model: Pick<BertConfig, 'layers' | 'hidden' | 'intermediate' | 'heads'> | null, cfg: Pick<MlmRunConfig, 'batchSize' | 'maxLength' | 'preset'>): void {
+  if (!model) return;
+  const L = cfg.maxLength;
+  const bytes = 4 * cfg.batchSize * L * model.layers * (16 * model.hidden + 2 * model.intermediate + 2 * model.heads * L);
+  const limit = totalmem();
+  if (bytes > limit) {
+    const gib = (b: number): string => `${(b / 2 ** 30).toFixed(1)} GiB`;
+    throw new ClozeError('E_OOM', `Expected a run whose activations fit in memory (${gib(limit)}) but received batchSize ${cfg.batchSize} × maxLength ${L} on ${cfg.preset}, about ${gib(bytes)} per micro-batch; lower maxLength or batchSize (gradAccum keeps the effective batch)`);
+  }
+}
+
 /** Builds the MLM task; `resumeDir` is the checkpoint the run continues from, if any. */
-export async function buildMlmTask(cfg: MlmRunConfig, outDir: string, resumeDir: string | null): Promise<TrainTask<EvalResult> & { totalSteps: number }> {
+export async function buildMlmTask(
+  cfg: MlmRunConfig, outDir: string, resumeDir: string | null, progress: { note(s: string): void } | null = null,
+): Promise<TrainTask<EvalResult> & { totalSteps: number }> {
   const data = cfg.data ?? defaultCorpus();
+  // Before the tokenizer is trained: the preset's activation estimate does not depend on the vocabulary.
+  if (!resumeDir && !cfg.initFrom) {
+    checkActivationMemory(bertPreset(cfg.preset as BertPresetName, { vocabSize: cfg.vocabSize, maxPosition: Math.max(512, cfg.maxLength) }).config, cfg);
+  }
   const tok = await makeTokenizer(cfg, data, outDir, resumeDir);
-  const shard = await prepareShard(data, tok, { cacheDir: outDir, mode: cfg.textMode as 'line' | 'paragraph', field: cfg.jsonlField });
-  const corpus = new PackedCorpus(openShard(shard.path), { clsId: tok.clsId, sepId: tok.sepId, padId: tok.padId }, {
+  const shard = await prepareShard(data, tok, {
+    cacheDir: outDir, mode: cfg.textMode as 'line' | 'paragraph', field: cfg.jsonlField,
+    encodingErrors: cfg.encodingErrors as EncodingErrors, recordSeparator: cfg.recordSeparator, log: (m) => progress?.note(m),
+  });
+  const corpus = new PackedCorpus(openShard(shard.path, { vocabSize: tok.vocabSize }), { clsId: tok.clsId, sepId: tok.sepId, padId: tok.padId }, {
     maxLength: cfg.maxLength,
     evalFraction: cfg.evalFraction,
     seed: cfg.seed,
   });
+  if (corpus.evalIndices.length === 0) progress?.note('no held-out split (evalFraction 0): held-out evaluation is off');
   const preset = bertPreset(cfg.preset as BertPresetName, { vocabSize: tok.vocabSize, maxPosition: Math.max(512, cfg.maxLength) });
   // The model's shape: a resumed run's own config.json, else the one of the directory it starts from, else the preset.
   const shapeFrom = resumeDir ?? cfg.initFrom;
   const modelConfig = shapeFrom ? bertConfigFromHf(readJsonFile(join(shapeFrom, 'config.json')), join(shapeFrom, 'config.json')) : preset.config;
+  if (shapeFrom) checkActivationMemory(modelConfig, cfg);
   const init = cfg.initFrom && !resumeDir ? loadCheckpoint(cfg.initFrom) : null;
   const model = new BertForMaskedLM(modelConfig, { seed: cfg.seed });
   if (init) {
@@ -78,9 +108,10 @@ export async function buildMlmTask(cfg: MlmRunConfig, outDir: string, resumeDir:
       const mb = plan.build(cursor.at(k), cfg.seed, k);
       return { loss: model.loss(mb.batch), units: mb.realTokens };
     },
-    shouldEvaluate: (step, last) => step % cfg.evalEvery === 0 || last,
+    // No held-out split (evalFraction 0): no evaluation, rather than NaN metrics.
+    shouldEvaluate: (step, last) => corpus.evalIndices.length > 0 && (step % cfg.evalEvery === 0 || last),
     evaluate: (step) => evaluateMlm(model, corpus, plan, { seed: cfg.seed, batchSize: cfg.batchSize, maxBatches: cfg.evalBatches, step }),
-    describe: (e) => `eval step ${e.step}: loss ${e.loss.toFixed(4)}  accuracy ${(100 * e.accuracy).toFixed(2)}%  perplexity ${e.perplexity.toFixed(2)}`,
+    describe: (e) => e.maskedTokens === 0 ? `eval step ${e.step}: no masked tokens in the held-out batches` : `eval step ${e.step}: loss ${e.loss.toFixed(4)}  accuracy ${(100 * e.accuracy).toFixed(2)}%  perplexity ${e.perplexity.toFixed(2)}`,
     checkpoint: () => ({
       config: hfConfig,
       tokenizerFiles: [join(outDir, 'tokenizer.json')].filter((f) => existsSync(f)),
