@@ -10,16 +10,14 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { trainWordPiece } from '../src/index.js';
 import { readLabelledFile } from '../src/data/labelled.js';
 import { maxChangedWords } from '../src/eval/attack/greedy.js';
 import { isStopword } from '../src/eval/attack/stopwords.js';
 import { splitWords } from '../src/eval/attack/words.js';
 import { attack, attackSummary, type AttackReport } from '../src/tasks/finetune/attack.js';
 import { loadClassifier } from '../src/tasks/finetune/predict.js';
-import { pretrain } from '../src/tasks/pretrain.js';
 import { finetune } from '../src/tasks/run-finetune.js';
-import { writeFixtureCorpus } from './helpers/fixture-corpus.js';
+import { pretrainTinyEncoder } from './helpers/tiny-encoder.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cloze-attack-'));
 const data = join(__dirname, 'fixtures', 'finetune', 'who.jsonl');
@@ -28,11 +26,7 @@ let pre = '';
 const runs: Record<string, string> = {};
 
 beforeAll(async () => {
-  const corpus = writeFixtureCorpus(join(root, 'data'));
-  const tok = await trainWordPiece(corpus, { vocabSize: 200 });
-  tok.save(join(root, 'tokenizer.json'));
-  pre = join(root, 'pre');
-  await pretrain({ data: corpus, tokenizer: join(root, 'tokenizer.json'), out: pre, maxSteps: 60, lr: 1e-3, maxLength: 32, batchSize: 8, evalEvery: 60, evalBatches: 2 }, { output: null });
+  pre = await pretrainTinyEncoder(root);
   const verbalizer = join(root, 'verbalizer.json');
   writeFileSync(verbalizer, JSON.stringify({ animal: ['cat', 'dog', 'bird'], person: ['friend', 'teacher', 'farmer'] }));
   const base = { taskData: data, maxLength: 24, batchSize: 16, epochs: 4, lr: 1e-3, threads: 0, seed: 3, initFrom: pre };

@@ -9,22 +9,16 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { trainWordPiece } from '../src/index.js';
 import { readLabelledFile, stratifiedSplit } from '../src/data/labelled.js';
 import { runRobustSuite, type RobustTask } from '../src/commands/bench-robust.js';
-import { pretrain } from '../src/tasks/pretrain.js';
-import { writeFixtureCorpus } from './helpers/fixture-corpus.js';
+import { pretrainTinyEncoder } from './helpers/tiny-encoder.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cloze-robust-'));
 let pre = '';
 let task: RobustTask;
 
 beforeAll(async () => {
-  const corpus = writeFixtureCorpus(join(root, 'data'));
-  const tok = await trainWordPiece(corpus, { vocabSize: 200 });
-  tok.save(join(root, 'tokenizer.json'));
-  pre = join(root, 'pre');
-  await pretrain({ data: corpus, tokenizer: join(root, 'tokenizer.json'), out: pre, maxSteps: 60, lr: 1e-3, maxLength: 32, batchSize: 8, evalEvery: 60, evalBatches: 2 }, { output: null });
+  pre = await pretrainTinyEncoder(root);
   const all = readLabelledFile(join(__dirname, 'fixtures', 'finetune', 'who.jsonl')).examples;
   const { train, test } = stratifiedSplit(all, 0.2, 0);
   task = {

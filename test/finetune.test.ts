@@ -8,15 +8,13 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { trainWordPiece } from '../src/index.js';
 import { exportCheckpoint } from '../src/commands/export.js';
 import { readLabelledFile } from '../src/data/labelled.js';
 import { evaluateFinetunedCheckpoint } from '../src/tasks/finetune/evaluate-checkpoint.js';
 import type { FinetuneEval } from '../src/tasks/finetune/evaluate.js';
 import { loadClassifier } from '../src/tasks/finetune/predict.js';
-import { pretrain } from '../src/tasks/pretrain.js';
 import { finetune, type StepInfo } from '../src/tasks/run-finetune.js';
-import { writeFixtureCorpus } from './helpers/fixture-corpus.js';
+import { pretrainTinyEncoder } from './helpers/tiny-encoder.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cloze-finetune-'));
 const data = join(__dirname, 'fixtures', 'finetune', 'who.jsonl');
@@ -25,11 +23,7 @@ const base = { taskData: data, maxLength: 24, batchSize: 16, epochs: 4, lr: 1e-3
 const verbalizer = join(root, 'verbalizer.json');
 
 beforeAll(async () => {
-  const corpus = writeFixtureCorpus(join(root, 'data'));
-  const tok = await trainWordPiece(corpus, { vocabSize: 200 });
-  tok.save(join(root, 'tokenizer.json'));
-  pre = join(root, 'pre');
-  await pretrain({ data: corpus, tokenizer: join(root, 'tokenizer.json'), out: pre, maxSteps: 60, lr: 1e-3, maxLength: 32, batchSize: 8, evalEvery: 60, evalBatches: 2 }, { output: null });
+  pre = await pretrainTinyEncoder(root);
   writeFileSync(verbalizer, JSON.stringify({ animal: ['cat', 'dog', 'bird'], person: ['friend', 'teacher', 'farmer'] }));
 }, 120_000);
 

@@ -7,10 +7,10 @@
  * encoder similarity filter has no offline equivalent and is not applied.
  * Unlike TextAttack's recipe, stopword candidates are dropped too.
  */
-import { attackableIndices, greedySwap, skipped, type AttackOutcome } from './greedy.js';
+import { attackableIndices, greedySwap, scoreOriginal, type AttackOutcome } from './greedy.js';
 import { ExampleQueries } from './queries.js';
 import { isStopword } from './stopwords.js';
-import { joinWords, matchCase, withoutWord, type Words } from './words.js';
+import { matchCase, withoutWord, type Words } from './words.js';
 
 export interface BertAttackOptions {
   label: number;
@@ -20,9 +20,8 @@ export interface BertAttackOptions {
 }
 
 export async function bertAttack(w: Words, q: ExampleQueries, o: BertAttackOptions): Promise<AttackOutcome> {
-  const [initial] = await q.score([joinWords(w)]);
-  if (!initial) throw new Error('unreachable: the first query is within any budget ≥ 1');
-  if (initial.predicted !== o.label) return skipped(w, initial, o.label, q.queries);
+  const { initial, skip } = await scoreOriginal(w, q, o.label);
+  if (skip) return skip;
   const y = o.label;
   const p0 = initial.probs[y]!;
   const indices = attackableIndices(w);

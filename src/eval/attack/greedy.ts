@@ -101,3 +101,13 @@ export function skipped(w: Words, initial: ScoredText, label: number, queries: n
   const text = joinWords(w);
   return { status: 'skipped', original: text, perturbed: text, label, before: initial.predicted, after: initial.predicted, queries, words: w.words.length, changed: [] };
 }
+
+/**
+ * The first query of an attack: the original text's scores, and the skipped
+ * outcome when the victim already gets it wrong (nothing more is spent).
+ */
+export async function scoreOriginal(w: Words, q: ExampleQueries, label: number): Promise<{ initial: ScoredText; skip: AttackOutcome | null }> {
+  const [initial] = await q.score([joinWords(w)]);
+  if (!initial) throw new Error('unreachable: the first query is within any budget ≥ 1');
+  return { initial, skip: initial.predicted !== label ? skipped(w, initial, label, q.queries) : null };
+}

@@ -10,9 +10,9 @@
  * multiplies by the swapped text's score 1 − P(y|·) rather than the drop;
  * we follow the paper (the two orders differ only when ΔP* has mixed signs).
  */
-import { attackableIndices, greedySwap, skipped, type AttackOutcome } from './greedy.js';
+import { attackableIndices, greedySwap, scoreOriginal, type AttackOutcome } from './greedy.js';
 import { ExampleQueries } from './queries.js';
-import { joinWords, matchCase, withWord, type Words } from './words.js';
+import { matchCase, withWord, type Words } from './words.js';
 
 export interface PwwsOptions {
   label: number;
@@ -31,9 +31,8 @@ function softmax(xs: readonly number[]): number[] {
 }
 
 export async function pwws(w: Words, q: ExampleQueries, o: PwwsOptions): Promise<AttackOutcome> {
-  const [initial] = await q.score([joinWords(w)]);
-  if (!initial) throw new Error('unreachable: the first query is within any budget ≥ 1');
-  if (initial.predicted !== o.label) return skipped(w, initial, o.label, q.queries);
+  const { initial, skip } = await scoreOriginal(w, q, o.label);
+  if (skip) return skip;
   const y = o.label;
   const p0 = initial.probs[y]!;
   const indices = attackableIndices(w);
