@@ -16,7 +16,7 @@ import { parseOrExit, printHeader } from './lib/header.js';
 
 const SUITE = join('bench', 'results', 'robust', 'runs', 'wordnet-topics');
 const USAGE = `usage: npm run bench:attack -- [--checkpoints ${join(SUITE, 'mlp-ft-seed0')},${join(SUITE, 'mvp-seed0')}]
-                           [--attacks pwws,bert-attack] [--examples 20] [--batch-size 64] [--threads 2]`;
+                           [--attacks pwws,bert-attack] [--examples 20] [--batch-size 64] [--threads 2] [--task-data F]`;
 
 interface Args {
   checkpoints: string[];
@@ -24,6 +24,8 @@ interface Args {
   examples: number;
   batchSize: number;
   threads: number;
+  /** A labelled file to attack instead of each run's test split. */
+  taskData?: string;
 }
 
 function parseArgs(argv: readonly string[]): Args {
@@ -32,6 +34,7 @@ function parseArgs(argv: readonly string[]): Args {
     const [k, v] = [argv[i], argv[i + 1]];
     if (v === undefined) throw new Error(`Expected a value after ${k}\n${USAGE}`);
     if (k === '--checkpoints') a.checkpoints = v.split(',');
+    else if (k === '--task-data') a.taskData = v;
     else if (k === '--attacks') a.attacks = v.split(',').map((x) => {
       if (!(ATTACKS as readonly string[]).includes(x)) throw new Error(`Expected ${ATTACKS.join(' or ')} in --attacks but received ${x}\n${USAGE}`);
       return x as AttackName;
@@ -64,8 +67,8 @@ async function main(): Promise<void> {
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const checkpoint of a.checkpoints) {
     for (const name of a.attacks) {
-      const batched = await attack({ checkpoint, attack: name, examples: a.examples, batchSize: a.batchSize });
-      const single = await attack({ checkpoint, attack: name, examples: a.examples, batchSize: 1 });
+      const batched = await attack({ checkpoint, attack: name, examples: a.examples, batchSize: a.batchSize, taskData: a.taskData });
+      const single = await attack({ checkpoint, attack: name, examples: a.examples, batchSize: 1, taskData: a.taskData });
       if (JSON.stringify(batched.outcomes) !== JSON.stringify(single.outcomes)) throw new Error(`${checkpoint} ${name}: batched and one-a-pass runs found different attacks`);
       const ratio = batched.queriesPerSecond / single.queriesPerSecond;
       const model = `${batched.method} (${checkpoint})`;

@@ -44,16 +44,14 @@ export async function pwws(w: Words, q: ExampleQueries, o: PwwsOptions): Promise
   // Saliency: every word → [UNK], one call.
   const unk = await q.score(indices.map((i) => withWord(w, w.words, i, o.unkText)));
   const saliency = unk.map((s) => (s ? p0 - s.probs[y]! : 0));
-  // ΔP*: the best synonym of each word on the original text.
+  // ΔP*: the best synonym of each word on the original text, every word's synonyms in one call.
+  const texts = indices.flatMap((i) => cands.get(i)!.map((c) => withWord(w, w.words, i, c)));
+  const scored = texts.length > 0 ? await q.score(texts) : [];
   const delta: number[] = [];
+  let at = 0;
   for (const i of indices) {
-    const list = cands.get(i)!;
-    if (list.length === 0 || q.exhausted) {
-      delta.push(0);
-      continue;
-    }
-    const scored = await q.score(list.map((c) => withWord(w, w.words, i, c)));
-    delta.push(Math.max(...scored.map((s) => (s ? p0 - s.probs[y]! : -Infinity))));
+    const mine = scored.slice(at, (at += cands.get(i)!.length)).filter((s) => s !== null);
+    delta.push(mine.length === 0 ? 0 : Math.max(...mine.map((s) => p0 - s!.probs[y]!)));
   }
   const weight = indices.length > 0 ? softmax(saliency) : [];
   const order = indices.map((i, k) => ({ i, h: weight[k]! * delta[k]! })).sort((a, b) => b.h - a.h || a.i - b.i).map((x) => x.i);
