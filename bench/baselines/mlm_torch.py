@@ -9,6 +9,9 @@ FFN; the MLM head gathers the masked rows, then dense → GELU → LayerNorm →
 decoder tied to the word embeddings + bias, then mean cross-entropy. One
 training step is forward, backward, clip_grad_norm_(1.0) and
 torch.optim.AdamW (weights decayed, biases and norms not, as cloze's AdamW).
+build() is shared: BertMlm.encode (the encoder alone, with an optional
+word-embedding perturbation) and head_hidden (the head's transform) serve
+finetune_torch.py, which builds it without the MLM head for mlp-ft.
 
 Batch: B×L ids, all tokens real, M = round(B·L·ratio) masked rows at random
 positions; the same 32-bit xorshift as bench/lib/mlm_batch.ts, so both sides
@@ -114,20 +117,25 @@ def build(torch, a):
             self.ln = nn.LayerNorm(D, eps=1e-12)
             self.drop = nn.Dropout(a.dropout)
             self.layers = nn.ModuleList([Layer() for _ in range(a.layers)])
-            self.head_dense = nn.Linear(D, D)
-            self.head_ln = nn.LayerNorm(D, eps=1e-12)
-            self.decoder_bias = nn.Parameter(torch.zeros(a.vocab))
+            if getattr(a, "mlm_head", True):
+                self.head_dense = nn.Linear(D, D)
+                self.head_ln = nn.LayerNorm(D, eps=1e-12)
+                self.decoder_bias = nn.Parameter(torch.zeros(a.vocab))
             for m in self.modules():
                 if isinstance(m, (nn.Linear, nn.Embedding)):
                     nn.init.trunc_normal_(m.weight, std=0.02, a=-0.04, b=0.04)
                 if isinstance(m, nn.Linear):
                     nn.init.zeros_(m.bias)
 
-        def forward(self, ids, attention_mask, rows, targets):
+        def encode(self, ids, attention_mask, token_type_ids=None, word_delta=None):
+            """Final hidden states [B, L, D]; word_delta [B, L, D] is added to the word embeddings alone (PGD)."""
             B, L = ids.shape
             pos = torch.arange(L, device=ids.device).unsqueeze(0).expand(B, L)
-            x = self.word(ids) + self.pos(pos) + self.tok_type(torch.zeros_like(ids))
-            x = self.drop(self.ln(x))
+            w = self.word(ids)
+            if word_delta is not None:
+                w = w + word_delta
+            types = torch.zeros_like(ids) if token_type_ids is None else token_type_ids
+            x = self.drop(self.ln(w + self.pos(pos) + self.tok_type(types)))
             add_mask = None
             if attention_mask is not None:
                 # Under bf16 autocast (the CUDA baseline) q, k, v are bf16: SDPA wants the additive mask in their dtype.
@@ -135,8 +143,16 @@ def build(torch, a):
                 add_mask = (1.0 - attention_mask[:, None, None, :].to(mdt)) * torch.finfo(mdt).min
             for layer in self.layers:
                 x = layer(x, add_mask)
-            h = x.reshape(B * L, D).index_select(0, rows)
-            h = self.head_ln(F.gelu(self.head_dense(h)))
+            return x
+
+        def head_hidden(self, h):
+            """The MLM head's transform on gathered rows [M, D]: dense → GELU → LayerNorm."""
+            return self.head_ln(F.gelu(self.head_dense(h)))
+
+        def forward(self, ids, attention_mask, rows, targets):
+            B, L = ids.shape
+            x = self.encode(ids, attention_mask)
+            h = self.head_hidden(x.reshape(B * L, D).index_select(0, rows))
             logits = F.linear(h, self.word.weight, self.decoder_bias)
             return F.cross_entropy(logits, targets)
 

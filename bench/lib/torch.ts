@@ -1,7 +1,8 @@
 /**
- * Runs bench/baselines/attention_torch.py as a child process, one sequence
- * length per process, and parses the JSON it prints. Any failure becomes a `skipped`
- * reason rather than an exception: the torch column is optional.
+ * Runs the PyTorch baselines of bench/baselines/ as child processes (runBaseline),
+ * and bench/baselines/attention_torch.py, one sequence length per process, in
+ * particular. Any failure becomes a `skipped` reason rather than an exception:
+ * the torch column is optional.
  *
  * Two setups: the environment the bench was started with (what a user gets),
  * and the same with KEEP_MEMORY_ENV added, under which glibc keeps freed heap
@@ -10,6 +11,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { basename, isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface TorchTiming {
@@ -64,45 +66,69 @@ export interface TorchRunOptions {
   keepMemory?: boolean;
 }
 
-function scriptPath(): string | null {
-  // From dist/bench/lib/ (compiled) or bench/lib/ (run from source).
-  for (const rel of ['../../../bench/baselines/attention_torch.py', '../baselines/attention_torch.py']) {
+/** A script of bench/baselines/, from dist/bench/lib/ (compiled) or bench/lib/ (run from source); null when absent. */
+export function baselineScript(name: string): string | null {
+  for (const rel of [`../../../bench/baselines/${name}`, `../baselines/${name}`]) {
     const p = fileURLToPath(new URL(rel, import.meta.url));
     if (existsSync(p)) return p;
   }
   return null;
 }
 
-export function runTorchAttention(o: TorchRunOptions): TorchOutcome {
+export interface BaselineRun {
+  /** The interpreter; '' means the baseline is disabled (--no-torch). */
+  python: string;
+  /** A script name under bench/baselines/, or an absolute path. */
+  script: string;
+  args: readonly string[];
+  /** `--threads N` for torch.set_num_threads, and N for the child's OpenMP, OpenBLAS and MKL pools; none when absent (the CUDA baselines). */
+  threads?: number;
+  /** Add KEEP_MEMORY_ENV to the child's environment. */
+  keepMemory?: boolean;
+  timeoutMs?: number;
+}
+
+/**
+ * Runs one baseline child and parses the JSON object on the last line of its
+ * stdout. Any failure (no interpreter, no script, a crash, a timeout, output
+ * that is not JSON, `{ ok: false }` without a reason) becomes `{ ok: false,
+ * error }`: the torch column of a bench is optional.
+ */
+export function runBaseline<T extends { ok: true }>(o: BaselineRun): T | { ok: false; error: string } {
   if (!o.python) return { ok: false, error: 'disabled (--no-torch)' };
-  const script = scriptPath();
-  if (!script) return { ok: false, error: 'bench/baselines/attention_torch.py not found' };
-  const n = String(o.threads);
-  const r = spawnSync(
-    o.python,
-    [script, '--threads', n, '--batch', String(o.B), '--heads', String(o.H), '--head-dim', String(o.Dh),
-      '--length', String(o.L), '--warmup', String(Math.max(o.warmup, TORCH_MIN_WARMUP)), '--reps', String(o.reps)],
-    {
-      encoding: 'utf8',
-      timeout: 300_000,
-      // The same thread count for torch's OpenMP pool and the OpenBLAS it calls.
-      env: {
-        ...process.env,
-        ...(o.keepMemory ? KEEP_MEMORY_ENV : {}),
-        OMP_NUM_THREADS: n,
-        OPENBLAS_NUM_THREADS: n,
-        MKL_NUM_THREADS: n,
-      },
+  const script = isAbsolute(o.script) ? (existsSync(o.script) ? o.script : null) : baselineScript(o.script);
+  if (!script) return { ok: false, error: `bench/baselines/${o.script} not found` };
+  const n = o.threads === undefined ? null : String(o.threads);
+  const r = spawnSync(o.python, [script, ...(n ? ['--threads', n] : []), ...o.args], {
+    encoding: 'utf8',
+    timeout: o.timeoutMs ?? 300_000,
+    maxBuffer: 16 * 2 ** 20,
+    env: {
+      ...process.env,
+      ...(o.keepMemory ? KEEP_MEMORY_ENV : {}),
+      ...(n ? { OMP_NUM_THREADS: n, OPENBLAS_NUM_THREADS: n, MKL_NUM_THREADS: n } : {}),
     },
-  );
+  });
   if (r.error) return { ok: false, error: `could not run ${o.python}: ${r.error.message}` };
-  const line = r.stdout.trim().split('\n').pop() ?? '';
+  const line = (r.stdout ?? '').trim().split('\n').pop() ?? '';
   try {
-    const parsed = JSON.parse(line) as TorchOutcome;
-    if (!parsed.ok && !parsed.error) return { ok: false, error: 'no result' };
-    return parsed;
+    const parsed = JSON.parse(line) as T | { ok: false; error?: string };
+    if (parsed === null || typeof parsed !== 'object') throw new Error('not an object');
+    if (parsed.ok === true) return parsed;
+    return { ok: false, error: parsed.error || 'no result' };
   } catch {
-    const why = (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ');
-    return { ok: false, error: `${o.python} exited with status ${r.status}: ${why}` };
+    const why = (r.stderr || r.stdout || '').trim().split('\n').slice(-3).join(' | ');
+    return { ok: false, error: `${o.python} ${basename(script)} exited with ${r.signal ? `signal ${r.signal}` : `status ${r.status}`}: ${why}` };
   }
+}
+
+export function runTorchAttention(o: TorchRunOptions): TorchOutcome {
+  return runBaseline<TorchResult>({
+    python: o.python,
+    script: 'attention_torch.py',
+    args: ['--batch', String(o.B), '--heads', String(o.H), '--head-dim', String(o.Dh), '--length', String(o.L),
+      '--warmup', String(Math.max(o.warmup, TORCH_MIN_WARMUP)), '--reps', String(o.reps)],
+    threads: o.threads,
+    keepMemory: o.keepMemory,
+  });
 }
