@@ -104,6 +104,21 @@ describe('cloze attack', () => {
     expect(m.maxPerturb).toBe(0.1);
   }, 120_000);
 
+  it('attacks only the second text of a sentence pair', async () => {
+    const pairs = join(root, 'pairs.jsonl');
+    const rows = readLabelledFile(data).examples.map((e) => ({ text: 'who is it ?', text_pair: e.text, label: e.label }));
+    writeFileSync(pairs, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const out = join(root, 'pair-mlp');
+    await finetune({ taskData: pairs, maxLength: 32, batchSize: 16, epochs: 4, lr: 1e-3, threads: 0, seed: 3, initFrom: pre, method: 'mlp-ft', out }, { output: null });
+    const r = await attack({ checkpoint: out, attack: 'bert-attack', examples: 12, maxPerturb: 0.3 });
+    const seconds = new Set(rows.map((x) => x.text_pair));
+    for (const o of r.outcomes) {
+      expect(seconds.has(o.original)).toBe(true);
+      expect(o.perturbed).not.toContain('who is it');
+    }
+    expect(r.metrics.examples).toBe(12);
+  }, 120_000);
+
   it('refuses bad settings, naming them', async () => {
     await expect(attack({ checkpoint: runs['mlp-ft']!, attack: 'textfooler' as never })).rejects.toThrow('Expected one of pwws, bert-attack for attack but received "textfooler"');
     await expect(attack({ checkpoint: runs['mlp-ft']!, attack: 'pwws', examples: 0 })).rejects.toThrow('examples');
