@@ -21,6 +21,8 @@ import statistics
 import sys
 import time
 
+from bench_common import fail
+
 
 def parse():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -34,10 +36,6 @@ def parse():
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args()
 
-
-def fail(msg):
-    print(json.dumps({"ok": False, "error": msg}))
-    sys.exit(0)
 
 
 def flash_only(torch):

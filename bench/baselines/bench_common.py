@@ -1,4 +1,7 @@
-"""Helpers shared by the PyTorch baselines: which OpenBLAS kernels torch runs, and peak-RSS growth."""
+"""Helpers shared by the PyTorch baselines: which OpenBLAS kernels torch runs, peak-RSS growth, timing, and the report."""
+
+import json
+import sys
 
 
 def blas_core():
@@ -66,4 +69,31 @@ def time_steps(step, warmup, reps):
         "cpu_user_ms": (r1.ru_utime - r0.ru_utime) * 1e3 / reps,
         "cpu_sys_ms": (r1.ru_stime - r0.ru_stime) * 1e3 / reps,
         "step_rss_growth_bytes": peak_rss_growth(step),
+    }
+
+
+def fail(msg):
+    """Reports a baseline that cannot run as JSON (the caller prints the reason) and exits 0."""
+    print(json.dumps({"ok": False, "error": msg}))
+    sys.exit(0)
+
+
+def step_report(torch, params, t, losses, **extra):
+    """The fields every timed-step baseline reports (versions, threads, BLAS, parameter count, time_steps's
+    figures, losses and memory), plus the baseline's own `extra` fields."""
+    return {
+        "ok": True,
+        "torch": torch.__version__,
+        "python": sys.executable,
+        "threads": torch.get_num_threads(),
+        "blas": blas_core(),
+        "params": sum(p.numel() for p in params),
+        "median_ms": t["median_ms"],
+        "samples_ms": t["samples_ms"],
+        "cpu_user_ms": t["cpu_user_ms"],
+        "cpu_sys_ms": t["cpu_sys_ms"],
+        "losses": losses,
+        "step_rss_growth_bytes": t["step_rss_growth_bytes"],
+        "peak_rss_bytes": status_kib("VmHWM") * 1024,
+        **extra,
     }

@@ -24,7 +24,7 @@ import argparse
 import json
 import sys
 
-from bench_common import time_steps
+from bench_common import fail, time_steps
 from mlm_torch import build, mlm_batch
 
 
@@ -46,10 +46,6 @@ def parse():
     p.add_argument("--seed", type=int, default=1234)
     return p.parse_args()
 
-
-def fail(msg):
-    print(json.dumps({"ok": False, "error": msg}))
-    sys.exit(0)
 
 
 def adamw_impl(torch, params, fused):

@@ -32,7 +32,7 @@ import argparse
 import json
 import sys
 
-from bench_common import blas_core, status_kib, time_steps
+from bench_common import fail, step_report, time_steps
 from mlm_torch import build
 
 
@@ -70,10 +70,6 @@ def parse():
     p.add_argument("--seed", type=int, default=1234)
     return p.parse_args()
 
-
-def fail(msg):
-    print(json.dumps({"ok": False, "error": msg}))
-    sys.exit(0)
 
 
 def main():
@@ -175,27 +171,10 @@ def main():
 
     t = time_steps(step, a.warmup, a.reps)
     med = t["median_ms"]
-    print(
-        json.dumps(
-            {
-                "ok": True,
-                "torch": torch.__version__,
-                "python": sys.executable,
-                "threads": torch.get_num_threads(),
-                "blas": blas_core(),
-                "params": sum(p.numel() for p in params),
-                "sequences": S,
-                "median_ms": med,
-                "samples_ms": t["samples_ms"],
-                "examples_per_s": B / (med / 1e3),
-                "cpu_user_ms": t["cpu_user_ms"],
-                "cpu_sys_ms": t["cpu_sys_ms"],
-                "losses": losses,
-                "step_rss_growth_bytes": t["step_rss_growth_bytes"],
-                "peak_rss_bytes": status_kib("VmHWM") * 1024,
-            }
-        )
-    )
+    print(json.dumps(step_report(torch, params, t, losses,
+        sequences=S,
+        examples_per_s=B / (med / 1e3),
+    )))
 
 
 if __name__ == "__main__":

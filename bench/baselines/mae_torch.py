@@ -36,7 +36,7 @@ import json
 import math
 import sys
 
-from bench_common import blas_core, status_kib, time_steps
+from bench_common import fail, step_report, time_steps
 
 
 def parse():
@@ -234,8 +234,7 @@ def main():
     try:
         import torch
     except Exception as e:  # noqa: BLE001 - reported to the caller
-        print(json.dumps({"ok": False, "error": f"cannot import torch with {sys.executable}: {e}"}))
-        return
+        fail(f"cannot import torch with {sys.executable}: {e}")
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     model, L, Lk = build(torch, a)
@@ -272,37 +271,20 @@ def main():
     step = full_step if mode == "mae" else encoder_step
     t = time_steps(step, a.warmup, a.steps)
     med = t["median_ms"]
-    print(
-        json.dumps(
-            {
-                "ok": True,
-                "mode": mode,
-                "torch": torch.__version__,
-                "python": sys.executable,
-                "threads": torch.get_num_threads(),
-                "blas": blas_core(),
-                "params": sum(p.numel() for p in params),
-                "encoder_params": sum(
-                    p.numel() for n, p in model.named_parameters() if not n.startswith(("decoder", "mask_token"))
-                ),
-                "batch": B,
-                "tokens": L,
-                "kept_tokens": Lk,
-                "encoder_tokens": encoder_tokens,
-                "median_ms": med,
-                "ms_per_step": med,
-                "samples_ms": t["samples_ms"],
-                "tokens_per_s": B * L / (med / 1e3),
-                "encoder_tokens_per_s": B * encoder_tokens / (med / 1e3),
-                "images_per_s": B / (med / 1e3),
-                "cpu_user_ms": t["cpu_user_ms"],
-                "cpu_sys_ms": t["cpu_sys_ms"],
-                "losses": losses,
-                "step_rss_growth_bytes": t["step_rss_growth_bytes"],
-                "peak_rss_bytes": status_kib("VmHWM") * 1024,
-            }
-        )
-    )
+    print(json.dumps(step_report(torch, params, t, losses,
+        mode=mode,
+        encoder_params=sum(
+            p.numel() for n, p in model.named_parameters() if not n.startswith(("decoder", "mask_token"))
+        ),
+        batch=B,
+        tokens=L,
+        kept_tokens=Lk,
+        encoder_tokens=encoder_tokens,
+        ms_per_step=med,
+        tokens_per_s=B * L / (med / 1e3),
+        encoder_tokens_per_s=B * encoder_tokens / (med / 1e3),
+        images_per_s=B / (med / 1e3),
+    )))
 
 
 if __name__ == "__main__":

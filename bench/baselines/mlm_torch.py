@@ -28,7 +28,7 @@ import json
 import math
 import sys
 
-from bench_common import blas_core, status_kib, time_steps
+from bench_common import fail, step_report, time_steps
 
 
 def parse():
@@ -164,8 +164,7 @@ def main():
     try:
         import torch
     except Exception as e:  # noqa: BLE001 - reported to the caller
-        print(json.dumps({"ok": False, "error": f"cannot import torch with {sys.executable}: {e}"}))
-        return
+        fail(f"cannot import torch with {sys.executable}: {e}")
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     B, L = a.batch, a.length
@@ -194,27 +193,10 @@ def main():
 
     t = time_steps(step, a.warmup, a.reps)
     med = t["median_ms"]
-    print(
-        json.dumps(
-            {
-                "ok": True,
-                "torch": torch.__version__,
-                "python": sys.executable,
-                "threads": torch.get_num_threads(),
-                "blas": blas_core(),
-                "params": sum(p.numel() for p in params),
-                "masked_rows": len(rows_l),
-                "median_ms": med,
-                "samples_ms": t["samples_ms"],
-                "tokens_per_s": B * L / (med / 1e3),
-                "cpu_user_ms": t["cpu_user_ms"],
-                "cpu_sys_ms": t["cpu_sys_ms"],
-                "losses": losses,
-                "step_rss_growth_bytes": t["step_rss_growth_bytes"],
-                "peak_rss_bytes": status_kib("VmHWM") * 1024,
-            }
-        )
-    )
+    print(json.dumps(step_report(torch, params, t, losses,
+        masked_rows=len(rows_l),
+        tokens_per_s=B * L / (med / 1e3),
+    )))
 
 
 if __name__ == "__main__":

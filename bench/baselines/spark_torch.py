@@ -38,7 +38,7 @@ import math
 import statistics
 import sys
 
-from bench_common import blas_core, status_kib, time_steps
+from bench_common import step_report, time_steps
 
 WIDTHS = [32, 64, 128, 256]
 DEPTHS = {"resnet": [1, 1, 1, 1], "convnext": [1, 1, 2, 1]}
@@ -280,30 +280,18 @@ def run(a):
 
     t = time_steps(step, a.warmup, a.reps)
     med = t["median_ms"]
-    return {
-        "ok": True,
-        "arch": a.arch,
-        "mode": "dense" if a.dense else "masked-dense",
-        "size": a.size,
-        "batch": B,
-        "ratio": 0.0 if a.dense else a.ratio,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": sys.executable,
-        "blas": blas_core(),
-        "widths": WIDTHS,
-        "depths": DEPTHS[a.arch],
-        "params": sum(p.numel() for p in params),
-        "median_ms": med,
-        "samples_ms": t["samples_ms"],
-        "images_per_s": B / (med / 1e3),
-        "visible_fraction": statistics.mean(visible),
-        "cpu_user_ms": t["cpu_user_ms"],
-        "cpu_sys_ms": t["cpu_sys_ms"],
-        "losses": losses,
-        "step_rss_growth_bytes": t["step_rss_growth_bytes"],
-        "peak_rss_bytes": status_kib("VmHWM") * 1024,
-    }
+    return step_report(
+        torch, params, t, losses,
+        arch=a.arch,
+        mode="dense" if a.dense else "masked-dense",
+        size=a.size,
+        batch=B,
+        ratio=0.0 if a.dense else a.ratio,
+        widths=WIDTHS,
+        depths=DEPTHS[a.arch],
+        images_per_s=B / (med / 1e3),
+        visible_fraction=statistics.mean(visible),
+    )
 
 
 def main():
