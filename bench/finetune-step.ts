@@ -14,7 +14,7 @@ import { availableParallelism, cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { runtimeInfo } from '../src/index.js';
 import type { BertPresetName } from '../src/models/bert/presets.js';
-import { intList, positiveInt } from './lib/args.js';
+import { choiceList, intList, positiveInt } from './lib/args.js';
 import { ContentionMeter, describeContention } from './lib/contention.js';
 import { parseOrExit, printHeader, sourceState } from './lib/header.js';
 import { fmt, fmtMiB, fmtMs, fmtRatio, printTable, section } from './lib/table.js';
@@ -51,12 +51,6 @@ interface Args {
   child: FinetuneCase | null;
 }
 
-function list<T extends string>(name: string, v: string | undefined, known: readonly T[]): T[] {
-  const items = (v ?? '').split(',').filter(Boolean);
-  const bad = items.find((x) => !known.includes(x as T));
-  if (items.length === 0 || bad !== undefined) throw new Error(`Expected a comma-separated list of ${known.join(', ')} for ${name} but received ${v ?? 'nothing'}\n${USAGE}`);
-  return [...new Set(items)] as T[];
-}
 
 function parseArgs(argv: readonly string[]): Args {
   const a: Args = {
@@ -67,8 +61,8 @@ function parseArgs(argv: readonly string[]): Args {
     const k = argv[i]!;
     const v = argv[i + 1];
     switch (k) {
-      case '--presets': a.presets = list(k, v, PRESETS); i++; break;
-      case '--methods': a.methods = list(k, v, METHODS); i++; break;
+      case '--presets': a.presets = choiceList(k, v, PRESETS, USAGE); i++; break;
+      case '--methods': a.methods = choiceList(k, v, METHODS, USAGE); i++; break;
       case '--adv': a.adv = 'also'; break;
       case '--adv-only': a.adv = 'only'; break;
       case '--threads': a.threads = positiveInt(k, v, USAGE); i++; break;
@@ -80,8 +74,8 @@ function parseArgs(argv: readonly string[]): Args {
       case '--kept': a.kept = true; break;
       case '--out': if (!v) throw new Error(`Expected a file for ${k}\n${USAGE}`); a.out = v; i++; break;
       case '--child': {
-        const [preset] = list(k, v, PRESETS);
-        const [method] = list(k, argv[i + 2], METHODS);
+        const [preset] = choiceList(k, v, PRESETS, USAGE);
+        const [method] = choiceList(k, argv[i + 2], METHODS, USAGE);
         const adv = argv[i + 3] === '--adv';
         a.child = { preset: preset!, method: method!, adv };
         i += adv ? 3 : 2;

@@ -23,6 +23,7 @@ import { BUILTIN_TASKS, loadTaskData, type BuiltinTaskName } from '../src/tasks/
 import { labelIds } from '../src/tasks/finetune/data.js';
 import { finetune } from '../src/tasks/run-finetune.js';
 import { parseOrExit, printHeader, sourceState } from './lib/header.js';
+import { choiceList } from './lib/args.js';
 
 const TASKS = Object.keys(BUILTIN_TASKS) as BuiltinTaskName[];
 const METHODS = ['majority', 'bow-lr', 'mlp-ft', 'mvp'] as const;
@@ -54,12 +55,6 @@ function int(name: string, v: string | undefined, min: number): number {
   return n;
 }
 
-function list<T extends string>(name: string, v: string | undefined, known: readonly T[]): T[] {
-  const items = (v ?? '').split(',').filter(Boolean);
-  const bad = items.find((x) => !known.includes(x as T));
-  if (items.length === 0 || bad !== undefined) throw new Error(`Expected a comma-separated list of ${known.join(', ')} for ${name} but received ${v ?? 'nothing'}\n${USAGE}`);
-  return [...new Set(items)] as T[];
-}
 
 function parseArgs(argv: readonly string[]): Args {
   const a: Args = {
@@ -71,8 +66,8 @@ function parseArgs(argv: readonly string[]): Args {
     const k = argv[i]!;
     const v = argv[i + 1];
     switch (k) {
-      case '--tasks': a.tasks = list(k, v, TASKS); i++; break;
-      case '--methods': a.methods = list(k, v, METHODS); i++; break;
+      case '--tasks': a.tasks = choiceList(k, v, TASKS, USAGE); i++; break;
+      case '--methods': a.methods = choiceList(k, v, METHODS, USAGE); i++; break;
       case '--seeds': a.seeds = [...new Set((v ?? '').split(',').map((s) => int(k, s, 0)))]; i++; break;
       case '--epochs': a.epochs = int(k, v, 1); i++; break;
       case '--init-from': if (!v) throw new Error(`Expected a directory for ${k}\n${USAGE}`); a.initFrom = v; i++; break;

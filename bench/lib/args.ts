@@ -34,6 +34,14 @@ export function positiveNumber(name: string, v: string | undefined, usage = USAG
   return n;
 }
 
+/** A comma-separated list of names among `known`, without repeats. */
+export function choiceList<T extends string>(name: string, v: string | undefined, known: readonly T[], usage = USAGE): T[] {
+  const items = (v ?? '').split(',').filter(Boolean);
+  const bad = items.find((x) => !known.includes(x as T));
+  if (items.length === 0 || bad !== undefined) throw new Error(`Expected a comma-separated list of ${known.join(', ')} for ${name} but received ${v ?? 'nothing'}\n${usage}`);
+  return [...new Set(items)] as T[];
+}
+
 /** A comma-separated list of positive integers. */
 export function intList(name: string, v: string | undefined, usage = USAGE): number[] {
   return (v ?? '').split(',').map((s) => positiveInt(name, s, usage));

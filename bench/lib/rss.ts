@@ -32,3 +32,12 @@ export function peakRssGrowth(fn: () => void): number | null {
   fn();
   return (statusKiB('VmHWM') - before) * 1024;
 }
+
+/** VmHWM now: the whole process's peak resident set; null without /proc. */
+export function vmHwmBytes(): number | null {
+  try {
+    return statusKiB('VmHWM') * 1024;
+  } catch {
+    return null;
+  }
+}

@@ -37,6 +37,23 @@ export interface TorchResult {
 
 export type TorchOutcome = TorchResult | { ok: false; error: string };
 
+/** What every timed-step baseline prints (bench_common.step_report), before its own fields. */
+export interface TorchStepReport {
+  ok: true;
+  torch: string;
+  python: string;
+  threads: number;
+  blas: string;
+  params: number;
+  median_ms: number;
+  samples_ms: number[];
+  cpu_user_ms: number;
+  cpu_sys_ms: number;
+  losses: number[];
+  step_rss_growth_bytes: number | null;
+  peak_rss_bytes: number;
+}
+
 /** glibc malloc settings of the "torch, memory kept" child: no mmap for large blocks, no trimming. */
 export const KEEP_MEMORY_ENV: Readonly<Record<string, string>> = {
   MALLOC_MMAP_THRESHOLD_: '4294967296',

@@ -4,24 +4,11 @@
  * `{ ok: false }` reason (runBaseline in torch.ts). The child's OpenMP and OpenBLAS
  * pools get the same thread count as torch.set_num_threads.
  */
-import { runBaseline } from './torch.js';
+import { runBaseline, type TorchStepReport } from './torch.js';
 
-export interface TorchMlmResult {
-  ok: true;
-  torch: string;
-  python: string;
-  threads: number;
-  blas: string;
-  params: number;
+export interface TorchMlmResult extends TorchStepReport {
   masked_rows: number;
-  median_ms: number;
-  samples_ms: number[];
   tokens_per_s: number;
-  cpu_user_ms: number;
-  cpu_sys_ms: number;
-  losses: number[];
-  step_rss_growth_bytes: number | null;
-  peak_rss_bytes: number;
 }
 
 export type TorchMlmOutcome = TorchMlmResult | { ok: false; error: string };

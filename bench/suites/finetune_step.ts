@@ -18,7 +18,7 @@
  * model; the parent reads one JSON line.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,7 +35,8 @@ import { buildFinetuneTask } from '../../src/tasks/finetune/task.js';
 import { runLoop } from '../../src/train/loop.js';
 import { MetricsLog } from '../../src/train/metrics.js';
 import { median, nowMs } from '../lib/timing.js';
-import { runBaseline } from '../lib/torch.js';
+import { vmHwmBytes } from '../lib/rss.js';
+import { runBaseline, type TorchStepReport } from '../lib/torch.js';
 
 /** Examples per step (`cloze finetune`'s batch size) and tokens per sequence (its maxLength). */
 export const FT_STEP_SHAPE = { B: 32, L: 128, seed: 1234 } as const;
@@ -132,14 +133,6 @@ export interface FinetuneStepResult {
 
 export type FinetuneStepOutcome = FinetuneStepResult | { ok: false; error: string };
 
-function vmHwmBytes(): number | null {
-  try {
-    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
-    return m ? Number(m[1]) * 1024 : null;
-  } catch {
-    return null;
-  }
-}
 
 /** The classifier of a spec at its random init (seed 0), with the spec's prompts for mvp. */
 function buildClassifier(spec: FinetuneStepSpec, method: Method): TextClassifier {
@@ -238,22 +231,9 @@ export function runOurFinetuneStep(c: FinetuneCase, threads: number, warmup: num
 }
 
 /** What bench/baselines/finetune_torch.py prints. */
-export interface TorchFinetuneResult {
-  ok: true;
-  torch: string;
-  python: string;
-  threads: number;
-  blas: string;
-  params: number;
+export interface TorchFinetuneResult extends TorchStepReport {
   sequences: number;
-  median_ms: number;
-  samples_ms: number[];
   examples_per_s: number;
-  cpu_user_ms: number;
-  cpu_sys_ms: number;
-  losses: number[];
-  step_rss_growth_bytes: number | null;
-  peak_rss_bytes: number;
 }
 
 export type TorchFinetuneOutcome = TorchFinetuneResult | { ok: false; error: string };

@@ -8,11 +8,10 @@
  * trained it, as the torch child's figure is. The parent reads one JSON line.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { AdamW, backward, BertForMaskedLM, bertPreset, runtimeInfo, scope, setNumThreads } from '../../src/index.js';
 import { mlmBatch } from '../lib/mlm_batch.js';
-import { peakRssGrowth } from '../lib/rss.js';
+import { peakRssGrowth, vmHwmBytes } from '../lib/rss.js';
 import { median, nowMs } from '../lib/timing.js';
 
 export const STEP_SHAPE = { B: 32, L: 128, maskRatio: 0.15, seed: 1234 } as const;
@@ -36,14 +35,6 @@ export interface StepResult {
 
 export type StepOutcome = StepResult | { ok: false; error: string };
 
-function vmHwmBytes(): number | null {
-  try {
-    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
-    return m ? Number(m[1]) * 1024 : null;
-  } catch {
-    return null;
-  }
-}
 
 /** Body of the child process: builds, trains, prints one JSON line. */
 export function childStep(threads: number, warmup: number, reps: number): void {
