@@ -60,5 +60,8 @@ describe('cloze bench robust', () => {
   it('refuses an unknown method or task, naming it', async () => {
     await expect(runRobustSuite({ out: join(root, 'bad'), initFrom: pre, taskData: [task], methods: ['nope'] })).rejects.toThrow('for methods but received "nope"');
     await expect(runRobustSuite({ out: join(root, 'bad'), initFrom: pre, tasks: ['imdb'] })).rejects.toThrow('for tasks but received "imdb"');
+    await expect(runRobustSuite({ out: join(root, 'bad'), initFrom: pre, taskData: [task], seeds: [0, -1] })).rejects.toThrow('seeds[1]');
+    await expect(runRobustSuite({ out: join(root, 'bad'), initFrom: pre, taskData: [task], examples: 0 })).rejects.toThrow('examples');
+    await expect(runRobustSuite({ out: join(root, 'bad'), initFrom: pre, taskData: [task], scale: Number.NaN })).rejects.toThrow('Expected a positive number for scale but received NaN');
   });
 });

@@ -19,7 +19,9 @@ import { perClassSubset, writeLabelledJsonl, type LabelledExample } from '../dat
 import type { AttackMetrics } from '../eval/attack/metrics.js';
 import { groupedBarChartSvg } from '../report/svg-bars.js';
 import { fmtSpread, markdownTable, spread } from '../report/markdown.js';
+import { ClozeError } from '../errors.js';
 import { setNumThreads } from '../runtime.js';
+import { checkInt } from '../validate.js';
 import { attack, ATTACKS, defaultMaxPerturb, type AttackName } from '../tasks/finetune/attack.js';
 import { BUILTIN_TASKS, loadTaskData, type BuiltinTaskName } from '../tasks/finetune/datasets.js';
 import { pretrain } from '../tasks/pretrain.js';
@@ -111,7 +113,14 @@ function keyOf(r: Pick<RobustRecord, 'task' | 'method' | 'seed'>): string {
 export async function runRobustSuite(o: RobustOptions): Promise<RobustResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const scale = o.scale ?? ROBUST_DEFAULTS.scale;
-  if (!(scale > 0)) throw new Error(`Expected a positive number for scale but received ${scale}`);
+  if (!(Number.isFinite(scale) && scale > 0)) throw new ClozeError('E_VALUE', `Expected a positive number for scale but received ${scale}`);
+  if (o.epochs !== undefined) checkInt(o.epochs, 'epochs', 1);
+  if (o.maxTrain !== undefined) checkInt(o.maxTrain, 'maxTrain', 0);
+  if (o.examples !== undefined) checkInt(o.examples, 'examples', 1);
+  if (o.seeds !== undefined) {
+    if (o.seeds.length === 0) throw new ClozeError('E_VALUE', 'Expected at least one seed for seeds but received none');
+    o.seeds.forEach((x, i) => checkInt(x, `seeds[${i}]`, 0));
+  }
   const epochs = Math.max(1, Math.round((o.epochs ?? ROBUST_DEFAULTS.epochs) * scale));
   const maxTrain = Math.round((o.maxTrain ?? ROBUST_DEFAULTS.maxTrain) * scale);
   const examples = Math.max(1, Math.round((o.examples ?? ROBUST_DEFAULTS.examples) * scale));
@@ -119,7 +128,7 @@ export async function runRobustSuite(o: RobustOptions): Promise<RobustResult> {
   const attacks = o.attacks ?? [...ATTACKS];
   const methods = (o.methods ?? ROBUST_METHODS.map((m) => m.name)).map((n) => {
     const m = ROBUST_METHODS.find((x) => x.name === n);
-    if (!m) throw new Error(`Expected one of ${ROBUST_METHODS.map((x) => x.name).join(', ')} for methods but received ${JSON.stringify(n)}`);
+    if (!m) throw new ClozeError('E_VALUE', `Expected one of ${ROBUST_METHODS.map((x) => x.name).join(', ')} for methods but received ${JSON.stringify(n)}`);
     return m;
   });
   if (o.threads) setNumThreads(o.threads);
@@ -130,14 +139,14 @@ export async function runRobustSuite(o: RobustOptions): Promise<RobustResult> {
     if (latestCheckpoint(DEFAULT_INIT_RUN) === null) {
       log(`no --init-from: pre-training bert-tiny into ${DEFAULT_INIT_RUN} (npx cloze pretrain --preset bert-tiny)`);
       const pre = await pretrain({ preset: 'bert-tiny', out: DEFAULT_INIT_RUN, seed: 0 }, { signal: o.signal, output: process.stderr });
-      if (pre.stopped === 'aborted') throw new Error(`stopped while pre-training ${DEFAULT_INIT_RUN}`);
+      if (pre.stopped === 'aborted') throw new ClozeError('E_STATE', `stopped while pre-training ${DEFAULT_INIT_RUN} (its checkpoint is saved: finish it with npx cloze pretrain --preset bert-tiny --resume, or give --init-from)`);
     }
     init = DEFAULT_INIT_RUN;
   }
   const initDir = latestCheckpoint(init) ?? init;
 
   const tasks: RobustTask[] = o.taskData ?? (o.tasks ?? [...ROBUST_DEFAULTS.tasks]).map((name) => {
-    if (!(name in BUILTIN_TASKS)) throw new Error(`Expected one of ${Object.keys(BUILTIN_TASKS).join(', ')} for tasks but received ${JSON.stringify(name)}`);
+    if (!(name in BUILTIN_TASKS)) throw new ClozeError('E_VALUE', `Expected one of ${Object.keys(BUILTIN_TASKS).join(', ')} for tasks but received ${JSON.stringify(name)}`);
     const t = BUILTIN_TASKS[name as BuiltinTaskName];
     const d = loadTaskData({ task: name, cacheDir: join(o.out, 'data'), seed: o.dataSeed ?? ROBUST_DEFAULTS.dataSeed });
     return { name, train: d.train, test: d.test, templates: t.templates, verbalizer: t.verbalizer, maxPerturb: defaultMaxPerturb(name) };
