@@ -43,6 +43,7 @@ import { cases as label_words } from './ops/label_words.js';
 import { cases as layout } from './ops/layout.js';
 import { cases as linalg } from './ops/linalg.js';
 import { cases as linear_ce } from './ops/linear_ce.js';
+import { cases as masked_linear } from './ops/masked_linear.js';
 import { cases as mim_loss } from './ops/mim_loss.js';
 import { cases as mim_tokens } from './ops/mim_tokens.js';
 import { cases as mlm_mask } from './ops/mlm_mask.js';
@@ -58,6 +59,7 @@ import { cases as sparse_rulebook } from './ops/sparse_rulebook.js';
 const CASES: Record<OpFamily, OpCase[]> = {
   elementwise, dropout, geglu, layernorm, softmax, cross_entropy, embedding, linalg, linear_ce, label_words, attention, optim, mlm_mask,
   mim_tokens, mim_loss, image_aug, conv, batchnorm, pool, sparse_rulebook, sparse_conv, sparse_norm_pool, layout, pgd,
+  masked_linear,
 };
 
 const USAGE = `usage: npm run bench:ops -- [op or family …] [--threads N] [--repeat N] [--warmup N] [--min-sample-ms MS]

@@ -77,6 +77,7 @@ import type { LayoutNative } from './types-layout.js';
 import type { LinalgNative } from './types-linalg.js';
 import type { LabelWordsNative } from './types-label_words.js';
 import type { LinearCeNative } from './types-linear_ce.js';
+import type { MaskedLinearNative } from './types-masked_linear.js';
 import type { MimLossNative } from './types-mim_loss.js';
 import type { MimTokensNative } from './types-mim_tokens.js';
 import type { MlmMaskNative } from './types-mlm_mask.js';
@@ -96,7 +97,7 @@ export interface NativeAddon
   extends ElementwiseNative, DropoutNative, GegluNative, LayerNormNative, SoftmaxNative, CrossEntropyNative, EmbeddingNative,
     LinalgNative, LinearCeNative, LabelWordsNative, AttentionNative, OptimNative, MlmMaskNative, MimTokensNative, MimLossNative,
     ImageAugNative, ConvNative, BatchNormNative, PoolNative, SparseRulebookNative, SparseConvNative, SparseNormPoolNative, LayoutNative,
-    PgdNative {
+    PgdNative, MaskedLinearNative {
   empty(dtype: DType, shape: readonly number[], device?: Device): NativeTensor;
   /** Whether the CUDA path can run here, and why not. The CPU addon answers false. */
   cudaAvailable(): { available: boolean; reason: string };

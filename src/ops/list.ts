@@ -143,6 +143,10 @@ export const OP_FAMILIES = {
     { forward: 'pgdRandomStart', backward: null, ts: 'pgdRandomStart', cpu: ['pgd_random_start_cpu'], cuda: ['pgd_random_start_cuda'] },
     { forward: 'pgdStep', backward: null, ts: 'pgdStep', cpu: ['pgd_step_cpu'], cuda: ['pgd_step_cuda'] },
   ],
+  masked_linear: [
+    // Weight-mask tuning: W and bias frozen, the straight-through gradient goes to x and the scores.
+    { forward: 'maskedLinear', backward: 'maskedLinearBackward', ts: 'maskedLinear', cpu: ['masked_linear_forward_cpu', 'masked_linear_backward_cpu'], cuda: ['masked_linear_forward_cuda', 'masked_linear_backward_cuda'] },
+  ],
 } as const satisfies Record<string, readonly OpSpec[]>;
 
 export type OpFamily = keyof typeof OP_FAMILIES;
