@@ -172,6 +172,16 @@ describe('maskedLinear: gradients', () => {
     }
   });
 
+  it('keeps no masked weight on the tape: the forward holds on to its output only', () => {
+    const x = leafOf(values(R * I, 1), XS, 'float64');
+    const w = tensor(values(O * I, 2), [O, I], 'float64');
+    const s = leafOf(values(O * I, 3), [O, I], 'float64');
+    const before = native().liveBytes();
+    const y = maskedLinear(x, w, s, null, 0.2);
+    expect(native().liveBytes() - before).toBe(y.native.nbytes);
+    backward(y, tensor(values(R * O, 5), [3, 5, O], 'float64'));
+  });
+
   it('records nothing when only W and bias require grad', () => {
     const y = maskedLinear(tensor(values(R * I, 1), XS), leafOf(values(O * I, 2), [O, I], 'float32'), tensor(values(O * I, 3), [O, I]),
       leafOf(values(O, 4), [O], 'float32'), 0);
