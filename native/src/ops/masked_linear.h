@@ -1,9 +1,10 @@
 // Weight-mask tuning ("Masking as an Efficient Alternative to Finetuning"):
 // y = x·(W ⊙ 1[scores > τ])ᵀ + b with W and b frozen and a straight-through
 // backward, ∂x = dy·W_eff and ∂scores = (dyᵀ·x) ⊙ W. The masked weight W_eff
-// is never kept between calls: each call builds it (or dW_eff) in one scratch
-// buffer of W's size for the GEMM and frees it on return, so the tape holds
-// only x, W and scores.
+// is never kept between calls: the forward and ∂x each build it in one scratch
+// buffer of W's size for the GEMM and free it on return, so the tape holds
+// only x, W and scores. ∂scores needs no scratch: the GEMM writes dW_eff into
+// the output, which one pass then scales by W in place.
 #pragma once
 #include <cstdint>
 
