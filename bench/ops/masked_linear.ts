@@ -30,4 +30,22 @@ export const cases: OpCase[] = [
       };
     },
   },
+  {
+    op: 'maskedLinearPacked',
+    model: m.label,
+    shape: `serving, FFN in: x ${dims([m.tokens, m.D])} · (W ⊙ bits)ᵀ ${dims([m.I, m.D])} + b, 95% kept`,
+    bound: 'compute',
+    setup(ctx) {
+      const M = m.tokens;
+      const K = m.D;
+      const N = m.I;
+      const x = ctx.rand([M, K]);
+      const w = ctx.rand([N, K], 0.1);
+      const bits = new Uint8Array(Math.ceil((N * K) / 8));
+      for (let i = 0; i < bits.length; i++) bits[i] = i % 20 === 0 ? 0xfe : 0xff;
+      const packed = ctx.uint8(bits, [bits.length]);
+      const b = ctx.rand([N]);
+      return { fwd: { run: () => ctx.addon.maskedLinearPacked(x, w, packed, b), flops: 2 * M * N * K } };
+    },
+  },
 ];

@@ -38,6 +38,7 @@ export const ROBUST_METHODS: RobustMethod[] = [
   { name: 'mlp-ft+adv', settings: { method: 'mlp-ft', adv: true } },
   { name: 'mvp', settings: { method: 'mvp' } },
   { name: 'mvp+adv', settings: { method: 'mvp', adv: true } },
+  { name: 'mask-tune', settings: { method: 'mask-tune' } },
 ];
 
 /** A task of the suite: its splits, and MVP's templates and verbalizer. */

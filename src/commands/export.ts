@@ -1,16 +1,32 @@
 /**
  * `cloze export`: a checkpoint's Hugging Face files (model.safetensors,
  * config.json, tokenizer.json) copied into a directory of their own, without
- * the optimizer and trainer state.
+ * the optimizer and trainer state. A mask-tune run exports as the plain
+ * classifier it computes (W ⊙ mask), or with --mask-only as its task's
+ * weight-mask file over the base.
  */
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { ClozeError } from '../errors.js';
 import { latestCheckpoint } from '../checkpoint/checkpoint.js';
+import { saveSafetensors } from '../checkpoint/safetensors.js';
+import { effectiveCheckpointTensors, exportMaskFile } from '../tasks/finetune/mask-export.js';
+import { finetuneRecord } from '../tasks/finetune/predict.js';
 
-export function exportCheckpoint(from: string, to: string): string[] {
+export interface ExportOptions {
+  /** Write the task's weight-mask file at `to` instead (a mask-tune checkpoint only). */
+  maskOnly?: boolean;
+}
+
+export function exportCheckpoint(from: string, to: string, opts: ExportOptions = {}): string[] {
   const dir = existsSync(join(from, 'model.safetensors')) ? from : latestCheckpoint(from);
   if (!dir) throw new ClozeError('E_IO', `Expected a checkpoint directory or a run directory with checkpoints for checkpoint but received ${from}`);
+  const record = finetuneRecord(dir);
+  if (opts.maskOnly) {
+    mkdirSync(dirname(to), { recursive: true });
+    exportMaskFile(dir, record, to);
+    return [to];
+  }
   mkdirSync(to, { recursive: true });
   const copied: string[] = [];
   for (const f of ['model.safetensors', 'config.json', 'tokenizer.json']) {
@@ -18,8 +34,22 @@ export function exportCheckpoint(from: string, to: string): string[] {
       if (f === 'tokenizer.json') continue;
       throw new ClozeError('E_IO', `Expected ${f} in ${dir} for checkpoint but received none`);
     }
+    if (record?.method === 'mask-tune' && f !== 'tokenizer.json') continue;
     copyFileSync(join(dir, f), join(to, f));
     copied.push(join(to, f));
+  }
+  if (record?.method === 'mask-tune') {
+    const sd = effectiveCheckpointTensors(dir, record);
+    try {
+      saveSafetensors(join(to, 'model.safetensors'), sd, { format: 'pt' });
+    } finally {
+      for (const t of Object.values(sd)) t.dispose();
+    }
+    // The export is a plain classifier: cloze loads it as mlp-ft, and the record says where it came from.
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { cloze_finetune: Record<string, unknown> };
+    config.cloze_finetune = { ...config.cloze_finetune, method: 'mlp-ft', exported_from: 'mask-tune' };
+    writeFileSync(join(to, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    copied.unshift(join(to, 'model.safetensors'), join(to, 'config.json'));
   }
   return copied;
 }

@@ -6,7 +6,8 @@ import { loadClassifier } from '../tasks/finetune/predict.js';
 export function predictOptions(y: Argv) {
   return y
     .positional('text', { type: 'string', array: true, describe: 'Texts to classify (default: one per line on stdin); for a pair task, "text<TAB>text_pair"' })
-    .option('checkpoint', { type: 'string', demandOption: true, describe: 'A fine-tuned checkpoint directory, or a run directory (its latest checkpoint)' })
+    .option('checkpoint', { type: 'string', demandOption: true, describe: 'A fine-tuned checkpoint directory, or a run directory (its latest checkpoint); with --mask, the base the mask is over' })
+    .option('mask', { type: 'string', describe: 'A task\'s weight-mask file (cloze export --mask-only) to serve over the --checkpoint base' })
     .option('json', { type: 'boolean', default: false, describe: 'One JSON line per text: {"text", "label", "probabilities"}' })
     .option('batch-size', { type: 'number', default: 32, describe: 'Texts per forward pass' });
 }
@@ -21,7 +22,7 @@ async function stdinLines(): Promise<string[]> {
 
 export async function runPredict(args: PredictArgs): Promise<void> {
   const texts = args.text && args.text.length > 0 ? args.text.map(String) : await stdinLines();
-  const c = await loadClassifier(args.checkpoint);
+  const c = await loadClassifier(args.checkpoint, args.mask ? { mask: args.mask } : {});
   try {
     const inputs = texts.map((t) => {
       const tab = t.indexOf('\t');

@@ -1,6 +1,7 @@
 /** Basic layers: Linear, LayerNorm, Embedding, Dropout. Weights named as in PyTorch/HF. */
 import { dropout } from '../ops/dropout.js';
 import { linear } from '../ops/linalg.js';
+import { maskedLinear, maskedLinearPacked } from '../ops/masked_linear.js';
 import { embedding } from '../ops/embedding.js';
 import { layerNorm } from '../ops/layernorm.js';
 import type { Rng } from '../rng.js';
@@ -20,6 +21,11 @@ export interface InitOptions {
 export class Linear extends Module {
   readonly weight: Parameter;
   readonly bias: Parameter | null;
+  /** Weight-mask tuning's scores (see attachWeightMask); null for a plain layer. */
+  weightMask: Parameter | null = null;
+  maskThreshold = 0;
+  /** A served task's mask: uint8 packed bits, one per weight (see attachPackedMask); null otherwise. */
+  packedMask: Tensor | null = null;
   constructor(inFeatures: number, outFeatures: number, init: InitOptions & { bias?: boolean }) {
     super();
     checkInt(inFeatures, 'inFeatures', 1);
@@ -27,8 +33,29 @@ export class Linear extends Module {
     this.weight = this.registerParameter('weight', truncNormal([outFeatures, inFeatures], init.std ?? 0.02, init.rng, init.dtype));
     this.bias = init.bias === false ? null : this.registerParameter('bias', constant([outFeatures], 0, init.dtype));
   }
+  /**
+   * From now on the layer computes x·(W ⊙ 1[scores > threshold])ᵀ + b, with
+   * the scores a parameter named `weight_mask` (the official code's name)
+   * that gets the straight-through gradient; W and b get none.
+   */
+  attachWeightMask(scores: Parameter, threshold: number): void {
+    if (this.weightMask) throw new Error('attachWeightMask: the layer already has weight-mask scores');
+    if (scores.shape.join() !== this.weight.shape.join()) throw new Error(`attachWeightMask: expected scores of shape [${this.weight.shape.join(', ')}] but received [${scores.shape.join(', ')}]`);
+    this.weightMask = this.registerParameter('weight_mask', scores);
+    this.maskThreshold = threshold;
+  }
+  /**
+   * Inference over a frozen weight with a task's mask: x·(W ⊙ bits)ᵀ + b,
+   * bit i of the weight's row-major order at bits[i >> 3] >> (i & 7). The
+   * bits are a buffer named `weight_bits`; nothing gets a gradient.
+   */
+  attachPackedMask(bits: Tensor): void {
+    if (this.weightMask || this.packedMask) throw new Error('attachPackedMask: the layer already has a mask');
+    this.packedMask = this.registerBuffer('weight_bits', bits);
+  }
   forward(x: Tensor): Tensor {
-    return linear(x, this.weight, this.bias);
+    if (this.packedMask) return maskedLinearPacked(x, this.weight, this.packedMask, this.bias);
+    return this.weightMask ? maskedLinear(x, this.weight, this.weightMask, this.bias, this.maskThreshold) : linear(x, this.weight, this.bias);
   }
 }
 

@@ -146,6 +146,8 @@ export const OP_FAMILIES = {
   masked_linear: [
     // Weight-mask tuning: W and bias frozen, the straight-through gradient goes to x and the scores.
     { forward: 'maskedLinear', backward: 'maskedLinearBackward', ts: 'maskedLinear', cpu: ['masked_linear_forward_cpu', 'masked_linear_backward_cpu'], cuda: ['masked_linear_forward_cuda', 'masked_linear_backward_cuda'] },
+    // Serving a task over a shared frozen weight with its mask as packed bits: inference only.
+    { forward: 'maskedLinearPacked', backward: null, ts: 'maskedLinearPacked', cpu: ['masked_linear_forward_cpu'], cuda: ['masked_linear_forward_cuda'] },
   ],
 } as const satisfies Record<string, readonly OpSpec[]>;
 

@@ -7,8 +7,8 @@
  */
 import { expected } from '../errors.js';
 import { native } from '../native/loader.js';
-import { record, Tensor, tensor } from '../tensor.js';
-import { checkFloat, checkNumber, checkRank, checkSameDtype, checkShape, checkTensor } from '../validate.js';
+import { needsGrad, record, Tensor, tensor } from '../tensor.js';
+import { checkDtype, checkFloat, checkNumber, checkRank, checkSameDtype, checkShape, checkTensor } from '../validate.js';
 
 function checkScores(scores: unknown, threshold: unknown): asserts scores is Tensor {
   checkFloat(scores, 'scores');
@@ -50,6 +50,34 @@ export function maskedLinear(x: Tensor, w: Tensor, scores: Tensor, bias: Tensor 
     ([g]) => native().maskedLinearBackward(g!, sx, sw, ss, threshold, x.requiresGrad, scores.requiresGrad),
     [sx, sw, ss],
   )[0]!;
+}
+
+/**
+ * Serving a task over a shared frozen weight: y = x·(w ⊙ bits)ᵀ + bias with
+ * the mask as packed bits, uint8 [ceil(O·I/8)], weight i of w's row-major
+ * order kept iff (bits[i >> 3] >> (i & 7)) & 1. The masked weight is built
+ * per call in scratch and freed. Inference only: it has no gradient, so it
+ * refuses an input that requires one rather than cut the tape silently.
+ */
+export function maskedLinearPacked(x: Tensor, w: Tensor, bits: Tensor, bias: Tensor | null): Tensor {
+  checkFloat(x, 'input');
+  checkRank(x, 1, 8, 'input');
+  checkFloat(w, 'weight');
+  checkSameDtype(x, w, 'weight');
+  checkRank(w, 2, 2, 'weight');
+  const I = x.shape[x.shape.length - 1]!;
+  const O = w.shape[0]!;
+  if (w.shape[1] !== I) throw expected(`a weight of shape [O, ${I}] (the input's last dimension)`, 'weight', w, 'E_SHAPE');
+  checkTensor(bits, 'bits');
+  checkDtype(bits, 'uint8', 'bits');
+  checkShape(bits, [Math.ceil((O * I) / 8)], 'bits');
+  if (bias !== null) {
+    checkTensor(bias, 'bias');
+    checkSameDtype(x, bias, 'bias');
+    checkShape(bias, [O], 'bias');
+  }
+  if (needsGrad(x)) throw expected('an input that needs no gradient (maskedLinearPacked is for inference: run it under noGrad)', 'input', x);
+  return new Tensor(native().maskedLinearPacked(x.native, w.native, bits.native, bias?.native ?? null));
 }
 
 /**

@@ -22,6 +22,7 @@ import type { FinetuneEval } from './finetune/evaluate.js';
 import type { Method } from './finetune/classifier.js';
 import { checkpointTokenizer, openClassifier } from './finetune/model.js';
 import { finetuneRecord } from './finetune/predict.js';
+import { fileSha256, readMaskFile } from '../checkpoint/mask-file.js';
 import { buildFinetuneTask } from './finetune/task.js';
 import { pretrain, stoppedBeforeStart } from './pretrain.js';
 
@@ -95,6 +96,27 @@ export async function finetune(input: Partial<FinetuneConfig> | Record<string, u
   }
 }
 
+/**
+ * The frozen base a mask is over: the --init-from checkpoint, named by the
+ * sha256 of its model.safetensors (a resumed run keeps its record's). An
+ * --apply-mask file must name the same base and the run's labels.
+ */
+function maskBase(cfg: FinetuneConfig, from: string, resumeDir: string | null, labels: readonly string[]): { sha256: string; dir: string } {
+  const saved = resumeDir ? finetuneRecord(resumeDir)?.mask : undefined;
+  if (saved) return { sha256: saved.base_sha256, dir: saved.base };
+  const base = { sha256: fileSha256(join(from, 'model.safetensors')), dir: from };
+  if (cfg.applyMask !== null && !resumeDir) {
+    const h = readMaskFile(cfg.applyMask).header;
+    if (h.base_sha256 !== base.sha256) {
+      throw new ClozeError('E_VALUE', `${cfg.applyMask}: Expected a mask over the base ${from} (model.safetensors sha256 ${base.sha256}) but received one over the base with sha256 ${h.base_sha256}`);
+    }
+    if (h.labels.join('\u0000') !== labels.join('\u0000')) {
+      throw new ClozeError('E_VALUE', `${cfg.applyMask}: Expected the labels of the run's data (${labels.join(', ')}) but received a mask for labels ${h.labels.join(', ')}`);
+    }
+  }
+  return base;
+}
+
 async function finetuneIn(
   cfg: FinetuneConfig, outDir: string, resumeDir: string | null, hooks: FinetuneHooks, progress: Progress | null, where: string, run: Record<string, JsonValue>,
 ): Promise<FinetuneResult> {
@@ -118,8 +140,12 @@ async function finetuneIn(
   progress?.note(`data: ${data.source}; ${data.labels.length} classes`);
   const tok = await checkpointTokenizer(from);
   tok.save(join(outDir, 'tokenizer.json'));
+  const base = cfg.method === 'mask-tune' || cfg.applyMask !== null ? maskBase(cfg, from, resumeDir, data.labels) : null;
   const classifier = await openClassifier(from, {
-    method: cfg.method as Method, labels: data.labels, maxLength: cfg.maxLength, seed: cfg.seed, templates: data.templates, verbalizer: data.verbalizer,
+    method: cfg.method as Method | 'mask-tune', labels: data.labels,
+    mask: { threshold: cfg.maskThreshold, initSparsity: cfg.maskInitSparsity, initScale: cfg.maskInitScale },
+    // On resume the checkpoint holds the run's weights or scores: the mask was applied at its start.
+    ...(cfg.applyMask !== null && !resumeDir ? { maskFile: cfg.applyMask } : {}), maxLength: cfg.maxLength, seed: cfg.seed, templates: data.templates, verbalizer: data.verbalizer,
     verbalizerSource: cfg.verbalizer ?? `the ${cfg.task} task's verbalizer`,
   }, tok, (m) => progress?.note(`warning: ${m}`));
   let task: ReturnType<typeof buildFinetuneTask>;
@@ -131,6 +157,7 @@ async function finetuneIn(
     const [train, test] = [await encodeInputs(tok, data.train), await encodeInputs(tok, data.test)];
     const describe = {
       method: cfg.method, adv: cfg.adv, task: cfg.task, labels: data.labels, pair: data.pair, max_length: cfg.maxLength, source: data.source,
+      ...(base ? { mask: { threshold: cfg.maskThreshold, base_sha256: base.sha256, base: base.dir, ...(cfg.applyMask !== null ? { applied: cfg.applyMask } : {}) } } : {}),
       ...(cfg.method === 'mvp' && classifier.m.method === 'mvp'
         ? { templates: data.templates, verbalizer: Object.fromEntries(data.labels.map((l, i) => [l, classifier.m.method === 'mvp' ? classifier.m.prompts.verbalizer.kept[i]! : []])) }
         : {}),

@@ -7,7 +7,7 @@
  * naming the argument; and the CUDA kernels against the CPU.
  */
 import { describe, expect, it } from 'vitest';
-import { backward, linear, maskedFraction, maskedLinear, mul, tensor, weightMask, type Tensor } from '../../src/index.js';
+import { backward, fromTypedArray, linear, maskedFraction, maskedLinear, maskedLinearPacked, mul, tensor, weightMask, type Tensor } from '../../src/index.js';
 import { native } from '../../src/native/loader.js';
 import { describeCuda, get, put } from '../helpers/cuda-harness.js';
 import { check, cpu64, DTYPES, quantize, values } from '../helpers/cuda-ops.js';
@@ -249,6 +249,40 @@ describe('maskedLinear: bad input', () => {
   });
 });
 
+/** Packed bits of 1[s > τ], weight i at byte i >> 3, bit i & 7. */
+function packed(s: ArrayLike<number>, tau: number): Uint8Array {
+  const out = new Uint8Array(Math.ceil(s.length / 8));
+  for (let i = 0; i < s.length; i++) if (s[i]! > tau) out[i >> 3]! |= 1 << (i & 7);
+  return out;
+}
+
+describe('maskedLinearPacked (serving with the mask as packed bits)', () => {
+  for (const c of CASES) {
+    it(`${c.label}: equals the float64 reference of the same mask`, () => {
+      const xv = Array.from({ length: R * I }, (_, i) => Math.sin(i + 1));
+      const wv = Array.from({ length: O * I }, (_, i) => Math.cos(2 * i + 1));
+      const sv = Array.from({ length: O * I }, (_, i) => Math.sin(3 * i + 2));
+      const bv = Array.from({ length: O }, (_, i) => 0.1 * i - 0.3);
+      const ref = reference(xv, wv, sv, bv, c.tau, new Float64Array(R * O));
+      const bits = packed(sv, c.tau);
+      // O·I = 77 weights: the last byte is partly padding.
+      expect(bits.length).toBe(10);
+      const y = maskedLinearPacked(tensor(xv, XS, 'float64'), tensor(wv, [O, I], 'float64'), fromTypedArray(bits), tensor(bv, [O], 'float64'));
+      expect(y.shape).toEqual([3, 5, O]);
+      assertClose(y.toArray(), ref.y, tolFor('float64'));
+    });
+  }
+  it('refuses an input that needs a gradient, and bits of the wrong dtype or length, naming the argument', () => {
+    const w = tensor(new Array(O * I).fill(0.5), [O, I]);
+    const bits = fromTypedArray(new Uint8Array(10));
+    expect(() => maskedLinearPacked(leafOf(new Array(R * I).fill(1), XS, 'float32'), w, bits, null)).toThrow(/for input/);
+    const x = tensor(new Array(R * I).fill(1), XS);
+    expect(() => maskedLinearPacked(x, w, fromTypedArray(new Uint8Array(9)), null)).toThrow(/for bits/);
+    expect(() => maskedLinearPacked(x, w, tensor(new Array(10).fill(1), [10]), null)).toThrow(/uint8.*bits|bits.*uint8/);
+    expect(() => native().maskedLinearPacked(x.native, w.native, fromTypedArray(new Uint8Array(11)).native, null)).toThrow(/maskedLinearPacked/);
+  });
+});
+
 // float32 on cuda vs float64 on the CPU; bfloat16 by the naive-bf16 rule.
 describeCuda('maskedLinear', () => {
   const xv = values(R * I, 1);
@@ -277,6 +311,14 @@ describeCuda('maskedLinear', () => {
       });
     }
   }
+  it('packed bits: forward matches the CPU (float32, some masked)', () => {
+    const n = native();
+    const bits = packed(sv, 0.2);
+    const y = n.maskedLinearPacked(cpu64(xv, XS), cpu64(wv, [O, I]), fromTypedArray(bits).native, cpu64(bv, [O]));
+    const d = (v: number[], s: number[]) => put(v, s, 'float32', 'cuda');
+    const yc = n.maskedLinearPacked(d(xv, XS), d(wv, [O, I]), fromTypedArray(bits).to('cuda').native, d(bv, [O]));
+    check('y', 'float32', yc, y);
+  });
   it('rejects operands on different devices', () => {
     const n = native();
     expect(() => n.maskedLinear(put(xv, XS, 'float32', 'cuda'), put(wv, [O, I], 'float32', 'cuda'), put(sv, [O, I], 'float32', 'cpu'), null, 0)).toThrow(/scores/);

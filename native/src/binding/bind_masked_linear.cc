@@ -89,6 +89,39 @@ void register_masked_linear(Napi::Env env, Napi::Object exports) {
     return out;
   });
 
+  // maskedLinearPacked(x [..., I], w [O, I], bits uint8 [ceil(O·I/8)], bias [O] | null) -> [..., O]; no backward
+  CLOZE_EXPORT(exports, "maskedLinearPacked", [](const ArgReader& a) -> Napi::Value {
+    NTensor* X = a.tensor(0, "input");
+    NTensor* W = a.tensor(1, "weight");
+    NTensor* Bits = a.tensor(2, "bits");
+    NTensor* Bi = a.tensor_or_null(3, "bias");
+    const Dims d = check_operands(a, X, W, W);
+    a.want_dtype(Bits, DType::U8, "bits");
+    a.want_shape(Bits, {(d.N * d.K + 7) / 8}, "bits");
+    if (Bi) {
+      a.want_same_dtype(X, Bi, "bias");
+      a.want_shape(Bi, {d.N}, "bias");
+    }
+    std::vector<int64_t> os(X->shape().begin(), X->shape().end() - 1);
+    os.push_back(d.N);
+    Napi::Object out = a.alloc(X->dtype(), os, !a.on_cuda());
+    dispatch(a, X, [&](auto t, auto dev) {
+      using T = decltype(t);
+      MaskedLinearParams<T> p;
+      p.R = d.R;
+      p.K = d.K;
+      p.N = d.N;
+      p.x = X->ptr<T>();
+      p.w = W->ptr<T>();
+      p.bits = Bits->ptr<uint8_t>();
+      p.bias = ptr_or_null<T>(Bi);
+      p.y = cloze::out<T>(out);
+      CLOZE_KERNEL(dev, masked_linear_forward, p);
+      return 0;
+    });
+    return out;
+  });
+
   // maskedLinearBackward(g [..., O], x, w, scores, threshold, needX, needScores) -> [dx | null, dscores | null]
   CLOZE_EXPORT(exports, "maskedLinearBackward", [](const ArgReader& a) -> Napi::Value {
     NTensor* G = a.tensor(0, "grad");

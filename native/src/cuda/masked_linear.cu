@@ -22,6 +22,13 @@ __global__ void mask_kernel(const T* w, const T* s, double tau, int64_t n, T* ou
 }
 
 template <typename T>
+__global__ void bits_kernel(const T* w, const uint8_t* bits, int64_t n, T* out) {
+  const auto* wd = reinterpret_cast<const cuda::dev_t<T>*>(w);
+  auto* od = reinterpret_cast<cuda::dev_t<T>*>(out);
+  CLOZE_GRID_STRIDE(i, n) od[i] = (bits[i >> 3] >> (i & 7)) & 1 ? wd[i] : cuda::from_f<cuda::dev_t<T>>(0.f);
+}
+
+template <typename T>
 __global__ void scale_by_kernel(T* d, const T* w, int64_t n) {
   CLOZE_GRID_STRIDE(i, n) cuda::st(d, i, cuda::ld(d, i) * cuda::ld(w, i));
 }
@@ -30,6 +37,10 @@ template <typename T>
 void mask_into(const MaskedLinearParams<T>& p, T* out, const char* op) {
   const int64_t n = p.N * p.K;
   if (n == 0) return;
+  if (p.bits) {
+    CLOZE_LAUNCH(op, bits_kernel<T>, cuda::blocks_for(n), cuda::kThreads, 0, p.w, p.bits, n, out);
+    return;
+  }
   CLOZE_LAUNCH(op, mask_kernel<T>, cuda::blocks_for(n), cuda::kThreads, 0, p.w, p.scores, p.threshold, n, out);
 }
 

@@ -30,6 +30,14 @@ void apply_mask(const T* w, const T* s, double tau, int64_t n, T* out) {
   });
 }
 
+// out = W where the packed bit is set, else 0.
+template <typename T>
+void apply_bits(const T* w, const uint8_t* bits, int64_t n, T* out) {
+  parallel_range(n, kGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) out[i] = (bits[i >> 3] >> (i & 7)) & 1 ? w[i] : T(0);
+  });
+}
+
 }  // namespace
 
 template <typename T>
@@ -37,7 +45,10 @@ void masked_linear_forward_cpu(const MaskedLinearParams<T>& p) {
   const int64_t R = p.R, K = p.K, N = p.N;
   std::shared_ptr<Storage> hold;
   T* weff = scratch<T>(hold, N * K, "maskedLinear");
-  apply_mask(p.w, p.scores, p.threshold, N * K, weff);
+  if (p.bits)
+    apply_bits(p.w, p.bits, N * K, weff);
+  else
+    apply_mask(p.w, p.scores, p.threshold, N * K, weff);
   if (p.bias)  // start from the bias and let the GEMM accumulate (beta = 1)
     for (int64_t r = 0; r < R; r++) std::copy(p.bias, p.bias + N, p.y + r * N);
   gemm<T>(linalg::gemm_params(false, true, R, N, K, p.x, K, weff, K, p.y, N, p.bias ? 1.0 : 0.0));

@@ -16,6 +16,10 @@ struct MaskedLinearParams {
   const T* x = nullptr;
   const T* w = nullptr;
   const T* scores = nullptr;
+  // Serving a task (forward only): instead of scores, packed bits, weight i
+  // of W's row-major order kept iff bits[i >> 3] >> (i & 7) & 1, so a task
+  // costs one bit per weight next to the shared frozen W.
+  const uint8_t* bits = nullptr;
   const T* bias = nullptr;      // [N] or null
   double threshold = 0;         // τ: the weight at (n, k) is kept iff scores[n, k] > τ
   T* y = nullptr;               // forward [R, N]

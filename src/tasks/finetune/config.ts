@@ -7,16 +7,23 @@
 import { ClozeError } from '../../errors.js';
 import { isKnownField, MAX_SEQUENCE_LENGTH, readSettingsFile, resolveSection, SHARED_FIELDS, type ConfigOf, type ConfigSection, type FieldSpec, type Fields } from '../../train/config.js';
 
+/** mask-tune's default learning rate (of the scores). */
+export const MASK_TUNE_LR = 5e-3;
+
 export const BUILTIN_TASK_NAMES = ['spam', 'wordnet-topics', 'wordnet-defs'] as const;
 
 export const FINETUNE_FIELDS = {
   task: { kind: 'string?', default: null, choices: BUILTIN_TASK_NAMES, describe: 'A built-in downstream task (prepared once from its package and cached in the run directory); or give --task-data' },
   taskData: { kind: 'string?', default: null, describe: 'Training examples: .jsonl rows {"text", "label", "text_pair"?} or a .csv/.tsv file with a header naming text, label and optionally text_pair' },
   testData: { kind: 'string?', default: null, describe: 'Test examples in the same format (default: a seeded class-stratified 20% of --task-data)' },
-  method: { kind: 'string', default: 'mlp-ft', choices: ['mlp-ft', 'mvp'], describe: 'mlp-ft: a pooled [CLS] and a linear head (BertForSequenceClassification); mvp: prompt templates scored by the MLM head at [MASK], no new head' },
+  method: { kind: 'string', default: 'mlp-ft', choices: ['mlp-ft', 'mvp', 'mask-tune'], describe: 'mlp-ft: a pooled [CLS] and a linear head (BertForSequenceClassification); mvp: prompt templates scored by the MLM head at [MASK], no new head; mask-tune: mlp-ft\'s model with frozen weights, learning a binary mask over every linear layer (default lr 5e-3, no weight decay)' },
   adv: { kind: 'boolean', default: false, describe: 'Train on one-step L2 PGD perturbations of the word embeddings (ε = 1, random start): mlp-ft --adv is adversarial training, mvp --adv is MVP+Adv' },
   template: { kind: 'string[]', default: [], describe: 'mvp: a prompt template with one [MASK] (repeatable; a template starting with [SEP] goes after the input, any other right after [CLS]); default: the built-in task\'s' },
   verbalizer: { kind: 'string?', default: null, describe: 'mvp: labels.json mapping each label to its words, {"label": ["word", …]}; default: the built-in task\'s' },
+  maskThreshold: { kind: 'number', default: 0.01, describe: 'mask-tune: τ, a weight is kept where its score is above it' },
+  maskInitSparsity: { kind: 'number', default: 0.05, min: 1e-6, max: 0.999999, describe: 'mask-tune: the fraction of weights masked out at the start' },
+  maskInitScale: { kind: 'number', default: 0.02, min: 1e-9, describe: 'mask-tune: α, scores start uniform in [−α, (α + τ)/p − α] for the initial sparsity p' },
+  applyMask: { kind: 'string?', default: null, describe: 'A task\'s weight-mask file (cloze export --mask-only) over the --init-from base: its mask and head are the starting point (mlp-ft: the weights W ⊙ mask; mask-tune: scores that give the mask)' },
   maxLength: { kind: 'integer', default: 128, min: 8, max: MAX_SEQUENCE_LENGTH, describe: 'Tokens per input, [CLS], [SEP] and the template included; inputs are truncated, never templates (at most 8192)' },
   initFrom: { kind: 'string?', default: null, describe: 'A pre-trained run or checkpoint directory (ours or a Hugging Face BERT); default: runs/bert-tiny, pre-trained first when absent' },
 } as const satisfies Fields;
@@ -66,6 +73,9 @@ export function resolveFinetuneConfig(partial: Record<string, unknown>, where = 
   if (partial === null || typeof partial !== 'object' || Array.isArray(partial)) {
     throw new ClozeError('E_VALUE', `${where}: Expected an object of fine-tuning settings but received ${JSON.stringify(partial)}`);
   }
+  // Mask scores move by about lr per Adam step and start ~0.3 above τ: they need a larger lr than weights,
+  // and no decay (the official code's default Adam lr 5e-3 and weight decay 0 when lr_for_mask is unset).
+  if (partial.method === 'mask-tune') partial = { lr: MASK_TUNE_LR, weightDecay: 0, ...partial };
   for (const key of Object.keys(partial)) {
     if (!isKnownField(ALL, key)) throw new ClozeError('E_VALUE', `${where}: Expected a known setting for ${key} but received an unknown field (known: ${Object.keys(ALL).join(', ')})`);
   }
@@ -76,6 +86,9 @@ export function resolveFinetuneConfig(partial: Record<string, unknown>, where = 
   if (c.testData !== null && c.taskData === null) throw new ClozeError('E_VALUE', `${where}: Expected testData only with taskData (a built-in task has its own test split) but received testData ${JSON.stringify(c.testData)}`);
   for (const t of c.template) {
     if ((t.match(/\[MASK\]/g) ?? []).length !== 1) throw new ClozeError('E_VALUE', `${where}: Expected a template with exactly one [MASK] for template but received ${JSON.stringify(t)}`);
+  }
+  if (c.applyMask !== null && c.method !== 'mlp-ft' && c.method !== 'mask-tune') {
+    throw new ClozeError('E_VALUE', `${where}: Expected applyMask only with method mlp-ft or mask-tune (a mask file holds a classification head) but received method ${c.method}`);
   }
   if (c.method !== 'mvp' && (c.template.length > 0 || c.verbalizer !== null)) {
     throw new ClozeError('E_VALUE', `${where}: Expected template and verbalizer only with method mvp but received method ${c.method}`);

@@ -13,11 +13,17 @@ import { ClozeError } from '../../errors.js';
 import { BertForSequenceClassification } from '../../models/bert/classification.js';
 import { bertConfigFromHf, HF_EXTRA_KEYS } from '../../models/bert/hf-config.js';
 import { BertForMaskedLM } from '../../models/bert/model.js';
+import { readMaskFile } from '../../checkpoint/mask-file.js';
 import { TextClassifier, type Method } from './classifier.js';
+import { applyMaskFile, attachWeightMasks, MASK_TUNE_DEFAULTS, type MaskTuneOptions } from './mask-tune.js';
 import { tokenizeTemplates, verbalizerWordIds } from './mvp-inputs.js';
 
 export interface ClassifierSpec {
-  method: Method;
+  method: Method | 'mask-tune';
+  /** mask-tune: the scores' threshold and initialisation (seeded by `seed`). */
+  mask?: Omit<MaskTuneOptions, 'seed'>;
+  /** A weight-mask file to put on the loaded weights (mlp-ft: W ⊙ mask; mask-tune: scores giving the mask). */
+  maskFile?: string;
   labels: readonly string[];
   maxLength: number;
   seed: number;
@@ -54,8 +60,20 @@ export function maskedLMOf(ck: Pick<LoadedCheckpoint, 'config' | 'model'>, dir: 
 export async function openClassifier(dir: string, spec: ClassifierSpec, tok: TextTokenizer, warn: (message: string) => void): Promise<TextClassifier> {
   const ck = loadCheckpoint(dir);
   try {
-    if (spec.method === 'mlp-ft') {
-      const { model } = BertForSequenceClassification.fromPretrained(ck, { numLabels: spec.labels.length, seed: spec.seed });
+    if (spec.method === 'mlp-ft' || spec.method === 'mask-tune') {
+      const model = new BertForSequenceClassification(bertConfigFromHf(ck.config, join(dir, 'config.json')), { numLabels: spec.labels.length, seed: spec.seed });
+      try {
+        const mask = spec.method === 'mask-tune' ? { ...(spec.mask ?? MASK_TUNE_DEFAULTS), seed: spec.seed } : null;
+        // A fine-tuned mask-tune checkpoint has the scores: they must exist before its state loads.
+        const trained = Object.keys(ck.model).some((k) => k.endsWith('.weight_mask'));
+        if (mask && trained) attachWeightMasks(model, mask);
+        model.loadPretrained(ck.model, join(dir, 'model.safetensors'));
+        if (mask && !trained) attachWeightMasks(model, mask);
+        if (spec.maskFile) applyMaskFile(model, readMaskFile(spec.maskFile), spec.maskFile, mask ?? undefined);
+      } catch (e) {
+        model.dispose();
+        throw e;
+      }
       return new TextClassifier({ method: 'mlp-ft', model }, spec.labels, tok, spec.maxLength);
     }
     const model = maskedLMOf(ck, dir, spec.seed);

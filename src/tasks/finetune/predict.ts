@@ -8,8 +8,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { latestCheckpoint } from '../../checkpoint/checkpoint.js';
 import { ClozeError } from '../../errors.js';
-import type { TextClassifier } from './classifier.js';
 import { classProbabilities } from './evaluate.js';
+import { TextClassifier } from './classifier.js';
+import { maskedTaskModels } from './mask-serving.js';
+import { MASK_TUNE_DEFAULTS } from './mask-tune.js';
 import { checkpointTokenizer, openClassifier } from './model.js';
 import { encodeInputs, type TextInput } from './mvp-inputs.js';
 
@@ -21,7 +23,9 @@ export interface Prediction {
 
 /** What a fine-tuned checkpoint's config.json records of its run. */
 export interface FinetuneRecord {
-  method: 'mlp-ft' | 'mvp';
+  method: 'mlp-ft' | 'mvp' | 'mask-tune';
+  /** mask-tune: the threshold, and the frozen base the mask is over (sha256 of its model.safetensors, and where it was). */
+  mask?: { threshold: number; base_sha256: string; base: string; applied?: string };
   labels: string[];
   pair: boolean;
   max_length: number;
@@ -62,8 +66,28 @@ export class FinetunedClassifier {
     const tok = await checkpointTokenizer(dir);
     const classifier = await openClassifier(dir, {
       method: record.method, labels: record.labels, maxLength: record.max_length, seed, templates: record.templates ?? [], verbalizer: record.verbalizer ?? {},
+      ...(record.mask ? { mask: { ...MASK_TUNE_DEFAULTS, threshold: record.mask.threshold } } : {}),
     }, tok, () => {});
     return new FinetunedClassifier(dir, record, classifier, tok);
+  }
+
+  /**
+   * A task served from a base and its weight-mask file (`cloze export
+   * --mask-only`): the base's weights ⊙ the mask, and the head the file
+   * carries. The file must name this base's model.safetensors sha256.
+   */
+  static async loadMasked(basePath: string, maskFile: string): Promise<FinetunedClassifier> {
+    const dir = finetunedCheckpoint(basePath);
+    const [{ mask, model }] = maskedTaskModels(dir, [maskFile]);
+    const h = mask!.header;
+    const record: FinetuneRecord = { method: 'mlp-ft', labels: h.labels, pair: h.pair, max_length: h.max_length };
+    try {
+      const tok = await checkpointTokenizer(dir);
+      return new FinetunedClassifier(dir, record, new TextClassifier({ method: 'mlp-ft', model: model! }, h.labels, tok, h.max_length), tok);
+    } catch (e) {
+      model!.dispose();
+      throw e;
+    }
   }
 
   get labels(): string[] {
@@ -94,7 +118,10 @@ export class FinetunedClassifier {
   }
 }
 
-/** Loads a fine-tuned run (its latest checkpoint) or checkpoint directory for prediction. */
-export function loadClassifier(path: string): Promise<FinetunedClassifier> {
-  return FinetunedClassifier.load(path);
+/**
+ * Loads a fine-tuned run (its latest checkpoint) or checkpoint directory for
+ * prediction; with `mask`, `path` is the base and the task is the mask file's.
+ */
+export function loadClassifier(path: string, opts: { mask?: string } = {}): Promise<FinetunedClassifier> {
+  return opts.mask ? FinetunedClassifier.loadMasked(path, opts.mask) : FinetunedClassifier.load(path);
 }

@@ -28,7 +28,7 @@ import { pgdPerturbation } from './pgd.js';
 const PGD_SEED_OFFSET = 0x5eed_0adf;
 
 /** Settings a resumed run must keep. */
-const RUN_IDENTITY = ['method', 'adv', 'task', 'taskData', 'testData', 'template', 'verbalizer', 'maxLength', 'seed', 'batchSize', 'gradAccum', 'epochs', 'maxSteps', 'lr', 'warmupRatio', 'decay', 'minLrRatio'] as const satisfies ReadonlyArray<keyof FinetuneConfig>;
+const RUN_IDENTITY = ['method', 'adv', 'maskThreshold', 'maskInitSparsity', 'maskInitScale', 'applyMask', 'task', 'taskData', 'testData', 'template', 'verbalizer', 'maxLength', 'seed', 'batchSize', 'gradAccum', 'epochs', 'maxSteps', 'lr', 'warmupRatio', 'decay', 'minLrRatio'] as const satisfies ReadonlyArray<keyof FinetuneConfig>;
 
 export interface FinetuneInputs {
   classifier: TextClassifier;
@@ -72,7 +72,8 @@ export function buildFinetuneTask(cfg: FinetuneConfig, outDir: string, inputs: F
   if (train.examples.length === 0) throw new ClozeError('E_VALUE', 'Expected training examples for the fine-tuning data but received none');
   const perEpoch = Math.ceil(train.examples.length / cfg.batchSize);
   const plan = epochPlan({ epochs: cfg.epochs, maxSteps: cfg.maxSteps, gradAccum: cfg.gradAccum, probeEvery: 1 }, perEpoch);
-  const optimizer = new AdamW(model.parameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
+  // Frozen tensors (mask-tune's weights) take no optimizer state: only what trains is flattened.
+  const optimizer = new AdamW(model.parameters().filter((p) => p.requiresGrad), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
   const configJson = finetuneConfigJson(classifier, inputs.describe);
   let order: { epoch: number; ids: Uint32Array } = { epoch: -1, ids: new Uint32Array(0) };
   const tokenizerFile = join(outDir, 'tokenizer.json');

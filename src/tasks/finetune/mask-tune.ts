@@ -1,0 +1,176 @@
+/**
+ * Weight-mask tuning ("Masking as an Efficient Alternative to Finetuning",
+ * Zhao et al. 2020): the pre-trained weights stay frozen and each masked
+ * linear layer learns real-valued scores of its weight's shape; the layer
+ * uses W ⊙ 1[score > τ] (the fused masked_linear op, straight-through to the
+ * scores). Masked, as in the paper: Q, K, V, attention output, FFN in and out
+ * of every encoder layer, the pooler and the classifier; embeddings, biases
+ * and LayerNorms are frozen and unmasked (the official code's mask_biases
+ * defaults to False).
+ */
+import { ClozeError } from '../../errors.js';
+import type { BertForSequenceClassification } from '../../models/bert/classification.js';
+import { Linear } from '../../nn/layers.js';
+import { Parameter } from '../../nn/parameter.js';
+import { Rng } from '../../rng.js';
+import { tensor, type Tensor } from '../../tensor.js';
+import { countKept, packBits, packedBytes, type MaskFile } from '../../checkpoint/mask-file.js';
+
+export interface MaskTuneOptions {
+  /** τ: a weight is kept where its score is above it. */
+  threshold: number;
+  /** The fraction p masked out at the start. */
+  initSparsity: number;
+  /** α: scores start uniform in [−α, s], s = (α + τ)/p − α, so that a fraction p starts at or below τ. */
+  initScale: number;
+  seed: number;
+}
+
+/** The official code's defaults (threshold, init_scale) and the paper's 5% initial sparsity. */
+export const MASK_TUNE_DEFAULTS = { threshold: 0.01, initSparsity: 0.05, initScale: 0.02 } as const;
+
+/** Scores get their own Philox-free JS stream, apart from the model's init draws. */
+const SCORE_SEED_OFFSET = 0x6d61_736b;
+
+const MASKED = /^bert\.encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)$|^bert\.pooler\.dense$|^classifier$/;
+
+/** Names under the model of the frozen tensors that are not in a pre-trained MLM base: the mask file carries them whole. */
+export const HEAD_TENSOR = /^(bert\.pooler\.|classifier\.)/;
+
+/** The masked linear layers, by module name, in model order. */
+export function maskedLayers(model: BertForSequenceClassification): Array<[string, Linear]> {
+  return model.namedModules().filter((e): e is [string, Linear] => e[1] instanceof Linear && MASKED.test(e[0]));
+}
+
+/** [lo, hi] of the initial scores; P(score ≤ τ) = (τ + α)/(hi + α) = p. */
+export function initScoreRange(o: Pick<MaskTuneOptions, 'threshold' | 'initSparsity' | 'initScale'>): [number, number] {
+  return [-o.initScale, (o.initScale + o.threshold) / o.initSparsity - o.initScale];
+}
+
+/**
+ * Gives every masked layer its scores and freezes everything else
+ * (requiresGrad off: no gradient is computed for the frozen tensors, and the
+ * optimizer gets only the scores).
+ */
+export function attachWeightMasks(model: BertForSequenceClassification, o: MaskTuneOptions): void {
+  if (!(o.threshold > -o.initScale && o.initSparsity > 0 && o.initSparsity < 1 && o.initScale > 0)) {
+    throw new ClozeError('E_VALUE', `Expected maskInitSparsity in (0, 1), maskInitScale > 0 and maskThreshold > −maskInitScale for weight-mask tuning but received ${o.initSparsity}, ${o.initScale} and ${o.threshold}`);
+  }
+  const [lo, hi] = initScoreRange(o);
+  const rng = new Rng((o.seed + SCORE_SEED_OFFSET) % 2 ** 52);
+  for (const p of model.parameters()) p.requiresGrad = false;
+  for (const [, lin] of maskedLayers(model)) {
+    const v = new Float32Array(lin.weight.size);
+    for (let i = 0; i < v.length; i++) v[i] = lo + (hi - lo) * rng.uniform();
+    // Scores are not weights: no decay pulls them towards the threshold (the paper's Adam has none).
+    lin.attachWeightMask(Parameter.from(tensor(v, lin.weight.shape, 'float32'), { decay: false }), o.threshold);
+  }
+}
+
+/** Whether a model has weight masks attached. */
+export function hasWeightMasks(model: BertForSequenceClassification): boolean {
+  return maskedLayers(model).some(([, l]) => l.weightMask !== null);
+}
+
+/** The fraction of masked weights at or below the threshold (masked out). */
+export function maskedOutFraction(model: BertForSequenceClassification): number {
+  let out = 0;
+  let all = 0;
+  for (const [, l] of maskedLayers(model)) {
+    if (!l.weightMask) continue;
+    const s = l.weightMask.toArray();
+    for (let i = 0; i < s.length; i++) if (!(s[i]! > l.maskThreshold)) out++;
+    all += s.length;
+  }
+  return all === 0 ? 0 : out / all;
+}
+
+/** The layer's kept bits: 1 where score > τ. */
+export function layerBits(l: Linear): Uint8Array {
+  if (!l.weightMask) throw new ClozeError('E_STATE', 'Expected a layer with weight-mask scores but received a plain linear layer');
+  const s = l.weightMask.toArray();
+  const keep = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) keep[i] = s[i]! > l.maskThreshold ? 1 : 0;
+  return packBits(keep);
+}
+
+/**
+ * The state dict with every masked weight replaced by W ⊙ mask and no scores:
+ * what a plain BertForSequenceClassification loads (`cloze export`). The new
+ * tensors are the caller's to dispose; the others are the model's own.
+ */
+export function effectiveStateDict(model: BertForSequenceClassification): { tensors: Record<string, Tensor>; made: Tensor[] } {
+  const tensors: Record<string, Tensor> = {};
+  const made: Tensor[] = [];
+  const masked = new Map(maskedLayers(model).filter(([, l]) => l.weightMask).map(([n, l]) => [`${n}.weight`, l]));
+  for (const [name, t] of Object.entries(model.stateDict())) {
+    if (name.endsWith('.weight_mask')) continue;
+    const l = masked.get(name);
+    if (!l) {
+      tensors[name] = t;
+      continue;
+    }
+    const w = l.weight.toArray();
+    const s = l.weightMask!.toArray();
+    const v = new Float32Array(w.length);
+    for (let i = 0; i < v.length; i++) v[i] = s[i]! > l.maskThreshold ? w[i]! : 0;
+    const e = tensor(v, l.weight.shape, 'float32');
+    made.push(e);
+    tensors[name] = e;
+  }
+  return { tensors, made };
+}
+
+/**
+ * Puts a mask file's task onto a model built from its base: the stored head
+ * tensors load, and each layer's bits become either scores (kept at the middle
+ * of (τ, hi], dropped at the middle of [lo, τ]: a mask-tune run continues from
+ * the mask) or, for a plain model, W ⊙ mask in place. Layers and shapes must
+ * match the model's exactly; `file` names the mask in errors.
+ */
+export function applyMaskFile(model: BertForSequenceClassification, mf: MaskFile, file: string, o?: MaskTuneOptions): void {
+  const layers = new Map(maskedLayers(model));
+  const listed = new Set(mf.header.layers.map((l) => l.name));
+  const missing = [...layers.keys()].filter((n) => !listed.has(n));
+  if (missing.length) throw new ClozeError('E_VALUE', `${file}: Expected a mask for every masked layer of the model but received none for ${missing.join(', ')}`);
+  const params = new Map(model.namedParameters());
+  for (const { name, shape } of mf.header.tensors) {
+    const p = params.get(name);
+    if (!p || !HEAD_TENSOR.test(name)) throw new ClozeError('E_VALUE', `${file}: Expected only pooler and classifier tensors of this model but received tensor ${name}`);
+    if (p.shape.join() !== shape.join()) throw new ClozeError('E_SHAPE', `${file}: Expected shape [${p.shape.join(', ')}] for tensor ${name} (the model's) but received [${shape.join(', ')}]`);
+    p.native.write(mf.tensors.get(name)!);
+  }
+  const [lo, hi] = o ? initScoreRange(o) : [0, 0];
+  for (const { name, shape } of mf.header.layers) {
+    const l = layers.get(name);
+    if (!l) throw new ClozeError('E_VALUE', `${file}: Expected only masked layers of this model but received layer ${name}`);
+    if (l.weight.shape.join() !== shape.join()) throw new ClozeError('E_SHAPE', `${file}: Expected shape [${l.weight.shape.join(', ')}] for layer ${name} (the model's weight) but received [${shape.join(', ')}]`);
+    const bits = mf.bits.get(name)!;
+    const n = l.weight.size;
+    if (bits.length !== packedBytes(shape)) throw new ClozeError('E_VALUE', `${file}: Expected ${packedBytes(shape)} bytes of bits for layer ${name} but received ${bits.length}`);
+    const kept = (i: number): boolean => ((bits[i >> 3]! >> (i & 7)) & 1) === 1;
+    if (o) {
+      const t = mf.header.threshold;
+      const v = new Float32Array(n);
+      for (let i = 0; i < n; i++) v[i] = kept(i) ? (t + hi) / 2 : (lo + t) / 2;
+      if (l.weightMask) l.weightMask.native.write(v);
+      else l.attachWeightMask(Parameter.from(tensor(v, shape, 'float32'), { decay: false }), t);
+    } else {
+      const w = Float32Array.from(l.weight.toArray());
+      for (let i = 0; i < n; i++) if (!kept(i)) w[i] = 0;
+      l.weight.native.write(w);
+    }
+  }
+}
+
+/** What a mask file says of itself for `cloze info`-style notes: kept fraction over all layers. */
+export function keptFraction(mf: MaskFile): number {
+  let kept = 0;
+  let all = 0;
+  for (const l of mf.header.layers) {
+    const n = l.shape[0] * l.shape[1];
+    kept += countKept(mf.bits.get(l.name)!, n);
+    all += n;
+  }
+  return all === 0 ? 0 : kept / all;
+}
