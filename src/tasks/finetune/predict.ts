@@ -10,6 +10,7 @@ import { latestCheckpoint } from '../../checkpoint/checkpoint.js';
 import { ClozeError } from '../../errors.js';
 import type { TextClassifier } from './classifier.js';
 import { classProbabilities } from './evaluate.js';
+import { classifierMethod } from './config.js';
 import { checkpointTokenizer, openClassifier } from './model.js';
 import { encodeInputs, type TextInput } from './mvp-inputs.js';
 
@@ -21,7 +22,10 @@ export interface Prediction {
 
 /** What a fine-tuned checkpoint's config.json records of its run. */
 export interface FinetuneRecord {
-  method: 'mlp-ft' | 'mvp';
+  /** The training method; asa serves as mlp-ft (the adversary is dropped). */
+  method: 'mlp-ft' | 'mvp' | 'asa';
+  /** Trained with ASA (method asa, or mvp with --asa). */
+  asa?: boolean;
   labels: string[];
   pair: boolean;
   max_length: number;
@@ -61,7 +65,7 @@ export class FinetunedClassifier {
     if (!record) throw new ClozeError('E_VALUE', `Expected a fine-tuned checkpoint (config.json with cloze_finetune) in ${dir} but received a checkpoint without one`);
     const tok = await checkpointTokenizer(dir);
     const classifier = await openClassifier(dir, {
-      method: record.method, labels: record.labels, maxLength: record.max_length, seed, templates: record.templates ?? [], verbalizer: record.verbalizer ?? {},
+      method: classifierMethod(record.method), labels: record.labels, maxLength: record.max_length, seed, templates: record.templates ?? [], verbalizer: record.verbalizer ?? {},
     }, tok, () => {});
     return new FinetunedClassifier(dir, record, classifier, tok);
   }
