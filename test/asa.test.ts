@@ -16,6 +16,7 @@ import { exportCheckpoint } from '../src/commands/export.js';
 import { add, asaMask, fromTypedArray, gradReverse, linear, mul, sum, symKl, tensor } from '../src/index.js';
 import { BertForSequenceClassification } from '../src/models/bert/classification.js';
 import { AsaAdversary, asaLoss, AsaTrainModel } from '../src/tasks/finetune/asa.js';
+import { attack } from '../src/tasks/finetune/attack.js';
 import { TextClassifier } from '../src/tasks/finetune/classifier.js';
 import { evaluateFinetunedCheckpoint } from '../src/tasks/finetune/evaluate-checkpoint.js';
 import { loadClassifier } from '../src/tasks/finetune/predict.js';
@@ -194,6 +195,10 @@ describe('cloze finetune --method asa', () => {
     expect(e.method).toBe('asa');
     expect(e.accuracy).toBe(r.eval!.accuracy);
     expect(e.loss).toBe(r.eval!.loss);
+    // The attack loads the plain classifier too.
+    const att = await attack({ checkpoint: out, attack: 'bert-attack', examples: 4, maxPerturb: 0.3, mlm: pre });
+    expect(att.method).toBe('asa');
+    expect(att.metrics.skipped + att.metrics.succeeded + att.metrics.failed).toBe(4);
     // The checkpoint (adversary dropped at load) and the export (no adversary) classify bit for bit alike,
     // and so does a plain BertForSequenceClassification loaded from the export.
     const texts = ['the cat sees the ball .', 'my friend finds a small boat .'];
