@@ -76,7 +76,15 @@ export function buildFinetuneTask(cfg: FinetuneConfig, outDir: string, inputs: F
   const trained = adversary ? new AsaTrainModel(model, adversary) : model;
   const perEpoch = Math.ceil(train.examples.length / cfg.batchSize);
   const plan = epochPlan({ epochs: cfg.epochs, maxSteps: cfg.maxSteps, gradAccum: cfg.gradAccum, probeEvery: 1 }, perEpoch);
-  const optimizer = new AdamW(trained.parameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
+  const byDecay = (ps: ReturnType<typeof model.parameters>, clip: boolean) => [
+    { params: ps.filter((p) => p.decay), weightDecay: cfg.weightDecay, clip },
+    { params: ps.filter((p) => !p.decay), weightDecay: 0, clip },
+  ];
+  // ASA: the adversary's gradient (through the bias's 1e4 scale) is orders of magnitude above the model's, so it stays
+  // out of the global norm clip: the model is clipped as in every method, the adversary not at all (the official code
+  // clips neither); Adam's update size does not depend on the gradient's scale.
+  const optimizer = new AdamW(adversary ? [...byDecay(model.parameters(), true), ...byDecay(adversary.parameters(), false)] : model.parameters(),
+    { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
   const configJson = finetuneConfigJson(classifier, inputs.describe);
   let order: { epoch: number; ids: Uint32Array } = { epoch: -1, ids: new Uint32Array(0) };
   const tokenizerFile = join(outDir, 'tokenizer.json');
