@@ -10,6 +10,7 @@ import { geglu } from '../../ops/geglu.js';
 import { Dropout, LayerNorm, Linear, type InitOptions } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
 import type { Tensor } from '../../tensor.js';
+import type { LayerAttentionBiasFn } from './batch.js';
 import type { BertConfig } from './config.js';
 
 /** How attention sees the rows: padded with a key-padding mask, or packed with cuSeqlens. */
@@ -30,7 +31,7 @@ export interface AttentionLayout {
  * input x [B, L, D] and the key padding (uint8 [B, L], 1 = padding), added to
  * every head's scores through the fused kernel's `bias`.
  */
-export type LayerAttentionBias = (layer: number, x: Tensor, keyPadding: Tensor | null) => Tensor;
+export type LayerAttentionBias = LayerAttentionBiasFn;
 
 export { ModuleList } from '../../nn/module-list.js';
 

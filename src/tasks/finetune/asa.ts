@@ -32,6 +32,7 @@
  * use the plain model (its weights are in the run's checkpoints, as
  * `asa.layer.{i}.{query,key}.{weight,bias}`, so that --resume is exact).
  */
+import { expected } from '../../errors.js';
 import type { EncoderBatch } from '../../models/bert/batch.js';
 import { asaMask, gradReverse, symKl } from '../../ops/asa.js';
 import { crossEntropy } from '../../ops/cross_entropy.js';
@@ -89,8 +90,8 @@ export class AsaAdversary extends Module {
   /** Layer i's scores S = Q_a·K_aᵀ/√D [B, L, L] of its input x [B, L, D], detached from the model. */
   scores(i: number, x: Tensor): Tensor {
     const a = this.layer.items[i];
-    if (!a) throw new Error(`ASA: no adversary for encoder layer ${i} (the model has ${this.layer.items.length})`);
-    if (x.shape.length !== 3) throw new Error(`ASA: expected a padded layer input [B, L, D] but received [${x.shape.join(', ')}]`);
+    if (!a) throw expected(`an encoder layer in [0, ${this.layer.items.length}) (one adversary each)`, 'ASA layer', i, 'E_INDEX');
+    if (x.shape.length !== 3 || x.shape[2] !== this.hidden) throw expected(`a padded layer input [B, L, ${this.hidden}]`, 'ASA layer input', x, 'E_SHAPE');
     const xd = x.detach();
     return scale(matmul(a.query.forward(xd), a.key.forward(xd), { transB: true }), 1 / Math.sqrt(this.hidden));
   }
@@ -154,7 +155,7 @@ export interface AsaStep {
  */
 export function asaLoss(classifier: TextClassifier, adversary: AsaAdversary, batch: EncoderBatch, maskRows: Tensor | null, labels: Tensor, tau = ASA_TAU): AsaStep {
   checkNumber(tau, 'asaTau', Number.MIN_VALUE);
-  if (batch.attentionBias) throw new Error('ASA: expected a clean batch (no attentionBias)');
+  if (batch.attentionBias) throw expected('a clean batch (no attentionBias)', 'ASA batch', 'a batch with attentionBias');
   const logits = classifier.classLogits(batch, maskRows);
   const ce = crossEntropy(logits, labels);
   const kept: Tensor[] = [];
