@@ -3,9 +3,11 @@
  * cloze's real fine-tuning step (bench/suites/finetune_step.ts: the
  * TextClassifier and task of `cloze finetune`, driven by the shared training
  * loop) against the same step in PyTorch (bench/baselines/finetune_torch.py),
- * for mlp-ft and mvp (and with --adv their PGD variants) at bert-tiny and
- * bert-mini, B=32 examples of L=128 tokens, in one run; the ratio is
- * cloze/PyTorch examples/s. Each side of each case runs in a child process of
+ * for mlp-ft and mvp (and with --adv their PGD variants, with --asa their ASA
+ * variants) at bert-tiny and bert-mini, B=32 examples of L=128 tokens, in one
+ * run; the ratio is cloze/PyTorch examples/s. ASA has no PyTorch reference:
+ * its cost is its step time over that of the same case without it, both
+ * cloze, in the same run. Each side of each case runs in a child process of
  * its own. Writes the figures to a JSON file (bench/results/, git-ignored).
  * Options: `--help`.
  */
@@ -29,10 +31,12 @@ import {
 const PRESETS = ['bert-tiny', 'bert-mini', 'bert-small', 'bert-base'] as const satisfies readonly BertPresetName[];
 const METHODS = ['mlp-ft', 'mvp'] as const;
 
-const USAGE = `usage: npm run bench:finetune-step -- [--presets bert-tiny,bert-mini] [--methods mlp-ft,mvp] [--adv | --adv-only]
+const USAGE = `usage: npm run bench:finetune-step -- [--presets bert-tiny,bert-mini] [--methods mlp-ft,mvp] [--adv | --adv-only] [--asa | --asa-only]
                                         [--threads N] [--torch-threads N[,M]] [--warmup 2] [--reps 5]
                                         [--python /usr/bin/python3 | --no-torch] [--kept] [--out bench/results/finetune-step.json]
   --adv adds each method's PGD variant (mlp-ft --adv, mvp --adv = MVP+Adv); --adv-only runs only those.
+  --asa adds each method's ASA variant (mlp-ft +asa = --method asa, mvp +asa), timed against the same case without it
+  (cloze only); --asa-only runs each method with and without ASA, nothing else.
   --torch-threads defaults to --threads (all cores); with several, the faster torch setting is the baseline.
   --kept adds torch at that setting with glibc keeping freed memory (informational, not the baseline).`;
 
@@ -40,6 +44,7 @@ interface Args {
   presets: BertPresetName[];
   methods: Array<(typeof METHODS)[number]>;
   adv: 'no' | 'also' | 'only';
+  asa: 'no' | 'also' | 'only';
   threads: number;
   torchThreads: number[] | null;
   warmup: number;
@@ -54,7 +59,7 @@ interface Args {
 
 function parseArgs(argv: readonly string[]): Args {
   const a: Args = {
-    presets: ['bert-tiny', 'bert-mini'], methods: ['mlp-ft', 'mvp'], adv: 'no', threads: availableParallelism(), torchThreads: null,
+    presets: ['bert-tiny', 'bert-mini'], methods: ['mlp-ft', 'mvp'], adv: 'no', asa: 'no', threads: availableParallelism(), torchThreads: null,
     warmup: 2, reps: 5, python: process.env.CLOZE_TORCH_PYTHON ?? '/usr/bin/python3', kept: false, out: join('bench', 'results', 'finetune-step.json'), child: null,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -65,6 +70,8 @@ function parseArgs(argv: readonly string[]): Args {
       case '--methods': a.methods = choiceList(k, v, METHODS, USAGE); i++; break;
       case '--adv': a.adv = 'also'; break;
       case '--adv-only': a.adv = 'only'; break;
+      case '--asa': a.asa = 'also'; break;
+      case '--asa-only': a.asa = 'only'; break;
       case '--threads': a.threads = positiveInt(k, v, USAGE); i++; break;
       case '--torch-threads': a.torchThreads = intList(k, v, USAGE); i++; break;
       case '--warmup': a.warmup = positiveInt(k, v, USAGE); i++; break;
@@ -76,9 +83,11 @@ function parseArgs(argv: readonly string[]): Args {
       case '--child': {
         const [preset] = choiceList(k, v, PRESETS, USAGE);
         const [method] = choiceList(k, argv[i + 2], METHODS, USAGE);
-        const adv = argv[i + 3] === '--adv';
-        a.child = { preset: preset!, method: method!, adv };
-        i += adv ? 3 : 2;
+        let j = i + 3;
+        const flags = new Set<string>();
+        while (argv[j] === '--adv' || argv[j] === '--asa') flags.add(argv[j++]!);
+        a.child = { preset: preset!, method: method!, adv: flags.has('--adv'), ...(flags.has('--asa') ? { asa: true } : {}) };
+        i = j - 1;
         break;
       }
       case '--help': case '-h': console.log(USAGE); process.exit(0); break;
@@ -89,8 +98,24 @@ function parseArgs(argv: readonly string[]): Args {
 }
 
 function cases(a: Args): FinetuneCase[] {
+  // --asa-only: each method without and with ASA (the pair its cost is read from); PGD and ASA never together.
+  if (a.asa === 'only') return a.presets.flatMap((preset) => a.methods.flatMap((method) => [{ preset, method, adv: false }, { preset, method, adv: false, asa: true }]));
   const advs = a.adv === 'no' ? [false] : a.adv === 'only' ? [true] : [false, true];
-  return a.presets.flatMap((preset) => a.methods.flatMap((method) => advs.map((adv) => ({ preset, method, adv }))));
+  const plain = a.presets.flatMap((preset) => a.methods.flatMap((method) => advs.map((adv): FinetuneCase => ({ preset, method, adv }))));
+  if (a.asa === 'no') return plain;
+  return plain.flatMap((c) => (c.adv ? [c] : [c, { ...c, asa: true }]));
+}
+
+/** ASA's cost: each +asa case's step time over that of the same case without it (both cloze, this run). */
+function asaCosts(records: readonly CaseRecord[]): Array<{ case: string; plainMs: number; asaMs: number; ratio: number }> {
+  const out: Array<{ case: string; plainMs: number; asaMs: number; ratio: number }> = [];
+  for (const r of records) {
+    if (!r.case.asa || !r.ours.ok) continue;
+    const base = records.find((x) => !x.case.asa && !x.case.adv && x.case.preset === r.case.preset && x.case.method === r.case.method);
+    if (!base?.ours.ok) continue;
+    out.push({ case: caseName(r.case), plainMs: base.ours.medianMs, asaMs: r.ours.medianMs, ratio: r.ours.medianMs / base.ours.medianMs });
+  }
+  return out;
 }
 
 interface CaseRecord {
@@ -123,7 +148,7 @@ async function main(): Promise<void> {
   const { B, L } = FT_STEP_SHAPE;
   section(`Fine-tuning step, B=${B} examples × L=${L} tokens (mvp: × 4 templates), random tokens, warm-up ${a.warmup}, median of ${a.reps} steps`);
   console.log('step = the class logits (mlp-ft: pooled [CLS] → dropout → linear; mvp: MLM head on the [MASK] rows, K=6 label words, max per class, mean over 4 templates)');
-  console.log('       + cross-entropy + backward + clip grad norm + AdamW (cloze finetune\'s defaults), with --adv one L2 PGD step first; each side in its own child process');
+  console.log('       + cross-entropy + backward + clip grad norm + AdamW (cloze finetune\'s defaults), with --adv one L2 PGD step first, with ASA a second pass under the adversary\'s masks (+ SymKL, τ²·ΣM/B); each side in its own child process');
   const records: CaseRecord[] = [];
   for (const c of cases(a)) {
     const spec = finetuneStepSpec(c);
@@ -185,6 +210,8 @@ async function main(): Promise<void> {
       if (x.r.ok) console.log(`${caseName(r.case)}: torch ${x.threads}T${x.kept ? ' kept' : ''} samples (ms) ${x.r.samples_ms.map((s) => s.toFixed(0)).join(' ')}; first losses ${losses3(x.r.losses)}; cpu user/sys ms per step ${fmt(x.r.cpu_user_ms, 0)}/${fmt(x.r.cpu_sys_ms, 0)}`);
     }
   }
+  const asa = asaCosts(records);
+  for (const x of asa) console.log(`ASA cost, ${x.case}: ${fmtMs(x.asaMs)} ms against ${fmtMs(x.plainMs)} ms without it = ${x.ratio.toFixed(2)}× a step (the paper: about 2×)`);
   if (a.kept) console.log(`"kept": torch with ${Object.entries(KEEP_MEMORY_ENV).map(([k, v]) => `${k}=${v}`).join(' ')} (glibc keeps freed memory); informational, not the baseline`);
   const wholeShare = whole.othersShare();
   const totalS = (nowMs() - t0) / 1000;
@@ -203,6 +230,7 @@ async function main(): Promise<void> {
     totalSeconds: totalS,
     othersShare: wholeShare,
     records,
+    asaCosts: asa,
   }, null, 2) + '\n');
   console.log(`wrote ${a.out}`);
 }

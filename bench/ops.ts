@@ -29,6 +29,7 @@ import { CaseContext, disposeAll, totalBytes, type Device, type FloatDtype, type
 import { CACHE_STREAM_BYTES, DRAM_STREAM_BYTES, measurePeakBandwidth, measurePeakGflops } from './lib/peak.js';
 import { fmt, fmtPct, section } from './lib/table.js';
 import { hasGc, nowMs, timeIt } from './lib/timing.js';
+import { cases as asa } from './ops/asa.js';
 import { cases as attention } from './ops/attention.js';
 import { cases as batchnorm } from './ops/batchnorm.js';
 import { cases as conv } from './ops/conv.js';
@@ -59,7 +60,7 @@ import { cases as sparse_rulebook } from './ops/sparse_rulebook.js';
 const CASES: Record<OpFamily, OpCase[]> = {
   elementwise, dropout, geglu, layernorm, softmax, cross_entropy, embedding, linalg, linear_ce, label_words, attention, optim, mlm_mask,
   mim_tokens, mim_loss, image_aug, conv, batchnorm, pool, sparse_rulebook, sparse_conv, sparse_norm_pool, layout, pgd,
-  masked_linear,
+  masked_linear, asa,
 };
 
 const USAGE = `usage: npm run bench:ops -- [op or family …] [--threads N] [--repeat N] [--warmup N] [--min-sample-ms MS]

@@ -85,6 +85,7 @@ export { sparseBatchNorm, sparseMaxPool, type SparseBatchNormOptions } from './o
 export { toChannelsLast, toChannelsFirst } from './ops/layout.js';
 export { pgdRandomStart, pgdStep, type PgdSegments, type PgdStartOptions, type PgdStepOptions } from './ops/pgd.js';
 export { maskedLinear, maskedLinearPacked, weightMask, maskedFraction } from './ops/masked_linear.js';
+export { asaMask, gradReverse, symKl, ASA_MASK_VALUE, type AsaMaskResult } from './ops/asa.js';
 export { SPARK_PRESETS, sparkPreset, type SparkConfig, type SparkPresetName } from './models/spark/config.js';
 export { SparkModel, type SparkSettings, type SparkLoss } from './tasks/spark/model.js';
 export { MaskContext, sparkCoarseMask, type SparkMode } from './models/spark/mask-context.js';

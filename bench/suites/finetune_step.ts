@@ -58,9 +58,11 @@ export interface FinetuneCase {
   preset: BertPresetName;
   method: Method;
   adv: boolean;
+  /** Train with ASA (mlp-ft: `--method asa`; mvp: `--asa`). cloze only: PyTorch has no reference of it. */
+  asa?: boolean;
 }
 
-export const caseName = (c: FinetuneCase): string => `${c.preset} ${c.method}${c.adv ? ' --adv' : ''}`;
+export const caseName = (c: FinetuneCase): string => `${c.preset} ${c.method}${c.adv ? ' --adv' : ''}${c.asa ? ' +asa' : ''}`;
 
 /** What both sides need to build the same step: the model shape, the classes, and for mvp the words and [MASK] positions. */
 export interface FinetuneStepSpec {
@@ -102,7 +104,10 @@ export function finetuneStepSpec(c: FinetuneCase, opts: { config?: BertConfigInp
   const B = opts.B ?? FT_STEP_SHAPE.B;
   const L = opts.L ?? FT_STEP_SHAPE.L;
   const config = bertConfig(opts.config ?? bertPreset(c.preset).config);
-  const cfg = resolveFinetuneConfig({ taskData: '(random tokens)', method: c.method, adv: c.adv, batchSize: B, maxLength: L, seed: 0 }, 'bench:finetune-step');
+  const asa = c.asa === true;
+  const cfg = resolveFinetuneConfig({
+    taskData: '(random tokens)', method: asa && c.method === 'mlp-ft' ? 'asa' : c.method, asa: asa && c.method === 'mvp', adv: c.adv, batchSize: B, maxLength: L, seed: 0,
+  }, 'bench:finetune-step');
   const classes = SPAM_WORDS_PER_CLASS.length;
   if (c.method === 'mlp-ft') return { config, B, L, classes, templates: [], words: [], classOf: [], maskPositions: [], cfg };
   const rng = new Rng(opts.seed ?? FT_STEP_SHAPE.seed);
@@ -216,7 +221,7 @@ export function runOurFinetuneStep(c: FinetuneCase, threads: number, warmup: num
   const entry = fileURLToPath(new URL('../finetune-step.js', import.meta.url));
   const r = spawnSync(
     process.execPath,
-    ['--expose-gc', entry, '--child', c.preset, c.method, ...(c.adv ? ['--adv'] : []),
+    ['--expose-gc', entry, '--child', c.preset, c.method, ...(c.adv ? ['--adv'] : []), ...(c.asa ? ['--asa'] : []),
       '--threads', String(threads), '--warmup', String(warmup), '--reps', String(reps)],
     { encoding: 'utf8', timeout: 600_000, maxBuffer: 16 * 2 ** 20 },
   );
@@ -256,5 +261,6 @@ export function torchFinetuneArgs(spec: FinetuneStepSpec, c: FinetuneCase, warmu
 
 /** The PyTorch reference of the same step, in a child process (runBaseline); keepMemory adds KEEP_MEMORY_ENV. */
 export function runTorchFinetune(python: string, threads: number, spec: FinetuneStepSpec, c: FinetuneCase, warmup: number, reps: number, keepMemory = false): TorchFinetuneOutcome {
+  if (c.asa) return { ok: false, error: 'no PyTorch reference of ASA (its cost is read against the cloze step without it)' };
   return runBaseline<TorchFinetuneResult>({ python, script: 'finetune_torch.py', args: torchFinetuneArgs(spec, c, warmup, reps), threads, keepMemory, timeoutMs: 600_000 });
 }

@@ -41,6 +41,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   cloze::register_layout(env, exports);
   cloze::register_pgd(env, exports);
   cloze::register_masked_linear(env, exports);
+  cloze::register_asa(env, exports);
   cloze::register_bench(env, exports);
   return exports;
 }

@@ -1,7 +1,7 @@
 /**
  * `cloze bench robust`: MVP's robustness claim under one budget. From one
- * pre-trained encoder, every method (mlp-ft, mlp-ft+adv, mvp, mvp+adv; the
- * list is open for ASA and weight-mask tuning) is fine-tuned on each task
+ * pre-trained encoder, every method (mlp-ft, mlp-ft+adv, mvp, mvp+adv, asa,
+ * mvp+asa; the list is open for weight-mask tuning) is fine-tuned on each task
  * with the same data, epochs and seeds, then attacked by PWWS and the
  * BERT-Attack style attack on the same first N test examples. The suite
  * writes summary.md (clean accuracy, accuracy under each attack, success
@@ -39,6 +39,9 @@ export const ROBUST_METHODS: RobustMethod[] = [
   { name: 'mvp', settings: { method: 'mvp' } },
   { name: 'mvp+adv', settings: { method: 'mvp', adv: true } },
   { name: 'mask-tune', settings: { method: 'mask-tune' } },
+  // ASA: adversarial self-attention (about 2× a step of the method it trains; the adversary is dropped before the attacks).
+  { name: 'asa', settings: { method: 'asa' } },
+  { name: 'mvp+asa', settings: { method: 'mvp', asa: true } },
 ];
 
 /** A task of the suite: its splits, and MVP's templates and verbalizer. */

@@ -1,17 +1,35 @@
 /**
  * `cloze export`: a checkpoint's Hugging Face files (model.safetensors,
  * config.json, tokenizer.json) copied into a directory of their own, without
- * the optimizer and trainer state. A mask-tune run exports as the plain
- * classifier it computes (W ⊙ mask), or with --mask-only as its task's
- * weight-mask file over the base.
+ * the optimizer and trainer state. An ASA fine-tuning checkpoint's adversary
+ * (`asa.*` tensors, which only its training uses) is left out, so the export
+ * is a plain BertForSequenceClassification or BertForMaskedLM. A mask-tune
+ * run exports as the plain classifier it computes (W ⊙ mask), or with
+ * --mask-only as its task's weight-mask file over the base.
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ClozeError } from '../errors.js';
 import { latestCheckpoint } from '../checkpoint/checkpoint.js';
-import { saveSafetensors } from '../checkpoint/safetensors.js';
+import { loadSafetensors, readSafetensorsHeader, saveSafetensors } from '../checkpoint/safetensors.js';
+import { isAdversaryKey } from '../tasks/finetune/asa.js';
 import { effectiveCheckpointTensors, exportMaskFile } from '../tasks/finetune/mask-export.js';
 import { finetuneRecord } from '../tasks/finetune/predict.js';
+
+/** Copies model.safetensors, or rewrites it without the tensors `drop` names. */
+function copyWeights(from: string, to: string, drop: (name: string) => boolean): void {
+  const { tensors, metadata } = readSafetensorsHeader(from);
+  if (!tensors.some((t) => drop(t.name))) {
+    copyFileSync(from, to);
+    return;
+  }
+  const all = loadSafetensors(from);
+  try {
+    saveSafetensors(to, Object.fromEntries(Object.entries(all).filter(([k]) => !drop(k))), Object.keys(metadata).length ? metadata : undefined);
+  } finally {
+    for (const t of Object.values(all)) t.dispose();
+  }
+}
 
 export interface ExportOptions {
   /** Write the task's weight-mask file at `to` instead (a mask-tune checkpoint only). */
@@ -35,7 +53,8 @@ export function exportCheckpoint(from: string, to: string, opts: ExportOptions =
       throw new ClozeError('E_IO', `Expected ${f} in ${dir} for checkpoint but received none`);
     }
     if (record?.method === 'mask-tune' && f !== 'tokenizer.json') continue;
-    copyFileSync(join(dir, f), join(to, f));
+    if (f === 'model.safetensors') copyWeights(join(dir, f), join(to, f), isAdversaryKey);
+    else copyFileSync(join(dir, f), join(to, f));
     copied.push(join(to, f));
   }
   if (record?.method === 'mask-tune') {

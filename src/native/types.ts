@@ -83,6 +83,7 @@ import type { MimTokensNative } from './types-mim_tokens.js';
 import type { MlmMaskNative } from './types-mlm_mask.js';
 import type { OptimNative } from './types-optim.js';
 import type { PgdNative } from './types-pgd.js';
+import type { AsaNative } from './types-asa.js';
 import type { PoolNative } from './types-pool.js';
 import type { SoftmaxNative } from './types-softmax.js';
 import type { SparseConvNative } from './types-sparse_conv.js';
@@ -97,7 +98,7 @@ export interface NativeAddon
   extends ElementwiseNative, DropoutNative, GegluNative, LayerNormNative, SoftmaxNative, CrossEntropyNative, EmbeddingNative,
     LinalgNative, LinearCeNative, LabelWordsNative, AttentionNative, OptimNative, MlmMaskNative, MimTokensNative, MimLossNative,
     ImageAugNative, ConvNative, BatchNormNative, PoolNative, SparseRulebookNative, SparseConvNative, SparseNormPoolNative, LayoutNative,
-    PgdNative, MaskedLinearNative {
+    PgdNative, MaskedLinearNative, AsaNative {
   empty(dtype: DType, shape: readonly number[], device?: Device): NativeTensor;
   /** Whether the CUDA path can run here, and why not. The CPU addon answers false. */
   cudaAvailable(): { available: boolean; reason: string };

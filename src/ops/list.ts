@@ -149,6 +149,11 @@ export const OP_FAMILIES = {
     // Serving a task over a shared frozen weight with its mask as packed bits: inference only.
     { forward: 'maskedLinearPacked', backward: null, ts: 'maskedLinearPacked', cpu: ['masked_linear_forward_cpu'], cuda: ['masked_linear_forward_cuda'] },
   ],
+  asa: [
+    // ASA fine-tuning: the adversary's binary mask (straight-through sigmoid gradient) as the attention bias, and the symmetric KL.
+    { forward: 'asaMask', backward: 'asaMaskBackward', ts: 'asaMask', cpu: ['asa_mask_forward_cpu', 'asa_mask_backward_cpu'], cuda: ['asa_mask_forward_cuda', 'asa_mask_backward_cuda'] },
+    { forward: 'symKl', backward: 'symKlBackward', ts: 'symKl', cpu: ['sym_kl_forward_cpu', 'sym_kl_backward_cpu'], cuda: ['sym_kl_forward_cuda', 'sym_kl_backward_cuda'] },
+  ],
 } as const satisfies Record<string, readonly OpSpec[]>;
 
 export type OpFamily = keyof typeof OP_FAMILIES;

@@ -29,11 +29,14 @@ export interface ParamGroup {
   params: Parameter[];
   /** Overrides the optimizer's weight decay for this group. */
   weightDecay?: number;
+  /** Whether clipGradNorm's global norm includes and clips this group (default true); false: ASA's adversary, unclipped as in its official code. */
+  clip?: boolean;
 }
 
 interface FlatGroup {
   params: Parameter[];
   weightDecay: number;
+  clip: boolean;
   param: NativeTensor;
   grad: NativeTensor;
   m: NativeTensor;
@@ -78,10 +81,10 @@ export class AdamW {
         if (seen.has(p)) throw expected('each parameter in one group only', 'params', p);
         seen.add(p);
       }
-    this.groups = groups.filter((g) => g.params.length > 0).map((g) => this.flatten(g.params, g.weightDecay ?? wd));
+    this.groups = groups.filter((g) => g.params.length > 0).map((g) => this.flatten(g.params, g.weightDecay ?? wd, g.clip ?? true));
   }
 
-  private flatten(params: Parameter[], weightDecay: number): FlatGroup {
+  private flatten(params: Parameter[], weightDecay: number, clip: boolean): FlatGroup {
     const dtype = params[0]!.dtype;
     const device = params[0]!.device;
     for (const p of params) if (p.dtype !== dtype) throw expected(`${dtype} parameters in one group`, 'params', p, 'E_DTYPE');
@@ -102,7 +105,7 @@ export class AdamW {
     const mixed = dtype === 'bfloat16';
     const stateDtype = mixed ? 'float32' : dtype;
     const master = mixed ? param.cast('float32') : null;
-    return { params, weightDecay, param, grad, m: addon.empty(stateDtype, [n], device), v: addon.empty(stateDtype, [n], device), master };
+    return { params, weightDecay, clip, param, grad, m: addon.empty(stateDtype, [n], device), v: addon.empty(stateDtype, [n], device), master };
   }
 
   /** The flat gradient buffers, for clipping or inspection. */
@@ -114,10 +117,19 @@ export class AdamW {
     for (const g of this.groups) g.grad.fill(0);
   }
 
-  /** Clips the global L2 norm of all gradients to maxNorm; returns the norm before clipping. */
+  /**
+   * Clips the global L2 norm of the gradients to maxNorm; returns the norm
+   * before clipping. Groups made with `clip: false` are left out of that norm
+   * and never scaled; their own norm is returned instead when it is not
+   * finite, so a NaN or infinite gradient there still shows.
+   */
   clipGradNorm(maxNorm: number): number {
     checkNumber(maxNorm, 'maxNorm', Number.MIN_VALUE);
-    return clipNativeGradNorm(this.flatGrads(), maxNorm);
+    const norm = clipNativeGradNorm(this.groups.filter((g) => g.clip).map((g) => g.grad), maxNorm);
+    const free = this.groups.filter((g) => !g.clip).map((g) => g.grad);
+    if (free.length === 0) return norm;
+    const freeNorm = clipNativeGradNorm(free, Number.MAX_VALUE);
+    return Number.isFinite(freeNorm) ? norm : freeNorm;
   }
 
   step(): void {

@@ -15,7 +15,7 @@ import { Progress } from '../train/progress.js';
 import { checkResumeSettings, checkRunFlags, discardUnsavedRun, openRunDir } from '../train/run-dir.js';
 import { checkpointDir } from './evaluate.js';
 import { encodeInputs } from './finetune/mvp-inputs.js';
-import { FINETUNE_FIELDS, FINETUNE_RUN_FIELDS, resolveFinetuneConfig, type FinetuneConfig } from './finetune/config.js';
+import { classifierMethod, FINETUNE_FIELDS, FINETUNE_RUN_FIELDS, resolveFinetuneConfig, usesAsa, type FinetuneConfig } from './finetune/config.js';
 import { loadFinetuneData, TEST_SPLIT_FILE } from './finetune/data.js';
 import { writeLabelledJsonl } from '../data/labelled.js';
 import type { FinetuneEval } from './finetune/evaluate.js';
@@ -55,7 +55,7 @@ export const DEFAULT_INIT_RUN = join('runs', 'bert-tiny');
 
 function defaultOut(cfg: FinetuneConfig): string {
   const data = cfg.task ?? basename(cfg.taskData!, extname(cfg.taskData!));
-  return join('runs', `finetune-${data}-${cfg.method}${cfg.adv ? '-adv' : ''}`);
+  return join('runs', `finetune-${data}-${cfg.method}${cfg.adv ? '-adv' : ''}${cfg.asa ? '-asa' : ''}`);
 }
 
 const FINETUNE_ALL_FIELDS = { ...FINETUNE_FIELDS, ...FINETUNE_RUN_FIELDS };
@@ -142,7 +142,7 @@ async function finetuneIn(
   tok.save(join(outDir, 'tokenizer.json'));
   const base = cfg.method === 'mask-tune' || cfg.applyMask !== null ? maskBase(cfg, from, resumeDir, data.labels) : null;
   const classifier = await openClassifier(from, {
-    method: cfg.method as Method | 'mask-tune', labels: data.labels,
+    method: cfg.method === 'mask-tune' ? 'mask-tune' : classifierMethod(cfg.method) as Method, labels: data.labels,
     mask: { threshold: cfg.maskThreshold, initSparsity: cfg.maskInitSparsity, initScale: cfg.maskInitScale },
     // On resume the checkpoint holds the run's weights or scores: the mask was applied at its start.
     ...(cfg.applyMask !== null && !resumeDir ? { maskFile: cfg.applyMask } : {}), maxLength: cfg.maxLength, seed: cfg.seed, templates: data.templates, verbalizer: data.verbalizer,
@@ -156,7 +156,7 @@ async function finetuneIn(
     }
     const [train, test] = [await encodeInputs(tok, data.train), await encodeInputs(tok, data.test)];
     const describe = {
-      method: cfg.method, adv: cfg.adv, task: cfg.task, labels: data.labels, pair: data.pair, max_length: cfg.maxLength, source: data.source,
+      method: cfg.method, adv: cfg.adv, ...(usesAsa(cfg) ? { asa: true, asa_tau: cfg.asaTau } : {}), task: cfg.task, labels: data.labels, pair: data.pair, max_length: cfg.maxLength, source: data.source,
       ...(base ? { mask: { threshold: cfg.maskThreshold, base_sha256: base.sha256, base: base.dir, ...(cfg.applyMask !== null ? { applied: cfg.applyMask } : {}) } } : {}),
       ...(cfg.method === 'mvp' && classifier.m.method === 'mvp'
         ? { templates: data.templates, verbalizer: Object.fromEntries(data.labels.map((l, i) => [l, classifier.m.method === 'mvp' ? classifier.m.prompts.verbalizer.kept[i]! : []])) }
@@ -168,7 +168,7 @@ async function finetuneIn(
     throw e;
   }
   try {
-    progress?.note(`fine-tuning: ${cfg.method}${cfg.adv ? ' + PGD' : ''}, ${data.train.length} training examples (${task.perEpoch} steps/epoch), ${data.test.length} test examples`);
+    progress?.note(`fine-tuning: ${classifierMethod(cfg.method)}${cfg.adv ? ' + PGD' : ''}${usesAsa(cfg) ? ` + ASA (τ = ${cfg.asaTau})` : ''}, ${data.train.length} training examples (${task.perEpoch} steps/epoch), ${data.test.length} test examples`);
     const r = await trainTask(task, { ...cfg, outDir, resumeDir, run },
       { signal: hooks.signal, onStep: hooks.onStep, onEval: hooks.onEval as (e: TaskEval) => void }, progress);
     return { outDir, ...r, method: cfg.method, labels: data.labels };

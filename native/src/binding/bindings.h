@@ -31,5 +31,6 @@ void register_sparse_norm_pool(Napi::Env env, Napi::Object exports);
 void register_layout(Napi::Env env, Napi::Object exports);
 void register_pgd(Napi::Env env, Napi::Object exports);
 void register_masked_linear(Napi::Env env, Napi::Object exports);
+void register_asa(Napi::Env env, Napi::Object exports);
 void register_bench(Napi::Env env, Napi::Object exports);
 }  // namespace cloze

@@ -6,6 +6,9 @@ import { expected } from '../../errors.js';
 import { fromTypedArray, type Tensor } from '../../tensor.js';
 import { checkDtype, checkShape, checkTensor } from '../../validate.js';
 
+/** Each encoder layer's additive attention bias [B, L, L] from its input [B, L, D] and key padding (layers.ts' LayerAttentionBias). */
+export type LayerAttentionBiasFn = (layer: number, x: Tensor, keyPadding: Tensor | null) => Tensor;
+
 /** A padded batch. Shape letters: B sequences of L tokens, M masked positions. */
 export interface PaddedMlmBatch {
   /** int32 [B, L] (already corrupted by masking). */
@@ -20,6 +23,8 @@ export interface PaddedMlmBatch {
    * carry; position and token-type embeddings, LayerNorm and dropout follow.
    */
   wordEmbeddingDelta?: Tensor;
+  /** Per-layer attention bias [B, L, L], shared by the heads (ASA's adversarial masks); padded batches only. */
+  attentionBias?: LayerAttentionBiasFn;
   /** int32 [M]: flat positions b·L + l of the masked tokens. */
   rows: Tensor;
   /** int32 [M]: their original ids (−100 = ignored). */
@@ -38,6 +43,8 @@ export interface PackedMlmBatch {
   tokenTypeIds?: Tensor;
   /** float [nnz, D]: added to the word embeddings (adversarial training). */
   wordEmbeddingDelta?: Tensor;
+  /** Not supported packed (a [B, L, L] bias needs the padded layout); present for the type's sake, rejected by the encoder. */
+  attentionBias?: LayerAttentionBiasFn;
   /** int32 [M]: positions in [0, nnz) of the masked tokens. */
   rows: Tensor;
   targets: Tensor;

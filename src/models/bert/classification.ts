@@ -152,7 +152,8 @@ export class BertForSequenceClassification extends Module {
    * `bert.encoder.*` parameter must be there; `bert.pooler.*` and
    * `classifier.*` load when present (an HF BertForPreTraining directory has a
    * pooler; a fine-tuned one both) and otherwise keep their HF-style
-   * initialisation. The MLM head (`cls.*`) and HF's buffers are skipped. A
+   * initialisation. The MLM head (`cls.*`), an ASA run's adversary (`asa.*`)
+   * and HF's buffers are skipped. A
    * bare BertModel's names (`embeddings.…` without `bert.`) are accepted.
    */
   loadPretrained(sd: Record<string, Tensor>, where = 'state dict'): PretrainedLoad {
@@ -162,7 +163,8 @@ export class BertForSequenceClassification extends Module {
     const take: Record<string, Tensor> = {};
     for (const [k0, t] of Object.entries(sd)) {
       const k = bare && !k0.startsWith('classifier.') ? `bert.${k0}` : k0;
-      if (HF_EXTRA_KEYS.has(k) || k.startsWith('cls.')) continue;
+      // asa.*: the adversary of an ASA fine-tuning run, which only its training uses.
+      if (HF_EXTRA_KEYS.has(k) || k.startsWith('cls.') || k.startsWith('asa.')) continue;
       if (!mine.has(k)) throw new ClozeError('E_VALUE', `Expected only BERT parameter names in ${where} but received '${k0}'`);
       take[k] = t;
     }

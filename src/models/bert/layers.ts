@@ -10,6 +10,7 @@ import { geglu } from '../../ops/geglu.js';
 import { Dropout, LayerNorm, Linear, type InitOptions } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
 import type { Tensor } from '../../tensor.js';
+import type { LayerAttentionBiasFn } from './batch.js';
 import type { BertConfig } from './config.js';
 
 /** How attention sees the rows: padded with a key-padding mask, or packed with cuSeqlens. */
@@ -21,7 +22,16 @@ export interface AttentionLayout {
   maxSeqlen?: number;
   /** [H] ALiBi slopes, or none for absolute positions. */
   alibiSlopes?: Tensor;
+  /** Padded layout: an additive attention bias [B, L, L] per layer, shared by the heads (ASA's adversarial masks). */
+  layerBias?: LayerAttentionBias;
 }
+
+/**
+ * The attention bias [B, L, L] of encoder layer `layer` from that layer's
+ * input x [B, L, D] and the key padding (uint8 [B, L], 1 = padding), added to
+ * every head's scores through the fused kernel's `bias`.
+ */
+export type LayerAttentionBias = LayerAttentionBiasFn;
 
 export { ModuleList } from '../../nn/module-list.js';
 
@@ -40,11 +50,13 @@ export class BertSelfAttention extends Module {
     this.key = this.registerModule('key', new Linear(hidden, hidden, init));
     this.value = this.registerModule('value', new Linear(hidden, hidden, init));
   }
-  /** x [..., D] → context [..., D] (heads merged, before the output projection). */
-  forward(x: Tensor, layout: AttentionLayout): Tensor {
+  /** x [..., D] → context [..., D] (heads merged, before the output projection); `bias` [B, L, L] is added to every head's scores. */
+  forward(x: Tensor, layout: AttentionLayout, bias?: Tensor): Tensor {
     const lead = x.shape.slice(0, -1);
     const split = (t: Tensor): Tensor => reshape(t, [...lead, this.heads, this.hidden / this.heads]);
-    const r = attention(split(this.query.forward(x)), split(this.key.forward(x)), split(this.value.forward(x)), layout);
+    const { keyPadding, cuSeqlens, maxSeqlen, alibiSlopes } = layout;
+    const opts = { keyPadding, cuSeqlens, maxSeqlen, alibiSlopes, ...(bias ? { bias } : {}) };
+    const r = attention(split(this.query.forward(x)), split(this.key.forward(x)), split(this.value.forward(x)), opts);
     return reshape(r.out, [...lead, this.hidden]);
   }
 }
@@ -116,13 +128,14 @@ export class BertLayer extends Module {
     this.intermediate = this.registerModule('intermediate', new BertIntermediate(c, init, c.ffn === 'geglu'));
     this.output = this.registerModule('output', new BertProjection(c.intermediate, c, init, dropoutSeeds[1]));
   }
-  forward(x: Tensor, layout: AttentionLayout): Tensor {
+  /** `bias`: an additive attention bias [B, L, L] shared by the heads (ASA), or none. */
+  forward(x: Tensor, layout: AttentionLayout, bias?: Tensor): Tensor {
     const a = this.attention;
     if (this.post) {
-      const h = a.output.forward(a.self.forward(x, layout), x, true);
+      const h = a.output.forward(a.self.forward(x, layout, bias), x, true);
       return this.output.forward(this.intermediate.forward(h), h, true);
     }
-    const h = a.output.forward(a.self.forward(a.output.LayerNorm.forward(x), layout), x, false);
+    const h = a.output.forward(a.self.forward(a.output.LayerNorm.forward(x), layout, bias), x, false);
     return this.output.forward(this.intermediate.forward(this.output.LayerNorm.forward(h)), h, false);
   }
 }

@@ -74,7 +74,10 @@ export class BertEncoder extends Module {
     this.LayerNorm = c.norm === 'pre' ? this.registerModule('LayerNorm', new LayerNorm(c.hidden, c.layerNormEps, init.dtype)) : null;
   }
   forward(x: Tensor, layout: AttentionLayout): Tensor {
-    for (const l of this.layer.items) x = l.forward(x, layout);
+    this.layer.items.forEach((l, i) => {
+      const bias = layout.layerBias ? layout.layerBias(i, x, layout.keyPadding ?? null) : undefined;
+      x = l.forward(x, layout, bias);
+    });
     return this.LayerNorm ? this.LayerNorm.forward(x) : x;
   }
 }
@@ -154,6 +157,10 @@ export function encodeBatch(bert: BertModel, c: BertConfig, slopes: Tensor | nul
     layout.maxSeqlen = batch.maxSeqlen;
   } else if (batch.attentionMask) {
     layout.keyPadding = keyPaddingFromAttentionMask(batch.attentionMask, batch.ids.shape).to(dev);
+  }
+  if (batch.attentionBias) {
+    if (isPacked(batch)) throw expected('a padded batch with attentionBias (a [B, L, L] bias needs the padded layout)', 'cuSeqlens', 'a packed batch');
+    layout.layerBias = batch.attentionBias;
   }
   let delta: Tensor | null = null;
   if (batch.wordEmbeddingDelta) {

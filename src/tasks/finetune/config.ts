@@ -16,7 +16,9 @@ export const FINETUNE_FIELDS = {
   task: { kind: 'string?', default: null, choices: BUILTIN_TASK_NAMES, describe: 'A built-in downstream task (prepared once from its package and cached in the run directory); or give --task-data' },
   taskData: { kind: 'string?', default: null, describe: 'Training examples: .jsonl rows {"text", "label", "text_pair"?} or a .csv/.tsv file with a header naming text, label and optionally text_pair' },
   testData: { kind: 'string?', default: null, describe: 'Test examples in the same format (default: a seeded class-stratified 20% of --task-data)' },
-  method: { kind: 'string', default: 'mlp-ft', choices: ['mlp-ft', 'mvp', 'mask-tune'], describe: 'mlp-ft: a pooled [CLS] and a linear head (BertForSequenceClassification); mvp: prompt templates scored by the MLM head at [MASK], no new head; mask-tune: mlp-ft\'s model with frozen weights, learning a binary mask over every linear layer (default lr 5e-3, no weight decay)' },
+  method: { kind: 'string', default: 'mlp-ft', choices: ['mlp-ft', 'mvp', 'asa', 'mask-tune'], describe: 'mlp-ft: a pooled [CLS] and a linear head (BertForSequenceClassification); mvp: prompt templates scored by the MLM head at [MASK], no new head; asa: mlp-ft trained with adversarial self-attention (see --asa); mask-tune: mlp-ft\'s model with frozen weights, learning a binary mask over every linear layer (default lr 5e-3, no weight decay)' },
+  asa: { kind: 'boolean', default: false, describe: 'mvp: train with adversarial self-attention (ASA): a per-layer adversary masks attention pairs, the loss adds the symmetric KL to the masked pass and τ²·(kept pairs)/B; dropped at inference and export (--method asa is mlp-ft with ASA)' },
+  asaTau: { kind: 'number', default: 0.5, min: 0, exclusiveMin: true, describe: 'ASA: τ, the weight (as τ²) of the adversary\'s kept-pairs term (> 0; the official default 0.5)' },
   adv: { kind: 'boolean', default: false, describe: 'Train on one-step L2 PGD perturbations of the word embeddings (ε = 1, random start): mlp-ft --adv is adversarial training, mvp --adv is MVP+Adv' },
   template: { kind: 'string[]', default: [], describe: 'mvp: a prompt template with one [MASK] (repeatable; a template starting with [SEP] goes after the input, any other right after [CLS]); default: the built-in task\'s' },
   verbalizer: { kind: 'string?', default: null, describe: 'mvp: labels.json mapping each label to its words, {"label": ["word", …]}; default: the built-in task\'s' },
@@ -93,7 +95,23 @@ export function resolveFinetuneConfig(partial: Record<string, unknown>, where = 
   if (c.method !== 'mvp' && (c.template.length > 0 || c.verbalizer !== null)) {
     throw new ClozeError('E_VALUE', `${where}: Expected template and verbalizer only with method mvp but received method ${c.method}`);
   }
+  if (c.asa && c.method !== 'mvp') {
+    throw new ClozeError('E_VALUE', `${where}: Expected asa only with method mvp (method asa is mlp-ft with ASA) but received asa with method ${c.method}`);
+  }
+  if (c.adv && usesAsa(c)) {
+    throw new ClozeError('E_VALUE', `${where}: Expected adv off with ASA (PGD and ASA are two adversarial methods; pick one) but received adv with ${c.method === 'asa' ? 'method asa' : 'asa'}`);
+  }
   return c;
+}
+
+/** Whether the run trains with ASA: --method asa, or mvp with --asa. */
+export function usesAsa(c: Pick<FinetuneConfig, 'method' | 'asa'>): boolean {
+  return c.method === 'asa' || c.asa;
+}
+
+/** The classifier a method trains and serves: asa is mlp-ft's (the adversary lives only in training). */
+export function classifierMethod(method: string): 'mlp-ft' | 'mvp' {
+  return method === 'mvp' ? 'mvp' : 'mlp-ft';
 }
 
 /** Reads a settings file for `cloze finetune --config`, each field checked. */

@@ -46,7 +46,8 @@ export async function checkpointTokenizer(dir: string): Promise<TextTokenizer> {
  */
 export function maskedLMOf(ck: Pick<LoadedCheckpoint, 'config' | 'model'>, dir: string, seed: number): BertForMaskedLM {
   const model = new BertForMaskedLM(bertConfigFromHf(ck.config, join(dir, 'config.json')), { seed });
-  const unused = (k: string): boolean => HF_EXTRA_KEYS.has(k) || k.startsWith('bert.pooler.') || k.startsWith('cls.seq_relationship.') || k.startsWith('classifier.');
+  // asa.*: an ASA run's adversary, which only training uses.
+  const unused = (k: string): boolean => HF_EXTRA_KEYS.has(k) || k.startsWith('asa.') || k.startsWith('bert.pooler.') || k.startsWith('cls.seq_relationship.') || k.startsWith('classifier.');
   try {
     model.loadStateDict(Object.fromEntries(Object.entries(ck.model).filter(([k]) => !unused(k))));
   } catch (e) {

@@ -10,6 +10,7 @@ import { latestCheckpoint } from '../../checkpoint/checkpoint.js';
 import { ClozeError } from '../../errors.js';
 import { classProbabilities } from './evaluate.js';
 import { TextClassifier } from './classifier.js';
+import { classifierMethod } from './config.js';
 import { maskedTaskModels } from './mask-serving.js';
 import { MASK_TUNE_DEFAULTS } from './mask-tune.js';
 import { checkpointTokenizer, openClassifier } from './model.js';
@@ -23,7 +24,10 @@ export interface Prediction {
 
 /** What a fine-tuned checkpoint's config.json records of its run. */
 export interface FinetuneRecord {
-  method: 'mlp-ft' | 'mvp' | 'mask-tune';
+  /** The training method; asa serves as mlp-ft (the adversary is dropped). */
+  method: 'mlp-ft' | 'mvp' | 'asa' | 'mask-tune';
+  /** Trained with ASA (method asa, or mvp with --asa). */
+  asa?: boolean;
   /** mask-tune: the threshold, and the frozen base the mask is over (sha256 of its model.safetensors, and where it was). */
   mask?: { threshold: number; base_sha256: string; base: string; applied?: string };
   labels: string[];
@@ -65,7 +69,7 @@ export class FinetunedClassifier {
     if (!record) throw new ClozeError('E_VALUE', `Expected a fine-tuned checkpoint (config.json with cloze_finetune) in ${dir} but received a checkpoint without one`);
     const tok = await checkpointTokenizer(dir);
     const classifier = await openClassifier(dir, {
-      method: record.method, labels: record.labels, maxLength: record.max_length, seed, templates: record.templates ?? [], verbalizer: record.verbalizer ?? {},
+      method: record.method === 'mask-tune' ? 'mask-tune' : classifierMethod(record.method), labels: record.labels, maxLength: record.max_length, seed, templates: record.templates ?? [], verbalizer: record.verbalizer ?? {},
       ...(record.mask ? { mask: { ...MASK_TUNE_DEFAULTS, threshold: record.mask.threshold } } : {}),
     }, tok, () => {});
     return new FinetunedClassifier(dir, record, classifier, tok);

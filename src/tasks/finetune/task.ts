@@ -20,7 +20,8 @@ import { dropoutCounters, restoreDropout } from '../../train/dropout-state.js';
 import { epochPlan } from '../../train/epochs.js';
 import type { TrainTask } from '../../train/loop.js';
 import type { EncodedExample, TextClassifier } from './classifier.js';
-import type { FinetuneConfig } from './config.js';
+import { AsaAdversary, asaLoss, AsaTrainModel } from './asa.js';
+import { usesAsa, type FinetuneConfig } from './config.js';
 import { evaluateClassifier, type FinetuneEval } from './evaluate.js';
 import { pgdPerturbation } from './pgd.js';
 
@@ -28,7 +29,7 @@ import { pgdPerturbation } from './pgd.js';
 const PGD_SEED_OFFSET = 0x5eed_0adf;
 
 /** Settings a resumed run must keep. */
-const RUN_IDENTITY = ['method', 'adv', 'maskThreshold', 'maskInitSparsity', 'maskInitScale', 'applyMask', 'task', 'taskData', 'testData', 'template', 'verbalizer', 'maxLength', 'seed', 'batchSize', 'gradAccum', 'epochs', 'maxSteps', 'lr', 'warmupRatio', 'decay', 'minLrRatio'] as const satisfies ReadonlyArray<keyof FinetuneConfig>;
+const RUN_IDENTITY = ['method', 'adv', 'asa', 'asaTau', 'maskThreshold', 'maskInitSparsity', 'maskInitScale', 'applyMask', 'task', 'taskData', 'testData', 'template', 'verbalizer', 'maxLength', 'seed', 'batchSize', 'gradAccum', 'epochs', 'maxSteps', 'lr', 'warmupRatio', 'decay', 'minLrRatio'] as const satisfies ReadonlyArray<keyof FinetuneConfig>;
 
 export interface FinetuneInputs {
   classifier: TextClassifier;
@@ -70,16 +71,28 @@ export function buildFinetuneTask(cfg: FinetuneConfig, outDir: string, inputs: F
   const { classifier, train, test } = inputs;
   const model = classifier.module;
   if (train.examples.length === 0) throw new ClozeError('E_VALUE', 'Expected training examples for the fine-tuning data but received none');
+  // ASA: the adversary trains with the model (one optimizer, one checkpoint under asa.*) and is never part of the classifier.
+  const adversary = usesAsa(cfg) ? new AsaAdversary(model.config, { seed: cfg.seed, dtype: model.dtype }) : null;
+  const trained = adversary ? new AsaTrainModel(model, adversary) : model;
   const perEpoch = Math.ceil(train.examples.length / cfg.batchSize);
   const plan = epochPlan({ epochs: cfg.epochs, maxSteps: cfg.maxSteps, gradAccum: cfg.gradAccum, probeEvery: 1 }, perEpoch);
   // Frozen tensors (mask-tune's weights) take no optimizer state: only what trains is flattened.
-  const optimizer = new AdamW(model.parameters().filter((p) => p.requiresGrad), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
+  const trainable = (ps: ReturnType<typeof model.parameters>) => ps.filter((p) => p.requiresGrad);
+  const byDecay = (ps: ReturnType<typeof model.parameters>, clip: boolean) => [
+    { params: ps.filter((p) => p.decay), weightDecay: cfg.weightDecay, clip },
+    { params: ps.filter((p) => !p.decay), weightDecay: 0, clip },
+  ];
+  // ASA: the adversary's gradient (through the bias's 1e4 scale) is orders of magnitude above the model's, so it stays
+  // out of the global norm clip: the model is clipped as in every method, the adversary not at all (the official code
+  // clips neither); Adam's update size does not depend on the gradient's scale.
+  const optimizer = new AdamW(adversary ? [...byDecay(trainable(model.parameters()), true), ...byDecay(adversary.parameters(), false)] : trainable(model.parameters()),
+    { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
   const configJson = finetuneConfigJson(classifier, inputs.describe);
   let order: { epoch: number; ids: Uint32Array } = { epoch: -1, ids: new Uint32Array(0) };
   const tokenizerFile = join(outDir, 'tokenizer.json');
 
   return {
-    model,
+    model: trained,
     optimizer,
     unit: 'ex',
     name: 'fine-tuning',
@@ -92,6 +105,7 @@ export function buildFinetuneTask(cfg: FinetuneConfig, outDir: string, inputs: F
       const ids = order.ids.subarray(first, first + cfg.batchSize);
       const { batch, maskRows } = classifier.batchOf(Array.from(ids, (i) => train.examples[i]!));
       const labels = fromTypedArray(Int32Array.from(ids, (i) => train.labels[i]!), [ids.length]);
+      if (adversary) return { loss: asaLoss(classifier, adversary, batch, maskRows, labels.to(model.device), cfg.asaTau).loss, units: ids.length };
       const lossOf = (b: typeof batch) => crossEntropy(classifier.classLogits(b, maskRows), labels.to(model.device));
       if (!cfg.adv) return { loss: lossOf(batch), units: ids.length };
       const delta = pgdPerturbation(model, batch, lossOf, { seed: (cfg.seed + PGD_SEED_OFFSET) % 2 ** 52, step: k });
@@ -116,6 +130,7 @@ export function buildFinetuneTask(cfg: FinetuneConfig, outDir: string, inputs: F
     },
     dispose() {
       optimizer.dispose();
+      adversary?.dispose();
       classifier.dispose();
     },
   };
