@@ -6,8 +6,9 @@
  *   copies: N fine-tuned checkpoints, each a whole model (W ⊙ mask as plain
  *           weights, what `cloze export` writes of a mask-tune run);
  *   masks:  the base once plus N weight-mask files (`cloze export
- *           --mask-only`), served by `cloze predict --mask`'s code: the
- *           models share the base's storage and apply packed bits per call.
+ *           --mask-only`), loaded by loadMaskedClassifiers (the code of
+ *           `cloze predict --mask`): the N models share the one base's
+ *           storage and apply their packed bits per call.
  * It reports bytes on disk and the resident memory of a process that loads
  * all N tasks and classifies 32 texts with each (growth of VmRSS and of the
  * peak VmHWM over the same process before loading), and checks that both
@@ -30,7 +31,7 @@ import { BertForMaskedLM } from '../src/models/bert/model.js';
 import { bertPreset, BERT_PRESETS, type BertPresetName } from '../src/models/bert/presets.js';
 import { attachWeightMasks, effectiveStateDict, HEAD_TENSOR, layerBits, maskedLayers } from '../src/tasks/finetune/mask-tune.js';
 import { checkpointTokenizer } from '../src/tasks/finetune/model.js';
-import { loadClassifier, type FinetunedClassifier } from '../src/tasks/finetune/predict.js';
+import { loadClassifier, loadMaskedClassifiers, type FinetunedClassifier } from '../src/tasks/finetune/predict.js';
 import { native } from '../src/native/loader.js';
 import { parseOrExit, printHeader, sourceState } from './lib/header.js';
 import { fmtMiB, fmtRatio, printTable, section } from './lib/table.js';
@@ -85,8 +86,13 @@ function statusKiB(field: 'VmRSS' | 'VmHWM'): number {
  * each model with a random initialisation in JS arrays before its weights
  * load), the addon's block cache and the C heap's free pages handed back.
  */
-function settle(): void {
-  (globalThis as { gc?: () => void }).gc?.();
+async function settle(): Promise<void> {
+  // Tensor memory behind a collected TypedArray view is released by a finalizer that runs on a later turn of the
+  // event loop, not inside gc(): collect, let the finalizers run, then hand the freed blocks back.
+  for (let i = 0; i < 3; i++) {
+    (globalThis as { gc?: () => void }).gc?.();
+    await new Promise<void>((r) => setImmediate(r));
+  }
   native().releaseCache();
   native().releaseFreeMemory();
 }
@@ -103,13 +109,15 @@ async function child(c: NonNullable<Args['child']>): Promise<void> {
     // The same tokenizers the serving processes load, and no model: what is not the models' memory.
     for (let i = 0; i < Number(c.paths[0]); i++) toks.push(await checkpointTokenizer(c.base));
   } else {
-    for (const p of c.paths) models.push(c.mode === 'copies' ? await loadClassifier(p) : await loadClassifier(c.base, { mask: p }));
+    if (c.mode === 'copies') for (const p of c.paths) models.push(await loadClassifier(p));
+    else models.push(...(await loadMaskedClassifiers(c.base, c.paths)));
   }
-  settle();
+  await settle();
   const rssLoaded = statusKiB('VmRSS');
+  const liveLoaded = native().liveBytes();
   for (const m of models) probs.push((await m.predict(TEXTS)).map((x) => Object.values(x.probabilities)));
-  settle();
-  const out = { rss0, rssLoaded, rssServed: statusKiB('VmRSS'), hwm: statusKiB('VmHWM'), probs, tokenizers: toks.length };
+  await settle();
+  const out = { rss0, rssLoaded, rssServed: statusKiB('VmRSS'), hwm: statusKiB('VmHWM'), live: liveLoaded, probs, tokenizers: toks.length };
   for (const m of models) m.dispose();
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
@@ -162,7 +170,7 @@ async function build(a: Args): Promise<{ base: string; copies: string[]; masks: 
   return { base, copies, masks };
 }
 
-function run(mode: string, base: string, paths: string[]): { rss0: number; rssLoaded: number; rssServed: number; hwm: number; probs: number[][][] } {
+function run(mode: string, base: string, paths: string[]): { rss0: number; rssLoaded: number; rssServed: number; hwm: number; live: number; probs: number[][][] } {
   const script = new URL(import.meta.url).pathname;
   const out = execFileSync(process.execPath, ['--expose-gc', script, '--child', [mode, base, ...paths].join(',')], { encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
   return JSON.parse(out.trim().split('\n').pop()!);
@@ -189,15 +197,16 @@ async function main(): Promise<void> {
   const sum = (v: number[]): number => v.reduce((x, y) => x + y, 0);
   const grow = (r: typeof none, f: 'rssLoaded' | 'rssServed' | 'hwm'): number => r[f] - r.rss0;
   section(`${a.tasks} tasks over one ${a.preset} (${copies.length} copies against 1 base + ${masks.length} masks)`);
-  printTable([{ header: 'MiB', align: 'l' }, { header: 'disk' }, { header: 'resident after loading' }, { header: 'resident after serving' }, { header: 'peak resident' }], [
-    ['copies', fmtMiB(sum(copyBytes)), fmtMiB(grow(copy, 'rssLoaded')), fmtMiB(grow(copy, 'rssServed')), fmtMiB(grow(copy, 'hwm'))],
-    ['base + masks', fmtMiB(baseBytes + sum(maskBytes)), fmtMiB(grow(mask, 'rssLoaded')), fmtMiB(grow(mask, 'rssServed')), fmtMiB(grow(mask, 'hwm'))],
-    ['copies / (base + masks)', fmtRatio(sum(copyBytes) / (baseBytes + sum(maskBytes))), fmtRatio(grow(copy, 'rssLoaded') / grow(mask, 'rssLoaded')),
+  printTable([{ header: 'MiB', align: 'l' }, { header: 'disk' }, { header: 'tensor memory' }, { header: 'resident after loading' }, { header: 'resident after serving' }, { header: 'peak resident' }], [
+    ['copies', fmtMiB(sum(copyBytes)), fmtMiB(copy.live), fmtMiB(grow(copy, 'rssLoaded')), fmtMiB(grow(copy, 'rssServed')), fmtMiB(grow(copy, 'hwm'))],
+    ['base + masks', fmtMiB(baseBytes + sum(maskBytes)), fmtMiB(mask.live), fmtMiB(grow(mask, 'rssLoaded')), fmtMiB(grow(mask, 'rssServed')), fmtMiB(grow(mask, 'hwm'))],
+    ['copies / (base + masks)', fmtRatio(sum(copyBytes) / (baseBytes + sum(maskBytes))), fmtRatio(copy.live / mask.live), fmtRatio(grow(copy, 'rssLoaded') / grow(mask, 'rssLoaded')),
       fmtRatio(grow(copy, 'rssServed') / grow(mask, 'rssServed')), fmtRatio(grow(copy, 'hwm') / grow(mask, 'hwm'))],
-    [`${a.tasks} tokenizers, no model`, '–', fmtMiB(grow(none, 'rssLoaded')), fmtMiB(grow(none, 'rssServed')), fmtMiB(grow(none, 'hwm'))],
+    [`${a.tasks} tokenizers, no model`, '–', fmtMiB(none.live), fmtMiB(grow(none, 'rssLoaded')), fmtMiB(grow(none, 'rssServed')), fmtMiB(grow(none, 'hwm'))],
   ]);
   console.log(`per task: copy ${fmtMiB(copyBytes[0]!)} MiB on disk; mask file ${fmtMiB(maskBytes[0]!)} MiB (${(maskBytes[0]! / copyBytes[0]! * 100).toFixed(2)}% of a copy); base ${fmtMiB(baseBytes)} MiB`);
-  console.log(`memory: growth of VmRSS over the same process before loading, after a GC and after handing cached blocks back (what a server settles to); peak: VmHWM, which includes the transient cost of loading`);
+  console.log('tensor memory: the addon\'s live tensor bytes after loading. resident: growth of VmRSS over the same process before loading,');
+  console.log('after a GC, its finalizers and handing cached blocks back (what a server settles to); peak: VmHWM, which includes loading');
   console.log(`agreement: largest |p(copies) − p(masks)| over ${a.tasks} × ${TEXTS.length} texts × classes = ${maxDiff.toExponential(2)}`);
   if (maxDiff > 1e-4) {
     console.error('the two ways of serving disagree');

@@ -91,7 +91,7 @@ export { SparkModel, type SparkSettings, type SparkLoss } from './tasks/spark/mo
 export { MaskContext, sparkCoarseMask, type SparkMode } from './models/spark/mask-context.js';
 export { finetune, DEFAULT_INIT_RUN, type FinetuneHooks, type FinetuneResult, type FinetuneEval } from './tasks/run-finetune.js';
 export { resolveFinetuneConfig, FINETUNE_FIELDS, FINETUNE_RUN_FIELDS, type FinetuneConfig } from './tasks/finetune/config.js';
-export { loadClassifier, FinetunedClassifier, type Prediction } from './tasks/finetune/predict.js';
+export { loadClassifier, loadMaskedClassifiers, FinetunedClassifier, type Prediction } from './tasks/finetune/predict.js';
 export { evaluateFinetunedCheckpoint, type FinetunedEvalOptions, type FinetunedEvalResult } from './tasks/finetune/evaluate-checkpoint.js';
 export { BUILTIN_TASKS, loadTaskData, type TaskData, type BuiltinTaskName } from './tasks/finetune/datasets.js';
 export { readLabelledFile, stratifiedSplit, labelNames, type LabelledExample } from './data/labelled.js';

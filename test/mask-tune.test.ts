@@ -5,7 +5,8 @@
  * predict what the run predicts, --apply-mask, exact resume, and the errors
  * for a mask over another base or of the wrong shapes.
  */
-import { mkdirSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +16,7 @@ import { exportCheckpoint } from '../src/commands/export.js';
 import { readLabelledFile } from '../src/data/labelled.js';
 import { BertForSequenceClassification } from '../src/models/bert/classification.js';
 import { attachWeightMasks, initScoreRange, maskedLayers, maskedOutFraction } from '../src/tasks/finetune/mask-tune.js';
-import { loadClassifier } from '../src/tasks/finetune/predict.js';
+import { loadClassifier, loadMaskedClassifiers } from '../src/tasks/finetune/predict.js';
 import { finetune, type StepInfo } from '../src/tasks/run-finetune.js';
 import { tensor } from '../src/tensor.js';
 import { pretrainTinyEncoder } from './helpers/tiny-encoder.js';
@@ -110,6 +111,35 @@ describe('weight-mask tuning', () => {
     const heads = mf.header.tensors.reduce((a, t) => a + 4 * t.shape.reduce((x, y) => x * y, 1), 0);
     expect(statSync(file).size).toBeLessThan(bits / 8 + heads + 8192);
   }, 180_000);
+
+  it('serves several tasks over one loaded base: the encoder weights are shared, each task keeps its bits and head', async () => {
+    const file = join(root, 'task.mask');
+    const [a, b] = await loadMaskedClassifiers(latestCheckpoint(pre)!, [file, file]);
+    try {
+      const pa = new Map(a!.classifier.module.namedParameters());
+      const pb = new Map(b!.classifier.module.namedParameters());
+      const shared = [...pa].filter(([n, p]) => p.native.sharesStorage(pb.get(n)!.native)).map(([n]) => n);
+      expect(shared.length).toBeGreaterThan(20);
+      expect(shared.every((n) => /^bert\.(embeddings|encoder)\./.test(n))).toBe(true);
+      expect(pa.get('classifier.weight')!.native.sharesStorage(pb.get('classifier.weight')!.native)).toBe(false);
+      expect((await a!.predict(texts)).map((p) => p.label)).toEqual((await b!.predict(texts)).map((p) => p.label));
+    } finally {
+      a!.dispose();
+      b!.dispose();
+    }
+  });
+
+  it.skipIf(!existsSync(join(__dirname, '..', 'dist', 'src', 'cli.js')))('cloze export --mask-only and cloze predict --mask on the command line', async () => {
+    const bin = join(__dirname, '..', 'bin', 'cloze.js');
+    const file = join(root, 'cli.mask');
+    execFileSync(process.execPath, [bin, 'export', '--checkpoint', join(root, 'mask'), '--mask-only', '--out', file], { encoding: 'utf8', timeout: 60_000 });
+    const line = JSON.parse(execFileSync(process.execPath, [bin, 'predict', '--checkpoint', latestCheckpoint(pre)!, '--mask', file, '--json', texts[0]!], { encoding: 'utf8', timeout: 60_000 }).trim());
+    const c = await loadClassifier(join(root, 'mask'));
+    const [want] = await c.predict([texts[0]!]);
+    c.dispose();
+    expect(line.label).toBe(want!.label);
+    expect(line.probabilities.animal).toBeCloseTo(want!.probabilities.animal!, 5);
+  });
 
   it('--apply-mask starts from the mask: with lr 0 both methods score exactly what the run scored', async () => {
     const file = join(root, 'task.mask');

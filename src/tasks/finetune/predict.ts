@@ -81,15 +81,25 @@ export class FinetunedClassifier {
    * carries. The file must name this base's model.safetensors sha256.
    */
   static async loadMasked(basePath: string, maskFile: string): Promise<FinetunedClassifier> {
+    return (await FinetunedClassifier.loadMaskedTasks(basePath, [maskFile]))[0]!;
+  }
+
+  /**
+   * Several tasks over one base, loaded once: every task's model views the
+   * same base weights and keeps only its bits and head (see mask-serving.ts).
+   */
+  static async loadMaskedTasks(basePath: string, maskFiles: readonly string[]): Promise<FinetunedClassifier[]> {
     const dir = finetunedCheckpoint(basePath);
-    const [{ mask, model }] = maskedTaskModels(dir, [maskFile]);
-    const h = mask!.header;
-    const record: FinetuneRecord = { method: 'mlp-ft', labels: h.labels, pair: h.pair, max_length: h.max_length };
+    const tasks = maskedTaskModels(dir, maskFiles);
     try {
       const tok = await checkpointTokenizer(dir);
-      return new FinetunedClassifier(dir, record, new TextClassifier({ method: 'mlp-ft', model: model! }, h.labels, tok, h.max_length), tok);
+      return tasks.map(({ mask, model }) => {
+        const h = mask.header;
+        const record: FinetuneRecord = { method: 'mlp-ft', labels: h.labels, pair: h.pair, max_length: h.max_length };
+        return new FinetunedClassifier(dir, record, new TextClassifier({ method: 'mlp-ft', model }, h.labels, tok, h.max_length), tok);
+      });
     } catch (e) {
-      model!.dispose();
+      for (const t of tasks) t.model.dispose();
       throw e;
     }
   }
@@ -128,4 +138,9 @@ export class FinetunedClassifier {
  */
 export function loadClassifier(path: string, opts: { mask?: string } = {}): Promise<FinetunedClassifier> {
   return opts.mask ? FinetunedClassifier.loadMasked(path, opts.mask) : FinetunedClassifier.load(path);
+}
+
+/** Serves several weight-mask tasks over the base `path`, which is loaded once and shared. */
+export function loadMaskedClassifiers(path: string, maskFiles: readonly string[]): Promise<FinetunedClassifier[]> {
+  return FinetunedClassifier.loadMaskedTasks(path, maskFiles);
 }
