@@ -10,6 +10,22 @@ import { native } from '../native/loader.js';
 import { needsGrad, record, Tensor, tensor } from '../tensor.js';
 import { checkDtype, checkFloat, checkNumber, checkRank, checkSameDtype, checkShape, checkTensor } from '../validate.js';
 
+/** x [..., I], w [O, I] and bias [O] or null, all of x's float dtype. */
+function checkOperands(x: Tensor, w: Tensor, bias: Tensor | null): void {
+  checkFloat(x, 'input');
+  checkRank(x, 1, 8, 'input');
+  checkFloat(w, 'weight');
+  checkSameDtype(x, w, 'weight');
+  checkRank(w, 2, 2, 'weight');
+  const I = x.shape[x.shape.length - 1]!;
+  if (w.shape[1] !== I) throw expected(`a weight of shape [O, ${I}] (the input's last dimension)`, 'weight', w, 'E_SHAPE');
+  if (bias !== null) {
+    checkTensor(bias, 'bias');
+    checkSameDtype(x, bias, 'bias');
+    checkShape(bias, [w.shape[0]!], 'bias');
+  }
+}
+
 function checkScores(scores: unknown, threshold: unknown): asserts scores is Tensor {
   checkFloat(scores, 'scores');
   checkNumber(threshold, 'threshold');
@@ -23,22 +39,10 @@ function checkScores(scores: unknown, threshold: unknown): asserts scores is Ten
  * the masked weight; each pass rebuilds it in scratch the size of w.
  */
 export function maskedLinear(x: Tensor, w: Tensor, scores: Tensor, bias: Tensor | null, threshold: number): Tensor {
-  checkFloat(x, 'input');
-  checkRank(x, 1, 8, 'input');
-  checkFloat(w, 'weight');
-  checkSameDtype(x, w, 'weight');
-  checkRank(w, 2, 2, 'weight');
-  const I = x.shape[x.shape.length - 1]!;
-  const O = w.shape[0]!;
-  if (w.shape[1] !== I) throw expected(`a weight of shape [O, ${I}] (the input's last dimension)`, 'weight', w, 'E_SHAPE');
+  checkOperands(x, w, bias);
   checkScores(scores, threshold);
   checkSameDtype(x, scores, 'scores');
   checkShape(scores, w.shape, 'scores');
-  if (bias !== null) {
-    checkTensor(bias, 'bias');
-    checkSameDtype(x, bias, 'bias');
-    checkShape(bias, [O], 'bias');
-  }
   const out = native().maskedLinear(x.native, w.native, scores.native, bias?.native ?? null, threshold);
   const sx = x.share();
   const sw = w.share();
@@ -60,22 +64,10 @@ export function maskedLinear(x: Tensor, w: Tensor, scores: Tensor, bias: Tensor 
  * refuses an input that requires one rather than cut the tape silently.
  */
 export function maskedLinearPacked(x: Tensor, w: Tensor, bits: Tensor, bias: Tensor | null): Tensor {
-  checkFloat(x, 'input');
-  checkRank(x, 1, 8, 'input');
-  checkFloat(w, 'weight');
-  checkSameDtype(x, w, 'weight');
-  checkRank(w, 2, 2, 'weight');
-  const I = x.shape[x.shape.length - 1]!;
-  const O = w.shape[0]!;
-  if (w.shape[1] !== I) throw expected(`a weight of shape [O, ${I}] (the input's last dimension)`, 'weight', w, 'E_SHAPE');
+  checkOperands(x, w, bias);
   checkTensor(bits, 'bits');
   checkDtype(bits, 'uint8', 'bits');
-  checkShape(bits, [Math.ceil((O * I) / 8)], 'bits');
-  if (bias !== null) {
-    checkTensor(bias, 'bias');
-    checkSameDtype(x, bias, 'bias');
-    checkShape(bias, [O], 'bias');
-  }
+  checkShape(bits, [Math.ceil(w.size / 8)], 'bits');
   if (needsGrad(x)) throw expected('an input that needs no gradient (maskedLinearPacked is for inference: run it under noGrad)', 'input', x);
   return new Tensor(native().maskedLinearPacked(x.native, w.native, bits.native, bias?.native ?? null));
 }

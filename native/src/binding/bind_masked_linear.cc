@@ -51,75 +51,58 @@ double threshold(const ArgReader& a, size_t i) {
   return tau;
 }
 
+// The forward of both exports: the mask from scores S and τ, or from packed bits (then S is W, only for the checks).
+Napi::Value forward(const ArgReader& a, NTensor* W, NTensor* S, NTensor* Bits, NTensor* Bi, double tau) {
+  NTensor* X = a.tensor(0, "input");
+  const Dims d = check_operands(a, X, W, S);
+  if (Bits) {
+    a.want_dtype(Bits, DType::U8, "bits");
+    a.want_shape(Bits, {(d.N * d.K + 7) / 8}, "bits");
+  }
+  if (Bi) {
+    a.want_same_dtype(X, Bi, "bias");
+    a.want_shape(Bi, {d.N}, "bias");
+  }
+  std::vector<int64_t> os(X->shape().begin(), X->shape().end() - 1);
+  os.push_back(d.N);
+  // Zero-filled on the CPU, as linear's; on cuda the GEMM writes every element.
+  Napi::Object out = a.alloc(X->dtype(), os, !a.on_cuda());
+  dispatch(a, X, [&](auto t, auto dev) {
+    using T = decltype(t);
+    MaskedLinearParams<T> p;
+    p.R = d.R;
+    p.K = d.K;
+    p.N = d.N;
+    p.x = X->ptr<T>();
+    p.w = W->ptr<T>();
+    if (Bits)
+      p.bits = Bits->ptr<uint8_t>();
+    else
+      p.scores = S->ptr<T>();
+    p.bias = ptr_or_null<T>(Bi);
+    p.threshold = tau;
+    p.y = cloze::out<T>(out);
+    CLOZE_KERNEL(dev, masked_linear_forward, p);
+    return 0;
+  });
+  return out;
+}
+
 }  // namespace
 
 void register_masked_linear(Napi::Env env, Napi::Object exports) {
   (void)env;
   // maskedLinear(x [..., I], w [O, I], scores [O, I], bias [O] | null, threshold) -> [..., O]
   CLOZE_EXPORT(exports, "maskedLinear", [](const ArgReader& a) -> Napi::Value {
-    NTensor* X = a.tensor(0, "input");
     NTensor* W = a.tensor(1, "weight");
     NTensor* S = a.tensor(2, "scores");
-    NTensor* Bi = a.tensor_or_null(3, "bias");
-    const Dims d = check_operands(a, X, W, S);
-    if (Bi) {
-      a.want_same_dtype(X, Bi, "bias");
-      a.want_shape(Bi, {d.N}, "bias");
-    }
-    const double tau = threshold(a, 4);
-    std::vector<int64_t> os(X->shape().begin(), X->shape().end() - 1);
-    os.push_back(d.N);
-    // Zero-filled on the CPU, as linear's; on cuda the GEMM writes every element.
-    Napi::Object out = a.alloc(X->dtype(), os, !a.on_cuda());
-    dispatch(a, X, [&](auto t, auto dev) {
-      using T = decltype(t);
-      MaskedLinearParams<T> p;
-      p.R = d.R;
-      p.K = d.K;
-      p.N = d.N;
-      p.x = X->ptr<T>();
-      p.w = W->ptr<T>();
-      p.scores = S->ptr<T>();
-      p.bias = ptr_or_null<T>(Bi);
-      p.threshold = tau;
-      p.y = cloze::out<T>(out);
-      CLOZE_KERNEL(dev, masked_linear_forward, p);
-      return 0;
-    });
-    return out;
+    return forward(a, W, S, nullptr, a.tensor_or_null(3, "bias"), threshold(a, 4));
   });
 
   // maskedLinearPacked(x [..., I], w [O, I], bits uint8 [ceil(O·I/8)], bias [O] | null) -> [..., O]; no backward
   CLOZE_EXPORT(exports, "maskedLinearPacked", [](const ArgReader& a) -> Napi::Value {
-    NTensor* X = a.tensor(0, "input");
     NTensor* W = a.tensor(1, "weight");
-    NTensor* Bits = a.tensor(2, "bits");
-    NTensor* Bi = a.tensor_or_null(3, "bias");
-    const Dims d = check_operands(a, X, W, W);
-    a.want_dtype(Bits, DType::U8, "bits");
-    a.want_shape(Bits, {(d.N * d.K + 7) / 8}, "bits");
-    if (Bi) {
-      a.want_same_dtype(X, Bi, "bias");
-      a.want_shape(Bi, {d.N}, "bias");
-    }
-    std::vector<int64_t> os(X->shape().begin(), X->shape().end() - 1);
-    os.push_back(d.N);
-    Napi::Object out = a.alloc(X->dtype(), os, !a.on_cuda());
-    dispatch(a, X, [&](auto t, auto dev) {
-      using T = decltype(t);
-      MaskedLinearParams<T> p;
-      p.R = d.R;
-      p.K = d.K;
-      p.N = d.N;
-      p.x = X->ptr<T>();
-      p.w = W->ptr<T>();
-      p.bits = Bits->ptr<uint8_t>();
-      p.bias = ptr_or_null<T>(Bi);
-      p.y = cloze::out<T>(out);
-      CLOZE_KERNEL(dev, masked_linear_forward, p);
-      return 0;
-    });
-    return out;
+    return forward(a, W, W, a.tensor(2, "bits"), a.tensor_or_null(3, "bias"), 0);
   });
 
   // maskedLinearBackward(g [..., O], x, w, scores, threshold, needX, needScores) -> [dx | null, dscores | null]
