@@ -71,6 +71,8 @@ describe('weight-mask file', () => {
       ['empty', Buffer.alloc(0), /magic/],
       ['a flipped body byte', Buffer.from(good.map((b, i) => (i === good.length - 1 ? b ^ 1 : b))), /corrupt/],
       ['another format', Buffer.concat([Buffer.from('GGUF0000'), good.subarray(8)]), /magic CLZMASK1/],
+      // A label changed in the header ("a" → "q") still parses: the checksum covers the header too.
+      ['a changed label', Buffer.from(good.toString('latin1').replace('"labels":["a"', '"labels":["q"'), 'latin1'), /corrupt/],
     ];
     for (const [what, bytes, msg] of variants) {
       writeFileSync(bad, bytes);

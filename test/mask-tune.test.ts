@@ -15,6 +15,7 @@ import { fileSha256, readMaskFile, writeMaskFile } from '../src/checkpoint/mask-
 import { exportCheckpoint } from '../src/commands/export.js';
 import { readLabelledFile } from '../src/data/labelled.js';
 import { BertForSequenceClassification } from '../src/models/bert/classification.js';
+import { bertConfigFromHf } from '../src/models/bert/hf-config.js';
 import { attachWeightMasks, initScoreRange, maskedLayers, maskedOutFraction } from '../src/tasks/finetune/mask-tune.js';
 import { loadClassifier, loadMaskedClassifiers } from '../src/tasks/finetune/predict.js';
 import { finetune, type StepInfo } from '../src/tasks/run-finetune.js';
@@ -82,6 +83,17 @@ describe('weight-mask tuning', () => {
         compared++;
       }
       expect(compared).toBeGreaterThan(20);
+      // The pooler and classifier (not in an MLM base) stay at the run's initialisation, which its seed fixes.
+      const fresh = new BertForSequenceClassification(bertConfigFromHf(ck.config, 'config.json'), { numLabels: 2, seed: base.seed });
+      try {
+        for (const [k, t] of fresh.namedParameters().filter(([n]) => /^(bert\.pooler|classifier)\./.test(n))) {
+          expect(Buffer.from((ck.model[k]!.toArray() as Float32Array).buffer).equals(Buffer.from((t.toArray() as Float32Array).buffer)), k).toBe(true);
+          compared++;
+        }
+      } finally {
+        fresh.dispose();
+      }
+      expect(compared).toBeGreaterThan(24);
       // The mask moved: some scores crossed τ.
       const s = ck.model['bert.encoder.layer.0.attention.self.query.weight_mask']!.toArray();
       expect(Array.from(s).some((v) => v <= 0.01)).toBe(true);
@@ -113,21 +125,26 @@ describe('weight-mask tuning', () => {
   }, 180_000);
 
   it('serves several tasks over one loaded base: the encoder weights are shared, each task keeps its bits and head', async () => {
-    const file = join(root, 'task.mask');
-    const [a, b] = await loadMaskedClassifiers(latestCheckpoint(pre)!, [file, file]);
+    const other = join(root, 'mask-seed6');
+    await finetune({ ...base, seed: 6, initFrom: pre, out: other }, { output: null });
+    const files = [join(root, 'task.mask'), join(root, 'task-seed6.mask')];
+    exportCheckpoint(other, files[1]!, { maskOnly: true });
+    const want = [await probabilities(join(root, 'mask')), await probabilities(other)];
+    expect(want[0]).not.toEqual(want[1]);
+    const served = await loadMaskedClassifiers(latestCheckpoint(pre)!, files);
     try {
-      const pa = new Map(a!.classifier.module.namedParameters());
-      const pb = new Map(b!.classifier.module.namedParameters());
-      const shared = [...pa].filter(([n, p]) => p.native.sharesStorage(pb.get(n)!.native)).map(([n]) => n);
+      const [pa, pb] = served.map((c) => new Map(c.classifier.module.namedParameters()));
+      const shared = [...pa!].filter(([n, p]) => p.native.sharesStorage(pb!.get(n)!.native)).map(([n]) => n);
       expect(shared.length).toBeGreaterThan(20);
       expect(shared.every((n) => /^bert\.(embeddings|encoder)\./.test(n))).toBe(true);
-      expect(pa.get('classifier.weight')!.native.sharesStorage(pb.get('classifier.weight')!.native)).toBe(false);
-      expect((await a!.predict(texts)).map((p) => p.label)).toEqual((await b!.predict(texts)).map((p) => p.label));
+      for (let t = 0; t < 2; t++) {
+        const got = (await served[t]!.predict(texts)).map((p) => Object.values(p.probabilities));
+        got.forEach((row, i) => row.forEach((v, c) => expect(v).toBeCloseTo(want[t]![i]![c]!, 5)));
+      }
     } finally {
-      a!.dispose();
-      b!.dispose();
+      for (const c of served) c.dispose();
     }
-  });
+  }, 60_000);
 
   it.skipIf(!existsSync(join(__dirname, '..', 'dist', 'src', 'cli.js')))('cloze export --mask-only and cloze predict --mask on the command line', async () => {
     const bin = join(__dirname, '..', 'bin', 'cloze.js');
@@ -141,18 +158,20 @@ describe('weight-mask tuning', () => {
     expect(line.probabilities.animal).toBeCloseTo(want!.probabilities.animal!, 5);
   });
 
-  it('--apply-mask starts from the mask: with lr 0 both methods score exactly what the run scored', async () => {
+  it('--apply-mask starts from the mask: with lr 0 both methods, and a run with another τ, score what the run scored', async () => {
     const file = join(root, 'task.mask');
-    const run = await loadClassifier(join(root, 'mask'));
-    const ref = (await run.predict(texts)).map((p) => p.label);
-    run.dispose();
-    for (const method of ['mlp-ft', 'mask-tune']) {
-      const out = join(root, `apply-${method}`);
-      const r = await finetune({ ...base, method, lr: 0, epochs: 1, initFrom: pre, applyMask: file, out }, { output: null });
+    const want = await probabilities(join(root, 'mask'));
+    // The same bits recorded under another τ (0.05): the run places its scores around its own τ (0.01), not the file's.
+    const mf = readMaskFile(file);
+    const other = join(root, 'task-tau.mask');
+    writeMaskFile(other, { ...mf.header, threshold: 0.05 }, mf.bits, mf.tensors);
+    const cases: Array<[string, Record<string, unknown>, string]> = [['mlp-ft', { method: 'mlp-ft' }, file], ['mask-tune', {}, file], ['mask-tune from τ 0.05', {}, other]];
+    for (const [name, extra, mask] of cases) {
+      const out = join(root, `apply-${name.replace(/[^a-z0-9.-]/g, '')}`);
+      const r = await finetune({ ...base, ...extra, lr: 0, epochs: 1, initFrom: pre, applyMask: mask, out }, { output: null });
       expect(r.stopped).toBe('done');
-      const c = await loadClassifier(out);
-      expect((await c.predict(texts)).map((p) => p.label), method).toEqual(ref);
-      c.dispose();
+      const got = await probabilities(out);
+      got.forEach((row, i) => row.forEach((v, c) => expect(v, name).toBeCloseTo(want[i]![c]!, 5)));
     }
   }, 120_000);
 
@@ -197,6 +216,9 @@ describe('weight-mask tuning', () => {
     const bits2 = new Map([...mf.bits].map(([k, v]) => [k === mf.header.layers[0]!.name ? 'bert.encoder.layer.9.output.dense' : k, v]));
     writeMaskFile(bad, { ...mf.header, layers: renamed }, bits2, mf.tensors);
     await expect(loadClassifier(baseDir, { mask: bad })).rejects.toThrow('Expected only masked layers of this model but received layer bert.encoder.layer.9.output.dense');
+    // A file without the head: the classifier would stay random.
+    writeMaskFile(bad, { ...mf.header, tensors: mf.header.tensors.filter((t) => !t.name.startsWith('classifier.')) }, mf.bits, mf.tensors);
+    await expect(loadClassifier(baseDir, { mask: bad })).rejects.toThrow(`${bad}: Expected the head tensors the base lacks but received none for classifier.weight, classifier.bias`);
     // --mask-only of a run that is not mask-tune.
     const mlp = join(root, 'mlp');
     await finetune({ ...base, method: 'mlp-ft', lr: 1e-3, epochs: 1, initFrom: pre, out: mlp }, { output: null });

@@ -8,7 +8,7 @@
  *    0      8  magic "CLZMASK1"
  *    8      4  header length H (bytes of UTF-8 JSON)
  *   12      H  header (MaskFileHeader)
- *   12+H   32  sha256 of the body
+ *   12+H   32  sha256 of the header and the body together
  *   44+H    …  body: each layer's bits in header order, row-major, bit i of a
  *              layer in byte i>>3 at bit i&7 (1 = kept), every layer padded
  *              to whole bytes; then each tensor as float32
@@ -100,9 +100,10 @@ export function writeMaskFile(file: string, header: Omit<MaskFileHeader, 'format
     if (!v || v.length !== n) throw new ClozeError('E_VALUE', `${file}: Expected ${n} values for tensor ${t.name} but received ${v?.length ?? 'none'}`);
     parts.push(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
   }
-  const digest = createHash('sha256');
-  for (const p of parts) digest.update(p);
   const json = Buffer.from(JSON.stringify(h), 'utf8');
+  // The header is covered too: a damaged label, length or base hash that still parses is caught here.
+  const digest = createHash('sha256').update(json);
+  for (const p of parts) digest.update(p);
   const head = Buffer.alloc(12);
   head.write(MAGIC, 0, 'latin1');
   head.writeUInt32LE(json.length, 8);
@@ -167,7 +168,9 @@ export function readMaskFile(file: string): MaskFile {
   for (const l of header.layers) want += packedBytes(l.shape);
   for (const t of header.tensors) want += 4 * checkedProduct(t.shape, `tensor ${t.name}`);
   if (bytes.length - pos !== want) throw fail(file, `Expected ${want} body bytes for the layers and tensors its header lists but received ${bytes.length - pos} (a truncated or padded file)`);
-  if (!createHash('sha256').update(bytes.subarray(pos)).digest().equals(sum)) throw fail(file, 'Expected the body to match its sha256 but it does not (the file is corrupt)');
+  if (!createHash('sha256').update(bytes.subarray(12, 12 + hlen)).update(bytes.subarray(pos)).digest().equals(sum)) {
+    throw fail(file, 'Expected the header and body to match their sha256 but they do not (the file is corrupt)');
+  }
   const bits = new Map<string, Uint8Array>();
   for (const l of header.layers) {
     const n = packedBytes(l.shape);

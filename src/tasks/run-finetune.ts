@@ -101,7 +101,7 @@ export async function finetune(input: Partial<FinetuneConfig> | Record<string, u
  * sha256 of its model.safetensors (a resumed run keeps its record's). An
  * --apply-mask file must name the same base and the run's labels.
  */
-function maskBase(cfg: FinetuneConfig, from: string, resumeDir: string | null, labels: readonly string[]): { sha256: string; dir: string } {
+function maskBase(cfg: FinetuneConfig, from: string, resumeDir: string | null, labels: readonly string[], pair: boolean): { sha256: string; dir: string } {
   const saved = resumeDir ? finetuneRecord(resumeDir)?.mask : undefined;
   if (saved) return { sha256: saved.base_sha256, dir: saved.base };
   const base = { sha256: fileSha256(join(from, 'model.safetensors')), dir: from };
@@ -109,6 +109,9 @@ function maskBase(cfg: FinetuneConfig, from: string, resumeDir: string | null, l
     const h = readMaskFile(cfg.applyMask).header;
     if (h.base_sha256 !== base.sha256) {
       throw new ClozeError('E_VALUE', `${cfg.applyMask}: Expected a mask over the base ${from} (model.safetensors sha256 ${base.sha256}) but received one over the base with sha256 ${h.base_sha256}`);
+    }
+    if (h.pair !== pair) {
+      throw new ClozeError('E_VALUE', `${cfg.applyMask}: Expected a mask for ${pair ? 'a sentence-pair' : 'a single-text'} task (the run's data) but received one for ${h.pair ? 'sentence pairs' : 'single texts'}`);
     }
     if (h.labels.join('\u0000') !== labels.join('\u0000')) {
       throw new ClozeError('E_VALUE', `${cfg.applyMask}: Expected the labels of the run's data (${labels.join(', ')}) but received a mask for labels ${h.labels.join(', ')}`);
@@ -140,7 +143,7 @@ async function finetuneIn(
   progress?.note(`data: ${data.source}; ${data.labels.length} classes`);
   const tok = await checkpointTokenizer(from);
   tok.save(join(outDir, 'tokenizer.json'));
-  const base = cfg.method === 'mask-tune' || cfg.applyMask !== null ? maskBase(cfg, from, resumeDir, data.labels) : null;
+  const base = cfg.method === 'mask-tune' || cfg.applyMask !== null ? maskBase(cfg, from, resumeDir, data.labels, data.pair) : null;
   const classifier = await openClassifier(from, {
     method: cfg.method === 'mask-tune' ? 'mask-tune' : classifierMethod(cfg.method) as Method, labels: data.labels,
     mask: { threshold: cfg.maskThreshold, initSparsity: cfg.maskInitSparsity, initScale: cfg.maskInitScale },

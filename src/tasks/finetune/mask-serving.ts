@@ -16,7 +16,7 @@ import { bertConfigFromHf } from '../../models/bert/hf-config.js';
 import { releaseCache } from '../../runtime.js';
 import { fromTypedArray } from '../../tensor.js';
 import { keep } from '../../autograd/mode.js';
-import { HEAD_TENSOR, maskedLayers } from './mask-tune.js';
+import { checkHeadTensors, HEAD_TENSOR, maskedLayers } from './mask-tune.js';
 
 const TRUNK = /^bert\.(embeddings|encoder)\./;
 
@@ -55,6 +55,7 @@ export function maskedTaskModels(baseDir: string, maskFiles: readonly string[]):
         p.moveHandle(t.native.reshape(p.shape));
       }
       const params = new Map(model.namedParameters());
+      checkHeadTensors(model, mask, file);
       for (const { name, shape } of mask.header.tensors) {
         const p = params.get(name);
         if (!p || !HEAD_TENSOR.test(name)) throw new ClozeError('E_VALUE', `${file}: Expected only pooler and classifier tensors of this model but received tensor ${name}`);

@@ -52,16 +52,19 @@ export function initScoreRange(o: Pick<MaskTuneOptions, 'threshold' | 'initSpars
  * (requiresGrad off: no gradient is computed for the frozen tensors, and the
  * optimizer gets only the scores).
  */
-export function attachWeightMasks(model: BertForSequenceClassification, o: MaskTuneOptions): void {
-  if (!(o.threshold > -o.initScale && o.initSparsity > 0 && o.initSparsity < 1 && o.initScale > 0)) {
+export function attachWeightMasks(model: BertForSequenceClassification, o: MaskTuneOptions, opts: { init?: boolean } = {}): void {
+  const init = opts.init ?? true;
+  if (!Number.isFinite(o.threshold)) throw new ClozeError('E_VALUE', `Expected a finite maskThreshold for weight-mask tuning but received ${o.threshold}`);
+  if (init && !(o.threshold > -o.initScale && o.initSparsity > 0 && o.initSparsity < 1 && o.initScale > 0)) {
     throw new ClozeError('E_VALUE', `Expected maskInitSparsity in (0, 1), maskInitScale > 0 and maskThreshold > −maskInitScale for weight-mask tuning but received ${o.initSparsity}, ${o.initScale} and ${o.threshold}`);
   }
   const [lo, hi] = initScoreRange(o);
   const rng = new Rng((o.seed + SCORE_SEED_OFFSET) % 2 ** 52);
   for (const p of model.parameters()) p.requiresGrad = false;
   for (const [, lin] of maskedLayers(model)) {
+    // Scores a checkpoint is about to overwrite need no draw (85 M of them for BERT-base).
     const v = new Float32Array(lin.weight.size);
-    for (let i = 0; i < v.length; i++) v[i] = lo + (hi - lo) * rng.uniform();
+    if (init) for (let i = 0; i < v.length; i++) v[i] = lo + (hi - lo) * rng.uniform();
     // Scores are not weights: no decay pulls them towards the threshold (the paper's Adam has none).
     lin.attachWeightMask(Parameter.from(tensor(v, lin.weight.shape, 'float32'), { decay: false }), o.threshold);
   }
@@ -134,6 +137,7 @@ export function applyMaskFile(model: BertForSequenceClassification, mf: MaskFile
   const missing = [...layers.keys()].filter((n) => !listed.has(n));
   if (missing.length) throw new ClozeError('E_VALUE', `${file}: Expected a mask for every masked layer of the model but received none for ${missing.join(', ')}`);
   const params = new Map(model.namedParameters());
+  checkHeadTensors(model, mf, file);
   for (const { name, shape } of mf.header.tensors) {
     const p = params.get(name);
     if (!p || !HEAD_TENSOR.test(name)) throw new ClozeError('E_VALUE', `${file}: Expected only pooler and classifier tensors of this model but received tensor ${name}`);
@@ -150,7 +154,8 @@ export function applyMaskFile(model: BertForSequenceClassification, mf: MaskFile
     if (bits.length !== packedBytes(shape)) throw new ClozeError('E_VALUE', `${file}: Expected ${packedBytes(shape)} bytes of bits for layer ${name} but received ${bits.length}`);
     const kept = (i: number): boolean => ((bits[i >> 3]! >> (i & 7)) & 1) === 1;
     if (o) {
-      const t = mf.header.threshold;
+      // Around the run's own τ (the layer's threshold), not the file's: the bits already hold the decision.
+      const t = o.threshold;
       const v = new Float32Array(n);
       for (let i = 0; i < n; i++) v[i] = kept(i) ? (t + hi) / 2 : (lo + t) / 2;
       if (l.weightMask) l.weightMask.native.write(v);
@@ -161,6 +166,13 @@ export function applyMaskFile(model: BertForSequenceClassification, mf: MaskFile
       l.weight.native.write(w);
     }
   }
+}
+
+/** A mask file must carry every frozen tensor outside the base's trunk (pooler, classifier): else they would stay random. */
+export function checkHeadTensors(model: BertForSequenceClassification, mf: MaskFile, file: string): void {
+  const listed = new Set(mf.header.tensors.map((t) => t.name));
+  const missing = model.namedParameters().map(([n]) => n).filter((n) => HEAD_TENSOR.test(n) && !n.endsWith('.weight_mask') && !listed.has(n));
+  if (missing.length) throw new ClozeError('E_VALUE', `${file}: Expected the head tensors the base lacks but received none for ${missing.join(', ')}`);
 }
 
 /** What a mask file says of itself for `cloze info`-style notes: kept fraction over all layers. */

@@ -67,7 +67,7 @@ export async function openClassifier(dir: string, spec: ClassifierSpec, tok: Tex
         const mask = spec.method === 'mask-tune' ? { ...(spec.mask ?? MASK_TUNE_DEFAULTS), seed: spec.seed } : null;
         // A fine-tuned mask-tune checkpoint has the scores: they must exist before its state loads.
         const trained = Object.keys(ck.model).some((k) => k.endsWith('.weight_mask'));
-        if (mask && trained) attachWeightMasks(model, mask);
+        if (mask && trained) attachWeightMasks(model, mask, { init: false });
         model.loadPretrained(ck.model, join(dir, 'model.safetensors'));
         if (mask && !trained) attachWeightMasks(model, mask);
         if (spec.maskFile) applyMaskFile(model, readMaskFile(spec.maskFile), spec.maskFile, mask ?? undefined);
