@@ -11,9 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { backward } from '../src/autograd/backward.js';
-import { readSafetensorsHeader } from '../src/checkpoint/safetensors.js';
+import { loadSafetensors, readSafetensorsHeader } from '../src/checkpoint/safetensors.js';
+import { noGrad } from '../src/autograd/mode.js';
 import { exportCheckpoint } from '../src/commands/export.js';
-import { add, asaMask, fromTypedArray, gradReverse, linear, mul, sum, symKl, tensor } from '../src/index.js';
+import { add, asaMask, fromTypedArray, gradReverse, linear, mul, sum, symKl, tensor, type Tensor } from '../src/index.js';
 import { BertForSequenceClassification } from '../src/models/bert/classification.js';
 import { Parameter } from '../src/nn/parameter.js';
 import { AdamW } from '../src/optim/adamw.js';
@@ -190,6 +191,37 @@ describe('asa: inference never sees the adversary', () => {
   });
 });
 
+describe('asa: the real step', () => {
+  it('the adversary ascends its objective through asaLoss: with a large τ its optimizer steps keep more pairs', () => {
+    const model = new BertForSequenceClassification({ vocabSize: 40, hidden: 16, layers: 2, heads: 2, intermediate: 32, maxPosition: 32 }, { numLabels: 2, seed: 5 });
+    const c = new TextClassifier({ method: 'mlp-ft', model }, ['a', 'b'], tok, 12);
+    const adv = new AsaAdversary(model.config, { seed: 1 });
+    const opt = new AdamW(adv.parameters(), { lr: 1e-2 });
+    try {
+      const { batch, maskRows } = c.batchOf(examples);
+      const labels = fromTypedArray(Int32Array.from([0, 1, 0]), [3]);
+      const keptPairs = (): number => {
+        const kept: Tensor[] = [];
+        noGrad(() => c.classLogits({ ...batch, attentionBias: adv.biasHook(kept) }, maskRows));
+        return kept.reduce((a, k) => a + sum(k).item(), 0);
+      };
+      const before = keptPairs();
+      // τ = 30: τ²·ΣM/B outweighs the CE and SymKL terms, so the adversary's ascent shows as more kept pairs;
+      // without the gradient reversal in biasHook its steps would descend and mask more.
+      for (let i = 0; i < 5; i++) {
+        opt.zeroGrad();
+        backward(asaLoss(c, adv, batch, maskRows, labels, 30).loss);
+        opt.step();
+      }
+      expect(keptPairs()).toBeGreaterThan(before);
+    } finally {
+      opt.dispose();
+      adv.dispose();
+      c.dispose();
+    }
+  });
+});
+
 describe('cloze finetune --method asa', () => {
   it('trains with a finite loss, keeps the adversary in its checkpoints, exports and serves a plain classifier', async () => {
     const out = join(root, 'asa');
@@ -206,6 +238,16 @@ describe('cloze finetune --method asa', () => {
     expect(layers).toBeGreaterThan(0);
     // query and key, weight and bias, per layer.
     expect(names.filter((n) => n.startsWith('asa.')).length).toBe(4 * layers);
+    // The optimizer trained the adversary: its weights left their (seeded) initialisation.
+    const saved = loadSafetensors(join(r.checkpoint!, 'model.safetensors'));
+    const fresh = new AsaAdversary({ hidden: saved['asa.layer.0.query.weight']!.shape[1]!, layers, initializerRange: 0.02 }, { seed: base.seed });
+    try {
+      const w0 = fresh.namedParameters().find(([n]) => n === 'layer.0.query.weight')![1].toArray();
+      expect(Array.from(saved['asa.layer.0.query.weight']!.toArray())).not.toEqual(Array.from(w0));
+    } finally {
+      fresh.dispose();
+      for (const t of Object.values(saved)) t.dispose();
+    }
     const exported = join(root, 'asa-export');
     const files = exportCheckpoint(out, exported);
     const plainNames = readSafetensorsHeader(files.find((f) => f.endsWith('model.safetensors'))!).tensors.map((t) => t.name);
