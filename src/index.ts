@@ -15,7 +15,7 @@ export { layerNorm } from './ops/layernorm.js';
 export { softmax } from './ops/softmax.js';
 export { crossEntropy, argmax, type CrossEntropyOptions } from './ops/cross_entropy.js';
 export { embedding } from './ops/embedding.js';
-export { linearCrossEntropy, type LinearCrossEntropyOptions } from './ops/linear_ce.js';
+export { linearCrossEntropy, linearSample, type LinearCrossEntropyOptions, type LinearSampleOptions } from './ops/linear_ce.js';
 export { labelWordLogits, verbalizerPool } from './ops/label_words.js';
 export { attention, alibiSlopes, type AttentionOptions, type AttentionResult } from './ops/attention.js';
 export { Module } from './nn/module.js';
