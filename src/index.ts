@@ -37,6 +37,7 @@ export { Shard, ShardWriter, SHARD_MAGIC, SHARD_VERSION, type ShardHeader } from
 export { prepareShard, corpusHash, openShard, type PrepareOptions, type PreparedShard } from './data/prepare.js';
 export { PackedCorpus, type PackOptions, type SpecialIds, type Batch, type BatchOptions } from './data/packing.js';
 export * from './models/bert/index.js';
+export * from './models/electra/index.js';
 export {
   saveSafetensors, loadSafetensors, readSafetensorsHeader, SAFETENSORS_DTYPE, MAX_HEADER_BYTES,
   type SafetensorsHeader, type SafetensorsEntry, type SaveSafetensorsOptions,
