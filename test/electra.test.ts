@@ -18,6 +18,11 @@ import type { PaddedMlmBatch } from '../src/models/bert/batch.js';
 import { pretrain, resolveRun, type StepInfo } from '../src/tasks/pretrain.js';
 import { writeFixtureCorpus } from './helpers/fixture-corpus.js';
 import { Rng } from '../src/rng.js';
+import { loadTokenizer } from '../src/data/tokenizer.js';
+import type { PackedCorpus } from '../src/data/packing.js';
+import { ELECTRA_CORRUPTION } from '../src/tasks/mlm/electra.js';
+import { MaskingPlan } from '../src/tasks/mlm/masking-plan.js';
+import { evaluateMlmCheckpoint } from '../src/tasks/mlm/evaluate-checkpoint.js';
 
 const V = 50;
 const tiny = { discriminator: { vocabSize: V, hidden: 32, layers: 2, heads: 2, intermediate: 64, hiddenDropout: 0 } };
@@ -180,6 +185,38 @@ describe("pretrain({ objective: 'electra' })", () => {
     tok.save(tokenizer);
   });
 
+  it('masks 15% of the tokens, 85% of them [MASK] and the rest unchanged, never a random token', async () => {
+    const tok = await loadTokenizer(tokenizer);
+    const plan = new MaskingPlan({ maskRatio: 0.15, masking: 'token' }, tok, {} as PackedCorpus, false, ELECTRA_CORRUPTION);
+    const B = 64;
+    const L = 64;
+    const ids = new Int32Array(B * L);
+    for (let b = 0; b < B; b++) {
+      for (let l = 0; l < L; l++) ids[b * L + l] = 5 + ((b * 31 + l * 7) % (tok.vocabSize - 5));
+      ids[b * L] = tok.clsId;
+      ids[b * L + L - 1] = tok.sepId;
+    }
+    scope(() => {
+      const mb = plan.build({ ids, attentionMask: new Int32Array(B * L).fill(1), shape: [B, L], indices: new Uint32Array(B) }, 11, 0);
+      const out = mb.batch.ids.toArray();
+      const rows = mb.batch.rows.toArray();
+      const targets = mb.batch.targets.toArray();
+      let masked = 0;
+      let kept = 0;
+      rows.forEach((r, k) => {
+        if (out[r] === tok.maskId) masked++;
+        else if (out[r] === targets[k]) kept++;
+      });
+      expect(masked + kept).toBe(rows.length);
+      expect(rows.length / (B * (L - 2))).toBeCloseTo(0.15, 2);
+      expect(masked / rows.length).toBeGreaterThan(0.81);
+      expect(masked / rows.length).toBeLessThan(0.89);
+      // Outside the selection, nothing changes.
+      const selected = new Set(rows);
+      for (let i = 0; i < ids.length; i++) if (!selected.has(i)) expect(out[i]).toBe(ids[i]);
+    });
+  });
+
   it('takes the ELECTRA recipe: electra-mini by default, electra-small with batch 128', () => {
     const a = resolveRun({ objective: 'electra' });
     expect([a.preset, a.lr, a.maskRatio, a.weightDecay, a.batchSize]).toEqual(['electra-mini', 5e-4, 0.15, 0.01, 32]);
@@ -234,6 +271,8 @@ describe("pretrain({ objective: 'electra' })", () => {
       model.dispose();
     }
     ex.dispose();
+    // cloze eval does not score an ELECTRA checkpoint, and says so.
+    await expect(evaluateMlmCheckpoint({ checkpoint: out })).rejects.toThrow(/ELECTRA/);
   });
 
   it('resumes exactly: the losses after an interruption equal those of an uninterrupted run', async () => {
