@@ -15,7 +15,7 @@ export { layerNorm } from './ops/layernorm.js';
 export { softmax } from './ops/softmax.js';
 export { crossEntropy, argmax, type CrossEntropyOptions } from './ops/cross_entropy.js';
 export { embedding } from './ops/embedding.js';
-export { linearCrossEntropy, type LinearCrossEntropyOptions } from './ops/linear_ce.js';
+export { linearCrossEntropy, linearSample, type LinearCrossEntropyOptions, type LinearSampleOptions } from './ops/linear_ce.js';
 export { labelWordLogits, verbalizerPool } from './ops/label_words.js';
 export { attention, alibiSlopes, type AttentionOptions, type AttentionResult } from './ops/attention.js';
 export { Module } from './nn/module.js';
@@ -37,6 +37,7 @@ export { Shard, ShardWriter, SHARD_MAGIC, SHARD_VERSION, type ShardHeader } from
 export { prepareShard, corpusHash, openShard, type PrepareOptions, type PreparedShard } from './data/prepare.js';
 export { PackedCorpus, type PackOptions, type SpecialIds, type Batch, type BatchOptions } from './data/packing.js';
 export * from './models/bert/index.js';
+export * from './models/electra/index.js';
 export {
   saveSafetensors, loadSafetensors, readSafetensorsHeader, SAFETENSORS_DTYPE, MAX_HEADER_BYTES,
   type SafetensorsHeader, type SafetensorsEntry, type SaveSafetensorsOptions,

@@ -32,4 +32,18 @@ export const cases: OpCase[] = [
       };
     },
   },
+  {
+    op: 'linearSample',
+    model: m.label,
+    shape: `h ${dims([m.masked, m.D])}, W ${dims([m.V, m.D])}, b [${m.V}], chunks of ${CHUNK}`,
+    bound: 'compute',
+    setup(ctx) {
+      const M = m.masked;
+      const h = ctx.rand([M, m.D]);
+      const w = ctx.rand([m.V, m.D], 0.05);
+      const b = ctx.rand([m.V], 0.05);
+      const n = ctx.addon;
+      return { fwd: { run: () => n.linearSample(h, w, b, 1, 0, CHUNK, 1), flops: 2 * M * m.V * m.D } };
+    },
+  },
 ];

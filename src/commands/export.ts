@@ -47,13 +47,15 @@ export function exportCheckpoint(from: string, to: string, opts: ExportOptions =
   }
   mkdirSync(to, { recursive: true });
   const copied: string[] = [];
+  const electra = existsSync(join(dir, 'config.json')) && (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { model_type?: unknown }).model_type === 'electra';
   for (const f of ['model.safetensors', 'config.json', 'tokenizer.json']) {
     if (!existsSync(join(dir, f))) {
       if (f === 'tokenizer.json') continue;
       throw new ClozeError('E_IO', `Expected ${f} in ${dir} for checkpoint but received none`);
     }
     if (record?.method === 'mask-tune' && f !== 'tokenizer.json') continue;
-    if (f === 'model.safetensors') copyWeights(join(dir, f), join(to, f), isAdversaryKey);
+    // An ELECTRA run exports its discriminator alone (ElectraForPreTraining): the generator is pre-training only.
+    if (f === 'model.safetensors') copyWeights(join(dir, f), join(to, f), electra ? (k) => isAdversaryKey(k) || k.startsWith('generator.') : isAdversaryKey);
     else copyFileSync(join(dir, f), join(to, f));
     copied.push(join(to, f));
   }

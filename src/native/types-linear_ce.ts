@@ -10,4 +10,5 @@ export interface LinearCeNative {
     gradLoss: number, h: N, w: N, bias: Maybe, targets: N, lse: N, ignoreIndex: number, count: number, chunkSize: number,
     needInput: boolean, needWeight: boolean, needBias: boolean,
   ): [Maybe, Maybe, Maybe];
+  linearSample(h: N, w: N, bias: Maybe, seed: number, step: number, chunkSize: number, temperature: number): N;
 }

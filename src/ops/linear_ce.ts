@@ -5,8 +5,8 @@
  * is kept for backward, which recomputes each chunk's logits.
  */
 import { native } from '../native/loader.js';
-import { record, type Tensor } from '../tensor.js';
-import { checkDtype, checkFloat, checkInt, checkRank, checkSameDtype, checkShape, checkTensor } from '../validate.js';
+import { record, Tensor } from '../tensor.js';
+import { checkDtype, checkFloat, checkInt, checkNumber, checkRank, checkSameDtype, checkShape, checkTensor } from '../validate.js';
 
 export interface LinearCrossEntropyOptions {
   /** Vocabulary rows per chunk (default 4096); the scratch is [M, chunkSize]. */
@@ -59,4 +59,46 @@ export function linearCrossEntropy(
       ),
     sb ? [sh, sw, sb, st, r.lse] : [sh, sw, st, r.lse],
   )[0]!;
+}
+
+export interface LinearSampleOptions {
+  /** Philox key of the draws. */
+  seed: number;
+  /** Counter of the draws (the training step or micro-batch index): a sample is a pure function of (seed, step, row). */
+  step: number;
+  /** Vocabulary rows per chunk (default 4096); the scratch is [M, chunkSize]. */
+  chunkSize?: number;
+  /** Softmax temperature (default 1). */
+  temperature?: number;
+}
+
+/**
+ * One token id per row drawn from softmax((h·weightᵀ + bias) / temperature),
+ * fused into the same vocabulary-chunked pass as linearCrossEntropy: each
+ * chunk's logits get Gumbel noise from the Philox stream keyed on (seed,
+ * step, row, column) and only the running maximum per row is kept, so the
+ * [M, V] logits are never stored. ELECTRA's generator samples its
+ * replacements with it. No gradient (a stop-gradient sample): int32 [M].
+ */
+export function linearSample(h: Tensor, weight: Tensor, bias: Tensor | null, opts: LinearSampleOptions): Tensor {
+  checkFloat(h, 'input');
+  checkRank(h, 2, 2, 'input');
+  checkTensor(weight, 'weight');
+  checkSameDtype(h, weight, 'weight');
+  checkRank(weight, 2, 2, 'weight');
+  const [, D] = h.shape as [number, number];
+  const V = weight.shape[0]!;
+  checkShape(weight, [V, D], 'weight');
+  if (bias) {
+    checkTensor(bias, 'bias');
+    checkSameDtype(h, bias, 'bias');
+    checkShape(bias, [V], 'bias');
+  }
+  checkInt(opts.seed, 'seed', 0, 2 ** 53);
+  checkInt(opts.step, 'step', 0, 2 ** 53);
+  const chunk = opts.chunkSize ?? 4096;
+  checkInt(chunk, 'chunkSize', 1);
+  const temperature = opts.temperature ?? 1;
+  checkNumber(temperature, 'temperature', Number.MIN_VALUE, Number.MAX_VALUE);
+  return new Tensor(native().linearSample(h.native, weight.native, bias?.native ?? null, opts.seed, opts.step, chunk, temperature));
 }

@@ -68,6 +68,8 @@ export const OP_FAMILIES = {
   ],
   linear_ce: [
     { forward: 'linearCrossEntropy', backward: 'linearCrossEntropyBackward', ts: 'linearCrossEntropy', cpu: ['linear_ce_forward_cpu', 'linear_ce_backward_cpu'], cuda: ['linear_ce_forward_cuda', 'linear_ce_backward_cuda'] },
+    // ELECTRA's generator: one sampled id per row from the same chunked logits (Gumbel-max, Philox); no gradient.
+    { forward: 'linearSample', backward: null, ts: 'linearSample', cpu: ['linear_sample_cpu'], cuda: ['linear_sample_cuda'] },
   ],
   label_words: [
     // MVP's scoring: the K label words' MLM logits at the [MASK] rows (never [M, V]), and their pooling into classes.

@@ -1,4 +1,5 @@
 // Fused, vocabulary-chunked linear + cross-entropy (the MLM head's last step).
+#include <cmath>
 #include <vector>
 
 #include "../ops/linear_ce.h"
@@ -128,6 +129,57 @@ void register_linear_ce(Napi::Env env, Napi::Object exports) {
       return s;
     });
     return loss_result(a, h->dtype(), total, count, lse);
+  });
+
+  // linearSample(h [M, D], w [V, D], b [V] | null, seed, step, chunkSize, temperature) -> int32 [M]:
+  //   one id per row drawn from softmax((h·wᵀ + b) / temperature) by Gumbel-max in vocabulary chunks
+  //   (ops/linear_ce.h); forward only.
+  CLOZE_EXPORT(exports, "linearSample", [](const ArgReader& a) -> Napi::Value {
+    NTensor* h = a.tensor(0, "input");
+    NTensor* w = a.tensor(1, "weight");
+    NTensor* b = a.tensor_or_null(2, "bias");
+    const int64_t seed = a.integer(3, "seed", 0, (int64_t(1) << 53));
+    const int64_t step = a.integer(4, "step", 0, (int64_t(1) << 53));
+    const int64_t chunk = a.integer(5, "chunkSize", 1, INT32_MAX);
+    const double temperature = a.number(6, "temperature");
+    if (!(temperature > 0) || !std::isfinite(temperature))
+      a.bad(ErrCode::Value, "a finite temperature > 0", "temperature", a.describe(a.info[6]));
+    a.want_float(h, "input");
+    a.want_ndim(h, 2, 2, "input");
+    const int64_t M = h->dim(0), D = h->dim(1);
+    if (D == 0) a.bad(ErrCode::Shape, "a non-empty last dimension", "input", tensor_desc(h));
+    a.want_same_dtype(h, w, "weight");
+    a.want_ndim(w, 2, 2, "weight");
+    const int64_t V = w->dim(0);
+    if (V == 0 || w->dim(1) != D)
+      a.bad(ErrCode::Shape, "weight of shape [V, " + std::to_string(D) + "] with V >= 1 (input has " + tensor_desc(h) + ")",
+            "weight", tensor_desc(w));
+    if (V >= (int64_t(1) << 31)) a.bad(ErrCode::Shape, "fewer than 2^31 vocabulary rows", "weight", tensor_desc(w));
+    if (b) {
+      a.want_same_dtype(h, b, "bias");
+      a.want_shape(b, {V}, "bias");
+    }
+    const size_t chunk_bytes = checked_bytes({M, std::min(chunk, V)}, dtype_size(h->dtype()), a.op, "the logits chunk [M, chunkSize]");
+    if (!a.on_cuda()) Storage::check_request(chunk_bytes, a.op);
+    Napi::Object out = a.alloc(DType::I32, {M}, false);
+    dispatch(a, h, [&](auto t, auto dev) {
+      using T = decltype(t);
+      LinearSampleParams<T> p;
+      p.M = M;
+      p.D = D;
+      p.V = V;
+      p.chunk = chunk;
+      p.h = h->ptr<T>();
+      p.w = w->ptr<T>();
+      p.b = b ? b->ptr<T>() : nullptr;
+      p.temperature = temperature;
+      p.seed = static_cast<uint64_t>(seed);
+      p.step = static_cast<uint64_t>(step);
+      p.out = NTensor::Unwrap(out)->ptr<int32_t>();
+      CLOZE_KERNEL(dev, linear_sample, p);
+      return 0;
+    });
+    return out;
   });
 
   // linearCrossEntropyBackward(gradLoss number, h, w, b | null, targets, lse, ignoreIndex, count, chunkSize,

@@ -120,14 +120,85 @@ __global__ void store_kernel(T* dst, const float* src, int64_t n) {
 }
 
 // S [M, n] = h·W[c0 : c0+n]ᵀ + b[c0 : c0+n], row stride n (as the CPU's chunk_logits).
-template <typename T>
-void chunk_logits(const LinearCEParams<T>& p, int64_t c0, int64_t n, T* S) {
+template <typename P, typename T>
+void chunk_logits(const P& p, int64_t c0, int64_t n, T* S) {
   if (p.b) bias_rows_cuda<T>(S, n, p.b + c0, p.M, n, kOp);
   gemm_cuda<T>(chunk_logits_gemm(p, c0, n, S));
 }
 
+__global__ void sample_init_kernel(float* best, int32_t* arg, int64_t M) {
+  CLOZE_GRID_STRIDE(m, M) {
+    best[m] = -INFINITY;
+    arg[m] = 0;
+  }
+}
+
+// One block per row (grid-stride over rows): the Gumbel-perturbed maximum of
+// chunk columns [c0, c0+n) of row m, folded into the row's running best.
+// Ties keep the lower id, as on the CPU.
+template <typename T>
+__global__ void sample_chunk_kernel(const T* S, int64_t M, int64_t n, int64_t c0, float inv_t, uint64_t seed,
+                                    uint64_t step, float* best, int32_t* arg) {
+  __shared__ float sv[kThreads];
+  __shared__ int32_t si[kThreads];
+  for (int64_t m = blockIdx.x; m < M; m += gridDim.x) {
+    float bv = -INFINITY;
+    int32_t bi = INT32_MAX;
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+      const float u = linear_sample_uniform(seed, step, m, c0 + j);
+      const float v = ld(S, m * n + j) * inv_t - logf(-logf(u));
+      if (v > bv) {  // each thread's columns rise, so strict keeps the lower id
+        bv = v;
+        bi = static_cast<int32_t>(c0 + j);
+      }
+    }
+    sv[threadIdx.x] = bv;
+    si[threadIdx.x] = bi;
+    __syncthreads();
+    for (int w = blockDim.x / 2; w > 0; w >>= 1) {
+      if (threadIdx.x < w) {
+        const float ov = sv[threadIdx.x + w];
+        const int32_t oi = si[threadIdx.x + w];
+        if (ov > sv[threadIdx.x] || (ov == sv[threadIdx.x] && oi < si[threadIdx.x])) {
+          sv[threadIdx.x] = ov;
+          si[threadIdx.x] = oi;
+        }
+      }
+      __syncthreads();
+    }
+    if (threadIdx.x == 0 && sv[0] > best[m]) {
+      best[m] = sv[0];
+      arg[m] = si[0];
+    }
+    __syncthreads();  // the next row reuses sv / si
+  }
+}
+
 }  // namespace
 }  // namespace cuda
+
+template <typename T>
+void linear_sample_cuda(const LinearSampleParams<T>& p) {
+  using namespace cuda;
+  constexpr const char* op = "linearSample";
+  const int64_t M = p.M, V = p.V, C = std::min(std::max<int64_t>(p.chunk, 1), V);
+  if (M == 0) return;
+  DeviceTemp scratch(sizeof(T) * static_cast<size_t>(M * C), op);
+  DeviceTemp rows(sizeof(float) * static_cast<size_t>(M), op);
+  T* S = scratch.as<T>();
+  float* best = rows.as<float>();
+  CLOZE_LAUNCH(op, sample_init_kernel, blocks_for(M), kThreads, 0, best, p.out, M);
+  const float inv_t = static_cast<float>(1.0 / p.temperature);
+  for (int64_t c0 = 0; c0 < V; c0 += C) {
+    const int64_t n = std::min(C, V - c0);
+    chunk_logits(p, c0, n, S);
+    CLOZE_LAUNCH(op, sample_chunk_kernel<T>, row_blocks(M), kThreads, 0, S, M, n, c0, inv_t, p.seed, p.step, best,
+                 p.out);
+  }
+}
+
+template void linear_sample_cuda<float>(const LinearSampleParams<float>&);
+template void linear_sample_cuda<bf16>(const LinearSampleParams<bf16>&);
 
 template <typename T>
 void linear_ce_forward_cuda(LinearCEParams<T>& p) {

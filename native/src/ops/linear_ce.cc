@@ -18,8 +18,8 @@ namespace {
 int64_t row_grain(int64_t n) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)); }
 
 // S [M, n] = h·W[c0 : c0+n]ᵀ + b[c0 : c0+n], row stride n.
-template <typename T>
-void chunk_logits(const LinearCEParams<T>& p, int64_t c0, int64_t n, T* S) {
+template <typename P, typename T>
+void chunk_logits(const P& p, int64_t c0, int64_t n, T* S) {
   if (p.b) {  // start from the bias and let the GEMM accumulate (beta = 1)
     const T* bc = p.b + c0;
     parallel_range(p.M, row_grain(n), [&](int64_t r0, int64_t r1) {
@@ -153,9 +153,44 @@ void linear_ce_backward_cpu(const LinearCEParams<T>& p) {
   }
 }
 
+template <typename T>
+void linear_sample_cpu(const LinearSampleParams<T>& p) {
+  const int64_t M = p.M, V = p.V, C = std::min(std::max<int64_t>(p.chunk, 1), V);
+  if (M == 0) return;
+  const T inv_t = static_cast<T>(1.0 / p.temperature);
+  std::vector<T> best(static_cast<size_t>(M), neg_inf<T>());
+  std::vector<int32_t> arg(static_cast<size_t>(M), 0);
+  const auto scratch = Storage::allocate(sizeof(T) * static_cast<size_t>(M * C), "linearSample", false);
+  T* S = static_cast<T*>(scratch->data());
+  for (int64_t c0 = 0; c0 < V; c0 += C) {
+    const int64_t n = std::min(C, V - c0);
+    chunk_logits(p, c0, n, S);
+    parallel_range(M, row_grain(n), [&](int64_t r0, int64_t r1) {
+      for (int64_t m = r0; m < r1; m++) {
+        const T* x = S + m * n;
+        T bm = best[m];
+        int32_t am = arg[m];
+        for (int64_t j = 0; j < n; j++) {
+          const float u = linear_sample_uniform(p.seed, p.step, m, c0 + j);
+          const T g = -std::log(-std::log(static_cast<T>(u)));
+          const T v = x[j] * inv_t + g;
+          if (v > bm) {  // strict: ties keep the lower id
+            bm = v;
+            am = static_cast<int32_t>(c0 + j);
+          }
+        }
+        best[m] = bm;
+        arg[m] = am;
+      }
+    });
+  }
+  std::copy(arg.begin(), arg.end(), p.out);
+}
+
 #define CLOZE_INST(T)                                                  \
   template double linear_ce_forward_cpu<T>(LinearCEParams<T>&);       \
-  template void linear_ce_backward_cpu<T>(const LinearCEParams<T>&);
+  template void linear_ce_backward_cpu<T>(const LinearCEParams<T>&); \
+  template void linear_sample_cpu<T>(const LinearSampleParams<T>&);
 CLOZE_INST(float)
 CLOZE_INST(double)
 #undef CLOZE_INST

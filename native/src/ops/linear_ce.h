@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "../core/blas.h"
+#include "../core/philox.h"
 
 namespace cloze {
 
@@ -39,8 +40,9 @@ struct LinearCEParams {
 // Returns the summed loss over non-ignored rows (the caller divides by count).
 // The chunk's logits S [M, n] = h·W[c0 : c0+n]ᵀ (+ S, which holds the bias
 // rows when there is a bias), row stride n: the GEMM both backends run.
-template <typename T>
-GemmParams chunk_logits_gemm(const LinearCEParams<T>& p, int64_t c0, int64_t n, T* S) {
+// P is LinearCEParams<T> or LinearSampleParams<T> (both carry M, D, h, w, b).
+template <typename P, typename T>
+GemmParams chunk_logits_gemm(const P& p, int64_t c0, int64_t n, T* S) {
   GemmParams g;
   g.trans_b = true;
   g.M = p.M;
@@ -56,10 +58,38 @@ GemmParams chunk_logits_gemm(const LinearCEParams<T>& p, int64_t c0, int64_t n, 
   return g;
 }
 
+// Fused sampling from softmax(h·Wᵀ + b) / temperature, one id per row, in the
+// same vocabulary chunks (ELECTRA's generator): Gumbel-max, argmax_j of
+// logit_j / temperature + G_j with G_j = −log(−log U_j), so the [M, V] logits
+// are never stored. U_j is a Philox draw that is a pure function of
+// (seed, step, row m, column j): key seed, counter (step, m·2^32 + j/4), word
+// j mod 4, 24 bits, offset by half a unit so that U is in (0, 1). Ties keep
+// the lower id. Forward only: a sample has no gradient.
+template <typename T>
+struct LinearSampleParams {
+  int64_t M = 0, D = 0, V = 0;
+  int64_t chunk = 4096;      // vocabulary rows per chunk (>= 1)
+  const T* h = nullptr;      // [M, D]
+  const T* w = nullptr;      // [V, D]
+  const T* b = nullptr;      // [V] or null
+  double temperature = 1.0;  // > 0
+  uint64_t seed = 0;
+  uint64_t step = 0;
+  int32_t* out = nullptr;    // [M] sampled ids
+};
+
+// The uniform in (0, 1) of row m, column j (shared by the CPU and CUDA kernels).
+CLOZE_HD inline float linear_sample_uniform(uint64_t seed, uint64_t step, int64_t m, int64_t j) {
+  const Philox4 r = philox4x32(seed, step, (static_cast<uint64_t>(m) << 32) | static_cast<uint64_t>(j >> 2));
+  return (static_cast<float>(r.v[j & 3] >> 8) + 0.5f) * (1.0f / 16777216.0f);
+}
+
 template <typename T> double linear_ce_forward_cpu(LinearCEParams<T>& p);
 template <typename T> void linear_ce_backward_cpu(const LinearCEParams<T>& p);
 // cuda (T = float or bf16): same chunking; every buffer is device memory.
 template <typename T> void linear_ce_forward_cuda(LinearCEParams<T>& p);
 template <typename T> void linear_ce_backward_cuda(const LinearCEParams<T>& p);
+template <typename T> void linear_sample_cpu(const LinearSampleParams<T>& p);
+template <typename T> void linear_sample_cuda(const LinearSampleParams<T>& p);
 
 }  // namespace cloze

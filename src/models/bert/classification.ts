@@ -154,17 +154,22 @@ export class BertForSequenceClassification extends Module {
    * pooler; a fine-tuned one both) and otherwise keep their HF-style
    * initialisation. The MLM head (`cls.*`), an ASA run's adversary (`asa.*`)
    * and HF's buffers are skipped. A
-   * bare BertModel's names (`embeddings.…` without `bert.`) are accepted.
+   * bare BertModel's names (`embeddings.…` without `bert.`) are accepted, and
+   * so is an ELECTRA checkpoint: its discriminator (`electra.…`) is the
+   * encoder, its heads and generator are skipped.
    */
   loadPretrained(sd: Record<string, Tensor>, where = 'state dict'): PretrainedLoad {
     const keys = Object.keys(sd);
     const bare = !keys.some((k) => k.startsWith('bert.')) && keys.some((k) => k.startsWith('embeddings.'));
+    // An ELECTRA checkpoint (ElectraForPreTraining names): its discriminator is the encoder, electra.* read as bert.*.
+    const electra = !keys.some((k) => k.startsWith('bert.')) && keys.some((k) => k.startsWith('electra.embeddings.'));
     const mine = new Set(Object.keys(this.stateDict()));
     const take: Record<string, Tensor> = {};
     for (const [k0, t] of Object.entries(sd)) {
-      const k = bare && !k0.startsWith('classifier.') ? `bert.${k0}` : k0;
-      // asa.*: the adversary of an ASA fine-tuning run, which only its training uses.
+      const k = electra && k0.startsWith('electra.') ? `bert.${k0.slice('electra.'.length)}` : bare && !k0.startsWith('classifier.') ? `bert.${k0}` : k0;
+      // asa.*: the adversary of an ASA fine-tuning run, which only its training uses; ELECTRA's heads and generator.
       if (HF_EXTRA_KEYS.has(k) || k.startsWith('cls.') || k.startsWith('asa.')) continue;
+      if (electra && (k.startsWith('discriminator_predictions.') || k.startsWith('generator.') || k.startsWith('generator_'))) continue;
       if (!mine.has(k)) throw new ClozeError('E_VALUE', `Expected only BERT parameter names in ${where} but received '${k0}'`);
       take[k] = t;
     }

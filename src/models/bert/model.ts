@@ -19,6 +19,7 @@ import { embedding } from '../../ops/embedding.js';
 import { Dropout, Embedding, LayerNorm, Linear, type InitOptions } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
 import type { Parameter } from '../../nn/parameter.js';
+import type { Device } from '../../native/types.js';
 import { constant } from '../../nn/init.js';
 import { Rng } from '../../rng.js';
 import { fromTypedArray, tensor, type DType, type Tensor } from '../../tensor.js';
@@ -126,11 +127,21 @@ export class BertOnlyMLMHead extends Module {
 }
 
 /**
- * The encoder's final hidden states for a batch: [B, L, D] padded, [nnz, D]
- * packed. Shared by every model with a `bert` trunk (MLM, classification);
- * `slopes` are the ALiBi slopes, or null for absolute positions.
+ * What encodeBatch runs: embeddings then encoder. BertModel is one; ELECTRA's
+ * generator is another (the discriminator's embeddings, projected, then its own encoder).
  */
-export function encodeBatch(bert: BertModel, c: BertConfig, slopes: Tensor | null, batch: EncoderBatch): Tensor {
+export interface BertTrunk {
+  readonly embeddings: Pick<BertEmbeddings, 'forward' | 'word_embeddings'>;
+  readonly encoder: Pick<BertEncoder, 'forward'>;
+  readonly device: Device;
+}
+
+/**
+ * The encoder's final hidden states for a batch: [B, L, D] padded, [nnz, D]
+ * packed. Shared by every model with a `bert` trunk (MLM, classification,
+ * ELECTRA); `slopes` are the ALiBi slopes, or null for absolute positions.
+ */
+export function encodeBatch(bert: BertTrunk, c: BertConfig, slopes: Tensor | null, batch: EncoderBatch): Tensor {
   checkTensor(batch.ids, 'ids');
   checkDtype(batch.ids, 'int32', 'ids');
   const packed = isPacked(batch);

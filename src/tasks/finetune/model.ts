@@ -45,6 +45,9 @@ export async function checkpointTokenizer(dir: string): Promise<TextTokenizer> {
  * pooler and next-sentence head an MLM does not use); `dir` names it in errors.
  */
 export function maskedLMOf(ck: Pick<LoadedCheckpoint, 'config' | 'model'>, dir: string, seed: number): BertForMaskedLM {
+  if (ck.config.model_type === 'electra') {
+    throw new ClozeError('E_VALUE', `Expected a checkpoint with an MLM head in ${dir} for this method but received an ELECTRA one (its discriminator has no MLM head); fine-tune it with --method mlp-ft`);
+  }
   const model = new BertForMaskedLM(bertConfigFromHf(ck.config, join(dir, 'config.json')), { seed });
   // asa.*: an ASA run's adversary, which only training uses.
   const unused = (k: string): boolean => HF_EXTRA_KEYS.has(k) || k.startsWith('asa.') || k.startsWith('bert.pooler.') || k.startsWith('cls.seq_relationship.') || k.startsWith('classifier.');

@@ -4,9 +4,11 @@
  * caller left unset.
  */
 import { BERT_PRESETS, type BertPresetName } from '../../models/bert/presets.js';
+import { ELECTRA_PRESETS, ELECTRA_RECIPE, isElectraPreset } from '../../models/electra/presets.js';
 import { MAX_SEQUENCE_LENGTH, type ConfigOf, type ConfigSection, type Fields, type SharedConfig } from '../../train/config.js';
 
 export const MLM_FIELDS = {
+  objective: { kind: 'string', default: 'mlm', choices: ['mlm', 'electra'], describe: "Text objective: BERT's masked language modeling, or ELECTRA's replaced-token detection (a generator MLM and a discriminator; electra-* presets, default electra-mini)" },
   textMode: { kind: 'string', default: 'line', choices: ['line', 'paragraph'], describe: 'Text files: one document per line, or blank-line-separated paragraphs' },
   jsonlField: { kind: 'string', default: 'text', describe: 'JSONL field holding the text' },
   encodingErrors: { kind: 'string', default: 'strict', choices: ['strict', 'replace', 'skip'], describe: 'Lines of invalid UTF-8: strict refuses the corpus naming the line; replace reads them with U+FFFD; skip drops them (the count is reported)' },
@@ -27,6 +29,25 @@ export type MlmRunConfig = SharedConfig & ConfigOf<typeof MLM_FIELDS>;
 
 /** Recipe values of a BERT preset, used for the fields a caller left unset. */
 export function withMlmRecipe(input: Record<string, unknown>): Record<string, unknown> {
+  // ELECTRA: an electra-* preset, or objective electra (default preset electra-mini); its recipe fills the unset fields.
+  if (input.objective === 'electra' || (input.objective === undefined && isElectraPreset(input.preset))) {
+    const preset = input.preset ?? 'electra-mini';
+    const recipe = isElectraPreset(preset) ? ELECTRA_PRESETS[preset].recipe : ELECTRA_RECIPE;
+    return {
+      objective: 'electra',
+      preset,
+      maskRatio: recipe.maskRatio,
+      lr: recipe.optimizer.lr,
+      betas: recipe.optimizer.betas,
+      eps: recipe.optimizer.eps,
+      weightDecay: recipe.optimizer.weightDecay,
+      warmupRatio: recipe.warmupFraction,
+      minLrRatio: recipe.finalLrFactor,
+      decay: 'linear',
+      ...('batchSize' in recipe && recipe.batchSize ? { batchSize: recipe.batchSize } : {}),
+      ...Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)),
+    };
+  }
   const name = (input.preset ?? 'bert-tiny') as BertPresetName;
   const recipe = BERT_PRESETS[name]?.recipe;
   if (!recipe) return input;

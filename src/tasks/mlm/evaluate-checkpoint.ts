@@ -40,6 +40,10 @@ export async function evaluateMlmCheckpoint(o: MlmEvalOptions): Promise<EvalResu
   const dir = existsSync(join(o.checkpoint, 'model.safetensors')) ? o.checkpoint : latestCheckpoint(o.checkpoint);
   if (!dir) throw new ClozeError('E_IO', `Expected a checkpoint directory or a run directory with checkpoints for checkpoint but received ${o.checkpoint}`);
   const ck = loadCheckpoint(dir);
+  if (ck.config.model_type === 'electra') {
+    ck.dispose();
+    throw new ClozeError('E_VALUE', `Expected an MLM checkpoint in ${dir} but received an ELECTRA one (model_type "electra"), which cloze eval does not score yet; its held-out evaluation is in the run's metrics.jsonl`);
+  }
   const cache = mkdtempSync(join(tmpdir(), 'cloze-eval-'));
   try {
     const model = new BertForMaskedLM(bertConfigFromHf(ck.config, join(dir, 'config.json')));

@@ -37,6 +37,8 @@ export class MaskingPlan {
     private readonly tok: TextTokenizer,
     private readonly corpus: PackedCorpus,
     private readonly unpadded: boolean,
+    /** The corruption of the selected tokens; default BERT's 80/10/10 (ELECTRA: 85% [MASK], no random tokens). */
+    private readonly corruption: { maskProb: number; randomProb: number } | null = null,
   ) {
     this.special = [tok.padId, tok.clsId, tok.sepId, tok.maskId];
     const v = tok.hf.getVocab(true) as Record<string, number>;
@@ -85,6 +87,7 @@ export class MaskingPlan {
       randomLow: SPECIAL_TOKENS.length,
       seed,
       step: index,
+      ...(this.corruption ?? {}),
     });
     let real = 0;
     for (let i = 0; i < b.attentionMask.length; i++) real += b.attentionMask[i]!;

@@ -25,8 +25,9 @@ import type { MlmRunConfig } from './config.js';
 import { BatchCursor, defaultCorpus, makeTokenizer } from './data.js';
 import { evaluateMlm, type EvalResult } from './evaluate.js';
 import { MaskingPlan } from './masking-plan.js';
+import { buildElectraTask } from './electra.js';
 
-function readJsonFile(path: string): { [key: string]: unknown } {
+export function readJsonFile(path: string): { [key: string]: unknown } {
   if (!existsSync(path)) throw new ClozeError('E_IO', `Expected a config.json at ${path} but received no such file`);
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as { [key: string]: unknown };
@@ -55,6 +56,7 @@ export function checkActivationMemory(model: Pick<BertConfig, 'layers' | 'hidden
 export async function buildMlmTask(
   cfg: MlmRunConfig, outDir: string, resumeDir: string | null, progress: { note(s: string): void } | null = null,
 ): Promise<TrainTask<EvalResult> & { totalSteps: number }> {
+  if (cfg.objective === 'electra') return buildElectraTask(cfg, outDir, resumeDir, progress);
   const data = cfg.data ?? defaultCorpus();
   // Before the tokenizer is trained: the preset's activation estimate does not depend on the vocabulary.
   if (!resumeDir && !cfg.initFrom) {

@@ -1,0 +1,3 @@
+export * from './model.js';
+export * from './presets.js';
+export * from './hf-config.js';

@@ -1,0 +1,167 @@
+/**
+ * The ELECTRA objective of the text task (`--objective electra`): the MLM
+ * task's data, tokenizer and masking (15% of tokens; 85% [MASK], 15%
+ * unchanged, no random tokens), then ElectraForPreTraining: the generator's
+ * MLM loss, its samples (drawn in the fused head, keyed on (seed, micro-batch,
+ * row)), and the discriminator's replaced-token detection, L_MLM + 50·L_disc.
+ * Both networks are one model, so one checkpoint holds both (electra.* and
+ * discriminator_predictions.* for the discriminator, generator.* for the
+ * generator) with one optimizer state, and --resume is exact.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { EncodingErrors } from '../../data/lines.js';
+import { openShard, prepareShard } from '../../data/prepare.js';
+import { PackedCorpus } from '../../data/packing.js';
+import { resolveDevice, resolvePrecision, TrainerStream, type DeviceChoice, type Precision } from '../../device.js';
+import { ClozeError } from '../../errors.js';
+import { scope } from '../../autograd/mode.js';
+import { bertConfig } from '../../models/bert/config.js';
+import { BERT_PRESETS, bertPreset, type BertPresetName } from '../../models/bert/presets.js';
+import { electraConfigFromHf, hfElectraConfig } from '../../models/electra/hf-config.js';
+import { electraConfig, ElectraForPreTraining, type ElectraConfig } from '../../models/electra/model.js';
+import { electraPreset, isElectraPreset, ELECTRA_PRESETS } from '../../models/electra/presets.js';
+import { AdamW } from '../../optim/adamw.js';
+import { dropoutCounters, restoreDropout } from '../../train/dropout-state.js';
+import type { TrainTask } from '../../train/loop.js';
+import type { MlmRunConfig } from './config.js';
+import { BatchCursor, defaultCorpus, makeTokenizer } from './data.js';
+import { EVAL_SEED_OFFSET, type EvalResult } from './evaluate.js';
+import { MaskingPlan } from './masking-plan.js';
+import { checkActivationMemory, readJsonFile } from './task.js';
+
+/** ELECTRA's corruption of the selected tokens: 85% [MASK], 15% unchanged, no random tokens. */
+export const ELECTRA_CORRUPTION = { maskProb: 0.85, randomProb: 0 } as const;
+
+/** Seed stream of the generator's samples, apart from the masking's. */
+const SAMPLE_SEED_OFFSET = 7_919;
+
+/** Held-out metrics of an ELECTRA run; loss, accuracy and perplexity are the generator's MLM ones. */
+export interface ElectraEvalResult extends EvalResult {
+  /** L_MLM + λ·L_disc. */
+  totalLoss: number;
+  discLoss: number;
+  /** The discriminator's per-token accuracy over the non-pad tokens. */
+  discAccuracy: number;
+  /** Share of the non-pad tokens the generator replaced. */
+  replacedFraction: number;
+}
+
+/** The discriminator's config of a preset: an electra-* one, or a BERT one (absolute positions, padded batches). */
+function presetConfig(name: string, overrides: { vocabSize: number; maxPosition: number }): { config: ElectraConfig } {
+  if (isElectraPreset(name)) {
+    const p = electraPreset(name, overrides);
+    return { config: electraConfig({ discriminator: p.discriminator, generatorFraction: p.generatorFraction }) };
+  }
+  if (!Object.prototype.hasOwnProperty.call(BERT_PRESETS, name)) {
+    throw new ClozeError('E_VALUE', `Expected one of ${[...Object.keys(ELECTRA_PRESETS), ...Object.keys(BERT_PRESETS)].join(', ')} for preset but received ${JSON.stringify(name)}`);
+  }
+  const p = bertPreset(name as BertPresetName, overrides);
+  if (p.unpadded || bertConfig(p.config).positionEmbedding !== 'absolute') {
+    throw new ClozeError('E_VALUE', `Expected a preset with absolute positions and padded batches for objective electra but received ${name} (ALiBi, unpadded); use electra-mini, electra-small or a bert-* preset`);
+  }
+  return { config: electraConfig({ discriminator: p.config }) };
+}
+
+export async function buildElectraTask(
+  cfg: MlmRunConfig, outDir: string, resumeDir: string | null, progress: { note(s: string): void } | null = null,
+): Promise<TrainTask<ElectraEvalResult> & { totalSteps: number }> {
+  if (cfg.initFrom) throw new ClozeError('E_VALUE', 'Expected no initFrom for objective electra but received one; ELECTRA runs start from scratch (or --resume)');
+  const data = cfg.data ?? defaultCorpus();
+  if (!resumeDir) checkActivationMemory(presetConfig(cfg.preset, { vocabSize: cfg.vocabSize, maxPosition: Math.max(512, cfg.maxLength) }).config.discriminator, cfg);
+  const tok = await makeTokenizer(cfg, data, outDir, resumeDir);
+  const shard = await prepareShard(data, tok, {
+    cacheDir: outDir, mode: cfg.textMode as 'line' | 'paragraph', field: cfg.jsonlField,
+    encodingErrors: cfg.encodingErrors as EncodingErrors, recordSeparator: cfg.recordSeparator, log: (m) => progress?.note(m),
+  });
+  const corpus = new PackedCorpus(openShard(shard.path, { vocabSize: tok.vocabSize }), { clsId: tok.clsId, sepId: tok.sepId, padId: tok.padId }, {
+    maxLength: cfg.maxLength,
+    evalFraction: cfg.evalFraction,
+    seed: cfg.seed,
+  });
+  if (corpus.evalIndices.length === 0) progress?.note('no held-out split (evalFraction 0): held-out evaluation is off');
+  // The shape: a resumed run's own config.json, else the preset.
+  const config = resumeDir
+    ? electraConfigFromHf(readJsonFile(join(resumeDir, 'config.json')), join(resumeDir, 'config.json'))
+    : presetConfig(cfg.preset, { vocabSize: tok.vocabSize, maxPosition: Math.max(512, cfg.maxLength) }).config;
+  if (resumeDir) checkActivationMemory(config.discriminator, cfg);
+  const model = new ElectraForPreTraining(config, { seed: cfg.seed });
+  const device = resolveDevice(cfg.device as DeviceChoice);
+  const stream = new TrainerStream(device);
+  if (device === 'cuda') model.to('cuda', resolvePrecision(cfg.precision as Precision, device));
+  else resolvePrecision(cfg.precision as Precision, device);
+  const optimizer = new AdamW(model.parameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
+  const plan = new MaskingPlan(cfg, tok, corpus, false, ELECTRA_CORRUPTION);
+  const cursor = new BatchCursor(corpus, cfg.batchSize);
+  const hfConfig = hfElectraConfig(model.config);
+  if (!existsSync(join(outDir, 'tokenizer.json'))) tok.save(join(outDir, 'tokenizer.json'));
+  const totalSteps = cfg.epochs > 0 ? Math.ceil((cfg.epochs * cursor.perEpoch) / cfg.gradAccum) : cfg.maxSteps;
+  const sampleSeed = (cfg.seed + SAMPLE_SEED_OFFSET) % 2 ** 52;
+
+  const evaluate = (step: number): ElectraEvalResult => {
+    const wasTraining = model.training;
+    model.eval();
+    let gen = 0, genN = 0, genOk = 0, disc = 0, discN = 0, discOk = 0, replaced = 0, batches = 0;
+    let k = 0;
+    for (const b of corpus.batches('eval', cfg.batchSize)) {
+      if (k >= cfg.evalBatches) break;
+      scope(() => {
+        const mb = plan.build(b, cfg.seed + EVAL_SEED_OFFSET, k);
+        if (mb.maskedCount === 0) return;
+        const r = model.accuracy(mb.batch, { seed: sampleSeed + EVAL_SEED_OFFSET, step: k });
+        gen += r.genLoss * r.genCount;
+        genN += r.genCount;
+        genOk += r.genCorrect;
+        disc += r.discLoss;
+        discN += r.discCount;
+        discOk += r.discCorrect;
+        replaced += r.replaced;
+        batches++;
+      });
+      k++;
+    }
+    model.train(wasTraining);
+    const loss = genN > 0 ? gen / genN : NaN;
+    const discLoss = batches > 0 ? disc / batches : NaN;
+    return {
+      step, loss, accuracy: genN > 0 ? genOk / genN : NaN, perplexity: Math.exp(loss), maskedTokens: genN,
+      totalLoss: loss + model.config.discWeight * discLoss, discLoss,
+      discAccuracy: discN > 0 ? discOk / discN : NaN, replacedFraction: discN > 0 ? replaced / discN : NaN,
+    };
+  };
+
+  return {
+    model,
+    optimizer,
+    unit: 'tok',
+    name: 'ELECTRA',
+    totalSteps,
+    microBatch(k) {
+      const mb = plan.build(cursor.at(k), cfg.seed, k);
+      const s = model.step(mb.batch, { seed: sampleSeed, step: k });
+      return { loss: s.loss, units: mb.realTokens, parts: { gen: s.genLoss.item(), disc: s.discLoss.item() } };
+    },
+    shouldEvaluate: (step, last) => corpus.evalIndices.length > 0 && (step % cfg.evalEvery === 0 || last),
+    evaluate,
+    describe: (e) => e.maskedTokens === 0
+      ? `eval step ${e.step}: no masked tokens in the held-out batches`
+      : `eval step ${e.step}: generator loss ${e.loss.toFixed(4)}  accuracy ${(100 * e.accuracy).toFixed(2)}%  discriminator loss ${e.discLoss.toFixed(4)}  accuracy ${(100 * e.discAccuracy).toFixed(2)}%  replaced ${(100 * e.replacedFraction).toFixed(1)}%`,
+    checkpoint: () => ({
+      config: hfConfig,
+      tokenizerFiles: [join(outDir, 'tokenizer.json')].filter((f) => existsSync(f)),
+      dropoutCounters: dropoutCounters(model),
+    }),
+    restore: (ck) => {
+      if ((ck.config as { model_type?: unknown } | null)?.model_type !== 'electra') {
+        throw new ClozeError('E_VALUE', `Expected an ELECTRA checkpoint (config.json model_type "electra") for resume with objective electra but received model_type ${JSON.stringify((ck.config as { model_type?: unknown } | null)?.model_type)}`);
+      }
+      restoreDropout(model, ck.dropoutCounters);
+    },
+    dispose() {
+      optimizer.dispose();
+      model.dispose();
+      plan.dispose();
+      stream.release();
+    },
+  };
+}
