@@ -20,7 +20,7 @@ export async function main(argv: string[]): Promise<void> {
     )
     .command(
       'finetune',
-      'Fine-tune a pre-trained encoder on a labelled text task: mlp-ft (a classification head) or mvp (prompts scored by the MLM head), optionally on PGD perturbations (--adv)',
+      'Fine-tune a pre-trained encoder on a labelled text task: mlp-ft (a classification head), mvp (prompts scored by the MLM head), asa (adversarial self-attention) or mask-tune (a learned binary mask over frozen weights), optionally on PGD perturbations (--adv)',
       finetuneOptions,
       (args) => runFinetune(args as Record<string, unknown>),
     )
