@@ -17,6 +17,8 @@ import { loadSafetensors } from '../src/checkpoint/safetensors.js';
 import { exportCheckpoint } from '../src/commands/export.js';
 import type { MlmDecoder } from '../src/models/bert/model.js';
 import { pretrain } from '../src/tasks/pretrain.js';
+import { maskedLMOf } from '../src/tasks/finetune/model.js';
+import { bertConfigFromHf } from '../src/models/bert/hf-config.js';
 import { gradcheck } from './helpers/gradcheck.js';
 import { writeFixtureCorpus } from './helpers/fixture-corpus.js';
 import { gelu, layerNormRef } from './helpers/reference.js';
@@ -297,11 +299,14 @@ describe('pretrain --decoder', () => {
     const ex = loadSafetensors(join(root, 'dr-exported', 'model.safetensors'));
     expect(Object.keys(ex).sort()).toEqual(keys.filter((k) => !k.startsWith('cls.drbert.')).sort());
     for (const [k, t] of Object.entries(ex)) expect(Buffer.from((t as Tensor).toArray().buffer).equals(Buffer.from(ck.model[k]!.toArray().buffer)), k).toBe(true);
-    // The export loads as a plain BertForMaskedLM; a classifier takes the checkpoint's encoder and skips cls.*.
-    const plain = new BertForMaskedLM({ vocabSize: 200, hidden: 128, layers: 2, heads: 2, intermediate: 512, maxPosition: 512 });
-    plain.loadStateDict(ex as Record<string, Tensor>);
-    const clf = new BertForSequenceClassification({ vocabSize: 200, hidden: 128, layers: 2, heads: 2, intermediate: 512, maxPosition: 512 }, { numLabels: 2 });
+    // The export loads as a plain BertForMaskedLM; the MLM-head fine-tuning methods and a classifier read the checkpoint itself, skipping cls.drbert.*.
+    const exported = loadCheckpoint(join(root, 'dr-exported'));
+    maskedLMOf(exported, join(root, 'dr-exported'), 0).dispose();
+    exported.dispose();
+    maskedLMOf(ck, r.checkpoint!, 0).dispose();
+    const clf = new BertForSequenceClassification(bertConfigFromHf(ck.config, 'config.json'), { numLabels: 2 });
     clf.loadPretrained(ck.model);
+    clf.dispose();
     ck.dispose();
   });
 
