@@ -313,6 +313,8 @@ describe('pretrain --decoder', () => {
   it('bad settings name the field', async () => {
     await expect(pretrain({ ...base, data: corpus, tokenizer, maxSteps: 1, decoder: 'emd', preset: 'mosaic-bert-mini', out: join(root, 'bad1') }, { output: null }))
       .rejects.toThrow(/absolute position embeddings for decoder emd.*mosaic-bert-mini/);
+    await expect(pretrain({ ...base, data: corpus, tokenizer, maxSteps: 1, decoder: 'drbert', preset: 'mosaic-bert-mini', out: join(root, 'bad4') }, { output: null }))
+      .rejects.toThrow(/padded batches for decoder drbert.*mosaic-bert-mini/);
     await expect(pretrain({ ...base, data: corpus, tokenizer, maxSteps: 1, decoder: 'drbert', objective: 'electra', out: join(root, 'bad2') }, { output: null }))
       .rejects.toThrow(/decoder 'none' with objective electra.*decoder 'drbert'/);
     await expect(pretrain({ ...base, data: corpus, tokenizer, maxSteps: 1, decoder: 'deberta', out: join(root, 'bad3') }, { output: null }))

@@ -38,6 +38,15 @@ export function mlmDecoderOf(cfg: Pick<MlmRunConfig, 'decoder' | 'decoderLayers'
   return null;
 }
 
+function checkDecoderPreset(decoder: MlmDecoder | null, preset: string, positionEmbedding: string, unpadded: boolean): void {
+  if (decoder?.kind === 'emd' && positionEmbedding !== 'absolute') {
+    throw new ClozeError('E_VALUE', `Expected a preset with absolute position embeddings for decoder emd (its query adds the position table) but received preset ${preset} (positionEmbedding ${positionEmbedding}); use a bert-* preset or decoder drbert`);
+  }
+  if (decoder?.kind === 'drbert' && unpadded) {
+    throw new ClozeError('E_VALUE', `Expected a preset with padded batches for decoder drbert (its [B, L, L] key mask needs them) but received preset ${preset} (unpadded); use a bert-* preset`);
+  }
+}
+
 export function readJsonFile(path: string): { [key: string]: unknown } {
   if (!existsSync(path)) throw new ClozeError('E_IO', `Expected a config.json at ${path} but received no such file`);
   try {
@@ -72,6 +81,11 @@ export async function buildMlmTask(
     return buildElectraTask(cfg, outDir, resumeDir, progress);
   }
   const decoder = mlmDecoderOf(cfg);
+  // Before the tokenizer and shard are made: a preset the decoder cannot use is refused at once.
+  if (decoder) {
+    const p = bertPreset(cfg.preset as BertPresetName);
+    checkDecoderPreset(decoder, cfg.preset, bertConfig(p.config).positionEmbedding, p.unpadded);
+  }
   const data = cfg.data ?? defaultCorpus();
   // Before the tokenizer is trained: the preset's activation estimate does not depend on the vocabulary.
   if (!resumeDir && !cfg.initFrom) {
@@ -94,12 +108,7 @@ export async function buildMlmTask(
   const modelConfig = shapeFrom ? bertConfigFromHf(readJsonFile(join(shapeFrom, 'config.json')), join(shapeFrom, 'config.json')) : preset.config;
   if (shapeFrom) checkActivationMemory(modelConfig, cfg);
   const init = cfg.initFrom && !resumeDir ? loadCheckpoint(cfg.initFrom) : null;
-  if (decoder?.kind === 'emd' && bertConfig(modelConfig).positionEmbedding !== 'absolute') {
-    throw new ClozeError('E_VALUE', `Expected a preset with absolute position embeddings for decoder emd (its query adds the position table) but received preset ${cfg.preset} (positionEmbedding ${bertConfig(modelConfig).positionEmbedding}); use a bert-* preset or decoder drbert`);
-  }
-  if (decoder?.kind === 'drbert' && preset.unpadded) {
-    throw new ClozeError('E_VALUE', `Expected a preset with padded batches for decoder drbert (its [B, L, L] key mask needs them) but received preset ${cfg.preset} (unpadded); use a bert-* preset`);
-  }
+  checkDecoderPreset(decoder, cfg.preset, bertConfig(modelConfig).positionEmbedding, preset.unpadded);
   const model = new BertForMaskedLM(modelConfig, { seed: cfg.seed, decoder });
   if (init) {
     try {
