@@ -38,6 +38,12 @@ export function mlmDecoderOf(cfg: Pick<MlmRunConfig, 'decoder' | 'decoderLayers'
   return null;
 }
 
+/** The layer count the activation estimate uses: EMD runs one layer more than the encoder, DrBERT its extra blocks. */
+function withDecoderLayers<C extends { layers?: number }>(c: C, decoder: MlmDecoder | null): C {
+  const extra = decoder === null ? 0 : decoder.kind === 'emd' ? 1 : decoder.layers;
+  return extra && c.layers !== undefined ? { ...c, layers: c.layers + extra } : c;
+}
+
 function checkDecoderPreset(decoder: MlmDecoder | null, preset: string, positionEmbedding: string, unpadded: boolean): void {
   if (decoder?.kind === 'emd' && positionEmbedding !== 'absolute') {
     throw new ClozeError('E_VALUE', `Expected a preset with absolute position embeddings for decoder emd (its query adds the position table) but received preset ${preset} (positionEmbedding ${positionEmbedding}); use a bert-* preset or decoder drbert`);
@@ -89,7 +95,7 @@ export async function buildMlmTask(
   const data = cfg.data ?? defaultCorpus();
   // Before the tokenizer is trained: the preset's activation estimate does not depend on the vocabulary.
   if (!resumeDir && !cfg.initFrom) {
-    checkActivationMemory(bertPreset(cfg.preset as BertPresetName, { vocabSize: cfg.vocabSize, maxPosition: Math.max(512, cfg.maxLength) }).config, cfg);
+    checkActivationMemory(withDecoderLayers(bertPreset(cfg.preset as BertPresetName, { vocabSize: cfg.vocabSize, maxPosition: Math.max(512, cfg.maxLength) }).config, decoder), cfg);
   }
   const tok = await makeTokenizer(cfg, data, outDir, resumeDir);
   const shard = await prepareShard(data, tok, {
@@ -106,7 +112,7 @@ export async function buildMlmTask(
   // The model's shape: a resumed run's own config.json, else the one of the directory it starts from, else the preset.
   const shapeFrom = resumeDir ?? cfg.initFrom;
   const modelConfig = shapeFrom ? bertConfigFromHf(readJsonFile(join(shapeFrom, 'config.json')), join(shapeFrom, 'config.json')) : preset.config;
-  if (shapeFrom) checkActivationMemory(modelConfig, cfg);
+  if (shapeFrom) checkActivationMemory(withDecoderLayers(modelConfig, decoder), cfg);
   const init = cfg.initFrom && !resumeDir ? loadCheckpoint(cfg.initFrom) : null;
   checkDecoderPreset(decoder, cfg.preset, bertConfig(modelConfig).positionEmbedding, preset.unpadded);
   const model = new BertForMaskedLM(modelConfig, { seed: cfg.seed, decoder });
