@@ -21,7 +21,7 @@ function parse(argv: readonly string[]): { presets: BertPresetName[]; B: number;
     const n = Number(v);
     if (k === '--help' || k === '-h') { console.log(USAGE); process.exit(0); }
     if (k === '--preset') a.presets = v.split(',') as BertPresetName[];
-    else if (k !== '--preset' && !(Number.isInteger(n) && n > 0)) throw new Error(`Expected a positive integer for ${k} but received ${v}\n${USAGE}`);
+    else if (!(Number.isInteger(n) && n > 0)) throw new Error(`Expected a positive integer for ${k} but received ${v}\n${USAGE}`);
     else if (k === '--batch') a.B = n;
     else if (k === '--length') a.L = n;
     else if (k === '--warmup') a.warmup = n;

@@ -207,8 +207,6 @@ describe('MLM decoders: forward against a float64 reference', () => {
   });
 
   it('a layer forward with kv = its input equals the plain forward, bit for bit', () => {
-    const m = new BertForMaskedLM({ ...tiny, hiddenDropout: 0 }, { seed: 2 });
-    const layer = m.bert.encoder.layer.items[0]!;
     const x = tensor(Array.from({ length: 2 * 5 * 8 }, (_, i) => Math.sin(i)), [2, 5, 8]);
     for (const norm of ['post', 'pre'] as const) {
       const mm = new BertForMaskedLM({ ...tiny, norm }, { seed: 2 });
@@ -217,7 +215,6 @@ describe('MLM decoders: forward against a float64 reference', () => {
       const c = scope(() => l.forward(x, {}, undefined, { kv: x }).toArray());
       expect(Array.from(c)).toEqual(Array.from(a));
     }
-    expect(layer).toBeDefined();
   });
 });
 

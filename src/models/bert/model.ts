@@ -6,6 +6,8 @@
  *           → cross-entropy, in vocabulary chunks (linearCrossEntropy)
  *   or, for MVP, the same head at the [MASK] rows → only the label words'
  *           logits (labelWordLogits)
+ * With a pre-training decoder (`decoder`: DeBERTa's EMD or DrBERT's blocks,
+ * see MlmDecoder) loss() runs it between the encoder and the head.
  */
 import { keep, noGrad, scope } from '../../autograd/mode.js';
 import { expected } from '../../errors.js';
