@@ -15,6 +15,7 @@ import { loadSafetensors, readSafetensorsHeader, saveSafetensors } from '../chec
 import { isAdversaryKey } from '../tasks/finetune/asa.js';
 import { effectiveCheckpointTensors, exportMaskFile } from '../tasks/finetune/mask-export.js';
 import { finetuneRecord } from '../tasks/finetune/predict.js';
+import { isDecoderKey } from '../models/bert/model.js';
 
 /** Copies model.safetensors, or rewrites it without the tensors `drop` names. */
 function copyWeights(from: string, to: string, drop: (name: string) => boolean): void {
@@ -54,8 +55,9 @@ export function exportCheckpoint(from: string, to: string, opts: ExportOptions =
       throw new ClozeError('E_IO', `Expected ${f} in ${dir} for checkpoint but received none`);
     }
     if (record?.method === 'mask-tune' && f !== 'tokenizer.json') continue;
+    // A DrBERT pre-training run's decoder blocks (cls.drbert.*) are dropped: the export is a plain BertForMaskedLM.
     // An ELECTRA run exports its discriminator alone (ElectraForPreTraining): the generator is pre-training only.
-    if (f === 'model.safetensors') copyWeights(join(dir, f), join(to, f), electra ? (k) => isAdversaryKey(k) || k.startsWith('generator.') : isAdversaryKey);
+    if (f === 'model.safetensors') copyWeights(join(dir, f), join(to, f), electra ? (k) => isAdversaryKey(k) || k.startsWith('generator.') : (k) => isAdversaryKey(k) || isDecoderKey(k));
     else copyFileSync(join(dir, f), join(to, f));
     copied.push(join(to, f));
   }

@@ -35,6 +35,14 @@ export type LayerAttentionBias = LayerAttentionBiasFn;
 
 export { ModuleList } from '../../nn/module-list.js';
 
+/** Optional inputs of a layer forward used by the MLM decoders (pre-training only). */
+export interface LayerExtra {
+  /** Keys and values from this tensor (same shape as the query input); the query input is the residual. */
+  kv?: Tensor;
+  /** uint8 [B, L, L], 1 = the (query, key) pair is masked; padded layout. */
+  attnMask?: Tensor;
+}
+
 /** attention.self: the q, k, v projections and the fused attention kernel. */
 export class BertSelfAttention extends Module {
   readonly query: Linear;
@@ -50,13 +58,18 @@ export class BertSelfAttention extends Module {
     this.key = this.registerModule('key', new Linear(hidden, hidden, init));
     this.value = this.registerModule('value', new Linear(hidden, hidden, init));
   }
-  /** x [..., D] → context [..., D] (heads merged, before the output projection); `bias` [B, L, L] is added to every head's scores. */
-  forward(x: Tensor, layout: AttentionLayout, bias?: Tensor): Tensor {
+  /**
+   * x [..., D] → context [..., D] (heads merged, before the output projection); `bias` [B, L, L] is added to every head's scores.
+   * `extra.kv` (same shape as x): keys and values come from it, queries from x (DeBERTa's enhanced mask decoder);
+   * `extra.attnMask` uint8 [B, L, L], 1 = the (query, key) pair is masked (DrBERT's gradual unmasking).
+   */
+  forward(x: Tensor, layout: AttentionLayout, bias?: Tensor, extra: LayerExtra = {}): Tensor {
     const lead = x.shape.slice(0, -1);
     const split = (t: Tensor): Tensor => reshape(t, [...lead, this.heads, this.hidden / this.heads]);
     const { keyPadding, cuSeqlens, maxSeqlen, alibiSlopes } = layout;
-    const opts = { keyPadding, cuSeqlens, maxSeqlen, alibiSlopes, ...(bias ? { bias } : {}) };
-    const r = attention(split(this.query.forward(x)), split(this.key.forward(x)), split(this.value.forward(x)), opts);
+    const opts = { keyPadding, cuSeqlens, maxSeqlen, alibiSlopes, ...(bias ? { bias } : {}), ...(extra.attnMask ? { attnMask: extra.attnMask } : {}) };
+    const kv = extra.kv ?? x;
+    const r = attention(split(this.query.forward(x)), split(this.key.forward(kv)), split(this.value.forward(kv)), opts);
     return reshape(r.out, [...lead, this.hidden]);
   }
 }
@@ -128,14 +141,20 @@ export class BertLayer extends Module {
     this.intermediate = this.registerModule('intermediate', new BertIntermediate(c, init, c.ffn === 'geglu'));
     this.output = this.registerModule('output', new BertProjection(c.intermediate, c, init, dropoutSeeds[1]));
   }
-  /** `bias`: an additive attention bias [B, L, L] shared by the heads (ASA), or none. */
-  forward(x: Tensor, layout: AttentionLayout, bias?: Tensor): Tensor {
+  /**
+   * `bias`: an additive attention bias [B, L, L] shared by the heads (ASA), or none. `extra.kv`: keys and
+   * values from another tensor (pre-LN: through the same LN₁), x stays the query and the residual;
+   * `extra.attnMask`: a binary (query, key) mask. Without `extra` the plain path is unchanged.
+   */
+  forward(x: Tensor, layout: AttentionLayout, bias?: Tensor, extra: LayerExtra = {}): Tensor {
     const a = this.attention;
     if (this.post) {
-      const h = a.output.forward(a.self.forward(x, layout, bias), x, true);
+      const h = a.output.forward(a.self.forward(x, layout, bias, extra), x, true);
       return this.output.forward(this.intermediate.forward(h), h, true);
     }
-    const h = a.output.forward(a.self.forward(a.output.LayerNorm.forward(x), layout, bias), x, false);
+    const ln1 = a.output.LayerNorm;
+    const pre = extra.kv ? { ...extra, kv: ln1.forward(extra.kv) } : extra;
+    const h = a.output.forward(a.self.forward(ln1.forward(x), layout, bias, pre), x, false);
     return this.output.forward(this.intermediate.forward(this.output.LayerNorm.forward(h)), h, false);
   }
 }

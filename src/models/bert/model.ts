@@ -6,11 +6,13 @@
  *           → cross-entropy, in vocabulary chunks (linearCrossEntropy)
  *   or, for MVP, the same head at the [MASK] rows → only the label words'
  *           logits (labelWordLogits)
+ * With a pre-training decoder (`decoder`: DeBERTa's EMD or DrBERT's blocks,
+ * see MlmDecoder) loss() runs it between the encoder and the head.
  */
 import { keep, noGrad, scope } from '../../autograd/mode.js';
 import { expected } from '../../errors.js';
 import { alibiSlopes } from '../../ops/attention.js';
-import { add, gelu, reshape } from '../../ops/elementwise.js';
+import { add, gelu, mul, reshape } from '../../ops/elementwise.js';
 import { linear } from '../../ops/linalg.js';
 import { linearCrossEntropy } from '../../ops/linear_ce.js';
 import { labelWordLogits } from '../../ops/label_words.js';
@@ -23,7 +25,7 @@ import type { Device } from '../../native/types.js';
 import { constant } from '../../nn/init.js';
 import { Rng } from '../../rng.js';
 import { fromTypedArray, tensor, type DType, type Tensor } from '../../tensor.js';
-import { checkDtype, checkFloat, checkInt, checkShape, checkTensor } from '../../validate.js';
+import { checkDtype, checkFloat, checkInt, checkNumber, checkShape, checkTensor } from '../../validate.js';
 import { isPacked, keyPaddingFromAttentionMask, positionIds, type EncoderBatch, type MlmBatch } from './batch.js';
 import { bertConfig, type BertConfig, type BertConfigInput } from './config.js';
 import { BertLayer, ModuleList, type AttentionLayout } from './layers.js';
@@ -32,6 +34,8 @@ export interface BertModelOptions {
   /** Seeds the weight init and, through it, every dropout site. Default 0. */
   seed?: number;
   dtype?: DType;
+  /** BertForMaskedLM: an enhanced MLM decoder before the head (pre-training only). */
+  decoder?: MlmDecoder | null;
 }
 
 /** word + position (absolute only) + token type embeddings, LayerNorm, dropout. */
@@ -73,6 +77,14 @@ export class BertEncoder extends Module {
     super();
     this.layer = this.registerModule('layer', new ModuleList(Array.from({ length: c.layers }, () => new BertLayer(c, init, [seeds(), seeds()]))));
     this.LayerNorm = c.norm === 'pre' ? this.registerModule('LayerNorm', new LayerNorm(c.hidden, c.layerNormEps, init.dtype)) : null;
+  }
+  /** Layers [0, n) only, without the final pre-LN LayerNorm (the enhanced mask decoder's H). */
+  forwardFirst(x: Tensor, layout: AttentionLayout, n: number): Tensor {
+    this.layer.items.slice(0, n).forEach((l, i) => {
+      const bias = layout.layerBias ? layout.layerBias(i, x, layout.keyPadding ?? null) : undefined;
+      x = l.forward(x, layout, bias);
+    });
+    return x;
   }
   forward(x: Tensor, layout: AttentionLayout): Tensor {
     this.layer.items.forEach((l, i) => {
@@ -120,10 +132,55 @@ export class BertLMPredictionHead extends Module {
 
 export class BertOnlyMLMHead extends Module {
   readonly predictions: BertLMPredictionHead;
+  /** DrBERT's decoder blocks (cls.drbert.layer.N.…), pre-training only; null otherwise. */
+  drbert: DrBertDecoder | null = null;
   constructor(c: BertConfig, init: InitOptions) {
     super();
     this.predictions = this.registerModule('predictions', new BertLMPredictionHead(c, init));
   }
+  attachDrBert(d: DrBertDecoder): DrBertDecoder {
+    this.drbert = this.registerModule('drbert', d);
+    return d;
+  }
+}
+
+/**
+ * An enhanced MLM decoder between the encoder and the head (pre-training only):
+ *   emd     DeBERTa's enhanced mask decoder: H = the second-to-last layer's output, q = H + the position
+ *           embeddings; the last encoder layer runs twice more with shared weights, q ← layer(q; keys and
+ *           values from H). No parameters of its own.
+ *   drbert  `layers` extra blocks (cls.drbert.*) with gradual unmasking attention: each masked row draws
+ *           u ~ U[0,1) once; in block i of n it is attendable as a key iff u < t_i, t_i = f + (1 − f)·i/(n − 1)
+ *           (f = unmaskFraction; n = 1: t = f), so with the defaults block 1 sees half the masked rows and
+ *           block 2 all of them. Each masked row then takes the decoder's output with probability mixProb,
+ *           else the encoder's. Padded batches only (the [B, L, L] mask).
+ */
+export type MlmDecoder = { kind: 'emd' } | { kind: 'drbert'; layers: number; unmaskFraction: number; mixProb: number };
+
+/** The names of the parameters only a DrBERT pre-training run has: dropped on export, ignored when fine-tuning. */
+export const isDecoderKey = (k: string): boolean => k.startsWith('cls.drbert.');
+
+export class DrBertDecoder extends Module {
+  readonly layer: ModuleList<BertLayer>;
+  constructor(c: BertConfig, init: InitOptions, seeds: () => number, n: number) {
+    super();
+    this.layer = this.registerModule('layer', new ModuleList(Array.from({ length: n }, () => new BertLayer(c, init, [seeds(), seeds()]))));
+  }
+}
+
+/** DrBERT's draws for one batch, a pure function of `seed`: per masked row, its unmask draw and whether it takes the decoder's output. */
+export function drbertDraws(seed: number, m: number, mixProb: number): { unmask: Float64Array; fromDecoder: Uint8Array } {
+  const rng = new Rng(seed);
+  const unmask = new Float64Array(m);
+  for (let i = 0; i < m; i++) unmask[i] = rng.uniform();
+  const fromDecoder = new Uint8Array(m);
+  for (let i = 0; i < m; i++) fromDecoder[i] = rng.uniform() < mixProb ? 1 : 0;
+  return { unmask, fromDecoder };
+}
+
+/** The unmask threshold of DrBERT block i of n. */
+export function drbertThreshold(i: number, n: number, fraction: number): number {
+  return n === 1 ? fraction : fraction + ((1 - fraction) * i) / (n - 1);
 }
 
 /**
@@ -142,6 +199,12 @@ export interface BertTrunk {
  * ELECTRA); `slopes` are the ALiBi slopes, or null for absolute positions.
  */
 export function encodeBatch(bert: BertTrunk, c: BertConfig, slopes: Tensor | null, batch: EncoderBatch): Tensor {
+  const { x, layout } = embedBatch(bert, c, slopes, batch);
+  return bert.encoder.forward(x, layout);
+}
+
+/** The embeddings' output and the attention layout of a batch (encodeBatch's first half); `positions` are the absolute position ids on the model's device, or null. */
+export function embedBatch(bert: Pick<BertTrunk, 'embeddings' | 'device'>, c: BertConfig, slopes: Tensor | null, batch: EncoderBatch): { x: Tensor; layout: AttentionLayout; positions: Tensor | null } {
   checkTensor(batch.ids, 'ids');
   checkDtype(batch.ids, 'int32', 'ids');
   const packed = isPacked(batch);
@@ -180,7 +243,7 @@ export function encodeBatch(bert: BertTrunk, c: BertConfig, slopes: Tensor | nul
     delta = batch.wordEmbeddingDelta.to(dev).cast(bert.embeddings.word_embeddings.weight.dtype);
   }
   const x = bert.embeddings.forward(batch.ids.to(dev), positions, types, delta);
-  return bert.encoder.forward(x, layout);
+  return { x, layout, positions };
 }
 
 export class BertForMaskedLM extends Module {
@@ -202,7 +265,22 @@ export class BertForMaskedLM extends Module {
     this.bert = this.registerModule('bert', new BertModel(this.config, init, seeds));
     this.cls = this.registerModule('cls', new BertOnlyMLMHead(this.config, init));
     this.slopes = this.config.positionEmbedding === 'alibi' ? keep(tensor(alibiSlopes(this.config.heads), [this.config.heads], dtype)) : null;
+    const d = opts.decoder ?? null;
+    if (d?.kind === 'emd' && this.config.positionEmbedding !== 'absolute') {
+      throw expected('a model with a position table (positionEmbedding absolute) for decoder emd', 'positionEmbedding', this.config.positionEmbedding);
+    }
+    if (d?.kind === 'drbert') {
+      checkInt(d.layers, 'decoderLayers', 1);
+      checkNumber(d.unmaskFraction, 'unmaskFraction', 0, 1);
+      checkNumber(d.mixProb, 'decoderMix', 0, 1);
+      // After the encoder and head: their init and dropout seeds are those of a model without a decoder.
+      this.cls.attachDrBert(new DrBertDecoder(this.config, init, seeds, d.layers));
+    }
+    this.decoder = d;
   }
+
+  /** The enhanced MLM decoder of loss() (pre-training only), or null. */
+  readonly decoder: MlmDecoder | null;
 
   get dtype(): DType {
     return this.bert.embeddings.word_embeddings.weight.dtype as DType;
@@ -217,14 +295,66 @@ export class BertForMaskedLM extends Module {
     return encodeBatch(this.bert, this.config, this.slopes, batch);
   }
 
-  /** The head's input at the masked rows: [M, D] after dense → GELU → LayerNorm. */
-  private maskedHidden(batch: MlmBatch): Tensor {
+  /** The head's input at the masked rows: [M, D] after dense → GELU → LayerNorm (through the decoder, if any). */
+  private maskedHidden(batch: MlmBatch, drawSeed: number): Tensor {
     checkTensor(batch.rows, 'rows');
     checkDtype(batch.rows, 'int32', 'rows');
     checkTensor(batch.targets, 'targets');
     checkDtype(batch.targets, 'int32', 'targets');
     checkShape(batch.targets, batch.rows.shape, 'targets');
-    return this.headInput(batch, batch.rows);
+    if (!this.decoder) return this.headInput(batch, batch.rows);
+    return this.cls.predictions.transform.forward(this.decoded(batch, batch.rows, drawSeed));
+  }
+
+  /** The decoder's output at `rows` (before the head's transform): [M, D]. */
+  decoded(batch: EncoderBatch, rows: Tensor, drawSeed = 0): Tensor {
+    const d = this.decoder;
+    if (!d) throw expected('a model with a decoder', 'decoder', null);
+    checkInt(drawSeed, 'drawSeed', 0);
+    if (batch.attentionBias) throw expected('no attentionBias with an MLM decoder', 'attentionBias', 'a bias');
+    const D = this.config.hidden;
+    const idx = reshape(rows.to(this.device), [-1]);
+    const enc = this.bert.encoder;
+    if (d.kind === 'emd') {
+      const { x, layout, positions } = embedBatch(this.bert, this.config, this.slopes, batch);
+      const n = enc.layer.items.length;
+      // The last layer's plain output feeds nothing in the MLM loss, so only layers 0..n−2 run first.
+      const h = enc.forwardFirst(x, layout, n - 1);
+      const last = enc.layer.items[n - 1]!;
+      let q = add(h, this.bert.embeddings.position_embeddings!.forward(positions!));
+      for (let pass = 0; pass < 2; pass++) q = last.forward(q, layout, undefined, { kv: h });
+      if (enc.LayerNorm) q = enc.LayerNorm.forward(q);
+      return embedding(reshape(q, [-1, D]), idx);
+    }
+    if (isPacked(batch)) throw expected('a padded batch for decoder drbert (its [B, L, L] key mask needs the padded layout)', 'cuSeqlens', 'a packed batch');
+    const [B, L] = batch.ids.shape as [number, number];
+    const { x, layout } = embedBatch(this.bert, this.config, this.slopes, batch);
+    const e = enc.forward(x, layout);
+    const r = rows.toArray() as Int32Array;
+    const draws = drbertDraws(drawSeed, r.length, d.mixProb);
+    const blocks = this.cls.drbert!.layer.items;
+    let h = e;
+    blocks.forEach((blk, i) => {
+      const t = drbertThreshold(i, blocks.length, d.unmaskFraction);
+      const mask = new Uint8Array(B * L * L);
+      let any = false;
+      r.forEach((row, m) => {
+        if (draws.unmask[m]! < t) return;
+        any = true;
+        const b = Math.floor(row / L);
+        const key = row % L;
+        for (let qi = 0; qi < L; qi++) mask[(b * L + qi) * L + key] = 1;
+      });
+      h = blk.forward(h, layout, undefined, any ? { attnMask: fromTypedArray(mask, [B, L, L]).to(this.device) } : {});
+    });
+    const eRows = embedding(reshape(e, [-1, D]), idx);
+    const dRows = embedding(reshape(h, [-1, D]), idx);
+    const pick = new Float32Array(r.length * D);
+    const keepEnc = new Float32Array(r.length * D);
+    draws.fromDecoder.forEach((f, m) => { (f ? pick : keepEnc).fill(1, m * D, (m + 1) * D); });
+    const dt = this.dtype;
+    const toDev = (a: Float32Array): Tensor => fromTypedArray(a, [r.length, D]).to(this.device).cast(dt);
+    return add(mul(dRows, toDev(pick)), mul(eRows, toDev(keepEnc)));
   }
 
   /** The head's input at `rows` (int32 flat indices into the encoded tokens): [M, D] after dense → GELU → LayerNorm. */
@@ -235,8 +365,8 @@ export class BertForMaskedLM extends Module {
   }
 
   /** Mean MLM cross-entropy over the masked rows (targets of −100 are skipped): a 0-d tensor. */
-  loss(batch: MlmBatch): Tensor {
-    const h = this.maskedHidden(batch);
+  loss(batch: MlmBatch, opts: { drawSeed?: number } = {}): Tensor {
+    const h = this.maskedHidden(batch, opts.drawSeed ?? 0);
     return linearCrossEntropy(h, this.bert.embeddings.word_embeddings.weight, this.cls.predictions.bias, batch.targets.to(this.device));
   }
 
@@ -262,7 +392,7 @@ export class BertForMaskedLM extends Module {
    */
   accuracy(batch: MlmBatch): { correct: number; count: number } {
     return noGrad(() => scope(() => {
-      const h = this.maskedHidden(batch);
+      const h = this.maskedHidden(batch, 0);
       const logits = linear(h, this.bert.embeddings.word_embeddings.weight, this.cls.predictions.bias);
       const best = argmax(logits).toArray();
       const t = batch.targets.toArray();

@@ -12,7 +12,7 @@ import { loadTokenizer, type TextTokenizer } from '../../data/tokenizer.js';
 import { ClozeError } from '../../errors.js';
 import { BertForSequenceClassification } from '../../models/bert/classification.js';
 import { bertConfigFromHf, HF_EXTRA_KEYS } from '../../models/bert/hf-config.js';
-import { BertForMaskedLM } from '../../models/bert/model.js';
+import { BertForMaskedLM, isDecoderKey } from '../../models/bert/model.js';
 import { readMaskFile } from '../../checkpoint/mask-file.js';
 import { TextClassifier, type Method } from './classifier.js';
 import { applyMaskFile, attachWeightMasks, MASK_TUNE_DEFAULTS, type MaskTuneOptions } from './mask-tune.js';
@@ -49,8 +49,8 @@ export function maskedLMOf(ck: Pick<LoadedCheckpoint, 'config' | 'model'>, dir: 
     throw new ClozeError('E_VALUE', `Expected a checkpoint with an MLM head in ${dir} for this method but received an ELECTRA one (its discriminator has no MLM head); fine-tune it with --method mlp-ft`);
   }
   const model = new BertForMaskedLM(bertConfigFromHf(ck.config, join(dir, 'config.json')), { seed });
-  // asa.*: an ASA run's adversary, which only training uses.
-  const unused = (k: string): boolean => HF_EXTRA_KEYS.has(k) || k.startsWith('asa.') || k.startsWith('bert.pooler.') || k.startsWith('cls.seq_relationship.') || k.startsWith('classifier.');
+  // asa.*: an ASA run's adversary, which only training uses; cls.drbert.*: a DrBERT run's pre-training decoder.
+  const unused = (k: string): boolean => HF_EXTRA_KEYS.has(k) || k.startsWith('asa.') || k.startsWith('bert.pooler.') || k.startsWith('cls.seq_relationship.') || k.startsWith('classifier.') || isDecoderKey(k);
   try {
     model.loadStateDict(Object.fromEntries(Object.entries(ck.model).filter(([k]) => !unused(k))));
   } catch (e) {

@@ -9,6 +9,10 @@ import { MAX_SEQUENCE_LENGTH, type ConfigOf, type ConfigSection, type Fields, ty
 
 export const MLM_FIELDS = {
   objective: { kind: 'string', default: 'mlm', choices: ['mlm', 'electra'], describe: "Text objective: BERT's masked language modeling, or ELECTRA's replaced-token detection (a generator MLM and a discriminator; electra-* presets, default electra-mini)" },
+  decoder: { kind: 'string', default: 'none', choices: ['none', 'emd', 'drbert'], describe: "Objective mlm: an enhanced MLM decoder before the head, pre-training only (export drops it): DeBERTa's enhanced mask decoder (emd; absolute-position presets) or DrBERT's gradual-unmasking blocks (drbert; padded presets)" },
+  decoderLayers: { kind: 'integer', default: 2, min: 1, max: 12, describe: 'decoder drbert: extra transformer blocks (default 2, ours)' },
+  unmaskFraction: { kind: 'number', default: 0.5, min: 0, max: 1, describe: 'decoder drbert: share of the masked positions attendable in the first block (default 0.5, ours); the last block sees them all' },
+  decoderMix: { kind: 'number', default: 0.5, min: 0, max: 1, describe: "decoder drbert: probability that a masked position takes the decoder's output rather than the encoder's before the head (default 0.5, ours)" },
   textMode: { kind: 'string', default: 'line', choices: ['line', 'paragraph'], describe: 'Text files: one document per line, or blank-line-separated paragraphs' },
   jsonlField: { kind: 'string', default: 'text', describe: 'JSONL field holding the text' },
   encodingErrors: { kind: 'string', default: 'strict', choices: ['strict', 'replace', 'skip'], describe: 'Lines of invalid UTF-8: strict refuses the corpus naming the line; replace reads them with U+FFFD; skip drops them (the count is reported)' },

@@ -18,7 +18,7 @@ import { loadTokenizer } from '../../data/tokenizer.js';
 import type { EncodingErrors } from '../../data/lines.js';
 import { ClozeError } from '../../errors.js';
 import { bertConfigFromHf, HF_EXTRA_KEYS } from '../../models/bert/hf-config.js';
-import { BertForMaskedLM } from '../../models/bert/model.js';
+import { BertForMaskedLM, isDecoderKey } from '../../models/bert/model.js';
 import { resolveSection, SHARED_FIELDS } from '../../train/config.js';
 import { checkpointDataPath, runDirOf } from '../../checkpoint/named-paths.js';
 import type { Shard } from '../../data/shard.js';
@@ -47,7 +47,8 @@ export async function evaluateMlmCheckpoint(o: MlmEvalOptions): Promise<EvalResu
   const cache = mkdtempSync(join(tmpdir(), 'cloze-eval-'));
   try {
     const model = new BertForMaskedLM(bertConfigFromHf(ck.config, join(dir, 'config.json')));
-    model.loadStateDict(Object.fromEntries(Object.entries(ck.model).filter(([k]) => !HF_EXTRA_KEYS.has(k))));
+    // A decoder run (--decoder emd|drbert) is scored as the plain BertForMaskedLM its export is: cls.drbert.* is left out.
+    model.loadStateDict(Object.fromEntries(Object.entries(ck.model).filter(([k]) => !HF_EXTRA_KEYS.has(k) && !isDecoderKey(k))));
     const tokFile = ['tokenizer.json', 'vocab.txt'].map((f) => join(dir, f)).find((f) => existsSync(f));
     if (!tokFile) throw new ClozeError('E_IO', `Expected tokenizer.json or vocab.txt in ${dir} for checkpoint but received neither`);
     const tok = await loadTokenizer(tokFile);

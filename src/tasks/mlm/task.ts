@@ -16,7 +16,8 @@ import { PackedCorpus } from '../../data/packing.js';
 import { resolveDevice, resolvePrecision, TrainerStream, type DeviceChoice, type Precision } from '../../device.js';
 import { ClozeError } from '../../errors.js';
 import { bertConfigFromHf, hfBertConfig, HF_EXTRA_KEYS } from '../../models/bert/hf-config.js';
-import { BertForMaskedLM } from '../../models/bert/model.js';
+import { BertForMaskedLM, isDecoderKey, type MlmDecoder } from '../../models/bert/model.js';
+import { bertConfig } from '../../models/bert/config.js';
 import { bertPreset, type BertPresetName } from '../../models/bert/presets.js';
 import { AdamW } from '../../optim/adamw.js';
 import { dropoutCounters, restoreDropout } from '../../train/dropout-state.js';
@@ -26,6 +27,31 @@ import { BatchCursor, defaultCorpus, makeTokenizer } from './data.js';
 import { evaluateMlm, type EvalResult } from './evaluate.js';
 import { MaskingPlan } from './masking-plan.js';
 import { buildElectraTask } from './electra.js';
+
+/** Seed stream of the DrBERT decoder's draws, apart from the masking's. */
+const DECODER_SEED_OFFSET = 104_729;
+
+/** The --decoder setting as the model's option (null for none). */
+export function mlmDecoderOf(cfg: Pick<MlmRunConfig, 'decoder' | 'decoderLayers' | 'unmaskFraction' | 'decoderMix'>): MlmDecoder | null {
+  if (cfg.decoder === 'emd') return { kind: 'emd' };
+  if (cfg.decoder === 'drbert') return { kind: 'drbert', layers: cfg.decoderLayers, unmaskFraction: cfg.unmaskFraction, mixProb: cfg.decoderMix };
+  return null;
+}
+
+/** The layer count the activation estimate uses: EMD runs one layer more than the encoder, DrBERT its extra blocks. */
+function withDecoderLayers<C extends { layers?: number }>(c: C, decoder: MlmDecoder | null): C {
+  const extra = decoder === null ? 0 : decoder.kind === 'emd' ? 1 : decoder.layers;
+  return extra && c.layers !== undefined ? { ...c, layers: c.layers + extra } : c;
+}
+
+function checkDecoderPreset(decoder: MlmDecoder | null, preset: string, positionEmbedding: string, unpadded: boolean): void {
+  if (decoder?.kind === 'emd' && positionEmbedding !== 'absolute') {
+    throw new ClozeError('E_VALUE', `Expected a preset with absolute position embeddings for decoder emd (its query adds the position table) but received preset ${preset} (positionEmbedding ${positionEmbedding}); use a bert-* preset or decoder drbert`);
+  }
+  if (decoder?.kind === 'drbert' && unpadded) {
+    throw new ClozeError('E_VALUE', `Expected a preset with padded batches for decoder drbert (its [B, L, L] key mask needs them) but received preset ${preset} (unpadded); use a bert-* preset`);
+  }
+}
 
 export function readJsonFile(path: string): { [key: string]: unknown } {
   if (!existsSync(path)) throw new ClozeError('E_IO', `Expected a config.json at ${path} but received no such file`);
@@ -56,11 +82,20 @@ export function checkActivationMemory(model: Pick<BertConfig, 'layers' | 'hidden
 export async function buildMlmTask(
   cfg: MlmRunConfig, outDir: string, resumeDir: string | null, progress: { note(s: string): void } | null = null,
 ): Promise<TrainTask<EvalResult> & { totalSteps: number }> {
-  if (cfg.objective === 'electra') return buildElectraTask(cfg, outDir, resumeDir, progress);
+  if (cfg.objective === 'electra') {
+    if (cfg.decoder !== 'none') throw new ClozeError('E_VALUE', `Expected decoder 'none' with objective electra (decoder is for objective mlm) but received decoder '${cfg.decoder}'`);
+    return buildElectraTask(cfg, outDir, resumeDir, progress);
+  }
+  const decoder = mlmDecoderOf(cfg);
+  // Before the tokenizer and shard are made: a preset the decoder cannot use is refused at once.
+  if (decoder) {
+    const p = bertPreset(cfg.preset as BertPresetName);
+    checkDecoderPreset(decoder, cfg.preset, bertConfig(p.config).positionEmbedding, p.unpadded);
+  }
   const data = cfg.data ?? defaultCorpus();
   // Before the tokenizer is trained: the preset's activation estimate does not depend on the vocabulary.
   if (!resumeDir && !cfg.initFrom) {
-    checkActivationMemory(bertPreset(cfg.preset as BertPresetName, { vocabSize: cfg.vocabSize, maxPosition: Math.max(512, cfg.maxLength) }).config, cfg);
+    checkActivationMemory(withDecoderLayers(bertPreset(cfg.preset as BertPresetName, { vocabSize: cfg.vocabSize, maxPosition: Math.max(512, cfg.maxLength) }).config, decoder), cfg);
   }
   const tok = await makeTokenizer(cfg, data, outDir, resumeDir);
   const shard = await prepareShard(data, tok, {
@@ -77,12 +112,15 @@ export async function buildMlmTask(
   // The model's shape: a resumed run's own config.json, else the one of the directory it starts from, else the preset.
   const shapeFrom = resumeDir ?? cfg.initFrom;
   const modelConfig = shapeFrom ? bertConfigFromHf(readJsonFile(join(shapeFrom, 'config.json')), join(shapeFrom, 'config.json')) : preset.config;
-  if (shapeFrom) checkActivationMemory(modelConfig, cfg);
+  if (shapeFrom) checkActivationMemory(withDecoderLayers(modelConfig, decoder), cfg);
   const init = cfg.initFrom && !resumeDir ? loadCheckpoint(cfg.initFrom) : null;
-  const model = new BertForMaskedLM(modelConfig, { seed: cfg.seed });
+  checkDecoderPreset(decoder, cfg.preset, bertConfig(modelConfig).positionEmbedding, preset.unpadded);
+  const model = new BertForMaskedLM(modelConfig, { seed: cfg.seed, decoder });
   if (init) {
     try {
-      model.loadStateDict(Object.fromEntries(Object.entries(init.model).filter(([k]) => !HF_EXTRA_KEYS.has(k))));
+      // A DrBERT checkpoint's decoder blocks are not carried over unless this run has them too.
+      const mine = new Set(Object.keys(model.stateDict()));
+      model.loadStateDict(Object.fromEntries(Object.entries(init.model).filter(([k]) => !HF_EXTRA_KEYS.has(k) && (!isDecoderKey(k) || mine.has(k)))));
     } finally {
       init.dispose();
     }
@@ -108,7 +146,8 @@ export async function buildMlmTask(
     totalSteps,
     microBatch(k) {
       const mb = plan.build(cursor.at(k), cfg.seed, k);
-      return { loss: model.loss(mb.batch), units: mb.realTokens };
+      // The decoder's draws: a pure function of (seed, micro-batch), so --resume is exact.
+      return { loss: model.loss(mb.batch, { drawSeed: (cfg.seed * 2_654_435_761 + k + DECODER_SEED_OFFSET) % 2 ** 52 }), units: mb.realTokens };
     },
     // No held-out split (evalFraction 0): no evaluation, rather than NaN metrics.
     shouldEvaluate: (step, last) => corpus.evalIndices.length > 0 && (step % cfg.evalEvery === 0 || last),
