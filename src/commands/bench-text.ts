@@ -269,6 +269,8 @@ export async function runTextSuite(o: TextSuiteOptions): Promise<TextSuiteResult
       if (r.stopped === 'aborted') break;
       const seconds = (performance.now() - t0) / 1000;
       const cps = listCheckpoints(dir).slice(-points);
+      // A new encoder: fine-tunings recorded from the old one are stale.
+      for (const [k, v] of prev.records) if (v.objective === p.objective) prev.records.delete(k);
       rec = {
         objective: p.objective, preset: String(p.settings.preset), note: p.note, steps: n, flopsPerStep: p.flops.perStep,
         flops: n * p.flops.perStep, seconds, points: cps.map((c) => ({ step: c.step, flops: c.step * p.flops.perStep, dir: c.dir })),
