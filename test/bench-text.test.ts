@@ -6,6 +6,7 @@
  * results.json and downstream.svg, then resumes: an interrupted suite redoes
  * only what it lacks.
  */
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -125,6 +126,23 @@ describe('cloze bench text', () => {
     expect(third.records.length).toBe(10);
     expect(existsSync(join(out, 'tokenizer.json'))).toBe(true);
   }, 240_000);
+
+  const bin = join(__dirname, '..', 'bin', 'cloze.js');
+  it.skipIf(!existsSync(join(__dirname, '..', 'dist', 'src', 'cli.js')))('cloze bench text runs from the command line on a built-in task, and refuses the other suites\' --epochs', () => {
+    const root = mkdtempSync(join(tmpdir(), 'cloze-text-cli-'));
+    const corpus = writeFixtureCorpus(join(root, 'corpus'));
+    const out = join(root, 'suite');
+    const stdout = execFileSync(process.execPath, [bin, 'bench', 'text', '--out', out, '--data', corpus, '--vocab-size', '200', '--objectives', 'mlm', 'emd',
+      '--budget-steps', '2', '--points', '1', '--batch-size', '4', '--seq-length', '32', '--tasks', 'spam', '--seeds', '0', '--max-train', '10', '--max-length', '24'],
+    { encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', 'ignore'] });
+    expect(stdout).toMatch(/^\| mlm +\|/m);
+    expect(stdout).toMatch(/^\| emd +\|/m);
+    expect(stdout).toContain(join(out, 'downstream.svg'));
+    expect(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).records.length).toBe(2);
+    const bad = spawnSync(process.execPath, [bin, 'bench', 'text', '--out', join(root, 'bad'), '--epochs', '1'], { encoding: 'utf8', timeout: 60_000 });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain('--finetune-epochs for suite text');
+  }, 120_000);
 
   it('refuses an unknown objective, task or preset, naming it', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'cloze-text-bad-')), 's');

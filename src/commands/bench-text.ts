@@ -14,8 +14,8 @@
  *   drbert   MLM with DrBERT's decoder blocks (--decoder drbert)
  *   electra  ELECTRA with the BERT preset as discriminator (generator ¼ wide)
  *
- * Each pre-trained encoder (the final checkpoint, and with `points` > 1 the
- * intermediate ones too) is fine-tuned with mlp-ft on each built-in task ×
+ * Each pre-trained encoder (by default at a third, two thirds and the end of
+ * the budget; `points`) is fine-tuned with mlp-ft on each built-in task ×
  * seed. The suite writes summary.md (per-task accuracy mean ± half range over
  * seeds, their average as a GLUE-style score, pre-training seconds, steps and
  * FLOPs per objective), downstream.svg (score against pre-training FLOPs, one
@@ -52,8 +52,8 @@ export const TEXT_DEFAULTS = {
   /** Pre-training sequence length. */
   seqLength: 128,
   vocabSize: 8000,
-  /** Checkpoints fine-tuned per objective, evenly spread over the budget (1: the final one only). */
-  points: 1,
+  /** Checkpoints fine-tuned per objective, spread over the budget (every ⌈steps/points⌉ steps and the last; 1: the final one only). */
+  points: 3,
   tasks: Object.keys(BUILTIN_TASKS) as BuiltinTaskName[],
   seeds: [0, 1, 2],
   finetuneEpochs: 1,
