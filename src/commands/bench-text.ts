@@ -382,5 +382,9 @@ export function textChart(pretraining: readonly PretrainRecord[], records: reado
     const pts = p.points.map((pt) => ({ x: pt.flops, y: score(records, p.objective, pt.step, tasks) })).filter((q): q is { x: number; y: number } => q.y !== null);
     return { name: p.objective, x: pts.map((q) => q.x), y: pts.map((q) => 100 * q.y) };
   }).filter((s) => s.x.length > 0);
-  return lineChartSvg({ title: `Downstream score vs pre-training FLOPs (${tasks.join(', ')})`, xLabel: 'pre-training FLOPs', yLabel: 'mean test accuracy %', series });
+  // Ticks in units of 10^e FLOPs, so they stay short.
+  const top = Math.max(0, ...series.flatMap((s) => s.x));
+  const e = top > 0 ? Math.floor(Math.log10(top)) : 0;
+  const scaled = series.map((s) => ({ ...s, x: s.x.map((v) => v / 10 ** e) }));
+  return lineChartSvg({ title: `Downstream score vs pre-training FLOPs (${tasks.join(', ')})`, xLabel: `pre-training FLOPs (×1e${e})`, yLabel: 'mean test accuracy %', series: scaled });
 }
