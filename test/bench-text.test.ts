@@ -112,7 +112,8 @@ describe('cloze bench text', () => {
     expect(saved.records).toEqual(JSON.parse(JSON.stringify(r.records)));
 
     // Everything done: the same settings again redo nothing.
-    const again = await runTextSuite({ ...opts, log: (l: string) => { if (/pre-trained|fine-tuning/.test(l)) throw new Error(`unexpected work: ${l}`); } });
+    expect(lines.filter((l) => l.startsWith('training a 200-token WordPiece')).length).toBe(1);
+    const again = await runTextSuite({ ...opts, log: (l: string) => { if (/pre-trained|fine-tuning|training a/.test(l)) throw new Error(`unexpected work: ${l}`); } });
     expect(again.records).toEqual(saved.records);
 
     // Interrupted: electra's pre-training and one fine-tuning of mlm are missing; only they are redone, and electra's
@@ -125,6 +126,13 @@ describe('cloze bench text', () => {
     expect(work.filter((l) => l.includes('fine-tuning')).map((l) => l.split(' ')[1])).toEqual(['mlm', 'electra', 'electra']);
     expect(third.records.length).toBe(10);
     expect(existsSync(join(out, 'tokenizer.json'))).toBe(true);
+
+    // Another tokenizer size: the shared tokenizer is trained anew, and the runs that used the old one are redone.
+    const fourth: string[] = [];
+    const r4 = await runTextSuite({ ...opts, vocabSize: 150, objectives: ['mlm'], points: 1, log: (l: string) => fourth.push(l) });
+    expect(fourth.some((l) => l.startsWith('training a 150-token WordPiece'))).toBe(true);
+    expect(fourth.some((l) => l.includes('pre-trained'))).toBe(true);
+    expect(r4.records.length).toBe(1);
   }, 240_000);
 
   const bin = join(__dirname, '..', 'bin', 'cloze.js');

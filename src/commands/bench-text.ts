@@ -226,9 +226,13 @@ export async function runTextSuite(o: TextSuiteOptions): Promise<TextSuiteResult
   const data = o.data ?? defaultCorpus();
   const tokPath = join(o.out, 'tokenizer.json');
   const vocabSize = o.vocabSize ?? D.vocabSize;
-  if (!existsSync(tokPath)) {
+  // What it was trained from: another corpus or size trains it anew.
+  const tokSource = join(o.out, 'tokenizer-source.json');
+  const source = JSON.stringify({ data, vocabSize });
+  if (!existsSync(tokPath) || !existsSync(tokSource) || readFileSync(tokSource, 'utf8') !== source) {
     log(`training a ${vocabSize}-token WordPiece tokenizer on ${data}`);
     (await trainWordPiece(data, { vocabSize })).save(tokPath);
+    writeFileSync(tokSource, source);
   }
   const vocab = (await loadTokenizer(tokPath)).vocabSize;
 
