@@ -46,8 +46,8 @@ export type TextObjective = (typeof TEXT_OBJECTIVES)[number];
 
 export const TEXT_DEFAULTS = {
   preset: 'bert-tiny',
-  /** The budget: the FLOPs of this many steps of the mlm objective (× scale). */
-  budgetSteps: 600,
+  /** The budget: the FLOPs of this many steps of the mlm objective (× scale); 1000 is `cloze pretrain`'s default run. */
+  budgetSteps: 1000,
   batchSize: 32,
   /** Pre-training sequence length. */
   seqLength: 128,
