@@ -44,7 +44,7 @@ export async function main(argv: string[]): Promise<void> {
     )
     .command(
       'bench <suite>',
-      'Run a benchmark suite: mim (MAE, SimMIM, MTO, SBAM, HPM and no pre-training under one budget; table and plot); robust (mlp-ft, mvp, their PGD variants, ASA and weight-mask tuning under PWWS and BERT-Attack; table and chart)',
+      'Run a benchmark suite: mim (MAE, SimMIM, MTO, SBAM, HPM and no pre-training under one budget; table and plot); robust (mlp-ft, mvp, their PGD variants, ASA and weight-mask tuning under PWWS and BERT-Attack; table and chart); text (mlm, MosaicBERT, EMD, DrBERT and ELECTRA pre-training under one FLOP budget, fine-tuned downstream; table and plot)',
       benchOptions,
       (args) => runBench(args),
     )

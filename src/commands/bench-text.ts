@@ -1,0 +1,394 @@
+/**
+ * `cloze bench text`: the text pre-training objectives judged downstream under
+ * one compute budget. On the same corpus (default: the bundled one) and one
+ * WordPiece tokenizer trained once and shared, each objective pre-trains for
+ * the same number of training FLOPs (src/models/text-flops.ts: one formula;
+ * each objective's step count is derived from the budget):
+ *
+ *   mlm      BERT's MLM (15% masking, the shared optimizer defaults)
+ *   mosaic   MosaicBERT: the mosaic-bert-* preset of the same size when one
+ *            exists (bert-mini → mosaic-bert-mini: ALiBi, GeGLU, unpadded),
+ *            else the MosaicBERT recipe (30% masking, its AdamW and schedule)
+ *            on the same BERT preset
+ *   emd      MLM with DeBERTa's enhanced mask decoder (--decoder emd)
+ *   drbert   MLM with DrBERT's decoder blocks (--decoder drbert)
+ *   electra  ELECTRA with the BERT preset as discriminator (generator ¼ wide)
+ *
+ * Each pre-trained encoder (by default at a third, two thirds and the end of
+ * the budget; `points`) is fine-tuned with mlp-ft on each built-in task ×
+ * seed. The suite writes summary.md (per-task accuracy mean ± half range over
+ * seeds, their average as a GLUE-style score, pre-training seconds, steps and
+ * FLOPs per objective), downstream.svg (score against pre-training FLOPs, one
+ * line per objective) and results.json, which lets an interrupted suite redo
+ * only what it lacks.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { listCheckpoints } from '../checkpoint/checkpoint.js';
+import { perClassSubset, writeLabelledJsonl, type LabelledExample } from '../data/labelled.js';
+import { loadTokenizer, trainWordPiece } from '../data/tokenizer.js';
+import { ClozeError } from '../errors.js';
+import { bertConfig } from '../models/bert/config.js';
+import { BERT_PRESETS, bertPreset, type BertPresetName } from '../models/bert/presets.js';
+import { generatorConfig } from '../models/electra/model.js';
+import { fmtFlops, stepsForBudget, textTrainingFlops, type TextFlops } from '../models/text-flops.js';
+import { fmtSpread, markdownTable, spread } from '../report/markdown.js';
+import { lineChartSvg } from '../report/svg-plot.js';
+import { setNumThreads } from '../runtime.js';
+import { checkInt } from '../validate.js';
+import { BUILTIN_TASKS, loadTaskData, type BuiltinTaskName } from '../tasks/finetune/datasets.js';
+import { defaultCorpus } from '../tasks/mlm/data.js';
+import { pretrain, resolveRun } from '../tasks/pretrain.js';
+import { finetune } from '../tasks/run-finetune.js';
+
+export const TEXT_OBJECTIVES = ['mlm', 'mosaic', 'emd', 'drbert', 'electra'] as const;
+export type TextObjective = (typeof TEXT_OBJECTIVES)[number];
+
+export const TEXT_DEFAULTS = {
+  preset: 'bert-tiny',
+  /** The budget: the FLOPs of this many steps of the mlm objective (× scale); 1000 is `cloze pretrain`'s default run. */
+  budgetSteps: 1000,
+  batchSize: 32,
+  /** Pre-training sequence length. */
+  seqLength: 128,
+  vocabSize: 8000,
+  /** Checkpoints fine-tuned per objective, spread over the budget (every ⌈steps/points⌉ steps and the last; 1: the final one only). */
+  points: 3,
+  tasks: Object.keys(BUILTIN_TASKS) as BuiltinTaskName[],
+  seeds: [0, 1, 2],
+  finetuneEpochs: 1,
+  /** Training examples per task (a per-class subset drawn with each seed). */
+  maxTrain: 1000,
+  /** Fine-tuning max length. */
+  maxLength: 64,
+  scale: 1,
+  seed: 0,
+  dataSeed: 0,
+} as const;
+
+export interface TextTask {
+  name: string;
+  train: LabelledExample[];
+  test: LabelledExample[];
+}
+
+export interface TextSuiteOptions {
+  out: string;
+  preset?: string;
+  /** Objectives to run (default: all five). */
+  objectives?: string[];
+  /** The budget as steps of the mlm objective (ignored when budgetFlops is given). */
+  budgetSteps?: number;
+  /** The budget in training FLOPs. */
+  budgetFlops?: number;
+  batchSize?: number;
+  seqLength?: number;
+  vocabSize?: number;
+  /** Pre-training text (default: the bundled corpus). */
+  data?: string | null;
+  points?: number;
+  tasks?: string[];
+  /** Tasks given directly (tests). */
+  taskData?: TextTask[];
+  seeds?: number[];
+  finetuneEpochs?: number;
+  maxTrain?: number;
+  maxLength?: number;
+  /** Multiplies the budget, fine-tuning epochs and training examples (e.g. on a GPU). */
+  scale?: number;
+  seed?: number;
+  dataSeed?: number;
+  threads?: number;
+  log?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+/** One objective's pre-training: its settings, steps, FLOPs and checkpoints. */
+export interface PretrainRecord {
+  objective: string;
+  /** The preset it trained and what it stands for. */
+  preset: string;
+  note: string;
+  steps: number;
+  flopsPerStep: number;
+  flops: number;
+  seconds: number;
+  /** Fine-tuned checkpoints: step and training FLOPs at that step. */
+  points: Array<{ step: number; flops: number; dir: string }>;
+}
+
+export interface FinetuneRecord {
+  objective: string;
+  step: number;
+  flops: number;
+  task: string;
+  seed: number;
+  trainExamples: number;
+  testAccuracy: number;
+  seconds: number;
+}
+
+export interface TextSuiteResult {
+  pretraining: PretrainRecord[];
+  records: FinetuneRecord[];
+  summary: string;
+  files: string[];
+}
+
+/** An objective's pre-training settings (before the budget's steps) and what they stand for. */
+export function objectiveSettings(objective: TextObjective, preset: string): { settings: Record<string, unknown>; note: string } {
+  switch (objective) {
+    case 'mlm':
+      return { settings: { preset }, note: `BERT MLM, ${preset}` };
+    case 'mosaic': {
+      const twin = preset.replace(/^bert-/, 'mosaic-bert-');
+      if (twin !== preset && Object.prototype.hasOwnProperty.call(BERT_PRESETS, twin)) {
+        return { settings: { preset: twin }, note: `MosaicBERT, ${twin} (the ${preset} size with ALiBi, GeGLU, unpadded; its recipe: 30% masking)` };
+      }
+      const r = BERT_PRESETS['mosaic-bert-mini'].recipe!;
+      return {
+        settings: {
+          preset, maskRatio: r.maskRatio, lr: r.optimizer.lr, betas: r.optimizer.betas, eps: r.optimizer.eps,
+          weightDecay: r.optimizer.weightDecay, warmupRatio: r.warmupFraction, minLrRatio: r.finalLrFactor, decay: 'linear',
+        },
+        note: `MosaicBERT's recipe (30% masking, its AdamW and schedule) on ${preset} (no mosaic-bert preset of that size: architecture unchanged)`,
+      };
+    }
+    case 'emd':
+      return { settings: { preset, decoder: 'emd' }, note: `MLM + DeBERTa's EMD, ${preset}` };
+    case 'drbert':
+      return { settings: { preset, decoder: 'drbert' }, note: `MLM + DrBERT decoder (2 blocks), ${preset}` };
+    case 'electra':
+      return { settings: { preset, objective: 'electra' }, note: `ELECTRA, discriminator ${preset}, generator ¼ wide` };
+  }
+}
+
+/** Training FLOPs of one step of a resolved run's settings, with a tokenizer of `vocab` tokens. */
+export function runFlopsPerStep(settings: Record<string, unknown>, vocab: number): TextFlops {
+  const cfg = resolveRun({ task: 'mlm', ...settings });
+  if (!Object.prototype.hasOwnProperty.call(BERT_PRESETS, cfg.preset)) throw new ClozeError('E_VALUE', `Expected a bert-* or mosaic-bert-* preset for preset but received ${JSON.stringify(cfg.preset)}`);
+  const p = bertPreset(cfg.preset as BertPresetName, { vocabSize: vocab });
+  const c = bertConfig(p.config);
+  const encoder = { layers: c.layers, hidden: c.hidden, intermediate: c.intermediate, ffn: c.ffn };
+  const base = { encoder, vocabSize: c.vocabSize, seqLength: cfg.maxLength, batchSize: cfg.batchSize * cfg.gradAccum, maskRatio: cfg.maskRatio };
+  if (cfg.objective === 'electra') {
+    const g = generatorConfig(c);
+    return textTrainingFlops({ ...base, generator: { layers: g.layers, hidden: g.hidden, intermediate: g.intermediate, ffn: g.ffn } });
+  }
+  const extraLayers = cfg.decoder === 'emd' ? 1 : cfg.decoder === 'drbert' ? cfg.decoderLayers : 0;
+  return textTrainingFlops({ ...base, extraLayers });
+}
+
+/** Each objective's steps under one budget: steps = round(budget / FLOPs per step), so every objective is within half a step of it. */
+export function budgetSteps(budget: number, perStep: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(perStep).map(([k, f]) => [k, stepsForBudget(budget, f)]));
+}
+
+const fkey = (r: Pick<FinetuneRecord, 'objective' | 'step' | 'task' | 'seed'>): string => `${r.objective}/${r.step}/${r.task}/${r.seed}`;
+
+export async function runTextSuite(o: TextSuiteOptions): Promise<TextSuiteResult> {
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const D = TEXT_DEFAULTS;
+  const scale = o.scale ?? D.scale;
+  if (!(Number.isFinite(scale) && scale > 0)) throw new ClozeError('E_VALUE', `Expected a positive number for scale but received ${scale}`);
+  const objectives = (o.objectives ?? [...TEXT_OBJECTIVES]).map((n) => {
+    if (!(TEXT_OBJECTIVES as readonly string[]).includes(n)) throw new ClozeError('E_VALUE', `Expected one of ${TEXT_OBJECTIVES.join(', ')} for objectives but received ${JSON.stringify(n)}`);
+    return n as TextObjective;
+  });
+  if (objectives.length === 0) throw new ClozeError('E_VALUE', 'Expected at least one objective for objectives but received none');
+  const points = o.points ?? D.points;
+  checkInt(points, 'points', 1);
+  if (o.budgetSteps !== undefined) checkInt(o.budgetSteps, 'budgetSteps', 1);
+  if (o.finetuneEpochs !== undefined) checkInt(o.finetuneEpochs, 'finetuneEpochs', 1);
+  if (o.maxTrain !== undefined) checkInt(o.maxTrain, 'maxTrain', 0);
+  const seeds = o.seeds ?? [...D.seeds];
+  if (seeds.length === 0) throw new ClozeError('E_VALUE', 'Expected at least one seed for seeds but received none');
+  seeds.forEach((x, i) => checkInt(x, `seeds[${i}]`, 0));
+  const preset = o.preset ?? D.preset;
+  if (!/^bert-/.test(preset) || !Object.prototype.hasOwnProperty.call(BERT_PRESETS, preset)) {
+    throw new ClozeError('E_VALUE', `Expected a bert-* preset (${Object.keys(BERT_PRESETS).filter((p) => p.startsWith('bert-')).join(', ')}) for preset but received ${JSON.stringify(preset)}`);
+  }
+  const finetuneEpochs = Math.max(1, Math.round((o.finetuneEpochs ?? D.finetuneEpochs) * scale));
+  const maxTrain = Math.round((o.maxTrain ?? D.maxTrain) * scale);
+  const maxLength = o.maxLength ?? D.maxLength;
+  const seed = o.seed ?? D.seed;
+  const common = { task: 'mlm', batchSize: o.batchSize ?? D.batchSize, maxLength: o.seqLength ?? D.seqLength, seed };
+  if (o.threads) setNumThreads(o.threads);
+  mkdirSync(o.out, { recursive: true });
+
+  const tasks: TextTask[] = o.taskData ?? (o.tasks ?? [...D.tasks]).map((name) => {
+    if (!(name in BUILTIN_TASKS)) throw new ClozeError('E_VALUE', `Expected one of ${Object.keys(BUILTIN_TASKS).join(', ')} for tasks but received ${JSON.stringify(name)}`);
+    const d = loadTaskData({ task: name, cacheDir: join(o.out, 'data'), seed: o.dataSeed ?? D.dataSeed });
+    return { name, train: d.train, test: d.test };
+  });
+
+  // One tokenizer, trained once on the corpus, shared by every objective.
+  const data = o.data ?? defaultCorpus();
+  const tokPath = join(o.out, 'tokenizer.json');
+  const vocabSize = o.vocabSize ?? D.vocabSize;
+  // What it was trained from: another corpus or size trains it anew.
+  const tokSource = join(o.out, 'tokenizer-source.json');
+  const source = JSON.stringify({ data, vocabSize });
+  if (!existsSync(tokPath) || !existsSync(tokSource) || readFileSync(tokSource, 'utf8') !== source) {
+    log(`training a ${vocabSize}-token WordPiece tokenizer on ${data}`);
+    (await trainWordPiece(data, { vocabSize })).save(tokPath);
+    writeFileSync(tokSource, source);
+  }
+  const vocab = (await loadTokenizer(tokPath)).vocabSize;
+
+  // The budget and each objective's steps.
+  const plans = objectives.map((obj) => {
+    const { settings, note } = objectiveSettings(obj, preset);
+    const full: Record<string, unknown> = { ...common, ...settings, data, tokenizer: tokPath };
+    return { objective: obj, settings: full, note, flops: runFlopsPerStep(full, vocab) };
+  });
+  const mlmPerStep = runFlopsPerStep({ ...common, preset }, vocab).perStep;
+  const budget = o.budgetFlops !== undefined ? o.budgetFlops * scale : Math.round((o.budgetSteps ?? D.budgetSteps) * scale) * mlmPerStep;
+  if (!(Number.isFinite(budget) && budget > 0)) throw new ClozeError('E_VALUE', `Expected a positive budget but received ${budget}`);
+  const steps = budgetSteps(budget, Object.fromEntries(plans.map((p) => [p.objective, p.flops.perStep])));
+
+  const settings = {
+    data, vocab, preset, budget, batchSize: common.batchSize, seqLength: common.maxLength, points, seed,
+    finetuneEpochs, maxTrain, maxLength, seeds, tasks: tasks.map((t) => t.name), dataSeed: o.dataSeed ?? D.dataSeed,
+  };
+  const resultsFile = join(o.out, 'results.json');
+  const prev = readPrevious(resultsFile, settings);
+  const pretraining: PretrainRecord[] = [];
+  const records: FinetuneRecord[] = [];
+  const save = (): void => writeFileSync(resultsFile, JSON.stringify({ settings, pretraining, records }, null, 2) + '\n');
+
+  for (const p of plans) {
+    if (o.signal?.aborted) break;
+    const n = steps[p.objective]!;
+    log(`${p.objective}: ${p.note}; ${fmtFlops(p.flops.perStep)} FLOPs/step × ${n} steps = ${fmtFlops(n * p.flops.perStep)} (budget ${fmtFlops(budget)})`);
+    const dir = join(o.out, 'pretrain', p.objective);
+    let rec = prev.pretraining.get(p.objective);
+    if (!rec || rec.steps !== n || !rec.points.every((x) => existsSync(x.dir))) {
+      const every = Math.max(1, Math.ceil(n / points));
+      const t0 = performance.now();
+      const r = await pretrain({
+        ...p.settings, out: dir, overwrite: true, maxSteps: n, saveEvery: every, keepLast: points + 1,
+        evalEvery: n, evalBatches: 2,
+      }, { output: null, signal: o.signal });
+      if (r.stopped === 'aborted') break;
+      const seconds = (performance.now() - t0) / 1000;
+      const cps = listCheckpoints(dir).slice(-points);
+      // A new encoder: fine-tunings recorded from the old one are stale.
+      for (const [k, v] of prev.records) if (v.objective === p.objective) prev.records.delete(k);
+      rec = {
+        objective: p.objective, preset: String(p.settings.preset), note: p.note, steps: n, flopsPerStep: p.flops.perStep,
+        flops: n * p.flops.perStep, seconds, points: cps.map((c) => ({ step: c.step, flops: c.step * p.flops.perStep, dir: c.dir })),
+      };
+      log(`  pre-trained ${n} steps in ${seconds.toFixed(0)} s (${(n / seconds).toFixed(2)} steps/s)`);
+    }
+    pretraining.push(rec);
+    save();
+  }
+
+  for (const task of tasks) {
+    const dir = join(o.out, 'finetune', task.name);
+    mkdirSync(dir, { recursive: true });
+    const testFile = join(dir, 'test.jsonl');
+    writeLabelledJsonl(testFile, task.test);
+    for (const s of seeds) {
+      const train = perClassSubset(task.train, maxTrain, s);
+      const trainFile = join(dir, `train-seed${s}.jsonl`);
+      writeLabelledJsonl(trainFile, train);
+      for (const pr of pretraining) {
+        for (const pt of pr.points) {
+          if (o.signal?.aborted) break;
+          const key = { objective: pr.objective, step: pt.step, task: task.name, seed: s };
+          const done = prev.records.get(fkey(key));
+          if (done) {
+            records.push(done);
+            continue;
+          }
+          const t0 = performance.now();
+          log(`${task.name} ${pr.objective} step ${pt.step} seed ${s}: fine-tuning on ${train.length} examples`);
+          const r = await finetune({
+            method: 'mlp-ft', taskData: trainFile, testData: testFile, seed: s, epochs: finetuneEpochs, initFrom: pt.dir,
+            out: join(dir, `${pr.objective}-step${pt.step}-seed${s}`), maxLength, keepLast: 1, saveEvery: 1_000_000, overwrite: true,
+          }, { output: null, signal: o.signal });
+          if (r.stopped === 'aborted' || r.eval === null) break;
+          records.push({ ...key, flops: pt.flops, trainExamples: train.length, testAccuracy: r.eval.accuracy, seconds: (performance.now() - t0) / 1000 });
+          log(`  test accuracy ${(100 * r.eval.accuracy).toFixed(1)}%`);
+          save();
+        }
+      }
+    }
+  }
+  save();
+  const summary = textSummary(pretraining, records, tasks.map((t) => t.name), settings);
+  const files = [join(o.out, 'summary.md'), join(o.out, 'downstream.svg'), resultsFile];
+  writeFileSync(files[0]!, summary + '\n');
+  writeFileSync(files[1]!, textChart(pretraining, records, tasks.map((t) => t.name)));
+  return { pretraining, records, summary, files };
+}
+
+/** Records of an earlier run with the same settings; other settings start afresh. */
+function readPrevious(file: string, settings: object): { pretraining: Map<string, PretrainRecord>; records: Map<string, FinetuneRecord> } {
+  const out = { pretraining: new Map<string, PretrainRecord>(), records: new Map<string, FinetuneRecord>() };
+  if (!existsSync(file)) return out;
+  try {
+    const prev = JSON.parse(readFileSync(file, 'utf8')) as { settings: object; pretraining: PretrainRecord[]; records: FinetuneRecord[] };
+    if (JSON.stringify(prev.settings) !== JSON.stringify(settings)) return out;
+    for (const p of prev.pretraining) out.pretraining.set(p.objective, p);
+    for (const r of prev.records) out.records.set(fkey(r), r);
+  } catch {
+    // An unreadable results.json is redone, not trusted.
+  }
+  return out;
+}
+
+/** The GLUE-style score of a checkpoint: the mean over tasks of each task's mean accuracy over seeds (null when a task is missing). */
+function score(records: readonly FinetuneRecord[], objective: string, step: number, tasks: readonly string[]): number | null {
+  const per = tasks.map((t) => records.filter((r) => r.objective === objective && r.step === step && r.task === t).map((r) => r.testAccuracy));
+  if (per.some((xs) => xs.length === 0)) return null;
+  return per.reduce((a, xs) => a + spread(xs).mean, 0) / per.length;
+}
+
+export function textSummary(
+  pretraining: readonly PretrainRecord[], records: readonly FinetuneRecord[], tasks: readonly string[],
+  s: { budget: number; preset: string; batchSize: number; seqLength: number; vocab: number; finetuneEpochs: number; maxTrain: number; maxLength: number; seeds: readonly number[] },
+): string {
+  const lines = [
+    '# Text pre-training suite', '',
+    `One budget of ${fmtFlops(s.budget)} training FLOPs per objective (6·T·ΣP_layer + 12·T·S·ΣD + 6·M·P_head + 6·T·P_token; src/models/text-flops.ts), ` +
+    `batches of ${s.batchSize} × ${s.seqLength} tokens, one ${s.vocab}-token WordPiece tokenizer (M = masking ratio × T, the expected masked tokens). Each checkpoint is fine-tuned with mlp-ft for ` +
+    `${s.finetuneEpochs} epoch(s) on ${s.maxTrain > 0 ? `at most ${s.maxTrain} training examples per task (a per-class subset drawn with each seed)` : 'the whole training split'}, ` +
+    `max length ${s.maxLength}, seeds ${s.seeds.join(', ')}; test accuracy %, mean ± half the range over seeds. Score: the mean over tasks (GLUE-style). The table is the final checkpoint's; seconds: pre-training wall-clock (equal FLOPs is not equal time).`, '',
+  ];
+  const header = ['objective', ...tasks.map((t) => `${t} %`), 'score %', 'pre-training steps', 'FLOPs', 'seconds', 'recipe'];
+  const rows = pretraining.map((p) => {
+    const last = p.points.at(-1);
+    const at = (t: string): string => {
+      const xs = records.filter((r) => r.objective === p.objective && r.step === last?.step && r.task === t).map((r) => r.testAccuracy);
+      return xs.length === 0 ? '–' : fmtSpread(spread(xs));
+    };
+    const sc = last ? score(records, p.objective, last.step, tasks) : null;
+    return [p.objective, ...tasks.map(at), sc === null ? '–' : (100 * sc).toFixed(1), String(p.steps), fmtFlops(p.flops), p.seconds.toFixed(1), p.note];
+  });
+  lines.push(markdownTable(header, rows, header.map((_, i) => (i === 0 || i === header.length - 1 ? 'l' : 'r'))), '');
+  if (pretraining.some((p) => p.points.length > 1)) {
+    lines.push('## Score at intermediate checkpoints', '');
+    const body = pretraining.flatMap((p) => p.points.map((pt) => {
+      const sc = score(records, p.objective, pt.step, tasks);
+      return [p.objective, String(pt.step), fmtFlops(pt.flops), sc === null ? '–' : (100 * sc).toFixed(1)];
+    }));
+    lines.push(markdownTable(['objective', 'step', 'FLOPs', 'score %'], body, ['l', 'r', 'r', 'r']), '');
+  }
+  return lines.join('\n');
+}
+
+/** Score (mean test accuracy over tasks) against pre-training FLOPs, one line per objective. */
+export function textChart(pretraining: readonly PretrainRecord[], records: readonly FinetuneRecord[], tasks: readonly string[]): string {
+  const series = pretraining.map((p) => {
+    const pts = p.points.map((pt) => ({ x: pt.flops, y: score(records, p.objective, pt.step, tasks) })).filter((q): q is { x: number; y: number } => q.y !== null);
+    return { name: p.objective, x: pts.map((q) => q.x), y: pts.map((q) => 100 * q.y) };
+  }).filter((s) => s.x.length > 0);
+  // Ticks in units of 10^e FLOPs, so they stay short.
+  const top = Math.max(0, ...series.flatMap((s) => s.x));
+  const e = top > 0 ? Math.floor(Math.log10(top)) : 0;
+  const scaled = series.map((s) => ({ ...s, x: s.x.map((v) => v / 10 ** e) }));
+  return lineChartSvg({ title: `Downstream score vs pre-training FLOPs (${tasks.join(', ')})`, xLabel: `pre-training FLOPs (×1e${e})`, yLabel: 'mean test accuracy %', series: scaled });
+}
