@@ -41,7 +41,7 @@ import { fromTypedArray, tensor, type DType, type Tensor } from '../../tensor.js
 import { checkDtype, checkInt, checkNumber, checkShape, checkTensor } from '../../validate.js';
 import { isPacked, type EncoderBatch, type MlmBatch } from '../bert/batch.js';
 import { bertConfig, type BertConfig, type BertConfigInput } from '../bert/config.js';
-import { BertEmbeddings, BertEncoder, encodeBatch, type BertModelOptions, type BertTrunk } from '../bert/model.js';
+import { BertEncoder, BertModel, encodeBatch, type BertModelOptions, type BertTrunk } from '../bert/model.js';
 
 export interface ElectraConfig {
   discriminator: BertConfig;
@@ -81,15 +81,7 @@ export function electraConfig(input: ElectraConfigInput): ElectraConfig {
 }
 
 /** electra: the discriminator's trunk (its embeddings are the generator's too). */
-export class ElectraModel extends Module {
-  readonly embeddings: BertEmbeddings;
-  readonly encoder: BertEncoder;
-  constructor(c: BertConfig, init: InitOptions, seeds: () => number) {
-    super();
-    this.embeddings = this.registerModule('embeddings', new BertEmbeddings(c, init, seeds()));
-    this.encoder = this.registerModule('encoder', new BertEncoder(c, init, seeds));
-  }
-}
+export class ElectraModel extends BertModel {}
 
 /** discriminator_predictions: dense → GELU → dense_prediction, one logit per token (HF ElectraDiscriminatorPredictions). */
 export class ElectraDiscriminatorPredictions extends Module {

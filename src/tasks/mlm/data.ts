@@ -8,7 +8,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EncodingErrors } from '../../data/lines.js';
 import { loadTokenizer, trainWordPiece, type TextTokenizer } from '../../data/tokenizer.js';
-import type { Batch, PackedCorpus } from '../../data/packing.js';
+import { PackedCorpus, type Batch } from '../../data/packing.js';
+import { openShard, prepareShard } from '../../data/prepare.js';
 import { ClozeError } from '../../errors.js';
 import { packageRoot } from '../../native/loader.js';
 import type { MlmRunConfig } from './config.js';
@@ -33,6 +34,28 @@ export async function makeTokenizer(cfg: MlmRunConfig, data: string, outDir: str
   });
   tok.save(saved);
   return tok;
+}
+
+/**
+ * The tokenizer and the packed corpus of a text run (MLM or ELECTRA): the
+ * corpus tokenised once into a cached shard in the run directory, then packed
+ * into sequences with its held-out split.
+ */
+export async function openTextCorpus(
+  cfg: MlmRunConfig, data: string, outDir: string, resumeDir: string | null, progress: { note(s: string): void } | null,
+): Promise<{ tok: TextTokenizer; corpus: PackedCorpus }> {
+  const tok = await makeTokenizer(cfg, data, outDir, resumeDir);
+  const shard = await prepareShard(data, tok, {
+    cacheDir: outDir, mode: cfg.textMode as 'line' | 'paragraph', field: cfg.jsonlField,
+    encodingErrors: cfg.encodingErrors as EncodingErrors, recordSeparator: cfg.recordSeparator, log: (m) => progress?.note(m),
+  });
+  const corpus = new PackedCorpus(openShard(shard.path, { vocabSize: tok.vocabSize }), { clsId: tok.clsId, sepId: tok.sepId, padId: tok.padId }, {
+    maxLength: cfg.maxLength,
+    evalFraction: cfg.evalFraction,
+    seed: cfg.seed,
+  });
+  if (corpus.evalIndices.length === 0) progress?.note('no held-out split (evalFraction 0): held-out evaluation is off');
+  return { tok, corpus };
 }
 
 /** The micro-batch with global index `k`: epochs follow each other, each in its own seeded order. */

@@ -10,9 +10,6 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { EncodingErrors } from '../../data/lines.js';
-import { openShard, prepareShard } from '../../data/prepare.js';
-import { PackedCorpus } from '../../data/packing.js';
 import { resolveDevice, resolvePrecision, TrainerStream, type DeviceChoice, type Precision } from '../../device.js';
 import { ClozeError } from '../../errors.js';
 import { scope } from '../../autograd/mode.js';
@@ -25,7 +22,7 @@ import { AdamW } from '../../optim/adamw.js';
 import { dropoutCounters, restoreDropout } from '../../train/dropout-state.js';
 import type { TrainTask } from '../../train/loop.js';
 import type { MlmRunConfig } from './config.js';
-import { BatchCursor, defaultCorpus, makeTokenizer } from './data.js';
+import { BatchCursor, defaultCorpus, openTextCorpus } from './data.js';
 import { EVAL_SEED_OFFSET, type EvalResult } from './evaluate.js';
 import { MaskingPlan } from './masking-plan.js';
 import { checkActivationMemory, readJsonFile } from './task.js';
@@ -69,17 +66,7 @@ export async function buildElectraTask(
   if (cfg.initFrom) throw new ClozeError('E_VALUE', 'Expected no initFrom for objective electra but received one; ELECTRA runs start from scratch (or --resume)');
   const data = cfg.data ?? defaultCorpus();
   if (!resumeDir) checkActivationMemory(presetConfig(cfg.preset, { vocabSize: cfg.vocabSize, maxPosition: Math.max(512, cfg.maxLength) }).config.discriminator, cfg);
-  const tok = await makeTokenizer(cfg, data, outDir, resumeDir);
-  const shard = await prepareShard(data, tok, {
-    cacheDir: outDir, mode: cfg.textMode as 'line' | 'paragraph', field: cfg.jsonlField,
-    encodingErrors: cfg.encodingErrors as EncodingErrors, recordSeparator: cfg.recordSeparator, log: (m) => progress?.note(m),
-  });
-  const corpus = new PackedCorpus(openShard(shard.path, { vocabSize: tok.vocabSize }), { clsId: tok.clsId, sepId: tok.sepId, padId: tok.padId }, {
-    maxLength: cfg.maxLength,
-    evalFraction: cfg.evalFraction,
-    seed: cfg.seed,
-  });
-  if (corpus.evalIndices.length === 0) progress?.note('no held-out split (evalFraction 0): held-out evaluation is off');
+  const { tok, corpus } = await openTextCorpus(cfg, data, outDir, resumeDir, progress);
   // The shape: a resumed run's own config.json, else the preset.
   const config = resumeDir
     ? electraConfigFromHf(readJsonFile(join(resumeDir, 'config.json')), join(resumeDir, 'config.json'))

@@ -7,12 +7,9 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
-import type { EncodingErrors } from '../../data/lines.js';
 import type { BertConfig } from '../../models/bert/config.js';
 import { join } from 'node:path';
 import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
-import { openShard, prepareShard } from '../../data/prepare.js';
-import { PackedCorpus } from '../../data/packing.js';
 import { resolveDevice, resolvePrecision, TrainerStream, type DeviceChoice, type Precision } from '../../device.js';
 import { ClozeError } from '../../errors.js';
 import { bertConfigFromHf, hfBertConfig, HF_EXTRA_KEYS } from '../../models/bert/hf-config.js';
@@ -23,7 +20,7 @@ import { AdamW } from '../../optim/adamw.js';
 import { dropoutCounters, restoreDropout } from '../../train/dropout-state.js';
 import type { TrainTask } from '../../train/loop.js';
 import type { MlmRunConfig } from './config.js';
-import { BatchCursor, defaultCorpus, makeTokenizer } from './data.js';
+import { BatchCursor, defaultCorpus, openTextCorpus } from './data.js';
 import { evaluateMlm, type EvalResult } from './evaluate.js';
 import { MaskingPlan } from './masking-plan.js';
 import { buildElectraTask } from './electra.js';
@@ -97,17 +94,7 @@ export async function buildMlmTask(
   if (!resumeDir && !cfg.initFrom) {
     checkActivationMemory(withDecoderLayers(bertPreset(cfg.preset as BertPresetName, { vocabSize: cfg.vocabSize, maxPosition: Math.max(512, cfg.maxLength) }).config, decoder), cfg);
   }
-  const tok = await makeTokenizer(cfg, data, outDir, resumeDir);
-  const shard = await prepareShard(data, tok, {
-    cacheDir: outDir, mode: cfg.textMode as 'line' | 'paragraph', field: cfg.jsonlField,
-    encodingErrors: cfg.encodingErrors as EncodingErrors, recordSeparator: cfg.recordSeparator, log: (m) => progress?.note(m),
-  });
-  const corpus = new PackedCorpus(openShard(shard.path, { vocabSize: tok.vocabSize }), { clsId: tok.clsId, sepId: tok.sepId, padId: tok.padId }, {
-    maxLength: cfg.maxLength,
-    evalFraction: cfg.evalFraction,
-    seed: cfg.seed,
-  });
-  if (corpus.evalIndices.length === 0) progress?.note('no held-out split (evalFraction 0): held-out evaluation is off');
+  const { tok, corpus } = await openTextCorpus(cfg, data, outDir, resumeDir, progress);
   const preset = bertPreset(cfg.preset as BertPresetName, { vocabSize: tok.vocabSize, maxPosition: Math.max(512, cfg.maxLength) });
   // The model's shape: a resumed run's own config.json, else the one of the directory it starts from, else the preset.
   const shapeFrom = resumeDir ?? cfg.initFrom;
