@@ -46,3 +46,24 @@ export function checkInt(v: unknown, name: string, lo = 0, hi = Number.MAX_SAFE_
     throw expected(lo === 1 && hi === Number.MAX_SAFE_INTEGER ? 'a positive integer' : `an integer in [${lo}, ${hi}]`, name, v);
   }
 }
+
+/**
+ * The operands of an output head over a vocabulary: h [M, D] float, weight
+ * [V, D] of h's dtype (the tied decoder), bias [V] or null. Returns M, D, V.
+ */
+export function checkHeadOperands(h: Tensor, weight: Tensor, bias: Tensor | null): { M: number; D: number; V: number } {
+  checkFloat(h, 'input');
+  checkRank(h, 2, 2, 'input');
+  checkTensor(weight, 'weight');
+  checkSameDtype(h, weight, 'weight');
+  checkRank(weight, 2, 2, 'weight');
+  const [M, D] = h.shape as [number, number];
+  const V = weight.shape[0]!;
+  checkShape(weight, [V, D], 'weight');
+  if (bias) {
+    checkTensor(bias, 'bias');
+    checkSameDtype(h, bias, 'bias');
+    checkShape(bias, [V], 'bias');
+  }
+  return { M, D, V };
+}

@@ -9,7 +9,7 @@
  */
 import { native } from '../native/loader.js';
 import { record, type Tensor } from '../tensor.js';
-import { checkDtype, checkFloat, checkInt, checkRank, checkSameDtype, checkShape, checkTensor } from '../validate.js';
+import { checkDtype, checkFloat, checkHeadOperands, checkInt, checkRank, checkShape, checkTensor } from '../validate.js';
 
 /**
  * `h·weight[words]ᵀ + bias[words]`: [M, K], the columns `words` of the full
@@ -20,19 +20,7 @@ import { checkDtype, checkFloat, checkInt, checkRank, checkSameDtype, checkShape
  * zero off the word rows.
  */
 export function labelWordLogits(h: Tensor, weight: Tensor, bias: Tensor | null, words: Tensor): Tensor {
-  checkFloat(h, 'input');
-  checkRank(h, 2, 2, 'input');
-  checkTensor(weight, 'weight');
-  checkSameDtype(h, weight, 'weight');
-  checkRank(weight, 2, 2, 'weight');
-  const [, D] = h.shape as [number, number];
-  const V = weight.shape[0]!;
-  checkShape(weight, [V, D], 'weight');
-  if (bias) {
-    checkTensor(bias, 'bias');
-    checkSameDtype(h, bias, 'bias');
-    checkShape(bias, [V], 'bias');
-  }
+  checkHeadOperands(h, weight, bias);
   checkTensor(words, 'words');
   checkDtype(words, 'int32', 'words');
   checkRank(words, 1, 1, 'words');

@@ -6,7 +6,7 @@
  */
 import { native } from '../native/loader.js';
 import { record, Tensor } from '../tensor.js';
-import { checkDtype, checkFloat, checkInt, checkNumber, checkRank, checkSameDtype, checkShape, checkTensor } from '../validate.js';
+import { checkDtype, checkHeadOperands, checkInt, checkNumber, checkShape, checkTensor } from '../validate.js';
 
 export interface LinearCrossEntropyOptions {
   /** Vocabulary rows per chunk (default 4096); the scratch is [M, chunkSize]. */
@@ -22,19 +22,7 @@ export interface LinearCrossEntropyOptions {
 export function linearCrossEntropy(
   h: Tensor, weight: Tensor, bias: Tensor | null, targets: Tensor, opts: LinearCrossEntropyOptions = {},
 ): Tensor {
-  checkFloat(h, 'input');
-  checkRank(h, 2, 2, 'input');
-  checkTensor(weight, 'weight');
-  checkSameDtype(h, weight, 'weight');
-  checkRank(weight, 2, 2, 'weight');
-  const [M, D] = h.shape as [number, number];
-  const V = weight.shape[0]!;
-  checkShape(weight, [V, D], 'weight');
-  if (bias) {
-    checkTensor(bias, 'bias');
-    checkSameDtype(h, bias, 'bias');
-    checkShape(bias, [V], 'bias');
-  }
+  const { M } = checkHeadOperands(h, weight, bias);
   checkTensor(targets, 'targets');
   checkDtype(targets, 'int32', 'targets');
   checkShape(targets, [M], 'targets');
@@ -81,19 +69,7 @@ export interface LinearSampleOptions {
  * replacements with it. No gradient (a stop-gradient sample): int32 [M].
  */
 export function linearSample(h: Tensor, weight: Tensor, bias: Tensor | null, opts: LinearSampleOptions): Tensor {
-  checkFloat(h, 'input');
-  checkRank(h, 2, 2, 'input');
-  checkTensor(weight, 'weight');
-  checkSameDtype(h, weight, 'weight');
-  checkRank(weight, 2, 2, 'weight');
-  const [, D] = h.shape as [number, number];
-  const V = weight.shape[0]!;
-  checkShape(weight, [V, D], 'weight');
-  if (bias) {
-    checkTensor(bias, 'bias');
-    checkSameDtype(h, bias, 'bias');
-    checkShape(bias, [V], 'bias');
-  }
+  checkHeadOperands(h, weight, bias);
   checkInt(opts.seed, 'seed', 0, 2 ** 53);
   checkInt(opts.step, 'step', 0, 2 ** 53);
   const chunk = opts.chunkSize ?? 4096;
