@@ -27,6 +27,7 @@ import { finetune, type StepInfo } from '../src/tasks/run-finetune.js';
 import { values } from './helpers/cuda-ops.js';
 import { pretrainTinyEncoder } from './helpers/tiny-encoder.js';
 import { symKlRef } from './helpers/asa-ref.js';
+import { straightAndResumed } from './helpers/resume.js';
 
 const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
 
@@ -286,16 +287,10 @@ describe('cloze finetune --method asa', () => {
 
   it('resumes exactly: the losses after an interruption equal those of an uninterrupted run', async () => {
     const cfg = { ...base, initFrom: pre, method: 'asa', saveEvery: 5 };
-    const full: StepInfo[] = [];
-    await finetune({ ...cfg, out: join(root, 'full') }, { output: null, onStep: (s) => full.push(s) });
-    const ac = new AbortController();
-    const first: StepInfo[] = [];
-    const part = await finetune({ ...cfg, out: join(root, 'part') }, { output: null, signal: ac.signal, onStep: (s) => { first.push(s); if (s.step === 7) ac.abort(); } });
-    expect(part.step).toBe(7);
-    const rest: StepInfo[] = [];
-    await finetune({ ...cfg, out: join(root, 'part'), resume: true }, { output: null, onStep: (s) => rest.push(s) });
-    expect([...first, ...rest].map((s) => s.loss)).toEqual(full.map((s) => s.loss));
-    await expect(finetune({ ...cfg, asaTau: 0.3, out: join(root, 'part'), resume: true }, { output: null })).rejects.toThrow(/asaTau/);
+    const r = await straightAndResumed(finetune, cfg, join(root, 'resume'), 7);
+    expect(r.stoppedAt).toBe(7);
+    expect(r.resumed).toEqual(r.straight);
+    await expect(finetune({ ...cfg, asaTau: 0.3, out: join(root, 'resume', 'resumed'), resume: true }, { output: null })).rejects.toThrow(/asaTau/);
   }, 240_000);
 
   it('mvp --asa trains with a finite loss and exports a plain BertForMaskedLM', async () => {

@@ -23,6 +23,7 @@ import type { PackedCorpus } from '../src/data/packing.js';
 import { ELECTRA_CORRUPTION } from '../src/tasks/mlm/electra.js';
 import { MaskingPlan } from '../src/tasks/mlm/masking-plan.js';
 import { evaluateMlmCheckpoint } from '../src/tasks/mlm/evaluate-checkpoint.js';
+import { straightAndResumed } from './helpers/resume.js';
 
 const V = 50;
 const tiny = { discriminator: { vocabSize: V, hidden: 32, layers: 2, heads: 2, intermediate: 64, hiddenDropout: 0 } };
@@ -277,21 +278,9 @@ describe("pretrain({ objective: 'electra' })", () => {
 
   it('resumes exactly: the losses after an interruption equal those of an uninterrupted run', async () => {
     const cfg = { ...base, data: corpus, tokenizer, maxSteps: 10, evalEvery: 100, saveEvery: 100, gradAccum: 2 };
-    const straight: number[] = [];
-    await pretrain({ ...cfg, out: join(root, 'straight') }, { output: null, onStep: (s) => straight.push(s.loss) });
-    const resumed: number[] = [];
-    const ac = new AbortController();
-    const first = await pretrain({ ...cfg, out: join(root, 'resumed') }, {
-      output: null,
-      signal: ac.signal,
-      onStep: (s) => {
-        resumed.push(s.loss);
-        if (s.step === 4) ac.abort();
-      },
-    });
-    expect(first.step).toBe(4);
-    const second = await pretrain({ ...cfg, out: join(root, 'resumed'), resume: true }, { output: null, onStep: (s) => resumed.push(s.loss) });
-    expect(second.step).toBe(10);
+    const { straight, resumed, stoppedAt, finalStep } = await straightAndResumed(pretrain, cfg, join(root, 'resume'), 4);
+    expect(stoppedAt).toBe(4);
+    expect(finalStep).toBe(10);
     expect(resumed).toEqual(straight);
   });
 

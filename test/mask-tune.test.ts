@@ -18,9 +18,10 @@ import { BertForSequenceClassification } from '../src/models/bert/classification
 import { bertConfigFromHf } from '../src/models/bert/hf-config.js';
 import { attachWeightMasks, initScoreRange, maskedLayers, maskedOutFraction } from '../src/tasks/finetune/mask-tune.js';
 import { loadClassifier, loadMaskedClassifiers } from '../src/tasks/finetune/predict.js';
-import { finetune, type StepInfo } from '../src/tasks/run-finetune.js';
+import { finetune } from '../src/tasks/run-finetune.js';
 import { tensor } from '../src/tensor.js';
 import { pretrainTinyEncoder } from './helpers/tiny-encoder.js';
+import { straightAndResumed } from './helpers/resume.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cloze-mask-tune-'));
 const data = join(__dirname, 'fixtures', 'finetune', 'who.jsonl');
@@ -177,14 +178,9 @@ describe('weight-mask tuning', () => {
 
   it('resumes exactly', async () => {
     const cfg = { ...base, initFrom: pre, epochs: 2, saveEvery: 5 };
-    const full: StepInfo[] = [];
-    await finetune({ ...cfg, out: join(root, 'full') }, { output: null, onStep: (s) => full.push(s) });
-    const ac = new AbortController();
-    const first: StepInfo[] = [];
-    await finetune({ ...cfg, out: join(root, 'part') }, { output: null, signal: ac.signal, onStep: (s) => { first.push(s); if (s.step === 7) ac.abort(); } });
-    const rest: StepInfo[] = [];
-    await finetune({ ...cfg, out: join(root, 'part'), resume: true }, { output: null, onStep: (s) => rest.push(s) });
-    expect([...first, ...rest].map((s) => s.loss)).toEqual(full.map((s) => s.loss));
+    const r = await straightAndResumed(finetune, cfg, join(root, 'resume'), 7);
+    expect(r.stoppedAt).toBe(7);
+    expect(r.resumed).toEqual(r.straight);
   }, 120_000);
 
   it('refuses a mask over another base, of other shapes or layers, naming the file, the layer and both hashes', async () => {

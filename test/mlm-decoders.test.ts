@@ -23,6 +23,7 @@ import { gradcheck } from './helpers/gradcheck.js';
 import { writeFixtureCorpus } from './helpers/fixture-corpus.js';
 import { gelu, layerNormRef } from './helpers/reference.js';
 import { assertClose } from './helpers/tolerance.js';
+import { straightAndResumed } from './helpers/resume.js';
 
 const tiny: BertConfigInput = { vocabSize: 13, hidden: 8, layers: 2, heads: 2, intermediate: 16, maxPosition: 8, hiddenDropout: 0, initializerRange: 0.3 };
 const DRBERT: MlmDecoder = { kind: 'drbert', layers: 2, unmaskFraction: 0.5, mixProb: 0.5 };
@@ -271,13 +272,9 @@ describe('pretrain --decoder', () => {
   for (const decoder of ['emd', 'drbert'])
     it(`${decoder}: resumes exactly`, async () => {
       const cfg = { ...base, data: corpus, tokenizer, maxSteps: 8, decoder };
-      const straight: number[] = [];
-      await pretrain({ ...cfg, out: join(root, `${decoder}-straight`) }, { output: null, onStep: (s) => straight.push(s.loss) });
-      const resumed: number[] = [];
-      const ac = new AbortController();
-      await pretrain({ ...cfg, out: join(root, `${decoder}-resumed`) }, { output: null, signal: ac.signal, onStep: (s) => { resumed.push(s.loss); if (s.step === 3) ac.abort(); } });
-      const second = await pretrain({ ...cfg, out: join(root, `${decoder}-resumed`), resume: true }, { output: null, onStep: (s) => resumed.push(s.loss) });
-      expect(second.step).toBe(8);
+      const { straight, resumed, stoppedAt, finalStep } = await straightAndResumed(pretrain, cfg, join(root, `${decoder}-resume`), 3);
+      expect(stoppedAt).toBe(3);
+      expect(finalStep).toBe(8);
       expect(resumed).toEqual(straight);
       // The decoder changes training: not the plain run's losses.
       if (decoder === 'drbert') {
