@@ -39,8 +39,6 @@ export { ModuleList } from '../../nn/module-list.js';
 export interface LayerExtra {
   /** Keys and values from this tensor (same shape as the query input); the query input is the residual. */
   kv?: Tensor;
-  /** uint8 [B, L, L], 1 = the (query, key) pair is masked; padded layout. */
-  attnMask?: Tensor;
 }
 
 /** attention.self: the q, k, v projections and the fused attention kernel. */
@@ -60,14 +58,13 @@ export class BertSelfAttention extends Module {
   }
   /**
    * x [..., D] → context [..., D] (heads merged, before the output projection); `bias` [B, L, L] is added to every head's scores.
-   * `extra.kv` (same shape as x): keys and values come from it, queries from x (DeBERTa's enhanced mask decoder);
-   * `extra.attnMask` uint8 [B, L, L], 1 = the (query, key) pair is masked (DrBERT's gradual unmasking).
+   * `extra.kv` (same shape as x): keys and values come from it, queries from x (DeBERTa's enhanced mask decoder).
    */
   forward(x: Tensor, layout: AttentionLayout, bias?: Tensor, extra: LayerExtra = {}): Tensor {
     const lead = x.shape.slice(0, -1);
     const split = (t: Tensor): Tensor => reshape(t, [...lead, this.heads, this.hidden / this.heads]);
     const { keyPadding, cuSeqlens, maxSeqlen, alibiSlopes } = layout;
-    const opts = { keyPadding, cuSeqlens, maxSeqlen, alibiSlopes, ...(bias ? { bias } : {}), ...(extra.attnMask ? { attnMask: extra.attnMask } : {}) };
+    const opts = { keyPadding, cuSeqlens, maxSeqlen, alibiSlopes, ...(bias ? { bias } : {}) };
     const kv = extra.kv ?? x;
     const r = attention(split(this.query.forward(x)), split(this.key.forward(kv)), split(this.value.forward(kv)), opts);
     return reshape(r.out, [...lead, this.hidden]);
@@ -143,8 +140,8 @@ export class BertLayer extends Module {
   }
   /**
    * `bias`: an additive attention bias [B, L, L] shared by the heads (ASA), or none. `extra.kv`: keys and
-   * values from another tensor (pre-LN: through the same LN₁), x stays the query and the residual;
-   * `extra.attnMask`: a binary (query, key) mask. Without `extra` the plain path is unchanged.
+   * values from another tensor (pre-LN: through the same LN₁), x stays the query and the residual.
+   * Without `extra` the plain path is unchanged.
    */
   forward(x: Tensor, layout: AttentionLayout, bias?: Tensor, extra: LayerExtra = {}): Tensor {
     const a = this.attention;

@@ -334,18 +334,16 @@ export class BertForMaskedLM extends Module {
     const draws = drbertDraws(drawSeed, r.length, d.mixProb);
     const blocks = this.cls.drbert!.layer.items;
     let h = e;
+    // A hidden masked position is hidden from every query alike: a key mask [B, L] (padding or hidden) through the
+    // fused kernel's key-padding path, not a [B, L, L] pair mask.
+    const padding = layout.keyPadding ? (layout.keyPadding.toArray() as Uint8Array) : new Uint8Array(B * L);
     blocks.forEach((blk, i) => {
       const t = drbertThreshold(i, blocks.length, d.unmaskFraction);
-      const mask = new Uint8Array(B * L * L);
-      let any = false;
+      const keys = Uint8Array.from(padding);
       r.forEach((row, m) => {
-        if (draws.unmask[m]! < t) return;
-        any = true;
-        const b = Math.floor(row / L);
-        const key = row % L;
-        for (let qi = 0; qi < L; qi++) mask[(b * L + qi) * L + key] = 1;
+        if (draws.unmask[m]! >= t) keys[row] = 1;
       });
-      h = blk.forward(h, layout, undefined, any ? { attnMask: fromTypedArray(mask, [B, L, L]).to(this.device) } : {});
+      h = blk.forward(h, { ...layout, keyPadding: fromTypedArray(keys, [B, L]).to(this.device) });
     });
     const eRows = embedding(reshape(e, [-1, D]), idx);
     const dRows = embedding(reshape(h, [-1, D]), idx);
