@@ -7,11 +7,11 @@
  * bytes are not worth a second way to load).
  */
 import { join } from 'node:path';
-import { writeMaskFile, packBits, type MaskLayer } from '../../checkpoint/mask-file.js';
+import { countKept, writeMaskFile, type MaskLayer } from '../../checkpoint/mask-file.js';
 import { loadSafetensors } from '../../checkpoint/safetensors.js';
 import { ClozeError } from '../../errors.js';
 import { tensor, type Tensor } from '../../tensor.js';
-import { HEAD_TENSOR } from './mask-tune.js';
+import { HEAD_TENSOR, keptBits, maskedWeight } from './mask-tune.js';
 import type { FinetuneRecord } from './predict.js';
 
 const SCORES = '.weight_mask';
@@ -45,11 +45,7 @@ export function effectiveCheckpointTensors(dir: string, record: FinetuneRecord |
   const file = join(dir, 'model.safetensors');
   const sd = loadSafetensors(file);
   for (const { name, weight, scores } of layersOf(sd, file)) {
-    const w = weight.toArray();
-    const s = scores.toArray();
-    const v = new Float32Array(w.length);
-    for (let i = 0; i < v.length; i++) v[i] = s[i]! > threshold ? w[i]! : 0;
-    sd[`${name}.weight`] = tensor(v, weight.shape, 'float32');
+    sd[`${name}.weight`] = tensor(maskedWeight(weight.toArray(), scores.toArray(), threshold), weight.shape, 'float32');
     weight.dispose();
     scores.dispose();
     delete sd[`${name}${SCORES}`];
@@ -68,12 +64,11 @@ export function exportMaskFile(dir: string, record: FinetuneRecord | null, out: 
     let kept = 0;
     let all = 0;
     for (const { name, weight, scores } of layersOf(sd, file)) {
-      const s = scores.toArray();
-      const keep = new Uint8Array(s.length);
-      for (let i = 0; i < s.length; i++) kept += keep[i] = s[i]! > m.threshold ? 1 : 0;
-      all += s.length;
+      const b = keptBits(scores.toArray(), m.threshold);
+      kept += countKept(b, scores.size);
+      all += scores.size;
       layers.push({ name, shape: weight.shape as [number, number] });
-      bits.set(name, packBits(keep));
+      bits.set(name, b);
     }
     const tensors = new Map<string, Float32Array>();
     const heads = Object.keys(sd).filter((k) => HEAD_TENSOR.test(k) && !k.endsWith(SCORES)).sort();

@@ -14,7 +14,8 @@ import { Linear } from '../../nn/layers.js';
 import { Parameter } from '../../nn/parameter.js';
 import { Rng } from '../../rng.js';
 import { tensor, type Tensor } from '../../tensor.js';
-import { countKept, packBits, packedBytes, type MaskFile } from '../../checkpoint/mask-file.js';
+import { packBits, packedBytes, type MaskFile } from '../../checkpoint/mask-file.js';
+import { maskedFraction } from '../../ops/masked_linear.js';
 
 export interface MaskTuneOptions {
   /** τ: a weight is kept where its score is above it. */
@@ -70,31 +71,36 @@ export function attachWeightMasks(model: BertForSequenceClassification, o: MaskT
   }
 }
 
-/** Whether a model has weight masks attached. */
-export function hasWeightMasks(model: BertForSequenceClassification): boolean {
-  return maskedLayers(model).some(([, l]) => l.weightMask !== null);
-}
-
 /** The fraction of masked weights at or below the threshold (masked out). */
 export function maskedOutFraction(model: BertForSequenceClassification): number {
   let out = 0;
   let all = 0;
   for (const [, l] of maskedLayers(model)) {
     if (!l.weightMask) continue;
-    const s = l.weightMask.toArray();
-    for (let i = 0; i < s.length; i++) if (!(s[i]! > l.maskThreshold)) out++;
-    all += s.length;
+    out += maskedFraction(l.weightMask, l.maskThreshold) * l.weightMask.size;
+    all += l.weightMask.size;
   }
   return all === 0 ? 0 : out / all;
+}
+
+/** Packed bits of 1[scores > τ] (the mask file's layout). */
+export function keptBits(scores: ArrayLike<number>, threshold: number): Uint8Array {
+  const keep = new Uint8Array(scores.length);
+  for (let i = 0; i < scores.length; i++) keep[i] = scores[i]! > threshold ? 1 : 0;
+  return packBits(keep);
+}
+
+/** W ⊙ 1[scores > τ] as plain float32 weights (exports of a mask-tune run). */
+export function maskedWeight(w: ArrayLike<number>, scores: ArrayLike<number>, threshold: number): Float32Array {
+  const v = new Float32Array(w.length);
+  for (let i = 0; i < v.length; i++) v[i] = scores[i]! > threshold ? w[i]! : 0;
+  return v;
 }
 
 /** The layer's kept bits: 1 where score > τ. */
 export function layerBits(l: Linear): Uint8Array {
   if (!l.weightMask) throw new ClozeError('E_STATE', 'Expected a layer with weight-mask scores but received a plain linear layer');
-  const s = l.weightMask.toArray();
-  const keep = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) keep[i] = s[i]! > l.maskThreshold ? 1 : 0;
-  return packBits(keep);
+  return keptBits(l.weightMask.toArray(), l.maskThreshold);
 }
 
 /**
@@ -113,11 +119,7 @@ export function effectiveStateDict(model: BertForSequenceClassification): { tens
       tensors[name] = t;
       continue;
     }
-    const w = l.weight.toArray();
-    const s = l.weightMask!.toArray();
-    const v = new Float32Array(w.length);
-    for (let i = 0; i < v.length; i++) v[i] = s[i]! > l.maskThreshold ? w[i]! : 0;
-    const e = tensor(v, l.weight.shape, 'float32');
+    const e = tensor(maskedWeight(l.weight.toArray(), l.weightMask!.toArray(), l.maskThreshold), l.weight.shape, 'float32');
     made.push(e);
     tensors[name] = e;
   }
@@ -173,16 +175,4 @@ export function checkHeadTensors(model: BertForSequenceClassification, mf: MaskF
   const listed = new Set(mf.header.tensors.map((t) => t.name));
   const missing = model.namedParameters().map(([n]) => n).filter((n) => HEAD_TENSOR.test(n) && !n.endsWith('.weight_mask') && !listed.has(n));
   if (missing.length) throw new ClozeError('E_VALUE', `${file}: Expected the head tensors the base lacks but received none for ${missing.join(', ')}`);
-}
-
-/** What a mask file says of itself for `cloze info`-style notes: kept fraction over all layers. */
-export function keptFraction(mf: MaskFile): number {
-  let kept = 0;
-  let all = 0;
-  for (const l of mf.header.layers) {
-    const n = l.shape[0] * l.shape[1];
-    kept += countKept(mf.bits.get(l.name)!, n);
-    all += n;
-  }
-  return all === 0 ? 0 : kept / all;
 }
