@@ -18,14 +18,14 @@ export function evalOptions(y: Argv) {
     .option('json', { type: 'boolean', default: false, describe: 'Print one JSON line' })
     .option('batch-size', { type: 'number', describe: 'MLM: sequences per batch (default: the run\'s)' })
     .option('max-batches', { type: 'number', describe: 'MLM: stop after this many batches (default: all)' })
-    .option('mask-ratio', { type: 'number', describe: "MLM: share of tokens masked (default: the run's)" })
+    .option('eval-mask-ratio', { type: 'number', alias: 'mask-ratio', describe: "MLM: share of tokens masked, in (0, 1) (default: the run's evalMaskRatio, e.g. 0.15 for mosaic-bert-*, else its maskRatio)" })
     .option('probe-epochs', { type: 'number', describe: "Images: epochs of the linear classifier (default: the run's probeEpochs)" })
     .option('probe-images', { type: 'number', describe: "Images: training images of the probe (default: the run's probeImages)" })
     .option('finetune-epochs', { type: 'number', default: 0, describe: 'Images: fine-tune the whole encoder with a linear head for this many epochs instead of a linear probe' })
     .option('finetune-images', { type: 'number', default: 0, describe: 'Images: training images for fine-tuning (0: all)' })
     .option('lr', { type: 'number', describe: 'Images: learning rate of the probe (default 3e-2) or of fine-tuning (default 1e-3)' })
     .option('task-data', { type: 'string', describe: "Fine-tuned checkpoints: a labelled .jsonl/.csv/.tsv file to score (default: the run's test split, test-split.jsonl in its run directory)" })
-    .group(['batch-size', 'max-batches', 'mask-ratio'], 'MLM checkpoints:')
+    .group(['batch-size', 'max-batches', 'eval-mask-ratio'], 'MLM checkpoints:')
     .group(['probe-epochs', 'probe-images', 'finetune-epochs', 'finetune-images', 'lr'], 'Image checkpoints (mim, spark):')
     .group(['task-data'], 'Fine-tuned text classifiers:');
 }
@@ -49,7 +49,7 @@ export async function runEval(args: EvalArgs): Promise<void> {
     return;
   }
   const r = await evaluateMlmCheckpoint({
-    checkpoint: args.checkpoint, data: args.data, batchSize: args['batch-size'], maxBatches: args['max-batches'], maskRatio: args['mask-ratio'],
+    checkpoint: args.checkpoint, data: args.data, batchSize: args['batch-size'], maxBatches: args['max-batches'], evalMaskRatio: args['eval-mask-ratio'],
   });
   console.log(formatMlmEval(r, args.json));
 }

@@ -9,7 +9,7 @@ export function flagName(field: string): string {
 export function sectionFlags(y: Argv, sections: readonly ConfigSection[]): Argv {
   for (const section of sections) {
     for (const [name, s] of Object.entries(section.fields) as Array<[string, FieldSpec]>) {
-      const numeric = s.kind === 'number' || s.kind === 'integer' || s.kind === 'number[2]';
+      const numeric = s.kind === 'number' || s.kind === 'number?' || s.kind === 'integer' || s.kind === 'number[2]';
       // Numbers are parsed here, not by yargs, which turns '--lr abc' into NaN: what the user typed must reach the
       // error message ("… but received \"abc\"").
       const type = s.kind === 'boolean' ? 'boolean' : numeric ? undefined : 'string';

@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { ClozeError } from '../errors.js';
 
-type Kind = 'string' | 'number' | 'integer' | 'boolean' | 'string?' | 'number[2]' | 'string[]';
+type Kind = 'string' | 'number' | 'integer' | 'boolean' | 'string?' | 'number?' | 'number[2]' | 'string[]';
 
 export interface FieldSpec {
   kind: Kind;
@@ -23,6 +23,10 @@ export interface FieldSpec {
   max?: number;
   /** The lower bound itself is refused (eps: any positive number, never 0). */
   exclusiveMin?: boolean;
+  /** The upper bound itself is refused (a masking ratio that leaves something visible: below 1). */
+  exclusiveMax?: boolean;
+  /** What runs saved before the field existed did, when not its default: a resume of one is checked against it. */
+  before?: unknown;
 }
 
 export type Fields = Record<string, FieldSpec>;
@@ -79,6 +83,8 @@ type ValueOf<K extends Kind> = K extends 'string'
     ? string | null
     : K extends 'number' | 'integer'
       ? number
+      : K extends 'number?'
+        ? number | null
       : K extends 'boolean'
         ? boolean
         : K extends 'string[]'
@@ -112,8 +118,10 @@ function fail(where: string, field: string, what: string, got: unknown): never {
 /** Checks one value against its spec; returns it. */
 export function checkField(name: string, spec: FieldSpec, v: unknown, where: string): unknown {
   const inRange = (x: number): boolean =>
-    (spec.min === undefined || (spec.exclusiveMin ? x > spec.min : x >= spec.min)) && (spec.max === undefined || x <= spec.max);
-  const range = spec.min !== undefined || spec.max !== undefined ? ` in ${spec.exclusiveMin ? '(' : '['}${spec.min ?? '-∞'}, ${spec.max ?? '∞'}]` : '';
+    (spec.min === undefined || (spec.exclusiveMin ? x > spec.min : x >= spec.min)) && (spec.max === undefined || (spec.exclusiveMax ? x < spec.max : x <= spec.max));
+  const range = spec.min !== undefined || spec.max !== undefined
+    ? ` in ${spec.exclusiveMin ? '(' : '['}${spec.min ?? '-∞'}, ${spec.max ?? '∞'}${spec.exclusiveMax ? ')' : ']'}`
+    : '';
   switch (spec.kind) {
     case 'string':
     case 'string?':
@@ -122,6 +130,8 @@ export function checkField(name: string, spec: FieldSpec, v: unknown, where: str
       if (spec.choices && !spec.choices.includes(v)) fail(where, name, `one of ${spec.choices.join(', ')}`, v);
       return v;
     case 'number':
+    case 'number?':
+      if (v === null && spec.kind === 'number?') return v;
       if (typeof v !== 'number' || !Number.isFinite(v) || !inRange(v)) fail(where, name, `a number${range}`, v);
       return v;
     case 'integer':

@@ -19,9 +19,10 @@ const RUN_ENTRY = /^checkpoint-\d+(?:\.(?:tmp|old)-\d+-[0-9a-f]+)?$/;
  * the trained weights (evaluation runs in eval mode and leaves the dropout counters alone; a test checks the losses
  * bit for bit). MIM's probeEvery is not among them: unchecked, so refused. `threads` is let through too (a run must be resumable on another machine) with a note:
  * the thread count can change the order of float summations (BLAS and the pool split reductions by thread), so
- * a resume with other threads is not bit-exact.
+ * a resume with other threads is not bit-exact. MLM's evalMaskRatio only changes what evaluation measures (each
+ * eval line records its ratio), and runs saved before it existed can be resumed.
  */
-export const RESUME_NEUTRAL = ['out', 'resume', 'overwrite', 'logEvery', 'evalEvery', 'saveEvery', 'keepLast'] as const;
+export const RESUME_NEUTRAL = ['out', 'resume', 'overwrite', 'logEvery', 'evalEvery', 'saveEvery', 'keepLast', 'evalMaskRatio'] as const;
 export const RESUME_NUMERICS_ONLY = ['threads'] as const;
 
 /** What in `dir` belongs to a run: checkpoints (finished or not) and the metrics log. */
@@ -104,12 +105,15 @@ export function savedRunSettings(checkpointDir: string): Record<string, JsonValu
  * field with its saved and new value; returns notes for the changes let through that change float rounding.
  */
 export function checkResumeSettings(
-  checkpointDir: string, now: Record<string, unknown>, flag = (f: string): string => f, fields: Record<string, { default: unknown }> = {},
+  checkpointDir: string, now: Record<string, unknown>, flag = (f: string): string => f,
+  fields: Record<string, { default: unknown; before?: unknown }> = {},
 ): string[] {
   const stored = savedRunSettings(checkpointDir);
   if (stored === null) return [`${checkpointDir} holds no run settings: resuming without checking them`];
-  // A setting newer than the checkpoint had its default then.
-  const saved: Record<string, unknown> = { ...Object.fromEntries(Object.entries(fields).map(([k, f]) => [k, f.default])), ...stored };
+  // A setting newer than the checkpoint had its default then, or the behaviour it replaced (`before`).
+  const saved: Record<string, unknown> = {
+    ...Object.fromEntries(Object.entries(fields).map(([k, f]) => [k, 'before' in f ? f.before : f.default])), ...stored,
+  };
   const neutral = new Set<string>([...RESUME_NEUTRAL, ...RESUME_NUMERICS_ONLY]);
   const show = (v: unknown): string => (v === undefined ? '(unset)' : JSON.stringify(v));
   const keys = [...new Set([...Object.keys(saved), ...Object.keys(now)])];

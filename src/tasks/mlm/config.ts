@@ -23,6 +23,8 @@ export const MLM_FIELDS = {
   maxLength: { kind: 'integer', default: 128, min: 8, max: MAX_SEQUENCE_LENGTH, describe: 'Sequence length, [CLS] and [SEP] included (at most 8192; a run whose activations would not fit in memory is refused before it starts)' },
   evalFraction: { kind: 'number', default: 0.05, min: 0, max: 0.5, describe: 'Share of sequences held out for evaluation' },
   masking: { kind: 'string', default: 'token', choices: ['token', 'whole-word', 'span', 'ngram'], describe: 'Selection strategy' },
+  evalMaskRatio: { kind: 'number?', default: null, min: 0, max: 1, exclusiveMin: true, exclusiveMax: true, describe: "Share of tokens masked in the held-out evaluation, in (0, 1) (default: the preset's recipe: 0.15 for mosaic-bert-* and electra-*, as MosaicBERT's eval loader, which trains at 0.3; else maskRatio)" },
+  randomTokens: { kind: 'string', default: 'all', choices: ['all', 'non-special'], describe: "Objective mlm: the 10% random replacements draw from the whole vocabulary (all, as BERT's create_pretraining_data.py and Hugging Face's collator), or from it less the special tokens [PAD] [UNK] [CLS] [SEP] [MASK] (non-special, as fairseq's RoBERTa; needs them at the front of the vocabulary)", before: 'non-special' },
   evalEvery: { kind: 'integer', default: 200, min: 1, describe: 'Evaluate every N steps' },
   evalBatches: { kind: 'integer', default: 20, min: 1, describe: 'Batches per evaluation' },
 } as const satisfies Fields;
@@ -41,6 +43,7 @@ export function withMlmRecipe(input: Record<string, unknown>): Record<string, un
       objective: 'electra',
       preset,
       maskRatio: recipe.maskRatio,
+      evalMaskRatio: recipe.evalMaskRatio,
       lr: recipe.optimizer.lr,
       betas: recipe.optimizer.betas,
       eps: recipe.optimizer.eps,
@@ -57,6 +60,8 @@ export function withMlmRecipe(input: Record<string, unknown>): Record<string, un
   if (!recipe) return input;
   const fromRecipe: Record<string, unknown> = {
     maskRatio: recipe.maskRatio,
+    // Whatever the training ratio: MosaicBERT's recipe evaluates at 15% "for consistent comparison" across runs.
+    evalMaskRatio: recipe.evalMaskRatio,
     lr: recipe.optimizer.lr,
     betas: recipe.optimizer.betas,
     eps: recipe.optimizer.eps,
@@ -65,5 +70,10 @@ export function withMlmRecipe(input: Record<string, unknown>): Record<string, un
     minLrRatio: recipe.finalLrFactor,
     decay: 'linear',
   };
-  return { ...fromRecipe, ...input };
+  return { ...fromRecipe, ...Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) };
+}
+
+/** The masking ratio of held-out evaluation: evalMaskRatio when set, else the training one. */
+export function evalMaskRatioOf(cfg: Pick<MlmRunConfig, 'maskRatio' | 'evalMaskRatio'>): number {
+  return cfg.evalMaskRatio ?? cfg.maskRatio;
 }

@@ -21,7 +21,7 @@ import { electraPreset, isElectraPreset, ELECTRA_PRESETS } from '../../models/el
 import { AdamW } from '../../optim/adamw.js';
 import { dropoutCounters, restoreDropout } from '../../train/dropout-state.js';
 import type { TrainTask } from '../../train/loop.js';
-import type { MlmRunConfig } from './config.js';
+import { evalMaskRatioOf, type MlmRunConfig } from './config.js';
 import { BatchCursor, defaultCorpus, openTextCorpus } from './data.js';
 import { EVAL_SEED_OFFSET, type EvalResult } from './evaluate.js';
 import { MaskingPlan } from './masking-plan.js';
@@ -78,7 +78,8 @@ export async function buildElectraTask(
   if (device === 'cuda') model.to('cuda', resolvePrecision(cfg.precision as Precision, device));
   else resolvePrecision(cfg.precision as Precision, device);
   const optimizer = new AdamW(model.parameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
-  const plan = new MaskingPlan(cfg, tok, corpus, false, ELECTRA_CORRUPTION);
+  // No random replacements in ELECTRA's corruption, so randomTokens does not apply.
+  const plan = new MaskingPlan({ maskRatio: cfg.maskRatio, masking: cfg.masking }, tok, corpus, false, ELECTRA_CORRUPTION);
   const cursor = new BatchCursor(corpus, cfg.batchSize);
   const hfConfig = hfElectraConfig(model.config);
   if (!existsSync(join(outDir, 'tokenizer.json'))) tok.save(join(outDir, 'tokenizer.json'));
@@ -93,7 +94,7 @@ export async function buildElectraTask(
     for (const b of corpus.batches('eval', cfg.batchSize)) {
       if (k >= cfg.evalBatches) break;
       scope(() => {
-        const mb = plan.build(b, cfg.seed + EVAL_SEED_OFFSET, k);
+        const mb = plan.build(b, cfg.seed + EVAL_SEED_OFFSET, k, evalMaskRatioOf(cfg));
         if (mb.maskedCount === 0) return;
         const r = model.accuracy(mb.batch, { seed: sampleSeed + EVAL_SEED_OFFSET, step: k });
         gen += r.genLoss * r.genCount;
@@ -111,7 +112,7 @@ export async function buildElectraTask(
     const loss = genN > 0 ? gen / genN : NaN;
     const discLoss = batches > 0 ? disc / batches : NaN;
     return {
-      step, loss, accuracy: genN > 0 ? genOk / genN : NaN, perplexity: Math.exp(loss), maskedTokens: genN,
+      step, loss, accuracy: genN > 0 ? genOk / genN : NaN, perplexity: Math.exp(loss), maskedTokens: genN, maskRatio: evalMaskRatioOf(cfg),
       totalLoss: loss + model.config.discWeight * discLoss, discLoss,
       discAccuracy: discN > 0 ? discOk / discN : NaN, replacedFraction: discN > 0 ? replaced / discN : NaN,
     };

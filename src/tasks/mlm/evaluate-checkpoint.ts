@@ -19,10 +19,11 @@ import type { EncodingErrors } from '../../data/lines.js';
 import { ClozeError } from '../../errors.js';
 import { bertConfigFromHf, HF_EXTRA_KEYS } from '../../models/bert/hf-config.js';
 import { BertForMaskedLM, isDecoderKey } from '../../models/bert/model.js';
-import { resolveSection, SHARED_FIELDS } from '../../train/config.js';
+import { checkField, resolveSection, SHARED_FIELDS } from '../../train/config.js';
+import { BERT_PRESETS, type BertPresetName } from '../../models/bert/presets.js';
 import { checkpointDataPath, runDirOf } from '../../checkpoint/named-paths.js';
 import type { Shard } from '../../data/shard.js';
-import { MLM_FIELDS } from './config.js';
+import { evalMaskRatioOf, MLM_FIELDS } from './config.js';
 import { defaultCorpus } from './data.js';
 import { evaluateMlm, type EvalResult } from './evaluate.js';
 import { MaskingPlan } from './masking-plan.js';
@@ -33,7 +34,8 @@ export interface MlmEvalOptions {
   data?: string;
   batchSize?: number;
   maxBatches?: number;
-  maskRatio?: number;
+  /** Share of tokens masked, in (0, 1); default the run's evalMaskRatio (its preset's for runs that predate it), else its maskRatio. */
+  evalMaskRatio?: number;
 }
 
 export async function evaluateMlmCheckpoint(o: MlmEvalOptions): Promise<EvalResult & { split: 'eval' | 'all'; checkpoint: string }> {
@@ -61,12 +63,15 @@ export async function evaluateMlmCheckpoint(o: MlmEvalOptions): Promise<EvalResu
     const data = named.path ?? defaultCorpus();
     const split = named.same || (typeof run.data !== 'string' && resolve(data) === defaultCorpus()) ? 'eval' : 'all';
     const given = {
-      ...Object.fromEntries(Object.entries(run).filter(([k]) => ['textMode', 'jsonlField', 'encodingErrors', 'recordSeparator', 'maxLength', 'evalFraction', 'seed', 'masking', 'maskRatio', 'batchSize'].includes(k))),
-      ...(o.maskRatio !== undefined ? { maskRatio: o.maskRatio } : {}),
+      ...Object.fromEntries(Object.entries(run).filter(([k]) => ['textMode', 'jsonlField', 'encodingErrors', 'recordSeparator', 'maxLength', 'evalFraction', 'seed', 'masking', 'maskRatio', 'evalMaskRatio', 'randomTokens', 'batchSize'].includes(k))),
       ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
     };
     const where = `${dir} (trainer_state.json)`;
     const cfg = { ...resolveSection(SHARED_FIELDS, given, where), ...resolveSection(MLM_FIELDS, given, where) };
+    // A run saved before evalMaskRatio existed evaluates at its preset's recipe ratio, as a new run of it would.
+    const recipe = BERT_PRESETS[run.preset as BertPresetName]?.recipe;
+    if (!('evalMaskRatio' in run) && recipe) cfg.evalMaskRatio = recipe.evalMaskRatio;
+    if (o.evalMaskRatio !== undefined) cfg.evalMaskRatio = checkField('evalMaskRatio', MLM_FIELDS.evalMaskRatio, o.evalMaskRatio, 'options') as number;
     if (split === 'eval' && cfg.evalFraction === 0) {
       throw new ClozeError('E_VALUE', `Expected a run with a held-out split for checkpoint ${dir} but received one trained with evalFraction 0; pass --data to score a corpus whole`);
     }
@@ -87,7 +92,7 @@ export async function evaluateMlmCheckpoint(o: MlmEvalOptions): Promise<EvalResu
     });
     const plan = new MaskingPlan(cfg, tok, corpus, false);
     const r = evaluateMlm(model, corpus, plan, {
-      seed: cfg.seed, batchSize: cfg.batchSize, maxBatches: o.maxBatches ?? Number.MAX_SAFE_INTEGER, step: ck.step ?? 0,
+      seed: cfg.seed, batchSize: cfg.batchSize, maxBatches: o.maxBatches ?? Number.MAX_SAFE_INTEGER, step: ck.step ?? 0, maskRatio: evalMaskRatioOf(cfg),
       split: split === 'eval' ? 'eval' : 'train',
     });
     model.dispose();
@@ -102,5 +107,5 @@ export async function evaluateMlmCheckpoint(o: MlmEvalOptions): Promise<EvalResu
 export function formatMlmEval(r: Awaited<ReturnType<typeof evaluateMlmCheckpoint>>, json: boolean): string {
   if (json) return JSON.stringify(r);
   return `${r.checkpoint} (step ${r.step}), ${r.split === 'eval' ? 'held-out split' : 'whole corpus'}: ` +
-    `loss ${r.loss.toFixed(4)}, accuracy ${(100 * r.accuracy).toFixed(2)}%, perplexity ${r.perplexity.toFixed(2)}, ${r.maskedTokens} masked tokens`;
+    `loss ${r.loss.toFixed(4)}, accuracy ${(100 * r.accuracy).toFixed(2)}%, perplexity ${r.perplexity.toFixed(2)}, ${r.maskedTokens} masked tokens (mask ratio ${r.maskRatio})`;
 }

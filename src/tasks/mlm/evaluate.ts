@@ -10,6 +10,8 @@ export interface EvalResult {
   accuracy: number;
   perplexity: number;
   maskedTokens: number;
+  /** The masking ratio evaluated at. */
+  maskRatio: number;
 }
 
 /** Seed stream of evaluation masking: fixed, so evaluations compare across steps and runs. */
@@ -17,7 +19,8 @@ export const EVAL_SEED_OFFSET = 1_000_003;
 
 export function evaluateMlm(
   model: BertForMaskedLM, corpus: PackedCorpus, plan: MaskingPlan,
-  o: { seed: number; batchSize: number; maxBatches: number; step: number; split?: 'eval' | 'train' },
+  /** maskRatio: the evaluation's (evalMaskRatioOf), not necessarily the training one. */
+  o: { seed: number; batchSize: number; maxBatches: number; step: number; maskRatio: number; split?: 'eval' | 'train' },
 ): EvalResult {
   const wasTraining = model.training;
   model.eval();
@@ -28,7 +31,7 @@ export function evaluateMlm(
   for (const b of corpus.batches(o.split ?? 'eval', o.batchSize)) {
     if (k >= o.maxBatches) break;
     scope(() => {
-      const mb = plan.build(b, o.seed + EVAL_SEED_OFFSET, k);
+      const mb = plan.build(b, o.seed + EVAL_SEED_OFFSET, k, o.maskRatio);
       if (mb.maskedCount > 0) {
         const acc = model.accuracy(mb.batch);
         lossSum += model.loss(mb.batch).item() * acc.count;
@@ -40,5 +43,5 @@ export function evaluateMlm(
   }
   model.train(wasTraining);
   const loss = count > 0 ? lossSum / count : NaN;
-  return { step: o.step, loss, accuracy: count > 0 ? correct / count : NaN, perplexity: Math.exp(loss), maskedTokens: count };
+  return { step: o.step, loss, accuracy: count > 0 ? correct / count : NaN, perplexity: Math.exp(loss), maskedTokens: count, maskRatio: o.maskRatio };
 }

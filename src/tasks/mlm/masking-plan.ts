@@ -3,8 +3,10 @@
  * the configured strategy, corrupt them 80/10/10 with the fused kernel, and
  * (for unpadded presets) pack the real tokens. Selection and corruption are
  * seeded per micro-batch, so a batch is a pure function of (seed, index).
+ * Held-out evaluation builds its batches here too, at its own ratio.
  */
 import type { Batch, PackedCorpus } from '../../data/packing.js';
+import { ClozeError } from '../../errors.js';
 import { SPECIAL_TOKENS, type TextTokenizer } from '../../data/tokenizer.js';
 import { applyMlmMasking } from '../../masking/apply.js';
 import { buildNgramLexicon, selectNgrams, type NgramLexicon } from '../../masking/ngram.js';
@@ -27,13 +29,32 @@ export interface BuiltBatch {
 /** Sequences scanned to build the n-gram lexicon (n-gram masking only). */
 const LEXICON_SEQUENCES = 2000;
 
+/**
+ * The id range [low, V) of the random replacements. 'all' is BERT's (create_pretraining_data.py draws
+ * from the whole vocab_words) and Hugging Face's (torch.randint(len(tokenizer))); 'non-special' leaves out
+ * the five special tokens, as fairseq's MaskTokensDataset (RoBERTa) zeroes the weights of its leading
+ * specials. One contiguous range is what the kernel draws from, so 'non-special' needs the specials at
+ * ids 0..4 (every tokenizer cloze trains; a loaded BERT vocab.txt has [UNK] [CLS] [SEP] [MASK] at 100..103).
+ */
+export function randomTokenLow(tok: Pick<TextTokenizer, 'padId' | 'unkId' | 'clsId' | 'sepId' | 'maskId'>, mode: string): number {
+  if (mode === 'all') return 0;
+  const ids = [tok.padId, tok.unkId, tok.clsId, tok.sepId, tok.maskId];
+  const K = SPECIAL_TOKENS.length;
+  if (mode !== 'non-special') throw new ClozeError('E_VALUE', `Expected randomTokens 'all' or 'non-special' but received ${JSON.stringify(mode)}`);
+  if (ids.some((id) => id >= K)) {
+    throw new ClozeError('E_VALUE', `Expected a tokenizer with its special tokens at ids 0..${K - 1} for randomTokens 'non-special' (random replacements draw from one range [${K}, V)) but received ${SPECIAL_TOKENS.map((t, i) => `${t} ${ids[i]}`).join(', ')}; use randomTokens 'all'`);
+  }
+  return K;
+}
+
 export class MaskingPlan {
   private readonly special: number[];
   private readonly vocab: string[];
+  private readonly randomLow: number;
   private lexicon: NgramLexicon | null = null;
 
   constructor(
-    private readonly cfg: Pick<MlmRunConfig, 'maskRatio' | 'masking'>,
+    private readonly cfg: Pick<MlmRunConfig, 'maskRatio' | 'masking'> & Partial<Pick<MlmRunConfig, 'randomTokens'>>,
     private readonly tok: TextTokenizer,
     private readonly corpus: PackedCorpus,
     private readonly unpadded: boolean,
@@ -41,6 +62,7 @@ export class MaskingPlan {
     private readonly corruption: { maskProb: number; randomProb: number } | null = null,
   ) {
     this.special = [tok.padId, tok.clsId, tok.sepId, tok.maskId];
+    this.randomLow = randomTokenLow(tok, cfg.randomTokens ?? 'all');
     const v = tok.hf.getVocab(true) as Record<string, number>;
     this.vocab = [];
     for (const [t, id] of Object.entries(v)) this.vocab[id] = t;
@@ -60,8 +82,8 @@ export class MaskingPlan {
     return this.lexicon;
   }
 
-  private select(ids: Tensor, seed: number): MaskSelection {
-    const o = { ratio: this.cfg.maskRatio, special: this.special, seed };
+  private select(ids: Tensor, seed: number, ratio: number): MaskSelection {
+    const o = { ratio, special: this.special, seed };
     switch (this.cfg.masking) {
       case 'whole-word':
         return selectWholeWords(ids, { ...o, vocab: this.vocab });
@@ -74,17 +96,20 @@ export class MaskingPlan {
     }
   }
 
-  /** The MLM batch for micro-batch `index` of the stream seeded `seed`. Call inside a scope. */
-  build(b: Batch, seed: number, index: number): BuiltBatch {
+  /**
+   * The MLM batch for micro-batch `index` of the stream seeded `seed`, masking `ratio` of the tokens
+   * (default the training maskRatio; evaluation passes its own). Call inside a scope.
+   */
+  build(b: Batch, seed: number, index: number, ratio = this.cfg.maskRatio): BuiltBatch {
     const ids = fromTypedArray(b.ids, b.shape);
     const attentionMask = fromTypedArray(b.attentionMask, b.shape);
     const selectionSeed = (seed * 2_654_435_761 + index) % 2 ** 52;
-    const sel = this.select(ids, selectionSeed);
+    const sel = this.select(ids, selectionSeed, ratio);
     const m = applyMlmMasking(ids, sel, {
       vocabSize: this.tok.vocabSize,
       maskId: this.tok.maskId,
-      // Random replacements never draw a special token (ids 0..4).
-      randomLow: SPECIAL_TOKENS.length,
+      // The draw's range only, not its stream: the Philox counters are (seed, index, position) either way.
+      randomLow: this.randomLow,
       seed,
       step: index,
       ...(this.corruption ?? {}),

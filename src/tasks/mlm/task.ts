@@ -19,7 +19,7 @@ import { bertPreset, type BertPresetName } from '../../models/bert/presets.js';
 import { AdamW } from '../../optim/adamw.js';
 import { dropoutCounters, restoreDropout } from '../../train/dropout-state.js';
 import type { TrainTask } from '../../train/loop.js';
-import type { MlmRunConfig } from './config.js';
+import { evalMaskRatioOf, type MlmRunConfig } from './config.js';
 import { BatchCursor, defaultCorpus, openTextCorpus } from './data.js';
 import { evaluateMlm, type EvalResult } from './evaluate.js';
 import { MaskingPlan } from './masking-plan.js';
@@ -138,7 +138,7 @@ export async function buildMlmTask(
     },
     // No held-out split (evalFraction 0): no evaluation, rather than NaN metrics.
     shouldEvaluate: (step, last) => corpus.evalIndices.length > 0 && (step % cfg.evalEvery === 0 || last),
-    evaluate: (step) => evaluateMlm(model, corpus, plan, { seed: cfg.seed, batchSize: cfg.batchSize, maxBatches: cfg.evalBatches, step }),
+    evaluate: (step) => evaluateMlm(model, corpus, plan, { seed: cfg.seed, batchSize: cfg.batchSize, maxBatches: cfg.evalBatches, step, maskRatio: evalMaskRatioOf(cfg) }),
     describe: (e) => e.maskedTokens === 0 ? `eval step ${e.step}: no masked tokens in the held-out batches` : `eval step ${e.step}: loss ${e.loss.toFixed(4)}  accuracy ${(100 * e.accuracy).toFixed(2)}%  perplexity ${e.perplexity.toFixed(2)}`,
     checkpoint: () => ({
       config: hfConfig,
