@@ -148,7 +148,7 @@ export function objectiveSettings(objective: TextObjective, preset: string): { s
       const r = BERT_PRESETS['mosaic-bert-mini'].recipe!;
       return {
         settings: {
-          preset, maskRatio: r.maskRatio, lr: r.optimizer.lr, betas: r.optimizer.betas, eps: r.optimizer.eps,
+          preset, maskRatio: r.maskRatio, evalMaskRatio: r.evalMaskRatio, lr: r.optimizer.lr, betas: r.optimizer.betas, eps: r.optimizer.eps,
           weightDecay: r.optimizer.weightDecay, warmupRatio: r.warmupFraction, minLrRatio: r.finalLrFactor, decay: 'linear',
         },
         note: `MosaicBERT's recipe (30% masking, its AdamW and schedule) on ${preset} (no mosaic-bert preset of that size: architecture unchanged)`,

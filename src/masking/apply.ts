@@ -18,7 +18,7 @@ export interface MlmMaskingOptions {
   maskProb?: number;
   /** Default 0.1 (BERT). */
   randomProb?: number;
-  /** Random replacements are drawn from [randomLow, randomHigh): put special tokens outside it. Default [0, vocabSize). */
+  /** Random replacements are drawn from [randomLow, randomHigh). Default [0, vocabSize), as BERT and Hugging Face; [5, V) leaves cloze's specials out, as fairseq's RoBERTa does. */
   randomLow?: number;
   randomHigh?: number;
   /** Philox seed and counter: the draws are a pure function of (seed, step, position). */
