@@ -8,7 +8,7 @@ export {
   runtimeInfo, setNumThreads, liveBytes, cachedBytes, releaseCache, setCacheLimit, type BackendInfo,
 } from './runtime.js';
 export { matmul, linear, type MatmulOptions } from './ops/linalg.js';
-export { add, mul, scale, biasAdd, sum, mean, gelu, relu, tanh, reshape } from './ops/elementwise.js';
+export { add, mul, scale, biasAdd, sum, mean, gelu, relu, relu6, tanh, reshape } from './ops/elementwise.js';
 export { dropout, type DropoutOptions } from './ops/dropout.js';
 export { geglu } from './ops/geglu.js';
 export { layerNorm } from './ops/layernorm.js';

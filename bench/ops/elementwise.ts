@@ -29,7 +29,7 @@ const binary = (op: 'add' | 'mul'): OpCase => ({
   },
 });
 
-const activation = (op: 'gelu' | 'relu' | 'tanh'): OpCase => ({
+const activation = (op: 'gelu' | 'relu' | 'relu6' | 'tanh'): OpCase => ({
   op,
   model: m.label,
   shape: `x ${dims(inner)} (FFN inner)`,
@@ -38,8 +38,8 @@ const activation = (op: 'gelu' | 'relu' | 'tanh'): OpCase => ({
     const x = ctx.rand(inner, 3);
     const g = ctx.rand(inner);
     const n = ctx.addon;
-    const fwd = { gelu: () => n.gelu(x), relu: () => n.relu(x), tanh: () => n.tanh(x) }[op];
-    const bwd = { gelu: () => n.geluBackward(g, x), relu: () => n.reluBackward(g, x), tanh: () => n.tanhBackward(g, x) }[op];
+    const fwd = { gelu: () => n.gelu(x), relu: () => n.relu(x), relu6: () => n.relu6(x), tanh: () => n.tanh(x) }[op];
+    const bwd = { gelu: () => n.geluBackward(g, x), relu: () => n.reluBackward(g, x), relu6: () => n.relu6Backward(g, x), tanh: () => n.tanhBackward(g, x) }[op];
     return { fwd: { run: fwd, reads: [x] }, bwd: { run: bwd, reads: [g, x] } };
   },
 });
@@ -111,5 +111,6 @@ export const cases: OpCase[] = [
   reduction('mean'),
   activation('gelu'),
   activation('relu'),
+  activation('relu6'),
   activation('tanh'),
 ];

@@ -18,6 +18,8 @@ export interface ElementwiseNative {
   geluBackward(g: N, x: N): N;
   relu(x: N): N;
   reluBackward(g: N, x: N): N;
+  relu6(x: N): N;
+  relu6Backward(g: N, x: N): N;
   tanh(x: N): N;
   tanhBackward(g: N, x: N): N;
 }

@@ -82,6 +82,13 @@ export function relu(x: Tensor): Tensor {
   return record('relu', [native().relu(x.native)], [x], ([g]) => [native().reluBackward(g!, sx)], [sx])[0]!;
 }
 
+/** min(max(x, 0), 6): SparK's decoder activation (torch's ReLU6; the gradient passes only strictly inside (0, 6)). */
+export function relu6(x: Tensor): Tensor {
+  checkFloat(x, 'input');
+  const sx = x.share();
+  return record('relu6', [native().relu6(x.native)], [x], ([g]) => [native().relu6Backward(g!, sx)], [sx])[0]!;
+}
+
 /** tanh (BERT's pooler activation). */
 export function tanh(x: Tensor): Tensor {
   checkFloat(x, 'input');

@@ -39,6 +39,7 @@ export const OP_FAMILIES = {
     { forward: 'mean', backward: 'reduceBackward', ts: 'mean', cpu: ['sum_all_cpu', 'fill_cpu'], cuda: ['sum_all_cuda', 'fill_scaled_cuda'] },
     { forward: 'gelu', backward: 'geluBackward', ts: 'gelu', cpu: ['act_forward_cpu', 'act_backward_cpu'], cuda: ['act_forward_cuda', 'act_backward_cuda'] },
     { forward: 'relu', backward: 'reluBackward', ts: 'relu', cpu: ['act_forward_cpu', 'act_backward_cpu'], cuda: ['act_forward_cuda', 'act_backward_cuda'] },
+    { forward: 'relu6', backward: 'relu6Backward', ts: 'relu6', cpu: ['act_forward_cpu', 'act_backward_cpu'], cuda: ['act_forward_cuda', 'act_backward_cuda'] },
     { forward: 'tanh', backward: 'tanhBackward', ts: 'tanh', cpu: ['act_forward_cpu', 'act_backward_cpu'], cuda: ['act_forward_cuda', 'act_backward_cuda'] },
   ],
   dropout: [

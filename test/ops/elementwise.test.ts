@@ -1,11 +1,11 @@
 /**
  * The elementwise family (add, mul, scale, axpyInPlace, biasAdd, sumRows, sum,
- * mean, gelu, relu, tanh; reshape): forward values against plain float64 TypeScript
+ * mean, gelu, relu, relu6, tanh; reshape): forward values against plain float64 TypeScript
  * references in float32 and float64, finite-difference gradients in float64,
  * and the CUDA kernels against the CPU backend.
  */
 import { describe, expect, it } from 'vitest';
-import { add, biasAdd, gelu, mean, mul, relu, reshape, scale, sum, tanh, tensor } from '../../src/index.js';
+import { add, backward, biasAdd, gelu, mean, mul, relu, relu6, reshape, scale, sum, tanh, tensor } from '../../src/index.js';
 import { describeCuda, get } from '../helpers/cuda-harness.js';
 import { bf, bfSum, check, cpu64, dev, DTYPES, native, quantize, values } from '../helpers/cuda-ops.js';
 import { gradcheck } from '../helpers/gradcheck.js';
@@ -16,8 +16,10 @@ import { assertClose, tolFor } from '../helpers/tolerance.js';
 for (const dtype of ['float32', 'float64'] as const) {
   const tol = tolFor(dtype);
   describe(`forward ${dtype}`, () => {
-    it('gelu uses the exact erf form; relu clamps; tanh saturates', () => {
+    it('gelu uses the exact erf form; relu and relu6 clamp; tanh saturates', () => {
       const x = rand([257], dtype, -4, 4);
+      const wide = rand([257], dtype, -10, 10);
+      assertClose(relu6(wide).toArray(), vals(wide).map((v) => Math.min(Math.max(v, 0), 6)), tol, 'relu6');
       assertClose(gelu(x).toArray(), vals(x).map(geluRef), tol, 'gelu');
       assertClose(relu(x).toArray(), vals(x).map((v) => Math.max(v, 0)), tol, 'relu');
       assertClose(tanh(x).toArray(), vals(x).map(Math.tanh), tol, 'tanh');
@@ -56,6 +58,18 @@ describe('gradcheck: elementwise and reductions', () => {
     const x = tensor([-0.9, -0.4, -0.1, 0.2, 0.5, 0.8], [6], 'float64');
     x.requiresGrad = true;
     gradcheck(([x]) => relu(x!), [x]);
+  });
+  it('relu6', () => {
+    // Away from both kinks (0 and 6), on both flat sides and the slope.
+    const x = tensor([-3, -0.4, 0.2, 2.5, 5.7, 6.3, 9], [7], 'float64');
+    x.requiresGrad = true;
+    gradcheck(([x]) => relu6(x!), [x]);
+  });
+  it('relu6 passes no gradient at the kinks 0 and 6 (torch hardtanh: only strictly inside)', () => {
+    const x = tensor([0, 6, 3], [3], 'float64');
+    x.requiresGrad = true;
+    backward(sum(relu6(x)));
+    expect(Array.from(x.grad!.toArray())).toEqual([0, 0, 1]);
   });
   it('tanh', () => gradcheck(([x]) => tanh(x!), [leaf(4, 5)]));
   it('reshape', () => gradcheck(([x]) => mul(reshape(x!, [3, -1]), reshape(x!, [3, 4])), [leaf(2, 6)]));
@@ -149,13 +163,15 @@ describeCuda('elementwise', () => {
     }
   });
 
-  it('gelu, relu, tanh and their backwards match the CPU (exact erf GELU)', () => {
+  it('gelu, relu, relu6, tanh and their backwards match the CPU (exact erf GELU)', () => {
     for (const dtype of DTYPES)
       for (const n of SIZES) {
         const x = quantize(values(n, 20 + n, 4), dtype);
         if (n > 1) x[1] = 0;  // relu's kink: the gradient is 0 at 0, as on the CPU
+        if (n > 2) x[2] = 6;  // relu6's upper kink: 0 there too
+        if (n > 3) x[3] = 7.5;  // relu6's flat top
         const g = quantize(values(n, 30 + n), dtype);
-        for (const [name, f, fb] of [['gelu', 'gelu', 'geluBackward'], ['relu', 'relu', 'reluBackward'], ['tanh', 'tanh', 'tanhBackward']] as const) {
+        for (const [name, f, fb] of [['gelu', 'gelu', 'geluBackward'], ['relu', 'relu', 'reluBackward'], ['relu6', 'relu6', 'relu6Backward'], ['tanh', 'tanh', 'tanhBackward']] as const) {
           check(`${name} [${n}]`, dtype, native()[f](dev(x, [n], dtype)), native()[f](cpu64(x, [n])));
           check(`${name}Backward [${n}]`, dtype, native()[fb](dev(g, [n], dtype), dev(x, [n], dtype)),
             native()[fb](cpu64(g, [n]), cpu64(x, [n])));

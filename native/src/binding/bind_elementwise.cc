@@ -251,6 +251,8 @@ void register_elementwise(Napi::Env env, Napi::Object exports) {
   CLOZE_EXPORT(exports, "geluBackward", [](const ArgReader& a) { return activation(a, Act::Gelu, true); });
   CLOZE_EXPORT(exports, "relu", [](const ArgReader& a) { return activation(a, Act::Relu, false); });
   CLOZE_EXPORT(exports, "reluBackward", [](const ArgReader& a) { return activation(a, Act::Relu, true); });
+  CLOZE_EXPORT(exports, "relu6", [](const ArgReader& a) { return activation(a, Act::Relu6, false); });
+  CLOZE_EXPORT(exports, "relu6Backward", [](const ArgReader& a) { return activation(a, Act::Relu6, true); });
   CLOZE_EXPORT(exports, "tanh", [](const ArgReader& a) { return activation(a, Act::Tanh, false); });
   CLOZE_EXPORT(exports, "tanhBackward", [](const ArgReader& a) { return activation(a, Act::Tanh, true); });
 }

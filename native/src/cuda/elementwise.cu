@@ -58,7 +58,10 @@ template <typename T>
 __global__ void act_forward_kernel(Act act, const T* a, T* out, int64_t n) {
   CLOZE_GRID_STRIDE(i, n) {
     const float x = ld(a, i);
-    st(out, i, act == Act::Gelu ? x * cuda::normal_cdf_f(x) : act == Act::Tanh ? tanhf(x) : (x > 0.f ? x : 0.f));
+    st(out, i, act == Act::Gelu    ? x * cuda::normal_cdf_f(x)
+               : act == Act::Tanh  ? tanhf(x)
+               : act == Act::Relu6 ? (x > 0.f ? (x < 6.f ? x : 6.f) : 0.f)
+                                   : (x > 0.f ? x : 0.f));
   }
 }
 
@@ -72,6 +75,8 @@ __global__ void act_backward_kernel(Act act, const T* g, const T* a, T* out, int
     } else if (act == Act::Tanh) {
       const float y = tanhf(x);
       d = gi * (1.f - y * y);
+    } else if (act == Act::Relu6) {
+      d = x > 0.f && x < 6.f ? gi : 0.f;
     } else {
       d = x > 0.f ? gi : 0.f;
     }
@@ -82,6 +87,7 @@ __global__ void act_backward_kernel(Act act, const T* g, const T* a, T* out, int
 const char* act_name(Act act, bool backward) {
   if (act == Act::Gelu) return backward ? "geluBackward" : "gelu";
   if (act == Act::Tanh) return backward ? "tanhBackward" : "tanh";
+  if (act == Act::Relu6) return backward ? "relu6Backward" : "relu6";
   return backward ? "reluBackward" : "relu";
 }
 

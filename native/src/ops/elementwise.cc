@@ -118,6 +118,8 @@ void act_forward_cpu(Act act, const EltParams<T>& p) {
       for (int64_t i = b; i < e; i++) p.out[i] = gelu(p.a[i]);
     else if (act == Act::Tanh)
       for (int64_t i = b; i < e; i++) p.out[i] = std::tanh(p.a[i]);
+    else if (act == Act::Relu6)
+      for (int64_t i = b; i < e; i++) p.out[i] = p.a[i] > T(0) ? (p.a[i] < T(6) ? p.a[i] : T(6)) : T(0);
     else
       for (int64_t i = b; i < e; i++) p.out[i] = p.a[i] > T(0) ? p.a[i] : T(0);
   });
@@ -134,6 +136,8 @@ void act_backward_cpu(Act act, const EltParams<T>& p) {
         const T y = std::tanh(p.a[i]);
         p.out[i] = p.g[i] * (T(1) - y * y);
       }
+    else if (act == Act::Relu6)
+      for (int64_t i = b; i < e; i++) p.out[i] = p.a[i] > T(0) && p.a[i] < T(6) ? p.g[i] : T(0);
     else
       for (int64_t i = b; i < e; i++) p.out[i] = p.a[i] > T(0) ? p.g[i] : T(0);
   });

@@ -6,7 +6,8 @@
 namespace cloze {
 
 enum class BinaryOp { Add, Mul };
-enum class Act { Gelu, Relu, Tanh };
+// Relu6 = min(max(x, 0), 6) (SparK's decoder); its gradient passes only for 0 < x < 6, as torch's hardtanh.
+enum class Act { Gelu, Relu, Relu6, Tanh };
 
 template <typename T>
 struct EltParams {

@@ -10,7 +10,8 @@ import { SparkModel } from './model.js';
 export async function openSparkEncoder(
   cfg: Pick<SparkRunConfig, 'preset' | 'data' | 'seed' | 'probeImages'>, ck: LoadedCheckpoint | null,
 ): Promise<EncoderUnderTest> {
-  const config = sparkConfigFor({ preset: cfg.preset, initFrom: ck?.dir ?? null }, null);
+  // Only the encoder is read, so checkpoints of either decoder layout evaluate.
+  const config = sparkConfigFor({ preset: cfg.preset, initFrom: ck?.dir ?? null }, null, { decoder: false });
   const data = await loadSparkData({ ...cfg, trainImages: 0 }, config);
   // Scoring runs the encoder on whole images: the mode and ratio only matter for pre-training.
   const model = new SparkModel(config, { mode: 'masked-dense', maskRatio: 0.6, seed: cfg.seed });

@@ -9,6 +9,7 @@
  */
 import type { JsonValue } from '../../checkpoint/checkpoint.js';
 import { ClozeError } from '../../errors.js';
+import { SPARK_DECODER_LAYOUT } from '../../models/spark/decoder.js';
 import { linearProbe, type ProbeResult } from '../../eval/probe.js';
 import type { TrainTask } from '../../train/loop.js';
 import { epochPlan } from '../../train/epochs.js';
@@ -23,7 +24,7 @@ export async function buildSparkTask(
   cfg: SparkRunConfig, outDir: string, resumeDir: string | null, progress: Progress | null,
 ): Promise<TrainTask<ProbeResult> & { totalSteps: number; perEpoch: number; spark: SparkModel }> {
   void outDir;
-  const config = sparkConfigFor(cfg, resumeDir);
+  const config = sparkConfigFor(cfg, resumeDir, { decoder: true });
   const data = await loadSparkData(cfg, config);
   const { batcher, model, optimizer } = setupImageTraining(cfg, resumeDir, data.train, data.norm, [config.imageSize, config.imageSize], {
     build: () => new SparkModel(config, { mode: cfg.sparkMode as 'sparse' | 'masked-dense', maskRatio: cfg.maskRatio, seed: cfg.seed }),
@@ -34,7 +35,7 @@ export async function buildSparkTask(
   const { totalSteps, epochAt, shouldProbe } = epochPlan(cfg, perEpoch);
   progress?.note(`spark: ${config.arch} (${cfg.preset}), ${cfg.sparkMode}, ratio ${cfg.maskRatio}, ${data.train.n} training images (${perEpoch} steps/epoch), ${model.numParameters()} parameters`);
   const configJson: { [key: string]: JsonValue } = {
-    model_type: 'cloze-spark', spark: JSON.parse(JSON.stringify(config)), mode: cfg.sparkMode, norm: { mean: data.norm.mean, std: data.norm.std },
+    model_type: 'cloze-spark', spark: JSON.parse(JSON.stringify(config)), decoder_layout: SPARK_DECODER_LAYOUT, mode: cfg.sparkMode, norm: { mean: data.norm.mean, std: data.norm.std },
   };
   return {
     model,
