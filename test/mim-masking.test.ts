@@ -1,39 +1,88 @@
 /** MIM patch selection: SimMIM blocks, SBAM's salience and adaptive ratio, HPM's easy-to-hard schedule. */
 import { describe, expect, it } from 'vitest';
 import { Rng, tensor } from '../src/index.js';
-import { blockMask, hpmScores, keepCount, sbamScores } from '../src/tasks/mim/masking.js';
+import { blockMask, hpmScores, keepCount, sbamScores, simmimMaskCount } from '../src/tasks/mim/masking.js';
 import { maskFromScores } from '../src/ops/mim_tokens.js';
 import { mimSettings } from '../src/tasks/mim/settings.js';
 import { resolveConfig } from '../src/tasks/config.js';
 
-describe('SimMIM block masks', () => {
-  it('mask whole m×m blocks (cropped at the edge), ceil(blocks·r) of them, as a pure function of (seed, k)', () => {
-    const [B, gh, gw, m, r] = [6, 7, 7, 2, 0.6];
-    const mask = blockMask(B, gh, gw, m, r, 3, 11).toArray();
-    const bw = Math.ceil(gw / m);
-    const nBlocks = Math.ceil(gh / m) * bw;
-    for (let b = 0; b < B; b++) {
-      let drawn = 0;
-      for (let blk = 0; blk < nBlocks; blk++) {
-        const cells: number[] = [];
-        const by = Math.floor(blk / bw);
-        const bx = blk % bw;
-        for (let y = by * m; y < Math.min(gh, by * m + m); y++) for (let x = bx * m; x < Math.min(gw, bx * m + m); x++) cells.push(mask[b * gh * gw + y * gw + x]!);
-        // A block is masked entirely or not at all.
-        expect(new Set(cells).size).toBe(1);
-        drawn += cells[0]!;
-      }
-      expect(drawn).toBe(Math.ceil(nBlocks * r));
+/**
+ * The count of SimMIM's MaskGenerator, restated: ceil(r · blocks) whole m×m blocks where m divides
+ * the grid, else ceil(r · L) tokens (the same ceil per token).
+ */
+function officialCount(gh: number, gw: number, m: number, r: number): number {
+  if (gh % m === 0 && gw % m === 0) return Math.ceil(r * (gh / m) * (gw / m) - 1e-9) * m * m;
+  return Math.ceil(r * gh * gw - 1e-9);
+}
+
+/** The m×m tiles of a gh×gw grid (cropped at the far edges), each as its token indices. */
+function tiles(gh: number, gw: number, m: number): number[][] {
+  const out: number[][] = [];
+  for (let by = 0; by < gh; by += m)
+    for (let bx = 0; bx < gw; bx += m) {
+      const t: number[] = [];
+      for (let y = by; y < Math.min(gh, by + m); y++) for (let x = bx; x < Math.min(gw, bx + m); x++) t.push(y * gw + x);
+      out.push(t);
     }
-    expect(blockMask(B, gh, gw, m, r, 3, 11).toArray()).toEqual(mask);
-    expect(blockMask(B, gh, gw, m, r, 3, 12).toArray()).not.toEqual(mask);
+  return out;
+}
+
+describe('SimMIM block masks', () => {
+  const cases: Array<[number, number, number, number]> = [
+    [7, 7, 2, 0.6], [7, 7, 2, 0.45], [7, 7, 3, 0.6], [5, 9, 2, 0.33], [7, 7, 1, 0.6], [8, 8, 2, 0.6], [12, 6, 3, 0.7], [7, 7, 2, 0.99],
+  ];
+  for (const [gh, gw, m, r] of cases)
+    it(`mask the same count in every image, in whole tiles but at most one: ${gh}×${gw}, m ${m}, ratio ${r}`, () => {
+      const B = 16;
+      const L = gh * gw;
+      const mask = blockMask(B, gh, gw, m, r, 3, 11).toArray();
+      const want = officialCount(gh, gw, m, r);
+      for (let b = 0; b < B; b++) {
+        let n = 0;
+        let partial = 0;
+        for (const t of tiles(gh, gw, m)) {
+          const hit = t.reduce((a, i) => a + mask[b * L + i]!, 0);
+          n += hit;
+          if (hit > 0 && hit < t.length) partial++;
+        }
+        expect(n).toBe(want);
+        expect(partial).toBeLessThanOrEqual(1);
+        // Where m divides the grid, the count is a multiple of m², so no tile is partial (the official masks).
+        if (gh % m === 0 && gw % m === 0) expect(partial).toBe(0);
+      }
+      // Share within 1/L of the ratio, from above: never the 45–73% of cropped whole blocks.
+      if (gh % m !== 0 || gw % m !== 0) expect(want / L - r).toBeLessThan(1 / L);
+    });
+
+  it('are a pure function of (seed, k), and differ between images and micro-batches', () => {
+    const a = blockMask(8, 7, 7, 2, 0.6, 3, 11).toArray();
+    expect(blockMask(8, 7, 7, 2, 0.6, 3, 11).toArray()).toEqual(a);
+    expect(blockMask(8, 7, 7, 2, 0.6, 3, 12).toArray()).not.toEqual(a);
+    expect(blockMask(8, 7, 7, 2, 0.6, 4, 11).toArray()).not.toEqual(a);
+    expect(a.subarray(0, 49)).not.toEqual(a.subarray(49, 98));
   });
 
-  it('cover exactly ceil(L·r) tokens with 1×1 blocks, and none or all at ratios 0 and 1', () => {
+  it('reach every token, the cropped edge tiles included', () => {
+    const B = 64;
+    const mask = blockMask(B, 7, 7, 2, 0.6, 0, 0).toArray();
+    for (let i = 0; i < 49; i++) {
+      let hits = 0;
+      for (let b = 0; b < B; b++) hits += mask[b * 49 + i]!;
+      expect(hits, `token ${i}`).toBeGreaterThan(0);
+    }
+  });
+
+  it('mask nothing at ratio 0 and everything at ratio 1', () => {
     const count = (t: ReturnType<typeof blockMask>): number => Array.from(t.toArray()).reduce((a, v) => a + v, 0);
-    expect(count(blockMask(3, 7, 7, 1, 0.6, 0, 0))).toBe(3 * Math.ceil(49 * 0.6));
-    expect(count(blockMask(3, 7, 7, 1, 0, 0, 0))).toBe(0);
-    expect(count(blockMask(3, 7, 7, 2, 1, 0, 0))).toBe(3 * 49);
+    for (const m of [1, 2, 3]) {
+      expect(count(blockMask(3, 7, 7, m, 0, 0, 0))).toBe(0);
+      expect(count(blockMask(3, 7, 7, m, 1, 0, 0))).toBe(3 * 49);
+      expect(count(blockMask(2, 8, 6, m, 1, 0, 0))).toBe(2 * 48);
+    }
+    // The suite's 7×7 grid: 0.6·49 = 29.4 → 30 tokens (61.2%). ViT-B's 14×14 tokens with 32 px masks: the
+    // official 7×7 blocks, ceil(0.6·49) = 30 of them, 120 tokens.
+    expect(simmimMaskCount(7, 7, 2, 0.6)).toBe(30);
+    expect(simmimMaskCount(14, 14, 2, 0.6)).toBe(120);
   });
 });
 

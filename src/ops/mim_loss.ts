@@ -111,7 +111,9 @@ export function maskedCosine(x: Tensor, mask: Tensor, eps = 1e-8): Tensor {
 /**
  * HPM's loss-prediction objective: pred, target [B, L], uint8 mask [B, L] → the mean over
  * every image's masked pairs i < j of BCE-with-logits(pred_j − pred_i, y), y = 1 when
- * target_j > target_i, 0 when less, ½ on a tie. 0 when no image has two masked patches.
+ * target_j > target_i, 0 when less. A tied pair has no label and, as in HPM's official loss
+ * (labels_valid = positive + negative), is left out of both the sum and the count; 0 when
+ * no image has an untied masked pair.
  * Differentiable w.r.t. pred only: target is the detached per-patch loss, a constant here
  * even if it requires grad.
  */

@@ -108,23 +108,27 @@ function cosineRef(x: ArrayLike<number>, mask: ArrayLike<number>, B: number, L: 
   return images ? total / images : 0;
 }
 
-/** The textbook BCE −y·log σ(z) − (1 − y)·log(1 − σ(z)) over pairs i < j: fine for the moderate z used here. */
+/**
+ * HPM's relative loss as its official code writes it (models_mae_learn_loss.py), over the full
+ * L×L grid of ordered masked pairs: positive where t_j > t_i, negative where t_j < t_i, and the
+ * textbook −log σ(z) / −log(1 − σ(z)) of z = pred_j − pred_i (without its +1e-6); the sum over the
+ * batch divided by the number of positive plus negative pairs. Tied pairs are in neither.
+ */
 function rankingRef(pred: ArrayLike<number>, target: ArrayLike<number>, mask: ArrayLike<number>, B: number, L: number): number {
   let total = 0;
-  let pairs = 0;
+  let valid = 0;
   for (let b = 0; b < B; b++)
     for (let i = 0; i < L; i++)
-      for (let j = i + 1; j < L; j++) {
+      for (let j = 0; j < L; j++) {
         if (!mask[b * L + i] || !mask[b * L + j]) continue;
-        const z = pred[b * L + j]! - pred[b * L + i]!;
+        const s = 1 / (1 + Math.exp(-(pred[b * L + j]! - pred[b * L + i]!)));
         const ti = target[b * L + i]!;
         const tj = target[b * L + j]!;
-        const y = tj > ti ? 1 : tj < ti ? 0 : 0.5;
-        const s = 1 / (1 + Math.exp(-z));
-        total += -(y * Math.log(s) + (1 - y) * Math.log(1 - s));
-        pairs++;
+        if (tj > ti) total -= Math.log(s);
+        if (tj < ti) total -= Math.log(1 - s);
+        if (tj > ti || tj < ti) valid++;
       }
-  return pairs ? total / pairs : 0;
+  return valid ? total / valid : 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -328,10 +332,26 @@ describe('rankingLoss', () => {
         assertClose([got], [rankingRef(pred.toArray(), target.toArray(), mask.toArray(), B, L)], tolFor(dtype), 'rankingLoss');
       });
 
-  it('labels a tie ½: equal targets and equal predictions give log 2', () => {
-    const pred = tensor([0.4, 0.4, 0.4, 0.4], [1, 4], 'float64');
-    const target = tensor([1, 1, 1, 1], [1, 4], 'float64');
-    assertClose([rankingLoss(pred, target, constMask(1, 4, 1)).item()], [Math.LN2], tolFor('float64'), 'ties');
+  it('leaves tied pairs out of the sum and the count: all-tied targets give 0 and no gradient', () => {
+    const pred = tensor([0.4, -1.3, 2.2, 0.7], [1, 4], 'float64');
+    pred.requiresGrad = true;
+    const r = grads(() => rankingLoss(pred, tensor([1, 1, 1, 1], [1, 4], 'float64'), constMask(1, 4, 1)), [pred]);
+    expect(r.loss).toBe(0);
+    expectAllZero('dpred', r.g[0]!);
+    expect(native().rankingLoss(pred.native, tensor([1, 1, 1, 1], [1, 4], 'float64').native, constMask(1, 4, 1).native).count).toBe(0);
+    // Masked 0, 2, 3 with targets 1, 2, 1: two untied pairs and one tied.
+    const one = rankingLoss(pred, tensor([1, 1, 2, 1], [1, 4], 'float64'), tensor([1, 0, 1, 1], [1, 4], 'uint8'));
+    // Pairs (0,2) z = 1.8, y = 1 and (2,3) z = −1.5, y = 0; (0,3) is tied and left out.
+    assertClose([one.item()], [(Math.log1p(Math.exp(-1.8)) + Math.log1p(Math.exp(-1.5))) / 2], tolFor('float64'), 'one tie left out');
+  });
+
+  it('counts the untied masked pairs of the whole batch (the normaliser), NaN targets comparing with nothing', () => {
+    const target = tensor([0.5, 0.2, 0.5, 0.9, 0.2, 0.1, 0.3, 0.3, 0.3, NaN, 0.8, 0.3], [2, 6], 'float64');
+    const mask = tensor([1, 1, 1, 0, 1, 1, 1, 1, 0, 1, 1, 1], [2, 6], 'uint8');
+    // Image 0: masked targets 0.5, 0.2, 0.5, 0.2, 0.1 → 10 pairs less 2 ties = 8.
+    // Image 1: masked 0.3, 0.3, NaN, 0.8, 0.3 → the 4 comparable give 6 pairs less 3 ties = 3.
+    const r = native().rankingLoss(rand([2, 6], 'float64').native, target.native, mask.native);
+    expect(r.count).toBe(11);
   });
 
   it('handles ties among other targets, and matches finite differences (float64)', () => {
@@ -504,7 +524,7 @@ describeCuda('mim losses', () => {
   it('rankingLoss and its backward, with tied targets', () => {
     for (const [B, L] of [[1, 1], [3, 20], [2, 197]]) {
       const pred = uniform(B * L, -3, 3);
-      const target = Array.from({ length: B * L }, () => Math.floor(rnd() * 5) / 5); // ties → label ½
+      const target = Array.from({ length: B * L }, () => Math.floor(rnd() * 5) / 5); // ties: left out of the sum and the count
       for (const [mname, m] of masks(B, L)) {
         const label = `${mname} [${B}, ${L}]`;
         const ref = native().rankingLoss(cpu(pred, [B, L]), cpu(target, [B, L]), cpu(m, [B, L], 'uint8'));

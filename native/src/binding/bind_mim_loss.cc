@@ -1,11 +1,13 @@
 // Masked-image-modeling losses: masked patch loss (MAE/SimMIM), masked cosine
 // (MTO's data singularity) and HPM's pairwise ranking loss, with backwards.
-// On CUDA the mask is copied to the host (a sync) to be checked and counted, as
-// the CPU does: the counts are returned to JS and scale the gradients. The loss
+// On CUDA the mask (and, for the ranking loss, the target) is copied to the host (a sync) to be
+// checked and counted, as the CPU does: the counts are returned to JS and scale the gradients. The loss
 // itself stays on the device (a 0-d tensor of the input's dtype, as on the CPU).
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "../ops/mim_loss.h"
 #include "bindings.h"
@@ -15,11 +17,11 @@ namespace cloze {
 
 namespace {
 
-// What a checked mask counts: masked tokens, images with both masked and
-// visible tokens (maskedCosine's terms) and masked pairs (rankingLoss's terms).
-// Backwards recount them from the mask rather than trust a count passed back.
+// What a checked mask counts: masked tokens and images with both masked and
+// visible tokens (maskedCosine's terms). Backwards recount them from the mask
+// rather than trust a count passed back.
 struct MaskCounts {
-  int64_t masked = 0, mixed_images = 0, pairs = 0;
+  int64_t masked = 0, mixed_images = 0;
 };
 
 // Checks mask uint8 [B, L] holding only 0 and 1, and counts it.
@@ -36,7 +38,6 @@ MaskCounts checked_mask(const ArgReader& a, NTensor* m, int64_t B, int64_t L) {
     }
     c.masked += ones;
     c.mixed_images += ones > 0 && ones < L;
-    c.pairs += ones * (ones - 1) / 2;
   }
   return c;
 }
@@ -136,7 +137,6 @@ MaskedCosineParams<T> cosine_params(const CosineArgs& s) {
 
 struct RankingArgs {
   NTensor *pred = nullptr, *target = nullptr, *mask = nullptr;
-  int64_t pairs = 0;
 };
 
 // Reads (pred [B, L], target [B, L], mask [B, L]) from argument `first`.
@@ -147,8 +147,34 @@ RankingArgs ranking_args(const ArgReader& a, size_t first) {
   a.want_same_dtype(s.pred, s.target, "target");
   a.want_shape(s.target, s.pred->shape(), "target");
   s.mask = a.tensor(first + 2, "mask");
-  s.pairs = checked_mask(a, s.mask, s.pred->dim(0), s.pred->dim(1)).pairs;
+  checked_mask(a, s.mask, s.pred->dim(0), s.pred->dim(1));
   return s;
+}
+
+// rankingLoss's terms: the masked pairs of each image whose targets differ (t_i < t_j or t_i > t_j).
+// Per image: M(M − 1)/2 pairs of its M comparable targets less those within groups of equal
+// ones; a NaN target compares with nothing, as in the kernels. Read in the kernels' precision
+// (float32 and bf16 widen exactly), so the kernels skip exactly the pairs left out here.
+template <typename T>
+int64_t untied_pairs(const ArgReader& a, const RankingArgs& s) {
+  const int64_t B = s.pred->dim(0), L = s.pred->dim(1);
+  const HostView<uint8_t> m(s.mask, a.op);
+  const HostView<T> t(s.target, a.op);
+  std::vector<double> v;
+  int64_t pairs = 0;
+  for (int64_t b = 0; b < B; b++) {
+    v.clear();
+    for (int64_t i = b * L; i < (b + 1) * L; i++)
+      if (m[i] && !std::isnan(host_value(t[i]))) v.push_back(host_value(t[i]));
+    std::sort(v.begin(), v.end());
+    const int64_t M = static_cast<int64_t>(v.size());
+    pairs += M * (M - 1) / 2;
+    for (int64_t i = 0, j = 0; i < M; i = j) {
+      while (j < M && v[j] == v[i]) j++;
+      pairs -= (j - i) * (j - i - 1) / 2;
+    }
+  }
+  return pairs;
 }
 
 template <typename T>
@@ -263,13 +289,14 @@ void register_mim_loss(Napi::Env env, Napi::Object exports) {
     return dx;
   });
 
-  // rankingLoss(pred [B, L], target [B, L], mask u8 [B, L]) -> { loss: 0-d mean over masked pairs, count: #pairs }
+  // rankingLoss(pred [B, L], target [B, L], mask u8 [B, L])
+  //   -> { loss: 0-d mean over the untied masked pairs, count: #untied pairs }
   CLOZE_EXPORT(exports, "rankingLoss", [](const ArgReader& a) -> Napi::Value {
     const RankingArgs s = ranking_args(a, 0);
     return dispatch(a, s.pred, [&](auto t, auto dev) {
       RankingLossParams<decltype(t)> p = ranking_params<decltype(t)>(s);
       return run_loss<decltype(dev)>(
-          a, s.pred->dtype(), s.pairs, p, [](const auto& q) { return ranking_loss_forward_cpu(q); },
+          a, s.pred->dtype(), untied_pairs<decltype(t)>(a, s), p, [](const auto& q) { return ranking_loss_forward_cpu(q); },
           [](const auto& q) { ranking_loss_forward_cuda(q); });
     });
   });
@@ -282,7 +309,7 @@ void register_mim_loss(Napi::Env env, Napi::Object exports) {
     dispatch(a, s.pred, [&](auto t, auto dev) {
       using T = decltype(t);
       RankingLossParams<T> p = ranking_params<T>(s);
-      p.grad_scale = mean_scale(gl, s.pairs);
+      p.grad_scale = mean_scale(gl, untied_pairs<T>(a, s));
       p.dpred = NTensor::Unwrap(dp)->ptr<T>();
       CLOZE_KERNEL(dev, ranking_loss_backward, p);
       return 0;

@@ -235,7 +235,8 @@ __global__ void cosine_backward_kernel(const T* __restrict x, const uint8_t* __r
 
 // ---- ranking loss ----
 
-__device__ __forceinline__ float pair_label(float ti, float tj) { return tj > ti ? 1.f : (tj < ti ? 0.f : 0.5f); }
+// 1 when t_j > t_i, 0 when less, −1 for a tie (no label: the pair is skipped), as the CPU.
+__device__ __forceinline__ float pair_label(float ti, float tj) { return tj > ti ? 1.f : (tj < ti ? 0.f : -1.f); }
 __device__ __forceinline__ float bce_with_logits(float z, float y) {
   return fmaxf(z, 0.f) - z * y + log1pf(expf(-fabsf(z)));
 }
@@ -245,7 +246,7 @@ __device__ __forceinline__ float sigmoid(float z) {
   return e / (1.f + e);
 }
 
-// part[b] = Σ over masked pairs i < j of BCE(pred_j − pred_i, [t_j > t_i]); one block per image.
+// part[b] = Σ over untied masked pairs i < j of BCE(pred_j − pred_i, [t_j > t_i]); one block per image.
 template <typename T>
 __global__ void ranking_forward_kernel(const T* __restrict pred, const T* __restrict target, const uint8_t* __restrict mask,
                                        int64_t B, int64_t L, float* __restrict part) {
@@ -258,8 +259,11 @@ __global__ void ranking_forward_kernel(const T* __restrict pred, const T* __rest
     for (int64_t i = threadIdx.x; i < L; i += blockDim.x) {
       if (!m[i]) continue;
       const float pi = ld(pr, i), ti = ld(tg, i);
-      for (int64_t j = i + 1; j < L; j++)
-        if (m[j]) acc += bce_with_logits(ld(pr, j) - pi, pair_label(ti, ld(tg, j)));
+      for (int64_t j = i + 1; j < L; j++) {
+        if (!m[j]) continue;
+        const float y = pair_label(ti, ld(tg, j));
+        if (y >= 0.f) acc += bce_with_logits(ld(pr, j) - pi, y);
+      }
     }
     const float total = block_sum(acc, scratch);
     if (threadIdx.x == 0) part[b] = total;
@@ -267,7 +271,7 @@ __global__ void ranking_forward_kernel(const T* __restrict pred, const T* __rest
   }
 }
 
-// dpred[b, i] = scale · (Σ_{j<i} g(j, i) − Σ_{j>i} g(i, j)) over masked pairs, g(i, j) = σ(pred_j − pred_i) − y_ij.
+// dpred[b, i] = scale · (Σ_{j<i} g(j, i) − Σ_{j>i} g(i, j)) over untied masked pairs, g(i, j) = σ(pred_j − pred_i) − y_ij.
 template <typename T>
 __global__ void ranking_backward_kernel(const T* __restrict pred, const T* __restrict target, const uint8_t* __restrict mask,
                                         int64_t L, int64_t n, float scale, T* __restrict dpred) {
@@ -282,10 +286,13 @@ __global__ void ranking_backward_kernel(const T* __restrict pred, const T* __res
       for (int64_t j = 0; j < L; j++) {
         if (j == i || !m[j]) continue;
         const float pj = ld(pr, j), tj = ld(tg, j);
-        if (j < i)
-          acc += sigmoid(pi - pj) - pair_label(tj, ti);
-        else
-          acc -= sigmoid(pj - pi) - pair_label(ti, tj);
+        if (j < i) {
+          const float y = pair_label(tj, ti);
+          if (y >= 0.f) acc += sigmoid(pi - pj) - y;
+        } else {
+          const float y = pair_label(ti, tj);
+          if (y >= 0.f) acc -= sigmoid(pj - pi) - y;
+        }
       }
     }
     st(dpred, e, acc * scale);

@@ -208,7 +208,8 @@ std::vector<int64_t> masked_positions(const RankingLossParams<T>& p, int64_t b) 
   return idx;
 }
 
-inline double pair_label(double ti, double tj) { return tj > ti ? 1.0 : (tj < ti ? 0.0 : 0.5); }
+// 1 when t_j > t_i, 0 when less, −1 for a tie (no label: the pair is skipped).
+inline double pair_label(double ti, double tj) { return tj > ti ? 1.0 : (tj < ti ? 0.0 : -1.0); }
 
 // max(z, 0) − z·y + log(1 + e^−|z|): never exponentiates a positive number.
 inline double bce_with_logits(double z, double y) { return std::max(z, 0.0) - z * y + std::log1p(std::exp(-std::abs(z))); }
@@ -232,8 +233,10 @@ double ranking_loss_forward_cpu(const RankingLossParams<T>& p) {
     double acc = 0;
     for (int64_t a = 0; a < M; a++) {
       const double pi = static_cast<double>(pr[idx[a]]), ti = static_cast<double>(tg[idx[a]]);
-      for (int64_t c = a + 1; c < M; c++)
-        acc += bce_with_logits(static_cast<double>(pr[idx[c]]) - pi, pair_label(ti, static_cast<double>(tg[idx[c]])));
+      for (int64_t c = a + 1; c < M; c++) {
+        const double y = pair_label(ti, static_cast<double>(tg[idx[c]]));
+        if (y >= 0) acc += bce_with_logits(static_cast<double>(pr[idx[c]]) - pi, y);
+      }
     }
     part[b] = acc;
   });
@@ -254,7 +257,9 @@ void ranking_loss_backward_cpu(const RankingLossParams<T>& p) {
     for (int64_t a = 0; a < M; a++) {
       const double pi = static_cast<double>(pr[idx[a]]), ti = static_cast<double>(tg[idx[a]]);
       for (int64_t c = a + 1; c < M; c++) {
-        const double g = sigmoid(static_cast<double>(pr[idx[c]]) - pi) - pair_label(ti, static_cast<double>(tg[idx[c]]));
+        const double y = pair_label(ti, static_cast<double>(tg[idx[c]]));
+        if (y < 0) continue;
+        const double g = sigmoid(static_cast<double>(pr[idx[c]]) - pi) - y;
         acc[idx[c]] += g;
         acc[idx[a]] -= g;
       }

@@ -7,8 +7,10 @@
 // Masked cosine (MTO's data singularity, ours), per image b, x̂ = x / max(‖x‖, eps):
 //   c_b = (mean_{masked i} x̂_i) · (mean_{visible j} x̂_j), loss = mean of c_b over
 //   the images with both kinds of token (0 when none).
-// Ranking loss (HPM), per image over the masked pairs i < j:
-//   BCE-with-logits(pred_j − pred_i, y), y = [t_j > t_i] (½ on a tie); loss = mean over all pairs.
+// Ranking loss (HPM), per image over the masked pairs i < j with t_i ≠ t_j:
+//   BCE-with-logits(pred_j − pred_i, y), y = [t_j > t_i]; loss = mean over those pairs of the batch.
+//   Tied pairs (neither t_j > t_i nor t_j < t_i, NaN included) carry no label and are left out of the
+//   sum and of the count, as HPM's official loss (labels_valid = positive + negative) does.
 //
 // Every forward returns the sum of the terms its loss averages; the binding
 // counts the terms from the mask and divides. Per-term partial sums land in fixed slots (one per
@@ -66,12 +68,12 @@ struct RankingLossParams {
   const T* pred = nullptr;        // [B, L] predicted per-patch losses (logit scale)
   const T* target = nullptr;      // [B, L] actual per-patch losses
   const uint8_t* mask = nullptr;  // [B, L], 0/1
-  double grad_scale = 0;          // backward: dloss / #pairs
+  double grad_scale = 0;          // backward: dloss / #untied pairs
   T* dpred = nullptr;             // [B, L] backward output; overwritten
   T* loss = nullptr;              // cuda forward: 0-d output
-  double loss_scale = 0;          // cuda forward: 1 / #pairs (0 when none)
+  double loss_scale = 0;          // cuda forward: 1 / #untied pairs (0 when none)
 };
-// Returns the BCE summed over every masked pair.
+// Returns the BCE summed over every untied masked pair.
 template <typename T> double ranking_loss_forward_cpu(const RankingLossParams<T>& p);
 template <typename T> void ranking_loss_backward_cpu(const RankingLossParams<T>& p);
 template <typename T> void ranking_loss_forward_cuda(const RankingLossParams<T>& p);

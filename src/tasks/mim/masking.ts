@@ -31,34 +31,56 @@ export function randomScores(B: number, L: number, seed: number, k: number): Ten
 }
 
 /**
- * SimMIM's mask generator: the token grid is covered by blocks of m×m tokens
- * (cropped at the far edges when m does not divide the grid), ceil(blocks·r)
- * blocks are drawn per image, and every token of a drawn block is masked.
+ * Masked tokens per image of SimMIM's generator. The official MaskGenerator
+ * (microsoft/SimMIM data/data_simmim.py) asserts that the mask patch divides the
+ * image and masks ceil(blocks·r) whole blocks; where m divides the token grid this
+ * is exactly that count. Where it does not (ours: 7×7 tokens, m = 2) the count is
+ * ceil(L·r) tokens, the same ceil applied per token (and MAE's count, L − int(L·(1 − r))).
+ */
+export function simmimMaskCount(gh: number, gw: number, m: number, ratio: number): number {
+  const L = gh * gw;
+  if (gh % m === 0 && gw % m === 0) {
+    const nBlocks = (gh / m) * (gw / m);
+    return Math.min(nBlocks, Math.ceil(nBlocks * ratio - 1e-9)) * m * m;
+  }
+  return Math.min(L, Math.max(0, Math.ceil(L * ratio - 1e-9)));
+}
+
+/**
+ * SimMIM's mask generator: the token grid is tiled by m×m blocks (cropped at the
+ * far edges when m does not divide the grid), the tiles are visited in a random
+ * order and masked whole while they fit in the count of simmimMaskCount; the
+ * first tile that does not fit gets the remaining tokens (its first ones in
+ * raster order) and ends the draw. So every image has exactly that count masked,
+ * and every tile is masked entirely or not at all except at most one. On a grid m
+ * divides, the count is a multiple of m² and no tile is partial (the official rule).
  * Returns uint8 [B, L], 1 = masked.
  */
 export function blockMask(B: number, gh: number, gw: number, m: number, ratio: number, seed: number, k: number): Tensor {
   const bh = Math.ceil(gh / m);
   const bw = Math.ceil(gw / m);
   const nBlocks = bh * bw;
-  const count = Math.min(nBlocks, Math.ceil(nBlocks * ratio - 1e-9));
+  const count = simmimMaskCount(gh, gw, m, ratio);
   const rng = new Rng(streamSeed(seed, STREAM.block) * 1_000_003 + k);
   const L = gh * gw;
   const mask = new Uint8Array(B * L);
   const order = new Int32Array(nBlocks);
   for (let b = 0; b < B; b++) {
     for (let i = 0; i < nBlocks; i++) order[i] = i;
-    // Partial Fisher–Yates: the first `count` entries are a uniform draw without replacement.
-    for (let i = 0; i < count; i++) {
+    // Fisher–Yates, drawn lazily: the first i entries are a uniform draw without replacement.
+    let left = count;
+    for (let i = 0; i < nBlocks && left > 0; i++) {
       const j = i + rng.int(nBlocks - i);
       const t = order[i]!;
       order[i] = order[j]!;
       order[j] = t;
-    }
-    for (let i = 0; i < count; i++) {
       const by = Math.floor(order[i]! / bw);
       const bx = order[i]! % bw;
-      for (let y = by * m; y < Math.min(gh, (by + 1) * m); y++) {
-        for (let x = bx * m; x < Math.min(gw, (bx + 1) * m); x++) mask[b * L + y * gw + x] = 1;
+      for (let y = by * m; y < Math.min(gh, (by + 1) * m) && left > 0; y++) {
+        for (let x = bx * m; x < Math.min(gw, (bx + 1) * m) && left > 0; x++) {
+          mask[b * L + y * gw + x] = 1;
+          left--;
+        }
       }
     }
   }
