@@ -12,7 +12,7 @@
  * Finished runs and scored points are kept, so an interrupted suite reruns only what it lacks.
  * SparK (opt-in: `--methods … spark`) has its own untrained convnet as epoch 0.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { listCheckpoints, loadCheckpoint } from '../checkpoint/checkpoint.js';
 import { holdOut } from '../data/images/dataset.js';
@@ -177,7 +177,9 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
 
   /** A run's points, scoring only those its cache lacks. */
   const scoreRun = async (name: string, run: Record<string, unknown>, cachePath: string, seed: number, targets: Array<{ epoch: number; dir: string | null; finetune: boolean }>): Promise<PointScore[]> => {
-    const cached = readCache(cachePath, settings);
+    // A cached point stands for this run's settings and the suite's scoring settings only.
+    const stamp = JSON.stringify({ settings, run });
+    const cached = readCache(cachePath, stamp);
     const out: PointScore[] = [];
     for (const t of targets) {
       const have = cached[String(t.epoch)];
@@ -188,7 +190,7 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
       const t0 = performance.now();
       const p = await scorePoint(run, t.dir, seed, t.epoch, t.finetune);
       cached[String(t.epoch)] = p;
-      writeFileSync(cachePath, `${JSON.stringify({ settings, points: cached } satisfies Cache, null, 2)}\n`);
+      writeFileSync(cachePath, `${JSON.stringify({ settings: stamp, points: cached } satisfies Cache, null, 2)}\n`);
       log(`  ${name} seed ${seed} epoch ${t.epoch}: probe top-1 ${pct(p.probe.test)} (validation ${pct(p.probe.validation)})` +
         `${p.finetune !== undefined ? `, fine-tuned ${pct(p.finetune)}` : ''} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
       out.push(p);
@@ -223,10 +225,17 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
       if (perEpoch < 1) throw new ClozeError('E_VALUE', `Expected trainImages ≥ batchSize (${cfg.batchSize}) for the suite but received ${trainImages}`);
       const totalSteps = Math.ceil((epochs * perEpoch) / cfg.gradAccum);
       const every = Math.max(1, Math.round((o.probeEvery * perEpoch) / cfg.gradAccum));
-      const have = existsSync(runDir) ? listCheckpoints(runDir) : [];
+      // A run directory left by other settings (another budget or preset) is redone, not resumed or reused.
+      const stampPath = join(runDir, 'suite-run.json');
+      const stamp = JSON.stringify(run);
+      const same = existsSync(stampPath) && readFileSync(stampPath, 'utf8') === stamp;
+      const have = same ? listCheckpoints(runDir) : [];
       const t = performance.now();
       if (!have.some((c) => c.step === totalSteps)) {
         log(`${m.name} seed ${seed}: pre-training ${epochs} epochs${have.length > 0 ? ` (resuming at step ${have.at(-1)!.step})` : ''}…`);
+        if (have.length === 0) rmSync(runDir, { recursive: true, force: true });
+        mkdirSync(runDir, { recursive: true });
+        writeFileSync(stampPath, stamp);
         await pretrain({ ...run, out: runDir, saveEvery: every, keepLast: Math.ceil(totalSteps / every) + 1, ...(have.length > 0 ? { resume: true } : { overwrite: true }) }, { output: null });
       }
       (seconds[m.name] ??= []).push((performance.now() - t) / 1000);

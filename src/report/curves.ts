@@ -66,18 +66,17 @@ export function curveArea(c: Curve): number {
   return area;
 }
 
+function sameGrid(a: Curve, b: Curve, aName: string, bName: string): void {
+  if (a.epochs.length !== b.epochs.length || a.epochs.some((e, i) => e !== b.epochs[i])) {
+    throw new ClozeError('E_SHAPE', `Expected the same epoch grid for ${aName} and ${bName} but received ${aName}.epochs ${describe(a.epochs)} and ${bName}.epochs ${describe(b.epochs)}`);
+  }
+}
+
 function raucNamed(method: Curve, baseline: Curve, mName: string, bName: string): number {
   checkCurve(method, mName);
   checkCurve(baseline, bName);
-  const same = method.epochs.length === baseline.epochs.length && method.epochs.every((e, i) => e === baseline.epochs[i]);
   // Areas over different grids would reward whichever side was probed longer, so refuse rather than resample.
-  if (!same) {
-    throw new ClozeError(
-      'E_SHAPE',
-      `Expected the same epoch grid for ${mName} and ${bName} but received ${mName}.epochs ${describe(method.epochs)} ` +
-        `and ${bName}.epochs ${describe(baseline.epochs)}`,
-    );
-  }
+  sameGrid(method, baseline, mName, bName);
   const base = curveArea(baseline);
   if (!(base > 0)) {
     throw expected('a curve with a positive area (two or more probes, not all at accuracy 0)', bName, `area ${base}`);
@@ -191,16 +190,10 @@ export function meanCurve(curves: Curve[]): { epochs: number[]; mean: number[]; 
   if (!Array.isArray(curves) || curves.length === 0) throw expected('a non-empty array of curves', 'curves', curves);
   curves.forEach((c, i) => {
     checkCurve(c, `curves[${i}]`);
-    raucGrid(c, curves[0]!, `curves[${i}]`, 'curves[0]');
+    sameGrid(c, curves[0]!, `curves[${i}]`, 'curves[0]');
   });
   const at = curves[0]!.epochs.map((_, j) => spread(curves.map((c) => c.accuracy[j]!)));
   return { epochs: [...curves[0]!.epochs], mean: at.map((s) => s.mean), sd: at.map((s) => s.sd) };
-}
-
-function raucGrid(a: Curve, b: Curve, aName: string, bName: string): void {
-  if (a.epochs.length !== b.epochs.length || a.epochs.some((e, i) => e !== b.epochs[i])) {
-    throw new ClozeError('E_SHAPE', `Expected the same epoch grid for ${aName} and ${bName} but received ${aName}.epochs ${describe(a.epochs)} and ${bName}.epochs ${describe(b.epochs)}`);
-  }
 }
 
 /** One seed's epochs-to-reach: the target is the base's final accuracy of the same seed. */
