@@ -236,9 +236,13 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
         if (have.length === 0) rmSync(runDir, { recursive: true, force: true });
         mkdirSync(runDir, { recursive: true });
         writeFileSync(stampPath, stamp);
-        await pretrain({ ...run, out: runDir, saveEvery: every, keepLast: Math.ceil(totalSteps / every) + 1, ...(have.length > 0 ? { resume: true } : { overwrite: true }) }, { output: null });
+        const r = await pretrain({ ...run, out: runDir, saveEvery: every, keepLast: Math.ceil(totalSteps / every) + 1, ...(have.length > 0 ? { resume: true } : { overwrite: true }) }, { output: null });
+        if (r.step !== totalSteps) throw new ClozeError('E_VALUE', `Expected ${m.name} seed ${seed} to pre-train for ${totalSteps} steps but it stopped at step ${r.step} (${r.stopped}); see ${runDir}/metrics.jsonl`);
+        // Pre-training time survives a rerun that reuses the run (a resumed run counts its last part only).
+        writeFileSync(join(runDir, 'pretrain-seconds.txt'), `${(performance.now() - t) / 1000}\n`);
       }
-      (seconds[m.name] ??= []).push((performance.now() - t) / 1000);
+      const secondsPath = join(runDir, 'pretrain-seconds.txt');
+      (seconds[m.name] ??= []).push(existsSync(secondsPath) ? Number(readFileSync(secondsPath, 'utf8')) : (performance.now() - t) / 1000);
       const cks = listCheckpoints(runDir).filter((c) => c.step % every === 0 || c.step === totalSteps);
       const base = m.settings.task === 'spark' ? start.spark! : start.vit;
       const curve = curveSet.has(m.name);
