@@ -4,12 +4,13 @@
  * loss falls, exact resume (with HPM's EMA teacher), `cloze eval` on a MIM
  * checkpoint, and the comparison suite's outputs.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { add, backward, liveBytes, Rng, scope, tensor, type Tensor } from '../src/index.js';
 import { runMimSuite } from '../src/commands/bench-mim.js';
+import { rauc } from '../src/report/curves.js';
 import { evaluateImageCheckpoint } from '../src/tasks/evaluate.js';
 import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { VitBlock } from '../src/models/vit/block.js';
@@ -241,22 +242,51 @@ describe('MIM training', () => {
 });
 
 describe('the MIM comparison suite', () => {
-  it('runs every method under one budget and writes the table, the plot and the curves', async () => {
+  const opts = {
+    preset: 'vit-micro-fmnist', epochs: 2, batchSize: 64, trainImages: 128, probeEvery: 1, probeImages: 96, probeEpochs: 3, finetuneEpochs: 1, finetuneImages: 64,
+    valImages: 32, seeds: [0, 1], methods: ['simmim', 'simmim+mto', 'mae+sbam'], threads: 0, scale: 1,
+  };
+
+  it('scores every point per seed, chooses on validation, compares fine-tuning curves paired by seed, and reruns only what it lacks', async () => {
     const out = join(root, 'suite');
     const lines: string[] = [];
-    const r = await runMimSuite({
-      out, preset: 'vit-micro-fmnist', epochs: 2, batchSize: 64, trainImages: 128, probeEvery: 1, probeImages: 128, probeEpochs: 3, finetuneEpochs: 1, finetuneImages: 64,
-      seed: 0, threads: 0, scale: 1, data, log: (s) => lines.push(s),
-    });
-    expect(Object.keys(r.curves)).toEqual(['simmim', 'simmim+mto', 'mae', 'mae+mto', 'mae+sbam', 'mae+hpm']);
-    for (const c of Object.values(r.curves)) {
-      expect(c.epochs).toEqual([0, 1, 2]);
-      expect(c.accuracy[0]).toBe(r.baselineAccuracy);
+    const r = await runMimSuite({ ...opts, out, data, log: (s) => lines.push(s) });
+    expect(Object.keys(r.probe)).toEqual(opts.methods);
+    const untrained = r.points['no pre-training']!;
+    for (const m of opts.methods) {
+      r.points[m]!.forEach((ps, i) => {
+        expect(ps.map((p) => p.epoch)).toEqual([0, 1, 2]);
+        // Epoch 0 is the seed's untrained encoder, shared by every ViT method.
+        expect(ps[0]).toEqual(untrained[i]![0]);
+        // The reported best is the test figure at the point with the highest validation figure (the earliest on a tie).
+        const v = ps.map((p) => p.probe.validation);
+        const at = v.indexOf(Math.max(...v));
+        expect(r.selected[m]![i]).toEqual({ epoch: ps[at]!.epoch, validation: ps[at]!.probe.validation, test: ps[at]!.probe.test });
+      });
+      // The four MTO-related methods are fine-tuned at every point, the others at the end only.
+      const grid = m === 'mae+sbam' ? [0, 2] : [0, 1, 2];
+      for (const c of r.finetune[m]!) expect(c.epochs).toEqual(grid);
+    }
+    // Seeds drive pre-training: the two seeds' runs differ.
+    expect(r.points.simmim![0]![2]!.probe).not.toEqual(r.points.simmim![1]![2]!.probe);
+    expect(r.comparisons.map((c) => `${c.method} vs ${c.base}`)).toEqual(['simmim+mto vs simmim']);
+    for (const c of r.comparisons) {
+      expect(c.raucBySeed).toEqual(r.finetune[c.method]!.map((f, i) => rauc(f, r.finetune[c.base]![i]!)));
+      expect(c.reach.map((x) => x.target)).toEqual(r.finetune[c.base]!.map((f) => f.accuracy[2]));
     }
     for (const f of r.files) expect(existsSync(f)).toBe(true);
-    expect(Object.keys(r.finetune).sort()).toEqual(['mae', 'mae+hpm', 'mae+mto', 'mae+sbam', 'no pre-training', 'simmim', 'simmim+mto']);
-    expect(r.table).toContain('simmim+mto');
+    expect(r.files.map((f) => f.split('/').pop())).toEqual(['summary.md', 'probe-accuracy.svg', 'results.json', 'finetune-accuracy.svg']);
+    expect(r.table).toContain('simmim+mto vs simmim');
     expect(r.table).toContain('no pre-training');
-    expect(readFileSync(r.files[1]!, 'utf8')).toMatch(/^<svg[\s\S]*mae\+hpm[\s\S]*<\/svg>\s*$/);
-  }, 120_000);
+    expect(readFileSync(r.files[3]!, 'utf8')).toMatch(/^<svg[\s\S]*simmim\+mto[\s\S]*class="spread"[\s\S]*<\/svg>\s*$/);
+    expect(JSON.parse(readFileSync(r.files[2]!, 'utf8')).comparisons).toHaveLength(1);
+
+    // A rerun finds every run finished and every point scored; losing one run's scores rescores that run only.
+    rmSync(join(out, 'simmim', 'seed-1', 'points.json'));
+    const again: string[] = [];
+    const r2 = await runMimSuite({ ...opts, out, data, log: (s) => again.push(s) });
+    expect(again.filter((l) => l.includes('pre-training'))).toEqual([]);
+    expect(again.map((l) => l.trim().split(' ').slice(0, 3).join(' '))).toEqual(['simmim seed 1', 'simmim seed 1']);
+    expect(r2.points).toEqual(r.points);
+  }, 300_000);
 });

@@ -1,29 +1,39 @@
 /**
- * `cloze bench mim` (npm run bench:mim): the MIM comparison suite. Every
- * method pre-trains under one budget (preset, epochs, batch, images, seed),
- * is linear-probed at the same epochs, and the suite writes a markdown table
- * (final top-1, RAUC, epochs to reach SimMIM's final top-1) and an SVG plot of
- * probe top-1 against epochs. The baseline without pre-training is the probe
- * of the shared random initialisation (every method's encoder starts from the
- * same weights, so it is also each curve's epoch-0 point). SparK (opt-in: `--methods … spark`)
- * has its own untrained convnet as epoch 0, and a from-scratch fine-tuning row.
+ * `cloze bench mim` (npm run bench:mim): the MIM comparison suite. Every method pre-trains under one
+ * budget (preset, epochs, batch, images) once per seed, keeping a checkpoint at every evaluation epoch.
+ * Each point (epoch 0 is the untrained encoder of that seed, shared by every ViT method) is
+ * - linear-probed: one classifier scored on a validation split held out of the training images and on
+ *   the test set; a curve's "best" is the point chosen on validation, reported with its test figure;
+ * - fine-tuned, for the methods named in `finetuneCurves` (default the four MTO-related ones); the
+ *   others are fine-tuned at their final epoch only.
+ * The validation images are used by neither the probe's nor the fine-tuning's training.
+ * MTO's claim is judged on fine-tuning: per method and its base (SimMIM+MTO vs SimMIM, MAE+MTO vs MAE),
+ * RAUC paired by seed and the epochs to reach the base's final fine-tuned accuracy, with their spread.
+ * Finished runs and scored points are kept, so an interrupted suite reruns only what it lacks.
+ * SparK (opt-in: `--methods … spark`) has its own untrained convnet as epoch 0.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { listCheckpoints, loadCheckpoint } from '../checkpoint/checkpoint.js';
+import { holdOut } from '../data/images/dataset.js';
+import { limit, openImageData } from '../data/images/open.js';
 import { scoreEncoder } from '../eval/encoder-score.js';
-import type { ProbeResult } from '../eval/probe.js';
+import { validatedProbe } from '../eval/validated-probe.js';
+import { ClozeError } from '../errors.js';
 import { setNumThreads } from '../runtime.js';
-import { evaluateImageCheckpoint } from '../tasks/evaluate.js';
 import { pretrain, resolveRun } from '../tasks/pretrain.js';
+import { modelConfigFor } from '../tasks/mim/data.js';
 import { TASKS } from '../tasks/registry.js';
-import { rauc, summarize, type Curve } from '../report/curves.js';
-import { lineChartSvg } from '../report/svg-plot.js';
+import {
+  compareOverSeeds, fmtReach, fmtSpread, meanCurve, rauc, selectOnValidation, spread, type Curve, type SeedComparison, type ValidatedPoint,
+} from '../report/curves.js';
+import { lineChartSvg, type Series } from '../report/svg-plot.js';
 import { markdownTable } from '../report/markdown.js';
 
 export interface SuiteMethod {
   name: string;
   settings: Record<string, unknown>;
-  /** The method it is compared with besides SimMIM (MAE for the MAE variants). */
+  /** The method it is compared with (itself for a base). */
   base: string;
   /** Off unless named in `methods` (SparK: another model family, and slower on a CPU). */
   optIn?: boolean;
@@ -39,19 +49,28 @@ export const SUITE_METHODS: SuiteMethod[] = [
   { name: 'spark', settings: { task: 'spark', preset: 'spark-resnet-mini' }, base: 'spark', optIn: true },
 ];
 
+/** The methods whose fine-tuning is scored at every evaluation point by default: MTO and its two bases. */
+export const FINETUNE_CURVE_METHODS = ['simmim', 'simmim+mto', 'mae', 'mae+mto'];
+
 export interface SuiteOptions {
   out: string;
   preset: string;
   epochs: number;
   batchSize: number;
   trainImages: number;
+  /** Evaluation points: every N pre-training epochs (and the last). */
   probeEvery: number;
   probeImages: number;
   probeEpochs: number;
-  /** After pre-training, fine-tune each encoder (and the untrained one) for this many epochs; 0: skip. */
+  /** Epochs of each fine-tuning (at every point of the finetuneCurves methods, else at the end); 0: no fine-tuning. */
   finetuneEpochs: number;
   finetuneImages: number;
-  seed: number;
+  /** Methods fine-tuned at every evaluation point (default FINETUNE_CURVE_METHODS); the others only at the end. */
+  finetuneCurves?: string[];
+  /** Validation images held out of the training set (class-stratified, seeded), for choosing a curve's best point. */
+  valImages: number;
+  /** Each seed drives pre-training, the validation split, the probe and the fine-tuning. */
+  seeds: number[];
   threads: number;
   /** Multiplies epochs and training images (capped by the data), for a GPU or a long run. */
   scale: number;
@@ -61,134 +80,276 @@ export interface SuiteOptions {
 }
 
 export const SUITE_DEFAULTS: Omit<SuiteOptions, 'out'> = {
-  preset: 'vit-micro-fmnist', epochs: 16, batchSize: 128, trainImages: 20000, probeEvery: 2, probeImages: 5000, probeEpochs: 100, finetuneEpochs: 4, finetuneImages: 5000, seed: 0, threads: 0, scale: 1,
+  preset: 'vit-micro-fmnist', epochs: 16, batchSize: 128, trainImages: 20000, probeEvery: 2, probeImages: 5000, probeEpochs: 100,
+  finetuneEpochs: 4, finetuneImages: 5000, valImages: 1000, seeds: [0, 1, 2], threads: 0, scale: 1,
 };
 
+/** One evaluation point of one run. */
+export interface PointScore {
+  epoch: number;
+  probe: { validation: number; test: number };
+  /** Fine-tuned test top-1; absent where the point is not fine-tuned. */
+  finetune?: number;
+}
+
 export interface SuiteResult {
-  curves: Record<string, Curve>;
-  baselineAccuracy: number;
-  /** Test top-1 after fine-tuning, by method ('no pre-training' included); empty when finetuneEpochs is 0. */
-  finetune: Record<string, number>;
-  seconds: Record<string, number>;
+  seeds: number[];
+  /** Per method, one array of points per seed (in `seeds` order); epoch 0 is the untrained encoder. */
+  points: Record<string, PointScore[][]>;
+  /** Linear-probe test curves, per method and seed. */
+  probe: Record<string, Curve[]>;
+  /** Fine-tuning test curves, per method and seed (only [0, final] for methods without a fine-tuning curve). */
+  finetune: Record<string, Curve[]>;
+  /** Per method and seed: the point chosen on validation, with its test figure. */
+  selected: Record<string, ValidatedPoint[]>;
+  /** Fine-tuning comparisons of each method with its base, paired by seed. */
+  comparisons: SeedComparison[];
+  seconds: Record<string, number[]>;
   table: string;
   files: string[];
 }
 
 const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
+const key = (name: string): string => name.replace(/\+/g, '-');
+
+interface Cache {
+  settings: string;
+  points: Record<string, PointScore>;
+}
+
+function readCache(path: string, settings: string): Record<string, PointScore> {
+  if (!existsSync(path)) return {};
+  try {
+    const c = JSON.parse(readFileSync(path, 'utf8')) as Cache;
+    return c.settings === settings ? c.points : {};
+  } catch {
+    return {};
+  }
+}
 
 export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
   const log = o.log ?? ((s: string) => process.stderr.write(`${s}\n`));
+  if (!Array.isArray(o.seeds) || o.seeds.length === 0 || o.seeds.some((s) => !Number.isInteger(s) || s < 0)) {
+    throw new ClozeError('E_VALUE', `Expected one or more integer seeds ≥ 0 for seeds but received ${JSON.stringify(o.seeds)}`);
+  }
+  if (new Set(o.seeds).size !== o.seeds.length) throw new ClozeError('E_VALUE', `Expected distinct seeds for seeds but received ${JSON.stringify(o.seeds)}`);
+  if (!Number.isInteger(o.valImages) || o.valImages < 1) throw new ClozeError('E_VALUE', `Expected an integer ≥ 1 for valImages but received ${o.valImages}`);
+  if (!Number.isInteger(o.probeEvery) || o.probeEvery < 1) throw new ClozeError('E_VALUE', `Expected an integer ≥ 1 for probeEvery but received ${o.probeEvery}`);
   if (o.threads > 0) setNumThreads(o.threads);
   mkdirSync(o.out, { recursive: true });
   const epochs = Math.max(1, Math.round(o.epochs * o.scale));
+  const trainImages = Math.round(o.trainImages * o.scale);
   const common = {
-    task: 'mim', preset: o.preset, epochs, batchSize: o.batchSize, trainImages: Math.round(o.trainImages * o.scale),
-    probeEvery: o.probeEvery, probeImages: o.probeImages, probeEpochs: o.probeEpochs, seed: o.seed, saveEvery: 1_000_000, keepLast: 1,
-    ...(o.data ? { data: o.data } : {}),
+    task: 'mim', preset: o.preset, epochs, batchSize: o.batchSize, trainImages,
+    // The runs' own probe (on the test set) is left to the end and kept cheap: the suite scores the checkpoints itself.
+    probeEvery: 0, probeImages: 64, probeEpochs: 1, ...(o.data ? { data: o.data } : {}),
   };
   const methods = o.methods ? SUITE_METHODS.filter((m) => o.methods!.includes(m.name)) : SUITE_METHODS.filter((m) => !m.optIn);
+  const unknown = (o.methods ?? []).filter((n) => !SUITE_METHODS.some((m) => m.name === n));
+  if (unknown.length > 0) throw new ClozeError('E_VALUE', `Expected methods among ${SUITE_METHODS.map((m) => m.name).join(', ')} for methods but received ${unknown.join(', ')}`);
+  const curveSet = new Set(o.finetuneCurves ?? FINETUNE_CURVE_METHODS);
+  const fineTunes = o.finetuneEpochs > 0;
+  // What a cached point depends on besides its checkpoint: a change of any of these rescores.
+  const settings = JSON.stringify({ v: 1, valImages: o.valImages, probeImages: o.probeImages, probeEpochs: o.probeEpochs, finetuneEpochs: o.finetuneEpochs, finetuneImages: o.finetuneImages, data: o.data ?? null });
 
-  // The untrained encoder: the no-pre-training baseline and every curve's epoch 0.
-  const enc = await TASKS.mim.openEncoder!(resolveRun({ ...common, method: 'mae' }), null);
-  const t0 = performance.now();
-  const tuned: Record<string, number> = {};
-  let base: ReturnType<typeof scoreEncoder>;
-  try {
-    base = scoreEncoder(enc, { probeEpochs: o.probeEpochs, seed: o.seed });
-    log(`no pre-training: probe top-1 ${pct(base.accuracy)} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-    if (o.finetuneEpochs > 0) {
-      // The same pool as the pre-trained encoders' fine-tuning (cloze eval): the full training set.
-      tuned['no pre-training'] = scoreEncoder(enc, { probeEpochs: o.probeEpochs, finetuneEpochs: o.finetuneEpochs, finetuneImages: o.finetuneImages, seed: o.seed }).accuracy;
-      log(`no pre-training: fine-tuned top-1 ${pct(tuned['no pre-training']!)}`);
-    }
-  } finally {
-    enc.dispose();
-  }
-
-  const curves: Record<string, Curve> = {};
-  const seconds: Record<string, number> = {};
-  // SparK is another model: its own untrained convnet is its epoch 0 and its from-scratch baseline.
-  const startOf: Record<string, number> = {};
-  if (methods.some((m) => m.settings.task === 'spark')) {
-    const senc = await TASKS.spark.openEncoder!(resolveRun({ ...common, task: 'spark', preset: 'spark-resnet-mini' }), null);
+  /** Scores one encoder (a checkpoint, or null: untrained): probe on validation and test, then fine-tuning if asked. */
+  const scorePoint = async (run: Record<string, unknown>, ckDir: string | null, seed: number, epoch: number, finetune: boolean): Promise<PointScore> => {
+    const cfg = resolveRun({ ...run, trainImages: 0, seed });
+    const ck = ckDir ? loadCheckpoint(ckDir) : null;
     try {
-      startOf.spark = scoreEncoder(senc, { probeEpochs: o.probeEpochs, seed: o.seed }).accuracy;
-      log(`spark, no pre-training: probe top-1 ${pct(startOf.spark)}`);
-      if (o.finetuneEpochs > 0) {
-        tuned['spark from scratch'] = scoreEncoder(senc, { probeEpochs: o.probeEpochs, finetuneEpochs: o.finetuneEpochs, finetuneImages: o.finetuneImages, seed: o.seed }).accuracy;
-        log(`spark from scratch: fine-tuned top-1 ${pct(tuned['spark from scratch']!)}`);
+      const e = await TASKS[cfg.task as keyof typeof TASKS].openEncoder!(cfg, ck);
+      try {
+        // The same split for every method of a seed; neither the probe nor the fine-tuning trains on it.
+        const split = holdOut(e.train, Math.min(o.valImages, e.train.n - 1), seed + 3);
+        const probeTrain = limit(split.rest, o.probeImages, seed + 1);
+        const p = validatedProbe(e.encoder, probeTrain, split.held, e.test, { epochs: o.probeEpochs, seed, norm: e.norm });
+        const point: PointScore = { epoch, probe: { validation: p.validation.accuracy, test: p.test.accuracy } };
+        // Fine-tuning changes the encoder in place, so it comes after the probe.
+        if (finetune) point.finetune = scoreEncoder({ ...e, train: split.rest }, { probeEpochs: o.probeEpochs, finetuneEpochs: o.finetuneEpochs, finetuneImages: o.finetuneImages, seed }).accuracy;
+        return point;
+      } finally {
+        e.dispose();
       }
     } finally {
-      senc.dispose();
+      ck?.dispose();
     }
-  }
-  for (const m of methods) {
-    const probes: ProbeResult[] = [];
-    const t = performance.now();
-    log(`${m.name}: pre-training ${epochs} epochs…`);
-    const out = join(o.out, m.name.replace('+', '-'));
-    // A suite re-run redoes each method's run from scratch.
-    await pretrain({ ...common, ...m.settings, out, overwrite: true }, {
-      output: null,
-      onEval: (e) => {
-        const p = e as ProbeResult;
-        probes.push(p);
-        log(`  ${m.name} epoch ${p.epoch}: probe top-1 ${pct(p.accuracy)}`);
-      },
-    });
-    seconds[m.name] = (performance.now() - t) / 1000;
-    curves[m.name] = { epochs: [0, ...probes.map((p) => p.epoch)], accuracy: [startOf[m.name] ?? base.accuracy, ...probes.map((p) => p.accuracy)] };
-    log(`${m.name}: pre-trained in ${seconds[m.name]!.toFixed(0)} s`);
-    if (o.finetuneEpochs > 0) {
-      const r = await evaluateImageCheckpoint({ checkpoint: out, finetuneEpochs: o.finetuneEpochs, finetuneImages: o.finetuneImages, ...(o.data ? { data: o.data } : {}) });
-      tuned[m.name] = r.accuracy;
-      log(`${m.name}: fine-tuned top-1 ${pct(r.accuracy)}`);
+  };
+
+  /** A run's points, scoring only those its cache lacks. */
+  const scoreRun = async (name: string, run: Record<string, unknown>, cachePath: string, seed: number, targets: Array<{ epoch: number; dir: string | null; finetune: boolean }>): Promise<PointScore[]> => {
+    // A cached point stands for this run's settings and the suite's scoring settings only.
+    const stamp = JSON.stringify({ settings, run });
+    const cached = readCache(cachePath, stamp);
+    const out: PointScore[] = [];
+    for (const t of targets) {
+      const have = cached[String(t.epoch)];
+      if (have && (!t.finetune || have.finetune !== undefined)) {
+        out.push(have);
+        continue;
+      }
+      const t0 = performance.now();
+      const p = await scorePoint(run, t.dir, seed, t.epoch, t.finetune);
+      cached[String(t.epoch)] = p;
+      writeFileSync(cachePath, `${JSON.stringify({ settings: stamp, points: cached } satisfies Cache, null, 2)}\n`);
+      log(`  ${name} seed ${seed} epoch ${t.epoch}: probe top-1 ${pct(p.probe.test)} (validation ${pct(p.probe.validation)})` +
+        `${p.finetune !== undefined ? `, fine-tuned ${pct(p.finetune)}` : ''} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+      out.push(p);
+    }
+    return out;
+  };
+
+  // Training images in the data (before trainImages), to place checkpoints at the evaluation epochs.
+  const vit = modelConfigFor({ preset: o.preset, initFrom: null }, null);
+  const fullTrain = (await openImageData(o.data ?? null, { size: vit.imageSize, channels: vit.channels })).train.n;
+  const points: Record<string, PointScore[][]> = {};
+  const seconds: Record<string, number[]> = {};
+  const untrainedRun = { vit: { ...common, method: 'mae' }, spark: { ...common, task: 'spark', preset: 'spark-resnet-mini' } };
+  for (const seed of o.seeds) {
+    const dir = join(o.out, 'untrained');
+    mkdirSync(dir, { recursive: true });
+    // Every ViT method starts from the same seeded initialisation: its epoch 0. SparK has its own convnet.
+    const start: Record<string, PointScore> = {};
+    start.vit = (await scoreRun('no pre-training', untrainedRun.vit, join(dir, `vit-seed-${seed}.json`), seed, [{ epoch: 0, dir: null, finetune: fineTunes }]))[0]!;
+    if (methods.some((m) => m.settings.task === 'spark')) {
+      start.spark = (await scoreRun('spark, no pre-training', untrainedRun.spark, join(dir, `spark-seed-${seed}.json`), seed, [{ epoch: 0, dir: null, finetune: fineTunes }]))[0]!;
+    }
+    (points['no pre-training'] ??= []).push([start.vit]);
+    if (start.spark) (points['spark from scratch'] ??= []).push([start.spark]);
+
+    for (const m of methods) {
+      const run = { ...common, ...m.settings, seed };
+      const cfg = resolveRun(run);
+      const runDir = join(o.out, key(m.name), `seed-${seed}`);
+      // Checkpoints at every evaluation epoch: steps per epoch as the image batchers count them (whole batches).
+      const perEpoch = Math.floor((trainImages > 0 && trainImages < fullTrain ? trainImages : fullTrain) / cfg.batchSize);
+      if (perEpoch < 1) throw new ClozeError('E_VALUE', `Expected trainImages ≥ batchSize (${cfg.batchSize}) for the suite but received ${trainImages}`);
+      const totalSteps = Math.ceil((epochs * perEpoch) / cfg.gradAccum);
+      const every = Math.max(1, Math.round((o.probeEvery * perEpoch) / cfg.gradAccum));
+      // A run directory left by other settings (another budget or preset) is redone, not resumed or reused.
+      const stampPath = join(runDir, 'suite-run.json');
+      const stamp = JSON.stringify(run);
+      const same = existsSync(stampPath) && readFileSync(stampPath, 'utf8') === stamp;
+      const have = same ? listCheckpoints(runDir) : [];
+      const t = performance.now();
+      if (!have.some((c) => c.step === totalSteps)) {
+        log(`${m.name} seed ${seed}: pre-training ${epochs} epochs${have.length > 0 ? ` (resuming at step ${have.at(-1)!.step})` : ''}…`);
+        if (have.length === 0) rmSync(runDir, { recursive: true, force: true });
+        mkdirSync(runDir, { recursive: true });
+        writeFileSync(stampPath, stamp);
+        const r = await pretrain({ ...run, out: runDir, saveEvery: every, keepLast: Math.ceil(totalSteps / every) + 1, ...(have.length > 0 ? { resume: true } : { overwrite: true }) }, { output: null });
+        if (r.step !== totalSteps) throw new ClozeError('E_VALUE', `Expected ${m.name} seed ${seed} to pre-train for ${totalSteps} steps but it stopped at step ${r.step} (${r.stopped}); see ${runDir}/metrics.jsonl`);
+        // Pre-training time survives a rerun that reuses the run (a resumed run counts its last part only).
+        writeFileSync(join(runDir, 'pretrain-seconds.txt'), `${(performance.now() - t) / 1000}\n`);
+      }
+      const secondsPath = join(runDir, 'pretrain-seconds.txt');
+      (seconds[m.name] ??= []).push(existsSync(secondsPath) ? Number(readFileSync(secondsPath, 'utf8')) : (performance.now() - t) / 1000);
+      const cks = listCheckpoints(runDir).filter((c) => c.step % every === 0 || c.step === totalSteps);
+      const base = m.settings.task === 'spark' ? start.spark! : start.vit;
+      const curve = curveSet.has(m.name);
+      const scored = await scoreRun(m.name, run, join(runDir, 'points.json'), seed, cks.map((c) => ({
+        epoch: Math.round(((c.step * cfg.gradAccum) / perEpoch) * 1000) / 1000, dir: c.dir, finetune: fineTunes && (curve || c.step === totalSteps),
+      })));
+      (points[m.name] ??= []).push([base, ...scored]);
     }
   }
 
-  const ref = curves.simmim;
-  // Final, best, RAUC and epochs-to-reach against SimMIM come from the report's summary.
-  const vsSimmim = ref ? new Map(summarize(curves, 'simmim').methods.map((r) => [r.method, r])) : null;
-  const rows = methods.map((m) => {
-    const c = curves[m.name]!;
-    const own = curves[m.base];
-    const r = vsSimmim?.get(m.name);
-    const reach = !r ? '–' : r.epochsToReach === null ? 'not reached'
-      : `${r.epochsToReach.toFixed(2)}${r.epochsShare !== null ? ` (${(100 * r.epochsShare).toFixed(0)}%)` : ' (SimMIM reached it at epoch 0)'}`;
+  return report(o, methods, curveSet, epochs, trainImages, points, seconds, fineTunes);
+}
+
+
+function report(
+  o: SuiteOptions, methods: SuiteMethod[], curveSet: Set<string>, epochs: number, trainImages: number,
+  points: Record<string, PointScore[][]>, seconds: Record<string, number[]>, fineTunes: boolean,
+): SuiteResult {
+  const probe: Record<string, Curve[]> = {};
+  const finetune: Record<string, Curve[]> = {};
+  const selected: Record<string, ValidatedPoint[]> = {};
+  for (const m of methods) {
+    const runs = points[m.name]!;
+    probe[m.name] = runs.map((ps) => ({ epochs: ps.map((p) => p.epoch), accuracy: ps.map((p) => p.probe.test) }));
+    selected[m.name] = runs.map((ps) => selectOnValidation(ps.map((p) => ({ epoch: p.epoch, validation: p.probe.validation, test: p.probe.test }))));
+    if (fineTunes) {
+      finetune[m.name] = runs.map((ps) => {
+        const f = ps.filter((p) => p.finetune !== undefined);
+        return { epochs: f.map((p) => p.epoch), accuracy: f.map((p) => p.finetune!) };
+      });
+    }
+  }
+  const seeds = o.seeds;
+  const byName = new Map(methods.map((m) => [m.name, m]));
+  const comparisons = fineTunes
+    ? methods.filter((m) => m.base !== m.name && curveSet.has(m.name) && curveSet.has(m.base) && byName.has(m.base))
+      .map((m) => compareOverSeeds(m.name, m.base, seeds, finetune[m.name]!, finetune[m.base]!))
+    : [];
+  const untrained = points['no pre-training']!.map((ps) => ps[0]!);
+  const s = (xs: number[]): string => fmtSpread(spread(xs), pct);
+  const finalOf = (c: Curve): number => c.accuracy.at(-1)!;
+
+  // The probe table: final and validation-chosen best (test figures), RAUC vs own base paired by seed.
+  const probeRows = methods.map((m) => {
+    const own = probe[m.base];
     return [
       m.name,
-      pct(c.accuracy[c.accuracy.length - 1]!),
-      pct(Math.max(...c.accuracy)),
-      r ? r.rauc.toFixed(3) : '–',
-      own && m.base !== m.name ? `${rauc(c, own).toFixed(3)} vs ${m.base}` : '–',
-      reach,
-      tuned[m.name] === undefined ? '–' : pct(tuned[m.name]!),
-      `${seconds[m.name]!.toFixed(0)} s`,
+      s(probe[m.name]!.map(finalOf)),
+      `${s(selected[m.name]!.map((p) => p.test))} (epoch ${selected[m.name]!.map((p) => p.epoch).join(', ')})`,
+      own && m.base !== m.name ? `${fmtSpread(spread(probe[m.name]!.map((c, i) => rauc(c, own[i]!))), (x) => x.toFixed(3))} vs ${m.base}` : '–',
+      fineTunes ? s(finetune[m.name]!.map(finalOf)) : '–',
+      `${spread(seconds[m.name]!).mean.toFixed(0)} s`,
     ];
   });
-  // The flat curve of the untrained encoder, on SimMIM's grid.
-  const flat = ref ? rauc({ epochs: ref.epochs, accuracy: ref.epochs.map(() => base.accuracy) }, ref).toFixed(3) : '–';
-  rows.push(['no pre-training', pct(base.accuracy), pct(base.accuracy), flat, '–', '–', tuned['no pre-training'] === undefined ? '–' : pct(tuned['no pre-training']!), '–']);
-  if (startOf.spark !== undefined) {
-    rows.push(['spark from scratch', pct(startOf.spark), pct(startOf.spark), '–', '–', '–', tuned['spark from scratch'] === undefined ? '–' : pct(tuned['spark from scratch']!), '–']);
+  probeRows.push(['no pre-training', s(untrained.map((p) => p.probe.test)), '–', '–', fineTunes ? s(untrained.map((p) => p.finetune!)) : '–', '–']);
+  const spark = points['spark from scratch']?.map((ps) => ps[0]!);
+  if (spark) probeRows.push(['spark from scratch', s(spark.map((p) => p.probe.test)), '–', '–', fineTunes ? s(spark.map((p) => p.finetune!)) : '–', '–']);
+  const sd = seeds.length > 1 ? ' (mean ± sd over seeds)' : '';
+  const sections = [
+    `# MIM suite: ${o.preset}, ${epochs} epochs, ${trainImages} pre-training images, seeds ${seeds.join(' ')}`,
+    '',
+    `Linear probe${sd}: test top-1; "best" is the point chosen on ${o.valImages} validation images held out of the training set, reported on test.`,
+    '',
+    markdownTable(['method', 'final probe top-1', 'best probe (chosen on validation)', 'probe RAUC vs own base', 'final fine-tuned top-1', 'pre-training time'], probeRows, ['l', 'r', 'r', 'r', 'r', 'r']),
+  ];
+  if (comparisons.length > 0) {
+    const ftRows = comparisons.map((c) => [
+      `${c.method} vs ${c.base}`,
+      s(finetune[c.method]!.map(finalOf)),
+      s(finetune[c.base]!.map(finalOf)),
+      fmtSpread(c.rauc, (x) => x.toFixed(3)),
+      fmtReach(c),
+      fmtReach({ reach: c.baseReach, reached: c.baseReach.some((r) => r.epochs !== null) ? spread(c.baseReach.filter((r) => r.epochs !== null).map((r) => r.epochs!)) : null }),
+      s(untrained.map((p) => p.finetune!)),
+    ]);
+    sections.push('', `Fine-tuning${sd} (${o.finetuneEpochs} epochs on ${o.finetuneImages || 'all'} images at each point): RAUC and epochs-to-reach are paired by seed; the target is the base's final fine-tuned top-1 of the same seed.`, '',
+      markdownTable(['method vs base', 'final fine-tuned', 'base final', 'fine-tuning RAUC vs base', 'epochs to base\'s final', 'base\'s own epochs to it', 'untrained fine-tuned (reference)'], ftRows, ['l', 'r', 'r', 'r', 'r', 'r', 'r']));
+    const curveMethods = methods.filter((m) => curveSet.has(m.name));
+    const grid = finetune[curveMethods[0]!.name]![0]!.epochs;
+    sections.push('', 'Fine-tuned top-1 at each evaluation epoch:', '', markdownTable(
+      ['method', ...grid.map((e) => `epoch ${e}`)],
+      curveMethods.map((m) => [m.name, ...grid.map((_, j) => s(finetune[m.name]!.map((c) => c.accuracy[j]!)))]),
+      ['l', ...grid.map(() => 'r' as const)],
+    ));
   }
-  const table = markdownTable(
-    ['method', 'final probe top-1', 'best probe', 'RAUC vs SimMIM', 'RAUC vs own base', 'epochs to SimMIM\'s final probe (share of SimMIM\'s)', 'fine-tuned top-1', 'pre-training time'],
-    rows,
-    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
-  );
-  const svg = lineChartSvg({
-    title: `Linear probe vs pre-training epochs (${o.preset}, ${common.trainImages} images)`,
-    xLabel: 'pre-training epoch',
-    yLabel: 'probe top-1',
-    series: [
-      ...methods.map((m) => ({ name: m.name, x: curves[m.name]!.epochs, y: curves[m.name]!.accuracy })),
-      { name: 'no pre-training', x: [0, epochs], y: [base.accuracy, base.accuracy] },
-    ],
-  });
-  const files = [join(o.out, 'summary.md'), join(o.out, 'probe-accuracy.svg'), join(o.out, 'curves.json')];
+  const table = sections.join('\n');
+
+  const files = [join(o.out, 'summary.md'), join(o.out, 'probe-accuracy.svg'), join(o.out, 'results.json')];
+  const band = (name: string, cs: Curve[]): Series => {
+    const mc = meanCurve(cs);
+    return { name, x: mc.epochs, y: mc.mean, lo: mc.mean.map((v, j) => v - mc.sd[j]!), hi: mc.mean.map((v, j) => v + mc.sd[j]!) };
+  };
+  const spreadNote = seeds.length > 1 ? `, mean ± sd over ${seeds.length} seeds` : '';
   writeFileSync(files[0]!, `${table}\n`);
-  writeFileSync(files[1]!, svg);
-  writeFileSync(files[2]!, `${JSON.stringify({ options: { ...o, log: undefined }, baselineAccuracy: base.accuracy, curves, finetune: tuned, seconds }, null, 2)}\n`);
-  return { curves, baselineAccuracy: base.accuracy, finetune: tuned, seconds, table, files };
+  writeFileSync(files[1]!, lineChartSvg({
+    title: `Linear probe vs pre-training epochs (${o.preset}, ${trainImages} images${spreadNote})`, xLabel: 'pre-training epoch', yLabel: 'probe top-1 (test)',
+    series: methods.map((m) => band(m.name, probe[m.name]!)),
+  }));
+  const curveMethods = methods.filter((m) => fineTunes && curveSet.has(m.name));
+  if (curveMethods.length > 0) {
+    files.push(join(o.out, 'finetune-accuracy.svg'));
+    writeFileSync(files[3]!, lineChartSvg({
+      title: `Fine-tuned top-1 vs pre-training epochs (${o.preset}${spreadNote})`, xLabel: 'pre-training epoch', yLabel: 'fine-tuned top-1 (test)',
+      series: curveMethods.map((m) => band(m.name, finetune[m.name]!)),
+    }));
+  }
+  const result = { seeds, points, probe, finetune, selected, comparisons, seconds };
+  writeFileSync(files[2]!, `${JSON.stringify({ options: { ...o, log: undefined }, ...result }, null, 2)}\n`);
+  return { ...result, table, files };
 }

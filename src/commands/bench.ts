@@ -3,7 +3,7 @@
  * share (preset, batch size, seed, …) have no yargs default: each suite fills its own in runBench.
  */
 import type { Argv } from 'yargs';
-import { runMimSuite, SUITE_DEFAULTS, SUITE_METHODS } from './bench-mim.js';
+import { FINETUNE_CURVE_METHODS, runMimSuite, SUITE_DEFAULTS, SUITE_METHODS } from './bench-mim.js';
 import { ROBUST_DEFAULTS, ROBUST_METHODS, runRobustSuite } from './bench-robust.js';
 import { ClozeError } from '../errors.js';
 import { runTextSuite, TEXT_DEFAULTS, TEXT_OBJECTIVES } from './bench-text.js';
@@ -21,18 +21,20 @@ export function benchOptions(y: Argv) {
     .option('preset', { type: 'string', describe: `mim: ViT preset (default ${SUITE_DEFAULTS.preset}); text: bert-* preset (default ${TEXT_DEFAULTS.preset})` })
     .option('batch-size', { type: 'number', describe: `mim: images per step (default ${SUITE_DEFAULTS.batchSize}); text: sequences per pre-training step (default ${TEXT_DEFAULTS.batchSize})` })
     .option('train-images', { type: 'number', default: SUITE_DEFAULTS.trainImages, describe: 'Pre-training images (a seeded subset; 0: all)' })
-    .option('probe-every', { type: 'number', default: SUITE_DEFAULTS.probeEvery, describe: 'Probe every N epochs' })
+    .option('probe-every', { type: 'number', default: SUITE_DEFAULTS.probeEvery, describe: 'mim: evaluate (probe, and fine-tune the --finetune-curves methods) every N pre-training epochs' })
     .option('probe-images', { type: 'number', default: SUITE_DEFAULTS.probeImages, describe: 'Training images of each probe' })
     .option('probe-epochs', { type: 'number', default: SUITE_DEFAULTS.probeEpochs, describe: 'Epochs of each probe classifier' })
-    .option('finetune-epochs', { type: 'number', describe: `mim: fine-tune every final encoder (and the untrained one) for this many epochs, 0: skip (default ${SUITE_DEFAULTS.finetuneEpochs}); text: epochs of each mlp-ft fine-tuning (default ${TEXT_DEFAULTS.finetuneEpochs})` })
+    .option('finetune-epochs', { type: 'number', describe: `mim: epochs of each fine-tuning (every point of --finetune-curves, the final encoder of the others, the untrained one), 0: skip (default ${SUITE_DEFAULTS.finetuneEpochs}); text: epochs of each mlp-ft fine-tuning (default ${TEXT_DEFAULTS.finetuneEpochs})` })
     .option('finetune-images', { type: 'number', default: SUITE_DEFAULTS.finetuneImages, describe: 'Training images of each fine-tuning' })
-    .option('seed', { type: 'number', describe: `Pre-training seed (default ${SUITE_DEFAULTS.seed})` })
+    .option('seed', { type: 'number', describe: 'text: pre-training seed (mim takes --seeds)' })
+    .option('val-images', { type: 'number', default: SUITE_DEFAULTS.valImages, describe: 'mim: validation images held out of the training set (class-stratified, per seed) to choose each curve\'s best point' })
+    .option('finetune-curves', { type: 'string', array: true, choices: SUITE_METHODS.map((m) => m.name), describe: `mim: methods fine-tuned at every evaluation point (default ${FINETUNE_CURVE_METHODS.join(' ')}); the others only at the end` })
     .option('data', { type: 'string', describe: 'mim: image directory (default: Fashion-MNIST); text: pre-training corpus (default: the bundled one)' })
     // robust
     .option('init-from', { type: 'string', describe: 'A pre-trained run or checkpoint (default runs/bert-tiny, pre-trained first when absent)' })
     .option('tasks', { type: 'string', array: true, choices: ROBUST_DEFAULTS.tasks, describe: 'robust, text: built-in tasks (default: all)' })
     .option('attacks', { type: 'string', array: true, choices: ATTACKS, describe: 'Attacks (default: both)' })
-    .option('seeds', { type: 'number', array: true, describe: `robust, text: fine-tuning seeds (default ${ROBUST_DEFAULTS.seeds.join(' ')})` })
+    .option('seeds', { type: 'number', array: true, describe: `robust, text: fine-tuning seeds (default ${ROBUST_DEFAULTS.seeds.join(' ')}); mim: seeds of pre-training, probe and fine-tuning (default ${SUITE_DEFAULTS.seeds.join(' ')})` })
     .option('max-train', { type: 'number', describe: `robust, text: training examples per task (a per-class subset; 0: all; default robust ${ROBUST_DEFAULTS.maxTrain}, text ${TEXT_DEFAULTS.maxTrain})` })
     .option('examples', { type: 'number', default: ROBUST_DEFAULTS.examples, describe: 'Test examples attacked per model (the first N)' })
     .option('max-length', { type: 'number', describe: `robust, text: tokens per fine-tuning input (default ${ROBUST_DEFAULTS.maxLength})` })
@@ -44,7 +46,7 @@ export function benchOptions(y: Argv) {
     .option('seq-length', { type: 'number', default: TEXT_DEFAULTS.seqLength, describe: 'Pre-training sequence length' })
     .option('vocab-size', { type: 'number', default: TEXT_DEFAULTS.vocabSize, describe: 'Size of the shared WordPiece tokenizer' })
     .option('points', { type: 'number', default: TEXT_DEFAULTS.points, describe: 'Checkpoints fine-tuned per objective, spread over the budget (1: the final one)' })
-    .group(['preset', 'batch-size', 'train-images', 'probe-every', 'probe-images', 'probe-epochs', 'finetune-epochs', 'finetune-images', 'seed', 'data'], 'mim:')
+    .group(['preset', 'batch-size', 'train-images', 'probe-every', 'probe-images', 'probe-epochs', 'finetune-epochs', 'finetune-images', 'finetune-curves', 'val-images', 'data'], 'mim:')
     .group(['init-from', 'tasks', 'attacks', 'seeds', 'max-train', 'examples', 'max-length', 'max-queries'], 'robust:')
     .group(['objectives', 'budget-steps', 'budget-flops', 'seq-length', 'vocab-size', 'points'], 'text:');
 }
@@ -66,6 +68,7 @@ export async function runBench(args: BenchArgs): Promise<void> {
     for (const f of t.files) console.log(f);
     return;
   }
+  if (args.suite === 'mim' && args.seed !== undefined) throw new ClozeError('E_VALUE', 'Expected --seeds for suite mim (each seed drives pre-training, probe and fine-tuning) but received --seed');
   const r = args.suite === 'robust'
     ? await runRobustSuite({
         out: args.out ?? 'bench/results/robust', initFrom: args['init-from'] ?? null, tasks: args.tasks as string[] | undefined,
@@ -77,7 +80,8 @@ export async function runBench(args: BenchArgs): Promise<void> {
         out: args.out ?? 'bench/results/mim', preset: args.preset ?? SUITE_DEFAULTS.preset, epochs: args.epochs ?? SUITE_DEFAULTS.epochs, batchSize: args['batch-size'] ?? SUITE_DEFAULTS.batchSize,
         trainImages: args['train-images'], probeEvery: args['probe-every'], probeImages: args['probe-images'], probeEpochs: args['probe-epochs'],
         scale: args.scale, finetuneEpochs: args['finetune-epochs'] ?? SUITE_DEFAULTS.finetuneEpochs, finetuneImages: args['finetune-images'],
-        methods: args.methods as string[] | undefined, seed: args.seed ?? SUITE_DEFAULTS.seed, threads: args.threads, data: args.data ?? null,
+        finetuneCurves: args['finetune-curves'] as string[] | undefined, valImages: args['val-images'],
+        methods: args.methods as string[] | undefined, seeds: (args.seeds as number[] | undefined) ?? SUITE_DEFAULTS.seeds, threads: args.threads, data: args.data ?? null,
       });
   console.log(r.table);
   for (const f of r.files) console.log(f);

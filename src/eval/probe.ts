@@ -93,7 +93,8 @@ export function extractFeatures(encoder: FeatureEncoder, set: ImageSet, norm: No
   return out;
 }
 
-function standardise(train: Float32Array, test: Float32Array, D: number): void {
+/** Standardises every feature of `train` and `test` in place with `train`'s mean and std. */
+export function standardise(train: Float32Array, test: Float32Array, D: number): void {
   const n = train.length / D;
   for (let d = 0; d < D; d++) {
     let mean = 0;

@@ -66,18 +66,17 @@ export function curveArea(c: Curve): number {
   return area;
 }
 
+function sameGrid(a: Curve, b: Curve, aName: string, bName: string): void {
+  if (a.epochs.length !== b.epochs.length || a.epochs.some((e, i) => e !== b.epochs[i])) {
+    throw new ClozeError('E_SHAPE', `Expected the same epoch grid for ${aName} and ${bName} but received ${aName}.epochs ${describe(a.epochs)} and ${bName}.epochs ${describe(b.epochs)}`);
+  }
+}
+
 function raucNamed(method: Curve, baseline: Curve, mName: string, bName: string): number {
   checkCurve(method, mName);
   checkCurve(baseline, bName);
-  const same = method.epochs.length === baseline.epochs.length && method.epochs.every((e, i) => e === baseline.epochs[i]);
   // Areas over different grids would reward whichever side was probed longer, so refuse rather than resample.
-  if (!same) {
-    throw new ClozeError(
-      'E_SHAPE',
-      `Expected the same epoch grid for ${mName} and ${bName} but received ${mName}.epochs ${describe(method.epochs)} ` +
-        `and ${bName}.epochs ${describe(baseline.epochs)}`,
-    );
-  }
+  sameGrid(method, baseline, mName, bName);
   const base = curveArea(baseline);
   if (!(base > 0)) {
     throw expected('a curve with a positive area (two or more probes, not all at accuracy 0)', bName, `area ${base}`);
@@ -146,4 +145,124 @@ export function summarize(curves: Record<string, Curve>, reference: string): Sum
     };
   });
   return { reference, target, methods };
+}
+
+/** One evaluation point scored on a validation split and on the test set by the same classifier. */
+export interface ValidatedPoint {
+  epoch: number;
+  validation: number;
+  test: number;
+}
+
+/**
+ * The point with the highest validation accuracy (the earliest on a tie) and its test accuracy: the
+ * "best" of a curve without choosing on the test set.
+ */
+export function selectOnValidation(points: ValidatedPoint[]): ValidatedPoint {
+  if (!Array.isArray(points) || points.length === 0) throw expected('a non-empty array of points', 'points', points);
+  let best = points[0]!;
+  for (const p of points) if (p.validation > best.validation) best = p;
+  return best;
+}
+
+/** Mean and spread of one figure over seeds: sd is the sample standard deviation (n − 1; 0 for one seed). */
+export interface Spread {
+  mean: number;
+  sd: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+export function spread(values: number[]): Spread {
+  if (!Array.isArray(values) || values.length === 0) throw expected('a non-empty array of numbers', 'values', values);
+  values.forEach((v, i) => {
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw expected('a finite number', `values[${i}]`, v);
+  });
+  const n = values.length;
+  const mean = values.reduce((a, b) => a + b, 0) / n;
+  const sd = n > 1 ? Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1)) : 0;
+  return { mean, sd, min: Math.min(...values), max: Math.max(...values), n };
+}
+
+/** The pointwise mean and sample sd of curves on one epoch grid (one curve per seed). */
+export function meanCurve(curves: Curve[]): { epochs: number[]; mean: number[]; sd: number[] } {
+  if (!Array.isArray(curves) || curves.length === 0) throw expected('a non-empty array of curves', 'curves', curves);
+  curves.forEach((c, i) => {
+    checkCurve(c, `curves[${i}]`);
+    sameGrid(c, curves[0]!, `curves[${i}]`, 'curves[0]');
+  });
+  const at = curves[0]!.epochs.map((_, j) => spread(curves.map((c) => c.accuracy[j]!)));
+  return { epochs: [...curves[0]!.epochs], mean: at.map((s) => s.mean), sd: at.map((s) => s.sd) };
+}
+
+/** One seed's epochs-to-reach: the target is the base's final accuracy of the same seed. */
+export interface SeedReach {
+  seed: number;
+  target: number;
+  /** The curve's epoch-0 accuracy (the untrained encoder), shown for reference. */
+  untrained: number;
+  /** Interpolated epoch of reaching the target; null when not reached or when the measure is degenerate. */
+  epochs: number | null;
+  /** The untrained encoder already scores ≥ the target, so "reaching" it says nothing about pre-training. */
+  degenerate: boolean;
+}
+
+/** A method against its base over seeds, paired by seed. */
+export interface SeedComparison {
+  method: string;
+  base: string;
+  seeds: number[];
+  /** rauc(method's curve, base's curve) of each seed, and their mean and spread. */
+  raucBySeed: number[];
+  rauc: Spread;
+  reach: SeedReach[];
+  /** Over the seeds that reached the target (not degenerate); null when none did. */
+  reached: Spread | null;
+  /** The base's own epochs to its final accuracy (the first epoch at which it gets there), per seed, for scale. */
+  baseReach: SeedReach[];
+  final: Spread;
+}
+
+function seedReach(c: Curve, target: number, seed: number): SeedReach {
+  const untrained = c.accuracy[0]!;
+  const degenerate = c.epochs[0] === 0 && untrained >= target;
+  return { seed, target, untrained, epochs: degenerate ? null : epochsToReach(c, target), degenerate };
+}
+
+/**
+ * Compares a method's curves with its base's, seed by seed (`method[i]` and `base[i]` come from
+ * `seeds[i]`): RAUC of each pair, the epochs at which the method reaches the base's final accuracy
+ * of the same seed, and the mean and sample sd of both over seeds. A seed whose untrained point
+ * (epoch 0) already reaches the target is marked degenerate rather than counted as "0 epochs".
+ */
+export function compareOverSeeds(methodName: string, baseName: string, seeds: number[], method: Curve[], base: Curve[]): SeedComparison {
+  if (!Array.isArray(seeds) || seeds.length === 0) throw expected('a non-empty array of seeds', 'seeds', seeds);
+  for (const [name, arr] of [[methodName, method], [baseName, base]] as const) {
+    if (!Array.isArray(arr) || arr.length !== seeds.length) {
+      throw expected(`${seeds.length} curves (one per seed)`, `curves of ${name}`, arr, 'E_SHAPE');
+    }
+  }
+  const raucBySeed = seeds.map((s, i) => raucNamed(method[i]!, base[i]!, `${methodName} (seed ${s})`, `${baseName} (seed ${s})`));
+  const reach = seeds.map((s, i) => seedReach(method[i]!, base[i]!.accuracy.at(-1)!, s));
+  const baseReach = seeds.map((s, i) => seedReach(base[i]!, base[i]!.accuracy.at(-1)!, s));
+  const got = reach.filter((r) => r.epochs !== null).map((r) => r.epochs!);
+  return {
+    method: methodName, base: baseName, seeds: [...seeds], raucBySeed, rauc: spread(raucBySeed), reach,
+    reached: got.length > 0 ? spread(got) : null, baseReach, final: spread(method.map((c) => c.accuracy.at(-1)!)),
+  };
+}
+
+/** "mean ± sd" of a spread, each value formatted by `f`. */
+export function fmtSpread(s: Spread, f: (x: number) => string): string {
+  return s.n > 1 ? `${f(s.mean)} ± ${f(s.sd)}` : f(s.mean);
+}
+
+/** The epochs-to-reach cell: "mean ± sd (k/n seeds)", "not reached", with degenerate seeds named. */
+export function fmtReach(c: Pick<SeedComparison, 'reach' | 'reached'>): string {
+  const n = c.reach.length;
+  const degenerate = c.reach.filter((r) => r.degenerate).length;
+  const note = degenerate > 0 ? `; ${degenerate}/${n} degenerate: untrained ≥ target` : '';
+  if (!c.reached) return degenerate === n ? `degenerate on every seed (untrained ≥ target)` : `not reached${note}`;
+  return `${fmtSpread(c.reached, (x) => x.toFixed(2))} (${c.reached.n}/${n} seeds${note})`;
 }

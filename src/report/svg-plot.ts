@@ -11,6 +11,9 @@ export interface Series {
   name: string;
   x: number[];
   y: number[];
+  /** Optional spread at each point (e.g. mean ± sd over seeds), drawn as a whisker from lo[j] to hi[j]. */
+  lo?: number[];
+  hi?: number[];
 }
 
 export interface LineChartOptions {
@@ -173,7 +176,13 @@ function checkSeries(series: unknown): asserts series is Series[] {
     if (!Array.isArray(y) || y.length !== x.length) {
       throw expected(`an array of ${x.length} numbers (as many as x)`, `series[${i}].y`, y, 'E_SHAPE');
     }
-    for (const [axis, arr] of [['x', x], ['y', y]] as const) {
+    const { lo, hi } = s as Partial<Series>;
+    for (const [k, arr] of [['lo', lo], ['hi', hi]] as const) {
+      if (arr !== undefined && (!Array.isArray(arr) || arr.length !== x.length)) {
+        throw expected(`an array of ${x.length} numbers (as many as x)`, `series[${i}].${k}`, arr, 'E_SHAPE');
+      }
+    }
+    for (const [axis, arr] of [['x', x], ['y', y], ['lo', lo ?? []], ['hi', hi ?? []]] as const) {
       arr.forEach((v: unknown, j: number) => {
         if (typeof v !== 'number' || !Number.isFinite(v)) throw expected('a finite number', `series[${i}].${axis}[${j}]`, v);
       });
@@ -197,7 +206,7 @@ export function lineChartSvg(opts: LineChartOptions): string {
   checkInt(height, 'height', 180, 20_000);
 
   const xs = series.flatMap((s) => s.x);
-  const ys = series.flatMap((s) => s.y);
+  const ys = series.flatMap((s) => [...s.y, ...(s.lo ?? []), ...(s.hi ?? [])]);
   const xTicks = niceTicks(Math.min(...xs), Math.max(...xs));
   const yTicks = niceTicks(Math.min(...ys), Math.max(...ys));
   const xMin = xTicks[0]!;
@@ -258,6 +267,12 @@ export function lineChartSvg(opts: LineChartOptions): string {
         `stroke-width="2" stroke-linejoin="round"/>`,
     );
     for (const [x, y] of pts) out.push(markerSvg(shape, x, y, colour));
+    if (s.lo && s.hi) {
+      s.x.forEach((x, j) => {
+        const [X, a, b] = [sx(x), sy(s.lo![j]!), sy(s.hi![j]!)];
+        out.push(`<path class="spread" d="M${c(X)},${c(a)} L${c(X)},${c(b)} M${c(X - 3)},${c(a)} L${c(X + 3)},${c(a)} M${c(X - 3)},${c(b)} L${c(X + 3)},${c(b)}" fill="none" stroke="${colour}" stroke-width="1"/>`);
+      });
+    }
     out.push('</g>');
   });
 

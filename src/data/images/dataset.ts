@@ -101,6 +101,11 @@ export function loadFashionMnist(dir: string = FASHION_MNIST_DIR, split: 'train'
  * images are a seeded random draw. The subset keeps the source order.
  */
 export function subset(set: ImageSet, count: number, seed: number): ImageSet {
+  return pick(set, stratifiedIndices(set, count, seed), `subset ${count}, seed ${seed}`);
+}
+
+/** The indices, ascending, of `subset(set, count, seed)`: a class-stratified seeded draw. */
+export function stratifiedIndices(set: ImageSet, count: number, seed: number): number[] {
   checkInt(count, 'count', 1, set.n);
   checkInt(seed, 'seed', 0, 2 ** 53);
   const k = set.classes.length;
@@ -122,15 +127,38 @@ export function subset(set: ImageSet, count: number, seed: number): ImageSet {
   byClass.forEach((ids, c) => {
     for (const i of rng.shuffle([...ids]).slice(0, quota[c])) chosen.push(i);
   });
-  chosen.sort((a, b) => a - b);
+  return chosen.sort((a, b) => a - b);
+}
+
+/** The images at `indices` (in that order), as a set of their own; `note` is added to the source. */
+export function pick(set: ImageSet, indices: number[], note: string): ImageSet {
   const px = set.channels * set.height * set.width;
-  const images = new Uint8Array(count * px);
-  const labels = new Int32Array(count);
-  chosen.forEach((src, dst) => {
+  const images = new Uint8Array(indices.length * px);
+  const labels = new Int32Array(indices.length);
+  indices.forEach((src, dst) => {
     images.set(set.images.subarray(src * px, (src + 1) * px), dst * px);
     labels[dst] = set.labels[src]!;
   });
-  return { ...set, images, labels, n: count, classes: [...set.classes], source: `${set.source} (subset ${count}, seed ${seed})` };
+  return { ...set, images, labels, n: indices.length, classes: [...set.classes], source: `${set.source} (${note})` };
+}
+
+/**
+ * A validation split held out of a training set: `count` images drawn class-stratified with `seed` (as
+ * `subset` draws them), and the rest. The two are disjoint and together the whole set; the rest keeps the source order.
+ */
+export function holdOut(set: ImageSet, count: number, seed: number): { held: ImageSet; rest: ImageSet; heldIndices: number[]; restIndices: number[] } {
+  checkInt(count, 'validation images', 1, set.n - 1);
+  const heldIndices = stratifiedIndices(set, count, seed);
+  const isHeld = new Uint8Array(set.n);
+  for (const i of heldIndices) isHeld[i] = 1;
+  const restIndices: number[] = [];
+  for (let i = 0; i < set.n; i++) if (!isHeld[i]) restIndices.push(i);
+  return {
+    held: pick(set, heldIndices, `validation ${count}, seed ${seed}`),
+    rest: pick(set, restIndices, `without validation ${count}, seed ${seed}`),
+    heldIndices,
+    restIndices,
+  };
 }
 
 export interface ChannelStats {
