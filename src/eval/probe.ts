@@ -10,7 +10,7 @@ import { backward } from '../autograd/backward.js';
 import { noGrad, scope } from '../autograd/mode.js';
 import type { ImageSet } from '../data/images/index.js';
 import { ImageBatcher } from '../data/images/index.js';
-import { Linear } from '../nn/layers.js';
+import { LayerNorm, Linear } from '../nn/layers.js';
 import { argmax, crossEntropy, labelSmoothingCrossEntropy } from '../ops/cross_entropy.js';
 import { AdamW } from '../optim/adamw.js';
 import { layerDecayGroups, type LayeredParams } from '../optim/layer-decay.js';
@@ -116,11 +116,12 @@ function rowsOf(src: Float32Array, D: number, idx: ArrayLike<number>): Float32Ar
 }
 
 /** Accuracy and mean loss of `head` on features [N, D]. */
-function score(head: Linear, feats: Float32Array, labels: Int32Array, D: number): { accuracy: number; loss: number } {
+function score(head: Linear | ((x: Tensor) => Tensor), feats: Float32Array, labels: Int32Array, D: number): { accuracy: number; loss: number } {
   return scope(() =>
     noGrad(() => {
       const N = labels.length;
-      const logits = head.forward(tensor(feats, [N, D]));
+      const x = tensor(feats, [N, D]);
+      const logits = typeof head === 'function' ? head(x) : head.forward(x);
       const loss = crossEntropy(logits, tensor(labels, [N], 'int32')).item();
       const pred = argmax(logits).toArray();
       let correct = 0;
@@ -231,6 +232,12 @@ export interface FinetuneRecipe {
   /** Max global gradient norm; null: none (MAE's default). */
   clipGrad: number | null;
   augment: boolean;
+  /**
+   * A LayerNorm on the pooled features before the head: MAE's global-pool fine-tuning head
+   * (fc_norm, eps 1e-6). Our features are the mean of already-normed tokens, whose scale
+   * shrinks as the tokens agree; fc_norm hands the head unit-scale features.
+   */
+  fcNorm: boolean;
 }
 
 /**
@@ -244,7 +251,7 @@ export interface FinetuneRecipe {
  * epoch of FINETUNE_EPOCHS (MAE: 5 of 50-100); drop path 0.1 (MAE ViT-B).
  */
 export const FINETUNE_RECIPE: Readonly<FinetuneRecipe> = {
-  blr: 1e-3, batchSize: 64, layerDecay: 0.75, warmupEpochs: 1, minLr: 1e-6, labelSmoothing: 0.1, dropPath: 0.1, weightDecay: 0.05, clipGrad: null, augment: true,
+  blr: 1e-3, batchSize: 64, layerDecay: 0.75, warmupEpochs: 1, minLr: 1e-6, labelSmoothing: 0.1, dropPath: 0.1, weightDecay: 0.05, clipGrad: null, augment: true, fcNorm: true,
 };
 
 /** Fine-tuning epochs by default (measured to plateau on 5,000 images of vit-micro-fmnist; see README). */
@@ -284,11 +291,14 @@ export function finetuneEncoder(encoder: FeatureEncoder, train: ImageSet, test: 
   const rng = new Rng(o.seed);
   const classes = Math.max(train.classes.length, 1);
   const head = new Linear(encoder.featureDim, classes, { rng, std: 0.01 });
+  const fcNorm = r.fcNorm ? new LayerNorm(encoder.featureDim, 1e-6) : null;
+  const classify = (f: Tensor): Tensor => head.forward(fcNorm ? fcNorm.forward(f) : f);
+  const headParams = [...(fcNorm?.parameters() ?? []), ...head.parameters()];
   const bs = Math.min(o.batchSize ?? r.batchSize, train.n);
   const lr = o.lr ?? (r.blr * bs) / 256;
   const groups = layered(encoder)
-    ? layerDecayGroups(encoder.layerIds(), head.parameters(), { layerDecay: r.layerDecay, weightDecay: r.weightDecay })
-    : layerDecayGroups({ layers: 0, ids: encoder.parameters().map((p) => [p, 0]) }, head.parameters(), { layerDecay: 1, weightDecay: r.weightDecay });
+    ? layerDecayGroups(encoder.layerIds(), headParams, { layerDecay: r.layerDecay, weightDecay: r.weightDecay })
+    : layerDecayGroups({ layers: 0, ids: encoder.parameters().map((p) => [p, 0]) }, headParams, { layerDecay: 1, weightDecay: r.weightDecay });
   const opt = new AdamW(groups, { lr, betas: [0.9, 0.999], weightDecay: r.weightDecay });
   const batcher = new ImageBatcher(train, { batchSize: bs, seed: o.seed, augment: r.augment, scale: [0.5, 1], mean: o.norm.mean, std: o.norm.std, outSize: encoder.inputSize });
   const total = batcher.perEpoch * o.epochs;
@@ -301,7 +311,7 @@ export function finetuneEncoder(encoder: FeatureEncoder, train: ImageSet, test: 
       scope(() => {
         opt.zeroGrad();
         const b = batcher.batch(step);
-        const loss = labelSmoothingCrossEntropy(head.forward(encoder.features(b.images)), b.labels, r.labelSmoothing);
+        const loss = labelSmoothingCrossEntropy(classify(encoder.features(b.images)), b.labels, r.labelSmoothing);
         lossValue = loss.item();
         backward(loss);
         if (r.clipGrad !== null) opt.clipGradNorm(r.clipGrad);
@@ -313,7 +323,7 @@ export function finetuneEncoder(encoder: FeatureEncoder, train: ImageSet, test: 
     encoder.eval();
     const score1 = (set: ImageSet): { accuracy: number; loss: number } => {
       const feats = extractFeatures(encoder, set, o.norm, 256);
-      return score(head, feats, set.labels, encoder.featureDim);
+      return score(classify, feats, set.labels, encoder.featureDim);
     };
     const te = score1(test);
     const tr = score1(train);
@@ -323,6 +333,7 @@ export function finetuneEncoder(encoder: FeatureEncoder, train: ImageSet, test: 
     // The flat buffers are shared storage: the encoder's parameter views stay valid.
     opt.dispose();
     head.dispose();
+    fcNorm?.dispose();
     batcher.dispose();
   }
 }
