@@ -183,13 +183,16 @@ describe('MIM training', () => {
     expect(e.mode).toBe('linear-probe');
     expect(e.accuracy).toBeGreaterThan(0.4);
     expect(e.testImages).toBe(64);
-    const ft = await evaluateImageCheckpoint({ checkpoint: out, data, finetuneEpochs: 1 });
+    // Fine-tuning by MAE's recipe through cloze eval learns the task (the case where it must beat the
+    // probe, which provably cannot see the label, is in linear-probe.test.ts). No augmentation: a
+    // flip maps this fixture's vertical bar of class 1 onto class 3's. 256 images at batch 64 are 4
+    // steps an epoch, so the base lr is raised to reach the plateau in 10 epochs.
+    const ft = await evaluateImageCheckpoint({ checkpoint: out, data, finetuneEpochs: 10, finetune: { augment: false, blr: 1e-2 } });
     expect(ft.mode).toBe('finetune');
-    expect(ft.accuracy).toBeGreaterThanOrEqual(0);
-    expect(ft.accuracy).toBeLessThanOrEqual(1);
+    expect(ft.accuracy).toBeGreaterThan(0.9); // 4 classes: chance is 0.25
     const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.filter((l) => l.kind === 'eval').map((l) => l.epoch)).toEqual([3, 6]);
-  }, 60_000);
+  }, 180_000);
 
   it('resumes exactly, EMA teacher included: HPM losses after an interruption equal an uninterrupted run', async () => {
     const cfg = { ...base, data, method: 'mae', imageMasking: 'hpm', maxSteps: 6, trainImages: 128, probeEpochs: 1 };

@@ -6,6 +6,7 @@
  * run's test split or on a labelled file.
  */
 import type { Argv } from 'yargs';
+import { FINETUNE_RECIPE } from '../eval/probe.js';
 import { checkpointDir, evaluateImageCheckpoint, isImageCheckpoint, type ImageEvalResult } from '../tasks/evaluate.js';
 import { evaluateFinetunedCheckpoint, formatFinetunedEval } from '../tasks/finetune/evaluate-checkpoint.js';
 import { finetuneRecord } from '../tasks/finetune/predict.js';
@@ -23,10 +24,15 @@ export function evalOptions(y: Argv) {
     .option('probe-images', { type: 'number', describe: "Images: training images of the probe (default: the run's probeImages)" })
     .option('finetune-epochs', { type: 'number', default: 0, describe: 'Images: fine-tune the whole encoder with a linear head for this many epochs instead of a linear probe' })
     .option('finetune-images', { type: 'number', default: 0, describe: 'Images: training images for fine-tuning (0: all)' })
-    .option('lr', { type: 'number', describe: 'Images: learning rate of the probe (default 3e-2) or of fine-tuning (default 1e-3)' })
+    .option('lr', { type: 'number', describe: 'Images: learning rate of the probe (default 3e-2), or fine-tuning\'s peak lr (default: --blr × batch / 256)' })
+    .option('blr', { type: 'number', describe: `Images, fine-tuning: base lr, scaled by batch/256 as in MAE (default ${FINETUNE_RECIPE.blr})` })
+    .option('layer-decay', { type: 'number', describe: `Images, fine-tuning: layer-wise lr decay per ViT block (default ${FINETUNE_RECIPE.layerDecay}; 1: off)` })
+    .option('warmup-epochs', { type: 'number', describe: `Images, fine-tuning: linear warmup before the cosine (default ${FINETUNE_RECIPE.warmupEpochs})` })
+    .option('label-smoothing', { type: 'number', describe: `Images, fine-tuning: label smoothing (default ${FINETUNE_RECIPE.labelSmoothing})` })
+    .option('drop-path', { type: 'number', describe: `Images, fine-tuning: drop-path rate of the last ViT block (default ${FINETUNE_RECIPE.dropPath})` })
     .option('task-data', { type: 'string', describe: "Fine-tuned checkpoints: a labelled .jsonl/.csv/.tsv file to score (default: the run's test split, test-split.jsonl in its run directory)" })
     .group(['batch-size', 'max-batches', 'eval-mask-ratio'], 'MLM checkpoints:')
-    .group(['probe-epochs', 'probe-images', 'finetune-epochs', 'finetune-images', 'lr'], 'Image checkpoints (mim, spark):')
+    .group(['probe-epochs', 'probe-images', 'finetune-epochs', 'finetune-images', 'lr', 'blr', 'layer-decay', 'warmup-epochs', 'label-smoothing', 'drop-path'], 'Image checkpoints (mim, spark):')
     .group(['task-data'], 'Fine-tuned text classifiers:');
 }
 
@@ -43,6 +49,7 @@ export async function runEval(args: EvalArgs): Promise<void> {
     const r = await evaluateImageCheckpoint({
       checkpoint: dir, data: args.data, probeEpochs: args['probe-epochs'], probeImages: args['probe-images'],
       finetuneEpochs: args['finetune-epochs'], finetuneImages: args['finetune-images'], lr: args.lr,
+      finetune: { blr: args.blr, layerDecay: args['layer-decay'], warmupEpochs: args['warmup-epochs'], labelSmoothing: args['label-smoothing'], dropPath: args['drop-path'] },
       onEpoch: args.json ? undefined : (e, loss) => process.stderr.write(`fine-tune epoch ${e}: loss ${loss.toFixed(4)}\n`),
     });
     console.log(formatImageEval(r, args.json));

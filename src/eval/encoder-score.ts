@@ -1,14 +1,14 @@
 /**
  * Scoring a pre-trained image encoder on labelled images, the same way for
  * every image task: a linear probe on the probe subset, or fine-tuning the
- * whole encoder with a linear head on a seeded subset of the training set;
+ * whole encoder with a linear head (MAE's recipe, FINETUNE_RECIPE) on a seeded subset of the training set;
  * top-1 on the test set.
  */
 import type { ImageSet } from '../data/images/index.js';
 import { limit } from '../data/images/open.js';
 import { ClozeError } from '../errors.js';
 import type { Tensor } from '../tensor.js';
-import { finetuneEncoder, linearProbe, type ClassifierResult, type FeatureEncoder, type Normalisation } from './probe.js';
+import { finetuneEncoder, linearProbe, type ClassifierResult, type FeatureEncoder, type FinetuneRecipe, type Normalisation } from './probe.js';
 
 /** An encoder with the images it is scored on; the task that built it owns its memory. */
 export interface EncoderUnderTest {
@@ -28,6 +28,9 @@ export interface ScoreOptions {
   finetuneEpochs?: number;
   /** Training images for fine-tuning (0: all). */
   finetuneImages?: number;
+  /** Fine-tuning recipe fields over FINETUNE_RECIPE (MAE's, scaled to our sizes). */
+  finetune?: Partial<FinetuneRecipe>;
+  /** The probe's lr, or fine-tuning's absolute peak lr (overriding the recipe's blr·batch/256). */
   lr?: number;
   seed: number;
   onEpoch?: (epoch: number, loss: number) => void;
@@ -43,7 +46,7 @@ export function scoreEncoder(e: EncoderUnderTest, o: ScoreOptions): EncoderScore
   const ft = (o.finetuneEpochs ?? 0) > 0;
   const train = ft ? limit(e.train, o.finetuneImages ?? 0, o.seed + 2) : e.probeTrain;
   const r = ft
-    ? finetuneEncoder(e.encoder, train, e.test, { epochs: o.finetuneEpochs!, lr: o.lr, seed: o.seed, norm: e.norm, onEpoch: o.onEpoch })
+    ? finetuneEncoder(e.encoder, train, e.test, { ...o.finetune, epochs: o.finetuneEpochs!, lr: o.lr, seed: o.seed, norm: e.norm, onEpoch: o.onEpoch })
     : linearProbe(e.encoder, train, e.test, { epochs: o.probeEpochs, lr: o.lr, seed: o.seed, norm: e.norm });
   return { ...r, mode: ft ? 'finetune' : 'linear-probe', trainImages: train.n, testImages: e.test.n };
 }

@@ -1,6 +1,9 @@
 /** Cross-entropy over selected rows (with autograd) and the row-wise argmax. */
 import { native } from '../native/loader.js';
-import { record, Tensor } from '../tensor.js';
+import { record, tensor, Tensor } from '../tensor.js';
+import { expected } from '../errors.js';
+import { add, scale } from './elementwise.js';
+import { embedding } from './embedding.js';
 import { checkDtype, checkFloat, checkInt, checkRank, checkShape, checkTensor } from '../validate.js';
 
 export interface CrossEntropyOptions {
@@ -46,4 +49,30 @@ export function argmax(x: Tensor): Tensor {
   checkFloat(x, 'input');
   checkRank(x, 1, 8, 'input');
   return new Tensor(native().argmaxRows(x.native));
+}
+
+/**
+ * Label-smoothed cross-entropy (timm's LabelSmoothingCrossEntropy, MAE's
+ * fine-tuning loss): (1 − ε)·CE(logits, y) + ε·mean_k(−log softmax_k), the
+ * mean over rows. The second term is a plain cross-entropy over every (row,
+ * class) pair, so it runs on the same kernel over the rows repeated K times
+ * (an embedding gather, whose scatter-add backward sums the K copies).
+ */
+export function labelSmoothingCrossEntropy(logits: Tensor, targets: Tensor, smoothing: number): Tensor {
+  checkFloat(logits, 'logits');
+  checkRank(logits, 2, 2, 'logits');
+  if (typeof smoothing !== 'number' || !(smoothing >= 0 && smoothing < 1)) throw expected('a number in [0, 1)', 'smoothing', smoothing);
+  const nll = crossEntropy(logits, targets);
+  if (smoothing === 0) return nll;
+  const [N, K] = logits.shape as [number, number];
+  const rows = new Int32Array(N * K);
+  const all = new Int32Array(N * K);
+  for (let i = 0; i < N; i++)
+    for (let k = 0; k < K; k++) {
+      rows[i * K + k] = i;
+      all[i * K + k] = k;
+    }
+  const repeated = embedding(logits, tensor(rows, [N * K], 'int32', logits.device));
+  const uniform = crossEntropy(repeated, tensor(all, [N * K], 'int32', logits.device));
+  return add(scale(nll, 1 - smoothing), scale(uniform, smoothing));
 }

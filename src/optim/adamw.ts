@@ -31,12 +31,15 @@ export interface ParamGroup {
   weightDecay?: number;
   /** Whether clipGradNorm's global norm includes and clips this group (default true); false: ASA's adversary, unclipped as in its official code. */
   clip?: boolean;
+  /** This group steps with lr × lrScale (default 1): MAE's layer-wise lr decay (util/lr_decay.py's lr_scale). */
+  lrScale?: number;
 }
 
 interface FlatGroup {
   params: Parameter[];
   weightDecay: number;
   clip: boolean;
+  lrScale: number;
   param: NativeTensor;
   grad: NativeTensor;
   m: NativeTensor;
@@ -81,10 +84,11 @@ export class AdamW {
         if (seen.has(p)) throw expected('each parameter in one group only', 'params', p);
         seen.add(p);
       }
-    this.groups = groups.filter((g) => g.params.length > 0).map((g) => this.flatten(g.params, g.weightDecay ?? wd, g.clip ?? true));
+    groups.forEach((g, i) => checkNumber(g.lrScale ?? 1, `params[${i}].lrScale`, 0));
+    this.groups = groups.filter((g) => g.params.length > 0).map((g) => this.flatten(g.params, g.weightDecay ?? wd, g.clip ?? true, g.lrScale ?? 1));
   }
 
-  private flatten(params: Parameter[], weightDecay: number, clip: boolean): FlatGroup {
+  private flatten(params: Parameter[], weightDecay: number, clip: boolean, lrScale: number): FlatGroup {
     const dtype = params[0]!.dtype;
     const device = params[0]!.device;
     for (const p of params) if (p.dtype !== dtype) throw expected(`${dtype} parameters in one group`, 'params', p, 'E_DTYPE');
@@ -105,7 +109,7 @@ export class AdamW {
     const mixed = dtype === 'bfloat16';
     const stateDtype = mixed ? 'float32' : dtype;
     const master = mixed ? param.cast('float32') : null;
-    return { params, weightDecay, clip, param, grad, m: addon.empty(stateDtype, [n], device), v: addon.empty(stateDtype, [n], device), master };
+    return { params, weightDecay, clip, lrScale, param, grad, m: addon.empty(stateDtype, [n], device), v: addon.empty(stateDtype, [n], device), master };
   }
 
   /** The flat gradient buffers, for clipping or inspection. */
@@ -136,7 +140,7 @@ export class AdamW {
     this.stepCount++;
     for (const g of this.groups) {
       adamwStep(g.param, g.grad, g.m, g.v, {
-        lr: this.lr,
+        lr: this.lr * g.lrScale,
         beta1: this.beta1,
         beta2: this.beta2,
         eps: this.eps,

@@ -10,6 +10,7 @@ import { latestCheckpoint, loadCheckpoint } from '../checkpoint/checkpoint.js';
 import { checkpointDataPath } from '../checkpoint/named-paths.js';
 import { ClozeError } from '../errors.js';
 import { scoreEncoder, type EncoderScore } from '../eval/encoder-score.js';
+import type { FinetuneRecipe } from '../eval/probe.js';
 import { resolveConfig } from './config.js';
 import { TASKS, taskOfModelType } from './registry.js';
 
@@ -21,6 +22,8 @@ export interface ImageEvalOptions {
   /** > 0: fine-tune for this many epochs instead of probing. */
   finetuneEpochs?: number;
   finetuneImages?: number;
+  /** Fine-tuning recipe fields over FINETUNE_RECIPE. */
+  finetune?: Partial<FinetuneRecipe>;
   lr?: number;
   seed?: number;
   onEpoch?: (epoch: number, loss: number) => void;
@@ -76,7 +79,7 @@ export async function evaluateImageCheckpoint(o: ImageEvalOptions): Promise<Imag
     }, `${dir} (trainer_state.json)`);
     const e = await open(cfg, ck);
     try {
-      const r = scoreEncoder(e, { probeEpochs: cfg.probeEpochs, finetuneEpochs: o.finetuneEpochs, finetuneImages: o.finetuneImages, lr: o.lr, seed: cfg.seed, onEpoch: o.onEpoch });
+      const r = scoreEncoder(e, { probeEpochs: cfg.probeEpochs, finetuneEpochs: o.finetuneEpochs, finetuneImages: o.finetuneImages, ...(o.finetune ? { finetune: o.finetune } : {}), lr: o.lr, seed: cfg.seed, onEpoch: o.onEpoch });
       return { ...r, checkpoint: dir, step: ck.step ?? 0 };
     } finally {
       e.dispose();

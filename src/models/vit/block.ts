@@ -1,5 +1,6 @@
 /**
- * The pre-LN transformer block of ViT/MAE: x + attn(LN(x)), then x + MLP(LN(x)).
+ * The pre-LN transformer block of ViT/MAE: x + attn(LN(x)), then x + MLP(LN(x)),
+ * each branch through drop path (stochastic depth) when fine-tuning sets a rate.
  * Attention runs on the fused kernel, so MTO's exclusion and entropy come from
  * the options the caller passes per block.
  */
@@ -10,6 +11,8 @@ import { xavierFill } from '../../nn/init.js';
 import { add, gelu } from '../../ops/elementwise.js';
 import type { AttentionOptions } from '../../ops/attention.js';
 import type { Tensor } from '../../tensor.js';
+import { dropPath } from '../../nn/drop-path.js';
+import { Rng } from '../../rng.js';
 
 /** A Linear with MAE's xavier-uniform weight and zero bias. */
 export function xavierLinear(inp: number, out: number, init: InitOptions): Linear {
@@ -36,6 +39,10 @@ export class VitBlock extends Module {
   readonly attn: MultiHeadAttention;
   readonly norm2: LayerNorm;
   readonly mlp: Mlp;
+  /** Drop-path rate of both residual branches in training (0 in pre-training; fine-tuning sets it). */
+  dropPath = 0;
+  /** Draws the per-sample drop decisions; set with dropPath. */
+  dropRng: Rng = new Rng(0);
   constructor(dim: number, heads: number, mlpRatio: number, lnEps: number, init: InitOptions) {
     super();
     this.norm1 = this.registerModule('norm1', new LayerNorm(dim, lnEps, init.dtype));
@@ -50,8 +57,9 @@ export class VitBlock extends Module {
   /** x [B, L, D]; `opts` carries MTO's token mask, exclusion and entropy request. */
   forward(x: Tensor, opts: AttentionOptions = {}): { out: Tensor; entropy?: Tensor } {
     const a = this.attn.forward(this.norm1.forward(x), opts);
-    const h = add(x, a.out);
-    const out = add(h, this.mlp.forward(this.norm2.forward(h)));
+    const drop = (t: Tensor): Tensor => dropPath(t, this.dropPath, this.dropRng, this.training);
+    const h = add(x, drop(a.out));
+    const out = add(h, drop(this.mlp.forward(this.norm2.forward(h))));
     return a.entropy ? { out, entropy: a.entropy } : { out };
   }
 }

@@ -19,6 +19,7 @@ import { keep } from '../../autograd/mode.js';
 import { VitBlock, xavierLinear } from './block.js';
 import { checkVitConfig, gridOf, type VitConfig } from './config.js';
 import { sincos2d } from './pos-embed.js';
+import { vitLayerId, type LayeredParams } from '../../optim/layer-decay.js';
 import { runStack, type BlockPlan, type StackOutput } from './stack.js';
 
 /** pos [L·D] flat with an optional zero row in front for CLS, as MAE does. */
@@ -114,6 +115,25 @@ export class VitEncoder extends Module {
     if (!this.clsToken) return tokenMean(h);
     const B = h.shape[0]!;
     return reshape(assembleTokens(h, tensor(new Int32Array(B), [B, 1], 'int32'), null), [B, this.config.dim]);
+  }
+
+  /** MAE's layer ids (util/lr_decay.py) for layer-wise lr decay: embedding 0, block i → i + 1, the final norm depth + 1. */
+  layerIds(): LayeredParams {
+    const depth = this.config.depth;
+    return { layers: depth + 1, ids: this.namedParameters().map(([n, p]) => [p, vitLayerId(n, depth)]) };
+  }
+
+  /**
+   * Drop path for fine-tuning: block i drops with rate·i/(depth − 1) (timm's
+   * linspace(0, rate, depth), as MAE's fine-tuned ViT builds it); 0 turns it off.
+   */
+  setDropPath(rate: number, seed: number): void {
+    const n = this.blocks.items.length;
+    const rng = new Rng(seed);
+    this.blocks.items.forEach((b, i) => {
+      b.dropPath = n > 1 ? (rate * i) / (n - 1) : rate;
+      b.dropRng = rng;
+    });
   }
 
   protected override releaseBuffers(): void {
