@@ -117,7 +117,7 @@ function rowsOf(src: Float32Array, D: number, idx: ArrayLike<number>): Float32Ar
 }
 
 /** Accuracy and mean loss of `head` on features [N, D]. */
-function score(head: Linear | ((x: Tensor) => Tensor), feats: Float32Array, labels: Int32Array, D: number): { accuracy: number; loss: number } {
+export function score(head: Linear | ((x: Tensor) => Tensor), feats: Float32Array, labels: Int32Array, D: number): { accuracy: number; loss: number } {
   return scope(() =>
     noGrad(() => {
       const N = labels.length;

@@ -3,18 +3,14 @@
  * "best" point can be chosen on validation and reported on test (choosing on test overstates it).
  */
 import type { ImageSet } from '../data/images/index.js';
-import { extractFeatures, standardise, trainLinearClassifier, type ClassifierResult, type FeatureEncoder, type ProbeOptions } from './probe.js';
+import { extractFeatures, fitLinearClassifier, score, standardise, type ClassifierResult, type FeatureEncoder, type ProbeOptions } from './probe.js';
 
 export interface ValidatedProbe {
   validation: ClassifierResult;
   test: ClassifierResult;
 }
 
-/**
- * Probes `encoder` (frozen) on `train`, then scores the classifier on `validation` and `test`. The
- * classifier is trained twice with the same seed and data (trainLinearClassifier scores one set):
- * the runs are the same computation, so the two figures belong to one classifier.
- */
+/** Probes `encoder` (frozen) on `train`, then scores the one fitted classifier on `validation` and `test`. */
 export function validatedProbe(encoder: FeatureEncoder, train: ImageSet, validation: ImageSet, test: ImageSet, o: ProbeOptions): ValidatedProbe {
   const D = encoder.featureDim;
   const trainFeats = extractFeatures(encoder, train, o.norm, o.batchSize);
@@ -26,10 +22,15 @@ export function validatedProbe(encoder: FeatureEncoder, train: ImageSet, validat
   held.set(testFeats, valFeats.length);
   standardise(trainFeats, held, D);
   const classes = Math.max(train.classes.length, 1);
-  const fit = (feats: Float32Array, labels: Int32Array): ClassifierResult =>
-    trainLinearClassifier(trainFeats, train.labels, feats, labels, D, classes, o);
-  return {
-    validation: fit(held.slice(0, valFeats.length), validation.labels),
-    test: fit(held.slice(valFeats.length), test.labels),
-  };
+  const head = fitLinearClassifier(trainFeats, train.labels, D, classes, o);
+  try {
+    const tr = score(head, trainFeats, train.labels, D);
+    const on = (feats: Float32Array, labels: Int32Array): ClassifierResult => {
+      const r = score(head, feats, labels, D);
+      return { accuracy: r.accuracy, loss: r.loss, trainAccuracy: tr.accuracy };
+    };
+    return { validation: on(held.slice(0, valFeats.length), validation.labels), test: on(held.slice(valFeats.length), test.labels) };
+  } finally {
+    head.dispose();
+  }
 }

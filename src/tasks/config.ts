@@ -71,3 +71,20 @@ export function readRunFile(path: string): Record<string, unknown> {
 export function loadRunConfig(path: string, overrides: Record<string, unknown> = {}): RunConfig {
   return resolveConfig({ ...readRunFile(path), ...overrides }, path);
 }
+
+/**
+ * The fields a resume compares, with the `before` value of a setting newer than the checkpoint kept only where that
+ * older behaviour was real for this run: a section the task reads (an old image run never drew random text tokens),
+ * and for randomTokens, the objective that draws them (ELECTRA's generator masking has no random replacements).
+ */
+export function resumeFields(cfg: RunConfig): Record<string, { default: unknown; before?: unknown }> {
+  const out: Record<string, { default: unknown; before?: unknown }> = {};
+  for (const s of RUN_SECTIONS) {
+    const reads = s.tasks.length === 0 || s.tasks.includes(cfg.task as TaskName);
+    for (const [k, f] of Object.entries(s.fields) as Array<[string, { default: unknown; before?: unknown }]>) {
+      const applies = reads && !(k === 'randomTokens' && (cfg as Record<string, unknown>).objective === 'electra');
+      out[k] = applies || !('before' in f) ? f : { default: f.default };
+    }
+  }
+  return out;
+}

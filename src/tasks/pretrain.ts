@@ -13,7 +13,7 @@ import { setNumThreads } from '../runtime.js';
 import { trainTask, type StepInfo, type TaskEval } from '../train/loop.js';
 import { Progress } from '../train/progress.js';
 import { checkResumeSettings, checkRunFlags, discardUnsavedRun, openRunDir } from '../train/run-dir.js';
-import { resolveConfig, RUN_FIELDS, type RunConfig } from './config.js';
+import { resolveConfig, resumeFields, type RunConfig } from './config.js';
 import type { EvalResult } from './mlm/evaluate.js';
 import { TASKS } from './registry.js';
 
@@ -68,7 +68,7 @@ export async function pretrain(
   }
   // The run's settings, for `cloze eval`, for a resume's check, and for people reading the checkpoint.
   const run = JSON.parse(JSON.stringify(cfg)) as Record<string, JsonValue>;
-  if (resumeDir) for (const n of checkResumeSettings(resumeDir, run, undefined, RUN_FIELDS)) progress?.note(`note: ${n}`);
+  if (resumeDir) for (const n of checkResumeSettings(resumeDir, run, undefined, resumeFields(cfg))) progress?.note(`note: ${n}`);
   // Aborted before the call: stop before anything is built, written or trained.
   if (hooks.signal?.aborted) return stoppedBeforeStart(outDir, resumeDir, progress);
   const dir = openRunDir(outDir, cfg);

@@ -71,6 +71,8 @@ export async function evaluateMlmCheckpoint(o: MlmEvalOptions): Promise<EvalResu
     // A run saved before evalMaskRatio existed evaluates at its preset's recipe ratio, as a new run of it would.
     const recipe = BERT_PRESETS[run.preset as BertPresetName]?.recipe;
     if (!('evalMaskRatio' in run) && recipe) cfg.evalMaskRatio = recipe.evalMaskRatio;
+    // A run of ours saved before randomTokens existed drew its replacements from [5, V): evaluate it as it trained.
+    if (Object.keys(run).length > 0 && !('randomTokens' in run)) cfg.randomTokens = MLM_FIELDS.randomTokens.before;
     if (o.evalMaskRatio !== undefined) cfg.evalMaskRatio = checkField('evalMaskRatio', MLM_FIELDS.evalMaskRatio, o.evalMaskRatio, 'options') as number;
     if (split === 'eval' && cfg.evalFraction === 0) {
       throw new ClozeError('E_VALUE', `Expected a run with a held-out split for checkpoint ${dir} but received one trained with evalFraction 0; pass --data to score a corpus whole`);
