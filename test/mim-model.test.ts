@@ -212,7 +212,7 @@ describe('MIM training', () => {
     );
     await pretrain({ ...cfg, out: join(root, 'hpm-resumed'), resume: true }, { output: null, onStep: (s) => resumed.push(s.loss) });
     expect(resumed).toEqual(straight);
-  }, 60_000);
+  }, 180_000);
 
   it('frees every native tensor of a model on dispose, position tables of every submodule included', () => {
     // Synchronous, so no finalizer of another test's garbage runs in between.
