@@ -43,7 +43,7 @@ describe('Profiler', () => {
     expect(r.families.filter((f) => f.family !== JS_OVERHEAD).reduce((a, f) => a + f.ms, 0)).toBeCloseTo(r.nativeMs, 6);
     const names = r.families.map((f) => f.family);
     for (const f of ['attention fwd', 'attention bwd', 'layer norm', 'GELU/GeGLU', 'dropout', 'AdamW', 'clip', 'head (linear+CE) fwd', 'head (linear+CE) bwd',
-      'GEMM attention QKV fwd', 'GEMM attention QKV bwd', 'GEMM attention output fwd', 'GEMM FFN in fwd', 'GEMM FFN out bwd', 'GEMM head dense fwd', JS_OVERHEAD]) {
+      'GEMM attention QKV fwd', 'GEMM attention QKV bwd', 'GEMM attention output fwd', 'GEMM FFN in fwd', 'GEMM FFN out bwd', 'GEMM head dense fwd', 'zero grad (fill)', 'elementwise (add, scale, axpy, …)', JS_OVERHEAD]) {
       expect(names).toContain(f);
     }
     // bert-tiny: 2 layers × 3 projections, per step

@@ -51,7 +51,9 @@ export function printProfile(r: ProfileReport): void {
   section(`profile: ${r.steps} step(s), per step ${fmtMs(r.stepMs / n)} ms wall, ${fmt(r.userMs / n, 0)} ms user + ${fmt(r.sysMs / n, 0)} ms system CPU`);
   console.log('GFLOP/s from shapes (GEMM 2·M·N·K per product; attention 4·B·H·Lq·Lk·Dh forward, 2.5× backward; head 2·M·D·V forward, ×(1 + grads) backward as it');
   console.log('recomputes the logits); GB/s = bytes of the tensor arguments and results (in-place outputs counted again) ÷ time, a lower bound on traffic.');
-  console.log('CPU = process.cpuUsage over the calls (all threads; the kernel accounts short calls coarsely). Tensor methods (fill, clone, read) count as JS overhead.');
+  console.log('CPU = process.cpuUsage over the calls (all threads; the kernel accounts short calls coarsely).');
+  console.log("zeroGrad's fill and add's gradient copies are timed; other native-tensor methods (read, small fills, copies, dispose) count as");
+  console.log("JS overhead, as do the profiler's own timers.");
   const rows = r.families.map((f) => [
     f.family,
     String(f.calls / n),

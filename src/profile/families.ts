@@ -78,6 +78,8 @@ function attentionFlops(q: NativeTensor, k: NativeTensor, opts: { cuSeqlens?: Na
   return 4 * B * H * q.shape[1]! * k.shape[1]! * Dh;
 }
 
+/** The family of elementwise ops, also used for add's gradient copies (profileSpan). */
+export const ELEMENTWISE_FAMILY = 'elementwise (add, scale, axpy, …)';
 const ELEMENTWISE = new Set(['add', 'mul', 'mulBackward', 'scale', 'biasAdd', 'sum', 'mean', 'reduceBackward', 'axpyInPlace', 'sumRows']);
 /** Functions that write into an argument (its index), so that write is counted as well as the read. */
 const IN_PLACE: Record<string, number[]> = { adamw: [0, 2, 3], axpyInPlace: [0], emaUpdate: [0] };
@@ -126,7 +128,7 @@ export function classifyCall(name: string, args: readonly unknown[], result: unk
   else if (name === 'crossEntropy' || name === 'crossEntropyBackward') family = 'cross-entropy';
   else if (name === 'adamw') family = 'AdamW';
   else if (name === 'clipGradNorm') family = 'clip';
-  else if (ELEMENTWISE.has(name)) family = 'elementwise (add, scale, axpy, …)';
+  else if (ELEMENTWISE.has(name)) family = ELEMENTWISE_FAMILY;
   else if (name === 'empty' || name === 'fromTypedArray') family = 'allocation';
   else family = `other: ${name}`;
   let bytes = tensorBytes(args) + tensorBytes(result);

@@ -13,13 +13,15 @@
  * recorded outside it (the loader hands out the plain addon) and two users of
  * the library cannot see each other's profiles.
  *
- * Not timed (they count as JS overhead): methods of native tensors (clone,
- * fill, read, copyFrom, dispose). On the CUDA build the calls return before
+ * Methods of native tensors are not seen by the addon proxy: the costly ones
+ * on a training step's path are timed with profileSpan (zeroGrad's fill, the
+ * gradient clones of add); the rest (read, copyFrom, dispose, small fills)
+ * count as JS overhead. On the CUDA build the calls return before
  * their kernels finish, so the profile is meaningful on the CPU build only.
  */
 import { loadAddon } from '../native/loader.js';
 import type { NativeAddon } from '../native/types.js';
-import { classifyCall, type FamilyKind } from './families.js';
+import { classifyCall, type CallWork, type FamilyKind } from './families.js';
 import { currentLabels, runActive, type ActiveProfile } from './state.js';
 
 export const JS_OVERHEAD = 'JS overhead between calls';
@@ -97,7 +99,12 @@ export class Profiler {
   }
 
   private active(): ActiveProfile {
-    if (!this.timed) this.timed = { addon: this.timedAddon(loadAddon().addon) };
+    if (!this.timed) {
+      this.timed = {
+        addon: this.timedAddon(loadAddon().addon),
+        span: (family, bytes, fn) => this.time(() => ({ family, kind: 'memory', flops: 0, bytes }), fn),
+      };
+    }
     return this.timed;
   }
 
@@ -120,26 +127,30 @@ export class Profiler {
 
   private timer(name: string, f: (...a: unknown[]) => unknown, self: unknown): (...a: unknown[]) => unknown {
     return (...args: unknown[]) => {
-      // a native call made from inside another (none today) is part of the outer one
-      if (this.depth > 0) return f.apply(self, args);
-      this.depth++;
       const labels = currentLabels();
-      const c0 = process.cpuUsage();
-      const t0 = nowMs();
       let result: unknown;
-      try {
-        result = f.apply(self, args);
-        return result;
-      } finally {
-        const dt = nowMs() - t0;
-        const c = process.cpuUsage(c0);
-        this.depth--;
-        this.add(classifyCall(name, args, result, labels), dt, c.user / 1e3, c.system / 1e3);
-      }
+      return this.time(() => classifyCall(name, args, result, labels), () => (result = f.apply(self, args)));
     };
   }
 
-  private add(w: { family: string; kind: FamilyKind; flops: number; bytes: number }, ms: number, userMs: number, sysMs: number): void {
+  /** Runs fn timed; `work` (called after fn) says which family it was and what it did. */
+  private time<T>(work: () => CallWork, fn: () => T): T {
+    // a native call made from inside another (none today) is part of the outer one
+    if (this.depth > 0) return fn();
+    this.depth++;
+    const c0 = process.cpuUsage();
+    const t0 = nowMs();
+    try {
+      return fn();
+    } finally {
+      const dt = nowMs() - t0;
+      const c = process.cpuUsage(c0);
+      this.depth--;
+      this.add(work(), dt, c.user / 1e3, c.system / 1e3);
+    }
+  }
+
+  private add(w: CallWork, ms: number, userMs: number, sysMs: number): void {
     let s = this.fams.get(w.family);
     if (!s) {
       s = { family: w.family, kind: w.kind, calls: 0, ms: 0, flops: 0, bytes: 0, userMs: 0, sysMs: 0 };

@@ -13,6 +13,8 @@ import type { NativeAddon } from '../native/types.js';
 export interface ActiveProfile {
   /** The addon with every function timed (a Proxy over the real one). */
   readonly addon: NativeAddon;
+  /** Times fn as native work of `family` touching `bytes` (for native tensor methods: fill, clone). */
+  span<T>(family: string, bytes: number, fn: () => T): T;
 }
 
 let active: ActiveProfile | null = null;
@@ -61,6 +63,15 @@ export function profileLabel<T>(label: string, fn: () => T): T {
   } finally {
     labels.pop();
   }
+}
+
+/**
+ * Runs fn, native work done through a tensor's own methods (fill, clone),
+ * which the addon proxy cannot see, as a call of `family` touching `bytes`
+ * when a profile runs; otherwise only calls fn.
+ */
+export function profileSpan<T>(family: string, bytes: number, fn: () => T): T {
+  return active === null ? fn() : active.span(family, bytes, fn);
 }
 
 /**
