@@ -6,11 +6,12 @@
  * cores). Options: see bench/lib/args.ts or `--help`.
  */
 import { statSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { totalmem } from 'node:os';
 import { runtimeInfo, setNumThreads } from '../src/index.js';
 import { parseArgs } from './lib/args.js';
 import { ContentionMeter, describeContention } from './lib/contention.js';
 import { sourceState } from './lib/header.js';
+import { describeMachine, machineLine } from './lib/machine.js';
 import { measurePeakGflops } from './lib/peak.js';
 import { fmt } from './lib/table.js';
 import { hasGc, nowMs } from './lib/timing.js';
@@ -40,8 +41,9 @@ function main(): void {
   const info = runtimeInfo();
   console.log('cloze bench:matmul-attention');
   console.log(`date      ${new Date().toISOString()}`);
-  console.log(`cpu       ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} logical cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`);
-  console.log(`runtime   node ${process.version}, addon ${info.addon}, BLAS ${info.blas} (${info.blasThreads} thread(s)), pool ${info.threads} thread(s), SIMD ${info.simdBytes * 8}-bit`);
+  console.log(`cpu       ${machineLine(describeMachine())}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`);
+  console.log(`blas      ${info.blasConfig ?? info.blas}`);
+  console.log(`runtime   node ${process.version}, addon ${info.addon}, BLAS ${info.blas} (${info.blasCore}, ${info.blasThreads} thread(s)), pool ${info.threads} thread(s), SIMD ${info.simdBytes * 8}-bit`);
   console.log(`source    ${sourceState()}; addon built ${statSync(info.addon).mtime.toISOString()}`);
   const mallocEnv = Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_') || k.startsWith('GLIBC_TUNABLES'));
   if (mallocEnv.length) {

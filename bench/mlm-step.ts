@@ -16,9 +16,15 @@ import { runTorchMlm, type TorchMlmOutcome, type TorchMlmResult } from './lib/to
 import { KEEP_MEMORY_ENV } from './lib/torch.js';
 import { runLinearCe } from './suites/linear_ce.js';
 import { childStep, runOurStep, STEP_SHAPE, type StepOutcome } from './suites/mlm_step.js';
+import { printProfile, profileMlmStep } from './suites/mlm_profile.js';
+import { BERT_PRESETS, type BertPresetName } from '../src/index.js';
+
+const PRESETS = Object.keys(BERT_PRESETS) as BertPresetName[];
 
 const USAGE = `usage: npm run bench:mlm-step -- [--threads N] [--torch-threads 1,2] [--warmup N] [--reps N]
-                                   [--python /usr/bin/python3 | --no-torch] [--no-kept] [--only step|head]`;
+                                   [--python /usr/bin/python3 | --no-torch] [--no-kept] [--only step|head]
+       npm run bench:mlm-step -- --profile [--model bert-mini] [--batch 32] [--seq 128] [--threads N] [--warmup N] [--reps N]
+  --profile: the cloze step only, in this process, under the per-op profiler (no torch, no head bench)`;
 
 interface Args {
   threads: number;
@@ -29,6 +35,10 @@ interface Args {
   kept: boolean;
   only: 'all' | 'step' | 'head';
   child: boolean;
+  profile: boolean;
+  model: BertPresetName;
+  batch: number;
+  seq: number;
 }
 
 
@@ -36,6 +46,7 @@ function parseArgs(argv: readonly string[]): Args {
   const a: Args = {
     threads: availableParallelism(), torchThreads: [1, 2], warmup: 3, reps: 7,
     python: process.env.CLOZE_TORCH_PYTHON ?? '/usr/bin/python3', kept: true, only: 'all', child: false,
+    profile: false, model: 'bert-mini', batch: STEP_SHAPE.B, seq: STEP_SHAPE.L,
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
@@ -49,6 +60,14 @@ function parseArgs(argv: readonly string[]): Args {
       case '--no-torch': a.python = ''; break;
       case '--no-kept': a.kept = false; break;
       case '--child-step': a.child = true; break;
+      case '--profile': a.profile = true; break;
+      case '--batch': a.batch = positiveInt(k, v, USAGE); i++; break;
+      case '--seq': a.seq = positiveInt(k, v, USAGE); i++; break;
+      case '--model':
+        if (!PRESETS.includes(v as BertPresetName)) throw new Error(`Expected one of ${PRESETS.join(', ')} for --model but received ${v}\n${USAGE}`);
+        a.model = v as BertPresetName;
+        i++;
+        break;
       case '--only':
         if (v !== 'step' && v !== 'head' && v !== 'all') throw new Error(`Expected step, head or all for --only but received ${v}\n${USAGE}`);
         a.only = v;
@@ -131,6 +150,14 @@ function main(): void {
   const whole = new ContentionMeter();
   printHeader('bench:mlm-step');
   if (!hasGc) console.log('note      run with node --expose-gc to collect garbage between samples');
+  if (a.profile) {
+    const { maskRatio, seed } = STEP_SHAPE;
+    section(`MLM training step under the profiler: ${a.model}, B=${a.batch} L=${a.seq}, ${maskRatio * 100}% masked rows, pool ${a.threads} thread(s), warm-up ${a.warmup}`);
+    const m = new ContentionMeter();
+    printProfile(profileMlmStep({ model: a.model, B: a.batch, L: a.seq, maskRatio, seed }, a.threads, a.warmup, a.reps));
+    console.log(`\ntotal bench time ${((nowMs() - t0) / 1000).toFixed(0)} s; ${describeContention(m.othersShare())}`);
+    return;
+  }
   if (a.only !== 'head') runStep(a);
   if (a.only !== 'step') {
     const m = new ContentionMeter();

@@ -7,6 +7,7 @@ import { Node } from './autograd/node.js';
 import { isGradEnabled, trackTensor } from './autograd/mode.js';
 import { expected } from './errors.js';
 import { native } from './native/loader.js';
+import { withForwardLabels } from './profile/state.js';
 import type { AnyTypedArray, Device, DType, NativeTensor } from './native/types.js';
 import { castTo, toDevice } from './ops/transfer.js';
 
@@ -217,7 +218,8 @@ export function record(
     for (const s of saved) s.dispose();
     return outs;
   }
-  const node = new Node(name, inputs, outputs.length, backward, saved);
+  // while a profile runs, the backward's native calls are labelled with this forward call's site
+  const node = new Node(name, inputs, outputs.length, withForwardLabels(backward), saved);
   outs.forEach((t, i) => {
     t.gradFn = node;
     t.outputIndex = i;

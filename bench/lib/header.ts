@@ -1,7 +1,8 @@
 /** What every bench prints first, and how it reads its flags. */
 import { execFileSync } from 'node:child_process';
-import { cpus, totalmem } from 'node:os';
+import { totalmem } from 'node:os';
 import { runtimeInfo } from '../../src/index.js';
+import { describeMachine, machineLine } from './machine.js';
 
 /** Parses argv with `parse`; a bad flag prints its message and sets exit status 2, returning null. */
 export function parseOrExit<A>(parse: (argv: readonly string[]) => A, argv: readonly string[] = process.argv.slice(2)): A | null {
@@ -14,12 +15,17 @@ export function parseOrExit<A>(parse: (argv: readonly string[]) => A, argv: read
   }
 }
 
-/** The bench's name, the date, the CPU and the runtime (addon, BLAS and its kernels, GEMM policy, pool, SIMD). */
+/**
+ * The bench's name, the date, the machine (CPU model, cores and threads, vector ISA), the BLAS build
+ * and the runtime (addon, BLAS kernels, GEMM policy, pool, SIMD): figures from different machines must
+ * never be compared as if they were one.
+ */
 export function printHeader(name: string, note = ''): void {
   const info = runtimeInfo();
   console.log(`cloze ${name}`);
   console.log(`date      ${new Date().toISOString()}`);
-  console.log(`cpu       ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} logical cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`);
+  console.log(`cpu       ${machineLine(describeMachine())}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`);
+  console.log(`blas      ${info.blasConfig ?? info.blas}`);
   console.log(
     `runtime   node ${process.version}, addon ${info.addon}, BLAS ${info.blas} (${info.blasCore}, ${info.blasThreads} thread(s)), ` +
       `gemm ${info.gemm}, pool ${info.threads} thread(s), SIMD ${info.simdBytes * 8}-bit${note ? `; ${note}` : ''}`,

@@ -11,6 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NativeAddon } from './types.js';
+import { profiledAddon } from '../profile/state.js';
 
 /** The directory of the cloze package (where package.json names "cloze"). */
 export function packageRoot(): string {
@@ -90,6 +91,7 @@ export function loadAddon(): LoadedAddon {
   );
 }
 
+/** The addon; inside a running profile (src/profile), the same addon with each call timed. */
 export function native(): NativeAddon {
-  return loadAddon().addon;
+  return profiledAddon() ?? loadAddon().addon;
 }

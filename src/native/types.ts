@@ -41,6 +41,8 @@ export interface RuntimeInfo {
   blas: 'openblas' | 'builtin';
   /** The kernel family the BLAS chose for this CPU, e.g. 'Haswell' or 'SkylakeX'. */
   blasCore: string;
+  /** The BLAS build's configuration string (openblas_get_config: version, target, threading), or 'builtin'. */
+  blasConfig: string;
   /** Which GEMM the ops use: the linked BLAS, or the built-in one (see README). */
   gemm: 'blas' | 'builtin';
   blasThreads: number;

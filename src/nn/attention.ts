@@ -6,6 +6,7 @@ import { expected } from '../errors.js';
 import { checkInt } from '../validate.js';
 import { Linear, type InitOptions } from './layers.js';
 import { Module } from './module.js';
+import { profileLabel } from '../profile/state.js';
 
 export class MultiHeadAttention extends Module {
   readonly query: Linear;
@@ -34,8 +35,10 @@ export class MultiHeadAttention extends Module {
   forward(x: Tensor, opts: AttentionOptions = {}): { out: Tensor; entropy?: Tensor } {
     const lead = x.shape.slice(0, -1);
     const split = (t: Tensor): Tensor => reshape(t, [...lead, this.heads, this.headDim]);
-    const r = attention(split(this.query.forward(x)), split(this.key.forward(x)), split(this.value.forward(x)), opts);
+    const [q, k, v] = profileLabel('attention QKV', () => [this.query.forward(x), this.key.forward(x), this.value.forward(x)] as const);
+    const r = attention(split(q), split(k), split(v), opts);
     const merged = reshape(r.out, [...lead, this.dim]);
-    return r.entropy ? { out: this.output.forward(merged), entropy: r.entropy } : { out: this.output.forward(merged) };
+    const out = profileLabel('attention output', () => this.output.forward(merged));
+    return r.entropy ? { out, entropy: r.entropy } : { out };
   }
 }

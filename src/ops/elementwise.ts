@@ -7,6 +7,8 @@ import { native } from '../native/loader.js';
 import type { NativeTensor } from '../native/types.js';
 import { record, type Tensor } from '../tensor.js';
 import { expected } from '../errors.js';
+import { ELEMENTWISE_FAMILY } from '../profile/families.js';
+import { profileSpan } from '../profile/state.js';
 import { checkFloat, checkNumber, checkRank, checkSameDtype, checkShape } from '../validate.js';
 
 function sameShape(a: Tensor, b: Tensor, name: string): void {
@@ -19,7 +21,10 @@ export function add(a: Tensor, b: Tensor): Tensor {
   checkFloat(b, 'b');
   sameShape(a, b, 'b');
   // d(a+b) is the incoming gradient for both; the second gets its own handle.
-  return record('add', [native().add(a.native, b.native)], [a, b], ([g]) => [g!.clone(), g!.clone()])[0]!;
+  // the two copies are native work the profile should see (two reads and two writes of g)
+  return record('add', [native().add(a.native, b.native)], [a, b], ([g]) =>
+    profileSpan(ELEMENTWISE_FAMILY, 4 * g!.nbytes, () => [g!.clone(), g!.clone()]),
+  )[0]!;
 }
 
 export function mul(a: Tensor, b: Tensor): Tensor {

@@ -15,6 +15,7 @@ import { adamwStep, clipGradNorm as clipNativeGradNorm } from '../ops/optim.js';
 import { Tensor } from '../tensor.js';
 import { expected } from '../errors.js';
 import { keep } from '../autograd/mode.js';
+import { profileSpan } from '../profile/state.js';
 import type { Parameter } from '../nn/parameter.js';
 import { checkInt, checkNumber } from '../validate.js';
 
@@ -118,7 +119,7 @@ export class AdamW {
   }
 
   zeroGrad(): void {
-    for (const g of this.groups) g.grad.fill(0);
+    for (const g of this.groups) profileSpan('zero grad (fill)', g.grad.nbytes, () => g.grad.fill(0));
   }
 
   /**

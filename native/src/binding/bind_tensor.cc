@@ -145,6 +145,7 @@ void register_tensor(Napi::Env env, Napi::Object exports) {
 #endif
     o.Set("blas", blas_name());
     o.Set("blasCore", blas_core());
+    o.Set("blasConfig", blas_config());
     o.Set("gemm", gemm_policy());
     o.Set("blasThreads", blas_threads());
     o.Set("threads", ThreadPool::get().size());

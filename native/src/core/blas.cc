@@ -147,6 +147,15 @@ const char* blas_core() {
 #endif
 }
 
+const char* blas_config() {
+#ifdef CLOZE_HAVE_OPENBLAS
+  const char* c = openblas_get_config();
+  return c ? c : "openblas (no config string)";
+#else
+  return "builtin";
+#endif
+}
+
 bool blas_is_openblas() {
 #ifdef CLOZE_HAVE_OPENBLAS
   return true;

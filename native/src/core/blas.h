@@ -40,6 +40,9 @@ const char* blas_name();
 const char* gemm_policy();
 // The kernel family the BLAS library chose for this CPU ("Haswell", "SkylakeX", …), or "builtin".
 const char* blas_core();
+// OpenBLAS's build configuration (version, target, threading, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY
+// Cooperlake MAX_THREADS=64"), so bench figures name the BLAS build they came from; "builtin" without OpenBLAS.
+const char* blas_config();
 bool blas_is_openblas();
 void blas_set_threads(int n);
 int blas_threads();

@@ -9,6 +9,7 @@ import { add, gelu, reshape } from '../../ops/elementwise.js';
 import { geglu } from '../../ops/geglu.js';
 import { Dropout, LayerNorm, Linear, type InitOptions } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
+import { profileLabel } from '../../profile/state.js';
 import type { Tensor } from '../../tensor.js';
 import type { LayerAttentionBiasFn } from './batch.js';
 import type { BertConfig } from './config.js';
@@ -66,7 +67,8 @@ export class BertSelfAttention extends Module {
     const { keyPadding, cuSeqlens, maxSeqlen, alibiSlopes } = layout;
     const opts = { keyPadding, cuSeqlens, maxSeqlen, alibiSlopes, ...(bias ? { bias } : {}) };
     const kv = extra.kv ?? x;
-    const r = attention(split(this.query.forward(x)), split(this.key.forward(kv)), split(this.value.forward(kv)), opts);
+    const [q, k, v] = profileLabel('attention QKV', () => [this.query.forward(x), this.key.forward(kv), this.value.forward(kv)] as const);
+    const r = attention(split(q), split(k), split(v), opts);
     return reshape(r.out, [...lead, this.hidden]);
   }
 }
@@ -76,15 +78,18 @@ export class BertProjection extends Module {
   readonly dense: Linear;
   readonly LayerNorm: LayerNorm;
   readonly dropout: Dropout;
-  constructor(inFeatures: number, c: BertConfig, init: InitOptions, dropoutSeed: number) {
+  /** The profile's label of the dense GEMM ('attention output' or 'FFN out'). */
+  private readonly site: string;
+  constructor(inFeatures: number, c: BertConfig, init: InitOptions, dropoutSeed: number, site = 'projection') {
     super();
+    this.site = site;
     this.dense = this.registerModule('dense', new Linear(inFeatures, c.hidden, init));
     this.LayerNorm = this.registerModule('LayerNorm', new LayerNorm(c.hidden, c.layerNormEps, init.dtype));
     this.dropout = this.registerModule('dropout', new Dropout(c.hiddenDropout, dropoutSeed));
   }
   /** Post-LN: LN(residual + drop(dense(x))). Pre-LN: residual + drop(dense(x)) (the LN ran before the sublayer). */
   forward(x: Tensor, residual: Tensor, post: boolean): Tensor {
-    const y = add(residual, this.dropout.forward(this.dense.forward(x)));
+    const y = add(residual, this.dropout.forward(profileLabel(this.site, () => this.dense.forward(x))));
     return post ? this.LayerNorm.forward(y) : y;
   }
 }
@@ -95,7 +100,7 @@ export class BertAttention extends Module {
   constructor(c: BertConfig, init: InitOptions, dropoutSeed: number) {
     super();
     this.self = this.registerModule('self', new BertSelfAttention(c.hidden, c.heads, init));
-    this.output = this.registerModule('output', new BertProjection(c.hidden, c, init, dropoutSeed));
+    this.output = this.registerModule('output', new BertProjection(c.hidden, c, init, dropoutSeed, 'attention output'));
   }
 }
 
@@ -115,7 +120,7 @@ export class BertIntermediate extends Module {
     this.dense = this.registerModule('dense', new Linear(c.hidden, out, { ...init, bias: !gated }));
   }
   forward(x: Tensor): Tensor {
-    const h = this.dense.forward(x);
+    const h = profileLabel('FFN in', () => this.dense.forward(x));
     return this.gated ? geglu(h) : gelu(h);
   }
 }
@@ -136,7 +141,7 @@ export class BertLayer extends Module {
     this.post = c.norm === 'post';
     this.attention = this.registerModule('attention', new BertAttention(c, init, dropoutSeeds[0]));
     this.intermediate = this.registerModule('intermediate', new BertIntermediate(c, init, c.ffn === 'geglu'));
-    this.output = this.registerModule('output', new BertProjection(c.intermediate, c, init, dropoutSeeds[1]));
+    this.output = this.registerModule('output', new BertProjection(c.intermediate, c, init, dropoutSeeds[1], 'FFN out'));
   }
   /**
    * `bias`: an additive attention bias [B, L, L] shared by the heads (ASA), or none. `extra.kv`: keys and

@@ -20,6 +20,7 @@ import { argmax } from '../../ops/cross_entropy.js';
 import { embedding } from '../../ops/embedding.js';
 import { Dropout, Embedding, LayerNorm, Linear, type InitOptions } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
+import { profileLabel } from '../../profile/state.js';
 import type { Parameter } from '../../nn/parameter.js';
 import type { Device } from '../../native/types.js';
 import { constant } from '../../nn/init.js';
@@ -115,7 +116,7 @@ export class BertPredictionHeadTransform extends Module {
     this.LayerNorm = this.registerModule('LayerNorm', new LayerNorm(c.hidden, c.layerNormEps, init.dtype));
   }
   forward(x: Tensor): Tensor {
-    return this.LayerNorm.forward(gelu(this.dense.forward(x)));
+    return this.LayerNorm.forward(gelu(profileLabel('head dense', () => this.dense.forward(x))));
   }
 }
 
@@ -391,7 +392,7 @@ export class BertForMaskedLM extends Module {
   accuracy(batch: MlmBatch): { correct: number; count: number } {
     return noGrad(() => scope(() => {
       const h = this.maskedHidden(batch, 0);
-      const logits = linear(h, this.bert.embeddings.word_embeddings.weight, this.cls.predictions.bias);
+      const logits = profileLabel('tied decoder', () => linear(h, this.bert.embeddings.word_embeddings.weight, this.cls.predictions.bias));
       const best = argmax(logits).toArray();
       const t = batch.targets.toArray();
       let correct = 0;

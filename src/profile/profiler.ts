@@ -1,0 +1,171 @@
+/**
+ * A per-native-call profiler. While `profiler.run(fn)` (or `withProfile`)
+ * runs, every function of the addon that src/ reaches through native() is
+ * timed (wall clock, and user/system CPU from process.cpuUsage), and
+ * attributed to an op family (families.ts), GEMMs by the call-site labels the
+ * nn modules open (profileLabel). Each run is one step: its wall time minus
+ * the native time is "JS overhead between calls", so the families always sum
+ * to the steps' wall time.
+ *
+ * Why scoped and explicit: the library keeps no global state. The profiler
+ * is an object the caller owns and it is active only inside a synchronous
+ * callback, exactly like noGrad and scope, so nothing is timed, allocated or
+ * recorded outside it (the loader hands out the plain addon) and two users of
+ * the library cannot see each other's profiles.
+ *
+ * Methods of native tensors are not seen by the addon proxy: the costly ones
+ * on a training step's path are timed with profileSpan (zeroGrad's fill, the
+ * gradient clones of add); the rest (read, copyFrom, dispose, small fills)
+ * count as JS overhead. On the CUDA build the calls return before
+ * their kernels finish, so the profile is meaningful on the CPU build only.
+ */
+import { loadAddon } from '../native/loader.js';
+import type { NativeAddon } from '../native/types.js';
+import { classifyCall, type CallWork, type FamilyKind } from './families.js';
+import { currentLabels, runActive, type ActiveProfile } from './state.js';
+
+export const JS_OVERHEAD = 'JS overhead between calls';
+
+export interface FamilyStats {
+  family: string;
+  kind: FamilyKind | 'overhead';
+  calls: number;
+  /** Wall time summed over the calls, ms. */
+  ms: number;
+  flops: number;
+  bytes: number;
+  /** CPU time of the whole process during the calls (every thread), ms. */
+  userMs: number;
+  sysMs: number;
+}
+
+export interface ProfileReport {
+  steps: number;
+  /** Wall time of all steps, ms; equals the sum of the families' ms. */
+  stepMs: number;
+  userMs: number;
+  sysMs: number;
+  /** Time inside native calls, ms. */
+  nativeMs: number;
+  /** Every family including the JS-overhead row, largest first. */
+  families: FamilyStats[];
+}
+
+const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
+
+export class Profiler {
+  private readonly fams = new Map<string, FamilyStats>();
+  private steps = 0;
+  private stepMs = 0;
+  private userMs = 0;
+  private sysMs = 0;
+  private depth = 0;
+  private timed: ActiveProfile | null = null;
+
+  /** Runs fn (synchronous) as one profiled step and returns its result. */
+  run<T>(fn: () => T): T {
+    const c0 = process.cpuUsage();
+    const t0 = nowMs();
+    try {
+      return runActive(this.active(), fn);
+    } finally {
+      const dt = nowMs() - t0;
+      const c = process.cpuUsage(c0);
+      this.steps++;
+      this.stepMs += dt;
+      this.userMs += c.user / 1e3;
+      this.sysMs += c.system / 1e3;
+    }
+  }
+
+  /** Forgets everything recorded (e.g. after warm-up steps). */
+  reset(): void {
+    this.fams.clear();
+    this.steps = 0;
+    this.stepMs = this.userMs = this.sysMs = 0;
+  }
+
+  /** Totals over the steps run so far; the families sum to stepMs, userMs and sysMs. */
+  report(): ProfileReport {
+    const families = [...this.fams.values()].map((f) => ({ ...f }));
+    const sum = (k: 'ms' | 'userMs' | 'sysMs'): number => families.reduce((a, f) => a + f[k], 0);
+    const nativeMs = sum('ms');
+    families.push({
+      family: JS_OVERHEAD, kind: 'overhead', calls: 0, flops: 0, bytes: 0,
+      ms: this.stepMs - nativeMs, userMs: this.userMs - sum('userMs'), sysMs: this.sysMs - sum('sysMs'),
+    });
+    families.sort((a, b) => b.ms - a.ms);
+    return { steps: this.steps, stepMs: this.stepMs, userMs: this.userMs, sysMs: this.sysMs, nativeMs, families };
+  }
+
+  private active(): ActiveProfile {
+    if (!this.timed) {
+      this.timed = {
+        addon: this.timedAddon(loadAddon().addon),
+        span: (family, bytes, fn) => this.time(() => ({ family, kind: 'memory', flops: 0, bytes }), fn),
+      };
+    }
+    return this.timed;
+  }
+
+  /** The addon with each function wrapped in a timer (wrappers made once per name). */
+  private timedAddon(addon: NativeAddon): NativeAddon {
+    const wrappers = new Map<PropertyKey, unknown>();
+    return new Proxy(addon, {
+      get: (target, prop) => {
+        const v = (target as unknown as Record<PropertyKey, unknown>)[prop];
+        if (typeof v !== 'function' || typeof prop !== 'string') return v;
+        let w = wrappers.get(prop);
+        if (!w) {
+          w = this.timer(prop, v as (...a: unknown[]) => unknown, target);
+          wrappers.set(prop, w);
+        }
+        return w;
+      },
+    });
+  }
+
+  private timer(name: string, f: (...a: unknown[]) => unknown, self: unknown): (...a: unknown[]) => unknown {
+    return (...args: unknown[]) => {
+      const labels = currentLabels();
+      let result: unknown;
+      return this.time(() => classifyCall(name, args, result, labels), () => (result = f.apply(self, args)));
+    };
+  }
+
+  /** Runs fn timed; `work` (called after fn) says which family it was and what it did. */
+  private time<T>(work: () => CallWork, fn: () => T): T {
+    // a native call made from inside another (none today) is part of the outer one
+    if (this.depth > 0) return fn();
+    this.depth++;
+    const c0 = process.cpuUsage();
+    const t0 = nowMs();
+    try {
+      return fn();
+    } finally {
+      const dt = nowMs() - t0;
+      const c = process.cpuUsage(c0);
+      this.depth--;
+      this.add(work(), dt, c.user / 1e3, c.system / 1e3);
+    }
+  }
+
+  private add(w: CallWork, ms: number, userMs: number, sysMs: number): void {
+    let s = this.fams.get(w.family);
+    if (!s) {
+      s = { family: w.family, kind: w.kind, calls: 0, ms: 0, flops: 0, bytes: 0, userMs: 0, sysMs: 0 };
+      this.fams.set(w.family, s);
+    }
+    s.calls++;
+    s.ms += ms;
+    s.flops += w.flops;
+    s.bytes += w.bytes;
+    s.userMs += userMs;
+    s.sysMs += sysMs;
+  }
+}
+
+/** Runs fn as one step of `profiler` (see Profiler.run). */
+export function withProfile<T>(profiler: Profiler, fn: () => T): T {
+  return profiler.run(fn);
+}
