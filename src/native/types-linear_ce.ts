@@ -6,9 +6,10 @@ type Maybe = N | null;
 export interface LinearCeNative {
   /** On cuda, lse is float32 for every input dtype (pass it back to the backward unchanged). */
   linearCrossEntropy(h: N, w: N, bias: Maybe, targets: N, ignoreIndex: number, chunkSize: number): { loss: N; lse: N; count: number };
+  /** intoX: X's gradient is added into that tensor in place (X's shape and dtype) and its result slot is null. */
   linearCrossEntropyBackward(
     gradLoss: number, h: N, w: N, bias: Maybe, targets: N, lse: N, ignoreIndex: number, count: number, chunkSize: number,
-    needInput: boolean, needWeight: boolean, needBias: boolean,
+    needInput: boolean, needWeight: boolean, needBias: boolean, intoInput?: Maybe, intoWeight?: Maybe, intoBias?: Maybe,
   ): [Maybe, Maybe, Maybe];
   linearSample(h: N, w: N, bias: Maybe, seed: number, step: number, chunkSize: number, temperature: number): N;
 }

@@ -2,9 +2,14 @@
  * Fused linear + cross-entropy, the last step of the MLM head: the mean
  * cross-entropy of logits = h·Wᵀ + b against targets, computed in vocabulary
  * chunks so the [M, V] logits are never stored. Only the per-row log-sum-exp
- * is kept for backward, which recomputes each chunk's logits.
+ * is kept for backward, which recomputes each chunk's logits. A leaf operand
+ * that already has a .grad (a Parameter whose gradient is a view of AdamW's
+ * flat buffer; the tied decoder's also receives the embedding's gradient) gets
+ * its gradient added into that buffer by the kernel itself, chunk by chunk, so
+ * no [V, D] gradient tensor is ever allocated.
  */
 import { native } from '../native/loader.js';
+import type { NativeTensor } from '../native/types.js';
 import { record, Tensor } from '../tensor.js';
 import { checkDtype, checkHeadOperands, checkInt, checkNumber, checkShape, checkTensor } from '../validate.js';
 
@@ -44,9 +49,24 @@ export function linearCrossEntropy(
       native().linearCrossEntropyBackward(
         g!.read()[0]!, sh, sw, sb, st, r.lse, ignore, count, chunk,
         h.requiresGrad, weight.requiresGrad, bias?.requiresGrad ?? false,
+        gradBuffer(h), gradBuffer(weight), bias ? gradBuffer(bias) : null,
       ),
     sb ? [sh, sw, sb, st, r.lse] : [sh, sw, st, r.lse],
   )[0]!;
+}
+
+/**
+ * The buffer a leaf's gradient can be added into in place: its live .grad when
+ * it has the leaf's shape, dtype and device. backward() would add the returned
+ * gradient into that same .grad (autograd/backward.ts, depositLeafGrad), so
+ * the kernel doing it directly is the same sum without the temporary. Null for
+ * a non-leaf (its gradient flows on) or a leaf without a .grad yet.
+ */
+function gradBuffer(t: Tensor): NativeTensor | null {
+  if (!t.requiresGrad || t.gradFn !== null) return null;
+  const g = t.grad;
+  if (!g || g.disposed || g.dtype !== t.dtype || g.device !== t.device || g.shape.join() !== t.shape.join()) return null;
+  return g.native;
 }
 
 export interface LinearSampleOptions {

@@ -7,9 +7,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  backward, crossEntropy, linear, linearCrossEntropy, linearSample, liveBytes, Rng, scope, tensor, type DType, type Tensor,
+  backward, crossEntropy, embedding, linear, linearCrossEntropy, linearSample, liveBytes, noGrad, Rng, runtimeInfo, scope, setNumThreads, tensor, Tensor, type DType,
 } from '../../src/index.js';
 import { native } from '../../src/native/loader.js';
+import type { NativeTensor } from '../../src/native/types.js';
 import { assertBf16, bf16, describeCuda, get, put, roundBf16 } from '../helpers/cuda-harness.js';
 import { cpu64, F32, mm, vals } from '../helpers/cuda-linalg.js';
 import { gradcheck, randLeaf } from '../helpers/gradcheck.js';
@@ -128,6 +129,146 @@ describe('linearCrossEntropy: finite-difference gradcheck (float64)', () => {
   });
 });
 
+// ---- Adding into an existing .grad (AdamW's flat buffer) in place ----
+
+/**
+ * h, W and b get .grad views of one flat buffer holding `old` (as AdamW's
+ * flatten() rebinds them); returns the buffer.
+ */
+function flatGrads(leaves: Array<Tensor | null>, old: number[], dtype: DType): { flat: NativeTensor; views: Tensor[] } {
+  const live = leaves.filter((t): t is Tensor => t !== null);
+  const n = live.reduce((a, t) => a + t.size, 0);
+  const flat = native().fromTypedArray(dtype === 'float64' ? Float64Array.from(old.slice(0, n)) : Float32Array.from(old.slice(0, n)), [n]);
+  let off = 0;
+  const views = live.map((t) => {
+    t.grad?.dispose();
+    t.grad = new Tensor(flat.view(off, t.shape));
+    off += t.size;
+    return t.grad;
+  });
+  return { flat, views };
+}
+
+function addInPlaceVsUnfused(dtype: DType, M: number, D: number, V: number, chunkSize: number, withBias: boolean,
+  ignoreFrac: number): void {
+  const tol = tolFor(dtype);
+  const h = rand([M, D], dtype);
+  const w = rand([V, D], dtype);
+  const b = withBias ? rand([V], dtype) : null;
+  const targets = ignoreFrac >= 1 ? tensor(Array(M).fill(-100), [M], 'int32') : randTargets(M, V, ignoreFrac);
+  const ref = run((h, w, b) => crossEntropy(linear(h, w, b ?? undefined), targets), h, w, b);
+  const total = M * D + V * D + (withBias ? V : 0);
+  const old = Array.from({ length: total }, () => rng.uniform() * 2 - 1);
+  const { flat, views } = flatGrads([h, w, b], old, dtype);
+  const live0 = liveBytes();
+  let loss = 0;
+  let grown = 0;
+  scope(() => {
+    const l = linearCrossEntropy(h, w, b, targets, { chunkSize });
+    backward(l);
+    grown = liveBytes() - live0;
+    loss = l.item();
+  });
+  const tag = `${dtype} M=${M} D=${D} V=${V} chunk=${chunkSize} bias=${withBias} ignored=${ignoreFrac}`;
+  // The same .grad objects, still views of the flat buffer: nothing was re-bound.
+  [h, w, b].filter((t) => t !== null).forEach((t, i) => expect(t!.grad).toBe(views[i]));
+  // No gradient tensor was born: only the 0-d loss and the [M] lse were (freed by the scope).
+  expect(grown).toBeLessThanOrEqual((M + 1) * (dtype === 'float64' ? 8 : 4));
+  const got = Float64Array.from(flat.read());
+  const want = Float64Array.from([...ref.dh, ...ref.dw, ...(ref.db ?? [])], (g, i) => g + old[i]!);
+  assertClose([loss], [ref.loss], tol, `loss ${tag}`);
+  assertClose(got.subarray(0, M * D), want.subarray(0, M * D), tol, `old + dh ${tag}`);
+  assertClose(got.subarray(M * D, M * D + V * D), want.subarray(M * D, M * D + V * D), tol, `old + dW ${tag}`);
+  if (withBias) assertClose(got.subarray(M * D + V * D), want.subarray(M * D + V * D), tol, `old + db ${tag}`);
+  if (ignoreFrac >= 1) expect(Array.from(got)).toEqual(Array.from(Float64Array.from(old, (x) => (dtype === 'float32' ? Math.fround(x) : x))));
+  for (const t of [h, w, b, targets]) t?.dispose();
+  flat.dispose();
+}
+
+for (const dtype of ['float32', 'float64'] as const)
+  describe(`linearCrossEntropy adds into an existing .grad in place (${dtype})`, () => {
+    for (const [M, D, V] of [[7, 40, 97], [33, 24, 1003], [1, 24, 1]] as Array<[number, number, number]>)
+      it(`M=${M} D=${D} V=${V}: old value + the unfused chain's gradient, 0%, 25% and 100% ignored rows`, () => {
+        for (const frac of [0, 0.25, 1])
+          for (const chunk of [...new Set([1, 64, V + 37])]) addInPlaceVsUnfused(dtype, M, D, V, chunk, chunk !== 64, frac);
+      });
+  });
+
+describe('linearCrossEntropy: thread count', () => {
+  // Each logits row is owned by one task, the GEMMs split rows and columns (not
+  // the sum), and the loss and db are reduced in a fixed order: the loss and
+  // every gradient, added in place or not, must not change by a bit.
+  it('does not change a single bit of the loss or the gradients (fresh and added in place)', () => {
+    const [M, D, V] = [37, 40, 1003];
+    const h = rand([M, D], 'float32');
+    const w = rand([V, D], 'float32');
+    const b = rand([V], 'float32');
+    const targets = randTargets(M, V, 0.25);
+    const old = Array.from({ length: M * D + V * D + V }, () => rng.uniform() * 2 - 1);
+    const before = runtimeInfo().threads;
+    const results: Array<{ fresh: Result; inPlace: number[] }> = [];
+    try {
+      for (const n of [1, 3]) {
+        setNumThreads(n);
+        const fresh = run((h, w, b) => linearCrossEntropy(h, w, b, targets, { chunkSize: 256 }), h, w, b);
+        const { flat } = flatGrads([h, w, b], old, 'float32');
+        scope(() => backward(linearCrossEntropy(h, w, b, targets, { chunkSize: 256 })));
+        results.push({ fresh, inPlace: Array.from(flat.read()) });
+        flat.dispose();
+      }
+    } finally {
+      setNumThreads(before);
+    }
+    expect(results[1]!.fresh).toEqual(results[0]!.fresh);
+    expect(results[1]!.inPlace).toEqual(results[0]!.inPlace);
+    for (const t of [h, w, b, targets]) t.dispose();
+  });
+});
+
+describe('linearCrossEntropy: finite-difference gradcheck with the gradient added in place (float64)', () => {
+  // The tied decoder: h = embedding(W, ids) → loss = linearCrossEntropy(h, W, b).
+  // W.grad is a view of a flat buffer that already holds a value, and receives
+  // both the head's dW (added in place by the kernel) and the embedding's
+  // gradient (added by backward()). Checked: W.grad − old against central
+  // differences of the loss.
+  const fd = (f: () => number, x: Tensor, eps = 1e-6): Float64Array => {
+    const v = x.toArray() as Float64Array;
+    const out = new Float64Array(v.length);
+    for (let j = 0; j < v.length; j++) {
+      const x0 = v[j]!;
+      v[j] = x0 + eps;
+      x.native.write(v);
+      const lp = f();
+      v[j] = x0 - eps;
+      x.native.write(v);
+      const lm = f();
+      v[j] = x0;
+      x.native.write(v);
+      out[j] = (lp - lm) / (2 * eps);
+    }
+    return out;
+  };
+  for (const chunkSize of [1, 2, 9])
+    it(`tied W and b, chunk ${chunkSize}, an ignored row`, () => {
+      const [V, D] = [5, 3];
+      const w = randLeaf([V, D], rng);
+      const b = randLeaf([V], rng);
+      const ids = tensor([4, 0, 2, 4], [4], 'int32');
+      const targets = tensor([1, -100, 4, 0], [4], 'int32');
+      const f = (): Tensor => linearCrossEntropy(embedding(w, ids), w, b, targets, { chunkSize });
+      const old = Array.from({ length: V * D + V }, () => rng.uniform() * 2 - 1);
+      const { flat } = flatGrads([w, b], old, 'float64');
+      scope(() => backward(f()));
+      const got = Float64Array.from(flat.read(), (g, i) => g - old[i]!);
+      const lossAt = (): number => noGrad(() => scope(() => f().item()));
+      const tol = { atol: 1e-7, rtol: 1e-5 };
+      assertClose(got.subarray(0, V * D), fd(lossAt, w), tol, `dW chunk ${chunkSize}`);
+      assertClose(got.subarray(V * D), fd(lossAt, b), tol, `db chunk ${chunkSize}`);
+      for (const t of [w, b, ids, targets]) t.dispose();
+      flat.dispose();
+    });
+});
+
 describe('linearCrossEntropy: large logits stay finite', () => {
   for (const dtype of ['float32', 'float64'] as const)
     it(`logits of ±50 in ${dtype}, the maximum in a later chunk than the first`, () => {
@@ -225,6 +366,27 @@ describe('linearCrossEntropy: bad input', () => {
     expect(() =>
       n.linearCrossEntropyBackward(1, h.native, w.native, null, t.native, f.lse, -100, 3, 4, true, true, false),
     ).toThrow('linearCrossEntropyBackward: Expected a count in [0, 2] for count but received 3');
+    // Gradient buffers to add into: X's shape and dtype, only for a gradient that is needed.
+    const into = (shape: number[], dtype: DType = 'float32') => tensor(Array(shape.reduce((a, b) => a * b, 1)).fill(0.5), shape, dtype).native;
+    expect(() =>
+      n.linearCrossEntropyBackward(1, h.native, w.native, null, t.native, f.lse, -100, f.count, 4, true, true, false, null, into([4, 3])),
+    ).toThrow('linearCrossEntropyBackward: Expected shape [5, 3] for intoWeight but received float32 tensor [4, 3]');
+    expect(() =>
+      n.linearCrossEntropyBackward(1, h.native, w.native, null, t.native, f.lse, -100, f.count, 4, true, true, false, into([2, 3], 'float64')),
+    ).toThrow('linearCrossEntropyBackward: Expected a float32 tensor for intoInput but received float64 tensor [2, 3]');
+    expect(() =>
+      n.linearCrossEntropyBackward(1, h.native, w.native, null, t.native, f.lse, -100, f.count, 4, true, false, false, null, into([5, 3])),
+    ).toThrow('linearCrossEntropyBackward: Expected null when that gradient is not needed for intoWeight but received float32 tensor [5, 3]');
+    expect(() =>
+      n.linearCrossEntropyBackward(1, h.native, w.native, null, t.native, f.lse, -100, f.count, 4, true, true, false, null, w.native),
+    ).toThrow('linearCrossEntropyBackward: Expected a gradient buffer, not one of the operands for intoWeight but received float32 tensor [5, 3]');
+    // Given one, its slot of the result is null and the buffer holds 0.5 + the gradient.
+    const fresh = n.linearCrossEntropyBackward(1, h.native, w.native, null, t.native, f.lse, -100, f.count, 4, true, true, false);
+    const buf = into([5, 3]);
+    const r = n.linearCrossEntropyBackward(1, h.native, w.native, null, t.native, f.lse, -100, f.count, 4, true, true, false, null, buf);
+    expect(r[1]).toBeNull();
+    expect(Array.from(r[0]!.read())).toEqual(Array.from(fresh[0]!.read()));
+    assertClose(buf.read(), Array.from(fresh[1]!.read(), (g) => 0.5 + g), tolFor('float32'), 'intoWeight');
   });
 });
 
@@ -325,6 +487,25 @@ describeCuda('linearCrossEntropy', () => {
     assertBf16('dW', get(gb[1]!), get(rb[1]!), dwN);
     assertBf16('db', get(gb[2]!), get(rb[2]!), dbN);
   });
+
+  for (const frac of [0, 0.3, 1])
+    for (const chunk of [8, 4096])
+      it(`adds into existing gradient buffers in place: old + the CPU's float64 gradient (${frac * 100}% ignored, chunk ${chunk})`, () => {
+        const t = targetsFor(frac);
+        const r = native().linearCrossEntropy(cpu64(hv, [M, D]), cpu64(wv, [V, D]), cpu64(bv, [V]), put(t, [M], 'int32', 'cpu'), -100, chunk);
+        const rb = native().linearCrossEntropyBackward(1.5, cpu64(hv, [M, D]), cpu64(wv, [V, D]), cpu64(bv, [V]), put(t, [M], 'int32', 'cpu'), r.lse, -100, r.count, chunk, true, true, true);
+        const h = put(hv, [M, D], 'float32', 'cuda');
+        const w = put(wv, [V, D], 'float32', 'cuda');
+        const b = put(bv, [V], 'float32', 'cuda');
+        const tg = put(t, [M], 'int32', 'cuda');
+        const g = native().linearCrossEntropy(h, w, b, tg, -100, chunk);
+        const olds = [vals(M * D, 41), vals(V * D, 42), vals(V, 43)];
+        const bufs = olds.map((o, i) => put(o, [[M, D], [V, D], [V]][i]!, 'float32', 'cuda'));
+        const gb = native().linearCrossEntropyBackward(1.5, h, w, b, tg, g.lse, -100, g.count, chunk, true, true, true, bufs[0], bufs[1], bufs[2]);
+        expect(gb).toEqual([null, null, null]);
+        for (let i = 0; i < 3; i++)
+          assertClose(get(bufs[i]!), Float64Array.from(get(rb[i]!), (x, j) => x + Math.fround(olds[i]![j]!)), F32, `old + grad[${i}]`);
+      });
 
   it('rejects out-of-range targets with the CPU message, and a bf16-shaped lse in the backward', () => {
     const t = targetsFor(0);

@@ -183,7 +183,10 @@ void register_linear_ce(Napi::Env env, Napi::Object exports) {
   });
 
   // linearCrossEntropyBackward(gradLoss number, h, w, b | null, targets, lse, ignoreIndex, count, chunkSize,
-  //   needH, needW, needB) -> [dh | null, dw | null, db | null]
+  //   needH, needW, needB[, intoH | null, intoW | null, intoB | null]) -> [dh | null, dw | null, db | null]
+  // intoX: a tensor of X's shape and dtype (a parameter's .grad, e.g. a view of
+  // the optimizer's flat gradient buffer) that X's gradient is added into in
+  // place; its slot of the result is then null and no gradient tensor is made.
   CLOZE_EXPORT(exports, "linearCrossEntropyBackward", [](const ArgReader& a) -> Napi::Value {
     const double gl = a.number(0, "gradLoss");
     NTensor* h = a.tensor(1, "input");
@@ -195,7 +198,22 @@ void register_linear_ce(Napi::Env env, Napi::Object exports) {
     const int64_t count = a.integer(7, "count", 0, INT64_C(1) << 40);
     const int64_t chunk = a.integer(8, "chunkSize", 1, INT32_MAX);
     const bool nh = a.boolean(9, "needInput"), nw = a.boolean(10, "needWeight"), nb = a.boolean(11, "needBias");
+    NTensor* ih = a.tensor_or_null(12, "intoInput");
+    NTensor* iw = a.tensor_or_null(13, "intoWeight");
+    NTensor* ib = a.tensor_or_null(14, "intoBias");
     const LceDims d = check_inputs(a, h, w, b, tg, ignore);
+    const auto want_into = [&](NTensor* into, NTensor* of, bool need, const char* name) {
+      if (!into) return;
+      if (!need) a.bad(ErrCode::Value, "null when that gradient is not needed", name, tensor_desc(into));
+      if (!of) a.bad(ErrCode::Value, "null without a bias", name, tensor_desc(into));
+      a.want_same_dtype(h, into, name);
+      a.want_shape(into, of->shape(), name);
+      if (into == h || into == w || into == b || into == tg || into == lse)
+        a.bad(ErrCode::Value, "a gradient buffer, not one of the operands", name, tensor_desc(into));
+    };
+    want_into(ih, h, nh, "intoInput");
+    want_into(iw, w, nw, "intoWeight");
+    want_into(ib, b, nb, "intoBias");
     // The [M, chunk] logits scratch, overflow-checked and within the memory limit before anything is allocated.
     const size_t chunk_bytes = checked_bytes({d.M, std::min(chunk, d.V)}, dtype_size(h->dtype()), a.op, "the logits chunk [M, chunkSize]");
     if (!a.on_cuda()) Storage::check_request(chunk_bytes, a.op);
@@ -206,10 +224,12 @@ void register_linear_ce(Napi::Env env, Napi::Object exports) {
     a.want_shape(lse, {d.M}, "lse");
     if (count > d.M) a.bad(ErrCode::Value, "a count in [0, " + std::to_string(d.M) + "]", "count", std::to_string(count));
     Napi::Object dh, dw, db;
-    const bool zero = !a.on_cuda();  // the cuda kernels write every element (the CPU path as before)
-    if (nh) dh = a.alloc(h->dtype(), {d.M, d.D}, zero);
-    if (nw) dw = a.alloc(h->dtype(), {d.V, d.D}, zero);
-    if (nb) db = a.alloc(h->dtype(), {d.V}, zero);
+    // Both backends write every element of a fresh output (the GEMMs with beta = 0, the fill
+    // when every row is ignored), so no zero-fill: for dW that was a [V, D] pass for nothing.
+    const bool zero = false;
+    if (nh && !ih) dh = a.alloc(h->dtype(), {d.M, d.D}, zero);
+    if (nw && !iw) dw = a.alloc(h->dtype(), {d.V, d.D}, zero);
+    if (nb && !ib) db = a.alloc(h->dtype(), {d.V}, zero);
     if (nh || nw || nb)
       dispatch(a, h, [&](auto t, auto dev) {
         using T = decltype(t);
@@ -220,16 +240,19 @@ void register_linear_ce(Napi::Env env, Napi::Object exports) {
           p.lse = lse->ptr<T>();
         p.count = count;
         p.grad_scale = count > 0 ? gl / static_cast<double>(count) : 0.0;
-        p.dh = nh ? NTensor::Unwrap(dh)->ptr<T>() : nullptr;
-        p.dw = nw ? NTensor::Unwrap(dw)->ptr<T>() : nullptr;
-        p.db = nb ? NTensor::Unwrap(db)->ptr<T>() : nullptr;
+        p.dh = ih ? ih->ptr<T>() : nh ? NTensor::Unwrap(dh)->ptr<T>() : nullptr;
+        p.dw = iw ? iw->ptr<T>() : nw ? NTensor::Unwrap(dw)->ptr<T>() : nullptr;
+        p.db = ib ? ib->ptr<T>() : nb ? NTensor::Unwrap(db)->ptr<T>() : nullptr;
+        p.acc_dh = ih != nullptr;
+        p.acc_dw = iw != nullptr;
+        p.acc_db = ib != nullptr;
         CLOZE_KERNEL(dev, linear_ce_backward, p);
         return 0;
       });
     Napi::Array res = Napi::Array::New(a.env(), 3);
-    res.Set(0u, null_or(a, nh, dh));
-    res.Set(1u, null_or(a, nw, dw));
-    res.Set(2u, null_or(a, nb, db));
+    res.Set(0u, null_or(a, nh && !ih, dh));
+    res.Set(1u, null_or(a, nw && !iw, dw));
+    res.Set(2u, null_or(a, nb && !ib, db));
     return res;
   });
 }

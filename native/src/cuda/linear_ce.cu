@@ -109,9 +109,17 @@ __global__ void softmax_grad_kernel(T* S, int64_t M, int64_t n, int64_t c0, cons
   }
 }
 
+// acc ← (first ? init (or 0 when null) : acc) + x: the float32 dh sum, which
+// starts from the buffer's old value when the gradient is added into it.
 template <typename T>
-__global__ void add_f32_kernel(float* acc, const T* x, int64_t n, bool first) {
-  CLOZE_GRID_STRIDE(i, n) acc[i] = (first ? 0.f : acc[i]) + ld(x, i);
+__global__ void add_f32_kernel(float* acc, const T* x, int64_t n, bool first, const T* init) {
+  CLOZE_GRID_STRIDE(i, n) acc[i] = (first ? (init ? ld(init, i) : 0.f) : acc[i]) + ld(x, i);
+}
+
+// dst += src (the db chunk's column sums into the gradient buffer), one rounding.
+template <typename T>
+__global__ void add_into_kernel(T* dst, const T* src, int64_t n) {
+  CLOZE_GRID_STRIDE(i, n) st(dst, i, ld(dst, i) + ld(src, i));
 }
 
 template <typename T>
@@ -232,10 +240,10 @@ void linear_ce_backward_cuda(const LinearCEParams<T>& p) {
   using namespace cuda;
   constexpr const char* op = "linearCrossEntropyBackward";
   const int64_t M = p.M, D = p.D, V = p.V, C = std::min(std::max<int64_t>(p.chunk, 1), V);
-  if (p.count == 0 || M == 0) {  // every row ignored: all gradients are zero
-    if (p.dh) memset_zero(p.dh, sizeof(T) * static_cast<size_t>(M * D), op);
-    if (p.dw) memset_zero(p.dw, sizeof(T) * static_cast<size_t>(V * D), op);
-    if (p.db) memset_zero(p.db, sizeof(T) * static_cast<size_t>(V), op);
+  if (p.count == 0 || M == 0) {  // every row ignored: all gradients are zero (nothing to add)
+    if (p.dh && !p.acc_dh) memset_zero(p.dh, sizeof(T) * static_cast<size_t>(M * D), op);
+    if (p.dw && !p.acc_dw) memset_zero(p.dw, sizeof(T) * static_cast<size_t>(V * D), op);
+    if (p.db && !p.acc_db) memset_zero(p.db, sizeof(T) * static_cast<size_t>(V), op);
     return;
   }
   const float gs = static_cast<float>(p.grad_scale);
@@ -249,6 +257,7 @@ void linear_ce_backward_cuda(const LinearCEParams<T>& p) {
   const size_t md = static_cast<size_t>(M * D);
   DeviceTemp acc(use_acc ? md * sizeof(float) : 0, op);
   DeviceTemp part(use_acc ? md * sizeof(T) : 0, op);
+  DeviceTemp db_part(p.db && p.acc_db ? sizeof(T) * static_cast<size_t>(C) : 0, op);
   for (int64_t c0 = 0; c0 < V; c0 += C) {
     const int64_t n = std::min(C, V - c0);
     chunk_logits(p, c0, n, S);
@@ -265,13 +274,13 @@ void linear_ce_backward_cuda(const LinearCEParams<T>& p) {
       g.ldb = D;
       g.C = use_acc ? part.as<T>() : p.dh;
       g.ldc = D;
-      g.beta = use_acc || c0 == 0 ? 0.0 : 1.0;
+      g.beta = use_acc || (c0 == 0 && !p.acc_dh) ? 0.0 : 1.0;
       gemm_cuda<T>(g);
       if (use_acc)
         CLOZE_LAUNCH(op, add_f32_kernel<T>, blocks_for(M * D), kThreads, 0, acc.as<float>(), part.as<T>(), M * D,
-                     c0 == 0);
+                     c0 == 0, p.acc_dh ? static_cast<const T*>(p.dh) : static_cast<const T*>(nullptr));
     }
-    if (p.dw) {  // dW_chunk [n, D] = Gᵀ·h
+    if (p.dw) {  // dW_chunk [n, D] (+)= Gᵀ·h, straight into the gradient buffer when accumulating (beta = 1)
       GemmParams g;
       g.trans_a = true;
       g.M = n;
@@ -283,9 +292,13 @@ void linear_ce_backward_cuda(const LinearCEParams<T>& p) {
       g.ldb = D;
       g.C = p.dw + c0 * D;
       g.ldc = D;
+      g.beta = p.acc_dw ? 1.0 : 0.0;
       gemm_cuda<T>(g);
     }
-    if (p.db) colsum_cuda<T>(S, M, n, p.db + c0, op);  // db_chunk = column sums of G, fixed order
+    if (p.db) {  // db_chunk (+)= column sums of G, fixed order
+      colsum_cuda<T>(S, M, n, p.acc_db ? db_part.as<T>() : p.db + c0, op);
+      if (p.acc_db) CLOZE_LAUNCH(op, add_into_kernel<T>, blocks_for(n), kThreads, 0, p.db + c0, db_part.as<T>(), n);
+    }
   }
   if (use_acc) CLOZE_LAUNCH(op, store_kernel<T>, blocks_for(M * D), kThreads, 0, p.dh, acc.as<float>(), M * D);
 }

@@ -25,9 +25,15 @@ struct LinearCEParams {
   T* lse = nullptr;                  // [M]: saved by forward (0 on ignored rows), read by backward
   int64_t count = 0;                 // rows not ignored (set by forward)
   double grad_scale = 0;             // backward: dloss / count
-  T* dh = nullptr;                   // [M, D] or null; overwritten
-  T* dw = nullptr;                   // [V, D] or null; overwritten
-  T* db = nullptr;                   // [V] or null; overwritten
+  T* dh = nullptr;                   // [M, D] or null; overwritten, or added into when acc_dh
+  T* dw = nullptr;                   // [V, D] or null; overwritten, or added into when acc_dw
+  T* db = nullptr;                   // [V] or null; overwritten, or added into when acc_db
+  // Add the gradient into what dh / dw / db already hold (a parameter's flat
+  // optimizer gradient buffer, which for the tied decoder may already hold the
+  // embedding's own gradient) instead of overwriting: dW then goes straight
+  // from each chunk's GEMM (beta = 1) into the buffer, and no [V, D] tensor is
+  // allocated, filled and added.
+  bool acc_dh = false, acc_dw = false, acc_db = false;
   // cuda only. The saved lse is float32 whatever T is (a bfloat16 lse would
   // put a relative error of up to 2^-9·|lse| on every softmax value the
   // backward rebuilds), and the forward leaves the mean loss in a device
@@ -39,7 +45,8 @@ struct LinearCEParams {
 
 // Returns the summed loss over non-ignored rows (the caller divides by count).
 // The chunk's logits S [M, n] = h·W[c0 : c0+n]ᵀ (+ S, which holds the bias
-// rows when there is a bias), row stride n: the GEMM both backends run.
+// rows when there is a bias), row stride n: the GEMM both backends run (the
+// CPU cross-entropy runs it with beta = 0 and adds the bias in its row passes).
 // P is LinearCEParams<T> or LinearSampleParams<T> (both carry M, D, h, w, b).
 template <typename P, typename T>
 GemmParams chunk_logits_gemm(const P& p, int64_t c0, int64_t n, T* S) {
