@@ -41,6 +41,7 @@ export function linearCrossEntropy(
   const sb = bias ? bias.share() : null;
   const st = targets.share();
   const count = r.count;
+  const operands = sb ? [sh, sw, sb] : [sh, sw];
   return record(
     'linearCrossEntropy',
     [r.loss],
@@ -49,7 +50,7 @@ export function linearCrossEntropy(
       native().linearCrossEntropyBackward(
         g!.read()[0]!, sh, sw, sb, st, r.lse, ignore, count, chunk,
         h.requiresGrad, weight.requiresGrad, bias?.requiresGrad ?? false,
-        gradBuffer(h), gradBuffer(weight), bias ? gradBuffer(bias) : null,
+        gradBuffer(h, operands), gradBuffer(weight, operands), bias ? gradBuffer(bias, operands) : null,
       ),
     sb ? [sh, sw, sb, st, r.lse] : [sh, sw, st, r.lse],
   )[0]!;
@@ -60,12 +61,14 @@ export function linearCrossEntropy(
  * it has the leaf's shape, dtype and device. backward() would add the returned
  * gradient into that same .grad (autograd/backward.ts, depositLeafGrad), so
  * the kernel doing it directly is the same sum without the temporary. Null for
- * a non-leaf (its gradient flows on) or a leaf without a .grad yet.
+ * a non-leaf (its gradient flows on), a leaf without a .grad yet, or a .grad
+ * sharing storage with an operand the kernel reads while it writes.
  */
-function gradBuffer(t: Tensor): NativeTensor | null {
+function gradBuffer(t: Tensor, operands: NativeTensor[]): NativeTensor | null {
   if (!t.requiresGrad || t.gradFn !== null) return null;
   const g = t.grad;
   if (!g || g.disposed || g.dtype !== t.dtype || g.device !== t.device || g.shape.join() !== t.shape.join()) return null;
+  if (operands.some((o) => o.sharesStorage(g.native))) return null;
   return g.native;
 }
 
