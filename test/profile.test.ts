@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  AdamW, backward, BertForMaskedLM, bertPreset, JS_OVERHEAD, layerNorm, linear, matmul, profileLabel, Profiler, scope, sum, tensor, withProfile,
+  AdamW, backward, BertForMaskedLM, bertPreset, JS_OVERHEAD, PROFILER_OWN, layerNorm, linear, matmul, profileLabel, Profiler, scope, sum, tensor, withProfile,
 } from '../src/index.js';
 import { loadAddon, native } from '../src/native/loader.js';
 import { classifyCall, gemmFlops } from '../src/profile/families.js';
@@ -40,7 +40,9 @@ describe('Profiler', () => {
     expect(total('ms')).toBeCloseTo(r.stepMs, 6);
     expect(total('userMs')).toBeCloseTo(r.userMs, 6);
     expect(total('sysMs')).toBeCloseTo(r.sysMs, 6);
-    expect(r.families.filter((f) => f.family !== JS_OVERHEAD).reduce((a, f) => a + f.ms, 0)).toBeCloseTo(r.nativeMs, 6);
+    expect(r.families.filter((f) => f.family !== JS_OVERHEAD && f.family !== PROFILER_OWN).reduce((a, f) => a + f.ms, 0)).toBeCloseTo(r.nativeMs, 6);
+    // the profiler's own time per call is its own row, not part of the step's JS overhead
+    expect(r.families.find((f) => f.family === PROFILER_OWN)!.ms).toBeGreaterThan(0);
     const names = r.families.map((f) => f.family);
     for (const f of ['attention fwd', 'attention bwd', 'layer norm', 'GELU/GeGLU', 'dropout', 'AdamW', 'clip', 'head (linear+CE) fwd', 'head (linear+CE) bwd',
       'GEMM attention QKV fwd', 'GEMM attention QKV bwd', 'GEMM attention output fwd', 'GEMM FFN in fwd', 'GEMM FFN out bwd', 'GEMM head dense fwd', 'zero grad (fill)', 'elementwise (add, scale, axpy, …)', JS_OVERHEAD]) {
@@ -67,6 +69,11 @@ describe('Profiler', () => {
     const r = prof.report();
     expect(r.steps).toBe(1);
     expect(r.families.map((f) => f.family)).toEqual([JS_OVERHEAD]);
+    // a nested run is refused before its clocks start: no step is added
+    expect(() => prof.run(() => prof.run(() => 1))).toThrow(/already running/);
+    expect(prof.report().steps).toBe(2);
+    // an op that throws inside a profiled step reaches the caller with its own error
+    expect(() => prof.run(() => linear(ramp([3, 4]), ramp([5, 3]), null))).toThrow(/linear/);
     // labels open nothing without a running profile
     profileLabel('x', () => expect(currentLabels()).toEqual([]));
   });
