@@ -6,6 +6,7 @@
  * run's test split or on a labelled file.
  */
 import type { Argv } from 'yargs';
+import { ClozeError } from '../errors.js';
 import { FINETUNE_RECIPE } from '../eval/probe.js';
 import { checkpointDir, evaluateImageCheckpoint, isImageCheckpoint, type ImageEvalResult } from '../tasks/evaluate.js';
 import { evaluateFinetunedCheckpoint, formatFinetunedEval } from '../tasks/finetune/evaluate-checkpoint.js';
@@ -38,8 +39,27 @@ export function evalOptions(y: Argv) {
 
 type EvalArgs = Awaited<ReturnType<typeof evalOptions>['argv']>;
 
+/** The fine-tuning recipe's flags, which only an image checkpoint's fine-tuning (--finetune-epochs > 0) reads. */
+const RECIPE_FLAGS = ['blr', 'layer-decay', 'warmup-epochs', 'label-smoothing', 'drop-path'] as const;
+
+/**
+ * Refuses recipe flags that would be ignored: without --finetune-epochs (a probe or a text checkpoint reads none of
+ * them), and --blr together with --lr (the peak lr is --lr then, so --blr would change nothing).
+ */
+export function checkFinetuneFlags(args: Partial<Record<(typeof RECIPE_FLAGS)[number] | 'lr' | 'finetune-epochs', number>>, image: boolean): void {
+  const given = RECIPE_FLAGS.filter((f) => args[f] !== undefined);
+  if (given.length === 0) return;
+  if (!image || !(args['finetune-epochs']! > 0)) {
+    throw new ClozeError('E_VALUE', `Expected --finetune-epochs > 0 on an image checkpoint for --${given.join(', --')} (fine-tuning's recipe) but received ${image ? `--finetune-epochs ${args['finetune-epochs'] ?? 0}` : 'a checkpoint that is not an image one'}`);
+  }
+  if (args.blr !== undefined && args.lr !== undefined) {
+    throw new ClozeError('E_VALUE', `Expected one of --lr (the peak lr) and --blr (the base lr, scaled by batch/256) but received both (--lr ${args.lr}, --blr ${args.blr})`);
+  }
+}
+
 export async function runEval(args: EvalArgs): Promise<void> {
   const dir = checkpointDir(args.checkpoint);
+  checkFinetuneFlags(args, !finetuneRecord(dir) && isImageCheckpoint(dir));
   if (finetuneRecord(dir)) {
     const r = await evaluateFinetunedCheckpoint({ checkpoint: dir, taskData: args['task-data'], batchSize: args['batch-size'] });
     console.log(formatFinetunedEval(r, args.json));
