@@ -55,9 +55,10 @@ export async function main(argv: string[]): Promise<void> {
         y
           .option('checkpoint', { type: 'string', demandOption: true, describe: 'A checkpoint directory, or a run directory (its latest checkpoint)' })
           .option('out', { type: 'string', demandOption: true, describe: 'Destination directory (with --mask-only: the mask file)' })
-          .option('mask-only', { type: 'boolean', default: false, describe: 'A mask-tune run: write only its task, a weight-mask file over the base (one bit per masked weight, plus the pooler and classifier)' }),
+          .option('mask-only', { type: 'boolean', default: false, describe: 'A mask-tune run: write only its task, a weight-mask file over the base (one bit per masked weight, plus the pooler and classifier)' })
+          .option('generator', { type: 'boolean', default: false, describe: 'An ELECTRA run: export its generator as an ElectraForMaskedLM directory (the shared embeddings copied in) instead of the discriminator' }),
       (args) => {
-        for (const f of exportCheckpoint(args.checkpoint, args.out, { maskOnly: args['mask-only'] })) console.log(f);
+        for (const f of exportCheckpoint(args.checkpoint, args.out, { maskOnly: args['mask-only'], generator: args.generator })) console.log(f);
       },
     )
     .command(
