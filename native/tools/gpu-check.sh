@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# native/tools/gpu-check.sh OUTDIR [--budget SECONDS] [--only STEP,...] [--skip STEP,...]
+#
+# Everything this project needs a GPU machine for, as one script (issue 21):
+# any machine with a GPU, the CUDA toolkit, Node.js and a python3 with torch
+# and transformers can run it. Steps, in order (names for --only/--skip):
+#
+#   build    the cuda addon (npm run build:cuda), in the background from the start
+#   cpu      the CPU addon (node-gyp), so that the next step needs no GPU kernel
+#   hf       npm run check:hf-transformers (transformers loads our exports and we
+#            load theirs); CPU only, run while the cuda addon compiles
+#   test     npm run test:cuda, with vitest's JSON report
+#   train    cloze pretrain --device cuda: a short bert-base run, its first losses
+#            against a CPU float32 run of the same seed, and an exact resume
+#   bench    npm run bench:cuda (attention and the BERT-base MLM step against PyTorch)
+#
+# At most 8 files land in OUTDIR (the device tool brings back 8), each written
+# as its step goes, so that a run cut short still returns what it found:
+#   summary.txt  machine, versions, and one line per step (status, seconds)
+#   build.log    the cuda addon's compile log (first, so a failure there is seen)
+#   hf.log       the Hugging Face checks; hf-report.json their report
+#   test-cuda.log, test-cuda.json   the CUDA tests
+#   train.log    the pretrain runs
+#   bench.log    bench:cuda's output
+#
+# Every step has a time limit, and the whole script keeps within --budget
+# seconds (default 480): a step starts with what is left, and is skipped
+# when less than 20 s is left. The exit status is 0 only when every step
+# that ran passed.
+set -uo pipefail
+
+usage() { echo "usage: $0 OUTDIR [--budget SECONDS] [--only build,cpu,hf,test,train,bench] [--skip ...]" >&2; exit 2; }
+[ $# -ge 1 ] || usage
+out=$1; shift
+budget=480
+only=""
+skip=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --budget) budget=${2:?}; shift 2 ;;
+    --only) only=${2:?}; shift 2 ;;
+    --skip) skip=${2:?}; shift 2 ;;
+    *) usage ;;
+  esac
+done
+case $budget in ''|*[!0-9]*) echo "gpu-check: --budget: expected a whole number of seconds but received '$budget'" >&2; exit 2 ;; esac
+
+cd "$(dirname "$0")/../.."
+mkdir -p "$out" || exit 2
+out=$(cd "$out" && pwd)
+summary=$out/summary.txt
+start=$(date +%s)
+work=$(mktemp -d /tmp/gpu-check.XXXXXX)
+failures=0
+jobs=$(nproc 2>/dev/null || echo 4)
+
+wanted() {
+  local s=$1
+  if [ -n "$only" ] && [[ ",$only," != *",$s,"* ]]; then return 1; fi
+  if [[ ",$skip," == *",$s,"* ]]; then return 1; fi
+  return 0
+}
+left() { echo $(( budget - ($(date +%s) - start) )); }
+note() { echo "$*" | tee -a "$summary"; }
+
+# run_step NAME LIMIT LOG COMMAND...: runs COMMAND with at most LIMIT seconds
+# (or what is left of the budget), appending its output to LOG.
+run_step() {
+  local name=$1 limit=$2 log=$3; shift 3
+  local rest; rest=$(left)
+  if [ "$rest" -lt 20 ]; then note "step $name: skipped (${rest}s of the budget left)"; failures=$((failures + 1)); return 1; fi
+  [ "$limit" -gt "$rest" ] && limit=$rest
+  local t0; t0=$(date +%s)
+  echo "== $name: $* (limit ${limit}s) $(date -u +%H:%M:%S)" >>"$log"
+  timeout --kill-after=10 "$limit" "$@" >>"$log" 2>&1
+  local rc=$?
+  local what="ok"
+  [ $rc -eq 124 ] && what="timed out after ${limit}s"
+  [ $rc -ne 0 ] && [ $rc -ne 124 ] && what="failed (exit $rc)"
+  note "step $name: $what ($(( $(date +%s) - t0 ))s; log $(basename "$log"))"
+  [ $rc -eq 0 ] || failures=$((failures + 1))
+  return $rc
+}
+
+{
+  echo "gpu-check $(date -u +%Y-%m-%dT%H:%M:%SZ), budget ${budget}s, git $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (modified)')"
+  echo "host: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | sed 's/^/gpu: /'
+  echo "nvcc: $(nvcc --version 2>&1 | tail -1)"
+  echo "node: $(node --version 2>&1)"
+  python3 -c 'import sys, torch; print("python3:", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "gpu", torch.cuda.is_available())' 2>&1
+  python3 -c 'import transformers; print("transformers", transformers.__version__)' 2>&1 | tail -1
+} >"$summary"
+cat "$summary"
+
+# The TypeScript once (dist/ may have travelled already; tsc is quick when it has).
+if ! npx tsc -p . >"$work/tsc.log" 2>&1; then
+  note "tsc failed:"; cat "$work/tsc.log" | tee -a "$summary"
+  exit 1
+fi
+
+# 1. The cuda addon, in the background, so the CPU steps overlap its compile.
+build_pid=""
+if wanted build; then
+  (
+    echo "== build: npm run build:cuda ($(date -u +%H:%M:%S))"
+    CMAKE_BUILD_PARALLEL_LEVEL=$jobs timeout --kill-after=10 "$(left)" npx cmake-js compile --out build-cuda --parallel "$jobs"
+    rc=$?
+    echo "== build exit $rc ($(date -u +%H:%M:%S))"
+    exit $rc
+  ) >"$out/build.log" 2>&1 &
+  build_pid=$!
+  bstart=$(date +%s)
+fi
+
+# 2. The CPU addon: the Hugging Face checks run on it with no GPU kernel.
+if wanted cpu; then
+  run_step cpu 180 "$work/cpu.log" npx node-gyp rebuild -j "$jobs" || tail -30 "$work/cpu.log" >>"$summary"
+fi
+
+# 3. Hugging Face: our exports load in transformers, and theirs in cloze.
+if wanted hf; then
+  CLOZE_DEVICE=cpu run_step hf 240 "$out/hf.log" npm run --silent check:hf-transformers -- --python python3 --out "$work/hf"
+  [ -f "$work/hf/report.json" ] && cp "$work/hf/report.json" "$out/hf-report.json"
+fi
+
+if [ -n "$build_pid" ]; then
+  wait "$build_pid"
+  rc=$?
+  if [ $rc -eq 0 ]; then note "step build: ok ($(( $(date +%s) - bstart ))s; log build.log)"
+  else note "step build: failed (exit $rc; log build.log)"; failures=$((failures + 1)); fi
+fi
+if [ ! -f build-cuda/Release/cloze_cuda.node ]; then
+  note "no build-cuda/Release/cloze_cuda.node: the GPU steps are skipped"
+  note "gpu-check: done in $(( $(date +%s) - start ))s, $((failures + 1)) step(s) failed"
+  exit 1
+fi
+export CLOZE_DEVICE=cuda
+node -e "import('./dist/src/index.js').then(m => console.log('addon:', JSON.stringify(m.runtimeInfo())))" >>"$summary" 2>&1
+
+# 4. Every CUDA op against the CPU backend.
+if wanted test; then
+  run_step test 200 "$out/test-cuda.log" npx vitest run test/ops test/cuda -t '\[cuda\]' \
+    --reporter=default --reporter=json --outputFile.json="$out/test-cuda.json"
+  grep -E "Test Files|Tests  " "$out/test-cuda.log" | tail -2 >>"$summary"
+fi
+
+# 5. Training on the GPU: a short bert-base run; the same seed's first losses
+#    on the CPU in float32 (small batch, so the CPU side stays short); resume.
+if wanted train; then
+  tr=$work/train
+  losses() { grep -o '"kind":"train","step":[0-9]*,"loss":[0-9.eE+-]*' "$1/metrics.jsonl" 2>/dev/null | sed 's/.*"step":\([0-9]*\),"loss":\(.*\)/\1 \2/'; }
+  common=(--preset bert-base --batch-size 8 --log-every 1 --seed 7 --max-length 128)
+  run_step train-cpu 90 "$out/train.log" env CLOZE_DEVICE=cpu npx cloze pretrain "${common[@]}" --device cpu --max-steps 3 --save-every 3 --out "$tr/cpu"
+  run_step train-cuda 90 "$out/train.log" npx cloze pretrain "${common[@]}" --device cuda --precision bf16 --max-steps 3 --save-every 3 --out "$tr/cuda"
+  { echo "first losses, cpu fp32 | cuda bf16:"; paste <(losses "$tr/cpu") <(losses "$tr/cuda"); } | tee -a "$out/train.log" >>"$summary"
+  run_step train-long 120 "$out/train.log" npx cloze pretrain --preset bert-base --device cuda --max-steps 200 --save-every 100 --keep-last 3 --log-every 20 --seed 7 --out "$tr/long"
+  { echo "bert-base, the preset's batch, 200 steps (step loss):"; losses "$tr/long" | awk 'NR == 1 || $1 % 50 == 0'; } | tee -a "$out/train.log" >>"$summary"
+  # Exact resume: a copy of that run without its last checkpoint resumes from step 100 (the trainer
+  # truncates metrics.jsonl there) and must log the straight run's losses for steps 101-200.
+  if [ -d "$tr/long/checkpoint-100" ] && [ -d "$tr/long/checkpoint-200" ]; then
+    rm -rf "$tr/resume" && cp -r "$tr/long" "$tr/resume" && rm -rf "$tr/resume/checkpoint-200"
+    run_step train-resume 90 "$out/train.log" npx cloze pretrain --preset bert-base --device cuda --max-steps 200 --save-every 100 --keep-last 3 --log-every 20 --seed 7 --out "$tr/resume" --resume
+    if diff <(losses "$tr/long" | awk '$1 > 100') <(losses "$tr/resume" | awk '$1 > 100') >>"$out/train.log"; then
+      note "resume: the losses of steps 101-200 equal the straight run's"
+    else
+      note "resume: the losses of steps 101-200 differ from the straight run's (train.log)"; failures=$((failures + 1))
+    fi
+  fi
+  for task in mim spark; do
+    run_step "train-$task" 60 "$out/train.log" npx cloze pretrain --task "$task" --device cuda --max-steps 20 --log-every 5 --out "$tr/$task"
+  done
+fi
+
+# 6. Speed against PyTorch on the same GPU.
+if wanted bench; then
+  run_step bench 180 "$out/bench.log" node --expose-gc dist/bench/cuda.js --reps 10 --mlm-reps 5 --out "$work/bench"
+  [ -f "$work/bench/summary.md" ] && cat "$work/bench/summary.md" >>"$out/bench.log"
+fi
+
+rm -rf "$work"
+note "gpu-check: done in $(( $(date +%s) - start ))s, $failures step(s) failed"
+[ $failures -eq 0 ]
