@@ -48,7 +48,7 @@ export interface MimLoss {
 }
 
 /** [B, 1 + L] on the mask's device with a visible (0) CLS column in front, or the mask itself without CLS. */
-export function maskRows(mask: Tensor, cls: boolean): Tensor {
+function maskRows(mask: Tensor, cls: boolean): Tensor {
   if (!cls) return mask;
   const [B, L] = mask.shape as [number, number];
   const m = mask.toArray();
@@ -58,7 +58,7 @@ export function maskRows(mask: Tensor, cls: boolean): Tensor {
 }
 
 /** SimMIM's input index on the mask's device: −1 (the mask token) where masked, else the patch itself. */
-export function replaceIndex(mask: Tensor): Tensor {
+function replaceIndex(mask: Tensor): Tensor {
   const [B, L] = mask.shape as [number, number];
   const m = mask.toArray();
   const idx = new Int32Array(B * L);
