@@ -11,7 +11,9 @@
 #            load theirs); CPU only, run while the cuda addon compiles
 #   test     npm run test:cuda, with vitest's JSON report
 #   train    cloze pretrain --device cuda: a short bert-base run, its first losses
-#            against a CPU float32 run of the same seed, and an exact resume
+#            against a CPU float32 run of the same seed, and an exact resume; then
+#            20 steps of --task mim and --task spark, and cloze finetune (--adv and
+#            --method asa) from the CPU run's checkpoint, all on cuda
 #   bench    npm run bench:cuda (attention and the BERT-base MLM step against PyTorch)
 #
 # At most 8 files land in OUTDIR (the device tool brings back 8), each written
@@ -175,8 +177,18 @@ if wanted train; then
     fi
   fi
   for task in mim spark; do
-    run_step "train-$task" 60 "$out/train.log" npx cloze pretrain --task "$task" --device cuda --max-steps 20 --log-every 5 --out "$tr/$task"
+    run_step "train-$task" 60 "$out/train.log" npx cloze pretrain --task "$task" --device cuda --epochs 0 --max-steps 20 --log-every 5 --out "$tr/$task"
   done
+  # Fine-tuning on cuda: the test fixture's labelled texts, from the CPU run's bert-base checkpoint (its tokenizer with it).
+  if [ -d "$tr/cpu/checkpoint-3" ]; then
+    for how in "--adv" "--method asa"; do
+      # shellcheck disable=SC2086
+      run_step "train-finetune${how// /-}" 60 "$out/train.log" npx cloze finetune --task-data test/fixtures/finetune/who.jsonl --init-from "$tr/cpu" $how \
+        --device cuda --epochs 0 --max-steps 20 --batch-size 8 --max-length 64 --log-every 5 --out "$tr/finetune${how// /-}"
+    done
+  else
+    note "finetune on cuda: skipped (no checkpoint-3 from the CPU bert-base run)"; failures=$((failures + 1))
+  fi
 fi
 
 # 6. Speed against PyTorch on the same GPU.

@@ -72,9 +72,15 @@ export interface ClassifierResult {
   trainAccuracy: number;
 }
 
-/** Features of every image of `set`, in order: Float32Array [N, D]. */
+/**
+ * Features of every image of `set`, in order: Float32Array [N, D]. The images
+ * go where the encoder's parameters are (a run on cuda probes its encoder
+ * there, in its dtype); only the features come back to the host.
+ */
 export function extractFeatures(encoder: FeatureEncoder, set: ImageSet, norm: Normalisation, batchSize = 256): Float32Array {
   const D = encoder.featureDim;
+  const p0 = encoder.parameters()[0];
+  const onEncoder = (t: Tensor): Tensor => (!p0 || p0.device === 'cpu' ? t : t.to(p0.device).cast(p0.dtype));
   const out = new Float32Array(set.n * D);
   const wasTraining = encoder.training;
   encoder.eval();
@@ -83,7 +89,7 @@ export function extractFeatures(encoder: FeatureEncoder, set: ImageSet, norm: No
   for (const b of batcher.evalBatches(batchSize)) {
     scope(() =>
       noGrad(() => {
-        const f = encoder.features(b.images).toArray() as Float32Array;
+        const f = encoder.features(onEncoder(b.images)).toArray() as Float32Array;
         out.set(f, row * D);
         row += b.images.shape[0]!;
       }),

@@ -49,8 +49,8 @@ export const TASKS: Record<TaskName, TaskEntry> = {
     describe: 'masked image modeling (ViT on images: MAE, SimMIM, MTO, SBAM, HPM)',
     recipe: withMimRecipe,
     build: buildMimTask,
-    // The kernels exist on cuda, but the task still builds its per-step index tensors on the host and has not run on a GPU.
-    devices: ['cpu'],
+    // Every op it calls has a cuda kernel and each step's tensors go to the model's device; it has not run on a GPU yet.
+    devices: ['cpu', 'cuda'],
     modelType: 'cloze-mim',
     openEncoder: openMimEncoder,
   },
@@ -58,7 +58,8 @@ export const TASKS: Record<TaskName, TaskEntry> = {
     describe: 'SparK (sparse masked modeling for convnets)',
     recipe: withSparkRecipe,
     build: buildSparkTask,
-    devices: ['cpu'],
+    // As mim: the masks, sites and rulebooks are made on the images' device; not yet run on a GPU.
+    devices: ['cpu', 'cuda'],
     modelType: 'cloze-spark',
     openEncoder: openSparkEncoder,
   },

@@ -8,6 +8,7 @@
 import { basename, extname, join } from 'node:path';
 import { latestCheckpoint, type JsonValue } from '../checkpoint/checkpoint.js';
 import { describeDevice, resolveDevice, type DeviceChoice } from '../device.js';
+import { placeModel, type Placement } from '../train/place-model.js';
 import { ClozeError } from '../errors.js';
 import { setNumThreads } from '../runtime.js';
 import { trainTask, type StepInfo, type TaskEval } from '../train/loop.js';
@@ -68,10 +69,9 @@ export async function finetune(input: Partial<FinetuneConfig> | Record<string, u
   const resumeDir = cfg.resume ? latestCheckpoint(outDir) : null;
   if (cfg.resume && !resumeDir) throw new ClozeError('E_IO', `Expected a checkpoint in ${outDir} for resume but received none`);
   const progress = hooks.output === null ? null : new Progress(hooks.output ?? process.stderr, cfg.logEvery);
-  // Fine-tuning runs on the CPU for now: its new kernels (label words, PGD, tanh) have not run on a GPU.
+  // Every kernel fine-tuning calls has a cuda path (label words, PGD, tanh, ASA, masked linear), though none of it has run on a GPU yet.
   const device = resolveDevice(cfg.device as DeviceChoice);
-  if (device === 'cuda' && cfg.device === 'cuda') throw new ClozeError('E_DEVICE', "Expected device 'cpu' or 'auto' for fine-tuning but received 'cuda' (fine-tuning trains on the CPU for now)");
-  progress?.note(`device ${describeDevice('cpu')}`);
+  progress?.note(`device ${describeDevice(device)}`);
   const saved = resumeDir ? finetuneRecord(resumeDir) : null;
   if (saved && saved.method !== cfg.method) {
     throw new ClozeError('E_VALUE', `Expected method ${saved.method} (the setting of the run in ${resumeDir}) for resume but received ${cfg.method}`);
@@ -127,7 +127,7 @@ async function finetuneIn(
   if (!resumeDir) {
     if (cfg.initFrom === null && latestCheckpoint(DEFAULT_INIT_RUN) === null) {
       progress?.note(`no --init-from: pre-training bert-tiny into ${DEFAULT_INIT_RUN} first (as npx cloze pretrain --preset bert-tiny)`);
-      const pre = await pretrain({ preset: 'bert-tiny', out: DEFAULT_INIT_RUN, seed: cfg.seed }, { signal: hooks.signal, output: hooks.output });
+      const pre = await pretrain({ preset: 'bert-tiny', out: DEFAULT_INIT_RUN, seed: cfg.seed, device: cfg.device }, { signal: hooks.signal, output: hooks.output });
       if (pre.stopped === 'aborted') {
         throw new ClozeError('E_STATE', `stopped while pre-training ${DEFAULT_INIT_RUN} (its checkpoint at step ${pre.step} is saved: finish it with npx cloze pretrain --preset bert-tiny --resume, or give --init-from)`);
       }
@@ -152,7 +152,11 @@ async function finetuneIn(
     verbalizerSource: cfg.verbalizer ?? `the ${cfg.task} task's verbalizer`,
   }, tok, (m) => progress?.note(`warning: ${m}`));
   let task: ReturnType<typeof buildFinetuneTask>;
+  let placement: Placement | null = null;
   try {
+    // On cuda the model (and the verbalizer's word ids) move before the optimizer flattens the parameters there.
+    placement = placeModel([classifier.module], cfg);
+    classifier.moveIndices(placement.device);
     const mc = classifier.module.config;
     if (mc.positionEmbedding === 'absolute' && cfg.maxLength > mc.maxPosition) {
       throw new ClozeError('E_VALUE', `${where}: Expected maxLength at most ${mc.maxPosition} (the model's max_position_embeddings in ${from}/config.json) for maxLength but received ${cfg.maxLength}`);
@@ -168,6 +172,7 @@ async function finetuneIn(
     task = buildFinetuneTask(cfg, outDir, { classifier, train: { examples: train, labels: data.trainLabels }, test: { examples: test, labels: data.testLabels }, describe });
   } catch (e) {
     classifier.dispose();
+    placement?.release();
     throw e;
   }
   try {
@@ -177,5 +182,6 @@ async function finetuneIn(
     return { outDir, ...r, method: cfg.method, labels: data.labels };
   } finally {
     task.dispose();
+    placement.release();
   }
 }

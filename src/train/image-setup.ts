@@ -1,8 +1,8 @@
 /**
  * What the image tasks (mim, spark) share: their section of the run settings
  * (training images, augmentation, linear probes), and the setup of a run: the
- * batcher, the model (with --init-from weights when not resuming), and AdamW
- * over its trained parameters. Nothing native leaks when a step of the setup
+ * batcher, the model (with --init-from weights when not resuming) on the run's
+ * device, and AdamW over its trained parameters. Nothing native leaks when a step of the setup
  * throws: the task does not exist yet to dispose it.
  */
 import { loadCheckpoint, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
@@ -11,6 +11,7 @@ import { ClozeError } from '../errors.js';
 import type { Module } from '../nn/module.js';
 import type { Parameter } from '../nn/parameter.js';
 import { AdamW } from '../optim/adamw.js';
+import { placeModel, type Placement } from './place-model.js';
 import { type ConfigOf, type Fields, type ConfigSection, type SharedConfig } from './config.js';
 
 export const IMAGE_FIELDS = {
@@ -30,6 +31,8 @@ export interface ImageTraining<M> {
   batcher: ImageBatcher;
   model: M;
   optimizer: AdamW;
+  /** The run's device and dtype; every step's images go through placement.input. */
+  placement: Placement;
 }
 
 export function setupImageTraining<M extends Module>(
@@ -41,6 +44,7 @@ export function setupImageTraining<M extends Module>(
   }
   const batcher = new ImageBatcher(train, { batchSize: cfg.batchSize, seed: cfg.seed, augment: cfg.augment, mean: norm.mean, std: norm.std, outSize });
   let model: M | null = null;
+  let placement: Placement | null = null;
   try {
     model = o.build();
     if (cfg.initFrom && !resumeDir) {
@@ -52,10 +56,13 @@ export function setupImageTraining<M extends Module>(
         init.dispose();
       }
     }
+    // On cuda the model moves before the optimizer flattens its parameters there.
+    placement = placeModel([model], cfg);
     const optimizer = new AdamW(o.trained(model), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
-    return { batcher, model, optimizer };
+    return { batcher, model, optimizer, placement };
   } catch (e) {
     model?.dispose();
+    placement?.release();
     batcher.dispose();
     throw e;
   }

@@ -5,12 +5,16 @@
  * (nested and aligned), the active sites of each scale and the rulebooks
  * (neighbour tables), built once per (scale, kernel, stride) and shared by
  * every layer of that scale and by the backward. Create and use it inside one
- * scope(): its tensors live as long as the step.
+ * scope(): its tensors live as long as the step. The coarse mask is drawn on
+ * the host (it is a host array); its tensor goes to the context's device once,
+ * and everything derived from it (upsampled masks, sites, rulebooks) is made
+ * there by the native ops.
  */
 import { maskFromScores, uniformNoise } from '../../ops/mim_tokens.js';
 import { activeSites, neighbourTable } from '../../ops/sparse_rulebook.js';
 import { upsampleMask } from '../../ops/pool.js';
 import { tensor, type Tensor } from '../../tensor.js';
+import type { Device } from '../../native/types.js';
 import { scope } from '../../autograd/mode.js';
 
 export type SparkMode = 'sparse' | 'masked-dense';
@@ -39,6 +43,7 @@ export class MaskContext {
   /**
    * `visible`: uint8 [B, g·g] coarse mask (1 = visible), or null for whole images (no masking at all).
    * Scale s has side imageSize / 2^s; the coarsest scale is `scales − 1`.
+   * `device`: where the step's images are, and so every mask, site list and rulebook.
    */
   constructor(
     readonly mode: SparkMode,
@@ -46,6 +51,7 @@ export class MaskContext {
     readonly imageSize: number,
     readonly scales: number,
     readonly visible: Uint8Array | null,
+    readonly device: Device = 'cpu',
   ) {}
 
   get full(): boolean {
@@ -63,9 +69,9 @@ export class MaskContext {
       const g = this.side(this.scales - 1);
       const n = this.side(s);
       if (!this.visible) {
-        m = tensor(new Uint8Array(this.B * n * n).fill(1), [this.B, n, n], 'uint8');
+        m = tensor(new Uint8Array(this.B * n * n).fill(1), [this.B, n, n], 'uint8', this.device);
       } else {
-        const coarse = tensor(this.visible, [this.B, g, g], 'uint8');
+        const coarse = tensor(this.visible, [this.B, g, g], 'uint8', this.device);
         m = n === g ? coarse : upsampleMask(coarse, n / g);
       }
       this.masks.set(s, m);

@@ -12,6 +12,7 @@ import type { Parameter } from '../../nn/parameter.js';
 import { assembleTokens } from '../../ops/mim_tokens.js';
 import { keep } from '../../autograd/mode.js';
 import { tensor, type Tensor } from '../../tensor.js';
+import type { Device } from '../../native/types.js';
 import type { Rng } from '../../rng.js';
 import { VitBlock, xavierLinear } from './block.js';
 import { gridOf, type VitConfig } from './config.js';
@@ -26,11 +27,11 @@ export interface DecoderOutput {
   stack: StackOutput;
 }
 
-/** [B, L] int32 picking rows 1 … L (drops a leading CLS row). */
-export function dropClsIndex(B: number, L: number): Tensor {
+/** [B, L] int32 on `device` picking rows 1 … L (drops a leading CLS row). */
+export function dropClsIndex(B: number, L: number, device: Device = 'cpu'): Tensor {
   const idx = new Int32Array(B * L);
   for (let b = 0; b < B; b++) for (let j = 0; j < L; j++) idx[b * L + j] = j + 1;
-  return tensor(idx, [B, L], 'int32');
+  return tensor(idx, [B, L], 'int32', device);
 }
 
 export class MaeDecoder extends Module {
@@ -65,7 +66,7 @@ export class MaeDecoder extends Module {
     const input = assembleTokens(this.embed.forward(latent), index, this.maskToken);
     const stack = runStack(this.blocks, addTable(input, this.pos), plan);
     let pred = this.pred.forward(this.norm.forward(stack.out));
-    if (this.cls) pred = assembleTokens(pred, dropClsIndex(pred.shape[0]!, this.numPatches), null);
+    if (this.cls) pred = assembleTokens(pred, dropClsIndex(pred.shape[0]!, this.numPatches, pred.device), null);
     return { pred, input, stack };
   }
 

@@ -13,6 +13,7 @@ import type { Parameter } from '../../nn/parameter.js';
 import { biasAdd, reshape } from '../../ops/elementwise.js';
 import { assembleTokens, patchify, tokenMean } from '../../ops/mim_tokens.js';
 import { tensor, type Tensor } from '../../tensor.js';
+import type { Device } from '../../native/types.js';
 import { Rng } from '../../rng.js';
 import { expected } from '../../errors.js';
 import { keep } from '../../autograd/mode.js';
@@ -38,14 +39,14 @@ export function addTable(x: Tensor, table: Tensor): Tensor {
   return reshape(biasAdd(reshape(x, [B, n * D]), table), [B, n, D]);
 }
 
-/** index [B, 1 + n]: the CLS token (code −1) and then rows 0 … n−1 of x. */
-export function clsIndex(B: number, n: number): Tensor {
+/** index [B, 1 + n] on `device`: the CLS token (code −1) and then rows 0 … n−1 of x. */
+export function clsIndex(B: number, n: number, device: Device = 'cpu'): Tensor {
   const idx = new Int32Array(B * (n + 1));
   for (let b = 0; b < B; b++) {
     idx[b * (n + 1)] = -1;
     for (let j = 0; j < n; j++) idx[b * (n + 1) + 1 + j] = j;
   }
-  return tensor(idx, [B, n + 1], 'int32');
+  return tensor(idx, [B, n + 1], 'int32', device);
 }
 
 export class VitEncoder extends Module {
@@ -100,7 +101,7 @@ export class VitEncoder extends Module {
   withCls(x: Tensor): Tensor {
     if (!this.clsToken) return x;
     const [B, n] = x.shape as [number, number];
-    return assembleTokens(x, clsIndex(B, n), this.clsToken);
+    return assembleTokens(x, clsIndex(B, n, x.device), this.clsToken);
   }
 
   /** Blocks and the final norm over x [B, n, D] (CLS included if any). */
@@ -114,7 +115,7 @@ export class VitEncoder extends Module {
     const h = this.encode(this.withCls(this.withPos(this.embed(images).x))).out;
     if (!this.clsToken) return tokenMean(h);
     const B = h.shape[0]!;
-    return reshape(assembleTokens(h, tensor(new Int32Array(B), [B, 1], 'int32'), null), [B, this.config.dim]);
+    return reshape(assembleTokens(h, tensor(new Int32Array(B), [B, 1], 'int32', h.device), null), [B, this.config.dim]);
   }
 
   /** MAE's layer ids (util/lr_decay.py) for layer-wise lr decay: embedding 0, block i → i + 1, the final norm depth + 1. */

@@ -14,6 +14,7 @@ import type { BertForMaskedLM } from '../../models/bert/model.js';
 import { reshape } from '../../ops/elementwise.js';
 import { verbalizerPool } from '../../ops/label_words.js';
 import { fromTypedArray, type Tensor } from '../../tensor.js';
+import type { Device } from '../../native/types.js';
 import type { TextTokenizer } from '../../data/tokenizer.js';
 import { batchOfExamples, type MvpTemplate, type VerbalizerIds } from './mvp-inputs.js';
 
@@ -31,8 +32,8 @@ export type ClassifierModel = { method: 'mlp-ft'; model: BertForSequenceClassifi
 
 export class TextClassifier {
   readonly numClasses: number;
-  private readonly words: Tensor | null;
-  private readonly classOf: Tensor | null;
+  private words: Tensor | null;
+  private classOf: Tensor | null;
 
   constructor(
     readonly m: ClassifierModel,
@@ -49,6 +50,21 @@ export class TextClassifier {
       this.words = null;
       this.classOf = null;
     }
+  }
+
+  /**
+   * Puts MVP's label-word ids and their classes on `device` (the model's,
+   * after it moved), so that no step copies them there again.
+   */
+  moveIndices(device: Device): void {
+    const move = (t: Tensor | null): Tensor | null => {
+      if (!t || t.device === device) return t;
+      const moved = keep(t.to(device));
+      t.dispose();
+      return moved;
+    };
+    this.words = move(this.words);
+    this.classOf = move(this.classOf);
   }
 
   get module(): BertForSequenceClassification | BertForMaskedLM {

@@ -72,7 +72,9 @@ export function buildFinetuneTask(cfg: FinetuneConfig, outDir: string, inputs: F
   const model = classifier.module;
   if (train.examples.length === 0) throw new ClozeError('E_VALUE', 'Expected training examples for the fine-tuning data but received none');
   // ASA: the adversary trains with the model (one optimizer, one checkpoint under asa.*) and is never part of the classifier.
-  const adversary = usesAsa(cfg) ? new AsaAdversary(model.config, { seed: cfg.seed, dtype: model.dtype }) : null;
+  // It is made where the model is (built in float32 and cast, as the model was), before the optimizer flattens both.
+  const adversary = usesAsa(cfg) ? new AsaAdversary(model.config, { seed: cfg.seed, dtype: model.device === 'cpu' ? model.dtype : 'float32' }) : null;
+  if (adversary && model.device !== 'cpu') adversary.to(model.device, model.dtype);
   const trained = adversary ? new AsaTrainModel(model, adversary) : model;
   const perEpoch = Math.ceil(train.examples.length / cfg.batchSize);
   const plan = epochPlan({ epochs: cfg.epochs, maxSteps: cfg.maxSteps, gradAccum: cfg.gradAccum, probeEvery: 1 }, perEpoch);

@@ -3,7 +3,9 @@
  * scores whose lowest `keep` are kept (maskFromScores, natively): uniform
  * noise (random), salience plus noise (SBAM), predicted loss (HPM). SimMIM's
  * block masks go straight to a uint8 mask, since SimMIM never gathers.
- * Every draw is a pure function of (seed, micro-batch k).
+ * Every draw is a pure function of (seed, micro-batch k). Draws that end on
+ * the host (block masks, SBAM's and HPM's scores) are built there and handed
+ * to the step's device once; the CPU gets them as before.
  */
 import { noGrad } from '../../autograd/mode.js';
 import { ClozeError } from '../../errors.js';
@@ -12,6 +14,7 @@ import { matmul } from '../../ops/linalg.js';
 import { uniformNoise } from '../../ops/mim_tokens.js';
 import { Rng } from '../../rng.js';
 import { ones, tensor, type Tensor } from '../../tensor.js';
+import type { Device } from '../../native/types.js';
 
 /** Independent seed streams for the draws of one micro-batch. */
 export const STREAM = { noise: 1, block: 2, sbam: 3, hpm: 4, augment: 5 } as const;
@@ -25,9 +28,9 @@ export function keepCount(L: number, ratio: number): number {
   return Math.max(0, Math.min(L, Math.floor(L * (1 - ratio) + 1e-9)));
 }
 
-/** MAE's random masking: U(0, 1) noise per token from Philox. */
-export function randomScores(B: number, L: number, seed: number, k: number): Tensor {
-  return uniformNoise([B, L], streamSeed(seed, STREAM.noise), k);
+/** MAE's random masking: U(0, 1) noise per token from Philox, drawn on `device` (the same values on either). */
+export function randomScores(B: number, L: number, seed: number, k: number, device: Device = 'cpu'): Tensor {
+  return uniformNoise([B, L], streamSeed(seed, STREAM.noise), k, 0, 1, device);
 }
 
 /**
@@ -100,12 +103,14 @@ export interface SbamDraw {
  * embedded patches (positions added, before any block), min–max normalised per
  * image; score = ŝ + U(0, 0.5), lowest kept, so salient patches are masked
  * first. The ratio adapts: r = base − Δ + 2Δ·ρ with ρ the share of ŝ > δ.
+ * The column sums are read back (the ratio is a host number); the scores go
+ * back to x's device.
  */
 export function sbamScores(x: Tensor, o: { base: number; delta: number; threshold: number; seed: number; k: number }): SbamDraw {
   return noGrad(() => {
     const [B, L] = x.shape as [number, number, number];
     const attn = softmax(matmul(x, x, { transB: true }));
-    const colSum = matmul(ones([B, 1, L], x.dtype), attn).toArray();
+    const colSum = matmul(ones([B, 1, L], x.dtype, x.device), attn).toArray();
     const noise = uniformNoise([B, L], streamSeed(o.seed, STREAM.sbam), o.k, 0, 0.5).toArray();
     const scores = new Float32Array(B * L);
     let above = 0;
@@ -125,7 +130,7 @@ export function sbamScores(x: Tensor, o: { base: number; delta: number; threshol
     }
     const rho = above / (B * L);
     const ratio = Math.min(1, Math.max(0, o.base - o.delta + 2 * o.delta * rho));
-    return { scores: tensor(scores, [B, L]), ratio, rho };
+    return { scores: tensor(scores, [B, L], 'float32', x.device), ratio, rho };
   });
 }
 
@@ -134,9 +139,9 @@ export function sbamScores(x: Tensor, o: { base: number; delta: number; threshol
  * (L − int(0.25·L) at ratio 0.75), the int(α_t·N_mask) with the highest
  * predicted loss are chosen, α_t = 0.5·(epoch+1)/T, and the rest of the masked patches are
  * drawn uniformly from the others. Scores: hard patches get 2 + rank (never
- * kept), the others U(0, 1).
+ * kept), the others U(0, 1). The scores are made on `o.device` (default the CPU).
  */
-export function hpmScores(predLoss: Float32Array | Float64Array, B: number, L: number, keep: number, o: { epoch: number; epochs: number; seed: number; k: number }): { scores: Tensor; hard: number } {
+export function hpmScores(predLoss: Float32Array | Float64Array, B: number, L: number, keep: number, o: { epoch: number; epochs: number; seed: number; k: number; device?: Device }): { scores: Tensor; hard: number } {
   if (predLoss.length !== B * L) throw new ClozeError('E_SHAPE', `Expected ${B * L} predicted losses for hpmScores but received ${predLoss.length}`);
   const nMask = L - keep;
   const alpha = Math.min(0.5, (0.5 * (o.epoch + 1)) / Math.max(1, o.epochs));
@@ -153,5 +158,5 @@ export function hpmScores(predLoss: Float32Array | Float64Array, B: number, L: n
     order.sort((i, j) => row[j]! - row[i]! || i - j);
     for (let r = 0; r < hard; r++) scores[b * L + order[r]!] = 2 + r;
   }
-  return { scores: tensor(scores, [B, L]), hard };
+  return { scores: tensor(scores, [B, L], 'float32', o.device ?? 'cpu'), hard };
 }

@@ -7,6 +7,9 @@
  *   attention's flags, the data-singularity loss (maskedCosine) and the masked queries' attention entropy.
  * - SBAM and HPM only change MAE's selection; HPM adds a loss-predicting decoder, its ranking loss
  *   and an EMA teacher, which lives in this module (so checkpoints carry it) but not in the optimizer.
+ * Device: a step runs where its images are (the task puts them on the model's device). Index tensors and
+ * masks drawn on the host are built there and moved once; what is read back is what the method needs on
+ * the host (the loss parts for logs, SBAM's column sums, HPM's predicted losses, MAE's mask for CLS rows).
  */
 import { noGrad } from '../../autograd/mode.js';
 import { Linear } from '../../nn/layers.js';
@@ -19,6 +22,7 @@ import { assembleTokens, maskFromScores, restoreIndex } from '../../ops/mim_toke
 import { emaUpdate } from '../../optim/ema.js';
 import { Rng } from '../../rng.js';
 import { tensor, type Tensor } from '../../tensor.js';
+import type { Device } from '../../native/types.js';
 import { xavierLinear } from '../../models/vit/block.js';
 import { gridOf, type VitConfig } from '../../models/vit/config.js';
 import { dropClsIndex, MaeDecoder } from '../../models/vit/decoder.js';
@@ -43,29 +47,29 @@ export interface MimLoss {
   maskRatio: number;
 }
 
-/** [B, 1 + L] with a visible (0) CLS column in front, or the mask itself without CLS. */
+/** [B, 1 + L] on the mask's device with a visible (0) CLS column in front, or the mask itself without CLS. */
 function maskRows(mask: Tensor, cls: boolean): Tensor {
   if (!cls) return mask;
   const [B, L] = mask.shape as [number, number];
   const m = mask.toArray();
   const out = new Uint8Array(B * (L + 1));
   for (let b = 0; b < B; b++) out.set(m.subarray(b * L, (b + 1) * L) as Uint8Array, b * (L + 1) + 1);
-  return tensor(out, [B, L + 1], 'uint8');
+  return tensor(out, [B, L + 1], 'uint8', mask.device);
 }
 
-/** SimMIM's input index: −1 (the mask token) where masked, else the patch itself. */
+/** SimMIM's input index on the mask's device: −1 (the mask token) where masked, else the patch itself. */
 function replaceIndex(mask: Tensor): Tensor {
   const [B, L] = mask.shape as [number, number];
   const m = mask.toArray();
   const idx = new Int32Array(B * L);
   for (let b = 0; b < B; b++) for (let j = 0; j < L; j++) idx[b * L + j] = m[b * L + j] ? -1 : j;
-  return tensor(idx, [B, L], 'int32');
+  return tensor(idx, [B, L], 'int32', mask.device);
 }
 
-function identityRestore(B: number, L: number): Tensor {
+function identityRestore(B: number, L: number, device: Device): Tensor {
   const idx = new Int32Array(B * L);
   for (let b = 0; b < B; b++) for (let j = 0; j < L; j++) idx[b * L + j] = j;
-  return tensor(idx, [B, L], 'int32');
+  return tensor(idx, [B, L], 'int32', device);
 }
 
 /** HPM's EMA teacher: the encoder and the loss predictor, never trained directly. */
@@ -151,7 +155,7 @@ export class MimModel extends Module {
       const h = t.encoder.encode(x).out;
       const B = images.shape[0]!;
       const L = this.numPatches;
-      const pred = t.predictor.forward(h, restoreIndex(identityRestore(B, L), L, this.config.cls)).pred;
+      const pred = t.predictor.forward(h, restoreIndex(identityRestore(B, L, images.device), L, this.config.cls)).pred;
       return pred.toArray() as Float32Array;
     });
   }
@@ -183,7 +187,7 @@ export class MimModel extends Module {
     const m = this.settings.mto;
     if (!m) return null;
     const [B, L] = mask.shape as [number, number];
-    const patchesOnly = (t: Tensor): Tensor => (t.shape[1] === L ? t : assembleTokens(t, dropClsIndex(B, L), null));
+    const patchesOnly = (t: Tensor): Tensor => (t.shape[1] === L ? t : assembleTokens(t, dropClsIndex(B, L, t.device), null));
     let total: Tensor | null = null;
     const plus = (t: Tensor): void => {
       total = total ? add(total, t) : t;
@@ -224,11 +228,11 @@ export class MimModel extends Module {
       parts.sbamRho = d.rho;
     } else if (s.masking === 'hpm') {
       const keep = keepCount(L, ratio);
-      const h = hpmScores(this.teacherPredict(images), B, L, keep, { epoch: Math.floor(ctx.epoch), epochs: ctx.epochs, seed: s.seed, k: ctx.k });
+      const h = hpmScores(this.teacherPredict(images), B, L, keep, { epoch: Math.floor(ctx.epoch), epochs: ctx.epochs, seed: s.seed, k: ctx.k, device: images.device });
       scores = h.scores;
       parts.hpmHard = h.hard;
     } else {
-      scores = randomScores(B, L, s.seed, ctx.k);
+      scores = randomScores(B, L, s.seed, ctx.k, images.device);
     }
     // Never zero visible patches: the encoder needs at least one.
     const keep = Math.max(1, keepCount(L, ratio));
@@ -258,18 +262,21 @@ export class MimModel extends Module {
     const L = this.numPatches;
     const [gh, gw] = gridOf(this.config);
     const { patches, x } = enc.embed(images);
-    const mask = blockMask(B, gh, gw, s.masking === 'block' ? s.maskPatch : 1, s.maskRatio, s.seed, ctx.k);
-    const replaced = assembleTokens(x, replaceIndex(mask), this.maskToken!);
-    const rows = maskRows(mask, this.config.cls);
+    // Drawn on the host: the index, rows and count come from the host mask, and each goes to the device once.
+    const hostMask = blockMask(B, gh, gw, s.masking === 'block' ? s.maskPatch : 1, s.maskRatio, s.seed, ctx.k);
+    const dev = images.device;
+    const mask = hostMask.to(dev);
+    const replaced = assembleTokens(x, replaceIndex(hostMask).to(dev), this.maskToken!);
+    const rows = this.config.cls ? maskRows(hostMask, true).to(dev) : mask;
     const e = enc.encode(enc.withCls(enc.withPos(replaced)), this.mtoPlan(rows));
     let h = e.out;
-    if (this.config.cls) h = assembleTokens(h, dropClsIndex(B, L), null);
+    if (this.config.cls) h = assembleTokens(h, dropClsIndex(B, L, h.device), null);
     const pred = this.head!.forward(h);
     const rec = maskedPatchLoss(pred, patches, mask, { kind: 'l1', normPix: false });
     const parts: Record<string, number> = { reconstruction: rec.loss.item() };
     let loss = rec.loss;
     let masked = 0;
-    const m = mask.toArray();
+    const m = hostMask.toArray();
     for (let i = 0; i < m.length; i++) masked += m[i]!;
     // The input term compares the mask token with the visible patch embeddings (before positions).
     const mto = this.mtoTerms(replaced, rows, mask, e, masked, parts);

@@ -29,7 +29,7 @@ export async function buildMimTask(
   const config = modelConfigFor(cfg, resumeDir);
   const parts = await loadMimData(cfg, config);
   const settings = mimSettings(cfg, cfg.method === 'mae' ? config.decoderDepth : config.depth);
-  const { batcher, model, optimizer } = setupImageTraining(cfg, resumeDir, parts.data.train, parts.norm, config.imageSize, {
+  const { batcher, model, optimizer, placement } = setupImageTraining(cfg, resumeDir, parts.data.train, parts.norm, config.imageSize, {
     build: () => new MimModel(config, settings, cfg.seed),
     trained: (m) => m.trainableParameters(),
     // A checkpoint without HPM's teacher: start the teacher from the loaded student, not from random weights.
@@ -63,7 +63,8 @@ export async function buildMimTask(
     perEpoch,
     microBatch(k) {
       const b = batcher.batch(k);
-      const r = model.loss(b.images, { k, epoch: k / perEpoch, epochs: totalEpochs });
+      // The images go to the model's device (and dtype) once; the step runs there.
+      const r = model.loss(placement.input(b.images), { k, epoch: k / perEpoch, epochs: totalEpochs });
       return { loss: r.loss, units: b.images.shape[0]!, parts: { ...r.parts, maskRatio: r.maskRatio } };
     },
     afterStep: (step) => model.updateTeacher(epochAt(step)),
@@ -87,6 +88,7 @@ export async function buildMimTask(
       batcher.dispose();
       optimizer.dispose();
       model.dispose();
+      placement.release();
     },
   };
 }

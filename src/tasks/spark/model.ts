@@ -71,10 +71,11 @@ export class SparkModel extends Module {
     const ds = downsample(this.config);
     const g = this.config.imageSize / ds;
     const visible = sparkCoarseMask(B, g, this.settings.maskRatio, this.settings.seed, k);
-    const ctx = new MaskContext(mode, B, this.config.imageSize, this.stages, visible);
+    // The mask is drawn on the host; the context and the loss's mask are made on the images' device.
+    const ctx = new MaskContext(mode, B, this.config.imageSize, this.stages, visible, images.device);
     const feats = encode(this.encoder, images, ctx);
     const pred = this.decoder.forward(feats, ctx);
-    const masked = tensor(Uint8Array.from(visible, (v) => 1 - v), [B, g * g], 'uint8');
+    const masked = tensor(Uint8Array.from(visible, (v) => 1 - v), [B, g * g], 'uint8', images.device);
     const rec = maskedPatchLoss(patchify(pred, ds), patchify(images, ds), masked, { kind: 'mse', normPix: true });
     return { loss: rec.loss, parts: { reconstruction: rec.loss.item() }, visible };
   }
@@ -82,7 +83,7 @@ export class SparkModel extends Module {
   /** Whole-image features for probes and fine-tuning: the last stage, globally average-pooled. */
   features(images: Tensor): Tensor {
     this.checkImages(images);
-    const ctx = new MaskContext('masked-dense', images.shape[0]!, this.config.imageSize, this.stages, null);
+    const ctx = new MaskContext('masked-dense', images.shape[0]!, this.config.imageSize, this.stages, null, images.device);
     const feats = encode(this.encoder, images, ctx);
     return globalAvgPool(feats[feats.length - 1]!.t);
   }

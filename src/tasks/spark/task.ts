@@ -26,7 +26,7 @@ export async function buildSparkTask(
   void outDir;
   const config = sparkConfigFor(cfg, resumeDir, { decoder: true });
   const data = await loadSparkData(cfg, config);
-  const { batcher, model, optimizer } = setupImageTraining(cfg, resumeDir, data.train, data.norm, [config.imageSize, config.imageSize], {
+  const { batcher, model, optimizer, placement } = setupImageTraining(cfg, resumeDir, data.train, data.norm, [config.imageSize, config.imageSize], {
     build: () => new SparkModel(config, { mode: cfg.sparkMode as 'sparse' | 'masked-dense', maskRatio: cfg.maskRatio, seed: cfg.seed }),
     trained: (m) => m.parameters(),
   });
@@ -47,7 +47,8 @@ export async function buildSparkTask(
     perEpoch,
     microBatch(k) {
       const b = batcher.batch(k);
-      const r = model.loss(b.images, k);
+      // The images go to the model's device (and dtype) once; the masks follow them there.
+      const r = model.loss(placement.input(b.images), k);
       return { loss: r.loss, units: b.images.shape[0]!, parts: r.parts };
     },
     shouldEvaluate: shouldProbe,
@@ -67,6 +68,7 @@ export async function buildSparkTask(
       batcher.dispose();
       optimizer.dispose();
       model.dispose();
+      placement.release();
     },
   };
 }

@@ -1,0 +1,176 @@
+/**
+ * Device plumbing of the tasks that accept --device cuda, without a GPU: the
+ * addon is wrapped by test/helpers/fake-cuda.ts, whose pretend cuda tensors are
+ * CPU tensors tagged as cuda, and every addon call refuses a mix of tagged and
+ * untagged tensors (E_DEVICE), as the cuda addon does. device.js answers 'cuda'
+ * when asked for it. So a MIM, SparK or fine-tuning run "on cuda" here fails if
+ * any tensor of a step (an index, a mask, a rulebook, a label) stays on the
+ * host; and since the pretend device computes with the CPU kernels, its losses
+ * must equal a CPU run's exactly. fp32 only (the CPU has no bf16 kernels).
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { writeImageFixture } from './helpers/image-fixture.js';
+import { pretrainTinyEncoder } from './helpers/tiny-encoder.js';
+import { fake } from './helpers/fake-cuda.js';
+
+vi.mock('../src/native/loader.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../src/native/loader.js')>();
+  const { wrapAddon } = await import('./helpers/fake-cuda.js');
+  return { ...real, native: () => wrapAddon(real.native() as never) };
+});
+
+vi.mock('../src/device.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../src/device.js')>();
+  return {
+    ...real,
+    resolveDevice: (c: string) => (c === 'cuda' ? 'cuda' : real.resolveDevice(c as 'auto' | 'cpu')),
+    describeDevice: (d: string) => (d === 'cuda' ? 'cuda (pretend)' : real.describeDevice('cpu')),
+    // No stream to make: the pretend device runs on the CPU.
+    TrainerStream: class {
+      release(): void {}
+    },
+  };
+});
+
+// Imported after the mocks are declared (vi.mock is hoisted, so these see the wrapped addon).
+const { pretrain } = await import('../src/tasks/pretrain.js');
+const { finetune } = await import('../src/tasks/run-finetune.js');
+const { tensor } = await import('../src/tensor.js');
+const { add } = await import('../src/ops/elementwise.js');
+const { scope } = await import('../src/autograd/mode.js');
+const { backward } = await import('../src/autograd/backward.js');
+const { MimModel } = await import('../src/tasks/mim/model.js');
+const { mimSettings } = await import('../src/tasks/mim/settings.js');
+const { resolveConfig } = await import('../src/tasks/config.js');
+const { vitPreset } = await import('../src/models/vit/config.js');
+const { Rng } = await import('../src/rng.js');
+
+const root = mkdtempSync(join(tmpdir(), 'cloze-device-plumbing-'));
+let images = '';
+let pre = '';
+const textData = join(__dirname, 'fixtures', 'finetune', 'who.jsonl');
+const verbalizer = join(root, 'verbalizer.json');
+
+beforeAll(async () => {
+  images = writeImageFixture(join(root, 'images'), { train: 64, test: 32, classes: 4 });
+  pre = await pretrainTinyEncoder(root);
+  writeFileSync(verbalizer, JSON.stringify({ animal: ['cat', 'dog', 'bird'], person: ['friend', 'teacher', 'farmer'] }));
+}, 180_000);
+
+interface Run {
+  losses: number[];
+  evals: unknown[];
+}
+
+/** The same run on the CPU and on the pretend cuda device: losses and evaluations, and the cuda calls made. */
+async function both(go: (device: 'cpu' | 'cuda', out: string, hooks: { output: null; onStep: (s: { loss: number }) => void; onEval: (e: unknown) => void }) => Promise<unknown>, name: string): Promise<{ cpu: Run; cuda: Run; cudaCalls: number }> {
+  const runs: Record<string, Run> = {};
+  let cudaCalls = 0;
+  for (const device of ['cpu', 'cuda'] as const) {
+    const r: Run = { losses: [], evals: [] };
+    fake.reset();
+    await go(device, join(root, `${name}-${device}`), { output: null, onStep: (s) => r.losses.push(s.loss), onEval: (e) => r.evals.push(e) });
+    if (device === 'cuda') cudaCalls = fake.cudaCalls;
+    runs[device] = r;
+  }
+  return { cpu: runs.cpu!, cuda: runs.cuda!, cudaCalls };
+}
+
+describe('the pretend cuda device', () => {
+  it('refuses a host tensor in an op on cuda tensors, naming the op and the argument', () => {
+    scope(() => {
+      const onCuda = tensor([1, 2], [2]).to('cuda');
+      expect(onCuda.device).toBe('cuda');
+      expect(() => add(onCuda, tensor([3, 4], [2]))).toThrow(/add: Expected every tensor on device cuda \(pretend\) but received argument 1/);
+      expect(Array.from(add(onCuda, tensor([3, 4], [2]).to('cuda')).toArray())).toEqual([4, 6]);
+    });
+  });
+});
+
+describe('MIM on cuda (pretend)', () => {
+  const base = { task: 'mim', preset: 'vit-micro-fmnist', batchSize: 16, trainImages: 64, augment: false, probeImages: 32, probeEpochs: 1, epochs: 0, maxSteps: 2, threads: 0, precision: 'fp32' };
+  const cases: Array<[string, Record<string, unknown>]> = [
+    ['mae+mto', { method: 'mae', mto: true }],
+    ['simmim+mto (block masks)', { method: 'simmim', mto: true }],
+    ['mae+sbam', { method: 'mae', imageMasking: 'sbam' }],
+    ['mae+hpm', { method: 'mae', imageMasking: 'hpm' }],
+  ];
+  for (const [name, o] of cases) {
+    it(`${name}: every step and the probe run on the device, with the CPU's losses and probe`, async () => {
+      const r = await both((device, out, hooks) => pretrain({ ...base, ...o, data: images, device, out }, hooks), `mim-${name.split(' ')[0]}`);
+      expect(r.cuda.losses).toHaveLength(2);
+      expect(r.cuda.losses).toEqual(r.cpu.losses);
+      expect(r.cuda.evals).toEqual(r.cpu.evals);
+      expect(r.cudaCalls).toBeGreaterThan(100);
+    }, 60_000);
+  }
+
+  // vit-micro has no CLS token; a small config with one covers the CLS rows, indices and features.
+  it('with a CLS token (MAE+MTO, SimMIM+MTO): the loss and every gradient as on the CPU', () => {
+    const c = { ...vitPreset('vit-micro-fmnist').config, cls: true, depth: 2, decoderDepth: 1 };
+    for (const o of [{ method: 'mae', mto: true, mtoSingularityBlocks: 1 }, { method: 'simmim', mto: true }]) {
+      const cfg = resolveConfig({ task: 'mim', ...o });
+      const settings = mimSettings(cfg, cfg.method === 'mae' ? c.decoderDepth : c.depth);
+      const r = new Rng(3);
+      const pixels = Float32Array.from({ length: 4 * 28 * 28 }, () => r.normal());
+      const run = (device: 'cpu' | 'cuda') => {
+        const m = new MimModel(c, settings, 0);
+        if (device === 'cuda') m.to('cuda');
+        try {
+          return scope(() => {
+            const x = tensor(pixels, [4, 1, 28, 28]).to(device);
+            const l = m.loss(x, { k: 1, epoch: 0, epochs: 1 });
+            backward(l.loss);
+            expect(m.trainableParameters().every((p) => p.device === device)).toBe(true);
+            return { loss: l.loss.item(), grads: m.trainableParameters().map((p) => Array.from(p.grad!.toArray())) };
+          });
+        } finally {
+          m.dispose();
+        }
+      };
+      const cpu = run('cpu');
+      const cuda = run('cuda');
+      expect(cuda.loss).toBe(cpu.loss);
+      expect(cuda.grads).toEqual(cpu.grads);
+    }
+  });
+});
+
+describe('SparK on cuda (pretend)', () => {
+  for (const mode of ['sparse', 'masked-dense']) {
+    it(`${mode}: masks, sites and rulebooks on the device, with the CPU's losses and probe`, async () => {
+      const r = await both(
+        (device, out, hooks) => pretrain({ task: 'spark', preset: 'spark-resnet-mini', sparkMode: mode, data: images, batchSize: 16, augment: false, probeImages: 32, probeEpochs: 1, epochs: 0, maxSteps: 2, threads: 0, precision: 'fp32', device, out }, hooks),
+        `spark-${mode}`,
+      );
+      expect(r.cuda.losses).toHaveLength(2);
+      expect(r.cuda.losses).toEqual(r.cpu.losses);
+      expect(r.cuda.evals).toEqual(r.cpu.evals);
+      expect(r.cudaCalls).toBeGreaterThan(100);
+    }, 60_000);
+  }
+});
+
+describe('fine-tuning on cuda (pretend)', () => {
+  const cases: Array<[string, Record<string, unknown>]> = [
+    ['mlp-ft --adv', { method: 'mlp-ft', adv: true }],
+    ['mvp --adv', { method: 'mvp', adv: true, template: ['[MASK] :'], verbalizer }],
+    ['mvp --asa', { method: 'mvp', asa: true, template: ['[MASK] :'], verbalizer }],
+    ['mask-tune', { method: 'mask-tune' }],
+  ];
+  for (const [name, o] of cases) {
+    it(`${name}: inputs, labels and label words on the device, with the CPU's losses and evaluation`, async () => {
+      const r = await both(
+        (device, out, hooks) => finetune({ taskData: textData, initFrom: pre, maxLength: 24, batchSize: 16, epochs: 0, maxSteps: 2, lr: 1e-3, threads: 0, seed: 3, precision: 'fp32', ...o, device, out }, hooks),
+        `ft-${name.replace(/\W+/g, '-')}`,
+      );
+      expect(r.cuda.losses).toHaveLength(2);
+      expect(r.cuda.losses).toEqual(r.cpu.losses);
+      expect(r.cuda.evals).toEqual(r.cpu.evals);
+      expect(r.cudaCalls).toBeGreaterThan(100);
+    }, 60_000);
+  }
+});
