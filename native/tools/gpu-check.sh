@@ -16,6 +16,10 @@
 #            --method asa) from the CPU run's checkpoint, all on cuda
 #   bench    npm run bench:cuda (attention and the BERT-base MLM step against PyTorch)
 #
+# Before sending the project to a GPU machine without Node.js or Debian's
+# Fashion-MNIST: `npm ci`, pack Node.js and node_modules, and
+# `bash native/tools/pack-gpu-data.sh` (a 1.3 MB image subset in .gpu-data/).
+#
 # At most 8 files land in OUTDIR (the device tool brings back 8), each written
 # as its step goes, so that a run cut short still returns what it found:
 #   summary.txt  machine, versions, and one line per step (status, seconds)
@@ -176,8 +180,11 @@ if wanted train; then
       note "resume: the losses of steps 101-200 differ from the straight run's (train.log)"; failures=$((failures + 1))
     fi
   fi
+  # The image tasks read Debian's Fashion-MNIST; where it is absent, the subset of native/tools/pack-gpu-data.sh.
+  images=()
+  if [ ! -d /usr/share/datasets/fashion-mnist ] && [ -d .gpu-data/fashion-mnist ]; then images=(--data .gpu-data/fashion-mnist); fi
   for task in mim spark; do
-    run_step "train-$task" 60 "$out/train.log" npx cloze pretrain --task "$task" --device cuda --epochs 0 --max-steps 20 --log-every 5 --out "$tr/$task"
+    run_step "train-$task" 60 "$out/train.log" npx cloze pretrain --task "$task" --device cuda --epochs 0 --max-steps 20 --log-every 5 "${images[@]}" --out "$tr/$task"
   done
   # Fine-tuning on cuda: the test fixture's labelled texts, from the CPU run's bert-base checkpoint (its tokenizer with it).
   if [ -d "$tr/cpu/checkpoint-3" ]; then
