@@ -10,7 +10,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { resolveDevice, resolvePrecision, TrainerStream, type DeviceChoice, type Precision } from '../../device.js';
+import { placeModel } from '../../train/place-model.js';
 import { ClozeError } from '../../errors.js';
 import { scope } from '../../autograd/mode.js';
 import { bertConfig } from '../../models/bert/config.js';
@@ -73,10 +73,7 @@ export async function buildElectraTask(
     : presetConfig(cfg.preset, { vocabSize: tok.vocabSize, maxPosition: Math.max(512, cfg.maxLength) }).config;
   if (resumeDir) checkActivationMemory(config.discriminator, cfg);
   const model = new ElectraForPreTraining(config, { seed: cfg.seed });
-  const device = resolveDevice(cfg.device as DeviceChoice);
-  const stream = new TrainerStream(device);
-  if (device === 'cuda') model.to('cuda', resolvePrecision(cfg.precision as Precision, device));
-  else resolvePrecision(cfg.precision as Precision, device);
+  const placement = placeModel([model], cfg);
   const optimizer = new AdamW(model.parameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
   // No random replacements in ELECTRA's corruption, so randomTokens does not apply.
   const plan = new MaskingPlan({ maskRatio: cfg.maskRatio, masking: cfg.masking }, tok, corpus, false, ELECTRA_CORRUPTION);
@@ -149,7 +146,7 @@ export async function buildElectraTask(
       optimizer.dispose();
       model.dispose();
       plan.dispose();
-      stream.release();
+      placement.release();
     },
   };
 }

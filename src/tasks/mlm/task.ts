@@ -10,7 +10,7 @@ import { totalmem } from 'node:os';
 import type { BertConfig } from '../../models/bert/config.js';
 import { join } from 'node:path';
 import { loadCheckpoint } from '../../checkpoint/checkpoint.js';
-import { resolveDevice, resolvePrecision, TrainerStream, type DeviceChoice, type Precision } from '../../device.js';
+import { placeModel } from '../../train/place-model.js';
 import { ClozeError } from '../../errors.js';
 import { bertConfigFromHf, hfBertConfig, HF_EXTRA_KEYS } from '../../models/bert/hf-config.js';
 import { BertForMaskedLM, isDecoderKey, type MlmDecoder } from '../../models/bert/model.js';
@@ -114,10 +114,7 @@ export async function buildMlmTask(
   }
   // On cuda the model moves before the optimizer flattens its parameters
   // there; bf16 parameters get fp32 master weights in the optimizer.
-  const device = resolveDevice(cfg.device as DeviceChoice);
-  const stream = new TrainerStream(device);
-  if (device === 'cuda') model.to('cuda', resolvePrecision(cfg.precision as Precision, device));
-  else resolvePrecision(cfg.precision as Precision, device);
+  const placement = placeModel([model], cfg);
   const optimizer = new AdamW(model.parameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
   const plan = new MaskingPlan(cfg, tok, corpus, preset.unpadded);
   const cursor = new BatchCursor(corpus, cfg.batchSize);
@@ -150,7 +147,7 @@ export async function buildMlmTask(
       optimizer.dispose();
       model.dispose();
       plan.dispose();
-      stream.release();
+      placement.release();
     },
   };
 }
