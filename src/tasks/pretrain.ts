@@ -40,6 +40,8 @@ export interface PretrainResult {
   lastLoss: number;
   eval: EvalResult | ProbeResult | null;
   checkpoint: string | null;
+  /** Data-parallel runs: this process's rank (only rank 0's result names the checkpoint). */
+  rank?: number;
 }
 
 /** The run's settings with the preset's recipe filling the fields the caller left unset. */
@@ -119,7 +121,7 @@ async function pretrainOn(cfg: RunConfig, hooks: PretrainHooks, comm: Communicat
         { signal: hooks.signal, onStep: hooks.onStep, onEval: hooks.onEval as (e: TaskEval) => void }, progress);
       // Stopped during setup: no checkpoint, so nothing of this run stays.
       if (r.checkpoint === null && dir) discardUnsavedRun(dir);
-      return { outDir, ...r, eval: r.eval as EvalResult | ProbeResult | null };
+      return { outDir, ...r, eval: r.eval as EvalResult | ProbeResult | null, ...(parallel ? { rank: comm.rank } : {}) };
     } finally {
       // Native memory goes back even when a step throws (a non-finite loss, bad data).
       task.dispose();
