@@ -169,6 +169,19 @@ describe.skipIf(skipReason !== '')(`data-parallel MLM, 2 MPI ranks ${skipReason}
     expect(lines.map((l) => (JSON.parse(l) as { step: number }).step)).toEqual([5, 10, 15, 20]);
   }, 180_000);
 
+  it('unpadded (mosaic-bert-mini: packed tokens, dropout offsets in tokens) with gradAccum 2: 2 ranks × 4 equal 1 process × 8', async () => {
+    const cfg = { ...base, preset: 'mosaic-bert-mini', gradAccum: 2, maxSteps: 10 };
+    const one: StepInfo[] = [];
+    const r1 = await pretrain({ ...cfg, batchSize: 8, out: join(root, 'mosaic-one') }, { output: null, onStep: (s) => one.push(s) });
+    const res = join(root, 'mosaic-two.result.json');
+    const run = await mpirun2(root, 'mosaic-two', { config: { ...cfg, batchSize: 4, out: join(root, 'mosaic-two') }, result: res });
+    expect(run.code).toBe(0);
+    const two = JSON.parse(readFileSync(res, 'utf8')) as { steps: Array<{ loss: number }>; checkpoint: string };
+    expect(two.steps.length).toBe(10);
+    expect(Math.max(...one.map((s, i) => Math.abs(s.loss - two.steps[i]!.loss)))).toBeLessThanOrEqual(LOSS_TOL);
+    expect(maxDiff(params(r1.checkpoint!), params(two.checkpoint))).toBeLessThanOrEqual(PARAM_TOL);
+  }, 180_000);
+
   it('a rank that throws at step 13 ends the job non-zero at once, naming the rank; every rank resumes from the step-10 checkpoint and finishes as an unbroken run', async () => {
     const out = join(root, 'crash');
     const crash = await mpirun2(root, 'crash', { config: { ...base, batchSize: 4, out }, throwAt: { rank: 1, step: 13 } }, 60);
