@@ -1,4 +1,5 @@
 /** Data-parallel training: which communicator a run uses. */
+import { isMainThread } from 'node:worker_threads';
 import { ClozeError } from '../errors.js';
 import { DEFAULT_COLLECTIVE_TIMEOUT_MS, MpiCommunicator, SingleProcess, type Communicator } from './communicator.js';
 import { launchedByMpi } from './launch.js';
@@ -16,6 +17,8 @@ let current: Communicator | null = null;
 export function openCommunicator(mode: string, timeoutMs = DEFAULT_COLLECTIVE_TIMEOUT_MS): Communicator {
   if (mode !== 'auto' && mode !== 'off') throw new ClozeError('E_VALUE', `Expected distributed 'auto' or 'off' but received ${JSON.stringify(mode)}`);
   if (mode === 'off' || !launchedByMpi()) return new SingleProcess();
+  // MPI is initialised FUNNELED: only the thread that initialised it may call it, and that is the main one.
+  if (!isMainThread) throw new ClozeError('E_VALUE', `Expected data-parallel training on the main thread (MPI is initialised FUNNELED) but received a worker thread (pretrainInWorker); call pretrain(), or pass distributed 'off'`);
   if (current instanceof MpiCommunicator && current.timeoutMs === timeoutMs) return current;
   const first = current === null;
   current = new MpiCommunicator(timeoutMs);
