@@ -1,6 +1,7 @@
 {
   "variables": {
-    "has_openblas%": "<!(node native/tools/has-openblas.cjs)"
+    "has_openblas%": "<!(node native/tools/has-openblas.cjs)",
+    "has_mpi%": "<!(node native/tools/has-mpi.cjs)"
   },
   "targets": [
     {
@@ -17,6 +18,11 @@
         ["has_openblas==1", {
           "defines": ["CLOZE_HAVE_OPENBLAS"],
           "libraries": ["-lopenblas"]
+        }],
+        ["has_mpi==1", {
+          "defines": ["CLOZE_HAVE_MPI"],
+          "include_dirs": ["<!@(node native/tools/has-mpi.cjs --cflags)"],
+          "libraries": ["<!@(node native/tools/has-mpi.cjs --libs)", "-ldl"]
         }]
       ]
     }

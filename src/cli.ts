@@ -8,6 +8,7 @@ import { finetuneOptions, runFinetune } from './commands/finetune.js';
 import { predictOptions, runPredict } from './commands/predict.js';
 import { exportCheckpoint } from './commands/export.js';
 import { pretrainOptions, runPretrain } from './commands/pretrain.js';
+import { distributedSupport } from './distributed/index.js';
 import { runtimeInfo, setNumThreads } from './runtime.js';
 import { TASKS } from './tasks/registry.js';
 
@@ -63,7 +64,7 @@ export async function main(argv: string[]): Promise<void> {
     )
     .command(
       'info',
-      'Print the device (cuda or cpu, and why not cuda), the BLAS library and thread counts in use',
+      'Print the device (cuda or cpu, and why not cuda), the BLAS library and thread counts in use, and whether MPI and NCCL data parallelism are available',
       (y) => y.option('threads', { type: 'number', describe: 'Native thread-pool size (default: all cores)' }),
       (args) => {
         if (args.threads !== undefined) setNumThreads(args.threads);
@@ -77,6 +78,9 @@ export async function main(argv: string[]): Promise<void> {
         console.log(`threads: ${i.threads}`);
         console.log(`simd: ${i.simdBytes * 8}-bit vectors`);
         console.log(`addon: ${i.addon}`);
+        const d = distributedSupport();
+        console.log(`mpi: ${d.mpi}`);
+        console.log(`nccl: ${d.nccl}`);
       },
     )
     .demandCommand(1, 'Name a command; see --help.')

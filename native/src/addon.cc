@@ -43,6 +43,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   cloze::register_masked_linear(env, exports);
   cloze::register_asa(env, exports);
   cloze::register_bench(env, exports);
+  cloze::register_mpi(env, exports);
   return exports;
 }
 }  // namespace

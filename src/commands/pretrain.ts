@@ -16,6 +16,8 @@ export async function runPretrain(args: Record<string, unknown>): Promise<void> 
   const cfg = typeof args.config === 'string' ? { ...readRunFile(args.config), ...flags } : flags;
   const where = typeof args.config === 'string' ? args.config : 'command line';
   const r = await untilInterrupted((signal) => pretrain(cfg, { signal }, where));
+  // Data parallel, rank 0 reports for the job.
+  if (r.rank !== undefined && r.rank !== 0) return;
   const e = r.eval;
   const evalText = !e
     ? ''

@@ -126,4 +126,22 @@ export interface NativeAddon
   measurePeakBandwidth(ms: number, bytes: number): number;
   /** Returns cached free heap memory to the OS (glibc malloc_trim); false where unsupported. Bench use. */
   releaseFreeMemory(): boolean;
+
+  // MPI (native/src/binding/bind_mpi.cc). Without MPI at build time every call but mpiAvailable throws.
+  /** Whether the addon was built with MPI, why not, and the MPI library's version line. */
+  mpiAvailable(): { available: boolean; reason: string; library: string };
+  /** MPI_Init_thread (FUNNELED), idempotent: this process's rank and the world size. */
+  mpiInit(): { rank: number; size: number };
+  mpiFinalize(): void;
+  /** In-place SUM over all ranks of a float32/float64 CPU tensor. */
+  mpiAllreduce(t: NativeTensor): void;
+  /** The same, started; `t` must not be read or written until mpiWait(handle) returns. */
+  mpiIallreduce(t: NativeTensor): number;
+  mpiIbarrier(): number;
+  /** Waits for a started collective; throws naming it when it has not completed within timeoutMs. */
+  mpiWait(handle: number, timeoutMs: number): void;
+  /** In place, from `root` to every rank. */
+  mpiBroadcast(buffer: AnyTypedArray, root: number): void;
+  /** Terminates every rank of the job with `code`. */
+  mpiAbort(code: number): void;
 }

@@ -7,6 +7,7 @@ import { layerNorm } from '../ops/layernorm.js';
 import type { Rng } from '../rng.js';
 import type { DType, Tensor } from '../tensor.js';
 import { checkInt, checkNumber } from '../validate.js';
+import { ClozeError } from '../errors.js';
 import { constant, truncNormal } from './init.js';
 import { Module } from './module.js';
 import type { Parameter } from './parameter.js';
@@ -98,6 +99,38 @@ export class Embedding extends Module {
  * masks of the following training steps as they were, so how often a run
  * evaluates does not change what it trains.
  */
+/**
+ * This process's share of a data-parallel global batch while a forward runs (withDropoutShard), or null:
+ * `rows` rows of the batch (sequences, or packed tokens) preceded by `before` rows on lower ranks.
+ */
+let shard: { before: number; rows: number } | null = null;
+
+/**
+ * Runs `fn` (a forward) with every Dropout drawing the mask that one process holding the whole global batch
+ * would draw for this process's rows: a tensor of n elements covering the local `rows` rows is the slice
+ * starting at element n·before/rows of the global tensor. So N ranks at batch b reproduce one rank at N·b.
+ */
+export function withDropoutShard<T>(before: number, rows: number, fn: () => T): T {
+  checkInt(before, 'before');
+  checkInt(rows, 'rows', 1);
+  const prev = shard;
+  shard = { before, rows };
+  try {
+    return fn();
+  } finally {
+    shard = prev;
+  }
+}
+
+function shardOffset(x: Tensor): number {
+  if (!shard || shard.before === 0) return 0;
+  const off = (x.size / shard.rows) * shard.before;
+  if (x.size % shard.rows !== 0 || !Number.isSafeInteger(off)) {
+    throw new ClozeError('E_SHAPE', `Expected a dropout input covering the ${shard.rows} rows of this rank's batch (a multiple of ${shard.rows} elements) but received a tensor of ${x.size} elements of shape [${x.shape.join(', ')}]`);
+  }
+  return off;
+}
+
 export class Dropout extends Module {
   calls = 0;
   constructor(
@@ -109,6 +142,7 @@ export class Dropout extends Module {
     checkInt(seed, 'seed');
   }
   forward(x: Tensor): Tensor {
-    return dropout(x, { p: this.p, seed: this.seed, step: this.training ? this.calls++ : this.calls, training: this.training });
+    const offset = this.training && this.p > 0 ? shardOffset(x) : 0;
+    return dropout(x, { p: this.p, seed: this.seed, step: this.training ? this.calls++ : this.calls, training: this.training, offset });
   }
 }

@@ -11,6 +11,12 @@ export interface DropoutOptions {
   /** A distinct counter per call site and step (e.g. step * layers + layer). */
   step: number;
   training?: boolean;
+  /**
+   * x is elements [offset, offset + numel) of a larger tensor (default 0): the mask is that slice of
+   * the larger tensor's. A data-parallel rank holding rows [r·b, (r+1)·b) of the global batch passes
+   * r·b·(elements per row), and so drops exactly what one process with the whole batch would.
+   */
+  offset?: number;
 }
 
 /** Inverted dropout. The mask is regenerated in backward from (seed, step), never stored. */
@@ -19,7 +25,9 @@ export function dropout(x: Tensor, opts: DropoutOptions): Tensor {
   checkNumber(opts.p, 'p', 0, 1);
   checkInt(opts.seed, 'seed');
   checkInt(opts.step, 'step');
+  const offset = opts.offset ?? 0;
+  checkInt(offset, 'offset');
   if (opts.training === false || opts.p === 0) return reshape(x, x.shape);
   const { p, seed, step } = opts;
-  return record('dropout', [native().dropout(x.native, p, seed, step)], [x], ([g]) => [native().dropout(g!, p, seed, step)])[0]!;
+  return record('dropout', [native().dropout(x.native, p, seed, step, offset)], [x], ([g]) => [native().dropout(g!, p, seed, step, offset)])[0]!;
 }

@@ -18,6 +18,12 @@ export interface LinearCrossEntropyOptions {
   chunkSize?: number;
   /** Targets equal to this are skipped (default −100, as in PyTorch and HF). */
   ignoreIndex?: number;
+  /**
+   * Divide the summed cross-entropy by this instead of the count of non-ignored rows (default). A
+   * data-parallel rank passes the global batch's count, so that its gradient is exactly its share of
+   * the single-process mean's: every row's gradient is then g/normalizer on every rank, as in one process.
+   */
+  normalizer?: number;
 }
 
 /**
@@ -35,12 +41,19 @@ export function linearCrossEntropy(
   checkInt(chunk, 'chunkSize', 1);
   const ignore = opts.ignoreIndex ?? -100;
   checkInt(ignore, 'ignoreIndex', -(2 ** 31), 2 ** 31 - 1);
+  if (opts.normalizer !== undefined) checkNumber(opts.normalizer, 'normalizer', Number.MIN_VALUE);
   const r = native().linearCrossEntropy(h.native, weight.native, bias?.native ?? null, targets.native, ignore, chunk);
+  if (opts.normalizer !== undefined && opts.normalizer !== r.count) {
+    // The forward's mean over `count` rows, rescaled to the sum over `normalizer` (0 when no row counts).
+    const loss = native().scale(r.loss, r.count / opts.normalizer);
+    r.loss.dispose();
+    r.loss = loss;
+  }
   const sh = h.share();
   const sw = weight.share();
   const sb = bias ? bias.share() : null;
   const st = targets.share();
-  const count = r.count;
+  const count = opts.normalizer ?? r.count;
   const operands = sb ? [sh, sw, sb] : [sh, sw];
   return record(
     'linearCrossEntropy',

@@ -170,6 +170,8 @@ export const INFRASTRUCTURE = [
   'NativeTensor', 'empty', 'fromTypedArray', 'liveBytes', 'cachedBytes', 'releaseCache', 'setCacheLimit', 'setNumThreads', 'info',
   'cudaAvailable', 'cudaInfo', 'cudaSynchronize', 'cudaMemStats', 'cudaReleaseCache', 'cudaResetPeak', 'cudaCreateStream',
   'cudaSetStream', 'cudaDestroyStream', 'measurePeakGflops', 'measurePeakBandwidth', 'releaseFreeMemory',
+  // Data-parallel communication (native/src/binding/bind_mpi.cc, src/distributed/).
+  'mpiAvailable', 'mpiInit', 'mpiFinalize', 'mpiAllreduce', 'mpiIallreduce', 'mpiIbarrier', 'mpiWait', 'mpiBroadcast', 'mpiAbort',
 ] as const;
 
 /** Every op of every family, with its family. */

@@ -7,12 +7,13 @@
 import { join } from 'node:path';
 import { latestCheckpoint, listCheckpoints, type JsonValue } from '../checkpoint/checkpoint.js';
 import { describeDevice, resolveDevice, type DeviceChoice } from '../device.js';
+import { openCommunicator, type Communicator } from '../distributed/index.js';
 import { ClozeError } from '../errors.js';
 import type { ProbeResult } from '../eval/probe.js';
 import { setNumThreads } from '../runtime.js';
 import { trainTask, type StepInfo, type TaskEval } from '../train/loop.js';
 import { Progress } from '../train/progress.js';
-import { checkResumeSettings, checkRunFlags, discardUnsavedRun, openRunDir } from '../train/run-dir.js';
+import { checkResumeSettings, checkRunFlags, discardUnsavedRun, openRunDir, savedRunSettings } from '../train/run-dir.js';
 import { resolveConfig, resumeFields, type RunConfig } from './config.js';
 import type { EvalResult } from './mlm/evaluate.js';
 import { TASKS } from './registry.js';
@@ -39,6 +40,8 @@ export interface PretrainResult {
   lastLoss: number;
   eval: EvalResult | ProbeResult | null;
   checkpoint: string | null;
+  /** Data-parallel runs: this process's rank (only rank 0's result names the checkpoint). */
+  rank?: number;
 }
 
 /** The run's settings with the preset's recipe filling the fields the caller left unset. */
@@ -49,46 +52,83 @@ export function resolveRun(input: Partial<RunConfig> | Record<string, unknown>, 
   return resolveConfig(task.recipe(raw), where);
 }
 
-/** Pre-trains an encoder with masked modeling; see RUN_FIELDS for the options. */
+/**
+ * Pre-trains an encoder with masked modeling; see RUN_FIELDS for the options. Started by an MPI launcher
+ * (`mpirun -np N`, distributed 'auto'), it trains data-parallel: each rank takes batchSize sequences of a
+ * global batch of N × batchSize, and rank 0 alone writes the run directory. A rank that fails prints its
+ * error naming its rank and ends the whole job (MPI_Abort), so no rank waits on a dead one.
+ */
 export async function pretrain(
   input: Partial<RunConfig> | Record<string, unknown>, hooks: PretrainHooks = {}, where = 'options',
 ): Promise<PretrainResult> {
   const cfg = resolveRun(input, where);
+  const comm = openCommunicator(cfg.distributed, cfg.distributedTimeout * 1000);
+  if (comm.size === 1) return pretrainOn(cfg, hooks, comm);
+  try {
+    return await pretrainOn(cfg, hooks, comm);
+  } catch (e) {
+    process.stderr.write(`cloze: rank ${comm.rank} of ${comm.size} failed, ending the job: ${(e as Error).message}\n`);
+    return comm.abort(1);
+  }
+}
+
+async function pretrainOn(cfg: RunConfig, hooks: PretrainHooks, comm: Communicator): Promise<PretrainResult> {
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   const outDir = cfg.out ?? join('runs', cfg.preset);
-  checkRunFlags(outDir, cfg);
+  const root = comm.isRoot;
+  const parallel = comm.size > 1;
+  const entry = TASKS[cfg.task as keyof typeof TASKS];
+  if (parallel && !entry.dataParallel) {
+    throw new ClozeError('E_VALUE', `Expected task mlm for data-parallel training (${comm.size} MPI ranks) but received task '${cfg.task}' (not data-parallel yet); run one process, or pass --distributed off`);
+  }
+  if (root) checkRunFlags(outDir, cfg);
   const resumeDir = cfg.resume ? latestCheckpoint(outDir) : null;
   if (cfg.resume && !resumeDir) throw new ClozeError('E_IO', `Expected a checkpoint in ${outDir} for resume but received none`);
-  const progress = hooks.output === null ? null : new Progress(hooks.output ?? process.stderr, cfg.logEvery);
+  // Logs and progress come from rank 0 only.
+  const progress = hooks.output === null || !root ? null : new Progress(hooks.output ?? process.stderr, cfg.logEvery);
   const device = resolveDevice(cfg.device as DeviceChoice);
-  const entry = TASKS[cfg.task as keyof typeof TASKS];
   if (device === 'cuda' && !entry.devices.includes('cuda')) {
     if (cfg.device === 'cuda') throw new ClozeError('E_DEVICE', `Expected a task that trains on cuda (${Object.entries(TASKS).filter(([, t]) => t.devices.includes('cuda')).map(([n]) => n).join(', ')}) for device 'cuda' but received task '${cfg.task}' (it trains on the CPU for now)`);
     cfg.device = 'cpu';
   }
+  if (parallel && device === 'cuda') {
+    if (cfg.device === 'cuda') throw new ClozeError('E_DEVICE', `Expected device cpu for data-parallel training over MPI (${comm.size} ranks) but received device 'cuda' (NCCL is not implemented yet); pass --device cpu`);
+    cfg.device = 'cpu';
+  }
   // The run's settings, for `cloze eval`, for a resume's check, and for people reading the checkpoint.
   const run = JSON.parse(JSON.stringify(cfg)) as Record<string, JsonValue>;
-  if (resumeDir) for (const n of checkResumeSettings(resumeDir, run, undefined, resumeFields(cfg))) progress?.note(`note: ${n}`);
+  // The world size is recorded only for data-parallel runs: a single-process run's settings stay as they were.
+  if (parallel) run.worldSize = comm.size;
+  if (resumeDir) {
+    const savedWorld = Number(savedRunSettings(resumeDir)?.worldSize ?? 1);
+    if (savedWorld !== comm.size) {
+      throw new ClozeError('E_VALUE', `Expected world size ${savedWorld} (the run in ${resumeDir}) for resume but received world size ${comm.size}; resuming with another number of ranks is not supported yet`);
+    }
+    for (const n of checkResumeSettings(resumeDir, run, undefined, resumeFields(cfg))) progress?.note(`note: ${n}`);
+  }
   // Aborted before the call: stop before anything is built, written or trained.
-  if (hooks.signal?.aborted) return stoppedBeforeStart(outDir, resumeDir, progress);
-  const dir = openRunDir(outDir, cfg);
-  progress?.note(`device ${describeDevice(cfg.device === 'cpu' ? 'cpu' : device)}`);
+  if (!parallel && hooks.signal?.aborted) return stoppedBeforeStart(outDir, resumeDir, progress);
+  // Rank 0 makes the run directory, the tokenizer and the data shard; the others wait, then read them.
+  const dir = root ? openRunDir(outDir, cfg) : null;
+  progress?.note(`device ${describeDevice(cfg.device === 'cpu' ? 'cpu' : device)}${parallel ? `, ${comm.size} data-parallel ranks (MPI), global batch ${comm.size * cfg.batchSize}` : ''}`);
 
   try {
-    const task = await entry.build(cfg, outDir, resumeDir, progress);
+    if (parallel && !root) comm.barrier();
+    const task = await entry.build(cfg, outDir, resumeDir, progress, parallel ? comm : undefined);
+    if (parallel && root) comm.barrier();
     try {
-      const r = await trainTask(task, { ...cfg, outDir, resumeDir, run },
+      const r = await trainTask(task, { ...cfg, outDir, resumeDir, run, comm },
         { signal: hooks.signal, onStep: hooks.onStep, onEval: hooks.onEval as (e: TaskEval) => void }, progress);
       // Stopped during setup: no checkpoint, so nothing of this run stays.
-      if (r.checkpoint === null) discardUnsavedRun(dir);
-      return { outDir, ...r, eval: r.eval as EvalResult | ProbeResult | null };
+      if (r.checkpoint === null && dir) discardUnsavedRun(dir);
+      return { outDir, ...r, eval: r.eval as EvalResult | ProbeResult | null, ...(parallel ? { rank: comm.rank } : {}) };
     } finally {
       // Native memory goes back even when a step throws (a non-finite loss, bad data).
       task.dispose();
     }
   } catch (e) {
     // A run that failed before its first checkpoint leaves no run directory (or no metrics in one it did not make).
-    discardUnsavedRun(dir);
+    if (dir) discardUnsavedRun(dir);
     throw e;
   }
 }

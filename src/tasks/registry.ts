@@ -16,6 +16,7 @@ import type { Progress } from '../train/progress.js';
 import type { RunConfig, TaskName } from './config.js';
 import { withMimRecipe } from './mim/config.js';
 import { openMimEncoder } from './mim/evaluate.js';
+import type { Communicator } from '../distributed/index.js';
 import { buildMimTask } from './mim/task.js';
 import { withMlmRecipe } from './mlm/config.js';
 import { buildMlmTask } from './mlm/task.js';
@@ -28,7 +29,10 @@ export interface TaskEntry {
   describe: string;
   /** The preset's recipe for the fields a caller left unset. */
   recipe(input: Record<string, unknown>): Record<string, unknown>;
-  build(cfg: RunConfig, outDir: string, resumeDir: string | null, progress: Progress | null): Promise<TrainTask<TaskEval> & { totalSteps: number }>;
+  /** `comm`: the run's data-parallel ranks (given only to a task with dataParallel, and only with more than one). */
+  build(cfg: RunConfig, outDir: string, resumeDir: string | null, progress: Progress | null, comm?: Communicator): Promise<TrainTask<TaskEval> & { totalSteps: number }>;
+  /** Whether it trains data-parallel over MPI ranks (its loss, data and dropout split by rank). */
+  dataParallel?: boolean;
   /** Devices it trains on. */
   devices: readonly Device[];
   /** config.json model_type of its checkpoints. */
@@ -41,7 +45,8 @@ export const TASKS: Record<TaskName, TaskEntry> = {
   mlm: {
     describe: 'masked language modeling (BERT-style text)',
     recipe: withMlmRecipe,
-    build: (cfg, outDir, resumeDir, progress) => buildMlmTask(cfg, outDir, resumeDir, progress),
+    build: (cfg, outDir, resumeDir, progress, comm) => buildMlmTask(cfg, outDir, resumeDir, progress, comm),
+    dataParallel: true,
     devices: ['cpu', 'cuda'],
     modelType: 'bert',
   },

@@ -69,6 +69,8 @@ export const SHARED_FIELDS = {
   seed: { kind: 'integer', default: 0, min: 0, describe: 'Seed of every random choice' },
   threads: { kind: 'integer', default: 0, min: 0, max: 1024, describe: 'Native threads (0: all cores)' },
   device: { kind: 'string', default: 'auto', choices: ['auto', 'cpu', 'cuda'], describe: 'Where to train: cuda when the CUDA addon is built and a GPU is present (auto), or as named' },
+  distributed: { kind: 'string', default: 'auto', choices: ['auto', 'off'], describe: 'Data parallelism over MPI ranks: auto is on when started by mpirun (each rank takes batchSize of a global batch of ranks × batchSize); off trains each process alone' },
+  distributedTimeout: { kind: 'number', default: 600, min: 0, exclusiveMin: true, describe: 'Seconds a rank waits in one collective (gradient all-reduce, barrier) before it fails naming the collective and ends the job: a dead or stalled rank never hangs the others' },
   precision: { kind: 'string', default: 'auto', choices: ['auto', 'fp32', 'bf16'], describe: 'bf16: bfloat16 compute with fp32 master weights (cuda only); auto: bf16 on cuda, fp32 on the CPU' },
   resume: { kind: 'boolean', default: false, describe: 'Continue from the latest checkpoint in the run directory (the settings must be the saved ones, except output and intervals: see the README)' },
   overwrite: { kind: 'boolean', default: false, describe: 'Delete the run already in the run directory (checkpoints, metrics.jsonl, its tokenizer.json) and start again; without it (or --resume) such a directory is refused' },

@@ -8,6 +8,7 @@
 import { backward } from '../autograd/backward.js';
 import { scope } from '../autograd/mode.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointContents, type JsonValue, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
+import { SingleProcess, type Communicator } from '../distributed/communicator.js';
 import { ClozeError } from '../errors.js';
 import type { Module } from '../nn/module.js';
 import { scale } from '../ops/elementwise.js';
@@ -29,6 +30,8 @@ export interface StepInfo {
   tokensPerSec: number;
   /** The loss's parts (MIM: reconstruction, MTO terms, HPM's ranking loss), averaged over micro-batches. */
   parts?: Record<string, number>;
+  /** Data parallel: milliseconds this step spent in the gradient all-reduce (waiting for the other ranks included). */
+  allreduceMs?: number;
 }
 
 /** What a task's evaluation returns: the step, numbers, and a line for the log. */
@@ -79,6 +82,14 @@ export interface LoopResult<E> {
   checkpoint: string | null;
 }
 
+/**
+ * The run's ranks, for data parallelism: every rank runs this loop on its share of each micro-batch (the
+ * task splits the data and normalises its loss so that the ranks' gradients SUM to the single-process one);
+ * the loop sums the gradients before clipping and the step, and only rank 0 writes checkpoints, metrics
+ * and progress and evaluates.
+ */
+type Ranks = { comm?: Communicator };
+
 type Schedule = Pick<SharedConfig, 'lr' | 'warmupRatio' | 'decay' | 'minLrRatio' | 'gradAccum' | 'gradClip' | 'saveEvery' | 'keepLast' | 'logEvery'>;
 
 /** Loads weights, optimizer state and the task's own state from `dir`; returns the step. */
@@ -99,15 +110,18 @@ export function resumeTask(task: TrainTask<TaskEval>, dir: string): number {
 /** Runs optimizer steps from `startStep` to `totalSteps`; disposes nothing (the caller owns the task). */
 export async function runLoop<E extends TaskEval>(
   task: TrainTask<E>,
-  o: Schedule & { totalSteps: number; warmupSteps: number; startStep: number; outDir: string; run: JsonValue },
+  o: Schedule & Ranks & { totalSteps: number; warmupSteps: number; startStep: number; outDir: string; run: JsonValue },
   hooks: LoopHooks<E>,
   progress: Progress | null,
-  metrics: MetricsLog,
+  metrics: MetricsLog | null,
 ): Promise<LoopResult<E>> {
   const opt = task.optimizer;
+  const comm = o.comm ?? new SingleProcess();
+  const parallel = comm.size > 1;
   let step = o.startStep;
-  const save = (): string =>
-    saveCheckpoint(o.outDir, {
+  // Rank 0 writes; the others' result names no checkpoint.
+  const save = (): string | null =>
+    !comm.isRoot ? null : saveCheckpoint(o.outDir, {
       ...task.checkpoint(step),
       step,
       model: task.model.stateDict(),
@@ -124,7 +138,8 @@ export async function runLoop<E extends TaskEval>(
   let units = 0;
   task.model.train();
   while (step < o.totalSteps) {
-    if (hooks.signal?.aborted) {
+    // Data parallel, a stop is decided together: a rank that stopped alone would leave the others waiting.
+    if (parallel ? comm.sumNumbers([hooks.signal?.aborted ? 1 : 0])[0]! > 0 : hooks.signal?.aborted) {
       stopped = 'aborted';
       break;
     }
@@ -141,7 +156,14 @@ export async function runLoop<E extends TaskEval>(
         // reading first would leave the GPU idle while the backward is being launched. A non-finite
         // loss still stops the run before the optimizer step, so nothing of this state is kept.
         backward(o.gradAccum > 1 ? scale(mb.loss, 1 / o.gradAccum) : mb.loss);
-        const v = mb.loss.item();
+        let v = mb.loss.item();
+        if (parallel) {
+          // The micro-batch's loss is the ranks' sum (each rank's is its share of the global mean), and every
+          // rank sees it, so a non-finite loss stops all of them at the same step.
+          const [sum, tokens] = comm.sumNumbers([v, mb.units]);
+          v = sum!;
+          units += tokens! - mb.units;
+        }
         if (!Number.isFinite(v)) {
           const detail = mb.parts ? ` (parts: ${Object.entries(mb.parts).map(([n, x]) => `${n} ${x}`).join(', ')})` : '';
           throw new ClozeError('E_VALUE', `The ${task.name} loss became ${v} at step ${step + 1} (lr ${lr.toExponential(3)})${detail}; stopping without saving this state. Lower the learning rate or check the data.`);
@@ -149,6 +171,13 @@ export async function runLoop<E extends TaskEval>(
         stepLoss += v / o.gradAccum;
         for (const [n, x] of Object.entries(mb.parts ?? {})) parts[n] = (parts[n] ?? 0) + x / o.gradAccum;
       });
+    }
+    let allreduceMs: number | undefined;
+    if (parallel) {
+      // The SUM of the ranks' gradients is the single-process gradient (up to the order of the float sums).
+      const t = performance.now();
+      comm.allreduceSumAll(opt.flatGrads());
+      allreduceMs = performance.now() - t;
     }
     // The norm is read even without clipping: a finite loss can still have a NaN or infinite gradient (an
     // overflow in a backward kernel), and one optimizer step with it would write NaN weights.
@@ -164,13 +193,14 @@ export async function runLoop<E extends TaskEval>(
     const secs = (performance.now() - t0) / 1000;
     const info: StepInfo = { step, loss: stepLoss, lr, gradNorm, tokensPerSec: units / Math.max(secs, 1e-9) };
     if (Object.keys(parts).length > 0) info.parts = parts;
+    if (allreduceMs !== undefined) info.allreduceMs = allreduceMs;
     hooks.onStep?.(info);
     progress?.update({ step, totalSteps: o.totalSteps, loss: stepLoss, tokensPerSec: info.tokensPerSec, lr, unit: task.unit }, secs / Math.max(1, step - o.startStep));
-    if (step % o.logEvery === 0 || step === o.totalSteps) metrics.write({ kind: 'train', ...info });
-    if (task.shouldEvaluate(step, step === o.totalSteps)) {
+    if (step % o.logEvery === 0 || step === o.totalSteps) metrics?.write({ kind: 'train', ...info });
+    if (comm.isRoot && task.shouldEvaluate(step, step === o.totalSteps)) {
       lastEval = task.evaluate(step);
       hooks.onEval?.(lastEval);
-      metrics.write({ kind: 'eval', ...(lastEval as unknown as Record<string, unknown>) });
+      metrics?.write({ kind: 'eval', ...(lastEval as unknown as Record<string, unknown>) });
       progress?.note(task.describe(lastEval));
       task.model.train();
     }
@@ -198,15 +228,16 @@ export async function runLoop<E extends TaskEval>(
  */
 export async function trainTask<E extends TaskEval>(
   task: TrainTask<E> & { totalSteps: number },
-  o: Schedule & { warmupRatio: number; outDir: string; resumeDir: string | null; run: JsonValue },
+  o: Schedule & Ranks & { warmupRatio: number; outDir: string; resumeDir: string | null; run: JsonValue },
   hooks: LoopHooks<E>,
   progress: Progress | null,
 ): Promise<LoopResult<E>> {
   let startStep = 0;
   if (o.resumeDir) {
+    // Every rank loads rank 0's checkpoint.
     startStep = resumeTask(task, o.resumeDir);
     // Lines a crashed run wrote after its last checkpoint would be written again by the resumed steps.
-    const dropped = truncateMetrics(o.outDir, startStep);
+    const dropped = o.comm && !o.comm.isRoot ? 0 : truncateMetrics(o.outDir, startStep);
     progress?.note(`resumed from ${o.resumeDir} at step ${startStep}${dropped > 0 ? ` (dropped ${dropped} metrics line${dropped === 1 ? '' : 's'} after it)` : ''}`);
   }
   const r = await runLoop(task, {
@@ -214,7 +245,7 @@ export async function trainTask<E extends TaskEval>(
     totalSteps: task.totalSteps,
     warmupSteps: Math.round(o.warmupRatio * task.totalSteps),
     startStep,
-  }, hooks, progress, new MetricsLog(join(o.outDir, METRICS_FILE)));
+  }, hooks, progress, o.comm && !o.comm.isRoot ? null : new MetricsLog(join(o.outDir, METRICS_FILE)));
   // Nothing ran (stopped at once, or the run was already finished): the resumed checkpoint is the run's latest.
   return r.checkpoint === null && o.resumeDir ? { ...r, checkpoint: o.resumeDir } : r;
 }

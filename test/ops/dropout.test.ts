@@ -1,7 +1,8 @@
 /**
  * dropout: the kept fraction and scale, determinism in (seed, step), p = 0, 1
  * and eval mode; the gradient by finite differences (float64); and the CUDA
- * kernel's mask against the CPU's, bit for bit.
+ * kernel's mask against the CPU's, bit for bit; and the element offset that
+ * lets a data-parallel rank draw its slice of the global batch's mask.
  */
 import { describe, expect, it } from 'vitest';
 import { dropout, tensor } from '../../src/index.js';
@@ -39,6 +40,19 @@ describe('dropout', () => {
     expect(Array.from(dropout(small, { p: 0.9, seed: 1, step: 0, training: false }).toArray())).toEqual([1, 2, 3]);
     expect(Array.from(dropout(small, { p: 1, seed: 1, step: 0 }).toArray())).toEqual([0, 0, 0]);
   });
+  it('with an offset, a slice draws exactly the slice of the full call (offsets on and off the 4-lane Philox blocks)', () => {
+    const n = 1003;
+    const full = Array.from({ length: n }, (_, i) => 1 + (i % 17) / 8);
+    const whole = dropout(tensor(full, [n], 'float32'), { p: 0.4, seed: 9, step: 2 }).toArray();
+    for (const [off, len] of [[0, 5], [1, 1], [3, 10], [4, 400], [6, 997], [501, 502], [1002, 1]] as const) {
+      const part = dropout(tensor(full.slice(off, off + len), [len], 'float32'), { p: 0.4, seed: 9, step: 2, offset: off }).toArray();
+      expect(Array.from(part)).toEqual(Array.from(whole.slice(off, off + len)));
+    }
+  });
+  it('refuses a negative or fractional offset, naming it', () => {
+    expect(() => dropout(tensor([1, 2]), { p: 0.5, seed: 1, step: 0, offset: -4 })).toThrow(/offset/);
+    expect(() => dropout(tensor([1, 2]), { p: 0.5, seed: 1, step: 0, offset: 1.5 })).toThrow(/offset/);
+  });
 });
 
 describe('gradcheck: elementwise and reductions', () => {
@@ -66,5 +80,15 @@ describeCuda('elementwise', () => {
         if (p === 1) expect(Array.from(d32).every((v) => v === 0)).toBe(true);
         if (p === 0) expect(Array.from(d32)).toEqual(x);
       }
+  });
+
+  it("dropout with an element offset draws the CPU's slice (a data-parallel rank's rows)", () => {
+    const n = 4099;
+    const x = quantize(values(n, 7, 2), 'bfloat16');
+    const cpu = get(native().dropout(put(x, [n], 'float32', 'cpu'), 0.3, 5, 1));
+    for (const [off, len] of [[1, 7], [6, 2048], [2051, 2048]] as const) {
+      const d = get(native().dropout(dev(x.slice(off, off + len), [len], 'float32'), 0.3, 5, 1, off));
+      expect(Array.from(d)).toEqual(Array.from(cpu.slice(off, off + len)));
+    }
   });
 });

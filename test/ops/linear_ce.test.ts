@@ -116,6 +116,36 @@ for (const dtype of ['float32', 'float64'] as const) {
   });
 }
 
+describe('linearCrossEntropy: normalizer (a data-parallel rank divides by the global count)', () => {
+  it('two halves of the rows, each divided by the whole count, sum to the whole mean and its gradients (float64)', () => {
+    const [M, D, V] = [9, 4, 7];
+    const hv = rand([M, D], 'float64').toArray();
+    const wv = rand([V, D], 'float64').toArray();
+    const tv = Array.from(randTargets(M, V, 0.2).toArray());
+    const count = tv.filter((x) => x !== -100).length;
+    const run = (lo: number, hi: number, normalizer?: number): { loss: number; dh: number[]; dw: number[] } => {
+      const h = tensor(Array.from(hv.slice(lo * D, hi * D)), [hi - lo, D], 'float64');
+      const w = tensor(Array.from(wv), [V, D], 'float64');
+      h.requiresGrad = true;
+      w.requiresGrad = true;
+      const loss = linearCrossEntropy(h, w, null, tensor(tv.slice(lo, hi), [hi - lo], 'int32'), normalizer === undefined ? {} : { normalizer });
+      backward(loss);
+      return { loss: loss.item(), dh: Array.from(h.grad!.toArray()), dw: Array.from(w.grad!.toArray()) };
+    };
+    const whole = run(0, M);
+    const a = run(0, 4, count);
+    const b = run(4, M, count);
+    expect(a.loss + b.loss).toBeCloseTo(whole.loss, 12);
+    [...a.dh, ...b.dh].forEach((x, i) => expect(x).toBeCloseTo(whole.dh[i]!, 12));
+    a.dw.forEach((x, i) => expect(x + b.dw[i]!).toBeCloseTo(whole.dw[i]!, 12));
+  });
+  it('refuses a normalizer that is not positive', () => {
+    const h = rand([2, 3], 'float32');
+    const w = rand([5, 3], 'float32');
+    expect(() => linearCrossEntropy(h, w, null, tensor([0, 1], [2], 'int32'), { normalizer: 0 })).toThrow(/normalizer/);
+  });
+});
+
 describe('linearCrossEntropy: finite-difference gradcheck (float64)', () => {
   const leaf = (...shape: number[]): Tensor => randLeaf(shape, rng);
   it('h, W and b, chunk sizes 1, 2 and larger than V, with an ignored row', () => {
@@ -363,9 +393,13 @@ describe('linearCrossEntropy: bad input', () => {
     expect(() =>
       n.linearCrossEntropyBackward(1, h.native, w.native, null, t.native, tensor([0], [1]).native, -100, f.count, 4, true, true, false),
     ).toThrow('linearCrossEntropyBackward: Expected shape [2] for lse but received float32 tensor [1]');
-    expect(() =>
-      n.linearCrossEntropyBackward(1, h.native, w.native, null, t.native, f.lse, -100, 3, 4, true, true, false),
-    ).toThrow('linearCrossEntropyBackward: Expected a count in [0, 2] for count but received 3');
+    // A count above the rows' is a divisor (a data-parallel rank's global count): the gradients scale by count/3.
+    const [dh2, dw2] = n.linearCrossEntropyBackward(1, h.native, w.native, null, t.native, f.lse, -100, f.count, 4, true, true, false);
+    const [dh3, dw3] = n.linearCrossEntropyBackward(1, h.native, w.native, null, t.native, f.lse, -100, 3, 4, true, true, false);
+    for (const [a, b] of [[dh2!, dh3!], [dw2!, dw3!]] as const) {
+      const x = a.read(), y = b.read();
+      for (let i = 0; i < x.length; i++) expect(y[i]!).toBeCloseTo((x[i]! * f.count) / 3, 6);
+    }
     // Gradient buffers to add into: X's shape and dtype, only for a gradient that is needed.
     const into = (shape: number[], dtype: DType = 'float32') => tensor(Array(shape.reduce((a, b) => a * b, 1)).fill(0.5), shape, dtype).native;
     expect(() =>

@@ -6,7 +6,8 @@ namespace cloze {
 
 void register_dropout(Napi::Env env, Napi::Object exports) {
   (void)env;
-  // dropout(x, p, seed, step): the same call applies the mask to the gradient in backward.
+  // dropout(x, p, seed, step, offset = 0): the same call applies the mask to the gradient in backward.
+  // offset: x is elements [offset, offset + numel) of a larger tensor, and draws that slice of its mask.
   CLOZE_EXPORT(exports, "dropout", [](const ArgReader& a) -> Napi::Value {
     NTensor* x = a.tensor(0, "input");
     a.want_float(x, "input");
@@ -14,6 +15,8 @@ void register_dropout(Napi::Env env, Napi::Object exports) {
     if (!(prob >= 0 && prob <= 1)) a.bad(ErrCode::Value, "a probability in [0, 1]", "p", a.describe(a.info[1]));
     const int64_t seed = a.integer(2, "seed", 0, (int64_t(1) << 53));
     const int64_t step = a.integer(3, "step", 0, (int64_t(1) << 53));
+    const bool has_offset = a.info.Length() > 4 && !a.info[4].IsUndefined();
+    const int64_t offset = has_offset ? a.integer(4, "offset", 0, (int64_t(1) << 53)) : 0;
     Napi::Object out = a.alloc(x->dtype(), x->shape(), false);
     NTensor* o = NTensor::Unwrap(out);
     dispatch(a, x, [&](auto t, auto dev) {
@@ -23,6 +26,7 @@ void register_dropout(Napi::Env env, Napi::Object exports) {
       p.p = prob;
       p.seed = static_cast<uint64_t>(seed);
       p.step = static_cast<uint64_t>(step);
+      p.offset = static_cast<uint64_t>(offset);
       p.x = x->ptr<T>();
       p.out = o->ptr<T>();
       CLOZE_KERNEL(dev, dropout_apply, p);

@@ -11,10 +11,13 @@ struct DropoutParams {
   int64_t n = 0;
   double p = 0;            // drop probability
   uint64_t seed = 0, step = 0;
+  // Element i draws as element offset + i of a larger tensor would: a data-parallel rank holding rows
+  // [r·b, …) of the global batch passes r·b·(row size) and gets that slice of the global mask.
+  uint64_t offset = 0;
   const T* x = nullptr;    // forward input, or the upstream gradient in backward
   T* out = nullptr;
 };
-// Same function for forward and backward: out = x·keep/(1−p), keep from Philox(seed, step, i).
+// Same function for forward and backward: out = x·keep/(1−p), keep from Philox(seed, step, offset + i).
 template <typename T> void dropout_apply_cpu(const DropoutParams<T>& p);
 template <typename T> void dropout_apply_cuda(const DropoutParams<T>& p);  // the CPU's mask, bit for bit
 

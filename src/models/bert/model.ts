@@ -363,10 +363,14 @@ export class BertForMaskedLM extends Module {
     return this.cls.predictions.transform.forward(embedding(flat, reshape(rows.to(this.device), [-1])));
   }
 
-  /** Mean MLM cross-entropy over the masked rows (targets of −100 are skipped): a 0-d tensor. */
-  loss(batch: MlmBatch, opts: { drawSeed?: number } = {}): Tensor {
+  /**
+   * Mean MLM cross-entropy over the masked rows (targets of −100 are skipped): a 0-d tensor. `normalizer`:
+   * divide the sum by it instead of the masked count (a data-parallel rank: the global batch's count).
+   */
+  loss(batch: MlmBatch, opts: { drawSeed?: number; normalizer?: number } = {}): Tensor {
     const h = this.maskedHidden(batch, opts.drawSeed ?? 0);
-    return linearCrossEntropy(h, this.bert.embeddings.word_embeddings.weight, this.cls.predictions.bias, batch.targets.to(this.device));
+    return linearCrossEntropy(h, this.bert.embeddings.word_embeddings.weight, this.cls.predictions.bias, batch.targets.to(this.device),
+      opts.normalizer === undefined ? {} : { normalizer: opts.normalizer });
   }
 
   /**

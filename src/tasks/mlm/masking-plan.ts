@@ -24,6 +24,25 @@ export interface BuiltBatch {
   maskedCount: number;
   /** Non-padding tokens. */
   realTokens: number;
+  /** With a shard: what the rank needs of the global batch it took its rows from. */
+  shard?: ShardInfo;
+}
+
+/** A data-parallel rank's part of a global micro-batch: rows [rank·B/size, (rank+1)·B/size). */
+export interface BatchShard {
+  rank: number;
+  size: number;
+}
+
+export interface ShardInfo {
+  /** Masked tokens with a target in the whole global batch: every rank divides its loss sum by it. */
+  globalMasked: number;
+  /**
+   * The rows of the encoder's layout before this rank's (sequences padded, tokens unpadded) and this
+   * rank's own, for dropout's element offset (withDropoutShard).
+   */
+  rowsBefore: number;
+  rows: number;
 }
 
 /** Sequences scanned to build the n-gram lexicon (n-gram masking only). */
@@ -98,9 +117,10 @@ export class MaskingPlan {
 
   /**
    * The MLM batch for micro-batch `index` of the stream seeded `seed`, masking `ratio` of the tokens
-   * (default the training maskRatio; evaluation passes its own). Call inside a scope.
+   * (default the training maskRatio; evaluation passes its own). With `shard`, `b` is the global micro-batch
+   * and the result is that rank's rows of it, masked exactly as in one process. Call inside a scope.
    */
-  build(b: Batch, seed: number, index: number, ratio = this.cfg.maskRatio): BuiltBatch {
+  build(b: Batch, seed: number, index: number, ratio = this.cfg.maskRatio, shard?: BatchShard): BuiltBatch {
     const ids = fromTypedArray(b.ids, b.shape);
     const attentionMask = fromTypedArray(b.attentionMask, b.shape);
     const selectionSeed = (seed * 2_654_435_761 + index) % 2 ** 52;
@@ -114,10 +134,55 @@ export class MaskingPlan {
       step: index,
       ...(this.corruption ?? {}),
     });
+    if (shard) return this.shardOf(b, m, shard);
     let real = 0;
     for (let i = 0; i < b.attentionMask.length; i++) real += b.attentionMask[i]!;
     const padded = { ids: m.ids, attentionMask, rows: m.rows, targets: m.targets };
     return { batch: this.unpadded ? unpadBatch(padded) : padded, maskedCount: m.rows.size, realTokens: real };
+  }
+
+  /**
+   * Rank `rank`'s rows of the masked global batch: its sequences, and the masked positions among them
+   * (renumbered from its first row). The global batch was selected and corrupted whole, so the ranks'
+   * parts are exactly the single process's batch, split.
+   */
+  private shardOf(b: Batch, m: { ids: Tensor; rows: Tensor; targets: Tensor }, { rank, size }: BatchShard): BuiltBatch {
+    const [B, L] = b.shape;
+    if (B % size !== 0) throw new ClozeError('E_SHAPE', `Expected a global batch divisible by the world size ${size} but received ${B} sequences`);
+    const per = B / size;
+    const lo = rank * per * L;
+    const hi = lo + per * L;
+    const ids = (m.ids.toArray() as Int32Array).slice(lo, hi);
+    const mask = b.attentionMask.slice(lo, hi);
+    const rows = m.rows.toArray() as Int32Array;
+    const targets = m.targets.toArray() as Int32Array;
+    const myRows: number[] = [];
+    const myTargets: number[] = [];
+    let globalMasked = 0;
+    for (let i = 0; i < rows.length; i++) {
+      if (targets[i] !== -100) globalMasked++;
+      if (rows[i]! >= lo && rows[i]! < hi) {
+        myRows.push(rows[i]! - lo);
+        myTargets.push(targets[i]!);
+      }
+    }
+    let real = 0;
+    for (let i = 0; i < mask.length; i++) real += mask[i]!;
+    let before = 0;
+    for (let i = 0; i < lo; i++) before += b.attentionMask[i]!;
+    const padded = {
+      ids: fromTypedArray(ids, [per, L]),
+      attentionMask: fromTypedArray(mask, [per, L]),
+      rows: fromTypedArray(Int32Array.from(myRows), [myRows.length]),
+      targets: fromTypedArray(Int32Array.from(myTargets), [myTargets.length]),
+    };
+    return {
+      batch: this.unpadded ? unpadBatch(padded) : padded,
+      maskedCount: myRows.length,
+      realTokens: real,
+      // Unpadded, the encoder's rows are tokens: this rank's come after the real tokens of the lower ranks' sequences.
+      shard: { globalMasked, rowsBefore: this.unpadded ? before : rank * per, rows: this.unpadded ? real : per },
+    };
   }
 
   dispose(): void {

@@ -16,6 +16,8 @@ import { bertConfigFromHf, hfBertConfig, HF_EXTRA_KEYS } from '../../models/bert
 import { BertForMaskedLM, isDecoderKey, type MlmDecoder } from '../../models/bert/model.js';
 import { bertConfig } from '../../models/bert/config.js';
 import { bertPreset, type BertPresetName } from '../../models/bert/presets.js';
+import type { Communicator } from '../../distributed/index.js';
+import { withDropoutShard } from '../../nn/layers.js';
 import { AdamW } from '../../optim/adamw.js';
 import { dropoutCounters, restoreDropout } from '../../train/dropout-state.js';
 import type { TrainTask } from '../../train/loop.js';
@@ -75,10 +77,19 @@ export function checkActivationMemory(model: Pick<BertConfig, 'layers' | 'hidden
   }
 }
 
-/** Builds the MLM task; `resumeDir` is the checkpoint the run continues from, if any. */
+/**
+ * Builds the MLM task; `resumeDir` is the checkpoint the run continues from, if any. With `comm` of more
+ * than one rank, each micro-batch is the global one of comm.size × batchSize sequences (the single-process
+ * run's at that batch), and this rank trains on its rows of it: see microBatch.
+ */
 export async function buildMlmTask(
   cfg: MlmRunConfig, outDir: string, resumeDir: string | null, progress: { note(s: string): void } | null = null,
+  comm: Communicator | null = null,
 ): Promise<TrainTask<EvalResult> & { totalSteps: number }> {
+  const ranks = comm && comm.size > 1 ? comm : null;
+  if (ranks && (cfg.objective !== 'mlm' || cfg.decoder !== 'none')) {
+    throw new ClozeError('E_VALUE', `Expected objective mlm with decoder none for data-parallel training (${ranks.size} ranks) but received objective ${cfg.objective}, decoder ${cfg.decoder}; run one process (--distributed off) for those`);
+  }
   if (cfg.objective === 'electra') {
     if (cfg.decoder !== 'none') throw new ClozeError('E_VALUE', `Expected decoder 'none' with objective electra (decoder is for objective mlm) but received decoder '${cfg.decoder}'`);
     return buildElectraTask(cfg, outDir, resumeDir, progress);
@@ -117,7 +128,8 @@ export async function buildMlmTask(
   const placement = placeModel([model], cfg);
   const optimizer = new AdamW(model.parameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
   const plan = new MaskingPlan(cfg, tok, corpus, preset.unpadded);
-  const cursor = new BatchCursor(corpus, cfg.batchSize);
+  // The global micro-batch: what one process at batch ranks × batchSize reads, in its order.
+  const cursor = new BatchCursor(corpus, cfg.batchSize * (ranks?.size ?? 1));
   const hfConfig = hfBertConfig(model.config);
   if (!existsSync(join(outDir, 'tokenizer.json'))) tok.save(join(outDir, 'tokenizer.json'));
   const totalSteps = cfg.epochs > 0 ? Math.ceil((cfg.epochs * cursor.perEpoch) / cfg.gradAccum) : cfg.maxSteps;
@@ -129,13 +141,24 @@ export async function buildMlmTask(
     name: 'MLM',
     totalSteps,
     microBatch(k) {
-      const mb = plan.build(cursor.at(k), cfg.seed, k);
       // The decoder's draws: a pure function of (seed, micro-batch), so --resume is exact.
-      return { loss: model.loss(mb.batch, { drawSeed: (cfg.seed * 2_654_435_761 + k + DECODER_SEED_OFFSET) % 2 ** 52 }), units: mb.realTokens };
+      const drawSeed = (cfg.seed * 2_654_435_761 + k + DECODER_SEED_OFFSET) % 2 ** 52;
+      if (!ranks) {
+        const mb = plan.build(cursor.at(k), cfg.seed, k);
+        return { loss: model.loss(mb.batch, { drawSeed }), units: mb.realTokens };
+      }
+      // Data parallel: the global batch masked as one process would, then this rank's rows of it. The loss is
+      // this rank's sum over the global masked count, so the ranks' gradients SUM to the single-process mean's;
+      // dropout draws the global tensor's mask for these rows.
+      const mb = plan.build(cursor.at(k), cfg.seed, k, cfg.maskRatio, { rank: ranks.rank, size: ranks.size });
+      const sh = mb.shard!;
+      const loss = withDropoutShard(sh.rowsBefore, sh.rows, () => model.loss(mb.batch, { drawSeed, normalizer: Math.max(1, sh.globalMasked) }));
+      return { loss, units: mb.realTokens };
     },
     // No held-out split (evalFraction 0): no evaluation, rather than NaN metrics.
     shouldEvaluate: (step, last) => corpus.evalIndices.length > 0 && (step % cfg.evalEvery === 0 || last),
-    evaluate: (step) => evaluateMlm(model, corpus, plan, { seed: cfg.seed, batchSize: cfg.batchSize, maxBatches: cfg.evalBatches, step, maskRatio: evalMaskRatioOf(cfg) }),
+    // Data parallel, rank 0 evaluates alone, at the global batch: the single process's evaluation.
+    evaluate: (step) => evaluateMlm(model, corpus, plan, { seed: cfg.seed, batchSize: cfg.batchSize * (ranks?.size ?? 1), maxBatches: cfg.evalBatches, step, maskRatio: evalMaskRatioOf(cfg) }),
     describe: (e) => e.maskedTokens === 0 ? `eval step ${e.step}: no masked tokens in the held-out batches` : `eval step ${e.step}: loss ${e.loss.toFixed(4)}  accuracy ${(100 * e.accuracy).toFixed(2)}%  perplexity ${e.perplexity.toFixed(2)}`,
     checkpoint: () => ({
       config: hfConfig,

@@ -1,0 +1,110 @@
+/**
+ * The communicator data-parallel training runs over: this process's rank,
+ * the world size, and an in-place SUM all-reduce. One process is the
+ * degenerate case (rank 0 of 1, every reduction the identity), so the trainer
+ * has one code path.
+ */
+import { ClozeError } from '../errors.js';
+import { native } from '../native/loader.js';
+import type { NativeTensor } from '../native/types.js';
+import { checkNumber } from '../validate.js';
+
+export interface Communicator {
+  readonly rank: number;
+  readonly size: number;
+  /** Rank 0: the one that writes checkpoints, metrics and progress. */
+  readonly isRoot: boolean;
+  /** 'single' or 'mpi', for messages. */
+  readonly kind: string;
+  /** In-place SUM over all ranks of a float32/float64 CPU tensor. */
+  allreduceSum(t: NativeTensor): void;
+  /** allreduceSum of several tensors, all started before the first is waited on. */
+  allreduceSumAll(ts: readonly NativeTensor[]): void;
+  /** The element-wise SUM over all ranks of a few numbers (losses, token counts). */
+  sumNumbers(xs: readonly number[]): number[];
+  /** Waits until every rank has reached it. */
+  barrier(): void;
+  /** Ends every rank of the job with `code` (MPI_Abort); a single process exits. */
+  abort(code: number): never;
+  finalize(): void;
+}
+
+/** One process: rank 0 of 1. */
+export class SingleProcess implements Communicator {
+  readonly rank = 0;
+  readonly size = 1;
+  readonly isRoot = true;
+  readonly kind = 'single';
+  allreduceSum(): void {}
+  allreduceSumAll(): void {}
+  sumNumbers(xs: readonly number[]): number[] {
+    return [...xs];
+  }
+  barrier(): void {}
+  abort(code: number): never {
+    process.exit(code);
+  }
+  finalize(): void {}
+}
+
+/** Default bound on one collective: long enough for rank 0's evaluation and checkpoint while the others wait. */
+export const DEFAULT_COLLECTIVE_TIMEOUT_MS = 600_000;
+
+/**
+ * MPI_COMM_WORLD through the addon. Every collective is started non-blocking and waited on with
+ * `timeoutMs`: a rank that died or stalled makes the others throw (naming the collective and the bound)
+ * instead of hanging in MPI forever.
+ */
+export class MpiCommunicator implements Communicator {
+  readonly rank: number;
+  readonly size: number;
+  readonly kind = 'mpi';
+  constructor(readonly timeoutMs = DEFAULT_COLLECTIVE_TIMEOUT_MS) {
+    checkNumber(timeoutMs, 'timeoutMs', 1);
+    const a = native().mpiAvailable();
+    if (!a.available) throw new ClozeError('E_VALUE', `Expected an addon built with MPI for distributed training but received one ${a.reason}`);
+    const { rank, size } = native().mpiInit();
+    this.rank = rank;
+    this.size = size;
+  }
+  get isRoot(): boolean {
+    return this.rank === 0;
+  }
+  allreduceSum(t: NativeTensor): void {
+    if (this.size === 1) return;
+    native().mpiWait(native().mpiIallreduce(t), this.timeoutMs);
+  }
+  allreduceSumAll(ts: readonly NativeTensor[]): void {
+    if (this.size === 1) return;
+    const handles = ts.map((t) => native().mpiIallreduce(t));
+    for (const h of handles) native().mpiWait(h, this.timeoutMs);
+  }
+  sumNumbers(xs: readonly number[]): number[] {
+    if (this.size === 1) return [...xs];
+    const t = native().fromTypedArray(Float64Array.from(xs), [xs.length]);
+    try {
+      this.allreduceSum(t);
+      return Array.from(t.read() as Float64Array);
+    } finally {
+      t.dispose();
+    }
+  }
+  barrier(): void {
+    if (this.size === 1) return;
+    native().mpiWait(native().mpiIbarrier(), this.timeoutMs);
+  }
+  abort(code: number): never {
+    native().mpiAbort(code);
+    // MPI_Abort does not return on a working MPI; if it ever does, end this rank anyway.
+    process.exit(code);
+  }
+  finalize(): void {
+    native().mpiFinalize();
+  }
+}
+
+/** What `cloze info` prints: whether this addon can run MPI (and NCCL) data parallelism. */
+export function distributedSupport(): { mpi: string; nccl: string } {
+  const a = native().mpiAvailable();
+  return { mpi: a.available ? `available (${a.library})` : `not available: ${a.reason}`, nccl: 'not built (GPU data parallelism is not implemented yet)' };
+}

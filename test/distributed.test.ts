@@ -1,0 +1,215 @@
+/**
+ * Data-parallel MLM over MPI (issue 18): 2 ranks at per-rank batch b against
+ * 1 process at 2b with dropout on (losses and final parameters to float32
+ * round-off), a rank that throws or stalls ending the job within a bound,
+ * resume by every rank from rank 0's checkpoint, the world-size check, and
+ * the pieces the trainer uses (launcher detection, the single-process
+ * communicator, the MPI-less build's switch). The 2-rank runs spawn
+ * `mpirun --oversubscribe --allow-run-as-root -np 2 node
+ * test/helpers/mpi-pretrain-child.mjs`, which runs the compiled dist/; they
+ * are skipped, with the reason in their name, where mpirun or an MPI build of
+ * the addon is missing.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { trainWordPiece } from '../src/index.js';
+import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
+import { launchedByMpi, openCommunicator, SingleProcess } from '../src/distributed/index.js';
+import { native } from '../src/native/loader.js';
+import { pretrain, type StepInfo } from '../src/tasks/pretrain.js';
+import { writeFixtureCorpus } from './helpers/fixture-corpus.js';
+
+const ROOT = join(__dirname, '..');
+const CHILD = join(ROOT, 'test', 'helpers', 'mpi-pretrain-child.mjs');
+const mpirun = spawnSync('mpirun', ['--version'], { encoding: 'utf8' }).status === 0;
+const mpiBuilt = native().mpiAvailable().available;
+const compiled = existsSync(join(ROOT, 'dist', 'src', 'tasks', 'pretrain.js'));
+const skipReason = !mpirun
+  ? 'skipped: mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev)'
+  : !mpiBuilt
+    ? `skipped: the addon was ${native().mpiAvailable().reason}`
+    : !compiled
+      ? 'skipped: dist/ is not built (npm run build:ts)'
+      : '';
+
+describe('launchedByMpi', () => {
+  it("is true under Open MPI's, PMI's or PMIx's variables and false without them", () => {
+    expect(launchedByMpi({})).toBe(false);
+    expect(launchedByMpi({ OMPI_COMM_WORLD_SIZE: '2' })).toBe(true);
+    expect(launchedByMpi({ PMI_SIZE: '4' })).toBe(true);
+    expect(launchedByMpi({ PMIX_RANK: '0' })).toBe(true);
+    expect(launchedByMpi({ OMPI_COMM_WORLD_SIZE: '' })).toBe(false);
+  });
+});
+
+describe('communicators', () => {
+  it('one process is rank 0 of 1 and its reductions are the identity', () => {
+    const c = new SingleProcess();
+    expect([c.rank, c.size, c.isRoot]).toEqual([0, 1, true]);
+    expect(c.sumNumbers([1.5, 2])).toEqual([1.5, 2]);
+    const t = native().fromTypedArray(Float32Array.from([1, 2]), [2]);
+    c.allreduceSum(t);
+    expect(Array.from(t.read())).toEqual([1, 2]);
+    t.dispose();
+  });
+  it("'off', and 'auto' outside a launcher, give one process; another mode is refused, naming the field", () => {
+    // vitest is not started by mpirun, so 'auto' is one process here.
+    expect(openCommunicator('off').size).toBe(1);
+    if (!launchedByMpi()) expect(openCommunicator('auto').kind).toBe('single');
+    expect(() => openCommunicator('on')).toThrow(`Expected distributed 'auto' or 'off' but received "on"`);
+  });
+  it('the addon says whether it was built with MPI, and why not', () => {
+    const a = native().mpiAvailable();
+    if (a.available) expect(a.library.length).toBeGreaterThan(0);
+    else expect(a.reason).toMatch(/built without MPI \(install libopenmpi-dev and rebuild/);
+  });
+});
+
+describe('the build without MPI', () => {
+  it('has-mpi.cjs says 0 with CLOZE_NO_MPI=1 (binding.gyp then leaves CLOZE_HAVE_MPI undefined)', () => {
+    const r = spawnSync('node', [join(ROOT, 'native/tools/has-mpi.cjs')], { env: { ...process.env, CLOZE_NO_MPI: '1' }, encoding: 'utf8' });
+    expect(r.stdout).toBe('0');
+    const libs = spawnSync('node', [join(ROOT, 'native/tools/has-mpi.cjs'), '--libs'], { env: { ...process.env, CLOZE_NO_MPI: '1' }, encoding: 'utf8' });
+    expect(libs.stdout).toBe('');
+  });
+  it.skipIf(spawnSync('g++', ['--version']).status !== 0)('bind_mpi.cc compiles without CLOZE_HAVE_MPI (every entry then throws "built without MPI")', () => {
+    const napi = (require('node-addon-api') as { include_dir: string }).include_dir.replace(/"/g, '');
+    const nodeInc = join(process.execPath, '..', '..', 'include', 'node');
+    const r = spawnSync('g++', ['-std=c++17', '-fsyntax-only', '-Wall', '-Werror', '-fexceptions', '-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS',
+      `-I${napi}`, `-I${nodeInc}`, join(ROOT, 'native/src/binding/bind_mpi.cc')], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+});
+
+/** Runs `mpirun -np 2` on the child with `job`; resolves with the exit code, stderr and seconds taken. */
+function mpirun2(dir: string, name: string, job: Record<string, unknown>, limitS = 120): Promise<{ code: number | null; stderr: string; secs: number }> {
+  const file = join(dir, `${name}.job.json`);
+  writeFileSync(file, JSON.stringify(job));
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    const p = spawn('mpirun', ['--oversubscribe', '--allow-run-as-root', '-np', '2', 'node', CHILD, file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    // The test's own bound: a hang fails here instead of at vitest's timeout.
+    const kill = setTimeout(() => p.kill('SIGKILL'), limitS * 1000);
+    p.on('close', (code) => {
+      clearTimeout(kill);
+      resolve({ code, stderr, secs: (performance.now() - t0) / 1000 });
+    });
+  });
+}
+
+function params(checkpoint: string): Map<string, Float32Array> {
+  const ck = loadCheckpoint(checkpoint);
+  try {
+    return new Map(Object.entries(ck.model).map(([k, t]) => [k, Float32Array.from(t.toArray() as Float32Array)]));
+  } finally {
+    ck.dispose();
+  }
+}
+
+function maxDiff(a: Map<string, Float32Array>, b: Map<string, Float32Array>): number {
+  expect([...b.keys()]).toEqual([...a.keys()]);
+  let m = 0;
+  for (const [k, x] of a) {
+    const y = b.get(k)!;
+    for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]! - y[i]!));
+  }
+  return m;
+}
+
+describe.skipIf(skipReason !== '')(`data-parallel MLM, 2 MPI ranks ${skipReason}`, () => {
+  const root = mkdtempSync(join(tmpdir(), 'cloze-mpi-'));
+  let base: Record<string, unknown> = {};
+  beforeAll(async () => {
+    const corpus = writeFixtureCorpus(join(root, 'data'), 400);
+    // One tokenizer for every run: WordPiece training is not reproducible run to run.
+    const tok = await trainWordPiece(corpus, { vocabSize: 200 });
+    const tokenizer = join(root, 'tokenizer.json');
+    tok.save(tokenizer);
+    // bert-tiny (hidden dropout 0.1: on) on 32-token sequences, one thread per rank, 20 steps.
+    base = { data: corpus, tokenizer, preset: 'bert-tiny', maxLength: 32, maxSteps: 20, threads: 1, lr: 1e-3, evalFraction: 0, saveEvery: 10, logEvery: 5 };
+  });
+
+  // The bound, and why: the two runs compute every activation, per-row gradient and dropout mask alike (the
+  // same global batch, masking, dropout bits and 1/M loss scale); what differs is only the order of the float32
+  // sums over rows in the weight gradients (one sum over 2b·L rows against two sums over b·L rows added by
+  // the all-reduce). Each such sum differs by a few ulps of its magnitude; AdamW's normalised update turns a
+  // relative gradient change ε into an update change of about lr·ε, so over 20 steps at lr 1e-3 a parameter
+  // moves apart by well under 20·1e-3·1e-5 = 2e-7 plus its own rounding (1 ulp of values up to ~2: 2.4e-7).
+  // Measured: losses 2.4e-7 apart at most, parameters 1.2e-7. The loss is a mean of ~4.5: 1e-6 is 4 ulps.
+  const LOSS_TOL = 1e-6;
+  const PARAM_TOL = 1e-6;
+
+  it('2 ranks at batch 4 give the losses and parameters of 1 process at batch 8 (dropout on, 20 steps)', async () => {
+    const one: StepInfo[] = [];
+    const r1 = await pretrain({ ...base, batchSize: 8, out: join(root, 'one') }, { output: null, onStep: (s) => one.push(s) });
+    const res = join(root, 'two.result.json');
+    const run = await mpirun2(root, 'two', { config: { ...base, batchSize: 4, out: join(root, 'two') }, result: res });
+    expect(run.stderr).not.toMatch(/failed/);
+    expect(run.code).toBe(0);
+    const two = JSON.parse(readFileSync(res, 'utf8')) as { steps: Array<{ step: number; loss: number; allreduceMs: number }>; checkpoint: string };
+    expect(two.steps.map((s) => s.step)).toEqual(one.map((s) => s.step));
+    const lossDiff = Math.max(...one.map((s, i) => Math.abs(s.loss - two.steps[i]!.loss)));
+    expect(lossDiff).toBeLessThanOrEqual(LOSS_TOL);
+    // The losses did change over the run (so equal losses are not equal constants).
+    expect(one[19]!.loss).toBeLessThan(one[0]!.loss);
+    expect(two.steps.every((s) => s.allreduceMs >= 0)).toBe(true);
+    const ck = loadCheckpoint(r1.checkpoint!);
+    expect(ck.config.hidden_dropout_prob).toBe(0.1);
+    ck.dispose();
+    expect(maxDiff(params(r1.checkpoint!), params(two.checkpoint))).toBeLessThanOrEqual(PARAM_TOL);
+    // Rank 0 alone wrote: the same files as the single process, and each metrics line once.
+    expect(readdirSync(join(root, 'two')).sort()).toEqual(readdirSync(join(root, 'one')).sort());
+    const lines = readFileSync(join(root, 'two', 'metrics.jsonl'), 'utf8').trim().split('\n');
+    expect(lines.map((l) => (JSON.parse(l) as { step: number }).step)).toEqual([5, 10, 15, 20]);
+  }, 180_000);
+
+  it('unpadded (mosaic-bert-mini: packed tokens, dropout offsets in tokens) with gradAccum 2: 2 ranks × 4 equal 1 process × 8', async () => {
+    const cfg = { ...base, preset: 'mosaic-bert-mini', gradAccum: 2, maxSteps: 10 };
+    const one: StepInfo[] = [];
+    const r1 = await pretrain({ ...cfg, batchSize: 8, out: join(root, 'mosaic-one') }, { output: null, onStep: (s) => one.push(s) });
+    const res = join(root, 'mosaic-two.result.json');
+    const run = await mpirun2(root, 'mosaic-two', { config: { ...cfg, batchSize: 4, out: join(root, 'mosaic-two') }, result: res });
+    expect(run.code).toBe(0);
+    const two = JSON.parse(readFileSync(res, 'utf8')) as { steps: Array<{ loss: number }>; checkpoint: string };
+    expect(two.steps.length).toBe(10);
+    expect(Math.max(...one.map((s, i) => Math.abs(s.loss - two.steps[i]!.loss)))).toBeLessThanOrEqual(LOSS_TOL);
+    expect(maxDiff(params(r1.checkpoint!), params(two.checkpoint))).toBeLessThanOrEqual(PARAM_TOL);
+  }, 180_000);
+
+  it('a rank that throws at step 13 ends the job non-zero at once, naming the rank; every rank resumes from the step-10 checkpoint and finishes as an unbroken run', async () => {
+    const out = join(root, 'crash');
+    const crash = await mpirun2(root, 'crash', { config: { ...base, batchSize: 4, out }, throwAt: { rank: 1, step: 13 } }, 60);
+    expect(crash.code).not.toBe(0);
+    expect(crash.code).not.toBeNull(); // not killed by this test's own bound
+    expect(crash.stderr).toContain('cloze: rank 1 of 2 failed, ending the job: injected failure at step 13');
+    expect(crash.secs).toBeLessThan(60);
+    expect(readdirSync(out).filter((f) => f.startsWith('checkpoint-'))).toEqual(['checkpoint-10']);
+    const res = join(root, 'resumed.result.json');
+    const resumed = await mpirun2(root, 'resumed', { config: { ...base, batchSize: 4, out, resume: true }, result: res });
+    expect(resumed.code).toBe(0);
+    const r = JSON.parse(readFileSync(res, 'utf8')) as { steps: Array<{ step: number }>; checkpoint: string };
+    expect(r.steps[0]!.step).toBe(11);
+    // The same ranks, data and dropout counters as the unbroken 2-rank run of the first test: the same bits.
+    expect(maxDiff(params(join(root, 'two', 'checkpoint-20')), params(r.checkpoint))).toBe(0);
+  }, 180_000);
+
+  it('resuming a 2-rank run with 1 process is an error naming both world sizes', async () => {
+    await expect(pretrain({ ...base, batchSize: 4, out: join(root, 'two'), resume: true }, { output: null })).rejects.toThrow(
+      /Expected world size 2 \(the run in .*checkpoint-20\) for resume but received world size 1/,
+    );
+  });
+
+  it('a rank that stalls makes the other fail when its all-reduce times out (distributedTimeout 3 s), and the job ends non-zero', async () => {
+    const r = await mpirun2(root, 'stall', { config: { ...base, batchSize: 4, out: join(root, 'stall'), distributedTimeout: 3 }, stallAt: { rank: 1, step: 2 } }, 90);
+    expect(r.code).not.toBe(0);
+    expect(r.code).not.toBeNull();
+    expect(r.stderr).toMatch(/cloze: rank 0 of 2 failed, ending the job: mpiWait: the (allreduce of .*|barrier) did not complete within 3000 ms on rank 0 of 2/);
+    expect(r.secs).toBeLessThan(60);
+  }, 120_000);
+});
