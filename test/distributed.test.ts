@@ -199,6 +199,36 @@ describe.skipIf(skipReason !== '')(`data-parallel MLM, 2 MPI ranks ${skipReason}
     expect(maxDiff(params(join(root, 'two', 'checkpoint-20')), params(r.checkpoint))).toBe(0);
   }, 180_000);
 
+  it('kill -USR2 to mpirun (forwarded to the ranks) stops every rank at one step, saves a complete checkpoint there, and exits 130', async () => {
+    const out = join(root, 'usr2');
+    const c = base as { data: string; tokenizer: string };
+    const args = ['--oversubscribe', '--allow-run-as-root', '-np', '2', 'node', join(ROOT, 'bin', 'cloze.js'), 'pretrain', '--data', c.data, '--tokenizer', c.tokenizer,
+      '--preset', 'bert-tiny', '--max-length', '32', '--batch-size', '4', '--threads', '1', '--max-steps', '100000', '--save-every', '100000', '--log-every', '1', '--eval-fraction', '0', '--out', out];
+    const p = spawn('mpirun', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const code = await new Promise<number | null>((resolve) => {
+      const killer = setTimeout(() => p.kill('SIGKILL'), 120_000);
+      // Signal once a few steps are logged: rank 0 writes metrics.jsonl.
+      const poll = setInterval(() => {
+        const m = join(out, 'metrics.jsonl');
+        if (existsSync(m) && readFileSync(m, 'utf8').split('\n').filter((l) => l.includes('"kind":"train"')).length >= 3) {
+          clearInterval(poll);
+          p.kill('SIGUSR2');
+        }
+      }, 200);
+      p.on('exit', (c) => { clearTimeout(killer); clearInterval(poll); resolve(c); });
+    });
+    expect(code, stderr).toBe(130);
+    const cks = readdirSync(out).filter((d) => d.startsWith('checkpoint-'));
+    expect(cks).toHaveLength(1);
+    expect(existsSync(join(out, cks[0]!, 'complete'))).toBe(true);
+    const saved = Number(cks[0]!.slice('checkpoint-'.length));
+    expect(saved).toBeGreaterThanOrEqual(3);
+    // Both ranks stopped at the step the checkpoint holds (each prints the step it stopped at).
+    expect(stderr.match(/stopped at step (\d+)/g)?.every((m) => m.endsWith(` ${saved}`))).toBe(true);
+  }, 180_000);
+
   it('resuming a 2-rank run with 1 process is an error naming both world sizes', async () => {
     await expect(pretrain({ ...base, batchSize: 4, out: join(root, 'two'), resume: true }, { output: null })).rejects.toThrow(
       /Expected world size 2 \(the run in .*checkpoint-20\) for resume but received world size 1/,

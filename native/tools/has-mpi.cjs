@@ -28,7 +28,10 @@ function flags() {
   const incs = compile.filter((f) => f.startsWith('-I')).map((f) => f.slice(2));
   if (!incs.some((d) => fs.existsSync(path.join(d, 'mpi.h')))) return null;
   // Only the directories and libraries: the wrapper's other flags (-pthread, -Wl,…) are not needed by an addon.
-  const libs = link.filter((f) => f.startsWith('-L') || f.startsWith('-l') || f.startsWith('-Wl,-rpath'));
+  // A -Wl,-rpath from the wrapper may come as two tokens (-Wl,-rpath -Wl,/dir); rebuilding one rpath per -L
+  // directory keeps the run path without splitting such a pair.
+  const dirs = link.filter((f) => f.startsWith('-L'));
+  const libs = [...dirs, ...link.filter((f) => f.startsWith('-l')), ...dirs.map((d) => `-Wl,-rpath,${d.slice(2)}`)];
   if (!libs.some((f) => f === '-lmpi')) return null;
   return { incs, libs };
 }

@@ -23,7 +23,8 @@ export interface Communicator {
   /** The element-wise SUM over all ranks of a few numbers (losses, token counts). */
   sumNumbers(xs: readonly number[]): number[];
   /** Waits until every rank has reached it. */
-  barrier(): void;
+  /** Waits for every rank, at most `timeoutMs` (default: the collectives' bound). */
+  barrier(timeoutMs?: number): void;
   /** Ends every rank of the job with `code` (MPI_Abort); a single process exits. */
   abort(code: number): never;
   finalize(): void;
@@ -89,9 +90,9 @@ export class MpiCommunicator implements Communicator {
       t.dispose();
     }
   }
-  barrier(): void {
+  barrier(timeoutMs = this.timeoutMs): void {
     if (this.size === 1) return;
-    native().mpiWait(native().mpiIbarrier(), this.timeoutMs);
+    native().mpiWait(native().mpiIbarrier(), timeoutMs);
   }
   abort(code: number): never {
     native().mpiAbort(code);

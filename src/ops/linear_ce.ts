@@ -41,7 +41,8 @@ export function linearCrossEntropy(
   checkInt(chunk, 'chunkSize', 1);
   const ignore = opts.ignoreIndex ?? -100;
   checkInt(ignore, 'ignoreIndex', -(2 ** 31), 2 ** 31 - 1);
-  if (opts.normalizer !== undefined) checkNumber(opts.normalizer, 'normalizer', Number.MIN_VALUE);
+  // A count of rows (the global batch's, for a data-parallel rank): the backward takes it as an integer.
+  if (opts.normalizer !== undefined) checkInt(opts.normalizer, 'normalizer', 1, 2 ** 40);
   const r = native().linearCrossEntropy(h.native, weight.native, bias?.native ?? null, targets.native, ignore, chunk);
   if (opts.normalizer !== undefined && opts.normalizer !== r.count) {
     // The forward's mean over `count` rows, rescaled to the sum over `normalizer` (0 when no row counts).

@@ -18,6 +18,9 @@ import { resolveConfig, resumeFields, type RunConfig } from './config.js';
 import type { EvalResult } from './mlm/evaluate.js';
 import { TASKS } from './registry.js';
 
+/** How long the other ranks wait for rank 0's setup (tokenizer, data shard): 24 h. */
+const SETUP_TIMEOUT_MS = 24 * 3600 * 1000;
+
 // The types of pretrain()'s hooks and result.
 export type { EvalResult } from './mlm/evaluate.js';
 export type { ProbeResult } from '../eval/probe.js';
@@ -113,9 +116,11 @@ async function pretrainOn(cfg: RunConfig, hooks: PretrainHooks, comm: Communicat
   progress?.note(`device ${describeDevice(cfg.device === 'cpu' ? 'cpu' : device)}${parallel ? `, ${comm.size} data-parallel ranks (MPI), global batch ${comm.size * cfg.batchSize}` : ''}`);
 
   try {
-    if (parallel && !root) comm.barrier();
+    // Rank 0 may train a tokenizer and tokenize a large corpus first: the others wait longer than a step's
+    // collective bound (a rank that dies meanwhile ends the job through mpirun, not through this timeout).
+    if (parallel && !root) comm.barrier(SETUP_TIMEOUT_MS);
     const task = await entry.build(cfg, outDir, resumeDir, progress, parallel ? comm : undefined);
-    if (parallel && root) comm.barrier();
+    if (parallel && root) comm.barrier(SETUP_TIMEOUT_MS);
     try {
       const r = await trainTask(task, { ...cfg, outDir, resumeDir, run, comm },
         { signal: hooks.signal, onStep: hooks.onStep, onEval: hooks.onEval as (e: TaskEval) => void }, progress);

@@ -224,6 +224,8 @@ void register_linear_ce(Napi::Env env, Napi::Object exports) {
     a.want_shape(lse, {d.M}, "lse");
     // count divides the summed loss: the non-ignored rows of this call, or more (a data-parallel rank divides by
     // the global batch's count, so its gradient is its exact share of the single-process mean's); never fewer.
+    if (count < d.count)
+      a.bad(ErrCode::Value, "at least " + std::to_string(d.count) + " (the non-ignored rows of targets)", "count", std::to_string(count));
     Napi::Object dh, dw, db;
     // Both backends write every element of a fresh output (the GEMMs with beta = 0, the fill
     // when every row is ignored), so no zero-fill: for dW that was a [V, D] pass for nothing.

@@ -114,6 +114,9 @@ void register_mpi(Napi::Env env, Napi::Object exports) {
   // mpiInit() → { rank, size }: MPI_Init_thread(FUNNELED: only the JS thread calls MPI). Idempotent.
   CLOZE_EXPORT(exports, "mpiInit", [](const ArgReader& a) -> Napi::Value {
 #ifdef CLOZE_HAVE_MPI
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) fail(ErrCode::Value, a.op, "Expected MPI not yet finalized but received mpiInit after mpiFinalize (MPI cannot start twice in one process)");
     if (!g_state.initialized) {
       int already = 0;
       MPI_Initialized(&already);
@@ -154,6 +157,7 @@ void register_mpi(Napi::Env env, Napi::Object exports) {
       if (!g_pending.empty()) fail(ErrCode::Value, a.op, "Expected no pending collectives at finalize but received " + std::to_string(g_pending.size()));
       check(MPI_Finalize(), a.op, "MPI_Finalize");
     }
+    g_state.initialized = false;
     return a.env().Undefined();
 #else
     fail(ErrCode::Value, a.op, kNoMpi);
