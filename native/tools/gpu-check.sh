@@ -167,6 +167,23 @@ if wanted train; then
   else
     note "first losses: cuda bf16 NOT within 2% of cpu fp32 at 3 steps (or a run is missing)"; failures=$((failures + 1))
   fi
+  # The image tasks read Debian's Fashion-MNIST; where it is absent, the subset of native/tools/pack-gpu-data.sh.
+  images=()
+  if [ ! -d /usr/share/datasets/fashion-mnist ] && [ -d .gpu-data/fashion-mnist ]; then images=(--data .gpu-data/fashion-mnist); fi
+  for task in mim spark; do
+    run_step "train-$task" 60 "$out/train.log" npx cloze pretrain --task "$task" --device cuda --epochs 0 --max-steps 20 --log-every 5 ${images[@]+"${images[@]}"} --out "$tr/$task"
+  done
+  # Fine-tuning on cuda: the test fixture's labelled texts, from the CPU run's bert-base checkpoint (its tokenizer with it).
+  if [ -d "$tr/cpu/checkpoint-3" ]; then
+    for how in "--adv" "--method asa"; do
+      # shellcheck disable=SC2086
+      run_step "train-finetune${how// /-}" 60 "$out/train.log" npx cloze finetune --task-data test/fixtures/finetune/who.jsonl --init-from "$tr/cpu" $how \
+        --device cuda --epochs 0 --max-steps 20 --batch-size 8 --max-length 64 --log-every 5 --out "$tr/finetune${how// /-}"
+    done
+  else
+    note "finetune on cuda: skipped (no checkpoint-3 from the CPU bert-base run)"; failures=$((failures + 1))
+  fi
+  # Last, as the longest: 200 steps at the preset's batch, and an exact resume from step 100.
   run_step train-long 120 "$out/train.log" npx cloze pretrain --preset bert-base --device cuda --max-steps 200 --save-every 100 --keep-last 3 --log-every 20 --seed 7 --out "$tr/long"
   { echo "bert-base, the preset's batch, 200 steps (step loss):"; losses "$tr/long" | awk 'NR == 1 || $1 % 50 == 0'; } | tee -a "$out/train.log" >>"$summary"
   # Exact resume: a copy of that run without its last checkpoint resumes from step 100 (the trainer
@@ -179,22 +196,6 @@ if wanted train; then
     else
       note "resume: the losses of steps 101-200 differ from the straight run's (train.log)"; failures=$((failures + 1))
     fi
-  fi
-  # The image tasks read Debian's Fashion-MNIST; where it is absent, the subset of native/tools/pack-gpu-data.sh.
-  images=()
-  if [ ! -d /usr/share/datasets/fashion-mnist ] && [ -d .gpu-data/fashion-mnist ]; then images=(--data .gpu-data/fashion-mnist); fi
-  for task in mim spark; do
-    run_step "train-$task" 60 "$out/train.log" npx cloze pretrain --task "$task" --device cuda --epochs 0 --max-steps 20 --log-every 5 "${images[@]}" --out "$tr/$task"
-  done
-  # Fine-tuning on cuda: the test fixture's labelled texts, from the CPU run's bert-base checkpoint (its tokenizer with it).
-  if [ -d "$tr/cpu/checkpoint-3" ]; then
-    for how in "--adv" "--method asa"; do
-      # shellcheck disable=SC2086
-      run_step "train-finetune${how// /-}" 60 "$out/train.log" npx cloze finetune --task-data test/fixtures/finetune/who.jsonl --init-from "$tr/cpu" $how \
-        --device cuda --epochs 0 --max-steps 20 --batch-size 8 --max-length 64 --log-every 5 --out "$tr/finetune${how// /-}"
-    done
-  else
-    note "finetune on cuda: skipped (no checkpoint-3 from the CPU bert-base run)"; failures=$((failures + 1))
   fi
 fi
 
