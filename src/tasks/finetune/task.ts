@@ -106,9 +106,10 @@ export function buildFinetuneTask(cfg: FinetuneConfig, outDir: string, inputs: F
       const first = (k % perEpoch) * cfg.batchSize;
       const ids = order.ids.subarray(first, first + cfg.batchSize);
       const { batch, maskRows } = classifier.batchOf(Array.from(ids, (i) => train.examples[i]!));
-      const labels = fromTypedArray(Int32Array.from(ids, (i) => train.labels[i]!), [ids.length]);
-      if (adversary) return { loss: asaLoss(classifier, adversary, batch, maskRows, labels.to(model.device), cfg.asaTau).loss, units: ids.length };
-      const lossOf = (b: typeof batch) => crossEntropy(classifier.classLogits(b, maskRows), labels.to(model.device));
+      // Moved once: --adv's PGD calls lossOf twice.
+      const labels = fromTypedArray(Int32Array.from(ids, (i) => train.labels[i]!), [ids.length]).to(model.device);
+      if (adversary) return { loss: asaLoss(classifier, adversary, batch, maskRows, labels, cfg.asaTau).loss, units: ids.length };
+      const lossOf = (b: typeof batch) => crossEntropy(classifier.classLogits(b, maskRows), labels);
       if (!cfg.adv) return { loss: lossOf(batch), units: ids.length };
       const delta = pgdPerturbation(model, batch, lossOf, { seed: (cfg.seed + PGD_SEED_OFFSET) % 2 ** 52, step: k });
       return { loss: lossOf({ ...batch, wordEmbeddingDelta: delta }), units: ids.length };
