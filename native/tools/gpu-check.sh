@@ -12,8 +12,9 @@
 #   test     npm run test:cuda, with vitest's JSON report
 #   train    cloze pretrain --device cuda: a short bert-base run, its first losses
 #            against a CPU float32 run of the same seed, and an exact resume; then
-#            20 steps of --task mim and --task spark, and cloze finetune (--adv and
-#            --method asa) from the CPU run's checkpoint, all on cuda
+#            the 1-rank NCCL smoke (when mpirun is there), 20 steps of --task mim
+#            and --task spark, and cloze finetune (--adv and --method asa) from the
+#            CPU run's checkpoint, all on cuda
 #   bench    npm run bench:cuda (attention and the BERT-base MLM step against PyTorch)
 #
 # Before sending the project to a GPU machine without Node.js or Debian's
@@ -180,6 +181,8 @@ if wanted train; then
       note "resume: the losses of steps 101-200 differ from the straight run's (train.log)"; failures=$((failures + 1))
     fi
   fi
+  # NCCL (loaded at run time; never run on a GPU before): world size 1 through NCCL, f32 and bf16 (native/tools/nccl-smoke.mjs).
+  if command -v mpirun >/dev/null; then run_step train-nccl 60 "$out/train.log" mpirun --allow-run-as-root -np 1 node native/tools/nccl-smoke.mjs; else note "nccl smoke: skipped (no mpirun on this machine)"; fi
   # The image tasks read Debian's Fashion-MNIST; where it is absent, the subset of native/tools/pack-gpu-data.sh.
   images=()
   if [ ! -d /usr/share/datasets/fashion-mnist ] && [ -d .gpu-data/fashion-mnist ]; then images=(--data .gpu-data/fashion-mnist); fi
