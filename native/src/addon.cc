@@ -44,6 +44,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   cloze::register_asa(env, exports);
   cloze::register_bench(env, exports);
   cloze::register_mpi(env, exports);
+  cloze::register_nccl(env, exports);
   return exports;
 }
 }  // namespace

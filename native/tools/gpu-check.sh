@@ -12,8 +12,9 @@
 #   test     npm run test:cuda, with vitest's JSON report
 #   train    cloze pretrain --device cuda: a short bert-base run, its first losses
 #            against a CPU float32 run of the same seed, and an exact resume; then
-#            20 steps of --task mim and --task spark, and cloze finetune (--adv and
-#            --method asa) from the CPU run's checkpoint, all on cuda
+#            the 1-rank NCCL smoke (when mpirun is there), 20 steps of --task mim
+#            and --task spark, and cloze finetune (--adv and --method asa) from the
+#            CPU run's checkpoint, all on cuda
 #   bench    npm run bench:cuda (attention and the BERT-base MLM step against PyTorch)
 #
 # Before sending the project to a GPU machine without Node.js or Debian's
@@ -183,6 +184,8 @@ if wanted train; then
   else
     note "finetune on cuda: skipped (no checkpoint-3 from the CPU bert-base run)"; failures=$((failures + 1))
   fi
+  # NCCL (loaded at run time; never run on a GPU before): world size 1 through NCCL, f32 and bf16 (native/tools/nccl-smoke.mjs).
+  if command -v mpirun >/dev/null; then run_step train-nccl 60 "$out/train.log" mpirun --allow-run-as-root -np 1 node native/tools/nccl-smoke.mjs; else note "nccl smoke: skipped (no mpirun on this machine)"; fi
   # Last, as the longest: 200 steps at the preset's batch, and an exact resume from step 100.
   run_step train-long 120 "$out/train.log" npx cloze pretrain --preset bert-base --device cuda --max-steps 200 --save-every 100 --keep-last 3 --log-every 20 --seed 7 --out "$tr/long"
   { echo "bert-base, the preset's batch, 200 steps (step loss):"; losses "$tr/long" | awk 'NR == 1 || $1 % 50 == 0'; } | tee -a "$out/train.log" >>"$summary"

@@ -8,20 +8,23 @@ import { ClozeError } from '../errors.js';
 import { native } from '../native/loader.js';
 import type { NativeTensor } from '../native/types.js';
 import { checkNumber } from '../validate.js';
+import { ncclSupport } from './nccl.js';
 
 export interface Communicator {
   readonly rank: number;
   readonly size: number;
   /** Rank 0: the one that writes checkpoints, metrics and progress. */
   readonly isRoot: boolean;
-  /** 'single' or 'mpi', for messages. */
+  /** 'single', 'mpi' or 'nccl', for messages. */
   readonly kind: string;
-  /** In-place SUM over all ranks of a float32/float64 CPU tensor. */
+  /** In-place SUM over all ranks of a float tensor: CPU (float32/float64) through MPI, cuda (float32/bfloat16) through NCCL. */
   allreduceSum(t: NativeTensor): void;
   /** allreduceSum of several tensors, all started before the first is waited on. */
   allreduceSumAll(ts: readonly NativeTensor[]): void;
   /** The element-wise SUM over all ranks of a few numbers (losses, token counts). */
   sumNumbers(xs: readonly number[]): number[];
+  /** In place, from `root` to every rank: a few bytes (NCCL's unique id). */
+  broadcastBytes(buf: Uint8Array, root: number): void;
   /** Waits until every rank has reached it. */
   /** Waits for every rank, at most `timeoutMs` (default: the collectives' bound). */
   barrier(timeoutMs?: number): void;
@@ -41,6 +44,7 @@ export class SingleProcess implements Communicator {
   sumNumbers(xs: readonly number[]): number[] {
     return [...xs];
   }
+  broadcastBytes(): void {}
   barrier(): void {}
   abort(code: number): never {
     process.exit(code);
@@ -90,6 +94,10 @@ export class MpiCommunicator implements Communicator {
       t.dispose();
     }
   }
+  broadcastBytes(buf: Uint8Array, root: number): void {
+    if (this.size === 1) return;
+    native().mpiBroadcast(buf, root);
+  }
   barrier(timeoutMs = this.timeoutMs): void {
     if (this.size === 1) return;
     native().mpiWait(native().mpiIbarrier(), timeoutMs);
@@ -107,5 +115,5 @@ export class MpiCommunicator implements Communicator {
 /** What `cloze info` prints: whether this addon can run MPI (and NCCL) data parallelism. */
 export function distributedSupport(): { mpi: string; nccl: string } {
   const a = native().mpiAvailable();
-  return { mpi: a.available ? `available (${a.library})` : `not available: ${a.reason}`, nccl: 'not built (GPU data parallelism is not implemented yet)' };
+  return { mpi: a.available ? `available (${a.library})` : `not available: ${a.reason}`, nccl: ncclSupport() };
 }

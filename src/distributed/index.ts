@@ -4,7 +4,8 @@ import { ClozeError } from '../errors.js';
 import { DEFAULT_COLLECTIVE_TIMEOUT_MS, MpiCommunicator, SingleProcess, type Communicator } from './communicator.js';
 import { launchedByMpi } from './launch.js';
 
-export { launchedByMpi } from './launch.js';
+export { launchedByMpi, localRank } from './launch.js';
+export { NcclCommunicator, ncclSupport } from './nccl.js';
 export { DEFAULT_COLLECTIVE_TIMEOUT_MS, MpiCommunicator, SingleProcess, distributedSupport, type Communicator } from './communicator.js';
 
 /** The process-wide communicator: MPI may be initialised once per process. */

@@ -144,4 +144,19 @@ export interface NativeAddon
   mpiBroadcast(buffer: AnyTypedArray, root: number): void;
   /** Terminates every rank of the job with `code`. */
   mpiAbort(code: number): void;
+
+  // NCCL (native/src/binding/bind_nccl.cc): the cuda addon dlopen()s libnccl.so.2 on first use; in the CPU addon
+  // ncclAvailable says built: false and every other call throws "NCCL needs the cuda addon".
+  /** Whether this addon has the NCCL path (built), whether libnccl.so.2 loads (reason: dlopen's message), its version. */
+  ncclAvailable(): { built: boolean; available: boolean; reason: string; version: string };
+  /** A new 128-byte unique id (rank 0 makes it; the others receive it over MPI). */
+  ncclGetUniqueId(): Uint8Array;
+  /** Selects device localRank % count, then joins the communicator of `size` ranks with that id: a handle. */
+  ncclCommInitRank(id: Uint8Array, rank: number, size: number, localRank: number): number;
+  /** In-place SUM of a cuda float32/bfloat16 tensor, queued on the current stream. */
+  ncclAllReduce(comm: number, t: NativeTensor): void;
+  /** Waits until the current stream has run the queued all-reduces; throws when a peer failed or timeoutMs passed. */
+  ncclWait(comm: number, timeoutMs: number): void;
+  ncclCommDestroy(comm: number): void;
+  ncclCommAbort(comm: number): void;
 }

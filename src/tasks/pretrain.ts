@@ -7,13 +7,15 @@
 import { join } from 'node:path';
 import { latestCheckpoint, listCheckpoints, type JsonValue } from '../checkpoint/checkpoint.js';
 import { describeDevice, resolveDevice, type DeviceChoice } from '../device.js';
-import { openCommunicator, type Communicator } from '../distributed/index.js';
+import { NcclCommunicator, openCommunicator, type Communicator } from '../distributed/index.js';
+import { checkResumeWorld } from '../distributed/resume-world.js';
+import { native } from '../native/loader.js';
 import { ClozeError } from '../errors.js';
 import type { ProbeResult } from '../eval/probe.js';
 import { setNumThreads } from '../runtime.js';
 import { trainTask, type StepInfo, type TaskEval } from '../train/loop.js';
 import { Progress } from '../train/progress.js';
-import { checkResumeSettings, checkRunFlags, discardUnsavedRun, openRunDir, savedRunSettings } from '../train/run-dir.js';
+import { checkResumeSettings, checkRunFlags, discardUnsavedRun, openRunDir } from '../train/run-dir.js';
 import { resolveConfig, resumeFields, type RunConfig } from './config.js';
 import type { EvalResult } from './mlm/evaluate.js';
 import { TASKS } from './registry.js';
@@ -94,42 +96,53 @@ async function pretrainOn(cfg: RunConfig, hooks: PretrainHooks, comm: Communicat
     if (cfg.device === 'cuda') throw new ClozeError('E_DEVICE', `Expected a task that trains on cuda (${Object.entries(TASKS).filter(([, t]) => t.devices.includes('cuda')).map(([n]) => n).join(', ')}) for device 'cuda' but received task '${cfg.task}' (it trains on the CPU for now)`);
     cfg.device = 'cpu';
   }
-  if (parallel && device === 'cuda') {
-    if (cfg.device === 'cuda') throw new ClozeError('E_DEVICE', `Expected device cpu for data-parallel training over MPI (${comm.size} ranks) but received device 'cuda' (NCCL is not implemented yet); pass --device cpu`);
-    cfg.device = 'cpu';
+  // On cuda the gradients are all-reduced through NCCL (loaded at run time); 'auto' falls back to the CPU when it
+  // cannot be loaded, an explicit 'cuda' is refused naming the reason.
+  let grads: Communicator = comm;
+  if (parallel && device === 'cuda' && cfg.device !== 'cpu') {
+    const nccl = native().ncclAvailable();
+    if (nccl.available) grads = new NcclCommunicator(comm, cfg.distributedTimeout * 1000);
+    else if (cfg.device === 'cuda') throw new ClozeError('E_DEVICE', `Expected a loadable NCCL for data-parallel training on cuda (${comm.size} ranks) but received: ${nccl.reason}; install NCCL 2.x, or pass --device cpu`);
+    else cfg.device = 'cpu';
   }
   // The run's settings, for `cloze eval`, for a resume's check, and for people reading the checkpoint.
   const run = JSON.parse(JSON.stringify(cfg)) as Record<string, JsonValue>;
   // The world size is recorded only for data-parallel runs: a single-process run's settings stay as they were.
   if (parallel) run.worldSize = comm.size;
   if (resumeDir) {
-    const savedWorld = Number(savedRunSettings(resumeDir)?.worldSize ?? 1);
-    if (savedWorld !== comm.size) {
-      throw new ClozeError('E_VALUE', `Expected world size ${savedWorld} (the run in ${resumeDir}) for resume but received world size ${comm.size}; resuming with another number of ranks is not supported yet`);
-    }
-    for (const n of checkResumeSettings(resumeDir, run, undefined, resumeFields(cfg))) progress?.note(`note: ${n}`);
+    // Another world size is let through when the global batch is the same (then batchSize is compared as saved).
+    const checked = checkResumeWorld(resumeDir, run, comm.size, cfg.batchSize);
+    for (const n of checkResumeSettings(resumeDir, checked, undefined, resumeFields(cfg))) progress?.note(`note: ${n}`);
   }
   // Aborted before the call: stop before anything is built, written or trained.
   if (!parallel && hooks.signal?.aborted) return stoppedBeforeStart(outDir, resumeDir, progress);
   // Rank 0 makes the run directory, the tokenizer and the data shard; the others wait, then read them.
   const dir = root ? openRunDir(outDir, cfg) : null;
-  progress?.note(`device ${describeDevice(cfg.device === 'cpu' ? 'cpu' : device)}${parallel ? `, ${comm.size} data-parallel ranks (MPI), global batch ${comm.size * cfg.batchSize}` : ''}`);
+  progress?.note(`device ${describeDevice(cfg.device === 'cpu' ? 'cpu' : device)}${parallel ? `, ${comm.size} data-parallel ranks (${grads.kind === 'nccl' ? 'MPI, gradients through NCCL' : 'MPI'}), global batch ${comm.size * cfg.batchSize}` : ''}`);
 
   try {
     // Rank 0 may train a tokenizer and tokenize a large corpus first: the others wait longer than a step's
     // collective bound (a rank that dies meanwhile ends the job through mpirun, not through this timeout).
     if (parallel && !root) comm.barrier(SETUP_TIMEOUT_MS);
-    const task = await entry.build(cfg, outDir, resumeDir, progress, parallel ? comm : undefined);
+    const task = await entry.build(cfg, outDir, resumeDir, progress, parallel ? grads : undefined);
     if (parallel && root) comm.barrier(SETUP_TIMEOUT_MS);
+    let finished = false;
     try {
-      const r = await trainTask(task, { ...cfg, outDir, resumeDir, run, comm },
+      const r = await trainTask(task, { ...cfg, outDir, resumeDir, run, comm: grads, globalBatch: comm.size * cfg.batchSize },
         { signal: hooks.signal, onStep: hooks.onStep, onEval: hooks.onEval as (e: TaskEval) => void }, progress);
       // Stopped during setup: no checkpoint, so nothing of this run stays.
       if (r.checkpoint === null && dir) discardUnsavedRun(dir);
+      finished = true;
       return { outDir, ...r, eval: r.eval as EvalResult | ProbeResult | null, ...(parallel ? { rank: comm.rank } : {}) };
     } finally {
       // Native memory goes back even when a step throws (a non-finite loss, bad data).
       task.dispose();
+      // A finished run's NCCL communicator is destroyed (that waits for its work); after a failure a peer may never
+      // complete it, so it is aborted, and the caller ends the job (MPI_Abort).
+      if (grads instanceof NcclCommunicator) {
+        if (finished) grads.close();
+        else grads.abortComm();
+      }
     }
   } catch (e) {
     // A run that failed before its first checkpoint leaves no run directory (or no metrics in one it did not make).

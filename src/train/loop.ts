@@ -88,7 +88,12 @@ export interface LoopResult<E> {
  * the loop sums the gradients before clipping and the step, and only rank 0 writes checkpoints, metrics
  * and progress and evaluates.
  */
-type Ranks = { comm?: Communicator };
+type Ranks = {
+  comm?: Communicator;
+  /** Sequences in one global micro-batch (world size × per-rank batch), recorded with the data position: a resume
+   * at another world size is exact when its ranks × batch equal it (pretrain checks). */
+  globalBatch?: number;
+};
 
 type Schedule = Pick<SharedConfig, 'lr' | 'warmupRatio' | 'decay' | 'minLrRatio' | 'gradAccum' | 'gradClip' | 'saveEvery' | 'keepLast' | 'logEvery'>;
 
@@ -126,7 +131,7 @@ export async function runLoop<E extends TaskEval>(
       step,
       model: task.model.stateDict(),
       optimizer: opt,
-      dataPosition: { microBatch: step * o.gradAccum },
+      dataPosition: { microBatch: step * o.gradAccum, ...(o.globalBatch ? { globalBatch: o.globalBatch, worldSize: comm.size } : {}) },
       extra: { run: o.run },
     }, { keepLast: o.keepLast });
 

@@ -101,6 +101,17 @@ export function savedRunSettings(checkpointDir: string): Record<string, JsonValu
   }
 }
 
+/** The data position a checkpoint saved (trainer_state.json's dataPosition), or null when it has none. */
+export function savedDataPosition(checkpointDir: string): Record<string, JsonValue> | null {
+  try {
+    const state = JSON.parse(fs.readFileSync(path.join(checkpointDir, TRAINER_STATE_FILE), 'utf8')) as { dataPosition?: unknown };
+    const d = state.dataPosition;
+    return d !== null && typeof d === 'object' && !Array.isArray(d) ? (d as Record<string, JsonValue>) : null;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Refuses a resume whose settings differ from the checkpoint's in anything that changes the run, naming each
  * field with its saved and new value; returns notes for the changes let through that change float rounding.

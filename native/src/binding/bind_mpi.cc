@@ -4,8 +4,9 @@
 //
 // Built with MPI only when native/tools/has-mpi.cjs finds it (CLOZE_HAVE_MPI);
 // otherwise every entry throws "built without MPI" and mpiAvailable() says
-// why, as the addon builds without OpenBLAS. The cuda addon compiles this file
-// without CLOZE_HAVE_MPI for now.
+// why, as the addon builds without OpenBLAS. The cuda addon finds MPI the same
+// way (CMakeLists.txt); there it carries NCCL's unique id and the small sums,
+// while bind_nccl.cc all-reduces the cuda gradients.
 //
 // Errors: the world communicator gets MPI_ERRORS_RETURN, so a failing call
 // returns a code that becomes a JS exception naming the collective, instead of

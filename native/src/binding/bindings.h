@@ -34,4 +34,5 @@ void register_masked_linear(Napi::Env env, Napi::Object exports);
 void register_asa(Napi::Env env, Napi::Object exports);
 void register_bench(Napi::Env env, Napi::Object exports);
 void register_mpi(Napi::Env env, Napi::Object exports);
+void register_nccl(Napi::Env env, Napi::Object exports);
 }  // namespace cloze

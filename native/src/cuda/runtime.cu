@@ -68,6 +68,22 @@ void set_stream(Stream s, const char* op) {
   g_current = s;
 }
 
+bool stream_idle(const char* op) {
+  const cudaError_t e = cudaStreamQuery(stream());
+  if (e == cudaErrorNotReady) return false;
+  check(e, op, "cudaStreamQuery");
+  return true;
+}
+
+int select_device(int local_rank, const char* op) {
+  int n = 0;
+  check(cudaGetDeviceCount(&n), op, "cudaGetDeviceCount");
+  if (n <= 0) fail(ErrCode::Device, op, "Expected a CUDA device for local rank " + std::to_string(local_rank) + " but received none visible");
+  const int dev = (local_rank < 0 ? 0 : local_rank) % n;
+  check(cudaSetDevice(dev), op, "cudaSetDevice");
+  return dev;
+}
+
 Stream create_stream(const char* op) {
   cudaStream_t s = nullptr;
   check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), op, "cudaStreamCreateWithFlags");

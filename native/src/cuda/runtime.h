@@ -31,6 +31,12 @@ void set_stream(Stream s, const char* op);  // nullptr restores the default
 Stream create_stream(const char* op);
 void destroy_stream(Stream s, const char* op);
 void synchronize(const char* op);         // waits for the current stream
+// Whether everything queued on the current stream has run (cudaStreamQuery), without waiting: lets a
+// collective on the stream (NCCL) be waited on with a time bound. A failed kernel throws.
+bool stream_idle(const char* op);
+// Data parallel: rank `local_rank` of a node takes device local_rank % device count (cudaSetDevice), before
+// anything is allocated; returns the device index.
+int select_device(int local_rank, const char* op);
 
 // Stream-ordered caching allocator: no cudaMalloc per step. Blocks are
 // recycled on the stream that allocated them; cudaMalloc failure empties the
