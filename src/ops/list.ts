@@ -172,6 +172,8 @@ export const INFRASTRUCTURE = [
   'cudaSetStream', 'cudaDestroyStream', 'measurePeakGflops', 'measurePeakBandwidth', 'releaseFreeMemory',
   // Data-parallel communication (native/src/binding/bind_mpi.cc, src/distributed/).
   'mpiAvailable', 'mpiInit', 'mpiFinalize', 'mpiAllreduce', 'mpiIallreduce', 'mpiIbarrier', 'mpiWait', 'mpiBroadcast', 'mpiAbort',
+  // NCCL (data-parallel gradients on cuda), loaded at run time by the cuda addon; the CPU addon's entries throw.
+  'ncclAvailable', 'ncclGetUniqueId', 'ncclCommInitRank', 'ncclAllReduce', 'ncclWait', 'ncclCommDestroy', 'ncclCommAbort',
 ] as const;
 
 /** Every op of every family, with its family. */
