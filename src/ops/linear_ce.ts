@@ -8,6 +8,7 @@
  * its gradient added into that buffer by the kernel itself, chunk by chunk, so
  * no [V, D] gradient tensor is ever allocated.
  */
+import { expected } from '../errors.js';
 import { native } from '../native/loader.js';
 import type { NativeTensor } from '../native/types.js';
 import { record, Tensor } from '../tensor.js';
@@ -44,6 +45,11 @@ export function linearCrossEntropy(
   // A count of rows (the global batch's, for a data-parallel rank): the backward takes it as an integer.
   if (opts.normalizer !== undefined) checkInt(opts.normalizer, 'normalizer', 1, 2 ** 40);
   const r = native().linearCrossEntropy(h.native, weight.native, bias?.native ?? null, targets.native, ignore, chunk);
+  if (opts.normalizer !== undefined && opts.normalizer < r.count) {
+    r.loss.dispose();
+    r.lse.dispose();
+    throw expected(`a normalizer of at least ${r.count} (the targets' non-ignored rows)`, 'normalizer', opts.normalizer, 'E_VALUE');
+  }
   if (opts.normalizer !== undefined && opts.normalizer !== r.count) {
     // The forward's mean over `count` rows, rescaled to the sum over `normalizer` (0 when no row counts).
     const loss = native().scale(r.loss, r.count / opts.normalizer);

@@ -144,6 +144,14 @@ describe('linearCrossEntropy: normalizer (a data-parallel rank divides by the gl
     const w = rand([5, 3], 'float32');
     expect(() => linearCrossEntropy(h, w, null, tensor([0, 1], [2], 'int32'), { normalizer: 0 })).toThrow(/normalizer/);
   });
+  it('refuses a fractional normalizer, or one below the non-ignored rows, naming it', () => {
+    const h = rand([2, 3], 'float32');
+    const w = rand([5, 3], 'float32');
+    expect(() => linearCrossEntropy(h, w, null, tensor([0, 1], [2], 'int32'), { normalizer: 2.5 })).toThrow(/normalizer/);
+    expect(() => linearCrossEntropy(h, w, null, tensor([0, 1], [2], 'int32'), { normalizer: 1 })).toThrow(/normalizer of at least 2/);
+    // An ignored row does not count: 1 is enough for one real target.
+    expect(linearCrossEntropy(h, w, null, tensor([0, -100], [2], 'int32'), { normalizer: 1 }).item()).toBeGreaterThan(0);
+  });
 });
 
 describe('linearCrossEntropy: finite-difference gradcheck (float64)', () => {
