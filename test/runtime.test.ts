@@ -1,6 +1,6 @@
 /** The thread pool is configurable, reported, and results do not depend on its size. */
 import { afterAll, describe, expect, it } from 'vitest';
-import { attention, backward, layerNorm, mul, Rng, runtimeInfo, setNumThreads, sum, tensor } from '../src/index.js';
+import { attention, backward, layerNorm, matmul, mul, Rng, runtimeInfo, setNumThreads, sum, tensor } from '../src/index.js';
 
 const cores = runtimeInfo().threads;
 afterAll(() => setNumThreads(cores));
@@ -13,9 +13,56 @@ describe('runtime', () => {
     expect(info.blasCore.length).toBeGreaterThan(0);
     setNumThreads(1);
     expect(runtimeInfo().threads).toBe(1);
-    if (info.blas === 'openblas') expect(runtimeInfo().blasThreads).toBe(1);
+    expect(runtimeInfo().blasThreads).toBe(1);
     setNumThreads(3);
     expect(runtimeInfo().threads).toBe(3);
+    // GEMMs run on the pool, so the BLAS follows it.
+    expect(runtimeInfo().blasThreads).toBe(3);
+  });
+
+  it('splits a GEMM over the pool bit-identically with 1, 2 and 3 threads, and matches a float64 product', () => {
+    // Large enough to be cut into blocks (over 2^21 multiply-adds), odd sizes, both split directions and transposes.
+    const rng = new Rng(9);
+    const r = (shape: number[]) => tensor(Array.from({ length: shape.reduce((a, b) => a * b) }, () => rng.normal()), shape);
+    for (const [m, k, n] of [[1037, 61, 45], [45, 61, 1037]] as const) {
+      const a = r([m, k]);
+      const b = r([n, k]);
+      const at = r([k, m]);
+      const bt = r([k, n]);
+      const run = () => [
+        matmul(a, b, { transB: true }).toArray(),
+        matmul(b, a, { transB: true }).toArray(),
+        matmul(at, bt, { transA: true }).toArray(),
+      ];
+      setNumThreads(1);
+      const one = run();
+      for (const t of [2, 3]) {
+        setNumThreads(t);
+        const got = run();
+        expect(Array.from(got[0]!)).toEqual(Array.from(one[0]!));
+        expect(Array.from(got[1]!)).toEqual(Array.from(one[1]!));
+        expect(Array.from(got[2]!)).toEqual(Array.from(one[2]!));
+      }
+      // Every block lands where it belongs: against a float64 sum in TypeScript.
+      const av = a.toArray(), bv = b.toArray(), c = one[0]!;
+      let worst = 0;
+      for (let i = 0; i < m; i += 7) {
+        for (let j = 0; j < n; j++) {
+          let s = 0;
+          for (let q = 0; q < k; q++) s += av[i * k + q]! * bv[j * k + q]!;
+          worst = Math.max(worst, Math.abs(s - c[i * n + j]!));
+        }
+      }
+      const atv = at.toArray(), btv = bt.toArray(), c2 = one[2]!;
+      for (let i = 0; i < m; i += 7) {
+        for (let j = 0; j < n; j++) {
+          let s = 0;
+          for (let q = 0; q < k; q++) s += atv[q * m + i]! * btv[q * n + j]!;
+          worst = Math.max(worst, Math.abs(s - c2[i * n + j]!));
+        }
+      }
+      expect(worst).toBeLessThan(1e-4);
+    }
   });
 
   it('gives bit-identical results with 1 and 3 threads', () => {

@@ -97,3 +97,34 @@ export function adamwRef(
     s.p[i]! -= (o.lr * mh) / (Math.sqrt(vh) + o.eps);
   }
 }
+
+/** erfc in float64 for any x: 1 − erf by its series below |x| = 3, a continued fraction (Lentz) above, so tails keep their relative precision. */
+export function erfcRef(x: number): number {
+  const ax = Math.abs(x);
+  let tail: number;
+  if (ax < 3) {
+    let term = ax;
+    let sum = ax;
+    for (let n = 1; n < 200; n++) {
+      term *= (-ax * ax) / n;
+      const add = term / (2 * n + 1);
+      sum += add;
+      if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
+    }
+    tail = 1 - (2 / Math.sqrt(Math.PI)) * sum;
+  } else {
+    let f = ax;
+    let C = ax;
+    let D = 0;
+    for (let n = 1; n < 300; n++) {
+      const a = n / 2;
+      D = 1 / (ax + a * D);
+      C = ax + a / C;
+      const delta = C * D;
+      f *= delta;
+      if (Math.abs(delta - 1) < 1e-16) break;
+    }
+    tail = Math.exp(-ax * ax) / (f * Math.sqrt(Math.PI));
+  }
+  return x >= 0 ? tail : 2 - tail;
+}

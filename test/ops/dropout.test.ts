@@ -2,7 +2,8 @@
  * dropout: the kept fraction and scale, determinism in (seed, step), p = 0, 1
  * and eval mode; the gradient by finite differences (float64); and the CUDA
  * kernel's mask against the CPU's, bit for bit; and the element offset that
- * lets a data-parallel rank draw its slice of the global batch's mask.
+ * lets a data-parallel rank draw its slice of the global batch's mask; the
+ * mask against an independent BigInt Philox, element by element.
  */
 import { describe, expect, it } from 'vitest';
 import { dropout, tensor } from '../../src/index.js';
@@ -10,6 +11,7 @@ import { describeCuda, get, put } from '../helpers/cuda-harness.js';
 import { bf, dev, native, quantize, values } from '../helpers/cuda-ops.js';
 import { gradcheck } from '../helpers/gradcheck.js';
 import { leaf } from '../helpers/op-inputs.js';
+import { philoxRef } from '../helpers/philox-ref.js';
 
 describe('dropout', () => {
   const x = tensor(new Array(200_000).fill(1), [200_000], 'float32');
@@ -48,6 +50,25 @@ describe('dropout', () => {
       const part = dropout(tensor(full.slice(off, off + len), [len], 'float32'), { p: 0.4, seed: 9, step: 2, offset: off }).toArray();
       expect(Array.from(part)).toEqual(Array.from(whole.slice(off, off + len)));
     }
+  });
+  it('draws lane g%4 of Philox block g/4 for global element g (an independent BigInt Philox), float32 and float64', () => {
+    // Sizes and offsets that start and end inside the kernel's 64-element groups and its 4-lane blocks.
+    const p = 0.3;
+    for (const dtype of ['float32', 'float64'] as const)
+      for (const [n, offset, seed, step] of [[1003, 0, 7, 3], [131, 61, 2 ** 40 + 5, 2 ** 33 + 1], [5, 2 ** 35 + 3, 11, 0]] as const) {
+        const xs = Array.from({ length: n }, (_, i) => 1 + (i % 13) / 4);
+        const got = dropout(tensor(xs, [n], dtype), { p, seed, step, offset }).toArray();
+        const drop = Math.fround(p);
+        const keep = dtype === 'float32' ? Math.fround(1 / (1 - p)) : 1 / (1 - p);
+        const want = xs.map((x, i) => {
+          const g = BigInt(offset) + BigInt(i);
+          const lane = philoxRef(BigInt(seed), BigInt(step), g / 4n)[Number(g % 4n)]!;
+          const u = (lane >>> 8) / 16777216;
+          const kept = dtype === 'float32' ? Math.fround(Math.fround(x) * keep) : x * keep;
+          return u >= drop ? kept : 0;
+        });
+        expect(Array.from(got)).toEqual(want);
+      }
   });
   it('refuses a negative or fractional offset, naming it', () => {
     expect(() => dropout(tensor([1, 2]), { p: 0.5, seed: 1, step: 0, offset: -4 })).toThrow(/offset/);

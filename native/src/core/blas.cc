@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "microkernel.h"
@@ -104,21 +105,57 @@ void gemm(const GemmParams& p) {
     gemm_blas<T>(p);
 }
 
+#ifdef CLOZE_HAVE_OPENBLAS
+namespace {
+// One cblas call on the rows [i0, i1) and columns [j0, j1) of C.
+template <typename T>
+void cblas_block(const GemmParams& p, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  const auto ta = p.trans_a ? CblasTrans : CblasNoTrans, tb = p.trans_b ? CblasTrans : CblasNoTrans;
+  const int M = static_cast<int>(i1 - i0), N = static_cast<int>(j1 - j0), K = static_cast<int>(p.K);
+  // op(A)'s rows i0.. and op(B)'s columns j0.. inside the caller's strided storage.
+  const T* A = static_cast<const T*>(p.A) + (p.trans_a ? i0 : i0 * p.lda);
+  const T* B = static_cast<const T*>(p.B) + (p.trans_b ? j0 * p.ldb : j0);
+  T* C = static_cast<T*>(p.C) + i0 * p.ldc + j0;
+  if constexpr (std::is_same_v<T, float>) {
+    cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, static_cast<float>(p.alpha), A, static_cast<int>(p.lda), B,
+                static_cast<int>(p.ldb), static_cast<float>(p.beta), C, static_cast<int>(p.ldc));
+  } else {
+    cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, p.alpha, A, static_cast<int>(p.lda), B, static_cast<int>(p.ldb), p.beta,
+                C, static_cast<int>(p.ldc));
+  }
+}
+}  // namespace
+#endif
+
 template <typename T>
 void gemm_blas(const GemmParams& p) {
 #ifdef CLOZE_HAVE_OPENBLAS
   if (p.M == 0 || p.N == 0) return;
-  const auto ta = p.trans_a ? CblasTrans : CblasNoTrans, tb = p.trans_b ? CblasTrans : CblasNoTrans;
-  const int M = static_cast<int>(p.M), N = static_cast<int>(p.N), K = static_cast<int>(p.K);
-  if constexpr (std::is_same_v<T, float>) {
-    cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, static_cast<float>(p.alpha), static_cast<const float*>(p.A),
-                static_cast<int>(p.lda), static_cast<const float*>(p.B), static_cast<int>(p.ldb),
-                static_cast<float>(p.beta), static_cast<float*>(p.C), static_cast<int>(p.ldc));
-  } else {
-    cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, p.alpha, static_cast<const double*>(p.A), static_cast<int>(p.lda),
-                static_cast<const double*>(p.B), static_cast<int>(p.ldb), p.beta, static_cast<double*>(p.C),
-                static_cast<int>(p.ldc));
+  // OpenBLAS runs single-threaded (blas_set_threads) and our pool splits the product: with
+  // OpenBLAS's own threads next to the pool's, 2 cores carried 3+ runnable threads and its
+  // idle workers spun in sched_yield (170,000 calls in 8 s of a bert-mini step, about a fifth
+  // of the step's CPU time in the kernel). The split depends only on the shape, never on the
+  // thread count, so results stay bit-identical across thread counts: C's larger dimension
+  // is cut into at most kMaxBlocks blocks of at least kMinBlock rows or columns (multiples of
+  // 16, the microkernels' widths); products under kSerialMacs run as one call.
+  constexpr int64_t kMaxBlocks = 16, kMinBlock = 64, kSerialMacs = int64_t(1) << 21;
+  const int64_t M = p.M, N = p.N;
+  const bool split_rows = M >= N;
+  const int64_t dim = split_rows ? M : N;
+  int64_t block = (dim + kMaxBlocks - 1) / kMaxBlocks;
+  block = std::max(kMinBlock, (block + 15) / 16 * 16);
+  const int64_t blocks = (dim + block - 1) / block;
+  if (blocks == 1 || M * N * p.K < kSerialMacs) {
+    cblas_block<T>(p, 0, M, 0, N);
+    return;
   }
+  ThreadPool::get().parallel_for(blocks, [&](int64_t b, int) {
+    const int64_t lo = b * block, hi = std::min(dim, lo + block);
+    if (split_rows)
+      cblas_block<T>(p, lo, hi, 0, N);
+    else
+      cblas_block<T>(p, 0, M, lo, hi);
+  });
 #else
   gemm_builtin<T>(p);
 #endif
@@ -164,19 +201,15 @@ bool blas_is_openblas() {
 #endif
 }
 
+// GEMMs run on the pool (gemm_blas), so OpenBLAS itself keeps one thread; n is the pool's size.
 void blas_set_threads(int n) {
   g_blas_threads = n;
 #ifdef CLOZE_HAVE_OPENBLAS
-  openblas_set_num_threads(n);
+  openblas_set_num_threads(1);
 #endif
 }
 
-int blas_threads() {
-#ifdef CLOZE_HAVE_OPENBLAS
-  return openblas_get_num_threads();
-#else
-  return g_blas_threads;
-#endif
-}
+// The threads a GEMM runs on: the pool's.
+int blas_threads() { return g_blas_threads; }
 
 }  // namespace cloze

@@ -35,14 +35,33 @@ inline float fexp(float x) {
 inline double fexp(double x) { return std::exp(x); }
 
 // The exact (erf) GELU pieces shared by GELU and GeGLU: Φ(x) and φ(x).
-template <typename T>
-inline T normal_cdf(T x) {
-  return T(0.5) * (T(1) + std::erf(x * T(0.70710678118654752440)));
+// float64 (gradient checks) goes through libm.
+inline double normal_cdf(double x) { return 0.5 * (1.0 + std::erf(x * 0.70710678118654752440)); }
+inline double normal_pdf(double x) { return std::exp(-0.5 * x * x) * 0.39894228040143267794; }
+
+// float: branch-free, so that GCC vectorizes the loops that call it (libm's scalar erff
+// made GELU 11% of a bert-mini MLM step on the CPU, at 2.8 GB/s). Φ(x) = erfc(z)/2 with
+// z = -x/√2, and erfc(|z|) = t·exp(−z² + P(t)), t = 1/(1 + |z|/2), P the Chebyshev fit
+// published in Numerical Recipes (ch. 6.2; fractional error below 1.2e-7 for every z,
+// tested in float32 against a float64 reference over [−10, 10]).
+inline float normal_cdf(float x) {
+  const float z = x * -0.70710678118654752440f;
+  const float a = std::fabs(z);
+  const float t = 1.0f / (1.0f + 0.5f * a);
+  float p = 0.17087277f;
+  p = p * t - 0.82215223f;
+  p = p * t + 1.48851587f;
+  p = p * t - 1.13520398f;
+  p = p * t + 0.27886807f;
+  p = p * t - 0.18628806f;
+  p = p * t + 0.09678418f;
+  p = p * t + 0.37409196f;
+  p = p * t + 1.00002368f;
+  p = p * t - 1.26551223f;
+  const float r = t * fexp(p - a * a);  // erfc(|z|)
+  return 0.5f * (z >= 0.0f ? r : 2.0f - r);
 }
-template <typename T>
-inline T normal_pdf(T x) {
-  return std::exp(T(-0.5) * x * x) * T(0.39894228040143267794);
-}
+inline float normal_pdf(float x) { return fexp(-0.5f * x * x) * 0.39894228040143267794f; }
 
 template <typename T>
 constexpr T neg_inf() {

@@ -1,28 +1,90 @@
 #include "dropout.h"
 
+#include "../core/microkernel.h"
 #include "../core/philox.h"
 #include "../core/threadpool.h"
 
 namespace cloze {
 
+namespace {
+constexpr int kGroup = 16;  // Philox blocks drawn together: 64 elements
+
+// kGroup Philox4x32-10 blocks (ctr_lo = blk0 … blk0 + kGroup − 1) with the same
+// arithmetic as philox4x32, one block per 64-bit vector lane (a 32×32→64-bit product
+// per lane; the scalar version made dropout 6% of a bert-mini MLM step).
+// u[4·j + l] is lane l of block blk0 + j: element order.
+typedef uint64_t U64V __attribute__((vector_size(kVecBytes)));
+constexpr int kLanes = kVecBytes / 8;
+static_assert(kGroup % kLanes == 0, "a group is whole vectors");
+
+inline void philox_group(uint64_t seed, uint64_t ctr_hi, uint64_t blk0, uint32_t* __restrict u) {
+  constexpr uint64_t kLow = 0xFFFFFFFFull;
+  for (int v = 0; v < kGroup / kLanes; v++) {
+    U64V c0, c1;
+    for (int j = 0; j < kLanes; j++) {
+      const uint64_t lo = blk0 + static_cast<uint64_t>(v * kLanes + j);
+      c0[j] = lo & kLow;
+      c1[j] = lo >> 32;
+    }
+    U64V c2 = c0 * 0 + (ctr_hi & kLow), c3 = c0 * 0 + (ctr_hi >> 32);
+    uint64_t k0 = seed & kLow, k1 = seed >> 32;
+    for (int r = 0; r < 10; r++) {
+      const U64V p0 = c0 * 0xD2511F53ull, p1 = c2 * 0xCD9E8D57ull;
+      const U64V n0 = (p1 >> 32) ^ c1 ^ k0;
+      const U64V n2 = (p0 >> 32) ^ c3 ^ k1;
+      c1 = p1 & kLow;
+      c3 = p0 & kLow;
+      c0 = n0;
+      c2 = n2;
+      k0 = (k0 + 0x9E3779B9u) & kLow;
+      k1 = (k1 + 0xBB67AE85u) & kLow;
+    }
+    uint32_t* o = u + 4 * v * kLanes;
+    for (int j = 0; j < kLanes; j++) {
+      o[4 * j] = static_cast<uint32_t>(c0[j]);
+      o[4 * j + 1] = static_cast<uint32_t>(c1[j]);
+      o[4 * j + 2] = static_cast<uint32_t>(c2[j]);
+      o[4 * j + 3] = static_cast<uint32_t>(c3[j]);
+    }
+  }
+}
+}  // namespace
+
 template <typename T>
 void dropout_apply_cpu(const DropoutParams<T>& p) {
   const float drop = static_cast<float>(p.p);
   const T keep_scale = p.p >= 1.0 ? T(0) : static_cast<T>(1.0 / (1.0 - p.p));
-  // One Philox call yields four uniforms: global element g = offset + i uses lane g%4 of block g/4. The
-  // loop runs over the global blocks that cover [offset, offset + n), so a slice draws the full call's bits.
-  const uint64_t first = p.offset / 4, last = (p.offset + static_cast<uint64_t>(p.n) + 3) / 4;
-  const int64_t blocks = p.n == 0 ? 0 : static_cast<int64_t>(last - first);
-  parallel_range(blocks, 4096, [&](int64_t b, int64_t e) {
-    for (int64_t blk = b; blk < e; blk++) {
-      const uint64_t gblk = first + static_cast<uint64_t>(blk);
-      const Philox4 r = philox4x32(p.seed, p.step, gblk);
-      for (int l = 0; l < 4; l++) {
-        const uint64_t g = gblk * 4 + static_cast<uint64_t>(l);
-        if (g < p.offset) continue;
-        const int64_t i = static_cast<int64_t>(g - p.offset);
-        if (i >= p.n) break;
-        p.out[i] = philox_uniform(r.v[l]) >= drop ? p.x[i] * keep_scale : T(0);
+  // One Philox call yields four uniforms: global element g = offset + i uses lane g%4 of block g/4.
+  // The loop runs over groups of kGroup global blocks, aligned to multiples of kGroup, that cover
+  // [offset, offset + n): a slice draws the full call's bits, and a group's elements outside the
+  // range are skipped.
+  constexpr uint64_t kElems = 4 * kGroup;
+  const uint64_t first = p.offset / kElems, last = (p.offset + static_cast<uint64_t>(p.n) + kElems - 1) / kElems;
+  const int64_t groups = p.n == 0 ? 0 : static_cast<int64_t>(last - first);
+  parallel_range(groups, 256, [&](int64_t b, int64_t e) {
+    alignas(64) uint32_t u[kElems];
+    for (int64_t grp = b; grp < e; grp++) {
+      const uint64_t g0 = (first + static_cast<uint64_t>(grp)) * kElems;
+      philox_group(p.seed, p.step, g0 / 4, u);
+      // Elements [lo, hi) of this group lie inside the call's range.
+      const uint64_t lo = g0 < p.offset ? p.offset - g0 : 0;
+      const uint64_t end = p.offset + static_cast<uint64_t>(p.n);
+      const uint64_t hi = g0 + kElems > end ? end - g0 : kElems;
+      // Where element k of the group is in x and out (negative only for k < lo, never read).
+      const int64_t base = static_cast<int64_t>(g0) - static_cast<int64_t>(p.offset);
+      if (lo == 0 && hi == kElems) {
+        const T* __restrict x = p.x + base;
+        T* __restrict out = p.out + base;
+        // Branch-free (both sides computed), so that the loop vectorises.
+        for (int k = 0; k < static_cast<int>(kElems); k++) {
+          const T kept = x[k] * keep_scale;
+          out[k] = philox_uniform(u[k]) >= drop ? kept : T(0);
+        }
+      } else {
+        for (uint64_t k = lo; k < hi; k++) {
+          const int64_t i = base + static_cast<int64_t>(k);
+          p.out[i] = philox_uniform(u[k]) >= drop ? p.x[i] * keep_scale : T(0);
+        }
       }
     }
   });

@@ -1,9 +1,11 @@
 #include "elementwise.h"
 
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "../core/mathfn.h"
+#include "../core/vmathfn.h"
 #include "../core/threadpool.h"
 
 namespace cloze {
@@ -114,6 +116,12 @@ inline T gelu_grad(T x) {
 template <typename T>
 void act_forward_cpu(Act act, const EltParams<T>& p) {
   parallel_range(p.n, kGrain / 8, [&](int64_t b, int64_t e) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (act == Act::Gelu) {
+        vmap<1>(e - b, {p.a + b}, p.out + b, [](const VF* v) { return v[0] * vnormal_cdf(v[0]); });
+        return;
+      }
+    }
     if (act == Act::Gelu)
       for (int64_t i = b; i < e; i++) p.out[i] = gelu(p.a[i]);
     else if (act == Act::Tanh)
@@ -128,6 +136,13 @@ void act_forward_cpu(Act act, const EltParams<T>& p) {
 template <typename T>
 void act_backward_cpu(Act act, const EltParams<T>& p) {
   parallel_range(p.n, kGrain / 8, [&](int64_t b, int64_t e) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (act == Act::Gelu) {
+        vmap<2>(e - b, {p.g + b, p.a + b}, p.out + b,
+                [](const VF* v) { return v[0] * (vnormal_cdf(v[1]) + v[1] * vnormal_pdf(v[1])); });
+        return;
+      }
+    }
     if (act == Act::Gelu)
       for (int64_t i = b; i < e; i++) p.out[i] = p.g[i] * gelu_grad(p.a[i]);
     else if (act == Act::Tanh)
