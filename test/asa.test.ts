@@ -171,7 +171,7 @@ describe('asa: inference never sees the adversary', () => {
   it("an ASA step's adversary leaves the eval logits unchanged, bit for bit", () => {
     const model = new BertForSequenceClassification({ vocabSize: 40, hidden: 16, layers: 2, heads: 2, intermediate: 32, maxPosition: 32 }, { numLabels: 2, seed: 5 });
     const c = new TextClassifier({ method: 'mlp-ft', model }, ['a', 'b'], tok, 12);
-    const { batch, maskRows } = c.batchOf(examples);
+    const { batch, maskRows } = c.batchOf(examples, { padded: true });
     model.eval();
     const before = Array.from(c.classLogits(batch, maskRows).toArray());
     const adv = new AsaAdversary(model.config, { seed: 1 });
@@ -199,7 +199,7 @@ describe('asa: the real step', () => {
     const adv = new AsaAdversary(model.config, { seed: 1 });
     const opt = new AdamW(adv.parameters(), { lr: 1e-2 });
     try {
-      const { batch, maskRows } = c.batchOf(examples);
+      const { batch, maskRows } = c.batchOf(examples, { padded: true });
       const labels = fromTypedArray(Int32Array.from([0, 1, 0]), [3]);
       const keptPairs = (): number => {
         const kept: Tensor[] = [];

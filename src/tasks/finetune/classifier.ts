@@ -76,10 +76,13 @@ export class TextClassifier {
     return this.m.method === 'mvp' ? this.m.prompts.templates.length : 1;
   }
 
-  /** The batch of these examples: sequence e·T + t for example e and template t (mvp), with each [MASK] row. */
-  batchOf(examples: readonly EncodedExample[]): { batch: EncoderBatch; maskRows: Tensor | null } {
+  /**
+   * The batch of these examples: sequence e·T + t for example e and template t (mvp), with each [MASK] row.
+   * Packed (unpadded) unless `padded`: ASA's per-layer [B, L, L] attention bias needs the padded layout.
+   */
+  batchOf(examples: readonly EncodedExample[], opts: { padded?: boolean } = {}): { batch: EncoderBatch; maskRows: Tensor | null } {
     if (examples.length === 0) throw new ClozeError('E_VALUE', 'Expected at least one example for a batch but received none');
-    return batchOfExamples(this.tok, examples, this.m.method === 'mvp' ? this.m.prompts.templates : null, this.maxLength);
+    return batchOfExamples(this.tok, examples, this.m.method === 'mvp' ? this.m.prompts.templates : null, this.maxLength, !opts.padded);
   }
 
   /** Class logits [B, C] of a batch built by batchOf. */

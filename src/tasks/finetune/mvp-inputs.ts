@@ -184,19 +184,49 @@ export function padSequences(seqs: readonly EncodedSequence[], padId: number): {
 }
 
 /**
- * The padded batch of tokenised examples: with templates, sequence e·T + t for
+ * Packs sequences back to back (the encoder's unpadded layout: ids [nnz],
+ * cuSeqlens [B+1]); `maskRows` are the packed rows cu[b] + maskPos (templated
+ * sequences only). Every linear and norm then runs on real tokens only: the
+ * built-in WordNet tasks' batches are about 60% padding when padded.
+ */
+export function packSequences(seqs: readonly EncodedSequence[]): { batch: EncoderBatch; maskRows: Tensor | null } {
+  const B = seqs.length;
+  const cu = new Int32Array(B + 1);
+  seqs.forEach((s, b) => (cu[b + 1] = cu[b]! + s.ids.length));
+  const nnz = cu[B]!;
+  const ids = new Int32Array(nnz);
+  const types = new Int32Array(nnz);
+  const rows = new Int32Array(B);
+  let maxSeqlen = 0;
+  seqs.forEach((s, b) => {
+    ids.set(s.ids, cu[b]!);
+    types.set(s.types, cu[b]!);
+    rows[b] = cu[b]! + s.maskPos;
+    maxSeqlen = Math.max(maxSeqlen, s.ids.length);
+  });
+  const templated = seqs.every((s) => s.maskPos >= 0);
+  return {
+    batch: { ids: fromTypedArray(ids, [nnz]), cuSeqlens: fromTypedArray(cu, [B + 1]), maxSeqlen, tokenTypeIds: fromTypedArray(types, [nnz]) },
+    maskRows: templated && B > 0 ? fromTypedArray(rows, [B]) : null,
+  };
+}
+
+/**
+ * The batch of tokenised examples: with templates, sequence e·T + t for
  * example e and template t, and each sequence's [MASK] row; without, one
- * plain sequence an example.
+ * plain sequence an example. Right-padded [B, L] by default; `packed`, the
+ * unpadded layout (same results up to float rounding, less work).
  */
 export function batchOfExamples(
   sp: Specials, examples: ReadonlyArray<readonly [Int32Array, Int32Array | null]>, templates: readonly MvpTemplate[] | null, maxLength: number,
+  packed = false,
 ): { batch: EncoderBatch; maskRows: Tensor | null } {
   const seqs: EncodedSequence[] = [];
   for (const [a, b] of examples) {
     if (templates) for (const t of templates) seqs.push(buildSequence(sp, a, b, t, maxLength));
     else seqs.push(buildSequence(sp, a, b, null, maxLength));
   }
-  return padSequences(seqs, sp.padId);
+  return packed ? packSequences(seqs) : padSequences(seqs, sp.padId);
 }
 
 /** Token ids of each example (and its pair), without special tokens: tokenised once, turned into sequences per batch. */

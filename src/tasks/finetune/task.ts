@@ -105,7 +105,7 @@ export function buildFinetuneTask(cfg: FinetuneConfig, outDir: string, inputs: F
       if (order.epoch !== epoch) order = { epoch, ids: epochOrder(train.examples.length, cfg.seed, epoch) };
       const first = (k % perEpoch) * cfg.batchSize;
       const ids = order.ids.subarray(first, first + cfg.batchSize);
-      const { batch, maskRows } = classifier.batchOf(Array.from(ids, (i) => train.examples[i]!));
+      const { batch, maskRows } = classifier.batchOf(Array.from(ids, (i) => train.examples[i]!), { padded: adversary !== null });
       // Moved once: --adv's PGD calls lossOf twice.
       const labels = fromTypedArray(Int32Array.from(ids, (i) => train.labels[i]!), [ids.length]).to(model.device);
       if (adversary) return { loss: asaLoss(classifier, adversary, batch, maskRows, labels, cfg.asaTau).loss, units: ids.length };
