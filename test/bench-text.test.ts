@@ -88,7 +88,7 @@ describe('cloze bench text', () => {
     const lines: string[] = [];
     const opts = {
       out, data: corpus, vocabSize: 200, taskData: [task], budgetSteps: 6, batchSize: 4, seqLength: 32, points: 2,
-      seeds: [0], maxTrain: 0, maxLength: 24, log: (l: string) => lines.push(l),
+      seeds: [0], maxTrain: 0, maxLength: 24, finetuneEpochs: 1, lrs: [1e-3], log: (l: string) => lines.push(l),
     };
     const r = await runTextSuite(opts);
     expect(r.pretraining.map((p) => p.objective)).toEqual([...TEXT_OBJECTIVES]);
@@ -135,13 +135,73 @@ describe('cloze bench text', () => {
     expect(r4.records.length).toBe(1);
   }, 240_000);
 
+  it('chooses the fine-tuning rate per objective and task on a validation split held out of training, never on test', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'cloze-text-lr-'));
+    const corpus = writeFixtureCorpus(join(root, 'corpus'));
+    const all = readLabelledFile(join(__dirname, 'fixtures', 'finetune', 'who.jsonl')).examples;
+    const { train, test } = stratifiedSplit(all, 0.2, 0);
+    const out = join(root, 'suite');
+    const lrs = [1e-5, 3e-3];
+    const lines: string[] = [];
+    const opts = {
+      out, data: corpus, vocabSize: 200, taskData: [{ name: 'who', train, test }], objectives: ['mlm', 'electra'], budgetSteps: 4, batchSize: 4,
+      seqLength: 32, points: 1, seeds: [1, 2], maxTrain: 0, maxLength: 24, finetuneEpochs: 2, lrs, valFraction: 0.25, log: (l: string) => lines.push(l),
+    };
+    const r = await runTextSuite(opts);
+    const saved = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+    // Every objective at every rate, on the first seed, scored on validation.
+    expect(saved.selections.map((x: { objective: string; lr: number }) => `${x.objective}@${x.lr}`).sort()).toEqual(lrs.flatMap((lr) => [`mlm@${lr}`, `electra@${lr}`]).sort());
+    for (const o of ['mlm', 'electra']) {
+      const mine = saved.selections.filter((x: { objective: string }) => x.objective === o);
+      expect(mine.every((x: { seed: number }) => x.seed === 1)).toBe(true);
+      const best = mine.reduce((a: { valAccuracy: number; lr: number }, b: { valAccuracy: number; lr: number }) => (b.valAccuracy > a.valAccuracy ? b : a));
+      // The chosen rate is the best on validation (the first in lrs order on ties), and every test run of the objective uses it.
+      const runs = r.records.filter((x) => x.objective === o);
+      expect(runs.length).toBe(2);
+      for (const x of runs) expect(x.lr).toBe(best.lr);
+      expect(lines).toContain(`who ${o}: lr ${best.lr} chosen on validation`);
+    }
+    // Validation, training and test examples never overlap; validation is a quarter of the training split.
+    const rows = (f: string) => readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l).text as string);
+    const texts = (f: string) => new Set(rows(f));
+    const val = texts(join(out, 'finetune', 'who', 'validation.jsonl'));
+    const testSet = texts(join(out, 'finetune', 'who', 'test.jsonl'));
+    // The fixture repeats a few texts; those cannot tell the splits apart, so they are left out of the overlap checks.
+    const seen = new Map<string, number>();
+    for (const e of all) seen.set(e.text, (seen.get(e.text) ?? 0) + 1);
+    const unique = (t: string) => seen.get(t) === 1;
+    const valRows = rows(join(out, 'finetune', 'who', 'validation.jsonl')).length;
+    expect(valRows).toBe(saved.selections[0].valExamples);
+    expect(Math.abs(valRows - 0.25 * train.length)).toBeLessThanOrEqual(3);
+    for (const s of [1, 2]) {
+      const tr = texts(join(out, 'finetune', 'who', `train-seed${s}.jsonl`));
+      expect(rows(join(out, 'finetune', 'who', `train-seed${s}.jsonl`)).length + valRows).toBe(train.length);
+      for (const t of [...tr].filter(unique)) expect(val.has(t) || testSet.has(t)).toBe(false);
+    }
+    for (const t of [...val].filter(unique)) expect(testSet.has(t)).toBe(false);
+    expect([...val].filter(unique).length).toBeGreaterThan(valRows / 2);
+    const summary = readFileSync(join(out, 'summary.md'), 'utf8');
+    expect(summary).toContain('## Learning rate chosen on validation');
+    expect(summary).toMatch(/^\| mlm +\| who +\|.*\*\*/m);
+    expect(summary).toContain('never on the test split');
+
+    // Other rates: the pre-trainings are kept, the selections and fine-tunings redone.
+    const work: string[] = [];
+    await runTextSuite({ ...opts, lrs: [3e-3, 1e-2], log: (l: string) => work.push(l) });
+    expect(work.some((l) => l.includes('pre-trained'))).toBe(false);
+    expect(work.filter((l) => l.includes('for validation')).length).toBe(4);
+    await expect(runTextSuite({ ...opts, lrs: [] })).rejects.toThrow('for lrs but received none');
+    await expect(runTextSuite({ ...opts, lrs: [1e-3, 1e-3] })).rejects.toThrow('distinct learning rates');
+    await expect(runTextSuite({ ...opts, valFraction: 1 })).rejects.toThrow('valFraction');
+  }, 240_000);
+
   const bin = join(__dirname, '..', 'bin', 'cloze.js');
   it.skipIf(!existsSync(join(__dirname, '..', 'dist', 'src', 'cli.js')))('cloze bench text runs from the command line on a built-in task, and refuses the other suites\' --epochs', () => {
     const root = mkdtempSync(join(tmpdir(), 'cloze-text-cli-'));
     const corpus = writeFixtureCorpus(join(root, 'corpus'));
     const out = join(root, 'suite');
     const stdout = execFileSync(process.execPath, [bin, 'bench', 'text', '--out', out, '--data', corpus, '--vocab-size', '200', '--objectives', 'mlm', 'emd',
-      '--budget-steps', '2', '--points', '1', '--batch-size', '4', '--seq-length', '32', '--tasks', 'spam', '--seeds', '0', '--max-train', '10', '--max-length', '24'],
+      '--budget-steps', '2', '--points', '1', '--batch-size', '4', '--seq-length', '32', '--tasks', 'spam', '--seeds', '0', '--max-train', '10', '--max-length', '24', '--finetune-epochs', '1', '--lrs', '1e-3'],
     { encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', 'ignore'] });
     expect(stdout).toMatch(/^\| mlm +\|/m);
     expect(stdout).toMatch(/^\| emd +\|/m);

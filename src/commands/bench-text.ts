@@ -16,7 +16,11 @@
  *
  * Each pre-trained encoder (by default at a third, two thirds and the end of
  * the budget; `points`) is fine-tuned with mlp-ft on each built-in task ×
- * seed. The suite writes summary.md (per-task accuracy mean ± half range over
+ * seed. The fine-tuning learning rate is chosen per objective and task on a
+ * validation split held out of the task's training split (never the test
+ * split): the final checkpoint is fine-tuned with each rate of `lrs` on the
+ * first seed's training subset, and the rate with the best validation
+ * accuracy (the first on ties) is used for every checkpoint and seed. The suite writes summary.md (per-task accuracy mean ± half range over
  * seeds, their average as a GLUE-style score, pre-training seconds, steps and
  * FLOPs per objective), downstream.svg (score against pre-training FLOPs, one
  * line per objective) and results.json, which lets an interrupted suite redo
@@ -25,7 +29,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { listCheckpoints } from '../checkpoint/checkpoint.js';
-import { perClassSubset, writeLabelledJsonl, type LabelledExample } from '../data/labelled.js';
+import { perClassSubset, stratifiedSplit, writeLabelledJsonl, type LabelledExample } from '../data/labelled.js';
 import { loadTokenizer, trainWordPiece } from '../data/tokenizer.js';
 import { ClozeError } from '../errors.js';
 import { bertConfig } from '../models/bert/config.js';
@@ -35,7 +39,7 @@ import { fmtFlops, stepsForBudget, textTrainingFlops, type TextFlops } from '../
 import { fmtSpread, markdownTable, spread } from '../report/markdown.js';
 import { lineChartSvg } from '../report/svg-plot.js';
 import { setNumThreads } from '../runtime.js';
-import { checkInt } from '../validate.js';
+import { checkInt, checkNumber } from '../validate.js';
 import { BUILTIN_TASKS, loadTaskData, type BuiltinTaskName } from '../tasks/finetune/datasets.js';
 import { defaultCorpus } from '../tasks/mlm/data.js';
 import { pretrain, resolveRun } from '../tasks/pretrain.js';
@@ -56,9 +60,19 @@ export const TEXT_DEFAULTS = {
   points: 3,
   tasks: Object.keys(BUILTIN_TASKS) as BuiltinTaskName[],
   seeds: [0, 1, 2],
-  finetuneEpochs: 1,
-  /** Training examples per task (a per-class subset drawn with each seed). */
-  maxTrain: 1000,
+  /**
+   * 1 epoch on 1,000 examples (31 steps) left every encoder at the majority class (bench/RESULTS.md); 3 epochs on
+   * 2,000 (188 steps) at a rate chosen on validation, fixed before any test score was seen.
+   */
+  finetuneEpochs: 3,
+  /** Training examples per task (a per-class subset drawn with each seed, from the split minus validation). */
+  maxTrain: 2000,
+  /** Fine-tuning learning rates tried on the validation split (one: no selection runs). */
+  lrs: [1e-4, 3e-4, 1e-3],
+  /** The share of each task's training split held out for validation (stratified, with dataSeed)… */
+  valFraction: 0.1,
+  /** … of which at most this many examples are scored (a per-class subset). */
+  valMax: 500,
   /** Fine-tuning max length. */
   maxLength: 64,
   scale: 1,
@@ -94,6 +108,10 @@ export interface TextSuiteOptions {
   finetuneEpochs?: number;
   maxTrain?: number;
   maxLength?: number;
+  /** Fine-tuning learning rates to choose from on the validation split (default TEXT_DEFAULTS.lrs). */
+  lrs?: number[];
+  /** The share of each training split held out for validation, in (0, 1). */
+  valFraction?: number;
   /** Multiplies the budget, fine-tuning epochs and training examples (e.g. on a GPU). */
   scale?: number;
   seed?: number;
@@ -123,9 +141,39 @@ export interface FinetuneRecord {
   flops: number;
   task: string;
   seed: number;
+  /** The learning rate chosen on validation for this objective and task. */
+  lr: number;
   trainExamples: number;
   testAccuracy: number;
   seconds: number;
+}
+
+/** One selection run: an objective's final checkpoint fine-tuned at one rate, scored on the validation split. */
+export interface SelectionRecord {
+  objective: string;
+  task: string;
+  lr: number;
+  seed: number;
+  trainExamples: number;
+  valExamples: number;
+  valAccuracy: number;
+  seconds: number;
+}
+
+/** The rate with the best validation accuracy, the first in `lrs` order on ties. */
+export function chooseLr(selections: readonly SelectionRecord[], objective: string, task: string, lrs: readonly number[]): number {
+  if (lrs.length === 1) return lrs[0]!;
+  let best = lrs[0]!;
+  let bestAcc = -1;
+  for (const lr of lrs) {
+    const r = selections.find((x) => x.objective === objective && x.task === task && x.lr === lr);
+    if (!r) throw new ClozeError('E_VALUE', `Expected a selection run for objective ${objective}, task ${task}, lr ${lr} but received none`);
+    if (r.valAccuracy > bestAcc) {
+      best = lr;
+      bestAcc = r.valAccuracy;
+    }
+  }
+  return best;
 }
 
 export interface TextSuiteResult {
@@ -185,6 +233,7 @@ export function budgetSteps(budget: number, perStep: Record<string, number>): Re
 }
 
 const fkey = (r: Pick<FinetuneRecord, 'objective' | 'step' | 'task' | 'seed'>): string => `${r.objective}/${r.step}/${r.task}/${r.seed}`;
+const skey = (r: Pick<SelectionRecord, 'objective' | 'task' | 'lr'>): string => `${r.objective}/${r.task}/${r.lr}`;
 
 export async function runTextSuite(o: TextSuiteOptions): Promise<TextSuiteResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
@@ -201,6 +250,12 @@ export async function runTextSuite(o: TextSuiteOptions): Promise<TextSuiteResult
   if (o.budgetSteps !== undefined) checkInt(o.budgetSteps, 'budgetSteps', 1);
   if (o.finetuneEpochs !== undefined) checkInt(o.finetuneEpochs, 'finetuneEpochs', 1);
   if (o.maxTrain !== undefined) checkInt(o.maxTrain, 'maxTrain', 0);
+  const lrs = o.lrs ?? [...D.lrs];
+  if (lrs.length === 0) throw new ClozeError('E_VALUE', 'Expected at least one learning rate for lrs but received none');
+  lrs.forEach((x, i) => checkNumber(x, `lrs[${i}]`, 1e-12, 10));
+  if (new Set(lrs).size !== lrs.length) throw new ClozeError('E_VALUE', `Expected distinct learning rates for lrs but received ${lrs.join(', ')}`);
+  const valFraction = o.valFraction ?? D.valFraction;
+  checkNumber(valFraction, 'valFraction', 1e-9, 1 - 1e-9);
   const seeds = o.seeds ?? [...D.seeds];
   if (seeds.length === 0) throw new ClozeError('E_VALUE', 'Expected at least one seed for seeds but received none');
   seeds.forEach((x, i) => checkInt(x, `seeds[${i}]`, 0));
@@ -216,11 +271,18 @@ export async function runTextSuite(o: TextSuiteOptions): Promise<TextSuiteResult
   if (o.threads) setNumThreads(o.threads);
   mkdirSync(o.out, { recursive: true });
 
+  const dataSeed = o.dataSeed ?? D.dataSeed;
   const tasks: TextTask[] = o.taskData ?? (o.tasks ?? [...D.tasks]).map((name) => {
     if (!(name in BUILTIN_TASKS)) throw new ClozeError('E_VALUE', `Expected one of ${Object.keys(BUILTIN_TASKS).join(', ')} for tasks but received ${JSON.stringify(name)}`);
-    const d = loadTaskData({ task: name, cacheDir: join(o.out, 'data'), seed: o.dataSeed ?? D.dataSeed });
+    const d = loadTaskData({ task: name, cacheDir: join(o.out, 'data'), seed: dataSeed });
     return { name, train: d.train, test: d.test };
   });
+  // Validation held out of each training split (fixed by dataSeed): fine-tuning trains on the rest, rates are chosen
+  // on it, and the test split is only ever reported.
+  const splits = new Map(tasks.map((t) => {
+    const { train: pool, test: heldOut } = stratifiedSplit(t.train, valFraction, dataSeed);
+    return [t.name, { pool, val: perClassSubset(heldOut, D.valMax, dataSeed) }] as const;
+  }));
 
   // One tokenizer, trained once on the corpus, shared by every objective.
   const data = o.data ?? defaultCorpus();
@@ -247,15 +309,17 @@ export async function runTextSuite(o: TextSuiteOptions): Promise<TextSuiteResult
   if (!(Number.isFinite(budget) && budget > 0)) throw new ClozeError('E_VALUE', `Expected a positive budget but received ${budget}`);
   const steps = budgetSteps(budget, Object.fromEntries(plans.map((p) => [p.objective, p.flops.perStep])));
 
+  const pretrainSettings = { data, vocab, preset, budget, batchSize: common.batchSize, seqLength: common.maxLength, points, seed };
   const settings = {
-    data, vocab, preset, budget, batchSize: common.batchSize, seqLength: common.maxLength, points, seed,
-    finetuneEpochs, maxTrain, maxLength, seeds, tasks: tasks.map((t) => t.name), dataSeed: o.dataSeed ?? D.dataSeed,
+    ...pretrainSettings,
+    finetuneEpochs, maxTrain, maxLength, seeds, tasks: tasks.map((t) => t.name), dataSeed, lrs, valFraction, valMax: D.valMax,
   };
   const resultsFile = join(o.out, 'results.json');
-  const prev = readPrevious(resultsFile, settings);
+  const prev = readPrevious(resultsFile, settings, Object.keys(pretrainSettings));
   const pretraining: PretrainRecord[] = [];
+  const selections: SelectionRecord[] = [];
   const records: FinetuneRecord[] = [];
-  const save = (): void => writeFileSync(resultsFile, JSON.stringify({ settings, pretraining, records }, null, 2) + '\n');
+  const save = (): void => writeFileSync(resultsFile, JSON.stringify({ settings, pretraining, selections, records }, null, 2) + '\n');
 
   for (const p of plans) {
     if (o.signal?.aborted) break;
@@ -273,8 +337,9 @@ export async function runTextSuite(o: TextSuiteOptions): Promise<TextSuiteResult
       if (r.stopped === 'aborted') break;
       const seconds = (performance.now() - t0) / 1000;
       const cps = listCheckpoints(dir).slice(-points);
-      // A new encoder: fine-tunings recorded from the old one are stale.
+      // A new encoder: fine-tunings and selections recorded from the old one are stale.
       for (const [k, v] of prev.records) if (v.objective === p.objective) prev.records.delete(k);
+      for (const [k, v] of prev.selections) if (v.objective === p.objective) prev.selections.delete(k);
       rec = {
         objective: p.objective, preset: String(p.settings.preset), note: p.note, steps: n, flopsPerStep: p.flops.perStep,
         flops: n * p.flops.perStep, seconds, points: cps.map((c) => ({ step: c.step, flops: c.step * p.flops.perStep, dir: c.dir })),
@@ -285,16 +350,65 @@ export async function runTextSuite(o: TextSuiteOptions): Promise<TextSuiteResult
     save();
   }
 
+  const trainOf = (task: TextTask, s: number): { file: string; examples: LabelledExample[] } => {
+    const dir = join(o.out, 'finetune', task.name);
+    mkdirSync(dir, { recursive: true });
+    const examples = perClassSubset(splits.get(task.name)!.pool, maxTrain, s);
+    const file = join(dir, `train-seed${s}.jsonl`);
+    writeLabelledJsonl(file, examples);
+    return { file, examples };
+  };
+
+  // Selection: each objective's final checkpoint at every rate, on the first seed, scored on validation.
+  const s0 = seeds[0]!;
+  const chosen = new Map<string, number>();
+  for (const task of tasks) {
+    if (o.signal?.aborted) break;
+    const dir = join(o.out, 'finetune', task.name);
+    const { file: trainFile, examples: train } = trainOf(task, s0);
+    const val = splits.get(task.name)!.val;
+    const valFile = join(dir, 'validation.jsonl');
+    writeLabelledJsonl(valFile, val);
+    for (const pr of pretraining) {
+      const final = pr.points.at(-1);
+      if (!final) continue;
+      for (const lr of lrs.length > 1 ? lrs : []) {
+        if (o.signal?.aborted) break;
+        const key = { objective: pr.objective, task: task.name, lr };
+        const done = prev.selections.get(skey(key));
+        if (done) {
+          selections.push(done);
+          continue;
+        }
+        const t0 = performance.now();
+        log(`${task.name} ${pr.objective} lr ${lr}: fine-tuning on ${train.length} examples for validation`);
+        const r = await finetune({
+          method: 'mlp-ft', taskData: trainFile, testData: valFile, seed: s0, epochs: finetuneEpochs, initFrom: final.dir, lr,
+          out: join(dir, `select-${pr.objective}-lr${lr}`), maxLength, keepLast: 1, saveEvery: 1_000_000, overwrite: true,
+        }, { output: null, signal: o.signal });
+        if (r.stopped === 'aborted' || r.eval === null) break;
+        selections.push({ ...key, seed: s0, trainExamples: train.length, valExamples: val.length, valAccuracy: r.eval.accuracy, seconds: (performance.now() - t0) / 1000 });
+        log(`  validation accuracy ${(100 * r.eval.accuracy).toFixed(1)}%`);
+        save();
+      }
+      if (o.signal?.aborted) break;
+      const lr = chooseLr(selections, pr.objective, task.name, lrs);
+      chosen.set(`${pr.objective}|${task.name}`, lr);
+      if (lrs.length > 1) log(`${task.name} ${pr.objective}: lr ${lr} chosen on validation`);
+    }
+  }
+
   for (const task of tasks) {
     const dir = join(o.out, 'finetune', task.name);
     mkdirSync(dir, { recursive: true });
     const testFile = join(dir, 'test.jsonl');
     writeLabelledJsonl(testFile, task.test);
     for (const s of seeds) {
-      const train = perClassSubset(task.train, maxTrain, s);
-      const trainFile = join(dir, `train-seed${s}.jsonl`);
-      writeLabelledJsonl(trainFile, train);
+      if (o.signal?.aborted) break;
+      const { file: trainFile, examples: train } = trainOf(task, s);
       for (const pr of pretraining) {
+        const lr = chosen.get(`${pr.objective}|${task.name}`);
+        if (lr === undefined) continue; // selection was interrupted
         for (const pt of pr.points) {
           if (o.signal?.aborted) break;
           const key = { objective: pr.objective, step: pt.step, task: task.name, seed: s };
@@ -304,13 +418,13 @@ export async function runTextSuite(o: TextSuiteOptions): Promise<TextSuiteResult
             continue;
           }
           const t0 = performance.now();
-          log(`${task.name} ${pr.objective} step ${pt.step} seed ${s}: fine-tuning on ${train.length} examples`);
+          log(`${task.name} ${pr.objective} step ${pt.step} seed ${s}: fine-tuning on ${train.length} examples at lr ${lr}`);
           const r = await finetune({
-            method: 'mlp-ft', taskData: trainFile, testData: testFile, seed: s, epochs: finetuneEpochs, initFrom: pt.dir,
+            method: 'mlp-ft', taskData: trainFile, testData: testFile, seed: s, epochs: finetuneEpochs, initFrom: pt.dir, lr,
             out: join(dir, `${pr.objective}-step${pt.step}-seed${s}`), maxLength, keepLast: 1, saveEvery: 1_000_000, overwrite: true,
           }, { output: null, signal: o.signal });
           if (r.stopped === 'aborted' || r.eval === null) break;
-          records.push({ ...key, flops: pt.flops, trainExamples: train.length, testAccuracy: r.eval.accuracy, seconds: (performance.now() - t0) / 1000 });
+          records.push({ ...key, lr, flops: pt.flops, trainExamples: train.length, testAccuracy: r.eval.accuracy, seconds: (performance.now() - t0) / 1000 });
           log(`  test accuracy ${(100 * r.eval.accuracy).toFixed(1)}%`);
           save();
         }
@@ -318,21 +432,29 @@ export async function runTextSuite(o: TextSuiteOptions): Promise<TextSuiteResult
     }
   }
   save();
-  const summary = textSummary(pretraining, records, tasks.map((t) => t.name), settings);
+  const summary = textSummary(pretraining, records, tasks.map((t) => t.name), settings, selections);
   const files = [join(o.out, 'summary.md'), join(o.out, 'downstream.svg'), resultsFile];
   writeFileSync(files[0]!, summary + '\n');
   writeFileSync(files[1]!, textChart(pretraining, records, tasks.map((t) => t.name)));
   return { pretraining, records, summary, files };
 }
 
-/** Records of an earlier run with the same settings; other settings start afresh. */
-function readPrevious(file: string, settings: object): { pretraining: Map<string, PretrainRecord>; records: Map<string, FinetuneRecord> } {
-  const out = { pretraining: new Map<string, PretrainRecord>(), records: new Map<string, FinetuneRecord>() };
+/**
+ * Records of an earlier run: its pre-trainings when the pre-training settings (`pretrainKeys` of settings) match, its
+ * selections and fine-tunings only when every setting does. Other settings start afresh.
+ */
+function readPrevious(file: string, settings: Record<string, unknown>, pretrainKeys: readonly string[]): {
+  pretraining: Map<string, PretrainRecord>; selections: Map<string, SelectionRecord>; records: Map<string, FinetuneRecord>;
+} {
+  const out = { pretraining: new Map<string, PretrainRecord>(), selections: new Map<string, SelectionRecord>(), records: new Map<string, FinetuneRecord>() };
   if (!existsSync(file)) return out;
   try {
-    const prev = JSON.parse(readFileSync(file, 'utf8')) as { settings: object; pretraining: PretrainRecord[]; records: FinetuneRecord[] };
-    if (JSON.stringify(prev.settings) !== JSON.stringify(settings)) return out;
+    const prev = JSON.parse(readFileSync(file, 'utf8')) as { settings: Record<string, unknown>; pretraining: PretrainRecord[]; selections?: SelectionRecord[]; records: FinetuneRecord[] };
+    const pick = (x: Record<string, unknown>) => JSON.stringify(pretrainKeys.map((k) => x[k]));
+    if (pick(prev.settings) !== pick(settings)) return out;
     for (const p of prev.pretraining) out.pretraining.set(p.objective, p);
+    if (JSON.stringify(prev.settings) !== JSON.stringify(settings)) return out;
+    for (const r of prev.selections ?? []) out.selections.set(skey(r), r);
     for (const r of prev.records) out.records.set(fkey(r), r);
   } catch {
     // An unreadable results.json is redone, not trusted.
@@ -349,14 +471,21 @@ function score(records: readonly FinetuneRecord[], objective: string, step: numb
 
 export function textSummary(
   pretraining: readonly PretrainRecord[], records: readonly FinetuneRecord[], tasks: readonly string[],
-  s: { budget: number; preset: string; batchSize: number; seqLength: number; vocab: number; finetuneEpochs: number; maxTrain: number; maxLength: number; seeds: readonly number[] },
+  s: {
+    budget: number; preset: string; batchSize: number; seqLength: number; vocab: number; finetuneEpochs: number; maxTrain: number; maxLength: number;
+    seeds: readonly number[]; lrs: readonly number[]; valFraction: number; valMax: number;
+  },
+  selections: readonly SelectionRecord[] = [],
 ): string {
   const lines = [
     '# Text pre-training suite', '',
     `One budget of ${fmtFlops(s.budget)} training FLOPs per objective (6·T·ΣP_layer + 12·T·S·ΣD + 6·M·P_head + 6·T·P_token; src/models/text-flops.ts), ` +
     `batches of ${s.batchSize} × ${s.seqLength} tokens, one ${s.vocab}-token WordPiece tokenizer (M = masking ratio × T, the expected masked tokens). Each checkpoint is fine-tuned with mlp-ft for ` +
     `${s.finetuneEpochs} epoch(s) on ${s.maxTrain > 0 ? `at most ${s.maxTrain} training examples per task (a per-class subset drawn with each seed)` : 'the whole training split'}, ` +
-    `max length ${s.maxLength}, seeds ${s.seeds.join(', ')}; test accuracy %, mean ± half the range over seeds. Score: the mean over tasks (GLUE-style). The table is the final checkpoint's; seconds: pre-training wall-clock (equal FLOPs is not equal time).`, '',
+    `max length ${s.maxLength}, seeds ${s.seeds.join(', ')}; test accuracy %, mean ± half the range over seeds. Score: the mean over tasks (GLUE-style). The table is the final checkpoint's; seconds: pre-training wall-clock (equal FLOPs is not equal time). ` +
+    (s.lrs.length > 1
+      ? `The learning rate (of ${s.lrs.join(', ')}) is chosen per objective and task on a validation split (${Math.round(100 * s.valFraction)}% of the training split held out, at most ${s.valMax} scored; the final checkpoint, seed ${s.seeds[0]}), never on the test split.`
+      : `One learning rate, ${s.lrs[0]}, for every run.`), '',
   ];
   const header = ['objective', ...tasks.map((t) => `${t} %`), 'score %', 'pre-training steps', 'FLOPs', 'seconds', 'recipe'];
   const rows = pretraining.map((p) => {
@@ -369,6 +498,26 @@ export function textSummary(
     return [p.objective, ...tasks.map(at), sc === null ? '–' : (100 * sc).toFixed(1), String(p.steps), fmtFlops(p.flops), p.seconds.toFixed(1), p.note];
   });
   lines.push(markdownTable(header, rows, header.map((_, i) => (i === 0 || i === header.length - 1 ? 'l' : 'r'))), '');
+  if (selections.length > 0) {
+    lines.push('## Learning rate chosen on validation', '', 'Validation accuracy % of the final checkpoint at each rate; the chosen one in bold.', '');
+    const body = pretraining.flatMap((p) => tasks.map((t) => {
+      const mine = selections.filter((x) => x.objective === p.objective && x.task === t);
+      let pick: number | null = null;
+      try {
+        pick = chooseLr(selections, p.objective, t, s.lrs);
+      } catch {
+        pick = null; // an interrupted selection
+      }
+      const cells = s.lrs.map((lr) => {
+        const r = mine.find((x) => x.lr === lr);
+        if (!r) return '–';
+        const v = (100 * r.valAccuracy).toFixed(1);
+        return lr === pick ? `**${v}**` : v;
+      });
+      return [p.objective, t, ...cells];
+    }));
+    lines.push(markdownTable(['objective', 'task', ...s.lrs.map((lr) => `lr ${lr}`)], body, ['l', 'l', ...s.lrs.map(() => 'r' as const)]), '');
+  }
   if (pretraining.some((p) => p.points.length > 1)) {
     lines.push('## Score at intermediate checkpoints', '');
     const body = pretraining.flatMap((p) => p.points.map((pt) => {

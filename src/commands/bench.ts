@@ -46,9 +46,11 @@ export function benchOptions(y: Argv) {
     .option('seq-length', { type: 'number', default: TEXT_DEFAULTS.seqLength, describe: 'Pre-training sequence length' })
     .option('vocab-size', { type: 'number', default: TEXT_DEFAULTS.vocabSize, describe: 'Size of the shared WordPiece tokenizer' })
     .option('points', { type: 'number', default: TEXT_DEFAULTS.points, describe: 'Checkpoints fine-tuned per objective, spread over the budget (1: the final one)' })
+    .option('lrs', { type: 'number', array: true, describe: `Fine-tuning learning rates, one chosen per objective and task on a validation split held out of the training split (default ${TEXT_DEFAULTS.lrs.join(' ')}; one rate: no selection)` })
+    .option('val-fraction', { type: 'number', default: TEXT_DEFAULTS.valFraction, describe: `Share of each task's training split held out for validation (at most ${TEXT_DEFAULTS.valMax} of it scored)` })
     .group(['preset', 'batch-size', 'train-images', 'probe-every', 'probe-images', 'probe-epochs', 'finetune-epochs', 'finetune-images', 'finetune-curves', 'val-images', 'data'], 'mim:')
     .group(['init-from', 'tasks', 'attacks', 'seeds', 'max-train', 'examples', 'max-length', 'max-queries'], 'robust:')
-    .group(['objectives', 'budget-steps', 'budget-flops', 'seq-length', 'vocab-size', 'points'], 'text:');
+    .group(['objectives', 'budget-steps', 'budget-flops', 'seq-length', 'vocab-size', 'points', 'lrs', 'val-fraction'], 'text:');
 }
 
 type BenchArgs = Awaited<ReturnType<typeof benchOptions>['argv']>;
@@ -62,7 +64,7 @@ export async function runBench(args: BenchArgs): Promise<void> {
       budgetSteps: args['budget-steps'], budgetFlops: args['budget-flops'], batchSize: args['batch-size'], seqLength: args['seq-length'],
       vocabSize: args['vocab-size'], data: args.data ?? null, points: args.points, tasks: args.tasks as string[] | undefined,
       seeds: args.seeds as number[] | undefined, finetuneEpochs: args['finetune-epochs'], maxTrain: args['max-train'], maxLength: args['max-length'],
-      scale: args.scale, seed: args.seed, threads: args.threads,
+      lrs: args.lrs as number[] | undefined, valFraction: args['val-fraction'], scale: args.scale, seed: args.seed, threads: args.threads,
     });
     console.log(t.summary);
     for (const f of t.files) console.log(f);
