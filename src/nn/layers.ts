@@ -103,18 +103,38 @@ export class Embedding extends Module {
  * This process's share of a data-parallel global batch while a forward runs (withDropoutShard), or null:
  * `rows` rows of the batch (sequences, or packed tokens) preceded by `before` rows on lower ranks.
  */
-let shard: { before: number; rows: number } | null = null;
+let shard: { before: number; rows: number; seq?: { before: number; rows: number } } | null = null;
 
 /**
  * Runs `fn` (a forward) with every Dropout drawing the mask that one process holding the whole global batch
  * would draw for this process's rows: a tensor of n elements covering the local `rows` rows is the slice
  * starting at element n·before/rows of the global tensor. So N ranks at batch b reproduce one rank at N·b.
  */
-export function withDropoutShard<T>(before: number, rows: number, fn: () => T): T {
+export function withDropoutShard<T>(before: number, rows: number, fn: () => T, seq?: { before: number; rows: number }): T {
   checkInt(before, 'before');
   checkInt(rows, 'rows', 1);
+  if (seq) {
+    checkInt(seq.before, 'seq.before');
+    checkInt(seq.rows, 'seq.rows', 1);
+  }
   const prev = shard;
-  shard = { before, rows };
+  shard = { before, rows, ...(seq ? { seq: { ...seq } } : {}) };
+  try {
+    return fn();
+  } finally {
+    shard = prev;
+  }
+}
+
+/**
+ * Runs `fn` with the shard's rows counted in sequences instead of tokens, where the shard gave both (withDropoutShard's
+ * `seq`): a packed batch's encoder dropouts cover tokens, a classification head's dropout covers one row per sequence.
+ * Without a sequence shard, `fn` runs as it is.
+ */
+export function withSequenceRows<T>(fn: () => T): T {
+  if (!shard?.seq) return fn();
+  const prev = shard;
+  shard = { ...prev.seq! };
   try {
     return fn();
   } finally {

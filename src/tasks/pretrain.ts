@@ -21,7 +21,7 @@ import type { EvalResult } from './mlm/evaluate.js';
 import { TASKS } from './registry.js';
 
 /** How long the other ranks wait for rank 0's setup (tokenizer, data shard): 24 h. */
-const SETUP_TIMEOUT_MS = 24 * 3600 * 1000;
+export const SETUP_TIMEOUT_MS = 24 * 3600 * 1000;
 
 // The types of pretrain()'s hooks and result.
 export type { EvalResult } from './mlm/evaluate.js';

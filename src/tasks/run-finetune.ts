@@ -25,7 +25,9 @@ import { checkpointTokenizer, openClassifier } from './finetune/model.js';
 import { finetuneRecord } from './finetune/predict.js';
 import { fileSha256, readMaskFile } from '../checkpoint/mask-file.js';
 import { buildFinetuneTask } from './finetune/task.js';
-import { pretrain, stoppedBeforeStart } from './pretrain.js';
+import { pretrain, SETUP_TIMEOUT_MS, stoppedBeforeStart } from './pretrain.js';
+import { openCommunicator, type Communicator } from '../distributed/index.js';
+import { checkResumeWorld } from '../distributed/resume-world.js';
 
 export type { FinetuneEval } from './finetune/evaluate.js';
 export type { StepInfo } from '../train/loop.js';
@@ -61,37 +63,75 @@ function defaultOut(cfg: FinetuneConfig): string {
 
 const FINETUNE_ALL_FIELDS = { ...FINETUNE_FIELDS, ...FINETUNE_RUN_FIELDS };
 
+/**
+ * Fine-tunes; see FINETUNE_FIELDS. Started by an MPI launcher (`mpirun -np N`, distributed 'auto'), mlp-ft and mvp
+ * train data-parallel on the CPU, as `pretrain` does: each rank takes its share of a global batch of N × batchSize
+ * examples, rank 0 alone writes the run directory and evaluates, and a rank that fails ends the whole job.
+ */
 export async function finetune(input: Partial<FinetuneConfig> | Record<string, unknown>, hooks: FinetuneHooks = {}, where = 'options'): Promise<FinetuneResult> {
   const cfg = resolveFinetuneConfig(input as Record<string, unknown>, where);
+  const comm = openCommunicator(cfg.distributed, cfg.distributedTimeout * 1000);
+  if (comm.size === 1) return finetuneOn(cfg, hooks, where, comm);
+  try {
+    return await finetuneOn(cfg, hooks, where, comm);
+  } catch (e) {
+    process.stderr.write(`cloze: rank ${comm.rank} of ${comm.size} failed, ending the job: ${(e as Error).message}\n`);
+    return comm.abort(1);
+  }
+}
+
+async function finetuneOn(cfg: FinetuneConfig, hooks: FinetuneHooks, where: string, comm: Communicator): Promise<FinetuneResult> {
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   const outDir = cfg.out ?? defaultOut(cfg);
-  checkRunFlags(outDir, cfg);
+  const root = comm.isRoot;
+  const parallel = comm.size > 1;
+  if (root) checkRunFlags(outDir, cfg);
   const resumeDir = cfg.resume ? latestCheckpoint(outDir) : null;
   if (cfg.resume && !resumeDir) throw new ClozeError('E_IO', `Expected a checkpoint in ${outDir} for resume but received none`);
-  const progress = hooks.output === null ? null : new Progress(hooks.output ?? process.stderr, cfg.logEvery);
+  // Logs and progress come from rank 0 only.
+  const progress = hooks.output === null || !root ? null : new Progress(hooks.output ?? process.stderr, cfg.logEvery);
   // Every kernel fine-tuning calls has a cuda path (label words, PGD, tanh, ASA, masked linear), though none of it has run on a GPU yet.
   const device = resolveDevice(cfg.device as DeviceChoice);
-  progress?.note(`device ${describeDevice(device)}`);
+  if (parallel) {
+    if (cfg.method !== 'mlp-ft' && cfg.method !== 'mvp' || cfg.adv || cfg.asa) {
+      throw new ClozeError('E_VALUE', `Expected method mlp-ft or mvp without --adv or --asa for data-parallel fine-tuning (${comm.size} MPI ranks) but received ${cfg.method}${cfg.adv ? ' --adv' : ''}${cfg.asa ? ' --asa' : ''}; run one process, or pass --distributed off`);
+    }
+    // Gradients of a cuda fine-tune would need NCCL, which only pretrain wires up so far.
+    if (device === 'cuda') {
+      if (cfg.device === 'cuda') throw new ClozeError('E_DEVICE', `Expected device cpu for data-parallel fine-tuning (${comm.size} MPI ranks; NCCL is wired for pretrain only) but received cuda; pass --device cpu, or run one process`);
+      cfg.device = 'cpu';
+    }
+    if (!resumeDir && cfg.initFrom === null && latestCheckpoint(DEFAULT_INIT_RUN) === null) {
+      throw new ClozeError('E_VALUE', `Expected --init-from, or a pre-trained ${DEFAULT_INIT_RUN}, for data-parallel fine-tuning (${comm.size} MPI ranks) but received neither; pre-train first (npx cloze pretrain --preset bert-tiny)`);
+    }
+  }
+  progress?.note(`device ${describeDevice(cfg.device === 'cpu' ? 'cpu' : device)}${parallel ? `, ${comm.size} data-parallel ranks (MPI), global batch ${comm.size * cfg.batchSize}` : ''}`);
   const saved = resumeDir ? finetuneRecord(resumeDir) : null;
   if (saved && saved.method !== cfg.method) {
     throw new ClozeError('E_VALUE', `Expected method ${saved.method} (the setting of the run in ${resumeDir}) for resume but received ${cfg.method}`);
   }
   // The run's settings, for a resume's check and for people reading the checkpoint.
   const run = JSON.parse(JSON.stringify(cfg)) as Record<string, JsonValue>;
-  if (resumeDir) for (const n of checkResumeSettings(resumeDir, run, undefined, FINETUNE_ALL_FIELDS)) progress?.note(`note: ${n}`);
-  if (hooks.signal?.aborted) {
+  // The world size is recorded only for data-parallel runs: a single-process run's settings stay as they were.
+  if (parallel) run.worldSize = comm.size;
+  if (resumeDir) {
+    // Another world size is let through when the global batch is the same (then batchSize is compared as saved).
+    const checked = checkResumeWorld(resumeDir, run, comm.size, cfg.batchSize);
+    for (const n of checkResumeSettings(resumeDir, checked, undefined, FINETUNE_ALL_FIELDS)) progress?.note(`note: ${n}`);
+  }
+  if (!parallel && hooks.signal?.aborted) {
     const r = stoppedBeforeStart(outDir, resumeDir, progress);
     return { ...r, eval: null, method: cfg.method, labels: saved?.labels ?? [] };
   }
   // Refuses a directory that holds another run before anything is written (the default init run included).
-  const dir = openRunDir(outDir, cfg);
+  const dir = root ? openRunDir(outDir, cfg) : null;
   try {
-    const r = await finetuneIn(cfg, outDir, resumeDir, hooks, progress, where, run);
+    const r = await finetuneIn(cfg, outDir, resumeDir, hooks, progress, where, run, comm);
     // Stopped during setup: no checkpoint, so nothing of this run stays.
-    if (r.checkpoint === null) discardUnsavedRun(dir);
+    if (r.checkpoint === null && dir) discardUnsavedRun(dir);
     return r;
   } catch (e) {
-    discardUnsavedRun(dir);
+    if (dir) discardUnsavedRun(dir);
     throw e;
   }
 }
@@ -122,7 +162,22 @@ function maskBase(cfg: FinetuneConfig, from: string, resumeDir: string | null, l
 
 async function finetuneIn(
   cfg: FinetuneConfig, outDir: string, resumeDir: string | null, hooks: FinetuneHooks, progress: Progress | null, where: string, run: Record<string, JsonValue>,
+  comm: Communicator,
 ): Promise<FinetuneResult> {
+  const parallel = comm.size > 1;
+  // Rank 0 prepares the data cache, the test split and the tokenizer in the run directory; the others wait, then read.
+  if (parallel && !comm.isRoot) comm.barrier(SETUP_TIMEOUT_MS);
+  const r = await finetunePrepared(cfg, outDir, resumeDir, hooks, progress, where, run, comm, () => {
+    if (parallel && comm.isRoot) comm.barrier(SETUP_TIMEOUT_MS);
+  });
+  return r;
+}
+
+async function finetunePrepared(
+  cfg: FinetuneConfig, outDir: string, resumeDir: string | null, hooks: FinetuneHooks, progress: Progress | null, where: string, run: Record<string, JsonValue>,
+  comm: Communicator, prepared: () => void,
+): Promise<FinetuneResult> {
+  const root = comm.isRoot;
   let initDir: string | null = null;
   if (!resumeDir) {
     if (cfg.initFrom === null && latestCheckpoint(DEFAULT_INIT_RUN) === null) {
@@ -139,10 +194,11 @@ async function finetuneIn(
 
   const data = loadFinetuneData(cfg, outDir);
   // The run's own copy of its test split: `cloze eval` scores it without following the checkpoint's path to the file.
-  if (cfg.taskData !== null) writeLabelledJsonl(join(outDir, TEST_SPLIT_FILE), data.test);
+  if (cfg.taskData !== null && root) writeLabelledJsonl(join(outDir, TEST_SPLIT_FILE), data.test);
   progress?.note(`data: ${data.source}; ${data.labels.length} classes`);
   const tok = await checkpointTokenizer(from);
-  tok.save(join(outDir, 'tokenizer.json'));
+  if (root) tok.save(join(outDir, 'tokenizer.json'));
+  prepared();
   const base = cfg.method === 'mask-tune' || cfg.applyMask !== null ? maskBase(cfg, from, resumeDir, data.labels, data.pair) : null;
   const classifier = await openClassifier(from, {
     method: cfg.method === 'mask-tune' ? 'mask-tune' : classifierMethod(cfg.method) as Method, labels: data.labels,
@@ -169,7 +225,8 @@ async function finetuneIn(
         ? { templates: data.templates, verbalizer: Object.fromEntries(data.labels.map((l, i) => [l, classifier.m.method === 'mvp' ? classifier.m.prompts.verbalizer.kept[i]! : []])) }
         : {}),
     };
-    task = buildFinetuneTask(cfg, outDir, { classifier, train: { examples: train, labels: data.trainLabels }, test: { examples: test, labels: data.testLabels }, describe });
+    task = buildFinetuneTask(cfg, outDir, { classifier, train: { examples: train, labels: data.trainLabels }, test: { examples: test, labels: data.testLabels }, describe },
+      comm.size > 1 ? { rank: comm.rank, size: comm.size } : null);
   } catch (e) {
     classifier.dispose();
     placement?.release();
@@ -177,7 +234,7 @@ async function finetuneIn(
   }
   try {
     progress?.note(`fine-tuning: ${classifierMethod(cfg.method)}${cfg.adv ? ' + PGD' : ''}${usesAsa(cfg) ? ` + ASA (τ = ${cfg.asaTau})` : ''}, ${data.train.length} training examples (${task.perEpoch} steps/epoch), ${data.test.length} test examples`);
-    const r = await trainTask(task, { ...cfg, outDir, resumeDir, run },
+    const r = await trainTask(task, { ...cfg, outDir, resumeDir, run, ...(comm.size > 1 ? { comm, globalBatch: comm.size * cfg.batchSize } : {}) },
       { signal: hooks.signal, onStep: hooks.onStep, onEval: hooks.onEval as (e: TaskEval) => void }, progress);
     return { outDir, ...r, method: cfg.method, labels: data.labels };
   } finally {

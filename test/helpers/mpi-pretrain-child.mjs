@@ -1,6 +1,6 @@
 // One rank of test/distributed.test.ts's data-parallel runs, started by
 // `mpirun -np N node mpi-pretrain-child.mjs <job.json>`. It runs the compiled
-// pretrain() (dist/, as pretrainInWorker does) with the job's config; rank 0
+// pretrain() (dist/, as pretrainInWorker does), or finetune() for job.kind 'finetune', with the job's config; rank 0
 // writes the per-step losses to job.result. A fault can be injected from the
 // onStep hook: `throwAt` {rank, step} throws there, `stallAt` {rank, step}
 // blocks that rank (as a hung process would), so that the others' collective
@@ -10,8 +10,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const { pretrain } = await import(join(root, 'dist', 'src', 'tasks', 'pretrain.js'));
 const job = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+// job.kind 'finetune' runs the compiled finetune() instead (test/distributed-finetune.test.ts).
+const pretrain = job.kind === 'finetune'
+  ? (await import(join(root, 'dist', 'src', 'tasks', 'run-finetune.js'))).finetune
+  : (await import(join(root, 'dist', 'src', 'tasks', 'pretrain.js'))).pretrain;
 const rank = Number(process.env.OMPI_COMM_WORLD_RANK ?? process.env.PMI_RANK ?? 0);
 const steps = [];
 const r = await pretrain(job.config, {

@@ -13,7 +13,7 @@ import { alibiSlopes } from '../../ops/attention.js';
 import { crossEntropy } from '../../ops/cross_entropy.js';
 import { reshape, tanh } from '../../ops/elementwise.js';
 import { embedding } from '../../ops/embedding.js';
-import { Dropout, Linear, type InitOptions } from '../../nn/layers.js';
+import { Dropout, Linear, withSequenceRows, type InitOptions } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
 import { Rng } from '../../rng.js';
 import { fromTypedArray, tensor, type DType, type Tensor } from '../../tensor.js';
@@ -131,7 +131,9 @@ export class BertForSequenceClassification extends Module {
 
   /** Class logits [B, C]. */
   logits(batch: EncoderBatch): Tensor {
-    return this.classifier.forward(this.dropout.forward(this.pooled(batch)));
+    const pooled = this.pooled(batch);
+    // One row per sequence: a data-parallel rank's pooled rows follow the sequences of the ranks before it.
+    return this.classifier.forward(withSequenceRows(() => this.dropout.forward(pooled)));
   }
 
   /** Mean cross-entropy of the logits against int32 labels [B] in [0, C). */

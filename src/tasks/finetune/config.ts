@@ -58,6 +58,8 @@ export const FINETUNE_RUN_FIELDS = {
   precision: runField('precision'),
   resume: runField('resume'),
   overwrite: runField('overwrite'),
+  distributed: runField('distributed'),
+  distributedTimeout: runField('distributedTimeout'),
 } as const satisfies Fields;
 
 export const FINETUNE_SECTIONS: readonly ConfigSection[] = [

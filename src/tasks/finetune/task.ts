@@ -13,6 +13,8 @@ import type { JsonValue } from '../../checkpoint/checkpoint.js';
 import { ClozeError } from '../../errors.js';
 import { hfBertConfig } from '../../models/bert/hf-config.js';
 import { crossEntropy } from '../../ops/cross_entropy.js';
+import { scale } from '../../ops/elementwise.js';
+import { withDropoutShard } from '../../nn/layers.js';
 import { AdamW } from '../../optim/adamw.js';
 import { Rng } from '../../rng.js';
 import { fromTypedArray } from '../../tensor.js';
@@ -67,8 +69,28 @@ export function finetuneConfigJson(c: TextClassifier, describe: { [key: string]:
   };
 }
 
-export function buildFinetuneTask(cfg: FinetuneConfig, outDir: string, inputs: FinetuneInputs): TrainTask<FinetuneEval> & { totalSteps: number; perEpoch: number } {
+/**
+ * This rank's share of a global micro-batch of n examples: examples [lo, hi), ⌊r·n/N⌋ to ⌊(r+1)·n/N⌋, so that ranks
+ * differ by at most one example and every rank has one when n ≥ N.
+ */
+export function rankSlice(n: number, rank: number, size: number): { lo: number; hi: number } {
+  return { lo: Math.floor((rank * n) / size), hi: Math.floor(((rank + 1) * n) / size) };
+}
+
+/**
+ * `ranks` (data parallel, more than one rank): each micro-batch is the global one of ranks × batchSize examples, in
+ * the single process's order at that batch; this rank trains on its slice (rankSlice), with the loss scaled so that the
+ * ranks' gradients SUM to the single-process mean's, and dropout drawing the global batch's mask for its rows.
+ */
+export function buildFinetuneTask(
+  cfg: FinetuneConfig, outDir: string, inputs: FinetuneInputs, ranks: { rank: number; size: number } | null = null,
+): TrainTask<FinetuneEval> & { totalSteps: number; perEpoch: number } {
   const { classifier, train, test } = inputs;
+  if (ranks && ranks.size > 1 && (usesAsa(cfg) || cfg.adv || cfg.method === 'mask-tune')) {
+    throw new ClozeError('E_VALUE', `Expected method mlp-ft or mvp without --adv for data-parallel fine-tuning (${ranks.size} ranks) but received ${cfg.method}${cfg.adv ? ' --adv' : ''}${cfg.asa ? ' --asa' : ''}; run one process (--distributed off)`);
+  }
+  const world = ranks && ranks.size > 1 ? ranks : null;
+  const globalBatch = cfg.batchSize * (world?.size ?? 1);
   const model = classifier.module;
   if (train.examples.length === 0) throw new ClozeError('E_VALUE', 'Expected training examples for the fine-tuning data but received none');
   // ASA: the adversary trains with the model (one optimizer, one checkpoint under asa.*) and is never part of the classifier.
@@ -76,7 +98,7 @@ export function buildFinetuneTask(cfg: FinetuneConfig, outDir: string, inputs: F
   const adversary = usesAsa(cfg) ? new AsaAdversary(model.config, { seed: cfg.seed, dtype: model.device === 'cpu' ? model.dtype : 'float32' }) : null;
   if (adversary && model.device !== 'cpu') adversary.to(model.device, model.dtype);
   const trained = adversary ? new AsaTrainModel(model, adversary) : model;
-  const perEpoch = Math.ceil(train.examples.length / cfg.batchSize);
+  const perEpoch = Math.ceil(train.examples.length / globalBatch);
   const plan = epochPlan({ epochs: cfg.epochs, maxSteps: cfg.maxSteps, gradAccum: cfg.gradAccum, probeEvery: 1 }, perEpoch);
   // Frozen tensors (mask-tune's weights) take no optimizer state: only what trains is flattened.
   const trainable = (ps: ReturnType<typeof model.parameters>) => ps.filter((p) => p.requiresGrad);
@@ -93,6 +115,26 @@ export function buildFinetuneTask(cfg: FinetuneConfig, outDir: string, inputs: F
   let order: { epoch: number; ids: Uint32Array } = { epoch: -1, ids: new Uint32Array(0) };
   const tokenizerFile = join(outDir, 'tokenizer.json');
 
+  // Data parallel: this rank's slice of the global micro-batch `all`. A rank whose slice is empty (a last batch with
+  // fewer examples than ranks) runs one example with its loss scaled by 0, so that it still joins the all-reduce.
+  const shardLoss = (all: Uint32Array): { loss: ReturnType<typeof crossEntropy>; units: number } => {
+    const { lo, hi } = rankSlice(all.length, world!.rank, world!.size);
+    const mine = hi > lo ? all.subarray(lo, hi) : all.subarray(0, 1);
+    // Rows of the global packed batch before this rank's: its encoder dropouts cover tokens, the head's sequences.
+    const T = classifier.sequencesPerExample;
+    const global = classifier.batchOf(Array.from(all, (i) => train.examples[i]!));
+    // (Its tensors go with the micro-batch's scope.)
+    const cu = 'cuSeqlens' in global.batch && global.batch.cuSeqlens ? (global.batch.cuSeqlens.toArray() as Int32Array) : null;
+    if (!cu) throw new ClozeError('E_STATE', 'Expected a packed global batch for data-parallel fine-tuning but received a padded one');
+    const start = hi > lo ? lo : 0;
+    const tokensBefore = cu[start * T]!, tokens = cu[(start + mine.length) * T]! - tokensBefore;
+    const { batch, maskRows } = classifier.batchOf(Array.from(mine, (i) => train.examples[i]!));
+    const labels = fromTypedArray(Int32Array.from(mine, (i) => train.labels[i]!), [mine.length]).to(model.device);
+    const weight = hi > lo ? mine.length / all.length : 0;
+    const loss = withDropoutShard(tokensBefore, tokens, () => scale(crossEntropy(classifier.classLogits(batch, maskRows), labels), weight), { before: start * T, rows: mine.length * T });
+    return { loss, units: hi - lo };
+  };
+
   return {
     model: trained,
     optimizer,
@@ -103,8 +145,10 @@ export function buildFinetuneTask(cfg: FinetuneConfig, outDir: string, inputs: F
     microBatch(k) {
       const epoch = Math.floor(k / perEpoch);
       if (order.epoch !== epoch) order = { epoch, ids: epochOrder(train.examples.length, cfg.seed, epoch) };
-      const first = (k % perEpoch) * cfg.batchSize;
-      const ids = order.ids.subarray(first, first + cfg.batchSize);
+      const first = (k % perEpoch) * globalBatch;
+      const all = order.ids.subarray(first, first + globalBatch);
+      if (world) return shardLoss(all);
+      const ids = all;
       const { batch, maskRows } = classifier.batchOf(Array.from(ids, (i) => train.examples[i]!), { padded: adversary !== null });
       // Moved once: --adv's PGD calls lossOf twice.
       const labels = fromTypedArray(Int32Array.from(ids, (i) => train.labels[i]!), [ids.length]).to(model.device);

@@ -1,0 +1,142 @@
+/**
+ * Data-parallel fine-tuning over MPI (issue 18): `mpirun -np 2` at per-rank batch 4 against one process at batch 8,
+ * for mlp-ft ([CLS] head, whose dropout rows are sequences) and mvp (templates: 4 sequences an example), dropout
+ * on, packed batches, and a training set whose last global batch has one example (so rank 1 has none and joins
+ * the all-reduce with a zero loss); then the refusals. Skipped, with the reason in its name, where mpirun or an
+ * MPI build of the addon is missing (the child runs the compiled dist/).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
+import { native } from '../src/native/loader.js';
+import { rankSlice } from '../src/tasks/finetune/task.js';
+import { finetune, type StepInfo } from '../src/tasks/run-finetune.js';
+import { pretrainTinyEncoder } from './helpers/tiny-encoder.js';
+
+const ROOT = join(__dirname, '..');
+const CHILD = join(ROOT, 'test', 'helpers', 'mpi-pretrain-child.mjs');
+const mpirun = spawnSync('mpirun', ['--version'], { encoding: 'utf8' }).status === 0;
+const mpiBuilt = native().mpiAvailable().available;
+const compiled = existsSync(join(ROOT, 'dist', 'src', 'tasks', 'run-finetune.js'));
+const skipReason = !mpirun
+  ? 'skipped: mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev)'
+  : !mpiBuilt
+    ? `skipped: the addon was ${native().mpiAvailable().reason}`
+    : !compiled
+      ? 'skipped: dist/ is not built (npm run build:ts)'
+      : '';
+
+describe('rankSlice', () => {
+  it('splits a global batch into contiguous slices that differ by at most one and cover it', () => {
+    for (const [n, size] of [[8, 2], [9, 2], [1, 2], [10, 3], [7, 4]] as const) {
+      const parts = Array.from({ length: size }, (_, r) => rankSlice(n, r, size));
+      expect(parts[0]!.lo).toBe(0);
+      expect(parts.at(-1)!.hi).toBe(n);
+      for (let r = 1; r < size; r++) expect(parts[r]!.lo).toBe(parts[r - 1]!.hi);
+      const lens = parts.map((p) => p.hi - p.lo);
+      expect(Math.max(...lens) - Math.min(...lens)).toBeLessThanOrEqual(1);
+    }
+    expect(rankSlice(1, 0, 2)).toEqual({ lo: 0, hi: 0 });
+    expect(rankSlice(1, 1, 2)).toEqual({ lo: 0, hi: 1 });
+  });
+});
+
+function mpirun2(dir: string, name: string, job: Record<string, unknown>, limitS = 120): Promise<{ code: number | null; stderr: string }> {
+  const file = join(dir, `${name}.job.json`);
+  writeFileSync(file, JSON.stringify({ kind: 'finetune', ...job }));
+  return new Promise((resolve) => {
+    const p = spawn('mpirun', ['--oversubscribe', '--allow-run-as-root', '-np', '2', 'node', CHILD, file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const kill = setTimeout(() => p.kill('SIGKILL'), limitS * 1000);
+    p.on('close', (code) => {
+      clearTimeout(kill);
+      resolve({ code, stderr });
+    });
+  });
+}
+
+function maxParamDiff(a: string, b: string): number {
+  const x = loadCheckpoint(a);
+  const y = loadCheckpoint(b);
+  try {
+    expect(Object.keys(y.model).sort()).toEqual(Object.keys(x.model).sort());
+    let m = 0;
+    for (const [k, t] of Object.entries(x.model)) {
+      const u = t.toArray();
+      const v = y.model[k]!.toArray();
+      for (let i = 0; i < u.length; i++) m = Math.max(m, Math.abs(u[i]! - v[i]!));
+    }
+    return m;
+  } finally {
+    x.dispose();
+    y.dispose();
+  }
+}
+
+describe.skipIf(skipReason !== '')(`data-parallel fine-tuning, 2 MPI ranks ${skipReason}`, () => {
+  const root = mkdtempSync(join(tmpdir(), 'cloze-mpi-ft-'));
+  let base: Record<string, unknown> = {};
+  beforeAll(async () => {
+    const pre = await pretrainTinyEncoder(root);
+    const rows = readFileSync(join(__dirname, 'fixtures', 'finetune', 'who.jsonl'), 'utf8').trim().split('\n');
+    // 41 training examples: at a global batch of 8 the last one holds a single example.
+    writeFileSync(join(root, 'train.jsonl'), rows.slice(0, 41).join('\n') + '\n');
+    writeFileSync(join(root, 'test.jsonl'), rows.slice(200).join('\n') + '\n');
+    writeFileSync(join(root, 'verbalizer.json'), JSON.stringify({ animal: ['cat', 'dog', 'bird'], person: ['friend', 'teacher', 'farmer'] }));
+    base = {
+      initFrom: pre, taskData: join(root, 'train.jsonl'), testData: join(root, 'test.jsonl'), maxLength: 24, epochs: 2, lr: 1e-3, threads: 1,
+      logEvery: 1, saveEvery: 1_000_000,
+      // AdamW's eps at 1e-6 (the pre-training default) instead of fine-tuning's 1e-8: see TOL.
+      eps: 1e-6,
+    };
+  }, 120_000);
+
+  // The bound of test/distributed.test.ts, for the same reason: only the order of float32 sums over rows differs.
+  // With fine-tuning's eps of 1e-8, AdamW turns gradients that are pure rounding noise into steps of about lr: the
+  // attention key biases have an exact gradient of 0 (softmax ignores a constant added to a row), and measured
+  // parameters then drifted 1.6e-6 (mlp-ft) and 4.4e-6 (mvp) apart over 12 steps while every loss stayed within
+  // 6e-7. eps 1e-6 keeps noise of that size from being normalised up, as the pre-training test's default does. Even
+  // then mvp's head transform (whose gradient comes only from the label words' rows) drifted 2.8e-6: parameters are
+  // held to 1e-5. A real fault (a dropped or repeated example, another dropout mask) moves losses by ~1e-2 and
+  // parameters by ~lr = 1e-3 in one step, 100× over either bound.
+  const TOL = 1e-6;
+  const PARAM_TOL = 1e-5;
+
+  for (const method of ['mlp-ft', 'mvp'] as const) {
+    it(`${method}: 2 ranks at batch 4 give the losses, parameters and test scores of 1 process at batch 8 (dropout on)`, async () => {
+      const extra = method === 'mvp' ? { template: ['[SEP] it is a [MASK] .', 'a [MASK} :'.replace('}', ']')], verbalizer: join(root, 'verbalizer.json') } : {};
+      const cfg = { ...base, ...extra, method };
+      const one: StepInfo[] = [];
+      const r1 = await finetune({ ...cfg, batchSize: 8, out: join(root, `${method}-one`) }, { output: null, onStep: (s) => one.push(s) });
+      const res = join(root, `${method}-two.result.json`);
+      const run = await mpirun2(root, `${method}-two`, { config: { ...cfg, batchSize: 4, out: join(root, `${method}-two`) }, result: res });
+      expect(run.stderr).not.toMatch(/failed/);
+      expect(run.code).toBe(0);
+      const two = JSON.parse(readFileSync(res, 'utf8')) as { steps: Array<{ step: number; loss: number }>; checkpoint: string };
+      // 41 examples at 8: 6 steps an epoch, the last of one example.
+      expect(one.length).toBe(12);
+      expect(two.steps.map((s) => s.step)).toEqual(one.map((s) => s.step));
+      expect(Math.max(...one.map((s, i) => Math.abs(s.loss - two.steps[i]!.loss)))).toBeLessThanOrEqual(TOL);
+      expect(one.at(-1)!.loss).not.toBe(one[0]!.loss);
+      expect(maxParamDiff(r1.checkpoint!, two.checkpoint)).toBeLessThanOrEqual(PARAM_TOL);
+      // Rank 0 alone wrote: the same files as the single process, the same test-split evaluations.
+      expect(readdirSync(join(root, `${method}-two`)).sort()).toEqual(readdirSync(join(root, `${method}-one`)).sort());
+      const evals = (d: string) => readFileSync(join(root, d, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.kind === 'eval');
+      const [e1, e2] = [evals(`${method}-one`), evals(`${method}-two`)];
+      expect(e2.length).toBe(e1.length);
+      expect(e2.map((e) => e.accuracy)).toEqual(e1.map((e) => e.accuracy));
+    }, 180_000);
+  }
+
+  it('refuses --adv, asa and mask-tune under 2 ranks, naming the method, and ends the job', async () => {
+    for (const extra of [{ method: 'mlp-ft', adv: true }, { method: 'asa' }, { method: 'mask-tune' }]) {
+      const run = await mpirun2(root, `bad-${extra.method}`, { config: { ...base, ...extra, batchSize: 4, out: join(root, `bad-${extra.method}`) } }, 60);
+      expect(run.code).not.toBe(0);
+      expect(run.stderr).toContain('for data-parallel fine-tuning (2 MPI ranks)');
+    }
+  }, 180_000);
+});
