@@ -6,7 +6,7 @@
  * MPI build of the addon is missing (the child runs the compiled dist/).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -89,7 +89,7 @@ describe.skipIf(skipReason !== '')(`data-parallel fine-tuning, 2 MPI ranks ${ski
     writeFileSync(join(root, 'verbalizer.json'), JSON.stringify({ animal: ['cat', 'dog', 'bird'], person: ['friend', 'teacher', 'farmer'] }));
     base = {
       initFrom: pre, taskData: join(root, 'train.jsonl'), testData: join(root, 'test.jsonl'), maxLength: 24, epochs: 2, lr: 1e-3, threads: 1,
-      logEvery: 1, saveEvery: 1_000_000,
+      logEvery: 1, saveEvery: 6, keepLast: 3,
       // AdamW's eps at 1e-6 (the pre-training default) instead of fine-tuning's 1e-8: see TOL.
       eps: 1e-6,
     };
@@ -129,6 +129,16 @@ describe.skipIf(skipReason !== '')(`data-parallel fine-tuning, 2 MPI ranks ${ski
       const [e1, e2] = [evals(`${method}-one`), evals(`${method}-two`)];
       expect(e2.length).toBe(e1.length);
       expect(e2.map((e) => e.accuracy)).toEqual(e1.map((e) => e.accuracy));
+      if (method !== 'mlp-ft') return;
+      // Resume at another world size with the same global batch: the 2 × 4 run, cut back to its epoch-1 checkpoint,
+      // finishes as 1 process × 8 and lands on the unbroken 1 × 8 run.
+      const two2 = join(root, `${method}-two`);
+      rmSync(join(two2, 'checkpoint-12'), { recursive: true });
+      const resumed = await finetune({ ...cfg, batchSize: 8, out: two2, resume: true }, { output: null });
+      expect(resumed.step).toBe(12);
+      expect(maxParamDiff(r1.checkpoint!, resumed.checkpoint!)).toBeLessThanOrEqual(PARAM_TOL);
+      // Another global batch (now that the run is a single process at 8) is refused, naming both.
+      await expect(finetune({ ...cfg, batchSize: 4, out: two2, resume: true }, { output: null })).rejects.toThrow(/Expected batchSize 8 .* but received 4/);
     }, 180_000);
   }
 

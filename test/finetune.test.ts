@@ -87,6 +87,24 @@ describe('cloze finetune', () => {
     expect(full.every((s) => Number.isFinite(s.loss))).toBe(true);
   }, 180_000);
 
+  it('records its batch layout, and a run saved before packing resumes with a note that it is no longer bit-exact', async () => {
+    const out = join(root, 'layout');
+    const cfg = { ...base, initFrom: pre, epochs: 1, saveEvery: 3, keepLast: 5 };
+    const ac = new AbortController();
+    await finetune({ ...cfg, out }, { output: null, signal: ac.signal, onStep: (s) => { if (s.step === 3) ac.abort(); } });
+    const ck = join(out, 'checkpoint-3', 'trainer_state.json');
+    const text = readFileSync(ck, 'utf8');
+    const state = JSON.parse(text);
+    expect(state.extra.run.batchLayout).toBe('packed');
+    // As a checkpoint from before packing: no layout recorded (padded to its size, which the checkpoint's list holds).
+    delete state.extra.run.batchLayout;
+    const edited = JSON.stringify(state);
+    writeFileSync(ck, edited + ' '.repeat(Buffer.byteLength(text) - Buffer.byteLength(edited)));
+    const said: string[] = [];
+    await finetune({ ...cfg, out, resume: true }, { output: { write: (t: string) => said.push(t) } });
+    expect(said.join('')).toContain('trained on padded batches (before fine-tuning packed them)');
+  }, 120_000);
+
   it.skipIf(!existsSync(join(__dirname, '..', 'dist', 'src', 'cli.js')))('cloze predict and cloze eval print what the library returns', () => {
     const bin = join(__dirname, '..', 'bin', 'cloze.js');
     const out = join(root, 'mlp');

@@ -69,7 +69,7 @@ export const TEXT_DEFAULTS = {
   maxTrain: 2000,
   /** Fine-tuning learning rates tried on the validation split (one: no selection runs). */
   lrs: [1e-4, 3e-4, 1e-3],
-  /** The share of each task's training split held out for validation (stratified, with dataSeed)… */
+  /** The share of each task's training split held out for validation (stratified, with dataSeed; none with one rate)… */
   valFraction: 0.1,
   /** … of which at most this many examples are scored (a per-class subset). */
   valMax: 500,
@@ -279,7 +279,9 @@ export async function runTextSuite(o: TextSuiteOptions): Promise<TextSuiteResult
   });
   // Validation held out of each training split (fixed by dataSeed): fine-tuning trains on the rest, rates are chosen
   // on it, and the test split is only ever reported.
+  // With one rate there is nothing to choose: no hold-out, training draws from the whole split.
   const splits = new Map(tasks.map((t) => {
+    if (lrs.length === 1) return [t.name, { pool: t.train, val: [] as LabelledExample[] }] as const;
     const { train: pool, test: heldOut } = stratifiedSplit(t.train, valFraction, dataSeed);
     return [t.name, { pool, val: perClassSubset(heldOut, D.valMax, dataSeed) }] as const;
   }));
@@ -368,7 +370,7 @@ export async function runTextSuite(o: TextSuiteOptions): Promise<TextSuiteResult
     const { file: trainFile, examples: train } = trainOf(task, s0);
     const val = splits.get(task.name)!.val;
     const valFile = join(dir, 'validation.jsonl');
-    writeLabelledJsonl(valFile, val);
+    if (lrs.length > 1) writeLabelledJsonl(valFile, val);
     for (const pr of pretraining) {
       const final = pr.points.at(-1);
       if (!final) continue;
@@ -413,7 +415,7 @@ export async function runTextSuite(o: TextSuiteOptions): Promise<TextSuiteResult
           if (o.signal?.aborted) break;
           const key = { objective: pr.objective, step: pt.step, task: task.name, seed: s };
           const done = prev.records.get(fkey(key));
-          if (done) {
+          if (done && done.lr === lr) {
             records.push(done);
             continue;
           }

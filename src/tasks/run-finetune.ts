@@ -13,7 +13,7 @@ import { ClozeError } from '../errors.js';
 import { setNumThreads } from '../runtime.js';
 import { trainTask, type StepInfo, type TaskEval } from '../train/loop.js';
 import { Progress } from '../train/progress.js';
-import { checkResumeSettings, checkRunFlags, discardUnsavedRun, openRunDir } from '../train/run-dir.js';
+import { checkResumeSettings, checkRunFlags, discardUnsavedRun, openRunDir, savedRunSettings } from '../train/run-dir.js';
 import { checkpointDir } from './evaluate.js';
 import { encodeInputs } from './finetune/mvp-inputs.js';
 import { classifierMethod, FINETUNE_FIELDS, FINETUNE_RUN_FIELDS, resolveFinetuneConfig, usesAsa, type FinetuneConfig } from './finetune/config.js';
@@ -114,9 +114,17 @@ async function finetuneOn(cfg: FinetuneConfig, hooks: FinetuneHooks, where: stri
   const run = JSON.parse(JSON.stringify(cfg)) as Record<string, JsonValue>;
   // The world size is recorded only for data-parallel runs: a single-process run's settings stay as they were.
   if (parallel) run.worldSize = comm.size;
+  // Batches are packed unless ASA needs them padded; dropout masks and PGD's starts are drawn by element index, so
+  // the layout is part of what a step draws.
+  run.batchLayout = usesAsa(cfg) ? 'padded' : 'packed';
   if (resumeDir) {
     // Another world size is let through when the global batch is the same (then batchSize is compared as saved).
-    const checked = checkResumeWorld(resumeDir, run, comm.size, cfg.batchSize);
+    const checked = { ...checkResumeWorld(resumeDir, run, comm.size, cfg.batchSize) };
+    // Runs from before packing recorded no layout: they resume, told that they are no longer bit-exact.
+    if (savedRunSettings(resumeDir)?.batchLayout === undefined) {
+      delete checked.batchLayout;
+      if (run.batchLayout === 'packed') progress?.note('note: this run was trained on padded batches (before fine-tuning packed them); its remaining steps are packed, and their dropout masks (and PGD starts) differ, so it is not bit-exact with an unbroken run');
+    }
     for (const n of checkResumeSettings(resumeDir, checked, undefined, FINETUNE_ALL_FIELDS)) progress?.note(`note: ${n}`);
   }
   if (!parallel && hooks.signal?.aborted) {

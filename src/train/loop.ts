@@ -9,6 +9,9 @@ import { backward } from '../autograd/backward.js';
 import { scope } from '../autograd/mode.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointContents, type JsonValue, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
 import { SingleProcess, type Communicator } from '../distributed/communicator.js';
+
+/** How long the other ranks wait for rank 0's evaluation (as for its setup): a dead rank 0 ends the job through mpirun. */
+const EVAL_WAIT_MS = 24 * 3600 * 1000;
 import { ClozeError } from '../errors.js';
 import type { Module } from '../nn/module.js';
 import { scale } from '../ops/elementwise.js';
@@ -202,13 +205,17 @@ export async function runLoop<E extends TaskEval>(
     hooks.onStep?.(info);
     progress?.update({ step, totalSteps: o.totalSteps, loss: stepLoss, tokensPerSec: info.tokensPerSec, lr, unit: task.unit }, secs / Math.max(1, step - o.startStep));
     if (step % o.logEvery === 0 || step === o.totalSteps) metrics?.write({ kind: 'train', ...info });
-    if (comm.isRoot && task.shouldEvaluate(step, step === o.totalSteps)) {
+    const evaluating = task.shouldEvaluate(step, step === o.totalSteps);
+    if (comm.isRoot && evaluating) {
       lastEval = task.evaluate(step);
       hooks.onEval?.(lastEval);
       metrics?.write({ kind: 'eval', ...(lastEval as unknown as Record<string, unknown>) });
       progress?.note(task.describe(lastEval));
       task.model.train();
     }
+    // Rank 0's evaluation (a fine-tune scores its whole test split) may outlast the collective bound: the others
+    // wait for it here, with the setup's long bound, instead of timing out in the next step's first collective.
+    if (parallel && evaluating) comm.barrier(EVAL_WAIT_MS);
     if (step % o.saveEvery === 0 && step !== o.totalSteps) checkpoint = save();
     // Let timers and I/O run between steps: the event loop stays responsive.
     await new Promise<void>((r) => setImmediate(r));

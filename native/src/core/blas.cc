@@ -139,6 +139,10 @@ void gemm_blas(const GemmParams& p) {
   // is cut into at most kMaxBlocks blocks of at least kMinBlock rows or columns (multiples of
   // 16, the microkernels' widths); products under kSerialMacs run as one call.
   constexpr int64_t kMaxBlocks = 16, kMinBlock = 64, kSerialMacs = int64_t(1) << 21;
+  // The pool sets OpenBLAS to one thread when it starts: make sure it has, before the first call (a small GEMM
+  // run before any kernel touched the pool would otherwise use OpenBLAS's own threads).
+  static const bool pool_started = (ThreadPool::get(), true);
+  (void)pool_started;
   const int64_t M = p.M, N = p.N;
   const bool split_rows = M >= N;
   const int64_t dim = split_rows ? M : N;

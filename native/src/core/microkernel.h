@@ -1,7 +1,8 @@
 // Small dense product C (+)= A·B on row-major tiles, register-blocked with
 // GCC/Clang vector extensions so it compiles to AVX-512, AVX2 or SSE as the
 // target allows. Used inside the fused kernels (attention tiles) and by the
-// built-in GEMM; BLAS is not called from pool threads.
+// built-in GEMM. (OpenBLAS, single-threaded, is called from pool threads: blas.cc's gemm_blas splits products
+// over the pool.)
 #pragma once
 #include <cstdint>
 #include <cstring>

@@ -16,7 +16,7 @@ import { verbalizerPool } from '../../ops/label_words.js';
 import { fromTypedArray, type Tensor } from '../../tensor.js';
 import type { Device } from '../../native/types.js';
 import type { TextTokenizer } from '../../data/tokenizer.js';
-import { batchOfExamples, type MvpTemplate, type VerbalizerIds } from './mvp-inputs.js';
+import { batchOfExamples, buildSequence, type MvpTemplate, type VerbalizerIds } from './mvp-inputs.js';
 
 /** An example's token ids (and its pair's), without special tokens. */
 export type EncodedExample = [Int32Array, Int32Array | null];
@@ -83,6 +83,12 @@ export class TextClassifier {
   batchOf(examples: readonly EncodedExample[], opts: { padded?: boolean } = {}): { batch: EncoderBatch; maskRows: Tensor | null } {
     if (examples.length === 0) throw new ClozeError('E_VALUE', 'Expected at least one example for a batch but received none');
     return batchOfExamples(this.tok, examples, this.m.method === 'mvp' ? this.m.prompts.templates : null, this.maxLength, !opts.padded);
+  }
+
+  /** Token counts of the sequences batchOf builds for these examples, in its order (e·T + t): no tensors. */
+  sequenceLengths(examples: readonly EncodedExample[]): number[] {
+    const templates = this.m.method === 'mvp' ? this.m.prompts.templates : [null];
+    return examples.flatMap(([a, b]) => templates.map((t) => buildSequence(this.tok, a, b, t, this.maxLength).ids.length));
   }
 
   /** Class logits [B, C] of a batch built by batchOf. */

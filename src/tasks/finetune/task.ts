@@ -122,12 +122,12 @@ export function buildFinetuneTask(
     const mine = hi > lo ? all.subarray(lo, hi) : all.subarray(0, 1);
     // Rows of the global packed batch before this rank's: its encoder dropouts cover tokens, the head's sequences.
     const T = classifier.sequencesPerExample;
-    const global = classifier.batchOf(Array.from(all, (i) => train.examples[i]!));
-    // (Its tensors go with the micro-batch's scope.)
-    const cu = 'cuSeqlens' in global.batch && global.batch.cuSeqlens ? (global.batch.cuSeqlens.toArray() as Int32Array) : null;
-    if (!cu) throw new ClozeError('E_STATE', 'Expected a packed global batch for data-parallel fine-tuning but received a padded one');
     const start = hi > lo ? lo : 0;
-    const tokensBefore = cu[start * T]!, tokens = cu[(start + mine.length) * T]! - tokensBefore;
+    const lengths = classifier.sequenceLengths(Array.from(all.subarray(0, start + mine.length), (i) => train.examples[i]!));
+    let tokensBefore = 0;
+    for (let q = 0; q < start * T; q++) tokensBefore += lengths[q]!;
+    let tokens = 0;
+    for (let q = start * T; q < lengths.length; q++) tokens += lengths[q]!;
     const { batch, maskRows } = classifier.batchOf(Array.from(mine, (i) => train.examples[i]!));
     const labels = fromTypedArray(Int32Array.from(mine, (i) => train.labels[i]!), [mine.length]).to(model.device);
     const weight = hi > lo ? mine.length / all.length : 0;
@@ -168,7 +168,14 @@ export function buildFinetuneTask(
     }),
     restore(ck) {
       const saved = (ck.extra.run ?? {}) as Record<string, unknown>;
+      // The batch is the global one (world size × batch size): a resume at another world size with the same global
+      // batch continues exactly (checkResumeWorld has compared it), so batchSize alone is not part of the identity.
+      const savedGlobal = Number(saved.batchSize) * (Number(saved.worldSize) || 1);
+      if ('batchSize' in saved && savedGlobal !== globalBatch) {
+        throw new ClozeError('E_VALUE', `Expected a global batch of ${savedGlobal} examples (the run in ${ck.dir}) for resume but received ${globalBatch} (world size ${world?.size ?? 1} × batch size ${cfg.batchSize})`);
+      }
       for (const f of RUN_IDENTITY) {
+        if (f === 'batchSize') continue;
         if (f in saved && JSON.stringify(saved[f]) !== JSON.stringify(cfg[f])) {
           throw new ClozeError('E_VALUE', `Expected ${f} ${JSON.stringify(saved[f])} (the setting of the run in ${ck.dir}) for resume but received ${JSON.stringify(cfg[f])}`);
         }
