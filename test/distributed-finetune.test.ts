@@ -5,29 +5,17 @@
  * the all-reduce with a zero loss); then the refusals. Skipped, with the reason in its name, where mpirun or an
  * MPI build of the addon is missing (the child runs the compiled dist/).
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
-import { native } from '../src/native/loader.js';
 import { rankSlice } from '../src/tasks/finetune/task.js';
 import { finetune, type StepInfo } from '../src/tasks/run-finetune.js';
+import { mpirun2 as mpirunJob, mpiSkipReason } from './helpers/mpi-run.js';
 import { pretrainTinyEncoder } from './helpers/tiny-encoder.js';
 
-const ROOT = join(__dirname, '..');
-const CHILD = join(ROOT, 'test', 'helpers', 'mpi-pretrain-child.mjs');
-const mpirun = spawnSync('mpirun', ['--version'], { encoding: 'utf8' }).status === 0;
-const mpiBuilt = native().mpiAvailable().available;
-const compiled = existsSync(join(ROOT, 'dist', 'src', 'tasks', 'run-finetune.js'));
-const skipReason = !mpirun
-  ? 'skipped: mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev)'
-  : !mpiBuilt
-    ? `skipped: the addon was ${native().mpiAvailable().reason}`
-    : !compiled
-      ? 'skipped: dist/ is not built (npm run build:ts)'
-      : '';
+const skipReason = mpiSkipReason(join('src', 'tasks', 'run-finetune.js'));
 
 describe('rankSlice', () => {
   it('splits a global batch into contiguous slices that differ by at most one and cover it', () => {
@@ -44,20 +32,7 @@ describe('rankSlice', () => {
   });
 });
 
-function mpirun2(dir: string, name: string, job: Record<string, unknown>, limitS = 120): Promise<{ code: number | null; stderr: string }> {
-  const file = join(dir, `${name}.job.json`);
-  writeFileSync(file, JSON.stringify({ kind: 'finetune', ...job }));
-  return new Promise((resolve) => {
-    const p = spawn('mpirun', ['--oversubscribe', '--allow-run-as-root', '-np', '2', 'node', CHILD, file], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const kill = setTimeout(() => p.kill('SIGKILL'), limitS * 1000);
-    p.on('close', (code) => {
-      clearTimeout(kill);
-      resolve({ code, stderr });
-    });
-  });
-}
+const mpirun2 = (dir: string, name: string, job: Record<string, unknown>, limitS = 120) => mpirunJob(dir, name, { kind: 'finetune', ...job }, limitS);
 
 function maxParamDiff(a: string, b: string): number {
   const x = loadCheckpoint(a);

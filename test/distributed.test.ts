@@ -25,19 +25,10 @@ import { checkResumeWorld } from '../src/distributed/resume-world.js';
 import { native } from '../src/native/loader.js';
 import { pretrain, type StepInfo } from '../src/tasks/pretrain.js';
 import { writeFixtureCorpus } from './helpers/fixture-corpus.js';
+import { mpirun2, mpiSkipReason } from './helpers/mpi-run.js';
 
 const ROOT = join(__dirname, '..');
-const CHILD = join(ROOT, 'test', 'helpers', 'mpi-pretrain-child.mjs');
-const mpirun = spawnSync('mpirun', ['--version'], { encoding: 'utf8' }).status === 0;
-const mpiBuilt = native().mpiAvailable().available;
-const compiled = existsSync(join(ROOT, 'dist', 'src', 'tasks', 'pretrain.js'));
-const skipReason = !mpirun
-  ? 'skipped: mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev)'
-  : !mpiBuilt
-    ? `skipped: the addon was ${native().mpiAvailable().reason}`
-    : !compiled
-      ? 'skipped: dist/ is not built (npm run build:ts)'
-      : '';
+const skipReason = mpiSkipReason(join('src', 'tasks', 'pretrain.js'));
 
 describe('launchedByMpi', () => {
   it("is true under Open MPI's, PMI's or PMIx's variables and false without them", () => {
@@ -144,24 +135,6 @@ describe('the build without MPI', () => {
     expect(r.status).toBe(0);
   });
 });
-
-/** Runs `mpirun -np 2` on the child with `job`; resolves with the exit code, stderr and seconds taken. */
-function mpirun2(dir: string, name: string, job: Record<string, unknown>, limitS = 120): Promise<{ code: number | null; stderr: string; secs: number }> {
-  const file = join(dir, `${name}.job.json`);
-  writeFileSync(file, JSON.stringify(job));
-  const t0 = performance.now();
-  return new Promise((resolve) => {
-    const p = spawn('mpirun', ['--oversubscribe', '--allow-run-as-root', '-np', '2', 'node', CHILD, file], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    // The test's own bound: a hang fails here instead of at vitest's timeout.
-    const kill = setTimeout(() => p.kill('SIGKILL'), limitS * 1000);
-    p.on('close', (code) => {
-      clearTimeout(kill);
-      resolve({ code, stderr, secs: (performance.now() - t0) / 1000 });
-    });
-  });
-}
 
 function params(checkpoint: string): Map<string, Float32Array> {
   const ck = loadCheckpoint(checkpoint);

@@ -4,39 +4,11 @@ import { geglu, Rng, tensor, type DType } from '../../src/index.js';
 import { describeCuda } from '../helpers/cuda-harness.js';
 import { bf, check, cpu64, dev, DTYPES, native, quantize, values } from '../helpers/cuda-ops.js';
 import { gradcheck, randLeaf } from '../helpers/gradcheck.js';
+import { erfcRef } from '../helpers/reference.js';
 import { assertClose, tolFor } from '../helpers/tolerance.js';
 
-// erf by Abramowitz–Stegun 7.1.26 is too coarse for a float64 reference; use a series / continued fraction.
-function erf(x: number): number {
-  const ax = Math.abs(x);
-  if (ax < 3) {
-    // Maclaurin series: erf x = 2/√π Σ (−1)^n x^(2n+1) / (n! (2n+1)).
-    let term = ax;
-    let sum = ax;
-    for (let n = 1; n < 200; n++) {
-      term *= (-ax * ax) / n;
-      const add = term / (2 * n + 1);
-      sum += add;
-      if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
-    }
-    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
-  }
-  // Continued fraction for erfc at |x| ≥ 3 (Lentz).
-  let f = ax;
-  let C = ax;
-  let D = 0;
-  for (let n = 1; n < 200; n++) {
-    const a = n / 2;
-    D = ax + a * D;
-    C = ax + a / C;
-    D = 1 / D;
-    const delta = C * D;
-    f *= delta;
-    if (Math.abs(delta - 1) < 1e-16) break;
-  }
-  const erfc = Math.exp(-ax * ax) / (f * Math.sqrt(Math.PI));
-  return Math.sign(x) * (1 - erfc);
-}
+// erf from the shared float64 reference (series below |x| = 3, continued fraction above).
+const erf = (x: number): number => 1 - erfcRef(x);
 
 function gegluRef(x: ArrayLike<number>, rows: number, inner: number): Float64Array {
   const out = new Float64Array(rows * inner);

@@ -15,16 +15,7 @@ inline VF vnormal_cdf(VF x) {
   const VF z = x * -0.70710678118654752440f;
   const VF a = z < zero ? -z : z;
   const VF t = 1.0f / (1.0f + 0.5f * a);
-  VF p = t * 0.17087277f - 0.82215223f;
-  p = p * t + 1.48851587f;
-  p = p * t - 1.13520398f;
-  p = p * t + 0.27886807f;
-  p = p * t - 0.18628806f;
-  p = p * t + 0.09678418f;
-  p = p * t + 0.37409196f;
-  p = p * t + 1.00002368f;
-  p = p * t - 1.26551223f;
-  const VF r = t * vexp(p - a * a);  // erfc(|z|)
+  const VF r = t * vexp(erfc_poly(t) - a * a);  // erfc(|z|)
   return 0.5f * (z >= zero ? r : 2.0f - r);
 }
 
