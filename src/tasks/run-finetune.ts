@@ -24,7 +24,7 @@ import type { Method } from './finetune/classifier.js';
 import { checkpointTokenizer, openClassifier } from './finetune/model.js';
 import { finetuneRecord } from './finetune/predict.js';
 import { fileSha256, readMaskFile } from '../checkpoint/mask-file.js';
-import { buildFinetuneTask } from './finetune/task.js';
+import { buildFinetuneTask, checkDataParallelFinetune } from './finetune/task.js';
 import { pretrain, SETUP_TIMEOUT_MS, stoppedBeforeStart } from './pretrain.js';
 import { openCommunicator, type Communicator } from '../distributed/index.js';
 import { checkResumeWorld } from '../distributed/resume-world.js';
@@ -93,9 +93,8 @@ async function finetuneOn(cfg: FinetuneConfig, hooks: FinetuneHooks, where: stri
   // Every kernel fine-tuning calls has a cuda path (label words, PGD, tanh, ASA, masked linear), though none of it has run on a GPU yet.
   const device = resolveDevice(cfg.device as DeviceChoice);
   if (parallel) {
-    if (cfg.method !== 'mlp-ft' && cfg.method !== 'mvp' || cfg.adv || cfg.asa) {
-      throw new ClozeError('E_VALUE', `Expected method mlp-ft or mvp without --adv or --asa for data-parallel fine-tuning (${comm.size} MPI ranks) but received ${cfg.method}${cfg.adv ? ' --adv' : ''}${cfg.asa ? ' --asa' : ''}; run one process, or pass --distributed off`);
-    }
+    // Refused before any data is read; buildFinetuneTask checks the same.
+    checkDataParallelFinetune(cfg, comm.size);
     // Gradients of a cuda fine-tune would need NCCL, which only pretrain wires up so far.
     if (device === 'cuda') {
       if (cfg.device === 'cuda') throw new ClozeError('E_DEVICE', `Expected device cpu for data-parallel fine-tuning (${comm.size} MPI ranks; NCCL is wired for pretrain only) but received cuda; pass --device cpu, or run one process`);

@@ -78,6 +78,17 @@ export function rankSlice(n: number, rank: number, size: number): { lo: number; 
 }
 
 /**
+ * What data-parallel fine-tuning supports: mlp-ft and mvp without --adv or ASA (PGD's random start and ASA's
+ * adversary are not sharded). Refuses the rest naming it; one rank passes.
+ */
+export function checkDataParallelFinetune(cfg: Pick<FinetuneConfig, 'method' | 'adv' | 'asa'>, size: number): void {
+  if (size <= 1) return;
+  if ((cfg.method !== 'mlp-ft' && cfg.method !== 'mvp') || cfg.adv || cfg.asa) {
+    throw new ClozeError('E_VALUE', `Expected method mlp-ft or mvp without --adv or --asa for data-parallel fine-tuning (${size} MPI ranks) but received ${cfg.method}${cfg.adv ? ' --adv' : ''}${cfg.asa ? ' --asa' : ''}; run one process, or pass --distributed off`);
+  }
+}
+
+/**
  * `ranks` (data parallel, more than one rank): each micro-batch is the global one of ranks × batchSize examples, in
  * the single process's order at that batch; this rank trains on its slice (rankSlice), with the loss scaled so that the
  * ranks' gradients SUM to the single-process mean's, and dropout drawing the global batch's mask for its rows.
@@ -86,9 +97,7 @@ export function buildFinetuneTask(
   cfg: FinetuneConfig, outDir: string, inputs: FinetuneInputs, ranks: { rank: number; size: number } | null = null,
 ): TrainTask<FinetuneEval> & { totalSteps: number; perEpoch: number } {
   const { classifier, train, test } = inputs;
-  if (ranks && ranks.size > 1 && (usesAsa(cfg) || cfg.adv || cfg.method === 'mask-tune')) {
-    throw new ClozeError('E_VALUE', `Expected method mlp-ft or mvp without --adv for data-parallel fine-tuning (${ranks.size} ranks) but received ${cfg.method}${cfg.adv ? ' --adv' : ''}${cfg.asa ? ' --asa' : ''}; run one process (--distributed off)`);
-  }
+  if (ranks) checkDataParallelFinetune(cfg, ranks.size);
   const world = ranks && ranks.size > 1 ? ranks : null;
   const globalBatch = cfg.batchSize * (world?.size ?? 1);
   const model = classifier.module;
@@ -148,7 +157,7 @@ export function buildFinetuneTask(
       const first = (k % perEpoch) * globalBatch;
       const all = order.ids.subarray(first, first + globalBatch);
       if (world) return shardLoss(all);
-      const ids = all;
+      const ids = all;  // one process: the whole global batch
       const { batch, maskRows } = classifier.batchOf(Array.from(ids, (i) => train.examples[i]!), { padded: adversary !== null });
       // Moved once: --adv's PGD calls lossOf twice.
       const labels = fromTypedArray(Int32Array.from(ids, (i) => train.labels[i]!), [ids.length]).to(model.device);
