@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { add, backward, liveBytes, Rng, scope, tensor, type Tensor } from '../src/index.js';
-import { runMimSuite } from '../src/commands/bench-mim.js';
+import { chooseBlr, runMimSuite } from '../src/commands/bench-mim.js';
 import { rauc } from '../src/report/curves.js';
 import { evaluateImageCheckpoint } from '../src/tasks/evaluate.js';
 import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
@@ -247,8 +247,15 @@ describe('MIM training', () => {
 describe('the MIM comparison suite', () => {
   const opts = {
     preset: 'vit-micro-fmnist', epochs: 2, batchSize: 64, trainImages: 128, probeEvery: 1, probeImages: 96, probeEpochs: 3, finetuneEpochs: 1, finetuneImages: 64,
-    valImages: 32, seeds: [0, 1], methods: ['simmim', 'simmim+mto', 'mae+sbam'], threads: 0, scale: 1,
+    valImages: 32, seeds: [0, 1], methods: ['simmim', 'simmim+mto', 'mae+sbam'], threads: 0, scale: 1, finetuneBlrs: [1e-3, 3.2e-2],
   };
+
+  it('chooses the base lr with the best validation top-1, the first in candidate order on a tie', () => {
+    const t = (blr: number, validation: number) => ({ blr, validation, test: 1 - validation });
+    expect(chooseBlr([t(1, 0.5), t(2, 0.7), t(3, 0.6)], [1, 2, 3]).blr).toBe(2);
+    expect(chooseBlr([t(1, 0.7), t(2, 0.7)], [2, 1]).blr).toBe(2);
+    expect(() => chooseBlr([t(1, 0.7)], [1, 2])).toThrow(/Expected a fine-tuning at blr 2/);
+  });
 
   it('scores every point per seed, chooses on validation, compares fine-tuning curves paired by seed, and reruns only what it lacks', async () => {
     const out = join(root, 'suite');
@@ -270,6 +277,20 @@ describe('the MIM comparison suite', () => {
       const grid = m === 'mae+sbam' ? [0, 2] : [0, 1, 2];
       for (const c of r.finetune[m]!) expect(c.epochs).toEqual(grid);
     }
+    // The rate: every candidate on the first seed's final point, chosen there on validation, then used alone.
+    for (const name of [...opts.methods, 'no pre-training']) {
+      const runs = r.points[name]!;
+      const finals = runs.map((ps) => ps.at(-1)!);
+      expect(finals[0]!.tried!.map((x) => x.blr).sort()).toEqual([...opts.finetuneBlrs].sort());
+      const pick = chooseBlr(finals[0]!.tried!, opts.finetuneBlrs);
+      expect(finals[0]!.finetune).toBe(pick.test);
+      expect(finals[0]!.finetuneValidation).toBe(pick.validation);
+      expect(finals[1]!.tried!.map((x) => x.blr)).toEqual([pick.blr]);
+      for (const ps of runs) for (const p of name === 'no pre-training' ? ps : ps.slice(1)) {
+        if (p.finetune !== undefined) expect(p.finetuneBlr).toBe(pick.blr);
+      }
+      expect(r.table).toMatch(new RegExp(`\\| ${name.replace('+', '\\+')} *\\|[^\\n]*\\*\\*`));
+    }
     // Seeds drive pre-training: the two seeds' runs differ.
     expect(r.points.simmim![0]![2]!.probe).not.toEqual(r.points.simmim![1]![2]!.probe);
     expect(r.comparisons.map((c) => `${c.method} vs ${c.base}`)).toEqual(['simmim+mto vs simmim']);
@@ -288,8 +309,8 @@ describe('the MIM comparison suite', () => {
     rmSync(join(out, 'simmim', 'seed-1', 'points.json'));
     const again: string[] = [];
     const r2 = await runMimSuite({ ...opts, out, data, log: (s) => again.push(s) });
-    expect(again.filter((l) => l.includes('pre-training'))).toEqual([]);
-    expect(again.map((l) => l.trim().split(' ').slice(0, 3).join(' '))).toEqual(['simmim seed 1', 'simmim seed 1']);
+    expect(again.filter((l) => l.includes(': pre-training'))).toEqual([]);
+    expect(again.filter((l) => !l.includes('chosen on validation')).map((l) => l.trim().split(' ').slice(0, 3).join(' '))).toEqual(['simmim seed 1', 'simmim seed 1']);
     expect(r2.points).toEqual(r.points);
   }, 300_000);
 });

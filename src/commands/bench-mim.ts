@@ -6,6 +6,10 @@
  *   the test set; a curve's "best" is the point chosen on validation, reported with its test figure;
  * - fine-tuned, for the methods named in `finetuneCurves` (default the four MTO-related ones); the
  *   others are fine-tuned at their final epoch only.
+ * Fine-tuning's base lr is chosen per method (and for the untrained encoder) on validation: the first
+ * seed's final point is fine-tuned at every rate of `finetuneBlrs`, and the rate with the best
+ * validation top-1 is used for every other point and seed of that method (MAE's recipe fixes no rate
+ * for our sizes, and one rate chosen on the untrained ViT left MAE's fine-tuning below its probe).
  * The validation images are used by neither the probe's nor the fine-tuning's training.
  * MTO's claim is judged on fine-tuning: per method and its base (SimMIM+MTO vs SimMIM, MAE+MTO vs MAE),
  * RAUC paired by seed and the epochs to reach the base's final fine-tuned accuracy, with their spread.
@@ -67,6 +71,8 @@ export interface SuiteOptions {
   /** Epochs of each fine-tuning (at every point of the finetuneCurves methods, else at the end); 0: no fine-tuning. */
   finetuneEpochs: number;
   finetuneImages: number;
+  /** Fine-tuning base lrs (× batch / 256) to choose from on validation, per method (default SUITE_DEFAULTS.finetuneBlrs). */
+  finetuneBlrs?: number[];
   /** Methods fine-tuned at every evaluation point (default FINETUNE_CURVE_METHODS); the others only at the end. */
   finetuneCurves?: string[];
   /** Validation images held out of the training set (class-stratified, seeded), for choosing a curve's best point. */
@@ -89,15 +95,40 @@ export interface SuiteOptions {
  */
 export const SUITE_DEFAULTS: Omit<SuiteOptions, 'out'> = {
   preset: 'vit-micro-fmnist', epochs: 8, batchSize: 128, trainImages: 10000, probeEvery: 4, probeImages: 5000, probeEpochs: 100,
-  finetuneEpochs: FINETUNE_EPOCHS, finetuneImages: 5000, valImages: 1000, seeds: [0, 1, 2], threads: 0, scale: 1,
+  finetuneEpochs: FINETUNE_EPOCHS, finetuneImages: 5000, valImages: 1000, seeds: [0], threads: 0, scale: 1,
+  finetuneBlrs: [1e-3, 4e-3, 1.6e-2],
 };
 
 /** One evaluation point of one run. */
 export interface PointScore {
   epoch: number;
   probe: { validation: number; test: number };
-  /** Fine-tuned test top-1; absent where the point is not fine-tuned. */
+  /** Fine-tuned test top-1 at the method's chosen base lr; absent where the point is not fine-tuned. */
   finetune?: number;
+  /** That fine-tuning's base lr and validation top-1. */
+  finetuneBlr?: number;
+  finetuneValidation?: number;
+  /** Every fine-tuning of this point (the selection point has one per candidate rate). */
+  tried?: FinetuneTry[];
+}
+
+/** One fine-tuning of a point at one base lr: top-1 on the validation split and on the test set. */
+export interface FinetuneTry {
+  blr: number;
+  validation: number;
+  test: number;
+}
+
+/** The candidate with the best validation top-1 (the first in `blrs` order on ties). */
+export function chooseBlr(tried: readonly FinetuneTry[], blrs: readonly number[]): FinetuneTry {
+  let best: FinetuneTry | null = null;
+  for (const b of blrs) {
+    const t = tried.find((x) => x.blr === b);
+    if (!t) throw new ClozeError('E_VALUE', `Expected a fine-tuning at blr ${b} to choose from but received none`);
+    if (best === null || t.validation > best.validation) best = t;
+  }
+  if (best === null) throw new ClozeError('E_VALUE', 'Expected at least one base lr for finetuneBlrs but received none');
+  return best;
 }
 
 export interface SuiteResult {
@@ -157,53 +188,96 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
   if (unknown.length > 0) throw new ClozeError('E_VALUE', `Expected methods among ${SUITE_METHODS.map((m) => m.name).join(', ')} for methods but received ${unknown.join(', ')}`);
   const curveSet = new Set(o.finetuneCurves ?? FINETUNE_CURVE_METHODS);
   const fineTunes = o.finetuneEpochs > 0;
-  // What a cached point depends on besides its checkpoint: a change of any of these rescores.
-  const settings = JSON.stringify({ v: 2, recipe: FINETUNE_RECIPE, valImages: o.valImages, probeImages: o.probeImages, probeEpochs: o.probeEpochs, finetuneEpochs: o.finetuneEpochs, finetuneImages: o.finetuneImages, data: o.data ?? null });
+  const blrs = o.finetuneBlrs ?? [...SUITE_DEFAULTS.finetuneBlrs!];
+  if (!Array.isArray(blrs) || blrs.length === 0 || blrs.some((b) => !(Number.isFinite(b) && b > 0))) {
+    throw new ClozeError('E_VALUE', `Expected one or more positive base learning rates for finetuneBlrs but received ${JSON.stringify(blrs)}`);
+  }
+  if (new Set(blrs).size !== blrs.length) throw new ClozeError('E_VALUE', `Expected distinct base learning rates for finetuneBlrs but received ${JSON.stringify(blrs)}`);
+  // What a cached point depends on besides its checkpoint: a change of any of these rescores (fine-tunings are kept per rate).
+  const settings = JSON.stringify({ v: 3, recipe: { ...FINETUNE_RECIPE, blr: undefined }, valImages: o.valImages, probeImages: o.probeImages, probeEpochs: o.probeEpochs, finetuneEpochs: o.finetuneEpochs, finetuneImages: o.finetuneImages, data: o.data ?? null });
 
-  /** Scores one encoder (a checkpoint, or null: untrained): probe on validation and test, then fine-tuning if asked. */
-  const scorePoint = async (run: Record<string, unknown>, ckDir: string | null, seed: number, epoch: number, finetune: boolean): Promise<PointScore> => {
+  /**
+   * Scores one encoder (a checkpoint, or null: untrained): the probe on validation and test unless `have` has it,
+   * then a fine-tuning at each base lr of `blrs` that `have` lacks (each from the checkpoint's own weights).
+   */
+  const scorePoint = async (run: Record<string, unknown>, ckDir: string | null, seed: number, epoch: number, blrs: readonly number[], have?: PointScore): Promise<PointScore> => {
     const cfg = resolveRun({ ...run, trainImages: 0, seed });
     const ck = ckDir ? loadCheckpoint(ckDir) : null;
-    try {
+    const point: PointScore = have ? { ...have, tried: [...(have.tried ?? [])] } : { epoch, probe: { validation: NaN, test: NaN }, tried: [] };
+    const open = async <T>(f: (e: Awaited<ReturnType<NonNullable<(typeof TASKS)[keyof typeof TASKS]['openEncoder']>>>, split: ReturnType<typeof holdOut>) => T): Promise<T> => {
       const e = await TASKS[cfg.task as keyof typeof TASKS].openEncoder!(cfg, ck);
       try {
         // The same split for every method of a seed; neither the probe nor the fine-tuning trains on it.
-        const split = holdOut(e.train, Math.min(o.valImages, e.train.n - 1), seed + 3);
-        const probeTrain = limit(split.rest, o.probeImages, seed + 1);
-        const p = validatedProbe(e.encoder, probeTrain, split.held, e.test, { epochs: o.probeEpochs, seed, norm: e.norm });
-        const point: PointScore = { epoch, probe: { validation: p.validation.accuracy, test: p.test.accuracy } };
-        // Fine-tuning changes the encoder in place, so it comes after the probe.
-        if (finetune) point.finetune = scoreEncoder({ ...e, train: split.rest }, { probeEpochs: o.probeEpochs, finetuneEpochs: o.finetuneEpochs, finetuneImages: o.finetuneImages, seed }).accuracy;
-        return point;
+        return f(e, holdOut(e.train, Math.min(o.valImages, e.train.n - 1), seed + 3));
       } finally {
         e.dispose();
       }
+    };
+    try {
+      if (!have) {
+        await open((e, split) => {
+          const probeTrain = limit(split.rest, o.probeImages, seed + 1);
+          const p = validatedProbe(e.encoder, probeTrain, split.held, e.test, { epochs: o.probeEpochs, seed, norm: e.norm });
+          point.probe = { validation: p.validation.accuracy, test: p.test.accuracy };
+        });
+      }
+      for (const blr of blrs) {
+        if (point.tried!.some((t) => t.blr === blr)) continue;
+        // Fine-tuning changes the encoder in place: a fresh one per rate.
+        const r = await open((e, split) => scoreEncoder({ ...e, train: split.rest }, {
+          probeEpochs: o.probeEpochs, finetuneEpochs: o.finetuneEpochs, finetuneImages: o.finetuneImages, seed, finetune: { blr }, validation: split.held,
+        }));
+        point.tried!.push({ blr, validation: r.validationAccuracy!, test: r.accuracy });
+      }
+      return point;
     } finally {
       ck?.dispose();
     }
   };
 
-  /** A run's points, scoring only those its cache lacks. */
-  const scoreRun = async (name: string, run: Record<string, unknown>, cachePath: string, seed: number, targets: Array<{ epoch: number; dir: string | null; finetune: boolean }>): Promise<PointScore[]> => {
+  /**
+   * A run's points, scoring only what its cache lacks. A target's `blrs` are the rates it is fine-tuned at (none: the
+   * probe only); `use` is the rate whose fine-tuning the point reports (chosen on validation by the caller).
+   */
+  const scoreRun = async (name: string, run: Record<string, unknown>, cachePath: string, seed: number, targets: Array<{ epoch: number; dir: string | null; blrs: readonly number[] }>): Promise<PointScore[]> => {
     // A cached point stands for this run's settings and the suite's scoring settings only.
     const stamp = JSON.stringify({ settings, run: resolveRun({ ...run, seed }) });
     const cached = readCache(cachePath, stamp);
     const out: PointScore[] = [];
     for (const t of targets) {
       const have = cached[String(t.epoch)];
-      if (have && (!t.finetune || have.finetune !== undefined)) {
+      if (have && t.blrs.every((b) => have.tried?.some((x) => x.blr === b))) {
         out.push(have);
         continue;
       }
       const t0 = performance.now();
-      const p = await scorePoint(run, t.dir, seed, t.epoch, t.finetune);
+      const p = await scorePoint(run, t.dir, seed, t.epoch, t.blrs, have);
       cached[String(t.epoch)] = p;
       writeFileSync(cachePath, `${JSON.stringify({ settings: stamp, points: cached } satisfies Cache, null, 2)}\n`);
+      const fts = p.tried!.filter((x) => t.blrs.includes(x.blr)).map((x) => `fine-tuned at blr ${x.blr} ${pct(x.test)} (validation ${pct(x.validation)})`);
       log(`  ${name} seed ${seed} epoch ${t.epoch}: probe top-1 ${pct(p.probe.test)} (validation ${pct(p.probe.validation)})` +
-        `${p.finetune !== undefined ? `, fine-tuned ${pct(p.finetune)}` : ''} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+        `${fts.length > 0 ? `, ${fts.join(', ')}` : ''} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
       out.push(p);
     }
     return out;
+  };
+
+  /** The point as reported: its fine-tuning at `blr` (null: not fine-tuned). */
+  const at = (p: PointScore, blr: number | null): PointScore => {
+    const { finetune: _f, finetuneBlr: _b, finetuneValidation: _v, ...rest } = p;
+    const t = blr === null ? undefined : p.tried?.find((x) => x.blr === blr);
+    return t ? { ...rest, finetune: t.test, finetuneBlr: t.blr, finetuneValidation: t.validation } : rest;
+  };
+  /** Per method (and 'no pre-training', 'spark from scratch'): the base lr chosen on the first seed's final point. */
+  const chosen: Record<string, FinetuneTry> = {};
+  const firstSeed = o.seeds[0]!;
+  /** The rates a final point of `name` is fine-tuned at on `seed`: every candidate on the first seed, else the chosen one. */
+  const finalBlrs = (name: string, seed: number): number[] => (!fineTunes ? [] : seed === firstSeed ? blrs : [chosen[name]!.blr]);
+  const choose = (name: string, p: PointScore, seed: number): void => {
+    if (fineTunes && seed === firstSeed) {
+      chosen[name] = chooseBlr(p.tried!, blrs);
+      if (blrs.length > 1) log(`  ${name}: blr ${chosen[name]!.blr} chosen on validation (${blrs.map((b) => `${b}: ${pct(p.tried!.find((x) => x.blr === b)!.validation)}`).join(', ')})`);
+    }
   };
 
   // Training images in the data (before trainImages), to place checkpoints at the evaluation epochs.
@@ -217,9 +291,14 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
     mkdirSync(dir, { recursive: true });
     // Every ViT method starts from the same seeded initialisation: its epoch 0. SparK has its own convnet.
     const start: Record<string, PointScore> = {};
-    start.vit = (await scoreRun('no pre-training', untrainedRun.vit, join(dir, `vit-seed-${seed}.json`), seed, [{ epoch: 0, dir: null, finetune: fineTunes }]))[0]!;
+    // The untrained encoders choose their own rate, like every method.
+    const vit0 = (await scoreRun('no pre-training', untrainedRun.vit, join(dir, `vit-seed-${seed}.json`), seed, [{ epoch: 0, dir: null, blrs: finalBlrs('no pre-training', seed) }]))[0]!;
+    choose('no pre-training', vit0, seed);
+    start.vit = at(vit0, fineTunes ? chosen['no pre-training']!.blr : null);
     if (methods.some((m) => m.settings.task === 'spark')) {
-      start.spark = (await scoreRun('spark, no pre-training', untrainedRun.spark, join(dir, `spark-seed-${seed}.json`), seed, [{ epoch: 0, dir: null, finetune: fineTunes }]))[0]!;
+      const spark0 = (await scoreRun('spark, no pre-training', untrainedRun.spark, join(dir, `spark-seed-${seed}.json`), seed, [{ epoch: 0, dir: null, blrs: finalBlrs('spark from scratch', seed) }]))[0]!;
+      choose('spark from scratch', spark0, seed);
+      start.spark = at(spark0, fineTunes ? chosen['spark from scratch']!.blr : null);
     }
     (points['no pre-training'] ??= []).push([start.vit]);
     if (start.spark) (points['spark from scratch'] ??= []).push([start.spark]);
@@ -255,20 +334,33 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
       const cks = listCheckpoints(runDir).filter((c) => c.step % every === 0 || c.step === totalSteps);
       const base = m.settings.task === 'spark' ? start.spark! : start.vit;
       const curve = curveSet.has(m.name);
-      const scored = await scoreRun(m.name, run, join(runDir, 'points.json'), seed, cks.map((c) => ({
-        epoch: Math.round(((c.step * cfg.gradAccum) / perEpoch) * 1000) / 1000, dir: c.dir, finetune: fineTunes && (curve || c.step === totalSteps),
-      })));
-      (points[m.name] ??= []).push([base, ...scored]);
+      const targets = cks.map((c) => ({ epoch: Math.round(((c.step * cfg.gradAccum) / perEpoch) * 1000) / 1000, dir: c.dir, final: c.step === totalSteps }));
+      const cachePath = join(runDir, 'points.json');
+      // The final point first: on the first seed it chooses the rate that the earlier points then use.
+      const final = targets.filter((x) => x.final);
+      if (final.length !== 1) throw new ClozeError('E_VALUE', `Expected one checkpoint at step ${totalSteps} in ${runDir} but received ${final.length}`);
+      const last = (await scoreRun(m.name, run, cachePath, seed, [{ ...final[0]!, blrs: finalBlrs(m.name, seed) }]))[0]!;
+      choose(m.name, last, seed);
+      const use = fineTunes ? chosen[m.name]!.blr : null;
+      const earlier = await scoreRun(m.name, run, cachePath, seed, targets.filter((x) => !x.final).map((x) => ({ ...x, blrs: curve && use !== null ? [use] : [] })));
+      (points[m.name] ??= []).push([base, ...[...earlier, last].map((p) => at(p, use))]);
     }
   }
 
-  return report(o, methods, curveSet, epochs, trainImages, points, seconds, fineTunes);
+  return report(o, methods, curveSet, epochs, trainImages, points, seconds, fineTunes, blrs, selection(points, o.seeds.length));
 }
 
+
+/** Per row name: the first seed's fine-tunings of its final point at every candidate rate (the selection). */
+function selection(points: Record<string, PointScore[][]>, seeds: number): Record<string, FinetuneTry[]> {
+  if (seeds < 1) return {};
+  return Object.fromEntries(Object.entries(points).map(([name, runs]) => [name, runs[0]!.at(-1)!.tried ?? []]));
+}
 
 function report(
   o: SuiteOptions, methods: SuiteMethod[], curveSet: Set<string>, epochs: number, trainImages: number,
   points: Record<string, PointScore[][]>, seconds: Record<string, number[]>, fineTunes: boolean,
+  blrs: readonly number[], tried: Record<string, FinetuneTry[]>,
 ): SuiteResult {
   const probe: Record<string, Curve[]> = {};
   const finetune: Record<string, Curve[]> = {};
@@ -294,6 +386,9 @@ function report(
   const s = (xs: number[]): string => fmtSpread(spread(xs), pct);
   const finalOf = (c: Curve): number => c.accuracy.at(-1)!;
 
+  // Final fine-tuned minus final probe, per seed in points (item 3 of issue 17: fine-tuning must beat the probe).
+  const gain = (finals: PointScore[]): string => finals.map((p) => { const d = 100 * (p.finetune! - p.probe.test); return `${d >= 0 ? '+' : '−'}${Math.abs(d).toFixed(2)}`; }).join(' / ');
+  const ftCells = (finals: PointScore[]): string[] => fineTunes ? [s(finals.map((p) => p.finetune!)), String(finals[0]!.finetuneBlr), gain(finals)] : ['–', '–', '–'];
   // The probe table: final and validation-chosen best (test figures), RAUC vs own base paired by seed.
   const probeRows = methods.map((m) => {
     const own = probe[m.base];
@@ -302,21 +397,37 @@ function report(
       s(probe[m.name]!.map(finalOf)),
       `${s(selected[m.name]!.map((p) => p.test))} (epoch ${selected[m.name]!.map((p) => p.epoch).join(', ')})`,
       own && m.base !== m.name ? `${fmtSpread(spread(probe[m.name]!.map((c, i) => rauc(c, own[i]!))), (x) => x.toFixed(3))} vs ${m.base}` : '–',
-      fineTunes ? s(finetune[m.name]!.map(finalOf)) : '–',
+      ...ftCells(points[m.name]!.map((ps) => ps.at(-1)!)),
       `${spread(seconds[m.name]!).mean.toFixed(0)} s`,
     ];
   });
-  probeRows.push(['no pre-training', s(untrained.map((p) => p.probe.test)), '–', '–', fineTunes ? s(untrained.map((p) => p.finetune!)) : '–', '–']);
+  probeRows.push(['no pre-training', s(untrained.map((p) => p.probe.test)), '–', '–', ...ftCells(untrained), '–']);
   const spark = points['spark from scratch']?.map((ps) => ps[0]!);
-  if (spark) probeRows.push(['spark from scratch', s(spark.map((p) => p.probe.test)), '–', '–', fineTunes ? s(spark.map((p) => p.finetune!)) : '–', '–']);
+  if (spark) probeRows.push(['spark from scratch', s(spark.map((p) => p.probe.test)), '–', '–', ...ftCells(spark), '–']);
   const sd = seeds.length > 1 ? ' (mean ± sd over seeds)' : '';
   const sections = [
     `# MIM suite: ${o.preset}, ${epochs} epochs, ${trainImages} pre-training images, seeds ${seeds.join(' ')}`,
     '',
     `Linear probe${sd}: test top-1; "best" is the point chosen on ${o.valImages} validation images held out of the training set, reported on test.`,
     '',
-    markdownTable(['method', 'final probe top-1', 'best probe (chosen on validation)', 'probe RAUC vs own base', 'final fine-tuned top-1', 'pre-training time'], probeRows, ['l', 'r', 'r', 'r', 'r', 'r']),
+    markdownTable(
+      ['method', 'final probe top-1', 'best probe (chosen on validation)', 'probe RAUC vs own base', 'final fine-tuned top-1', 'fine-tuning blr (chosen)', 'fine-tuned − final probe, per seed (points)', 'pre-training time'],
+      probeRows, ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ),
   ];
+  if (fineTunes && blrs.length > 1) {
+    // The selection: seed seeds[0]'s final encoder of each row fine-tuned at every rate, scored on validation.
+    const names = [...methods.map((m) => m.name), 'no pre-training', ...(spark ? ['spark from scratch'] : [])];
+    sections.push('', `Fine-tuning's base lr (× batch / 256), chosen per method on the ${o.valImages} validation images: validation top-1 of seed ${seeds[0]}'s final encoder at each rate, the chosen one in bold (the tables report the test figure of the chosen rate only; results.json keeps every run).`, '',
+      markdownTable(['method', ...blrs.map((b) => `blr ${b}`)], names.map((n) => {
+        const ts = tried[n] ?? [];
+        const pick = ts.length === blrs.length ? chooseBlr(ts, blrs).blr : null;
+        return [n, ...blrs.map((b) => {
+          const t = ts.find((x) => x.blr === b);
+          return !t ? '–' : b === pick ? `**${pct(t.validation)}**` : pct(t.validation);
+        })];
+      }), ['l', ...blrs.map(() => 'r' as const)]));
+  }
   if (comparisons.length > 0) {
     const ftRows = comparisons.map((c) => [
       `${c.method} vs ${c.base}`,

@@ -29,6 +29,7 @@ export function benchOptions(y: Argv) {
     .option('seed', { type: 'number', describe: 'text: pre-training seed (mim takes --seeds)' })
     .option('val-images', { type: 'number', default: SUITE_DEFAULTS.valImages, describe: 'mim: validation images held out of the training set (class-stratified, per seed) to choose each curve\'s best point' })
     .option('finetune-curves', { type: 'string', array: true, choices: SUITE_METHODS.map((m) => m.name), describe: `mim: methods fine-tuned at every evaluation point (default ${FINETUNE_CURVE_METHODS.join(' ')}); the others only at the end` })
+    .option('finetune-blrs', { type: 'number', array: true, describe: `mim: fine-tuning base lrs (× batch / 256), one chosen per method on the validation images from the first seed's final encoder (default ${SUITE_DEFAULTS.finetuneBlrs!.join(' ')}; one rate: no choice)` })
     .option('data', { type: 'string', describe: 'mim: image directory (default: Fashion-MNIST); text: pre-training corpus (default: the bundled one)' })
     // robust
     .option('init-from', { type: 'string', describe: 'A pre-trained run or checkpoint (default runs/bert-tiny, pre-trained first when absent)' })
@@ -48,7 +49,7 @@ export function benchOptions(y: Argv) {
     .option('points', { type: 'number', default: TEXT_DEFAULTS.points, describe: 'Checkpoints fine-tuned per objective, spread over the budget (1: the final one)' })
     .option('lrs', { type: 'number', array: true, describe: `Fine-tuning learning rates, one chosen per objective and task on a validation split held out of the training split (default ${TEXT_DEFAULTS.lrs.join(' ')}; one rate: no selection)` })
     .option('val-fraction', { type: 'number', default: TEXT_DEFAULTS.valFraction, describe: `Share of each task's training split held out for validation (at most ${TEXT_DEFAULTS.valMax} of it scored)` })
-    .group(['preset', 'batch-size', 'train-images', 'probe-every', 'probe-images', 'probe-epochs', 'finetune-epochs', 'finetune-images', 'finetune-curves', 'val-images', 'data'], 'mim:')
+    .group(['preset', 'batch-size', 'train-images', 'probe-every', 'probe-images', 'probe-epochs', 'finetune-epochs', 'finetune-images', 'finetune-curves', 'finetune-blrs', 'val-images', 'data'], 'mim:')
     .group(['init-from', 'tasks', 'attacks', 'seeds', 'max-train', 'examples', 'max-length', 'max-queries'], 'robust:')
     .group(['objectives', 'budget-steps', 'budget-flops', 'seq-length', 'vocab-size', 'points', 'lrs', 'val-fraction'], 'text:');
 }
@@ -82,7 +83,7 @@ export async function runBench(args: BenchArgs): Promise<void> {
         out: args.out ?? 'bench/results/mim', preset: args.preset ?? SUITE_DEFAULTS.preset, epochs: args.epochs ?? SUITE_DEFAULTS.epochs, batchSize: args['batch-size'] ?? SUITE_DEFAULTS.batchSize,
         trainImages: args['train-images'], probeEvery: args['probe-every'], probeImages: args['probe-images'], probeEpochs: args['probe-epochs'],
         scale: args.scale, finetuneEpochs: args['finetune-epochs'] ?? SUITE_DEFAULTS.finetuneEpochs, finetuneImages: args['finetune-images'],
-        finetuneCurves: args['finetune-curves'] as string[] | undefined, valImages: args['val-images'],
+        finetuneCurves: args['finetune-curves'] as string[] | undefined, valImages: args['val-images'], finetuneBlrs: args['finetune-blrs'] as number[] | undefined,
         methods: args.methods as string[] | undefined, seeds: (args.seeds as number[] | undefined) ?? SUITE_DEFAULTS.seeds, threads: args.threads, data: args.data ?? null,
       });
   console.log(r.table);

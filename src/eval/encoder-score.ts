@@ -34,9 +34,13 @@ export interface ScoreOptions {
   lr?: number;
   seed: number;
   onEpoch?: (epoch: number, loss: number) => void;
+  /** Fine-tuning: also score this held-out split (never trained on), e.g. to choose the lr. */
+  validation?: ImageSet;
 }
 
 export interface EncoderScore extends ClassifierResult {
+  /** Fine-tuning with a validation split: its top-1. */
+  validationAccuracy?: number;
   mode: 'linear-probe' | 'finetune';
   trainImages: number;
   testImages: number;
@@ -46,7 +50,7 @@ export function scoreEncoder(e: EncoderUnderTest, o: ScoreOptions): EncoderScore
   const ft = (o.finetuneEpochs ?? 0) > 0;
   const train = ft ? limit(e.train, o.finetuneImages ?? 0, o.seed + 2) : e.probeTrain;
   const r = ft
-    ? finetuneEncoder(e.encoder, train, e.test, { ...o.finetune, epochs: o.finetuneEpochs!, lr: o.lr, seed: o.seed, norm: e.norm, onEpoch: o.onEpoch })
+    ? finetuneEncoder(e.encoder, train, e.test, { ...o.finetune, epochs: o.finetuneEpochs!, lr: o.lr, seed: o.seed, norm: e.norm, onEpoch: o.onEpoch, validation: o.validation })
     : linearProbe(e.encoder, train, e.test, { epochs: o.probeEpochs, lr: o.lr, seed: o.seed, norm: e.norm });
   return { ...r, mode: ft ? 'finetune' : 'linear-probe', trainImages: train.n, testImages: e.test.n };
 }

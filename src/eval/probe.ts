@@ -274,7 +274,16 @@ export const FINETUNE_RECIPE: Readonly<FinetuneRecipe> = {
 export const FINETUNE_EPOCHS = 10;
 
 /** What finetuneEncoder takes: the probe's fields (lr: an absolute peak lr overriding blr), and any recipe field. */
-export type FinetuneOptions = ProbeOptions & Partial<FinetuneRecipe> & { onEpoch?: (e: number, loss: number) => void };
+export type FinetuneOptions = ProbeOptions & Partial<FinetuneRecipe> & {
+  onEpoch?: (e: number, loss: number) => void;
+  /** Also score the fine-tuned model here (a split held out of the training images, for choosing the lr). */
+  validation?: ImageSet;
+};
+
+/** Fine-tuning's result: test top-1, and validation top-1 when a validation set was given. */
+export interface FinetuneResult extends ClassifierResult {
+  validationAccuracy?: number;
+}
 
 /** The encoder's MAE layer ids, when it has them (the ViT); without them no layer decay applies. */
 interface LayeredEncoder {
@@ -302,7 +311,7 @@ export function finetuneRecipe(o: Partial<FinetuneRecipe> = {}): FinetuneRecipe 
 }
 
 /** Fine-tunes `encoder` (in place) with a linear head, by MAE's recipe; returns test top-1. */
-export function finetuneEncoder(encoder: FeatureEncoder, train: ImageSet, test: ImageSet, o: FinetuneOptions): ClassifierResult {
+export function finetuneEncoder(encoder: FeatureEncoder, train: ImageSet, test: ImageSet, o: FinetuneOptions): FinetuneResult {
   const r = finetuneRecipe(o);
   const rng = new Rng(o.seed);
   const classes = Math.max(train.classes.length, 1);
@@ -343,7 +352,9 @@ export function finetuneEncoder(encoder: FeatureEncoder, train: ImageSet, test: 
     };
     const te = score1(test);
     const tr = score1(train);
-    return { accuracy: te.accuracy, loss: te.loss, trainAccuracy: tr.accuracy };
+    const out: FinetuneResult = { accuracy: te.accuracy, loss: te.loss, trainAccuracy: tr.accuracy };
+    if (o.validation) out.validationAccuracy = score1(o.validation).accuracy;
+    return out;
   } finally {
     if (layered(encoder)) encoder.setDropPath(0, 0);
     // The flat buffers are shared storage: the encoder's parameter views stay valid.
