@@ -84,7 +84,7 @@ async function pretrainOn(cfg: RunConfig, hooks: PretrainHooks, comm: Communicat
   const parallel = comm.size > 1;
   const entry = TASKS[cfg.task as keyof typeof TASKS];
   if (parallel && !entry.dataParallel) {
-    throw new ClozeError('E_VALUE', `Expected task mlm for data-parallel training (${comm.size} MPI ranks) but received task '${cfg.task}' (not data-parallel yet); run one process, or pass --distributed off`);
+    throw new ClozeError('E_VALUE', `Expected task ${Object.entries(TASKS).filter(([, t]) => t.dataParallel).map(([n]) => n).join(' or ')} for data-parallel training (${comm.size} MPI ranks) but received task '${cfg.task}' (not data-parallel yet); run one process, or pass --distributed off`);
   }
   if (root) checkRunFlags(outDir, cfg);
   const resumeDir = cfg.resume ? latestCheckpoint(outDir) : null;

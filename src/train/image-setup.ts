@@ -37,12 +37,15 @@ export interface ImageTraining<M> {
 
 export function setupImageTraining<M extends Module>(
   cfg: ImageRunConfig, resumeDir: string | null, train: ImageSet, norm: { mean: number[]; std: number[] }, outSize: [number, number],
-  o: { build: () => M; trained: (m: M) => Parameter[]; afterInit?: (m: M, init: LoadedCheckpoint) => void },
+  o: { build: () => M; trained: (m: M) => Parameter[]; afterInit?: (m: M, init: LoadedCheckpoint) => void; ranks?: number },
 ): ImageTraining<M> {
-  if (train.n < cfg.batchSize) {
-    throw new ClozeError('E_VALUE', `Expected at least batchSize (${cfg.batchSize}) training images for batchSize but received ${train.n}`);
+  // Data parallel, the batcher makes the global batch (ranks × batchSize) as one process would; each rank takes its rows.
+  const global = cfg.batchSize * (o.ranks ?? 1);
+  if (train.n < global) {
+    const what = (o.ranks ?? 1) > 1 ? `the global batch (${o.ranks} ranks × batchSize ${cfg.batchSize} = ${global})` : `batchSize (${cfg.batchSize})`;
+    throw new ClozeError('E_VALUE', `Expected at least ${what} training images for batchSize but received ${train.n}`);
   }
-  const batcher = new ImageBatcher(train, { batchSize: cfg.batchSize, seed: cfg.seed, augment: cfg.augment, mean: norm.mean, std: norm.std, outSize });
+  const batcher = new ImageBatcher(train, { batchSize: global, seed: cfg.seed, augment: cfg.augment, mean: norm.mean, std: norm.std, outSize });
   let model: M | null = null;
   let placement: Placement | null = null;
   try {

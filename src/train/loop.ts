@@ -168,9 +168,12 @@ export async function runLoop<E extends TaskEval>(
         if (parallel) {
           // The micro-batch's loss is the ranks' sum (each rank's is its share of the global mean), and every
           // rank sees it, so a non-finite loss stops all of them at the same step.
-          const [sum, tokens] = comm.sumNumbers([v, mb.units]);
+          // The parts too are the ranks' shares (MIM), summed in one collective with the loss.
+          const names = Object.keys(mb.parts ?? {});
+          const [sum, tokens, ...partSums] = comm.sumNumbers([v, mb.units, ...names.map((n) => mb.parts![n]!)]);
           v = sum!;
           units += tokens! - mb.units;
+          if (names.length > 0) mb.parts = Object.fromEntries(names.map((n, i) => [n, partSums[i]!]));
         }
         if (!Number.isFinite(v)) {
           const detail = mb.parts ? ` (parts: ${Object.entries(mb.parts).map(([n, x]) => `${n} ${x}`).join(', ')})` : '';

@@ -201,9 +201,17 @@ export class ImageBatcher {
     return this.cachedPerm;
   }
 
-  /** Micro-batch k (k ≥ 0) of the training stream. */
-  batch(k: number): ImageBatch {
+  /**
+   * Micro-batch k (k ≥ 0) of the training stream. With `rows` (data parallel: this rank's `rows` images after
+   * `before` on lower ranks), only those images of the global batch are made, with the crops and flips the whole
+   * batch draws for them: the ranks' slices put together are the single process's batch.
+   */
+  batch(k: number, rows?: { before: number; rows: number }): ImageBatch {
     checkInt(k, 'k', 0);
+    if (rows !== undefined) {
+      checkInt(rows.before, 'rows.before', 0, this.batchSize - 1);
+      checkInt(rows.rows, 'rows.rows', 1, this.batchSize - rows.before);
+    }
     const B = this.batchSize;
     const epoch = Math.floor(k / this.perEpoch);
     const start = (k - epoch * this.perEpoch) * B;
@@ -220,7 +228,9 @@ export class ImageBatcher {
     } else {
       for (let b = 0; b < B; b++) boxes.set([0, 0, H, W], b * 4);
     }
-    return this.build(indices, boxes, flip);
+    if (!rows) return this.build(indices, boxes, flip);
+    const [lo, hi] = [rows.before, rows.before + rows.rows];
+    return this.build(indices.slice(lo, hi), boxes.slice(4 * lo, 4 * hi), flip.slice(lo, hi));
   }
 
   /** The whole set in order, unaugmented, in batches of batchSize; the last batch may be smaller. */

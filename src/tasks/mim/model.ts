@@ -12,6 +12,7 @@
  * the host (the loss parts for logs, SBAM's column sums, HPM's predicted losses, MAE's mask for CLS rows).
  */
 import { noGrad } from '../../autograd/mode.js';
+import { ClozeError } from '../../errors.js';
 import { Linear } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
 import { truncNormal } from '../../nn/init.js';
@@ -37,6 +38,20 @@ export interface MimStepContext {
   /** Current epoch (fractional allowed) and the run's total, for HPM's schedule. */
   epoch: number;
   epochs: number;
+  /**
+   * Data parallel: these images are `rows` of a global batch of `batch`, after `before` on lower ranks. The
+   * masks are drawn for the global batch and this rank takes its rows, so the ranks' masks together are the
+   * single process's. (Random and block masking only: SBAM, HPM and MTO are refused, see mimDataParallelCheck.)
+   */
+  shard?: { before: number; rows: number; batch: number };
+}
+
+/** Why this method cannot train data-parallel yet, or null when it can (plain MAE or SimMIM masking). */
+export function mimDataParallelBlocker(s: MimSettings): string | null {
+  if (s.mto) return 'MTO (its entropy and singularity terms are batch means not yet split by rank)';
+  if (s.masking === 'sbam') return 'SBAM masking (its adaptive ratio is a statistic of the whole batch)';
+  if (s.masking === 'hpm') return "HPM (the teacher's hard-patch draws and ranking loss are not yet split by rank)";
+  return null;
 }
 
 export interface MimLoss {
@@ -231,6 +246,10 @@ export class MimModel extends Module {
       const h = hpmScores(this.teacherPredict(images), B, L, keep, { epoch: Math.floor(ctx.epoch), epochs: ctx.epochs, seed: s.seed, k: ctx.k, device: images.device });
       scores = h.scores;
       parts.hpmHard = h.hard;
+    } else if (ctx.shard) {
+      // The global batch's noise (a pure function of seed and k), this rank's rows of it.
+      const sh = checkShard(ctx.shard, B, s);
+      scores = shardRows(randomScores(sh.batch, L, s.seed, ctx.k, 'cpu'), sh).to(images.device);
     } else {
       scores = randomScores(B, L, s.seed, ctx.k, images.device);
     }
@@ -263,7 +282,10 @@ export class MimModel extends Module {
     const [gh, gw] = gridOf(this.config);
     const { patches, x } = enc.embed(images);
     // Drawn on the host: the index, rows and count come from the host mask, and each goes to the device once.
-    const hostMask = blockMask(B, gh, gw, s.masking === 'block' ? s.maskPatch : 1, s.maskRatio, s.seed, ctx.k);
+    const m1 = s.masking === 'block' ? s.maskPatch : 1;
+    const hostMask = ctx.shard
+      ? shardRows(blockMask(checkShard(ctx.shard, B, s).batch, gh, gw, m1, s.maskRatio, s.seed, ctx.k), ctx.shard)
+      : blockMask(B, gh, gw, m1, s.maskRatio, s.seed, ctx.k);
     const dev = images.device;
     const mask = hostMask.to(dev);
     const replaced = assembleTokens(x, replaceIndex(hostMask).to(dev), this.maskToken!);
@@ -282,5 +304,26 @@ export class MimModel extends Module {
     const mto = this.mtoTerms(replaced, rows, mask, e, masked, parts);
     if (mto) loss = add(loss, mto);
     return { loss, parts, mask, maskRatio: masked / (B * L) };
+  }
+}
+
+/** The shard checked against the images and the method. */
+function checkShard(sh: NonNullable<MimStepContext['shard']>, B: number, s: MimSettings): NonNullable<MimStepContext['shard']> {
+  const why = mimDataParallelBlocker(s);
+  if (why) throw new ClozeError('E_VALUE', `Expected random or block masking without MTO for data-parallel MIM but received ${why}`);
+  if (sh.rows !== B || sh.before < 0 || sh.before + sh.rows > sh.batch) {
+    throw new ClozeError('E_SHAPE', `Expected a shard of ${B} images (the batch) within a global batch of ${sh.batch} for shard but received rows ${sh.rows} after ${sh.before}`);
+  }
+  return sh;
+}
+
+/** Rows [before, before + rows) of a host [N, L] tensor, as a new host tensor (the input is disposed). */
+function shardRows(t: Tensor, sh: { before: number; rows: number }): Tensor {
+  try {
+    const [, L] = t.shape as [number, number];
+    const a = t.toArray();
+    return tensor(a.slice(sh.before * L, (sh.before + sh.rows) * L) as Float32Array | Uint8Array, [sh.rows, L], t.dtype);
+  } finally {
+    t.dispose();
   }
 }

@@ -7,6 +7,7 @@
  */
 import type { JsonValue } from '../../checkpoint/checkpoint.js';
 import { ClozeError } from '../../errors.js';
+import { scale } from '../../ops/elementwise.js';
 import { linearProbe, type ProbeResult } from '../../eval/probe.js';
 import type { TrainTask } from '../../train/loop.js';
 import { epochPlan } from '../../train/epochs.js';
@@ -14,7 +15,8 @@ import { setupImageTraining } from '../../train/image-setup.js';
 import type { Progress } from '../../train/progress.js';
 import type { MimRunConfig } from './config.js';
 import { loadMimData, modelConfigFor, type MimRunParts } from './data.js';
-import { MimModel } from './model.js';
+import type { Communicator } from '../../distributed/index.js';
+import { mimDataParallelBlocker, MimModel } from './model.js';
 import { mimSettings } from './settings.js';
 
 /** Settings that define the method: a resumed run must keep them. */
@@ -24,11 +26,14 @@ const METHOD_FIELDS = [
 ] as const satisfies ReadonlyArray<keyof MimRunConfig>;
 
 export async function buildMimTask(
-  cfg: MimRunConfig, outDir: string, resumeDir: string | null, progress: Progress | null,
+  cfg: MimRunConfig, outDir: string, resumeDir: string | null, progress: Progress | null, comm: Communicator | null = null,
 ): Promise<TrainTask<ProbeResult> & { totalSteps: number; perEpoch: number; mim: MimModel; parts: MimRunParts }> {
+  const ranks = comm && comm.size > 1 ? comm : null;
   const config = modelConfigFor(cfg, resumeDir);
-  const parts = await loadMimData(cfg, config);
   const settings = mimSettings(cfg, cfg.method === 'mae' ? config.decoderDepth : config.depth);
+  const blocker = ranks ? mimDataParallelBlocker(settings) : null;
+  if (blocker) throw new ClozeError('E_VALUE', `Expected MAE or SimMIM with random or block masking and no MTO for data-parallel training (${ranks!.size} ranks) but received ${blocker}; run one process (--distributed off) for it`);
+  const parts = await loadMimData(cfg, config);
   const { batcher, model, optimizer, placement } = setupImageTraining(cfg, resumeDir, parts.data.train, parts.norm, config.imageSize, {
     build: () => new MimModel(config, settings, cfg.seed),
     trained: (m) => m.trainableParameters(),
@@ -36,6 +41,7 @@ export async function buildMimTask(
     afterInit: (m, init) => {
       if (!Object.keys(init.model).some((k) => k.startsWith('teacher.'))) m.syncTeacher();
     },
+    ranks: ranks?.size ?? 1,
   });
   const perEpoch = batcher.perEpoch;
   const { totalSteps, totalEpochs, epochAt, shouldProbe } = epochPlan(cfg, perEpoch);
@@ -62,10 +68,22 @@ export async function buildMimTask(
     totalSteps,
     perEpoch,
     microBatch(k) {
-      const b = batcher.batch(k);
-      // The images go to the model's device (and dtype) once; the step runs there.
-      const r = model.loss(placement.input(b.images), { k, epoch: k / perEpoch, epochs: totalEpochs });
-      return { loss: r.loss, units: b.images.shape[0]!, parts: { ...r.parts, maskRatio: r.maskRatio } };
+      const ctx = { k, epoch: k / perEpoch, epochs: totalEpochs };
+      if (!ranks) {
+        const b = batcher.batch(k);
+        // The images go to the model's device (and dtype) once; the step runs there.
+        const r = model.loss(placement.input(b.images), ctx);
+        return { loss: r.loss, units: b.images.shape[0]!, parts: { ...r.parts, maskRatio: r.maskRatio } };
+      }
+      // Data parallel: this rank's rows of the global batch, with their crops and masks. Every image masks the same
+      // number of patches, so the rank's mean over its masked patches times rows/batch is its share of the global
+      // mean: the shares (and their gradients) SUM to the single process's. The parts are shares too (the loop sums them).
+      const shard = { before: ranks.rank * cfg.batchSize, rows: cfg.batchSize, batch: batcher.batchSize };
+      const b = batcher.batch(k, shard);
+      const r = model.loss(placement.input(b.images), { ...ctx, shard });
+      const w = shard.rows / shard.batch;
+      const shares = Object.fromEntries(Object.entries({ ...r.parts, maskRatio: r.maskRatio }).map(([n, x]) => [n, x * w]));
+      return { loss: scale(r.loss, w), units: b.images.shape[0]!, parts: shares };
     },
     afterStep: (step) => model.updateTeacher(epochAt(step)),
     shouldEvaluate: shouldProbe,
