@@ -215,6 +215,28 @@ describe.skipIf(skipReason !== '')(`data-parallel MLM, 2 MPI ranks ${skipReason}
     expect(maxDiff(params(r1.checkpoint!), params(two.checkpoint))).toBeLessThanOrEqual(PARAM_TOL);
   }, 180_000);
 
+  for (const decoder of ['emd', 'drbert'] as const) {
+    it(`--decoder ${decoder}: 2 ranks × 4 equal 1 process × 8 (10 steps; DrBERT's per-row draws made for the global batch)`, async () => {
+      const cfg = { ...base, decoder, maxSteps: 10 };
+      const one: StepInfo[] = [];
+      const r1 = await pretrain({ ...cfg, batchSize: 8, out: join(root, `${decoder}-one`) }, { output: null, onStep: (s) => one.push(s) });
+      const res = join(root, `${decoder}-two.result.json`);
+      const run = await mpirun2(root, `${decoder}-two`, { config: { ...cfg, batchSize: 4, out: join(root, `${decoder}-two`) }, result: res });
+      expect(run.stderr).not.toMatch(/failed/);
+      expect(run.code).toBe(0);
+      const two = JSON.parse(readFileSync(res, 'utf8')) as { steps: Array<{ loss: number }>; checkpoint: string };
+      expect(two.steps.length).toBe(10);
+      expect(Math.max(...one.map((s, i) => Math.abs(s.loss - two.steps[i]!.loss)))).toBeLessThanOrEqual(LOSS_TOL);
+      expect(maxDiff(params(r1.checkpoint!), params(two.checkpoint))).toBeLessThanOrEqual(PARAM_TOL);
+    }, 180_000);
+  }
+
+  it('refuses objective electra under 2 ranks, naming it and the way out', async () => {
+    const run = await mpirun2(root, 'electra', { config: { ...base, objective: 'electra', batchSize: 4, out: join(root, 'electra') } }, 60);
+    expect(run.code).not.toBe(0);
+    expect(run.stderr).toContain('Expected objective mlm for data-parallel training (2 ranks) but received objective electra; run one process (--distributed off) for it');
+  }, 60_000);
+
   it('a rank that throws at step 13 ends the job non-zero at once, naming the rank; every rank resumes from the step-10 checkpoint and finishes as an unbroken run', async () => {
     const out = join(root, 'crash');
     const crash = await mpirun2(root, 'crash', { config: { ...base, batchSize: 4, out }, throwAt: { rank: 1, step: 13 } }, 60);

@@ -179,6 +179,15 @@ export function drbertDraws(seed: number, m: number, mixProb: number): { unmask:
   return { unmask, fromDecoder };
 }
 
+/**
+ * A data-parallel rank's masked rows within the global batch's: `before` on lower ranks, `total` in all; DrBERT's
+ * per-row draws are made for all of them and this rank takes its run.
+ */
+export interface DrawRows {
+  before: number;
+  total: number;
+}
+
 /** The unmask threshold of DrBERT block i of n. */
 export function drbertThreshold(i: number, n: number, fraction: number): number {
   return n === 1 ? fraction : fraction + ((1 - fraction) * i) / (n - 1);
@@ -297,21 +306,25 @@ export class BertForMaskedLM extends Module {
   }
 
   /** The head's input at the masked rows: [M, D] after dense → GELU → LayerNorm (through the decoder, if any). */
-  private maskedHidden(batch: MlmBatch, drawSeed: number): Tensor {
+  private maskedHidden(batch: MlmBatch, drawSeed: number, drawRows?: DrawRows): Tensor {
     checkTensor(batch.rows, 'rows');
     checkDtype(batch.rows, 'int32', 'rows');
     checkTensor(batch.targets, 'targets');
     checkDtype(batch.targets, 'int32', 'targets');
     checkShape(batch.targets, batch.rows.shape, 'targets');
     if (!this.decoder) return this.headInput(batch, batch.rows);
-    return this.cls.predictions.transform.forward(this.decoded(batch, batch.rows, drawSeed));
+    return this.cls.predictions.transform.forward(this.decoded(batch, batch.rows, drawSeed, drawRows));
   }
 
   /** The decoder's output at `rows` (before the head's transform): [M, D]. */
-  decoded(batch: EncoderBatch, rows: Tensor, drawSeed = 0): Tensor {
+  decoded(batch: EncoderBatch, rows: Tensor, drawSeed = 0, drawRows?: DrawRows): Tensor {
     const d = this.decoder;
     if (!d) throw expected('a model with a decoder', 'decoder', null);
     checkInt(drawSeed, 'drawSeed', 0);
+    if (drawRows) {
+      checkInt(drawRows.total, 'drawRows.total', rows.size);
+      checkInt(drawRows.before, 'drawRows.before', 0, drawRows.total - rows.size);
+    }
     if (batch.attentionBias) throw expected('no attentionBias with an MLM decoder', 'attentionBias', 'a bias');
     const D = this.config.hidden;
     const idx = reshape(rows.to(this.device), [-1]);
@@ -332,7 +345,10 @@ export class BertForMaskedLM extends Module {
     const { x, layout } = embedBatch(this.bert, this.config, this.slopes, batch);
     const e = enc.forward(x, layout);
     const r = rows.toArray() as Int32Array;
-    const draws = drbertDraws(drawSeed, r.length, d.mixProb);
+    // Data parallel: the global batch's draws, this rank's run of them.
+    const all = drbertDraws(drawSeed, drawRows?.total ?? r.length, d.mixProb);
+    const at = drawRows?.before ?? 0;
+    const draws = { unmask: all.unmask.subarray(at, at + r.length), fromDecoder: all.fromDecoder.subarray(at, at + r.length) };
     const blocks = this.cls.drbert!.layer.items;
     let h = e;
     // A hidden masked position is hidden from every query alike: a key mask [B, L] (padding or hidden) through the
@@ -367,8 +383,8 @@ export class BertForMaskedLM extends Module {
    * Mean MLM cross-entropy over the masked rows (targets of −100 are skipped): a 0-d tensor. `normalizer`:
    * divide the sum by it instead of the masked count (a data-parallel rank: the global batch's count).
    */
-  loss(batch: MlmBatch, opts: { drawSeed?: number; normalizer?: number } = {}): Tensor {
-    const h = this.maskedHidden(batch, opts.drawSeed ?? 0);
+  loss(batch: MlmBatch, opts: { drawSeed?: number; normalizer?: number; drawRows?: DrawRows } = {}): Tensor {
+    const h = this.maskedHidden(batch, opts.drawSeed ?? 0, opts.drawRows);
     return linearCrossEntropy(h, this.bert.embeddings.word_embeddings.weight, this.cls.predictions.bias, batch.targets.to(this.device),
       opts.normalizer === undefined ? {} : { normalizer: opts.normalizer });
   }

@@ -43,6 +43,11 @@ export interface ShardInfo {
    */
   rowsBefore: number;
   rows: number;
+  /**
+   * This rank's masked positions within the global batch's list of them (ascending flat positions, so the
+   * rank's are a contiguous run): `before` lie on lower ranks, `total` in all. DrBERT draws per masked position.
+   */
+  masked: { before: number; total: number };
 }
 
 /** Sequences scanned to build the n-gram lexicon (n-gram masking only). */
@@ -159,8 +164,11 @@ export class MaskingPlan {
     const myRows: number[] = [];
     const myTargets: number[] = [];
     let globalMasked = 0;
+    let maskedBefore = 0;
     for (let i = 0; i < rows.length; i++) {
       if (targets[i] !== -100) globalMasked++;
+      if (i > 0 && rows[i]! <= rows[i - 1]!) throw new ClozeError('E_VALUE', `Expected the masked positions in ascending order for a data-parallel shard but received ${rows[i - 1]} then ${rows[i]}`);
+      if (rows[i]! < lo) maskedBefore++;
       if (rows[i]! >= lo && rows[i]! < hi) {
         myRows.push(rows[i]! - lo);
         myTargets.push(targets[i]!);
@@ -181,7 +189,7 @@ export class MaskingPlan {
       maskedCount: myRows.length,
       realTokens: real,
       // Unpadded, the encoder's rows are tokens: this rank's come after the real tokens of the lower ranks' sequences.
-      shard: { globalMasked, rowsBefore: this.unpadded ? before : rank * per, rows: this.unpadded ? real : per },
+      shard: { globalMasked, rowsBefore: this.unpadded ? before : rank * per, rows: this.unpadded ? real : per, masked: { before: maskedBefore, total: rows.length } },
     };
   }
 

@@ -87,8 +87,8 @@ export async function buildMlmTask(
   comm: Communicator | null = null,
 ): Promise<TrainTask<EvalResult> & { totalSteps: number }> {
   const ranks = comm && comm.size > 1 ? comm : null;
-  if (ranks && (cfg.objective !== 'mlm' || cfg.decoder !== 'none')) {
-    throw new ClozeError('E_VALUE', `Expected objective mlm with decoder none for data-parallel training (${ranks.size} ranks) but received objective ${cfg.objective}, decoder ${cfg.decoder}; run one process (--distributed off) for those`);
+  if (ranks && cfg.objective !== 'mlm') {
+    throw new ClozeError('E_VALUE', `Expected objective mlm for data-parallel training (${ranks.size} ranks) but received objective ${cfg.objective}; run one process (--distributed off) for it`);
   }
   if (cfg.objective === 'electra') {
     if (cfg.decoder !== 'none') throw new ClozeError('E_VALUE', `Expected decoder 'none' with objective electra (decoder is for objective mlm) but received decoder '${cfg.decoder}'`);
@@ -152,7 +152,7 @@ export async function buildMlmTask(
       // dropout draws the global tensor's mask for these rows.
       const mb = plan.build(cursor.at(k), cfg.seed, k, cfg.maskRatio, { rank: ranks.rank, size: ranks.size });
       const sh = mb.shard!;
-      const loss = withDropoutShard(sh.rowsBefore, sh.rows, () => model.loss(mb.batch, { drawSeed, normalizer: Math.max(1, sh.globalMasked) }));
+      const loss = withDropoutShard(sh.rowsBefore, sh.rows, () => model.loss(mb.batch, { drawSeed, normalizer: Math.max(1, sh.globalMasked), drawRows: sh.masked }));
       return { loss, units: mb.realTokens };
     },
     // No held-out split (evalFraction 0): no evaluation, rather than NaN metrics.
