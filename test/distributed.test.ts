@@ -231,11 +231,29 @@ describe.skipIf(skipReason !== '')(`data-parallel MLM, 2 MPI ranks ${skipReason}
     }, 180_000);
   }
 
-  it('refuses objective electra under 2 ranks, naming it and the way out', async () => {
-    const run = await mpirun2(root, 'electra', { config: { ...base, objective: 'electra', batchSize: 4, out: join(root, 'electra') } }, 60);
-    expect(run.code).not.toBe(0);
-    expect(run.stderr).toContain('Expected objective mlm for data-parallel training (2 ranks) but received objective electra; run one process (--distributed off) for it');
-  }, 60_000);
+  it("objective electra: 2 ranks × 4 equal 1 process × 8 (10 steps; the generator's samples drawn at each row's global place)", async () => {
+    const cfg = { ...base, objective: 'electra', maxSteps: 10 };
+    const one: StepInfo[] = [];
+    const r1 = await pretrain({ ...cfg, batchSize: 8, out: join(root, 'electra-one') }, { output: null, onStep: (s) => one.push(s) });
+    const res = join(root, 'electra-two.result.json');
+    const run = await mpirun2(root, 'electra-two', { config: { ...cfg, batchSize: 4, out: join(root, 'electra-two') }, result: res });
+    expect(run.stderr).not.toMatch(/failed/);
+    expect(run.code).toBe(0);
+    const two = JSON.parse(readFileSync(res, 'utf8')) as { steps: Array<{ loss: number }>; checkpoint: string };
+    expect(two.steps.length).toBe(10);
+    // ELECTRA's loss is L_gen + 50·L_disc (about 25 at the start): 1e-6 relative to its size.
+    const tol = 25 * LOSS_TOL;
+    expect(Math.max(...one.map((s, i) => Math.abs(s.loss - two.steps[i]!.loss)))).toBeLessThanOrEqual(tol);
+    // The logged parts (generator and discriminator losses) are the sums of the ranks' shares.
+    const parts = (d: string) => readFileSync(join(root, d, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.kind === 'train').map((m) => m.parts as { gen: number; disc: number });
+    const [q1, q2] = [parts('electra-one'), parts('electra-two')];
+    expect(q2.length).toBe(q1.length);
+    q1.forEach((p, i) => {
+      expect(Math.abs(p.gen - q2[i]!.gen)).toBeLessThanOrEqual(LOSS_TOL * 10);
+      expect(Math.abs(p.disc - q2[i]!.disc)).toBeLessThanOrEqual(LOSS_TOL);
+    });
+    expect(maxDiff(params(r1.checkpoint!), params(two.checkpoint))).toBeLessThanOrEqual(PARAM_TOL);
+  }, 180_000);
 
   it('a rank that throws at step 13 ends the job non-zero at once, naming the rank; every rank resumes from the step-10 checkpoint and finishes as an unbroken run', async () => {
     const out = join(root, 'crash');

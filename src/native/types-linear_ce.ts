@@ -11,5 +11,5 @@ export interface LinearCeNative {
     gradLoss: number, h: N, w: N, bias: Maybe, targets: N, lse: N, ignoreIndex: number, count: number, chunkSize: number,
     needInput: boolean, needWeight: boolean, needBias: boolean, intoInput?: Maybe, intoWeight?: Maybe, intoBias?: Maybe,
   ): [Maybe, Maybe, Maybe];
-  linearSample(h: N, w: N, bias: Maybe, seed: number, step: number, chunkSize: number, temperature: number): N;
+  linearSample(h: N, w: N, bias: Maybe, seed: number, step: number, chunkSize: number, temperature: number, rowOffset?: number): N;
 }

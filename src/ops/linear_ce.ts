@@ -101,6 +101,11 @@ export interface LinearSampleOptions {
   chunkSize?: number;
   /** Softmax temperature (default 1). */
   temperature?: number;
+  /**
+   * Row m draws as row m + rowOffset (default 0): a data-parallel rank whose rows follow rowOffset rows on lower
+   * ranks draws what one process holding every row would.
+   */
+  rowOffset?: number;
 }
 
 /**
@@ -119,5 +124,7 @@ export function linearSample(h: Tensor, weight: Tensor, bias: Tensor | null, opt
   checkInt(chunk, 'chunkSize', 1);
   const temperature = opts.temperature ?? 1;
   checkNumber(temperature, 'temperature', Number.MIN_VALUE, Number.MAX_VALUE);
-  return new Tensor(native().linearSample(h.native, weight.native, bias?.native ?? null, opts.seed, opts.step, chunk, temperature));
+  const rowOffset = opts.rowOffset ?? 0;
+  checkInt(rowOffset, 'rowOffset', 0, 2 ** 31 - 1);
+  return new Tensor(native().linearSample(h.native, weight.native, bias?.native ?? null, opts.seed, opts.step, chunk, temperature, rowOffset));
 }

@@ -88,6 +88,23 @@ describe('linearSample (fused sampling from the chunked logits)', () => {
     });
   });
 
+  it('rowOffset r: rows drawn as rows r… of the whole (a data-parallel rank\'s slice samples what one process does)', () => {
+    scope(() => {
+      const M = 64;
+      const all = vals(M * D, 44);
+      const w = tensor(wv, [V, D]);
+      const b = tensor(bv, [V]);
+      const whole = Array.from(linearSample(tensor(all, [M, D]), w, b, { seed: 9, step: 3 }).toArray());
+      const parts = [[0, 20], [20, 64]].flatMap(([lo, hi]) =>
+        Array.from(linearSample(tensor(all.slice(lo! * D, hi! * D), [hi! - lo!, D]), w, b, { seed: 9, step: 3, rowOffset: lo }).toArray()));
+      expect(parts).toEqual(whole);
+      // Without the offset the second slice draws the first rows' noise: other ids.
+      const unshifted = Array.from(linearSample(tensor(all.slice(20 * D), [44, D]), w, b, { seed: 9, step: 3 }).toArray());
+      expect(unshifted).not.toEqual(whole.slice(20));
+      expect(() => linearSample(tensor(all, [M, D]), w, b, { seed: 9, step: 3, rowOffset: -1 })).toThrow(/rowOffset/);
+    });
+  });
+
   it('returns int32 [M] ids, never the [M, V] logits, and keeps nothing alive', () => {
     scope(() => {
       const M = 7;
@@ -145,6 +162,18 @@ describeCuda('linearSample', () => {
       for (let i = 0; i < M; i++) same += a[i] === b[i] ? 1 : 0;
       expect(same).toBeGreaterThanOrEqual(M - 2);
     });
+
+  it("rowOffset: the kernel draws the CPU's ids for a slice at its place (all but rare last-ulp ties)", () => {
+    const lo = 100;
+    const part = hv.slice(lo * D);
+    const r = native().linearSample(put(hv, [M, D], 'float32', 'cpu'), put(wv, [V, D], 'float32', 'cpu'), put(bv, [V], 'float32', 'cpu'), 5, 2, 8, 1);
+    const g = native().linearSample(put(part, [M - lo, D], 'float32', 'cuda'), put(wv, [V, D], 'float32', 'cuda'), put(bv, [V], 'float32', 'cuda'), 5, 2, 8, 1, lo);
+    const a = get(r).slice(lo);
+    const b = get(g);
+    let same = 0;
+    for (let i = 0; i < M - lo; i++) same += a[i] === b[i] ? 1 : 0;
+    expect(same).toBeGreaterThanOrEqual(M - lo - 2);
+  });
 
   it('bfloat16 samples its softmax (χ² on 20000 draws)', () => {
     const rowv = vals(D, 54);

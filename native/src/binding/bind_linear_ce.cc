@@ -131,7 +131,7 @@ void register_linear_ce(Napi::Env env, Napi::Object exports) {
     return loss_result(a, h->dtype(), total, count, lse);
   });
 
-  // linearSample(h [M, D], w [V, D], b [V] | null, seed, step, chunkSize, temperature) -> int32 [M]:
+  // linearSample(h [M, D], w [V, D], b [V] | null, seed, step, chunkSize, temperature[, rowOffset]) -> int32 [M]:
   //   one id per row drawn from softmax((h·wᵀ + b) / temperature) by Gumbel-max in vocabulary chunks
   //   (ops/linear_ce.h); forward only.
   CLOZE_EXPORT(exports, "linearSample", [](const ArgReader& a) -> Napi::Value {
@@ -144,10 +144,14 @@ void register_linear_ce(Napi::Env env, Napi::Object exports) {
     const double temperature = a.number(6, "temperature");
     if (!(temperature > 0) || !std::isfinite(temperature))
       a.bad(ErrCode::Value, "a finite temperature > 0", "temperature", a.describe(a.info[6]));
+    // Row m draws as global row m + rowOffset; the key's row field is 32 bits (linear_sample_uniform).
+    const int64_t row_offset = a.info.Length() > 7 && !a.info[7].IsUndefined() ? a.integer(7, "rowOffset", 0, INT32_MAX) : 0;
     a.want_float(h, "input");
     a.want_ndim(h, 2, 2, "input");
     const int64_t M = h->dim(0), D = h->dim(1);
     if (D == 0) a.bad(ErrCode::Shape, "a non-empty last dimension", "input", tensor_desc(h));
+    if (M + row_offset > (int64_t(1) << 32))
+      a.bad(ErrCode::Value, "rows + rowOffset at most 2^32 (the draw key's row field)", "rowOffset", std::to_string(row_offset));
     a.want_same_dtype(h, w, "weight");
     a.want_ndim(w, 2, 2, "weight");
     const int64_t V = w->dim(0);
@@ -175,6 +179,7 @@ void register_linear_ce(Napi::Env env, Napi::Object exports) {
       p.temperature = temperature;
       p.seed = static_cast<uint64_t>(seed);
       p.step = static_cast<uint64_t>(step);
+      p.row_offset = row_offset;
       p.out = NTensor::Unwrap(out)->ptr<int32_t>();
       CLOZE_KERNEL(dev, linear_sample, p);
       return 0;

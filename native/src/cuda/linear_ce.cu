@@ -146,14 +146,14 @@ __global__ void sample_init_kernel(float* best, int32_t* arg, int64_t M) {
 // Ties keep the lower id, as on the CPU.
 template <typename T>
 __global__ void sample_chunk_kernel(const T* S, int64_t M, int64_t n, int64_t c0, float inv_t, uint64_t seed,
-                                    uint64_t step, float* best, int32_t* arg) {
+                                    uint64_t step, int64_t row_offset, float* best, int32_t* arg) {
   __shared__ float sv[kThreads];
   __shared__ int32_t si[kThreads];
   for (int64_t m = blockIdx.x; m < M; m += gridDim.x) {
     float bv = -INFINITY;
     int32_t bi = INT32_MAX;
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-      const float u = linear_sample_uniform(seed, step, m, c0 + j);
+      const float u = linear_sample_uniform(seed, step, m + row_offset, c0 + j);
       const float v = ld(S, m * n + j) * inv_t - logf(-logf(u));
       if (v > bv) {  // each thread's columns rise, so strict keeps the lower id
         bv = v;
@@ -200,8 +200,8 @@ void linear_sample_cuda(const LinearSampleParams<T>& p) {
   for (int64_t c0 = 0; c0 < V; c0 += C) {
     const int64_t n = std::min(C, V - c0);
     chunk_logits(p, c0, n, S);
-    CLOZE_LAUNCH(op, sample_chunk_kernel<T>, row_blocks(M), kThreads, 0, S, M, n, c0, inv_t, p.seed, p.step, best,
-                 p.out);
+    CLOZE_LAUNCH(op, sample_chunk_kernel<T>, row_blocks(M), kThreads, 0, S, M, n, c0, inv_t, p.seed, p.step,
+                 p.row_offset, best, p.out);
   }
 }
 

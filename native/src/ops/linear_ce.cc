@@ -254,7 +254,7 @@ void linear_sample_cpu(const LinearSampleParams<T>& p) {
         T bm = best[m];
         int32_t am = arg[m];
         for (int64_t j = 0; j < n; j++) {
-          const float u = linear_sample_uniform(p.seed, p.step, m, c0 + j);
+          const float u = linear_sample_uniform(p.seed, p.step, m + p.row_offset, c0 + j);
           const T g = -std::log(-std::log(static_cast<T>(u)));
           const T v = x[j] * inv_t + g;
           if (v > bm) {  // strict: ties keep the lower id

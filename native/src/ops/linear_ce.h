@@ -82,6 +82,7 @@ struct LinearSampleParams {
   double temperature = 1.0;  // > 0
   uint64_t seed = 0;
   uint64_t step = 0;
+  int64_t row_offset = 0;    // row m draws as row m + row_offset (a data-parallel rank's place in the global rows)
   int32_t* out = nullptr;    // [M] sampled ids
 };
 

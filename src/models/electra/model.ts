@@ -144,6 +144,16 @@ export class ElectraGenerator extends Module {
   }
 }
 
+/**
+ * A data-parallel rank's place in the global batch: masked rows on lower ranks (the sampler's row offset), and
+ * the global batch's masked targets and real tokens (the generator's and the discriminator's loss denominators).
+ */
+export interface ElectraShard {
+  maskedBefore: number;
+  globalMasked: number;
+  globalTokens: number;
+}
+
 /** One ELECTRA step's pieces: the loss and what went into it. */
 export interface ElectraStep {
   /** L_MLM + discWeight · L_disc, 0-d. */
@@ -229,13 +239,13 @@ export class ElectraForPreTraining extends Module {
   }
 
   /** The generator's mean MLM cross-entropy over the masked rows, from generatorHidden's output. */
-  generatorLoss(h: Tensor, targets: Tensor): Tensor {
-    return linearCrossEntropy(h, this.decoderWeight, this.generator.generator_lm_head.bias, targets.to(this.device));
+  generatorLoss(h: Tensor, targets: Tensor, normalizer?: number): Tensor {
+    return linearCrossEntropy(h, this.decoderWeight, this.generator.generator_lm_head.bias, targets.to(this.device), normalizer === undefined ? {} : { normalizer });
   }
 
   /** Replacements for the masked rows, sampled from the generator's softmax at temperature 1 (no gradient): int32 [M]. */
-  sample(h: Tensor, o: { seed: number; step: number; temperature?: number }): Tensor {
-    return noGrad(() => linearSample(h, this.decoderWeight, this.generator.generator_lm_head.bias, { seed: o.seed, step: o.step, temperature: o.temperature ?? 1 }));
+  sample(h: Tensor, o: { seed: number; step: number; temperature?: number; rowOffset?: number }): Tensor {
+    return noGrad(() => linearSample(h, this.decoderWeight, this.generator.generator_lm_head.bias, { seed: o.seed, step: o.step, temperature: o.temperature ?? 1, rowOffset: o.rowOffset ?? 0 }));
   }
 
   /** The discriminator's logit per token, flat: [B·L] padded, [nnz] packed. */
@@ -257,17 +267,24 @@ export class ElectraForPreTraining extends Module {
    * the discriminator loss, and the total. The samples are keyed on
    * (seed, step, row); they and the labels are built on the host.
    */
-  step(batch: MlmBatch, o: { seed: number; step: number }): ElectraStep {
+  step(batch: MlmBatch, o: { seed: number; step: number; shard?: ElectraShard }): ElectraStep {
     checkTensor(batch.targets, 'targets');
     checkDtype(batch.targets, 'int32', 'targets');
     checkShape(batch.targets, batch.rows.shape, 'targets');
+    const sh = o.shard;
     const h = this.generatorHidden(batch, batch.rows);
-    const genLoss = this.generatorLoss(h, batch.targets);
-    const sampled = this.sample(h, o).toArray() as Int32Array;
+    const genLoss = this.generatorLoss(h, batch.targets, sh ? Math.max(1, sh.globalMasked) : undefined);
+    const sampled = this.sample(h, { seed: o.seed, step: o.step, rowOffset: sh?.maskedBefore ?? 0 }).toArray() as Int32Array;
     const { corrupted, labels } = replaceTokens(batch, sampled);
     const ids = fromTypedArray(corrupted, batch.ids.shape);
     const discBatch: EncoderBatch = { ...batch, ids } as EncoderBatch;
-    const discLoss = this.discriminatorLoss(this.discriminatorLogits(discBatch), fromTypedArray(labels, [labels.length]));
+    let discLoss = this.discriminatorLoss(this.discriminatorLogits(discBatch), fromTypedArray(labels, [labels.length]));
+    if (sh) {
+      // The rank's mean over its tokens times its share of the global batch's tokens: the shares sum to the global mean.
+      let mine = 0;
+      for (let i = 0; i < labels.length; i++) if (labels[i] !== -100) mine++;
+      discLoss = scale(discLoss, mine / Math.max(1, sh.globalTokens));
+    }
     const loss = add(genLoss, scale(discLoss, this.config.discWeight));
     return { loss, genLoss, discLoss, sampled, corrupted, labels };
   }

@@ -18,6 +18,8 @@ import { BERT_PRESETS, bertPreset, type BertPresetName } from '../../models/bert
 import { electraConfigFromHf, hfElectraConfig } from '../../models/electra/hf-config.js';
 import { electraConfig, ElectraForPreTraining, type ElectraConfig } from '../../models/electra/model.js';
 import { electraPreset, isElectraPreset, ELECTRA_PRESETS } from '../../models/electra/presets.js';
+import type { Communicator } from '../../distributed/index.js';
+import { withDropoutShard } from '../../nn/layers.js';
 import { AdamW } from '../../optim/adamw.js';
 import { dropoutCounters, restoreDropout } from '../../train/dropout-state.js';
 import type { TrainTask } from '../../train/loop.js';
@@ -62,7 +64,9 @@ function presetConfig(name: string, overrides: { vocabSize: number; maxPosition:
 
 export async function buildElectraTask(
   cfg: MlmRunConfig, outDir: string, resumeDir: string | null, progress: { note(s: string): void } | null = null,
+  comm: Communicator | null = null,
 ): Promise<TrainTask<ElectraEvalResult> & { totalSteps: number }> {
+  const ranks = comm && comm.size > 1 ? comm : null;
   if (cfg.initFrom) throw new ClozeError('E_VALUE', 'Expected no initFrom for objective electra but received one; ELECTRA runs start from scratch (or --resume)');
   const data = cfg.data ?? defaultCorpus();
   if (!resumeDir) checkActivationMemory(presetConfig(cfg.preset, { vocabSize: cfg.vocabSize, maxPosition: Math.max(512, cfg.maxLength) }).config.discriminator, cfg);
@@ -77,7 +81,8 @@ export async function buildElectraTask(
   const optimizer = new AdamW(model.parameters(), { lr: cfg.lr, betas: cfg.betas, eps: cfg.eps, weightDecay: cfg.weightDecay });
   // No random replacements in ELECTRA's corruption, so randomTokens does not apply.
   const plan = new MaskingPlan({ maskRatio: cfg.maskRatio, masking: cfg.masking }, tok, corpus, false, ELECTRA_CORRUPTION);
-  const cursor = new BatchCursor(corpus, cfg.batchSize);
+  // The global micro-batch: what one process at batch ranks × batchSize reads, in its order.
+  const cursor = new BatchCursor(corpus, cfg.batchSize * (ranks?.size ?? 1));
   const hfConfig = hfElectraConfig(model.config);
   if (!existsSync(join(outDir, 'tokenizer.json'))) tok.save(join(outDir, 'tokenizer.json'));
   const totalSteps = cfg.epochs > 0 ? Math.ceil((cfg.epochs * cursor.perEpoch) / cfg.gradAccum) : cfg.maxSteps;
@@ -88,7 +93,8 @@ export async function buildElectraTask(
     model.eval();
     let gen = 0, genN = 0, genOk = 0, disc = 0, discN = 0, discOk = 0, replaced = 0, batches = 0;
     let k = 0;
-    for (const b of corpus.batches('eval', cfg.batchSize)) {
+    // At the global batch: a data-parallel rank 0 evaluates as the single process does.
+    for (const b of corpus.batches('eval', cfg.batchSize * (ranks?.size ?? 1))) {
       if (k >= cfg.evalBatches) break;
       scope(() => {
         const mb = plan.build(b, cfg.seed + EVAL_SEED_OFFSET, k, evalMaskRatioOf(cfg));
@@ -122,11 +128,22 @@ export async function buildElectraTask(
     name: 'ELECTRA',
     totalSteps,
     microBatch(k) {
-      const mb = plan.build(cursor.at(k), cfg.seed, k);
-      const s = model.step(mb.batch, { seed: sampleSeed, step: k });
+      if (!ranks) {
+        const mb = plan.build(cursor.at(k), cfg.seed, k);
+        const s = model.step(mb.batch, { seed: sampleSeed, step: k });
+        return { loss: s.loss, units: mb.realTokens, parts: { gen: s.genLoss.item(), disc: s.discLoss.item() } };
+      }
+      // Data parallel: the global batch masked as one process would, this rank's rows of it. The generator samples
+      // its rows at their place among the global masked rows, and both losses are shares of the global means (their
+      // sum over ranks, and the gradients', is the single process's); dropout draws at the rank's offset.
+      const mb = plan.build(cursor.at(k), cfg.seed, k, cfg.maskRatio, { rank: ranks.rank, size: ranks.size });
+      const sh = mb.shard!;
+      const shard = { maskedBefore: sh.masked.before, globalMasked: sh.globalMasked, globalTokens: sh.globalTokens };
+      const s = withDropoutShard(sh.rowsBefore, sh.rows, () => model.step(mb.batch, { seed: sampleSeed, step: k, shard }));
       return { loss: s.loss, units: mb.realTokens, parts: { gen: s.genLoss.item(), disc: s.discLoss.item() } };
     },
     shouldEvaluate: (step, last) => corpus.evalIndices.length > 0 && (step % cfg.evalEvery === 0 || last),
+    // Data parallel, rank 0 evaluates alone.
     evaluate,
     describe: (e) => e.maskedTokens === 0
       ? `eval step ${e.step}: no masked tokens in the held-out batches`

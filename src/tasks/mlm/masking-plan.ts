@@ -48,6 +48,8 @@ export interface ShardInfo {
    * rank's are a contiguous run): `before` lie on lower ranks, `total` in all. DrBERT draws per masked position.
    */
   masked: { before: number; total: number };
+  /** Real (non-padding) tokens in the whole global batch. */
+  globalTokens: number;
 }
 
 /** Sequences scanned to build the n-gram lexicon (n-gram masking only). */
@@ -178,6 +180,8 @@ export class MaskingPlan {
     for (let i = 0; i < mask.length; i++) real += mask[i]!;
     let before = 0;
     for (let i = 0; i < lo; i++) before += b.attentionMask[i]!;
+    let globalTokens = 0;
+    for (let i = 0; i < b.attentionMask.length; i++) globalTokens += b.attentionMask[i]!;
     const padded = {
       ids: fromTypedArray(ids, [per, L]),
       attentionMask: fromTypedArray(mask, [per, L]),
@@ -189,7 +193,7 @@ export class MaskingPlan {
       maskedCount: myRows.length,
       realTokens: real,
       // Unpadded, the encoder's rows are tokens: this rank's come after the real tokens of the lower ranks' sequences.
-      shard: { globalMasked, rowsBefore: this.unpadded ? before : rank * per, rows: this.unpadded ? real : per, masked: { before: maskedBefore, total: rows.length } },
+      shard: { globalMasked, rowsBefore: this.unpadded ? before : rank * per, rows: this.unpadded ? real : per, masked: { before: maskedBefore, total: rows.length }, globalTokens },
     };
   }
 

@@ -87,12 +87,9 @@ export async function buildMlmTask(
   comm: Communicator | null = null,
 ): Promise<TrainTask<EvalResult> & { totalSteps: number }> {
   const ranks = comm && comm.size > 1 ? comm : null;
-  if (ranks && cfg.objective !== 'mlm') {
-    throw new ClozeError('E_VALUE', `Expected objective mlm for data-parallel training (${ranks.size} ranks) but received objective ${cfg.objective}; run one process (--distributed off) for it`);
-  }
   if (cfg.objective === 'electra') {
     if (cfg.decoder !== 'none') throw new ClozeError('E_VALUE', `Expected decoder 'none' with objective electra (decoder is for objective mlm) but received decoder '${cfg.decoder}'`);
-    return buildElectraTask(cfg, outDir, resumeDir, progress);
+    return buildElectraTask(cfg, outDir, resumeDir, progress, comm);
   }
   const decoder = mlmDecoderOf(cfg);
   // Before the tokenizer and shard are made: a preset the decoder cannot use is refused at once.
