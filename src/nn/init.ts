@@ -3,7 +3,10 @@ import type { Rng } from '../rng.js';
 import { tensor, zeros, type DType, type Tensor } from '../tensor.js';
 import { Parameter } from './parameter.js';
 
-/** N(0, std²) truncated at ±2·std, as BERT and timm initialise. */
+/**
+ * N(0, std²) truncated at ±2·std: Google BERT's TF `truncated_normal_initializer` (Hugging Face draws an
+ * untruncated normal instead). Not timm's `trunc_normal_`, whose bounds are absolute: truncNormalAbs.
+ */
 export function truncNormal(shape: readonly number[], std: number, rng: Rng, dtype: DType = 'float32', decay = true): Parameter {
   const n = shape.reduce((a, b) => a * b, 1);
   const v = new Float64Array(n);
@@ -13,6 +16,38 @@ export function truncNormal(shape: readonly number[], std: number, rng: Rng, dty
     v[i] = x * std;
   }
   return Parameter.from(tensor(v, shape, dtype), { decay });
+}
+
+function fill(shape: readonly number[], decay: boolean, draw: () => number): Parameter {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const v = new Float32Array(n);
+  for (let i = 0; i < n; i++) v[i] = draw();
+  const p = constant(shape, 0, 'float32', decay);
+  p.native.write(v);
+  return p;
+}
+
+/**
+ * N(0, std²) redrawn outside the absolute bounds [lo, hi], as timm's trunc_normal_(std, a=lo, b=hi): at its
+ * default a=−2, b=2 and std 0.02 the bounds are 100σ away, so it is in effect an untruncated normal.
+ */
+export function truncNormalAbs(shape: readonly number[], std: number, lo: number, hi: number, rng: Rng, decay: boolean): Parameter {
+  return fill(shape, decay, () => {
+    for (;;) {
+      const x = rng.normal() * std;
+      if (x >= lo && x <= hi) return x;
+    }
+  });
+}
+
+/** N(0, std²), untruncated (torch's normal_ and kaiming_normal_). */
+export function normal(shape: readonly number[], std: number, rng: Rng, decay: boolean): Parameter {
+  return fill(shape, decay, () => rng.normal() * std);
+}
+
+/** U(−bound, bound) (torch's Conv2d default: kaiming_uniform_(a=√5) for the weight, the same bound for the bias). */
+export function uniform(shape: readonly number[], bound: number, rng: Rng, decay: boolean): Parameter {
+  return fill(shape, decay, () => (2 * rng.uniform() - 1) * bound);
 }
 
 export function constant(shape: readonly number[], value: number, dtype: DType = 'float32', decay = false): Parameter {

@@ -7,7 +7,7 @@
 import { LayerNorm, type InitOptions, type Linear } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
 import { ModuleList } from '../../nn/module-list.js';
-import { truncNormal } from '../../nn/init.js';
+import { normal } from '../../nn/init.js';
 import type { Parameter } from '../../nn/parameter.js';
 import { assembleTokens } from '../../ops/mim_tokens.js';
 import { keep } from '../../autograd/mode.js';
@@ -51,7 +51,8 @@ export class MaeDecoder extends Module {
     this.numPatches = gh * gw;
     this.cls = c.cls;
     this.embed = this.registerModule('decoder_embed', xavierLinear(c.dim, c.decoderDim, init));
-    this.maskToken = this.registerParameter('mask_token', truncNormal([1, c.decoderDim], 0.02, rng, 'float32', false));
+    // MAE: torch.nn.init.normal_(mask_token, std=.02), untruncated.
+    this.maskToken = this.registerParameter('mask_token', normal([1, c.decoderDim], 0.02, rng, false));
     this.blocks = this.registerModule('decoder_blocks', new ModuleList(Array.from({ length: c.decoderDepth }, () => new VitBlock(c.decoderDim, c.decoderHeads, c.mlpRatio, c.lnEps, init))));
     this.norm = this.registerModule('decoder_norm', new LayerNorm(c.decoderDim, c.lnEps));
     this.pred = this.registerModule('decoder_pred', xavierLinear(c.decoderDim, outDim, init));

@@ -8,7 +8,7 @@
 import { LayerNorm, Linear, type InitOptions } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
 import { ModuleList } from '../../nn/module-list.js';
-import { truncNormal } from '../../nn/init.js';
+import { normal } from '../../nn/init.js';
 import type { Parameter } from '../../nn/parameter.js';
 import { biasAdd, reshape } from '../../ops/elementwise.js';
 import { assembleTokens, patchify, tokenMean } from '../../ops/mim_tokens.js';
@@ -76,7 +76,8 @@ export class VitEncoder extends Module {
     const [gh, gw] = gridOf(c);
     this.numPatches = gh * gw;
     this.patchEmbed = this.registerModule('patch_embed', xavierLinear(c.patch * c.patch * c.channels, c.dim, init));
-    this.clsToken = c.cls ? this.registerParameter('cls_token', truncNormal([1, c.dim], 0.02, rng, 'float32', false)) : null;
+    // MAE: torch.nn.init.normal_(cls_token, std=.02), untruncated.
+    this.clsToken = c.cls ? this.registerParameter('cls_token', normal([1, c.dim], 0.02, rng, false)) : null;
     this.blocks = this.registerModule('blocks', new ModuleList(Array.from({ length: c.depth }, () => new VitBlock(c.dim, c.heads, c.mlpRatio, c.lnEps, init))));
     this.norm = this.registerModule('norm', new LayerNorm(c.dim, c.lnEps));
     // Positions are added before any CLS token is prepended, so the table has no CLS row.

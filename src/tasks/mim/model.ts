@@ -15,7 +15,7 @@ import { noGrad } from '../../autograd/mode.js';
 import { ClozeError } from '../../errors.js';
 import { Linear } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
-import { truncNormal } from '../../nn/init.js';
+import { truncNormalAbs } from '../../nn/init.js';
 import type { Parameter } from '../../nn/parameter.js';
 import { add, reshape, scale, sum } from '../../ops/elementwise.js';
 import { maskedCosine, maskedPatchLoss, rankingLoss } from '../../ops/mim_loss.js';
@@ -125,7 +125,8 @@ export class MimModel extends Module {
       this.maskToken = null;
     } else {
       this.decoder = null;
-      this.maskToken = this.registerParameter('mask_token', truncNormal([1, c.dim], 0.02, rng, 'float32', false));
+      // SimMIM: timm's trunc_normal_(mask_token, std=.02), whose ±2 bounds are absolute (100σ): in effect untruncated.
+      this.maskToken = this.registerParameter('mask_token', truncNormalAbs([1, c.dim], 0.02, -2, 2, rng, false));
       this.head = this.registerModule('head', xavierLinear(c.dim, P, { rng }));
     }
     if (settings.masking === 'hpm') {
