@@ -155,7 +155,10 @@ describe('fine-tuning', () => {
     expect(probe.accuracy).toBeLessThan(0.64);
     const tuned = make();
     // No augmentation: a crop or flip would move the label pixel.
+    const normBefore = [...tuned.norm.parameters()].map((p) => Array.from(p.toArray()));
     const ft = finetuneEncoder(tuned, train, test, { epochs: 30, seed: 0, norm, augment: false, batchSize: 32, blr: 1e-2 });
+    // MAE's global pool: the fc_norm head reads the pooled pre-norm tokens, so the final norm took no part.
+    expect([...tuned.norm.parameters()].map((p) => Array.from(p.toArray()))).toEqual(normBefore);
     tuned.dispose();
     expect(ft.accuracy).toBeGreaterThan(0.9);
     expect(ft.accuracy).toBeGreaterThan(probe.accuracy + 0.25);

@@ -29,6 +29,11 @@ export interface FeatureEncoder {
   training: boolean;
   /** images [B, C, H, W] → features [B, featureDim], differentiable. */
   features(images: Tensor): Tensor;
+  /**
+   * Where the encoder has one (the ViT): MAE's fine-tuning feature, pooled before the final norm; fine-tuning with
+   * fcNorm uses it, as MAE's global-pool model does (its fc_norm then replaces the final norm).
+   */
+  globalPoolFeatures?(images: Tensor): Tensor;
   parameters(): Parameter[];
   train(on?: boolean): unknown;
   eval(): unknown;
@@ -77,7 +82,9 @@ export interface ClassifierResult {
  * go where the encoder's parameters are (a run on cuda probes its encoder
  * there, in its dtype); only the features come back to the host.
  */
-export function extractFeatures(encoder: FeatureEncoder, set: ImageSet, norm: Normalisation, batchSize = 256): Float32Array {
+export function extractFeatures(
+  encoder: FeatureEncoder, set: ImageSet, norm: Normalisation, batchSize = 256, features: (images: Tensor) => Tensor = (x) => encoder.features(x),
+): Float32Array {
   const D = encoder.featureDim;
   const p0 = encoder.parameters()[0];
   const onEncoder = (t: Tensor): Tensor => (!p0 || p0.device === 'cpu' ? t : t.to(p0.device).cast(p0.dtype));
@@ -89,7 +96,7 @@ export function extractFeatures(encoder: FeatureEncoder, set: ImageSet, norm: No
   for (const b of batcher.evalBatches(batchSize)) {
     scope(() =>
       noGrad(() => {
-        const f = encoder.features(onEncoder(b.images)).toArray() as Float32Array;
+        const f = features(onEncoder(b.images)).toArray() as Float32Array;
         out.set(f, row * D);
         row += b.images.shape[0]!;
       }),
@@ -317,6 +324,9 @@ export function finetuneEncoder(encoder: FeatureEncoder, train: ImageSet, test: 
   const classes = Math.max(train.classes.length, 1);
   const head = new Linear(encoder.featureDim, classes, { rng, std: 0.01 });
   const fcNorm = r.fcNorm ? new LayerNorm(encoder.featureDim, 1e-6) : null;
+  // MAE's global pool: with fc_norm, a ViT is pooled before its final norm (which then takes no part); other
+  // encoders (SparK's convnets) keep their own features under the fc_norm (ours: their official heads have none).
+  const pooled = fcNorm && encoder.globalPoolFeatures ? (x: Tensor): Tensor => encoder.globalPoolFeatures!(x) : (x: Tensor): Tensor => encoder.features(x);
   const classify = (f: Tensor): Tensor => head.forward(fcNorm ? fcNorm.forward(f) : f);
   const headParams = [...(fcNorm?.parameters() ?? []), ...head.parameters()];
   const bs = Math.min(o.batchSize ?? r.batchSize, train.n);
@@ -336,7 +346,7 @@ export function finetuneEncoder(encoder: FeatureEncoder, train: ImageSet, test: 
       scope(() => {
         opt.zeroGrad();
         const b = batcher.batch(step);
-        const loss = labelSmoothingCrossEntropy(classify(encoder.features(b.images)), b.labels, r.labelSmoothing);
+        const loss = labelSmoothingCrossEntropy(classify(pooled(b.images)), b.labels, r.labelSmoothing);
         lossValue = loss.item();
         backward(loss);
         if (r.clipGrad !== null) opt.clipGradNorm(r.clipGrad);
@@ -347,7 +357,7 @@ export function finetuneEncoder(encoder: FeatureEncoder, train: ImageSet, test: 
     }
     encoder.eval();
     const score1 = (set: ImageSet): { accuracy: number; loss: number } => {
-      const feats = extractFeatures(encoder, set, o.norm, 256);
+      const feats = extractFeatures(encoder, set, o.norm, 256, pooled);
       return score(classify, feats, set.labels, encoder.featureDim);
     };
     const te = score1(test);

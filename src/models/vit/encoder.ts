@@ -119,6 +119,20 @@ export class VitEncoder extends Module {
     return reshape(assembleTokens(h, tensor(new Int32Array(B), [B, 1], 'int32', h.device), null), [B, this.config.dim]);
   }
 
+  /**
+   * MAE's fine-tuning feature (models_vit.py, global_pool): the mean over the patch tokens (a CLS token left out) of
+   * the last block's output *before* the final norm, which MAE's fine-tuned model drops for an fc_norm on the
+   * pooled vector (the fine-tuning head's LayerNorm, FINETUNE_RECIPE.fcNorm).
+   */
+  globalPoolFeatures(images: Tensor): Tensor {
+    const x = runStack(this.blocks, this.withCls(this.withPos(this.embed(images).x)), {}).out;
+    if (!this.clsToken) return tokenMean(x);
+    const [B, L1] = x.shape as [number, number, number];
+    const idx = new Int32Array(B * (L1 - 1));
+    for (let b = 0; b < B; b++) for (let j = 1; j < L1; j++) idx[b * (L1 - 1) + j - 1] = j;
+    return tokenMean(assembleTokens(x, tensor(idx, [B, L1 - 1], 'int32', x.device), null));
+  }
+
   /** MAE's layer ids (util/lr_decay.py) for layer-wise lr decay: embedding 0, block i → i + 1, the final norm depth + 1. */
   layerIds(): LayeredParams {
     const depth = this.config.depth;
