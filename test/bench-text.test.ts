@@ -108,6 +108,9 @@ describe('cloze bench text', () => {
     const svg = readFileSync(join(out, 'downstream.svg'), 'utf8');
     expect(svg).toMatch(/^<svg/);
     for (const o of TEXT_OBJECTIVES) expect(svg).toContain(`>${o}<`);
+    const timeSvg = readFileSync(join(out, 'downstream-time.svg'), 'utf8');
+    expect(timeSvg).toMatch(/^<svg[\s\S]*pre-training minutes/);
+    for (const o of TEXT_OBJECTIVES) expect(timeSvg).toContain(`>${o}<`);
     const saved = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
     expect(saved.records).toEqual(JSON.parse(JSON.stringify(r.records)));
 

@@ -23,7 +23,8 @@
  * accuracy (the first on ties) is used for every checkpoint and seed. The suite writes summary.md (per-task accuracy mean ± half range over
  * seeds, their average as a GLUE-style score, pre-training seconds, steps and
  * FLOPs per objective), downstream.svg (score against pre-training FLOPs, one
- * line per objective) and results.json, which lets an interrupted suite redo
+ * line per objective), downstream-time.svg (the same against pre-training minutes: equal wall-clock as a second
+ * view) and results.json, which lets an interrupted suite redo
  * only what it lacks.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -435,9 +436,10 @@ export async function runTextSuite(o: TextSuiteOptions): Promise<TextSuiteResult
   }
   save();
   const summary = textSummary(pretraining, records, tasks.map((t) => t.name), settings, selections);
-  const files = [join(o.out, 'summary.md'), join(o.out, 'downstream.svg'), resultsFile];
+  const files = [join(o.out, 'summary.md'), join(o.out, 'downstream.svg'), resultsFile, join(o.out, 'downstream-time.svg')];
   writeFileSync(files[0]!, summary + '\n');
   writeFileSync(files[1]!, textChart(pretraining, records, tasks.map((t) => t.name)));
+  writeFileSync(files[3]!, textTimeChart(pretraining, records, tasks.map((t) => t.name)));
   return { pretraining, records, summary, files };
 }
 
@@ -529,6 +531,20 @@ export function textSummary(
     lines.push(markdownTable(['objective', 'step', 'FLOPs', 'score %'], body, ['l', 'r', 'r', 'r']), '');
   }
   return lines.join('\n');
+}
+
+/**
+ * The second view, equal wall-clock: score against pre-training minutes, one line per objective. A checkpoint's
+ * minutes are its share of the run's steps times the run's seconds (every step of a run costs the same; a shared
+ * machine's load is in the seconds as measured).
+ */
+export function textTimeChart(pretraining: readonly PretrainRecord[], records: readonly FinetuneRecord[], tasks: readonly string[]): string {
+  const series = pretraining.map((p) => {
+    const pts = p.points.map((pt) => ({ x: (p.seconds * pt.step) / p.steps / 60, y: score(records, p.objective, pt.step, tasks) }))
+      .filter((q): q is { x: number; y: number } => q.y !== null);
+    return { name: p.objective, x: pts.map((q) => q.x), y: pts.map((q) => 100 * q.y) };
+  }).filter((s) => s.x.length > 0);
+  return lineChartSvg({ title: `Downstream score vs pre-training wall-clock (${tasks.join(', ')})`, xLabel: 'pre-training minutes (this machine)', yLabel: 'mean test accuracy %', series });
 }
 
 /** Score (mean test accuracy over tasks) against pre-training FLOPs, one line per objective. */
