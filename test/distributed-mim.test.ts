@@ -13,7 +13,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { ImageBatcher } from '../src/data/images/index.js';
 import { openImageData } from '../src/data/images/open.js';
-import { pretrain, type StepInfo } from '../src/tasks/pretrain.js';
+import { pretrain, resolveRun, type StepInfo } from '../src/tasks/pretrain.js';
+import { savedRunSettings } from '../src/train/run-dir.js';
 import { writeImageFixture } from './helpers/image-fixture.js';
 import { mpirun2, mpiSkipReason } from './helpers/mpi-run.js';
 
@@ -122,6 +123,18 @@ describe.skipIf(skipReason !== '')(`data-parallel MIM, 2 MPI ranks ${skipReason}
       });
     }, 180_000);
   }
+
+  it("scales the recipe's lr by the global batch: 2 ranks × 8 train at 1 process × 16's lr", async () => {
+    const { lr: _explicit, ...rest } = base();
+    const cfg = { ...rest, maxSteps: 1, saveEvery: 1 };
+    const res = join(root, 'lr-two.result.json');
+    const run = await mpirun2(root, 'lr-two', { config: { ...cfg, method: 'mae', batchSize: 8, out: join(root, 'lr-two') }, result: res });
+    expect(run.code).toBe(0);
+    const two = JSON.parse(readFileSync(res, 'utf8')) as { checkpoint: string };
+    const want = resolveRun({ ...cfg, method: 'mae', batchSize: 16 }).lr;
+    expect(savedRunSettings(two.checkpoint)!.lr).toBe(want);
+    expect(resolveRun({ ...cfg, method: 'mae', batchSize: 8 }).lr).toBe(want / 2);
+  }, 60_000);
 
   it('refuses MTO, SBAM and HPM under 2 ranks, naming the method and the way out', async () => {
     for (const [name, extra, why] of [

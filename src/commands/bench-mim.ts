@@ -8,7 +8,8 @@
  *   others are fine-tuned at their final epoch only.
  * Fine-tuning's base lr is chosen per method (and for the untrained encoder) on validation: the first
  * seed's final point is fine-tuned at every rate of `finetuneBlrs`, and the rate with the best
- * validation top-1 is used for every other point and seed of that method (MAE's recipe fixes no rate
+ * validation top-1 is used for every other point and seed of that method; a curve's epoch 0 is the untrained
+ * encoder, fine-tuned at the rate chosen for it (the "no pre-training" row) (MAE's recipe fixes no rate
  * for our sizes, and one rate chosen on the untrained ViT left MAE's fine-tuning below its probe).
  * The validation images are used by neither the probe's nor the fine-tuning's training.
  * MTO's claim is judged on fine-tuning: per method and its base (SimMIM+MTO vs SimMIM, MAE+MTO vs MAE),
@@ -194,7 +195,8 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
   }
   if (new Set(blrs).size !== blrs.length) throw new ClozeError('E_VALUE', `Expected distinct base learning rates for finetuneBlrs but received ${JSON.stringify(blrs)}`);
   // What a cached point depends on besides its checkpoint: a change of any of these rescores (fine-tunings are kept per rate).
-  const settings = JSON.stringify({ v: 3, recipe: { ...FINETUNE_RECIPE, blr: undefined }, valImages: o.valImages, probeImages: o.probeImages, probeEpochs: o.probeEpochs, finetuneEpochs: o.finetuneEpochs, finetuneImages: o.finetuneImages, data: o.data ?? null });
+  // v 4: the ViT's global-pool fine-tuning features and its token initialisation changed (2026-12-04).
+  const settings = JSON.stringify({ v: 4, recipe: { ...FINETUNE_RECIPE, blr: undefined }, valImages: o.valImages, probeImages: o.probeImages, probeEpochs: o.probeEpochs, finetuneEpochs: o.finetuneEpochs, finetuneImages: o.finetuneImages, data: o.data ?? null });
 
   /**
    * Scores one encoder (a checkpoint, or null: untrained): the probe on validation and test unless `have` has it,
@@ -315,7 +317,8 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
       // A run directory left by other settings (another budget or preset) is redone, not resumed or reused.
       const stampPath = join(runDir, 'suite-run.json');
       // The resolved settings (a changed code default, e.g. a method's recipe, redoes the run) and the checkpoint spacing.
-      const stamp = JSON.stringify({ run: cfg, every });
+      // `code` 2: the ViT tokens' initialisation changed (2026-12-04); runs pre-trained before are redone.
+      const stamp = JSON.stringify({ run: cfg, every, code: 2 });
       const same = existsSync(stampPath) && readFileSync(stampPath, 'utf8') === stamp;
       const have = same ? listCheckpoints(runDir) : [];
       const t = performance.now();
@@ -343,18 +346,20 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
       choose(m.name, last, seed);
       const use = fineTunes ? chosen[m.name]!.blr : null;
       const earlier = await scoreRun(m.name, run, cachePath, seed, targets.filter((x) => !x.final).map((x) => ({ ...x, blrs: curve && use !== null ? [use] : [] })));
-      (points[m.name] ??= []).push([base, ...[...earlier, last].map((p) => at(p, use))]);
+      // Earlier points report a fine-tuning only for curve methods (a cache may hold others from another setting).
+      (points[m.name] ??= []).push([base, ...earlier.map((p) => at(p, curve ? use : null)), at(last, use)]);
     }
   }
 
-  return report(o, methods, curveSet, epochs, trainImages, points, seconds, fineTunes, blrs, selection(points, o.seeds.length));
+  return report(o, methods, curveSet, epochs, trainImages, points, seconds, fineTunes, blrs, selection(points, o.seeds.length, blrs));
 }
 
 
 /** Per row name: the first seed's fine-tunings of its final point at every candidate rate (the selection). */
-function selection(points: Record<string, PointScore[][]>, seeds: number): Record<string, FinetuneTry[]> {
+function selection(points: Record<string, PointScore[][]>, seeds: number, blrs: readonly number[]): Record<string, FinetuneTry[]> {
   if (seeds < 1) return {};
-  return Object.fromEntries(Object.entries(points).map(([name, runs]) => [name, runs[0]!.at(-1)!.tried ?? []]));
+  // Only this run's candidates (a cache keeps every rate it ever fine-tuned at).
+  return Object.fromEntries(Object.entries(points).map(([name, runs]) => [name, (runs[0]!.at(-1)!.tried ?? []).filter((t) => blrs.includes(t.blr))]));
 }
 
 function report(

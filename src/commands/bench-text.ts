@@ -535,7 +535,8 @@ export function textSummary(
 
 /**
  * The second view, equal wall-clock: score against pre-training minutes, one line per objective. A checkpoint's
- * minutes are its share of the run's steps times the run's seconds (every step of a run costs the same; a shared
+ * minutes are its share of the run's steps times the run's whole wall-clock (setup, evaluations and saves
+ * included, spread evenly over the steps: an approximation that places early checkpoints slightly early; a shared
  * machine's load is in the seconds as measured).
  */
 export function textTimeChart(pretraining: readonly PretrainRecord[], records: readonly FinetuneRecord[], tasks: readonly string[]): string {

@@ -50,11 +50,11 @@ export interface PretrainResult {
 }
 
 /** The run's settings with the preset's recipe filling the fields the caller left unset. */
-export function resolveRun(input: Partial<RunConfig> | Record<string, unknown>, where = 'options'): RunConfig {
+export function resolveRun(input: Partial<RunConfig> | Record<string, unknown>, where = 'options', ranks = 1): RunConfig {
   const raw = input as Record<string, unknown>;
   // Validate what was given before the recipe adds to it, so errors name the caller's fields.
   const task = TASKS[resolveConfig(raw, where).task as keyof typeof TASKS];
-  return resolveConfig(task.recipe(raw), where);
+  return resolveConfig(task.recipe(raw, ranks), where);
 }
 
 /**
@@ -66,9 +66,11 @@ export function resolveRun(input: Partial<RunConfig> | Record<string, unknown>, 
 export async function pretrain(
   input: Partial<RunConfig> | Record<string, unknown>, hooks: PretrainHooks = {}, where = 'options',
 ): Promise<PretrainResult> {
-  const cfg = resolveRun(input, where);
-  const comm = openCommunicator(cfg.distributed, cfg.distributedTimeout * 1000);
-  if (comm.size === 1) return pretrainOn(cfg, hooks, comm);
+  const single = resolveRun(input, where);
+  const comm = openCommunicator(single.distributed, single.distributedTimeout * 1000);
+  if (comm.size === 1) return pretrainOn(single, hooks, comm);
+  // The recipe again, knowing the world size: an lr scaled by the batch (MIM) scales by the global one.
+  const cfg = resolveRun(input, where, comm.size);
   try {
     return await pretrainOn(cfg, hooks, comm);
   } catch (e) {

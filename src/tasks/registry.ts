@@ -28,7 +28,8 @@ export interface TaskEntry {
   /** For --help and messages. */
   describe: string;
   /** The preset's recipe for the fields a caller left unset. */
-  recipe(input: Record<string, unknown>): Record<string, unknown>;
+  /** `ranks`: the data-parallel world size (a batch-scaled lr scales by the global batch). */
+  recipe(input: Record<string, unknown>, ranks?: number): Record<string, unknown>;
   /** `comm`: the run's data-parallel ranks (given only to a task with dataParallel, and only with more than one). */
   build(cfg: RunConfig, outDir: string, resumeDir: string | null, progress: Progress | null, comm?: Communicator): Promise<TrainTask<TaskEval> & { totalSteps: number }>;
   /** Whether it trains data-parallel over MPI ranks (its loss, data and dropout split by rank). */

@@ -168,7 +168,7 @@ export async function runLoop<E extends TaskEval>(
         if (parallel) {
           // The micro-batch's loss is the ranks' sum (each rank's is its share of the global mean), and every
           // rank sees it, so a non-finite loss stops all of them at the same step.
-          // The parts too are the ranks' shares (MIM), summed in one collective with the loss.
+          // The parts too are the ranks' shares (MIM's, ELECTRA's), summed in one collective with the loss.
           const names = Object.keys(mb.parts ?? {});
           const [sum, tokens, ...partSums] = comm.sumNumbers([v, mb.units, ...names.map((n) => mb.parts![n]!)]);
           v = sum!;

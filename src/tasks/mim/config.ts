@@ -66,9 +66,10 @@ export const SIMMIM_PRESET_RECIPES: Record<VitPresetName, SimmimRecipe> = {
 /**
  * Recipe values of a ViT preset and the method for the fields a caller left unset: MAE's recipe
  * (the preset's, lr = blr·batch/256) for method mae, SimMIM's (above, lr = blr·batch/512) for method simmim,
- * with or without MTO. The method's mask ratio and masking come with it.
+ * with or without MTO. The method's mask ratio and masking come with it. `ranks`: the data-parallel world size,
+ * whose ranks each take `batchSize` images, so the global batch the lr scales by is ranks × batchSize × gradAccum.
  */
-export function withMimRecipe(input: Record<string, unknown>): Record<string, unknown> {
+export function withMimRecipe(input: Record<string, unknown>, ranks = 1): Record<string, unknown> {
   const name = (input.preset as string | undefined) ?? 'vit-micro-fmnist';
   const method = (input.method as string | undefined) ?? 'mae';
   const simmim = method === 'simmim';
@@ -85,13 +86,13 @@ export function withMimRecipe(input: Record<string, unknown>): Record<string, un
   if (isVitPreset(name)) {
     const mae = VIT_PRESETS[name].recipe;
     const r = simmim ? { ...SIMMIM_PRESET_RECIPES[name], betas: SIMMIM_RECIPE.betas, weightDecay: SIMMIM_RECIPE.weightDecay } : mae;
-    // SimMIM scales by 512 images, MAE by 256; both by the effective batch (micro-batch × accumulation).
+    // SimMIM scales by 512 images, MAE by 256; both by the effective batch (ranks × micro-batch × accumulation).
     const per = simmim ? 512 : 256;
     const batch = (input.batchSize as number | undefined) ?? r.batchSize;
     const epochs = (input.epochs as number | undefined) ?? r.epochs;
     Object.assign(fromRecipe, {
       batchSize: r.batchSize,
-      lr: (r.blr * batch * ((input.gradAccum as number | undefined) ?? 1)) / per,
+      lr: (r.blr * ranks * batch * ((input.gradAccum as number | undefined) ?? 1)) / per,
       betas: [...r.betas],
       weightDecay: r.weightDecay,
       epochs: r.epochs,

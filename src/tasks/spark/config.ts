@@ -15,7 +15,7 @@ export const SPARK_SECTION: ConfigSection<typeof SPARK_FIELDS> = { title: 'SparK
 export type SparkRunConfig = ImageRunConfig & ConfigOf<typeof SPARK_FIELDS>;
 
 /** Recipe values of a SparK preset for the fields a caller left unset. */
-export function withSparkRecipe(input: Record<string, unknown>): Record<string, unknown> {
+export function withSparkRecipe(input: Record<string, unknown>, ranks = 1): Record<string, unknown> {
   const name = (input.preset as string | undefined) ?? 'spark-resnet-mini';
   const preset = (SPARK_PRESETS as Record<string, { recipe: { batchSize: number; trainImages: number; blr: number; weightDecay: number; epochs: number; warmupEpochs: number } }>)[name];
   const fromRecipe: Record<string, unknown> = { preset: name, maskRatio: 0.6, decay: 'cosine', minLrRatio: 0, eps: 1e-8, gradClip: 5, betas: [0.9, 0.95] };
@@ -26,7 +26,8 @@ export function withSparkRecipe(input: Record<string, unknown>): Record<string, 
     Object.assign(fromRecipe, {
       batchSize: r.batchSize,
       trainImages: r.trainImages,
-      lr: (r.blr * batch * ((input.gradAccum as number | undefined) ?? 1)) / 256,
+      // The effective batch: ranks × micro-batch × accumulation (SparK is not data-parallel yet: ranks is 1).
+      lr: (r.blr * ranks * batch * ((input.gradAccum as number | undefined) ?? 1)) / 256,
       weightDecay: r.weightDecay,
       epochs: r.epochs,
       warmupRatio: Math.min(1, r.warmupEpochs / (epochs > 0 ? epochs : r.epochs)),
