@@ -16,7 +16,7 @@ import { openImageData } from '../src/data/images/open.js';
 import { pretrain, resolveRun, type StepInfo } from '../src/tasks/pretrain.js';
 import { savedRunSettings } from '../src/train/run-dir.js';
 import { writeImageFixture } from './helpers/image-fixture.js';
-import { mpirun2, mpiSkipReason } from './helpers/mpi-run.js';
+import { maxDiff, mpirun2, mpiSkipReason, params } from './helpers/mpi-run.js';
 
 const skipReason = mpiSkipReason(join('src', 'tasks', 'pretrain.js'));
 const root = mkdtempSync(join(tmpdir(), 'cloze-mpi-mim-'));
@@ -55,25 +55,7 @@ describe("the image batcher's rank slices", () => {
   });
 });
 
-function params(checkpoint: string): Map<string, Float32Array> {
-  const ck = loadCheckpoint(checkpoint);
-  try {
-    return new Map(Object.entries(ck.model).map(([k, t]) => [k, Float32Array.from(t.toArray() as Float32Array)]));
-  } finally {
-    ck.dispose();
-  }
-}
 
-function maxDiff(a: Map<string, Float32Array>, b: Map<string, Float32Array>, only: (k: string) => boolean = () => true): number {
-  expect([...b.keys()]).toEqual([...a.keys()]);
-  let m = 0;
-  for (const [k, x] of a) {
-    if (!only(k)) continue;
-    const y = b.get(k)!;
-    for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]! - y[i]!));
-  }
-  return m;
-}
 
 describe.skipIf(skipReason !== '')(`data-parallel MIM, 2 MPI ranks ${skipReason}`, () => {
   // vit-micro-fmnist, augmentation on, one thread per rank, 20 steps at lr 1e-3 (the run's probe once, at the end).

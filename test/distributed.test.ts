@@ -25,7 +25,7 @@ import { checkResumeWorld } from '../src/distributed/resume-world.js';
 import { native } from '../src/native/loader.js';
 import { pretrain, type StepInfo } from '../src/tasks/pretrain.js';
 import { writeFixtureCorpus } from './helpers/fixture-corpus.js';
-import { mpirun2, mpiSkipReason } from './helpers/mpi-run.js';
+import { maxDiff, mpirun2, mpiSkipReason, params } from './helpers/mpi-run.js';
 
 const ROOT = join(__dirname, '..');
 const skipReason = mpiSkipReason(join('src', 'tasks', 'pretrain.js'));
@@ -136,24 +136,7 @@ describe('the build without MPI', () => {
   });
 });
 
-function params(checkpoint: string): Map<string, Float32Array> {
-  const ck = loadCheckpoint(checkpoint);
-  try {
-    return new Map(Object.entries(ck.model).map(([k, t]) => [k, Float32Array.from(t.toArray() as Float32Array)]));
-  } finally {
-    ck.dispose();
-  }
-}
 
-function maxDiff(a: Map<string, Float32Array>, b: Map<string, Float32Array>): number {
-  expect([...b.keys()]).toEqual([...a.keys()]);
-  let m = 0;
-  for (const [k, x] of a) {
-    const y = b.get(k)!;
-    for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]! - y[i]!));
-  }
-  return m;
-}
 
 describe.skipIf(skipReason !== '')(`data-parallel MLM, 2 MPI ranks ${skipReason}`, () => {
   const root = mkdtempSync(join(tmpdir(), 'cloze-mpi-'));
@@ -202,48 +185,33 @@ describe.skipIf(skipReason !== '')(`data-parallel MLM, 2 MPI ranks ${skipReason}
     expect(lines.map((l) => (JSON.parse(l) as { step: number }).step)).toEqual([5, 10, 15, 20]);
   }, 180_000);
 
-  it('unpadded (mosaic-bert-mini: packed tokens, dropout offsets in tokens) with gradAccum 2: 2 ranks × 4 equal 1 process × 8', async () => {
-    const cfg = { ...base, preset: 'mosaic-bert-mini', gradAccum: 2, maxSteps: 10 };
+  /** 1 process at batch 8 and 2 ranks at batch 4 on `cfg` for 10 steps: losses within lossTol, parameters within PARAM_TOL. */
+  async function oneAgainstTwo(name: string, cfg: Record<string, unknown>, lossTol = LOSS_TOL): Promise<void> {
     const one: StepInfo[] = [];
-    const r1 = await pretrain({ ...cfg, batchSize: 8, out: join(root, 'mosaic-one') }, { output: null, onStep: (s) => one.push(s) });
-    const res = join(root, 'mosaic-two.result.json');
-    const run = await mpirun2(root, 'mosaic-two', { config: { ...cfg, batchSize: 4, out: join(root, 'mosaic-two') }, result: res });
-    expect(run.code).toBe(0);
-    const two = JSON.parse(readFileSync(res, 'utf8')) as { steps: Array<{ loss: number }>; checkpoint: string };
-    expect(two.steps.length).toBe(10);
-    expect(Math.max(...one.map((s, i) => Math.abs(s.loss - two.steps[i]!.loss)))).toBeLessThanOrEqual(LOSS_TOL);
-    expect(maxDiff(params(r1.checkpoint!), params(two.checkpoint))).toBeLessThanOrEqual(PARAM_TOL);
-  }, 180_000);
-
-  for (const decoder of ['emd', 'drbert'] as const) {
-    it(`--decoder ${decoder}: 2 ranks × 4 equal 1 process × 8 (10 steps; DrBERT's per-row draws made for the global batch)`, async () => {
-      const cfg = { ...base, decoder, maxSteps: 10 };
-      const one: StepInfo[] = [];
-      const r1 = await pretrain({ ...cfg, batchSize: 8, out: join(root, `${decoder}-one`) }, { output: null, onStep: (s) => one.push(s) });
-      const res = join(root, `${decoder}-two.result.json`);
-      const run = await mpirun2(root, `${decoder}-two`, { config: { ...cfg, batchSize: 4, out: join(root, `${decoder}-two`) }, result: res });
-      expect(run.stderr).not.toMatch(/failed/);
-      expect(run.code).toBe(0);
-      const two = JSON.parse(readFileSync(res, 'utf8')) as { steps: Array<{ loss: number }>; checkpoint: string };
-      expect(two.steps.length).toBe(10);
-      expect(Math.max(...one.map((s, i) => Math.abs(s.loss - two.steps[i]!.loss)))).toBeLessThanOrEqual(LOSS_TOL);
-      expect(maxDiff(params(r1.checkpoint!), params(two.checkpoint))).toBeLessThanOrEqual(PARAM_TOL);
-    }, 180_000);
-  }
-
-  it("objective electra: 2 ranks × 4 equal 1 process × 8 (10 steps; the generator's samples drawn at each row's global place)", async () => {
-    const cfg = { ...base, objective: 'electra', maxSteps: 10 };
-    const one: StepInfo[] = [];
-    const r1 = await pretrain({ ...cfg, batchSize: 8, out: join(root, 'electra-one') }, { output: null, onStep: (s) => one.push(s) });
-    const res = join(root, 'electra-two.result.json');
-    const run = await mpirun2(root, 'electra-two', { config: { ...cfg, batchSize: 4, out: join(root, 'electra-two') }, result: res });
+    const r1 = await pretrain({ ...cfg, batchSize: 8, out: join(root, `${name}-one`) }, { output: null, onStep: (s) => one.push(s) });
+    const res = join(root, `${name}-two.result.json`);
+    const run = await mpirun2(root, `${name}-two`, { config: { ...cfg, batchSize: 4, out: join(root, `${name}-two`) }, result: res });
     expect(run.stderr).not.toMatch(/failed/);
     expect(run.code).toBe(0);
     const two = JSON.parse(readFileSync(res, 'utf8')) as { steps: Array<{ loss: number }>; checkpoint: string };
     expect(two.steps.length).toBe(10);
+    expect(Math.max(...one.map((s, i) => Math.abs(s.loss - two.steps[i]!.loss)))).toBeLessThanOrEqual(lossTol);
+    expect(maxDiff(params(r1.checkpoint!), params(two.checkpoint))).toBeLessThanOrEqual(PARAM_TOL);
+  }
+
+  it('unpadded (mosaic-bert-mini: packed tokens, dropout offsets in tokens) with gradAccum 2: 2 ranks × 4 equal 1 process × 8', async () => {
+    await oneAgainstTwo('mosaic', { ...base, preset: 'mosaic-bert-mini', gradAccum: 2, maxSteps: 10 });
+  }, 180_000);
+
+  for (const decoder of ['emd', 'drbert'] as const) {
+    it(`--decoder ${decoder}: 2 ranks × 4 equal 1 process × 8 (10 steps; DrBERT's per-row draws made for the global batch)`, async () => {
+      await oneAgainstTwo(decoder, { ...base, decoder, maxSteps: 10 });
+    }, 180_000);
+  }
+
+  it("objective electra: 2 ranks × 4 equal 1 process × 8 (10 steps; the generator's samples drawn at each row's global place)", async () => {
     // ELECTRA's loss is L_gen + 50·L_disc (about 25 at the start): 1e-6 relative to its size.
-    const tol = 25 * LOSS_TOL;
-    expect(Math.max(...one.map((s, i) => Math.abs(s.loss - two.steps[i]!.loss)))).toBeLessThanOrEqual(tol);
+    await oneAgainstTwo('electra', { ...base, objective: 'electra', maxSteps: 10 }, 25 * LOSS_TOL);
     // The logged parts (generator and discriminator losses) are the sums of the ranks' shares.
     const parts = (d: string) => readFileSync(join(root, d, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.kind === 'train').map((m) => m.parts as { gen: number; disc: number });
     const [q1, q2] = [parts('electra-one'), parts('electra-two')];
@@ -252,7 +220,6 @@ describe.skipIf(skipReason !== '')(`data-parallel MLM, 2 MPI ranks ${skipReason}
       expect(Math.abs(p.gen - q2[i]!.gen)).toBeLessThanOrEqual(LOSS_TOL * 10);
       expect(Math.abs(p.disc - q2[i]!.disc)).toBeLessThanOrEqual(LOSS_TOL);
     });
-    expect(maxDiff(params(r1.checkpoint!), params(two.checkpoint))).toBeLessThanOrEqual(PARAM_TOL);
   }, 180_000);
 
   it('a rank that throws at step 13 ends the job non-zero at once, naming the rank; every rank resumes from the step-10 checkpoint and finishes as an unbroken run', async () => {

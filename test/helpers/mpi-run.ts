@@ -5,6 +5,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { expect } from 'vitest';
+import { loadCheckpoint } from '../../src/checkpoint/checkpoint.js';
 import { native } from '../../src/native/loader.js';
 
 export const ROOT = join(__dirname, '..', '..');
@@ -36,4 +38,26 @@ export function mpirun2(dir: string, name: string, job: Record<string, unknown>,
       resolve({ code, stderr, secs: (performance.now() - t0) / 1000 });
     });
   });
+}
+
+/** A checkpoint's weights by name, copied out as float32. */
+export function params(checkpoint: string): Map<string, Float32Array> {
+  const ck = loadCheckpoint(checkpoint);
+  try {
+    return new Map(Object.entries(ck.model).map(([k, t]) => [k, Float32Array.from(t.toArray() as Float32Array)]));
+  } finally {
+    ck.dispose();
+  }
+}
+
+/** The largest |a − b| over the weights `only` selects (default all); the two must hold the same names. */
+export function maxDiff(a: Map<string, Float32Array>, b: Map<string, Float32Array>, only: (k: string) => boolean = () => true): number {
+  expect([...b.keys()]).toEqual([...a.keys()]);
+  let m = 0;
+  for (const [k, x] of a) {
+    if (!only(k)) continue;
+    const y = b.get(k)!;
+    for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]! - y[i]!));
+  }
+  return m;
 }
