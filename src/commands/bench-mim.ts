@@ -89,10 +89,10 @@ export interface SuiteOptions {
 }
 
 /**
- * Sized from per-unit timings on 2 quiet cores (a pre-training epoch of 10,000 images ≈ 10 s, a fine-tuning epoch
- * of 5,000 images ≈ 17 s, a probe ≈ 11 s): 12 pre-trainings (~16 min), 27 probes (~5 min), 27 fine-tunings
- * (4 methods × 3 seeds at epochs 4 and 8, plus the untrained encoder per seed; ~80 min): about 1.7 h. The
- * fine-tunings cannot be shorter: MAE's recipe needed ~780 steps of batch 64 (10 epochs of 5,000) to beat the probe.
+ * One seed by default (`seeds: [0, 1, 2]` for the spread): 4 pre-trainings, 9 probes and 19 fine-tunings (15 for the
+ * rate selection, 4 at epoch 4). Measured 2026-12-04: 37.5 min on 2 cores shared with another suite, about 30 min
+ * quiet. The fine-tunings cannot be shorter: MAE's recipe needed ~780 steps of batch 64 (10 epochs of 5,000) to beat
+ * the probe of the untrained encoder.
  */
 export const SUITE_DEFAULTS: Omit<SuiteOptions, 'out'> = {
   preset: 'vit-micro-fmnist', epochs: 8, batchSize: 128, trainImages: 10000, probeEvery: 4, probeImages: 5000, probeEpochs: 100,
