@@ -195,8 +195,8 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
   }
   if (new Set(blrs).size !== blrs.length) throw new ClozeError('E_VALUE', `Expected distinct base learning rates for finetuneBlrs but received ${JSON.stringify(blrs)}`);
   // What a cached point depends on besides its checkpoint: a change of any of these rescores (fine-tunings are kept per rate).
-  // v 4: the ViT's global-pool fine-tuning features and its token initialisation changed (2026-12-04).
-  const settings = JSON.stringify({ v: 4, recipe: { ...FINETUNE_RECIPE, blr: undefined }, valImages: o.valImages, probeImages: o.probeImages, probeEpochs: o.probeEpochs, finetuneEpochs: o.finetuneEpochs, finetuneImages: o.finetuneImages, data: o.data ?? null });
+  // v 5: the ViT's global-pool fine-tuning features and its token initialisation changed (2026-12-04).
+  const settings = JSON.stringify({ v: 5, recipe: { ...FINETUNE_RECIPE, blr: undefined }, valImages: o.valImages, probeImages: o.probeImages, probeEpochs: o.probeEpochs, finetuneEpochs: o.finetuneEpochs, finetuneImages: o.finetuneImages, data: o.data ?? null });
 
   /**
    * Scores one encoder (a checkpoint, or null: untrained): the probe on validation and test unless `have` has it,
@@ -317,8 +317,8 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
       // A run directory left by other settings (another budget or preset) is redone, not resumed or reused.
       const stampPath = join(runDir, 'suite-run.json');
       // The resolved settings (a changed code default, e.g. a method's recipe, redoes the run) and the checkpoint spacing.
-      // `code` 2: the ViT tokens' initialisation changed (2026-12-04); runs pre-trained before are redone.
-      const stamp = JSON.stringify({ run: cfg, every, code: 2 });
+      // `code` 3: the ViT tokens' initialisation changed twice on 2026-12-04; runs pre-trained before are redone.
+      const stamp = JSON.stringify({ run: cfg, every, code: 3 });
       const same = existsSync(stampPath) && readFileSync(stampPath, 'utf8') === stamp;
       const have = same ? listCheckpoints(runDir) : [];
       const t = performance.now();

@@ -125,8 +125,9 @@ export class MimModel extends Module {
       this.maskToken = null;
     } else {
       this.decoder = null;
-      // SimMIM: timm's trunc_normal_(mask_token, std=.02), whose ±2 bounds are absolute (100σ): in effect untruncated.
-      this.maskToken = this.registerParameter('mask_token', truncNormalAbs([1, c.dim], 0.02, -2, 2, rng, false));
+      // SimMIM (models/simmim.py): VisionTransformerForSimMIM's _trunc_normal_ passes a=−std, b=std to timm's
+      // trunc_normal_, so its mask token is N(0, 0.02²) cut at ±0.02 (±1σ).
+      this.maskToken = this.registerParameter('mask_token', truncNormalAbs([1, c.dim], 0.02, -0.02, 0.02, rng, false));
       this.head = this.registerModule('head', xavierLinear(c.dim, P, { rng }));
     }
     if (settings.masking === 'hpm') {
