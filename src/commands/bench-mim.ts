@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { listCheckpoints, loadCheckpoint } from '../checkpoint/checkpoint.js';
 import { holdOut } from '../data/images/dataset.js';
 import { limit, openImageData } from '../data/images/open.js';
-import { scoreEncoder } from '../eval/encoder-score.js';
+import { scoreEncoder, type EncoderUnderTest } from '../eval/encoder-score.js';
 import { FINETUNE_EPOCHS, FINETUNE_RECIPE } from '../eval/probe.js';
 import { validatedProbe } from '../eval/validated-probe.js';
 import { ClozeError } from '../errors.js';
@@ -206,7 +206,7 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
     const cfg = resolveRun({ ...run, trainImages: 0, seed });
     const ck = ckDir ? loadCheckpoint(ckDir) : null;
     const point: PointScore = have ? { ...have, tried: [...(have.tried ?? [])] } : { epoch, probe: { validation: NaN, test: NaN }, tried: [] };
-    const open = async <T>(f: (e: Awaited<ReturnType<NonNullable<(typeof TASKS)[keyof typeof TASKS]['openEncoder']>>>, split: ReturnType<typeof holdOut>) => T): Promise<T> => {
+    const open = async <T>(f: (e: EncoderUnderTest, split: ReturnType<typeof holdOut>) => T): Promise<T> => {
       const e = await TASKS[cfg.task as keyof typeof TASKS].openEncoder!(cfg, ck);
       try {
         // The same split for every method of a seed; neither the probe nor the fine-tuning trains on it.
@@ -351,13 +351,12 @@ export async function runMimSuite(o: SuiteOptions): Promise<SuiteResult> {
     }
   }
 
-  return report(o, methods, curveSet, epochs, trainImages, points, seconds, fineTunes, blrs, selection(points, o.seeds.length, blrs));
+  return report(o, methods, curveSet, epochs, trainImages, points, seconds, fineTunes, blrs, selection(points, blrs));
 }
 
 
 /** Per row name: the first seed's fine-tunings of its final point at every candidate rate (the selection). */
-function selection(points: Record<string, PointScore[][]>, seeds: number, blrs: readonly number[]): Record<string, FinetuneTry[]> {
-  if (seeds < 1) return {};
+function selection(points: Record<string, PointScore[][]>, blrs: readonly number[]): Record<string, FinetuneTry[]> {
   // Only this run's candidates (a cache keeps every rate it ever fine-tuned at).
   return Object.fromEntries(Object.entries(points).map(([name, runs]) => [name, (runs[0]!.at(-1)!.tried ?? []).filter((t) => blrs.includes(t.blr))]));
 }

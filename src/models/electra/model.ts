@@ -152,6 +152,8 @@ export interface ElectraShard {
   maskedBefore: number;
   globalMasked: number;
   globalTokens: number;
+  /** This rank's real tokens (the discriminator's labels that are not −100). */
+  tokens: number;
 }
 
 /** One ELECTRA step's pieces: the loss and what went into it. */
@@ -281,9 +283,7 @@ export class ElectraForPreTraining extends Module {
     let discLoss = this.discriminatorLoss(this.discriminatorLogits(discBatch), fromTypedArray(labels, [labels.length]));
     if (sh) {
       // The rank's mean over its tokens times its share of the global batch's tokens: the shares sum to the global mean.
-      let mine = 0;
-      for (let i = 0; i < labels.length; i++) if (labels[i] !== -100) mine++;
-      discLoss = scale(discLoss, mine / Math.max(1, sh.globalTokens));
+      discLoss = scale(discLoss, sh.tokens / Math.max(1, sh.globalTokens));
     }
     const loss = add(genLoss, scale(discLoss, this.config.discWeight));
     return { loss, genLoss, discLoss, sampled, corrupted, labels };

@@ -41,7 +41,7 @@ export interface MimStepContext {
   /**
    * Data parallel: these images are `rows` of a global batch of `batch`, after `before` on lower ranks. The
    * masks are drawn for the global batch and this rank takes its rows, so the ranks' masks together are the
-   * single process's. (Random and block masking only: SBAM, HPM and MTO are refused, see mimDataParallelCheck.)
+   * single process's. (Random and block masking only: SBAM, HPM and MTO are refused, see mimDataParallelBlocker.)
    */
   shard?: { before: number; rows: number; batch: number };
 }

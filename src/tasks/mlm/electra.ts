@@ -138,7 +138,7 @@ export async function buildElectraTask(
       // sum over ranks, and the gradients', is the single process's); dropout draws at the rank's offset.
       const mb = plan.build(cursor.at(k), cfg.seed, k, cfg.maskRatio, { rank: ranks.rank, size: ranks.size });
       const sh = mb.shard!;
-      const shard = { maskedBefore: sh.masked.before, globalMasked: sh.globalMasked, globalTokens: sh.globalTokens };
+      const shard = { maskedBefore: sh.masked.before, globalMasked: sh.globalMasked, globalTokens: sh.globalTokens, tokens: mb.realTokens };
       const s = withDropoutShard(sh.rowsBefore, sh.rows, () => model.step(mb.batch, { seed: sampleSeed, step: k, shard }));
       return { loss: s.loss, units: mb.realTokens, parts: { gen: s.genLoss.item(), disc: s.discLoss.item() } };
     },
