@@ -34,7 +34,22 @@ const batchNorm = (what: string, C: number, masked: boolean): OpCase => ({
   },
 });
 
+/** Synchronized BatchNorm's per-rank statistics (data-parallel SparK): Σ(x − mean)², the second of its two passes. */
+const sums = (what: string, C: number): OpCase => ({
+  op: 'batchNorm2dSums',
+  model: s.label,
+  shape: `${what}: x ${dims([s.B, C, s.image, s.image])}, uint8 mask (37.5% visible), centred`,
+  bound: 'memory',
+  setup(ctx) {
+    const x = ctx.rand([s.B, C, s.image, s.image]);
+    const mask = sparkSites(ctx, s).scales[0]!.mask;
+    const center = ctx.keep(ctx.addon.fromTypedArray(new Float64Array(C), [C]));
+    return { fwd: { run: () => ctx.addon.batchNorm2dSums(x, mask, center), reads: [x, mask, center] } };
+  },
+});
+
 export const cases: OpCase[] = [
   batchNorm('decoder, last block', s.decoderWidth >> 3, false),
   batchNorm('masked-dense encoder, stage 0', s.widths[0]!, true),
+  sums('masked-dense encoder, stage 0', s.widths[0]!),
 ];

@@ -6,6 +6,7 @@
  * wrong half: invert a removal mask before passing it.
  */
 import { native } from '../native/loader.js';
+import type { NativeTensor } from '../native/types.js';
 import { expected } from '../errors.js';
 import { record, type Tensor } from '../tensor.js';
 import { checkDtype, checkNumber, checkShape, checkTensor } from '../validate.js';
@@ -34,22 +35,7 @@ export function batchNorm2d(
   x: Tensor, weight: Tensor | null, bias: Tensor | null, runningMean: Tensor | null, runningVar: Tensor | null,
   opts: BatchNorm2dOptions,
 ): Tensor {
-  checkImage(x, 'input');
-  const C = x.shape[1]!;
-  checkChannelVector(weight, x, C, 'weight');
-  checkChannelVector(bias, x, C, 'bias');
-  checkChannelVector(runningMean, x, C, 'runningMean');
-  checkChannelVector(runningVar, x, C, 'runningVar');
-  if (typeof opts?.training !== 'boolean') throw expected('a boolean', 'training', opts?.training);
-  const { training, momentum = 0.1, eps = 1e-5 } = opts;
-  checkNumber(momentum, 'momentum', 0, 1);
-  checkNumber(eps, 'eps', Number.MIN_VALUE);
-  if (!runningMean !== !runningVar) {
-    throw expected('runningMean and runningVar both given or both null', runningMean ? 'runningVar' : 'runningMean', null);
-  }
-  if (!training && !runningMean) throw expected('running statistics in eval mode', 'runningMean', null);
-  const mask = opts.mask ?? null;
-  if (mask) checkMask(mask, x);
+  const { training, momentum, eps, mask } = checkBatchNorm2d(x, weight, bias, runningMean, runningVar, opts);
   const [y, mean, rstd] = native().batchNorm2d(
     x.native, weight?.native ?? null, bias?.native ?? null, runningMean?.native ?? null, runningVar?.native ?? null,
     mask?.native ?? null, training, momentum, eps,
@@ -68,6 +54,128 @@ export function batchNorm2d(
       ),
     saved,
   )[0]!;
+}
+
+/** What synchronized BatchNorm needs of a communicator (src/distributed): the ranks' element-wise sum of numbers. */
+export interface BatchNormSync {
+  readonly size: number;
+  sumNumbers(xs: readonly number[]): number[];
+}
+
+/**
+ * Synchronized BatchNorm2d (PyTorch's SyncBatchNorm; SparK's SparseSyncBatchNorm2d with a mask): in training,
+ * the statistics are those of the union of every rank's batch, so N data-parallel ranks at batch b compute what one
+ * process computes at batch N·b. Forward: the ranks sum Σx and the active count, then Σ(x − mean)² (two passes, as
+ * the local kernel), in float64; x is normalised with the global mean and biased variance, and the running buffers
+ * move towards the global mean and unbiased variance. Backward: the ranks sum Σdy and Σdy·x̂ for dx's
+ * mean terms; dweight and dbias stay this rank's (the gradient all-reduce sums them). Every rank must call it
+ * at the same point of the step (it is a collective). In eval mode, or with one rank, it is batchNorm2d.
+ * CPU only (the binding refuses cuda tensors).
+ */
+export function syncBatchNorm2d(
+  x: Tensor, weight: Tensor | null, bias: Tensor | null, runningMean: Tensor | null, runningVar: Tensor | null,
+  opts: BatchNorm2dOptions & { sync: BatchNormSync },
+): Tensor {
+  if (!opts.training || opts.sync.size <= 1) return batchNorm2d(x, weight, bias, runningMean, runningVar, opts);
+  const { momentum, eps, mask } = checkBatchNorm2d(x, weight, bias, runningMean, runningVar, opts);
+  const C = x.shape[1]!;
+  const sync = opts.sync;
+  const sums = (center: NativeTensor | null): number[] => {
+    const local = native().batchNorm2dSums(x.native, mask?.native ?? null, center);
+    try {
+      return sync.sumNumbers(Array.from(local.read()));
+    } finally {
+      local.dispose();
+    }
+  };
+  const first = sums(null);
+  const n = first[C]!;
+  // No active element on any rank: the single-process kernel's case (zero output, buffers unchanged).
+  if (n === 0) return batchNorm2d(x, weight, bias, runningMean, runningVar, opts);
+  const mean = Float64Array.from(first.slice(0, C), (v) => v / n);
+  const center = native().fromTypedArray(mean, [C]) as NativeTensor;
+  let second: number[];
+  try {
+    second = sums(center);
+  } finally {
+    center.dispose();
+  }
+  const variance = Float64Array.from(second.slice(0, C), (v) => v / n);
+  // Normalising with given statistics is the kernel's eval path: (x − mean)·weight·rstd + bias at active sites.
+  const stat = (v: Float64Array): NativeTensor => native().fromTypedArray(x.dtype === 'float64' ? v : Float32Array.from(v), [C]) as NativeTensor;
+  const gm = stat(mean);
+  const gv = stat(variance);
+  let out: NativeTensor[];
+  try {
+    out = native().batchNorm2d(x.native, weight?.native ?? null, bias?.native ?? null, gm, gv, mask?.native ?? null, false, momentum, eps);
+  } finally {
+    gm.dispose();
+    gv.dispose();
+  }
+  const [y, meanS, rstdS] = out as [NativeTensor, NativeTensor, NativeTensor];
+  if (runningMean && runningVar) {
+    // PyTorch's update, from the global statistics (the unbiased variance needs two or more elements, as the kernel).
+    const rm = runningMean.data();
+    const rv = runningVar.data();
+    for (let c = 0; c < C; c++) {
+      rm[c] = (1 - momentum) * rm[c]! + momentum * mean[c]!;
+      if (n > 1) rv[c] = (1 - momentum) * rv[c]! + momentum * variance[c]! * n / (n - 1);
+    }
+  }
+  const sx = x.share();
+  const sw = weight ? weight.share() : null;
+  const sm = mask ? mask.share() : null;
+  const saved = [sx, meanS, rstdS, ...(sw ? [sw] : []), ...(sm ? [sm] : [])];
+  return record(
+    'syncBatchNorm2d',
+    [y],
+    [x, weight, bias],
+    ([g]) => {
+      // This rank's Σdy (dbias) and Σdy·x̂ (dweight), then the ranks' sums for dx.
+      const [, dwOut, dbOut] = native().batchNorm2dBackward(g!, sx, sw, meanS, rstdS, sm, true, false, true, true);
+      const dw = dwOut!;
+      const db = dbOut!;
+      const global = sync.sumNumbers([...Array.from(db.read()), ...Array.from(dw.read()), 0]);
+      global[2 * C] = n;
+      const gt = native().fromTypedArray(Float64Array.from(global), [2 * C + 1]) as NativeTensor;
+      let dx: NativeTensor | null = null;
+      try {
+        if (x.requiresGrad) [dx] = native().batchNorm2dBackward(g!, sx, sw, meanS, rstdS, sm, true, true, false, false, gt);
+      } finally {
+        gt.dispose();
+      }
+      const wantW = weight?.requiresGrad ?? false;
+      const wantB = bias?.requiresGrad ?? false;
+      if (!wantW) dw.dispose();
+      if (!wantB) db.dispose();
+      return [dx, wantW ? dw : null, wantB ? db : null];
+    },
+    saved,
+  )[0]!;
+}
+
+/** The arguments of batchNorm2d and syncBatchNorm2d, checked, with the defaults filled in. */
+function checkBatchNorm2d(
+  x: Tensor, weight: Tensor | null, bias: Tensor | null, runningMean: Tensor | null, runningVar: Tensor | null,
+  opts: BatchNorm2dOptions,
+): { training: boolean; momentum: number; eps: number; mask: Tensor | null } {
+  checkImage(x, 'input');
+  const C = x.shape[1]!;
+  checkChannelVector(weight, x, C, 'weight');
+  checkChannelVector(bias, x, C, 'bias');
+  checkChannelVector(runningMean, x, C, 'runningMean');
+  checkChannelVector(runningVar, x, C, 'runningVar');
+  if (typeof opts?.training !== 'boolean') throw expected('a boolean', 'training', opts?.training);
+  const { training, momentum = 0.1, eps = 1e-5 } = opts;
+  checkNumber(momentum, 'momentum', 0, 1);
+  checkNumber(eps, 'eps', Number.MIN_VALUE);
+  if (!runningMean !== !runningVar) {
+    throw expected('runningMean and runningVar both given or both null', runningMean ? 'runningVar' : 'runningMean', null);
+  }
+  if (!training && !runningMean) throw expected('running statistics in eval mode', 'runningMean', null);
+  const mask = opts.mask ?? null;
+  if (mask) checkMask(mask, x);
+  return { training, momentum, eps, mask };
 }
 
 /** Active mask uint8 [B, H, W] matching x [B, C, H, W]. */

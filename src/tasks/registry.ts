@@ -65,7 +65,9 @@ export const TASKS: Record<TaskName, TaskEntry> = {
   spark: {
     describe: 'SparK (sparse masked modeling for convnets)',
     recipe: withSparkRecipe,
-    build: buildSparkTask,
+    build: (cfg, outDir, resumeDir, progress, comm) => buildSparkTask(cfg, outDir, resumeDir, progress, comm),
+    // BatchNorm statistics over the global batch by default (--sync-bn), so that N ranks train as one process.
+    dataParallel: true,
     // As mim: the masks, sites and rulebooks are made on the images' device; not yet run on a GPU.
     devices: ['cpu', 'cuda'],
     modelType: 'cloze-spark',

@@ -6,7 +6,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { runtimeInfo, setNumThreads, tensor, type DType, type Tensor } from '../../src/index.js';
-import { batchNorm2d } from '../../src/ops/batchnorm.js';
+import { batchNorm2d, syncBatchNorm2d, type BatchNormSync } from '../../src/ops/batchnorm.js';
 import { maxPool2d, avgPool2d, applyMask, upsampleMask } from '../../src/ops/pool.js';
 import { native } from '../../src/native/loader.js';
 import type { Device } from '../../src/native/types.js';
@@ -148,6 +148,80 @@ describe('batchNorm2d', () => {
 });
 
 // ---- bad input ---------------------------------------------------------------------------------
+
+describe('syncBatchNorm2d (synchronized statistics across data-parallel ranks)', () => {
+  // Two ranks that hold the same batch: the ranks' sums are twice this rank's, so the result must be what one
+  // process computes on the batch twice over (the first half of it), with dweight and dbias half of that process's
+  // (each rank keeps its own; the gradient all-reduce sums them) and the running statistics of the doubled batch.
+  const doubling = (): BatchNormSync & { calls: number } => ({
+    size: 2,
+    calls: 0,
+    sumNumbers(xs) {
+      this.calls++;
+      return xs.map((v) => 2 * v);
+    },
+  });
+  const twice = (t: Tensor): Tensor => {
+    const a = t.toArray();
+    const out = new (a.constructor as Float64ArrayConstructor)(2 * a.length);
+    out.set(a);
+    out.set(a, a.length);
+    return tensor(out, [2 * t.shape[0]!, ...t.shape.slice(1)], t.dtype);
+  };
+  for (const frac of [null, 0, 0.6, 1])
+    it(`equals one process on the doubled batch, forward, backward and running statistics (float64, ${frac === null ? 'no mask' : `${frac * 100}% masked`})`, () => {
+      const s: Shape4 = [3, 5, 7, 9];
+      const x = rand(s, 'float64');
+      const w = rand([5], 'float64');
+      const b = rand([5], 'float64');
+      const mask = frac === null ? null : activeMask(3, 7, 9, frac);
+      const dy = f64(rand(s, 'float64', false));
+      const stats = (): [Tensor, Tensor] => [tensor([0.1, 0.2, -0.1, 0, 0.3], [5], 'float64'), tensor([1, 0.5, 2, 1, 1], [5], 'float64')];
+      const [rm1, rv1] = stats();
+      const [rm2, rv2] = stats();
+      const xx = twice(x);
+      xx.requiresGrad = true;
+      const dyy = new Float64Array(2 * dy.length);
+      dyy.set(dy);
+      dyy.set(dy, dy.length);
+      const one = forwardBackward(() => batchNorm2d(xx, w, b, rm1, rv1, { training: true, mask: mask ? twice(mask) : null }), dyy, [xx, w, b]);
+      const sync = doubling();
+      const two = forwardBackward(() => syncBatchNorm2d(x, w, b, rm2, rv2, { training: true, mask, sync }), dy, [x, w, b]);
+      const half = (a: Float64Array): Float64Array => a.subarray(0, a.length / 2);
+      const tol = { atol: 1e-12, rtol: 1e-10 };
+      assertClose(two.y, half(one.y), tol, 'y');
+      assertClose(two.grads[0]!, half(one.grads[0]!), tol, 'dx');
+      assertClose(two.grads[1]!.map((v) => 2 * v), one.grads[1]!, tol, 'dweight');
+      assertClose(two.grads[2]!.map((v) => 2 * v), one.grads[2]!, tol, 'dbias');
+      assertClose(f64(rm2), f64(rm1), tol, 'runningMean');
+      assertClose(f64(rv2), f64(rv1), tol, 'runningVar');
+      // Collectives: Σx then Σ(x − mean)² in the forward, Σdy and Σdy·x̂ in the backward; none when nothing is active.
+      expect(sync.calls).toBe(frac === 1 ? 1 : 3);
+    });
+
+  it('with one rank, or in eval mode, is batchNorm2d and calls no collective', () => {
+    const x = rand([2, 3, 4, 5], 'float64', false);
+    const rm = tensor([0, 0, 0], [3], 'float64');
+    const rv = tensor([1, 1, 1], [3], 'float64');
+    const sync = { ...doubling(), size: 1 };
+    const a = batchNorm2d(x, null, null, rm.clone(), rv.clone(), { training: true });
+    expect(Array.from(syncBatchNorm2d(x, null, null, rm.clone(), rv.clone(), { training: true, sync }).toArray())).toEqual(Array.from(a.toArray()));
+    const two = doubling();
+    const e = batchNorm2d(x, null, null, rm, rv, { training: false });
+    expect(Array.from(syncBatchNorm2d(x, null, null, rm, rv, { training: false, sync: two }).toArray())).toEqual(Array.from(e.toArray()));
+    expect(sync.calls + two.calls).toBe(0);
+  });
+
+  it("refuses a global-sums tensor of the wrong shape or dtype, naming it", () => {
+    const x = rand([2, 3, 2, 2], 'float64', false);
+    const [y, mean, rstd] = native().batchNorm2d(x.native, null, null, null, null, null, true, 0.1, 1e-5);
+    const bad = (t: Tensor): void => void native().batchNorm2dBackward(y, x.native, null, mean, rstd, null, true, true, false, false, t.native);
+    expect(() => bad(tensor([1, 2, 3], [3], 'float64'))).toThrow(/global/);
+    expect(() => bad(tensor([0, 0, 0, 0, 0, 0, 4], [7], 'float32'))).toThrow(/global/);
+    expect(() => bad(tensor([0, 0, 0, 0, 0, 0, -1], [7], 'float64'))).toThrow(/active count/);
+    expect(() => native().batchNorm2dSums(x.native, null, tensor([0, 0], [2], 'float64').native)).toThrow(/center/);
+  });
+});
 
 describe('bad input', () => {
   const x = rand([2, 3, 7, 9], 'float32', false);

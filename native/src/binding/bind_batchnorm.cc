@@ -1,7 +1,10 @@
 // Batch norm bindings, NCHW:
 //   batchNorm2d(x, w|null, b|null, runningMean|null, runningVar|null, mask|null, training, momentum, eps)
 //     -> [y, mean, rstd]  (updates the running buffers in place when training)
-//   batchNorm2dBackward(dy, x, w|null, mean, rstd, mask|null, training, needX, needW, needB) -> [dx, dw, db]
+//   batchNorm2dBackward(dy, x, w|null, mean, rstd, mask|null, training, needX, needW, needB[, global|null])
+//     -> [dx, dw, db]; global: float64 [2C + 1], the ranks' summed [Σdy, Σdy·x̂, n] (synchronized BN, CPU)
+//   batchNorm2dSums(x, mask|null, center|null) -> float64 [C + 1]: per channel Σx, or Σ(x − center)² with
+//     center float64 [C], then the active count (synchronized BN's statistics, CPU)
 // Every op runs on the device of its first tensor argument (float32/float64 on
 // the CPU, float32/bfloat16 on CUDA). On CUDA, batchNorm2d's mean and rstd are
 // float32 whatever the input dtype (they only travel back into the backward).
@@ -107,6 +110,14 @@ Napi::Value batchnorm_backward(const ArgReader& a) {
       a.want_same_dtype(x, t, t == mean ? "mean" : "rstd");
     a.want_shape(t, {C}, t == mean ? "mean" : "rstd");
   }
+  NTensor* global = a.info.Length() > 10 ? a.tensor_or_null(10, "global") : nullptr;
+  if (global) {
+    if (a.on_cuda()) a.bad(ErrCode::Device, "a CPU input (synchronized BatchNorm runs on the CPU only)", "input", tensor_desc(x));
+    a.want_dtype(global, DType::F64, "global");
+    a.want_shape(global, {2 * C + 1}, "global");
+    const double n = global->ptr<double>()[2 * C];
+    if (!(n >= 0 && n == std::floor(n) && n < 9.0e15)) a.bad(ErrCode::Value, "a whole active count >= 0 in global[2C]", "global", std::to_string(n));
+  }
   d.allocate(a, x->dtype(), x->shape(), {C}, C, false);
   if (d.any())
     dispatch(a, x, [&](auto t, auto dev) {
@@ -117,10 +128,35 @@ Napi::Value batchnorm_backward(const ArgReader& a) {
       p.rstd = rstd->ptr<S>();
       p.dy = dy->ptr<T>();
       d.set<T>(p);
+      if (global) p.global = global->ptr<double>();
       CLOZE_KERNEL(dev, batchnorm_backward, p);
       return 0;
     });
   return d.result(a);
+}
+
+Napi::Value batchnorm_sums(const ArgReader& a) {
+  NTensor* x = image(a, 0, "input");
+  const uint8_t* mask = bn_mask(a, 1, x);
+  NTensor* center = a.tensor_or_null(2, "center");
+  if (a.on_cuda()) a.bad(ErrCode::Device, "a CPU input (synchronized BatchNorm runs on the CPU only)", "input", tensor_desc(x));
+  const int64_t C = x->dim(1);
+  if (center) {
+    a.want_dtype(center, DType::F64, "center");
+    a.want_shape(center, {C}, "center");
+  }
+  Napi::Object res = a.alloc(DType::F64, {C + 1}, false);
+  dispatch(a, x, [&](auto t, auto dev) {
+    using T = decltype(t);
+    if constexpr (decltype(dev)::cuda) {
+      return 0;  // refused above
+    } else {
+      BatchNormParams<T> p = bn_params<T, T>(x, nullptr, mask, true);
+      batchnorm_sums_cpu<T>(p, center ? center->ptr<double>() : nullptr, out<double>(res));
+      return 0;
+    }
+  });
+  return res;
 }
 
 }  // namespace
@@ -129,6 +165,7 @@ void register_batchnorm(Napi::Env env, Napi::Object exports) {
   (void)env;
   CLOZE_EXPORT(exports, "batchNorm2d", batchnorm_forward);
   CLOZE_EXPORT(exports, "batchNorm2dBackward", batchnorm_backward);
+  CLOZE_EXPORT(exports, "batchNorm2dSums", batchnorm_sums);
 }
 
 }  // namespace cloze

@@ -93,19 +93,43 @@ void batchnorm_forward_cpu(const BatchNormParams<T>& p) {
 }
 
 template <typename T>
+void batchnorm_sums_cpu(const BatchNormParams<T>& p, const double* center, double* out) {
+  parallel_range(p.C, std::max<int64_t>(1, kGrain / std::max<int64_t>(p.B * p.S, 1)), [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; c++) {
+      if (center) {
+        const double m = center[c];
+        out[c] = channel_sum(p, c, [&](int64_t k) {
+          const double d = p.x[k] - m;
+          return d * d;
+        });
+      } else {
+        out[c] = channel_sum(p, c, [&](int64_t k) { return static_cast<double>(p.x[k]); });
+      }
+    }
+  });
+  out[p.C] = static_cast<double>(active_count(p));
+}
+
+template <typename T>
 void batchnorm_backward_cpu(const BatchNormParams<T>& p) {
-  const int64_t n = active_count(p);
+  const int64_t n_local = active_count(p);
+  // Synchronized: dx's means are over every rank's active elements.
+  const int64_t n = p.global ? static_cast<int64_t>(p.global[2 * p.C]) : n_local;
   parallel_range(p.C, std::max<int64_t>(1, kGrain / std::max<int64_t>(p.B * p.S, 1)), [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; c++) {
       const double mean = p.mean[c], rstd = p.rstd[c];
       double sum_dy = 0, sum_dy_xhat = 0;
-      if (n > 0) {
+      if (n_local > 0) {
         sum_dy = channel_sum(p, c, [&](int64_t k) { return static_cast<double>(p.dy[k]); });
         sum_dy_xhat = channel_sum(p, c, [&](int64_t k) { return static_cast<double>(p.dy[k]) * (p.x[k] - mean); }) * rstd;
       }
       if (p.dw) p.dw[c] = static_cast<T>(sum_dy_xhat);
       if (p.db) p.db[c] = static_cast<T>(sum_dy);
       if (!p.dx) continue;
+      if (p.global) {
+        sum_dy = p.global[c];
+        sum_dy_xhat = p.global[p.C + c];
+      }
       // training: dx = w·rstd·(dy − Σdy/n − x̂·Σ(dy·x̂)/n); eval: dx = w·rstd·dy.
       const double k = (p.w ? p.w[c] : 1.0) * rstd;
       const bool batch = p.training && n > 0;
@@ -132,5 +156,7 @@ template void batchnorm_forward_cpu<float>(const BatchNormParams<float>&);
 template void batchnorm_forward_cpu<double>(const BatchNormParams<double>&);
 template void batchnorm_backward_cpu<float>(const BatchNormParams<float>&);
 template void batchnorm_backward_cpu<double>(const BatchNormParams<double>&);
+template void batchnorm_sums_cpu<float>(const BatchNormParams<float>&, const double*, double*);
+template void batchnorm_sums_cpu<double>(const BatchNormParams<double>&, const double*, double*);
 
 }  // namespace cloze

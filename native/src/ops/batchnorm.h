@@ -33,9 +33,19 @@ struct BatchNormParams {
   T* dx = nullptr;                          // backward outputs, null where not wanted
   T* dw = nullptr;
   T* db = nullptr;
+  // Synchronized BatchNorm (data-parallel ranks, CPU only): the backward's
+  // [Σdy (C), Σdy·x̂ (C), n] summed over all ranks. dx then uses these global
+  // sums and count; dw and db stay this rank's own (the gradient all-reduce
+  // sums them). Null: this process's batch is the whole batch.
+  const double* global = nullptr;
 };
 
 template <typename T> void batchnorm_forward_cpu(const BatchNormParams<T>& p);
+// Synchronized BatchNorm's forward, first half: per-channel sums in double over
+// this rank's active elements, out[c] = Σ x (center null) or Σ (x − center[c])²
+// (the two-pass variance, once the ranks' means are summed), out[C] = the
+// active count. Reads x and mask.
+template <typename T> void batchnorm_sums_cpu(const BatchNormParams<T>& p, const double* center, double* out);
 // Reads x, w, mask, mean, rstd, training and dy.
 template <typename T> void batchnorm_backward_cpu(const BatchNormParams<T>& p);
 

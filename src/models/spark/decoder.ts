@@ -15,8 +15,8 @@
  * What remains different from the official code: the widths and block count
  * follow the same halving rule from our smaller `decoderWidth` and downsample;
  * the output has the dataset's channel count (1 for Fashion-MNIST) instead of 3;
- * and its BatchNorms are SyncBatchNorm when run distributed (statistics over the
- * global batch), where ours are single-process, as the official single-GPU run.
+ * and, as there, its BatchNorms are synchronized across data-parallel ranks
+ * (statistics over the global batch; `--sync-bn false` keeps them per rank).
  */
 import { Module } from '../../nn/module.js';
 import { ModuleList } from '../../nn/module-list.js';
@@ -30,7 +30,7 @@ import { Rng } from '../../rng.js';
 import { ones, zeros, type Tensor } from '../../tensor.js';
 import type { SparkConfig } from './config.js';
 import { normal, truncNormalAbs, uniform } from './init.js';
-import { SBatchNorm, SLayerNorm, type Feat } from './layers.js';
+import { DenseBatchNorm, SBatchNorm, SLayerNorm, type Feat } from './layers.js';
 import type { MaskContext } from './mask-context.js';
 
 /**
@@ -45,41 +45,23 @@ function decoderConvWeight(cout: number, cin: number, k: number, rng: Rng): Para
   return truncNormalAbs([cout, cin, k, k], 0.02, -2, 2, rng, true);
 }
 
-/** A dense BatchNorm (the decoder sees whole maps); weight 1, bias 0, as the official initialise. */
-class DenseBn extends Module {
-  readonly weight: Parameter;
-  readonly bias: Parameter;
-  readonly runningMean: Tensor;
-  readonly runningVar: Tensor;
-  constructor(c: number) {
-    super();
-    this.weight = this.registerParameter('weight', constant([c], 1));
-    this.bias = this.registerParameter('bias', constant([c], 0));
-    this.runningMean = this.registerBuffer('running_mean', zeros([c]));
-    this.runningVar = this.registerBuffer('running_var', ones([c]));
-  }
-  forward(x: Tensor): Tensor {
-    return batchNorm2d(x, this.weight, this.bias, this.runningMean, this.runningVar, { training: this.training });
-  }
-}
-
 /** The official UNetBlock: 2× upsampling at the input width, which halves only in conv2. */
 class UpBlock extends Module {
   readonly up: Parameter;
   readonly upBias: Parameter;
   readonly conv1: Parameter;
-  readonly bn1: DenseBn;
+  readonly bn1: DenseBatchNorm;
   readonly conv2: Parameter;
-  readonly bn2: DenseBn;
+  readonly bn2: DenseBatchNorm;
   constructor(cin: number, cout: number, rng: Rng) {
     super();
     // kaiming_normal_(fan_out, relu); torch's fan_out of a [cin, cin, 4, 4] transposed-conv weight is cin·16.
     this.up = this.registerParameter('up.weight', normal([cin, cin, 4, 4], Math.sqrt(2 / (cin * 16)), rng, true));
     this.upBias = this.registerParameter('up.bias', constant([cin], 0));
     this.conv1 = this.registerParameter('conv1.weight', decoderConvWeight(cin, cin, 3, rng));
-    this.bn1 = this.registerModule('bn1', new DenseBn(cin));
+    this.bn1 = this.registerModule('bn1', new DenseBatchNorm(cin));
     this.conv2 = this.registerParameter('conv2.weight', decoderConvWeight(cout, cin, 3, rng));
-    this.bn2 = this.registerModule('bn2', new DenseBn(cout));
+    this.bn2 = this.registerModule('bn2', new DenseBatchNorm(cout));
   }
   forward(x: Tensor): Tensor {
     const u = convTranspose2d(x, this.up, this.upBias, { stride: 2, padding: 1 });

@@ -13,7 +13,7 @@ import type { Parameter } from '../../nn/parameter.js';
 import { linear } from '../../ops/linalg.js';
 import { reshape } from '../../ops/elementwise.js';
 import { layerNorm } from '../../ops/layernorm.js';
-import { batchNorm2d } from '../../ops/batchnorm.js';
+import { batchNorm2d, syncBatchNorm2d, type BatchNormSync } from '../../ops/batchnorm.js';
 import { conv2d } from '../../ops/conv.js';
 import { applyMask } from '../../ops/pool.js';
 import { toChannelsFirst, toChannelsLast } from '../../ops/layout.js';
@@ -82,11 +82,17 @@ export class SConv extends Module {
   }
 }
 
-export class SBatchNorm extends Module {
+/** The BatchNorm state both of SparK's norms hold: weight 1 and bias 0 (the official init), PyTorch's running buffers. */
+abstract class SparkBatchNorm extends Module {
   readonly weight: Parameter;
   readonly bias: Parameter;
   readonly runningMean: Tensor;
   readonly runningVar: Tensor;
+  /**
+   * Data-parallel ranks to take the batch statistics over (SyncBatchNorm, the official SparK's default `sbn`):
+   * set by setBatchNormSync. Null: this process's batch only (PyTorch's plain BatchNorm under DDP).
+   */
+  sync: BatchNormSync | null = null;
   constructor(readonly channels: number) {
     super();
     this.weight = this.registerParameter('weight', constant([channels], 1));
@@ -94,11 +100,39 @@ export class SBatchNorm extends Module {
     this.runningMean = this.registerBuffer('running_mean', zeros([channels]));
     this.runningVar = this.registerBuffer('running_var', ones([channels]));
   }
-  forward(f: Feat, ctx: MaskContext): Feat {
-    const o = { training: this.training };
-    if (ctx.mode === 'sparse' && !ctx.full) return { t: sparseBatchNorm(f.t, this.weight, this.bias, this.runningMean, this.runningVar, o), s: f.s };
-    return { t: batchNorm2d(f.t, this.weight, this.bias, this.runningMean, this.runningVar, ctx.full ? o : { ...o, mask: ctx.mask(f.s) }), s: f.s };
+  /** BatchNorm2d over a map [B, C, H, W], optionally over a mask's active positions, synchronized when set. */
+  protected dense(x: Tensor, mask: Tensor | null): Tensor {
+    const o = { training: this.training, mask };
+    return this.sync && this.training
+      ? syncBatchNorm2d(x, this.weight, this.bias, this.runningMean, this.runningVar, { ...o, sync: this.sync })
+      : batchNorm2d(x, this.weight, this.bias, this.runningMean, this.runningVar, o);
   }
+}
+
+export class SBatchNorm extends SparkBatchNorm {
+  forward(f: Feat, ctx: MaskContext): Feat {
+    if (ctx.mode === 'sparse' && !ctx.full) {
+      if (this.sync && this.training && this.sync.size > 1) {
+        // Rows [N, C] are the map [N, C, 1, 1] to BatchNorm2d: the same per-channel statistics over the rows.
+        const [N, C] = f.t.shape as [number, number];
+        return { t: reshape(this.dense(reshape(f.t, [N, C, 1, 1]), null), [N, C]), s: f.s };
+      }
+      return { t: sparseBatchNorm(f.t, this.weight, this.bias, this.runningMean, this.runningVar, { training: this.training }), s: f.s };
+    }
+    return { t: this.dense(f.t, ctx.full ? null : ctx.mask(f.s)), s: f.s };
+  }
+}
+
+/** A BatchNorm over whole maps (the decoder's). */
+export class DenseBatchNorm extends SparkBatchNorm {
+  forward(x: Tensor): Tensor {
+    return this.dense(x, null);
+  }
+}
+
+/** Points every SparK BatchNorm under `root` at `sync` (null: per-process statistics again). */
+export function setBatchNormSync(root: Module, sync: BatchNormSync | null): void {
+  for (const [, m] of root.namedModules()) if (m instanceof SparkBatchNorm) m.sync = sync;
 }
 
 /** LayerNorm over channels at every site (ConvNeXt's channels-last norm). */

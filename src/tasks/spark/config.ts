@@ -8,6 +8,7 @@ import type { ImageRunConfig } from '../../train/image-setup.js';
 
 export const SPARK_FIELDS = {
   sparkMode: { kind: 'string', default: 'sparse', choices: ['sparse', 'masked-dense'], describe: 'Real sparse convolution on visible sites, or dense convs re-masked after every op (the official way)' },
+  syncBn: { kind: 'boolean', default: true, describe: "Data-parallel runs: BatchNorm statistics over the global batch (SyncBatchNorm, the official SparK's default), so N ranks train as one process; false: each rank's own batch (PyTorch DDP's plain BatchNorm)" },
 } as const satisfies Fields;
 
 export const SPARK_SECTION: ConfigSection<typeof SPARK_FIELDS> = { title: 'SparK (task spark)', tasks: ['spark'], fields: SPARK_FIELDS };
@@ -26,7 +27,7 @@ export function withSparkRecipe(input: Record<string, unknown>, ranks = 1): Reco
     Object.assign(fromRecipe, {
       batchSize: r.batchSize,
       trainImages: r.trainImages,
-      // The effective batch: ranks × micro-batch × accumulation (SparK is not data-parallel yet: ranks is 1).
+      // The effective batch: ranks × micro-batch × accumulation.
       lr: (r.blr * ranks * batch * ((input.gradAccum as number | undefined) ?? 1)) / 256,
       weightDecay: r.weightDecay,
       epochs: r.epochs,

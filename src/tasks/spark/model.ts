@@ -11,7 +11,7 @@ import { patchify } from '../../ops/mim_tokens.js';
 import { applyMask, globalAvgPool } from '../../ops/pool.js';
 import { toSparse } from '../../ops/sparse_rulebook.js';
 import { tensor, type Tensor } from '../../tensor.js';
-import { expected } from '../../errors.js';
+import { ClozeError, expected } from '../../errors.js';
 import { checkSparkConfig, downsample, type SparkConfig } from '../../models/spark/config.js';
 import { SparkDecoder } from '../../models/spark/decoder.js';
 import { sparkEncoder, type SparkEncoder } from '../../models/spark/encoders.js';
@@ -22,6 +22,13 @@ export interface SparkSettings {
   mode: SparkMode;
   maskRatio: number;
   seed: number;
+}
+
+/** A data-parallel rank's rows of the global batch. */
+export interface SparkShard {
+  before: number;
+  rows: number;
+  batch: number;
 }
 
 export interface SparkLoss {
@@ -65,12 +72,22 @@ export class SparkModel extends Module {
     }
   }
 
-  loss(images: Tensor, k: number, mode: SparkMode = this.settings.mode): SparkLoss {
+  /**
+   * The masked per-patch loss of step k. `shard` (data parallel): the images are rows [before, before + rows) of a
+   * global batch of `batch`; the masks are drawn for the global batch and this rank takes its rows, so the ranks
+   * together mask what one process would.
+   */
+  loss(images: Tensor, k: number, mode: SparkMode = this.settings.mode, shard: SparkShard | null = null): SparkLoss {
     this.checkImages(images);
     const B = images.shape[0]!;
     const ds = downsample(this.config);
     const g = this.config.imageSize / ds;
-    const visible = sparkCoarseMask(B, g, this.settings.maskRatio, this.settings.seed, k);
+    if (shard && !(Number.isInteger(shard.before) && shard.before >= 0 && shard.rows === B && shard.before + shard.rows <= shard.batch)) {
+      throw new ClozeError('E_SHAPE', `Expected a shard of ${B} images (the batch) within a global batch of ${shard.batch} for shard but received rows ${shard.rows} after ${shard.before}`);
+    }
+    const visible = shard
+      ? sparkCoarseMask(shard.batch, g, this.settings.maskRatio, this.settings.seed, k).slice(shard.before * g * g, (shard.before + B) * g * g)
+      : sparkCoarseMask(B, g, this.settings.maskRatio, this.settings.seed, k);
     // The mask is drawn on the host; the context and the loss's mask are made on the images' device.
     const ctx = new MaskContext(mode, B, this.config.imageSize, this.stages, visible, images.device);
     const feats = encode(this.encoder, images, ctx);

@@ -19,17 +19,27 @@ import type { SparkRunConfig } from './config.js';
 import { loadSparkData, sparkConfigFor } from './data.js';
 import { SparkFeatures } from './features.js';
 import { SparkModel } from './model.js';
+import type { Communicator } from '../../distributed/index.js';
+import { setBatchNormSync } from '../../models/spark/layers.js';
+import { scale } from '../../ops/elementwise.js';
 
 export async function buildSparkTask(
-  cfg: SparkRunConfig, outDir: string, resumeDir: string | null, progress: Progress | null,
+  cfg: SparkRunConfig, outDir: string, resumeDir: string | null, progress: Progress | null, comm: Communicator | null = null,
 ): Promise<TrainTask<ProbeResult> & { totalSteps: number; perEpoch: number; spark: SparkModel }> {
   void outDir;
+  const ranks = comm && comm.size > 1 ? comm : null;
+  if (ranks && cfg.device === 'cuda' && cfg.syncBn) {
+    throw new ClozeError('E_DEVICE', `Expected --device cpu for data-parallel SparK with synchronized BatchNorm (${ranks.size} ranks) but received cuda (its statistics are summed over MPI on the host; not built for cuda); pass --sync-bn false, or --device cpu`);
+  }
   const config = sparkConfigFor(cfg, resumeDir, { decoder: true });
   const data = await loadSparkData(cfg, config);
   const { batcher, model, optimizer, placement } = setupImageTraining(cfg, resumeDir, data.train, data.norm, [config.imageSize, config.imageSize], {
     build: () => new SparkModel(config, { mode: cfg.sparkMode as 'sparse' | 'masked-dense', maskRatio: cfg.maskRatio, seed: cfg.seed }),
     trained: (m) => m.parameters(),
+    ranks: ranks?.size ?? 1,
   });
+  // Synchronized statistics make N ranks at batch b train as one process at N·b (test/distributed-spark.test.ts).
+  if (ranks && cfg.syncBn) setBatchNormSync(model, ranks);
   const feats = new SparkFeatures(model);
   const perEpoch = batcher.perEpoch;
   const { totalSteps, epochAt, shouldProbe } = epochPlan(cfg, perEpoch);
@@ -46,10 +56,20 @@ export async function buildSparkTask(
     totalSteps,
     perEpoch,
     microBatch(k) {
-      const b = batcher.batch(k);
-      // The images go to the model's device (and dtype) once; the masks follow them there.
-      const r = model.loss(placement.input(b.images), k);
-      return { loss: r.loss, units: b.images.shape[0]!, parts: r.parts };
+      if (!ranks) {
+        const b = batcher.batch(k);
+        // The images go to the model's device (and dtype) once; the masks follow them there.
+        const r = model.loss(placement.input(b.images), k);
+        return { loss: r.loss, units: b.images.shape[0]!, parts: r.parts };
+      }
+      // Data parallel: this rank's rows of the global batch and of its masks. Every image masks the same number of
+      // cells, so the rank's mean times rows/batch is its share of the global mean; the shares (and their gradients,
+      // and the logged parts) sum over the ranks to the single process's.
+      const shard = { before: ranks.rank * cfg.batchSize, rows: cfg.batchSize, batch: batcher.batchSize };
+      const b = batcher.batch(k, shard);
+      const r = model.loss(placement.input(b.images), k, undefined, shard);
+      const w = shard.rows / shard.batch;
+      return { loss: scale(r.loss, w), units: b.images.shape[0]!, parts: Object.fromEntries(Object.entries(r.parts).map(([n, x]) => [n, x * w])) };
     },
     shouldEvaluate: shouldProbe,
     evaluate(step) {
