@@ -185,6 +185,28 @@ describe.skipIf(skipReason !== '')(`data-parallel MLM, 2 MPI ranks ${skipReason}
     expect(lines.map((l) => (JSON.parse(l) as { step: number }).step)).toEqual([5, 10, 15, 20]);
   }, 180_000);
 
+  it('the gradient all-reduce in buckets (--bucket-mb) starts during the backward and gives the one-shot all-reduce\'s parameters bit for bit', async () => {
+    type Two = { steps: Array<{ loss: number; buckets: { total: number; startedInBackward: number } | null }>; checkpoint: string };
+    const runTwo = async (name: string, bucketMb: number): Promise<Two> => {
+      const res = join(root, `${name}.result.json`);
+      const run = await mpirun2(root, name, { config: { ...base, maxSteps: 5, saveEvery: 5, bucketMb, batchSize: 4, out: join(root, name) }, result: res });
+      expect(run.stderr).not.toMatch(/failed/);
+      expect(run.code).toBe(0);
+      return JSON.parse(readFileSync(res, 'utf8')) as Two;
+    };
+    // bert-tiny's ~2 MB of gradients in buckets of at most 50 kB, against one all-reduce of the whole buffers.
+    const [many, once] = [await runTwo('buckets-many', 0.05), await runTwo('buckets-off', 0)];
+    expect(once.steps.every((s) => s.buckets === null)).toBe(true);
+    for (const s of many.steps) {
+      expect(s.buckets!.total).toBeGreaterThan(10);
+      // All but the buckets whose parameters the backward reaches last (the embeddings) start inside it.
+      expect(s.buckets!.startedInBackward).toBeGreaterThanOrEqual(s.buckets!.total - 2);
+    }
+    // Two ranks: each element is a + b whichever way the buffer is cut, so the runs agree exactly.
+    expect(many.steps.map((s) => s.loss)).toEqual(once.steps.map((s) => s.loss));
+    expect(maxDiff(params(many.checkpoint), params(once.checkpoint))).toBe(0);
+  }, 180_000);
+
   /** 1 process at batch 8 and 2 ranks at batch 4 on `cfg` for 10 steps: losses within lossTol, parameters within PARAM_TOL. */
   async function oneAgainstTwo(name: string, cfg: Record<string, unknown>, lossTol = LOSS_TOL): Promise<void> {
     const one: StepInfo[] = [];

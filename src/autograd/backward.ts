@@ -33,7 +33,15 @@ function depositLeafGrad(t: Tensor, g: NativeTensor): void {
  * Backpropagates from `root`. Without `grad`, root must have one element and
  * the seed is 1. Saved activations are freed as each node finishes.
  */
-export function backward(root: Tensor, grad?: Tensor): void {
+/** Calls into a backward as it runs (the data-parallel trainer's gradient buckets). */
+export interface BackwardHooks {
+  /** A leaf's gradient is final: every node of this backward that takes it has run. */
+  onLeafReady?(leaf: Tensor): void;
+  /** After each node. */
+  afterNode?(): void;
+}
+
+export function backward(root: Tensor, grad?: Tensor, hooks: BackwardHooks | null = null): void {
   if (!root.requiresGrad) throw expected('a tensor that requires grad', 'backward() root', root, 'E_STATE');
   let seed: NativeTensor;
   if (grad) {
@@ -73,6 +81,20 @@ export function backward(root: Tensor, grad?: Tensor): void {
   }
   order.reverse();
 
+  // Per leaf that wants a gradient: the uses left among the nodes to run (the ready hook fires at zero).
+  const usesLeft = new Map<Tensor, number>();
+  if (hooks?.onLeafReady) {
+    for (const node of order) for (const inp of node.inputs) if (inp && inp.requiresGrad && !inp.gradFn) usesLeft.set(inp, (usesLeft.get(inp) ?? 0) + 1);
+  }
+  const used = (leaf: Tensor): void => {
+    const n = usesLeft.get(leaf);
+    if (n === undefined) return;
+    if (n > 1) usesLeft.set(leaf, n - 1);
+    else {
+      usesLeft.delete(leaf);
+      hooks!.onLeafReady!(leaf);
+    }
+  };
   const pending = new Map<Node, Array<NativeTensor | null>>();
   pending.set(root.gradFn, Array.from({ length: root.gradFn.numOutputs }, (_, k) => (k === root.outputIndex ? seed : null)));
   try {
@@ -101,6 +123,8 @@ export function backward(root: Tensor, grad?: Tensor): void {
           depositLeafGrad(inp, g);
         }
       });
+      if (usesLeft.size > 0) for (const inp of node.inputs) if (inp && inp.requiresGrad && !inp.gradFn) used(inp);
+      hooks?.afterNode?.();
     }
   } finally {
     for (const slots of pending.values()) for (const g of slots) g?.dispose();

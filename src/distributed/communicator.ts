@@ -21,6 +21,12 @@ export interface Communicator {
   allreduceSum(t: NativeTensor): void;
   /** allreduceSum of several tensors, all started before the first is waited on. */
   allreduceSumAll(ts: readonly NativeTensor[]): void;
+  /**
+   * allreduceSum started and not waited on (MPI only; absent where the trainer must reduce after the backward):
+   * `t` must not be touched until `wait()`. `test()` pushes the collective on (Open MPI progresses only inside MPI
+   * calls) and says whether it has completed. Every rank must start the same collectives in the same order.
+   */
+  startAllreduceSum?(t: NativeTensor): PendingReduce;
   /** The element-wise SUM over all ranks of a few numbers (losses, token counts). */
   sumNumbers(xs: readonly number[]): number[];
   /** In place, from `root` to every rank: a few bytes (NCCL's unique id). */
@@ -31,6 +37,12 @@ export interface Communicator {
   /** Ends every rank of the job with `code` (MPI_Abort); a single process exits. */
   abort(code: number): never;
   finalize(): void;
+}
+
+/** A started all-reduce. */
+export interface PendingReduce {
+  test(): boolean;
+  wait(): void;
 }
 
 /** One process: rank 0 of 1. */
@@ -83,6 +95,17 @@ export class MpiCommunicator implements Communicator {
     if (this.size === 1) return;
     const handles = ts.map((t) => native().mpiIallreduce(t));
     for (const h of handles) native().mpiWait(h, this.timeoutMs);
+  }
+  startAllreduceSum(t: NativeTensor): PendingReduce {
+    const h = native().mpiIallreduce(t);
+    let done = false;
+    return {
+      test: () => (done ||= native().mpiTest(h)),
+      wait: () => {
+        native().mpiWait(h, this.timeoutMs);
+        done = true;
+      },
+    };
   }
   sumNumbers(xs: readonly number[]): number[] {
     if (this.size === 1) return [...xs];

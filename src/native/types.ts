@@ -140,6 +140,8 @@ export interface NativeAddon
   mpiIbarrier(): number;
   /** Waits for a started collective; throws naming it when it has not completed within timeoutMs. */
   mpiWait(handle: number, timeoutMs: number): void;
+  /** One MPI_Test: whether the collective has completed (and a push of its progress); the handle stays waitable. */
+  mpiTest(handle: number): boolean;
   /** In place, from `root` to every rank. */
   mpiBroadcast(buffer: AnyTypedArray, root: number): void;
   /** Terminates every rank of the job with `code`. */

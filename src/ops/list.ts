@@ -174,7 +174,7 @@ export const INFRASTRUCTURE = [
   'cudaAvailable', 'cudaInfo', 'cudaSynchronize', 'cudaMemStats', 'cudaReleaseCache', 'cudaResetPeak', 'cudaCreateStream',
   'cudaSetStream', 'cudaDestroyStream', 'measurePeakGflops', 'measurePeakBandwidth', 'releaseFreeMemory',
   // Data-parallel communication (native/src/binding/bind_mpi.cc, src/distributed/).
-  'mpiAvailable', 'mpiInit', 'mpiFinalize', 'mpiAllreduce', 'mpiIallreduce', 'mpiIbarrier', 'mpiWait', 'mpiBroadcast', 'mpiAbort',
+  'mpiAvailable', 'mpiInit', 'mpiFinalize', 'mpiAllreduce', 'mpiIallreduce', 'mpiIbarrier', 'mpiTest', 'mpiWait', 'mpiBroadcast', 'mpiAbort',
   // NCCL (data-parallel gradients on cuda), loaded at run time by the cuda addon; the CPU addon's entries throw.
   'ncclAvailable', 'ncclGetUniqueId', 'ncclCommInitRank', 'ncclAllReduce', 'ncclWait', 'ncclCommDestroy', 'ncclCommAbort',
 ] as const;

@@ -118,6 +118,37 @@ export class AdamW {
     return this.groups.map((g) => g.grad);
   }
 
+  /**
+   * The flat gradient buffers cut into buckets of at most `maxBytes` (a parameter larger than that is a bucket of
+   * its own), each a view of consecutive parameters, last parameters first: the backward finishes with the last
+   * layers first, so the first buckets are ready first (PyTorch DDP's order). Together they cover every buffer once.
+   */
+  gradBuckets(maxBytes: number): Array<{ view: NativeTensor; params: Parameter[] }> {
+    checkNumber(maxBytes, 'maxBytes', 1);
+    const out: Array<{ view: NativeTensor; params: Parameter[] }> = [];
+    for (const g of this.groups) {
+      const bytesPer = g.grad.nbytes / Math.max(g.grad.shape[0]!, 1);
+      let end = g.grad.shape[0]!;
+      let params: Parameter[] = [];
+      let size = 0;
+      const close = (): void => {
+        if (params.length === 0) return;
+        out.push({ view: g.grad.view(end - size, [size]), params });
+        end -= size;
+        params = [];
+        size = 0;
+      };
+      for (let i = g.params.length - 1; i >= 0; i--) {
+        const p = g.params[i]!;
+        if (size > 0 && (size + p.size) * bytesPer > maxBytes) close();
+        params.push(p);
+        size += p.size;
+      }
+      close();
+    }
+    return out;
+  }
+
   zeroGrad(): void {
     for (const g of this.groups) profileSpan('zero grad (fill)', g.grad.nbytes, () => g.grad.fill(0));
   }

@@ -23,6 +23,7 @@ import { MetricsLog } from './metrics.js';
 import { METRICS_FILE, truncateMetrics } from './run-dir.js';
 import type { Progress } from './progress.js';
 import { learningRate } from './schedule.js';
+import { GradientBuckets } from './grad-buckets.js';
 
 export interface StepInfo {
   step: number;
@@ -33,8 +34,13 @@ export interface StepInfo {
   tokensPerSec: number;
   /** The loss's parts (MIM: reconstruction, MTO terms, HPM's ranking loss), averaged over micro-batches. */
   parts?: Record<string, number>;
-  /** Data parallel: milliseconds this step spent in the gradient all-reduce (waiting for the other ranks included). */
+  /**
+   * Data parallel: milliseconds this step spent waiting for the gradient all-reduce after the backward (the other
+   * ranks included); with buckets, what did not overlap the backward.
+   */
   allreduceMs?: number;
+  /** Data parallel with buckets: how many the gradients went in, and how many of them started before the backward ended. */
+  buckets?: { total: number; startedInBackward: number };
 }
 
 /** What a task's evaluation returns: the step, numbers, and a line for the log. */
@@ -98,7 +104,7 @@ type Ranks = {
   globalBatch?: number;
 };
 
-type Schedule = Pick<SharedConfig, 'lr' | 'warmupRatio' | 'decay' | 'minLrRatio' | 'gradAccum' | 'gradClip' | 'saveEvery' | 'keepLast' | 'logEvery'>;
+type Schedule = Pick<SharedConfig, 'lr' | 'warmupRatio' | 'decay' | 'minLrRatio' | 'gradAccum' | 'gradClip' | 'saveEvery' | 'keepLast' | 'logEvery'> & { bucketMb?: number };
 
 /** Loads weights, optimizer state and the task's own state from `dir`; returns the step. */
 export function resumeTask(task: TrainTask<TaskEval>, dir: string): number {
@@ -145,6 +151,9 @@ export async function runLoop<E extends TaskEval>(
   let t0 = performance.now();
   let units = 0;
   task.model.train();
+  // MPI only: NCCL's all-reduce is queued on the stream after the backward's kernels anyway.
+  const startReduce = parallel ? (comm as Communicator).startAllreduceSum?.bind(comm) : undefined;
+  const buckets = startReduce && (o.bucketMb ?? 25) > 0 ? new GradientBuckets(opt, startReduce, (o.bucketMb ?? 25) * 1e6) : null;
   while (step < o.totalSteps) {
     // Data parallel, a stop is decided together: a rank that stopped alone would leave the others waiting.
     if (parallel ? comm.sumNumbers([hooks.signal?.aborted ? 1 : 0])[0]! > 0 : hooks.signal?.aborted) {
@@ -163,7 +172,10 @@ export async function runLoop<E extends TaskEval>(
         // The backward is queued before the loss is read: on cuda, reading waits for the stream, and
         // reading first would leave the GPU idle while the backward is being launched. A non-finite
         // loss still stops the run before the optimizer step, so nothing of this state is kept.
-        backward(o.gradAccum > 1 ? scale(mb.loss, 1 / o.gradAccum) : mb.loss);
+        // Data parallel, the last micro-batch's backward starts each gradient bucket's all-reduce as soon as its
+        // parameters are final (earlier micro-batches only accumulate); the rest is waited on below.
+        if (buckets && a === o.gradAccum - 1) buckets.arm();
+        backward(o.gradAccum > 1 ? scale(mb.loss, 1 / o.gradAccum) : mb.loss, undefined, buckets && a === o.gradAccum - 1 ? buckets.hooks : null);
         let v = mb.loss.item();
         if (parallel) {
           // The micro-batch's loss is the ranks' sum (each rank's is its share of the global mean), and every
@@ -184,10 +196,12 @@ export async function runLoop<E extends TaskEval>(
       });
     }
     let allreduceMs: number | undefined;
+    let bucketInfo: StepInfo['buckets'];
     if (parallel) {
       // The SUM of the ranks' gradients is the single-process gradient (up to the order of the float sums).
       const t = performance.now();
-      comm.allreduceSumAll(opt.flatGrads());
+      if (buckets) bucketInfo = buckets.finish();
+      else comm.allreduceSumAll(opt.flatGrads());
       allreduceMs = performance.now() - t;
     }
     // The norm is read even without clipping: a finite loss can still have a NaN or infinite gradient (an
@@ -205,6 +219,7 @@ export async function runLoop<E extends TaskEval>(
     const info: StepInfo = { step, loss: stepLoss, lr, gradNorm, tokensPerSec: units / Math.max(secs, 1e-9) };
     if (Object.keys(parts).length > 0) info.parts = parts;
     if (allreduceMs !== undefined) info.allreduceMs = allreduceMs;
+    if (bucketInfo) info.buckets = bucketInfo;
     hooks.onStep?.(info);
     progress?.update({ step, totalSteps: o.totalSteps, loss: stepLoss, tokensPerSec: info.tokensPerSec, lr, unit: task.unit }, secs / Math.max(1, step - o.startStep));
     if (step % o.logEvery === 0 || step === o.totalSteps) metrics?.write({ kind: 'train', ...info });

@@ -20,7 +20,7 @@ const steps = [];
 const r = await pretrain(job.config, {
   output: null,
   onStep: (s) => {
-    steps.push({ step: s.step, loss: s.loss, gradNorm: s.gradNorm, allreduceMs: s.allreduceMs ?? null, tokensPerSec: s.tokensPerSec });
+    steps.push({ step: s.step, loss: s.loss, gradNorm: s.gradNorm, allreduceMs: s.allreduceMs ?? null, buckets: s.buckets ?? null, tokensPerSec: s.tokensPerSec });
     if (job.throwAt && job.throwAt.rank === rank && job.throwAt.step === s.step) throw new Error(`injected failure at step ${s.step}`);
     if (job.stallAt && job.stallAt.rank === rank && job.stallAt.step === s.step) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 600_000);
   },

@@ -248,6 +248,27 @@ void register_mpi(Napi::Env env, Napi::Object exports) {
 #endif
   });
 
+  // mpiTest(handle) → whether the collective has completed: one MPI_Test, which also drives its progress (Open MPI
+  // moves a non-blocking collective on only inside MPI calls). The handle stays valid for mpiWait either way.
+  CLOZE_EXPORT(exports, "mpiTest", [](const ArgReader& a) -> Napi::Value {
+#ifdef CLOZE_HAVE_MPI
+    want_init(a);
+    const int64_t h = a.integer(0, "handle", 1, (int64_t(1) << 53));
+    auto it = g_pending.find(h);
+    if (it == g_pending.end()) a.bad(ErrCode::Value, "the handle of a pending collective", "handle", std::to_string(h));
+    int flag = 0;
+    const int rc = MPI_Test(&it->second.req, &flag, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS) {
+      const std::string what = it->second.what;
+      g_pending.erase(it);
+      fail(ErrCode::Internal, a.op, "the " + what + " failed" + where() + ": " + mpi_error(rc));
+    }
+    return Napi::Boolean::New(a.env(), flag != 0);
+#else
+    fail(ErrCode::Value, a.op, kNoMpi);
+#endif
+  });
+
   // mpiBroadcast(typedArray, root): in place, from root to every rank (small buffers: seeds, ids).
   CLOZE_EXPORT(exports, "mpiBroadcast", [](const ArgReader& a) -> Napi::Value {
 #ifdef CLOZE_HAVE_MPI

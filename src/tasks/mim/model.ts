@@ -48,7 +48,10 @@ export interface MimStepContext {
 
 /** Why this method cannot train data-parallel yet, or null when it can (plain MAE or SimMIM masking). */
 export function mimDataParallelBlocker(s: MimSettings): string | null {
-  if (s.mto) return 'MTO (its entropy and singularity terms are batch means not yet split by rank)';
+  // MTO is not blocked: its singularity term is a mean over the images that have masked and visible patches, and
+  // its entropy a mean over masked queries. Random and block masking mask the same number of patches in every
+  // image, so either every image counts or none does (ratio 0 or 1: the term is 0 on every rank and in one
+  // process), and a rank's own mean times rows/batch is its share of the global one, as for the reconstruction.
   if (s.masking === 'sbam') return 'SBAM masking (its adaptive ratio is a statistic of the whole batch)';
   if (s.masking === 'hpm') return "HPM (the teacher's hard-patch draws and ranking loss are not yet split by rank)";
   return null;
@@ -312,7 +315,7 @@ export class MimModel extends Module {
 /** The shard checked against the images and the method. */
 function checkShard(sh: NonNullable<MimStepContext['shard']>, B: number, s: MimSettings): NonNullable<MimStepContext['shard']> {
   const why = mimDataParallelBlocker(s);
-  if (why) throw new ClozeError('E_VALUE', `Expected random or block masking without MTO for data-parallel MIM but received ${why}`);
+  if (why) throw new ClozeError('E_VALUE', `Expected random or block masking for data-parallel MIM but received ${why}`);
   if (sh.rows !== B || sh.before < 0 || sh.before + sh.rows > sh.batch) {
     throw new ClozeError('E_SHAPE', `Expected a shard of ${B} images (the batch) within a global batch of ${sh.batch} for shard but received rows ${sh.rows} after ${sh.before}`);
   }

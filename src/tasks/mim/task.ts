@@ -32,7 +32,7 @@ export async function buildMimTask(
   const config = modelConfigFor(cfg, resumeDir);
   const settings = mimSettings(cfg, cfg.method === 'mae' ? config.decoderDepth : config.depth);
   const blocker = ranks ? mimDataParallelBlocker(settings) : null;
-  if (blocker) throw new ClozeError('E_VALUE', `Expected MAE or SimMIM with random or block masking and no MTO for data-parallel training (${ranks!.size} ranks) but received ${blocker}; run one process (--distributed off) for it`);
+  if (blocker) throw new ClozeError('E_VALUE', `Expected MAE or SimMIM with random or block masking (MTO allowed) for data-parallel training (${ranks!.size} ranks) but received ${blocker}; run one process (--distributed off) for it`);
   const parts = await loadMimData(cfg, config);
   const { batcher, model, optimizer, placement } = setupImageTraining(cfg, resumeDir, parts.data.train, parts.norm, config.imageSize, {
     build: () => new MimModel(config, settings, cfg.seed),
