@@ -2,6 +2,7 @@
 import { cudaUnavailableReason, describeDevice } from './device.js';
 import yargs from 'yargs';
 import { benchOptions, runBench } from './commands/bench.js';
+import { boardOptions, runBoard } from './commands/board.js';
 import { attackOptions, runAttack } from './commands/attack.js';
 import { evalOptions, runEval } from './commands/eval.js';
 import { finetuneOptions, runFinetune } from './commands/finetune.js';
@@ -61,6 +62,12 @@ export async function main(argv: string[]): Promise<void> {
       (args) => {
         for (const f of exportCheckpoint(args.checkpoint, args.out, { maskOnly: args['mask-only'], generator: args.generator })) console.log(f);
       },
+    )
+    .command(
+      'board [dir]',
+      'Serve a live dashboard of the runs and suite outputs under DIR (default runs/) on 127.0.0.1: their list, loss, learning rate, gradient norm, throughput and evaluation curves, updated as runs train; --export writes it as one HTML file',
+      boardOptions,
+      (args) => runBoard(args as { dir?: string; port?: number; export?: string }),
     )
     .command(
       'info',

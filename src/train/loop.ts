@@ -24,6 +24,7 @@ import { METRICS_FILE, truncateMetrics } from './run-dir.js';
 import type { Progress } from './progress.js';
 import { learningRate } from './schedule.js';
 import { GradientBuckets } from './grad-buckets.js';
+import { describeRun, nowStatus, writeRunStatus } from './run-status.js';
 
 export interface StepInfo {
   step: number;
@@ -270,12 +271,24 @@ export async function trainTask<E extends TaskEval>(
     const dropped = o.comm && !o.comm.isRoot ? 0 : truncateMetrics(o.outDir, startStep);
     progress?.note(`resumed from ${o.resumeDir} at step ${startStep}${dropped > 0 ? ` (dropped ${dropped} metrics line${dropped === 1 ? '' : 's'} after it)` : ''}`);
   }
-  const r = await runLoop(task, {
-    ...o,
-    totalSteps: task.totalSteps,
-    warmupSteps: Math.round(o.warmupRatio * task.totalSteps),
-    startStep,
-  }, hooks, progress, o.comm && !o.comm.isRoot ? null : new MetricsLog(join(o.outDir, METRICS_FILE)));
+  // Rank 0 keeps run-status.json (cloze board reads it): running now, then done, stopped or failed.
+  const root = !o.comm || o.comm.isRoot;
+  const started = new Date().toISOString();
+  const about = { started, totalSteps: task.totalSteps, ...describeRun(o.run, o.comm?.size ?? 1) };
+  if (root) writeRunStatus(o.outDir, nowStatus({ status: 'running', ...about }));
+  let r: LoopResult<E>;
+  try {
+    r = await runLoop(task, {
+      ...o,
+      totalSteps: task.totalSteps,
+      warmupSteps: Math.round(o.warmupRatio * task.totalSteps),
+      startStep,
+    }, hooks, progress, root ? new MetricsLog(join(o.outDir, METRICS_FILE)) : null);
+  } catch (e) {
+    if (root) writeRunStatus(o.outDir, nowStatus({ status: 'failed', ...about, error: (e as Error).message }));
+    throw e;
+  }
+  if (root) writeRunStatus(o.outDir, nowStatus({ status: r.stopped === 'aborted' ? 'stopped' : 'done', ...about, step: r.step }));
   // Nothing ran (stopped at once, or the run was already finished): the resumed checkpoint is the run's latest.
   return r.checkpoint === null && o.resumeDir ? { ...r, checkpoint: o.resumeDir } : r;
 }
