@@ -82,14 +82,16 @@ describe.skipIf(skipReason !== '')(`data-parallel fine-tuning, 2 MPI ranks ${ski
   const TOL = 1e-6;
   const PARAM_TOL = 1e-5;
 
-  for (const method of ['mlp-ft', 'mvp'] as const) {
-    it(`${method}: 2 ranks at batch 4 give the losses, parameters and test scores of 1 process at batch 8 (dropout on)`, async () => {
+  // --adv: PGD's random start drawn at the rank's rows of the global packed batch (rowOffset); its step normalises
+  // each sequence's gradient on its own, so the ranks perturb as the single process does.
+  for (const [name, method, adv] of [['mlp-ft', 'mlp-ft', false], ['mvp', 'mvp', false], ['mlp-ft-adv', 'mlp-ft', true], ['mvp-adv', 'mvp', true]] as const) {
+    it(`${name}: 2 ranks at batch 4 give the losses, parameters and test scores of 1 process at batch 8 (dropout on)`, async () => {
       const extra = method === 'mvp' ? { template: ['[SEP] it is a [MASK] .', 'a [MASK} :'.replace('}', ']')], verbalizer: join(root, 'verbalizer.json') } : {};
-      const cfg = { ...base, ...extra, method };
+      const cfg = { ...base, ...extra, method, adv };
       const one: StepInfo[] = [];
-      const r1 = await finetune({ ...cfg, batchSize: 8, out: join(root, `${method}-one`) }, { output: null, onStep: (s) => one.push(s) });
-      const res = join(root, `${method}-two.result.json`);
-      const run = await mpirun2(root, `${method}-two`, { config: { ...cfg, batchSize: 4, out: join(root, `${method}-two`) }, result: res });
+      const r1 = await finetune({ ...cfg, batchSize: 8, out: join(root, `${name}-one`) }, { output: null, onStep: (s) => one.push(s) });
+      const res = join(root, `${name}-two.result.json`);
+      const run = await mpirun2(root, `${name}-two`, { config: { ...cfg, batchSize: 4, out: join(root, `${name}-two`) }, result: res });
       expect(run.stderr).not.toMatch(/failed/);
       expect(run.code).toBe(0);
       const two = JSON.parse(readFileSync(res, 'utf8')) as { steps: Array<{ step: number; loss: number }>; checkpoint: string };
@@ -103,15 +105,15 @@ describe.skipIf(skipReason !== '')(`data-parallel fine-tuning, 2 MPI ranks ${ski
       expect(one.at(-1)!.loss).not.toBe(one[0]!.loss);
       expect(maxParamDiff(r1.checkpoint!, two.checkpoint)).toBeLessThanOrEqual(PARAM_TOL);
       // Rank 0 alone wrote: the same files as the single process, the same test-split evaluations.
-      expect(readdirSync(join(root, `${method}-two`)).sort()).toEqual(readdirSync(join(root, `${method}-one`)).sort());
+      expect(readdirSync(join(root, `${name}-two`)).sort()).toEqual(readdirSync(join(root, `${name}-one`)).sort());
       const evals = (d: string) => readFileSync(join(root, d, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.kind === 'eval');
-      const [e1, e2] = [evals(`${method}-one`), evals(`${method}-two`)];
+      const [e1, e2] = [evals(`${name}-one`), evals(`${name}-two`)];
       expect(e2.length).toBe(e1.length);
       expect(e2.map((e) => e.accuracy)).toEqual(e1.map((e) => e.accuracy));
-      if (method !== 'mlp-ft') return;
+      if (name !== 'mlp-ft') return;
       // Resume at another world size with the same global batch: the 2 × 4 run, cut back to its epoch-1 checkpoint,
       // finishes as 1 process × 8 and lands on the unbroken 1 × 8 run.
-      const two2 = join(root, `${method}-two`);
+      const two2 = join(root, `${name}-two`);
       rmSync(join(two2, 'checkpoint-12'), { recursive: true });
       const resumed = await finetune({ ...cfg, batchSize: 8, out: two2, resume: true }, { output: null });
       expect(resumed.step).toBe(12);
@@ -121,8 +123,8 @@ describe.skipIf(skipReason !== '')(`data-parallel fine-tuning, 2 MPI ranks ${ski
     }, 180_000);
   }
 
-  it('refuses --adv, asa and mask-tune under 2 ranks, naming the method, and ends the job', async () => {
-    for (const extra of [{ method: 'mlp-ft', adv: true }, { method: 'asa' }, { method: 'mask-tune' }]) {
+  it('refuses asa and mask-tune under 2 ranks, naming the method, and ends the job', async () => {
+    for (const extra of [{ method: 'asa' }, { method: 'mask-tune' }]) {
       const run = await mpirun2(root, `bad-${extra.method}`, { config: { ...base, ...extra, batchSize: 4, out: join(root, `bad-${extra.method}`) } }, 60);
       expect(run.code).not.toBe(0);
       expect(run.stderr).toContain('for data-parallel fine-tuning (2 MPI ranks)');

@@ -45,6 +45,11 @@ export interface PgdStartOptions {
   seed: number;
   /** A distinct counter per call (the training step). */
   step: number;
+  /**
+   * Rows of a global batch before `like`'s (data parallel: the rows of the lower ranks), so that the draws are those
+   * one process makes for these rows of the global batch. Default 0.
+   */
+  rowOffset?: number;
 }
 
 /**
@@ -59,10 +64,11 @@ export function pgdRandomStart(like: Tensor, seg: PgdSegments, opts: PgdStartOpt
   checkNumber(opts.eps, 'eps', Number.MIN_VALUE);
   checkInt(opts.seed, 'seed', 0, 2 ** 53);
   checkInt(opts.step, 'step', 0, 2 ** 53);
+  checkInt(opts.rowOffset ?? 0, 'rowOffset', 0, 2 ** 40);
   const { r, d } = rows(like);
   const flat = like.native.reshape([r, d]);
   try {
-    const out = native().pgdRandomStart(flat, seg.starts.to(like.device).native, seg.lengths.to(like.device).native, opts.eps, opts.seed, opts.step);
+    const out = native().pgdRandomStart(flat, seg.starts.to(like.device).native, seg.lengths.to(like.device).native, opts.eps, opts.seed, opts.step, opts.rowOffset ?? 0);
     return shaped(out, like.shape);
   } finally {
     flat.dispose();

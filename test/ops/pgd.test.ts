@@ -74,6 +74,14 @@ for (const dtype of ['float32', 'float64'] as const) {
       expect(Array.from(a)).not.toEqual(Array.from(c));
       expect(Array.from(a)).not.toEqual(Array.from(e));
     });
+    it("with rowOffset, a slice of a packed batch draws the global batch's rows (data-parallel ranks), bit for bit", () => {
+      // Packed: 3 sequences of 5, 3 and 1 rows; a rank holding the last two starts at global row 5.
+      const whole = pgdRandomStart(tensor(new Array(9 * D).fill(0), [9, D], dtype), seg([0, 5, 8], [5, 3, 1]), { eps: 0.7, seed: 3, step: 9 }).toArray();
+      const part = pgdRandomStart(tensor(new Array(4 * D).fill(0), [4, D], dtype), seg([0, 3], [3, 1]), { eps: 0.7, seed: 3, step: 9, rowOffset: 5 }).toArray();
+      expect(Array.from(part)).toEqual(Array.from(whole.slice(5 * D)));
+      const unshifted = pgdRandomStart(tensor(new Array(4 * D).fill(0), [4, D], dtype), seg([0, 3], [3, 1]), { eps: 0.7, seed: 3, step: 9 }).toArray();
+      expect(Array.from(unshifted)).not.toEqual(Array.from(whole.slice(5 * D)));
+    });
   });
 
   describe(`pgdStep ${dtype}`, () => {
@@ -138,6 +146,10 @@ describeCuda('pgd', () => {
       const got = native().pgdRandomStart(dev(new Array(Rc * Dc).fill(0), [Rc, Dc], dtype), ds, dl, 0.9, 77, 5);
       // The float64 CPU reference scales the same uniforms (exact in float32); bf16 stores them rounded first.
       check(`pgdRandomStart [${Rc}, ${Dc}]`, dtype, got, ref, undefined, { atol: 1e-6, rtol: 1e-5 });
+      // At a row offset (a data-parallel rank's rows of a global batch): the CPU's draws at that offset.
+      const refOff = get(native().pgdRandomStart(cpu64(new Array(Rc * Dc).fill(0), [Rc, Dc]), cs, cl, 0.9, 77, 5, 13));
+      const gotOff = native().pgdRandomStart(dev(new Array(Rc * Dc).fill(0), [Rc, Dc], dtype), ds, dl, 0.9, 77, 5, 13);
+      check(`pgdRandomStart [${Rc}, ${Dc}] rowOffset 13`, dtype, gotOff, refOff, undefined, { atol: 1e-6, rtol: 1e-5 });
     }
   });
 

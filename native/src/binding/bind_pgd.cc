@@ -38,7 +38,8 @@ double radius(const ArgReader& a, size_t i) {
 
 void register_pgd(Napi::Env env, Napi::Object exports) {
   (void)env;
-  // pgdRandomStart(like [R, D], starts int32 [B], lengths int32 [B], eps, seed, step) -> δ [R, D]
+  // pgdRandomStart(like [R, D], starts int32 [B], lengths int32 [B], eps, seed, step[, rowOffset]) -> δ [R, D];
+  // rowOffset: rows of a global batch before these (data parallel), so the draws are that batch's rows'
   CLOZE_EXPORT(exports, "pgdRandomStart", [](const ArgReader& a) -> Napi::Value {
     NTensor* like = a.tensor(0, "like");
     NTensor* starts = a.tensor(1, "starts");
@@ -49,6 +50,10 @@ void register_pgd(Napi::Env env, Napi::Object exports) {
     const double eps = radius(a, 3);
     const int64_t seed = a.integer(4, "seed", 0, (int64_t(1) << 53));
     const int64_t step = a.integer(5, "step", 0, (int64_t(1) << 53));
+    const int64_t row_offset = a.info.Length() > 6 && !a.info[6].IsUndefined() ? a.integer(6, "rowOffset", 0, (int64_t(1) << 40)) : 0;
+    // The draws' flat index (rowOffset + R)·D must stay below 2^53 (the counter is exact there).
+    if (static_cast<double>(row_offset + like->dim(0)) * static_cast<double>(like->dim(1)) >= 9.0e15)
+      a.bad(ErrCode::Value, "(rowOffset + rows) x columns below 2^53", "rowOffset", std::to_string(row_offset));
     Napi::Object out = a.alloc(like->dtype(), like->shape(), true);
     dispatch(a, like, [&](auto t, auto dev) {
       using T = decltype(t);
@@ -62,6 +67,7 @@ void register_pgd(Napi::Env env, Napi::Object exports) {
       p.eps = eps;
       p.seed = static_cast<uint64_t>(seed);
       p.step = static_cast<uint64_t>(step);
+      p.row_offset = row_offset;
       CLOZE_KERNEL(dev, pgd_random_start, p);
       return 0;
     });

@@ -18,14 +18,14 @@ using cuda::reduce_detail::kSumThreads;
 
 template <typename T>
 __global__ void random_start_kernel(T* out, const int32_t* starts, const int32_t* lengths, int64_t cols, double eps,
-                                    uint64_t seed, uint64_t step) {
+                                    uint64_t seed, uint64_t step, int64_t row_offset) {
   __shared__ double sh[kSumThreads];
   const int64_t off = static_cast<int64_t>(starts[blockIdx.x]) * cols;
   const int64_t n = static_cast<int64_t>(lengths[blockIdx.x]) * cols;
   T* o = out + off;
   double acc = 0;
   for (int64_t i = threadIdx.x; i < n; i += kSumThreads) {
-    const int64_t flat = off + i;
+    const int64_t flat = row_offset * cols + off + i;
     const Philox4 r = philox4x32(seed, step, static_cast<uint64_t>(flat / 4));
     st(o, i, 2.f * philox_uniform(r.v[flat % 4]) - 1.f);
     const double v = ld(o, i);  // the stored value, so the norm is that of what is kept
@@ -72,7 +72,7 @@ template <typename T>
 void pgd_random_start_cuda(const PgdParams<T>& p) {
   if (p.examples == 0) return;
   CLOZE_LAUNCH("pgdRandomStart", random_start_kernel<T>, static_cast<unsigned>(p.examples), kSumThreads, 0, p.out,
-               p.starts, p.lengths, p.cols, p.eps, p.seed, p.step);
+               p.starts, p.lengths, p.cols, p.eps, p.seed, p.step, p.row_offset);
 }
 
 template <typename T>

@@ -31,7 +31,8 @@ void pgd_random_start_cpu(const PgdParams<T>& p) {
       const int64_t off = static_cast<int64_t>(p.starts[ex]) * p.cols;
       const int64_t n = static_cast<int64_t>(p.lengths[ex]) * p.cols;
       T* o = p.out + off;
-      for (int64_t i = 0; i < n; i++) o[i] = static_cast<T>(start_uniform(p.seed, p.step, off + i));
+      const int64_t flat0 = p.row_offset * p.cols + off;
+      for (int64_t i = 0; i < n; i++) o[i] = static_cast<T>(start_uniform(p.seed, p.step, flat0 + i));
       const double norm = std::sqrt(sum_squares(o, n));
       if (norm == 0) continue;
       const double s = p.eps / norm;

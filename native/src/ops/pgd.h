@@ -22,10 +22,12 @@ struct PgdParams {
   double alpha = 0;                 // step size
   double eps = 1;                   // the ball's radius
   uint64_t seed = 0, step = 0;      // random start: Philox key and counter
+  int64_t row_offset = 0;           // random start: rows of a global batch before these (data parallel)
 };
 
 // out = ε·u_b/‖u_b‖ per example, u uniform in [−1, 1) drawn as dropout draws:
-// lane i%4 of Philox4x32(seed, (step, i/4)) for flat element i = r·D + c.
+// lane i%4 of Philox4x32(seed, (step, i/4)) for flat element i = (row_offset + r)·D + c,
+// so a data-parallel rank draws what one process draws for those rows of the global batch.
 template <typename T> void pgd_random_start_cpu(const PgdParams<T>& p);
 // out = Π_ε(δ_b + α·g_b/‖g_b‖) per example, Π_ε(x) = x·ε/max(‖x‖, ε); an
 // example whose gradient is 0 takes no step (only the projection).

@@ -47,6 +47,8 @@ export interface PgdOptions {
   seed: number;
   /** A distinct counter per call (the optimizer step, times micro-batches when there are several). */
   step: number;
+  /** Data parallel: rows (tokens, packed) of the global batch before this rank's, so its start is drawn there. */
+  rowOffset?: number;
 }
 
 export const PGD_EPS = 1;
@@ -97,7 +99,7 @@ export function pgdPerturbation(model: PerturbableModel, batch: EncoderBatch, lo
   return scope(() => {
     const seg = pgdSegments(batch);
     const like = zeros([...batch.ids.shape, model.config.hidden], model.dtype, model.device);
-    const d0 = pgdRandomStart(like, seg, { eps, seed: opts.seed, step: opts.step });
+    const d0 = pgdRandomStart(like, seg, { eps, seed: opts.seed, step: opts.step, rowOffset: opts.rowOffset ?? 0 });
     d0.requiresGrad = true;
     // Frozen weights: the backward computes only what leads to δ, and leaves the weights' .grad alone.
     const params = model.parameters();

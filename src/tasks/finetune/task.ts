@@ -78,13 +78,14 @@ export function rankSlice(n: number, rank: number, size: number): { lo: number; 
 }
 
 /**
- * What data-parallel fine-tuning supports: mlp-ft and mvp without --adv or ASA (PGD's random start and ASA's
- * adversary are not sharded). Refuses the rest naming it; one rank passes.
+ * What data-parallel fine-tuning supports: mlp-ft and mvp, with or without --adv (PGD's random start is drawn at the
+ * rank's rows of the global batch), without ASA (its adversary is not sharded). Refuses the rest naming it; one rank
+ * passes.
  */
 export function checkDataParallelFinetune(cfg: Pick<FinetuneConfig, 'method' | 'adv' | 'asa'>, size: number): void {
   if (size <= 1) return;
-  if ((cfg.method !== 'mlp-ft' && cfg.method !== 'mvp') || cfg.adv || cfg.asa) {
-    throw new ClozeError('E_VALUE', `Expected method mlp-ft or mvp without --adv or --asa for data-parallel fine-tuning (${size} MPI ranks) but received ${cfg.method}${cfg.adv ? ' --adv' : ''}${cfg.asa ? ' --asa' : ''}; run one process, or pass --distributed off`);
+  if ((cfg.method !== 'mlp-ft' && cfg.method !== 'mvp') || cfg.asa) {
+    throw new ClozeError('E_VALUE', `Expected method mlp-ft or mvp (--adv allowed) without --asa for data-parallel fine-tuning (${size} MPI ranks) but received ${cfg.method}${cfg.asa ? ' --asa' : ''}; run one process, or pass --distributed off`);
   }
 }
 
@@ -126,7 +127,7 @@ export function buildFinetuneTask(
 
   // Data parallel: this rank's slice of the global micro-batch `all`. A rank whose slice is empty (a last batch with
   // fewer examples than ranks) runs one example with its loss scaled by 0, so that it still joins the all-reduce.
-  const shardLoss = (all: Uint32Array): { loss: ReturnType<typeof crossEntropy>; units: number } => {
+  const shardLoss = (all: Uint32Array, k: number): { loss: ReturnType<typeof crossEntropy>; units: number } => {
     const { lo, hi } = rankSlice(all.length, world!.rank, world!.size);
     const mine = hi > lo ? all.subarray(lo, hi) : all.subarray(0, 1);
     // Rows of the global packed batch before this rank's: its encoder dropouts cover tokens, the head's sequences.
@@ -140,7 +141,11 @@ export function buildFinetuneTask(
     const { batch, maskRows } = classifier.batchOf(Array.from(mine, (i) => train.examples[i]!));
     const labels = fromTypedArray(Int32Array.from(mine, (i) => train.labels[i]!), [mine.length]).to(model.device);
     const weight = hi > lo ? mine.length / all.length : 0;
-    const loss = withDropoutShard(tokensBefore, tokens, () => scale(crossEntropy(classifier.classLogits(batch, maskRows), labels), weight), { before: start * T, rows: mine.length * T });
+    const lossOf = (b: typeof batch) => crossEntropy(classifier.classLogits(b, maskRows), labels);
+    // --adv: PGD's random start is drawn at this rank's rows of the global packed batch (tokensBefore); its step
+    // normalises each sequence's gradient on its own, so the rank's unscaled loss gives the single process's δ.
+    const delta = cfg.adv ? pgdPerturbation(model, batch, lossOf, { seed: (cfg.seed + PGD_SEED_OFFSET) % 2 ** 52, step: k, rowOffset: tokensBefore }) : null;
+    const loss = withDropoutShard(tokensBefore, tokens, () => scale(lossOf(delta ? { ...batch, wordEmbeddingDelta: delta } : batch), weight), { before: start * T, rows: mine.length * T });
     return { loss, units: hi - lo };
   };
 
@@ -156,7 +161,7 @@ export function buildFinetuneTask(
       if (order.epoch !== epoch) order = { epoch, ids: epochOrder(train.examples.length, cfg.seed, epoch) };
       const first = (k % perEpoch) * globalBatch;
       const all = order.ids.subarray(first, first + globalBatch);
-      if (world) return shardLoss(all);
+      if (world) return shardLoss(all, k);
       const ids = all;  // one process: the whole global batch
       const { batch, maskRows } = classifier.batchOf(Array.from(ids, (i) => train.examples[i]!), { padded: adversary !== null });
       // Moved once: --adv's PGD calls lossOf twice.
