@@ -84,7 +84,7 @@ describe.skipIf(skipReason !== '')(`data-parallel fine-tuning, 2 MPI ranks ${ski
 
   // --adv: PGD's random start drawn at the rank's rows of the global packed batch (rowOffset); its step normalises
   // each sequence's gradient on its own, so the ranks perturb as the single process does.
-  for (const [name, method, adv] of [['mlp-ft', 'mlp-ft', false], ['mvp', 'mvp', false], ['mlp-ft-adv', 'mlp-ft', true], ['mvp-adv', 'mvp', true]] as const) {
+  for (const [name, method, adv] of [['mlp-ft', 'mlp-ft', false], ['mvp', 'mvp', false], ['mlp-ft-adv', 'mlp-ft', true], ['mvp-adv', 'mvp', true], ['mask-tune', 'mask-tune', false]] as const) {
     it(`${name}: 2 ranks at batch 4 give the losses, parameters and test scores of 1 process at batch 8 (dropout on)`, async () => {
       const extra = method === 'mvp' ? { template: ['[SEP] it is a [MASK] .', 'a [MASK} :'.replace('}', ']')], verbalizer: join(root, 'verbalizer.json') } : {};
       const cfg = { ...base, ...extra, method, adv };
@@ -123,8 +123,8 @@ describe.skipIf(skipReason !== '')(`data-parallel fine-tuning, 2 MPI ranks ${ski
     }, 180_000);
   }
 
-  it('refuses asa and mask-tune under 2 ranks, naming the method, and ends the job', async () => {
-    for (const extra of [{ method: 'asa' }, { method: 'mask-tune' }]) {
+  it('refuses asa (its adversary is not sharded) under 2 ranks, naming the method, and ends the job', async () => {
+    for (const extra of [{ method: 'asa' }, { method: 'mvp', asa: true }]) {
       const run = await mpirun2(root, `bad-${extra.method}`, { config: { ...base, ...extra, batchSize: 4, out: join(root, `bad-${extra.method}`) } }, 60);
       expect(run.code).not.toBe(0);
       expect(run.stderr).toContain('for data-parallel fine-tuning (2 MPI ranks)');

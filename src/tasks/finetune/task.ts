@@ -78,14 +78,14 @@ export function rankSlice(n: number, rank: number, size: number): { lo: number; 
 }
 
 /**
- * What data-parallel fine-tuning supports: mlp-ft and mvp, with or without --adv (PGD's random start is drawn at the
- * rank's rows of the global batch), without ASA (its adversary is not sharded). Refuses the rest naming it; one rank
- * passes.
+ * What data-parallel fine-tuning supports: mlp-ft, mvp and mask-tune, with or without --adv (PGD's random start is
+ * drawn at the rank's rows of the global batch), without ASA (its adversary is not sharded). Refuses the rest naming
+ * it; one rank passes.
  */
 export function checkDataParallelFinetune(cfg: Pick<FinetuneConfig, 'method' | 'adv' | 'asa'>, size: number): void {
   if (size <= 1) return;
-  if ((cfg.method !== 'mlp-ft' && cfg.method !== 'mvp') || cfg.asa) {
-    throw new ClozeError('E_VALUE', `Expected method mlp-ft or mvp (--adv allowed) without --asa for data-parallel fine-tuning (${size} MPI ranks) but received ${cfg.method}${cfg.asa ? ' --asa' : ''}; run one process, or pass --distributed off`);
+  if ((cfg.method !== 'mlp-ft' && cfg.method !== 'mvp' && cfg.method !== 'mask-tune') || cfg.asa) {
+    throw new ClozeError('E_VALUE', `Expected method mlp-ft, mvp or mask-tune (--adv allowed) without --asa for data-parallel fine-tuning (${size} MPI ranks) but received ${cfg.method}${cfg.asa ? ' --asa' : ''}; run one process, or pass --distributed off`);
   }
 }
 
