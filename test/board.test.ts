@@ -5,7 +5,7 @@
  * of points, a live update after a line is appended, the unreadable line reported, a path-traversal request
  * refused, and the exported file showing the same views offline. Skipped, naming why, without chromium.
  */
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,6 +66,36 @@ describe('the board without a browser', () => {
     expect(readMetrics(f, 0, 0, true).skipped[0]!.reason).toMatch(/^truncated last line/);
   });
 
+  it('counts offsets in bytes of the file, so an invalid UTF-8 byte cannot shift the next read, and reads past any chunk size', () => {
+    const f = join(root, 'bytes.jsonl');
+    writeFileSync(f, Buffer.concat([Buffer.from('{"kind":"train","step":1,"loss":1,"note":"'), Buffer.from([0xff]), Buffer.from('"}\n')]));
+    const a = readMetrics(f);
+    expect(a.offset).toBe(readFileSync(f).length);
+    appendFileSync(f, line({ kind: 'train', step: 2, loss: 2 }));
+    expect(readMetrics(f, a.offset, a.lines).records.map((r) => r.step)).toEqual([2]);
+    // 40 lines read 64 bytes at a time: every line once, none cut at a chunk's edge.
+    writeFileSync(f, Array.from({ length: 40 }, (_, i) => line({ kind: 'train', step: i + 1, loss: 1 })).join(''));
+    const c = readMetrics(f, 0, 0, true, 64);
+    expect(c.records.map((r) => r.step)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect(c.skipped).toEqual([]);
+  });
+
+  it('reads no file that is a symbolic link: a linked metrics.jsonl, summary.md or chart is not listed', () => {
+    const d = mkdtempSync(join(tmpdir(), 'cloze-board-links-'));
+    const outside = mkdtempSync(join(tmpdir(), 'cloze-board-out-'));
+    writeFileSync(join(outside, 'metrics.jsonl'), line({ kind: 'train', step: 1, loss: 1 }));
+    writeFileSync(join(outside, 'summary.md'), '# secret\n');
+    writeFileSync(join(outside, 'c.svg'), '<svg xmlns="http://www.w3.org/2000/svg"/>');
+    mkdirSync(join(d, 'run'));
+    symlinkSync(join(outside, 'metrics.jsonl'), join(d, 'run', 'metrics.jsonl'));
+    mkdirSync(join(d, 'suite'));
+    symlinkSync(join(outside, 'summary.md'), join(d, 'suite', 'summary.md'));
+    mkdirSync(join(d, 'suite2'));
+    writeFileSync(join(d, 'suite2', 'summary.md'), '# mine\n');
+    symlinkSync(join(outside, 'c.svg'), join(d, 'suite2', 'c.svg'));
+    expect(scanBoard(d)).toEqual({ runs: [], suites: [{ id: 'suite2', title: 'mine', charts: [] }] });
+  });
+
   it('lists runs with their status, step, last loss and best evaluation, and suites with their charts', () => {
     const { runs, suites } = scanBoard(root);
     expect(runs.map((r) => [r.id, r.status, r.step, r.lastLoss, r.best?.value, r.skipped])).toEqual([
@@ -95,10 +125,10 @@ describe('the board without a browser', () => {
 });
 
 /** A raw GET (the browser and the URL class would normalise the "..").  */
-function rawGet(url: string, path: string): Promise<{ code: number; body: string }> {
+function rawGet(url: string, path: string, hostHeader?: string): Promise<{ code: number; body: string }> {
   const u = new URL(url);
   return new Promise((ok, fail) => {
-    const r = request({ host: u.hostname, port: u.port, path, method: 'GET' }, (res) => {
+    const r = request({ host: u.hostname, port: u.port, path, method: 'GET', ...(hostHeader ? { headers: { host: hostHeader } } : {}) }, (res) => {
       let body = '';
       res.on('data', (d: Buffer) => (body += d.toString()));
       res.on('end', () => ok({ code: res.statusCode ?? 0, body }));
@@ -186,7 +216,21 @@ describe.skipIf(skip !== '')(`cloze board in chromium ${skip}`, () => {
     }
     expect((await rawGet(board.url, '/files/../../etc/passwd')).code).not.toBe(200);
     expect((await rawGet(board.url, '/files/suite-mim/probe.svg')).code).toBe(200);
+    // Another Host (a rebinding page's own name for 127.0.0.1) is refused.
+    expect((await rawGet(board.url, '/api/list', 'evil.example:80')).code).toBe(403);
     expect(outside).toEqual([]);
+  });
+
+  it('a metrics.jsonl replaced under a live run (a resume rewrites it) is sent again whole, not appended', async () => {
+    await page.uncheck('input[data-id="bert-a"]');
+    const f = join(root, 'mim-b', 'metrics.jsonl');
+    await expect.poll(() => page.locator('.chart[data-key="train:loss"]').getAttribute('data-points')).toBe('4');
+    // As truncateMetrics does: a new file with the lines up to the checkpoint (steps 1-2), renamed over the old one.
+    writeFileSync(`${f}.tmp`, [1, 2].map((s) => line({ kind: 'train', step: s, loss: 1 / s, lr: 1e-4, gradNorm: 0.5, tokensPerSec: 200 })).join(''));
+    renameSync(`${f}.tmp`, f);
+    await expect.poll(() => page.locator('.chart[data-key="train:loss"]').getAttribute('data-points'), { timeout: 10_000 }).toBe('2');
+    appendFileSync(f, [3, 4, 5].map((s) => line({ kind: 'train', step: s, loss: 1 / s, lr: 1e-4, gradNorm: 0.5, tokensPerSec: 200 })).join(''));
+    await expect.poll(() => page.locator('.chart[data-key="train:loss"]').getAttribute('data-points'), { timeout: 10_000 }).toBe('5');
   });
 
   it('--export writes one file that shows the same views offline', async () => {

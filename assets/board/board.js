@@ -49,41 +49,75 @@
     const notes = [];
     for (const r of state.list.runs) {
       const loaded = state.runs.get(r.id);
+      if (loaded && loaded.problem) notes.push(`${r.id}: reading metrics.jsonl failed: ${loaded.problem}`);
       if (loaded && loaded.skipped.length) for (const s of loaded.skipped) notes.push(`${r.id}: metrics.jsonl line ${s.line} unreadable, skipped (${s.reason})`);
       else if (r.skipped > 0) notes.push(`${r.id}: ${r.skipped} unreadable metrics.jsonl line${r.skipped === 1 ? '' : 's'} skipped`);
     }
     $('#notes').replaceChildren(...notes.map((n) => el('p', { class: 'note' }, n)));
   }
 
+  function unfollow(id) {
+    const s = state.streams.get(id);
+    if (s) s.close();
+    state.streams.delete(id);
+  }
+
   async function toggle(id, on) {
     if (on && !state.selected.includes(id)) {
       state.selected.push(id);
       const m = await api.metrics(id);
-      state.runs.set(id, { records: m.records, skipped: m.skipped, examplesPerStep: m.examplesPerStep ?? null });
-      if (!EMBED) follow(id, m.offset, m.lines);
+      // Unchecked while the metrics were on their way: nothing to show or follow.
+      if (!state.selected.includes(id)) return;
+      state.runs.set(id, { records: m.records, skipped: m.skipped, examplesPerStep: m.examplesPerStep ?? null, offset: m.offset, lines: m.lines });
+      if (!EMBED) follow(id);
     } else if (!on) {
       state.selected = state.selected.filter((x) => x !== id);
       state.runs.delete(id);
-      const s = state.streams.get(id);
-      if (s) s.close();
-      state.streams.delete(id);
+      unfollow(id);
     }
     renderNotes();
     renderCharts();
   }
 
-  // Live: the server pushes the lines appended after `offset` as they arrive.
-  function follow(id, offset, lines) {
-    const s = new EventSource(`/api/stream?id=${enc(id)}&offset=${offset}&lines=${lines}`);
-    s.addEventListener('records', (ev) => {
-      const run = state.runs.get(id);
-      if (!run) return;
+  // Live: the server pushes the lines appended after the run's offset as they arrive ('records'), or the whole file
+  // again when it was replaced ('reset'). A dropped connection is reopened from the offset reached, not from the
+  // first one (EventSource's own reconnection would send its first URL again, and lines would arrive twice).
+  function follow(id) {
+    unfollow(id);
+    const run = state.runs.get(id);
+    if (!run) return;
+    const s = new EventSource(`/api/stream?id=${enc(id)}&offset=${run.offset}&lines=${run.lines}`);
+    const take = (reset) => (ev) => {
+      const r = state.runs.get(id);
+      if (!r || state.streams.get(id) !== s) return;
       const c = JSON.parse(ev.data);
-      run.records.push(...c.records);
-      run.skipped.push(...c.skipped);
+      if (reset) {
+        r.records = c.records;
+        r.skipped = c.skipped;
+      } else {
+        r.records.push(...c.records);
+        r.skipped.push(...c.skipped);
+      }
+      r.offset = c.offset;
+      r.lines = c.lines;
       renderNotes();
       renderCharts();
+    };
+    s.addEventListener('records', take(false));
+    s.addEventListener('reset', take(true));
+    s.addEventListener('problem', (ev) => {
+      const r = state.runs.get(id);
+      if (r) r.problem = JSON.parse(ev.data).message;
+      renderNotes();
     });
+    s.onerror = () => {
+      s.close();
+      if (state.streams.get(id) !== s) return;
+      state.streams.delete(id);
+      setTimeout(() => {
+        if (state.runs.has(id) && !state.streams.has(id)) follow(id);
+      }, 1000);
+    };
     state.streams.set(id, s);
   }
 

@@ -42,55 +42,53 @@ export function parseMetricsLine(text: string): MetricRecord | string {
 }
 
 /**
- * Reads `path` from `offset` (after `lines` lines). `final`: the file is finished (no run writes it), so a last
- * line without its newline is reported as truncated instead of left for later.
+ * Reads `path` from `offset` (after `lines` lines) to its end. `final`: the file is finished (no run writes it), so a
+ * last line without its newline is reported as truncated instead of left for later. Offsets count bytes of the file
+ * (lines are cut at newline bytes before decoding, so invalid UTF-8 cannot shift them), and the file is read in
+ * chunks, whatever its size.
  */
-export function readMetrics(path: string, offset = 0, lines = 0, final = false, maxBytes = 64 << 20): MetricsChunk {
+export function readMetrics(path: string, offset = 0, lines = 0, final = false, chunkBytes = 16 << 20): MetricsChunk {
+  const records: MetricRecord[] = [];
+  const skipped: SkippedLine[] = [];
+  const take = (bytes: Buffer, last: boolean): void => {
+    lines++;
+    const text = bytes.toString('utf8');
+    if (text.trim() === '') return;
+    const r = parseMetricsLine(text);
+    if (typeof r === 'string') skipped.push({ line: lines, reason: last ? `truncated last line: ${r}` : r });
+    else records.push(r);
+  };
   const fd = openSync(path, 'r');
-  let text: string;
-  let size: number;
   try {
-    size = fstatSync(fd).size;
+    const size = fstatSync(fd).size;
     if (size < offset) {
       // The file was cut back (a resumed run truncates the lines after its checkpoint): read it again whole.
       offset = 0;
       lines = 0;
     }
-    const n = Math.min(size - offset, maxBytes);
-    const buf = Buffer.alloc(n);
-    let got = 0;
-    while (got < n) {
-      const k = readSync(fd, buf, got, n - got, offset + got);
-      if (k === 0) break;
-      got += k;
+    let pos = offset;
+    let carry = Buffer.alloc(0);
+    while (pos < size) {
+      const buf = Buffer.alloc(Math.min(chunkBytes, size - pos));
+      const got = readSync(fd, buf, 0, buf.length, pos);
+      if (got === 0) break;
+      pos += got;
+      const data = carry.length ? Buffer.concat([carry, buf.subarray(0, got)]) : buf.subarray(0, got);
+      let at = 0;
+      for (let nl = data.indexOf(0x0a, at); nl >= 0; nl = data.indexOf(0x0a, at)) {
+        take(data.subarray(at, nl), false);
+        at = nl + 1;
+      }
+      carry = Buffer.from(data.subarray(at));
     }
-    text = buf.subarray(0, got).toString('utf8');
+    // Complete lines end at pos − carry; the carry is a line still being written, unless the file is finished.
+    offset = pos - carry.length;
+    if (final && carry.length > 0 && carry.toString('utf8').trim() !== '') {
+      take(carry, true);
+      offset = pos;
+    }
   } finally {
     closeSync(fd);
   }
-  const records: MetricRecord[] = [];
-  const skipped: SkippedLine[] = [];
-  let at = 0;
-  let consumed = 0;
-  for (;;) {
-    const nl = text.indexOf('\n', at);
-    if (nl < 0) break;
-    const line = text.slice(at, nl);
-    lines++;
-    consumed = nl + 1;
-    at = nl + 1;
-    if (line.trim() === '') continue;
-    const r = parseMetricsLine(line);
-    if (typeof r === 'string') skipped.push({ line: lines, reason: r });
-    else records.push(r);
-  }
-  const rest = text.slice(consumed);
-  if (final && rest.trim() !== '') {
-    lines++;
-    const r = parseMetricsLine(rest);
-    if (typeof r === 'string') skipped.push({ line: lines, reason: `truncated last line: ${r}` });
-    else records.push(r);
-    consumed = text.length;
-  }
-  return { records, skipped, offset: offset + Buffer.byteLength(text.slice(0, consumed), 'utf8'), lines };
+  return { records, skipped, offset, lines };
 }

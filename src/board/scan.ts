@@ -1,9 +1,9 @@
 /**
  * What `cloze board` lists under its root: runs (directories with metrics.jsonl) and suite outputs (directories
  * with summary.md, from `cloze bench mim|robust|text`). Directories are walked without following symbolic links,
- * checkpoint directories and dot-directories skipped.
+ * checkpoint directories and dot-directories skipped, and a file that is a symbolic link is never read.
  */
-import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { METRICS_FILE } from '../train/run-dir.js';
@@ -65,6 +65,15 @@ function walk(dir: string, depth: number, found: string[]): void {
 
 const idOf = (root: string, dir: string): string => relative(root, dir).split(sep).join('/') || '.';
 
+/** A regular file itself, not a symbolic link (a link could point out of the board's directory). */
+export function plainFile(path: string): boolean {
+  try {
+    return lstatSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -75,6 +84,7 @@ function alive(pid: number): boolean {
 }
 
 function readStatus(dir: string): RunStatus | null {
+  if (!plainFile(join(dir, STATUS_FILE))) return null;
   try {
     return JSON.parse(readFileSync(join(dir, STATUS_FILE), 'utf8')) as RunStatus;
   } catch {
@@ -86,6 +96,7 @@ function readStatus(dir: string): RunStatus | null {
 function settingsFromCheckpoint(dir: string): ReturnType<typeof describeRun> {
   const cks = readdirSync(dir).filter((n) => /^checkpoint-\d+$/.test(n)).sort((a, b) => Number(b.slice(11)) - Number(a.slice(11)));
   for (const c of cks) {
+    if (!plainFile(join(dir, c, 'trainer_state.json'))) continue;
     try {
       const st = JSON.parse(readFileSync(join(dir, c, 'trainer_state.json'), 'utf8')) as { extra?: { run?: Record<string, unknown> } };
       const run = st.extra?.run;
@@ -135,7 +146,7 @@ export function describeRunDir(root: string, dir: string): RunEntry & { records:
     lastLoss: typeof last?.loss === 'number' ? last.loss : null,
     best: bestEval(m.records),
     examplesPerStep: about.examplesPerStep ?? null,
-    updated: s?.updated ?? (existsSync(join(dir, METRICS_FILE)) ? statSync(join(dir, METRICS_FILE)).mtime.toISOString() : null),
+    updated: s?.updated ?? (plainFile(join(dir, METRICS_FILE)) ? statSync(join(dir, METRICS_FILE)).mtime.toISOString() : null),
     skipped: m.skipped.length,
     records: m.records,
     skippedLines: m.skipped,
@@ -148,14 +159,14 @@ export function scanBoard(root: string): { runs: RunEntry[]; suites: SuiteEntry[
   const runs: RunEntry[] = [];
   const suites: SuiteEntry[] = [];
   for (const d of dirs) {
-    if (existsSync(join(d, METRICS_FILE))) {
+    if (plainFile(join(d, METRICS_FILE))) {
       const { records: _r, skippedLines: _s, ...entry } = describeRunDir(root, d);
       runs.push(entry);
     }
-    if (existsSync(join(d, 'summary.md'))) {
+    if (plainFile(join(d, 'summary.md'))) {
       const md = readFileSync(join(d, 'summary.md'), 'utf8');
       const title = /^#\s+(.+)$/m.exec(md)?.[1] ?? idOf(root, d);
-      const charts = readdirSync(d).filter((n) => n.endsWith('.svg')).sort().map((n) => idOf(root, join(d, n)));
+      const charts = readdirSync(d).filter((n) => n.endsWith('.svg') && plainFile(join(d, n))).sort().map((n) => idOf(root, join(d, n)));
       suites.push({ id: idOf(root, d), title, charts });
     }
   }

@@ -10,14 +10,14 @@
  *   /files/<path>          a file under the root (refused: "..", NUL, symbolic links out of the root)
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { existsSync, readFileSync, statSync, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync, statSync, unwatchFile, watchFile } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { METRICS_FILE } from '../train/run-dir.js';
 import { readMetrics } from './metrics-reader.js';
 import { boardAsset, boardPage } from './page.js';
 import { resolveUnder } from './safe-path.js';
-import { describeRunDir, scanBoard } from './scan.js';
+import { describeRunDir, plainFile, scanBoard } from './scan.js';
 
 const TYPES: Record<string, string> = {
   '.svg': 'image/svg+xml', '.png': 'image/png', '.json': 'application/json; charset=utf-8', '.jsonl': 'text/plain; charset=utf-8',
@@ -47,7 +47,7 @@ const json = (res: ServerResponse, v: unknown): void => send(res, 200, JSON.stri
 function dirOf(root: string, id: string | null, marker: string): string | null {
   if (id === null) return null;
   const d = resolveUnder(root, id);
-  return d && existsSync(join(d, marker)) ? d : null;
+  return d && plainFile(join(d, marker)) ? d : null;
 }
 
 /** The SUITE data the page shows: summary.md and the SVG charts next to it. */
@@ -62,6 +62,9 @@ export function startBoard(rootDir: string, opts: BoardOptions = {}): Promise<Bo
   const pollMs = opts.pollMs ?? 500;
   const streams = new Set<() => void>();
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    // DNS rebinding: a page of another site whose name resolves to 127.0.0.1 would send its own Host.
+    const host = (req.headers.host ?? '').toLowerCase();
+    if (!/^(127\.0\.0\.1|localhost)(:\d+)?$/.test(host)) return send(res, 403, `refused: Host ${host || '(none)'} (the board answers 127.0.0.1 and localhost only)`);
     const u = new URL(req.url ?? '/', 'http://127.0.0.1');
     const path = u.pathname;
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'GET only');
@@ -87,14 +90,24 @@ export function startBoard(rootDir: string, opts: BoardOptions = {}): Promise<Bo
       if (!Number.isInteger(offset) || offset < 0 || !Number.isInteger(lines) || lines < 0) return send(res, 400, 'offset and lines: whole numbers >= 0');
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
       res.write(': streaming\n\n');
-      // Only the bytes after `offset` are read, when the file's size or time changes (fs.watchFile stats it).
+      // Only the bytes after `offset` are read, when the file's size or time changes (fs.watchFile stats it). A file
+      // replaced (a resumed run rewrites metrics.jsonl without the lines after its checkpoint: another inode) or cut
+      // back is sent whole again as a `reset`, which replaces what the page holds.
+      let ino = statSync(file).ino;
       const push = (): void => {
         try {
-          if (statSync(file).size === offset) return;
+          const st = statSync(file);
+          const replaced = st.ino !== ino || st.size < offset;
+          if (!replaced && st.size === offset) return;
+          if (replaced) {
+            ino = st.ino;
+            offset = 0;
+            lines = 0;
+          }
           const c = readMetrics(file, offset, lines);
           offset = c.offset;
           lines = c.lines;
-          if (c.records.length || c.skipped.length) res.write(`event: records\ndata: ${JSON.stringify({ records: c.records, skipped: c.skipped, offset, lines })}\n\n`);
+          if (replaced || c.records.length || c.skipped.length) res.write(`event: ${replaced ? 'reset' : 'records'}\ndata: ${JSON.stringify({ records: c.records, skipped: c.skipped, offset, lines })}\n\n`);
         } catch (e) {
           res.write(`event: problem\ndata: ${JSON.stringify({ message: (e as Error).message })}\n\n`);
         }

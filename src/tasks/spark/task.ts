@@ -28,9 +28,6 @@ export async function buildSparkTask(
 ): Promise<TrainTask<ProbeResult> & { totalSteps: number; perEpoch: number; spark: SparkModel }> {
   void outDir;
   const ranks = comm && comm.size > 1 ? comm : null;
-  if (ranks && cfg.device === 'cuda' && cfg.syncBn) {
-    throw new ClozeError('E_DEVICE', `Expected --device cpu for data-parallel SparK with synchronized BatchNorm (${ranks.size} ranks) but received cuda (its statistics are summed over MPI on the host; not built for cuda); pass --sync-bn false, or --device cpu`);
-  }
   const config = sparkConfigFor(cfg, resumeDir, { decoder: true });
   const data = await loadSparkData(cfg, config);
   const { batcher, model, optimizer, placement } = setupImageTraining(cfg, resumeDir, data.train, data.norm, [config.imageSize, config.imageSize], {
@@ -39,7 +36,17 @@ export async function buildSparkTask(
     ranks: ranks?.size ?? 1,
   });
   // Synchronized statistics make N ranks at batch b train as one process at N·b (test/distributed-spark.test.ts).
-  if (ranks && cfg.syncBn) setBatchNormSync(model, ranks);
+  if (ranks && cfg.syncBn) {
+    // The device the run resolved to (--device auto picks cuda where there is one), not the setting.
+    if (placement.device === 'cuda') {
+      batcher.dispose();
+      optimizer.dispose();
+      model.dispose();
+      placement.release();
+      throw new ClozeError('E_DEVICE', `Expected the CPU for data-parallel SparK with synchronized BatchNorm (${ranks.size} ranks) but the run resolved to cuda (its statistics are summed over MPI on the host; not built for cuda); pass --sync-bn false, or --device cpu`);
+    }
+    setBatchNormSync(model, ranks);
+  }
   const feats = new SparkFeatures(model);
   const perEpoch = batcher.perEpoch;
   const { totalSteps, epochAt, shouldProbe } = epochPlan(cfg, perEpoch);
