@@ -84,10 +84,14 @@ describe.skipIf(skipReason !== '')(`data-parallel fine-tuning, 2 MPI ranks ${ski
 
   // --adv: PGD's random start drawn at the rank's rows of the global packed batch (rowOffset); its step normalises
   // each sequence's gradient on its own, so the ranks perturb as the single process does.
-  for (const [name, method, adv] of [['mlp-ft', 'mlp-ft', false], ['mvp', 'mvp', false], ['mlp-ft-adv', 'mlp-ft', true], ['mvp-adv', 'mvp', true], ['mask-tune', 'mask-tune', false]] as const) {
+  // ASA (--method asa, mvp --asa): padded batches, each rank padding to the global batch's longest sequence.
+  for (const [name, method, adv, asa] of [
+    ['mlp-ft', 'mlp-ft', false, false], ['mvp', 'mvp', false, false], ['mlp-ft-adv', 'mlp-ft', true, false], ['mvp-adv', 'mvp', true, false],
+    ['mask-tune', 'mask-tune', false, false], ['asa', 'asa', false, false], ['mvp-asa', 'mvp', false, true],
+  ] as const) {
     it(`${name}: 2 ranks at batch 4 give the losses, parameters and test scores of 1 process at batch 8 (dropout on)`, async () => {
       const extra = method === 'mvp' ? { template: ['[SEP] it is a [MASK] .', 'a [MASK} :'.replace('}', ']')], verbalizer: join(root, 'verbalizer.json') } : {};
-      const cfg = { ...base, ...extra, method, adv };
+      const cfg = { ...base, ...extra, method, adv, asa };
       const one: StepInfo[] = [];
       const r1 = await finetune({ ...cfg, batchSize: 8, out: join(root, `${name}-one`) }, { output: null, onStep: (s) => one.push(s) });
       const res = join(root, `${name}-two.result.json`);
@@ -100,10 +104,19 @@ describe.skipIf(skipReason !== '')(`data-parallel fine-tuning, 2 MPI ranks ${ski
       expect(two.steps.map((s) => s.step)).toEqual(one.map((s) => s.step));
       // Step 1 runs from the same parameters: only the order of float sums differs. Later steps run from parameters
       // that AdamW has already moved apart by up to PARAM_TOL (below), and their losses follow those parameters.
-      expect(Math.abs(one[0]!.loss - two.steps[0]!.loss)).toBeLessThanOrEqual(TOL);
-      expect(Math.max(...one.map((s, i) => Math.abs(s.loss - two.steps[i]!.loss)))).toBeLessThanOrEqual(PARAM_TOL);
+      // The bounds are relative to the loss where it is over 1: ASA's adds τ²·(kept attention pairs) per sequence, about
+      // 58 for mvp --asa at the first step, where one float32 ulp is 3.8e-6 (measured 1.9e-6 apart).
+      const scaleOf = (v: number): number => Math.max(1, Math.abs(v));
+      expect(Math.abs(one[0]!.loss - two.steps[0]!.loss)).toBeLessThanOrEqual(TOL * scaleOf(one[0]!.loss));
+      // MVP pools label-word scores with a max: where two words' scores sit within round-off of each other, the two
+      // runs can send the gradient to different words, and from then on they drift as any two runs whose gradients
+      // differ once. Measured over 8 mvp runs and 8 of its --adv and --asa variants: at most 8.6e-7 (parameters) and
+      // 3.6e-7 (losses), except one mvp run at 2.3e-5 on a later loss; the mvp variants are held to 1e-4, still 100x
+      // under a real fault's ~1e-2.
+      const tol = method === 'mvp' ? 1e-4 : PARAM_TOL;
+      expect(Math.max(...one.map((s, i) => Math.abs(s.loss - two.steps[i]!.loss) / scaleOf(s.loss)))).toBeLessThanOrEqual(tol);
       expect(one.at(-1)!.loss).not.toBe(one[0]!.loss);
-      expect(maxParamDiff(r1.checkpoint!, two.checkpoint)).toBeLessThanOrEqual(PARAM_TOL);
+      expect(maxParamDiff(r1.checkpoint!, two.checkpoint)).toBeLessThanOrEqual(tol);
       // Rank 0 alone wrote: the same files as the single process, the same test-split evaluations.
       expect(readdirSync(join(root, `${name}-two`)).sort()).toEqual(readdirSync(join(root, `${name}-one`)).sort());
       const evals = (d: string) => readFileSync(join(root, d, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.kind === 'eval');
@@ -123,11 +136,4 @@ describe.skipIf(skipReason !== '')(`data-parallel fine-tuning, 2 MPI ranks ${ski
     }, 180_000);
   }
 
-  it('refuses asa (its adversary is not sharded) under 2 ranks, naming the method, and ends the job', async () => {
-    for (const extra of [{ method: 'asa' }, { method: 'mvp', asa: true }]) {
-      const run = await mpirun2(root, `bad-${extra.method}`, { config: { ...base, ...extra, batchSize: 4, out: join(root, `bad-${extra.method}`) } }, 60);
-      expect(run.code).not.toBe(0);
-      expect(run.stderr).toContain('for data-parallel fine-tuning (2 MPI ranks)');
-    }
-  }, 180_000);
 });

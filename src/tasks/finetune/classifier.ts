@@ -80,9 +80,9 @@ export class TextClassifier {
    * The batch of these examples: sequence e·T + t for example e and template t (mvp), with each [MASK] row.
    * Packed (unpadded) unless `padded`: ASA's per-layer [B, L, L] attention bias needs the padded layout.
    */
-  batchOf(examples: readonly EncodedExample[], opts: { padded?: boolean } = {}): { batch: EncoderBatch; maskRows: Tensor | null } {
+  batchOf(examples: readonly EncodedExample[], opts: { padded?: boolean; padTo?: number } = {}): { batch: EncoderBatch; maskRows: Tensor | null } {
     if (examples.length === 0) throw new ClozeError('E_VALUE', 'Expected at least one example for a batch but received none');
-    return batchOfExamples(this.tok, examples, this.m.method === 'mvp' ? this.m.prompts.templates : null, this.maxLength, !opts.padded);
+    return batchOfExamples(this.tok, examples, this.m.method === 'mvp' ? this.m.prompts.templates : null, this.maxLength, !opts.padded, opts.padTo ?? 1);
   }
 
   /** Token counts of the sequences batchOf builds for these examples, in its order (e·T + t): no tensors. */

@@ -163,9 +163,10 @@ export function buildSequence(sp: Specials, a: Int32Array, b: Int32Array | null,
 }
 
 /** Right-pads sequences into a batch; `maskRows` are the flat rows b·L + maskPos (templated sequences only). */
-export function padSequences(seqs: readonly EncodedSequence[], padId: number): { batch: EncoderBatch; maskRows: Tensor | null } {
+export function padSequences(seqs: readonly EncodedSequence[], padId: number, padTo = 1): { batch: EncoderBatch; maskRows: Tensor | null } {
   const B = seqs.length;
-  const L = Math.max(1, ...seqs.map((s) => s.ids.length));
+  // padTo: a data-parallel rank pads to the global batch's longest sequence, so its rows are those of one process.
+  const L = Math.max(1, padTo, ...seqs.map((s) => s.ids.length));
   const ids = new Int32Array(B * L).fill(padId);
   const mask = new Int32Array(B * L);
   const types = new Int32Array(B * L);
@@ -220,13 +221,14 @@ export function packSequences(seqs: readonly EncodedSequence[]): { batch: Encode
 export function batchOfExamples(
   sp: Specials, examples: ReadonlyArray<readonly [Int32Array, Int32Array | null]>, templates: readonly MvpTemplate[] | null, maxLength: number,
   packed = false,
+  padTo = 1,
 ): { batch: EncoderBatch; maskRows: Tensor | null } {
   const seqs: EncodedSequence[] = [];
   for (const [a, b] of examples) {
     if (templates) for (const t of templates) seqs.push(buildSequence(sp, a, b, t, maxLength));
     else seqs.push(buildSequence(sp, a, b, null, maxLength));
   }
-  return packed ? packSequences(seqs) : padSequences(seqs, sp.padId);
+  return packed ? packSequences(seqs) : padSequences(seqs, sp.padId, padTo);
 }
 
 /** Token ids of each example (and its pair), without special tokens: tokenised once, turned into sequences per batch. */

@@ -78,14 +78,14 @@ export function rankSlice(n: number, rank: number, size: number): { lo: number; 
 }
 
 /**
- * What data-parallel fine-tuning supports: mlp-ft, mvp and mask-tune, with or without --adv (PGD's random start is
- * drawn at the rank's rows of the global batch), without ASA (its adversary is not sharded). Refuses the rest naming
- * it; one rank passes.
+ * What data-parallel fine-tuning supports: mlp-ft, mvp, mask-tune and asa, --adv and --asa included (PGD's random
+ * start is drawn at the rank's rows of the global batch; ASA's padded batches pad to the global batch's longest
+ * sequence). Refuses any other method naming it; one rank passes.
  */
 export function checkDataParallelFinetune(cfg: Pick<FinetuneConfig, 'method' | 'adv' | 'asa'>, size: number): void {
   if (size <= 1) return;
-  if ((cfg.method !== 'mlp-ft' && cfg.method !== 'mvp' && cfg.method !== 'mask-tune') || cfg.asa) {
-    throw new ClozeError('E_VALUE', `Expected method mlp-ft, mvp or mask-tune (--adv allowed) without --asa for data-parallel fine-tuning (${size} MPI ranks) but received ${cfg.method}${cfg.asa ? ' --asa' : ''}; run one process, or pass --distributed off`);
+  if (cfg.method !== 'mlp-ft' && cfg.method !== 'mvp' && cfg.method !== 'mask-tune' && cfg.method !== 'asa') {
+    throw new ClozeError('E_VALUE', `Expected method mlp-ft, mvp, mask-tune or asa for data-parallel fine-tuning (${size} MPI ranks) but received ${cfg.method}; run one process, or pass --distributed off`);
   }
 }
 
@@ -133,14 +133,29 @@ export function buildFinetuneTask(
     // Rows of the global packed batch before this rank's: its encoder dropouts cover tokens, the head's sequences.
     const T = classifier.sequencesPerExample;
     const start = hi > lo ? lo : 0;
-    const lengths = classifier.sequenceLengths(Array.from(all.subarray(0, start + mine.length), (i) => train.examples[i]!));
+    const lengths = classifier.sequenceLengths(Array.from(adversary ? all : all.subarray(0, start + mine.length), (i) => train.examples[i]!));
     let tokensBefore = 0;
-    for (let q = 0; q < start * T; q++) tokensBefore += lengths[q]!;
     let tokens = 0;
-    for (let q = start * T; q < lengths.length; q++) tokens += lengths[q]!;
-    const { batch, maskRows } = classifier.batchOf(Array.from(mine, (i) => train.examples[i]!));
+    let padTo = 1;
+    if (adversary) {
+      // ASA's batches are padded, to the global batch's longest sequence as one process pads them: the rows before
+      // this rank's are its sequences before it times that length.
+      padTo = Math.max(1, ...lengths);
+      tokensBefore = start * T * padTo;
+      tokens = mine.length * T * padTo;
+    } else {
+      for (let q = 0; q < start * T; q++) tokensBefore += lengths[q]!;
+      for (let q = start * T; q < (start + mine.length) * T; q++) tokens += lengths[q]!;
+    }
+    const { batch, maskRows } = classifier.batchOf(Array.from(mine, (i) => train.examples[i]!), adversary ? { padded: true, padTo } : {});
     const labels = fromTypedArray(Int32Array.from(mine, (i) => train.labels[i]!), [mine.length]).to(model.device);
     const weight = hi > lo ? mine.length / all.length : 0;
+    if (adversary) {
+      // ASA's terms (cross-entropy, the symmetric KL, τ²·kept pairs per sequence) are batch means: weight makes each
+      // the rank's share, as for the plain loss.
+      const loss = withDropoutShard(tokensBefore, tokens, () => scale(asaLoss(classifier, adversary, batch, maskRows, labels, cfg.asaTau).loss, weight), { before: start * T, rows: mine.length * T });
+      return { loss, units: hi - lo };
+    }
     const lossOf = (b: typeof batch) => crossEntropy(classifier.classLogits(b, maskRows), labels);
     // --adv: PGD's random start is drawn at this rank's rows of the global packed batch (tokensBefore); its step
     // normalises each sequence's gradient on its own, so the rank's unscaled loss gives the single process's δ.
