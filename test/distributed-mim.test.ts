@@ -2,7 +2,7 @@
  * Data-parallel MIM over MPI (issue 18): 2 ranks at per-rank batch b against 1 process at 2b, for MAE (random
  * masking) and SimMIM (block masking), with augmentation on (random-resized crops and flips drawn for the global
  * batch), over 20 steps, with and without MTO: losses, the logged parts and the final parameters to float32
- * round-off. SBAM and HPM are refused under 2 ranks, naming the reason. The ranks' image and mask draws are also checked in-process:
+ * round-off, and MAE with SBAM masking. HPM is refused under 2 ranks, naming the reason. The ranks' image and mask draws are also checked in-process:
  * the slices the ranks take put together are the single process's batch. The 2-rank runs are skipped, with the
  * reason in their name, where mpirun or an MPI build of the addon is missing (test/helpers/mpi-run.ts).
  */
@@ -72,7 +72,14 @@ describe.skipIf(skipReason !== '')(`data-parallel MIM, 2 MPI ranks ${skipReason}
 
   // MTO's terms (singularity, entropy) are means over images and masked queries: with every image masking the same
   // count, each rank's mean times its share of the batch is its part of the global mean, as the reconstruction's.
-  for (const [method, extra] of [['mae', {}], ['simmim', {}], ['mae+mto', { method: 'mae', mto: true }], ['simmim+mto', { method: 'simmim', mto: true }]] as const) {
+  // SBAM's adaptive ratio is a statistic of the whole batch: the ranks sum their salient-patch counts. Its bound is
+  // 2e-6: one element of decoder_blocks.0.mlp.fc1.weight ends 1.43e-6 apart, the same after 10 steps as after 20, so
+  // not a drift: an element whose gradient is near AdamW's eps (1e-6), where the update lr·g/(|g| + eps) turns a
+  // rounding difference of ~1e-9 in g into ~1e-6 (the attention key biases' case below, at a smaller scale).
+  for (const [method, extra] of [
+    ['mae', {}], ['simmim', {}], ['mae+mto', { method: 'mae', mto: true }], ['simmim+mto', { method: 'simmim', mto: true }],
+    ['mae+sbam', { method: 'mae', imageMasking: 'sbam' }],
+  ] as const) {
     it(`${method}: 2 ranks at batch 8 give the losses, parts and parameters of 1 process at batch 16 (augmentation on, 20 steps)`, async () => {
       const one: StepInfo[] = [];
       const cfg = { ...base(), method, ...extra };
@@ -85,7 +92,7 @@ describe.skipIf(skipReason !== '')(`data-parallel MIM, 2 MPI ranks ${skipReason}
       expect(two.steps.map((s) => s.step)).toEqual(one.map((s) => s.step));
       const diffs = one.map((s, i) => Math.abs(s.loss - two.steps[i]!.loss));
       expect(Math.max(...diffs), JSON.stringify(diffs)).toBeLessThanOrEqual(LOSS_TOL);
-      expect(one[19]!.loss).toBeLessThan(one[0]!.loss);
+      expect(one.at(-1)!.loss).toBeLessThan(one[0]!.loss);
       // Attention's key biases are compared apart: their gradient is exactly zero in exact arithmetic (q·b_k is the
       // same for every key of a query row, and softmax ignores it), so what they receive is rounding noise of the
       // backward, ~1e-9, which AdamW scales up to an update of about lr·g/(|g| + eps) either way. They drift apart
@@ -95,7 +102,7 @@ describe.skipIf(skipReason !== '')(`data-parallel MIM, 2 MPI ranks ${skipReason}
       const p2 = params(two.checkpoint);
       const keyBias = (k: string): boolean => k.endsWith('attn.key.bias');
       expect([...p1.keys()].some(keyBias)).toBe(true);
-      expect(maxDiff(p1, p2, (k) => !keyBias(k))).toBeLessThanOrEqual(PARAM_TOL);
+      expect(maxDiff(p1, p2, (k) => !keyBias(k))).toBeLessThanOrEqual(method === 'mae+sbam' ? 2e-6 : PARAM_TOL);
       expect(maxDiff(p1, p2, keyBias)).toBeLessThanOrEqual(20 * 1e-3);
       // The logged parts are the global batch's (rank 0 writes the sum of the ranks' shares).
       const parts = (dir: string) => readFileSync(join(root, dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
@@ -122,14 +129,13 @@ describe.skipIf(skipReason !== '')(`data-parallel MIM, 2 MPI ranks ${skipReason}
     expect(resolveRun({ ...cfg, method: 'mae', batchSize: 8 }).lr).toBe(want / 2);
   }, 60_000);
 
-  it('refuses SBAM and HPM under 2 ranks, naming the method and the way out', async () => {
+  it('refuses HPM under 2 ranks, naming the method and the way out', async () => {
     for (const [name, extra, why] of [
-      ['sbam', { method: 'mae', imageMasking: 'sbam' }, 'SBAM masking'],
       ['hpm', { method: 'mae', imageMasking: 'hpm' }, 'HPM'],
     ] as const) {
       const run = await mpirun2(root, `refuse-${name}`, { config: { ...base(), ...extra, batchSize: 8, out: join(root, `refuse-${name}`) } }, 60);
       expect(run.code, name).not.toBe(0);
-      expect(run.stderr).toContain(`Expected MAE or SimMIM with random or block masking (MTO allowed) for data-parallel training (2 ranks) but received ${why}`);
+      expect(run.stderr).toContain(`Expected MAE or SimMIM with random, block or SBAM masking (MTO allowed) for data-parallel training (2 ranks) but received ${why}`);
       expect(run.stderr).toContain('--distributed off');
     }
   }, 180_000);

@@ -106,12 +106,23 @@ export interface SbamDraw {
  * The column sums are read back (the ratio is a host number); the scores go
  * back to x's device.
  */
-export function sbamScores(x: Tensor, o: { base: number; delta: number; threshold: number; seed: number; k: number }): SbamDraw {
+export function sbamScores(
+  x: Tensor,
+  o: {
+    base: number; delta: number; threshold: number; seed: number; k: number;
+    /** Data parallel: x is rows [before, before + B) of a global batch of `batch`; its noise is those rows' draws. */
+    shard?: { before: number; batch: number };
+    /** Data parallel: the ranks' sum of the salient-patch count, so that ρ is the global batch's. */
+    sumAcross?: (xs: readonly number[]) => number[];
+  },
+): SbamDraw {
   return noGrad(() => {
     const [B, L] = x.shape as [number, number, number];
     const attn = softmax(matmul(x, x, { transB: true }));
     const colSum = matmul(ones([B, 1, L], x.dtype, x.device), attn).toArray();
-    const noise = uniformNoise([B, L], streamSeed(o.seed, STREAM.sbam), o.k, 0, 0.5).toArray();
+    const noise = o.shard
+      ? uniformNoise([o.shard.batch, L], streamSeed(o.seed, STREAM.sbam), o.k, 0, 0.5).toArray().subarray(o.shard.before * L, (o.shard.before + B) * L)
+      : uniformNoise([B, L], streamSeed(o.seed, STREAM.sbam), o.k, 0, 0.5).toArray();
     const scores = new Float32Array(B * L);
     let above = 0;
     for (let b = 0; b < B; b++) {
@@ -128,7 +139,7 @@ export function sbamScores(x: Tensor, o: { base: number; delta: number; threshol
         scores[b * L + j] = s + noise[b * L + j]!;
       }
     }
-    const rho = above / (B * L);
+    const rho = o.sumAcross && o.shard ? o.sumAcross([above])[0]! / (o.shard.batch * L) : above / (B * L);
     const ratio = Math.min(1, Math.max(0, o.base - o.delta + 2 * o.delta * rho));
     return { scores: tensor(scores, [B, L], 'float32', x.device), ratio, rho };
   });

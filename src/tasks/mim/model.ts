@@ -41,9 +41,11 @@ export interface MimStepContext {
   /**
    * Data parallel: these images are `rows` of a global batch of `batch`, after `before` on lower ranks. The
    * masks are drawn for the global batch and this rank takes its rows, so the ranks' masks together are the
-   * single process's. (Random and block masking only: SBAM, HPM and MTO are refused, see mimDataParallelBlocker.)
+   * single process's. (HPM is refused, see mimDataParallelBlocker.)
    */
   shard?: { before: number; rows: number; batch: number };
+  /** Data parallel: the ranks' element-wise sum of a few numbers (SBAM's count of salient patches is a batch statistic). */
+  sumAcross?: (xs: readonly number[]) => number[];
 }
 
 /** Why this method cannot train data-parallel yet, or null when it can (plain MAE or SimMIM masking). */
@@ -52,7 +54,6 @@ export function mimDataParallelBlocker(s: MimSettings): string | null {
   // its entropy a mean over masked queries. Random and block masking mask the same number of patches in every
   // image, so either every image counts or none does (ratio 0 or 1: the term is 0 on every rank and in one
   // process), and a rank's own mean times rows/batch is its share of the global one, as for the reconstruction.
-  if (s.masking === 'sbam') return 'SBAM masking (its adaptive ratio is a statistic of the whole batch)';
   if (s.masking === 'hpm') return "HPM (the teacher's hard-patch draws and ranking loss are not yet split by rank)";
   return null;
 }
@@ -242,7 +243,11 @@ export class MimModel extends Module {
     let ratio = s.maskRatio;
     let scores: Tensor;
     if (s.masking === 'sbam') {
-      const d = sbamScores(x, { base: s.maskRatio, delta: s.sbam.delta, threshold: s.sbam.threshold, seed: s.seed, k: ctx.k });
+      // Data parallel: the noise of the global batch's rows, and the salient-patch count summed over the ranks, so
+      // the adaptive ratio (a statistic of the whole batch) is one process's.
+      const sh = ctx.shard ? checkShard(ctx.shard, B, s) : null;
+      if (sh && !ctx.sumAcross) throw new ClozeError('E_VALUE', 'Expected sumAcross with a shard for SBAM (its ratio is a statistic of the global batch) but received none');
+      const d = sbamScores(x, { base: s.maskRatio, delta: s.sbam.delta, threshold: s.sbam.threshold, seed: s.seed, k: ctx.k, ...(sh ? { shard: sh, sumAcross: ctx.sumAcross! } : {}) });
       scores = d.scores;
       ratio = d.ratio;
       parts.sbamRho = d.rho;
@@ -315,7 +320,7 @@ export class MimModel extends Module {
 /** The shard checked against the images and the method. */
 function checkShard(sh: NonNullable<MimStepContext['shard']>, B: number, s: MimSettings): NonNullable<MimStepContext['shard']> {
   const why = mimDataParallelBlocker(s);
-  if (why) throw new ClozeError('E_VALUE', `Expected random or block masking for data-parallel MIM but received ${why}`);
+  if (why) throw new ClozeError('E_VALUE', `Expected random, block or SBAM masking for data-parallel MIM but received ${why}`);
   if (sh.rows !== B || sh.before < 0 || sh.before + sh.rows > sh.batch) {
     throw new ClozeError('E_SHAPE', `Expected a shard of ${B} images (the batch) within a global batch of ${sh.batch} for shard but received rows ${sh.rows} after ${sh.before}`);
   }

@@ -32,7 +32,7 @@ export async function buildMimTask(
   const config = modelConfigFor(cfg, resumeDir);
   const settings = mimSettings(cfg, cfg.method === 'mae' ? config.decoderDepth : config.depth);
   const blocker = ranks ? mimDataParallelBlocker(settings) : null;
-  if (blocker) throw new ClozeError('E_VALUE', `Expected MAE or SimMIM with random or block masking (MTO allowed) for data-parallel training (${ranks!.size} ranks) but received ${blocker}; run one process (--distributed off) for it`);
+  if (blocker) throw new ClozeError('E_VALUE', `Expected MAE or SimMIM with random, block or SBAM masking (MTO allowed) for data-parallel training (${ranks!.size} ranks) but received ${blocker}; run one process (--distributed off) for it`);
   const parts = await loadMimData(cfg, config);
   const { batcher, model, optimizer, placement } = setupImageTraining(cfg, resumeDir, parts.data.train, parts.norm, config.imageSize, {
     build: () => new MimModel(config, settings, cfg.seed),
@@ -80,7 +80,7 @@ export async function buildMimTask(
       // mean: the shares (and their gradients) SUM to the single process's. The parts are shares too (the loop sums them).
       const shard = { before: ranks.rank * cfg.batchSize, rows: cfg.batchSize, batch: batcher.batchSize };
       const b = batcher.batch(k, shard);
-      const r = model.loss(placement.input(b.images), { ...ctx, shard });
+      const r = model.loss(placement.input(b.images), { ...ctx, shard, sumAcross: (xs) => ranks.sumNumbers(xs) });
       const w = shard.rows / shard.batch;
       const shares = Object.fromEntries(Object.entries({ ...r.parts, maskRatio: r.maskRatio }).map(([n, x]) => [n, x * w]));
       return { loss: scale(r.loss, w), units: b.images.shape[0]!, parts: shares };
