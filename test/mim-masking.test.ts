@@ -192,6 +192,36 @@ describe('HPM', () => {
   });
 });
 
+describe('SBAM and HPM on a data-parallel rank', () => {
+  const Bg = 6;
+  const L = 16;
+  const before = 2;
+  const B = 3;
+  const rows = (a: ArrayLike<number>) => Array.from(a).slice(before * L, (before + B) * L);
+  it("SBAM: a rank's rows of the global batch get the global draw's scores and the global batch's ratio", () => {
+    const rng = new Rng(5);
+    const xs = Array.from({ length: Bg * L * 8 }, () => rng.uniform() * 2 - 1);
+    const o = { base: 0.75, delta: 0.1, threshold: 0.5, seed: 4, k: 7 };
+    const whole = sbamScores(tensor(xs, [Bg, L, 8]), o);
+    const aboveAll = Math.round(whole.rho * Bg * L);
+    let asked: number[] = [];
+    const part = sbamScores(tensor(xs.slice(before * L * 8, (before + B) * L * 8), [B, L, 8]), { ...o, shard: { before, batch: Bg }, sumAcross: (v) => ((asked = [...v]), [aboveAll]) });
+    expect(part.ratio).toBe(whole.ratio);
+    expect(part.rho).toBe(whole.rho);
+    expect(asked.length).toBe(1);
+    expect(Array.from(part.scores.toArray())).toEqual(rows(whole.scores.toArray()));
+  });
+  it("HPM: a rank's rows get the global draw's scores (hard patches from its own predicted losses)", () => {
+    const rng = new Rng(6);
+    const pred = Float32Array.from({ length: Bg * L }, () => rng.uniform());
+    const o = { epoch: 3, epochs: 10, seed: 2, k: 11 };
+    const whole = hpmScores(pred, Bg, L, 4, o);
+    const part = hpmScores(pred.subarray(before * L, (before + B) * L), B, L, 4, { ...o, shard: { before, batch: Bg } });
+    expect(part.hard).toBe(whole.hard);
+    expect(Array.from(part.scores.toArray())).toEqual(rows(whole.scores.toArray()));
+  });
+});
+
 describe('MIM settings', () => {
   it('reject combinations a method does not define, naming the field', () => {
     const cfg = (o: Record<string, unknown>) => resolveConfig({ task: 'mim', ...o });

@@ -115,9 +115,9 @@ export function maskedCosine(x: Tensor, mask: Tensor, eps = 1e-8): Tensor {
  * (labels_valid = positive + negative), is left out of both the sum and the count; 0 when
  * no image has an untied masked pair.
  * Differentiable w.r.t. pred only: target is the detached per-patch loss, a constant here
- * even if it requires grad.
+ * even if it requires grad. `out.count`, when given, receives the number of untied pairs.
  */
-export function rankingLoss(pred: Tensor, target: Tensor, mask: Tensor): Tensor {
+export function rankingLoss(pred: Tensor, target: Tensor, mask: Tensor, out?: { count: number }): Tensor {
   checkFloat(pred, 'pred');
   checkRank(pred, 2, 2, 'pred');
   checkTensor(target, 'target');
@@ -126,6 +126,8 @@ export function rankingLoss(pred: Tensor, target: Tensor, mask: Tensor): Tensor 
   const [B, L] = pred.shape as [number, number];
   checkMask(mask, B, L);
   const r = native().rankingLoss(pred.native, target.native, mask.native);
+  // The untied pairs the mean is over: a data-parallel rank's share of the global mean needs them.
+  if (out) out.count = r.count;
   const sp = pred.share();
   const st = target.share();
   const sm = mask.share();

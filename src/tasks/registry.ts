@@ -55,7 +55,7 @@ export const TASKS: Record<TaskName, TaskEntry> = {
     describe: 'masked image modeling (ViT on images: MAE, SimMIM, MTO, SBAM, HPM)',
     recipe: withMimRecipe,
     build: (cfg, outDir, resumeDir, progress, comm) => buildMimTask(cfg, outDir, resumeDir, progress, comm),
-    // MAE and SimMIM with random or block masking, MTO included; SBAM and HPM are refused under more than one rank.
+    // Every method: MAE and SimMIM, MTO, SBAM and HPM (test/distributed-mim.test.ts).
     dataParallel: true,
     // Every op it calls has a cuda kernel and each step's tensors go to the model's device; it has not run on a GPU yet.
     devices: ['cpu', 'cuda'],

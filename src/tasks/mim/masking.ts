@@ -152,12 +152,21 @@ export function sbamScores(
  * drawn uniformly from the others. Scores: hard patches get 2 + rank (never
  * kept), the others U(0, 1). The scores are made on `o.device` (default the CPU).
  */
-export function hpmScores(predLoss: Float32Array | Float64Array, B: number, L: number, keep: number, o: { epoch: number; epochs: number; seed: number; k: number; device?: Device }): { scores: Tensor; hard: number } {
+export function hpmScores(
+  predLoss: Float32Array | Float64Array, B: number, L: number, keep: number,
+  o: {
+    epoch: number; epochs: number; seed: number; k: number; device?: Device;
+    /** Data parallel: these are rows [before, before + B) of a global batch of `batch`; the noise is those rows' draws. */
+    shard?: { before: number; batch: number };
+  },
+): { scores: Tensor; hard: number } {
   if (predLoss.length !== B * L) throw new ClozeError('E_SHAPE', `Expected ${B * L} predicted losses for hpmScores but received ${predLoss.length}`);
   const nMask = L - keep;
   const alpha = Math.min(0.5, (0.5 * (o.epoch + 1)) / Math.max(1, o.epochs));
   const hard = Math.floor(alpha * nMask);
-  const noise = uniformNoise([B, L], streamSeed(o.seed, STREAM.hpm), o.k).toArray();
+  const noise = o.shard
+    ? uniformNoise([o.shard.batch, L], streamSeed(o.seed, STREAM.hpm), o.k).toArray().subarray(o.shard.before * L, (o.shard.before + B) * L)
+    : uniformNoise([B, L], streamSeed(o.seed, STREAM.hpm), o.k).toArray();
   const scores = new Float32Array(B * L);
   const order = new Int32Array(L);
   for (let b = 0; b < B; b++) {

@@ -41,21 +41,11 @@ export interface MimStepContext {
   /**
    * Data parallel: these images are `rows` of a global batch of `batch`, after `before` on lower ranks. The
    * masks are drawn for the global batch and this rank takes its rows, so the ranks' masks together are the
-   * single process's. (HPM is refused, see mimDataParallelBlocker.)
+   * single process's.
    */
   shard?: { before: number; rows: number; batch: number };
   /** Data parallel: the ranks' element-wise sum of a few numbers (SBAM's count of salient patches is a batch statistic). */
   sumAcross?: (xs: readonly number[]) => number[];
-}
-
-/** Why this method cannot train data-parallel yet, or null when it can (plain MAE or SimMIM masking). */
-export function mimDataParallelBlocker(s: MimSettings): string | null {
-  // MTO is not blocked: its singularity term is a mean over the images that have masked and visible patches, and
-  // its entropy a mean over masked queries. Random and block masking mask the same number of patches in every
-  // image, so either every image counts or none does (ratio 0 or 1: the term is 0 on every rank and in one
-  // process), and a rank's own mean times rows/batch is its share of the global one, as for the reconstruction.
-  if (s.masking === 'hpm') return "HPM (the teacher's hard-patch draws and ranking loss are not yet split by rank)";
-  return null;
 }
 
 export interface MimLoss {
@@ -245,7 +235,7 @@ export class MimModel extends Module {
     if (s.masking === 'sbam') {
       // Data parallel: the noise of the global batch's rows, and the salient-patch count summed over the ranks, so
       // the adaptive ratio (a statistic of the whole batch) is one process's.
-      const sh = ctx.shard ? checkShard(ctx.shard, B, s) : null;
+      const sh = ctx.shard ? checkShard(ctx.shard, B) : null;
       if (sh && !ctx.sumAcross) throw new ClozeError('E_VALUE', 'Expected sumAcross with a shard for SBAM (its ratio is a statistic of the global batch) but received none');
       const d = sbamScores(x, { base: s.maskRatio, delta: s.sbam.delta, threshold: s.sbam.threshold, seed: s.seed, k: ctx.k, ...(sh ? { shard: sh, sumAcross: ctx.sumAcross! } : {}) });
       scores = d.scores;
@@ -253,12 +243,13 @@ export class MimModel extends Module {
       parts.sbamRho = d.rho;
     } else if (s.masking === 'hpm') {
       const keep = keepCount(L, ratio);
-      const h = hpmScores(this.teacherPredict(images), B, L, keep, { epoch: Math.floor(ctx.epoch), epochs: ctx.epochs, seed: s.seed, k: ctx.k, device: images.device });
+      const sh = ctx.shard ? checkShard(ctx.shard, B) : null;
+      const h = hpmScores(this.teacherPredict(images), B, L, keep, { epoch: Math.floor(ctx.epoch), epochs: ctx.epochs, seed: s.seed, k: ctx.k, device: images.device, ...(sh ? { shard: sh } : {}) });
       scores = h.scores;
       parts.hpmHard = h.hard;
     } else if (ctx.shard) {
       // The global batch's noise (a pure function of seed and k), this rank's rows of it.
-      const sh = checkShard(ctx.shard, B, s);
+      const sh = checkShard(ctx.shard, B);
       scores = shardRows(randomScores(sh.batch, L, s.seed, ctx.k, 'cpu'), sh).to(images.device);
     } else {
       scores = randomScores(B, L, s.seed, ctx.k, images.device);
@@ -277,7 +268,15 @@ export class MimModel extends Module {
     if (mto) loss = add(loss, mto);
     if (this.predictor) {
       const predicted = reshape(this.predictor.forward(latent, index).pred, [B, L]);
-      const rank = rankingLoss(predicted, rec.perPatch, mask);
+      const pairs = { count: 0 };
+      let rank = rankingLoss(predicted, rec.perPatch, mask, pairs);
+      if (ctx.shard) {
+        // The mean is over untied pairs, whose count differs between ranks: the rank's share of the global mean is its
+        // mean times its pairs over all ranks' pairs, divided by rows/batch since the task scales every term by that.
+        if (!ctx.sumAcross) throw new ClozeError('E_VALUE', 'Expected sumAcross with a shard for HPM (its ranking loss is a mean over the global batch\'s pairs) but received none');
+        const all = ctx.sumAcross([pairs.count])[0]!;
+        rank = scale(rank, all > 0 ? (pairs.count / all) * (ctx.shard.batch / ctx.shard.rows) : 0);
+      }
       parts.ranking = rank.item();
       loss = add(loss, scale(rank, s.hpm.weight));
     }
@@ -294,7 +293,7 @@ export class MimModel extends Module {
     // Drawn on the host: the index, rows and count come from the host mask, and each goes to the device once.
     const m1 = s.masking === 'block' ? s.maskPatch : 1;
     const hostMask = ctx.shard
-      ? shardRows(blockMask(checkShard(ctx.shard, B, s).batch, gh, gw, m1, s.maskRatio, s.seed, ctx.k), ctx.shard)
+      ? shardRows(blockMask(checkShard(ctx.shard, B).batch, gh, gw, m1, s.maskRatio, s.seed, ctx.k), ctx.shard)
       : blockMask(B, gh, gw, m1, s.maskRatio, s.seed, ctx.k);
     const dev = images.device;
     const mask = hostMask.to(dev);
@@ -318,9 +317,7 @@ export class MimModel extends Module {
 }
 
 /** The shard checked against the images and the method. */
-function checkShard(sh: NonNullable<MimStepContext['shard']>, B: number, s: MimSettings): NonNullable<MimStepContext['shard']> {
-  const why = mimDataParallelBlocker(s);
-  if (why) throw new ClozeError('E_VALUE', `Expected random, block or SBAM masking for data-parallel MIM but received ${why}`);
+function checkShard(sh: NonNullable<MimStepContext["shard"]>, B: number): NonNullable<MimStepContext['shard']> {
   if (sh.rows !== B || sh.before < 0 || sh.before + sh.rows > sh.batch) {
     throw new ClozeError('E_SHAPE', `Expected a shard of ${B} images (the batch) within a global batch of ${sh.batch} for shard but received rows ${sh.rows} after ${sh.before}`);
   }

@@ -16,7 +16,7 @@ import type { Progress } from '../../train/progress.js';
 import type { MimRunConfig } from './config.js';
 import { loadMimData, modelConfigFor, type MimRunParts } from './data.js';
 import type { Communicator } from '../../distributed/index.js';
-import { mimDataParallelBlocker, MimModel } from './model.js';
+import { MimModel } from './model.js';
 import { mimSettings } from './settings.js';
 
 /** Settings that define the method: a resumed run must keep them. */
@@ -31,8 +31,6 @@ export async function buildMimTask(
   const ranks = comm && comm.size > 1 ? comm : null;
   const config = modelConfigFor(cfg, resumeDir);
   const settings = mimSettings(cfg, cfg.method === 'mae' ? config.decoderDepth : config.depth);
-  const blocker = ranks ? mimDataParallelBlocker(settings) : null;
-  if (blocker) throw new ClozeError('E_VALUE', `Expected MAE or SimMIM with random, block or SBAM masking (MTO allowed) for data-parallel training (${ranks!.size} ranks) but received ${blocker}; run one process (--distributed off) for it`);
   const parts = await loadMimData(cfg, config);
   const { batcher, model, optimizer, placement } = setupImageTraining(cfg, resumeDir, parts.data.train, parts.norm, config.imageSize, {
     build: () => new MimModel(config, settings, cfg.seed),
