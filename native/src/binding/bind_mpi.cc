@@ -85,6 +85,26 @@ Buf float_buffer(const ArgReader& a, NTensor* t, const char* name) {
           f32 ? MPI_FLOAT : MPI_DOUBLE, tensor_desc(t)};
 }
 
+// The pending collective named by argument 0's handle, or an error naming the handle.
+std::map<int64_t, Pending>::iterator pending_arg(const ArgReader& a) {
+  const int64_t h = a.integer(0, "handle", 1, (int64_t(1) << 53));
+  auto it = g_pending.find(h);
+  if (it == g_pending.end()) a.bad(ErrCode::Value, "the handle of a pending collective", "handle", std::to_string(h));
+  return it;
+}
+
+// One MPI_Test of a pending collective: whether it has completed; a failed one is forgotten and thrown.
+bool test_once(const ArgReader& a, std::map<int64_t, Pending>::iterator it) {
+  int flag = 0;
+  const int rc = MPI_Test(&it->second.req, &flag, MPI_STATUS_IGNORE);
+  if (rc != MPI_SUCCESS) {
+    const std::string what = it->second.what;
+    g_pending.erase(it);
+    fail(ErrCode::Internal, a.op, "the " + what + " failed" + where() + ": " + mpi_error(rc));
+  }
+  return flag != 0;
+}
+
 #endif
 
 }  // namespace
@@ -214,24 +234,15 @@ void register_mpi(Napi::Env env, Napi::Object exports) {
   CLOZE_EXPORT(exports, "mpiWait", [](const ArgReader& a) -> Napi::Value {
 #ifdef CLOZE_HAVE_MPI
     want_init(a);
-    const int64_t h = a.integer(0, "handle", 1, (int64_t(1) << 53));
+    auto it = pending_arg(a);
     const double timeout_ms = a.number(1, "timeoutMs");
     if (!(timeout_ms > 0)) a.bad(ErrCode::Value, "a positive number of milliseconds", "timeoutMs", a.describe(a.info[1]));
-    auto it = g_pending.find(h);
-    if (it == g_pending.end()) a.bad(ErrCode::Value, "the handle of a pending collective", "handle", std::to_string(h));
     const auto t0 = std::chrono::steady_clock::now();
     // Poll, sleeping a little longer each time up to 1 ms: MPI_Test drives progress, and a busy loop would
     // take a core from the other ranks when they share a machine.
     int sleep_us = 1;
     for (;;) {
-      int flag = 0;
-      const int rc = MPI_Test(&it->second.req, &flag, MPI_STATUS_IGNORE);
-      if (rc != MPI_SUCCESS) {
-        const std::string what = it->second.what;
-        g_pending.erase(it);
-        fail(ErrCode::Internal, a.op, "the " + what + " failed" + where() + ": " + mpi_error(rc));
-      }
-      if (flag) break;
+      if (test_once(a, it)) break;
       const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       if (ms > timeout_ms) {
         fail(ErrCode::Internal, a.op,
@@ -253,17 +264,7 @@ void register_mpi(Napi::Env env, Napi::Object exports) {
   CLOZE_EXPORT(exports, "mpiTest", [](const ArgReader& a) -> Napi::Value {
 #ifdef CLOZE_HAVE_MPI
     want_init(a);
-    const int64_t h = a.integer(0, "handle", 1, (int64_t(1) << 53));
-    auto it = g_pending.find(h);
-    if (it == g_pending.end()) a.bad(ErrCode::Value, "the handle of a pending collective", "handle", std::to_string(h));
-    int flag = 0;
-    const int rc = MPI_Test(&it->second.req, &flag, MPI_STATUS_IGNORE);
-    if (rc != MPI_SUCCESS) {
-      const std::string what = it->second.what;
-      g_pending.erase(it);
-      fail(ErrCode::Internal, a.op, "the " + what + " failed" + where() + ": " + mpi_error(rc));
-    }
-    return Napi::Boolean::New(a.env(), flag != 0);
+    return Napi::Boolean::New(a.env(), test_once(a, pending_arg(a)));
 #else
     fail(ErrCode::Value, a.op, kNoMpi);
 #endif
