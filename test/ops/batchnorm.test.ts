@@ -199,6 +199,36 @@ describe('syncBatchNorm2d (synchronized statistics across data-parallel ranks)',
       expect(sync.calls).toBe(frac === 1 ? 1 : 3);
     });
 
+  it('batchNorm2dSums: per-channel Σx, Σ(x − center)² and the active count against direct loops (odd sizes, masked)', () => {
+    const s: Shape4 = [3, 5, 7, 9];
+    const x = rand(s, 'float64', false);
+    const xv = f64(x);
+    for (const frac of [null, 0.6]) {
+      const mask = frac === null ? null : activeMask(3, 7, 9, frac);
+      const mv = mask ? (mask.toArray() as Uint8Array) : null;
+      const center = [0.1, -0.2, 0.3, 0, 0.05];
+      const sum = new Array(5).fill(0);
+      const sq = new Array(5).fill(0);
+      let n = 0;
+      for (let b = 0; b < 3; b++)
+        for (let i = 0; i < 63; i++) {
+          if (mv && !mv[b * 63 + i]) continue;
+          n++;
+          for (let c = 0; c < 5; c++) {
+            const v = xv[(b * 5 + c) * 63 + i]!;
+            sum[c] += v;
+            sq[c] += (v - center[c]!) ** 2;
+          }
+        }
+      const a = Array.from(native().batchNorm2dSums(x.native, mask?.native ?? null, null).read());
+      const q = Array.from(native().batchNorm2dSums(x.native, mask?.native ?? null, tensor(center, [5], 'float64').native).read());
+      assertClose(a.slice(0, 5), sum, { atol: 1e-12, rtol: 1e-12 }, 'Σx');
+      assertClose(q.slice(0, 5), sq, { atol: 1e-12, rtol: 1e-12 }, 'Σ(x − center)²');
+      expect(a[5]).toBe(n);
+      expect(q[5]).toBe(n);
+    }
+  });
+
   it('with one rank, or in eval mode, is batchNorm2d and calls no collective', () => {
     const x = rand([2, 3, 4, 5], 'float64', false);
     const rm = tensor([0, 0, 0], [3], 'float64');
