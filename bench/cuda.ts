@@ -22,7 +22,7 @@ import { runAttentionCase, type AttentionRow } from './lib/cuda-attention.js';
 import { cudaUnavailableReason, describeGpu, gpuFacts, type GpuTimingOptions } from './lib/cuda-device.js';
 import { MLM_PRESET, runOurMlm, runTorchMlm, type MlmRunOptions } from './lib/cuda-mlm.js';
 import {
-  ATTENTION_TARGET, attentionRatios, attentionTable, markdownTable, MLM_TARGET, mlmRatio, mlmTable, writeResults, type Table,
+  ATTENTION_TARGET, attentionRatios, attentionTable, bf16PeakTflops, markdownTable, MLM_TARGET, mlmRatio, mlmStepFlops, mlmTable, tflops, writeResults, type Table,
 } from './lib/cuda-report.js';
 import type { PyOutcome, TorchCudaFacts } from './lib/cuda-torch.js';
 import { ATTENTION_FLOPS_CONVENTION } from './lib/flops.js';
@@ -188,6 +188,15 @@ function main(): void {
   if (mlm) {
     const x = mlmRatio(mlm.ours, mlm.torch);
     lines.push(`MLM step tokens/s, target cloze ≥ ${MLM_TARGET.toFixed(1)}× PyTorch eager: ${targetText(x, MLM_TARGET)}`);
+    const peak = bf16PeakTflops(gpu.name);
+    const mfu = (maskedRows: number, ms: number): string => {
+      const flops = mlmStepFlops({ B: mlm!.opts.B, L: mlm!.opts.L, maskedRows, layers: 12, hidden: 768, ffn: 3072, vocab: 30522 });
+      return peak ? `${((100 * tflops(flops, ms)) / peak).toFixed(1)}% (${tflops(flops, ms).toFixed(0)} TFLOP/s)` : `${tflops(flops, ms).toFixed(0)} TFLOP/s (no peak listed for this GPU)`;
+    };
+    const parts: string[] = [];
+    if (mlm.ours.ok) parts.push(`cloze ${mfu(mlm.ours.maskedRows, mlm.ours.medianMs)}`);
+    if (mlm.torch.ok) parts.push(`torch ${mfu(mlm.torch.masked_rows, mlm.torch.median_ms)}`);
+    lines.push(`MLM step MFU (model FLOPs ÷ step time ÷ ${peak ?? '?'} TFLOP/s bf16 dense peak), target cloze ≥ 50%: ${parts.join(', ') || 'not measured'}`);
   }
   for (const l of lines) console.log(l);
 

@@ -9,9 +9,18 @@ export function checkTensor(t: unknown, name: string): asserts t is Tensor {
   if (t.disposed) throw expected('a live tensor', name, 'a disposed tensor');
 }
 
+/**
+ * A float tensor the backend has kernels for: float32 or float64 on the CPU,
+ * float32 or bfloat16 on CUDA (the native ArgReader::want_float rule, so that
+ * a bf16 run on cuda is not refused here before the kernel that handles it).
+ */
 export function checkFloat(t: unknown, name: string): asserts t is Tensor {
   checkTensor(t, name);
-  if (t.dtype !== 'float32' && t.dtype !== 'float64') throw expected('a float32 or float64 tensor', name, t, 'E_DTYPE');
+  if (t.device === 'cuda') {
+    if (t.dtype !== 'float32' && t.dtype !== 'bfloat16') throw expected('a float32 or bfloat16 tensor (on cuda)', name, t, 'E_DTYPE');
+  } else if (t.dtype !== 'float32' && t.dtype !== 'float64') {
+    throw expected('a float32 or float64 tensor', name, t, 'E_DTYPE');
+  }
 }
 
 export function checkDtype(t: Tensor, dtype: DType, name: string): void {

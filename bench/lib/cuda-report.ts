@@ -60,6 +60,32 @@ export function attentionTable(rows: readonly AttentionRow[]): Table {
   };
 }
 
+/**
+ * Dense bfloat16 tensor-core peak in TFLOP/s by GPU name, from NVIDIA's data
+ * sheets (the figures without structured sparsity); null when not listed.
+ * The H200 is the H100 SXM's chip: 989 TFLOP/s.
+ */
+export function bf16PeakTflops(gpuName: string): number | null {
+  if (/H200|H100.*(SXM|HBM3)/.test(gpuName)) return 989.4;
+  if (/H100/.test(gpuName)) return 756.5;
+  if (/A100/.test(gpuName)) return 312;
+  return null;
+}
+
+/**
+ * Model FLOPs of one MLM training step, the MFU convention (PaLM, llm.c):
+ * 2 FLOPs per multiply-add, backward twice the forward, recomputation not
+ * counted. Per token and layer: Q, K, V, output (4·d²) and the FFN (2·d·f)
+ * multiply-adds, plus attention's Q·Kᵀ and P·V (2·L·d); the head (d² + d·V)
+ * on the masked rows only, as both sides compute it.
+ */
+export function mlmStepFlops(s: { B: number; L: number; maskedRows: number; layers: number; hidden: number; ffn: number; vocab: number }): number {
+  const d = s.hidden;
+  const perToken = s.layers * (4 * d * d + 2 * d * s.ffn + 2 * s.L * d);
+  const head = d * d + d * s.vocab;
+  return 6 * (s.B * s.L * perToken + s.maskedRows * head);
+}
+
 export function mlmRatio(ours: OurMlmOutcome, torch: PyOutcome<TorchMlm>): number {
   return ours.ok && torch.ok ? ours.tokensPerS / torch.tokens_per_s : NaN;
 }

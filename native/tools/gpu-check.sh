@@ -9,13 +9,17 @@
 #   cpu      the CPU addon (node-gyp), so that the next step needs no GPU kernel
 #   hf       npm run check:hf-transformers (transformers loads our exports and we
 #            load theirs); CPU only, run while the cuda addon compiles
-#   test     npm run test:cuda, with vitest's JSON report
-#   train    cloze pretrain --device cuda: a short bert-base run, its first losses
-#            against a CPU float32 run of the same seed, and an exact resume; then
-#            the 1-rank NCCL smoke (when mpirun is there), 20 steps of --task mim
-#            and --task spark, and cloze finetune (--adv and --method asa) from the
-#            CPU run's checkpoint, all on cuda
-#   bench    npm run bench:cuda (attention and the BERT-base MLM step against PyTorch)
+#   train    its CPU half first, while the addon compiles: a 3-step bert-base
+#            float32 run on the CPU
+#   test     npm run test:cuda (or --tests FILES), with vitest's JSON report; in
+#            the background, side by side with the GPU half of train:
+#   train    cloze pretrain --device cuda: the same 3 steps in bf16 against the
+#            CPU's losses, the 1-rank NCCL smoke (when mpirun is there), 20 steps
+#            of --task mim and --task spark, cloze finetune (--adv and --method
+#            asa) from the CPU run's checkpoint, and --long-steps of bert-base at
+#            the preset's batch with an exact resume of the second half
+#   bench    npm run bench:cuda (attention and the BERT-base MLM step against
+#            PyTorch), alone on the GPU once the others are done
 #
 # Before sending the project to a GPU machine without Node.js or Debian's
 # Fashion-MNIST: `npm ci`, pack Node.js and node_modules, and
@@ -36,21 +40,28 @@
 # that ran passed.
 set -uo pipefail
 
-usage() { echo "usage: $0 OUTDIR [--budget SECONDS] [--only build,cpu,hf,test,train,bench] [--skip ...]" >&2; exit 2; }
+usage() { echo "usage: $0 OUTDIR [--budget SECONDS] [--only build,cpu,hf,test,train,bench] [--skip ...] [--tests 'FILES'] [--long-steps N] [--bench-args 'ARGS']" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 out=$1; shift
 budget=480
 only=""
 skip=""
+tests="test/ops test/cuda"  # what vitest runs (its [cuda] tests only)
+long_steps=200              # the bert-base run whose second half is resumed
+bench_args=""               # more options for bench/cuda.ts, e.g. "--only attention"
 while [ $# -gt 0 ]; do
   case $1 in
     --budget) budget=${2:?}; shift 2 ;;
     --only) only=${2:?}; shift 2 ;;
     --skip) skip=${2:?}; shift 2 ;;
+    --tests) tests=${2:?}; shift 2 ;;
+    --long-steps) long_steps=${2:?}; shift 2 ;;
+    --bench-args) bench_args=${2:?}; shift 2 ;;
     *) usage ;;
   esac
 done
 case $budget in ''|*[!0-9]*) echo "gpu-check: --budget: expected a whole number of seconds but received '$budget'" >&2; exit 2 ;; esac
+case $long_steps in ''|*[!0-9]*|*[13579]) echo "gpu-check: --long-steps: expected an even whole number but received '$long_steps'" >&2; exit 2 ;; esac
 
 cd "$(dirname "$0")/../.."
 mkdir -p "$out" || exit 2
@@ -58,7 +69,11 @@ out=$(cd "$out" && pwd)
 summary=$out/summary.txt
 start=$(date +%s)
 work=$(mktemp -d /tmp/gpu-check.XXXXXX)
-failures=0
+# Failures are counted in a file: steps 4 and 5 run side by side in subshells.
+failfile=$work/failures
+: >"$failfile"
+fail() { echo x >>"$failfile"; }
+nfail() { wc -l <"$failfile" | tr -d ' '; }
 jobs=$(nproc 2>/dev/null || echo 4)
 
 wanted() {
@@ -75,7 +90,7 @@ note() { echo "$*" | tee -a "$summary"; }
 run_step() {
   local name=$1 limit=$2 log=$3; shift 3
   local rest; rest=$(left)
-  if [ "$rest" -lt 20 ]; then note "step $name: skipped (${rest}s of the budget left)"; failures=$((failures + 1)); return 1; fi
+  if [ "$rest" -lt 20 ]; then note "step $name: skipped (${rest}s of the budget left)"; fail; return 1; fi
   [ "$limit" -gt "$rest" ] && limit=$rest
   local t0; t0=$(date +%s)
   echo "== $name: $* (limit ${limit}s) $(date -u +%H:%M:%S)" >>"$log"
@@ -85,7 +100,7 @@ run_step() {
   [ $rc -eq 124 ] && what="timed out after ${limit}s"
   [ $rc -ne 0 ] && [ $rc -ne 124 ] && what="failed (exit $rc)"
   note "step $name: $what ($(( $(date +%s) - t0 ))s; log $(basename "$log"))"
-  [ $rc -eq 0 ] || failures=$((failures + 1))
+  [ $rc -eq 0 ] || fail
   return $rc
 }
 
@@ -120,7 +135,8 @@ if wanted build; then
   bstart=$(date +%s)
 fi
 
-# 2. The CPU addon: the Hugging Face checks run on it with no GPU kernel.
+# 2. The CPU addon: the Hugging Face checks and the CPU side of the training
+#    comparison run on it, while the cuda addon compiles.
 if wanted cpu; then
   run_step cpu 180 "$work/cpu.log" npx node-gyp rebuild -j "$jobs" || tail -30 "$work/cpu.log" >>"$summary"
 fi
@@ -128,86 +144,106 @@ fi
 # 3. Hugging Face: our exports load in transformers, and theirs in cloze.
 if wanted hf; then
   CLOZE_DEVICE=cpu run_step hf 240 "$out/hf.log" npm run --silent check:hf-transformers -- --python python3 --out "$work/hf"
-  [ -f "$work/hf/report.json" ] && cp "$work/hf/report.json" "$out/hf-report.json"
+  [ -f "$work/hf/hf-transformers-report.json" ] && cp "$work/hf/hf-transformers-report.json" "$out/hf-report.json"
+fi
+
+tr=$work/train
+losses() { grep -o '"kind":"train","step":[0-9]*,"loss":[0-9.eE+-]*' "$1/metrics.jsonl" 2>/dev/null | sed 's/.*"step":\([0-9]*\),"loss":\(.*\)/\1 \2/'; }
+common=(--preset bert-base --batch-size 4 --log-every 1 --seed 7 --max-length 64)
+# The CPU float32 run of the seed the cuda run repeats (no GPU needed, so it overlaps the compile).
+if wanted train; then
+  run_step train-cpu 90 "$work/train-cpu.log" env CLOZE_DEVICE=cpu npx cloze pretrain "${common[@]}" --device cpu --max-steps 3 --save-every 3 --out "$tr/cpu"
 fi
 
 if [ -n "$build_pid" ]; then
   wait "$build_pid"
   rc=$?
   if [ $rc -eq 0 ]; then note "step build: ok ($(( $(date +%s) - bstart ))s; log build.log)"
-  else note "step build: failed (exit $rc; log build.log)"; failures=$((failures + 1)); fi
+  else note "step build: failed (exit $rc; log build.log)"; fail; fi
 fi
 if [ ! -f build-cuda/Release/cloze_cuda.node ]; then
   note "no build-cuda/Release/cloze_cuda.node: the GPU steps are skipped"
-  note "gpu-check: done in $(( $(date +%s) - start ))s, $((failures + 1)) step(s) failed"
+  fail
+  note "gpu-check: done in $(( $(date +%s) - start ))s, $(nfail) step(s) failed"
   exit 1
 fi
 export CLOZE_DEVICE=cuda
 node -e "import('./dist/src/index.js').then(m => console.log('addon:', JSON.stringify(m.runtimeInfo())))" >>"$summary" 2>&1
 
-# 4. Every CUDA op against the CPU backend.
+# 4. Every CUDA op against the CPU backend (in the background: the training
+#    runs of step 5 share the GPU with it; neither is timed).
+test_pid=""
 if wanted test; then
-  run_step test 200 "$out/test-cuda.log" npx vitest run test/ops test/cuda -t '\[cuda\]' \
-    --reporter=default --reporter=json --outputFile.json="$out/test-cuda.json"
-  grep -E "Test Files|Tests  " "$out/test-cuda.log" | tail -2 >>"$summary"
+  (
+    # shellcheck disable=SC2086
+    run_step test 240 "$out/test-cuda.log" npx vitest run $tests -t '\[cuda\]' \
+      --reporter=default --reporter=json --outputFile.json="$out/test-cuda.json"
+    grep -E "Test Files|Tests  " "$out/test-cuda.log" | tail -2 >>"$summary"
+  ) &
+  test_pid=$!
 fi
 
-# 5. Training on the GPU: a short bert-base run; the same seed's first losses
-#    on the CPU in float32 (small batch, so the CPU side stays short); resume.
+# 5. Training on the GPU: a short bert-base run, its first losses against the
+#    CPU float32 run of the same seed, and an exact resume; the NCCL smoke
+#    (when mpirun is there), 20 steps of --task mim and --task spark, and
+#    cloze finetune (--adv and --method asa) from the CPU run's checkpoint.
 if wanted train; then
-  tr=$work/train
-  losses() { grep -o '"kind":"train","step":[0-9]*,"loss":[0-9.eE+-]*' "$1/metrics.jsonl" 2>/dev/null | sed 's/.*"step":\([0-9]*\),"loss":\(.*\)/\1 \2/'; }
-  common=(--preset bert-base --batch-size 4 --log-every 1 --seed 7 --max-length 64)
-  run_step train-cpu 90 "$out/train.log" env CLOZE_DEVICE=cpu npx cloze pretrain "${common[@]}" --device cpu --max-steps 3 --save-every 3 --out "$tr/cpu"
-  run_step train-cuda 90 "$out/train.log" npx cloze pretrain "${common[@]}" --device cuda --precision bf16 --max-steps 3 --save-every 3 --out "$tr/cuda"
-  { echo "first losses, cpu fp32 | cuda bf16:"; paste <(losses "$tr/cpu") <(losses "$tr/cuda"); } | tee -a "$out/train.log" >>"$summary"
+  log=$out/train.log
+  cat "$work/train-cpu.log" >>"$log" 2>/dev/null
+  run_step train-cuda 90 "$log" npx cloze pretrain "${common[@]}" --device cuda --precision bf16 --max-steps 3 --save-every 3 --out "$tr/cuda"
+  { echo "first losses, cpu fp32 | cuda bf16:"; paste <(losses "$tr/cpu") <(losses "$tr/cuda"); } | tee -a "$log" >>"$summary"
   # bf16 keeps 8 significant bits (relative step 2^-8 = 0.4%); over a whole
   # forward pass the loss may drift a few times that. 2% is the bound here.
   if paste <(losses "$tr/cpu") <(losses "$tr/cuda") | awk 'NF == 4 { n++; d = $2 - $4; if (d < 0) d = -d; if (d > 0.02 * $2) bad++ } END { exit !(n == 3 && bad == 0) }'; then
     note "first losses: cuda bf16 within 2% of cpu fp32 at all 3 steps"
   else
-    note "first losses: cuda bf16 NOT within 2% of cpu fp32 at 3 steps (or a run is missing)"; failures=$((failures + 1))
+    note "first losses: cuda bf16 NOT within 2% of cpu fp32 at 3 steps (or a run is missing)"; fail
   fi
   # The image tasks read Debian's Fashion-MNIST; where it is absent, the subset of native/tools/pack-gpu-data.sh.
   images=()
   if [ ! -d /usr/share/datasets/fashion-mnist ] && [ -d .gpu-data/fashion-mnist ]; then images=(--data .gpu-data/fashion-mnist); fi
   for task in mim spark; do
-    run_step "train-$task" 60 "$out/train.log" npx cloze pretrain --task "$task" --device cuda --epochs 0 --max-steps 20 --log-every 5 ${images[@]+"${images[@]}"} --out "$tr/$task"
+    run_step "train-$task" 60 "$log" npx cloze pretrain --task "$task" --device cuda --epochs 0 --max-steps 20 --log-every 5 ${images[@]+"${images[@]}"} --out "$tr/$task"
   done
   # Fine-tuning on cuda: the test fixture's labelled texts, from the CPU run's bert-base checkpoint (its tokenizer with it).
   if [ -d "$tr/cpu/checkpoint-3" ]; then
     for how in "--adv" "--method asa"; do
       # shellcheck disable=SC2086
-      run_step "train-finetune${how// /-}" 60 "$out/train.log" npx cloze finetune --task-data test/fixtures/finetune/who.jsonl --init-from "$tr/cpu" $how \
+      run_step "train-finetune${how// /-}" 60 "$log" npx cloze finetune --task-data test/fixtures/finetune/who.jsonl --init-from "$tr/cpu" $how \
         --device cuda --epochs 0 --max-steps 20 --batch-size 8 --max-length 64 --log-every 5 --out "$tr/finetune${how// /-}"
     done
   else
-    note "finetune on cuda: skipped (no checkpoint-3 from the CPU bert-base run)"; failures=$((failures + 1))
+    note "finetune on cuda: skipped (no checkpoint-3 from the CPU bert-base run)"; fail
   fi
-  # NCCL (loaded at run time; never run on a GPU before): world size 1 through NCCL, f32 and bf16 (native/tools/nccl-smoke.mjs).
-  if command -v mpirun >/dev/null; then run_step train-nccl 60 "$out/train.log" mpirun --allow-run-as-root -np 1 node native/tools/nccl-smoke.mjs; else note "nccl smoke: skipped (no mpirun on this machine)"; fi
-  # Last, as the longest: 200 steps at the preset's batch, and an exact resume from step 100.
-  run_step train-long 120 "$out/train.log" npx cloze pretrain --preset bert-base --device cuda --max-steps 200 --save-every 100 --keep-last 3 --log-every 20 --seed 7 --out "$tr/long"
-  { echo "bert-base, the preset's batch, 200 steps (step loss):"; losses "$tr/long" | awk 'NR == 1 || $1 % 50 == 0'; } | tee -a "$out/train.log" >>"$summary"
-  # Exact resume: a copy of that run without its last checkpoint resumes from step 100 (the trainer
-  # truncates metrics.jsonl there) and must log the straight run's losses for steps 101-200.
-  if [ -d "$tr/long/checkpoint-100" ] && [ -d "$tr/long/checkpoint-200" ]; then
-    rm -rf "$tr/resume" && cp -r "$tr/long" "$tr/resume" && rm -rf "$tr/resume/checkpoint-200"
-    run_step train-resume 90 "$out/train.log" npx cloze pretrain --preset bert-base --device cuda --max-steps 200 --save-every 100 --keep-last 3 --log-every 20 --seed 7 --out "$tr/resume" --resume
-    if diff <(losses "$tr/long" | awk '$1 > 100') <(losses "$tr/resume" | awk '$1 > 100') >>"$out/train.log"; then
-      note "resume: the losses of steps 101-200 equal the straight run's"
+  # NCCL (loaded at run time): world size 1 through NCCL, f32 and bf16 (native/tools/nccl-smoke.mjs).
+  if command -v mpirun >/dev/null; then run_step train-nccl 60 "$log" mpirun --allow-run-as-root -np 1 node native/tools/nccl-smoke.mjs; else note "nccl smoke: skipped (no mpirun on this machine)"; fi
+  # Last, as the longest: $long_steps steps at the preset's batch, and an exact resume from the middle.
+  half=$((long_steps / 2))
+  run_step train-long 120 "$log" npx cloze pretrain --preset bert-base --device cuda --max-steps "$long_steps" --save-every "$half" --keep-last 3 --log-every 10 --seed 7 --out "$tr/long"
+  { echo "bert-base, the preset's batch, $long_steps steps (step loss):"; losses "$tr/long" | awk -v q=$((half / 2)) 'NR == 1 || $1 % q == 0'; } | tee -a "$log" >>"$summary"
+  # Exact resume: a copy of that run without its last checkpoint resumes from
+  # the middle (the trainer truncates metrics.jsonl there) and must log the
+  # straight run's losses for the second half.
+  if [ -d "$tr/long/checkpoint-$half" ] && [ -d "$tr/long/checkpoint-$long_steps" ]; then
+    rm -rf "$tr/resume" && cp -r "$tr/long" "$tr/resume" && rm -rf "$tr/resume/checkpoint-$long_steps"
+    run_step train-resume 90 "$log" npx cloze pretrain --preset bert-base --device cuda --max-steps "$long_steps" --save-every "$half" --keep-last 3 --log-every 10 --seed 7 --out "$tr/resume" --resume
+    if diff <(losses "$tr/long" | awk -v h=$half '$1 > h') <(losses "$tr/resume" | awk -v h=$half '$1 > h') >>"$log"; then
+      note "resume: the losses of steps $((half + 1))-$long_steps equal the straight run's"
     else
-      note "resume: the losses of steps 101-200 differ from the straight run's (train.log)"; failures=$((failures + 1))
+      note "resume: the losses of steps $((half + 1))-$long_steps differ from the straight run's (train.log)"; fail
     fi
   fi
 fi
+[ -n "$test_pid" ] && wait "$test_pid"
 
-# 6. Speed against PyTorch on the same GPU.
+# 6. Speed against PyTorch on the same GPU, alone on it.
 if wanted bench; then
-  run_step bench 180 "$out/bench.log" node --expose-gc dist/bench/cuda.js --reps 10 --mlm-reps 5 --out "$work/bench"
+  # shellcheck disable=SC2086
+  run_step bench 180 "$out/bench.log" node --expose-gc dist/bench/cuda.js --reps 10 --mlm-reps 5 $bench_args --out "$work/bench"
   [ -f "$work/bench/summary.md" ] && cat "$work/bench/summary.md" >>"$out/bench.log"
 fi
 
+n=$(nfail)
 rm -rf "$work"
-note "gpu-check: done in $(( $(date +%s) - start ))s, $failures step(s) failed"
-[ $failures -eq 0 ]
+note "gpu-check: done in $(( $(date +%s) - start ))s, $n step(s) failed"
+[ "$n" -eq 0 ]

@@ -14,6 +14,11 @@ export interface AttentionNativeOptions {
   excludeMaskedKeys?: boolean;
   entropy?: boolean;
   biasGrad?: boolean;
+  /**
+   * CUDA: run the shared-memory tiled kernels even where the register-resident
+   * bfloat16 ones apply (the tests check both against the reference).
+   */
+  tiledKernel?: boolean;
 }
 
 /** Fused multi-head attention (native/src/binding/bind_attention.cc). */

@@ -643,7 +643,14 @@ interface Result {
 }
 
 /** Forward and backward of spec on cuda; the upstream gradients are W (out) and We (entropy, when given). */
-function runCuda(s: NaiveAttnSpec, dtype: CudaDType, entropy: boolean, W: ArrayLike<number>, We?: ArrayLike<number>): Result {
+function runCuda(
+  s: NaiveAttnSpec,
+  dtype: CudaDType,
+  entropy: boolean,
+  W: ArrayLike<number>,
+  We?: ArrayLike<number>,
+  tiledKernel = false,
+): Result {
   const nnz = tokenCount(s);
   const shape = s.cuSeqlens ? [nnz, s.H, s.Dh] : [s.B, s.L, s.H, s.Dh];
   const stat = s.cuSeqlens ? [s.H, nnz] : [s.B, s.H, s.L];
@@ -669,6 +676,7 @@ function runCuda(s: NaiveAttnSpec, dtype: CudaDType, entropy: boolean, W: ArrayL
       excludeMaskedKeys: s.excludeMaskedKeys,
       entropy,
       biasGrad: s.bias !== undefined,
+      tiledKernel,
     };
     const f = native().attention(q, k, v, opts);
     owned.push(f.out, f.lse);
@@ -811,12 +819,12 @@ function checkFloat32(s: NaiveAttnSpec, entropy: boolean, label: string, seed: n
   if (g.dbias) assertClose(got.dbias!, g.dbias, tol, `${label} dbias`);
 }
 
-function checkBf16(s: NaiveAttnSpec, entropy: boolean, label: string, seed: number): void {
+function checkBf16(s: NaiveAttnSpec, entropy: boolean, label: string, seed: number, tiledKernel = false): void {
   const spec = roundSpecBf16(s);
   const up = upstream(spec, seed);
   const W = roundBf16(up.W);
   const We = entropy ? roundBf16(up.We) : undefined;
-  const got = runCuda(spec, 'bfloat16', entropy, W, We);
+  const got = runCuda(spec, 'bfloat16', entropy, W, We, tiledKernel);
   const naive = naiveBf16(spec, W, We);
   const ref = naiveAttentionForward(spec);
   assertBf16(`${label} out`, got.out, ref.out, naive.out);
@@ -885,6 +893,49 @@ describeCuda('attention', () => {
   cases.forEach((c, idx) => {
     it(`${c.name} (float32)`, () => checkFloat32(makeSpec(c, 11 + idx), c.entropy ?? false, c.name, 101 + idx));
     it(`${c.name} (bfloat16)`, () => checkBf16(makeSpec(c, 11 + idx), c.entropy ?? false, c.name, 101 + idx));
+    // bf16 goes to the register-resident mma kernels (attention_mma.cu) where
+    // they apply (Dh a multiple of 8, no entropy or bias gradient); the tiled
+    // kernels they replace stay checked too.
+    it(`${c.name} (bfloat16, tiled kernel)`, () =>
+      checkBf16(makeSpec(c, 11 + idx), c.entropy ?? false, c.name, 101 + idx, true));
+  });
+
+  // The mma kernels on what they take: no entropy and no bias (so no bias
+  // gradient), every head-tile width (32, 64, 128, padded 24 and 80), several
+  // query and key tiles, the masks they read through the shared logit.
+  const mmaCases: Case[] = [
+    { name: 'mma plain L=200 Dh=64', L: 200, H: 2, Dh: 64 },
+    { name: 'mma plain L=130 Dh=128', L: 130, H: 2, Dh: 128 },
+    { name: 'mma plain L=70 Dh=24', L: 70, H: 2, Dh: 24 },
+    { name: 'mma plain L=129 Dh=80', L: 129, H: 1, Dh: 80 },
+    { name: 'mma keyPadding L=130 Dh=64', L: 130, H: 3, Dh: 64, keyPadding: true },
+    { name: 'mma ALiBi+attnMask L=77 Dh=32', L: 77, H: 2, Dh: 32, alibi: true, attnMask: true },
+    { name: 'mma MTO exclude L=130 Dh=64', L: 130, H: 2, Dh: 64, tokenMask: true, exclude: true },
+    { name: 'mma varlen L=200 Dh=64', lens: [200, 0, 1, 65, 128], L: 200, H: 2, Dh: 64 },
+  ];
+  mmaCases.forEach((c, idx) => {
+    it(`${c.name} (bfloat16)`, () => checkBf16(makeSpec(c, 51 + idx), false, c.name, 151 + idx));
+  });
+
+  it('mma: every key padded (100%) and none (0%), bfloat16', () => {
+    const base = makeSpec({ name: '', B: 2, L: 70, H: 2, Dh: 64 }, 5);
+    const n = base.B * base.L;
+    checkBf16({ ...base, keyPadding: new Uint8Array(n) }, false, 'mma keyPadding 0%', 7);
+    checkBf16({ ...base, keyPadding: new Uint8Array(n).fill(1) }, false, 'mma keyPadding 100%', 7);
+    const spec = roundSpecBf16({ ...base, keyPadding: new Uint8Array(n).fill(1) });
+    const { W } = upstream(spec, 9);
+    const r = runCuda(spec, 'bfloat16', false, roundBf16(W));
+    expect(r.out.every((x) => x === 0)).toBe(true);
+    expect(r.lse.every((x) => x === -Infinity)).toBe(true);
+    for (const g of [r.dq, r.dk, r.dv]) expect(g.every((x) => x === 0)).toBe(true);
+  });
+
+  it('mma: every output and gradient is deterministic (no atomics)', () => {
+    const spec = roundSpecBf16(makeSpec({ name: '', B: 2, L: 130, H: 4, Dh: 64, keyPadding: true }, 22));
+    const { W } = upstream(spec, 4);
+    const a = runCuda(spec, 'bfloat16', false, roundBf16(W));
+    const b = runCuda(spec, 'bfloat16', false, roundBf16(W));
+    for (const key of ['out', 'lse', 'dq', 'dk', 'dv'] as const) expect(b[key]).toEqual(a[key]);
   });
 
   for (const e of extremes()) {

@@ -28,6 +28,7 @@ struct AttnSetup {
   bool exclude = false;
   bool entropy = false;
   bool bias_grad = false;
+  bool tiled_kernel = false;
   std::vector<int64_t> stat_shape;  // lse / entropy
 };
 
@@ -126,6 +127,7 @@ AttnSetup parse(const ArgReader& a, size_t qi, size_t opt_i) {
     a.bad(ErrCode::Value, "a tokenMask when excludeMaskedKeys is set", "tokenMask", "none");
   s.entropy = a.opt_bool(o, "entropy", false);
   s.bias_grad = a.opt_bool(o, "biasGrad", false);
+  s.tiled_kernel = a.opt_bool(o, "tiledKernel", false);
   if (s.bias_grad && !s.bias) a.bad(ErrCode::Value, "a bias when biasGrad is set", "bias", "none");
   return s;
 }
@@ -150,6 +152,7 @@ AttentionParams<T> to_params(const AttnSetup& s) {
   p.attn_mask = s.attn_mask ? s.attn_mask->ptr<uint8_t>() : nullptr;
   p.token_mask = s.token_mask ? s.token_mask->ptr<uint8_t>() : nullptr;
   p.exclude_masked_keys = s.exclude;
+  p.tiled_kernel = s.tiled_kernel;
   return p;
 }
 

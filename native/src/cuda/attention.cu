@@ -2,6 +2,7 @@
 // an online softmax over key tiles, the output accumulated in float32 in
 // shared memory, nothing of size L×L stored. Same function as
 // attention_forward_cpu (ops/attention.cc), lse in float32.
+#include "attention_mma.h"
 #include "attention_tiles.cuh"
 
 namespace cloze {
@@ -157,6 +158,9 @@ void attention_forward_cuda(const AttentionParams<T>& p) {
   if (blocks == 0) return;  // no tokens: nothing to write
   if (blocks > INT32_MAX) fail(ErrCode::Shape, op, "more query tiles × heads × sequences than one cuda grid holds");
   if (p.Dh > kAttentionCudaMaxDh) fail(ErrCode::Shape, op, "head width above the cuda kernel's 128");
+  if constexpr (std::is_same_v<T, bf16>) {
+    if (attention_forward_mma(p)) return;  // the tensor-core kernel, where it applies
+  }
   const size_t bytes = FwdSmem<T>(static_cast<int>(p.Dh)).bytes;
   check(cudaFuncSetAttribute(attention_fwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), op,
         "cudaFuncSetAttribute");

@@ -15,6 +15,7 @@
 // dbias += ds; dQ += scale·ds·K; dK += scale·dsᵀ·Q; dV += pᵀ·dO.
 #include <memory>
 
+#include "attention_mma.h"
 #include "attention_tiles.cuh"
 
 namespace cloze {
@@ -278,6 +279,9 @@ void attention_backward_cuda(const AttentionParams<T>& p) {
   const int64_t nstat = p.cu_seqlens ? p.H * p.nnz : p.B * p.H * p.L;
   Scratch D(sizeof(float) * nstat, op);
   float* Dp = static_cast<float*>(D.ptr);
+  if constexpr (std::is_same_v<T, bf16>) {
+    if (attention_backward_mma(p, Dp)) return;  // the tensor-core kernels, where they apply
+  }
   CLOZE_LAUNCH(op, attention_delta_kernel<T>, blocks_for(p.nnz * p.H), kThreads, 0, p, Dp);
 
   const int Dh = static_cast<int>(p.Dh);

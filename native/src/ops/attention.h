@@ -44,6 +44,9 @@ struct AttentionParams {
   T* dk = nullptr;
   T* dv = nullptr;
   T* dbias = nullptr;            // [B, L, L], optional, summed over heads
+  // CUDA: take the shared-memory tiled kernels even where the register-resident
+  // bf16 ones apply (attention_mma.cu); the tests run both against the reference.
+  bool tiled_kernel = false;
 };
 
 template <typename T>
