@@ -582,12 +582,14 @@ bool fits(const AttentionParams<bf16>& p) {
 
 int head_tile(int64_t Dh) { return Dh <= 32 ? 32 : Dh <= 64 ? 64 : 128; }
 
-// The dynamic shared-memory opt-in, once per kernel (its size is fixed per
-// instantiation), not a driver call on every launch.
+// The dynamic shared-memory opt-in (above 48 KB), made once per kernel: the
+// caller keeps the result in a function-local static of its own template
+// instantiation, one per kernel. (A static inside a helper templated on the
+// kernel's type would be shared by every kernel of that signature: the first
+// GPU run found dq_kernel launched without its opt-in that way.)
 template <typename K>
-void opt_in(const char* op, K kernel, size_t bytes) {
-  static const cudaError_t once = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
-  check(once, op, "cudaFuncSetAttribute");
+cudaError_t opt_in(K kernel, size_t bytes) {
+  return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
 }
 
 template <int HD>
@@ -597,7 +599,8 @@ void forward(const AttentionParams<bf16>& p) {
   const int64_t blocks = tiles * p.H * p.B;
   if (blocks > INT32_MAX) fail(ErrCode::Shape, "attention", "more tiles × heads × sequences than one cuda grid holds");
   auto* kernel = fwd_kernel<HD>;
-  opt_in("attention", kernel, bytes);
+  static const cudaError_t attr = opt_in(kernel, bytes);
+  check(attr, "attention", "cudaFuncSetAttribute");
   CLOZE_LAUNCH("attention", kernel, static_cast<unsigned>(blocks), kThreads, bytes, p, tiles);
 }
 
@@ -613,14 +616,16 @@ void backward(const AttentionParams<bf16>& p, const float* D) {
     const int64_t blocks = tiles * p.H * p.B;
     if (blocks > INT32_MAX) fail(ErrCode::Shape, op, "more tiles × heads × sequences than one cuda grid holds");
     auto* kernel = dkdv_kernel<HD, BQ>;
-    opt_in(op, kernel, b1);
+    static const cudaError_t attr = opt_in(kernel, b1);
+    check(attr, op, "cudaFuncSetAttribute");
     CLOZE_LAUNCH(op, kernel, static_cast<unsigned>(blocks), kThreads, b1, p, D, tiles);
   }
   const size_t b2 = sizeof(bf) * (HD + 8) * (2 * kRows + 4 * 64);
   {
     const int64_t blocks = tiles * p.H * p.B;
     auto* kernel = dq_kernel<HD>;
-    opt_in(op, kernel, b2);
+    static const cudaError_t attr = opt_in(kernel, b2);
+    check(attr, op, "cudaFuncSetAttribute");
     CLOZE_LAUNCH(op, kernel, static_cast<unsigned>(blocks), kThreads, b2, p, D, tiles);
   }
 }
