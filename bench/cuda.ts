@@ -6,7 +6,10 @@
  *      (bench/baselines/attention_sdpa.py); target: ≥ 1.0× on fwd+bwd;
  *   2. a BERT-base MLM training step, batch 256 × 128, 15% masked, bf16 with
  *      float32 master weights, against PyTorch eager under bf16 autocast
- *      (bench/baselines/bert_mlm_torch.py); target: ≥ 1.3× tokens/s.
+ *      (bench/baselines/bert_mlm_torch.py); target: ≥ 1.3× tokens/s;
+ *   3. the masked-token kernels (the fused MLM head, MAE's token gather and
+ *      its normalised-pixel loss), forward + backward, against their PyTorch
+ *      counterparts (bench/lib/cuda-masked.ts, bench/baselines/masked_ops_torch.py).
  * Needs the cuda addon (npm run build:cuda) and a GPU; without them it exits
  * with status 1 and one line saying why. The torch baselines run under
  * CLOZE_TORCH_PYTHON (else python3); without torch or CUDA there, each
@@ -20,6 +23,7 @@ import { runtimeInfo } from '../src/index.js';
 import { intList, positiveInt, positiveNumber } from './lib/args.js';
 import { runAttentionCase, type AttentionRow } from './lib/cuda-attention.js';
 import { cudaUnavailableReason, describeGpu, gpuFacts, type GpuTimingOptions } from './lib/cuda-device.js';
+import { MASKED_CASES, MASKED_SHAPE, runMaskedCase, type MaskedRow } from './lib/cuda-masked.js';
 import { MLM_PRESET, runOurMlm, runTorchMlm, type MlmRunOptions } from './lib/cuda-mlm.js';
 import {
   ATTENTION_TARGET, attentionRatios, attentionTable, bf16PeakTflops, markdownTable, MLM_TARGET, mlmRatio, mlmStepFlops, mlmTable, tflops, writeResults, type Table,
@@ -30,12 +34,12 @@ import { parseOrExit, printHeader } from './lib/header.js';
 import { fmtRatio, printTable, section } from './lib/table.js';
 import { hasGc, nowMs } from './lib/timing.js';
 
-const USAGE = `usage: npm run bench:cuda -- [--only attention|mlm|all] [--tokens 16384] [--lengths 128,512,1024] [--heads 12] [--head-dim 64]
+const USAGE = `usage: npm run bench:cuda -- [--only attention|mlm|masked|all] [--tokens 16384] [--lengths 128,512,1024] [--heads 12] [--head-dim 64]
                                [--warmup 5] [--reps 15] [--min-sample-ms 50] [--mlm-batch 256] [--mlm-length 128]
                                [--mlm-warmup 3] [--mlm-reps 10] [--python python3 | --no-torch] [--out DIR | --no-write]`;
 
 interface Args {
-  only: 'all' | 'attention' | 'mlm';
+  only: 'all' | 'attention' | 'mlm' | 'masked';
   tokens: number;
   lengths: number[];
   heads: number;
@@ -62,7 +66,7 @@ function parseArgs(argv: readonly string[]): Args {
     const v = argv[i + 1];
     switch (k) {
       case '--only':
-        if (v !== 'attention' && v !== 'mlm' && v !== 'all') throw new Error(`Expected attention, mlm or all for --only but received ${v}\n${USAGE}`);
+        if (v !== 'attention' && v !== 'mlm' && v !== 'masked' && v !== 'all') throw new Error(`Expected attention, mlm, masked or all for --only but received ${v}\n${USAGE}`);
         a.only = v;
         i++;
         break;
@@ -129,6 +133,44 @@ function runAttention(a: Args, timing: GpuTimingOptions): { rows: AttentionRow[]
   return { rows, table };
 }
 
+/** cloze/torch = torch ms ÷ cloze ms; NaN where a side is missing. */
+function maskedRatio(r: MaskedRow): number {
+  return r.ours.ok && r.torch.ok ? r.torch.fwd_bwd.median_ms / r.ours.fwdBwd.medianMs : NaN;
+}
+
+function runMasked(a: Args, timing: GpuTimingOptions): { rows: MaskedRow[]; table: Table } {
+  const s = MASKED_SHAPE;
+  section('Masked-token kernels, bf16, forward + backward, against their PyTorch counterparts');
+  console.log(`mlm-head: fused linearCrossEntropy, M = ${s.rows} masked rows, D = ${s.hidden}, V = ${s.vocab}; torch: cross_entropy(linear(h, W, b)) under autocast(bf16)`);
+  console.log(`token-gather: assembleTokens at ids_keep, B = ${s.batch}, ${s.keep} of ${s.tokens} tokens, D = ${s.hidden}; torch: torch.gather`);
+  console.log(`patch-loss: maskedPatchLoss (MSE, normalised target pixels), B = ${s.batch}, L = ${s.tokens}, P = ${s.patch}, ${s.maskRatio * 100}% masked; torch: MAE's forward_loss`);
+  const skip = skipPrinter();
+  const rows: MaskedRow[] = [];
+  for (const name of MASKED_CASES) {
+    const r = runMaskedCase(a.python || null, name, s, timing);
+    if (!r.ours.ok) console.log(`  cloze FAILED on ${name}: ${r.ours.error}`);
+    if (!r.torch.ok) skip('torch baseline', r.torch.error);
+    console.log(`  ${name} done`);
+    rows.push(r);
+  }
+  const mib = (b: number | null | undefined): string => (typeof b === 'number' ? (b / 2 ** 20).toFixed(1) : '-');
+  const loss = (x: number | null | undefined): string => (typeof x === 'number' ? x.toFixed(4) : '-');
+  const table: Table = {
+    columns: [
+      { header: 'case', align: 'l' }, { header: 'cloze ms' }, { header: 'torch ms' }, { header: 'cloze/torch' },
+      { header: 'cloze peak MiB' }, { header: 'torch peak MiB' }, { header: 'cloze loss' }, { header: 'torch loss' },
+    ],
+    rows: rows.map((r) => [
+      r.name, r.ours.ok ? r.ours.fwdBwd.medianMs.toFixed(3) : 'failed', r.torch.ok ? r.torch.fwd_bwd.median_ms.toFixed(3) : '-',
+      fmtRatio(maskedRatio(r)), r.ours.ok ? mib(r.ours.peakBytes) : '-', r.torch.ok ? mib(r.torch.peak_bytes) : '-',
+      r.ours.ok ? loss(r.ours.loss) : '-', r.torch.ok ? loss(r.torch.loss) : '-',
+    ]),
+  };
+  console.log('\ncloze/torch = torch ms ÷ cloze ms (above 1: cloze faster); peaks include the inputs; the losses are of different random inputs');
+  printTable(table.columns, table.rows);
+  return { rows, table };
+}
+
 function targetText(ratio: number, target: number): string {
   if (!Number.isFinite(ratio)) return 'not measured (a side is missing, see above)';
   return `${fmtRatio(ratio)}, ${ratio >= target ? 'MET' : 'NOT MET'}`;
@@ -154,10 +196,10 @@ function main(): void {
   const timing: GpuTimingOptions = { warmup: a.warmup, reps: a.reps, minSampleMs: a.minSampleMs };
 
   let attention: { rows: AttentionRow[]; table: Table } | null = null;
-  if (a.only !== 'mlm') attention = runAttention(a, timing);
+  if (a.only === 'all' || a.only === 'attention') attention = runAttention(a, timing);
 
   let mlm: { opts: MlmRunOptions; ours: ReturnType<typeof runOurMlm>; torch: ReturnType<typeof runTorchMlm>; table: Table } | null = null;
-  if (a.only !== 'attention') {
+  if (a.only === 'all' || a.only === 'mlm') {
     const opts: MlmRunOptions = { B: a.mlmBatch, L: a.mlmLength, maskRatio: 0.15, seed: 1234, warmup: a.mlmWarmup, reps: a.mlmReps };
     section(`MLM training step, ${MLM_PRESET} (12 layers, hidden 768, 12 heads, FFN 3072, vocab 30522, post-LN, dropout 0.1), B=${opts.B} L=${opts.L}, 15% masked rows`);
     console.log('cloze: bf16 weights and compute on cuda, AdamW with float32 master weights; torch: float32 weights, forward under autocast(bf16), torch.optim.AdamW');
@@ -173,8 +215,13 @@ function main(): void {
     mlm = { opts, ours, torch, table };
   }
 
+  let masked: { rows: MaskedRow[]; table: Table } | null = null;
+  if (a.only === 'all' || a.only === 'masked') masked = runMasked(a, timing);
+
   // Targets, torch facts, files.
-  const torchRuns: Array<PyOutcome<TorchCudaFacts>> = [...(attention?.rows.map((r) => r.torch) ?? []), ...(mlm ? [mlm.torch] : [])];
+  const torchRuns: Array<PyOutcome<TorchCudaFacts>> = [
+    ...(attention?.rows.map((r) => r.torch) ?? []), ...(mlm ? [mlm.torch] : []), ...(masked?.rows.map((r) => r.torch) ?? []),
+  ];
   const torchFacts: TorchCudaFacts | null = torchRuns.find((t): t is TorchCudaFacts & { ok: true } => t.ok) ?? null;
   section('Targets');
   if (torchFacts) console.log(`torch ${torchFacts.torch} (CUDA ${torchFacts.cuda}, ${torchFacts.python}) on ${torchFacts.device}`);
@@ -214,6 +261,7 @@ function main(): void {
       },
       attention: attention?.rows.map((r) => ({ ...r, ratio: attentionRatios(r) })) ?? null,
       mlm: mlm ? { preset: MLM_PRESET, ...mlm.opts, ours: mlm.ours, torch: mlm.torch, ratio: mlmRatio(mlm.ours, mlm.torch) } : null,
+      masked: masked ? { shape: MASKED_SHAPE, rows: masked.rows.map((r) => ({ ...r, ratio: maskedRatio(r) })) } : null,
       targets: lines,
     };
     const md = [
@@ -229,13 +277,14 @@ function main(): void {
       '',
       ...(attention ? [`## Attention, bf16, B·L = ${a.tokens}, H = ${a.heads}, Dh = ${a.headDim}, vs SDPA (flash forced)`, '', markdownTable(attention.table), ''] : []),
       ...(mlm ? [`## MLM training step, ${MLM_PRESET}, B=${mlm.opts.B} L=${mlm.opts.L}, 15% masked, bf16`, '', markdownTable(mlm.table), ''] : []),
+      ...(masked ? ['## Masked-token kernels, bf16, forward + backward, vs PyTorch', '', markdownTable(masked.table), ''] : []),
       '## Targets', '', ...lines.map((l) => `- ${l}`), '',
     ].join('\n');
     const files = writeResults(a.out, json, md);
     console.log(`\nwrote ${files.join(', ')}`);
   }
   console.log(`total bench time ${((nowMs() - t0) / 1000).toFixed(0)} s`);
-  const oursFailed = (attention?.rows.some((r) => !r.ours.ok) ?? false) || (mlm !== null && !mlm.ours.ok);
+  const oursFailed = (attention?.rows.some((r) => !r.ours.ok) ?? false) || (mlm !== null && !mlm.ours.ok) || (masked?.rows.some((r) => !r.ours.ok) ?? false);
   if (oursFailed) process.exitCode = 1;
 }
 

@@ -18,8 +18,11 @@
 #            of --task mim and --task spark, cloze finetune (--adv and --method
 #            asa) from the CPU run's checkpoint, and --long-steps of bert-base at
 #            the preset's batch with an exact resume of the second half
-#   bench    npm run bench:cuda (attention and the BERT-base MLM step against
-#            PyTorch), alone on the GPU once the others are done
+#   anchor   opt-in (--with-anchor or --only anchor): bench:mlm-step on the
+#            CPU against the machine's own PyTorch, same thread count
+#   bench    npm run bench:cuda (attention, the BERT-base MLM step and the
+#            masked-token kernels against PyTorch), alone on the GPU once the
+#            others are done
 #
 # Before sending the project to a GPU machine without Node.js or Debian's
 # Fashion-MNIST: `npm ci`, pack Node.js and node_modules, and
@@ -32,7 +35,7 @@
 #   hf.log       the Hugging Face checks; hf-report.json their report
 #   test-cuda.log, test-cuda.json   the CUDA tests
 #   train.log    the pretrain runs
-#   bench.log    bench:cuda's output
+#   bench.log    bench:cuda's output (and the CPU anchor's, when run)
 #
 # Every step has a time limit, and the whole script keeps within --budget
 # seconds (default 480): a step starts with what is left, and is skipped
@@ -40,7 +43,7 @@
 # that ran passed.
 set -uo pipefail
 
-usage() { echo "usage: $0 OUTDIR [--budget SECONDS] [--only build,cpu,hf,test,train,bench] [--skip ...] [--tests 'FILES'] [--long-steps N] [--bench-args 'ARGS']" >&2; exit 2; }
+usage() { echo "usage: $0 OUTDIR [--budget SECONDS] [--only build,cpu,hf,test,train,anchor,bench] [--skip ...] [--tests 'FILES'] [--long-steps N] [--bench-args 'ARGS'] [--with-anchor]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 out=$1; shift
 budget=480
@@ -49,6 +52,7 @@ skip=""
 tests="test/ops test/cuda"  # what vitest runs (its [cuda] tests only)
 long_steps=200              # the bert-base run whose second half is resumed
 bench_args=""               # more options for bench/cuda.ts, e.g. "--only attention"
+with_anchor=0               # run the CPU anchor step too (step 6)
 while [ $# -gt 0 ]; do
   case $1 in
     --budget) budget=${2:?}; shift 2 ;;
@@ -57,6 +61,7 @@ while [ $# -gt 0 ]; do
     --tests) tests=${2:?}; shift 2 ;;
     --long-steps) long_steps=${2:?}; shift 2 ;;
     --bench-args) bench_args=${2:?}; shift 2 ;;
+    --with-anchor) with_anchor=1; shift ;;
     *) usage ;;
   esac
 done
@@ -236,7 +241,15 @@ if wanted train; then
 fi
 [ -n "$test_pid" ] && wait "$test_pid"
 
-# 6. Speed against PyTorch on the same GPU, alone on it.
+# 6. Opt-in (--only anchor, or --with-anchor): issue 21's CPU anchor, the
+#    bert-mini MLM step on the CPU addon against the machine's own current
+#    PyTorch on the CPU, both at 16 threads (bench:mlm-step, step section).
+if [ "$with_anchor" = 1 ] || [[ ",$only," == *",anchor,"* ]]; then
+  run_step anchor 150 "$out/bench.log" env CLOZE_DEVICE=cpu node --expose-gc dist/bench/mlm-step.js --only step \
+    --threads "$jobs" --torch-threads "$jobs" --reps 5 --python python3
+fi
+
+# 7. Speed against PyTorch on the same GPU, alone on it.
 if wanted bench; then
   # shellcheck disable=SC2086
   run_step bench 180 "$out/bench.log" node --expose-gc dist/bench/cuda.js --reps 10 --mlm-reps 5 $bench_args --out "$work/bench"

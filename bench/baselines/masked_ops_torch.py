@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""PyTorch counterparts of cloze's masked-token kernels: the baselines of bench:cuda's "masked" section.
+
+Three cases, forward + backward, bfloat16 inputs on CUDA (--device cpu runs the
+same code in float32 on the CPU, to check the script where there is no GPU):
+
+  mlm-head      loss = cross_entropy(linear(h, W, b), targets) on the masked
+                rows only, h [M, D], W [V, D], b [V], under autocast(bf16);
+                gradients for h, W and b (what cloze's fused linearCrossEntropy
+                computes without the [M, V] logits).
+  token-gather  MAE's encoder input: x [B, L, D] gathered at ids_keep [B, K]
+                (torch.gather with the index expanded over D, as the official
+                random_masking does), then its backward (a scatter-add).
+  patch-loss    MAE's forward_loss with norm_pix_loss: target patches
+                normalised per patch (mean, var + 1e-6), (pred - target)^2
+                averaged over the patch, summed over masked patches / their
+                count; gradient for pred.
+
+The inputs are the same shapes and distributions as bench/lib/cuda-masked.ts
+builds (not the same values; the losses are reported for a sanity check).
+Timing: the median of samples of `batch` calls between two synchronizations
+on the host clock, as the cloze side does. Prints one JSON object; errors are
+JSON too.
+"""
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+
+from bench_common import fail
+
+
+def parse():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--case", choices=["mlm-head", "token-gather", "patch-loss"], required=True)
+    p.add_argument("--rows", type=int, default=4915, help="mlm-head: masked rows M")
+    p.add_argument("--hidden", type=int, default=768, help="mlm-head: D; token-gather: the token width")
+    p.add_argument("--vocab", type=int, default=30522)
+    p.add_argument("--batch", type=int, default=256, help="token-gather, patch-loss: B")
+    p.add_argument("--tokens", type=int, default=196, help="token-gather, patch-loss: L")
+    p.add_argument("--keep", type=int, default=49, help="token-gather: K visible tokens")
+    p.add_argument("--patch", type=int, default=768, help="patch-loss: pixels per patch P")
+    p.add_argument("--mask-ratio", type=float, default=0.75, help="patch-loss: share of masked patches")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--reps", type=int, default=15)
+    p.add_argument("--min-sample-ms", type=float, default=50.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
+    return p.parse_args()
+
+
+def time_calls(torch, sync, fn, warmup, reps, min_sample_ms):
+    """Median ms per call; calls are batched so a sample lasts >= min_sample_ms (bench/lib/cuda-device.ts)."""
+    sync()
+    warm = max(1, warmup)
+    t0 = time.perf_counter()
+    for _ in range(warm):
+        fn()
+    sync()
+    per_call = (time.perf_counter() - t0) * 1e3 / warm
+    batch = max(1, math.ceil(min_sample_ms / max(per_call, 1e-3)))
+    t0 = time.perf_counter()
+    for _ in range(batch):
+        fn()
+    sync()
+    per_call = (time.perf_counter() - t0) * 1e3 / batch
+    batch = max(1, math.ceil(min_sample_ms / max(per_call, 1e-3)))
+    samples = []
+    for _ in range(reps):
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(batch):
+            fn()
+        sync()
+        samples.append((time.perf_counter() - t0) * 1e3 / batch)
+    return {"median_ms": statistics.median(samples), "min_ms": min(samples), "max_ms": max(samples), "samples_ms": samples, "batch": batch}
+
+
+def mlm_head(torch, F, a, dev, dt, autocast):
+    h = (torch.randn(a.rows, a.hidden, device=dev) * 0.5).to(dt).requires_grad_()
+    w = (torch.randn(a.vocab, a.hidden, device=dev) * 0.02).requires_grad_()  # float32 weights under autocast, as in training
+    b = torch.zeros(a.vocab, device=dev).requires_grad_()
+    t = torch.randint(0, a.vocab, (a.rows,), device=dev)
+    out = {}
+
+    def step():
+        with autocast():
+            loss = F.cross_entropy(F.linear(h, w, b), t)
+        gh, gw, gb = torch.autograd.grad(loss, (h, w, b))
+        out["loss"] = loss
+
+    return step, out
+
+
+def token_gather(torch, F, a, dev, dt, autocast):
+    x = torch.randn(a.batch, a.tokens, a.hidden, device=dev).to(dt).requires_grad_()
+    noise = torch.rand(a.batch, a.tokens, device=dev)
+    ids_keep = torch.argsort(noise, dim=1)[:, : a.keep]
+    g = torch.randn(a.batch, a.keep, a.hidden, device=dev).to(dt)
+    out = {}
+
+    def step():
+        y = torch.gather(x, 1, ids_keep.unsqueeze(-1).expand(-1, -1, a.hidden))
+        (gx,) = torch.autograd.grad(y, (x,), g)
+        out["loss"] = None
+
+    return step, out
+
+
+def patch_loss(torch, F, a, dev, dt, autocast):
+    pred = torch.randn(a.batch, a.tokens, a.patch, device=dev).to(dt).requires_grad_()
+    target = torch.rand(a.batch, a.tokens, a.patch, device=dev).to(dt)
+    masked = round(a.tokens * a.mask_ratio)
+    noise = torch.rand(a.batch, a.tokens, device=dev)
+    mask = torch.zeros(a.batch, a.tokens, device=dev)
+    mask.scatter_(1, torch.argsort(noise, dim=1)[:, :masked], 1.0)
+    out = {}
+
+    def step():
+        # MAE's forward_loss (norm_pix_loss=True), in float32 as the official code computes it under autocast
+        tgt = target.float()
+        mean = tgt.mean(dim=-1, keepdim=True)
+        var = tgt.var(dim=-1, keepdim=True)
+        tgt = (tgt - mean) / (var + 1.0e-6) ** 0.5
+        loss = (pred.float() - tgt) ** 2
+        loss = loss.mean(dim=-1)
+        loss = (loss * mask).sum() / mask.sum()
+        (gp,) = torch.autograd.grad(loss, (pred,))
+        out["loss"] = loss
+
+    return step, out
+
+
+def main():
+    a = parse()
+    try:
+        import torch
+        import torch.nn.functional as F
+    except Exception as e:  # noqa: BLE001 - reported to the caller
+        fail(f"cannot import torch with {sys.executable}: {e}")
+    if a.device == "cuda" and not torch.cuda.is_available():
+        fail(f"torch {torch.__version__} ({sys.executable}) has no usable CUDA device (built for CUDA {torch.version.cuda})")
+    torch.manual_seed(a.seed)
+    dev = torch.device(a.device)
+    cuda = a.device == "cuda"
+    dt = torch.bfloat16 if cuda else torch.float32
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+
+    def autocast():
+        if cuda:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    build = {"mlm-head": mlm_head, "token-gather": token_gather, "patch-loss": patch_loss}[a.case]
+    step, out = build(torch, F, a, dev, dt, autocast)
+    step()
+    first = out["loss"]
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    timing = time_calls(torch, sync, step, a.warmup, a.reps, a.min_sample_ms)
+    print(
+        json.dumps(
+            {
+                "ok": True,
+                "torch": torch.__version__,
+                "python": sys.executable,
+                "cuda": torch.version.cuda,
+                "device": torch.cuda.get_device_name() if cuda else "cpu",
+                "case": a.case,
+                "fwd_bwd": timing,
+                "loss": None if first is None else float(first),
+                "peak_bytes": torch.cuda.max_memory_allocated() if cuda else None,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+/**
+ * The masked-token kernels against their PyTorch counterparts (issue 21):
+ * each case is one forward + backward through the native API, with the
+ * PyTorch baseline in bench/baselines/masked_ops_torch.py.
+ *
+ *   mlm-head      linearCrossEntropy + its backward (dh, dW, db): the fused
+ *                 MLM head on the masked rows, M = 15% of 256 × 128;
+ *                 PyTorch: cross_entropy(linear(h, W, b)) under autocast.
+ *   token-gather  assembleTokens at MAE's ids_keep (K of L tokens) + its
+ *                 backward; PyTorch: torch.gather and its scatter-add.
+ *   patch-loss    maskedPatchLoss (MSE, normalised target pixels) + the
+ *                 gradient for pred; PyTorch: MAE's forward_loss.
+ *
+ * The cases build on any device and dtype (cuda bf16 in the bench; the CPU
+ * in float32 for test/bench-cuda-masked.test.ts, which checks them there).
+ */
+import { native } from '../../src/native/loader.js';
+import type { Device, DType, NativeTensor } from '../../src/native/types.js';
+import { Rng } from '../../src/rng.js';
+import { timeGpu, type GpuTiming, type GpuTimingOptions } from './cuda-device.js';
+import { runTorchCuda, type PyOutcome, type TorchCudaFacts } from './cuda-torch.js';
+
+export type MaskedCaseName = 'mlm-head' | 'token-gather' | 'patch-loss';
+export const MASKED_CASES: readonly MaskedCaseName[] = ['mlm-head', 'token-gather', 'patch-loss'];
+
+export interface MaskedShape {
+  /** mlm-head: masked rows M, width D, vocabulary V. */
+  rows: number;
+  hidden: number;
+  vocab: number;
+  /** token-gather and patch-loss: images B, tokens L; token-gather keeps K; patch-loss has P pixels per patch. */
+  batch: number;
+  tokens: number;
+  keep: number;
+  patch: number;
+  maskRatio: number;
+}
+
+/** BERT-base's head at batch 256 × 128 (15% masked), and ViT-B/16 MAE at 224² (196 patches of 768, 75% masked). */
+export const MASKED_SHAPE: MaskedShape = {
+  rows: Math.round(256 * 128 * 0.15), hidden: 768, vocab: 30522, batch: 256, tokens: 196, keep: 49, patch: 768, maskRatio: 0.75,
+};
+
+export interface MaskedCase {
+  name: MaskedCaseName;
+  /** One forward + backward; every output is disposed. */
+  step(): void;
+  /** The case's inputs (for a reference computation in the tests). */
+  inputs: Record<string, NativeTensor>;
+  /** The forward's outputs of one step, kept (loss, or the gathered tokens), then the backward's gradients. */
+  run(): { out: NativeTensor; grads: NativeTensor[] };
+  dispose(): void;
+}
+
+function randomTensor(shape: readonly number[], rng: Rng, dtype: DType, device: Device, scale = 1, uniform = false): NativeTensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const values = new Float32Array(n);
+  for (let i = 0; i < n; i++) values[i] = (uniform ? rng.uniform() : rng.normal()) * scale;
+  const t = native().empty(dtype, shape, device);
+  t.write(values);
+  return t;
+}
+
+function intTensor(values: ArrayLike<number>, shape: readonly number[], dtype: 'int32' | 'uint8', device: Device): NativeTensor {
+  const t = native().empty(dtype, shape, device);
+  t.write(dtype === 'int32' ? Int32Array.from(values) : Uint8Array.from(values));
+  return t;
+}
+
+/** A random permutation of [0, n) per row (Fisher–Yates). */
+function permutation(n: number, rng: Rng): number[] {
+  const p = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [p[i], p[j]] = [p[j]!, p[i]!];
+  }
+  return p;
+}
+
+export function buildMaskedCase(name: MaskedCaseName, s: MaskedShape, device: Device, dtype: DType, seed = 1): MaskedCase {
+  const n = native();
+  const rng = new Rng(seed);
+  const owned: NativeTensor[] = [];
+  const keep = <T extends NativeTensor>(t: T): T => {
+    owned.push(t);
+    return t;
+  };
+  const dispose = (): void => {
+    for (const t of owned) t.dispose();
+    owned.length = 0;
+  };
+  try {
+    if (name === 'mlm-head') {
+      const h = keep(randomTensor([s.rows, s.hidden], rng, dtype, device, 0.5));
+      const w = keep(randomTensor([s.vocab, s.hidden], rng, dtype, device, 0.02));
+      const b = keep(randomTensor([s.vocab], rng, dtype, device, 0.02));
+      const t = keep(intTensor(Array.from({ length: s.rows }, () => rng.int(s.vocab)), [s.rows], 'int32', device));
+      const run = (): { out: NativeTensor; grads: NativeTensor[] } => {
+        const r = n.linearCrossEntropy(h, w, b, t, -100, 4096);
+        const g = n.linearCrossEntropyBackward(1, h, w, b, t, r.lse, -100, r.count, 4096, true, true, true);
+        r.lse.dispose();
+        return { out: r.loss, grads: g.filter((x): x is NativeTensor => x !== null) };
+      };
+      return {
+        name, inputs: { h, w, b, targets: t }, run, dispose,
+        step: () => {
+          const r = run();
+          r.out.dispose();
+          for (const x of r.grads) x.dispose();
+        },
+      };
+    }
+    if (name === 'token-gather') {
+      const x = keep(randomTensor([s.batch, s.tokens, s.hidden], rng, dtype, device));
+      const ids: number[] = [];
+      for (let b = 0; b < s.batch; b++) ids.push(...permutation(s.tokens, rng).slice(0, s.keep));
+      const index = keep(intTensor(ids, [s.batch, s.keep], 'int32', device));
+      const g = keep(randomTensor([s.batch, s.keep, s.hidden], rng, dtype, device));
+      const run = (): { out: NativeTensor; grads: NativeTensor[] } => {
+        const y = n.assembleTokens(x, index, null);
+        const [gx] = n.assembleTokensBackward(g, index, s.tokens, 0, true, false);
+        return { out: y, grads: [gx!] };
+      };
+      return {
+        name, inputs: { x, index, grad: g }, run, dispose,
+        step: () => {
+          const r = run();
+          r.out.dispose();
+          for (const t of r.grads) t.dispose();
+        },
+      };
+    }
+    const pred = keep(randomTensor([s.batch, s.tokens, s.patch], rng, dtype, device));
+    const target = keep(randomTensor([s.batch, s.tokens, s.patch], rng, dtype, device, 1, true));
+    const masked = Math.round(s.tokens * s.maskRatio);
+    const m: number[] = [];
+    for (let b = 0; b < s.batch; b++) {
+      const row = new Array<number>(s.tokens).fill(0);
+      for (const i of permutation(s.tokens, rng).slice(0, masked)) row[i] = 1;
+      m.push(...row);
+    }
+    const mask = keep(intTensor(m, [s.batch, s.tokens], 'uint8', device));
+    const opts = { kind: 'mse' as const, normPix: true, eps: 1e-6 };
+    const run = (): { out: NativeTensor; grads: NativeTensor[] } => {
+      const r = n.maskedPatchLoss(pred, target, mask, opts);
+      r.perPatch.dispose();
+      const [gp] = n.maskedPatchLossBackward(1, pred, target, mask, opts, true, false);
+      return { out: r.loss, grads: [gp!] };
+    };
+    return {
+      name, inputs: { pred, target, mask }, run, dispose,
+      step: () => {
+        const r = run();
+        r.out.dispose();
+        for (const t of r.grads) t.dispose();
+      },
+    };
+  } catch (e) {
+    dispose();
+    throw e;
+  }
+}
+
+export interface TorchMasked extends TorchCudaFacts {
+  case: string;
+  fwd_bwd: { median_ms: number; min_ms: number; max_ms: number; samples_ms: number[]; batch: number };
+  loss: number | null;
+  peak_bytes: number | null;
+}
+
+export interface MaskedRow {
+  name: MaskedCaseName;
+  ours: ({ ok: true; fwdBwd: GpuTiming; peakBytes: number; loss: number | null }) | { ok: false; error: string };
+  torch: PyOutcome<TorchMasked>;
+}
+
+/** Ours on cuda in bf16, then the torch child on a GPU we no longer hold memory on. */
+export function runMaskedCase(python: string | null, name: MaskedCaseName, s: MaskedShape, o: GpuTimingOptions): MaskedRow {
+  const n = native();
+  let ours: MaskedRow['ours'];
+  let c: MaskedCase | null = null;
+  try {
+    c = buildMaskedCase(name, s, 'cuda', 'bfloat16');
+    const first = c.run();
+    const loss = name === 'token-gather' ? null : first.out.read()[0]!;
+    first.out.dispose();
+    for (const t of first.grads) t.dispose();
+    n.cudaSynchronize();
+    n.cudaResetPeak();
+    const fwdBwd = timeGpu(c.step, o);
+    ours = { ok: true, fwdBwd, peakBytes: n.cudaMemStats().peakBytes, loss };
+  } catch (e) {
+    ours = { ok: false, error: (e as Error).message.split('\n')[0]! };
+  } finally {
+    c?.dispose();
+    try {
+      n.cudaSynchronize();
+      n.cudaReleaseCache();
+    } catch {
+      // a failed kernel throws again here; the first error is the one reported
+    }
+  }
+  const torch: PyOutcome<TorchMasked> = python
+    ? runTorchCuda<TorchMasked>(python, 'masked_ops_torch.py', [
+        '--case', name, '--rows', String(s.rows), '--hidden', String(s.hidden), '--vocab', String(s.vocab),
+        '--batch', String(s.batch), '--tokens', String(s.tokens), '--keep', String(s.keep), '--patch', String(s.patch),
+        '--mask-ratio', String(s.maskRatio), '--warmup', String(o.warmup), '--reps', String(o.reps),
+        '--min-sample-ms', String(o.minSampleMs ?? 50),
+      ])
+    : { ok: false, error: 'disabled (--no-torch)' };
+  return { name, ours, torch };
+}
