@@ -16,8 +16,9 @@
 #   train    cloze pretrain --device cuda: the same 3 steps in bf16 against the
 #            CPU's losses, the 1-rank NCCL smoke (when mpirun is there), 20 steps
 #            of --task mim and --task spark, cloze finetune (--adv and --method
-#            asa) from the CPU run's checkpoint, and --long-steps of bert-base at
-#            the preset's batch with an exact resume of the second half
+#            asa) from the CPU run's checkpoint, 2 MPI ranks of bert-tiny sharing
+#            the GPU through NCCL (or NCCL's refusal, named), and --long-steps of
+#            bert-base at the preset's batch with an exact resume of the second half
 #   anchor   opt-in (--with-anchor or --only anchor): bench:mlm-step on the
 #            CPU against the machine's own PyTorch, same thread count
 #   bench    npm run bench:cuda (attention, the BERT-base MLM step and the
@@ -221,7 +222,19 @@ if wanted train; then
     note "finetune on cuda: skipped (no checkpoint-3 from the CPU bert-base run)"; fail
   fi
   # NCCL (loaded at run time): world size 1 through NCCL, f32 and bf16 (native/tools/nccl-smoke.mjs).
-  if command -v mpirun >/dev/null; then run_step train-nccl 60 "$log" mpirun --allow-run-as-root -np 1 node native/tools/nccl-smoke.mjs; else note "nccl smoke: skipped (no mpirun on this machine)"; fi
+  if command -v mpirun >/dev/null; then
+    run_step train-nccl 60 "$log" mpirun --allow-run-as-root -np 1 node native/tools/nccl-smoke.mjs
+    # Issue 18: 2 data-parallel ranks sharing the one GPU, the only way one GPU exercises the trainer's NCCL path.
+    # NCCL may refuse two ranks on one device; then both must still exit within the limit, naming NCCL.
+    run_step train-nccl-2ranks 90 "$log" bash -c 'mpirun --allow-run-as-root --oversubscribe -np 2 npx cloze pretrain --preset bert-tiny \
+      --device cuda --max-steps 5 --batch-size 8 --log-every 1 --out "$0/nccl2" >"$0/nccl2.log" 2>&1; rc=$?; cat "$0/nccl2.log"
+      if [ $rc -eq 0 ]; then echo "2 ranks on one GPU: trained 5 steps through NCCL"; exit 0; fi
+      if grep -qi nccl "$0/nccl2.log"; then echo "2 ranks on one GPU: refused (exit $rc), naming NCCL"; exit 0; fi
+      echo "2 ranks on one GPU: failed (exit $rc) without naming NCCL"; exit 1' "$tr"
+    grep -E "^2 ranks on one GPU" "$log" | tail -1 >>"$summary"
+  else
+    note "nccl smoke: skipped (no mpirun on this machine)"
+  fi
   # Last, as the longest: $long_steps steps at the preset's batch, and an exact resume from the middle.
   half=$((long_steps / 2))
   run_step train-long 120 "$log" npx cloze pretrain --preset bert-base --device cuda --max-steps "$long_steps" --save-every "$half" --keep-last 3 --log-every 10 --seed 7 --out "$tr/long"
