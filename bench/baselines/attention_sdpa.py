@@ -16,12 +16,9 @@ retain_graph=True) and fwd+bwd. Prints one JSON object; errors are JSON too.
 """
 import argparse
 import json
-import math
-import statistics
 import sys
-import time
 
-from bench_common import fail
+from bench_common import fail, time_batched
 
 
 def parse():
@@ -49,33 +46,6 @@ def flash_only(torch):
     if hasattr(torch.backends.cuda, "sdp_kernel"):
         return torch.backends.cuda.sdp_kernel(enable_flash=True, enable_math=False, enable_mem_efficient=False)
     fail(f"torch {torch.__version__} has no scaled_dot_product_attention backend selection (needs torch >= 2.0)")
-
-
-def time_cuda(torch, fn, warmup, reps, min_sample_ms):
-    """Median ms per call; calls are batched so a sample lasts >= min_sample_ms (bench/lib/cuda-device.ts)."""
-    torch.cuda.synchronize()
-    warm = max(1, warmup)
-    t0 = time.perf_counter()
-    for _ in range(warm):
-        fn()
-    torch.cuda.synchronize()
-    per_call = (time.perf_counter() - t0) * 1e3 / warm
-    batch = max(1, math.ceil(min_sample_ms / max(per_call, 1e-3)))
-    t0 = time.perf_counter()
-    for _ in range(batch):
-        fn()
-    torch.cuda.synchronize()
-    per_call = (time.perf_counter() - t0) * 1e3 / batch
-    batch = max(1, math.ceil(min_sample_ms / max(per_call, 1e-3)))
-    samples = []
-    for _ in range(reps):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(batch):
-            fn()
-        torch.cuda.synchronize()
-        samples.append((time.perf_counter() - t0) * 1e3 / batch)
-    return {"median_ms": statistics.median(samples), "min_ms": min(samples), "max_ms": max(samples), "samples_ms": samples, "batch": batch}
 
 
 def main():
@@ -117,12 +87,12 @@ def main():
             fwd_bwd()
         except RuntimeError as e:
             fail(f"the flash SDPA backend cannot run this case on {torch.cuda.get_device_name()}: {str(e).splitlines()[0]}")
-        t_fwd = time_cuda(torch, fwd, a.warmup, a.reps, a.min_sample_ms)
+        t_fwd = time_batched(torch.cuda.synchronize, fwd, a.warmup, a.reps, a.min_sample_ms)
         kept["out"] = forward()
-        t_bwd = time_cuda(torch, bwd, a.warmup, a.reps, a.min_sample_ms)
+        t_bwd = time_batched(torch.cuda.synchronize, bwd, a.warmup, a.reps, a.min_sample_ms)
         del kept["out"]
         torch.cuda.reset_peak_memory_stats()
-        t_both = time_cuda(torch, fwd_bwd, a.warmup, a.reps, a.min_sample_ms)
+        t_both = time_batched(torch.cuda.synchronize, fwd_bwd, a.warmup, a.reps, a.min_sample_ms)
     print(
         json.dumps(
             {

@@ -1,7 +1,10 @@
 """Helpers shared by the PyTorch baselines: which OpenBLAS kernels torch runs, peak-RSS growth, timing, and the report."""
 
 import json
+import math
+import statistics
 import sys
+import time
 
 
 def blas_core():
@@ -97,3 +100,31 @@ def step_report(torch, params, t, losses, **extra):
         "peak_rss_bytes": status_kib("VmHWM") * 1024,
         **extra,
     }
+
+
+def time_batched(sync, fn, warmup, reps, min_sample_ms):
+    """Median ms per call of fn; calls are batched so that a sample, between two sync() calls on the host clock,
+    lasts >= min_sample_ms (as bench/lib/cuda-device.ts times the cloze side). sync: torch.cuda.synchronize on a GPU."""
+    sync()
+    warm = max(1, warmup)
+    t0 = time.perf_counter()
+    for _ in range(warm):
+        fn()
+    sync()
+    per_call = (time.perf_counter() - t0) * 1e3 / warm
+    batch = max(1, math.ceil(min_sample_ms / max(per_call, 1e-3)))
+    t0 = time.perf_counter()
+    for _ in range(batch):
+        fn()
+    sync()
+    per_call = (time.perf_counter() - t0) * 1e3 / batch
+    batch = max(1, math.ceil(min_sample_ms / max(per_call, 1e-3)))
+    samples = []
+    for _ in range(reps):
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(batch):
+            fn()
+        sync()
+        samples.append((time.perf_counter() - t0) * 1e3 / batch)
+    return {"median_ms": statistics.median(samples), "min_ms": min(samples), "max_ms": max(samples), "samples_ms": samples, "batch": batch}

@@ -24,12 +24,9 @@ JSON too.
 """
 import argparse
 import json
-import math
-import statistics
 import sys
-import time
 
-from bench_common import fail
+from bench_common import fail, time_batched
 
 
 def parse():
@@ -49,33 +46,6 @@ def parse():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     return p.parse_args()
-
-
-def time_calls(torch, sync, fn, warmup, reps, min_sample_ms):
-    """Median ms per call; calls are batched so a sample lasts >= min_sample_ms (bench/lib/cuda-device.ts)."""
-    sync()
-    warm = max(1, warmup)
-    t0 = time.perf_counter()
-    for _ in range(warm):
-        fn()
-    sync()
-    per_call = (time.perf_counter() - t0) * 1e3 / warm
-    batch = max(1, math.ceil(min_sample_ms / max(per_call, 1e-3)))
-    t0 = time.perf_counter()
-    for _ in range(batch):
-        fn()
-    sync()
-    per_call = (time.perf_counter() - t0) * 1e3 / batch
-    batch = max(1, math.ceil(min_sample_ms / max(per_call, 1e-3)))
-    samples = []
-    for _ in range(reps):
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(batch):
-            fn()
-        sync()
-        samples.append((time.perf_counter() - t0) * 1e3 / batch)
-    return {"median_ms": statistics.median(samples), "min_ms": min(samples), "max_ms": max(samples), "samples_ms": samples, "batch": batch}
 
 
 def mlm_head(torch, F, a, dev, dt, autocast):
@@ -161,7 +131,7 @@ def main():
     first = out["loss"]
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    timing = time_calls(torch, sync, step, a.warmup, a.reps, a.min_sample_ms)
+    timing = time_batched(sync, step, a.warmup, a.reps, a.min_sample_ms)
     print(
         json.dumps(
             {

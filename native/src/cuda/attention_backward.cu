@@ -279,10 +279,10 @@ void attention_backward_cuda(const AttentionParams<T>& p) {
   const int64_t nstat = p.cu_seqlens ? p.H * p.nnz : p.B * p.H * p.L;
   Scratch D(sizeof(float) * nstat, op);
   float* Dp = static_cast<float*>(D.ptr);
+  CLOZE_LAUNCH(op, attention_delta_kernel<T>, blocks_for(p.nnz * p.H), kThreads, 0, p, Dp);
   if constexpr (std::is_same_v<T, bf16>) {
     if (attention_backward_mma(p, Dp)) return;  // the tensor-core kernels, where they apply
   }
-  CLOZE_LAUNCH(op, attention_delta_kernel<T>, blocks_for(p.nnz * p.H), kThreads, 0, p, Dp);
 
   const int Dh = static_cast<int>(p.Dh);
   const size_t b1 = BwdSmem<T>(Dh, true).bytes;

@@ -300,19 +300,6 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(AttentionParams<bf16> p, 
 }
 
 // ---------------------------------------------------------------- backward
-// D = rowsum(dO ∘ O) in the lse layout, float32; one thread per (token, head).
-__global__ void delta_kernel(AttentionParams<bf16> p, float* D) {
-  const int64_t n = p.nnz * p.H;
-  CLOZE_GRID_STRIDE(x, n) {
-    const int64_t tk = x / p.H, h = x % p.H;
-    const int64_t si = p.cu_seqlens ? h * p.nnz + tk : ((tk / p.L) * p.H + h) * p.L + tk % p.L;
-    const int64_t o = tk * p.o_row + h * p.Dh;
-    float acc = 0.f;
-    for (int64_t d = 0; d < p.Dh; d++) acc += ld(p.out, o + d) * ld(p.dout, o + d);
-    D[si] = acc;
-  }
-}
-
 // dK, dV: one CTA per (64-key tile, head, sequence); each warp owns 16 keys
 // and computes Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ with keys as rows, so Pᵀ and dSᵀ are
 // the A operands of dV += Pᵀ·dO and dK += dSᵀ·Q straight from registers.
@@ -644,13 +631,12 @@ bool attention_forward_mma(const AttentionParams<bf16>& p) {
   return true;
 }
 
-bool attention_backward_mma(const AttentionParams<bf16>& p, float* D) {
+bool attention_backward_mma(const AttentionParams<bf16>& p, const float* D) {
   using namespace cuda::fa;
   if (!fits(p) || p.dentropy || p.dbias) return false;
   for (const void* ptr : {static_cast<const void*>(p.dout), static_cast<const void*>(p.dq), static_cast<const void*>(p.dk),
                           static_cast<const void*>(p.dv)})
     if (!aligned16(ptr)) return false;
-  CLOZE_LAUNCH("attentionBackward", delta_kernel, cuda::blocks_for(p.nnz * p.H), cuda::kThreads, 0, p, D);
   switch (head_tile(p.Dh)) {
     case 32: backward<32>(p, D); break;
     case 64: backward<64>(p, D); break;

@@ -10,7 +10,8 @@
 namespace cloze {
 
 bool attention_forward_mma(const AttentionParams<bf16>& p);
-// D: float32 scratch in the lse layout, filled here with rowsum(dO ∘ O).
-bool attention_backward_mma(const AttentionParams<bf16>& p, float* D);
+// D: rowsum(dO ∘ O) in the lse layout, float32, already computed (the
+// tiled backward's delta kernel, attention_backward.cu).
+bool attention_backward_mma(const AttentionParams<bf16>& p, const float* D);
 
 }  // namespace cloze
