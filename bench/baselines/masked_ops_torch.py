@@ -16,8 +16,12 @@ same code in float32 on the CPU, to check the script where there is no GPU):
                 averaged over the patch, summed over masked patches / their
                 count; gradient for pred.
 
-The inputs are the same shapes and distributions as bench/lib/cuda-masked.ts
-builds (not the same values; the losses are reported for a sanity check).
+The inputs have the shapes of bench/lib/cuda-masked.ts, not its values (the
+losses are reported for a sanity check). One difference is deliberate: the
+mlm-head's W and b are float32 here, as autocast training keeps them (cast to
+bf16 on every call, gradients in float32), and b starts at zero; cloze's side
+holds bf16 weights, as its mixed precision does. torch's time and memory
+therefore include that cast and the float32 dW.
 Timing: the median of samples of `batch` calls between two synchronizations
 on the host clock, as the cloze side does. Prints one JSON object; errors are
 JSON too.

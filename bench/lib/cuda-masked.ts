@@ -56,15 +56,32 @@ function randomTensor(shape: readonly number[], rng: Rng, dtype: DType, device: 
   const n = shape.reduce((a, b) => a * b, 1);
   const values = new Float32Array(n);
   for (let i = 0; i < n; i++) values[i] = (uniform ? rng.uniform() : rng.normal()) * scale;
-  const t = native().empty(dtype, shape, device);
-  t.write(values);
-  return t;
+  return filled(native().empty(dtype, shape, device), values);
+}
+
+/** t with values written, disposed if the write throws. */
+function filled(t: NativeTensor, values: Float32Array | Int32Array | Uint8Array): NativeTensor {
+  try {
+    t.write(values);
+    return t;
+  } catch (e) {
+    t.dispose();
+    throw e;
+  }
 }
 
 function intTensor(values: ArrayLike<number>, shape: readonly number[], dtype: 'int32' | 'uint8', device: Device): NativeTensor {
-  const t = native().empty(dtype, shape, device);
-  t.write(dtype === 'int32' ? Int32Array.from(values) : Uint8Array.from(values));
-  return t;
+  return filled(native().empty(dtype, shape, device), dtype === 'int32' ? Int32Array.from(values) : Uint8Array.from(values));
+}
+
+/** Runs the backward on the forward's output, disposing that output if the backward throws. */
+function thenBackward(out: NativeTensor, backward: () => NativeTensor[]): { out: NativeTensor; grads: NativeTensor[] } {
+  try {
+    return { out, grads: backward() };
+  } catch (e) {
+    out.dispose();
+    throw e;
+  }
 }
 
 /** A random permutation of [0, n) per row (Fisher–Yates). */
@@ -97,9 +114,12 @@ export function buildMaskedCase(name: MaskedCaseName, s: MaskedShape, device: De
       const t = keep(intTensor(Array.from({ length: s.rows }, () => rng.int(s.vocab)), [s.rows], 'int32', device));
       const run = (): { out: NativeTensor; grads: NativeTensor[] } => {
         const r = n.linearCrossEntropy(h, w, b, t, -100, 4096);
-        const g = n.linearCrossEntropyBackward(1, h, w, b, t, r.lse, -100, r.count, 4096, true, true, true);
-        r.lse.dispose();
-        return { out: r.loss, grads: g.filter((x): x is NativeTensor => x !== null) };
+        try {
+          return thenBackward(r.loss, () =>
+            n.linearCrossEntropyBackward(1, h, w, b, t, r.lse, -100, r.count, 4096, true, true, true).filter((x): x is NativeTensor => x !== null));
+        } finally {
+          r.lse.dispose();
+        }
       };
       return {
         name, inputs: { h, w, b, targets: t }, run, dispose,
@@ -117,9 +137,7 @@ export function buildMaskedCase(name: MaskedCaseName, s: MaskedShape, device: De
       const index = keep(intTensor(ids, [s.batch, s.keep], 'int32', device));
       const g = keep(randomTensor([s.batch, s.keep, s.hidden], rng, dtype, device));
       const run = (): { out: NativeTensor; grads: NativeTensor[] } => {
-        const y = n.assembleTokens(x, index, null);
-        const [gx] = n.assembleTokensBackward(g, index, s.tokens, 0, true, false);
-        return { out: y, grads: [gx!] };
+        return thenBackward(n.assembleTokens(x, index, null), () => [n.assembleTokensBackward(g, index, s.tokens, 0, true, false)[0]!]);
       };
       return {
         name, inputs: { x, index, grad: g }, run, dispose,
@@ -144,8 +162,7 @@ export function buildMaskedCase(name: MaskedCaseName, s: MaskedShape, device: De
     const run = (): { out: NativeTensor; grads: NativeTensor[] } => {
       const r = n.maskedPatchLoss(pred, target, mask, opts);
       r.perPatch.dispose();
-      const [gp] = n.maskedPatchLossBackward(1, pred, target, mask, opts, true, false);
-      return { out: r.loss, grads: [gp!] };
+      return thenBackward(r.loss, () => [n.maskedPatchLossBackward(1, pred, target, mask, opts, true, false)[0]!]);
     };
     return {
       name, inputs: { pred, target, mask }, run, dispose,

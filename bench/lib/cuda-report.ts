@@ -66,6 +66,7 @@ export function attentionTable(rows: readonly AttentionRow[]): Table {
  * The H200 is the H100 SXM's chip: 989 TFLOP/s.
  */
 export function bf16PeakTflops(gpuName: string): number | null {
+  if (/NVL/.test(gpuName)) return null; // the NVL parts run at lower clocks: not listed here
   if (/H200|H100.*(SXM|HBM3)/.test(gpuName)) return 989.4;
   if (/H100/.test(gpuName)) return 756.5;
   if (/A100/.test(gpuName)) return 312;
