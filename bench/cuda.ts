@@ -24,7 +24,8 @@ import { intList, positiveInt, positiveNumber } from './lib/args.js';
 import { runAttentionCase, type AttentionRow } from './lib/cuda-attention.js';
 import { cudaUnavailableReason, describeGpu, gpuFacts, type GpuTimingOptions } from './lib/cuda-device.js';
 import { MASKED_CASES, MASKED_SHAPE, runMaskedCase, type MaskedRow } from './lib/cuda-masked.js';
-import { MLM_PRESET, runOurMlm, runTorchMlm, type MlmRunOptions } from './lib/cuda-mlm.js';
+import { MLM_PRESET, profileOurMlm, runOurMlm, runTorchMlm, type MlmRunOptions } from './lib/cuda-mlm.js';
+import { printProfile } from './suites/mlm_profile.js';
 import {
   ATTENTION_TARGET, attentionRatios, attentionTable, bf16PeakTflops, markdownTable, MLM_TARGET, mlmRatio, mlmStepFlops, mlmTable, tflops, writeResults, type Table,
 } from './lib/cuda-report.js';
@@ -36,7 +37,8 @@ import { hasGc, nowMs } from './lib/timing.js';
 
 const USAGE = `usage: npm run bench:cuda -- [--only attention|mlm|masked|all] [--tokens 16384] [--lengths 128,512,1024] [--heads 12] [--head-dim 64]
                                [--warmup 5] [--reps 15] [--min-sample-ms 50] [--mlm-batch 256] [--mlm-length 128]
-                               [--mlm-warmup 3] [--mlm-reps 10] [--python python3 | --no-torch] [--out DIR | --no-write]`;
+                               [--mlm-warmup 3] [--mlm-reps 10] [--profile] [--python python3 | --no-torch] [--out DIR | --no-write]
+  --profile: also run our MLM step under the per-call profiler with the device drained around every call (where the time goes)`;
 
 interface Args {
   only: 'all' | 'attention' | 'mlm' | 'masked';
@@ -51,6 +53,7 @@ interface Args {
   mlmLength: number;
   mlmWarmup: number;
   mlmReps: number;
+  profile: boolean;
   python: string;
   out: string | null;
 }
@@ -58,7 +61,7 @@ interface Args {
 function parseArgs(argv: readonly string[]): Args {
   const a: Args = {
     only: 'all', tokens: 16384, lengths: [128, 512, 1024], heads: 12, headDim: 64, warmup: 5, reps: 15, minSampleMs: 50,
-    mlmBatch: 256, mlmLength: 128, mlmWarmup: 3, mlmReps: 10,
+    mlmBatch: 256, mlmLength: 128, mlmWarmup: 3, mlmReps: 10, profile: false,
     python: process.env.CLOZE_TORCH_PYTHON || 'python3', out: join(packageRoot(), 'bench', 'results-cuda'),
   };
   for (let i = 0; i < argv.length; i++) {
@@ -83,6 +86,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '--mlm-reps': a.mlmReps = positiveInt(k, v, USAGE); i++; break;
       case '--python': a.python = v ?? ''; i++; break;
       case '--no-torch': a.python = ''; break;
+      case '--profile': a.profile = true; break;
       case '--out': a.out = v ?? ''; i++; break;
       case '--no-write': a.out = null; break;
       case '--help': case '-h': console.log(USAGE); process.exit(0); break;
@@ -215,6 +219,16 @@ function main(): void {
     mlm = { opts, ours, torch, table };
   }
 
+  let profile: ReturnType<typeof profileOurMlm> | null = null;
+  if (a.profile && (a.only === 'all' || a.only === 'mlm')) {
+    const opts: MlmRunOptions = { B: a.mlmBatch, L: a.mlmLength, maskRatio: 0.15, seed: 1234, warmup: 1, reps: 3 };
+    section(`Profile of our MLM step (B=${opts.B} L=${opts.L}), the device drained around every native call`);
+    console.log('Each call holds its own kernels, so host and device do not overlap: the step is slower than above; the shares say where the time goes.');
+    profile = profileOurMlm(opts);
+    if (profile.ok) printProfile(profile.report);
+    else console.log(`  profile FAILED: ${profile.error}`);
+  }
+
   let masked: { rows: MaskedRow[]; table: Table } | null = null;
   if (a.only === 'all' || a.only === 'masked') masked = runMasked(a, timing);
 
@@ -262,6 +276,7 @@ function main(): void {
       attention: attention?.rows.map((r) => ({ ...r, ratio: attentionRatios(r) })) ?? null,
       mlm: mlm ? { preset: MLM_PRESET, ...mlm.opts, ours: mlm.ours, torch: mlm.torch, ratio: mlmRatio(mlm.ours, mlm.torch) } : null,
       masked: masked ? { shape: MASKED_SHAPE, rows: masked.rows.map((r) => ({ ...r, ratio: maskedRatio(r) })) } : null,
+      profile,
       targets: lines,
     };
     const md = [

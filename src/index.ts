@@ -23,7 +23,7 @@ export { Parameter } from './nn/parameter.js';
 export { Linear, LayerNorm, Embedding, Dropout, type InitOptions } from './nn/layers.js';
 export { MultiHeadAttention } from './nn/attention.js';
 export { truncNormal, constant } from './nn/init.js';
-export { Profiler, withProfile, profileLabel, JS_OVERHEAD, PROFILER_OWN, type FamilyStats, type ProfileReport } from './profile/index.js';
+export { Profiler, withProfile, profileLabel, JS_OVERHEAD, PROFILER_OWN, type FamilyStats, type ProfileReport, type ProfilerOptions } from './profile/index.js';
 export { AdamW, type AdamWOptions, type ParamGroup } from './optim/adamw.js';
 export * from './masking/index.js';
 export {

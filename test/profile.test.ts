@@ -103,6 +103,31 @@ describe('Profiler', () => {
     expect(() => prof.run(() => Promise.resolve(1))).toThrow(/synchronous/);
   });
 
+  it('a synchronize hook runs before (uncounted) and after (counted) every timed call', () => {
+    // A hook that waits 3 ms by the clock: the wait after the call lands in the call's family, the one before
+    // in the profiler's own row (bench:cuda --profile passes cudaSynchronize: each call then holds its kernels).
+    let calls = 0;
+    const wait = (): void => {
+      calls++;
+      const t0 = performance.now();
+      while (performance.now() - t0 < 3) {
+        // busy-wait: the hook stands for a device that is still working
+      }
+    };
+    const prof = new Profiler({ synchronize: wait });
+    const x = ramp([3, 4]);
+    const w = ramp([5, 4], 0.3);
+    prof.run(() => profileLabel('synced', () => linear(x, w, null)));
+    const fam = new Map(prof.report().families.map((f) => [f.family, f]));
+    expect(calls).toBe(2);
+    expect(fam.get('GEMM synced fwd')!.calls).toBe(1);
+    expect(fam.get('GEMM synced fwd')!.ms).toBeGreaterThanOrEqual(3);
+    expect(fam.get(PROFILER_OWN)!.ms).toBeGreaterThanOrEqual(3);
+    // and none outside a run
+    linear(x, w, null);
+    expect(calls).toBe(2);
+  });
+
   it('counts 2·M·N·K FLOPs for GEMMs of known shape, batched and transposed', () => {
     const [M, N, K] = [7, 5, 3];
     const prof = new Profiler();

@@ -12,8 +12,8 @@
  * cudaSynchronize() calls on the host clock. No attention mask: every token
  * is real on both sides.
  */
-import { AdamW, backward, BertForMaskedLM, bertPreset, scope, type PaddedMlmBatch, type Tensor } from '../../src/index.js';
-import { native } from '../../src/native/loader.js';
+import { AdamW, backward, BertForMaskedLM, bertPreset, Profiler, scope, type PaddedMlmBatch, type ProfileReport, type Tensor } from '../../src/index.js';
+import { loadAddon, native } from '../../src/native/loader.js';
 import { runTorchCuda, type PyOutcome, type TorchCudaFacts } from './cuda-torch.js';
 import { mlmBatch } from './mlm_batch.js';
 import { median, nowMs } from './timing.js';
@@ -60,9 +60,27 @@ export interface TorchMlm extends TorchCudaFacts {
 
 const gc = (globalThis as { gc?: () => void }).gc;
 
-export function runOurMlm(o: MlmRunOptions): OurMlmOutcome {
-  const n = native();
+/** The bert-base MLM step on cuda in bf16 (the model, one device batch, AdamW with fp32 master weights). */
+interface OurMlmSetup {
+  /** One training step; returns its loss (reading it waits for the device). */
+  step(): number;
+  params: number;
+  maskedRows: number;
+  dispose(): void;
+}
+
+function setupOurMlm(o: MlmShape): OurMlmSetup {
   const disposers: Array<() => void> = [];
+  const dispose = (): void => {
+    for (const d of disposers.reverse()) {
+      try {
+        d();
+      } catch {
+        // a failed step is reported by the caller; freeing after it may fail again
+      }
+    }
+    disposers.length = 0;
+  };
   try {
     const model = new BertForMaskedLM(bertPreset(MLM_PRESET).config, { seed: 0 });
     disposers.push(() => model.dispose());
@@ -81,8 +99,7 @@ export function runOurMlm(o: MlmRunOptions): OurMlmOutcome {
     // bf16 parameters: AdamW keeps fp32 master weights and moments for them (src/optim/adamw.ts).
     const opt = new AdamW(model.parameters(), { lr: 1e-4, weightDecay: 0.01 });
     disposers.push(() => opt.dispose());
-    const losses: number[] = [];
-    const step = (): void => {
+    const step = (): number => {
       opt.zeroGrad();
       const loss = scope(() => {
         const l = model.loss(batch);
@@ -91,11 +108,34 @@ export function runOurMlm(o: MlmRunOptions): OurMlmOutcome {
       });
       opt.clipGradNorm(1.0);
       opt.step();
-      losses.push(loss.item());
+      const v = loss.item();
       loss.dispose();
+      return v;
     };
-    step();
-    for (let i = 0; i < o.warmup; i++) step();
+    return { step, params: model.parameters().reduce((a, p) => a + p.size, 0), maskedRows: batch.rows.size, dispose };
+  } catch (e) {
+    dispose();
+    throw e;
+  }
+}
+
+/** Synchronizes and empties the allocator cache, so that the torch child finds the GPU's memory free. */
+function releaseDevice(): void {
+  try {
+    native().cudaSynchronize();
+    native().cudaReleaseCache();
+  } catch {
+    // after a failed kernel this throws again; the first error is the one reported
+  }
+}
+
+export function runOurMlm(o: MlmRunOptions): OurMlmOutcome {
+  const n = native();
+  let s: OurMlmSetup | null = null;
+  try {
+    s = setupOurMlm(o);
+    const losses: number[] = [s.step()];
+    for (let i = 0; i < o.warmup; i++) losses.push(s.step());
     n.cudaSynchronize();
     n.cudaResetPeak();
     const samples: number[] = [];
@@ -103,15 +143,15 @@ export function runOurMlm(o: MlmRunOptions): OurMlmOutcome {
       gc?.();
       n.cudaSynchronize();
       const t0 = nowMs();
-      step();
+      losses.push(s.step());
       n.cudaSynchronize();
       samples.push(nowMs() - t0);
     }
     const med = median(samples);
     return {
       ok: true,
-      params: model.parameters().reduce((a, p) => a + p.size, 0),
-      maskedRows: batch.rows.size,
+      params: s.params,
+      maskedRows: s.maskedRows,
       medianMs: med,
       samplesMs: samples,
       tokensPerS: (o.B * o.L) / (med / 1e3),
@@ -121,19 +161,38 @@ export function runOurMlm(o: MlmRunOptions): OurMlmOutcome {
   } catch (e) {
     return { ok: false, error: (e as Error).message.split('\n')[0]! };
   } finally {
-    for (const d of disposers.reverse()) {
-      try {
-        d();
-      } catch {
-        // a failed step is reported above; freeing after it may fail again
-      }
+    s?.dispose();
+    releaseDevice();
+  }
+}
+
+/**
+ * The same step under the per-call profiler with the device drained around
+ * every native call (src/profile, `synchronize`): where the device's time
+ * goes, per op family. The profiled step is slower than the timed one (host
+ * and device no longer overlap); the shares are what it is for.
+ */
+export function profileOurMlm(o: MlmRunOptions): { ok: true; report: ProfileReport } | { ok: false; error: string } {
+  let s: OurMlmSetup | null = null;
+  try {
+    s = setupOurMlm(o);
+    for (let i = 0; i <= o.warmup; i++) s.step();
+    const raw = loadAddon().addon;
+    const prof = new Profiler({ synchronize: () => raw.cudaSynchronize() });
+    for (let r = 0; r < o.reps; r++) {
+      gc?.();
+      raw.cudaSynchronize();
+      const step = s.step;
+      prof.run(() => {
+        step();
+      });
     }
-    try {
-      n.cudaSynchronize();
-      n.cudaReleaseCache();
-    } catch {
-      // as above
-    }
+    return { ok: true, report: prof.report() };
+  } catch (e) {
+    return { ok: false, error: (e as Error).message.split('\n')[0]! };
+  } finally {
+    s?.dispose();
+    releaseDevice();
   }
 }
 

@@ -279,7 +279,7 @@ fi
 # 6. Speed against PyTorch on the same GPU, alone on it.
 if wanted bench; then
   # shellcheck disable=SC2086
-  run_step bench 180 "$out/bench.log" node --expose-gc dist/bench/cuda.js --reps 10 --mlm-reps 5 $bench_args --out "$work/bench"
+  run_step bench 180 "$out/bench.log" node --expose-gc dist/bench/cuda.js --reps 10 --mlm-reps 5 --profile $bench_args --out "$work/bench"
   [ -f "$work/bench/summary.md" ] && cat "$work/bench/summary.md" >>"$out/bench.log"
 fi
 

@@ -17,7 +17,12 @@
  * on a training step's path are timed with profileSpan (zeroGrad's fill, the
  * gradient clones of add); the rest (read, copyFrom, dispose, small fills)
  * count as JS overhead. On the CUDA build the calls return before
- * their kernels finish, so the profile is meaningful on the CPU build only.
+ * their kernels finish, so a plain profile is meaningful on the CPU build
+ * only; with `synchronize` (e.g. the addon's cudaSynchronize) the device is
+ * drained before each timed call (not counted) and after it (counted), so
+ * each call's time is its own kernels' plus its launch. That serialises
+ * host and device: the families then sum to a slower step than the real
+ * one, but say where the device's time goes.
  */
 import { loadAddon } from '../native/loader.js';
 import type { NativeAddon } from '../native/types.js';
@@ -55,8 +60,19 @@ export interface ProfileReport {
 
 const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
 
+export interface ProfilerOptions {
+  /** Waits for queued device work; called before (uncounted) and after (counted) every timed call. */
+  synchronize?: () => void;
+}
+
 export class Profiler {
   private readonly fams = new Map<string, FamilyStats>();
+  private readonly sync: (() => void) | null;
+
+  constructor(opts: ProfilerOptions = {}) {
+    this.sync = opts.synchronize ?? null;
+  }
+
   private steps = 0;
   private stepMs = 0;
   private userMs = 0;
@@ -147,11 +163,14 @@ export class Profiler {
     if (this.depth > 0) return fn();
     this.depth++;
     const tIn = nowMs();
+    // Work queued by untimed calls (tensor methods) is drained outside this call's time.
+    if (this.sync) this.sync();
     const c0 = process.cpuUsage();
     const t0 = nowMs();
     let done = false;
     try {
       const r = fn();
+      if (this.sync) this.sync();
       done = true;
       return r;
     } finally {
