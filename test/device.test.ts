@@ -149,3 +149,22 @@ describe('Module.to and mixed-precision state', () => {
     expect(Array.from(back.h!.toArray())).toEqual([0.1, -2.3, 7].map(bf16));
   });
 });
+
+describe("checkFloat follows the backend's float kernels per device", () => {
+  // A CPU tensor whose device field says cuda: checkFloat reads only the fields (the native rule it mirrors,
+  // ArgReader::want_float, is exercised on a real GPU by npm run test:cuda).
+  const onCuda = <T extends object>(t: T): T => Object.defineProperty(t, 'device', { value: 'cuda' });
+  it('takes float32 and bfloat16 on cuda, float32 and float64 on the CPU, and names the rule it applied', async () => {
+    const { checkFloat } = await import('../src/validate.js');
+    const f64 = tensor([1, 2], [2], 'float64');
+    const bf = tensor([1, 2], [2], 'bfloat16');
+    const f32 = tensor([1, 2], [2], 'float32');
+    expect(() => checkFloat(f64, 'x')).not.toThrow();
+    expect(() => checkFloat(bf, 'x')).toThrow('Expected a float32 or float64 tensor for x but received bfloat16 tensor [2]');
+    expect(() => checkFloat(onCuda(bf), 'x')).not.toThrow();
+    expect(() => checkFloat(onCuda(f32), 'x')).not.toThrow();
+    expect(() => checkFloat(onCuda(f64), 'x')).toThrow(/Expected a float32 or bfloat16 tensor \(on cuda\) for x but received float64 tensor \[2\]/);
+    for (const t of [f64, bf, f32]) Object.defineProperty(t, 'device', { value: 'cpu' });
+    for (const t of [f64, bf, f32]) t.dispose();
+  });
+});

@@ -68,11 +68,6 @@ export interface ProfilerOptions {
 export class Profiler {
   private readonly fams = new Map<string, FamilyStats>();
   private readonly sync: (() => void) | null;
-
-  constructor(opts: ProfilerOptions = {}) {
-    this.sync = opts.synchronize ?? null;
-  }
-
   private steps = 0;
   private stepMs = 0;
   private userMs = 0;
@@ -80,6 +75,10 @@ export class Profiler {
   private ownMs = 0;
   private depth = 0;
   private timed: ActiveProfile | null = null;
+
+  constructor(opts: ProfilerOptions = {}) {
+    this.sync = opts.synchronize ?? null;
+  }
 
   /** Runs fn (synchronous) as one profiled step and returns its result. */
   run<T>(fn: () => T): T {
