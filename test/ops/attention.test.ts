@@ -893,7 +893,7 @@ describeCuda('attention', () => {
   cases.forEach((c, idx) => {
     it(`${c.name} (float32)`, () => checkFloat32(makeSpec(c, 11 + idx), c.entropy ?? false, c.name, 101 + idx));
     it(`${c.name} (bfloat16)`, () => checkBf16(makeSpec(c, 11 + idx), c.entropy ?? false, c.name, 101 + idx));
-    // bf16 goes to the register-resident mma kernels (attention_mma.cu) where
+    // bf16 goes to the register-resident mma kernels (attention_mma_fwd.cu, attention_mma_bwd.cu) where
     // they apply (Dh a multiple of 8, no entropy or bias gradient); the tiled
     // kernels they replace stay checked too.
     it(`${c.name} (bfloat16, tiled kernel)`, () =>

@@ -1,4 +1,4 @@
-// The register-resident bfloat16 attention kernels (attention_mma.cu). Each
+// The register-resident bfloat16 attention kernels (attention_mma_fwd.cu, attention_mma_bwd.cu). Each
 // returns false, having launched nothing, when the call is outside what they
 // cover (float32 is not; entropy, its gradient, the bias gradient, head widths
 // that are not a multiple of 8 or above 128, unaligned operands, or

@@ -45,7 +45,7 @@ struct AttentionParams {
   T* dv = nullptr;
   T* dbias = nullptr;            // [B, L, L], optional, summed over heads
   // CUDA: take the shared-memory tiled kernels even where the register-resident
-  // bf16 ones apply (attention_mma.cu); the tests run both against the reference.
+  // bf16 ones apply (attention_mma_{fwd,bwd}.cu); the tests run both against the reference.
   bool tiled_kernel = false;
 };
 
