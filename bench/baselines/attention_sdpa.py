@@ -18,7 +18,7 @@ import argparse
 import json
 import sys
 
-from bench_common import fail, time_batched
+from bench_common import cuda_facts, fail, time_batched
 
 
 def parse():
@@ -96,11 +96,7 @@ def main():
     print(
         json.dumps(
             {
-                "ok": True,
-                "torch": torch.__version__,
-                "python": sys.executable,
-                "cuda": torch.version.cuda,
-                "device": torch.cuda.get_device_name(),
+                **cuda_facts(torch),
                 "backend": "flash (forced)",
                 "length": L,
                 "fwd": t_fwd,

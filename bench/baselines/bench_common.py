@@ -128,3 +128,15 @@ def time_batched(sync, fn, warmup, reps, min_sample_ms):
         sync()
         samples.append((time.perf_counter() - t0) * 1e3 / batch)
     return {"median_ms": statistics.median(samples), "min_ms": min(samples), "max_ms": max(samples), "samples_ms": samples, "batch": batch}
+
+
+def cuda_facts(torch, cuda=True):
+    """The fields every CUDA baseline reports first (TorchCudaFacts in bench/lib/cuda-torch.ts): ok, torch's
+    version, the python, the CUDA runtime torch was built with, and the device (cpu for a CPU check run)."""
+    return {
+        "ok": True,
+        "torch": torch.__version__,
+        "python": sys.executable,
+        "cuda": torch.version.cuda,
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
+    }

@@ -24,7 +24,7 @@ import argparse
 import json
 import sys
 
-from bench_common import fail, time_steps
+from bench_common import cuda_facts, fail, time_steps
 from mlm_torch import build, mlm_batch
 
 
@@ -109,11 +109,7 @@ def main():
     print(
         json.dumps(
             {
-                "ok": True,
-                "torch": torch.__version__,
-                "python": sys.executable,
-                "cuda": torch.version.cuda,
-                "device": torch.cuda.get_device_name(),
+                **cuda_facts(torch),
                 "attention": a.attention,
                 "optimizer": adamw_impl(torch, params, a.fused),
                 "params": sum(p.numel() for p in params),

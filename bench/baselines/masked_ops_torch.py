@@ -30,7 +30,7 @@ import argparse
 import json
 import sys
 
-from bench_common import fail, time_batched
+from bench_common import cuda_facts, fail, time_batched
 
 
 def parse():
@@ -139,11 +139,7 @@ def main():
     print(
         json.dumps(
             {
-                "ok": True,
-                "torch": torch.__version__,
-                "python": sys.executable,
-                "cuda": torch.version.cuda,
-                "device": torch.cuda.get_device_name() if cuda else "cpu",
+                **cuda_facts(torch, cuda),
                 "case": a.case,
                 "fwd_bwd": timing,
                 "loss": None if first is None else float(first),
