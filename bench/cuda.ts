@@ -220,6 +220,7 @@ function main(): void {
   }
 
   let profile: ReturnType<typeof profileOurMlm> | null = null;
+  let hostProfile: ReturnType<typeof profileOurMlm> | null = null;
   if (a.profile && (a.only === 'all' || a.only === 'mlm')) {
     const opts: MlmRunOptions = { B: a.mlmBatch, L: a.mlmLength, maskRatio: 0.15, seed: 1234, warmup: 1, reps: 3 };
     section(`Profile of our MLM step (B=${opts.B} L=${opts.L}), the device drained around every native call`);
@@ -227,6 +228,12 @@ function main(): void {
     profile = profileOurMlm(opts);
     if (profile.ok) printProfile(profile.report);
     else console.log(`  profile FAILED: ${profile.error}`);
+    section(`Host side of our MLM step (B=${opts.B} L=${opts.L}): the same profiler, the device not drained`);
+    console.log("Each call's time is the host's cost to check and enqueue it, plus any wait for the device inside the call (index checks,");
+    console.log("the embedding backward's plan); the step's final wait for the device (reading the loss) lands in JS overhead.");
+    hostProfile = profileOurMlm(opts, false);
+    if (hostProfile.ok) printProfile(hostProfile.report);
+    else console.log(`  host profile FAILED: ${hostProfile.error}`);
   }
 
   let masked: { rows: MaskedRow[]; table: Table } | null = null;
@@ -277,6 +284,7 @@ function main(): void {
       mlm: mlm ? { preset: MLM_PRESET, ...mlm.opts, ours: mlm.ours, torch: mlm.torch, ratio: mlmRatio(mlm.ours, mlm.torch) } : null,
       masked: masked ? { shape: MASKED_SHAPE, rows: masked.rows.map((r) => ({ ...r, ratio: maskedRatio(r) })) } : null,
       profile,
+      hostProfile,
       targets: lines,
     };
     const md = [

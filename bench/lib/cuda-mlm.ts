@@ -167,18 +167,20 @@ export function runOurMlm(o: MlmRunOptions): OurMlmOutcome {
 }
 
 /**
- * The same step under the per-call profiler with the device drained around
- * every native call (src/profile, `synchronize`): where the device's time
- * goes, per op family. The profiled step is slower than the timed one (host
- * and device no longer overlap); the shares are what it is for.
+ * Our MLM step under the per-call profiler (src/profile). drain: the device
+ * is synchronized around every native call, so each call's time is its
+ * kernels' (where the device time goes; the step is slower than the timed
+ * one, as host and device no longer overlap). Without: the calls' times are
+ * the host's cost of validating and enqueueing them (plus any wait inside a
+ * call that reads the device), which says whether the host keeps the GPU fed.
  */
-export function profileOurMlm(o: MlmRunOptions): { ok: true; report: ProfileReport } | { ok: false; error: string } {
+export function profileOurMlm(o: MlmRunOptions, drain = true): { ok: true; report: ProfileReport } | { ok: false; error: string } {
   let s: OurMlmSetup | null = null;
   try {
     s = setupOurMlm(o);
     for (let i = 0; i <= o.warmup; i++) s.step();
     const raw = loadAddon().addon;
-    const prof = new Profiler({ synchronize: () => raw.cudaSynchronize() });
+    const prof = new Profiler(drain ? { synchronize: () => raw.cudaSynchronize() } : {});
     for (let r = 0; r < o.reps; r++) {
       gc?.();
       raw.cudaSynchronize();

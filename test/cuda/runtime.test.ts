@@ -49,6 +49,23 @@ describeCuda('runtime', () => {
     expect(native().cudaMemStats().mallocCalls).toBe(before);
   });
 
+  it('counts a reused block at its own size, so live bytes return to where they were', () => {
+    // A cached 10 MiB block serves a later 8 MiB request (within a quarter);
+    // freeing it must subtract what was added, not drive the count below its start.
+    native().cudaSynchronize();
+    native().cudaReleaseCache();
+    const start = native().cudaMemStats().liveBytes;
+    native().empty('float32', [10 * 2 ** 18], 'cuda').dispose();
+    native().cudaResetPeak();
+    const calls = native().cudaMemStats().mallocCalls;
+    const t = native().empty('float32', [8 * 2 ** 18], 'cuda');
+    expect(native().cudaMemStats().mallocCalls).toBe(calls);  // the cached block, not a new one
+    expect(native().cudaMemStats().liveBytes - start).toBe(10 * 2 ** 20);
+    t.dispose();
+    expect(native().cudaMemStats().liveBytes).toBe(start);
+    expect(native().cudaMemStats().peakBytes).toBe(start + 10 * 2 ** 20);
+  });
+
   it('runs on a stream of its own and synchronizes when switching back', () => {
     const s = native().cudaCreateStream();
     native().cudaSetStream(s);

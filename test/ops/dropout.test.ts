@@ -88,7 +88,7 @@ describe('gradcheck: elementwise and reductions', () => {
 describeCuda('elementwise', () => {
 
   it("dropout draws the CPU's mask bit for bit (0%, 30% and 100% dropped)", () => {
-    for (const n of [1, 5, 4099])
+    for (const n of [1, 5, 301, 4099])
       for (const p of [0, 0.3, 1]) {
         const x = quantize(values(n, 40 + n, 2), 'bfloat16');  // exact in both dtypes
         const seed = 2 ** 40 + 3;
@@ -103,13 +103,30 @@ describeCuda('elementwise', () => {
       }
   });
 
+  // An offset that is a multiple of 4 (with 16-byte-aligned tensors) takes the kernel's 8-elements-per-thread
+  // path, whose last n mod 8 elements go one by one; other offsets the one-thread-per-Philox-block path.
   it("dropout with an element offset draws the CPU's slice (a data-parallel rank's rows)", () => {
     const n = 4099;
     const x = quantize(values(n, 7, 2), 'bfloat16');
     const cpu = get(native().dropout(put(x, [n], 'float32', 'cpu'), 0.3, 5, 1));
-    for (const [off, len] of [[1, 7], [6, 2048], [2051, 2048]] as const) {
+    for (const [off, len] of [[1, 7], [6, 2048], [2051, 2048], [0, 301], [4, 2047], [8, 301], [2052, 2045], [12, 5]] as const) {
       const d = get(native().dropout(dev(x.slice(off, off + len), [len], 'float32'), 0.3, 5, 1, off));
       expect(Array.from(d)).toEqual(Array.from(cpu.slice(off, off + len)));
+      const d16 = get(native().dropout(dev(x.slice(off, off + len), [len], 'bfloat16'), 0.3, 5, 1, off));
+      expect(Array.from(d16)).toEqual(Array.from(cpu.slice(off, off + len), bf));
     }
+  });
+
+  it("dropout of an unaligned view (one element into its storage) draws the CPU's mask", () => {
+    const n = 4099;
+    const x = quantize(values(n, 8, 2), 'bfloat16');
+    const cpu = get(native().dropout(put(x, [n], 'float32', 'cpu'), 0.3, 5, 1));
+    for (const dtype of ['float32', 'bfloat16'] as const)
+      for (const [off, len] of [[0, 301], [4, 2047], [3, 100]] as const) {
+        const v = dev([0, ...x.slice(off, off + len)], [len + 1], dtype).view(1, [len]);
+        const d = get(native().dropout(v, 0.3, 5, 1, off));
+        const want = cpu.slice(off, off + len);
+        expect(Array.from(d)).toEqual(dtype === 'float32' ? Array.from(want) : Array.from(want, bf));
+      }
   });
 });

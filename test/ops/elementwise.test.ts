@@ -7,7 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { add, backward, biasAdd, gelu, mean, mul, relu, relu6, reshape, scale, sum, tanh, tensor } from '../../src/index.js';
 import { describeCuda, get } from '../helpers/cuda-harness.js';
-import { bf, bfSum, check, cpu64, dev, DTYPES, native, quantize, values } from '../helpers/cuda-ops.js';
+import type { NativeTensor } from '../../src/native/types.js';
+import { bf, bfSum, check, cpu64, dev, DTYPES, native, quantize, values, type DevType } from '../helpers/cuda-ops.js';
 import { gradcheck } from '../helpers/gradcheck.js';
 import { leaf, rand, vals } from '../helpers/op-inputs.js';
 import { gelu as geluRef } from '../helpers/reference.js';
@@ -76,9 +77,12 @@ describe('gradcheck: elementwise and reductions', () => {
 });
 
 // ---- CUDA, against the CPU backend (skipped without a GPU) ----
-// Odd sizes throughout, so every grid-stride tail is exercised.
+// Odd sizes throughout, so every grid-stride tail is exercised. The kernels move
+// 16-byte packs (4 float32 or 8 bfloat16 elements) where every pointer is 16-byte
+// aligned, then the last n mod 4 or 8 elements one by one: sizes below one pack,
+// of whole packs only (296 = 8·37) and of packs and a tail (301 = 8·37 + 5).
 
-const SIZES = [1, 7, 1023, 4099];
+const SIZES = [1, 7, 296, 301, 1023, 4099];
 
 describeCuda('elementwise', () => {
   it('add, mul, scale and axpyInPlace match the CPU', () => {
@@ -114,7 +118,8 @@ describeCuda('elementwise', () => {
 
   it('biasAdd and sumRows match the CPU, including odd widths and zero rows', () => {
     for (const dtype of DTYPES)
-      for (const [R, C] of [[1, 5], [300, 7], [2000, 129], [0, 5]] as const) {
+      // C a multiple of 8 takes the pack path (the bias is whole packs too), in either dtype.
+      for (const [R, C] of [[1, 5], [300, 7], [2000, 129], [0, 5], [37, 8], [5, 24], [3, 12], [41, 768]] as const) {
         const x = quantize(values(R * C, R + C, 1.5), dtype);
         const b = quantize(values(C, 9), dtype);
         check(`biasAdd [${R}, ${C}]`, dtype, native().biasAdd(dev(x, [R, C], dtype), dev(b, [C], dtype)),
@@ -177,5 +182,44 @@ describeCuda('elementwise', () => {
             native()[fb](cpu64(g, [n]), cpu64(x, [n])));
         }
       }
+  });
+
+  // A view one element into its storage (as AdamW's flat buffer hands out) is not 16-byte aligned: the
+  // kernels then go element by element. Each case puts one operand, or the in-place output, off alignment.
+  it('unaligned views (one element in) match the CPU: add, mul, mulBackward, scale, axpyInPlace, biasAdd, activations', () => {
+    const n = 8 * 37 + 5;
+    const off = (v: number[], shape: readonly number[], dtype: DevType): NativeTensor =>
+      dev([0, ...v], [v.length + 1], dtype).view(1, shape);
+    for (const dtype of DTYPES) {
+      const a = quantize(values(n, 61, 2), dtype);
+      const b = quantize(values(n, 62, 3), dtype);
+      const g = quantize(values(n, 63), dtype);
+      check('add a unaligned', dtype, native().add(off(a, [n], dtype), dev(b, [n], dtype)), native().add(cpu64(a, [n]), cpu64(b, [n])));
+      check('mul b unaligned', dtype, native().mul(dev(a, [n], dtype), off(b, [n], dtype)), native().mul(cpu64(a, [n]), cpu64(b, [n])));
+      const d = native().mulBackward(off(g, [n], dtype), dev(a, [n], dtype), dev(b, [n], dtype), true, true);
+      const c = native().mulBackward(cpu64(g, [n]), cpu64(a, [n]), cpu64(b, [n]), true, true);
+      check('mulBackward g unaligned da', dtype, d[0]!, c[0]!);
+      check('mulBackward g unaligned db', dtype, d[1]!, c[1]!);
+      check('scale unaligned', dtype, native().scale(off(a, [n], dtype), -0.37), native().scale(cpu64(a, [n]), -0.37));
+      // In place into an unaligned view, and from one into an aligned tensor.
+      const dd = off(b, [n], dtype);
+      const dc = cpu64(b, [n]);
+      native().axpyInPlace(dd, dev(a, [n], dtype), 0.5);
+      native().axpyInPlace(dc, cpu64(a, [n]), 0.5);
+      check('axpyInPlace out unaligned', dtype, dd, dc);
+      const ad = dev(b, [n], dtype);
+      native().axpyInPlace(ad, off(a, [n], dtype), 0.5);
+      check('axpyInPlace a unaligned', dtype, ad, dc);
+      const [R, C] = [9, 16];
+      const x = a.slice(0, R * C);
+      const bias = b.slice(0, C);
+      const ref = native().biasAdd(cpu64(x, [R, C]), cpu64(bias, [C]));
+      check('biasAdd x unaligned', dtype, native().biasAdd(off(x, [R, C], dtype), dev(bias, [C], dtype)), ref);
+      check('biasAdd bias unaligned', dtype, native().biasAdd(dev(x, [R, C], dtype), off(bias, [C], dtype)), ref);
+      for (const [f, fb] of [['gelu', 'geluBackward'], ['relu', 'reluBackward'], ['relu6', 'relu6Backward'], ['tanh', 'tanhBackward']] as const) {
+        check(`${f} unaligned`, dtype, native()[f](off(a, [n], dtype)), native()[f](cpu64(a, [n])));
+        check(`${fb} unaligned`, dtype, native()[fb](dev(g, [n], dtype), off(a, [n], dtype)), native()[fb](cpu64(g, [n]), cpu64(a, [n])));
+      }
+    }
   });
 });

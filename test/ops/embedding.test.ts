@@ -29,7 +29,7 @@ describe('gradcheck: normalisation, softmax, loss, embedding', () => {
 });
 
 // ---- CUDA, against the CPU backend (skipped without a GPU) ----
-// Gathers are exact; the float32 backward sums in the CPU's order.
+// Gathers are exact; the float32 backward sums in the CPU's order (groups up to 64 positions).
 
 describeCuda('nn', () => {
 
@@ -56,6 +56,24 @@ describeCuda('nn', () => {
           if (ids.includes(v))
             for (let c = 0; c < D; c++) naive[v * D + c] = bfSum(ids.flatMap((id, i) => (id === v ? [g[i * D + c]!] : [])));
         check(l, dtype, dt, native().embeddingBackward(cpu64(g, [N, D]), ints(ids, [N], 'cpu'), V), naive);
+        expect(Array.from(get(dt))).toEqual(Array.from(get(native().embeddingBackward(dev(g, [N, D], dtype), ints(ids, [N], 'cuda'), V))));
+      }
+  });
+
+  it('embeddingBackward sums groups of thousands of positions in chunks, deterministically', () => {
+    // Groups longer than 64 positions (a token type, [MASK], padding) are cut
+    // into about √length chunks whose partial sums are added in order: no
+    // longer the CPU's sequential order, so float32 is held to its tolerance.
+    for (const dtype of DTYPES)
+      for (const [V, D, N] of [[2, 77, 3001], [40, 300, 4099]] as const) {
+        const ids = values(N, N + V).map((v, i) => (i % 5 === 0 ? 1 : Math.floor((v + 1) * 0.5 * V) % V));
+        const g = quantize(values(N * D, 5 * N + D), dtype);
+        const dt = native().embeddingBackward(dev(g, [N, D], dtype), ints(ids, [N], 'cuda'), V);
+        const naive = new Array<number>(V * D).fill(0);
+        for (let v = 0; v < V; v++)
+          if (ids.includes(v))
+            for (let c = 0; c < D; c++) naive[v * D + c] = bfSum(ids.flatMap((id, i) => (id === v ? [g[i * D + c]!] : [])));
+        check(`embeddingBackward V=${V} D=${D} N=${N}`, dtype, dt, native().embeddingBackward(cpu64(g, [N, D]), ints(ids, [N], 'cpu'), V), naive);
         expect(Array.from(get(dt))).toEqual(Array.from(get(native().embeddingBackward(dev(g, [N, D], dtype), ints(ids, [N], 'cuda'), V))));
       }
   });

@@ -82,7 +82,8 @@ describe('geglu', () => {
 
     it('geglu and gegluBackward match the CPU', () => {
       for (const dtype of DTYPES)
-        for (const [R, I] of [[1, 1], [3, 5], [17, 64]] as const) {
+        // I a multiple of 8 (or of 4 in float32) takes the 16-byte pack path; 12 packs in float32 only.
+        for (const [R, I] of [[1, 1], [3, 5], [17, 64], [5, 8], [7, 12], [37, 40]] as const) {
           const x = quantize(values(R * 2 * I, R * I, 3), dtype);
           const g = quantize(values(R * I, R + I), dtype);
           // Naive bf16: GELU(a) is one op, the product another.
@@ -95,6 +96,25 @@ describe('geglu', () => {
           check(`gegluBackward [${R}, ${2 * I}]`, dtype, native().gegluBackward(dev(g, [R, I], dtype), dev(x, [R, 2 * I], dtype)),
             native().gegluBackward(cpu64(g, [R, I]), cpu64(x, [R, 2 * I])));
         }
+    });
+
+    it('geglu and gegluBackward of unaligned views (one element into their storage) match the CPU', () => {
+      const [R, I] = [5, 16];
+      for (const dtype of DTYPES) {
+        const x = quantize(values(R * 2 * I, 71, 3), dtype);
+        const g = quantize(values(R * I, 72), dtype);
+        const xv = dev([0, ...x], [R * 2 * I + 1], dtype).view(1, [R, 2 * I]);
+        const gv = dev([0, ...g], [R * I + 1], dtype).view(1, [R, I]);
+        const naive = Array.from({ length: R * I }, (_, k) => {
+          const r = Math.floor(k / I), i = k % I;
+          const a = x[r * 2 * I + i]!, b = x[r * 2 * I + I + i]!;
+          return bf(bf(a * 0.5 * (1 + erf(a / Math.SQRT2))) * b);
+        });
+        check('geglu x unaligned', dtype, native().geglu(xv), native().geglu(cpu64(x, [R, 2 * I])), naive);
+        const ref = native().gegluBackward(cpu64(g, [R, I]), cpu64(x, [R, 2 * I]));
+        check('gegluBackward x unaligned', dtype, native().gegluBackward(dev(g, [R, I], dtype), xv), ref);
+        check('gegluBackward grad unaligned', dtype, native().gegluBackward(gv, dev(x, [R, 2 * I], dtype)), ref);
+      }
     });
   });
 }

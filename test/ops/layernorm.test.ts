@@ -77,9 +77,15 @@ function naiveLayerNormBackward(dy: number[], x: number[], R: number, C: number,
 const EPS = 1e-5;
 
 describeCuda('nn', () => {
+  // Widths: the scalar paths (odd, 1500 wide) and the 16-byte register path
+  // (C a multiple of 8 bf16 / 4 float32 columns, at most 2048 / 1024): 768
+  // (3 packs a lane in bf16, 6 in float32), 40 (fewer packs than lanes), 264
+  // (33 packs: one lane holds two), 1032 (bf16: 129 packs, 6 a lane; float32:
+  // past 1024, a block per row), 2048 (bf16: 8 packs a lane; float32: a block
+  // per row). Row counts are not multiples of the 8 rows a block takes.
   it('layerNorm matches the CPU, with float32 statistics, warp and block rows, with and without affine', () => {
     for (const dtype of DTYPES)
-      for (const [R, C] of [[1, 1], [5, 7], [33, 768], [4, 1500]] as const)
+      for (const [R, C] of [[1, 1], [5, 7], [33, 768], [4, 1500], [9, 40], [3, 264], [6, 1032], [2, 2048]] as const)
         for (const affine of [true, false]) {
           const x = quantize(values(R * C, R + C, 2, 0.5), dtype);
           const w = affine ? quantize(values(C, 3, 1, 1), dtype) : null;
@@ -100,7 +106,7 @@ describeCuda('nn', () => {
 
   it('layerNormBackward matches the CPU for dx, dw and db, each optional', () => {
     for (const dtype of DTYPES)
-      for (const [R, C] of [[1, 3], [5, 7], [130, 96], [3, 1500]] as const)
+      for (const [R, C] of [[1, 3], [5, 7], [130, 96], [3, 1500], [33, 768], [9, 40], [3, 264], [6, 1032], [2, 2048]] as const)
         for (const affine of [true, false]) {
           const x = quantize(values(R * C, R * C, 2, 0.5), dtype);
           const dy = quantize(values(R * C, R + 7 * C), dtype);
@@ -126,6 +132,31 @@ describeCuda('nn', () => {
           expect(noB).toBeNull();
           expect(Array.from(get(onlyDx!))).toEqual(Array.from(get(dx!)));
         }
+  });
+
+  it('layerNorm and layerNormBackward match the CPU on views off 16-byte alignment (the scalar path)', () => {
+    const [R, C] = [9, 264];
+    for (const dtype of DTYPES) {
+      // A view one element into its storage: 4 (float32) or 2 (bfloat16) bytes off alignment.
+      const off = (v: number[], shape: number[]) => dev([0, ...v], [v.length + 1], dtype).view(1, shape);
+      const x = quantize(values(R * C, 41, 2, 0.5), dtype);
+      const dy = quantize(values(R * C, 42), dtype);
+      const w = quantize(values(C, 43, 1, 1), dtype);
+      const b = quantize(values(C, 44, 0.5), dtype);
+      const [y, mean, rstd] = native().layerNorm(off(x, [R, C]), off(w, [C]), off(b, [C]), EPS);
+      const [ry, rm, rr] = native().layerNorm(cpu64(x, [R, C]), cpu64(w, [C]), cpu64(b, [C]), EPS);
+      const naive = naiveLayerNorm(x, R, C, w, b, EPS);
+      check('layerNorm unaligned y', dtype, y, ry, naive.y);
+      check('layerNorm unaligned mean', dtype, mean, rm, naive.mean);
+      check('layerNorm unaligned rstd', dtype, rstd, rr, naive.rstd);
+      const [dx, dw, db] = native().layerNormBackward(off(dy, [R, C]), off(x, [R, C]), off(w, [C]), mean, rstd, true, true, true);
+      const [rdx, rdw, rdb] = native().layerNormBackward(cpu64(dy, [R, C]), cpu64(x, [R, C]), cpu64(w, [C]), rm, rr, true, true, true);
+      const nb = naiveLayerNormBackward(dy, x, R, C, w);
+      check('layerNormBackward unaligned dx', dtype, dx!, rdx!, nb.dx, { atol: 2e-6 * Math.sqrt(C) * 4, rtol: tolFor('float32').rtol });
+      const tsum = { atol: 2e-6 * R, rtol: tolFor('float32').rtol };
+      check('layerNormBackward unaligned dw', dtype, dw!, rdw!, nb.dw, tsum);
+      check('layerNormBackward unaligned db', dtype, db!, rdb!, nb.db, tsum);
+    }
   });
 
   it('layerNormBackward on cuda wants float32 statistics', () => {

@@ -30,6 +30,10 @@ void gemm_builtin(const GemmParams& p);  // always ours
 // fp32 accumulation and fp32 alpha/beta.
 template <typename T>
 void gemm_cuda(const GemmParams& p);
+// The same with C = op(A)·op(B) + bias broadcast over C's rows (bias [N], of
+// T, beta 0), the bias added in cuBLASLt's epilogue; bias null: gemm_cuda.
+template <typename T>
+void gemm_bias_cuda(const GemmParams& p, const T* bias);
 
 const char* blas_name();
 // Which GEMM gemm() uses: "blas" or "builtin". With OpenBLAS linked, the

@@ -74,7 +74,10 @@ void* alloc(size_t bytes, const char* op) {
   Pool& P = pool();
   std::lock_guard<std::mutex> lk(P.mu);
   if (void* p = P.take(size, s)) {
-    P.stats.live_bytes += static_cast<int64_t>(size);
+    // The block's own size, which may exceed the request by a quarter: free()
+    // subtracts that size, and counting the request here drove live_bytes
+    // (and the benches' peaks) below zero on the H200.
+    P.stats.live_bytes += static_cast<int64_t>(P.live[p].size);
     if (P.stats.live_bytes > P.stats.peak_bytes) P.stats.peak_bytes = P.stats.live_bytes;
     return p;
   }

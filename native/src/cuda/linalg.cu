@@ -106,9 +106,8 @@ void matmul_backward_cuda(const MatmulParams<T>& p) {
 template <typename T>
 void linear_forward_cuda(const LinearParams<T>& p) {
   const int64_t R = p.R, K = p.K, N = p.N;
-  if (p.bias)  // start from the bias and let the GEMM accumulate (beta = 1)
-    bias_rows_cuda<T>(p.y, N, p.bias, R, N, "linear");
-  gemm_cuda<T>(linalg::gemm_params(false, true, R, N, K, p.x, K, p.w, K, p.y, N, p.bias ? 1.0 : 0.0));
+  // The bias in the GEMM's epilogue (gemm_cublaslt.cu says why).
+  gemm_bias_cuda<T>(linalg::gemm_params(false, true, R, N, K, p.x, K, p.w, K, p.y, N, 0.0), p.bias);
 }
 
 template <typename T>

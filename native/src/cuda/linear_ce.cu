@@ -130,8 +130,9 @@ __global__ void store_kernel(T* dst, const float* src, int64_t n) {
 // S [M, n] = h·W[c0 : c0+n]ᵀ + b[c0 : c0+n], row stride n (as the CPU's chunk_logits).
 template <typename P, typename T>
 void chunk_logits(const P& p, int64_t c0, int64_t n, T* S) {
-  if (p.b) bias_rows_cuda<T>(S, n, p.b + c0, p.M, n, kOp);
-  gemm_cuda<T>(chunk_logits_gemm(p, c0, n, S));
+  GemmParams g = chunk_logits_gemm(p, c0, n, S);
+  g.beta = 0.0;  // the bias comes in the GEMM's epilogue, not from S
+  gemm_bias_cuda<T>(g, p.b ? p.b + c0 : nullptr);
 }
 
 __global__ void sample_init_kernel(float* best, int32_t* arg, int64_t M) {

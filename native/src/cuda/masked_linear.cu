@@ -51,8 +51,7 @@ void masked_linear_forward_cuda(const MaskedLinearParams<T>& p) {
   const int64_t R = p.R, K = p.K, N = p.N;
   cuda::DeviceTemp weff(static_cast<size_t>(N * K) * sizeof(T), "maskedLinear");
   mask_into(p, weff.as<T>(), "maskedLinear");
-  if (p.bias) bias_rows_cuda<T>(p.y, N, p.bias, R, N, "maskedLinear");
-  gemm_cuda<T>(linalg::gemm_params(false, true, R, N, K, p.x, K, weff.as<T>(), K, p.y, N, p.bias ? 1.0 : 0.0));
+  gemm_bias_cuda<T>(linalg::gemm_params(false, true, R, N, K, p.x, K, weff.as<T>(), K, p.y, N, 0.0), p.bias);
 }
 
 template <typename T>
