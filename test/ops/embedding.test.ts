@@ -78,8 +78,46 @@ describeCuda('nn', () => {
       }
   });
 
-  it('embedding on cuda reports an out-of-range id as the CPU does', () => {
+  it('embedding on cuda reports an out-of-range id as the CPU does, at the next read, and never reads out of range', () => {
+    // The ids are checked on the device (no host copy, no wait); the error
+    // comes at the next read or synchronize, naming the op, and is cleared.
     const t = dev(values(6, 2), [3, 2], 'float32');
-    expect(() => native().embedding(t, ints([0, 3], [2], 'cuda'))).toThrow('Expected indices in [0, 3) for ids but received 3 at position 1');
+    const out = native().embedding(t, ints([0, 3, -1, 2, 7], [5], 'cuda'));
+    let err: (Error & { code?: string; op?: string }) | null = null;
+    try {
+      out.read();
+    } catch (e) {
+      err = e as Error & { code?: string; op?: string };
+    }
+    expect(err?.message).toContain('Expected indices in [0, 3) for ids but received 3 at position 1');
+    expect(err?.code).toBe('E_INDEX');
+    expect(err?.message).toMatch(/^embedding: /);
+    // Reported once: the record is clear after it, and the good rows were gathered.
+    const rows = Array.from(get(out));
+    const tab = Array.from(get(t));
+    expect(rows.slice(0, 2)).toEqual(tab.slice(0, 2));
+    expect(rows.slice(6, 8)).toEqual(tab.slice(4, 6));
+    native().cudaSynchronize();
+  });
+
+  it('reports the earliest bad index among several calls at cudaSynchronize', () => {
+    const t = dev(values(8, 3), [4, 2], 'float32');
+    native().embedding(t, ints([1, 2, 3], [3], 'cuda')).dispose();
+    native().embedding(t, ints([0, 9, 1, 5], [4], 'cuda')).dispose();
+    native().embeddingBackward(dev(values(4, 5), [2, 2], 'float32'), ints([4, 0], [2], 'cuda'), 4).dispose();
+    expect(() => native().cudaSynchronize()).toThrow('Expected indices in [0, 4) for ids but received 9 at position 1');
+    expect(() => native().cudaSynchronize()).not.toThrow();
+  });
+
+  it('embeddingBackward on cuda skips a bad id and sums the good ones', () => {
+    const V = 5, D = 3;
+    const ids = [1, 6, 1, 4, -2, 4, 4];
+    const g = values(ids.length * D, 11);
+    const dt = native().embeddingBackward(dev(g, [ids.length, D], 'float32'), ints(ids, [ids.length], 'cuda'), V);
+    expect(() => native().cudaSynchronize()).toThrow('Expected indices in [0, 5) for ids but received 6 at position 1');
+    const good = ids.map((v) => (v >= 0 && v < V ? v : 0));
+    const gGood = g.map((x, i) => (ids[Math.floor(i / D)]! >= 0 && ids[Math.floor(i / D)]! < V ? x : 0));
+    const ref = native().embeddingBackward(put(gGood, [ids.length, D], 'float32', 'cpu'), ints(good, [ids.length], 'cpu'), V);
+    expect(Array.from(get(dt))).toEqual(Array.from(get(ref)));
   });
 });

@@ -79,6 +79,11 @@ inline Napi::Value null_or(const ArgReader& a, bool cond, const Napi::Object& o)
 // index as an error here instead of a fault inside a kernel.
 const int32_t* checked_indices(const ArgReader& a, NTensor* t, const char* name, int64_t hi, bool allow_special,
                                int32_t special, std::vector<int32_t>* buf);
+// The same check where the host needs no copy of the indices: on the CPU at
+// once; on cuda by a kernel whose result is read at the next read or
+// synchronize (cuda::check_indices_deferred: no wait here). The op must then
+// skip bad indices in its kernels rather than trust them.
+void checked_indices_deferred(const ArgReader& a, NTensor* t, const char* name, int64_t hi);
 
 // The dtype of saved statistics (LayerNorm mean/rstd, cross-entropy lse): the
 // input's on the CPU, float32 on CUDA (see stat_t in core/dtype.h).

@@ -13,8 +13,8 @@ void register_embedding(Napi::Env env, Napi::Object exports) {
     a.want_float(table, "table");
     a.want_ndim(table, 2, 2, "table");
     const int64_t V = table->dim(0), D = table->dim(1);
-    std::vector<int32_t> ids_buf;
-    checked_indices(a, ids, "ids", V, false, 0, &ids_buf);
+    // On cuda, checked by a kernel and reported at the next read (no wait here); the gather skips bad ids.
+    checked_indices_deferred(a, ids, "ids", V);
     std::vector<int64_t> os = ids->shape();
     os.push_back(D);
     Napi::Object out = a.alloc(table->dtype(), os, false);
@@ -44,8 +44,8 @@ void register_embedding(Napi::Env env, Napi::Object exports) {
     std::vector<int64_t> gs = ids->shape();
     gs.push_back(D);
     a.want_shape(g, gs, "grad");
-    std::vector<int32_t> ids_buf;
-    const int32_t* ids_host = checked_indices(a, ids, "ids", V, false, 0, &ids_buf);
+    // As in the forward: the cuda backward plans its scatter on the device and skips bad ids.
+    checked_indices_deferred(a, ids, "ids", V);
     Napi::Object out = a.alloc(g->dtype(), {V, D});
     dispatch(a, g, [&](auto t, auto dev) {
       using T = decltype(t);
@@ -54,7 +54,6 @@ void register_embedding(Napi::Env env, Napi::Object exports) {
       p.D = D;
       p.N = ids->numel();
       p.ids = ids->ptr<int32_t>();
-      p.ids_host = ids_host;
       p.dout = g->ptr<T>();
       p.dtable = NTensor::Unwrap(out)->ptr<T>();
       CLOZE_KERNEL(dev, embedding_backward, p);

@@ -97,7 +97,10 @@ void destroy_stream(Stream s, const char* op) {
   check(cudaStreamDestroy(s), op, "cudaStreamDestroy");
 }
 
-void synchronize(const char* op) { check(cudaStreamSynchronize(stream()), op, "cudaStreamSynchronize"); }
+void synchronize(const char* op) {
+  check(cudaStreamSynchronize(stream()), op, "cudaStreamSynchronize");
+  raise_deferred(op);
+}
 
 void memset_zero(void* p, size_t bytes, const char* op) {
   if (bytes == 0) return;
@@ -112,6 +115,8 @@ void copy(void* dst, bool dst_device, const void* src, bool src_device, size_t b
   // Host memory is pageable (JS buffers, the CPU cache): the host side must
   // not change or read it before the copy has happened.
   if (!dst_device || !src_device) check(cudaStreamSynchronize(stream()), op, "cudaStreamSynchronize");
+  // What the host reads must not come from an op given a bad index: report it first.
+  if (!dst_device && src_device) raise_deferred(op);
 }
 
 DeviceInfo device_info(const char* op) {

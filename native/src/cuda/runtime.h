@@ -10,7 +10,9 @@
 //
 // Errors: every CUDA call is checked; a failure throws OpError naming the op,
 // so the process never exits. A kernel fault surfaces at the next synchronizing
-// call (a read, a sync) with the op that noticed it and the CUDA message.
+// call (a read, a sync) with the op that noticed it and the CUDA message; so
+// does a bad device index (check_indices_deferred below), naming the op it was
+// given to.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -73,6 +75,17 @@ DeviceInfo device_info(const char* op);
 void check(int err, const char* op, const char* what);
 // After a launch: picks up launch-configuration errors at once.
 void check_launch(const char* op);
+
+// Deferred index checks (deferred_check.cu): queues a kernel that checks
+// ids[0, n) against [0, hi) (allowing `special` when allow_special) and
+// records the lowest bad position; nothing waits. raise_deferred() reads the
+// record (it waits for the stream) and throws the earliest failed check's
+// E_INDEX error, worded as the host check and naming `op` and `name`.
+// synchronize() and every device-to-host copy call it, so a bad index
+// surfaces at the next read. The ops given such indices must skip them.
+void check_indices_deferred(const int32_t* ids, int64_t n, int64_t hi, bool allow_special, int32_t special,
+                            const char* op, const char* name);
+void raise_deferred(const char* op);
 
 // dst[i] = value, for any dtype (value converted as by a cast).
 void fill(void* dst, int dtype, int64_t n, double value, const char* op);
