@@ -24,6 +24,8 @@
 #   bench    npm run bench:cuda (attention, the BERT-base MLM step and the
 #            masked-token kernels against PyTorch), alone on the GPU once the
 #            others are done
+#   kernels  where nsys exists: the MLM step under Nsight Systems, its GPU
+#            kernel summary appended to bench.log
 #
 # Before sending the project to a GPU machine without Node.js or Debian's
 # Fashion-MNIST: `npm ci`, pack Node.js and node_modules, and
@@ -44,7 +46,7 @@
 # that ran passed.
 set -uo pipefail
 
-usage() { echo "usage: $0 OUTDIR [--budget SECONDS] [--only build,cpu,hf,test,train,anchor,bench] [--skip ...] [--tests 'FILES'] [--long-steps N] [--bench-args 'ARGS'] [--with-anchor]" >&2; exit 2; }
+usage() { echo "usage: $0 OUTDIR [--budget SECONDS] [--only build,cpu,hf,test,train,anchor,bench,kernels] [--skip ...] [--tests 'FILES'] [--long-steps N] [--bench-args 'ARGS'] [--with-anchor]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 out=$1; shift
 budget=480
@@ -176,7 +178,7 @@ if [ -n "$build_pid" ]; then
   if [ $rc -eq 0 ]; then note "step build: ok ($(( $(date +%s) - bstart ))s; log build.log)"
   else note "step build: failed (exit $rc; log build.log)"; fail; fi
 fi
-if ! wanted test && ! wanted train && ! wanted bench; then  # e.g. --only cpu,anchor: nothing needs the GPU
+if ! wanted test && ! wanted train && ! wanted bench && ! wanted kernels; then  # e.g. --only cpu,anchor: nothing needs the GPU
   n=$(nfail)
   rm -rf "$work"
   note "gpu-check: done in $(( $(date +%s) - start ))s, $n step(s) failed"
@@ -281,6 +283,27 @@ if wanted bench; then
   # shellcheck disable=SC2086
   run_step bench 180 "$out/bench.log" node --expose-gc dist/bench/cuda.js --reps 10 --mlm-reps 5 --profile $bench_args --out "$work/bench"
   [ -f "$work/bench/summary.md" ] && cat "$work/bench/summary.md" >>"$out/bench.log"
+fi
+
+# 7. Per kernel: our MLM step under Nsight Systems (when the machine has it),
+#    its GPU kernel summary appended to bench.log. The family profile above
+#    cannot split a call into its kernels (LayerNorm's backward is a row
+#    kernel and two column-sum kernels, the embedding backward a sort and
+#    six plan kernels); this can.
+if wanted kernels; then
+  nsys_bin=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
+  if [ -n "$nsys_bin" ]; then
+    run_step kernels 90 "$out/bench.log" "$nsys_bin" profile --trace=cuda --sample=none --cpuctxsw=none --force-overwrite=true \
+      -o "$work/mlm-kernels" node --expose-gc dist/bench/cuda.js --only mlm --mlm-warmup 1 --mlm-reps 3 --no-torch --no-write
+    if [ -f "$work/mlm-kernels.nsys-rep" ]; then
+      { echo "== kernels: GPU kernel summary of the MLM bench above (nsys; 1 + 4 + 3 steps and the set-up, not one step)"
+        "$nsys_bin" stats --report cuda_gpu_kern_sum --format csv "$work/mlm-kernels.nsys-rep" 2>/dev/null \
+          || "$nsys_bin" stats --report gpukernsum --format csv "$work/mlm-kernels.nsys-rep" 2>&1
+      } | head -60 >>"$out/bench.log"
+    fi
+  else
+    note "step kernels: skipped (no nsys on this machine)"
+  fi
 fi
 
 n=$(nfail)

@@ -19,7 +19,7 @@ export interface NativeTensor {
   readonly disposed: boolean;
   readonly device: Device;
   dispose(): void;
-  /** Zero-copy view (any device and dtype); keeps the memory alive until the view is collected. */
+  /** Zero-copy view (CPU tensors, not bfloat16); keeps the memory alive until the view is collected. */
   data(): AnyTypedArray;
   /** A copy into JS-owned memory (bfloat16 widened to float32; a cuda tensor waits for its stream). */
   read(): AnyTypedArray;
@@ -27,6 +27,7 @@ export interface NativeTensor {
   write(values: AnyTypedArray): void;
   /** A copy on `device`. */
   to(device: Device): NativeTensor;
+  /** A tensor sharing this one's storage from element `offset` (any device and dtype). */
   view(offset: number, shape: readonly number[]): NativeTensor;
   reshape(shape: readonly number[]): NativeTensor;
   clone(): NativeTensor;

@@ -65,7 +65,8 @@ describeCuda('nn', () => {
     // into about √length chunks whose partial sums are added in order: no
     // longer the CPU's sequential order, so float32 is held to its tolerance.
     for (const dtype of DTYPES)
-      for (const [V, D, N] of [[2, 77, 3001], [40, 300, 4099]] as const) {
+      // [1, 33, 20011]: one group of 20011 positions, cut into chunks of ⌈√20011⌉ = 142 (above the 64 minimum).
+      for (const [V, D, N] of [[2, 77, 3001], [40, 300, 4099], [1, 33, 20011]] as const) {
         const ids = values(N, N + V).map((v, i) => (i % 5 === 0 ? 1 : Math.floor((v + 1) * 0.5 * V) % V));
         const g = quantize(values(N * D, 5 * N + D), dtype);
         const dt = native().embeddingBackward(dev(g, [N, D], dtype), ints(ids, [N], 'cuda'), V);

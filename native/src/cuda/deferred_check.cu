@@ -69,9 +69,10 @@ void read_locked(Record& R, const char* op) {
   check(cudaMemcpyAsync(keys.data(), R.dev, n * sizeof(unsigned long long), cudaMemcpyDeviceToHost, stream()), op,
         "cudaMemcpyAsync (deferred index checks)");
   check(cudaStreamSynchronize(stream()), op, "cudaStreamSynchronize");
+  // The slots are cleared before the list is, so a failed reset leaves both as they were (read again next time).
+  check(cudaMemsetAsync(R.dev, 0xff, n * sizeof(unsigned long long), stream()), op, "cudaMemsetAsync");
   std::vector<Site> sites;
   sites.swap(R.sites);
-  check(cudaMemsetAsync(R.dev, 0xff, n * sizeof(unsigned long long), stream()), op, "cudaMemsetAsync");
   for (size_t s = 0; s < n; s++) {
     if (keys[s] == kClean) continue;
     const Site& w = sites[s];

@@ -80,7 +80,8 @@ void check_launch(const char* op);
 // ids[0, n) against [0, hi) (allowing `special` when allow_special) and
 // records the lowest bad position; nothing waits. raise_deferred() reads the
 // record (it waits for the stream) and throws the earliest failed check's
-// E_INDEX error, worded as the host check and naming `op` and `name`.
+// E_INDEX error, worded as the host check, its message naming `op` and
+// `name` (the JS error's `op` field is the call that found it).
 // synchronize() and every device-to-host copy call it, so a bad index
 // surfaces at the next read. The ops given such indices must skip them.
 void check_indices_deferred(const int32_t* ids, int64_t n, int64_t hi, bool allow_special, int32_t special,

@@ -14,7 +14,7 @@ struct EmbeddingParams {
   const int32_t* ids = nullptr;
   T* out = nullptr;              // [N, D]
   const T* dout = nullptr;       // [N, D]
-  T* dtable = nullptr;           // [V, D], accumulated into
+  T* dtable = nullptr;           // [V, D]: zero-filled by the caller; rows of absent ids stay zero
 };
 template <typename T> void embedding_forward_cpu(const EmbeddingParams<T>& p);
 template <typename T> void embedding_backward_cpu(const EmbeddingParams<T>& p);
