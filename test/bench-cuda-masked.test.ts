@@ -5,7 +5,10 @@
 import { describe, expect, it } from 'vitest';
 import { buildMaskedCase, type MaskedShape } from '../bench/lib/cuda-masked.js';
 
-const shape: MaskedShape = { rows: 13, hidden: 8, vocab: 37, batch: 3, tokens: 7, keep: 3, patch: 6, maskRatio: 0.5 };
+const shape: MaskedShape = {
+  rows: 13, hidden: 8, vocab: 37, batch: 3, tokens: 7, keep: 3, patch: 6, maskRatio: 0.5,
+  convBatch: 2, convSize: 9, convChannels: 3, convCell: 3, convRatio: 0.5,
+};
 const arr = (t: { read(): ArrayLike<number> }): number[] => Array.from(t.read());
 
 describe('bench:cuda masked-token cases on the CPU', () => {
@@ -77,6 +80,71 @@ describe('bench:cuda masked-token cases on the CPU', () => {
       expect(den).toBe(B * Math.round(L * shape.maskRatio));
       const r = c.run();
       expect(r.out.read()[0]).toBeCloseTo(num / den, 5);
+      r.out.dispose();
+      for (const g of r.grads) g.dispose();
+    } finally {
+      c.dispose();
+    }
+  });
+
+  it("sparse-conv: the visible sites of SparK's masked-dense conv2d(x·mask)·mask, and its dx and dW", () => {
+    const c = buildMaskedCase('sparse-conv', shape, 'cpu', 'float32');
+    try {
+      const { convBatch: B, convSize: S, convChannels: C, convCell: cell } = shape;
+      const X = arr(c.inputs.x!), Wt = arr(c.inputs.weight!), G = arr(c.inputs.grad!), Mk = arr(c.inputs.mask!), P = arr(c.inputs.coords!);
+      const N = P.length / 3;
+      // The mask is whole cells: round(9 · 0.5) = 5 of the 3 × 3 cells hidden per image.
+      for (let b = 0; b < B; b++) {
+        let visible = 0;
+        for (let cy = 0; cy < S / cell; cy++)
+          for (let cx = 0; cx < S / cell; cx++) {
+            const v = Mk[(b * S + cy * cell) * S + cx * cell]!;
+            for (let y = 0; y < cell; y++) for (let x = 0; x < cell; x++) expect(Mk[(b * S + cy * cell + y) * S + cx * cell + x]).toBe(v);
+            visible += v;
+          }
+        expect(visible).toBe(9 - 5);
+      }
+      // The dense map torch convolves: x at the visible sites, 0 elsewhere (x·mask), NCHW.
+      const dense = new Array<number>(B * C * S * S).fill(0);
+      const gDense = new Array<number>(B * C * S * S).fill(0);
+      const row = new Map<number, number>();
+      for (let m = 0; m < N; m++) {
+        const [b, y, x] = [P[3 * m]!, P[3 * m + 1]!, P[3 * m + 2]!];
+        expect(Mk[(b * S + y) * S + x]).toBe(1);
+        row.set((b * S + y) * S + x, m);
+        for (let ci = 0; ci < C; ci++) {
+          dense[((b * C + ci) * S + y) * S + x] = X[m * C + ci]!;
+          gDense[((b * C + ci) * S + y) * S + x] = G[m * C + ci]!; // the gradient of y·mask is 0 off the mask
+        }
+      }
+      const at = (a: number[], b: number, ch: number, y: number, x: number): number => (y < 0 || x < 0 || y >= S || x >= S ? 0 : a[((b * C + ch) * S + y) * S + x]!);
+      const r = c.run();
+      const out = arr(r.out), dx = arr(r.grads[0]!), dw = arr(r.grads[1]!);
+      const wantDw = new Array<number>(C * C * 9).fill(0);
+      for (let m = 0; m < N; m++) {
+        const [b, y, x] = [P[3 * m]!, P[3 * m + 1]!, P[3 * m + 2]!];
+        for (let co = 0; co < C; co++) {
+          let s = 0;
+          for (let ci = 0; ci < C; ci++)
+            for (let ky = 0; ky < 3; ky++)
+              for (let kx = 0; kx < 3; kx++) {
+                const v = at(dense, b, ci, y + ky - 1, x + kx - 1);
+                s += Wt[((co * C + ci) * 3 + ky) * 3 + kx]! * v;
+                wantDw[((co * C + ci) * 3 + ky) * 3 + kx]! += G[m * C + co]! * v;
+              }
+          expect(out[m * C + co]).toBeCloseTo(s, 5);
+        }
+        // dx at a visible site: the transposed conv of the masked gradient (then ·mask, which keeps it).
+        for (let ci = 0; ci < C; ci++) {
+          let s = 0;
+          for (let co = 0; co < C; co++)
+            for (let ky = 0; ky < 3; ky++)
+              for (let kx = 0; kx < 3; kx++) s += Wt[((co * C + ci) * 3 + ky) * 3 + kx]! * at(gDense, b, co, y - ky + 1, x - kx + 1);
+          expect(dx[m * C + ci]).toBeCloseTo(s, 5);
+        }
+      }
+      wantDw.forEach((v, i) => expect(dw[i]).toBeCloseTo(v, 4));
+      expect(row.size).toBe(N);
       r.out.dispose();
       for (const g of r.grads) g.dispose();
     } finally {

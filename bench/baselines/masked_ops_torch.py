@@ -15,6 +15,11 @@ same code in float32 on the CPU, to check the script where there is no GPU):
                 normalised per patch (mean, var + 1e-6), (pred - target)^2
                 averaged over the patch, summed over masked patches / their
                 count; gradient for pred.
+  sparse-conv   SparK's official masked-dense 3x3 convolution: y =
+                conv2d(x * mask, W, padding=1) * mask on the whole
+                [B, C, S, S] map (NCHW, as the official code), W float32 under
+                autocast; gradients for x and W. cloze convolves the visible
+                sites only (its rulebook built outside the timed step).
 
 The inputs have the shapes of bench/lib/cuda-masked.ts, not its values (the
 losses are reported for a sanity check). One difference is deliberate: the
@@ -35,7 +40,7 @@ from bench_common import cuda_facts, fail, time_batched
 
 def parse():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--case", choices=["mlm-head", "token-gather", "patch-loss"], required=True)
+    p.add_argument("--case", choices=["mlm-head", "token-gather", "patch-loss", "sparse-conv"], required=True)
     p.add_argument("--rows", type=int, default=4915, help="mlm-head: masked rows M")
     p.add_argument("--hidden", type=int, default=768, help="mlm-head: D; token-gather: the token width")
     p.add_argument("--vocab", type=int, default=30522)
@@ -44,6 +49,11 @@ def parse():
     p.add_argument("--keep", type=int, default=49, help="token-gather: K visible tokens")
     p.add_argument("--patch", type=int, default=768, help="patch-loss: pixels per patch P")
     p.add_argument("--mask-ratio", type=float, default=0.75, help="patch-loss: share of masked patches")
+    p.add_argument("--conv-batch", type=int, default=64, help="sparse-conv: B")
+    p.add_argument("--conv-size", type=int, default=56, help="sparse-conv: the map side S")
+    p.add_argument("--conv-channels", type=int, default=64, help="sparse-conv: C (in = out)")
+    p.add_argument("--conv-cell", type=int, default=8, help="sparse-conv: side of a mask cell, masked whole")
+    p.add_argument("--conv-ratio", type=float, default=0.6, help="sparse-conv: share of masked cells")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--reps", type=int, default=15)
     p.add_argument("--min-sample-ms", type=float, default=50.0)
@@ -107,6 +117,28 @@ def patch_loss(torch, F, a, dev, dt, autocast):
     return step, out
 
 
+def sparse_conv(torch, F, a, dev, dt, autocast):
+    b, s, c, cell = a.conv_batch, a.conv_size, a.conv_channels, a.conv_cell
+    g = s // cell
+    masked = round(g * g * a.conv_ratio)
+    noise = torch.rand(b, g * g, device=dev)
+    keep = torch.ones(b, g * g, device=dev)
+    keep.scatter_(1, torch.argsort(noise, dim=1)[:, :masked], 0.0)
+    mask = keep.view(b, 1, g, g).repeat_interleave(cell, 2).repeat_interleave(cell, 3).to(dt)
+    x = (torch.randn(b, c, s, s, device=dev).to(dt) * mask).requires_grad_()
+    w = (torch.randn(c, c, 3, 3, device=dev) / (9 * c) ** 0.5).requires_grad_()  # float32 weights under autocast
+    gy = torch.randn(b, c, s, s, device=dev).to(dt)
+    out = {}
+
+    def step():
+        with autocast():
+            y = F.conv2d(x * mask, w, padding=1) * mask
+        gx, gw = torch.autograd.grad(y, (x, w), gy)
+        out["loss"] = None
+
+    return step, out
+
+
 def main():
     a = parse()
     try:
@@ -129,7 +161,7 @@ def main():
 
         return contextlib.nullcontext()
 
-    build = {"mlm-head": mlm_head, "token-gather": token_gather, "patch-loss": patch_loss}[a.case]
+    build = {"mlm-head": mlm_head, "token-gather": token_gather, "patch-loss": patch_loss, "sparse-conv": sparse_conv}[a.case]
     step, out = build(torch, F, a, dev, dt, autocast)
     step()
     first = out["loss"]

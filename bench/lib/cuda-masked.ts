@@ -10,6 +10,11 @@
  *                 backward; PyTorch: torch.gather and its scatter-add.
  *   patch-loss    maskedPatchLoss (MSE, normalised target pixels) + the
  *                 gradient for pred; PyTorch: MAE's forward_loss.
+ *   sparse-conv   SparK's submanifold 3×3 convolution on the visible sites
+ *                 (sparseConv + its backward, dx and dW), the rulebook built
+ *                 once outside the timed step as SparK reuses it for every
+ *                 conv of a scale; PyTorch: the official masked-dense form,
+ *                 conv2d(x·mask)·mask on the whole map, under autocast.
  *
  * The cases build on any device and dtype (cuda bf16 in the bench; the CPU
  * in float32 for test/bench-cuda-masked.test.ts, which checks them there).
@@ -20,8 +25,8 @@ import { Rng } from '../../src/rng.js';
 import { timeGpu, type GpuTiming, type GpuTimingOptions } from './cuda-device.js';
 import { runTorchCuda, type PyOutcome, type TorchCudaFacts } from './cuda-torch.js';
 
-export type MaskedCaseName = 'mlm-head' | 'token-gather' | 'patch-loss';
-export const MASKED_CASES: readonly MaskedCaseName[] = ['mlm-head', 'token-gather', 'patch-loss'];
+export type MaskedCaseName = 'mlm-head' | 'token-gather' | 'patch-loss' | 'sparse-conv';
+export const MASKED_CASES: readonly MaskedCaseName[] = ['mlm-head', 'token-gather', 'patch-loss', 'sparse-conv'];
 
 export interface MaskedShape {
   /** mlm-head: masked rows M, width D, vocabulary V. */
@@ -34,11 +39,22 @@ export interface MaskedShape {
   keep: number;
   patch: number;
   maskRatio: number;
+  /** sparse-conv: images, map side, channels (in = out), mask cell side (the map is cut into cells masked whole), masked share of cells. */
+  convBatch: number;
+  convSize: number;
+  convChannels: number;
+  convCell: number;
+  convRatio: number;
 }
 
-/** BERT-base's head at batch 256 × 128 (15% masked), and ViT-B/16 MAE at 224² (196 patches of 768, 75% masked). */
+/**
+ * BERT-base's head at batch 256 × 128 (15% masked); ViT-B/16 MAE at 224² (196 patches of 768, 75% masked); and a
+ * 3×3 conv of SparK's ResNet-50 at its first stage for 224² inputs (56 × 56, 64 channels), batch 64, its mask of 7 × 7
+ * cells (one per 32 input pixels, 8 × 8 sites here) at SparK's ratio 0.6.
+ */
 export const MASKED_SHAPE: MaskedShape = {
   rows: Math.round(256 * 128 * 0.15), hidden: 768, vocab: 30522, batch: 256, tokens: 196, keep: 49, patch: 768, maskRatio: 0.75,
+  convBatch: 64, convSize: 56, convChannels: 64, convCell: 8, convRatio: 0.6,
 };
 
 export interface MaskedCase {
@@ -148,6 +164,38 @@ export function buildMaskedCase(name: MaskedCaseName, s: MaskedShape, device: De
         },
       };
     }
+    if (name === 'sparse-conv') {
+      const { convBatch: B, convSize: S, convChannels: C, convCell: cell } = s;
+      if (S % cell !== 0) throw new Error(`sparse-conv: the map side ${S} is not a multiple of the mask cell ${cell}`);
+      const g = S / cell;
+      const masked = Math.round(g * g * s.convRatio);
+      const bits = new Uint8Array(B * S * S);
+      for (let b = 0; b < B; b++) {
+        const hidden = new Set(permutation(g * g, rng).slice(0, masked));
+        for (let y = 0; y < S; y++)
+          for (let x = 0; x < S; x++) bits[(b * S + y) * S + x] = hidden.has(Math.floor(y / cell) * g + Math.floor(x / cell)) ? 0 : 1;
+      }
+      const mask = keep(intTensor(bits, [B, S, S], 'uint8', device));
+      const sites = n.activeSites(mask);
+      keep(sites.coords);
+      keep(sites.grid);
+      const nbr = keep(n.neighbourTable(sites.grid, sites.coords, 3, 1, 1));
+      const N = sites.coords.shape[0]!;
+      const x = keep(randomTensor([N, C], rng, dtype, device));
+      const w = keep(randomTensor([C, C, 3, 3], rng, dtype, device, 1 / Math.sqrt(9 * C)));
+      const gOut = keep(randomTensor([N, C], rng, dtype, device));
+      const run = (): { out: NativeTensor; grads: NativeTensor[] } =>
+        thenBackward(n.sparseConv(x, w, null, nbr), () =>
+          n.sparseConvBackward(gOut, x, w, nbr, true, true, false).filter((t): t is NativeTensor => t !== null));
+      return {
+        name, inputs: { x, weight: w, grad: gOut, mask, coords: sites.coords, nbr }, run, dispose,
+        step: () => {
+          const r = run();
+          r.out.dispose();
+          for (const t of r.grads) t.dispose();
+        },
+      };
+    }
     const pred = keep(randomTensor([s.batch, s.tokens, s.patch], rng, dtype, device));
     const target = keep(randomTensor([s.batch, s.tokens, s.patch], rng, dtype, device, 1, true));
     const masked = Math.round(s.tokens * s.maskRatio);
@@ -199,7 +247,7 @@ export function runMaskedCase(python: string | null, name: MaskedCaseName, s: Ma
   try {
     c = buildMaskedCase(name, s, 'cuda', 'bfloat16');
     const first = c.run();
-    const loss = name === 'token-gather' ? null : first.out.read()[0]!;
+    const loss = name === 'token-gather' || name === 'sparse-conv' ? null : first.out.read()[0]!;
     first.out.dispose();
     for (const t of first.grads) t.dispose();
     n.cudaSynchronize();
@@ -221,7 +269,9 @@ export function runMaskedCase(python: string | null, name: MaskedCaseName, s: Ma
     ? runTorchCuda<TorchMasked>(python, 'masked_ops_torch.py', [
         '--case', name, '--rows', String(s.rows), '--hidden', String(s.hidden), '--vocab', String(s.vocab),
         '--batch', String(s.batch), '--tokens', String(s.tokens), '--keep', String(s.keep), '--patch', String(s.patch),
-        '--mask-ratio', String(s.maskRatio), '--warmup', String(o.warmup), '--reps', String(o.reps),
+        '--mask-ratio', String(s.maskRatio), '--conv-batch', String(s.convBatch), '--conv-size', String(s.convSize),
+        '--conv-channels', String(s.convChannels), '--conv-cell', String(s.convCell), '--conv-ratio', String(s.convRatio),
+        '--warmup', String(o.warmup), '--reps', String(o.reps),
         '--min-sample-ms', String(o.minSampleMs ?? 50),
       ])
     : { ok: false, error: 'disabled (--no-torch)' };
