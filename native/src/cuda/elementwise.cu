@@ -61,22 +61,30 @@ __device__ __forceinline__ float act_grad_f(float gi, float x) {
   }
 }
 
-template <typename T>
-__global__ void binary_kernel(bool add, const T* a, const T* b, T* out, int64_t n, bool packed) {
+// out[i] = f(x[i], y[i]) for every i < n (f's second argument is 0 where y is null): the pack loop where
+// `packed`, then the scalar loop over the rest, both through the same f. out may be x or y (axpy in
+// place): each element is read before it is written, by the same thread.
+template <typename T, typename F>
+__device__ __forceinline__ void map_elements(const T* x, const T* y, T* out, int64_t n, bool packed, F f) {
   constexpr int V = kVec<T>;
   const int64_t np = packs_of<T>(packed, n), from = np * V;
   CLOZE_GRID_STRIDE(j, np) {
-    float x[V], y[V];
-    ld_pack(a, j, x);
-    ld_pack(b, j, y);
+    float u[V], v[V] = {};
+    ld_pack(x, j, u);
+    if (y) ld_pack(y, j, v);
 #pragma unroll
-    for (int e = 0; e < V; e++) x[e] = binary_f(add, x[e], y[e]);
-    st_pack(out, j, x);
+    for (int e = 0; e < V; e++) u[e] = f(u[e], v[e]);
+    st_pack(out, j, u);
   }
   CLOZE_GRID_STRIDE(k, n - from) {
     const int64_t i = from + k;
-    st(out, i, binary_f(add, ld(a, i), ld(b, i)));
+    st(out, i, f(ld(x, i), y ? ld(y, i) : 0.f));
   }
+}
+
+template <typename T>
+__global__ void binary_kernel(bool add, const T* a, const T* b, T* out, int64_t n, bool packed) {
+  map_elements(a, b, out, n, packed, [add](float x, float y) { return binary_f(add, x, y); });
 }
 
 template <typename T>
@@ -109,37 +117,12 @@ __global__ void mul_backward_kernel(const T* g, const T* a, const T* b, T* da, T
 
 template <typename T>
 __global__ void scale_kernel(const T* a, float s, T* out, int64_t n, bool packed) {
-  constexpr int V = kVec<T>;
-  const int64_t np = packs_of<T>(packed, n), from = np * V;
-  CLOZE_GRID_STRIDE(j, np) {
-    float x[V];
-    ld_pack(a, j, x);
-#pragma unroll
-    for (int e = 0; e < V; e++) x[e] = s * x[e];
-    st_pack(out, j, x);
-  }
-  CLOZE_GRID_STRIDE(k, n - from) {
-    const int64_t i = from + k;
-    st(out, i, s * ld(a, i));
-  }
+  map_elements(a, static_cast<const T*>(nullptr), out, n, packed, [s](float x, float) { return s * x; });
 }
 
 template <typename T>
 __global__ void axpy_kernel(const T* a, float s, T* out, int64_t n, bool packed) {
-  constexpr int V = kVec<T>;
-  const int64_t np = packs_of<T>(packed, n), from = np * V;
-  CLOZE_GRID_STRIDE(j, np) {
-    float x[V], o[V];
-    ld_pack(a, j, x);
-    ld_pack(out, j, o);
-#pragma unroll
-    for (int e = 0; e < V; e++) o[e] = axpy_f(o[e], s, x[e]);
-    st_pack(out, j, o);
-  }
-  CLOZE_GRID_STRIDE(k, n - from) {
-    const int64_t i = from + k;
-    st(out, i, axpy_f(ld(out, i), s, ld(a, i)));
-  }
+  map_elements(static_cast<const T*>(out), a, out, n, packed, [s](float o, float x) { return axpy_f(o, s, x); });
 }
 
 // out[i] = a[i] + b[i mod cols]. The pack path also needs cols % kVec == 0 (checked on the host), so a
@@ -184,37 +167,12 @@ __global__ void fill_scaled_kernel(const T* g, double alpha, T* out, int64_t n) 
 // per-element branch on a runtime `act` would cost issue slots in every element of the unrolled pack.
 template <Act A, typename T>
 __global__ void act_forward_kernel(const T* a, T* out, int64_t n, bool packed) {
-  constexpr int V = kVec<T>;
-  const int64_t np = packs_of<T>(packed, n), from = np * V;
-  CLOZE_GRID_STRIDE(j, np) {
-    float x[V];
-    ld_pack(a, j, x);
-#pragma unroll
-    for (int e = 0; e < V; e++) x[e] = act_f<A>(x[e]);
-    st_pack(out, j, x);
-  }
-  CLOZE_GRID_STRIDE(k, n - from) {
-    const int64_t i = from + k;
-    st(out, i, act_f<A>(ld(a, i)));
-  }
+  map_elements(a, static_cast<const T*>(nullptr), out, n, packed, [](float x, float) { return act_f<A>(x); });
 }
 
 template <Act A, typename T>
 __global__ void act_backward_kernel(const T* g, const T* a, T* out, int64_t n, bool packed) {
-  constexpr int V = kVec<T>;
-  const int64_t np = packs_of<T>(packed, n), from = np * V;
-  CLOZE_GRID_STRIDE(j, np) {
-    float x[V], gv[V];
-    ld_pack(a, j, x);
-    ld_pack(g, j, gv);
-#pragma unroll
-    for (int e = 0; e < V; e++) x[e] = act_grad_f<A>(gv[e], x[e]);
-    st_pack(out, j, x);
-  }
-  CLOZE_GRID_STRIDE(k, n - from) {
-    const int64_t i = from + k;
-    st(out, i, act_grad_f<A>(ld(g, i), ld(a, i)));
-  }
+  map_elements(g, a, out, n, packed, [](float gi, float x) { return act_grad_f<A>(gi, x); });
 }
 
 // Calls f(std::integral_constant<Act, act>{}): the kernels take the activation as a template argument.
