@@ -8,7 +8,7 @@
  * its gradient added into that buffer by the kernel itself, chunk by chunk, so
  * no [V, D] gradient tensor is ever allocated.
  */
-import { expected } from '../errors.js';
+import { ClozeError, expected } from '../errors.js';
 import { native } from '../native/loader.js';
 import type { NativeTensor } from '../native/types.js';
 import { record, Tensor } from '../tensor.js';
@@ -44,10 +44,28 @@ export function linearCrossEntropy(
   checkInt(ignore, 'ignoreIndex', -(2 ** 31), 2 ** 31 - 1);
   // A count of rows (the global batch's, for a data-parallel rank): the backward takes it as an integer.
   if (opts.normalizer !== undefined) checkInt(opts.normalizer, 'normalizer', 1, 2 ** 40);
-  const r = native().linearCrossEntropy(h.native, weight.native, bias?.native ?? null, targets.native, ignore, chunk);
+  // Targets on the host for a cuda head (the batch's labels, as a trainer holds them): counted and checked
+  // here, then uploaded, so that the op need not copy them back to count and check them (a host sync).
+  let uploaded: NativeTensor | null = null;
+  let hostCount: number | undefined;
+  if (targets.device === 'cpu' && h.device !== 'cpu') {
+    hostCount = countTargets(targets.native.data() as Int32Array, weight.shape[0]!, ignore);
+    uploaded = targets.native.to(h.device);
+  }
+  const tNative = uploaded ?? targets.native;
+  let r: ReturnType<ReturnType<typeof native>['linearCrossEntropy']>;
+  try {
+    r = hostCount === undefined
+      ? native().linearCrossEntropy(h.native, weight.native, bias?.native ?? null, tNative, ignore, chunk)
+      : native().linearCrossEntropy(h.native, weight.native, bias?.native ?? null, tNative, ignore, chunk, hostCount);
+  } catch (e) {
+    uploaded?.dispose();
+    throw e;
+  }
   if (opts.normalizer !== undefined && opts.normalizer < r.count) {
     r.loss.dispose();
     r.lse.dispose();
+    uploaded?.dispose();
     throw expected(`a normalizer of at least ${r.count} (the targets' non-ignored rows)`, 'normalizer', opts.normalizer, 'E_VALUE');
   }
   if (opts.normalizer !== undefined && opts.normalizer !== r.count) {
@@ -59,7 +77,7 @@ export function linearCrossEntropy(
   const sh = h.share();
   const sw = weight.share();
   const sb = bias ? bias.share() : null;
-  const st = targets.share();
+  const st = uploaded ?? targets.share();
   const count = opts.normalizer ?? r.count;
   const operands = sb ? [sh, sw, sb] : [sh, sw];
   return record(
@@ -68,12 +86,28 @@ export function linearCrossEntropy(
     [h, weight, bias],
     ([g]) =>
       native().linearCrossEntropyBackward(
-        g!.read()[0]!, sh, sw, sb, st, r.lse, ignore, count, chunk,
+        // The loss's gradient as a tensor: on cuda the kernel reads it there (reading it here would wait for the device).
+        g!, sh, sw, sb, st, r.lse, ignore, count, chunk,
         h.requiresGrad, weight.requiresGrad, bias?.requiresGrad ?? false,
         gradBuffer(h, operands), gradBuffer(weight, operands), bias ? gradBuffer(bias, operands) : null,
       ),
     sb ? [sh, sw, sb, st, r.lse] : [sh, sw, st, r.lse],
   )[0]!;
+}
+
+/** The non-ignored targets, each checked to be in [0, V) as the native op checks them (E_INDEX, same wording). */
+function countTargets(t: Int32Array, V: number, ignore: number): number {
+  let n = 0;
+  for (let i = 0; i < t.length; i++) {
+    const v = t[i]!;
+    if (v === ignore) continue;
+    if (v < 0 || v >= V) {
+      throw new ClozeError('E_INDEX',
+        `linearCrossEntropy: Expected indices in [0, ${V}) or the ignore index ${ignore} for targets but received ${v} at position ${i}`);
+    }
+    n++;
+  }
+  return n;
 }
 
 /**

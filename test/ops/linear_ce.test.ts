@@ -432,6 +432,35 @@ describe('linearCrossEntropy: bad input', () => {
   });
 });
 
+describe("linearCrossEntropy: the caller's count, host targets and a gradient tensor", () => {
+  const M = 7, D = 5, V = 11;
+  const hv = Array.from({ length: M * D }, (_, i) => Math.sin(i + 1));
+  const wv = Array.from({ length: V * D }, (_, i) => Math.cos(2 * i + 1) / 2);
+  const t = [3, -100, 10, 0, -100, 7, 7];
+
+  it('the native forward takes the count its caller made, and refuses one that disagrees with the targets', () => {
+    const args = () => [tensor(hv, [M, D]).native, tensor(wv, [V, D]).native, null, tensor(t, [M], 'int32').native, -100, 4] as const;
+    const plain = native().linearCrossEntropy(...args());
+    const given = native().linearCrossEntropy(...args(), 5);
+    expect(given.count).toBe(5);
+    expect(Array.from(given.loss.read())).toEqual(Array.from(plain.loss.read()));
+    expect(() => native().linearCrossEntropy(...args(), 4)).toThrow('Expected 5 (the non-ignored rows of targets) for count but received 4');
+    expect(() => native().linearCrossEntropy(...args(), 8)).toThrow('Expected at most the 7 rows of targets for count but received 8');
+  });
+
+  it('the native backward takes the loss gradient as a 0-d tensor, with the same bits as the number', () => {
+    for (const dtype of ['float32', 'float64'] as const) {
+      const h = tensor(hv, [M, D], dtype).native, w = tensor(wv, [V, D], dtype).native, tg = tensor(t, [M], 'int32').native;
+      const r = native().linearCrossEntropy(h, w, null, tg, -100, 4);
+      const byNumber = native().linearCrossEntropyBackward(1.5, h, w, null, tg, r.lse, -100, r.count, 4, true, true, false);
+      const byTensor = native().linearCrossEntropyBackward(tensor([1.5], [], dtype).native, h, w, null, tg, r.lse, -100, r.count, 4, true, true, false);
+      for (let i = 0; i < 2; i++) expect(Array.from(byTensor[i]!.read())).toEqual(Array.from(byNumber[i]!.read()));
+      expect(() => native().linearCrossEntropyBackward(tensor([1, 2], [2], dtype).native, h, w, null, tg, r.lse, -100, r.count, 4, true, true, false))
+        .toThrow(/gradLoss/);
+    }
+  });
+});
+
 describe('linearCrossEntropy: memory', () => {
   it('keeps only O(M) native bytes between forward and backward, not the [M, V] logits', () => {
     const [M, D, V] = [64, 32, 5000];
@@ -548,6 +577,41 @@ describeCuda('linearCrossEntropy', () => {
         for (let i = 0; i < 3; i++)
           assertClose(get(bufs[i]!), Float64Array.from(get(rb[i]!), (x, j) => x + Math.fround(olds[i]![j]!)), F32, `old + grad[${i}]`);
       });
+
+  it('host targets for a cuda head: counted and checked on the host, then the same loss and gradients as device targets', () => {
+    // The trainer's labels live on the host: the op counts and checks them there and uploads them, so neither
+    // the forward nor the backward waits for the device (the backward reads the loss gradient on the device).
+    const t = targetsFor(0.3);
+    for (const dtype of ['float32', 'bfloat16'] as const) {
+      const run = (targetsOnDevice: boolean) => {
+        const h = new Tensor(put(hv, [M, D], dtype, 'cuda'), true);
+        const w = new Tensor(put(wv, [V, D], dtype, 'cuda'), true);
+        const b = new Tensor(put(bv, [V], dtype, 'cuda'), true);
+        const tg = tensor(t, [M], 'int32');
+        const loss = linearCrossEntropy(h, w, b, targetsOnDevice ? tg.to('cuda') : tg, { chunkSize: 8 });
+        backward(loss);
+        return [get(loss.native), get(h.grad!.native), get(w.grad!.native), get(b.grad!.native)].map((a) => Array.from(a));
+      };
+      expect(run(false)).toEqual(run(true));
+    }
+    const bad = targetsFor(0);
+    bad[4] = V + 2;
+    const h = put(hv, [M, D], 'float32', 'cuda');
+    expect(() => linearCrossEntropy(new Tensor(h), new Tensor(put(wv, [V, D], 'float32', 'cuda')), null, tensor(bad, [M], 'int32')))
+      .toThrow(`linearCrossEntropy: Expected indices in [0, ${V}) or the ignore index -100 for targets but received ${V + 2} at position 4`);
+  });
+
+  it('with a count given, bad device targets are reported at the next synchronize, and nothing is read out of range', () => {
+    const bad = targetsFor(0);
+    bad[6] = -7;
+    const h = put(hv, [M, D], 'float32', 'cuda');
+    const w = put(wv, [V, D], 'float32', 'cuda');
+    const r = native().linearCrossEntropy(h, w, null, put(bad, [M], 'int32', 'cuda'), -100, 8, M);
+    expect(() => native().cudaSynchronize()).toThrow(`Expected indices in [0, ${V}) or the ignore index -100 for targets but received -7 at position 6`);
+    r.loss.dispose();
+    r.lse.dispose();
+    expect(() => native().cudaSynchronize()).not.toThrow();
+  });
 
   it('rejects out-of-range targets with the CPU message, and a bf16-shaped lse in the backward', () => {
     const t = targetsFor(0);

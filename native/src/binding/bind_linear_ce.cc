@@ -20,10 +20,15 @@ struct LceDims {
 
 // Checks h [M, D], weight [V, D], bias [V] | null and int32 targets [M] with
 // entries in [0, V) or the ignore index. Cuda targets are copied to the host
-// for this (M int32s; the one host sync of the op): the error must be thrown
-// here, and the copy also gives the forward its count without reading the
-// loss back.
-LceDims check_inputs(const ArgReader& a, NTensor* h, NTensor* w, NTensor* b, NTensor* tg, int32_t ignore) {
+// for this (M int32s, a host sync), which also gives the forward its count
+// without reading the loss back, unless `deferred`: then the caller knows the
+// count (it counted the targets on the host before uploading them, or it is
+// the backward, whose count the forward returned), and the targets are checked
+// by a kernel whose verdict comes at the next read (cuda::check_indices_deferred;
+// the kernels only compare a target with their columns, so a bad one reads
+// nothing out of range).
+LceDims check_inputs(const ArgReader& a, NTensor* h, NTensor* w, NTensor* b, NTensor* tg, int32_t ignore,
+                     bool deferred = false) {
   a.want_float(h, "input");
   a.want_ndim(h, 2, 2, "input");
   LceDims d;
@@ -43,6 +48,13 @@ LceDims check_inputs(const ArgReader& a, NTensor* h, NTensor* w, NTensor* b, NTe
   a.want_dtype(tg, DType::I32, "targets");
   a.want_shape(tg, {d.M}, "targets");
   const int32_t* t = tg->ptr<int32_t>();
+  if (deferred && tg->on_cuda()) {
+#ifdef CLOZE_CUDA
+    cuda::check_indices_deferred(t, d.M, d.V, true, ignore, a.op, "targets");
+#endif
+    d.count = -1;  // not known here
+    return d;
+  }
   std::vector<int32_t> host;
   if (tg->on_cuda()) {
 #ifdef CLOZE_CUDA
@@ -82,8 +94,10 @@ LinearCEParams<T> params(const LceDims& d, NTensor* h, NTensor* w, NTensor* b, N
 
 void register_linear_ce(Napi::Env env, Napi::Object exports) {
   (void)env;
-  // linearCrossEntropy(h [M, D], w [V, D], b [V] | null, targets int32 [M], ignoreIndex, chunkSize)
+  // linearCrossEntropy(h [M, D], w [V, D], b [V] | null, targets int32 [M], ignoreIndex, chunkSize[, count])
   //   -> { loss: 0-d mean over non-ignored rows, lse: [M], count }
+  // count: the non-ignored targets, given by a caller that counted (and checked) them on the host before
+  // uploading them; cuda targets are then checked on the device, with no copy back (check_inputs).
   CLOZE_EXPORT(exports, "linearCrossEntropy", [](const ArgReader& a) -> Napi::Value {
     NTensor* h = a.tensor(0, "input");
     NTensor* w = a.tensor(1, "weight");
@@ -91,7 +105,16 @@ void register_linear_ce(Napi::Env env, Napi::Object exports) {
     NTensor* tg = a.tensor(3, "targets");
     const int32_t ignore = static_cast<int32_t>(a.integer(4, "ignoreIndex", INT32_MIN, INT32_MAX));
     const int64_t chunk = a.integer(5, "chunkSize", 1, INT32_MAX);
-    const LceDims d = check_inputs(a, h, w, b, tg, ignore);
+    const bool given = a.info.Length() > 6 && !a.info[6].IsUndefined();
+    const int64_t given_count = given ? a.integer(6, "count", 0, INT32_MAX) : 0;
+    LceDims d = check_inputs(a, h, w, b, tg, ignore, given);
+    if (given) {
+      if (given_count > d.M)
+        a.bad(ErrCode::Value, "at most the " + std::to_string(d.M) + " rows of targets", "count", std::to_string(given_count));
+      if (d.count >= 0 && d.count != given_count)  // counted here too (the CPU): they must agree
+        a.bad(ErrCode::Value, std::to_string(d.count) + " (the non-ignored rows of targets)", "count", std::to_string(given_count));
+      d.count = given_count;
+    }
     // The [M, chunk] logits scratch, overflow-checked and within the memory limit before anything is allocated.
     const size_t chunk_bytes = checked_bytes({d.M, std::min(chunk, d.V)}, dtype_size(h->dtype()), a.op, "the logits chunk [M, chunkSize]");
     if (!a.on_cuda()) Storage::check_request(chunk_bytes, a.op);
@@ -187,13 +210,18 @@ void register_linear_ce(Napi::Env env, Napi::Object exports) {
     return out;
   });
 
-  // linearCrossEntropyBackward(gradLoss number, h, w, b | null, targets, lse, ignoreIndex, count, chunkSize,
+  // linearCrossEntropyBackward(gradLoss number | 0-d tensor, h, w, b | null, targets, lse, ignoreIndex, count, chunkSize,
   //   needH, needW, needB[, intoH | null, intoW | null, intoB | null]) -> [dh | null, dw | null, db | null]
+  // On cuda, gradLoss may be the loss's gradient tensor itself (h's dtype, 0-d): the kernel reads it there, so
+  // the backward does not wait to read it on the host; the targets are checked on the device (deferred), their
+  // count being the forward's.
   // intoX: a tensor of X's shape and dtype (a parameter's .grad, e.g. a view of
   // the optimizer's flat gradient buffer) that X's gradient is added into in
   // place; its slot of the result is then null and no gradient tensor is made.
   CLOZE_EXPORT(exports, "linearCrossEntropyBackward", [](const ArgReader& a) -> Napi::Value {
-    const double gl = a.number(0, "gradLoss");
+    const bool gl_tensor = a.info.Length() > 0 && a.info[0].IsObject();
+    double gl = gl_tensor ? 0.0 : a.number(0, "gradLoss");
+    NTensor* glt = gl_tensor ? a.tensor(0, "gradLoss") : nullptr;
     NTensor* h = a.tensor(1, "input");
     NTensor* w = a.tensor(2, "weight");
     NTensor* b = a.tensor_or_null(3, "bias");
@@ -206,7 +234,15 @@ void register_linear_ce(Napi::Env env, Napi::Object exports) {
     NTensor* ih = a.tensor_or_null(12, "intoInput");
     NTensor* iw = a.tensor_or_null(13, "intoWeight");
     NTensor* ib = a.tensor_or_null(14, "intoBias");
-    const LceDims d = check_inputs(a, h, w, b, tg, ignore);
+    const LceDims d = check_inputs(a, h, w, b, tg, ignore, a.on_cuda());
+    if (glt) {
+      a.want_same_dtype(h, glt, "gradLoss");
+      a.want_shape(glt, {}, "gradLoss");
+      if (!glt->on_cuda()) {  // on the CPU the value is simply read (float32 or float64, as h, checked above)
+        gl = glt->dtype() == DType::F64 ? *glt->ptr<double>() : static_cast<double>(*glt->ptr<float>());
+        glt = nullptr;
+      }
+    }
     const auto want_into = [&](NTensor* into, NTensor* of, bool need, const char* name) {
       if (!into) return;
       if (!need) a.bad(ErrCode::Value, "null when that gradient is not needed", name, tensor_desc(into));
@@ -229,7 +265,8 @@ void register_linear_ce(Napi::Env env, Napi::Object exports) {
     a.want_shape(lse, {d.M}, "lse");
     // count divides the summed loss: the non-ignored rows of this call, or more (a data-parallel rank divides by
     // the global batch's count, so its gradient is its exact share of the single-process mean's); never fewer.
-    if (count < d.count)
+    // (On cuda the targets were not counted here: check_inputs' deferred path.)
+    if (d.count >= 0 && count < d.count)
       a.bad(ErrCode::Value, "at least " + std::to_string(d.count) + " (the non-ignored rows of targets)", "count", std::to_string(count));
     Napi::Object dh, dw, db;
     // Both backends write every element of a fresh output (the GEMMs with beta = 0, the fill
@@ -248,6 +285,7 @@ void register_linear_ce(Napi::Env env, Napi::Object exports) {
           p.lse = lse->ptr<T>();
         p.count = count;
         p.grad_scale = count > 0 ? gl / static_cast<double>(count) : 0.0;
+        if (glt) p.grad_loss = glt->ptr<T>();  // cuda: dloss read by the kernel, scaled by 1/count there
         p.dh = ih ? ih->ptr<T>() : nh ? NTensor::Unwrap(dh)->ptr<T>() : nullptr;
         p.dw = iw ? iw->ptr<T>() : nw ? NTensor::Unwrap(dw)->ptr<T>() : nullptr;
         p.db = ib ? ib->ptr<T>() : nb ? NTensor::Unwrap(db)->ptr<T>() : nullptr;

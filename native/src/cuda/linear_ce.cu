@@ -93,10 +93,14 @@ __global__ void loss_mean_kernel(const float* row_loss, int64_t M, int64_t count
   if (threadIdx.x == 0) st(loss, 0, count > 0 ? static_cast<float>(sh[0] / static_cast<double>(count)) : 0.f);
 }
 
-// S ← (softmax − onehot)·gs over chunk [c0, c0+n), ignored rows 0.
+// S ← (softmax − onehot)·gs over chunk [c0, c0+n), ignored rows 0; gs =
+// *grad_loss · inv_count when the loss's gradient is on the device (read here,
+// so the host never waits for it), else the host's gs.
 template <typename T>
 __global__ void softmax_grad_kernel(T* S, int64_t M, int64_t n, int64_t c0, const int32_t* targets, int32_t ignore,
-                                    const float* lse, float gs) {
+                                    const float* lse, float gs, const T* grad_loss, int64_t count) {
+  // As the host forms it: dloss / count in double, rounded once.
+  if (grad_loss) gs = static_cast<float>(static_cast<double>(ld(grad_loss, 0)) / static_cast<double>(count));
   CLOZE_GRID_STRIDE(i, M * n) {
     const int64_t m = i / n, j = i - m * n;
     const int32_t t = targets[m];
@@ -263,7 +267,7 @@ void linear_ce_backward_cuda(const LinearCEParams<T>& p) {
     const int64_t n = std::min(C, V - c0);
     chunk_logits(p, c0, n, S);
     CLOZE_LAUNCH(op, softmax_grad_kernel<T>, blocks_for(M * n), kThreads, 0, S, M, n, c0, p.targets, p.ignore_index,
-                 p.lse_f32, gs);
+                 p.lse_f32, gs, p.grad_loss, p.count);
     if (p.dh) {  // dh [M, D] (+)= G·W_chunk
       GemmParams g;
       g.M = M;

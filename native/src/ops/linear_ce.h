@@ -25,6 +25,7 @@ struct LinearCEParams {
   T* lse = nullptr;                  // [M]: saved by forward (0 on ignored rows), read by backward
   int64_t count = 0;                 // rows not ignored (set by forward)
   double grad_scale = 0;             // backward: dloss / count
+  const T* grad_loss = nullptr;      // cuda backward: 0-d dloss on the device; with it, dloss / count is formed there
   T* dh = nullptr;                   // [M, D] or null; overwritten, or added into when acc_dh
   T* dw = nullptr;                   // [V, D] or null; overwritten, or added into when acc_dw
   T* db = nullptr;                   // [V] or null; overwritten, or added into when acc_db

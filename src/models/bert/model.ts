@@ -385,7 +385,9 @@ export class BertForMaskedLM extends Module {
    */
   loss(batch: MlmBatch, opts: { drawSeed?: number; normalizer?: number; drawRows?: DrawRows } = {}): Tensor {
     const h = this.maskedHidden(batch, opts.drawSeed ?? 0, opts.drawRows);
-    return linearCrossEntropy(h, this.bert.embeddings.word_embeddings.weight, this.cls.predictions.bias, batch.targets.to(this.device),
+    // Host targets go to the head as they are: it counts and checks them there before uploading them (no sync).
+    const targets = batch.targets.device === 'cpu' ? batch.targets : batch.targets.to(this.device);
+    return linearCrossEntropy(h, this.bert.embeddings.word_embeddings.weight, this.cls.predictions.bias, targets,
       opts.normalizer === undefined ? {} : { normalizer: opts.normalizer });
   }
 

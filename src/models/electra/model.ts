@@ -242,7 +242,9 @@ export class ElectraForPreTraining extends Module {
 
   /** The generator's mean MLM cross-entropy over the masked rows, from generatorHidden's output. */
   generatorLoss(h: Tensor, targets: Tensor, normalizer?: number): Tensor {
-    return linearCrossEntropy(h, this.decoderWeight, this.generator.generator_lm_head.bias, targets.to(this.device), normalizer === undefined ? {} : { normalizer });
+    // Host targets go to the head as they are: it counts and checks them there before uploading them (no sync).
+    const t = targets.device === 'cpu' ? targets : targets.to(this.device);
+    return linearCrossEntropy(h, this.decoderWeight, this.generator.generator_lm_head.bias, t, normalizer === undefined ? {} : { normalizer });
   }
 
   /** Replacements for the masked rows, sampled from the generator's softmax at temperature 1 (no gradient): int32 [M]. */
