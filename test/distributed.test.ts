@@ -50,11 +50,14 @@ describe('communicators', () => {
     expect(Array.from(t.read())).toEqual([1, 2]);
     t.dispose();
   });
-  it("'off', and 'auto' outside a launcher, give one process; another mode is refused, naming the field", () => {
+  it("'off', and 'auto' outside a launcher, give one process; 'on' needs a launcher; another mode is refused, naming the field", () => {
     // vitest is not started by mpirun, so 'auto' is one process here.
     expect(openCommunicator('off').size).toBe(1);
-    if (!launchedByMpi()) expect(openCommunicator('auto').kind).toBe('single');
-    expect(() => openCommunicator('on')).toThrow(`Expected distributed 'auto' or 'off' but received "on"`);
+    if (!launchedByMpi()) {
+      expect(openCommunicator('auto').kind).toBe('single');
+      expect(() => openCommunicator('on')).toThrow("Expected a process started by an MPI launcher (mpirun -np N) for distributed 'on'");
+    }
+    expect(() => openCommunicator('both')).toThrow(`Expected distributed 'auto', 'on' or 'off' but received "both"`);
   });
   it('the addon says whether it was built with MPI, and why not', () => {
     const a = native().mpiAvailable();
@@ -184,6 +187,21 @@ describe.skipIf(skipReason !== '')(`data-parallel MLM, 2 MPI ranks ${skipReason}
     const lines = readFileSync(join(root, 'two', 'metrics.jsonl'), 'utf8').trim().split('\n');
     expect(lines.map((l) => (JSON.parse(l) as { step: number }).step)).toEqual([5, 10, 15, 20]);
   }, 180_000);
+
+  it("--distributed on under mpirun -np 1 takes the data-parallel path (the all-reduce timed each step) and trains as one process, bit for bit", async () => {
+    // The path a single GPU can check NCCL's gradient all-reduce on (gpu-check.sh); here MPI's, at one rank.
+    const one: StepInfo[] = [];
+    await pretrain({ ...base, batchSize: 8, maxSteps: 6, out: join(root, 'plain1') }, { output: null, onStep: (s) => one.push(s) });
+    const res = join(root, 'on1.result.json');
+    const run = await mpirun2(root, 'on1', { config: { ...base, batchSize: 8, maxSteps: 6, distributed: 'on', out: join(root, 'on1') }, result: res }, 120, 1);
+    expect(run.stderr).not.toMatch(/failed/);
+    expect(run.code).toBe(0);
+    const on = JSON.parse(readFileSync(res, 'utf8')) as { steps: Array<{ step: number; loss: number; allreduceMs: number | null }> };
+    expect(on.steps.map((s) => s.loss)).toEqual(one.map((s) => s.loss));
+    // Only the data-parallel path times an all-reduce: the one-process run never does.
+    expect(on.steps.every((s) => typeof s.allreduceMs === 'number' && s.allreduceMs >= 0)).toBe(true);
+    expect(one.every((s) => s.allreduceMs === undefined)).toBe(true);
+  }, 120_000);
 
   it('the gradient all-reduce in buckets (--bucket-mb) starts during the backward and gives the one-shot all-reduce\'s parameters bit for bit', async () => {
     type Two = { steps: Array<{ loss: number; buckets: { total: number; startedInBackward: number } | null }>; checkpoint: string };

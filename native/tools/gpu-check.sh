@@ -17,7 +17,8 @@
 #            CPU's losses, the 1-rank NCCL smoke (when mpirun is there), 20 steps
 #            of --task mim and --task spark, cloze finetune (--adv and --method
 #            asa) from the CPU run's checkpoint, 2 MPI ranks of bert-tiny sharing
-#            the GPU through NCCL (or NCCL's refusal, named), and --long-steps of
+#            the GPU through NCCL (or NCCL's refusal, named), 1 rank with
+#            --distributed on (the trainer's NCCL path) against a plain run, and --long-steps of
 #            bert-base at the preset's batch with an exact resume of the second half
 #   anchor   opt-in (--with-anchor or --only anchor): bench:mlm-step on the
 #            CPU against the machine's own PyTorch, same thread count
@@ -254,6 +255,18 @@ if wanted train; then
       fi
       echo "2 ranks on one GPU: failed (exit $rc)"; exit 1' "$tr"
     grep -E "^2 ranks on one GPU" "$log" | tail -1 >>"$summary"
+    # The trainer's NCCL path at one rank (--distributed on): NCCL set up over MPI, the gradients all-reduced
+    # through it on the trainer's stream every step; its losses must equal a plain run's (a 1-rank sum is the
+    # identity). This is as far as one GPU takes the data-parallel trainer (issue 18).
+    tiny=(--preset bert-tiny --device cuda --max-steps 5 --batch-size 8 --log-every 1 --seed 7)
+    run_step train-nccl-1rank 90 "$work/nccl1.log" mpirun --allow-run-as-root -np 1 npx cloze pretrain "${tiny[@]}" --distributed on --out "$tr/nccl1"
+    cat "$work/nccl1.log" >>"$log"
+    run_step train-plain-1rank 60 "$log" npx cloze pretrain "${tiny[@]}" --out "$tr/plain1"
+    if grep -q "gradients through NCCL" "$work/nccl1.log" && [ -n "$(losses "$tr/nccl1")" ] && diff <(losses "$tr/nccl1") <(losses "$tr/plain1") >>"$log"; then
+      note "NCCL at 1 rank (--distributed on): the trainer all-reduced through NCCL, and its 5 losses equal a plain run's"
+    else
+      note "NCCL at 1 rank (--distributed on): no NCCL gradients logged, or the losses differ from a plain run's (train.log)"; fail
+    fi
   else
     note "nccl smoke: skipped (no mpirun on this machine)"
   fi

@@ -13,10 +13,15 @@ let current: Communicator | null = null;
 
 /**
  * The communicator of a run with `--distributed mode`: 'auto' is MPI when the process was started by an
- * MPI launcher, else one process; 'off' is always one process (each rank of an mpirun job trains alone).
+ * MPI launcher, else one process; 'on' is MPI and must be started by one (the trainer then runs its
+ * collectives even at one rank: `mpirun -np 1` takes the data-parallel path, NCCL's on a single GPU);
+ * 'off' is always one process (each rank of an mpirun job trains alone).
  */
 export function openCommunicator(mode: string, timeoutMs = DEFAULT_COLLECTIVE_TIMEOUT_MS): Communicator {
-  if (mode !== 'auto' && mode !== 'off') throw new ClozeError('E_VALUE', `Expected distributed 'auto' or 'off' but received ${JSON.stringify(mode)}`);
+  if (mode !== 'auto' && mode !== 'on' && mode !== 'off') throw new ClozeError('E_VALUE', `Expected distributed 'auto', 'on' or 'off' but received ${JSON.stringify(mode)}`);
+  if (mode === 'on' && !launchedByMpi()) {
+    throw new ClozeError('E_VALUE', `Expected a process started by an MPI launcher (mpirun -np N) for distributed 'on' but received one started without it; run it under mpirun, or pass distributed 'auto'`);
+  }
   if (mode === 'off' || !launchedByMpi()) return new SingleProcess();
   // MPI is initialised FUNNELED: only the thread that initialised it may call it, and that is the main one.
   if (!isMainThread) throw new ClozeError('E_VALUE', `Expected data-parallel training on the main thread (MPI is initialised FUNNELED) but received a worker thread (pretrainInWorker); call pretrain(), or pass distributed 'off'`);

@@ -83,7 +83,8 @@ async function pretrainOn(cfg: RunConfig, hooks: PretrainHooks, comm: Communicat
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   const outDir = cfg.out ?? join('runs', cfg.preset);
   const root = comm.isRoot;
-  const parallel = comm.size > 1;
+  // 'on' takes the data-parallel path at one rank too: `mpirun -np 1` then exercises NCCL on a single GPU.
+  const parallel = comm.size > 1 || cfg.distributed === 'on';
   const entry = TASKS[cfg.task as keyof typeof TASKS];
   if (parallel && !entry.dataParallel) {
     throw new ClozeError('E_VALUE', `Expected task ${Object.entries(TASKS).filter(([, t]) => t.dataParallel).map(([n]) => n).join(' or ')} for data-parallel training (${comm.size} MPI ranks) but received task '${cfg.task}' (not data-parallel yet); run one process, or pass --distributed off`);
@@ -130,7 +131,7 @@ async function pretrainOn(cfg: RunConfig, hooks: PretrainHooks, comm: Communicat
     if (parallel && root) comm.barrier(SETUP_TIMEOUT_MS);
     let finished = false;
     try {
-      const r = await trainTask(task, { ...cfg, outDir, resumeDir, run, comm: grads, globalBatch: comm.size * cfg.batchSize },
+      const r = await trainTask(task, { ...cfg, outDir, resumeDir, run, comm: grads, collectives: parallel, globalBatch: comm.size * cfg.batchSize },
         { signal: hooks.signal, onStep: hooks.onStep, onEval: hooks.onEval as (e: TaskEval) => void }, progress);
       // Stopped during setup: no checkpoint, so nothing of this run stays.
       if (r.checkpoint === null && dir) discardUnsavedRun(dir);

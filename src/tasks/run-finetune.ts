@@ -84,7 +84,8 @@ async function finetuneOn(cfg: FinetuneConfig, hooks: FinetuneHooks, where: stri
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   const outDir = cfg.out ?? defaultOut(cfg);
   const root = comm.isRoot;
-  const parallel = comm.size > 1;
+  // 'on' takes the data-parallel path at one rank too (as pretrain's).
+  const parallel = comm.size > 1 || cfg.distributed === 'on';
   if (root) checkRunFlags(outDir, cfg);
   const resumeDir = cfg.resume ? latestCheckpoint(outDir) : null;
   if (cfg.resume && !resumeDir) throw new ClozeError('E_IO', `Expected a checkpoint in ${outDir} for resume but received none`);
@@ -171,7 +172,7 @@ async function finetuneIn(
   cfg: FinetuneConfig, outDir: string, resumeDir: string | null, hooks: FinetuneHooks, progress: Progress | null, where: string, run: Record<string, JsonValue>,
   comm: Communicator,
 ): Promise<FinetuneResult> {
-  const parallel = comm.size > 1;
+  const parallel = comm.size > 1 || cfg.distributed === 'on';
   // Rank 0 prepares the data cache, the test split and the tokenizer in the run directory; the others wait, then read.
   if (parallel && !comm.isRoot) comm.barrier(SETUP_TIMEOUT_MS);
   const r = await finetunePrepared(cfg, outDir, resumeDir, hooks, progress, where, run, comm, () => {
@@ -241,7 +242,8 @@ async function finetunePrepared(
   }
   try {
     progress?.note(`fine-tuning: ${classifierMethod(cfg.method)}${cfg.adv ? ' + PGD' : ''}${usesAsa(cfg) ? ` + ASA (τ = ${cfg.asaTau})` : ''}, ${data.train.length} training examples (${task.perEpoch} steps/epoch), ${data.test.length} test examples`);
-    const r = await trainTask(task, { ...cfg, outDir, resumeDir, run, ...(comm.size > 1 ? { comm, globalBatch: comm.size * cfg.batchSize } : {}) },
+    const collectives = comm.size > 1 || cfg.distributed === 'on';
+    const r = await trainTask(task, { ...cfg, outDir, resumeDir, run, ...(collectives ? { comm, collectives, globalBatch: comm.size * cfg.batchSize } : {}) },
       { signal: hooks.signal, onStep: hooks.onStep, onEval: hooks.onEval as (e: TaskEval) => void }, progress);
     return { outDir, ...r, method: cfg.method, labels: data.labels };
   } finally {

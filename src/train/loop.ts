@@ -100,6 +100,8 @@ export interface LoopResult<E> {
  */
 type Ranks = {
   comm?: Communicator;
+  /** Run the data-parallel collectives even at one rank (`--distributed on`): the path several ranks take. */
+  collectives?: boolean;
   /** Sequences in one global micro-batch (world size × per-rank batch), recorded with the data position: a resume
    * at another world size is exact when its ranks × batch equal it (pretrain checks). */
   globalBatch?: number;
@@ -132,7 +134,7 @@ export async function runLoop<E extends TaskEval>(
 ): Promise<LoopResult<E>> {
   const opt = task.optimizer;
   const comm = o.comm ?? new SingleProcess();
-  const parallel = comm.size > 1;
+  const parallel = comm.size > 1 || o.collectives === true;
   let step = o.startStep;
   // Rank 0 writes; the others' result names no checkpoint.
   const save = (): string | null =>

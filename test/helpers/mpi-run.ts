@@ -22,13 +22,13 @@ export function mpiSkipReason(compiledFile: string): string {
   return '';
 }
 
-/** Runs `mpirun -np 2` on the child with `job`; resolves with the exit code, stderr and seconds taken. */
-export function mpirun2(dir: string, name: string, job: Record<string, unknown>, limitS = 120): Promise<{ code: number | null; stderr: string; secs: number }> {
+/** Runs `mpirun -np ranks` (2 unless given) on the child with `job`; resolves with the exit code, stderr and seconds taken. */
+export function mpirun2(dir: string, name: string, job: Record<string, unknown>, limitS = 120, ranks = 2): Promise<{ code: number | null; stderr: string; secs: number }> {
   const file = join(dir, `${name}.job.json`);
   writeFileSync(file, JSON.stringify(job));
   const t0 = performance.now();
   return new Promise((resolve) => {
-    const p = spawn('mpirun', ['--oversubscribe', '--allow-run-as-root', '-np', '2', 'node', CHILD, file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn('mpirun', ['--oversubscribe', '--allow-run-as-root', '-np', String(ranks), 'node', CHILD, file], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     // The test's own bound: a hang fails here instead of at vitest's timeout.
