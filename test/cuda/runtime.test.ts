@@ -66,6 +66,24 @@ describeCuda('runtime', () => {
     expect(native().cudaMemStats().peakBytes).toBe(start + 10 * 2 ** 20);
   });
 
+  it('uploads through the pinned staging slots: the source may change at once, more uploads than slots, and large ones', () => {
+    // 20 small uploads (the staging has 8 slots of 1 MiB, reused in turn) and one of 2 MiB (the waiting path);
+    // each source array is overwritten right after its upload, so a copy that read it late would show it.
+    const sizes = [...Array.from({ length: 20 }, (_, i) => 1 + 37 * i), 2 ** 19];
+    const uploaded = sizes.map((n, k) => {
+      const src = Float32Array.from({ length: n }, (_, i) => k * 1000 + i);
+      const want = Array.from(src);
+      const t = native().empty('float32', [n], 'cuda');
+      t.write(src);
+      src.fill(-1);
+      return { t, want };
+    });
+    for (const { t, want } of uploaded) {
+      expect(Array.from(t.read())).toEqual(want);
+      t.dispose();
+    }
+  });
+
   it('runs on a stream of its own and synchronizes when switching back', () => {
     const s = native().cudaCreateStream();
     native().cudaSetStream(s);

@@ -1,6 +1,7 @@
 // Streams, transfers, device facts and the error path (see runtime.h).
 #include <cuda_runtime.h>
 
+#include <cstring>
 #include <mutex>
 #include <string>
 
@@ -107,8 +108,69 @@ void memset_zero(void* p, size_t bytes, const char* op) {
   check(cudaMemsetAsync(p, 0, bytes, stream()), op, "cudaMemsetAsync");
 }
 
+namespace {
+
+// Small uploads go through pinned staging slots, so that they need no wait.
+// A copy from pageable memory makes the stream drain first (CUDA stages it
+// itself, and we must not let the host reuse the source early): a step's
+// token ids, targets or masked-row index uploaded between kernels then held
+// the host until every kernel queued so far had run. Here the source is
+// copied into a pinned slot on the host and the slot is copied from
+// asynchronously; an event per slot says when the slot may be written again
+// (kSlots uploads later, long since done in practice).
+constexpr int kStageSlots = 8;
+constexpr size_t kStageBytes = size_t(1) << 20;  // larger uploads take the waiting path
+
+struct Staging {
+  std::mutex mu;
+  char* buf = nullptr;  // kStageSlots × kStageBytes, pinned
+  cudaEvent_t done[kStageSlots] = {};
+  int next = 0;
+  bool failed = false;  // no pinned memory (or events): every upload takes the waiting path
+};
+
+Staging& staging() {
+  static Staging* s = new Staging();  // never destroyed: the driver frees it at exit
+  return *s;
+}
+
+// Uploads through a staging slot; false when staging is unavailable (the caller then waits).
+bool staged_upload(void* dst, const void* src, size_t bytes, const char* op) {
+  if (bytes > kStageBytes) return false;
+  Staging& S = staging();
+  std::lock_guard<std::mutex> lk(S.mu);
+  if (S.failed) return false;
+  if (!S.buf) {
+    void* p = nullptr;
+    if (cudaHostAlloc(&p, kStageSlots * kStageBytes, cudaHostAllocPortable) != cudaSuccess) {
+      cudaGetLastError();
+      S.failed = true;
+      return false;
+    }
+    for (int i = 0; i < kStageSlots; i++) {
+      if (cudaEventCreateWithFlags(&S.done[i], cudaEventDisableTiming) != cudaSuccess) {
+        cudaGetLastError();
+        S.failed = true;
+        return false;
+      }
+    }
+    S.buf = static_cast<char*>(p);
+  }
+  const int slot = S.next;
+  S.next = (S.next + 1) % kStageSlots;
+  char* stage = S.buf + static_cast<size_t>(slot) * kStageBytes;
+  check(cudaEventSynchronize(S.done[slot]), op, "cudaEventSynchronize (upload staging)");  // its last copy is done
+  std::memcpy(stage, src, bytes);
+  check(cudaMemcpyAsync(dst, stage, bytes, cudaMemcpyHostToDevice, stream()), op, "cudaMemcpyAsync");
+  check(cudaEventRecord(S.done[slot], stream()), op, "cudaEventRecord (upload staging)");
+  return true;
+}
+
+}  // namespace
+
 void copy(void* dst, bool dst_device, const void* src, bool src_device, size_t bytes, const char* op) {
   if (bytes == 0) return;
+  if (dst_device && !src_device && staged_upload(dst, src, bytes, op)) return;
   cudaMemcpyKind kind = dst_device ? (src_device ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
                                    : (src_device ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
   check(cudaMemcpyAsync(dst, src, bytes, kind, stream()), op, "cudaMemcpyAsync");

@@ -48,6 +48,8 @@ void free(void* p);
 void memset_zero(void* p, size_t bytes, const char* op);  // async on stream()
 // Copies between host and device or within the device. Host-to-device and
 // device-to-device are stream-ordered; device-to-host waits for the data.
+// Uploads up to 1 MiB go through pinned staging and do not wait (the source
+// may be reused at once); larger ones wait for the stream.
 void copy(void* dst, bool dst_device, const void* src, bool src_device, size_t bytes, const char* op);
 
 struct MemStats {
