@@ -149,7 +149,7 @@ function runMasked(a: Args, timing: GpuTimingOptions): { rows: MaskedRow[]; tabl
   console.log(`token-gather: assembleTokens at ids_keep, B = ${s.batch}, ${s.keep} of ${s.tokens} tokens, D = ${s.hidden}; torch: torch.gather`);
   console.log(`patch-loss: maskedPatchLoss (MSE, normalised target pixels), B = ${s.batch}, L = ${s.tokens}, P = ${s.patch}, ${s.maskRatio * 100}% masked; torch: MAE's forward_loss`);
   console.log(`sparse-conv: sparseConv 3×3 + backward (dx, dW) on the visible sites, B = ${s.convBatch}, ${s.convSize}², C = ${s.convChannels}, ` +
-    `${s.convRatio * 100}% of ${s.convCell}×${s.convCell} cells masked (rulebook built once, untimed); torch: conv2d(x·mask)·mask on the whole map, NCHW`);
+    `${s.convRatio * 100}% of ${s.convCell}×${s.convCell} cells masked (rulebook built once, untimed); torch: conv2d(x)·mask on the whole map (x zero where masked), NCHW`);
   const skip = skipPrinter();
   const rows: MaskedRow[] = [];
   for (const name of MASKED_CASES) {

@@ -14,7 +14,7 @@
  * the addon is missing.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -193,7 +193,7 @@ describe.skipIf(skipReason !== '')(`data-parallel MLM, 2 MPI ranks ${skipReason}
     const one: StepInfo[] = [];
     await pretrain({ ...base, batchSize: 8, maxSteps: 6, out: join(root, 'plain1') }, { output: null, onStep: (s) => one.push(s) });
     const res = join(root, 'on1.result.json');
-    const run = await mpirun2(root, 'on1', { config: { ...base, batchSize: 8, maxSteps: 6, distributed: 'on', out: join(root, 'on1') }, result: res }, 120, 1);
+    const run = await mpirun2(root, 'on1', { config: { ...base, batchSize: 8, maxSteps: 6, saveEvery: 3, distributed: 'on', out: join(root, 'on1') }, result: res }, 120, 1);
     expect(run.stderr).not.toMatch(/failed/);
     expect(run.code).toBe(0);
     const on = JSON.parse(readFileSync(res, 'utf8')) as { steps: Array<{ step: number; loss: number; allreduceMs: number | null }> };
@@ -201,6 +201,11 @@ describe.skipIf(skipReason !== '')(`data-parallel MLM, 2 MPI ranks ${skipReason}
     // Only the data-parallel path times an all-reduce: the one-process run never does.
     expect(on.steps.every((s) => typeof s.allreduceMs === 'number' && s.allreduceMs >= 0)).toBe(true);
     expect(one.every((s) => s.allreduceMs === undefined)).toBe(true);
+    // It records no world size of its own: a plain process resumes it from step 3 and logs the same losses.
+    rmSync(join(root, 'on1', 'checkpoint-6'), { recursive: true });
+    const more: StepInfo[] = [];
+    await pretrain({ ...base, batchSize: 8, maxSteps: 6, saveEvery: 3, resume: true, out: join(root, 'on1') }, { output: null, onStep: (s) => more.push(s) });
+    expect(more.map((s) => [s.step, s.loss])).toEqual(one.slice(3).map((s) => [s.step, s.loss]));
   }, 120_000);
 
   it('the gradient all-reduce in buckets (--bucket-mb) starts during the backward and gives the one-shot all-reduce\'s parameters bit for bit', async () => {

@@ -15,11 +15,13 @@ same code in float32 on the CPU, to check the script where there is no GPU):
                 normalised per patch (mean, var + 1e-6), (pred - target)^2
                 averaged over the patch, summed over masked patches / their
                 count; gradient for pred.
-  sparse-conv   SparK's official masked-dense 3x3 convolution: y =
-                conv2d(x * mask, W, padding=1) * mask on the whole
-                [B, C, S, S] map (NCHW, as the official code), W float32 under
-                autocast; gradients for x and W. cloze convolves the visible
-                sites only (its rulebook built outside the timed step).
+  sparse-conv   SparK's official masked-dense 3x3 convolution (its
+                sp_conv_forward): y = conv2d(x, W, padding=1) * mask on the
+                whole [B, C, S, S] map, x zero at the masked sites (as the
+                previous layer's masking leaves it), NCHW as the official code,
+                W float32 under autocast; gradients for x and W. cloze
+                convolves the visible sites only (its rulebook built outside
+                the timed step).
 
 The inputs have the shapes of bench/lib/cuda-masked.ts, not its values (the
 losses are reported for a sanity check). One difference is deliberate: the
@@ -96,7 +98,7 @@ def token_gather(torch, F, a, dev, dt, autocast):
 def patch_loss(torch, F, a, dev, dt, autocast):
     pred = torch.randn(a.batch, a.tokens, a.patch, device=dev).to(dt).requires_grad_()
     target = torch.rand(a.batch, a.tokens, a.patch, device=dev).to(dt)
-    masked = round(a.tokens * a.mask_ratio)
+    masked = int(a.tokens * a.mask_ratio + 0.5)  # JavaScript's Math.round (half up), as the cloze side
     noise = torch.rand(a.batch, a.tokens, device=dev)
     mask = torch.zeros(a.batch, a.tokens, device=dev)
     mask.scatter_(1, torch.argsort(noise, dim=1)[:, :masked], 1.0)
@@ -120,7 +122,7 @@ def patch_loss(torch, F, a, dev, dt, autocast):
 def sparse_conv(torch, F, a, dev, dt, autocast):
     b, s, c, cell = a.conv_batch, a.conv_size, a.conv_channels, a.conv_cell
     g = s // cell
-    masked = round(g * g * a.conv_ratio)
+    masked = int(g * g * a.conv_ratio + 0.5)  # JavaScript's Math.round (half up), as the cloze side
     noise = torch.rand(b, g * g, device=dev)
     keep = torch.ones(b, g * g, device=dev)
     keep.scatter_(1, torch.argsort(noise, dim=1)[:, :masked], 0.0)
@@ -132,7 +134,7 @@ def sparse_conv(torch, F, a, dev, dt, autocast):
 
     def step():
         with autocast():
-            y = F.conv2d(x * mask, w, padding=1) * mask
+            y = F.conv2d(x, w, padding=1) * mask
         gx, gw = torch.autograd.grad(y, (x, w), gy)
         out["loss"] = None
 

@@ -13,8 +13,9 @@
  *   sparse-conv   SparK's submanifold 3×3 convolution on the visible sites
  *                 (sparseConv + its backward, dx and dW), the rulebook built
  *                 once outside the timed step as SparK reuses it for every
- *                 conv of a scale; PyTorch: the official masked-dense form,
- *                 conv2d(x·mask)·mask on the whole map, under autocast.
+ *                 conv of a scale; PyTorch: the official masked-dense form
+ *                 (SparK's sp_conv_forward), conv2d(x)·mask on the whole map
+ *                 with x zero at the masked sites, under autocast.
  *
  * The cases build on any device and dtype (cuda bf16 in the bench; the CPU
  * in float32 for test/bench-cuda-masked.test.ts, which checks them there).

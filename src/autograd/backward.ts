@@ -48,6 +48,8 @@ export function backward(root: Tensor, grad?: Tensor, hooks: BackwardHooks | nul
     if (grad.shape.join() !== root.shape.join() || grad.dtype !== root.dtype) {
       throw expected(`a ${root.dtype} gradient of shape [${root.shape.join(', ')}]`, 'grad', grad, 'E_SHAPE');
     }
+    // The seed flows into the root's backward, whose kernels run on the root's device.
+    if (grad.device !== root.device) throw expected(`a gradient on the root's device (${root.device})`, 'grad', `a ${grad.device} tensor`, 'E_DEVICE');
     seed = grad.native.clone();
   } else {
     if (root.size !== 1) throw expected('a one-element root (or an explicit grad)', 'backward() root', root, 'E_SHAPE');

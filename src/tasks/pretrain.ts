@@ -111,7 +111,8 @@ async function pretrainOn(cfg: RunConfig, hooks: PretrainHooks, comm: Communicat
   // The run's settings, for `cloze eval`, for a resume's check, and for people reading the checkpoint.
   const run = JSON.parse(JSON.stringify(cfg)) as Record<string, JsonValue>;
   // The world size is recorded only for data-parallel runs: a single-process run's settings stay as they were.
-  if (parallel) run.worldSize = comm.size;
+  // (Not for a 1-rank --distributed on run: it trains as one process, and resumes to and from one.)
+  if (comm.size > 1) run.worldSize = comm.size;
   if (resumeDir) {
     // Another world size is let through when the global batch is the same (then batchSize is compared as saved).
     const checked = checkResumeWorld(resumeDir, run, comm.size, cfg.batchSize);

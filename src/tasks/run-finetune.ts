@@ -113,7 +113,8 @@ async function finetuneOn(cfg: FinetuneConfig, hooks: FinetuneHooks, where: stri
   // The run's settings, for a resume's check and for people reading the checkpoint.
   const run = JSON.parse(JSON.stringify(cfg)) as Record<string, JsonValue>;
   // The world size is recorded only for data-parallel runs: a single-process run's settings stay as they were.
-  if (parallel) run.worldSize = comm.size;
+  // (Not for a 1-rank --distributed on run: it trains as one process, and resumes to and from one.)
+  if (comm.size > 1) run.worldSize = comm.size;
   // Batches are packed unless ASA needs them padded; dropout masks and PGD's starts are drawn by element index, so
   // the layout is part of what a step draws.
   run.batchLayout = usesAsa(cfg) ? 'padded' : 'packed';

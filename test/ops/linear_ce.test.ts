@@ -601,6 +601,12 @@ describeCuda('linearCrossEntropy', () => {
       .toThrow(`linearCrossEntropy: Expected indices in [0, ${V}) or the ignore index -100 for targets but received ${V + 2} at position 4`);
   });
 
+  it("backward refuses an explicit gradient on another device than the loss's, naming it", () => {
+    const h = new Tensor(put(hv, [M, D], 'float32', 'cuda'), true);
+    const loss = linearCrossEntropy(h, new Tensor(put(wv, [V, D], 'float32', 'cuda')), null, tensor(targetsFor(0), [M], 'int32'));
+    expect(() => backward(loss, tensor([1], []))).toThrow("Expected a gradient on the root's device (cuda) for grad");
+  });
+
   it('with a count given, bad device targets are reported at the next synchronize, and nothing is read out of range', () => {
     const bad = targetsFor(0);
     bad[6] = -7;
