@@ -6,6 +6,34 @@ namespace cuda {
 namespace fa {
 
 // ---------------------------------------------------------------- backward
+// Both kernels first form two [16 × NT·8] tiles per warp, from A rows r0..r0+15
+// (shared [.][LD]) against the same NT·8 B rows: s = A1·B1ᵀ and dp = A2·B2ᵀ
+// (dK/dV: Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ; dQ: S = Q·Kᵀ and dP = dO·Vᵀ).
+template <int NT, int HD, int LD>
+__device__ __forceinline__ void two_products(float (&s)[NT][4], float (&dp)[NT][4], const bf* A1, const bf* A2,
+                                             const bf* B1, const bf* B2, int r0) {
+#pragma unroll
+  for (int n = 0; n < NT; n++)
+#pragma unroll
+    for (int e = 0; e < 4; e++) s[n][e] = dp[n][e] = 0.f;
+#pragma unroll
+  for (int kk = 0; kk < HD / 16; kk++) {
+    uint32_t a1[4], a2[4];
+    load_a<LD>(a1, A1, r0, kk * 16);
+    load_a<LD>(a2, A2, r0, kk * 16);
+#pragma unroll
+    for (int n2 = 0; n2 < NT / 2; n2++) {
+      uint32_t b[4];
+      load_b_nk<LD>(b, B1, n2 * 16, kk * 16);
+      mma(s[2 * n2], a1, b[0], b[1]);
+      mma(s[2 * n2 + 1], a1, b[2], b[3]);
+      load_b_nk<LD>(b, B2, n2 * 16, kk * 16);
+      mma(dp[2 * n2], a2, b[0], b[1]);
+      mma(dp[2 * n2 + 1], a2, b[2], b[3]);
+    }
+  }
+}
+
 // dK, dV: one CTA per (64-key tile, head, sequence); each warp owns 16 keys
 // and computes Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ with keys as rows, so Pᵀ and dSᵀ are
 // the A operands of dV += Pᵀ·dO and dK += dSᵀ·Q straight from registers.
@@ -72,26 +100,7 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(AttentionParams<bf16> p,
     const float* Db = Ds + buf * BQ;
 
     float s[NT][4], dp[NT][4];
-#pragma unroll
-    for (int n = 0; n < NT; n++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) s[n][e] = dp[n][e] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < HD / 16; kk++) {
-      uint32_t ka[4], va[4];
-      load_a<LD>(ka, Ks, warp * 16, kk * 16);
-      load_a<LD>(va, Vs, warp * 16, kk * 16);
-#pragma unroll
-      for (int n2 = 0; n2 < NT / 2; n2++) {
-        uint32_t b[4];
-        load_b_nk<LD>(b, Qb, n2 * 16, kk * 16);  // Sᵀ = K·Qᵀ
-        mma(s[2 * n2], ka, b[0], b[1]);
-        mma(s[2 * n2 + 1], ka, b[2], b[3]);
-        load_b_nk<LD>(b, dOb, n2 * 16, kk * 16);  // dPᵀ = V·dOᵀ
-        mma(dp[2 * n2], va, b[0], b[1]);
-        mma(dp[2 * n2 + 1], va, b[2], b[3]);
-      }
-    }
+    two_products<NT, HD, LD>(s, dp, Ks, Vs, Qb, dOb, warp * 16);  // Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ
     // Pᵀ and dSᵀ = Pᵀ ∘ (dPᵀ − D), element (key, query).
 #pragma unroll
     for (int n = 0; n < NT; n++)
@@ -198,26 +207,7 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(AttentionParams<bf16> p, c
     const bf* Vb = Vs + (kt & 1) * BK * LD;
     const int j0 = kt * BK;
     float s[NT][4], dp[NT][4];
-#pragma unroll
-    for (int n = 0; n < NT; n++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) s[n][e] = dp[n][e] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < HD / 16; kk++) {
-      uint32_t qa[4], da[4];
-      load_a<LD>(qa, Qs, warp * 16, kk * 16);
-      load_a<LD>(da, dOs, warp * 16, kk * 16);
-#pragma unroll
-      for (int n2 = 0; n2 < NT / 2; n2++) {
-        uint32_t b[4];
-        load_b_nk<LD>(b, Kb, n2 * 16, kk * 16);  // S = Q·Kᵀ
-        mma(s[2 * n2], qa, b[0], b[1]);
-        mma(s[2 * n2 + 1], qa, b[2], b[3]);
-        load_b_nk<LD>(b, Vb, n2 * 16, kk * 16);  // dP = dO·Vᵀ
-        mma(dp[2 * n2], da, b[0], b[1]);
-        mma(dp[2 * n2 + 1], da, b[2], b[3]);
-      }
-    }
+    two_products<NT, HD, LD>(s, dp, Qs, dOs, Kb, Vb, warp * 16);  // S = Q·Kᵀ, dP = dO·Vᵀ
 #pragma unroll
     for (int n = 0; n < NT; n++)
 #pragma unroll
