@@ -25,6 +25,22 @@ for (const dtype of ['float32', 'float64'] as const) {
       for (let i = 0; i < ref.length; i++) ref[i]! += bv[i % 11]!;
       assertClose(linear(x, w, b).toArray(), ref, tol, 'linear');
     });
+
+    it('linear with K = 0 gives the bias in every row, and the bias gradient sums the rows of g', () => {
+      // As F.linear of an empty feature dimension: every leading row still exists (rows were once counted as
+      // numel / K, which made them 0 and the output all zeros).
+      const x = native().empty(dtype, [3, 2, 0], 'cpu');
+      const w = native().empty(dtype, [4, 0], 'cpu');
+      const b = native().fromTypedArray(dtype === 'float32' ? Float32Array.from([1.5, -2, 0.25, 3]) : Float64Array.from([1.5, -2, 0.25, 3]), [4]);
+      const y = native().linear(x, w, b);
+      expect(y.shape).toEqual([3, 2, 4]);
+      expect(Array.from(y.read())).toEqual(Array.from({ length: 24 }, (_, i) => [1.5, -2, 0.25, 3][i % 4]));
+      const g = native().fromTypedArray(dtype === 'float32' ? Float32Array.from({ length: 24 }, (_, i) => i) : Float64Array.from({ length: 24 }, (_, i) => i), [3, 2, 4]);
+      const [dx, dw, db] = native().linearBackward(g, x, w, true, true, true);
+      expect(dx!.shape).toEqual([3, 2, 0]);
+      expect(dw!.shape).toEqual([4, 0]);
+      expect(Array.from(db!.read())).toEqual([0, 1, 2, 3].map((c) => [0, 1, 2, 3, 4, 5].reduce((s, r) => s + 4 * r + c, 0)));
+    });
   });
 }
 
@@ -203,6 +219,21 @@ describe('gradcheck: linear algebra', () => {
         const g = native().linearBackward(put(gv, gs, 'float32', 'cuda'), put(xv, xs, 'float32', 'cuda'), put(wv, [N, K], 'float32', 'cuda'), true, true, true);
         for (let i = 0; i < 3; i++) assertClose(get(g[i]!), get(r[i]!), F32, `linearBackward[${i}] ${xs}`);
       }
+    });
+
+    it("the bias epilogue and its fallbacks agree: an aligned bias, a bias view off 16-byte alignment, K = 0", () => {
+      // cuBLASLt adds an aligned bias in the GEMM's epilogue; a bias view one element into its storage takes the
+      // fill-then-accumulate path, and K = 0 leaves the bias alone in every row. All against float64 on the CPU.
+      const [R, K, N] = [37, 19, 23];
+      const xv = vals(R * K, 51), wv = vals(N * K, 52), bv = vals(N + 1, 53);
+      const ref = get(native().linear(cpu64(xv, [R, K]), cpu64(wv, [N, K]), cpu64(bv.slice(1), [N])));
+      const x = put(xv, [R, K], 'float32', 'cuda'), w = put(wv, [N, K], 'float32', 'cuda');
+      const whole = put(bv, [N + 1], 'float32', 'cuda');
+      const aligned = put(bv.slice(1), [N], 'float32', 'cuda');
+      assertClose(get(native().linear(x, w, aligned)), ref, F32, 'aligned bias');
+      assertClose(get(native().linear(x, w, whole.view(1, [N]))), ref, F32, 'bias view at element 1');
+      const empty = native().linear(native().empty('float32', [R, 0], 'cuda'), native().empty('float32', [N, 0], 'cuda'), whole.view(1, [N]));
+      expect(Array.from(get(empty))).toEqual(Array.from({ length: R * N }, (_, i) => Math.fround(bv[1 + (i % N)]!)));
     });
 
     it('bfloat16 forward and backward are within 2x the naive bf16 error', () => {

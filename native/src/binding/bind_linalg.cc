@@ -6,6 +6,13 @@
 namespace cloze {
 
 namespace {
+// Rows of an input [..., K]: the product of its leading dimensions. Not numel / K, which is 0 for K = 0
+// while the output still has those rows (each the bias alone, and the bias gradient their sum).
+int64_t leading_rows(const NTensor* x) {
+  int64_t r = 1;
+  for (size_t i = 0; i + 1 < x->shape().size(); i++) r *= x->shape()[i];
+  return r;
+}
 
 struct MatDims {
   int64_t batch = 1, M = 0, N = 0, K = 0;
@@ -172,7 +179,7 @@ void register_linalg(Napi::Env env, Napi::Object exports) {
       a.want_same_dtype(X, Bi, "bias");
       a.want_shape(Bi, {N}, "bias");
     }
-    const int64_t R = X->numel() / std::max<int64_t>(K, 1);
+    const int64_t R = leading_rows(X);
     std::vector<int64_t> os(X->shape().begin(), X->shape().end() - 1);
     os.push_back(N);
     Napi::Object out = out_tensor(a, X->dtype(), os);
@@ -207,7 +214,7 @@ void register_linalg(Napi::Env env, Napi::Object exports) {
     std::vector<int64_t> gs(X->shape().begin(), X->shape().end() - 1);
     gs.push_back(N);
     a.want_shape(G, gs, "grad");
-    const int64_t R = X->numel() / std::max<int64_t>(K, 1);
+    const int64_t R = leading_rows(X);
     Napi::Array res = Napi::Array::New(a.env(), 3);
     NTensor* outs[3] = {nullptr, nullptr, nullptr};
     const std::vector<int64_t> shapes[3] = {X->shape(), W->shape(), {N}};
