@@ -27,3 +27,34 @@ export const CACHE_STREAM_BYTES = 8 * 2 ** 20;
 export function measurePeakBandwidth(bytes = DRAM_STREAM_BYTES, ms = 200): number {
   return best(5, () => native().measurePeakBandwidth(ms, bytes));
 }
+
+/**
+ * The rate the ops' own GEMM ('auto': the policy the step runs, BLAS or built-in) reaches on a large float32
+ * product, C[n×n] = A·B, best of 5 after a warm-up: the "machine's measured GEMM rate" a step's GEMM-bound
+ * limit is computed from (issue 20). Output allocation is part of each call, as it is in the step.
+ */
+export function measureGemmGflops(n = 1024): number {
+  const mk = (seed: number): ReturnType<ReturnType<typeof native>['empty']> => {
+    const t = native().empty('float32', [n, n]);
+    const a = new Float32Array(n * n);
+    let s = seed;
+    for (let i = 0; i < a.length; i++) {
+      s = (s * 1103515245 + 12345) >>> 0;
+      a[i] = s / 2 ** 32 - 0.5;
+    }
+    t.write(a);
+    return t;
+  };
+  const a = mk(1);
+  const b = mk(2);
+  try {
+    return best(5, () => {
+      const t0 = performance.now();
+      native().matmul(a, b, false, false, 'auto').dispose();
+      return (2 * n * n * n) / ((performance.now() - t0) * 1e6);
+    });
+  } finally {
+    a.dispose();
+    b.dispose();
+  }
+}

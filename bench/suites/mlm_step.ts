@@ -9,7 +9,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { AdamW, backward, BertForMaskedLM, bertPreset, runtimeInfo, scope, setNumThreads } from '../../src/index.js';
+import { AdamW, backward, BertForMaskedLM, bertPreset, Profiler, runtimeInfo, scope, setNumThreads } from '../../src/index.js';
+import { measureGemmGflops } from '../lib/peak.js';
 import { mlmBatch } from '../lib/mlm_batch.js';
 import { peakRssGrowth, vmHwmBytes } from '../lib/rss.js';
 import { median, nowMs } from '../lib/timing.js';
@@ -31,6 +32,10 @@ export interface StepResult {
   stepRssGrowthBytes: number | null;
   /** VmHWM at the end: the whole process's peak resident set. */
   peakRssBytes: number | null;
+  /** The step's counted work (the profiler's shape-derived FLOPs of one extra step), GFLOP. */
+  stepGflop: number;
+  /** The ops' GEMM on a 1024³ float32 product in this process (peak.ts), GFLOP/s. */
+  gemmGflops: number;
 }
 
 export type StepOutcome = StepResult | { ok: false; error: string };
@@ -69,6 +74,12 @@ export function childStep(threads: number, warmup: number, reps: number): void {
   const c = process.cpuUsage(c0);
   gc?.();
   const growth = peakRssGrowth(step);
+  // One more step under the profiler, for its FLOP count only (its time is not a sample), then the GEMM rate.
+  const prof = new Profiler();
+  prof.run(step);
+  const rep = prof.report();
+  const stepGflop = rep.families.reduce((a, f) => a + f.flops, 0) / Math.max(1, rep.steps) / 1e9;
+  const gemmGflops = measureGemmGflops();
   const med = median(samples);
   const out: StepResult = {
     ok: true,
@@ -83,6 +94,8 @@ export function childStep(threads: number, warmup: number, reps: number): void {
     losses,
     stepRssGrowthBytes: growth,
     peakRssBytes: vmHwmBytes(),
+    stepGflop,
+    gemmGflops,
   };
   console.log(JSON.stringify(out));
 }
