@@ -87,8 +87,7 @@ void gemm_builtin(const GemmParams& p) {
   // them: a block packs its B panel once per k slice and reuses it for all its
   // rows, so tall blocks amortise the packing; narrow products (a sparse conv's
   // 192 rows at a coarse scale) still spread over the threads.
-  const int64_t threads = static_cast<int64_t>(ThreadPool::get().size());
-  const int64_t want = 4 * threads;
+  const int64_t want = 4 * static_cast<int64_t>(ThreadPool::get().size());
   int64_t MB = 256, NB = 256;
   const auto blocks = [&] { return ((M + MB - 1) / MB) * ((N + NB - 1) / NB); };
   while (blocks() < want && (MB > 64 || NB > 64)) {
@@ -98,17 +97,17 @@ void gemm_builtin(const GemmParams& p) {
       NB /= 2;
   }
   const int64_t mblocks = (M + MB - 1) / MB, nblocks = (N + NB - 1) / NB;
-  std::vector<std::vector<T>> packed(static_cast<size_t>(threads)), scratch(static_cast<size_t>(threads));
-  ThreadPool::get().parallel_for(mblocks * nblocks, [&](int64_t t, int tid) {
+  ThreadPool::get().parallel_for(mblocks * nblocks, [&](int64_t t, int) {
     const int64_t i0 = (t / nblocks) * MB, j0 = (t % nblocks) * NB;
     const int64_t mb = std::min(MB, M - i0), nb = std::min(NB, N - j0);
-    std::vector<T>& pk = packed[static_cast<size_t>(tid)];
-    if (pk.size() < static_cast<size_t>(KC * nb)) pk.resize(static_cast<size_t>(KC * nb));
+    // Per-thread buffers that outlive the call (pool threads are long-lived): 256 KiB
+    // vectors made per call were each mapped, zeroed and page-faulted by glibc.
+    thread_local std::vector<T> pk, acc;
+    if (pk.size() < static_cast<size_t>(KC * nb)) pk.resize(static_cast<size_t>(KC * NB));
     T* c = C + i0 * p.ldc + j0;
     int64_t ldc = p.ldc;
     if (!direct) {
-      std::vector<T>& acc = scratch[static_cast<size_t>(tid)];
-      if (acc.size() < static_cast<size_t>(mb * nb)) acc.resize(static_cast<size_t>(mb * nb));
+      if (acc.size() < static_cast<size_t>(mb * nb)) acc.resize(static_cast<size_t>(MB * NB));
       c = acc.data();
       ldc = nb;
     }

@@ -91,13 +91,23 @@ void gather_gemm(const T* src, int64_t C, const int32_t* table, int64_t R, int64
 }  // namespace
 
 namespace {
+// A weight-sized buffer written in full before it is read: from the storage block cache
+// (1 MiB and up are reused across calls), not zero-filled.
+template <typename T>
+std::shared_ptr<Storage> weight_scratch(int64_t n) {
+  return Storage::allocate(sizeof(T) * static_cast<size_t>(std::max<int64_t>(n, 1)), "sparseConv", false);
+}
+
 // Wr [K2·Cin, Cout] with Wr[o·Cin + ci, co] = W[co, ci, o]. Done as a blocked transpose of W
 // viewed as [Cout, Cin·K2] followed by contiguous row moves: the element-wise permutation read
 // W with a stride of Cin·K2 and took 2 ms of a 3.2 ms forward at Cin = Cout = 256.
 template <typename T>
 void reorder_weight(const T* w, int64_t Cout, int64_t Cin, int64_t K2, T* wr) {
   const int64_t KC = Cin * K2;
-  std::vector<T> wt(static_cast<size_t>(KC * Cout));  // wt[ci·K2 + o, co]
+  // wt[ci·K2 + o, co]; written in full, so from the block cache without a zero-fill (a zeroed
+  // std::vector of a 256 × 256 × 3 × 3 weight was mapped and page-faulted on every call).
+  const auto wt_store = weight_scratch<T>(KC * Cout);
+  T* wt = static_cast<T*>(wt_store->data());
   constexpr int64_t kB = 32;
   const int64_t rb = (KC + kB - 1) / kB;
   parallel_range(rb, 1, [&](int64_t b0, int64_t e0) {
@@ -106,14 +116,14 @@ void reorder_weight(const T* w, int64_t Cout, int64_t Cin, int64_t K2, T* wr) {
       for (int64_t c0 = 0; c0 < Cout; c0 += kB) {
         const int64_t c1 = std::min(Cout, c0 + kB);
         for (int64_t co = c0; co < c1; co++)
-          for (int64_t k = k0; k < k1; k++) wt[static_cast<size_t>(k * Cout + co)] = w[co * KC + k];
+          for (int64_t k = k0; k < k1; k++) wt[k * Cout + co] = w[co * KC + k];
       }
     }
   });
   parallel_range(KC, std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(Cout, 1)), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; r++) {
       const int64_t o = r / Cin, ci = r % Cin;
-      std::copy(wt.data() + (ci * K2 + o) * Cout, wt.data() + (ci * K2 + o + 1) * Cout, wr + r * Cout);
+      std::copy(wt + (ci * K2 + o) * Cout, wt + (ci * K2 + o + 1) * Cout, wr + r * Cout);
     }
   });
 }
@@ -123,9 +133,9 @@ template <typename T>
 void sparse_conv_forward_cpu(const SparseConvParams<T>& p) {
   const int64_t K2 = p.K2, Cin = p.Cin, Cout = p.Cout;
   // A tile row times Wr is one output row.
-  std::vector<T> wr(static_cast<size_t>(K2 * Cin * Cout));
-  reorder_weight(p.w, Cout, Cin, K2, wr.data());
-  gather_gemm(p.x, Cin, p.nbr, p.M, K2, wr.data(), Cout, p.b, p.y, "sparseConv");
+  const auto wr = weight_scratch<T>(K2 * Cin * Cout);
+  reorder_weight(p.w, Cout, Cin, K2, static_cast<T*>(wr->data()));
+  gather_gemm(p.x, Cin, p.nbr, p.M, K2, static_cast<const T*>(wr->data()), Cout, p.b, p.y, "sparseConv");
 }
 
 template <typename T>
@@ -133,17 +143,22 @@ void sparse_conv_backward_cpu(const SparseConvParams<T>& p) {
   const int64_t K2 = p.K2, Cin = p.Cin, Cout = p.Cout, KC = K2 * Cin, M = p.M;
   if (p.dx) {
     // dX[i] = Σ_o dY[inv[i, o]] · W_oᵀ: the forward machinery with Wt [K2·Cout, Cin].
-    std::vector<T> wt(static_cast<size_t>(K2 * Cout * Cin));
+    const auto wt_store = weight_scratch<T>(K2 * Cout * Cin);
+    T* wt = static_cast<T*>(wt_store->data());
     for (int64_t co = 0; co < Cout; co++)
       for (int64_t ci = 0; ci < Cin; ci++)
-        for (int64_t o = 0; o < K2; o++) wt[static_cast<size_t>((o * Cout + co) * Cin + ci)] = p.w[(co * Cin + ci) * K2 + o];
-    gather_gemm(p.dy, Cout, p.inv, p.N, K2, wt.data(), Cin, static_cast<const T*>(nullptr), p.dx, "sparseConvBackward");
+        for (int64_t o = 0; o < K2; o++) wt[(o * Cout + co) * Cin + ci] = p.w[(co * Cin + ci) * K2 + o];
+    gather_gemm(p.dy, Cout, p.inv, p.N, K2, static_cast<const T*>(wt), Cin, static_cast<const T*>(nullptr), p.dx, "sparseConvBackward");
   }
   if (p.dw) {
-    // dWrᵀ [Cout, K2·Cin] = Σ_tiles dY_tileᵀ · cols_tile, tiles in order, so
-    // the sum does not depend on the thread count. This orientation keeps the
-    // large operand (cols) untransposed: the GEMM copies only dY's tile.
-    std::vector<T> dwr(static_cast<size_t>(Cout * KC), T(0));
+    // dWr [K2·Cin, Cout] = Σ_tiles cols_tileᵀ · dY_tile, tiles in order, so the
+    // sum does not depend on the thread count. cols is the GEMM's A, read through
+    // its strides (transposed for free); with Cout as the GEMM's N the product
+    // stays vectorised when K2·Cin is narrow (the stem: 9 columns), where the
+    // other orientation ([Cout, K2·Cin]) ran the built-in GEMM's scalar tail.
+    const auto dwr_store = weight_scratch<T>(KC * Cout);
+    T* dwr = static_cast<T*>(dwr_store->data());
+    if (M == 0) std::fill(dwr, dwr + KC * Cout, T(0));  // otherwise the first tile's GEMM (beta 0) writes it all
     if (M > 0 && KC > 0 && Cout > 0) {
       const int64_t Mt = std::min(M, tile_rows(KC, sizeof(T)));
       const auto scratch = Storage::allocate(sizeof(T) * static_cast<size_t>(Mt * KC), "sparseConvBackward", false);
@@ -153,22 +168,25 @@ void sparse_conv_backward_cpu(const SparseConvParams<T>& p) {
         gather_tile(p.x, Cin, p.nbr, K2, r0, rows, cols);
         GemmParams g;
         g.trans_a = true;
-        g.M = Cout;
-        g.N = KC;
+        g.M = KC;
+        g.N = Cout;
         g.K = rows;
-        g.A = p.dy + r0 * Cout;
-        g.lda = Cout;
-        g.B = cols;
-        g.ldb = KC;
-        g.C = dwr.data();
-        g.ldc = KC;
+        g.A = cols;
+        g.lda = KC;
+        g.B = p.dy + r0 * Cout;
+        g.ldb = Cout;
+        g.C = dwr;
+        g.ldc = Cout;
         g.beta = r0 > 0 ? 1.0 : 0.0;
         gemm<T>(g);
       }
     }
-    for (int64_t co = 0; co < Cout; co++)
-      for (int64_t ci = 0; ci < Cin; ci++)
-        for (int64_t o = 0; o < K2; o++) p.dw[(co * Cin + ci) * K2 + o] = dwr[static_cast<size_t>(co * KC + o * Cin + ci)];
+    // dW [Cout, Cin, K2] from dWr[o·Cin + ci, co].
+    parallel_range(Cout, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t co = c0; co < c1; co++)
+        for (int64_t ci = 0; ci < Cin; ci++)
+          for (int64_t o = 0; o < K2; o++) p.dw[(co * Cin + ci) * K2 + o] = dwr[(o * Cin + ci) * Cout + co];
+    });
   }
   if (p.db) {
     if (M == 0 || Cout == 0) {
