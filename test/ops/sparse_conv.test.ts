@@ -127,6 +127,16 @@ describe('sparseConv equals masked-dense conv at the active sites', () => {
             expect(n[2]).toEqual({ N: 0, M: 0 });
           });
 
+  // The direct (gather-free) products run for C ≤ 128 and for a table with twice the rows it indexes (dX of a
+  // stride-2 conv); the sparse im2col otherwise (sparse_conv_direct.cc). 40 and 37 channels give the direct
+  // kernels' vector strips, their 8-, 4- and 1-row blocks and the scalar column tail; 136 runs the im2col
+  // forward and dW (and, at stride 1, its dX through a 136-wide dY).
+  for (const dtype of ['float64', 'float32'] as DType[])
+    for (const [Cin, Cout] of [[40, 37], [37, 40], [136, 20], [20, 136]] as Array<[number, number]>)
+      it(`${dtype} ${Cin}→${Cout} channels, k3, stride 1 and 2 (the direct products and the im2col)`, () => {
+        for (const stride of [1, 2]) checkAgainstMaskedDense({ dtype, B: 2, H: 13, W: 11, Cin, Cout, k: 3, stride, ratio: 0.6 });
+      });
+
   it('without bias, a larger map of 3 tiles per dW (float64, k7, 32 channels)', () => {
     checkAgainstMaskedDense({ dtype: 'float64', B: 3, H: 24, W: 24, Cin: 32, Cout: 6, k: 7, stride: 1, ratio: 0.6, bias: false, factor: 4 });
   });
@@ -180,11 +190,15 @@ describe('determinism across thread counts', () => {
       const nbr = neighbourTable(sites.grid, sites.coords, { kernel: 3 });
       const nbr7 = neighbourTable(sites.grid, sites.coords, { kernel: 7 });
       const [x, w, b, wd, bw, fill] = [leaf([N, C]), leaf([C, C, 3, 3]), leaf([C]), leaf([C, 1, 7, 7]), leaf([C]), leaf([C])];
-      const h = sparseBatchNorm(sparseDepthwiseConv(sparseConv(x, w, b, nbr), wd, null, nbr7), bw, null, null, null, { training: true });
+      // 64 channels run the direct products; a 64 → 136 → 64 detour runs the im2col's forward, dX and dW too.
+      const [wUp, wDown] = [leaf([136, C, 1, 1]), leaf([C, 136, 3, 3])];
+      const nbr1 = neighbourTable(sites.grid, sites.coords, { kernel: 1 });
+      const h0 = sparseConv(sparseConv(sparseConv(x, w, b, nbr), wUp, null, nbr1), wDown, null, nbr);
+      const h = sparseBatchNorm(sparseDepthwiseConv(h0, wd, null, nbr7), bw, null, null, null, { training: true });
       const y = toDense(sparseMaxPool(h, nbr), sites.coords, B, H, W, fill);
       backward(y, tensor(Array.from({ length: y.size }, () => r.uniform() - 0.5), y.shape, 'float32'));
       expect(N).toBeGreaterThan(3000);  // more than one gathered tile, and many reduction chunks
-      return [y, x.grad!, w.grad!, b.grad!, wd.grad!, bw.grad!, fill.grad!].map((t) => t.toArray() as Float32Array);
+      return [y, x.grad!, w.grad!, b.grad!, wd.grad!, bw.grad!, fill.grad!, wUp.grad!, wDown.grad!].map((t) => t.toArray() as Float32Array);
     });
     setNumThreads(1);
     const one = run();

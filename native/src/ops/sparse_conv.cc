@@ -8,6 +8,7 @@
 #include "../core/storage.h"
 #include "../core/threadpool.h"
 #include "elementwise.h"
+#include "sparse_conv_direct.h"
 
 namespace cloze {
 
@@ -135,6 +136,10 @@ void sparse_conv_forward_cpu(const SparseConvParams<T>& p) {
   // A tile row times Wr is one output row.
   const auto wr = weight_scratch<T>(K2 * Cin * Cout);
   reorder_weight(p.w, Cout, Cin, K2, static_cast<T*>(wr->data()));
+  if (direct_sparse_conv_pays(Cin, p.M, p.N)) {
+    direct_gather_product(p.x, Cin, p.nbr, p.M, K2, static_cast<const T*>(wr->data()), Cout, p.b, p.y);
+    return;
+  }
   gather_gemm(p.x, Cin, p.nbr, p.M, K2, static_cast<const T*>(wr->data()), Cout, p.b, p.y, "sparseConv");
 }
 
@@ -148,7 +153,10 @@ void sparse_conv_backward_cpu(const SparseConvParams<T>& p) {
     for (int64_t co = 0; co < Cout; co++)
       for (int64_t ci = 0; ci < Cin; ci++)
         for (int64_t o = 0; o < K2; o++) wt[(o * Cout + co) * Cin + ci] = p.w[(co * Cin + ci) * K2 + o];
-    gather_gemm(p.dy, Cout, p.inv, p.N, K2, static_cast<const T*>(wt), Cin, static_cast<const T*>(nullptr), p.dx, "sparseConvBackward");
+    if (direct_sparse_conv_pays(Cout, p.N, p.M))
+      direct_gather_product(p.dy, Cout, p.inv, p.N, K2, static_cast<const T*>(wt), Cin, static_cast<const T*>(nullptr), p.dx);
+    else
+      gather_gemm(p.dy, Cout, p.inv, p.N, K2, static_cast<const T*>(wt), Cin, static_cast<const T*>(nullptr), p.dx, "sparseConvBackward");
   }
   if (p.dw) {
     // dWr [K2·Cin, Cout] = Σ_tiles cols_tileᵀ · dY_tile, tiles in order, so the
@@ -159,7 +167,9 @@ void sparse_conv_backward_cpu(const SparseConvParams<T>& p) {
     const auto dwr_store = weight_scratch<T>(KC * Cout);
     T* dwr = static_cast<T*>(dwr_store->data());
     if (M == 0) std::fill(dwr, dwr + KC * Cout, T(0));  // otherwise the first tile's GEMM (beta 0) writes it all
-    if (M > 0 && KC > 0 && Cout > 0) {
+    if (M > 0 && direct_sparse_conv_pays(Cin, p.M, p.N)) {
+      direct_weight_grad(p.x, Cin, p.nbr, M, K2, p.dy, Cout, dwr);
+    } else if (M > 0 && KC > 0 && Cout > 0) {
       const int64_t Mt = std::min(M, tile_rows(KC, sizeof(T)));
       const auto scratch = Storage::allocate(sizeof(T) * static_cast<size_t>(Mt * KC), "sparseConvBackward", false);
       T* cols = static_cast<T*>(scratch->data());
