@@ -6,7 +6,11 @@
 // as much as the GEMM. Here the microkernel reads each neighbour row where it
 // lies: for a block of output rows and each offset o, the rows' neighbours
 // src[table[r, o]] are the A rows of a [rows × C]·[C × Cout] product, summed
-// over o in registers. A missing neighbour reads a row of zeros.
+// over o in registers. A missing neighbour adds nothing: in a vector block it
+// reads a row of zeros, and an offset no row of the block has (and any missing
+// one in the scalar tails) is skipped. With finite values that is the im2col's
+// sum; a non-finite weight reaches fewer outputs than the im2col's 0·w would
+// spread it to (the loss still turns NaN, which stops a run).
 #pragma once
 #include <cstdint>
 
