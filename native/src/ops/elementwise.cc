@@ -151,10 +151,19 @@ void act_backward_cpu(Act act, const EltParams<T>& p) {
         const T y = std::tanh(p.a[i]);
         p.out[i] = p.g[i] * (T(1) - y * y);
       }
+    // The gradient is loaded unconditionally: `a > 0 ? g[i] : 0` made the load conditional,
+    // which kept GCC from vectorising the loop, and the branch on random signs mispredicted
+    // half the time (ReLU backward ran 25× slower than ReLU: 2.1 ms for 393K floats).
     else if (act == Act::Relu6)
-      for (int64_t i = b; i < e; i++) p.out[i] = p.a[i] > T(0) && p.a[i] < T(6) ? p.g[i] : T(0);
+      for (int64_t i = b; i < e; i++) {
+        const T g = p.g[i], x = p.a[i];
+        p.out[i] = x > T(0) && x < T(6) ? g : T(0);
+      }
     else
-      for (int64_t i = b; i < e; i++) p.out[i] = p.a[i] > T(0) ? p.g[i] : T(0);
+      for (int64_t i = b; i < e; i++) {
+        const T g = p.g[i];
+        p.out[i] = p.a[i] > T(0) ? g : T(0);
+      }
   });
 }
 

@@ -166,7 +166,11 @@ void sparse_maxpool_backward_cpu(const SparseMaxPoolParams<T>& p) {
         const int64_t m = t[o];
         const int32_t* arg = p.arg_in + m * C;
         const T* g = p.dy + m * C;
-        for (int64_t c = 0; c < C; c++) dx[c] += arg[c] == o ? g[c] : T(0);
+        // g loaded unconditionally: a conditional load kept the loop scalar (see act_backward_cpu).
+        for (int64_t c = 0; c < C; c++) {
+          const T gc = g[c];
+          dx[c] += arg[c] == o ? gc : T(0);
+        }
       }
     }
   });
