@@ -7,6 +7,8 @@
  * median.
  */
 import { native } from '../../src/native/loader.js';
+import type { NativeTensor } from '../../src/native/types.js';
+import { randomArray } from './data.js';
 
 function best(runs: number, probe: () => number): number {
   probe();
@@ -34,15 +36,9 @@ export function measurePeakBandwidth(bytes = DRAM_STREAM_BYTES, ms = 200): numbe
  * limit is computed from (issue 20). Output allocation is part of each call, as it is in the step.
  */
 export function measureGemmGflops(n = 1024): number {
-  const mk = (seed: number): ReturnType<ReturnType<typeof native>['empty']> => {
+  const mk = (seed: number): NativeTensor => {
     const t = native().empty('float32', [n, n]);
-    const a = new Float32Array(n * n);
-    let s = seed;
-    for (let i = 0; i < a.length; i++) {
-      s = (s * 1103515245 + 12345) >>> 0;
-      a[i] = s / 2 ** 32 - 0.5;
-    }
-    t.write(a);
+    t.write(randomArray(n * n, seed));
     return t;
   };
   const a = mk(1);
