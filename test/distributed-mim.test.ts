@@ -76,6 +76,11 @@ describe.skipIf(skipReason !== '')(`data-parallel MIM, 2 MPI ranks ${skipReason}
   // 2e-6: one element of decoder_blocks.0.mlp.fc1.weight ends 1.43e-6 apart, the same after 10 steps as after 20, so
   // not a drift: an element whose gradient is near AdamW's eps (1e-6), where the update lr·g/(|g| + eps) turns a
   // rounding difference of ~1e-9 in g into ~1e-6 (the attention key biases' case below, at a smaller scale).
+  // HPM's run shows the same once LayerNorm sums its rows in vector lanes (a different rounding, not a different
+  // result): one element, decoder_blocks.0.mlp.fc1.weight[2961], 1.07e-6 apart after step 20 and within 2.9e-7
+  // after each of steps 5, 10 and 15–19, so a jump in the one step's update, not a drift; every other element
+  // stays within 2.9e-7. Both get the 2e-6 bound; the others keep 1e-6.
+  const EPS_SENSITIVE_TOL = 2e-6;
   for (const [method, extra] of [
     ['mae', {}], ['simmim', {}], ['mae+mto', { method: 'mae', mto: true }], ['simmim+mto', { method: 'simmim', mto: true }],
     ['mae+sbam', { method: 'mae', imageMasking: 'sbam' }], ['mae+hpm', { method: 'mae', imageMasking: 'hpm' }],
@@ -105,7 +110,7 @@ describe.skipIf(skipReason !== '')(`data-parallel MIM, 2 MPI ranks ${skipReason}
       const p2 = params(two.checkpoint);
       const keyBias = (k: string): boolean => k.endsWith('attn.key.bias') || /^predictor\.decoder_(pred|norm)\.bias$/.test(k);
       expect([...p1.keys()].some(keyBias)).toBe(true);
-      expect(maxDiff(p1, p2, (k) => !keyBias(k))).toBeLessThanOrEqual(method === 'mae+sbam' ? 2e-6 : PARAM_TOL);
+      expect(maxDiff(p1, p2, (k) => !keyBias(k))).toBeLessThanOrEqual(method === 'mae+sbam' || method === 'mae+hpm' ? EPS_SENSITIVE_TOL : PARAM_TOL);
       expect(maxDiff(p1, p2, keyBias)).toBeLessThanOrEqual(20 * 1e-3);
       // The logged parts are the global batch's (rank 0 writes the sum of the ranks' shares).
       const parts = (dir: string) => readFileSync(join(root, dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))

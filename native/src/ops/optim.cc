@@ -35,8 +35,14 @@ double sum_squares_cpu(int64_t n, const T* x) {
   std::vector<double> part(static_cast<size_t>(chunks), 0.0);
   ThreadPool::get().parallel_for(chunks, [&](int64_t c, int) {
     const int64_t b = c * chunk, e = std::min(n, b + chunk);
-    double acc = 0;
-    for (int64_t i = b; i < e; i++) acc += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+    // Eight independent double accumulators, added in a fixed tree: GCC vectorises
+    // them (one ordered scalar sum ran clipGradNorm at 6 GB/s in the MLM step's profile).
+    double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = b;
+    for (; i + 8 <= e; i += 8)
+      for (int j = 0; j < 8; j++) a[j] += static_cast<double>(x[i + j]) * static_cast<double>(x[i + j]);
+    double acc = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    for (; i < e; i++) acc += static_cast<double>(x[i]) * static_cast<double>(x[i]);
     part[c] = acc;
   });
   double total = 0;
