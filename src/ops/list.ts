@@ -84,6 +84,7 @@ export const OP_FAMILIES = {
     { forward: 'adamw', backward: null, ts: 'adamwStep', cpu: ['adamw_step_cpu'], cuda: ['adamw_step_cuda'] },
     { forward: 'emaUpdate', backward: null, ts: 'emaUpdate', cpu: ['ema_update_cpu'], cuda: ['ema_update_cuda'] },
     { forward: 'clipGradNorm', backward: null, ts: 'clipGradNorm', cpu: ['sum_squares_cpu'], cuda: ['l2_norm_cuda'] },
+    { forward: 'gradNorm', backward: null, ts: 'gradNorm', cpu: ['sum_squares_cpu'], cuda: ['l2_norm_into_cuda'] },
   ],
   mlm_mask: [
     { forward: 'mlmMask', backward: null, ts: 'mlmMask', cpu: ['mlm_mask_cpu'], cuda: ['mlm_mask_cuda'] },

@@ -26,3 +26,11 @@ export function emaUpdate(dst: NativeTensor, src: NativeTensor, decay: number): 
 export function clipGradNorm(grads: NativeTensor[], maxNorm: number): number {
   return native().clipGradNorm(grads, maxNorm);
 }
+
+/**
+ * The global L2 norm of grads as a float32 tensor of one element, left on their device: on cuda nothing waits
+ * for it. AdamW's `clipNorm` option clips with it where it lies (AdamW.stepClipped).
+ */
+export function gradNorm(grads: NativeTensor[]): NativeTensor {
+  return native().gradNorm(grads);
+}

@@ -11,7 +11,8 @@
  */
 import { native } from '../native/loader.js';
 import type { NativeTensor } from '../native/types.js';
-import { adamwStep, clipGradNorm as clipNativeGradNorm } from '../ops/optim.js';
+import type { AdamwNativeOptions } from '../native/types-optim.js';
+import { adamwStep, clipGradNorm as clipNativeGradNorm, gradNorm } from '../ops/optim.js';
 import { Tensor } from '../tensor.js';
 import { expected } from '../errors.js';
 import { keep } from '../autograd/mode.js';
@@ -170,17 +171,49 @@ export class AdamW {
 
   step(): void {
     this.stepCount++;
+    for (const g of this.groups) adamwStep(g.param, g.grad, g.m, g.v, this.stepOptions(g));
+  }
+
+  /**
+   * clipGradNorm(maxNorm) then step(), with nothing read on the host: the norms stay where the gradients are
+   * (float32 tensors of one element) and the AdamW kernels read them there, so on cuda the host queues the
+   * whole step without waiting. The step is skipped, every parameter and moment untouched, when a norm or
+   * any of `guards` (e.g. the step's losses, at most 6) is not finite; the step count still advances, as the
+   * caller is expected to stop (the training loop throws). Clipping follows clipGradNorm: the gradient is
+   * scaled by maxNorm / (norm + 1e-6) when the norm exceeds maxNorm, computed in double from the float32
+   * norm. Read the result with `readNorm`; the caller disposes the tensors.
+   */
+  stepClipped(maxNorm: number, guards: readonly NativeTensor[] = []): ClippedStep {
+    checkNumber(maxNorm, 'maxNorm', Number.MIN_VALUE);
+    if (guards.length > 6) throw expected('at most 6 guard tensors', 'guards', guards.length);
+    const clipped = this.groups.filter((g) => g.clip).map((g) => g.grad);
+    const free = this.groups.filter((g) => !g.clip).map((g) => g.grad);
+    const norm = clipped.length > 0 ? gradNorm(clipped) : null;
+    const freeNorm = free.length > 0 ? gradNorm(free) : null;
+    this.stepCount++;
     for (const g of this.groups) {
+      // Every group is guarded by both norms (a clipped group reads its own as clipNorm), so that a non-finite
+      // one skips the whole step.
+      const norms = (g.clip ? [freeNorm] : [norm, freeNorm]).filter((t): t is NativeTensor => t !== null);
       adamwStep(g.param, g.grad, g.m, g.v, {
-        lr: this.lr * g.lrScale,
-        beta1: this.beta1,
-        beta2: this.beta2,
-        eps: this.eps,
-        weightDecay: g.weightDecay,
-        step: this.stepCount,
-        ...(g.master ? { master: g.master } : {}),
+        ...this.stepOptions(g),
+        ...(g.clip && norm ? { clipNorm: norm, maxNorm } : {}),
+        guards: [...guards, ...norms],
       });
     }
+    return { norm, freeNorm };
+  }
+
+  private stepOptions(g: FlatGroup): AdamwNativeOptions {
+    return {
+      lr: this.lr * g.lrScale,
+      beta1: this.beta1,
+      beta2: this.beta2,
+      eps: this.eps,
+      weightDecay: g.weightDecay,
+      step: this.stepCount,
+      ...(g.master ? { master: g.master } : {}),
+    };
   }
 
   /** Moment buffers and step count, for checkpoints. */
@@ -254,4 +287,23 @@ export class AdamW {
       g.master?.dispose();
     }
   }
+}
+
+/** The norms stepClipped leaves on the device: of the clipped groups, and of the groups made with `clip: false`. */
+export interface ClippedStep {
+  norm: NativeTensor | null;
+  freeNorm: NativeTensor | null;
+}
+
+/**
+ * What clipGradNorm would have returned, read from a ClippedStep (this is the host read, once per step), and
+ * the tensors disposed: the clipped groups' norm, or the free groups' when that one is not finite.
+ */
+export function readNorm(r: ClippedStep): number {
+  const value = (t: NativeTensor | null): number => (t ? (t.read()[0] as number) : 0);
+  const n = value(r.norm);
+  const f = value(r.freeNorm);
+  r.norm?.dispose();
+  r.freeNorm?.dispose();
+  return r.freeNorm && !Number.isFinite(f) ? f : n;
 }

@@ -15,7 +15,8 @@ const EVAL_WAIT_MS = 24 * 3600 * 1000;
 import { ClozeError } from '../errors.js';
 import type { Module } from '../nn/module.js';
 import { scale } from '../ops/elementwise.js';
-import type { AdamW } from '../optim/adamw.js';
+import { readNorm, type AdamW } from '../optim/adamw.js';
+import type { NativeTensor } from '../native/types.js';
 import type { Tensor } from '../tensor.js';
 import type { SharedConfig } from './config.js';
 import { join } from 'node:path';
@@ -167,6 +168,14 @@ export async function runLoop<E extends TaskEval>(
     opt.zeroGrad();
     let stepLoss = 0;
     const parts: Record<string, number> = {};
+    // One process: the losses are read after the optimizer step is queued, with the gradient norm, so that on
+    // cuda the host waits once per step rather than after every backward and again for the norm. AdamW skips
+    // the update on the device when any of them is not finite (stepClipped's guards); the checks below then stop
+    // the run exactly as an eager read would have, before any state with it is kept. Data parallel, the ranks sum
+    // their losses on the host (sumNumbers), so they are read at once.
+    const deferred: NativeTensor[] = [];
+    const lossParts: Array<Record<string, number> | undefined> = [];
+    const defer = !parallel && o.gradAccum <= 6;
     for (let a = 0; a < o.gradAccum; a++) {
       const k = step * o.gradAccum + a;
       scope(() => {
@@ -179,6 +188,12 @@ export async function runLoop<E extends TaskEval>(
         // parameters are final (earlier micro-batches only accumulate); the rest is waited on below.
         if (buckets && a === o.gradAccum - 1) buckets.arm();
         backward(o.gradAccum > 1 ? scale(mb.loss, 1 / o.gradAccum) : mb.loss, undefined, buckets && a === o.gradAccum - 1 ? buckets.hooks : null);
+        if (defer && mb.loss.dtype === 'float32') {
+          deferred.push(mb.loss.native.clone());
+          for (const [n, x] of Object.entries(mb.parts ?? {})) parts[n] = (parts[n] ?? 0) + x / o.gradAccum;
+          lossParts.push(mb.parts);
+          return;
+        }
         let v = mb.loss.item();
         if (parallel) {
           // The micro-batch's loss is the ranks' sum (each rank's is its share of the global mean), and every
@@ -207,14 +222,28 @@ export async function runLoop<E extends TaskEval>(
       else comm.allreduceSumAll(opt.flatGrads());
       allreduceMs = performance.now() - t;
     }
-    // The norm is read even without clipping: a finite loss can still have a NaN or infinite gradient (an
-    // overflow in a backward kernel), and one optimizer step with it would write NaN weights.
-    const gradNorm = opt.clipGradNorm(o.gradClip > 0 ? o.gradClip : Number.MAX_VALUE);
+    // The norm is checked even without clipping: a finite loss can still have a NaN or infinite gradient (an
+    // overflow in a backward kernel), and one optimizer step with it would write NaN weights. stepClipped skips
+    // such a step on the device; the norm and the deferred losses are read once, after it is queued.
+    opt.lr = lr;
+    let gradNorm: number;
+    try {
+      gradNorm = readNorm(opt.stepClipped(o.gradClip > 0 ? o.gradClip : Number.MAX_VALUE, deferred));
+      deferred.forEach((t, i) => {
+        const v = t.read()[0] as number;
+        const p = lossParts[i];
+        if (!Number.isFinite(v)) {
+          const detail = p ? ` (parts: ${Object.entries(p).map(([n, x]) => `${n} ${x}`).join(', ')})` : '';
+          throw new ClozeError('E_VALUE', `The ${task.name} loss became ${v} at step ${step + 1} (lr ${lr.toExponential(3)})${detail}; stopping without saving this state. Lower the learning rate or check the data.`);
+        }
+        stepLoss += v / o.gradAccum;
+      });
+    } finally {
+      for (const t of deferred) t.dispose();
+    }
     if (!Number.isFinite(gradNorm)) {
       throw new ClozeError('E_VALUE', `The ${task.name} gradient norm became ${gradNorm} at step ${step + 1} (loss ${stepLoss}, lr ${lr.toExponential(3)}); stopping before the optimizer step, without saving this state. Lower the learning rate or check the data.`);
     }
-    opt.lr = lr;
-    opt.step();
     step++;
     task.afterStep?.(step);
     lastLoss = stepLoss;

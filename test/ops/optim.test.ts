@@ -9,6 +9,7 @@ import {
   AdamW, backward, constant, mul, Parameter, sum, tensor, truncNormal, Rng, type DType, type Tensor,
 } from '../../src/index.js';
 import { native } from '../../src/native/loader.js';
+import { readNorm } from '../../src/optim/adamw.js';
 import { EmaTeacher, emaUpdate } from '../../src/optim/ema.js';
 import { assertBf16, bf16, describeCuda, get, put, roundBf16 } from '../helpers/cuda-harness.js';
 import { adamwRef } from '../helpers/reference.js';
@@ -70,6 +71,104 @@ describe('AdamW', () => {
     // Below the threshold nothing changes.
     expect(opt.clipGradNorm(10)).toBeCloseTo(1, 5);
     assertClose(p2.grad!.toArray(), [0.8], { atol: 1e-6, rtol: 1e-6 }, 'unclipped');
+  });
+});
+
+describe('clipping and the step guard on the device (gradNorm, adamw clipNorm/guards, AdamW.stepClipped)', () => {
+  const f32 = (a: number[]) => tensor(a, [a.length], 'float32').native;
+  const bits = (t: { read(): ArrayLike<number> }) => Array.from(t.read());
+
+  it('gradNorm is the float32 rounding of the norm clipGradNorm returns, in float32 and float64', () => {
+    for (const dtype of ['float32', 'float64'] as const) {
+      const gs = [tensor([3, 0, 1.5], [3], dtype).native, tensor([4, -2.25], [2], dtype).native];
+      const n = native().gradNorm(gs);
+      expect(n.dtype).toBe('float32');
+      expect(n.shape).toEqual([1]);
+      expect(n.read()[0]).toBe(Math.fround(native().clipGradNorm(gs, 1e30)));
+      expect(n.read()[0]).toBe(Math.fround(Math.sqrt(9 + 2.25 + 16 + 2.25 ** 2)));
+    }
+    expect(() => native().gradNorm([])).toThrow(/at least one gradient tensor for grads/);
+  });
+
+  it('adamw with clipNorm equals the step with the clip factor as gradScale, bit for bit, and clipGradNorm + step to rounding', () => {
+    const n = 37;
+    const g0 = Array.from({ length: n }, (_, i) => Math.sin(i * 1.3) * 3);
+    const p0 = Array.from({ length: n }, (_, i) => Math.cos(i * 0.7));
+    const opts = { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, step: 3 };
+    const state = () => ({ p: f32(p0), g: f32(g0), m: f32(p0.map((x) => x * 0.1)), v: f32(p0.map((x) => x * x * 0.01)) });
+    for (const maxNorm of [1, 1e6]) {
+      const a = state();
+      const norm = native().gradNorm([a.g]);
+      native().adamw(a.p, a.g, a.m, a.v, { ...opts, clipNorm: norm, maxNorm });
+      const nv = norm.read()[0]!;
+      const b = state();
+      native().adamw(b.p, b.g, b.m, b.v, { ...opts, gradScale: nv > maxNorm ? maxNorm / (nv + 1e-6) : 1 });
+      for (const k of ['p', 'm', 'v'] as const) expect(bits(a[k]), `${k} at maxNorm ${maxNorm}`).toEqual(bits(b[k]));
+      const c = state();
+      native().clipGradNorm([c.g], maxNorm);
+      native().adamw(c.p, c.g, c.m, c.v, opts);
+      for (const k of ['p', 'm', 'v'] as const) assertClose(a[k].read(), c[k].read(), { atol: 1e-7, rtol: 1e-6 }, `${k} vs clipGradNorm`);
+      if (maxNorm === 1) expect(bits(a.p)).not.toEqual(p0.map(Math.fround));
+    }
+  });
+
+  it('skips the whole update, param and moments untouched, when the norm or any guard is not finite', () => {
+    const p0 = [0.5, -1, 2];
+    for (const [label, extra] of [
+      ['NaN norm', { clipNorm: f32([NaN]), maxNorm: 1 }],
+      ['infinite norm', { clipNorm: f32([Infinity]), maxNorm: 1 }],
+      ['NaN guard', { guards: [f32([1]), f32([NaN])] }],
+      ['-Infinity guard', { guards: [f32([-Infinity])] }],
+    ] as const) {
+      const p = f32(p0), g = f32([1, 1, 1]), m = f32([0.1, 0.2, 0.3]), v = f32([0.01, 0.02, 0.03]);
+      native().adamw(p, g, m, v, { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, step: 1, ...extra });
+      expect(bits(p), label).toEqual(p0);
+      expect(bits(m), label).toEqual([0.1, 0.2, 0.3].map(Math.fround));
+      expect(bits(v), label).toEqual([0.01, 0.02, 0.03].map(Math.fround));
+    }
+    // Finite guards change nothing about the step.
+    const a = f32(p0), b = f32(p0);
+    const o = { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, step: 1 };
+    native().adamw(a, f32([1, 2, 3]), f32([0, 0, 0]), f32([0, 0, 0]), { ...o, guards: [f32([2.5])] });
+    native().adamw(b, f32([1, 2, 3]), f32([0, 0, 0]), f32([0, 0, 0]), o);
+    expect(bits(a)).toEqual(bits(b));
+  });
+
+  it('names a bad clipNorm, maxNorm or guard', () => {
+    const p = () => f32([1, 2]);
+    const o = { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, step: 1 };
+    expect(() => native().adamw(p(), p(), p(), p(), { ...o, clipNorm: f32([1, 2]), maxNorm: 1 })).toThrow(/a float32 tensor of one element for clipNorm but received float32 tensor \[2\]/);
+    expect(() => native().adamw(p(), p(), p(), p(), { ...o, clipNorm: f32([1]) })).toThrow(/a positive maxNorm with clipNorm for maxNorm/);
+    expect(() => native().adamw(p(), p(), p(), p(), { ...o, guards: [f32([1]), tensor([1], [1], 'float64').native] })).toThrow(/one element for guards\[1\] but received float64/);
+    expect(() => native().adamw(p(), p(), p(), p(), { ...o, guards: Array.from({ length: 9 }, () => f32([1])) })).toThrow(/at most 8 guard tensors for guards/);
+  });
+
+  it('AdamW.stepClipped steps as clipGradNorm + step, and a non-finite norm in either group set skips every group', () => {
+    const make = () => {
+      const a = Parameter.from(tensor([0.5, -0.25, 1], [3], 'float32'));
+      const b = Parameter.from(tensor([2, -1], [2], 'float32'));
+      const opt = new AdamW([{ params: [a] }, { params: [b], clip: false }], { lr: 0.05 });
+      a.grad!.native.write(Float32Array.from([3, 0, 4]));
+      b.grad!.native.write(Float32Array.from([10, 1]));
+      return { a, b, opt };
+    };
+    const x = make();
+    const norm = readNorm(x.opt.stepClipped(1));
+    const y = make();
+    expect(norm).toBe(Math.fround(y.opt.clipGradNorm(1)));
+    y.opt.step();
+    assertClose(x.a.toArray(), y.a.toArray(), { atol: 1e-7, rtol: 1e-6 }, 'clipped group');
+    expect(Array.from(x.b.toArray())).toEqual(Array.from(y.b.toArray()));  // unclipped: the same step
+    // NaN in the unclipped group: nothing moves, and the norm read says so.
+    for (const which of ['a', 'b'] as const) {
+      const z = make();
+      z[which].grad!.native.write(Float32Array.from(which === 'a' ? [NaN, 0, 0] : [Infinity, 0]));
+      // clipGradNorm's rule: the clipped groups' norm (NaN), or the free groups' when that one is not (Infinity).
+      expect(readNorm(z.opt.stepClipped(1))).toBe(which === 'a' ? NaN : Infinity);
+      expect(Array.from(z.a.toArray())).toEqual([0.5, -0.25, 1]);
+      expect(Array.from(z.b.toArray())).toEqual([2, -1]);
+    }
+    expect(() => make().opt.stepClipped(1, Array.from({ length: 7 }, () => f32([1])))).toThrow(/at most 6 guard tensors/);
   });
 });
 
@@ -276,5 +375,28 @@ describeCuda('clipGradNorm', () => {
     expect(norm2).toBe(norm);
     for (let k = 0; k < hs.length; k++) expect(Array.from(get(hs[k]!))).toEqual(Array.from(seen[k]!));
     expect(native().clipGradNorm([], 1)).toBe(0);
+  });
+
+  it('gradNorm stays on the device with the bits of clipGradNorm; adamw clips with it there and skips on a non-finite guard', () => {
+    const data = [vals(1000, 61), vals(33, 62)];
+    const gs = data.map((d) => put(d, [d.length], 'float32', 'cuda'));
+    const n = native().gradNorm(gs);
+    expect(n.device).toBe('cuda');
+    expect(get(n)[0]).toBe(Math.fround(native().clipGradNorm(data.map((d) => put(d, [d.length], 'float32', 'cuda')), 1e30)));
+    const p0 = vals(1000, 63);
+    const opts = { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, step: 2 };
+    const run = (device: 'cpu' | 'cuda', extra: object) => {
+      const p = put(p0, [1000], 'float32', device);
+      const m = put(p0.map((x) => x * 0.1), [1000], 'float32', device);
+      const v = put(p0.map((x) => x * x * 0.01), [1000], 'float32', device);
+      native().adamw(p, put(data[0]!, [1000], 'float32', device), m, v, { ...opts, ...extra });
+      return [get(p), get(m), get(v)];
+    };
+    const norm = (device: 'cpu' | 'cuda') => native().gradNorm([put(data[0]!, [1000], 'float32', device)]);
+    const want = run('cpu', { clipNorm: norm('cpu'), maxNorm: 1 });
+    const got = run('cuda', { clipNorm: norm('cuda'), maxNorm: 1 });
+    for (let k = 0; k < 3; k++) assertClose(got[k]!, want[k]!, tolFor('float32'), `clipped adamw [${k}]`);
+    const skipped = run('cuda', { guards: [put([NaN], [1], 'float32', 'cuda')] });
+    expect(Array.from(skipped[0]!)).toEqual(Array.from(p0, (x) => Math.fround(x)));
   });
 });

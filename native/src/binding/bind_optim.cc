@@ -1,5 +1,7 @@
 // AdamW, global gradient-norm clipping and the EMA update over flat buffers.
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "../ops/elementwise.h"
 #include "../ops/optim.h"
@@ -7,9 +9,44 @@
 
 namespace cloze {
 
+namespace {
+
+// A float32 tensor of one element on the op's device: a norm or a loss the step reads where it lies.
+void want_scalar(const ArgReader& a, NTensor* t, const std::string& name) {
+  if (t->dtype() != DType::F32 || t->numel() != 1)
+    a.bad(ErrCode::Shape, "a float32 tensor of one element", name, tensor_desc(t));
+}
+
+// options.guards: an array of at most kMaxGuards such tensors.
+std::vector<NTensor*> guard_list(const ArgReader& a, const Napi::Object& o, int max) {
+  std::vector<NTensor*> out;
+  Napi::Value v = o.Get("guards");
+  if (v.IsUndefined() || v.IsNull()) return out;
+  if (!v.IsArray()) a.bad(ErrCode::Value, "an array of tensors", "guards", a.describe(v));
+  Napi::Array arr = v.As<Napi::Array>();
+  if (arr.Length() > static_cast<uint32_t>(max))
+    a.bad(ErrCode::Value, "at most " + std::to_string(max) + " guard tensors", "guards", std::to_string(arr.Length()));
+  for (uint32_t k = 0; k < arr.Length(); k++) {
+    Napi::Value e = arr.Get(k);
+    const std::string nm = "guards[" + std::to_string(k) + "]";
+    if (!NTensor::IsInstance(a.env(), e)) a.bad(ErrCode::Value, "a native tensor", nm, a.describe(e));
+    NTensor* t = NTensor::Unwrap(e.As<Napi::Object>());
+    if (t->disposed()) a.bad(ErrCode::Value, "a live tensor", nm, "a disposed tensor");
+    a.note_device(t, nm);
+    want_scalar(a, t, nm);
+    out.push_back(t);
+  }
+  return out;
+}
+
+}  // namespace
+
 void register_optim(Napi::Env env, Napi::Object exports) {
   (void)env;
-  // adamw(param, grad, m, v, {lr, beta1, beta2, eps, weightDecay, step, gradScale, master}): in place.
+  // adamw(param, grad, m, v, {lr, beta1, beta2, eps, weightDecay, step, gradScale, master, clipNorm, maxNorm,
+  // guards}): in place. clipNorm (float32, one element, e.g. gradNorm's result) clips the gradient to maxNorm
+  // as clipGradNorm would; the step is skipped when clipNorm or any guard is not finite. Both are read where
+  // they lie (on cuda by the kernel), so the host never waits for them.
   // A bfloat16 param (cuda) needs `master`, its float32 weights; m and v are
   // then float32 and grad bfloat16 or float32. Otherwise all four share a dtype.
   CLOZE_EXPORT(exports, "adamw", [](const ArgReader& a) -> Napi::Value {
@@ -54,6 +91,11 @@ void register_optim(Napi::Env env, Napi::Object exports) {
     if (!(eps > 0)) a.bad(ErrCode::Value, "eps > 0", "eps", std::to_string(eps));
     if (!(wd >= 0)) a.bad(ErrCode::Value, "weightDecay >= 0", "weightDecay", std::to_string(wd));
     if (!(step >= 1 && std::floor(step) == step)) a.bad(ErrCode::Value, "an integer step >= 1", "step", std::to_string(step));
+    NTensor* clip = a.tensor_field(o, "clipNorm");
+    if (clip) want_scalar(a, clip, "clipNorm");
+    const double max_norm = a.opt_number(o, "maxNorm", 0.0);
+    if (clip && !(max_norm > 0)) a.bad(ErrCode::Value, "a positive maxNorm with clipNorm", "maxNorm", std::to_string(max_norm));
+    const std::vector<NTensor*> guards = guard_list(a, o, AdamWParams<float>::kMaxGuards);
     dispatch(a, p, [&](auto t, auto dev) {
       using T = decltype(t);
       AdamWParams<T> ap;
@@ -79,6 +121,10 @@ void register_optim(Napi::Env env, Napi::Object exports) {
       ap.weight_decay = wd;
       ap.step = static_cast<int64_t>(step);
       ap.grad_scale = gs;
+      ap.clip_norm = clip ? clip->ptr<float>() : nullptr;
+      ap.max_norm = max_norm;
+      ap.nguards = static_cast<int>(guards.size());
+      for (size_t k = 0; k < guards.size(); k++) ap.guards[k] = guards[k]->ptr<float>();
       CLOZE_KERNEL(dev, adamw_step, ap);
       return 0;
     });
@@ -100,6 +146,36 @@ void register_optim(Napi::Env env, Napi::Object exports) {
       return 0;
     });
     return a.env().Undefined();
+  });
+
+  // gradNorm(grads[]) -> float32 [1]: their global L2 norm (summed in double, in the fixed order
+  // clipGradNorm uses), left where the gradients are: on cuda no host sync. adamw's clipNorm reads it.
+  CLOZE_EXPORT(exports, "gradNorm", [](const ArgReader& a) -> Napi::Value {
+    auto grads = a.tensor_list(0, "grads");
+    if (grads.empty()) a.bad(ErrCode::Value, "at least one gradient tensor", "grads", "an empty array");
+    for (size_t i = 0; i < grads.size(); i++) a.want_float(grads[i], ("grads[" + std::to_string(i) + "]").c_str());
+    Napi::Object out = a.alloc(DType::F32, {1}, false);
+    if (a.on_cuda()) {
+#ifdef CLOZE_CUDA
+      std::vector<const void*> xs;
+      std::vector<int64_t> ns;
+      std::vector<int> dts;
+      for (NTensor* g : grads) {
+        xs.push_back(g->raw());
+        ns.push_back(g->numel());
+        dts.push_back(static_cast<int>(g->dtype()));
+      }
+      l2_norm_into_cuda(xs, ns, dts, cloze::out<float>(out), a.op);
+      return out;
+#else
+      no_cuda_kernel(a.op, DType::F32);
+#endif
+    }
+    double ss = 0;
+    for (NTensor* g : grads)
+      ss += dispatch_float(g->dtype(), a.op, [&](auto t) { return sum_squares_cpu(g->numel(), g->ptr<decltype(t)>()); });
+    cloze::out<float>(out)[0] = static_cast<float>(std::sqrt(ss));
+    return out;
   });
 
   // clipGradNorm(grads[], maxNorm) -> total L2 norm before clipping; scales in place when above maxNorm.

@@ -15,15 +15,34 @@ namespace {
 
 struct AdamWConsts {
   float b1, b2, one_m_b1, one_m_b2, step_size, inv_sqrt_bc2, eps, decay, gs;
+  // Clipping and the step guard, read on the device (ops/optim.h: AdamWParams).
+  double gs_d, max_norm;
+  const float* clip_norm;
+  const float* guards[AdamWParams<float>::kMaxGuards];
+  int nguards;
 };
+
+// adamw_effective_scale (ops/optim.h) on the device: every thread reads the same few scalars.
+__device__ __forceinline__ bool device_grad_scale(const AdamWConsts& c, float* gs) {
+  for (int k = 0; k < c.nguards; k++)
+    if (!isfinite(*c.guards[k])) return false;
+  *gs = c.gs;
+  if (!c.clip_norm) return true;
+  const double n = *c.clip_norm;
+  if (!isfinite(n)) return false;
+  if (n > c.max_norm) *gs = static_cast<float>(c.gs_d * (c.max_norm / (n + 1e-6)));
+  return true;
+}
 
 // W is where the fp32 weight lives (param itself for float32, master for
 // bf16); param then receives its rounding. The arithmetic follows the CPU's
 // adamw_step_cpu term by term.
 template <typename P, typename G>
 __global__ void adamw_kernel(P* param, float* master, const G* grad, float* m, float* v, int64_t n, AdamWConsts c) {
+  float gs;
+  if (!device_grad_scale(c, &gs)) return;  // a non-finite loss or norm: this step changes nothing
   CLOZE_GRID_STRIDE(i, n) {
-    const float g = ld(grad, i) * c.gs;
+    const float g = ld(grad, i) * gs;
     const float mi = c.b1 * m[i] + c.one_m_b1 * g;
     const float vi = c.b2 * v[i] + c.one_m_b2 * g * g;
     m[i] = mi;
@@ -74,6 +93,8 @@ __global__ void sumsq_partial_kernel(const T* x, int64_t n, double* part) {
   if (threadIdx.x == 0) part[blockIdx.x] = s;
 }
 
+__global__ void sqrt_to_float_kernel(const double* ss, float* out) { *out = static_cast<float>(sqrt(*ss)); }
+
 __global__ void sum_partials_kernel(const double* part, int64_t n, double* out) {
   __shared__ double sh[kNormThreads];
   double acc = 0;
@@ -107,6 +128,11 @@ void adamw_step_cuda(const AdamWParams<T>& p) {
   c.eps = static_cast<float>(p.eps);
   c.decay = static_cast<float>(p.lr * p.weight_decay);
   c.gs = static_cast<float>(p.grad_scale);
+  c.gs_d = p.grad_scale;
+  c.max_norm = p.max_norm;
+  c.clip_norm = p.clip_norm;
+  c.nguards = p.nguards;
+  for (int k = 0; k < AdamWParams<float>::kMaxGuards; k++) c.guards[k] = k < p.nguards ? p.guards[k] : nullptr;
   constexpr const char* op = "adamw";
   if constexpr (std::is_same_v<T, float>) {
     CLOZE_LAUNCH(op, (adamw_kernel<float, float>), blocks_for(p.n), kThreads, 0, p.param, static_cast<float*>(nullptr),
@@ -153,6 +179,30 @@ double l2_norm_cuda(const std::vector<const void*>& xs, const std::vector<int64_
   double ss = 0;
   copy(&ss, false, pp + total_blocks, true, sizeof ss, op);  // the op's one host sync: the norm goes back to JS
   return std::sqrt(ss);
+}
+
+void l2_norm_into_cuda(const std::vector<const void*>& xs, const std::vector<int64_t>& ns, const std::vector<int>& dtypes,
+                       float* out, const char* op) {
+  using namespace cuda;
+  int64_t total_blocks = 0;
+  for (int64_t n : ns) total_blocks += n > 0 ? norm_blocks(n) : 0;
+  // With nothing to sum, sum_partials_kernel adds no partial and writes 0.
+  DeviceTemp part(static_cast<size_t>(total_blocks + 1) * sizeof(double), op);
+  double* pp = part.as<double>();
+  const int64_t parts = total_blocks;
+  int64_t off = 0;
+  for (size_t k = 0; k < xs.size(); k++) {
+    const int64_t n = ns[k];
+    if (n == 0) continue;
+    const unsigned b = static_cast<unsigned>(norm_blocks(n));
+    if (dtypes[k] == static_cast<int>(DType::BF16))
+      CLOZE_LAUNCH(op, sumsq_partial_kernel<bf16>, b, kNormThreads, 0, static_cast<const bf16*>(xs[k]), n, pp + off);
+    else
+      CLOZE_LAUNCH(op, sumsq_partial_kernel<float>, b, kNormThreads, 0, static_cast<const float*>(xs[k]), n, pp + off);
+    off += b;
+  }
+  CLOZE_LAUNCH(op, sum_partials_kernel, 1, kNormThreads, 0, pp, parts, pp + parts);
+  CLOZE_LAUNCH(op, sqrt_to_float_kernel, 1, 1, 0, pp + parts, out);
 }
 
 void scale_cuda(void* x, int dtype, int64_t n, double s, const char* op) {

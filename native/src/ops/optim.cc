@@ -15,7 +15,9 @@ void adamw_step_cpu(const AdamWParams<T>& p) {
   const T step_size = static_cast<T>(p.lr / bc1);
   const T inv_sqrt_bc2 = static_cast<T>(1.0 / std::sqrt(bc2));
   const T eps = static_cast<T>(p.eps), decay = static_cast<T>(p.lr * p.weight_decay);
-  const T gs = static_cast<T>(p.grad_scale);
+  double gsd = 1.0;
+  if (!adamw_effective_scale(p, &gsd)) return;
+  const T gs = static_cast<T>(gsd);
   parallel_range(p.n, 1 << 14, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; i++) {
       const T g = p.grad[i] * gs;

@@ -1,6 +1,7 @@
 // Optimizer kernels over flat fp32 buffers: one fused AdamW pass, the
 // squared norm used by global gradient clipping, and the EMA update.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -23,7 +24,28 @@ struct AdamWParams {
   float* m32 = nullptr;
   float* v32 = nullptr;
   const float* grad32 = nullptr;
+  // Clipping and the step guard read on the device (cuda) or in place (cpu), so that the host never waits
+  // for the norm: with clip_norm set, grad is first scaled by max_norm / (‖g‖ + 1e-6) when ‖g‖ = *clip_norm
+  // exceeds max_norm (computed in double, as the host's clipGradNorm does); and the whole update is skipped,
+  // leaving param, m and v untouched, when *clip_norm or any *guards[k] is not finite (a NaN loss or gradient).
+  const float* clip_norm = nullptr;
+  double max_norm = 0.0;
+  static constexpr int kMaxGuards = 8;
+  const float* guards[kMaxGuards] = {};
+  int nguards = 0;
 };
+// The gradient scale and whether to update, from grad_scale, clip_norm and guards (host-readable pointers).
+template <typename T>
+inline bool adamw_effective_scale(const AdamWParams<T>& p, double* gs) {
+  *gs = p.grad_scale;
+  for (int k = 0; k < p.nguards; k++)
+    if (!std::isfinite(*p.guards[k])) return false;
+  if (!p.clip_norm) return true;
+  const double n = *p.clip_norm;
+  if (!std::isfinite(n)) return false;
+  if (n > p.max_norm) *gs = p.grad_scale * (p.max_norm / (n + 1e-6));
+  return true;
+}
 // Decoupled decay (Loshchilov & Hutter): p -= lr·(wd·p + m̂/(√v̂ + eps)).
 template <typename T> void adamw_step_cpu(const AdamWParams<T>& p);
 template <typename T> double sum_squares_cpu(int64_t n, const T* x);
@@ -41,6 +63,9 @@ template <typename T> void ema_update_cuda(int64_t n, T* dst, const T* src, doub
 // Synchronizes once to return it.
 double l2_norm_cuda(const std::vector<const void*>& xs, const std::vector<int64_t>& ns, const std::vector<int>& dtypes,
                     const char* op);
+// The same norm written to out[0] (device float32) without a host sync.
+void l2_norm_into_cuda(const std::vector<const void*>& xs, const std::vector<int64_t>& ns, const std::vector<int>& dtypes,
+                       float* out, const char* op);
 // x ← s·x on the device, for a float32 or bfloat16 tensor.
 void scale_cuda(void* x, int dtype, int64_t n, double s, const char* op);
 
