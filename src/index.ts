@@ -24,7 +24,7 @@ export { Linear, LayerNorm, Embedding, Dropout, type InitOptions } from './nn/la
 export { MultiHeadAttention } from './nn/attention.js';
 export { truncNormal, constant } from './nn/init.js';
 export { Profiler, withProfile, profileLabel, JS_OVERHEAD, PROFILER_OWN, type FamilyStats, type ProfileReport, type ProfilerOptions } from './profile/index.js';
-export { AdamW, type AdamWOptions, type ParamGroup } from './optim/adamw.js';
+export { AdamW, readNorm, type AdamWOptions, type ClippedStep, type ParamGroup } from './optim/adamw.js';
 export * from './masking/index.js';
 export {
   readDocuments, readFileDocuments, type CorpusOptions, type CorpusFormat, type TextMode, type Document,

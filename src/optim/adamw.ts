@@ -301,9 +301,13 @@ export interface ClippedStep {
  */
 export function readNorm(r: ClippedStep): number {
   const value = (t: NativeTensor | null): number => (t ? (t.read()[0] as number) : 0);
-  const n = value(r.norm);
-  const f = value(r.freeNorm);
-  r.norm?.dispose();
-  r.freeNorm?.dispose();
-  return r.freeNorm && !Number.isFinite(f) ? f : n;
+  try {
+    // On cuda this read is where a deferred device error (a bad token id) is thrown.
+    const n = value(r.norm);
+    const f = value(r.freeNorm);
+    return r.freeNorm && !Number.isFinite(f) ? f : n;
+  } finally {
+    r.norm?.dispose();
+    r.freeNorm?.dispose();
+  }
 }

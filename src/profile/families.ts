@@ -127,7 +127,7 @@ export function classifyCall(name: string, args: readonly unknown[], result: unk
   else if (name === 'embedding' || name === 'embeddingBackward') family = 'embedding (and row gathers)';
   else if (name === 'crossEntropy' || name === 'crossEntropyBackward') family = 'cross-entropy';
   else if (name === 'adamw') family = 'AdamW';
-  else if (name === 'clipGradNorm') family = 'clip';
+  else if (name === 'clipGradNorm' || name === 'gradNorm') family = 'clip';
   else if (ELEMENTWISE.has(name)) family = ELEMENTWISE_FAMILY;
   else if (name === 'empty' || name === 'fromTypedArray') family = 'allocation';
   else family = `other: ${name}`;
