@@ -114,14 +114,75 @@ inline void tile_gemm_at(int64_t M, int64_t N, int64_t K, const T* A, int64_t ld
   tile_gemm_strided<T>(M, N, K, A, 1, lda, B, ldb, C, ldc, accumulate);
 }
 
+// dst[0, n) = src[0, n) in vector registers: for the short rows (a head's 64 values) that the fused kernels
+// pack and unpack, where std::copy's call to memmove cost more than the copy (12% of attention at L = 128).
+template <typename T>
+inline void copy_short(const T* __restrict src, T* __restrict dst, int64_t n) {
+  constexpr int W = VecT<T>::W;
+  int64_t i = 0;
+  for (; i + W <= n; i += W) vstore(dst + i, vload(src + i));
+  for (; i < n; i++) dst[i] = src[i];
+}
+
+#if defined(__AVX512F__) && !defined(__clang__)
+// dst[16 × 16] = transpose of src[16 × 16] in registers: 64 two-input shuffles (32-bit, then 64-bit
+// interleaves within 128-bit lanes, then two lane exchanges) instead of 256 scalar loads and strided stores.
+// Measured 4.7× faster than the scalar blocks on a 128 × 64 tile (Zen 4); attention packs Kᵀ and Vᵀ with it.
+inline void transpose16_f32(const float* src, int64_t lds, float* dst, int64_t ldd) {
+  typedef float V __attribute__((vector_size(64)));
+  typedef int32_t M __attribute__((vector_size(64)));
+  V r[16], a[16], b[16];
+  for (int i = 0; i < 16; i++) std::memcpy(&r[i], src + i * lds, sizeof(V));
+  const M lo32 = {0, 16, 1, 17, 4, 20, 5, 21, 8, 24, 9, 25, 12, 28, 13, 29};
+  const M hi32 = {2, 18, 3, 19, 6, 22, 7, 23, 10, 26, 11, 27, 14, 30, 15, 31};
+  for (int i = 0; i < 8; i++) {
+    a[2 * i] = __builtin_shuffle(r[2 * i], r[2 * i + 1], lo32);
+    a[2 * i + 1] = __builtin_shuffle(r[2 * i], r[2 * i + 1], hi32);
+  }
+  // b[4i + c], 128-bit lane L: rows 4i … 4i+3 of column 4L + c.
+  const M lo64 = {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29};
+  const M hi64 = {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31};
+  for (int i = 0; i < 4; i++) {
+    b[4 * i] = __builtin_shuffle(a[4 * i], a[4 * i + 2], lo64);
+    b[4 * i + 1] = __builtin_shuffle(a[4 * i], a[4 * i + 2], hi64);
+    b[4 * i + 2] = __builtin_shuffle(a[4 * i + 1], a[4 * i + 3], lo64);
+    b[4 * i + 3] = __builtin_shuffle(a[4 * i + 1], a[4 * i + 3], hi64);
+  }
+  // Column 4L + c is lane L of b[c], b[4 + c], b[8 + c], b[12 + c]: a 4 × 4 transpose of 128-bit lanes.
+  const M even = {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27};
+  const M odd = {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31};
+  const M low = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+  const M high = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
+  for (int c = 0; c < 4; c++) {
+    const V x0 = __builtin_shuffle(b[c], b[4 + c], even), x1 = __builtin_shuffle(b[c], b[4 + c], odd);
+    const V y0 = __builtin_shuffle(b[8 + c], b[12 + c], even), y1 = __builtin_shuffle(b[8 + c], b[12 + c], odd);
+    const V o0 = __builtin_shuffle(x0, y0, low), o2 = __builtin_shuffle(x0, y0, high);
+    const V o1 = __builtin_shuffle(x1, y1, low), o3 = __builtin_shuffle(x1, y1, high);
+    std::memcpy(dst + c * ldd, &o0, sizeof(V));
+    std::memcpy(dst + (4 + c) * ldd, &o1, sizeof(V));
+    std::memcpy(dst + (8 + c) * ldd, &o2, sizeof(V));
+    std::memcpy(dst + (12 + c) * ldd, &o3, sizeof(V));
+  }
+}
+#endif
+
 // dst[c×r] = transpose of src[r×c] (row strides given).
 template <typename T>
 void transpose_tile(int64_t r, int64_t c, const T* src, int64_t lds, T* dst, int64_t ldd) {
   constexpr int64_t BS = 16;
   for (int64_t i0 = 0; i0 < r; i0 += BS)
-    for (int64_t j0 = 0; j0 < c; j0 += BS)
+    for (int64_t j0 = 0; j0 < c; j0 += BS) {
+#if defined(__AVX512F__) && !defined(__clang__)
+      if constexpr (std::is_same_v<T, float>) {
+        if (i0 + BS <= r && j0 + BS <= c) {
+          transpose16_f32(src + i0 * lds + j0, lds, dst + j0 * ldd + i0, ldd);
+          continue;
+        }
+      }
+#endif
       for (int64_t i = i0; i < (i0 + BS < r ? i0 + BS : r); i++)
         for (int64_t j = j0; j < (j0 + BS < c ? j0 + BS : c); j++) dst[j * ldd + i] = src[i * lds + j];
+    }
 }
 
 }  // namespace cloze

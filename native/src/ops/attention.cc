@@ -124,7 +124,7 @@ PackedRows<T> pack_rows(const AttentionParams<T>& p, const Geometry<T>& g, const
   ThreadPool::get().parallel_for(p.B * p.H, [&](int64_t task, int) {
     const int64_t b = task / p.H, h = task % p.H, start = g.start(b), len = g.len(b);
     T* dst = const_cast<T*>(t.rows(start, len, h));
-    for (int64_t i = 0; i < len; i++) std::copy(src + (start + i) * row + h * p.Dh, src + (start + i) * row + (h + 1) * p.Dh, dst + i * p.Dh);
+    for (int64_t i = 0; i < len; i++) copy_short(src + (start + i) * row + h * p.Dh, dst + i * p.Dh, p.Dh);
   });
   return t;
 }
@@ -266,12 +266,11 @@ void backward_head(const AttentionParams<T>& p, const Geometry<T>& g, const BwdP
       tile_gemm<T>(bq, Dh, bk, w.dP.data(), bk, kh + j0 * Dh, Dh, w.dQ.data(), Dh, true);
       tile_gemm_at<T>(bk, Dh, bq, w.dP.data(), bk, qp, Dh, w.dK.data() + j0 * Dh, Dh, true);
     }
-    for (int64_t r = 0; r < bq; r++)
-      std::copy(w.dQ.data() + r * Dh, w.dQ.data() + (r + 1) * Dh, p.dq + (start + i0 + r) * p.q_row + h * Dh);
+    for (int64_t r = 0; r < bq; r++) copy_short(w.dQ.data() + r * Dh, p.dq + (start + i0 + r) * p.q_row + h * Dh, Dh);
   }
   for (int64_t r = 0; r < len; r++) {
-    std::copy(w.dK.data() + r * Dh, w.dK.data() + (r + 1) * Dh, p.dk + (start + r) * p.k_row + h * Dh);
-    std::copy(w.dV.data() + r * Dh, w.dV.data() + (r + 1) * Dh, p.dv + (start + r) * p.v_row + h * Dh);
+    copy_short(w.dK.data() + r * Dh, p.dk + (start + r) * p.k_row + h * Dh, Dh);
+    copy_short(w.dV.data() + r * Dh, p.dv + (start + r) * p.v_row + h * Dh, Dh);
   }
 }
 
