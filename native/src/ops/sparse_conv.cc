@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "../core/blas.h"
+#include "../core/microkernel.h"
 #include "../core/storage.h"
 #include "../core/threadpool.h"
 #include "elementwise.h"
@@ -99,34 +100,64 @@ std::shared_ptr<Storage> weight_scratch(int64_t n) {
   return Storage::allocate(sizeof(T) * static_cast<size_t>(std::max<int64_t>(n, 1)), "sparseConv", false);
 }
 
-// Wr [K2·Cin, Cout] with Wr[o·Cin + ci, co] = W[co, ci, o]. Done as a blocked transpose of W
-// viewed as [Cout, Cin·K2] followed by contiguous row moves: the element-wise permutation read
-// W with a stride of Cin·K2 and took 2 ms of a 3.2 ms forward at Cin = Cout = 256.
+// dst [cols × rows] (row stride ldd) = transpose of src [rows × cols] (row stride lds), in column blocks of
+// 64 over the pool; transpose_tile's 16 × 16 register blocks where the ISA has them.
+template <typename T>
+void transpose_par(int64_t rows, int64_t cols, const T* src, int64_t lds, T* dst, int64_t ldd) {
+  constexpr int64_t kCB = 64;
+  const int64_t blocks = (cols + kCB - 1) / kCB;
+  ThreadPool::get().parallel_for(blocks, [&](int64_t t, int) {
+    const int64_t c0 = t * kCB, cb = std::min(kCB, cols - c0);
+    transpose_tile(rows, cb, src + c0, lds, dst + c0 * ldd, ldd);
+  });
+}
+
+// Wr [K2·Cin, Cout] with Wr[o·Cin + ci, co] = W[co, ci, o]: a transpose of W viewed as [Cout, Cin·K2]
+// (wt[ci·K2 + o, co]), then contiguous row moves. The element-wise permutation read W with a stride of
+// Cin·K2 and took 2 ms of a 3.2 ms forward at Cin = Cout = 256.
 template <typename T>
 void reorder_weight(const T* w, int64_t Cout, int64_t Cin, int64_t K2, T* wr) {
   const int64_t KC = Cin * K2;
-  // wt[ci·K2 + o, co]; written in full, so from the block cache without a zero-fill (a zeroed
-  // std::vector of a 256 × 256 × 3 × 3 weight was mapped and page-faulted on every call).
+  // Written in full, so from the block cache without a zero-fill (a zeroed std::vector of a
+  // 256 × 256 × 3 × 3 weight was mapped and page-faulted on every call).
   const auto wt_store = weight_scratch<T>(KC * Cout);
   T* wt = static_cast<T*>(wt_store->data());
-  constexpr int64_t kB = 32;
-  const int64_t rb = (KC + kB - 1) / kB;
-  parallel_range(rb, 1, [&](int64_t b0, int64_t e0) {
-    for (int64_t t = b0; t < e0; t++) {
-      const int64_t k0 = t * kB, k1 = std::min(KC, k0 + kB);
-      for (int64_t c0 = 0; c0 < Cout; c0 += kB) {
-        const int64_t c1 = std::min(Cout, c0 + kB);
-        for (int64_t co = c0; co < c1; co++)
-          for (int64_t k = k0; k < k1; k++) wt[k * Cout + co] = w[co * KC + k];
-      }
-    }
-  });
+  transpose_par(Cout, KC, w, KC, wt, Cout);
   parallel_range(KC, std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(Cout, 1)), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; r++) {
       const int64_t o = r / Cin, ci = r % Cin;
-      std::copy(wt + (ci * K2 + o) * Cout, wt + (ci * K2 + o + 1) * Cout, wr + r * Cout);
+      copy_short(wt + (ci * K2 + o) * Cout, wr + r * Cout, Cout);
     }
   });
+}
+
+// Wt [K2·Cout, Cin] with Wt[o·Cout + co, ci] = W[co, ci, o] (dX's weight): the transpose above, then one
+// transpose per offset of its rows ci·K2 + o. Was an element-wise loop on one thread: about 1 ms at 256 → 256.
+template <typename T>
+void reorder_weight_dx(const T* w, int64_t Cout, int64_t Cin, int64_t K2, T* wt_out) {
+  const int64_t KC = Cin * K2;
+  const auto t_store = weight_scratch<T>(KC * Cout);
+  T* t = static_cast<T*>(t_store->data());
+  transpose_par(Cout, KC, w, KC, t, Cout);  // t[ci·K2 + o, co]
+  ThreadPool::get().parallel_for(K2, [&](int64_t o, int) {
+    transpose_tile(Cin, Cout, t + o * Cout, K2 * Cout, wt_out + o * Cout * Cin, Cin);
+  });
+}
+
+// dW [Cout, Cin, K2] from dWr [K2·Cin, Cout] (dWr[o·Cin + ci, co]): rows moved into ci·K2 + o order, then
+// one transpose. Was a column-wise read of dWr, one element at a time.
+template <typename T>
+void unreorder_weight_grad(const T* dwr, int64_t Cout, int64_t Cin, int64_t K2, T* dw) {
+  const int64_t KC = Cin * K2;
+  const auto p_store = weight_scratch<T>(KC * Cout);
+  T* pr = static_cast<T*>(p_store->data());
+  parallel_range(KC, std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(Cout, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; r++) {
+      const int64_t o = r / Cin, ci = r % Cin;
+      copy_short(dwr + r * Cout, pr + (ci * K2 + o) * Cout, Cout);
+    }
+  });
+  transpose_par(KC, Cout, pr, Cout, dw, KC);
 }
 }  // namespace
 
@@ -150,9 +181,7 @@ void sparse_conv_backward_cpu(const SparseConvParams<T>& p) {
     // dX[i] = Σ_o dY[inv[i, o]] · W_oᵀ: the forward machinery with Wt [K2·Cout, Cin].
     const auto wt_store = weight_scratch<T>(K2 * Cout * Cin);
     T* wt = static_cast<T*>(wt_store->data());
-    for (int64_t co = 0; co < Cout; co++)
-      for (int64_t ci = 0; ci < Cin; ci++)
-        for (int64_t o = 0; o < K2; o++) wt[(o * Cout + co) * Cin + ci] = p.w[(co * Cin + ci) * K2 + o];
+    reorder_weight_dx(p.w, Cout, Cin, K2, wt);
     if (direct_sparse_conv_pays(Cout, p.N, p.M))
       direct_gather_product(p.dy, Cout, p.inv, p.N, K2, static_cast<const T*>(wt), Cin, static_cast<const T*>(nullptr), p.dx);
     else
@@ -191,12 +220,7 @@ void sparse_conv_backward_cpu(const SparseConvParams<T>& p) {
         gemm<T>(g);
       }
     }
-    // dW [Cout, Cin, K2] from dWr[o·Cin + ci, co].
-    parallel_range(Cout, 1, [&](int64_t c0, int64_t c1) {
-      for (int64_t co = c0; co < c1; co++)
-        for (int64_t ci = 0; ci < Cin; ci++)
-          for (int64_t o = 0; o < K2; o++) p.dw[(co * Cin + ci) * K2 + o] = dwr[(o * Cin + ci) * Cout + co];
-    });
+    unreorder_weight_grad(static_cast<const T*>(dwr), Cout, Cin, K2, p.dw);
   }
   if (p.db) {
     if (M == 0 || Cout == 0) {
