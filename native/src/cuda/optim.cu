@@ -156,14 +156,19 @@ void ema_update_cuda(int64_t n, T* dst, const T* src, double decay) {
                static_cast<float>(decay), static_cast<float>(1.0 - decay));
 }
 
-double l2_norm_cuda(const std::vector<const void*>& xs, const std::vector<int64_t>& ns, const std::vector<int>& dtypes,
-                    const char* op) {
+namespace {
+
+// Partials per tensor, then one block: pp[total_blocks] = Σ x² over every tensor, in the fixed order both norms
+// below share. pp holds total_blocks + 1 doubles; with nothing to sum the last kernel writes 0.
+int64_t norm_partials_total(const std::vector<int64_t>& ns) {
+  int64_t total = 0;
+  for (int64_t n : ns) total += n > 0 ? cuda::norm_blocks(n) : 0;
+  return total;
+}
+
+void sum_squares_to_device(const std::vector<const void*>& xs, const std::vector<int64_t>& ns,
+                           const std::vector<int>& dtypes, double* pp, int64_t total_blocks, const char* op) {
   using namespace cuda;
-  int64_t total_blocks = 0;
-  for (int64_t n : ns) total_blocks += n > 0 ? norm_blocks(n) : 0;
-  if (total_blocks == 0) return 0.0;
-  DeviceTemp part(static_cast<size_t>(total_blocks + 1) * sizeof(double), op);
-  double* pp = part.as<double>();
   int64_t off = 0;
   for (size_t k = 0; k < xs.size(); k++) {
     const int64_t n = ns[k];
@@ -176,33 +181,29 @@ double l2_norm_cuda(const std::vector<const void*>& xs, const std::vector<int64_
     off += b;
   }
   CLOZE_LAUNCH(op, sum_partials_kernel, 1, kNormThreads, 0, pp, total_blocks, pp + total_blocks);
+}
+
+}  // namespace
+
+double l2_norm_cuda(const std::vector<const void*>& xs, const std::vector<int64_t>& ns, const std::vector<int>& dtypes,
+                    const char* op) {
+  using namespace cuda;
+  const int64_t total_blocks = norm_partials_total(ns);
+  if (total_blocks == 0) return 0.0;
+  cuda::DeviceTemp part(static_cast<size_t>(total_blocks + 1) * sizeof(double), op);
+  sum_squares_to_device(xs, ns, dtypes, part.as<double>(), total_blocks, op);
   double ss = 0;
-  copy(&ss, false, pp + total_blocks, true, sizeof ss, op);  // the op's one host sync: the norm goes back to JS
+  cuda::copy(&ss, false, part.as<double>() + total_blocks, true, sizeof ss, op);  // the op's one host sync
   return std::sqrt(ss);
 }
 
 void l2_norm_into_cuda(const std::vector<const void*>& xs, const std::vector<int64_t>& ns, const std::vector<int>& dtypes,
                        float* out, const char* op) {
   using namespace cuda;
-  int64_t total_blocks = 0;
-  for (int64_t n : ns) total_blocks += n > 0 ? norm_blocks(n) : 0;
-  // With nothing to sum, sum_partials_kernel adds no partial and writes 0.
-  DeviceTemp part(static_cast<size_t>(total_blocks + 1) * sizeof(double), op);
-  double* pp = part.as<double>();
-  const int64_t parts = total_blocks;
-  int64_t off = 0;
-  for (size_t k = 0; k < xs.size(); k++) {
-    const int64_t n = ns[k];
-    if (n == 0) continue;
-    const unsigned b = static_cast<unsigned>(norm_blocks(n));
-    if (dtypes[k] == static_cast<int>(DType::BF16))
-      CLOZE_LAUNCH(op, sumsq_partial_kernel<bf16>, b, kNormThreads, 0, static_cast<const bf16*>(xs[k]), n, pp + off);
-    else
-      CLOZE_LAUNCH(op, sumsq_partial_kernel<float>, b, kNormThreads, 0, static_cast<const float*>(xs[k]), n, pp + off);
-    off += b;
-  }
-  CLOZE_LAUNCH(op, sum_partials_kernel, 1, kNormThreads, 0, pp, parts, pp + parts);
-  CLOZE_LAUNCH(op, sqrt_to_float_kernel, 1, 1, 0, pp + parts, out);
+  const int64_t total_blocks = norm_partials_total(ns);
+  cuda::DeviceTemp part(static_cast<size_t>(total_blocks + 1) * sizeof(double), op);
+  sum_squares_to_device(xs, ns, dtypes, part.as<double>(), total_blocks, op);
+  CLOZE_LAUNCH(op, cuda::sqrt_to_float_kernel, 1, 1, 0, part.as<double>() + total_blocks, out);
 }
 
 void scale_cuda(void* x, int dtype, int64_t n, double s, const char* op) {
