@@ -178,8 +178,9 @@ export class AdamW {
    * clipGradNorm(maxNorm) then step(), with nothing read on the host: the norms stay where the gradients are
    * (float32 tensors of one element) and the AdamW kernels read them there, so on cuda the host queues the
    * whole step without waiting. The step is skipped, every parameter and moment untouched, when a norm or
-   * any of `guards` (e.g. the step's losses, at most 6) is not finite; the step count still advances, as the
-   * caller is expected to stop (the training loop throws). Clipping follows clipGradNorm: the gradient is
+   * any of `guards` (e.g. the step's losses, at most 6) is not finite; the step count still advances (the host
+   * cannot know yet), and a caller that finds the norm or a guard non-finite calls undoSkippedStep. The norm is
+   * rounded to float32, so a norm beyond float32's range (3.4e38) counts as infinite and skips the step. Clipping follows clipGradNorm: the gradient is
    * scaled by maxNorm / (norm + 1e-6) when the norm exceeds maxNorm, computed in double from the float32
    * norm. Read the result with `readNorm`; the caller disposes the tensors.
    */
@@ -188,20 +189,36 @@ export class AdamW {
     if (guards.length > 6) throw expected('at most 6 guard tensors', 'guards', guards.length);
     const clipped = this.groups.filter((g) => g.clip).map((g) => g.grad);
     const free = this.groups.filter((g) => !g.clip).map((g) => g.grad);
-    const norm = clipped.length > 0 ? gradNorm(clipped) : null;
-    const freeNorm = free.length > 0 ? gradNorm(free) : null;
-    this.stepCount++;
-    for (const g of this.groups) {
-      // Every group is guarded by both norms (a clipped group reads its own as clipNorm), so that a non-finite
-      // one skips the whole step.
-      const norms = (g.clip ? [freeNorm] : [norm, freeNorm]).filter((t): t is NativeTensor => t !== null);
-      adamwStep(g.param, g.grad, g.m, g.v, {
-        ...this.stepOptions(g),
-        ...(g.clip && norm ? { clipNorm: norm, maxNorm } : {}),
-        guards: [...guards, ...norms],
-      });
+    let norm: NativeTensor | null = null;
+    let freeNorm: NativeTensor | null = null;
+    try {
+      norm = clipped.length > 0 ? gradNorm(clipped) : null;
+      freeNorm = free.length > 0 ? gradNorm(free) : null;
+      this.stepCount++;
+      for (const g of this.groups) {
+        // Every group is guarded by both norms (a clipped group reads its own as clipNorm), so that a non-finite
+        // one skips the whole step.
+        const norms = (g.clip ? [freeNorm] : [norm, freeNorm]).filter((t): t is NativeTensor => t !== null);
+        adamwStep(g.param, g.grad, g.m, g.v, {
+          ...this.stepOptions(g),
+          ...(g.clip && norm ? { clipNorm: norm, maxNorm } : {}),
+          guards: [...guards, ...norms],
+        });
+      }
+    } catch (e) {
+      norm?.dispose();
+      freeNorm?.dispose();
+      throw e;
     }
     return { norm, freeNorm };
+  }
+
+  /**
+   * Takes back the step count of a step that stepClipped skipped on the device (a non-finite norm or guard): the
+   * parameters and moments were left as they were, so the next step's bias correction must be the skipped one's.
+   */
+  undoSkippedStep(): void {
+    if (this.stepCount > 0) this.stepCount--;
   }
 
   private stepOptions(g: FlatGroup): AdamwNativeOptions {

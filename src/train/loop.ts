@@ -176,64 +176,66 @@ export async function runLoop<E extends TaskEval>(
     const deferred: NativeTensor[] = [];
     const lossParts: Array<Record<string, number> | undefined> = [];
     const defer = !parallel && o.gradAccum <= 6;
-    for (let a = 0; a < o.gradAccum; a++) {
-      const k = step * o.gradAccum + a;
-      scope(() => {
-        const mb = task.microBatch(k, step);
-        units += mb.units;
-        // The backward is queued before the loss is read: on cuda, reading waits for the stream, and
-        // reading first would leave the GPU idle while the backward is being launched. A non-finite
-        // loss still stops the run before the optimizer step, so nothing of this state is kept.
-        // Data parallel, the last micro-batch's backward starts each gradient bucket's all-reduce as soon as its
-        // parameters are final (earlier micro-batches only accumulate); the rest is waited on below.
-        if (buckets && a === o.gradAccum - 1) buckets.arm();
-        backward(o.gradAccum > 1 ? scale(mb.loss, 1 / o.gradAccum) : mb.loss, undefined, buckets && a === o.gradAccum - 1 ? buckets.hooks : null);
-        if (defer && mb.loss.dtype === 'float32') {
-          deferred.push(mb.loss.native.clone());
-          for (const [n, x] of Object.entries(mb.parts ?? {})) parts[n] = (parts[n] ?? 0) + x / o.gradAccum;
-          lossParts.push(mb.parts);
-          return;
-        }
-        let v = mb.loss.item();
-        if (parallel) {
-          // The micro-batch's loss is the ranks' sum (each rank's is its share of the global mean), and every
-          // rank sees it, so a non-finite loss stops all of them at the same step.
-          // The parts too are the ranks' shares (MIM's, ELECTRA's), summed in one collective with the loss.
-          const names = Object.keys(mb.parts ?? {});
-          const [sum, tokens, ...partSums] = comm.sumNumbers([v, mb.units, ...names.map((n) => mb.parts![n]!)]);
-          v = sum!;
-          units += tokens! - mb.units;
-          if (names.length > 0) mb.parts = Object.fromEntries(names.map((n, i) => [n, partSums[i]!]));
-        }
-        if (!Number.isFinite(v)) {
-          const detail = mb.parts ? ` (parts: ${Object.entries(mb.parts).map(([n, x]) => `${n} ${x}`).join(', ')})` : '';
-          throw new ClozeError('E_VALUE', `The ${task.name} loss became ${v} at step ${step + 1} (lr ${lr.toExponential(3)})${detail}; stopping without saving this state. Lower the learning rate or check the data.`);
-        }
-        stepLoss += v / o.gradAccum;
-        for (const [n, x] of Object.entries(mb.parts ?? {})) parts[n] = (parts[n] ?? 0) + x / o.gradAccum;
-      });
-    }
     let allreduceMs: number | undefined;
     let bucketInfo: StepInfo['buckets'];
-    if (parallel) {
-      // The SUM of the ranks' gradients is the single-process gradient (up to the order of the float sums).
-      const t = performance.now();
-      if (buckets) bucketInfo = buckets.finish();
-      else comm.allreduceSumAll(opt.flatGrads());
-      allreduceMs = performance.now() - t;
-    }
-    // The norm is checked even without clipping: a finite loss can still have a NaN or infinite gradient (an
-    // overflow in a backward kernel), and one optimizer step with it would write NaN weights. stepClipped skips
-    // such a step on the device; the norm and the deferred losses are read once, after it is queued.
-    opt.lr = lr;
     let gradNorm: number;
+    // The deferred loss clones are freed whatever throws: a micro-batch, the backward, the all-reduce or a read.
     try {
+      for (let a = 0; a < o.gradAccum; a++) {
+        const k = step * o.gradAccum + a;
+        scope(() => {
+          const mb = task.microBatch(k, step);
+          units += mb.units;
+          // The backward is queued before the loss is read: on cuda, reading waits for the stream, and
+          // reading first would leave the GPU idle while the backward is being launched. A non-finite
+          // loss still stops the run before the optimizer step, so nothing of this state is kept.
+          // Data parallel, the last micro-batch's backward starts each gradient bucket's all-reduce as soon as its
+          // parameters are final (earlier micro-batches only accumulate); the rest is waited on below.
+          if (buckets && a === o.gradAccum - 1) buckets.arm();
+          backward(o.gradAccum > 1 ? scale(mb.loss, 1 / o.gradAccum) : mb.loss, undefined, buckets && a === o.gradAccum - 1 ? buckets.hooks : null);
+          if (defer && mb.loss.dtype === 'float32') {
+            deferred.push(mb.loss.native.clone());
+            for (const [n, x] of Object.entries(mb.parts ?? {})) parts[n] = (parts[n] ?? 0) + x / o.gradAccum;
+            lossParts.push(mb.parts);
+            return;
+          }
+          let v = mb.loss.item();
+          if (parallel) {
+            // The micro-batch's loss is the ranks' sum (each rank's is its share of the global mean), and every
+            // rank sees it, so a non-finite loss stops all of them at the same step.
+            // The parts too are the ranks' shares (MIM's, ELECTRA's), summed in one collective with the loss.
+            const names = Object.keys(mb.parts ?? {});
+            const [sum, tokens, ...partSums] = comm.sumNumbers([v, mb.units, ...names.map((n) => mb.parts![n]!)]);
+            v = sum!;
+            units += tokens! - mb.units;
+            if (names.length > 0) mb.parts = Object.fromEntries(names.map((n, i) => [n, partSums[i]!]));
+          }
+          if (!Number.isFinite(v)) {
+            const detail = mb.parts ? ` (parts: ${Object.entries(mb.parts).map(([n, x]) => `${n} ${x}`).join(', ')})` : '';
+            throw new ClozeError('E_VALUE', `The ${task.name} loss became ${v} at step ${step + 1} (lr ${lr.toExponential(3)})${detail}; stopping without saving this state. Lower the learning rate or check the data.`);
+          }
+          stepLoss += v / o.gradAccum;
+          for (const [n, x] of Object.entries(mb.parts ?? {})) parts[n] = (parts[n] ?? 0) + x / o.gradAccum;
+        });
+      }
+      if (parallel) {
+        // The SUM of the ranks' gradients is the single-process gradient (up to the order of the float sums).
+        const t = performance.now();
+        if (buckets) bucketInfo = buckets.finish();
+        else comm.allreduceSumAll(opt.flatGrads());
+        allreduceMs = performance.now() - t;
+      }
+      // The norm is checked even without clipping: a finite loss can still have a NaN or infinite gradient (an
+      // overflow in a backward kernel), and one optimizer step with it would write NaN weights. stepClipped skips
+      // such a step on the device; the norm and the deferred losses are read once, after it is queued.
+      opt.lr = lr;
       gradNorm = readNorm(opt.stepClipped(o.gradClip > 0 ? o.gradClip : Number.MAX_VALUE, deferred));
       deferred.forEach((t, i) => {
         const v = t.read()[0] as number;
         const p = lossParts[i];
         if (!Number.isFinite(v)) {
           const detail = p ? ` (parts: ${Object.entries(p).map(([n, x]) => `${n} ${x}`).join(', ')})` : '';
+          opt.undoSkippedStep();  // the kernel skipped the step: this loss was one of its guards
           throw new ClozeError('E_VALUE', `The ${task.name} loss became ${v} at step ${step + 1} (lr ${lr.toExponential(3)})${detail}; stopping without saving this state. Lower the learning rate or check the data.`);
         }
         stepLoss += v / o.gradAccum;
@@ -242,6 +244,7 @@ export async function runLoop<E extends TaskEval>(
       for (const t of deferred) t.dispose();
     }
     if (!Number.isFinite(gradNorm)) {
+      opt.undoSkippedStep();  // the kernel skipped the step: the norm was its guard
       throw new ClozeError('E_VALUE', `The ${task.name} gradient norm became ${gradNorm} at step ${step + 1} (loss ${stepLoss}, lr ${lr.toExponential(3)}); stopping before the optimizer step, without saving this state. Lower the learning rate or check the data.`);
     }
     step++;

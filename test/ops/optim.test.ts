@@ -170,6 +170,27 @@ describe('clipping and the step guard on the device (gradNorm, adamw clipNorm/gu
     }
     expect(() => make().opt.stepClipped(1, Array.from({ length: 7 }, () => f32([1])))).toThrow(/at most 6 guard tensors/);
   });
+
+  it('undoSkippedStep takes back the count of a skipped step: the next step is a fresh optimizer\'s first', () => {
+    const make = () => {
+      const a = Parameter.from(tensor([0.5, -0.25, 1], [3], 'float32'));
+      const opt = new AdamW([a], { lr: 0.05 });
+      return { a, opt };
+    };
+    const x = make();
+    x.a.grad!.native.write(Float32Array.from([NaN, 1, 1]));
+    expect(readNorm(x.opt.stepClipped(1))).toBeNaN();
+    expect(x.opt.stepCount).toBe(1);
+    x.opt.undoSkippedStep();
+    expect(x.opt.stepCount).toBe(0);
+    x.a.grad!.native.write(Float32Array.from([0.3, 1, -2]));
+    readNorm(x.opt.stepClipped(1));
+    const y = make();
+    y.a.grad!.native.write(Float32Array.from([0.3, 1, -2]));
+    readNorm(y.opt.stepClipped(1));
+    expect(Array.from(x.a.toArray())).toEqual(Array.from(y.a.toArray()));
+    expect(x.opt.stepCount).toBe(1);
+  });
 });
 
 const rng = new Rng(77);
@@ -396,7 +417,11 @@ describeCuda('clipGradNorm', () => {
     const want = run('cpu', { clipNorm: norm('cpu'), maxNorm: 1 });
     const got = run('cuda', { clipNorm: norm('cuda'), maxNorm: 1 });
     for (let k = 0; k < 3; k++) assertClose(got[k]!, want[k]!, tolFor('float32'), `clipped adamw [${k}]`);
-    const skipped = run('cuda', { guards: [put([NaN], [1], 'float32', 'cuda')] });
-    expect(Array.from(skipped[0]!)).toEqual(Array.from(p0, (x) => Math.fround(x)));
+    for (const extra of [{ guards: [put([NaN], [1], 'float32', 'cuda')] }, { clipNorm: put([Infinity], [1], 'float32', 'cuda'), maxNorm: 1 }]) {
+      const skipped = run('cuda', extra);
+      expect(Array.from(skipped[0]!)).toEqual(Array.from(p0, (x) => Math.fround(x)));
+      expect(Array.from(skipped[1]!)).toEqual(Array.from(p0, (x) => Math.fround(x * 0.1)));
+      expect(Array.from(skipped[2]!)).toEqual(Array.from(p0, (x) => Math.fround(x * x * 0.01)));
+    }
   });
 });
