@@ -62,4 +62,16 @@ export const cases: OpCase[] = [
       return { fwd: { run: () => ctx.addon.clipGradNorm([a, b], 1e30), reads: [a, b] } };
     },
   },
+  {
+    op: 'gradNorm',
+    model: `${m.name} MLM step`,
+    shape: `grads [${m.params}] in two groups; the norm stays on the device (what AdamW.stepClipped clips with)`,
+    bound: 'memory',
+    setup(ctx) {
+      const small = 2 * m.D + m.layers * (4 * m.D + m.I + m.D + 4 * m.D) + 3 * m.D + m.V;
+      const a = ctx.rand([m.params - small], 1e-4);
+      const b = ctx.rand([small], 1e-4);
+      return { fwd: { run: () => ctx.addon.gradNorm([a, b]).dispose(), reads: [a, b] } };
+    },
+  },
 ];
