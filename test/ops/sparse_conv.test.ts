@@ -137,6 +137,13 @@ describe('sparseConv equals masked-dense conv at the active sites', () => {
         for (const stride of [1, 2]) checkAgainstMaskedDense({ dtype, B: 2, H: 13, W: 11, Cin, Cout, k: 3, stride, ratio: 0.6 });
       });
 
+  // The direct dW sums its rows in chunks of about 128 KiB of dY (wgrad_chunk_rows: 1024 rows of 16 float64
+  // channels) once dY exceeds 512 KiB (4096 such rows), and adds the chunks' partials in order.
+  it('the direct dW over several row chunks (float64, 24→16 channels, 8 × 32 × 32 at 40% masked)', () => {
+    const { M } = checkAgainstMaskedDense({ dtype: 'float64', B: 8, H: 32, W: 32, Cin: 24, Cout: 16, k: 3, stride: 1, ratio: 0.4, factor: 4 });
+    expect(M).toBeGreaterThan(4096);
+  });
+
   it('without bias, a larger map of 3 tiles per dW (float64, k7, 32 channels)', () => {
     checkAgainstMaskedDense({ dtype: 'float64', B: 3, H: 24, W: 24, Cin: 32, Cout: 6, k: 7, stride: 1, ratio: 0.6, bias: false, factor: 4 });
   });

@@ -12,6 +12,7 @@
 // sum; a non-finite weight reaches fewer outputs than the im2col's 0·w would
 // spread it to (the loss still turns NaN, which stops a run).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 namespace cloze {
@@ -24,8 +25,10 @@ template <typename T>
 void direct_gather_product(const T* src, int64_t C, const int32_t* table, int64_t R, int64_t K2, const T* Wm,
                            int64_t Cout, const T* bias, T* out);
 
-// dWr[o·Cin + c, co] = Σ_r x[nbr[r, o], c] · dy[r, co], r ascending, over the
-// rows whose neighbour at o exists; dWr [K2·Cin, Cout] is overwritten.
+// dWr[o·Cin + c, co] = Σ_r x[nbr[r, o], c] · dy[r, co] over the rows whose neighbour at o exists,
+// summed in row chunks (wgrad_chunk_rows: r ascending within a chunk, the chunks' partials added in
+// order); dWr [K2·Cin, Cout] is overwritten.
+int64_t wgrad_chunk_rows(int64_t M, int64_t Cout, size_t elt);
 template <typename T>
 void direct_weight_grad(const T* x, int64_t Cin, const int32_t* nbr, int64_t M, int64_t K2, const T* dy,
                         int64_t Cout, T* dwr);
