@@ -92,20 +92,22 @@ inline T row_max(const T* s, int64_t n) {
   return m;
 }
 
-// s[c] ← exp(s[c] − m), 0 where s[c] is −∞. Adds Σ p to *sum and, when
-// want_ps, Σ p·s (the old logits) to *sum_ps.
+// s[c] ← exp(scale·s[c] − m), 0 where s[c] is −∞. Adds Σ p to *sum and, when
+// want_ps, Σ p·s (the old logits) to *sum_ps (callers that want it pass scale 1).
+// scale folds attention's 1/√Dh into the exponent (one FMA) instead of a pass over
+// the tile; at scale 1 the result is bit-identical to exp(s[c] − m).
 template <typename T>
-inline void exp_row(T* s, int64_t n, T m, T* sum, T* sum_ps, bool want_ps) {
+inline void exp_row(T* s, int64_t n, T m, T* sum, T* sum_ps, bool want_ps, T scale = T(1)) {
   const T ninf = neg_inf<T>();
   T acc = 0, acc_ps = 0;
   int64_t c = 0;
   if constexpr (std::is_same_v<T, float>) {
     VF va = vsplat<float>(0), vps = vsplat<float>(0);
-    const VF vm = vsplat<float>(m), vninf = vsplat<float>(ninf), zero = vsplat<float>(0);
+    const VF vm = vsplat<float>(m), vninf = vsplat<float>(ninf), zero = vsplat<float>(0), vs = vsplat<float>(scale);
     for (; c + kWF <= n; c += kWF) {
       const VF x = vload(s + c);
       const auto live = x != vninf;
-      const VF p = live ? vexp(x - vm) : zero;
+      const VF p = live ? vexp(x * vs - vm) : zero;
       va += p;
       if (want_ps) vps += live ? p * x : zero;
       vstore(s + c, p);
@@ -115,7 +117,7 @@ inline void exp_row(T* s, int64_t n, T m, T* sum, T* sum_ps, bool want_ps) {
   }
   for (; c < n; c++) {
     const bool live = s[c] != ninf;
-    const T p = live ? fexp(s[c] - m) : T(0);
+    const T p = live ? fexp(s[c] * scale - m) : T(0);
     acc += p;
     acc_ps += live ? p * s[c] : T(0);
     s[c] = p;
@@ -124,30 +126,34 @@ inline void exp_row(T* s, int64_t n, T m, T* sum, T* sum_ps, bool want_ps) {
   if (want_ps) *sum_ps += acc_ps;
 }
 
-// The backward's per-tile softmax gradient for one row, with P recomputed:
-//   p = exp(s − lse), ds = p·(dp − D) − dH·p·(s − lse + H);
-// writes p into s and ds into dp; masked entries (s = −∞) give 0.
+// The backward's per-tile softmax gradient for one row, with P recomputed from the logits
+// l = scale·s (scale as in exp_row):
+//   p = exp(l − lse), ds = p·(dp − D) − dH·p·(l − lse + H);
+// writes p into s and out_scale·ds into dp; masked entries (s = −∞) give 0. At scale and
+// out_scale 1 the results are bit-identical to the unscaled formulas.
 template <typename T>
-inline void softmax_grad_row(T* s, T* dp, int64_t n, T lse, T D, T dH, T H) {
+inline void softmax_grad_row(T* s, T* dp, int64_t n, T lse, T D, T dH, T H, T scale = T(1), T out_scale = T(1)) {
   const T ninf = neg_inf<T>();
   int64_t c = 0;
   if constexpr (std::is_same_v<T, float>) {
     const VF vl = vsplat<float>(lse), vD = vsplat<float>(D), vdH = vsplat<float>(dH), vH = vsplat<float>(H);
-    const VF vninf = vsplat<float>(ninf), zero = vsplat<float>(0);
+    const VF vninf = vsplat<float>(ninf), zero = vsplat<float>(0), vs = vsplat<float>(scale), vo = vsplat<float>(out_scale);
     for (; c + kWF <= n; c += kWF) {
       const VF x = vload(s + c);
       const auto live = x != vninf;
-      const VF p = live ? vexp(x - vl) : zero;
+      const VF l = (live ? x : zero) * vs;
+      const VF p = live ? vexp(l - vl) : zero;
       const VF g = vload(dp + c);
-      const VF ds = p * (g - vD) - vdH * p * ((live ? x : zero) - vl + vH);
+      const VF ds = p * (g - vD) - vdH * p * (l - vl + vH);
       vstore(s + c, p);
-      vstore(dp + c, live ? ds : zero);
+      vstore(dp + c, live ? ds * vo : zero);
     }
   }
   for (; c < n; c++) {
     const bool live = s[c] != ninf;
-    const T p = live ? fexp(s[c] - lse) : T(0);
-    const T ds = live ? p * (dp[c] - D) - dH * p * (s[c] - lse + H) : T(0);
+    const T l = live ? s[c] * scale : T(0);
+    const T p = live ? fexp(l - lse) : T(0);
+    const T ds = live ? (p * (dp[c] - D) - dH * p * (l - lse + H)) * out_scale : T(0);
     s[c] = p;
     dp[c] = ds;
   }

@@ -36,17 +36,20 @@ struct Geometry {
 };
 
 // Turns raw q·k products in S[bq×bk] into logits: scale, ALiBi, additive bias,
-// then −inf for every masked pair.
+// then −inf for every masked pair. Without ALiBi and bias the caller may leave the
+// scale to the row kernels (apply_scale false: exp_row / softmax_grad_row's scale),
+// which saves a pass over the tile.
 template <typename T>
 void finish_logits(const AttentionParams<T>& p, int64_t b, int64_t h, int64_t start_b, int64_t i0, int64_t bq,
-                   int64_t j0, int64_t bk, T* S) {
+                   int64_t j0, int64_t bk, T* S, bool apply_scale = true) {
   const T scale = static_cast<T>(p.scale);
   const T slope = p.alibi_slopes ? p.alibi_slopes[h] : T(0);
   const T ninf = neg_inf<T>();
   for (int64_t r = 0; r < bq; r++) {
     const int64_t i = i0 + r;
     T* s = S + r * bk;
-    for (int64_t c = 0; c < bk; c++) s[c] *= scale;
+    if (apply_scale)
+      for (int64_t c = 0; c < bk; c++) s[c] *= scale;
     if (p.alibi_slopes) {
       for (int64_t c = 0; c < bk; c++) {
         const int64_t d = i - (j0 + c);
@@ -153,13 +156,17 @@ void forward_tile(const AttentionParams<T>& p, const Geometry<T>& g, const Trans
   std::fill(w.m.begin(), w.m.end(), ninf);
   std::fill(w.l.begin(), w.l.end(), T(0));
   std::fill(w.e.begin(), w.e.end(), T(0));
+  // The scale goes into the exponent unless ALiBi, a bias or the entropy need the scaled logits first (a
+  // positive scale keeps the row's maximum: max(scale·s) = scale·max(s), rounding included).
+  const bool fold = !p.alibi_slopes && !p.bias && !want_entropy;
+  const T scale = static_cast<T>(p.scale);
   for (int64_t j0 = 0; j0 < len; j0 += BK) {
     const int64_t bk = std::min(BK, len - j0);
     tile_gemm<T>(bq, bk, Dh, qp, p.q_row, kt.tile(b, h, j0), BK, w.S.data(), bk, false);
-    finish_logits(p, b, h, start, i0, bq, j0, bk, w.S.data());
+    finish_logits(p, b, h, start, i0, bq, j0, bk, w.S.data(), !fold);
     for (int64_t r = 0; r < bq; r++) {
       T* s = w.S.data() + r * bk;
-      const T m_new = std::max(w.m[r], row_max(s, bk));
+      const T m_new = std::max(w.m[r], fold ? row_max(s, bk) * scale : row_max(s, bk));
       if (m_new == ninf) {  // every key so far is masked for this row
         std::fill(s, s + bk, T(0));
         continue;
@@ -173,7 +180,7 @@ void forward_tile(const AttentionParams<T>& p, const Geometry<T>& g, const Trans
       // lost several times the error of a naive softmax on peaked rows.
       if (want_entropy)
         for (int64_t c = 0; c < bk; c++) s[c] -= m_new;  // −∞ stays −∞
-      exp_row(s, bk, want_entropy ? T(0) : m_new, &sum, &se, want_entropy);
+      exp_row(s, bk, want_entropy ? T(0) : m_new, &sum, &se, want_entropy, fold ? scale : T(1));
       if (corr != T(1)) {
         T* o = w.O.data() + r * Dh;
         for (int64_t d = 0; d < Dh; d++) o[d] *= corr;
@@ -222,6 +229,8 @@ void backward_head(const AttentionParams<T>& p, const Geometry<T>& g, const BwdP
                    BwdScratch<T>& w) {
   const int64_t Dh = p.Dh, start = g.start(b), len = g.len(b);
   const T scale = static_cast<T>(p.scale);
+  // As the forward: the scale into the row kernel unless ALiBi or a bias need scaled logits, or dbias unscaled dS.
+  const bool fold = !p.alibi_slopes && !p.bias && !p.dbias;
   const int64_t sbase = g.stat(b, h);
   const T* qh = pk.q.rows(start, len, h);
   const T* kh = pk.k.rows(start, len, h);
@@ -244,7 +253,7 @@ void backward_head(const AttentionParams<T>& p, const Geometry<T>& g, const BwdP
     for (int64_t j0 = 0; j0 < len; j0 += BK) {
       const int64_t bk = std::min(BK, len - j0);
       tile_gemm<T>(bq, bk, Dh, qp, Dh, pk.kt.tile(b, h, j0), BK, w.S.data(), bk, false);
-      finish_logits(p, b, h, start, i0, bq, j0, bk, w.S.data());
+      finish_logits(p, b, h, start, i0, bq, j0, bk, w.S.data(), !fold);
       tile_gemm<T>(bq, bk, Dh, dop, Dh, pk.vt.tile(b, h, j0), BK, w.dP.data(), bk, false);
       for (int64_t r = 0; r < bq; r++) {
         T* s = w.S.data() + r * bk;    // becomes P
@@ -254,7 +263,9 @@ void backward_head(const AttentionParams<T>& p, const Geometry<T>& g, const BwdP
         const T dH = ent ? p.dentropy[sbase + i0 + r] : T(0);
         const T H = ent ? p.entropy[sbase + i0 + r] : T(0);
         // dH/ds = −p·(log p + H), with log p = s − lse; folded into the row kernel.
-        softmax_grad_row(s, dp, bk, lse, w.D[r], dH, H);
+        // Folded: the logits' scale and dS's scale are applied inside the row kernel (no passes over the tile).
+        softmax_grad_row(s, dp, bk, lse, w.D[r], dH, H, fold ? scale : T(1), fold ? scale : T(1));
+        if (fold) continue;
         if (p.dbias) {
           T* db = p.dbias + (b * p.L + i0 + r) * p.L + j0;
           for (int64_t c = 0; c < bk; c++) db[c] += dp[c];
