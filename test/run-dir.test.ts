@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AdamW, mul, Parameter, pretrainInWorker, sum, tensor, trainWordPiece } from '../src/index.js';
+import { AdamW, add, mul, Parameter, pretrainInWorker, sum, tensor, trainWordPiece } from '../src/index.js';
 import { latestCheckpoint, listCheckpoints, loadCheckpoint, saveCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { Module } from '../src/nn/module.js';
 import { pretrain } from '../src/tasks/pretrain.js';
@@ -225,6 +225,38 @@ describe('the non-finite gradient stop', () => {
         ck.dispose();
       }
     }
+    optimizer.dispose();
+  });
+
+  it('stops on a NaN loss read after the step was queued: the weights and the step count stay those of the step before', async () => {
+    const out = fs.mkdtempSync(join(root, 'loss-'));
+    const model = new Tiny();
+    const optimizer = new AdamW([model.w], { lr: 0.1 });
+    const x = tensor([1, 2, 3], [3]);
+    const task: TrainTask = {
+      model, optimizer, unit: 'x', name: 'toy',
+      // On step 3 the first of two micro-batches has a NaN loss whose gradient stays finite (a NaN added to the
+      // loss, not multiplied into it): only the loss guard can keep AdamW from stepping.
+      microBatch: (k, step) => {
+        const loss = sum(mul(model.w, x));
+        return { loss: step === 2 && k % 2 === 0 ? add(loss, tensor([NaN], [])) : loss, units: 1 };
+      },
+      shouldEvaluate: () => false,
+      evaluate: (step) => ({ step }),
+      describe: () => '',
+      checkpoint: () => ({ config: {} }),
+      restore: () => {},
+      dispose: () => {},
+    };
+    const after: number[][] = [];
+    const common = { lr: 0.1, warmupRatio: 0, decay: 'constant', minLrRatio: 0, gradAccum: 2, gradClip: 1, saveEvery: 1, keepLast: 5, logEvery: 1, totalSteps: 5, warmupSteps: 0, startStep: 0, outDir: out, run: {} };
+    await expect(runLoop(task, common, { onStep: () => after.push(Array.from(model.w.toArray())) }, null, new MetricsLog(join(out, 'metrics.jsonl')))).rejects.toThrow(
+      /The toy loss became NaN at step 3 \(lr .*\); stopping without saving this state/,
+    );
+    expect(after.length).toBe(2);
+    expect(Array.from(model.w.toArray())).toEqual(after[1]);
+    expect(optimizer.stepCount).toBe(2);
+    expect(listCheckpoints(out).map((c) => c.step)).toEqual([1, 2]);
     optimizer.dispose();
   });
 });
