@@ -189,27 +189,27 @@ describe('the non-finite gradient stop', () => {
   class Tiny extends Module {
     readonly w = this.registerParameter('w', Parameter.from(tensor([0.5, -0.25, 1], [3])));
   }
+  const toyTask = (model: Tiny, optimizer: AdamW, microBatch: TrainTask['microBatch']): TrainTask => ({
+    model, optimizer, unit: 'x', name: 'toy', microBatch,
+    shouldEvaluate: () => false,
+    evaluate: (step) => ({ step }),
+    describe: () => '',
+    checkpoint: () => ({ config: {} }),
+    restore: () => {},
+    dispose: () => {},
+  });
 
   it('stops on a NaN gradient norm with a finite loss, before the optimizer step and without a checkpoint', async () => {
     const out = fs.mkdtempSync(join(root, 'grad-'));
     const model = new Tiny();
     const optimizer = new AdamW([model.w], { lr: 0.1 });
     const x = tensor([1, 2, 3], [3]);
-    const task: TrainTask = {
-      model, optimizer, unit: 'x', name: 'toy',
-      microBatch: (k, step) => {
-        // On step 3, the second micro-batch finds a poisoned gradient (an overflow in a backward kernel): the loss
-        // stays finite, the accumulated gradient does not.
-        if (step === 2 && k % 2 === 1) for (const g of optimizer.flatGrads()) g.fill(NaN);
-        return { loss: sum(mul(model.w, x)), units: 1 };
-      },
-      shouldEvaluate: () => false,
-      evaluate: (step) => ({ step }),
-      describe: () => '',
-      checkpoint: () => ({ config: {} }),
-      restore: () => {},
-      dispose: () => {},
-    };
+    const task = toyTask(model, optimizer, (k, step) => {
+      // On step 3, the second micro-batch finds a poisoned gradient (an overflow in a backward kernel): the loss
+      // stays finite, the accumulated gradient does not.
+      if (step === 2 && k % 2 === 1) for (const g of optimizer.flatGrads()) g.fill(NaN);
+      return { loss: sum(mul(model.w, x)), units: 1 };
+    });
     const before: number[][] = [];
     const common = { lr: 0.1, warmupRatio: 0, decay: 'constant', minLrRatio: 0, gradAccum: 2, saveEvery: 1, keepLast: 5, logEvery: 1, totalSteps: 5, warmupSteps: 0, startStep: 0, outDir: out, run: {} };
     for (const gradClip of [0, 1]) {
@@ -233,21 +233,12 @@ describe('the non-finite gradient stop', () => {
     const model = new Tiny();
     const optimizer = new AdamW([model.w], { lr: 0.1 });
     const x = tensor([1, 2, 3], [3]);
-    const task: TrainTask = {
-      model, optimizer, unit: 'x', name: 'toy',
-      // On step 3 the first of two micro-batches has a NaN loss whose gradient stays finite (a NaN added to the
-      // loss, not multiplied into it): only the loss guard can keep AdamW from stepping.
-      microBatch: (k, step) => {
-        const loss = sum(mul(model.w, x));
-        return { loss: step === 2 && k % 2 === 0 ? add(loss, tensor([NaN], [])) : loss, units: 1 };
-      },
-      shouldEvaluate: () => false,
-      evaluate: (step) => ({ step }),
-      describe: () => '',
-      checkpoint: () => ({ config: {} }),
-      restore: () => {},
-      dispose: () => {},
-    };
+    // On step 3 the first of two micro-batches has a NaN loss whose gradient stays finite (a NaN added to the
+    // loss, not multiplied into it): only the loss guard can keep AdamW from stepping.
+    const task = toyTask(model, optimizer, (k, step) => {
+      const loss = sum(mul(model.w, x));
+      return { loss: step === 2 && k % 2 === 0 ? add(loss, tensor([NaN], [])) : loss, units: 1 };
+    });
     const after: number[][] = [];
     const common = { lr: 0.1, warmupRatio: 0, decay: 'constant', minLrRatio: 0, gradAccum: 2, gradClip: 1, saveEvery: 1, keepLast: 5, logEvery: 1, totalSteps: 5, warmupSteps: 0, startStep: 0, outDir: out, run: {} };
     await expect(runLoop(task, common, { onStep: () => after.push(Array.from(model.w.toArray())) }, null, new MetricsLog(join(out, 'metrics.jsonl')))).rejects.toThrow(
