@@ -22,25 +22,14 @@ struct AdamWConsts {
   int nguards;
 };
 
-// adamw_effective_scale (ops/optim.h) on the device: every thread reads the same few scalars.
-__device__ __forceinline__ bool device_grad_scale(const AdamWConsts& c, float* gs) {
-  for (int k = 0; k < c.nguards; k++)
-    if (!isfinite(*c.guards[k])) return false;
-  *gs = c.gs;
-  if (!c.clip_norm) return true;
-  const double n = *c.clip_norm;
-  if (!isfinite(n)) return false;
-  if (n > c.max_norm) *gs = static_cast<float>(c.gs_d * (c.max_norm / (n + 1e-6)));
-  return true;
-}
-
 // W is where the fp32 weight lives (param itself for float32, master for
 // bf16); param then receives its rounding. The arithmetic follows the CPU's
 // adamw_step_cpu term by term.
 template <typename P, typename G>
 __global__ void adamw_kernel(P* param, float* master, const G* grad, float* m, float* v, int64_t n, AdamWConsts c) {
-  float gs;
-  if (!device_grad_scale(c, &gs)) return;  // a non-finite loss or norm: this step changes nothing
+  double gsd;  // ops/optim.h's rule, the CPU's too; every thread reads the same few scalars
+  if (!adamw_clip_scale(c.gs_d, c.clip_norm, c.max_norm, c.guards, c.nguards, &gsd)) return;  // changes nothing
+  const float gs = static_cast<float>(gsd);
   CLOZE_GRID_STRIDE(i, n) {
     const float g = ld(grad, i) * gs;
     const float mi = c.b1 * m[i] + c.one_m_b1 * g;

@@ -16,7 +16,7 @@ void adamw_step_cpu(const AdamWParams<T>& p) {
   const T inv_sqrt_bc2 = static_cast<T>(1.0 / std::sqrt(bc2));
   const T eps = static_cast<T>(p.eps), decay = static_cast<T>(p.lr * p.weight_decay);
   double gsd = 1.0;
-  if (!adamw_effective_scale(p, &gsd)) return;
+  if (!adamw_clip_scale(p.grad_scale, p.clip_norm, p.max_norm, p.guards, p.nguards, &gsd)) return;
   const T gs = static_cast<T>(gsd);
   parallel_range(p.n, 1 << 14, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; i++) {

@@ -1,7 +1,6 @@
 // Optimizer kernels over flat fp32 buffers: one fused AdamW pass, the
 // squared norm used by global gradient clipping, and the EMA update.
 #pragma once
-#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -34,16 +33,25 @@ struct AdamWParams {
   const float* guards[kMaxGuards] = {};
   int nguards = 0;
 };
-// The gradient scale and whether to update, from grad_scale, clip_norm and guards (host-readable pointers).
-template <typename T>
-inline bool adamw_effective_scale(const AdamWParams<T>& p, double* gs) {
-  *gs = p.grad_scale;
-  for (int k = 0; k < p.nguards; k++)
-    if (!std::isfinite(*p.guards[k])) return false;
-  if (!p.clip_norm) return true;
-  const double n = *p.clip_norm;
-  if (!std::isfinite(n)) return false;
-  if (n > p.max_norm) *gs = p.grad_scale * (p.max_norm / (n + 1e-6));
+// The gradient scale and whether to update, from grad_scale, clip_norm and guards (readable where this runs:
+// on the host for the CPU step, in the kernel for cuda's; both call this one rule). x − x == 0 holds exactly for
+// finite x (∞ − ∞ and NaN − NaN are NaN), without <cmath> on the device.
+#ifndef CLOZE_HD
+#if defined(__CUDACC__)
+#define CLOZE_HD __host__ __device__
+#else
+#define CLOZE_HD
+#endif
+#endif
+CLOZE_HD inline bool adamw_clip_scale(double grad_scale, const float* clip_norm, double max_norm,
+                                      const float* const* guards, int nguards, double* gs) {
+  *gs = grad_scale;
+  for (int k = 0; k < nguards; k++)
+    if (!(*guards[k] - *guards[k] == 0.0f)) return false;
+  if (!clip_norm) return true;
+  const double n = *clip_norm;
+  if (!(n - n == 0.0)) return false;
+  if (n > max_norm) *gs = grad_scale * (max_norm / (n + 1e-6));
   return true;
 }
 // Decoupled decay (Loshchilov & Hutter): p -= lr·(wd·p + m̂/(√v̂ + eps)).

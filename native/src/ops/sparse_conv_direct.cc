@@ -126,6 +126,16 @@ void wgrad_channels(const T* x, int64_t Cin, const int32_t* nbr, int64_t r0, int
   }
 }
 
+// Rows per chunk of the direct weight gradient: a dY chunk of about 128 KiB (half a Zen 4 L2), at least 256 rows;
+// one chunk when dY is at most 512 KiB, which stays in L2 anyway. Measured at SparK's 32 × 32 ResNet shapes
+// (ms per dW, one chunk → chunks): 12288 × 32 rows 1.35–1.39 → 1.17; 3072 → 12288 rows (64 → 32) 0.78 → 0.64–0.66;
+// 3072 × 64 0.99–1.08 → 0.96; but 768 × 128 (384 KiB of dY, 3 chunks) 0.69–0.72 → 0.83–0.87.
+int64_t wgrad_chunk_rows(int64_t M, int64_t Cout, size_t elt) {
+  const int64_t row_bytes = std::max<int64_t>(1, Cout * static_cast<int64_t>(elt));
+  if (M * row_bytes <= (int64_t(512) << 10)) return std::max<int64_t>(M, 1);
+  return std::max<int64_t>(256, (int64_t(128) << 10) / row_bytes);
+}
+
 }  // namespace
 
 template <typename T>
@@ -188,15 +198,6 @@ void direct_weight_grad(const T* x, int64_t Cin, const int32_t* nbr, int64_t M, 
   });
 }
 
-// Rows per chunk of the direct weight gradient: a dY chunk of about 128 KiB (half a Zen 4 L2), at least 256 rows;
-// one chunk when dY is at most 512 KiB, which stays in L2 anyway. Measured at SparK's 32 × 32 ResNet shapes
-// (ms per dW, one chunk → chunks): 12288 × 32 rows 1.35–1.39 → 1.17; 3072 → 12288 rows (64 → 32) 0.78 → 0.64–0.66;
-// 3072 × 64 0.99–1.08 → 0.96; but 768 × 128 (384 KiB of dY, 3 chunks) 0.69–0.72 → 0.83–0.87.
-int64_t wgrad_chunk_rows(int64_t M, int64_t Cout, size_t elt) {
-  const int64_t row_bytes = std::max<int64_t>(1, Cout * static_cast<int64_t>(elt));
-  if (M * row_bytes <= (int64_t(512) << 10)) return std::max<int64_t>(M, 1);
-  return std::max<int64_t>(256, (int64_t(128) << 10) / row_bytes);
-}
 
 // Measured on SparK's ResNet encoder (32×32, ratio 0.6, 2 Zen 5 cores; ms per call, im2col → direct):
 // C = 32: forward 2.61 → 1.14, backward 5.43 → 2.69; C = 64: 1.55 → 0.91, 3.39 → 2.02; C = 128:

@@ -26,9 +26,8 @@ void direct_gather_product(const T* src, int64_t C, const int32_t* table, int64_
                            int64_t Cout, const T* bias, T* out);
 
 // dWr[o·Cin + c, co] = Σ_r x[nbr[r, o], c] · dy[r, co] over the rows whose neighbour at o exists,
-// summed in row chunks (wgrad_chunk_rows: r ascending within a chunk, the chunks' partials added in
-// order); dWr [K2·Cin, Cout] is overwritten.
-int64_t wgrad_chunk_rows(int64_t M, int64_t Cout, size_t elt);
+// summed in row chunks (sparse_conv_direct.cc: r ascending within a chunk, the chunks' partials added
+// in order); dWr [K2·Cin, Cout] is overwritten.
 template <typename T>
 void direct_weight_grad(const T* x, int64_t Cin, const int32_t* nbr, int64_t M, int64_t K2, const T* dy,
                         int64_t Cout, T* dwr);
