@@ -151,8 +151,9 @@ bool ArgReader::opt_bool(const Napi::Object& o, const char* key, bool dflt) cons
   return v.As<Napi::Boolean>().Value();
 }
 
-std::vector<NTensor*> ArgReader::tensor_list(size_t i, const char* name) const {
-  Napi::Value v = info[i];
+std::vector<NTensor*> ArgReader::tensor_list(size_t i, const char* name) const { return tensor_array(info[i], name); }
+
+std::vector<NTensor*> ArgReader::tensor_array(const Napi::Value& v, const char* name) const {
   if (!v.IsArray()) bad(ErrCode::Value, "an array of tensors", name, describe(v));
   Napi::Array arr = v.As<Napi::Array>();
   std::vector<NTensor*> out;

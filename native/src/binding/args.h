@@ -37,6 +37,8 @@ struct ArgReader {
   double opt_number(const Napi::Object& o, const char* key, double dflt) const;
   bool opt_bool(const Napi::Object& o, const char* key, bool dflt) const;
   std::vector<NTensor*> tensor_list(size_t i, const char* name) const;
+  // The same for any JS value (an options field): an array of live native tensors, each named name[k].
+  std::vector<NTensor*> tensor_array(const Napi::Value& v, const char* name) const;
 
   Device device() const { return dev; }
   bool on_cuda() const { return dev == Device::CUDA; }

@@ -19,25 +19,45 @@ void want_scalar(const ArgReader& a, NTensor* t, const std::string& name) {
 
 // options.guards: an array of at most kMaxGuards such tensors.
 std::vector<NTensor*> guard_list(const ArgReader& a, const Napi::Object& o, int max) {
-  std::vector<NTensor*> out;
-  Napi::Value v = o.Get("guards");
-  if (v.IsUndefined() || v.IsNull()) return out;
-  if (!v.IsArray()) a.bad(ErrCode::Value, "an array of tensors", "guards", a.describe(v));
-  Napi::Array arr = v.As<Napi::Array>();
-  if (arr.Length() > static_cast<uint32_t>(max))
-    a.bad(ErrCode::Value, "at most " + std::to_string(max) + " guard tensors", "guards", std::to_string(arr.Length()));
-  for (uint32_t k = 0; k < arr.Length(); k++) {
-    Napi::Value e = arr.Get(k);
-    const std::string nm = "guards[" + std::to_string(k) + "]";
-    if (!NTensor::IsInstance(a.env(), e)) a.bad(ErrCode::Value, "a native tensor", nm, a.describe(e));
-    NTensor* t = NTensor::Unwrap(e.As<Napi::Object>());
-    if (t->disposed()) a.bad(ErrCode::Value, "a live tensor", nm, "a disposed tensor");
-    a.note_device(t, nm);
-    want_scalar(a, t, nm);
-    out.push_back(t);
-  }
+  const Napi::Value v = o.Get("guards");
+  if (v.IsUndefined() || v.IsNull()) return {};
+  std::vector<NTensor*> out = a.tensor_array(v, "guards");
+  if (out.size() > static_cast<size_t>(max))
+    a.bad(ErrCode::Value, "at most " + std::to_string(max) + " guard tensors", "guards", std::to_string(out.size()));
+  for (size_t k = 0; k < out.size(); k++) want_scalar(a, out[k], "guards[" + std::to_string(k) + "]");
   return out;
 }
+
+// The gradients of gradNorm and clipGradNorm: float tensors, checked.
+std::vector<NTensor*> norm_grads(const ArgReader& a) {
+  std::vector<NTensor*> grads = a.tensor_list(0, "grads");
+  for (size_t i = 0; i < grads.size(); i++) a.want_float(grads[i], ("grads[" + std::to_string(i) + "]").c_str());
+  return grads;
+}
+
+// Σ g² over CPU tensors, in double, tensor by tensor in order.
+double sum_squares_host(const ArgReader& a, const std::vector<NTensor*>& grads) {
+  double ss = 0;
+  for (NTensor* g : grads)
+    ss += dispatch_float(g->dtype(), a.op, [&](auto t) { return sum_squares_cpu(g->numel(), g->ptr<decltype(t)>()); });
+  return ss;
+}
+
+#ifdef CLOZE_CUDA
+// What l2_norm_cuda and l2_norm_into_cuda take: pointers, sizes and dtypes.
+struct DeviceNormArgs {
+  std::vector<const void*> xs;
+  std::vector<int64_t> ns;
+  std::vector<int> dts;
+  explicit DeviceNormArgs(const std::vector<NTensor*>& grads) {
+    for (NTensor* g : grads) {
+      xs.push_back(g->raw());
+      ns.push_back(g->numel());
+      dts.push_back(static_cast<int>(g->dtype()));
+    }
+  }
+};
+#endif
 
 }  // namespace
 
@@ -151,30 +171,19 @@ void register_optim(Napi::Env env, Napi::Object exports) {
   // gradNorm(grads[]) -> float32 [1]: their global L2 norm (summed in double, in the fixed order
   // clipGradNorm uses), left where the gradients are: on cuda no host sync. adamw's clipNorm reads it.
   CLOZE_EXPORT(exports, "gradNorm", [](const ArgReader& a) -> Napi::Value {
-    auto grads = a.tensor_list(0, "grads");
+    const std::vector<NTensor*> grads = norm_grads(a);
     if (grads.empty()) a.bad(ErrCode::Value, "at least one gradient tensor", "grads", "an empty array");
-    for (size_t i = 0; i < grads.size(); i++) a.want_float(grads[i], ("grads[" + std::to_string(i) + "]").c_str());
     Napi::Object out = a.alloc(DType::F32, {1}, false);
     if (a.on_cuda()) {
 #ifdef CLOZE_CUDA
-      std::vector<const void*> xs;
-      std::vector<int64_t> ns;
-      std::vector<int> dts;
-      for (NTensor* g : grads) {
-        xs.push_back(g->raw());
-        ns.push_back(g->numel());
-        dts.push_back(static_cast<int>(g->dtype()));
-      }
-      l2_norm_into_cuda(xs, ns, dts, cloze::out<float>(out), a.op);
+      const DeviceNormArgs d(grads);
+      l2_norm_into_cuda(d.xs, d.ns, d.dts, cloze::out<float>(out), a.op);
       return out;
 #else
       no_cuda_kernel(a.op, DType::F32);
 #endif
     }
-    double ss = 0;
-    for (NTensor* g : grads)
-      ss += dispatch_float(g->dtype(), a.op, [&](auto t) { return sum_squares_cpu(g->numel(), g->ptr<decltype(t)>()); });
-    cloze::out<float>(out)[0] = static_cast<float>(std::sqrt(ss));
+    cloze::out<float>(out)[0] = static_cast<float>(std::sqrt(sum_squares_host(a, grads)));
     return out;
   });
 
@@ -182,21 +191,13 @@ void register_optim(Napi::Env env, Napi::Object exports) {
   // On cuda the norm is computed on the device in a fixed order and read back
   // once (the returned number is that one host sync).
   CLOZE_EXPORT(exports, "clipGradNorm", [](const ArgReader& a) -> Napi::Value {
-    auto grads = a.tensor_list(0, "grads");
+    const std::vector<NTensor*> grads = norm_grads(a);
     const double max_norm = a.number(1, "maxNorm");
     if (!(max_norm > 0)) a.bad(ErrCode::Value, "a positive number", "maxNorm", a.describe(a.info[1]));
     if (a.on_cuda()) {
 #ifdef CLOZE_CUDA
-      std::vector<const void*> xs;
-      std::vector<int64_t> ns;
-      std::vector<int> dts;
-      for (size_t i = 0; i < grads.size(); i++) {
-        a.want_float(grads[i], ("grads[" + std::to_string(i) + "]").c_str());
-        xs.push_back(grads[i]->raw());
-        ns.push_back(grads[i]->numel());
-        dts.push_back(static_cast<int>(grads[i]->dtype()));
-      }
-      const double norm = l2_norm_cuda(xs, ns, dts, a.op);
+      const DeviceNormArgs d(grads);
+      const double norm = l2_norm_cuda(d.xs, d.ns, d.dts, a.op);
       if (std::isfinite(norm) && norm > max_norm) {
         const double f = max_norm / (norm + 1e-6);
         for (NTensor* g : grads) scale_cuda(g->raw(), static_cast<int>(g->dtype()), g->numel(), f, a.op);
@@ -206,12 +207,7 @@ void register_optim(Napi::Env env, Napi::Object exports) {
       no_cuda_kernel(a.op, DType::F32);  // a cuda tensor in the CPU addon
 #endif
     }
-    double ss = 0;
-    for (size_t i = 0; i < grads.size(); i++) {
-      a.want_float(grads[i], ("grads[" + std::to_string(i) + "]").c_str());
-      ss += dispatch_float(grads[i]->dtype(), a.op,
-                           [&](auto t) { return sum_squares_cpu(grads[i]->numel(), grads[i]->ptr<decltype(t)>()); });
-    }
+    const double ss = sum_squares_host(a, grads);
     const double norm = std::sqrt(ss);
     if (std::isfinite(norm) && norm > max_norm) {
       const double f = max_norm / (norm + 1e-6);
