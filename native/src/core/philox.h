@@ -4,12 +4,7 @@
 #pragma once
 #include <cstdint>
 
-// Callable from CUDA kernels too, so the CUDA dropout and masking draw the very same numbers.
-#if defined(__CUDACC__)
-#define CLOZE_HD __host__ __device__
-#else
-#define CLOZE_HD
-#endif
+#include "host_device.h"  // callable from CUDA kernels too: the CUDA dropout and masking draw the very same numbers
 
 namespace cloze {
 

@@ -18,15 +18,7 @@
 #pragma once
 #include <cstdint>
 
-
-// pool_takes runs on the host and in the cuda kernels (core/philox.h defines the same macro).
-#ifndef CLOZE_HD
-#if defined(__CUDACC__)
-#define CLOZE_HD __host__ __device__
-#else
-#define CLOZE_HD
-#endif
-#endif
+#include "../core/host_device.h"  // pool_takes runs on the host and in the cuda kernels
 
 namespace cloze {
 

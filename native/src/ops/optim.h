@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "../core/host_device.h"
+
 namespace cloze {
 
 template <typename T>
@@ -36,13 +38,6 @@ struct AdamWParams {
 // The gradient scale and whether to update, from grad_scale, clip_norm and guards (readable where this runs:
 // on the host for the CPU step, in the kernel for cuda's; both call this one rule). x − x == 0 holds exactly for
 // finite x (∞ − ∞ and NaN − NaN are NaN), without <cmath> on the device.
-#ifndef CLOZE_HD
-#if defined(__CUDACC__)
-#define CLOZE_HD __host__ __device__
-#else
-#define CLOZE_HD
-#endif
-#endif
 CLOZE_HD inline bool adamw_clip_scale(double grad_scale, const float* clip_norm, double max_norm,
                                       const float* const* guards, int nguards, double* gs) {
   *gs = grad_scale;
