@@ -7,6 +7,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng } from '../../src/index.js';
 
+/** trainWordPiece's vocabulary of 200 on writeFixtureCorpus(dir, 400), trained once and committed (training is not reproducible run to run). */
+export const FIXTURE_TOKENIZER = join(__dirname, '..', 'fixtures', 'tokenizer', 'fixture-wordpiece-200.json');
+
 const subjects = ['the cat', 'a dog', 'my friend', 'the teacher', 'a bird', 'the child', 'our neighbour', 'the farmer'];
 const verbs = ['sees', 'likes', 'finds', 'follows', 'helps', 'watches', 'calls', 'meets'];
 const objects = ['the ball', 'a red apple', 'the old house', 'a small boat', 'the green field', 'a quiet river'];
