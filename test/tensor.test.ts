@@ -57,7 +57,7 @@ describe('native tensors', () => {
 });
 
 describe('large-block cache', () => {
-  it('keeps freed blocks of 1 MiB and more for reuse, zero-filled again, and releases them on request', () => {
+  it('keeps freed blocks of 128 KiB and more for reuse, zero-filled again, and releases them on request', () => {
     releaseCache();
     const n = (2 << 20) / 4;
     const a = zeros([n]);
@@ -73,9 +73,13 @@ describe('large-block cache', () => {
     b.dispose();
     releaseCache();
     expect(cachedBytes()).toBe(0);
-    // Small blocks never enter the cache, and a zero limit turns it off.
+    // Small blocks never enter the cache (the smallest cached is 128 KiB), and a zero limit turns it off.
     zeros([100]).dispose();
+    zeros([(128 << 10) / 4 - 1]).dispose();
     expect(cachedBytes()).toBe(0);
+    zeros([(128 << 10) / 4]).dispose();
+    expect(cachedBytes()).toBe(128 << 10);
+    releaseCache();
     setCacheLimit(0);
     zeros([n]).dispose();
     expect(cachedBytes()).toBe(0);

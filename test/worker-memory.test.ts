@@ -29,7 +29,7 @@ describe('worker runs and the native block cache', () => {
     const tok = await trainWordPiece(data, { vocabSize: 200 });
     const tokenizer = join(root, 'tokenizer.json');
     tok.save(tokenizer);
-    // bert-tiny, 2 steps on 64-token batches of 16: blocks of 1 MiB and more (the cached size), in seconds.
+    // bert-tiny, 2 steps on 64-token batches of 16: blocks of 128 KiB and more (the cached size), in seconds.
     const run = { preset: 'bert-tiny', data, tokenizer, maxLength: 64, batchSize: 16, maxSteps: 2, evalEvery: 100, saveEvery: 100, logEvery: 100, evalBatches: 1, threads: 0 };
     const config = join(root, 'config.json');
     writeFileSync(config, JSON.stringify({ runs: 4, run, out: join(root, 'run') }));

@@ -23,7 +23,7 @@ namespace {
 
 std::atomic<int64_t> g_live_bytes{0};
 
-constexpr size_t kCacheMin = size_t(1) << 20;
+constexpr size_t kCacheMin = size_t(1) << 17;  // 128 KiB: see storage.h
 
 size_t physical_memory() {
   static const size_t phys = static_cast<size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<size_t>(sysconf(_SC_PAGESIZE));

@@ -94,7 +94,7 @@ void gather_gemm(const T* src, int64_t C, const int32_t* table, int64_t R, int64
 
 namespace {
 // A weight-sized buffer written in full before it is read: from the storage block cache
-// (1 MiB and up are reused across calls), not zero-filled.
+// (128 KiB and up are reused across calls), not zero-filled.
 template <typename T>
 std::shared_ptr<Storage> weight_scratch(int64_t n) {
   return Storage::allocate(sizeof(T) * static_cast<size_t>(std::max<int64_t>(n, 1)), "sparseConv", false);
