@@ -11,7 +11,7 @@ import {
 import { loadAddon, native } from '../src/native/loader.js';
 import { classifyCall, gemmFlops } from '../src/profile/families.js';
 import { currentLabels } from '../src/profile/state.js';
-import { parseCpuinfo } from '../bench/lib/machine.js';
+import { amdCore, machineLine, parseCpuinfo } from '../bench/lib/machine.js';
 import { mlmBatch } from '../bench/lib/mlm_batch.js';
 
 const ramp = (shape: number[], s = 0.1) => {
@@ -150,13 +150,24 @@ describe('Profiler', () => {
 
 describe('parseCpuinfo', () => {
   const block = (p: number, core: number, flags: string) =>
-    `processor\t: ${p}\nvendor_id\t: AuthenticAMD\nmodel name\t: Test CPU 9000\nphysical id\t: 0\ncore id\t\t: ${core}\nflags\t\t: ${flags}\n`;
+    `processor\t: ${p}\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: Test CPU 9000\nphysical id\t: 0\ncore id\t\t: ${core}\nflags\t\t: ${flags}\n`;
   it('reads the model, the ISA flags, physical cores and hardware threads', () => {
     const flags = 'fpu sse4_2 avx avx2 fma avx512f avx512bw avx512vl';
     const m = parseCpuinfo([block(0, 0, flags), block(1, 0, flags), block(2, 1, flags), block(3, 1, flags)].join('\n'));
-    expect(m).toEqual({ model: 'Test CPU 9000', isa: ['sse4_2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512bw', 'avx512vl'], cores: 2, threads: 4 });
+    expect(m).toEqual({
+      model: 'Test CPU 9000', cpuid: { vendor: 'AuthenticAMD', family: 25, model: 17, core: 'Zen 4' },
+      isa: ['sse4_2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512bw', 'avx512vl'], cores: 2, threads: 4,
+    });
+    expect(machineLine(m)).toBe('Test CPU 9000 (family 25 model 17: Zen 4), 2 cores / 4 threads, ISA sse4_2 avx avx2 fma avx512f avx512bw avx512vl');
+  });
+  it("names AMD's core generation from family and model (a VM may call both Zen 4 and Zen 5 just \"AMD EPYC\")", () => {
+    expect([amdCore(26, 2), amdCore(25, 0x11), amdCore(25, 0x61), amdCore(25, 0xa0), amdCore(25, 0x01), amdCore(25, 0x21), amdCore(25, 0x80), amdCore(23, 0x31), amdCore(6, 143)])
+      .toEqual(['Zen 5', 'Zen 4', 'Zen 4', 'Zen 4', 'Zen 3', 'Zen 3', null, 'Zen 2', null]);
+    const intel = parseCpuinfo('processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\nmodel name\t: Xeon\n');
+    expect(intel.cpuid).toEqual({ vendor: 'GenuineIntel', family: 6, model: 143, core: null });
+    expect(machineLine(intel)).toBe('Xeon (family 6 model 143), 1 logical cores, ISA unknown');
   });
   it('says unknown rather than guessing when fields are missing', () => {
-    expect(parseCpuinfo('processor\t: 0\n')).toEqual({ model: 'unknown', isa: [], cores: null, threads: 1 });
+    expect(parseCpuinfo('processor\t: 0\n')).toEqual({ model: 'unknown', cpuid: null, isa: [], cores: null, threads: 1 });
   });
 });

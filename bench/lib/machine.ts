@@ -9,6 +9,13 @@ import { cpus } from 'node:os';
 
 export interface Machine {
   model: string;
+  /**
+   * The CPU's family and model numbers with, for AMD, the core generation they mean (null where /proc/cpuinfo
+   * does not give them). A VM often names its CPU only "AMD EPYC": Zen 4 (family 25) and Zen 5 (family 26) both
+   * appear under that name here, and Zen 5's full-width AVX-512 doubles the FMA peak, so the name alone cannot
+   * keep their figures apart.
+   */
+  cpuid: { vendor: string; family: number; model: number; core: string | null } | null;
   /** The vector-ISA flags present (of ISA_FLAGS), in that order. */
   isa: string[];
   /** Physical cores, or null where /proc/cpuinfo does not say. */
@@ -21,6 +28,21 @@ export const ISA_FLAGS = [
   'sse4_2', 'avx', 'avx2', 'fma', 'f16c', 'avx512f', 'avx512dq', 'avx512bw', 'avx512vl', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16',
   'amx_tile', 'amx_bf16', 'asimd', 'sve',
 ] as const;
+
+/**
+ * AMD's core generation for a family and model: family 25 (19h) holds Zen 3 (models 00–0Fh, 20–5Fh) and Zen 4
+ * (10–1Fh, 60–7Fh, A0–AFh); family 26 (1Ah) is Zen 5; 23 (17h) Zen and Zen 2. null for what this table does not know.
+ */
+export function amdCore(family: number, model: number): string | null {
+  if (family === 26) return 'Zen 5';
+  if (family === 25) {
+    if ((model >= 0x10 && model <= 0x1f) || (model >= 0x60 && model <= 0x7f) || (model >= 0xa0 && model <= 0xaf)) return 'Zen 4';
+    if (model <= 0x0f || (model >= 0x20 && model <= 0x5f)) return 'Zen 3';
+    return null;
+  }
+  if (family === 23) return model >= 0x30 ? 'Zen 2' : 'Zen or Zen+';
+  return null;
+}
 
 /** Parses /proc/cpuinfo text; pure, so it is tested on fixed inputs. */
 export function parseCpuinfo(text: string): Machine {
@@ -37,8 +59,13 @@ export function parseCpuinfo(text: string): Machine {
     if (core !== undefined) physical.add(`${field(b, 'physical id') ?? '0'}:${core}`);
   }
   const processors = blocks.filter((b) => field(b, 'processor') !== undefined).length;
+  const vendor = field(first, 'vendor_id'), family = Number(field(first, 'cpu family')), modelNo = Number(field(first, 'model'));
+  const cpuid = vendor !== undefined && Number.isInteger(family) && Number.isInteger(modelNo)
+    ? { vendor, family, model: modelNo, core: vendor === 'AuthenticAMD' ? amdCore(family, modelNo) : null }
+    : null;
   return {
     model: field(first, 'model name') ?? field(first, 'Hardware') ?? 'unknown',
+    cpuid,
     isa: ISA_FLAGS.filter((f) => flags.has(f)),
     cores: physical.size > 0 ? physical.size : null,
     threads: processors,
@@ -53,11 +80,12 @@ export function describeMachine(): Machine {
   } catch {
     // not Linux: fall through
   }
-  return { model: cpus()[0]?.model ?? 'unknown', isa: [], cores: null, threads: cpus().length };
+  return { model: cpus()[0]?.model ?? 'unknown', cpuid: null, isa: [], cores: null, threads: cpus().length };
 }
 
-/** One line: model, cores/threads, ISA. */
+/** One line: model (family, model number, core generation), cores/threads, ISA. */
 export function machineLine(m: Machine): string {
   const ct = m.cores === null ? `${m.threads} logical cores` : `${m.cores} cores / ${m.threads} threads`;
-  return `${m.model}, ${ct}, ISA ${m.isa.length ? m.isa.join(' ') : 'unknown'}`;
+  const id = m.cpuid ? ` (family ${m.cpuid.family} model ${m.cpuid.model}${m.cpuid.core ? `: ${m.cpuid.core}` : ''})` : '';
+  return `${m.model}${id}, ${ct}, ISA ${m.isa.length ? m.isa.join(' ') : 'unknown'}`;
 }
