@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { linear, matmul, Rng, runtimeInfo, tensor, type DType } from '../../src/index.js';
-import { native } from '../../src/native/loader.js';
+import { spawnSync } from 'node:child_process';
+import { loadAddon, native } from '../../src/native/loader.js';
 import { assertBf16, bf16, describeCuda, get, put, roundBf16 } from '../helpers/cuda-harness.js';
 import * as cudaLinalg from '../helpers/cuda-linalg.js';
 import { gradcheck } from '../helpers/gradcheck.js';
@@ -104,6 +105,28 @@ describe('gradcheck: linear algebra', () => {
               A.dispose();
               B.dispose();
             });
+
+    // linear hands its bias to the GEMM, which adds it to each block of C after the product (blas.h). Each path
+    // runs in a child (the policy is read once per process from CLOZE_GEMM) at sizes that split C into blocks
+    // on both: linear's output must be that path's matmul plus the bias, rounded once, bit for bit.
+    it.each(['builtin', 'blas'] as const)('linear adds its bias to every block of the %s GEMM, after the product', (path) => {
+      const script = `
+        const a = require(process.argv[1]);
+        const val = (n, s) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * s) * 0.5);
+        const [R, N, K] = [300, 130, 70];
+        const x = a.fromTypedArray(val(R * K, 0.37), [R, K]), w = a.fromTypedArray(val(N * K, 0.11), [N, K]), b = a.fromTypedArray(val(N, 1.3), [N]);
+        const y = a.linear(x, w, b).read(), p = a.matmul(x, w, false, true, process.env.CLOZE_GEMM).read(), bv = b.read();
+        let diff = 0, moved = 0;
+        for (let i = 0; i < y.length; i++) { if (y[i] !== Math.fround(p[i] + bv[i % N])) diff++; if (y[i] !== p[i]) moved++; }
+        console.log(JSON.stringify({ gemm: a.info().gemm, diff, moved, n: y.length }));`;
+      const r = spawnSync(process.execPath, ['-e', script, loadAddon().path], { encoding: 'utf8', env: { ...process.env, CLOZE_GEMM: path } });
+      expect(r.stderr).toBe('');
+      const o = JSON.parse(r.stdout.trim()) as { gemm: string; diff: number; moved: number; n: number };
+      if (path === 'blas' && runtimeInfo().blas === 'builtin') expect(o.gemm).toBe('builtin');  // no BLAS linked: the built-in serves
+      else expect(o.gemm).toBe(path);
+      expect(o).toMatchObject({ diff: 0, n: 300 * 130 });
+      expect(o.moved).toBeGreaterThan(300 * 130 * 0.9);  // the bias was added (not all zero where it lands)
+    });
   });
 }
 

@@ -125,7 +125,15 @@ void gemm_builtin(const GemmParams& p) {
         j += w;
       }
     }
-    if (direct) return;
+    const T* bias = p.bias ? static_cast<const T*>(p.bias) + j0 : nullptr;
+    if (direct) {
+      if (bias)
+        for (int64_t i = 0; i < mb; i++) {
+          T* out = C + (i0 + i) * p.ldc + j0;
+          for (int64_t j = 0; j < nb; j++) out[j] += bias[j];
+        }
+      return;
+    }
     for (int64_t i = 0; i < mb; i++) {
       T* out = C + (i0 + i) * p.ldc + j0;
       const T* a = c + i * nb;
@@ -134,6 +142,8 @@ void gemm_builtin(const GemmParams& p) {
       } else {
         for (int64_t j = 0; j < nb; j++) out[j] = alpha * a[j] + beta * out[j];
       }
+      if (bias)
+        for (int64_t j = 0; j < nb; j++) out[j] += bias[j];
     }
   });
 }

@@ -148,7 +148,7 @@ constexpr int dtype_of() {
 
 template <typename T>
 void gemm_cuda(const GemmParams& p) {
-  gemm_bias_cuda<T>(p, nullptr);
+  gemm_bias_cuda<T>(p, static_cast<const T*>(p.bias));  // the field blas.h documents, in cuBLASLt's epilogue
 }
 
 template <typename T>

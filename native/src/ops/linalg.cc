@@ -26,9 +26,9 @@ void matmul_backward_cpu(const MatmulParams<T>& p) {
 template <typename T>
 void linear_forward_cpu(const LinearParams<T>& p) {
   const int64_t R = p.R, K = p.K, N = p.N;
-  if (p.bias)  // start from the bias and let the GEMM accumulate (beta = 1)
-    for (int64_t r = 0; r < R; r++) std::copy(p.bias, p.bias + N, p.y + r * N);
-  gemm<T>(linalg::gemm_params(false, true, R, N, K, p.x, K, p.w, K, p.y, N, p.bias ? 1.0 : 0.0));
+  GemmParams g = linalg::gemm_params(false, true, R, N, K, p.x, K, p.w, K, p.y, N, 0.0);
+  g.bias = p.bias;  // added by each block of the product (blas.h)
+  gemm<T>(g);
 }
 
 template <typename T>

@@ -49,9 +49,9 @@ void masked_linear_forward_cpu(const MaskedLinearParams<T>& p) {
     apply_bits(p.w, p.bits, N * K, weff);
   else
     apply_mask(p.w, p.scores, p.threshold, N * K, weff);
-  if (p.bias)  // start from the bias and let the GEMM accumulate (beta = 1)
-    for (int64_t r = 0; r < R; r++) std::copy(p.bias, p.bias + N, p.y + r * N);
-  gemm<T>(linalg::gemm_params(false, true, R, N, K, p.x, K, weff, K, p.y, N, p.bias ? 1.0 : 0.0));
+  GemmParams g = linalg::gemm_params(false, true, R, N, K, p.x, K, weff, K, p.y, N, 0.0);
+  g.bias = p.bias;  // added by each block of the product (blas.h)
+  gemm<T>(g);
 }
 
 template <typename T>
