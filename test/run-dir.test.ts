@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdamW, add, mul, Parameter, pretrainInWorker, sum, tensor, trainWordPiece } from '../src/index.js';
+import { castTo } from '../src/ops/transfer.js';
 import { latestCheckpoint, listCheckpoints, loadCheckpoint, saveCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { Module } from '../src/nn/module.js';
 import { pretrain } from '../src/tasks/pretrain.js';
@@ -248,6 +249,32 @@ describe('the non-finite gradient stop', () => {
     expect(Array.from(model.w.toArray())).toEqual(after[1]);
     expect(optimizer.stepCount).toBe(2);
     expect(listCheckpoints(out).map((c) => c.step)).toEqual([1, 2]);
+    optimizer.dispose();
+  });
+
+  it('a bfloat16 loss (a bf16 model on cuda) is deferred too: logged as read, and a NaN one stops the run as a float32 one does', async () => {
+    const out = fs.mkdtempSync(join(root, 'bf16-'));
+    const model = new Tiny();
+    const optimizer = new AdamW([model.w], { lr: 0.1 });
+    const x = tensor([1, 2, 3], [3]);
+    const reads: number[] = [];
+    // One micro-batch a step: the CPU has no bfloat16 arithmetic to scale the loss by 1/gradAccum with.
+    const task = toyTask(model, optimizer, (_k, step) => {
+      const f = sum(mul(model.w, x));
+      const loss = castTo(step === 2 ? add(f, tensor([NaN], [])) : f, 'bfloat16');
+      if (step < 2) reads.push(loss.item());  // what an eager read gives, for the logged loss below
+      // The loop must not read it itself (on cuda that read would wait mid-step): it reads the guard's copy.
+      loss.item = () => { throw new Error('the loop read a bfloat16 loss eagerly'); };
+      return { loss, units: 1 };
+    });
+    const logged: number[] = [];
+    const common = { lr: 0.1, warmupRatio: 0, decay: 'constant', minLrRatio: 0, gradAccum: 1, gradClip: 1, saveEvery: 1, keepLast: 5, logEvery: 1, totalSteps: 5, warmupSteps: 0, startStep: 0, outDir: out, run: {} };
+    await expect(runLoop(task, common, { onStep: (s) => logged.push(s.loss) }, null, new MetricsLog(join(out, 'metrics.jsonl')))).rejects.toThrow(
+      /The toy loss became NaN at step 3 \(lr .*\); stopping without saving this state/,
+    );
+    expect(logged).toEqual(reads);
+    expect(reads.length).toBe(2);
+    expect(optimizer.stepCount).toBe(2);
     optimizer.dispose();
   });
 });

@@ -5,14 +5,18 @@
  * (bench/baselines/bert_mlm_torch.py), on the same xorshift batch
  * (bench/lib/mlm_batch.ts) as the CPU MLM bench.
  *
- * One step, as bench/suites/mlm_step.ts on the CPU: zeroGrad, loss on the
- * masked rows through the fused head, backward, clipGradNorm(1.0),
- * AdamW.step; then the loss is read (loss.item() waits for the stream), as
- * the torch step ends with loss.item(). Each sample is one step between two
+ * One step, as the trainer runs it on cuda: zeroGrad, loss on the masked rows
+ * through the fused head, backward, AdamW.stepClipped(1.0) with the loss as
+ * its guard (the norm is read by the AdamW kernel on the device), then the
+ * loss and the norm are read once (the one wait of the step), as the torch
+ * step ends with loss.item(). The token ids and masked rows are on the device;
+ * the targets stay on the host, as the trainer hands them to the fused head,
+ * which counts and checks them there before uploading them (a device tensor of
+ * targets would be copied back to the host for that check: a wait mid-step). Each sample is one step between two
  * cudaSynchronize() calls on the host clock. No attention mask: every token
  * is real on both sides.
  */
-import { AdamW, backward, BertForMaskedLM, bertPreset, Profiler, scope, type PaddedMlmBatch, type ProfileReport, type Tensor } from '../../src/index.js';
+import { AdamW, backward, BertForMaskedLM, bertPreset, Profiler, readNorm, scope, type PaddedMlmBatch, type ProfileReport, type Tensor } from '../../src/index.js';
 import { loadAddon, native } from '../../src/native/loader.js';
 import { runTorchCuda, type PyOutcome, type TorchCudaFacts } from './cuda-torch.js';
 import { mlmBatch } from './mlm_batch.js';
@@ -95,7 +99,9 @@ function setupOurMlm(o: MlmShape): OurMlmSetup {
     };
     host.attentionMask?.dispose();
     // No attentionMask: every token is real, and the torch side runs without a mask too.
-    const batch: PaddedMlmBatch = { ids: onDevice(host.ids), rows: onDevice(host.rows), targets: onDevice(host.targets) };
+    const targets = host.targets;
+    disposers.push(() => targets.dispose());
+    const batch: PaddedMlmBatch = { ids: onDevice(host.ids), rows: onDevice(host.rows), targets };
     // bf16 parameters: AdamW keeps fp32 master weights and moments for them (src/optim/adamw.ts).
     const opt = new AdamW(model.parameters(), { lr: 1e-4, weightDecay: 0.01 });
     disposers.push(() => opt.dispose());
@@ -106,11 +112,21 @@ function setupOurMlm(o: MlmShape): OurMlmSetup {
         backward(l);
         return l.detach();
       });
-      opt.clipGradNorm(1.0);
-      opt.step();
-      const v = loss.item();
-      loss.dispose();
-      return v;
+      // The guard is the loss widened to float32 on the device (the trainer's deferred read of a bf16 loss).
+      const guard = loss.native.cast('float32');
+      try {
+        const clipped = opt.stepClipped(1.0, [guard]);
+        try {
+          readNorm(clipped);
+        } finally {
+          clipped.norm?.dispose();
+          clipped.freeNorm?.dispose();
+        }
+        return guard.read()[0] as number;
+      } finally {
+        guard.dispose();
+        loss.dispose();
+      }
     };
     return { step, params: model.parameters().reduce((a, p) => a + p.size, 0), maskedRows: batch.rows.size, dispose };
   } catch (e) {

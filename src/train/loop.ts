@@ -193,8 +193,10 @@ export async function runLoop<E extends TaskEval>(
           // parameters are final (earlier micro-batches only accumulate); the rest is waited on below.
           if (buckets && a === o.gradAccum - 1) buckets.arm();
           backward(o.gradAccum > 1 ? scale(mb.loss, 1 / o.gradAccum) : mb.loss, undefined, buckets && a === o.gradAccum - 1 ? buckets.hooks : null);
-          if (defer && mb.loss.dtype === 'float32') {
-            deferred.push(mb.loss.native.clone());
+          if (defer && (mb.loss.dtype === 'float32' || mb.loss.dtype === 'bfloat16')) {
+            // A bfloat16 loss (a model in bf16 on cuda) is widened on the device for the guard: exactly, and a
+            // non-finite value stays non-finite. A float64 one is read at once (float32 could overflow it).
+            deferred.push(mb.loss.dtype === 'float32' ? mb.loss.native.clone() : mb.loss.native.cast('float32'));
             for (const [n, x] of Object.entries(mb.parts ?? {})) parts[n] = (parts[n] ?? 0) + x / o.gradAccum;
             lossParts.push(mb.parts);
             return;
