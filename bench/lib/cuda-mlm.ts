@@ -115,13 +115,7 @@ function setupOurMlm(o: MlmShape): OurMlmSetup {
       // The guard is the loss widened to float32 on the device (the trainer's deferred read of a bf16 loss).
       const guard = loss.native.cast('float32');
       try {
-        const clipped = opt.stepClipped(1.0, [guard]);
-        try {
-          readNorm(clipped);
-        } finally {
-          clipped.norm?.dispose();
-          clipped.freeNorm?.dispose();
-        }
+        readNorm(opt.stepClipped(1.0, [guard]));  // reads the norm and disposes it
         return guard.read()[0] as number;
       } finally {
         guard.dispose();
