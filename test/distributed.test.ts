@@ -145,7 +145,7 @@ describe.skipIf(skipReason !== '')(`data-parallel MLM, 2 MPI ranks ${skipReason}
   let base: Record<string, unknown> = {};
   beforeAll(() => {
     const corpus = writeFixtureCorpus(join(root, 'data'), 400);
-    // A committed tokenizer (trainWordPiece's output on this corpus, vocabulary 200), not one trained here:
+    // A committed tokenizer (trainWordPiece's output on this corpus: 182 tokens, of the 200 asked for), not one trained here:
     // WordPiece training breaks ties differently run to run, and the float32 distance between the runs
     // below depends on the data (see the bound).
     const tokenizer = FIXTURE_TOKENIZER;

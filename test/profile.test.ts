@@ -161,8 +161,12 @@ describe('parseCpuinfo', () => {
     expect(machineLine(m)).toBe('Test CPU 9000 (family 25 model 17: Zen 4), 2 cores / 4 threads, ISA sse4_2 avx avx2 fma avx512f avx512bw avx512vl');
   });
   it("names AMD's core generation from family and model (a VM may call both Zen 4 and Zen 5 just \"AMD EPYC\")", () => {
-    expect([amdCore(26, 2), amdCore(25, 0x11), amdCore(25, 0x61), amdCore(25, 0xa0), amdCore(25, 0x01), amdCore(25, 0x21), amdCore(25, 0x80), amdCore(23, 0x31), amdCore(6, 143)])
-      .toEqual(['Zen 5', 'Zen 4', 'Zen 4', 'Zen 4', 'Zen 3', 'Zen 3', null, 'Zen 2', null]);
+    const cases: Array<[number, number, string | null]> = [
+      [26, 0x02, 'Zen 5'], [26, 0x44, 'Zen 5'], [26, 0x50, 'Zen 6'], [26, 0x30, null], [25, 0x11, 'Zen 4'], [25, 0x61, 'Zen 4'],
+      [25, 0x80, 'Zen 4'], [25, 0xb0, null], [25, 0x01, 'Zen 3'], [25, 0x21, 'Zen 3'], [23, 0x31, 'Zen 2'], [23, 0x51, 'Zen or Zen+'],
+      [23, 0x08, 'Zen or Zen+'], [6, 143, null],
+    ];
+    expect(cases.map(([f, m]) => amdCore(f, m))).toEqual(cases.map(([, , core]) => core));
     const intel = parseCpuinfo('processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\nmodel name\t: Xeon\n');
     expect(intel.cpuid).toEqual({ vendor: 'GenuineIntel', family: 6, model: 143, core: null });
     expect(machineLine(intel)).toBe('Xeon (family 6 model 143), 1 logical cores, ISA unknown');

@@ -113,12 +113,13 @@ function setupOurMlm(o: MlmShape): OurMlmSetup {
         return l.detach();
       });
       // The guard is the loss widened to float32 on the device (the trainer's deferred read of a bf16 loss).
-      const guard = loss.native.cast('float32');
+      let guard: ReturnType<typeof loss.native.cast> | null = null;
       try {
+        guard = loss.native.cast('float32');
         readNorm(opt.stepClipped(1.0, [guard]));  // reads the norm and disposes it
         return guard.read()[0] as number;
       } finally {
-        guard.dispose();
+        guard?.dispose();
         loss.dispose();
       }
     };

@@ -30,17 +30,20 @@ export const ISA_FLAGS = [
 ] as const;
 
 /**
- * AMD's core generation for a family and model: family 25 (19h) holds Zen 3 (models 00–0Fh, 20–5Fh) and Zen 4
- * (10–1Fh, 60–7Fh, A0–AFh); family 26 (1Ah) is Zen 5; 23 (17h) Zen and Zen 2. null for what this table does not know.
+ * AMD's core generation for a family and model, by the model ranges the Linux kernel uses (bsp_init_amd in
+ * arch/x86/kernel/cpu/amd.c): family 17h Zen/Zen+ and Zen 2, 19h Zen 3 and Zen 4, 1Ah Zen 5 and Zen 6. null
+ * outside those ranges.
  */
+const AMD_CORES: ReadonlyArray<[family: number, core: string, ranges: ReadonlyArray<[number, number]>]> = [
+  [0x17, 'Zen or Zen+', [[0x00, 0x2f], [0x50, 0x5f]]],
+  [0x17, 'Zen 2', [[0x30, 0x4f], [0x60, 0x7f], [0x90, 0x91], [0xa0, 0xaf]]],
+  [0x19, 'Zen 3', [[0x00, 0x0f], [0x20, 0x5f]]],
+  [0x19, 'Zen 4', [[0x10, 0x1f], [0x60, 0xaf]]],
+  [0x1a, 'Zen 5', [[0x00, 0x2f], [0x40, 0x4f], [0x60, 0x7f]]],
+  [0x1a, 'Zen 6', [[0x50, 0x5f], [0x80, 0xaf], [0xc0, 0xef]]],
+];
 export function amdCore(family: number, model: number): string | null {
-  if (family === 26) return 'Zen 5';
-  if (family === 25) {
-    if ((model >= 0x10 && model <= 0x1f) || (model >= 0x60 && model <= 0x7f) || (model >= 0xa0 && model <= 0xaf)) return 'Zen 4';
-    if (model <= 0x0f || (model >= 0x20 && model <= 0x5f)) return 'Zen 3';
-    return null;
-  }
-  if (family === 23) return model >= 0x30 ? 'Zen 2' : 'Zen or Zen+';
+  for (const [f, core, ranges] of AMD_CORES) if (f === family && ranges.some(([lo, hi]) => model >= lo && model <= hi)) return core;
   return null;
 }
 

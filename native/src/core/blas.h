@@ -17,6 +17,7 @@ struct GemmParams {
   void* C = nullptr;
   int64_t ldc = 0;
   // Optional [N] of the GEMM's type, added to every row of C last: C = (alpha·op(A)·op(B) + beta·C) + bias.
+  // On cuda (gemm_cuda) beta must then be 0, and gemm_bias_cuda takes its bias as an argument instead.
   // Each block adds it while the block is still in cache, instead of a pass over C before the product (a
   // linear layer's [4096 × 1024] output took one thread 2–3 ms to pre-fill, and beta = 1 then cost a scratch
   // block and a second pass).

@@ -10,6 +10,8 @@
 // mapped and unmapped each step, and once glibc raised its threshold, served
 // from a heap it trimmed each step: SparK's sparse step took ~2,000 faults
 // and 40 → 52 ms after a masked-dense step had run in the process.
+// Cached blocks are rounded up to a multiple of 128 KiB (a 129 KiB tensor holds
+// 256 KiB), and a request takes a cached block at most a quarter larger.
 #pragma once
 #include <atomic>
 #include <cstddef>

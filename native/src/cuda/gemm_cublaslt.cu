@@ -161,6 +161,7 @@ void gemm_bias_cuda(const GemmParams& p, const T* bias) {
     if (beta != 0.f) fail(ErrCode::Internal, "gemm", "a bias with beta other than 0");
     bias_rows_cuda<T>(static_cast<T*>(p.C), p.ldc, bias, p.M, p.N, "gemm");
     GemmParams q = p;
+    q.bias = nullptr;  // applied above; never twice
     q.beta = 1.0;
     gemm_bias_cuda<T>(q, nullptr);
     return;
@@ -183,6 +184,7 @@ void gemm_bias_cuda(const GemmParams& p, const T* bias) {
     lk.unlock();
     bias_rows_cuda<T>(static_cast<T*>(p.C), p.ldc, bias, p.M, p.N, "gemm");
     GemmParams q = p;
+    q.bias = nullptr;  // applied above; never twice
     q.beta = 1.0;
     gemm_bias_cuda<T>(q, nullptr);
     return;

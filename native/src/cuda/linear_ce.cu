@@ -135,7 +135,7 @@ __global__ void store_kernel(T* dst, const float* src, int64_t n) {
 template <typename P, typename T>
 void chunk_logits(const P& p, int64_t c0, int64_t n, T* S) {
   GemmParams g = chunk_logits_gemm(p, c0, n, S);
-  g.beta = 0.0;  // the bias comes in the GEMM's epilogue, not from S
+  g.bias = nullptr;  // passed to gemm_bias_cuda, which adds it in cuBLASLt's epilogue
   gemm_bias_cuda<T>(g, p.b ? p.b + c0 : nullptr);
 }
 

@@ -48,15 +48,13 @@ template <typename T>
 void label_word_logits_forward_cpu(const LabelWordParams<T>& p) {
   const int64_t M = p.M, K = p.K;
   if (M == 0) return;
-  if (p.b) {  // out starts as the word biases; the GEMM accumulates onto it (beta = 1)
-    std::vector<T> bk(static_cast<size_t>(K));
+  std::vector<T> bk;  // the words' biases, added by the GEMM's blocks (blas.h)
+  if (p.b) {
+    bk.resize(static_cast<size_t>(K));
     for (int64_t k = 0; k < K; k++) bk[k] = p.b[p.words[k]];
-    parallel_range(M, row_grain(K), [&](int64_t r0, int64_t r1) {
-      for (int64_t m = r0; m < r1; m++) std::copy(bk.begin(), bk.end(), p.out + m * K);
-    });
   }
   const std::vector<T> wk = gather_word_rows(p);
-  GemmParams g;  // out [M, K] (+)= h [M, D] · wkᵀ
+  GemmParams g;  // out [M, K] = h [M, D] · wkᵀ (+ bk)
   g.trans_b = true;
   g.M = M;
   g.N = K;
@@ -67,7 +65,7 @@ void label_word_logits_forward_cpu(const LabelWordParams<T>& p) {
   g.ldb = p.D;
   g.C = p.out;
   g.ldc = K;
-  g.beta = p.b ? 1.0 : 0.0;
+  g.bias = p.b ? bk.data() : nullptr;
   gemm<T>(g);
 }
 

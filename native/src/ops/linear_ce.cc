@@ -18,26 +18,20 @@ namespace {
 // Rows handled per pool task: about 16K scratch elements.
 int64_t row_grain(int64_t n) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)); }
 
-// S [M, n] = h·W[c0 : c0+n]ᵀ + b[c0 : c0+n], row stride n.
+// S [M, n] = h·W[c0 : c0+n]ᵀ + b[c0 : c0+n], row stride n (the bias added by the GEMM's blocks).
 template <typename P, typename T>
 void chunk_logits(const P& p, int64_t c0, int64_t n, T* S) {
-  if (p.b) {  // start from the bias and let the GEMM accumulate (beta = 1)
-    const T* bc = p.b + c0;
-    parallel_range(p.M, row_grain(n), [&](int64_t r0, int64_t r1) {
-      for (int64_t m = r0; m < r1; m++) std::copy(bc, bc + n, S + m * n);
-    });
-  }
   gemm<T>(chunk_logits_gemm(p, c0, n, S));
 }
 
-// The cross-entropy's logits chunk without its bias, S = h·W_chunkᵀ (beta = 0):
+// The cross-entropy's logits chunk without its bias, S = h·W_chunkᵀ:
 // the row passes below add the bias as they read S, which saves writing the
 // bias rows into S first and the GEMM reading them back (two [M, n] passes
 // per chunk, forward and backward).
 template <typename T>
 void chunk_logits_nobias(const LinearCEParams<T>& p, int64_t c0, int64_t n, T* S) {
   GemmParams g = chunk_logits_gemm(p, c0, n, S);
-  g.beta = 0.0;
+  g.bias = nullptr;
   gemm<T>(g);
 }
 

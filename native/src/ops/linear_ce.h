@@ -45,9 +45,9 @@ struct LinearCEParams {
 };
 
 // Returns the summed loss over non-ignored rows (the caller divides by count).
-// The chunk's logits S [M, n] = h·W[c0 : c0+n]ᵀ (+ S, which holds the bias
-// rows when there is a bias), row stride n: the GEMM both backends run (the
-// CPU cross-entropy runs it with beta = 0 and adds the bias in its row passes).
+// The chunk's logits S [M, n] = h·W[c0 : c0+n]ᵀ + b[c0 : c0+n] (GemmParams::bias),
+// row stride n: the GEMM both backends run (the CPU cross-entropy drops the
+// bias and adds it in its row passes; cuda hands it to cuBLASLt's epilogue).
 // P is LinearCEParams<T> or LinearSampleParams<T> (both carry M, D, h, w, b).
 template <typename P, typename T>
 GemmParams chunk_logits_gemm(const P& p, int64_t c0, int64_t n, T* S) {
@@ -62,7 +62,7 @@ GemmParams chunk_logits_gemm(const P& p, int64_t c0, int64_t n, T* S) {
   g.ldb = p.D;
   g.C = S;
   g.ldc = n;
-  g.beta = p.b ? 1.0 : 0.0;
+  g.bias = p.b ? p.b + c0 : nullptr;  // added by the product's blocks (blas.h)
   return g;
 }
 
