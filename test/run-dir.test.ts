@@ -199,12 +199,17 @@ describe('the non-finite gradient stop', () => {
     restore: () => {},
     dispose: () => {},
   });
-
-  it('stops on a NaN gradient norm with a finite loss, before the optimizer step and without a checkpoint', async () => {
-    const out = fs.mkdtempSync(join(root, 'grad-'));
+  // A fresh run: its directory, model, optimizer and input, and the loop's settings (2 micro-batches, 5 steps).
+  const fresh = (name: string) => {
+    const out = fs.mkdtempSync(join(root, `${name}-`));
     const model = new Tiny();
     const optimizer = new AdamW([model.w], { lr: 0.1 });
-    const x = tensor([1, 2, 3], [3]);
+    const common = { lr: 0.1, warmupRatio: 0, decay: 'constant', minLrRatio: 0, gradAccum: 2, saveEvery: 1, keepLast: 5, logEvery: 1, totalSteps: 5, warmupSteps: 0, startStep: 0, outDir: out, run: {} };
+    return { out, model, optimizer, x: tensor([1, 2, 3], [3]), common };
+  };
+
+  it('stops on a NaN gradient norm with a finite loss, before the optimizer step and without a checkpoint', async () => {
+    const { out, model, optimizer, x, common } = fresh('grad');
     const task = toyTask(model, optimizer, (k, step) => {
       // On step 3, the second micro-batch finds a poisoned gradient (an overflow in a backward kernel): the loss
       // stays finite, the accumulated gradient does not.
@@ -212,7 +217,6 @@ describe('the non-finite gradient stop', () => {
       return { loss: sum(mul(model.w, x)), units: 1 };
     });
     const before: number[][] = [];
-    const common = { lr: 0.1, warmupRatio: 0, decay: 'constant', minLrRatio: 0, gradAccum: 2, saveEvery: 1, keepLast: 5, logEvery: 1, totalSteps: 5, warmupSteps: 0, startStep: 0, outDir: out, run: {} };
     for (const gradClip of [0, 1]) {
       fs.rmSync(out, { recursive: true, force: true });
       await expect(runLoop(task, { ...common, gradClip }, { onStep: () => before.push(Array.from(model.w.toArray())) }, null, new MetricsLog(join(out, 'metrics.jsonl')))).rejects.toThrow(
@@ -230,10 +234,7 @@ describe('the non-finite gradient stop', () => {
   });
 
   it('stops on a NaN loss read after the step was queued: the weights and the step count stay those of the step before', async () => {
-    const out = fs.mkdtempSync(join(root, 'loss-'));
-    const model = new Tiny();
-    const optimizer = new AdamW([model.w], { lr: 0.1 });
-    const x = tensor([1, 2, 3], [3]);
+    const { out, model, optimizer, x, common } = fresh('loss');
     // On step 3 the first of two micro-batches has a NaN loss whose gradient stays finite (a NaN added to the
     // loss, not multiplied into it): only the loss guard can keep AdamW from stepping.
     const task = toyTask(model, optimizer, (k, step) => {
@@ -241,8 +242,7 @@ describe('the non-finite gradient stop', () => {
       return { loss: step === 2 && k % 2 === 0 ? add(loss, tensor([NaN], [])) : loss, units: 1 };
     });
     const after: number[][] = [];
-    const common = { lr: 0.1, warmupRatio: 0, decay: 'constant', minLrRatio: 0, gradAccum: 2, gradClip: 1, saveEvery: 1, keepLast: 5, logEvery: 1, totalSteps: 5, warmupSteps: 0, startStep: 0, outDir: out, run: {} };
-    await expect(runLoop(task, common, { onStep: () => after.push(Array.from(model.w.toArray())) }, null, new MetricsLog(join(out, 'metrics.jsonl')))).rejects.toThrow(
+    await expect(runLoop(task, { ...common, gradClip: 1 }, { onStep: () => after.push(Array.from(model.w.toArray())) }, null, new MetricsLog(join(out, 'metrics.jsonl')))).rejects.toThrow(
       /The toy loss became NaN at step 3 \(lr .*\); stopping without saving this state/,
     );
     expect(after.length).toBe(2);
@@ -253,10 +253,7 @@ describe('the non-finite gradient stop', () => {
   });
 
   it('a bfloat16 loss (a bf16 model on cuda) is deferred too: logged as read, and a NaN one stops the run as a float32 one does', async () => {
-    const out = fs.mkdtempSync(join(root, 'bf16-'));
-    const model = new Tiny();
-    const optimizer = new AdamW([model.w], { lr: 0.1 });
-    const x = tensor([1, 2, 3], [3]);
+    const { out, model, optimizer, x, common } = fresh('bf16');
     const reads: number[] = [];
     // One micro-batch a step: the CPU has no bfloat16 arithmetic to scale the loss by 1/gradAccum with.
     const task = toyTask(model, optimizer, (_k, step) => {
@@ -268,8 +265,7 @@ describe('the non-finite gradient stop', () => {
       return { loss, units: 1 };
     });
     const logged: number[] = [];
-    const common = { lr: 0.1, warmupRatio: 0, decay: 'constant', minLrRatio: 0, gradAccum: 1, gradClip: 1, saveEvery: 1, keepLast: 5, logEvery: 1, totalSteps: 5, warmupSteps: 0, startStep: 0, outDir: out, run: {} };
-    await expect(runLoop(task, common, { onStep: (s) => logged.push(s.loss) }, null, new MetricsLog(join(out, 'metrics.jsonl')))).rejects.toThrow(
+    await expect(runLoop(task, { ...common, gradAccum: 1, gradClip: 1 }, { onStep: (s) => logged.push(s.loss) }, null, new MetricsLog(join(out, 'metrics.jsonl')))).rejects.toThrow(
       /The toy loss became NaN at step 3 \(lr .*\); stopping without saving this state/,
     );
     expect(logged).toEqual(reads);
