@@ -8,6 +8,27 @@ const cores = runtimeInfo().threads;
 afterAll(() => setNumThreads(cores));
 
 describe('runtime', () => {
+  it('resizing the pool between calls, 1,500 times, never loses or cuts short a call: every product equals the first', () => {
+    // A worker started by a resize once took the previous call's generation for new work; its extra
+    // bookkeeping could end a later call's wait early or never (a CI run hung in a conv test). Each resize here
+    // is followed at once by pooled products, when a new worker is still starting.
+    const a = native().fromTypedArray(Float32Array.from({ length: 128 * 96 }, (_, i) => ((i * 7) % 13) - 6), [128, 96]);
+    const b = native().fromTypedArray(Float32Array.from({ length: 96 * 112 }, (_, i) => ((i * 5) % 11) - 5), [96, 112]);
+    const first = native().matmul(a, b, false, false, 'builtin');
+    const want = Array.from(first.read());
+    first.dispose();
+    let same = 0;
+    for (let i = 0; i < 1500; i++) {
+      setNumThreads(2 + (i % 2));
+      const c = native().matmul(a, b, false, false, 'builtin');
+      const got = c.read();
+      c.dispose();
+      if (got.every((x, k) => x === want[k])) same++;
+    }
+    expect(same).toBe(1500);
+    a.dispose();
+    b.dispose();
+  }, 60_000);
   it('reports backend, BLAS and thread counts, and follows setNumThreads', () => {
     const info = runtimeInfo();
     expect(info.backend).toBe('cpu');

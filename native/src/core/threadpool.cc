@@ -26,7 +26,13 @@ ThreadPool::~ThreadPool() { stop(); }
 void ThreadPool::start(int n) {
   nthreads_ = std::max(1, n);
   quit_ = false;
-  for (int t = 1; t < nthreads_; t++) workers_.emplace_back([this, t] { worker(t); });
+  // A new worker has seen every call made before it: had it started from 0 after a resize, its first wake-up
+  // would take the last call's generation for new work, and its extra `--active_` could land in a later call,
+  // ending that call's wait early (its tasks still running) or never (active_ at −1). A CI run hung so, in a conv
+  // test after setNumThreads. start() runs before any call can see the new workers (constructor, or resize under
+  // call_mu_), so generation_ is stable here.
+  const uint64_t seen = generation_;
+  for (int t = 1; t < nthreads_; t++) workers_.emplace_back([this, t, seen] { worker(t, seen); });
   blas_set_threads(nthreads_);
 }
 
@@ -60,9 +66,8 @@ void ThreadPool::run_tasks(int tid) {
   }
 }
 
-void ThreadPool::worker(int tid) {
+void ThreadPool::worker(int tid, uint64_t seen) {
   t_in_pool = true;
-  uint64_t seen = 0;
   for (;;) {
     {
       std::unique_lock<std::mutex> lk(mu_);

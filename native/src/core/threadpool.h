@@ -28,7 +28,7 @@ class ThreadPool {
   ThreadPool();
   void start(int n);
   void stop();
-  void worker(int tid);
+  void worker(int tid, uint64_t seen);  // seen: the last call's generation when the worker was started
   void run_tasks(int tid);
 
   int nthreads_ = 1;
