@@ -7,5 +7,7 @@ export default defineConfig({
     // the 2-core CI machine from oversubscribing.
     fileParallelism: false,
     testTimeout: 120_000,
+    // A temporary directory per run, removed at its end (test/global-tmp.ts).
+    globalSetup: ['test/global-tmp.ts'],
   },
 });
