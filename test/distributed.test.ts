@@ -23,7 +23,7 @@ import { launchedByMpi, localRank, NcclCommunicator, ncclSupport, openCommunicat
 import { checkResumeWorld } from '../src/distributed/resume-world.js';
 import { native } from '../src/native/loader.js';
 import { pretrain, type StepInfo } from '../src/tasks/pretrain.js';
-import { FIXTURE_TOKENIZER, writeFixtureCorpus } from './helpers/fixture-corpus.js';
+import { fixtureTokenizerIn, writeFixtureCorpus } from './helpers/fixture-corpus.js';
 import { maxDiff, mpirun2, mpiSkipReason, params } from './helpers/mpi-run.js';
 
 const ROOT = join(__dirname, '..');
@@ -148,7 +148,7 @@ describe.skipIf(skipReason !== '')(`data-parallel MLM, 2 MPI ranks ${skipReason}
     // A committed tokenizer (trainWordPiece's output on this corpus: 182 tokens, of the 200 asked for), not one trained here:
     // WordPiece training breaks ties differently run to run, and the float32 distance between the runs
     // below depends on the data (see the bound).
-    const tokenizer = FIXTURE_TOKENIZER;
+    const tokenizer = fixtureTokenizerIn(root);
     // bert-tiny (hidden dropout 0.1: on) on 32-token sequences, one thread per rank, 20 steps.
     base = { data: corpus, tokenizer, preset: 'bert-tiny', maxLength: 32, maxSteps: 20, threads: 1, lr: 1e-3, evalFraction: 0, saveEvery: 10, logEvery: 5 };
   });

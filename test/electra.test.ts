@@ -4,7 +4,7 @@
  * TypeScript reference, and `pretrain({ objective: 'electra' })` end to end
  * (learning, checkpoint names, exact resume, the non-finite stop).
  */
-import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -16,7 +16,7 @@ import { electraConfigFromHf, hfElectraConfig } from '../src/models/electra/hf-c
 import { ElectraForPreTraining, replaceTokens } from '../src/models/electra/model.js';
 import type { PaddedMlmBatch } from '../src/models/bert/batch.js';
 import { pretrain, resolveRun, type StepInfo } from '../src/tasks/pretrain.js';
-import { FIXTURE_TOKENIZER, writeFixtureCorpus } from './helpers/fixture-corpus.js';
+import { fixtureTokenizerIn, writeFixtureCorpus } from './helpers/fixture-corpus.js';
 import { Rng } from '../src/rng.js';
 import { loadTokenizer } from '../src/data/tokenizer.js';
 import type { PackedCorpus } from '../src/data/packing.js';
@@ -181,9 +181,7 @@ describe("pretrain({ objective: 'electra' })", () => {
 
   beforeAll(async () => {
     corpus = writeFixtureCorpus(join(root, 'data'));
-    tokenizer = join(root, 'tokenizer.json');
-    // The committed fixture, not a tokenizer trained here: WordPiece training is not reproducible run to run.
-    copyFileSync(FIXTURE_TOKENIZER, tokenizer);
+    tokenizer = fixtureTokenizerIn(root);
   });
 
   it('masks 15% of the tokens, 85% of them [MASK] and the rest unchanged, never a random token', async () => {

@@ -4,7 +4,7 @@
  * the decoder, the plain layer path unchanged, export dropping the decoder,
  * exact resume, and bad settings naming the field.
  */
-import { copyFileSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -20,7 +20,7 @@ import { pretrain } from '../src/tasks/pretrain.js';
 import { maskedLMOf } from '../src/tasks/finetune/model.js';
 import { bertConfigFromHf } from '../src/models/bert/hf-config.js';
 import { gradcheck } from './helpers/gradcheck.js';
-import { FIXTURE_TOKENIZER, writeFixtureCorpus } from './helpers/fixture-corpus.js';
+import { fixtureTokenizerIn, writeFixtureCorpus } from './helpers/fixture-corpus.js';
 import { gelu, layerNormRef } from './helpers/reference.js';
 import { assertClose } from './helpers/tolerance.js';
 import { straightAndResumed } from './helpers/resume.js';
@@ -264,9 +264,7 @@ describe('pretrain --decoder', () => {
   const base = { maxLength: 32, batchSize: 8, evalBatches: 2, logEvery: 5, threads: 0, evalEvery: 100, saveEvery: 100 };
   beforeAll(async () => {
     corpus = writeFixtureCorpus(join(root, 'data'));
-    tokenizer = join(root, 'tokenizer.json');
-    // The committed fixture, not a tokenizer trained here: WordPiece training is not reproducible run to run.
-    copyFileSync(FIXTURE_TOKENIZER, tokenizer);
+    tokenizer = fixtureTokenizerIn(root);
   });
 
   for (const decoder of ['emd', 'drbert'])

@@ -4,7 +4,7 @@
  * through the trainer and `cloze eval`: the masked-token counts of an evaluation are recounted from the held-out
  * sequences themselves (selection masks round(ratio·n) of the n non-special tokens of each sequence).
  */
-import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ import { openShard } from '../src/data/prepare.js';
 import { PackedCorpus } from '../src/data/packing.js';
 import { evaluateMlmCheckpoint } from '../src/tasks/mlm/evaluate-checkpoint.js';
 import { pretrain, type EvalResult } from '../src/tasks/pretrain.js';
-import { FIXTURE_TOKENIZER, writeFixtureCorpus } from './helpers/fixture-corpus.js';
+import { fixtureTokenizerIn, writeFixtureCorpus } from './helpers/fixture-corpus.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cloze-eval-ratio-'));
 let corpus = '';
@@ -22,9 +22,7 @@ const base = { maxLength: 32, batchSize: 8, evalBatches: 3, evalFraction: 0.2, m
 
 beforeAll(async () => {
   corpus = writeFixtureCorpus(join(root, 'data'));
-  tokenizer = join(root, 'tokenizer.json');
-  // The committed fixture, not a tokenizer trained here: WordPiece training is not reproducible run to run.
-  copyFileSync(FIXTURE_TOKENIZER, tokenizer);
+  tokenizer = fixtureTokenizerIn(root);
 });
 
 /** Σ over the first `batches` held-out batches' sequences of round(ratio · non-special tokens), from the run's shard. */

@@ -5,7 +5,7 @@
  * the five special tokens, as fairseq's MaskTokensDataset (RoBERTa) does. Checked on the trainer's MaskingPlan
  * over many draws, and through resume: a run saved before the setting existed drew from [5, V).
  */
-import { copyFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +15,7 @@ import type { PackedCorpus } from '../src/data/packing.js';
 import { latestCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { MaskingPlan, randomTokenLow } from '../src/tasks/mlm/masking-plan.js';
 import { pretrain } from '../src/tasks/pretrain.js';
-import { FIXTURE_TOKENIZER, writeFixtureCorpus } from './helpers/fixture-corpus.js';
+import { fixtureTokenizerIn, writeFixtureCorpus } from './helpers/fixture-corpus.js';
 import { sdTol } from './helpers/mlm-batch.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cloze-random-tokens-'));
@@ -26,9 +26,7 @@ const B = 128, L = 64;
 
 beforeAll(async () => {
   corpus = writeFixtureCorpus(join(root, 'data'));
-  tokenizer = join(root, 'tokenizer.json');
-  // The committed fixture, not a tokenizer trained here: WordPiece training is not reproducible run to run.
-  copyFileSync(FIXTURE_TOKENIZER, tokenizer);
+  tokenizer = fixtureTokenizerIn(root);
   tok = await loadTokenizer(tokenizer);
 });
 

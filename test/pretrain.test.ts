@@ -1,6 +1,6 @@
 /** The MLM trainer end to end: learning, evaluation, metrics, checkpoints, exact resume, abort, errors. */
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -9,7 +9,7 @@ import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { evaluateMlmCheckpoint } from '../src/tasks/mlm/evaluate-checkpoint.js';
 import { exportCheckpoint } from '../src/commands/export.js';
 import { pretrain, type EvalResult, type StepInfo } from '../src/tasks/pretrain.js';
-import { FIXTURE_TOKENIZER, writeFixtureCorpus } from './helpers/fixture-corpus.js';
+import { fixtureTokenizerIn, writeFixtureCorpus } from './helpers/fixture-corpus.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cloze-pretrain-'));
 let corpus = '';
@@ -20,9 +20,7 @@ const base = { maxLength: 32, batchSize: 8, evalBatches: 4, logEvery: 5, threads
 beforeAll(async () => {
   corpus = writeFixtureCorpus(join(root, 'data'));
   // One tokenizer for every run: WordPiece training itself is not reproducible run to run.
-  tokenizer = join(root, 'tokenizer.json');
-  // The committed fixture, not a tokenizer trained here: WordPiece training is not reproducible run to run.
-  copyFileSync(FIXTURE_TOKENIZER, tokenizer);
+  tokenizer = fixtureTokenizerIn(root);
 });
 
 describe('pretrain', () => {

@@ -18,7 +18,7 @@ import { finetune } from '../src/tasks/run-finetune.js';
 import { runLoop, type TrainTask } from '../src/train/loop.js';
 import { MetricsLog } from '../src/train/metrics.js';
 import { truncateMetrics } from '../src/train/run-dir.js';
-import { FIXTURE_TOKENIZER, writeFixtureCorpus } from './helpers/fixture-corpus.js';
+import { fixtureTokenizerIn, writeFixtureCorpus } from './helpers/fixture-corpus.js';
 
 const root = fs.mkdtempSync(join(tmpdir(), 'cloze-rundir-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -29,9 +29,7 @@ const base = { maxLength: 32, batchSize: 8, evalBatches: 2, logEvery: 1, evalEve
 
 beforeAll(async () => {
   corpus = writeFixtureCorpus(join(root, 'data'));
-  tokenizer = join(root, 'tokenizer.json');
-  // The committed fixture, not a tokenizer trained here: WordPiece training is not reproducible run to run.
-  fs.copyFileSync(FIXTURE_TOKENIZER, tokenizer);
+  tokenizer = fixtureTokenizerIn(root);
 });
 
 const cfg = (out: string, more: Record<string, unknown> = {}): Record<string, unknown> => ({ ...base, data: corpus, tokenizer, out: join(root, out), ...more });

@@ -5,12 +5,12 @@
  * In a child process, so RSS is the runs' own.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadAddon } from '../src/native/loader.js';
-import { FIXTURE_TOKENIZER, writeFixtureCorpus } from './helpers/fixture-corpus.js';
+import { fixtureTokenizerIn, writeFixtureCorpus } from './helpers/fixture-corpus.js';
 
 const MiB = 1 << 20;
 const distIndex = join(__dirname, '..', 'dist', 'src', 'index.js');
@@ -25,9 +25,7 @@ describe('worker runs and the native block cache', () => {
   it.skipIf(!built)('six worker runs hand their cached blocks back, and four pretrainInWorker runs stay flat in RSS', async () => {
     const root = mkdtempSync(join(tmpdir(), 'cloze-worker-memory-'));
     const data = writeFixtureCorpus(join(root, 'data'), 200);
-    const tokenizer = join(root, 'tokenizer.json');
-    // The committed fixture, not a tokenizer trained here: WordPiece training is not reproducible run to run.
-    copyFileSync(FIXTURE_TOKENIZER, tokenizer);
+    const tokenizer = fixtureTokenizerIn(root);
     // bert-tiny, 2 steps on 64-token batches of 16: blocks of 128 KiB and more (the cached size), in seconds.
     const run = { preset: 'bert-tiny', data, tokenizer, maxLength: 64, batchSize: 16, maxSteps: 2, evalEvery: 100, saveEvery: 100, logEvery: 100, evalBatches: 1, threads: 0 };
     const config = join(root, 'config.json');

@@ -3,12 +3,23 @@
  * its own verb, object and ending, in random order of sentences, so a masked
  * word is predictable from the rest of its sentence and a tiny model's accuracy can rise well above chance.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng } from '../../src/index.js';
 
 /** trainWordPiece({ vocabSize: 200 }) on writeFixtureCorpus(dir, 400): 182 tokens (all it learned), trained once and committed (training is not reproducible run to run). */
 export const FIXTURE_TOKENIZER = join(__dirname, '..', 'fixtures', 'tokenizer', 'fixture-wordpiece-200.json');
+
+/**
+ * Copies FIXTURE_TOKENIZER to dir/tokenizer.json (the name a tokenizer has in a run or an export) and returns that
+ * path: the trainer tests' tokenizer, the same every run, where one trained per run made their data differ.
+ */
+export function fixtureTokenizerIn(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, 'tokenizer.json');
+  copyFileSync(FIXTURE_TOKENIZER, path);
+  return path;
+}
 
 const subjects = ['the cat', 'a dog', 'my friend', 'the teacher', 'a bird', 'the child', 'our neighbour', 'the farmer'];
 const verbs = ['sees', 'likes', 'finds', 'follows', 'helps', 'watches', 'calls', 'meets'];
