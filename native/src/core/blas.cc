@@ -67,11 +67,7 @@ void cblas_block(const GemmParams& p, int64_t i0, int64_t i1, int64_t j0, int64_
     cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, p.alpha, A, static_cast<int>(p.lda), B, static_cast<int>(p.ldb), p.beta,
                 C, static_cast<int>(p.ldc));
   }
-  if (p.bias) {  // added last, to this block while it is in cache (blas.h)
-    const T* bias = static_cast<const T*>(p.bias) + j0;
-    for (int64_t i = 0; i < M; i++)
-      for (int64_t j = 0; j < N; j++) C[i * p.ldc + j] += bias[j];
-  }
+  if (p.bias) add_row_bias(C, p.ldc, M, N, static_cast<const T*>(p.bias) + j0);  // while the block is in cache
 }
 }  // namespace
 #endif

@@ -24,6 +24,13 @@ struct GemmParams {
   const void* bias = nullptr;
 };
 
+// C[i, j] += bias[j] over an [m × n] block of C (row stride ldc): GemmParams::bias, as each CPU path adds it.
+template <typename T>
+inline void add_row_bias(T* C, int64_t ldc, int64_t m, int64_t n, const T* bias) {
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t j = 0; j < n; j++) C[i * ldc + j] += bias[j];
+}
+
 template <typename T>
 void gemm(const GemmParams& p);          // by the policy below
 template <typename T>

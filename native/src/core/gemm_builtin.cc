@@ -126,11 +126,7 @@ void gemm_builtin(const GemmParams& p) {
     }
     const T* bias = p.bias ? static_cast<const T*>(p.bias) + j0 : nullptr;
     if (direct) {
-      if (bias)
-        for (int64_t i = 0; i < mb; i++) {
-          T* out = C + (i0 + i) * p.ldc + j0;
-          for (int64_t j = 0; j < nb; j++) out[j] += bias[j];
-        }
+      if (bias) add_row_bias(C + i0 * p.ldc + j0, p.ldc, mb, nb, bias);
       return;
     }
     for (int64_t i = 0; i < mb; i++) {
@@ -141,8 +137,7 @@ void gemm_builtin(const GemmParams& p) {
       } else {
         for (int64_t j = 0; j < nb; j++) out[j] = alpha * a[j] + beta * out[j];
       }
-      if (bias)
-        for (int64_t j = 0; j < nb; j++) out[j] += bias[j];
+      if (bias) add_row_bias(out, 0, 1, nb, bias);
     }
   });
 }
