@@ -501,9 +501,12 @@ describe('attention backward at L = 97 against the naive reference', () => {
 });
 
 describe('thread count', () => {
-  // Every query tile (forward) and every (sequence, head) or sequence (backward
-  // with dbias) is owned by one task, so results must be bit-identical for any
-  // number of threads; a race or a shared scratch buffer would break this.
+  // Every query tile or (sequence, head) (forward), and every (sequence, head) or
+  // sequence (backward with dbias) is owned by one task, so results must be
+  // bit-identical for any number of threads; a race or a shared scratch buffer
+  // would break this. With 15 heads, 1 and 3 threads take whole-head tasks that
+  // pack their own K and V (at least 4 heads per thread), 8 threads take query
+  // tiles over packs of the whole batch: both schedules must agree bit for bit.
   it('does not change a single bit of the forward or the gradients', () => {
     const c: Case = {
       name: 'threads', lens: [97, 3, 64, 0, 80], L: 97, H: 3, Dh: 40, alibi: true, bias: true, tokenMask: true, exclude: true, entropy: true,
@@ -513,16 +516,18 @@ describe('thread count', () => {
     const before = runtimeInfo().threads;
     const results: Array<[Forward, Grads]> = [];
     try {
-      for (const n of [1, 3]) {
+      for (const n of [1, 3, 8]) {
         setNumThreads(n);
         results.push([fusedForward(spec, 'float32', true), fusedGrads(spec, 'float32', W, We)]);
       }
     } finally {
       setNumThreads(before);
     }
-    const [[f1, g1], [f3, g3]] = results as [[Forward, Grads], [Forward, Grads]];
+    const [[f1, g1], [f3, g3], [f8, g8]] = results as [[Forward, Grads], [Forward, Grads], [Forward, Grads]];
     expect(f3).toEqual(f1);
     expect(g3).toEqual(g1);
+    expect(f8).toEqual(f1);
+    expect(g8).toEqual(g1);
   });
 });
 

@@ -77,12 +77,12 @@ T biased_row_sumexp(const T* x, const T* b, int64_t n, T mx) {
     const VF vm = vsplat<float>(mx);
     VF va = vsplat<float>(0);
     if (b)
-      for (; j + kWF <= n; j += kWF) va += vexp(vload(x + j) + vload(b + j) - vm);
+      for (; j + kWF <= n; j += kWF) va += vexp_sf(vload(x + j) + vload(b + j) - vm);
     else
-      for (; j + kWF <= n; j += kWF) va += vexp(vload(x + j) - vm);
+      for (; j + kWF <= n; j += kWF) va += vexp_sf(vload(x + j) - vm);
     acc = hsum(va);
   }
-  for (; j < n; j++) acc += fexp(biased(x, b, j) - mx);
+  for (; j < n; j++) acc += fexp_sf(biased(x, b, j) - mx);
   return acc;
 }
 
@@ -95,11 +95,11 @@ void scaled_softmax_row(T* x, const T* b, int64_t n, T lse, T gs) {
   if constexpr (std::is_same_v<T, float>) {
     const VF vl = vsplat<float>(lse), vg = vsplat<float>(gs);
     if (b)
-      for (; j + kWF <= n; j += kWF) vstore(x + j, vg * vexp(vload(x + j) + vload(b + j) - vl));
+      for (; j + kWF <= n; j += kWF) vstore(x + j, vg * vexp_sf(vload(x + j) + vload(b + j) - vl));
     else
-      for (; j + kWF <= n; j += kWF) vstore(x + j, vg * vexp(vload(x + j) - vl));
+      for (; j + kWF <= n; j += kWF) vstore(x + j, vg * vexp_sf(vload(x + j) - vl));
   }
-  for (; j < n; j++) x[j] = gs * fexp(biased(x, b, j) - lse);
+  for (; j < n; j++) x[j] = gs * fexp_sf(biased(x, b, j) - lse);
 }
 
 // The [M, chunk] logits buffer, from the storage block cache: it is the size
