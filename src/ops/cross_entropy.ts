@@ -1,5 +1,7 @@
 /** Cross-entropy over selected rows (with autograd) and the row-wise argmax. */
 import { native } from '../native/loader.js';
+import type { NativeTensor } from '../native/types.js';
+import { countTargets } from './count-targets.js';
 import { record, tensor, Tensor } from '../tensor.js';
 import { expected } from '../errors.js';
 import { add, scale } from './elementwise.js';
@@ -30,16 +32,35 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   }
   const ignore = opts.ignoreIndex ?? -100;
   checkInt(ignore, 'ignoreIndex', -(2 ** 31), 2 ** 31 - 1);
-  const r = native().crossEntropy(logits.native, targets.native, rows?.native ?? null, ignore);
+  // Targets on the host for cuda logits (a batch's labels, as a trainer holds them): counted and checked here,
+  // then uploaded, so that the op need not copy them back to count and check them (a wait for the device).
+  // With rows the op copies both back to check them anyway: then the targets only go up.
+  let uploaded: NativeTensor | null = null;
+  let hostCount: number | undefined;
+  if (targets.device === 'cpu' && logits.device !== 'cpu') {
+    if (!rows) hostCount = countTargets(targets.native.data() as Int32Array, logits.shape[1]!, ignore, 'crossEntropy');
+    uploaded = targets.native.to(logits.device);
+  }
+  const tNative = uploaded ?? targets.native;
+  let r: ReturnType<ReturnType<typeof native>['crossEntropy']>;
+  try {
+    r = hostCount === undefined
+      ? native().crossEntropy(logits.native, tNative, rows?.native ?? null, ignore)
+      : native().crossEntropy(logits.native, tNative, null, ignore, hostCount);
+  } catch (e) {
+    uploaded?.dispose();
+    throw e;
+  }
   const sl = logits.share();
-  const st = targets.share();
+  const st = uploaded ?? targets.share();
   const sr = rows ? rows.share() : null;
   const count = r.count;
   return record(
     'crossEntropy',
     [r.loss],
     [logits],
-    ([g]) => [native().crossEntropyBackward(g!.read()[0]!, sl, st, sr, r.lse, ignore, count)],
+    // The loss's gradient as a tensor: on cuda the kernel reads it there (reading it here would wait for the device).
+    ([g]) => [native().crossEntropyBackward(g!, sl, st, sr, r.lse, ignore, count)],
     sr ? [sl, st, sr, r.lse] : [sl, st, r.lse],
   )[0]!;
 }

@@ -8,10 +8,11 @@
  * its gradient added into that buffer by the kernel itself, chunk by chunk, so
  * no [V, D] gradient tensor is ever allocated.
  */
-import { ClozeError, expected } from '../errors.js';
+import { expected } from '../errors.js';
 import { native } from '../native/loader.js';
 import type { NativeTensor } from '../native/types.js';
 import { record, Tensor } from '../tensor.js';
+import { countTargets } from './count-targets.js';
 import { checkDtype, checkHeadOperands, checkInt, checkNumber, checkShape, checkTensor } from '../validate.js';
 
 export interface LinearCrossEntropyOptions {
@@ -49,7 +50,7 @@ export function linearCrossEntropy(
   let uploaded: NativeTensor | null = null;
   let hostCount: number | undefined;
   if (targets.device === 'cpu' && h.device !== 'cpu') {
-    hostCount = countTargets(targets.native.data() as Int32Array, weight.shape[0]!, ignore);
+    hostCount = countTargets(targets.native.data() as Int32Array, weight.shape[0]!, ignore, 'linearCrossEntropy');
     uploaded = targets.native.to(h.device);
   }
   const tNative = uploaded ?? targets.native;
@@ -93,21 +94,6 @@ export function linearCrossEntropy(
       ),
     sb ? [sh, sw, sb, st, r.lse] : [sh, sw, st, r.lse],
   )[0]!;
-}
-
-/** The non-ignored targets, each checked to be in [0, V) as the native op checks them (E_INDEX, same wording). */
-function countTargets(t: Int32Array, V: number, ignore: number): number {
-  let n = 0;
-  for (let i = 0; i < t.length; i++) {
-    const v = t[i]!;
-    if (v === ignore) continue;
-    if (v < 0 || v >= V) {
-      throw new ClozeError('E_INDEX',
-        `linearCrossEntropy: Expected indices in [0, ${V}) or the ignore index ${ignore} for targets but received ${v} at position ${i}`);
-    }
-    n++;
-  }
-  return n;
 }
 
 /**

@@ -4,7 +4,7 @@
  * kernels against the CPU.
  */
 import { describe, expect, it } from 'vitest';
-import { argmax, crossEntropy, tensor } from '../../src/index.js';
+import { argmax, backward, crossEntropy, Tensor, tensor } from '../../src/index.js';
 import { describeCuda, get } from '../helpers/cuda-harness.js';
 import { bf, bfSum, check, cpu64, dev, DTYPES, ints, native, quantize, values } from '../helpers/cuda-ops.js';
 import { gradcheck } from '../helpers/gradcheck.js';
@@ -89,6 +89,34 @@ function naiveCrossEntropy(x: number[], V: number, tg: number[], rows: number[] 
   return { loss, lse, d, count };
 }
 
+describe('crossEntropy: a caller\'s count and a tensor gradient (the paths that spare cuda its waits), on the CPU', () => {
+  const [N, V] = [6, 4];
+  const tg = [1, -100, 3, 0, 0, 2];
+  const args = () => [tensor(values(N * V, 5), [N, V], 'float32').native, tensor(tg, [N], 'int32').native, null, -100] as const;
+  it('a count equal to the non-ignored targets changes nothing; another is refused, naming count', () => {
+    const r = native().crossEntropy(...args());
+    const rc = native().crossEntropy(...args(), 5);
+    expect(r.count).toBe(5);
+    expect(rc.count).toBe(5);
+    expect(Array.from(rc.loss.data() as Float32Array)).toEqual(Array.from(r.loss.data() as Float32Array));
+    expect(() => native().crossEntropy(...args(), 4)).toThrow(/Expected 5 \(the non-ignored rows of targets\) for count but received 4/);
+    expect(() => native().crossEntropy(...args(), 7)).toThrow(/Expected at most the 6 rows of targets for count but received 7/);
+  });
+  it('the backward takes the loss gradient as a 0-d tensor of the logits\' dtype, with the same result as the number', () => {
+    for (const dtype of ['float32', 'float64'] as const) {
+      const x = tensor(values(N * V, 5), [N, V], dtype).native;
+      const t = tensor(tg, [N], 'int32').native;
+      const r = native().crossEntropy(x, t, null, -100);
+      const byNumber = native().crossEntropyBackward(0.75, x, t, null, r.lse, -100, r.count);
+      const byTensor = native().crossEntropyBackward(tensor([0.75], [], dtype).native, x, t, null, r.lse, -100, r.count);
+      expect(Array.from(byTensor.data() as Float32Array)).toEqual(Array.from(byNumber.data() as Float32Array));
+      const other = dtype === 'float32' ? 'float64' : 'float32';
+      expect(() => native().crossEntropyBackward(tensor([0.75], [], other).native, x, t, null, r.lse, -100, r.count)).toThrow(/gradLoss/);
+      expect(() => native().crossEntropyBackward(tensor([0.75, 1], [2], dtype).native, x, t, null, r.lse, -100, r.count)).toThrow(/gradLoss/);
+    }
+  });
+});
+
 describeCuda('nn', () => {
 
   it('crossEntropy and its backward match the CPU: all, some and no rows ignored, with and without row selection', () => {
@@ -119,6 +147,15 @@ describeCuda('nn', () => {
             const d = native().crossEntropyBackward(1.5, dev(x, [N, V], dtype), dt, dr, r.lse, IGN, r.count);
             const dc = native().crossEntropyBackward(1.5, cpu64(x, [N, V]), ct, cr, rc.lse, IGN, rc.count);
             check(`${l} dlogits`, dtype, d, dc, naive.d);
+            // The loss's gradient as a device tensor (read by the kernel) gives the same bits as the number.
+            const dg = native().crossEntropyBackward(dev([1.5], [], dtype), dev(x, [N, V], dtype), dt, dr, r.lse, IGN, r.count);
+            expect(Array.from(get(dg))).toEqual(Array.from(get(d)));
+            if (!rows) {
+              // A count from the caller: the targets are checked on the device, and nothing else changes.
+              const rg = native().crossEntropy(dev(x, [N, V], dtype), dt, null, IGN, naive.count);
+              expect(Array.from(get(rg.loss))).toEqual(Array.from(get(r.loss)));
+              expect(Array.from(get(rg.lse))).toEqual(Array.from(get(r.lse)));
+            }
           }
   });
 
@@ -127,6 +164,40 @@ describeCuda('nn', () => {
     expect(() => native().crossEntropy(x, ints([0, 3], [2], 'cuda'), null, -100)).toThrow(
       'Expected indices in [0, 3) or the ignore index -100 for targets but received 3 at position 1',
     );
+  });
+
+  it('host targets for cuda logits: counted on the host and uploaded, then the same loss and gradient as device targets', () => {
+    // A classifier's labels live on the host: crossEntropy counts and checks them there and uploads them, so the
+    // forward does not copy them back, and the backward reads the loss's gradient on the device.
+    const [N, V] = [9, 5];
+    const tg = [0, 4, -100, 2, 2, 1, -100, 3, 0];
+    for (const dtype of DTYPES) {
+      const run = (onDevice: boolean) => {
+        const x = new Tensor(dev(quantize(values(N * V, 3, 2), dtype), [N, V], dtype), true);
+        const t = tensor(tg, [N], 'int32');
+        const loss = crossEntropy(x, onDevice ? t.to('cuda') : t);
+        backward(loss);
+        return [get(loss.native), get(x.grad!.native)].map((a) => Array.from(a));
+      };
+      expect(run(false)).toEqual(run(true));
+    }
+    const bad = tg.slice();
+    bad[3] = V + 1;
+    expect(() => crossEntropy(new Tensor(dev(values(N * V, 3, 2), [N, V], 'float32')), tensor(bad, [N], 'int32')))
+      .toThrow(`crossEntropy: Expected indices in [0, ${V}) or the ignore index -100 for targets but received ${V + 1} at position 3`);
+  });
+
+  it('with a count given, bad device targets are reported at the next synchronize, in the forward and the backward', () => {
+    const [N, V] = [4, 3];
+    const x = dev(values(N * V, 1), [N, V], 'float32');
+    const r = native().crossEntropy(x, ints([0, 2, -5, 1], [N], 'cuda'), null, -100, 3);
+    expect(() => native().cudaSynchronize()).toThrow('Expected indices in [0, 3) or the ignore index -100 for targets but received -5 at position 2');
+    const good = native().crossEntropy(x, ints([0, 2, 1, 1], [N], 'cuda'), null, -100, 4);
+    const g = dev([1], [], 'float32');
+    native().crossEntropyBackward(g, x, ints([0, 2, 1, 7], [N], 'cuda'), null, good.lse, -100, 4);
+    expect(() => native().cudaSynchronize()).toThrow('Expected indices in [0, 3) or the ignore index -100 for targets but received 7 at position 3');
+    for (const t of [r.loss, r.lse, good.loss, good.lse]) t.dispose();
+    expect(() => native().cudaSynchronize()).not.toThrow();
   });
 
   it('argmaxRows picks the first of equal maxima, as the CPU', () => {

@@ -241,16 +241,17 @@ const int32_t* checked_indices(const ArgReader& a, NTensor* t, const char* name,
   return p;
 }
 
-void checked_indices_deferred(const ArgReader& a, NTensor* t, const char* name, int64_t hi) {
+void checked_indices_deferred(const ArgReader& a, NTensor* t, const char* name, int64_t hi, bool allow_special,
+                              int32_t special) {
   if (t->on_cuda()) {
     a.want_dtype(t, DType::I32, name);
 #ifdef CLOZE_CUDA
-    cuda::check_indices_deferred(t->ptr<int32_t>(), t->numel(), hi, false, 0, a.op, name);
+    cuda::check_indices_deferred(t->ptr<int32_t>(), t->numel(), hi, allow_special, special, a.op, name);
 #endif
     return;
   }
   std::vector<int32_t> unused;
-  checked_indices(a, t, name, hi, false, 0, &unused);
+  checked_indices(a, t, name, hi, allow_special, special, &unused);
 }
 
 DType stat_dtype(const NTensor* x) { return x->on_cuda() ? DType::F32 : x->dtype(); }

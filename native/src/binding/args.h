@@ -85,7 +85,8 @@ const int32_t* checked_indices(const ArgReader& a, NTensor* t, const char* name,
 // once; on cuda by a kernel whose result is read at the next read or
 // synchronize (cuda::check_indices_deferred: no wait here). The op must then
 // skip bad indices in its kernels rather than trust them.
-void checked_indices_deferred(const ArgReader& a, NTensor* t, const char* name, int64_t hi);
+void checked_indices_deferred(const ArgReader& a, NTensor* t, const char* name, int64_t hi, bool allow_special = false,
+                              int32_t special = 0);
 
 // The dtype of saved statistics (LayerNorm mean/rstd, cross-entropy lse): the
 // input's on the CPU, float32 on CUDA (see stat_t in core/dtype.h).

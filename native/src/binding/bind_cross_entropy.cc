@@ -6,16 +6,21 @@ namespace cloze {
 
 void register_cross_entropy(Napi::Env env, Napi::Object exports) {
   (void)env;
-  // crossEntropy(logits [N, V], targets [M] int32, rows [M] int32 | null, ignoreIndex)
+  // crossEntropy(logits [N, V], targets [M] int32, rows [M] int32 | null, ignoreIndex[, count])
   //   -> { loss: 0-d mean over non-ignored rows, lse: [M], count }
   // On CUDA the loss stays on the device; count comes from the targets, which
   // validation has already copied to the host (the op's one device→host copy
-  // with rows = null, two with rows); lse is float32 there.
+  // with rows = null, two with rows); lse is float32 there. count: the
+  // non-ignored targets, given by a caller that counted (and checked) them on
+  // the host before uploading them; cuda targets (without rows) are then
+  // checked on the device, with no copy back (cuda::check_indices_deferred).
   CLOZE_EXPORT(exports, "crossEntropy", [](const ArgReader& a) -> Napi::Value {
     NTensor* x = a.tensor(0, "logits");
     NTensor* tg = a.tensor(1, "targets");
     NTensor* rows = a.tensor_or_null(2, "rows");
     const int64_t ignore = a.integer(3, "ignoreIndex", INT32_MIN, INT32_MAX);
+    const bool given = a.info.Length() > 4 && !a.info[4].IsUndefined();
+    const int64_t given_count = given ? a.integer(4, "count", 0, INT32_MAX) : -1;
     a.want_float(x, "logits");
     a.want_ndim(x, 2, 2, "logits");
     const int64_t N = x->dim(0), V = x->dim(1);
@@ -35,11 +40,25 @@ void register_cross_entropy(Napi::Env env, Napi::Object exports) {
     } else if (M != N) {
       a.bad(ErrCode::Shape, "targets of shape [" + std::to_string(N) + "] (one per logits row)", "targets", tensor_desc(tg));
     }
-    const int32_t* tgh = checked_indices(a, tg, "targets", V, true, static_cast<int32_t>(ignore), &tg_buf);
+    if (given && given_count > M)
+      a.bad(ErrCode::Value, "at most the " + std::to_string(M) + " rows of targets", "count", std::to_string(given_count));
+    // Deferred on cuda when the caller counted: the kernels never index with a bad target (see ce_forward_kernel).
+    const bool defer = given && !rows && tg->on_cuda() && x->on_cuda();
+    const int32_t* tgh = nullptr;
+    if (defer)
+      checked_indices_deferred(a, tg, "targets", V, true, static_cast<int32_t>(ignore));
+    else
+      tgh = checked_indices(a, tg, "targets", V, true, static_cast<int32_t>(ignore), &tg_buf);
+    int64_t host_count = -1;  // counted here, where the targets are on the host
+    if (tgh) {
+      host_count = 0;
+      for (int64_t i = 0; i < M; i++) host_count += tgh[i] != static_cast<int32_t>(ignore);
+      if (given && given_count != host_count)
+        a.bad(ErrCode::Value, std::to_string(host_count) + " (the non-ignored rows of targets)", "count", std::to_string(given_count));
+    }
     Napi::Object lse = a.alloc(stat_dtype(x), {M}, false);
     if (x->on_cuda()) {
-      int64_t count = 0;
-      for (int64_t i = 0; i < M; i++) count += tgh[i] != static_cast<int32_t>(ignore);
+      const int64_t count = defer ? given_count : host_count;
       Napi::Object loss = a.alloc(x->dtype(), {}, false);
       dispatch(a, x, [&](auto t, auto dev) {
         using T = decltype(t);
@@ -85,9 +104,15 @@ void register_cross_entropy(Napi::Env env, Napi::Object exports) {
     return loss_result(a, x->dtype(), total, count, lse);
   });
 
-  // crossEntropyBackward(gradLoss number, logits, targets, rows|null, lse, ignoreIndex, count) -> dlogits [N, V]
+  // crossEntropyBackward(gradLoss number | 0-d tensor, logits, targets, rows|null, lse, ignoreIndex, count)
+  //   -> dlogits [N, V]
+  // On cuda, gradLoss may be the loss's gradient tensor itself (logits' dtype, 0-d): the kernel reads it there,
+  // so the backward does not wait to read it on the host; targets (without rows) are then checked on the device
+  // (deferred), their count being the forward's.
   CLOZE_EXPORT(exports, "crossEntropyBackward", [](const ArgReader& a) -> Napi::Value {
-    const double gl = a.number(0, "gradLoss");
+    const bool gl_tensor = a.info.Length() > 0 && a.info[0].IsObject();
+    double gl = gl_tensor ? 0.0 : a.number(0, "gradLoss");
+    NTensor* glt = gl_tensor ? a.tensor(0, "gradLoss") : nullptr;
     NTensor* x = a.tensor(1, "logits");
     NTensor* tg = a.tensor(2, "targets");
     NTensor* rows = a.tensor_or_null(3, "rows");
@@ -98,8 +123,21 @@ void register_cross_entropy(Napi::Env env, Napi::Object exports) {
     a.want_ndim(x, 2, 2, "logits");
     const int64_t N = x->dim(0), V = x->dim(1), M = tg->numel();
     a.want_ndim(tg, 1, 1, "targets");
+    if (glt) {
+      a.want_same_dtype(x, glt, "gradLoss");
+      a.want_shape(glt, {}, "gradLoss");
+      if (!glt->on_cuda()) {  // on the CPU the value is simply read (float32 or float64, as the logits)
+        gl = glt->dtype() == DType::F64 ? *glt->ptr<double>() : static_cast<double>(*glt->ptr<float>());
+        glt = nullptr;
+      }
+    }
     std::vector<int32_t> rows_buf, tg_buf;
-    checked_indices(a, tg, "targets", V, true, static_cast<int32_t>(ignore), &tg_buf);
+    // With rows, a kernel indexes by them: those stay checked on the host. Targets are only compared with
+    // column indices (ce_backward_kernel), so a bad one can wait for the deferred report.
+    if (glt && !rows)
+      checked_indices_deferred(a, tg, "targets", V, true, static_cast<int32_t>(ignore));
+    else
+      checked_indices(a, tg, "targets", V, true, static_cast<int32_t>(ignore), &tg_buf);
     if (rows) {
       a.want_shape(rows, {M}, "rows");
       checked_indices(a, rows, "rows", N, false, 0, &rows_buf);
@@ -121,7 +159,10 @@ void register_cross_entropy(Napi::Env env, Napi::Object exports) {
       p.rows = rows ? rows->ptr<int32_t>() : nullptr;
       p.ignore_index = static_cast<int32_t>(ignore);
       p.lse = lse->ptr<stat_t<T>>();
+      p.count = count;
       p.grad_scale = gl / static_cast<double>(count);
+      if constexpr (decltype(dev)::cuda)
+        if (glt) p.grad_loss = glt->ptr<T>();  // dloss read by the kernel, scaled by 1/count there
       p.dlogits = NTensor::Unwrap(dx)->ptr<T>();
       CLOZE_KERNEL(dev, cross_entropy_backward, p);
       return 0;

@@ -31,6 +31,8 @@ __global__ void ce_forward_kernel(const T* logits, const int32_t* targets, const
     return;
   }
   const T* x = logits + (rows ? static_cast<int64_t>(rows[m]) : m) * V;
+  // A target out of range is reported by the deferred check (crossEntropy with a count): read nothing for it.
+  const bool valid = t >= 0 && static_cast<int64_t>(t) < V;
   float mx = -INFINITY;
   for (int64_t c = lane; c < V; c += G) mx = fmaxf(mx, ld(x, c));
   mx = RG::max(mx, scratch);
@@ -39,16 +41,19 @@ __global__ void ce_forward_kernel(const T* logits, const int32_t* targets, const
   const float l = mx + logf(RG::sum(s, scratch));
   if (lane == 0) {
     lse[m] = l;
-    loss_row[m] = l - ld(x, t);
+    loss_row[m] = valid ? l - ld(x, t) : NAN;
   }
 }
 
 template <typename T, int G>
 __global__ void ce_backward_kernel(const T* logits, const int32_t* targets, const int32_t* rows, int32_t ignore,
-                                   int64_t M, int64_t V, const float* lse, float gs, T* dlogits) {
+                                   int64_t M, int64_t V, const float* lse, float gs, const T* grad_loss,
+                                   int64_t count, T* dlogits) {
   using RG = cuda::RowGroup<G>;
   const int64_t m = RG::row();
   if (m >= M) return;
+  // The loss's gradient read here when it is on the device (no wait on the host), as the fused head does.
+  if (grad_loss) gs = static_cast<float>(static_cast<double>(ld(grad_loss, 0)) / static_cast<double>(count));
   const int32_t t = targets[m];
   if (t == ignore) return;  // its row of dlogits stays zero
   const int64_t row = rows ? static_cast<int64_t>(rows[m]) : m;
@@ -142,7 +147,7 @@ void cross_entropy_backward_cuda(const CrossEntropyParams<T>& p) {
     using RG = decltype(rg);
     CLOZE_LAUNCH("crossEntropyBackward", (ce_backward_kernel<T, RG::kSize>), RG::grid(p.M), cuda::kRowBlock, 0,
                  p.logits, p.targets, p.rows, p.ignore_index, p.M, p.V, p.lse, static_cast<float>(p.grad_scale),
-                 p.dlogits);
+                 p.grad_loss, p.count, p.dlogits);
   });
 }
 

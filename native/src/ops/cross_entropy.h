@@ -20,6 +20,7 @@ struct CrossEntropyParams {
   int64_t count = 0;                 // rows not ignored (set by the CPU forward; an input on CUDA)
   T* loss = nullptr;                 // CUDA forward: 0-d, receives total/count (0 when count is 0)
   double grad_scale = 0;             // backward: dloss / count
+  const T* grad_loss = nullptr;      // cuda backward: 0-d dloss on the device; with it, dloss / count is formed there
   T* dlogits = nullptr;              // [N, V], zero outside the selected rows
 };
 // Returns the summed loss over non-ignored rows (caller divides by count).

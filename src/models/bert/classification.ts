@@ -146,7 +146,7 @@ export class BertForSequenceClassification extends Module {
     for (let i = 0; i < l.length; i++) {
       if (!(l[i]! >= 0 && l[i]! < this.numLabels)) throw expected(`class ids in [0, ${this.numLabels})`, 'labels', `${l[i]} at position ${i}`, 'E_INDEX');
     }
-    return crossEntropy(logits, labels.to(this.device));
+    return crossEntropy(logits, labels);  // host labels are counted and uploaded there, with no wait for the device
   }
 
   /**

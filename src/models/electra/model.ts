@@ -262,7 +262,7 @@ export class ElectraForPreTraining extends Module {
   discriminatorLoss(logits: Tensor, labels: Tensor): Tensor {
     checkShape(labels, logits.shape, 'labels');
     // CE over the logits [0, z] with target y is log(1 + e^z) − y·z: the BCE with logits.
-    return crossEntropy(linear(reshape(logits, [-1, 1]), this.twoClass), labels.to(this.device));
+    return crossEntropy(linear(reshape(logits, [-1, 1]), this.twoClass), labels);  // host labels: uploaded there, no wait
   }
 
   /**

@@ -148,7 +148,8 @@ export function buildFinetuneTask(
       for (let q = start * T; q < (start + mine.length) * T; q++) tokens += lengths[q]!;
     }
     const { batch, maskRows } = classifier.batchOf(Array.from(mine, (i) => train.examples[i]!), adversary ? { padded: true, padTo } : {});
-    const labels = fromTypedArray(Int32Array.from(mine, (i) => train.labels[i]!), [mine.length]).to(model.device);
+    // On the host: crossEntropy counts and checks them there and uploads them, so it need not wait for the device.
+    const labels = fromTypedArray(Int32Array.from(mine, (i) => train.labels[i]!), [mine.length]);
     const weight = hi > lo ? mine.length / all.length : 0;
     if (adversary) {
       // ASA's terms (cross-entropy, the symmetric KL, τ²·kept pairs per sequence) are batch means: weight makes each
@@ -179,8 +180,8 @@ export function buildFinetuneTask(
       if (world) return shardLoss(all, k);
       const ids = all;  // one process: the whole global batch
       const { batch, maskRows } = classifier.batchOf(Array.from(ids, (i) => train.examples[i]!), { padded: adversary !== null });
-      // Moved once: --adv's PGD calls lossOf twice.
-      const labels = fromTypedArray(Int32Array.from(ids, (i) => train.labels[i]!), [ids.length]).to(model.device);
+      // On the host, as in shardLoss: crossEntropy uploads them without waiting for the device.
+      const labels = fromTypedArray(Int32Array.from(ids, (i) => train.labels[i]!), [ids.length]);
       if (adversary) return { loss: asaLoss(classifier, adversary, batch, maskRows, labels, cfg.asaTau).loss, units: ids.length };
       const lossOf = (b: typeof batch) => crossEntropy(classifier.classLogits(b, maskRows), labels);
       if (!cfg.adv) return { loss: lossOf(batch), units: ids.length };
