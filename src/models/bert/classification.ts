@@ -146,7 +146,8 @@ export class BertForSequenceClassification extends Module {
     for (let i = 0; i < l.length; i++) {
       if (!(l[i]! >= 0 && l[i]! < this.numLabels)) throw expected(`class ids in [0, ${this.numLabels})`, 'labels', `${l[i]} at position ${i}`, 'E_INDEX');
     }
-    return crossEntropy(logits, labels);  // host labels are counted and uploaded there, with no wait for the device
+    // Host labels stay on the host: crossEntropy counts and uploads them there, with no wait for the device.
+    return crossEntropy(logits, labels.device === 'cpu' ? labels : labels.to(this.device));
   }
 
   /**

@@ -262,7 +262,8 @@ export class ElectraForPreTraining extends Module {
   discriminatorLoss(logits: Tensor, labels: Tensor): Tensor {
     checkShape(labels, logits.shape, 'labels');
     // CE over the logits [0, z] with target y is log(1 + e^z) − y·z: the BCE with logits.
-    return crossEntropy(linear(reshape(logits, [-1, 1]), this.twoClass), labels);  // host labels: uploaded there, no wait
+    // Host labels stay on the host: crossEntropy counts and uploads them there, with no wait for the device.
+    return crossEntropy(linear(reshape(logits, [-1, 1]), this.twoClass), labels.device === 'cpu' ? labels : labels.to(this.device));
   }
 
   /**
