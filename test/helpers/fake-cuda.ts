@@ -4,8 +4,8 @@
  * `empty(…, 'cuda')`, `uniformNoise(…, 'cuda')`, or the output of an op whose
  * inputs are on it) is a real CPU tensor tagged as cuda: its `device` reads
  * 'cuda', and every addon call checks, as the cuda addon does, that its tensor
- * arguments are all on one device, throwing E_DEVICE naming the op and the
- * argument otherwise. Reads of tagged handles (read(), to('cpu')) are
+ * arguments are all on one device (but for the host tensors it takes on purpose:
+ * hostAllowed), throwing E_DEVICE naming the op and the argument otherwise. Reads of tagged handles (read(), to('cpu')) are
  * counted; data() of one throws, as a cuda tensor's zero-copy view does.
  *
  * Use it through vi.mock of src/native/loader.js (see fakeCudaLoader), so every
@@ -43,6 +43,14 @@ function deviceError(op: string, what: string): Error {
   const e = new Error(`${op}: Expected every tensor on device cuda (pretend) but received ${what} on the CPU`) as Error & { code: string };
   e.code = 'E_DEVICE';
   return e;
+}
+
+/**
+ * Host tensors the cuda addon takes on purpose: attention's cuSeqlens (the binding validates it on the host and
+ * uploads it itself, so that a device copy need not be read back).
+ */
+function hostAllowed(op: string, at: string): boolean {
+  return (op === 'attention' || op === 'attentionBackward') && at.endsWith('.cuSeqlens');
 }
 
 /** The handles among an argument or result: itself, an array's items, a plain object's values. */
@@ -115,7 +123,7 @@ export function wrapAddon(real: Addon): Addon {
           const hs = a.flatMap((x, i) => handlesIn(x, isHandle).map((e) => ({ ...e, at: `argument ${i}${e.at}` })));
           if (hs.some((e) => tagged.has(e.h as object))) cuda = true;
           if (cuda) {
-            const host = hs.find((e) => !tagged.has(e.h as object));
+            const host = hs.find((e) => !tagged.has(e.h as object) && !hostAllowed(prop, e.at));
             if (host) throw deviceError(prop, `${host.at} (${host.h.dtype} [${host.h.shape.join(', ')}])`);
             fake.cudaCalls++;
           }

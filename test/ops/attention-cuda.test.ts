@@ -49,6 +49,7 @@ function runCuda(
   W: ArrayLike<number>,
   We?: ArrayLike<number>,
   tiledKernel = false,
+  cuOnHost = false,
 ): Result {
   const nnz = tokenCount(s);
   const shape = s.cuSeqlens ? [nnz, s.H, s.Dh] : [s.B, s.L, s.H, s.Dh];
@@ -65,7 +66,8 @@ function runCuda(
     const v = dev(s.v, shape, dtype);
     const opts = {
       scale: s.scale,
-      cuSeqlens: s.cuSeqlens ? dev(s.cuSeqlens, [s.B + 1], 'int32') : undefined,
+      // On the host, cuSeqlens is validated there and uploaded by the binding (no read back from the device).
+      cuSeqlens: s.cuSeqlens ? (cuOnHost ? put(s.cuSeqlens, [s.B + 1], 'int32', 'cpu') : dev(s.cuSeqlens, [s.B + 1], 'int32')) : undefined,
       maxSeqlen: s.cuSeqlens ? s.L : undefined,
       keyPadding: s.keyPadding ? dev(s.keyPadding, [s.B, s.L], 'uint8') : undefined,
       alibiSlopes: s.alibiSlopes ? dev(s.alibiSlopes, [s.H], dtype) : undefined,
@@ -327,6 +329,30 @@ describeCuda('attention', () => {
     expect(r.out.every((x) => x === 0)).toBe(true);
     expect(r.lse.every((x) => x === -Infinity)).toBe(true);
     for (const g of [r.dq, r.dk, r.dv]) expect(g.every((x) => x === 0)).toBe(true);
+  });
+
+  it('varlen with cuSeqlens on the host: the same bits as with it on the device, and the same refusals', () => {
+    const spec = makeSpec({ name: '', lens: [17, 0, 63, 5], L: 63, H: 2, Dh: 40, tokenMask: true, exclude: true }, 23);
+    const { W } = upstream(spec, 5);
+    for (const dtype of ['float32', 'bfloat16'] as const) {
+      const w = dtype === 'bfloat16' ? roundBf16(W) : W;
+      const s = dtype === 'bfloat16' ? roundSpecBf16(spec) : spec;
+      const onDevice = runCuda(s, dtype, false, w);
+      const onHost = runCuda(s, dtype, false, w, undefined, false, true);
+      for (const key of ['out', 'lse', 'dq', 'dk', 'dv'] as const) expect(onHost[key]).toEqual(onDevice[key]);
+    }
+    const nnz = tokenCount(spec);
+    const q = put(spec.q, [nnz, spec.H, spec.Dh], 'float32', 'cuda');
+    const bad = Int32Array.from(spec.cuSeqlens!);
+    bad[bad.length - 1] = nnz + 1;
+    try {
+      for (const cu of [put(bad, [bad.length], 'int32', 'cpu'), put(bad, [bad.length], 'int32', 'cuda')])
+        expect(() => native().attention(q, q, q, { cuSeqlens: cu, maxSeqlen: spec.L })).toThrow(
+          `Expected cuSeqlens[B] equal to the ${nnz} packed tokens of q for cuSeqlens but received ${nnz + 1}`,
+        );
+    } finally {
+      q.dispose();
+    }
   });
 
   it('mma: every output and gradient is deterministic (no atomics)', () => {

@@ -91,6 +91,16 @@ NTensor* ArgReader::tensor_field(const Napi::Object& o, const char* key) const {
   return t;
 }
 
+NTensor* ArgReader::host_or_device_field(const Napi::Object& o, const char* key) const {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return nullptr;
+  if (!NTensor::IsInstance(env(), v)) bad(ErrCode::Value, "a native tensor", key, describe(v));
+  NTensor* t = NTensor::Unwrap(v.As<Napi::Object>());
+  if (t->disposed()) bad(ErrCode::Value, "a live tensor", key, "a disposed tensor");
+  if (t->device() != Device::CPU) note_device(t, key);
+  return t;
+}
+
 bool ArgReader::boolean(size_t i, const char* name) const {
   Napi::Value v = info[i];
   if (v.IsUndefined()) return false;

@@ -29,6 +29,9 @@ struct ArgReader {
   NTensor* tensor(size_t i, const char* name) const;           // required
   NTensor* tensor_or_null(size_t i, const char* name) const;   // null/undefined → nullptr
   NTensor* tensor_field(const Napi::Object& o, const char* key) const;  // optional object field
+  // A tensor field that may also be a host tensor when the op runs on cuda (small index data the binding
+  // validates on the host and uploads itself); a device tensor must be on the op's device.
+  NTensor* host_or_device_field(const Napi::Object& o, const char* key) const;
   bool boolean(size_t i, const char* name) const;
   double number(size_t i, const char* name) const;
   int64_t integer(size_t i, const char* name, int64_t lo, int64_t hi) const;

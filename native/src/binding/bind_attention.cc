@@ -1,6 +1,7 @@
 // Fused attention bindings: every mask mode is validated here, before the
 // kernel sees a pointer.
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,8 @@ struct AttnSetup {
   bool varlen = false;
   double scale;
   NTensor* cu = nullptr;
+  const int32_t* cu_ptr = nullptr;   // cuSeqlens where the kernels read it
+  std::shared_ptr<void> cu_upload;   // cuda with host cuSeqlens: the binding's device copy, freed after the launch
   NTensor* key_padding = nullptr;
   NTensor* alibi = nullptr;
   NTensor* bias = nullptr;
@@ -39,7 +42,9 @@ AttnSetup parse(const ArgReader& a, size_t qi, size_t opt_i) {
   s.v = a.tensor(qi + 2, "v");
   a.want_float(s.q, "q");
   Napi::Object o = a.options(opt_i);
-  s.cu = a.tensor_field(o, "cuSeqlens");
+  // cuSeqlens may stay on the host for a cuda call: it is validated there with no copy back (a wait for the
+  // device, twice per layer per step), then uploaded by the binding.
+  s.cu = a.host_or_device_field(o, "cuSeqlens");
   s.varlen = s.cu != nullptr;
   a.want_ndim(s.q, s.varlen ? 3 : 4, s.varlen ? 3 : 4, "q");
   for (auto [t, n] : {std::pair{s.k, "k"}, std::pair{s.v, "v"}}) {
@@ -63,10 +68,11 @@ AttnSetup parse(const ArgReader& a, size_t qi, size_t opt_i) {
     if (!(ml >= 0 && std::floor(ml) == ml && ml < 2147483648.0))
       a.bad(ErrCode::Value, "a non-negative integer", "maxSeqlen", a.describe(mv));
     s.L = static_cast<int64_t>(ml);
-    // The offsets are validated on the host; on cuda that takes a copy (and a
-    // wait for the stream) of these B+1 integers.
+    // The offsets are validated on the host; a device cuSeqlens takes a copy
+    // (and a wait for the stream) of these B+1 integers, a host one none.
     std::vector<int32_t> cu_host;
     const int32_t* cu = s.cu->ptr<int32_t>();
+    s.cu_ptr = cu;
     if (s.cu->on_cuda()) {
 #ifdef CLOZE_CUDA
       cu_host.resize(static_cast<size_t>(s.B + 1));
@@ -84,6 +90,16 @@ AttnSetup parse(const ArgReader& a, size_t qi, size_t opt_i) {
     if (cu[s.B] != s.nnz)
       a.bad(ErrCode::Value, "cuSeqlens[B] equal to the " + std::to_string(s.nnz) + " packed tokens of q", "cuSeqlens",
             std::to_string(cu[s.B]));
+    if (a.on_cuda() && !s.cu->on_cuda()) {
+#ifdef CLOZE_CUDA
+      // Uploads this small go through pinned staging and do not wait (cuda::copy); the stream-ordered free
+      // after the launch keeps the copy until the kernels have read it.
+      const size_t bytes = sizeof(int32_t) * static_cast<size_t>(s.B + 1);
+      s.cu_upload = std::shared_ptr<void>(cuda::alloc(bytes, a.op), [](void* d) { cuda::free(d); });
+      cuda::copy(s.cu_upload.get(), true, cu, false, bytes, a.op);
+      s.cu_ptr = static_cast<const int32_t*>(s.cu_upload.get());
+#endif
+    }
     s.stat_shape = {s.H, s.nnz};
   } else {
     s.B = s.q->dim(0);
@@ -144,7 +160,7 @@ AttentionParams<T> to_params(const AttnSetup& s) {
   p.H = s.H;
   p.Dh = s.Dh;
   p.nnz = s.nnz;
-  p.cu_seqlens = s.cu ? s.cu->ptr<int32_t>() : nullptr;
+  p.cu_seqlens = s.cu ? s.cu_ptr : nullptr;
   p.scale = s.scale;
   p.key_padding = s.key_padding ? s.key_padding->ptr<uint8_t>() : nullptr;
   p.alibi_slopes = s.alibi ? s.alibi->ptr<T>() : nullptr;

@@ -237,7 +237,9 @@ export function embedBatch(bert: Pick<BertTrunk, 'embeddings' | 'device'>, c: Be
   const types = (batch.tokenTypeIds ?? (c.typeVocabSize > 0 ? fromTypedArray(new Int32Array(batch.ids.size), batch.ids.shape) : null))?.to(dev) ?? null;
   const layout: AttentionLayout = { ...(slopes ? { alibiSlopes: slopes } : {}) };
   if (isPacked(batch)) {
-    layout.cuSeqlens = batch.cuSeqlens.to(dev);
+    // Left on the host: attention validates it there and uploads it itself, where a device copy would be read
+    // back for validation (a wait for the device) in every layer's forward and backward.
+    layout.cuSeqlens = batch.cuSeqlens;
     layout.maxSeqlen = batch.maxSeqlen;
   } else if (batch.attentionMask) {
     layout.keyPadding = keyPaddingFromAttentionMask(batch.attentionMask, batch.ids.shape).to(dev);
