@@ -219,9 +219,9 @@ async function finetunePrepared(
   let task: ReturnType<typeof buildFinetuneTask>;
   let placement: Placement | null = null;
   try {
-    // On cuda the model (and the verbalizer's word ids) move before the optimizer flattens the parameters there.
+    // On cuda the model moves before the optimizer flattens the parameters there (the verbalizer's word ids
+    // stay on the host: see TextClassifier).
     placement = placeModel([classifier.module], cfg);
-    classifier.moveIndices(placement.device);
     const mc = classifier.module.config;
     if (mc.positionEmbedding === 'absolute' && cfg.maxLength > mc.maxPosition) {
       throw new ClozeError('E_VALUE', `${where}: Expected maxLength at most ${mc.maxPosition} (the model's max_position_embeddings in ${from}/config.json) for maxLength but received ${cfg.maxLength}`);

@@ -46,11 +46,19 @@ function deviceError(op: string, what: string): Error {
 }
 
 /**
- * Host tensors the cuda addon takes on purpose: attention's cuSeqlens (the binding validates it on the host and
- * uploads it itself, so that a device copy need not be read back).
+ * Host tensors the cuda addon takes on purpose (index data the binding validates on the host and uploads itself,
+ * so that a device copy need not be read back): attention's cuSeqlens, the label-word ops' words and classOf.
  */
+const HOST_ARGS: Record<string, string> = {
+  attention: 'argument 3.cuSeqlens',
+  attentionBackward: 'argument 6.cuSeqlens',
+  labelWordLogits: 'argument 3',
+  labelWordLogitsBackward: 'argument 3',
+  verbalizerPool: 'argument 1',
+  verbalizerPoolBackward: 'argument 2',
+};
 function hostAllowed(op: string, at: string): boolean {
-  return (op === 'attention' || op === 'attentionBackward') && at.endsWith('.cuSeqlens');
+  return HOST_ARGS[op] === at;
 }
 
 /** The handles among an argument or result: itself, an array's items, a plain object's values. */

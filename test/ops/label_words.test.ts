@@ -386,6 +386,21 @@ describeCuda('labelWordLogits', () => {
       for (let i = 0; i < 3; i++) assertClose(get(gb[i]!), get(rb[i]!), F32, `grad[${i}]`);
     });
 
+  it('words on the host (checked there, uploaded by the binding): the same bits as words on the device, and the same refusal', () => {
+    const h = put(hv, [M, D], 'float32', 'cuda');
+    const w = put(wv, [V, D], 'float32', 'cuda');
+    const b = put(bv, [V], 'float32', 'cuda');
+    const g = put(gv, [M, K], 'float32', 'cuda');
+    const onDevice = put(words, [K], 'int32', 'cuda');
+    const onHost = put(words, [K], 'int32', 'cpu');
+    expect(Array.from(get(native().labelWordLogits(h, w, b, onHost)))).toEqual(Array.from(get(native().labelWordLogits(h, w, b, onDevice))));
+    const gd = native().labelWordLogitsBackward(g, h, w, onDevice, true, true, true);
+    const gh = native().labelWordLogitsBackward(g, h, w, onHost, true, true, true);
+    for (let i = 0; i < 3; i++) expect(Array.from(get(gh[i]!))).toEqual(Array.from(get(gd[i]!)));
+    const bad = put([1, V, 2], [3], 'int32', 'cpu');
+    expect(() => native().labelWordLogits(h, w, b, bad)).toThrow(`Expected indices in [0, ${V}) for words but received ${V} at position 1`);
+  });
+
   it('bfloat16 is within 2x the naive bf16 error (logits, dh, dW)', () => {
     const r = native().labelWordLogits(cpu64(hv, [M, D]), cpu64(wv, [V, D]), cpu64(bv, [V]), put(words, [K], 'int32', 'cpu'));
     const rb = native().labelWordLogitsBackward(cpu64(gv, [M, K]), cpu64(hv, [M, D]), cpu64(wv, [V, D]), put(words, [K], 'int32', 'cpu'), true, true, false);
@@ -445,6 +460,17 @@ describeCuda('verbalizerPool', () => {
       const zerosCpu = get(rb).map((x) => (x === 0 ? 1 : 0));
       expect(get(gb).map((x) => (x === 0 ? 1 : 0))).toEqual(zerosCpu);
     });
+
+  it('classOf on the host (checked there, uploaded by the binding): the same bits as classOf on the device', () => {
+    const sc = put(sv, [B, T, K], 'float32', 'cuda');
+    const g = put(gv, [B, C], 'float32', 'cuda');
+    const onDevice = put(classOf, [K], 'int32', 'cuda');
+    const onHost = put(classOf, [K], 'int32', 'cpu');
+    expect(Array.from(get(native().verbalizerPool(sc, onHost, C)))).toEqual(Array.from(get(native().verbalizerPool(sc, onDevice, C))));
+    expect(Array.from(get(native().verbalizerPoolBackward(g, sc, onHost, C)))).toEqual(
+      Array.from(get(native().verbalizerPoolBackward(g, sc, onDevice, C))),
+    );
+  });
 
   it('rejects a class without a word with the CPU message', () => {
     const bad = [0, 2, 0, 0, 2, 2, 0];

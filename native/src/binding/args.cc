@@ -75,6 +75,15 @@ NTensor* ArgReader::tensor(size_t i, const char* name) const {
   return t;
 }
 
+NTensor* ArgReader::host_or_device_tensor(size_t i, const char* name) const {
+  Napi::Value v = info[i];
+  if (!NTensor::IsInstance(env(), v)) bad(ErrCode::Value, "a native tensor", name, describe(v));
+  NTensor* t = NTensor::Unwrap(v.As<Napi::Object>());
+  if (t->disposed()) bad(ErrCode::Value, "a live tensor", name, "a disposed tensor");
+  if (t->device() != Device::CPU) note_device(t, name);
+  return t;
+}
+
 NTensor* ArgReader::tensor_or_null(size_t i, const char* name) const {
   Napi::Value v = info[i];
   if (v.IsUndefined() || v.IsNull()) return nullptr;
@@ -262,6 +271,19 @@ void checked_indices_deferred(const ArgReader& a, NTensor* t, const char* name, 
   }
   std::vector<int32_t> unused;
   checked_indices(a, t, name, hi, allow_special, special, &unused);
+}
+
+void kernel_indices(const ArgReader& a, NTensor* t, const char* name, int64_t hi, KernelIndices* out) {
+  out->host = checked_indices(a, t, name, hi, false, 0, &out->buf);
+  out->kernel = t->ptr<int32_t>();
+  if (a.on_cuda() && !t->on_cuda()) {
+#ifdef CLOZE_CUDA
+    const size_t bytes = sizeof(int32_t) * static_cast<size_t>(t->numel());
+    out->upload = std::shared_ptr<void>(cuda::alloc(bytes > 0 ? bytes : 1, a.op), [](void* d) { cuda::free(d); });
+    cuda::copy(out->upload.get(), true, out->host, false, bytes, a.op);
+    out->kernel = static_cast<const int32_t*>(out->upload.get());
+#endif
+  }
 }
 
 DType stat_dtype(const NTensor* x) { return x->on_cuda() ? DType::F32 : x->dtype(); }

@@ -5,6 +5,7 @@
 
 #include <string>
 #include <type_traits>
+#include <memory>
 #include <vector>
 
 #include "../core/error.h"
@@ -27,6 +28,8 @@ struct ArgReader {
   std::string describe(const Napi::Value& v) const;
 
   NTensor* tensor(size_t i, const char* name) const;           // required
+  // A required tensor that may also be on the host when the op runs on cuda (index data: see kernel_indices).
+  NTensor* host_or_device_tensor(size_t i, const char* name) const;
   NTensor* tensor_or_null(size_t i, const char* name) const;   // null/undefined → nullptr
   NTensor* tensor_field(const Napi::Object& o, const char* key) const;  // optional object field
   // A tensor field that may also be a host tensor when the op runs on cuda (small index data the binding
@@ -90,6 +93,21 @@ const int32_t* checked_indices(const ArgReader& a, NTensor* t, const char* name,
 // skip bad indices in its kernels rather than trust them.
 void checked_indices_deferred(const ArgReader& a, NTensor* t, const char* name, int64_t hi, bool allow_special = false,
                               int32_t special = 0);
+
+// Index data for a kernel, checked as checked_indices checks it. A host tensor
+// is checked where it is and, for a cuda op, uploaded by the binding (small
+// uploads go through pinned staging and do not wait; the stream-ordered free
+// when this is destroyed, after the launch, keeps the copy until the kernels
+// have read it). A device tensor is copied to the host for the check (a wait
+// for the stream), as before. Callers that hold their indices on the host pass
+// them so, and no step waits for the device on their account.
+struct KernelIndices {
+  const int32_t* host = nullptr;    // the checked values, on the host
+  const int32_t* kernel = nullptr;  // where the op's kernels read them (the op's device)
+  std::vector<int32_t> buf;
+  std::shared_ptr<void> upload;
+};
+void kernel_indices(const ArgReader& a, NTensor* t, const char* name, int64_t hi, KernelIndices* out);
 
 // The dtype of saved statistics (LayerNorm mean/rstd, cross-entropy lse): the
 // input's on the CPU, float32 on CUDA (see stat_t in core/dtype.h).

@@ -29,9 +29,10 @@ struct LwDims {
 };
 
 // h [M, D] float with D >= 1, weight [V, D] with V >= 1, int32 words [K] with
-// K >= 1 and every entry in [0, V) (cuda words are copied to the host for
-// this: K int32s), and an [M, K] output that fits.
-LwDims check_logits_inputs(const ArgReader& a, NTensor* h, NTensor* w, NTensor* words) {
+// K >= 1 and every entry in [0, V), and an [M, K] output that fits. Words on
+// the host are checked there and, for a cuda op, uploaded (no wait); cuda words
+// are copied to the host for the check (K int32s, a wait). See kernel_indices.
+LwDims check_logits_inputs(const ArgReader& a, NTensor* h, NTensor* w, NTensor* words, KernelIndices* wi) {
   a.want_float(h, "input");
   a.want_ndim(h, 2, 2, "input");
   LwDims d;
@@ -48,14 +49,13 @@ LwDims check_logits_inputs(const ArgReader& a, NTensor* h, NTensor* w, NTensor* 
   a.want_ndim(words, 1, 1, "words");
   d.K = words->dim(0);
   if (d.K == 0) a.bad(ErrCode::Shape, "at least one label word ([K] with K >= 1)", "words", tensor_desc(words));
-  std::vector<int32_t> buf;
-  checked_indices(a, words, "words", d.V, false, 0, &buf);
+  kernel_indices(a, words, "words", d.V, wi);
   checked_product(a, d.M, d.K, "an [M, K] output (M = " + std::to_string(d.M) + " rows)", "words", tensor_desc(words));
   return d;
 }
 
 template <typename T>
-LabelWordParams<T> logits_params(const LwDims& d, NTensor* h, NTensor* w, NTensor* words) {
+LabelWordParams<T> logits_params(const LwDims& d, NTensor* h, NTensor* w, const KernelIndices& words) {
   LabelWordParams<T> p;
   p.M = d.M;
   p.D = d.D;
@@ -63,7 +63,7 @@ LabelWordParams<T> logits_params(const LwDims& d, NTensor* h, NTensor* w, NTenso
   p.K = d.K;
   p.h = h->ptr<T>();
   p.w = w->ptr<T>();
-  p.words = words->ptr<int32_t>();
+  p.words = words.kernel;
   return p;
 }
 
@@ -73,7 +73,7 @@ struct PoolDims {
 
 // scores [B, T, K] float with T, K >= 1; int32 classOf [K] with entries in
 // [0, C) and every class in [0, C) given at least one word (so C <= K).
-PoolDims check_pool_inputs(const ArgReader& a, NTensor* scores, NTensor* class_of, int64_t C) {
+PoolDims check_pool_inputs(const ArgReader& a, NTensor* scores, NTensor* class_of, int64_t C, KernelIndices* ci) {
   a.want_float(scores, "scores");
   a.want_ndim(scores, 3, 3, "scores");
   PoolDims d;
@@ -85,8 +85,8 @@ PoolDims check_pool_inputs(const ArgReader& a, NTensor* scores, NTensor* class_o
     a.bad(ErrCode::Shape, "scores [B, T, K] with at least one template (T) and one word (K)", "scores", tensor_desc(scores));
   a.want_dtype(class_of, DType::I32, "classOf");
   a.want_shape(class_of, {d.K}, "classOf");
-  std::vector<int32_t> buf;
-  const int32_t* cls = checked_indices(a, class_of, "classOf", C, false, 0, &buf);
+  kernel_indices(a, class_of, "classOf", C, ci);  // on the host or uploaded, as words (check_logits_inputs)
+  const int32_t* cls = ci->host;
   if (C > d.K)
     a.bad(ErrCode::Value, "at most K = " + std::to_string(d.K) + " classes (each class needs a word)", "numClasses",
           std::to_string(C));
@@ -100,14 +100,14 @@ PoolDims check_pool_inputs(const ArgReader& a, NTensor* scores, NTensor* class_o
 }
 
 template <typename T>
-VerbalizerPoolParams<T> pool_params(const PoolDims& d, NTensor* scores, NTensor* class_of) {
+VerbalizerPoolParams<T> pool_params(const PoolDims& d, NTensor* scores, const KernelIndices& class_of) {
   VerbalizerPoolParams<T> p;
   p.B = d.B;
   p.T_ = d.T;
   p.K = d.K;
   p.C = d.C;
   p.scores = scores->ptr<T>();
-  p.class_of = class_of->ptr<int32_t>();
+  p.class_of = class_of.kernel;
   return p;
 }
 
@@ -120,8 +120,9 @@ void register_label_words(Napi::Env env, Napi::Object exports) {
     NTensor* h = a.tensor(0, "input");
     NTensor* w = a.tensor(1, "weight");
     NTensor* b = a.tensor_or_null(2, "bias");
-    NTensor* words = a.tensor(3, "words");
-    const LwDims d = check_logits_inputs(a, h, w, words);
+    NTensor* words = a.host_or_device_tensor(3, "words");
+    KernelIndices wi;
+    const LwDims d = check_logits_inputs(a, h, w, words, &wi);
     if (b) {
       a.want_same_dtype(h, b, "bias");
       a.want_shape(b, {d.V}, "bias");
@@ -129,7 +130,7 @@ void register_label_words(Napi::Env env, Napi::Object exports) {
     Napi::Object out = a.alloc(h->dtype(), {d.M, d.K}, false);  // every element written
     dispatch(a, h, [&](auto t, auto dev) {
       using T = decltype(t);
-      LabelWordParams<T> p = logits_params<T>(d, h, w, words);
+      LabelWordParams<T> p = logits_params<T>(d, h, w, wi);
       p.b = ptr_or_null<T>(b);
       p.out = cloze::out<T>(out);
       CLOZE_KERNEL(dev, label_word_logits_forward, p);
@@ -144,9 +145,10 @@ void register_label_words(Napi::Env env, Napi::Object exports) {
     NTensor* g = a.tensor(0, "grad");
     NTensor* h = a.tensor(1, "input");
     NTensor* w = a.tensor(2, "weight");
-    NTensor* words = a.tensor(3, "words");
+    NTensor* words = a.host_or_device_tensor(3, "words");
     const bool nh = a.boolean(4, "needInput"), nw = a.boolean(5, "needWeight"), nb = a.boolean(6, "needBias");
-    const LwDims d = check_logits_inputs(a, h, w, words);
+    KernelIndices wi;
+    const LwDims d = check_logits_inputs(a, h, w, words, &wi);
     a.want_same_dtype(h, g, "grad");
     a.want_shape(g, {d.M, d.K}, "grad");
     Napi::Object dh, dw, db;
@@ -156,7 +158,7 @@ void register_label_words(Napi::Env env, Napi::Object exports) {
     if (nh || nw || nb)
       dispatch(a, h, [&](auto t, auto dev) {
         using T = decltype(t);
-        LabelWordParams<T> p = logits_params<T>(d, h, w, words);
+        LabelWordParams<T> p = logits_params<T>(d, h, w, wi);
         p.dout = g->ptr<T>();
         p.dh = nh ? cloze::out<T>(dh) : nullptr;
         p.dw = nw ? cloze::out<T>(dw) : nullptr;
@@ -174,13 +176,14 @@ void register_label_words(Napi::Env env, Napi::Object exports) {
   // verbalizerPool(scores [B, T, K], classOf int32 [K], numClasses C) -> [B, C]
   CLOZE_EXPORT(exports, "verbalizerPool", [](const ArgReader& a) -> Napi::Value {
     NTensor* scores = a.tensor(0, "scores");
-    NTensor* class_of = a.tensor(1, "classOf");
+    NTensor* class_of = a.host_or_device_tensor(1, "classOf");
     const int64_t C = a.integer(2, "numClasses", 1, INT32_MAX);
-    const PoolDims d = check_pool_inputs(a, scores, class_of, C);
+    KernelIndices ci;
+    const PoolDims d = check_pool_inputs(a, scores, class_of, C, &ci);
     Napi::Object out = a.alloc(scores->dtype(), {d.B, d.C}, false);  // every element written
     dispatch(a, scores, [&](auto t, auto dev) {
       using T = decltype(t);
-      VerbalizerPoolParams<T> p = pool_params<T>(d, scores, class_of);
+      VerbalizerPoolParams<T> p = pool_params<T>(d, scores, ci);
       p.out = cloze::out<T>(out);
       CLOZE_KERNEL(dev, verbalizer_pool_forward, p);
       return 0;
@@ -192,15 +195,16 @@ void register_label_words(Napi::Env env, Napi::Object exports) {
   CLOZE_EXPORT(exports, "verbalizerPoolBackward", [](const ArgReader& a) -> Napi::Value {
     NTensor* g = a.tensor(0, "grad");
     NTensor* scores = a.tensor(1, "scores");
-    NTensor* class_of = a.tensor(2, "classOf");
+    NTensor* class_of = a.host_or_device_tensor(2, "classOf");
     const int64_t C = a.integer(3, "numClasses", 1, INT32_MAX);
-    const PoolDims d = check_pool_inputs(a, scores, class_of, C);
+    KernelIndices ci;
+    const PoolDims d = check_pool_inputs(a, scores, class_of, C, &ci);
     a.want_same_dtype(scores, g, "grad");
     a.want_shape(g, {d.B, d.C}, "grad");
     Napi::Object ds = a.alloc(scores->dtype(), {d.B, d.T, d.K}, false);  // every element written
     dispatch(a, scores, [&](auto t, auto dev) {
       using T = decltype(t);
-      VerbalizerPoolParams<T> p = pool_params<T>(d, scores, class_of);
+      VerbalizerPoolParams<T> p = pool_params<T>(d, scores, ci);
       p.dout = g->ptr<T>();
       p.dscores = cloze::out<T>(ds);
       CLOZE_KERNEL(dev, verbalizer_pool_backward, p);

@@ -406,7 +406,8 @@ export class BertForMaskedLM extends Module {
     if (rows.shape.length !== 1) throw expected('an int32 tensor [M]', 'rows', rows, 'E_SHAPE');
     checkTensor(words, 'words');
     const h = this.headInput(batch, rows);
-    return labelWordLogits(h, this.bert.embeddings.word_embeddings.weight, this.cls.predictions.bias, words.to(this.device));
+    // Host word ids stay there: the op checks them on the host and uploads them, with no wait for the device.
+    return labelWordLogits(h, this.bert.embeddings.word_embeddings.weight, this.cls.predictions.bias, words.device === 'cpu' ? words : words.to(this.device));
   }
 
   /**

@@ -14,7 +14,6 @@ import type { BertForMaskedLM } from '../../models/bert/model.js';
 import { reshape } from '../../ops/elementwise.js';
 import { verbalizerPool } from '../../ops/label_words.js';
 import { fromTypedArray, type Tensor } from '../../tensor.js';
-import type { Device } from '../../native/types.js';
 import type { TextTokenizer } from '../../data/tokenizer.js';
 import { batchOfExamples, buildSequence, type MvpTemplate, type VerbalizerIds } from './mvp-inputs.js';
 
@@ -43,28 +42,15 @@ export class TextClassifier {
   ) {
     this.numClasses = labels.length;
     if (m.method === 'mvp') {
-      // Kept for the model's lifetime: every batch scores the same words.
+      // Kept for the model's lifetime, on the host whatever the model's device: every batch scores the same
+      // words, and the label-word ops check host indices where they are and upload them without waiting for
+      // the device (a device copy would be read back for the check at every call).
       this.words = keep(fromTypedArray(m.prompts.verbalizer.words, [m.prompts.verbalizer.words.length]));
       this.classOf = keep(fromTypedArray(m.prompts.verbalizer.classOf, [m.prompts.verbalizer.classOf.length]));
     } else {
       this.words = null;
       this.classOf = null;
     }
-  }
-
-  /**
-   * Puts MVP's label-word ids and their classes on `device` (the model's,
-   * after it moved), so that no step copies them there again.
-   */
-  moveIndices(device: Device): void {
-    const move = (t: Tensor | null): Tensor | null => {
-      if (!t || t.device === device) return t;
-      const moved = keep(t.to(device));
-      t.dispose();
-      return moved;
-    };
-    this.words = move(this.words);
-    this.classOf = move(this.classOf);
   }
 
   get module(): BertForSequenceClassification | BertForMaskedLM {
