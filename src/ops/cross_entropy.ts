@@ -38,6 +38,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   let uploaded: NativeTensor | null = null;
   let hostCount: number | undefined;
   if (targets.device === 'cpu' && logits.device !== 'cpu') {
+    if (logits.shape[1] === 0) throw expected('logits with at least one class', 'logits', logits, 'E_SHAPE');
     if (!rows) hostCount = countTargets(targets.native.data() as Int32Array, logits.shape[1]!, ignore, 'crossEntropy');
     uploaded = targets.native.to(logits.device);
   }

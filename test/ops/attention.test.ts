@@ -68,6 +68,10 @@ forwardCases.push(
   { name: 'ALiBi 3 heads L=1', L: 1, H: 3, Dh: 24, alibi: true },
   { name: 'ALiBi 1 head L=97', L: 97, H: 1, Dh: 59, alibi: true },
   { name: 'ALiBi custom scale', L: 7, H: 2, Dh: 40, alibi: true, scale: 0.3 },
+  // A scale of 0 (uniform weights over the keys left) and a negative one, with masked keys: the scale cannot go
+  // into the exponent there (0·(−∞) is NaN; max(scale·s) = scale·max(s) needs scale > 0).
+  { name: 'keyPadding scale 0', L: 97, H: 2, Dh: 40, keyPadding: true, scale: 0 },
+  { name: 'tokenMask+exclude negative scale', L: 97, H: 2, Dh: 24, tokenMask: true, exclude: true, scale: -0.4 },
   { name: 'bias L=97', L: 97, H: 2, Dh: 64, bias: true },
   { name: 'bias L=7', L: 7, H: 2, Dh: 40, bias: true },
   { name: 'attnMask L=97', L: 97, H: 2, Dh: 24, attnMask: true },
@@ -477,6 +481,8 @@ describe('attention backward at L = 97 against the naive reference', () => {
     { name: 'attnMask+entropy', B: 1, L: 97, H: 3, Dh: 64, attnMask: true, entropy: true },
     { name: 'varlen+ALiBi+bias+MTO+entropy', lens: [97, 0, 70, 3], L: 97, H: 2, Dh: 24, alibi: true, bias: true, tokenMask: true, exclude: true, entropy: true },
     { name: 'plain, no entropy', B: 2, L: 97, H: 2, Dh: 64 },
+    { name: 'keyPadding, scale 0', B: 2, L: 97, H: 2, Dh: 40, keyPadding: true, scale: 0 },
+    { name: 'keyPadding, negative scale', B: 2, L: 97, H: 2, Dh: 40, keyPadding: true, scale: -0.4 },
     { name: 'Dh=59 bias+entropy', B: 1, L: 97, H: 2, Dh: 59, bias: true, entropy: true },
     { name: 'L=300 keyPadding+ALiBi+bias+MTO+entropy', B: 1, L: 300, H: 2, Dh: 40, keyPadding: true, alibi: true, bias: true, tokenMask: true, exclude: true, entropy: true },
   ];

@@ -14,6 +14,9 @@ void register_cross_entropy(Napi::Env env, Napi::Object exports) {
   // non-ignored targets, given by a caller that counted (and checked) them on
   // the host before uploading them; cuda targets (without rows) are then
   // checked on the device, with no copy back (cuda::check_indices_deferred).
+  // There the count is trusted (only bounded by M): a wrong one scales the
+  // loss and its gradient wrongly. A bad target reads nothing out of range: its
+  // row's loss is NaN, and the error comes at the next read or synchronize.
   CLOZE_EXPORT(exports, "crossEntropy", [](const ArgReader& a) -> Napi::Value {
     NTensor* x = a.tensor(0, "logits");
     NTensor* tg = a.tensor(1, "targets");

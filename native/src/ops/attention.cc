@@ -173,7 +173,8 @@ void forward_tile(const AttentionParams<T>& p, const Geometry<T>& g, const T* qh
   std::fill(w.e.begin(), w.e.end(), T(0));
   // The scale goes into the exponent unless ALiBi, a bias or the entropy need the scaled logits first (a
   // positive scale keeps the row's maximum: max(scale·s) = scale·max(s), rounding included).
-  const bool fold = !p.alibi_slopes && !p.bias && !want_entropy;
+  // Only for a positive scale: max(scale·s) = scale·max(s) needs it, and 0·(−∞) is NaN.
+  const bool fold = !p.alibi_slopes && !p.bias && !want_entropy && p.scale > 0;
   const T scale = static_cast<T>(p.scale);
   for (int64_t j0 = 0; j0 < len; j0 += BK) {
     const int64_t bk = std::min(BK, len - j0);
@@ -296,7 +297,7 @@ void backward_head(const AttentionParams<T>& p, const Geometry<T>& g, const Head
   const int64_t Dh = p.Dh, start = g.start(b), len = g.len(b);
   const T scale = static_cast<T>(p.scale);
   // As the forward: the scale into the row kernel unless ALiBi or a bias need scaled logits, or dbias unscaled dS.
-  const bool fold = !p.alibi_slopes && !p.bias && !p.dbias;
+  const bool fold = !p.alibi_slopes && !p.bias && !p.dbias && p.scale > 0;
   const int64_t sbase = g.stat(b, h);
   const T *qh = pk.q, *kh = pk.k, *doh = pk.dout;
   // dK and dV accumulate in contiguous scratch over all query tiles.
