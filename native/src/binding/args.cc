@@ -66,22 +66,18 @@ std::string ArgReader::describe(const Napi::Value& v) const {
   return "an object";
 }
 
-NTensor* ArgReader::tensor(size_t i, const char* name) const {
-  Napi::Value v = info[i];
+NTensor* ArgReader::live_tensor(const Napi::Value& v, const char* name, DeviceRule device) const {
   if (!NTensor::IsInstance(env(), v)) bad(ErrCode::Value, "a native tensor", name, describe(v));
   NTensor* t = NTensor::Unwrap(v.As<Napi::Object>());
   if (t->disposed()) bad(ErrCode::Value, "a live tensor", name, "a disposed tensor");
-  note_device(t, name);
+  if (device == DeviceRule::kSame || t->device() != Device::CPU) note_device(t, name);
   return t;
 }
 
+NTensor* ArgReader::tensor(size_t i, const char* name) const { return live_tensor(info[i], name, DeviceRule::kSame); }
+
 NTensor* ArgReader::host_or_device_tensor(size_t i, const char* name) const {
-  Napi::Value v = info[i];
-  if (!NTensor::IsInstance(env(), v)) bad(ErrCode::Value, "a native tensor", name, describe(v));
-  NTensor* t = NTensor::Unwrap(v.As<Napi::Object>());
-  if (t->disposed()) bad(ErrCode::Value, "a live tensor", name, "a disposed tensor");
-  if (t->device() != Device::CPU) note_device(t, name);
-  return t;
+  return live_tensor(info[i], name, DeviceRule::kHostOk);
 }
 
 NTensor* ArgReader::tensor_or_null(size_t i, const char* name) const {
@@ -93,21 +89,13 @@ NTensor* ArgReader::tensor_or_null(size_t i, const char* name) const {
 NTensor* ArgReader::tensor_field(const Napi::Object& o, const char* key) const {
   Napi::Value v = o.Get(key);
   if (v.IsUndefined() || v.IsNull()) return nullptr;
-  if (!NTensor::IsInstance(env(), v)) bad(ErrCode::Value, "a native tensor", key, describe(v));
-  NTensor* t = NTensor::Unwrap(v.As<Napi::Object>());
-  if (t->disposed()) bad(ErrCode::Value, "a live tensor", key, "a disposed tensor");
-  note_device(t, key);
-  return t;
+  return live_tensor(v, key, DeviceRule::kSame);
 }
 
 NTensor* ArgReader::host_or_device_field(const Napi::Object& o, const char* key) const {
   Napi::Value v = o.Get(key);
   if (v.IsUndefined() || v.IsNull()) return nullptr;
-  if (!NTensor::IsInstance(env(), v)) bad(ErrCode::Value, "a native tensor", key, describe(v));
-  NTensor* t = NTensor::Unwrap(v.As<Napi::Object>());
-  if (t->disposed()) bad(ErrCode::Value, "a live tensor", key, "a disposed tensor");
-  if (t->device() != Device::CPU) note_device(t, key);
-  return t;
+  return live_tensor(v, key, DeviceRule::kHostOk);
 }
 
 bool ArgReader::boolean(size_t i, const char* name) const {

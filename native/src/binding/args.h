@@ -22,6 +22,10 @@ struct ArgReader {
   mutable bool dev_known = false;
 
   Napi::Env env() const { return info.Env(); }
+  // v as a live tensor argument called `name`. kSame: on the op's device (the first tensor read sets it);
+  // kHostOk: a host tensor is accepted beside a cuda op too (index data the binding checks and uploads).
+  enum class DeviceRule { kSame, kHostOk };
+  NTensor* live_tensor(const Napi::Value& v, const char* name, DeviceRule device) const;
   [[noreturn]] void bad(ErrCode c, const std::string& what, const std::string& name, const std::string& got) const {
     fail(c, op, expected(what, name, got));
   }

@@ -44,18 +44,23 @@ inline VF vexp(VF x) {
 // Accuracy: t = x·log2 e is rounded once before the split (vexp splits ln 2 in two instead), so the relative error
 // grows with |x|: about 1 ulp near 0, 5e-7 at x = −20, 2.6e-6 (some 30 ulp) at x = −88. Its absolute error stays
 // below half an ulp of 1, which is what softmax sums and log-sum-exps see. Other ISAs use vexp.
+// 2^f for |f| ≤ ½ (vexp_sf and fexp_sf: one template, so that lanes and tails take the same steps).
+template <typename V>
+inline V exp2_poly(V f) {
+  V y = f * 1.5346503641922027e-4f + 1.33999390527606e-3f;
+  y = y * f + 9.618486277759075e-3f;
+  y = y * f + 5.550328642129898e-2f;
+  y = y * f + 2.4022646248340607e-1f;
+  y = y * f + 6.931471824645996e-1f;
+  return y * f + 1.0f;
+}
+
 inline VF vexp_sf(VF x) {
 #if defined(__AVX512F__)
   const __m512 t = _mm512_max_ps(_mm512_set1_ps(-200.0f), (__m512)(x * 1.44269504088896341f));
   const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const VF f = (VF)_mm512_sub_ps(t, n);
-  VF y = f * 1.5346503641922027e-4f + 1.33999390527606e-3f;
-  y = y * f + 9.618486277759075e-3f;
-  y = y * f + 5.550328642129898e-2f;
-  y = y * f + 2.4022646248340607e-1f;
-  y = y * f + 6.931471824645996e-1f;
-  y = y * f + 1.0f;
-  return (VF)_mm512_scalef_ps((__m512)y, n);
+  return (VF)_mm512_scalef_ps((__m512)exp2_poly(f), n);
 #else
   return vexp(x);
 #endif
@@ -70,12 +75,7 @@ inline float fexp_sf(float x) {
   t = t < -200.0f ? -200.0f : t;
   const float n = std::nearbyint(t);
   const float f = t - n;
-  float y = f * 1.5346503641922027e-4f + 1.33999390527606e-3f;
-  y = y * f + 9.618486277759075e-3f;
-  y = y * f + 5.550328642129898e-2f;
-  y = y * f + 2.4022646248340607e-1f;
-  y = y * f + 6.931471824645996e-1f;
-  y = y * f + 1.0f;
+  const float y = exp2_poly(f);
   // n is finite here except for t = +∞ or NaN, where y is NaN already (vexp_sf gives NaN there too).
   return std::ldexp(y, static_cast<int>(std::max(-300.0f, std::min(300.0f, n))));
 #else
