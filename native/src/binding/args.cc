@@ -261,16 +261,23 @@ void checked_indices_deferred(const ArgReader& a, NTensor* t, const char* name, 
   checked_indices(a, t, name, hi, allow_special, special, &unused);
 }
 
+std::shared_ptr<void> upload_int32(const ArgReader& a, const int32_t* host, int64_t n) {
+#ifdef CLOZE_CUDA
+  const size_t bytes = sizeof(int32_t) * static_cast<size_t>(n);
+  std::shared_ptr<void> d(cuda::alloc(bytes > 0 ? bytes : 1, a.op), [](void* q) { cuda::free(q); });
+  cuda::copy(d.get(), true, host, false, bytes, a.op);
+  return d;
+#else
+  fail(ErrCode::Device, a.op, "Expected the cuda build for an upload to the device (this is the CPU build)");
+#endif
+}
+
 void kernel_indices(const ArgReader& a, NTensor* t, const char* name, int64_t hi, KernelIndices* out) {
   out->host = checked_indices(a, t, name, hi, false, 0, &out->buf);
   out->kernel = t->ptr<int32_t>();
   if (a.on_cuda() && !t->on_cuda()) {
-#ifdef CLOZE_CUDA
-    const size_t bytes = sizeof(int32_t) * static_cast<size_t>(t->numel());
-    out->upload = std::shared_ptr<void>(cuda::alloc(bytes > 0 ? bytes : 1, a.op), [](void* d) { cuda::free(d); });
-    cuda::copy(out->upload.get(), true, out->host, false, bytes, a.op);
+    out->upload = upload_int32(a, out->host, t->numel());
     out->kernel = static_cast<const int32_t*>(out->upload.get());
-#endif
   }
 }
 

@@ -91,14 +91,8 @@ AttnSetup parse(const ArgReader& a, size_t qi, size_t opt_i) {
       a.bad(ErrCode::Value, "cuSeqlens[B] equal to the " + std::to_string(s.nnz) + " packed tokens of q", "cuSeqlens",
             std::to_string(cu[s.B]));
     if (a.on_cuda() && !s.cu->on_cuda()) {
-#ifdef CLOZE_CUDA
-      // Uploads this small go through pinned staging and do not wait (cuda::copy); the stream-ordered free
-      // after the launch keeps the copy until the kernels have read it.
-      const size_t bytes = sizeof(int32_t) * static_cast<size_t>(s.B + 1);
-      s.cu_upload = std::shared_ptr<void>(cuda::alloc(bytes, a.op), [](void* d) { cuda::free(d); });
-      cuda::copy(s.cu_upload.get(), true, cu, false, bytes, a.op);
+      s.cu_upload = upload_int32(a, cu, s.B + 1);
       s.cu_ptr = static_cast<const int32_t*>(s.cu_upload.get());
-#endif
     }
     s.stat_shape = {s.H, s.nnz};
   } else {

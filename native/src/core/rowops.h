@@ -37,9 +37,8 @@ inline VF vexp(VF x) {
 // MLM head): 2^t with t = x·log2 e split as 2^n·2^f, n = round(t), |f| ≤ ½, and AVX-512's vscalefps applying 2^n.
 // vscalefps handles the range itself (overflow to ∞, underflow to 0), so the clamps, the magic-number rounding and
 // the exponent's integer arithmetic of vexp go: 11 vector operations instead of 19. For arguments up to about 88
-// (softmax's x − max ≤ 0); +∞ gives NaN, where vexp clamps. −∞ gives exactly 0 (t is held
-// at −200 first, below float's range, so f stays finite) and NaN stays NaN (vmaxps returns its second operand,
-// t, when t is NaN). The degree-6 polynomial for 2^f on [−½, ½] is a weighted least-squares fit at Chebyshev nodes
+// (softmax's x − max ≤ 0); +∞ gives NaN, where vexp clamps. −∞ gives exactly 0 (t is held at −200 first, below
+// float's range, so f stays finite) and NaN stays NaN (vmaxps returns its second operand, t, when t is NaN). The degree-6 polynomial for 2^f on [−½, ½] is a weighted least-squares fit at Chebyshev nodes
 // (relative error about 1.5e-8 with its coefficients rounded to float, below 1e-7 evaluated in float32).
 // Accuracy: t = x·log2 e is rounded once before the split (vexp splits ln 2 in two instead), so the relative error
 // grows with |x|: about 1 ulp near 0, 5e-7 at x = −20, 2.6e-6 (some 30 ulp) at x = −88. Its absolute error stays

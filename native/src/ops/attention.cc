@@ -31,6 +31,11 @@ struct Geometry {
   int64_t len(int64_t b) const { return p.cu_seqlens ? p.cu_seqlens[b + 1] - p.cu_seqlens[b] : p.L; }
   // Offset of (b, h, i=0) in lse/entropy.
   int64_t stat(int64_t b, int64_t h) const { return p.cu_seqlens ? h * p.nnz + start(b) : (b * p.H + h) * p.L; }
+  int64_t longest() const {
+    int64_t n = 0;
+    for (int64_t b = 0; b < p.B; b++) n = std::max(n, len(b));
+    return n;
+  }
   // Whether row i of sequence b gets an entropy value.
   bool entropy_row(int64_t start_b, int64_t i) const {
     return !p.entropy_masked_only || !p.token_mask || p.token_mask[start_b + i] != 0;
@@ -77,6 +82,20 @@ void finish_logits(const AttentionParams<T>& p, int64_t b, int64_t h, int64_t st
   }
 }
 
+// One head's rows of src (a token-major input, row stride `row`), the sequence from token `start` on:
+// transposed into key tiles of [Dh × BK], tile j at dst + j·tile_stride, or copied into [len × Dh].
+// Shared by the batch-wide packs below and the whole-head tasks' own packs.
+template <typename T>
+void pack_head_tiles(const T* src, int64_t row, int64_t start, int64_t len, int64_t h, int64_t Dh, T* dst,
+                     int64_t tile_stride) {
+  for (int64_t j0 = 0; j0 < len; j0 += BK)
+    transpose_tile(std::min(BK, len - j0), Dh, src + (start + j0) * row + h * Dh, row, dst + (j0 / BK) * tile_stride, BK);
+}
+template <typename T>
+void pack_head_rows(const T* src, int64_t row, int64_t start, int64_t len, int64_t h, int64_t Dh, T* dst) {
+  for (int64_t i = 0; i < len; i++) copy_short(src + (start + i) * row + h * Dh, dst + i * Dh, Dh);
+}
+
 // Kᵀ (or Vᵀ) of every (sequence, head), cut into key tiles of [Dh × BK] that
 // are each contiguous: transposed once per call rather than once per query
 // tile, and read with a short, cache-friendly row stride. O(L) extra memory.
@@ -99,11 +118,8 @@ TransposedTiles<T> pack_transposed(const AttentionParams<T>& p, const Geometry<T
   for (int64_t b = 0; b < p.B; b++) t.tile_base[b + 1] = t.tile_base[b] + (g.len(b) + BK - 1) / BK;
   t.data = Storage::allocate(sizeof(T) * t.tile_base[p.B] * p.H * p.Dh * BK, "attention", false);
   ThreadPool::get().parallel_for(p.B * p.H, [&](int64_t task, int) {
-    const int64_t b = task / p.H, h = task % p.H, start = g.start(b), len = g.len(b);
-    for (int64_t j0 = 0; j0 < len; j0 += BK) {
-      const int64_t bk = std::min(BK, len - j0);
-      transpose_tile(bk, p.Dh, src + (start + j0) * row + h * p.Dh, row, const_cast<T*>(t.tile(b, h, j0)), BK);
-    }
+    const int64_t b = task / p.H, h = task % p.H;
+    pack_head_tiles(src, row, g.start(b), g.len(b), h, p.Dh, const_cast<T*>(t.tile(b, h, 0)), p.H * p.Dh * BK);
   });
   return t;
 }
@@ -128,8 +144,7 @@ PackedRows<T> pack_rows(const AttentionParams<T>& p, const Geometry<T>& g, const
   t.data = Storage::allocate(sizeof(T) * p.nnz * p.H * p.Dh, "attention", false);
   ThreadPool::get().parallel_for(p.B * p.H, [&](int64_t task, int) {
     const int64_t b = task / p.H, h = task % p.H, start = g.start(b), len = g.len(b);
-    T* dst = const_cast<T*>(t.rows(start, len, h));
-    for (int64_t i = 0; i < len; i++) copy_short(src + (start + i) * row + h * p.Dh, dst + i * p.Dh, p.Dh);
+    pack_head_rows(src, row, start, len, h, p.Dh, const_cast<T*>(t.rows(start, len, h)));
   });
   return t;
 }
@@ -271,16 +286,11 @@ struct HeadPacks {
 template <typename T>
 HeadPacks<T> pack_head(const AttentionParams<T>& p, const Geometry<T>& g, int64_t b, int64_t h, BwdScratch<T>& w) {
   const int64_t Dh = p.Dh, start = g.start(b), len = g.len(b);
-  for (int64_t j0 = 0; j0 < len; j0 += BK) {
-    const int64_t bk = std::min(BK, len - j0);
-    transpose_tile(bk, Dh, p.k + (start + j0) * p.k_row + h * Dh, p.k_row, w.kt + (j0 / BK) * Dh * BK, BK);
-    transpose_tile(bk, Dh, p.v + (start + j0) * p.v_row + h * Dh, p.v_row, w.vt + (j0 / BK) * Dh * BK, BK);
-  }
-  for (int64_t i = 0; i < len; i++) {
-    copy_short(p.q + (start + i) * p.q_row + h * Dh, w.q + i * Dh, Dh);
-    copy_short(p.k + (start + i) * p.k_row + h * Dh, w.k + i * Dh, Dh);
-    copy_short(p.dout + (start + i) * p.o_row + h * Dh, w.dout + i * Dh, Dh);
-  }
+  pack_head_tiles(p.k, p.k_row, start, len, h, Dh, w.kt, Dh * BK);
+  pack_head_tiles(p.v, p.v_row, start, len, h, Dh, w.vt, Dh * BK);
+  pack_head_rows(p.q, p.q_row, start, len, h, Dh, w.q);
+  pack_head_rows(p.k, p.k_row, start, len, h, Dh, w.k);
+  pack_head_rows(p.dout, p.o_row, start, len, h, Dh, w.dout);
   return {w.kt, w.vt, w.q, w.k, w.dout, Dh * BK};
 }
 
@@ -363,17 +373,13 @@ void attention_forward_cpu(const AttentionParams<T>& p) {
     // into its own scratch and runs all its query tiles. The packs (2·len·Dh values) stay in the core's L2 while
     // they are read; packed for the whole batch up front, they had been written to memory and read back
     // (32 MB at B = 32, L = 512, H = 4, Dh = 64), and the forward ran at 70% of its key-tile speed.
-    int64_t longest = 0;
-    for (int64_t b = 0; b < p.B; b++) longest = std::max(longest, g.len(b));
-    for (auto& s : scratch) s.init(p.Dh, longest);
+    for (auto& s : scratch) s.init(p.Dh, g.longest());
     pool.parallel_for(p.B * p.H, [&](int64_t t, int tid) {
       const int64_t b = t / p.H, h = t % p.H, start = g.start(b), len = g.len(b);
       FwdScratch<T>& w = scratch[tid];
-      for (int64_t j0 = 0; j0 < len; j0 += BK)
-        transpose_tile(std::min(BK, len - j0), p.Dh, p.k + (start + j0) * p.k_row + h * p.Dh, p.k_row,
-                       w.kt + (j0 / BK) * p.Dh * BK, BK);
+      pack_head_tiles(p.k, p.k_row, start, len, h, p.Dh, w.kt, p.Dh * BK);
       // (Packing Q as well measured 3% slower: its rows are read straight from the input, 4 times per query tile.)
-      for (int64_t i = 0; i < len; i++) copy_short(p.v + (start + i) * p.v_row + h * p.Dh, w.v + i * p.Dh, p.Dh);
+      pack_head_rows(p.v, p.v_row, start, len, h, p.Dh, w.v);
       const T* qh = p.q + start * p.q_row + h * p.Dh;
       for (int64_t i0 = 0; i0 < len; i0 += BQ)
         forward_tile(p, g, qh, p.q_row, w.kt, p.Dh * BK, w.v, b, h, i0, w);
@@ -402,9 +408,7 @@ void attention_backward_cpu(const AttentionParams<T>& p) {
   // As the forward: with enough heads per thread, each task packs its own head into its scratch (kept in the
   // core's L2) instead of reading packs of the whole batch written to memory up front.
   const bool own = p.B * p.H >= kHeadsPerThread * pool.size();
-  int64_t longest = 0;
-  for (int64_t b = 0; b < p.B; b++) longest = std::max(longest, g.len(b));
-  for (auto& s : scratch) s.init(std::max(p.L, longest), p.Dh, own);
+  for (auto& s : scratch) s.init(std::max(p.L, g.longest()), p.Dh, own);
   BwdPacks<T> pk;
   if (!own)
     pk = {pack_transposed(p, g, p.k, p.k_row), pack_transposed(p, g, p.v, p.v_row), pack_rows(p, g, p.q, p.q_row),
