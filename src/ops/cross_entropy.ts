@@ -1,7 +1,6 @@
 /** Cross-entropy over selected rows (with autograd) and the row-wise argmax. */
 import { native } from '../native/loader.js';
-import type { NativeTensor } from '../native/types.js';
-import { countTargets } from './count-targets.js';
+import { hostTargets } from './count-targets.js';
 import { record, tensor, Tensor } from '../tensor.js';
 import { expected } from '../errors.js';
 import { add, scale } from './elementwise.js';
@@ -32,16 +31,10 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   }
   const ignore = opts.ignoreIndex ?? -100;
   checkInt(ignore, 'ignoreIndex', -(2 ** 31), 2 ** 31 - 1);
-  // Targets on the host for cuda logits (a batch's labels, as a trainer holds them): counted and checked here,
-  // then uploaded, so that the op need not copy them back to count and check them (a wait for the device).
-  // With rows the op copies both back to check them anyway: then the targets only go up.
-  let uploaded: NativeTensor | null = null;
-  let hostCount: number | undefined;
-  if (targets.device === 'cpu' && logits.device !== 'cpu') {
-    if (logits.shape[1] === 0) throw expected('logits with at least one class', 'logits', logits, 'E_SHAPE');
-    if (!rows) hostCount = countTargets(targets.native.data() as Int32Array, logits.shape[1]!, ignore, 'crossEntropy');
-    uploaded = targets.native.to(logits.device);
-  }
+  // Host targets for cuda logits go up counted (hostTargets); with rows the op copies both back to check them
+  // anyway, so the targets only go up.
+  if (logits.shape[1] === 0) throw expected('logits with at least one class', 'logits', logits, 'E_SHAPE');
+  const { uploaded, count: hostCount } = hostTargets(targets, logits.device, logits.shape[1]!, ignore, 'crossEntropy', !rows);
   const tNative = uploaded ?? targets.native;
   let r: ReturnType<ReturnType<typeof native>['crossEntropy']>;
   try {

@@ -12,7 +12,7 @@ import { expected } from '../errors.js';
 import { native } from '../native/loader.js';
 import type { NativeTensor } from '../native/types.js';
 import { record, Tensor } from '../tensor.js';
-import { countTargets } from './count-targets.js';
+import { hostTargets } from './count-targets.js';
 import { checkDtype, checkHeadOperands, checkInt, checkNumber, checkShape, checkTensor } from '../validate.js';
 
 export interface LinearCrossEntropyOptions {
@@ -45,14 +45,8 @@ export function linearCrossEntropy(
   checkInt(ignore, 'ignoreIndex', -(2 ** 31), 2 ** 31 - 1);
   // A count of rows (the global batch's, for a data-parallel rank): the backward takes it as an integer.
   if (opts.normalizer !== undefined) checkInt(opts.normalizer, 'normalizer', 1, 2 ** 40);
-  // Targets on the host for a cuda head (the batch's labels, as a trainer holds them): counted and checked
-  // here, then uploaded, so that the op need not copy them back to count and check them (a host sync).
-  let uploaded: NativeTensor | null = null;
-  let hostCount: number | undefined;
-  if (targets.device === 'cpu' && h.device !== 'cpu') {
-    hostCount = countTargets(targets.native.data() as Int32Array, weight.shape[0]!, ignore, 'linearCrossEntropy');
-    uploaded = targets.native.to(h.device);
-  }
+  // Host targets for a cuda head go up counted and checked (hostTargets).
+  const { uploaded, count: hostCount } = hostTargets(targets, h.device, weight.shape[0]!, ignore, 'linearCrossEntropy', true);
   const tNative = uploaded ?? targets.native;
   let r: ReturnType<ReturnType<typeof native>['linearCrossEntropy']>;
   try {

@@ -102,6 +102,11 @@ describe('crossEntropy: a caller\'s count and a tensor gradient (the paths that 
     expect(() => native().crossEntropy(...args(), 4)).toThrow(/Expected 5 \(the non-ignored rows of targets\) for count but received 4/);
     expect(() => native().crossEntropy(...args(), 7)).toThrow(/Expected at most the 6 rows of targets for count but received 7/);
   });
+  it('logits without a class are refused, naming logits', () => {
+    expect(() => crossEntropy(tensor([], [2, 0]), tensor([0, 0], [2], 'int32'))).toThrow(
+      'Expected logits with at least one class for logits but received float32 tensor [2, 0]',
+    );
+  });
   it('the backward takes the loss gradient as a 0-d tensor of the logits\' dtype, with the same result as the number', () => {
     for (const dtype of ['float32', 'float64'] as const) {
       const x = tensor(values(N * V, 5), [N, V], dtype).native;
