@@ -19,6 +19,11 @@ export interface AttentionNativeOptions {
    * bfloat16 ones apply (the tests check both against the reference).
    */
   tiledKernel?: boolean;
+  /**
+   * CPU: the forward's plain chain (logits stored, then row passes) instead of its fusions (row maxima in the
+   * product's epilogue, exponentials inside the P·V product); the tests check that both agree bit for bit.
+   */
+  plainChain?: boolean;
 }
 
 /** Fused multi-head attention (native/src/binding/bind_attention.cc). */

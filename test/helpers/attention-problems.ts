@@ -19,6 +19,7 @@ import {
   type Tensor,
 } from '../../src/index.js';
 import { native } from '../../src/native/loader.js';
+import type { AttentionNativeOptions } from '../../src/native/types-attention.js';
 import { tokenCount, type NaiveAttnSpec } from './naive-attention.js';
 import { assertClose, type Tol } from './tolerance.js';
 
@@ -125,10 +126,10 @@ export function run(f: Fused): AttentionResult {
   return attention(f.q, f.k, f.v, f.opts);
 }
 
-/** The log-sum-exp the forward saves for backward; the TS op keeps it internal, so read it from the binding. */
-export function lseOf(f: Fused): Float64Array {
+/** The binding's options for f (the TS op's, less what only its backward uses), plus extra ones. */
+function nativeOptions(f: Fused, extra: AttentionNativeOptions = {}): AttentionNativeOptions {
   const o = f.opts;
-  const r = native().attention(f.q.native, f.k.native, f.v.native, {
+  return {
     scale: o.scale,
     cuSeqlens: o.cuSeqlens?.native,
     maxSeqlen: o.maxSeqlen,
@@ -138,11 +139,36 @@ export function lseOf(f: Fused): Float64Array {
     attnMask: o.attnMask?.native,
     tokenMask: o.tokenMask?.native,
     excludeMaskedKeys: o.excludeMaskedKeys,
-  });
+    ...extra,
+  };
+}
+
+/** The log-sum-exp the forward saves for backward; the TS op keeps it internal, so read it from the binding. */
+export function lseOf(f: Fused): Float64Array {
+  const r = native().attention(f.q.native, f.k.native, f.v.native, nativeOptions(f));
   const lse = Float64Array.from(r.lse.read());
   r.out.dispose();
   r.lse.dispose();
   return lse;
+}
+
+/**
+ * The forward straight from the binding, with extra native options (plainChain: the CPU forward's plain chain
+ * instead of its fusions).
+ */
+export function nativeForward(s: NaiveAttnSpec, dtype: DType, extra: AttentionNativeOptions): Forward {
+  return scope(() => {
+    const f = toFused(s, dtype, false);
+    const r = native().attention(f.q.native, f.k.native, f.v.native, nativeOptions(f, extra));
+    const res: Forward = { out: Float64Array.from(r.out.read()), lse: Float64Array.from(r.lse.read()) };
+    if (r.entropy) {
+      res.entropy = Float64Array.from(r.entropy.read());
+      r.entropy.dispose();
+    }
+    r.out.dispose();
+    r.lse.dispose();
+    return res;
+  });
 }
 
 export interface Forward {

@@ -20,6 +20,7 @@ import {
   fusedForward,
   fusedGrads,
   makeSpec,
+  nativeForward,
   roundSpec,
   sequenceAsPadded,
   toFused,
@@ -503,6 +504,46 @@ describe('attention backward at L = 97 against the naive reference', () => {
     const { W } = upstream(spec, 64);
     assertGrads(fusedGrads(spec, 'float32', W, undefined, true), naiveAttentionBackward(spec, W), tolFor('float32'), 'out-only loss');
   });
+});
+
+describe('the forward\'s fusions agree bit for bit with its plain chain', () => {
+  // Full key tiles take two fusions (attention.cc's forward_tile): the rows' maxima in the epilogue of the q·Kᵀ
+  // product when nothing but the scale touches the logits, and the exponentials inside the P·V product (without
+  // the entropy, when Dh fills whole 2-vector panels). Both must give the plain chain's bits (plainChain: logits
+  // stored, then row passes). L = 300 has two full key tiles and a partial one, and a last query tile of 44 rows
+  // (register blocks of 8 and a tail); Dh = 32, 64 and 96 give the P·V product fewer, exactly as many and more
+  // steps than the exponentials need; masks, ALiBi and fully masked rows (p = 0) take the exponentials alone.
+  const cases: Case[] = [
+    { name: 'plain L=300 Dh=64', L: 300, H: 3, Dh: 64 },
+    { name: 'plain L=300 Dh=32', L: 300, H: 2, Dh: 32 },
+    { name: 'plain L=300 Dh=96', L: 300, H: 2, Dh: 96 },
+    { name: 'plain L=256 Dh=40 (no interleaving)', L: 256, H: 2, Dh: 40 },
+    { name: 'varlen L=300', lens: [300, 0, 129, 5, 256], L: 300, H: 2, Dh: 64 },
+    { name: 'keyPadding+ALiBi L=300', L: 300, H: 2, Dh: 64, keyPadding: true, alibi: true },
+    { name: 'attnMask+MTO L=300', L: 300, H: 2, Dh: 32, attnMask: true, tokenMask: true, exclude: true },
+  ];
+  // The first differing index, -1 for none (toEqual's diff of arrays this long takes a minute to print).
+  const firstDiff = (a: Float64Array, b: Float64Array): number =>
+    a.length !== b.length ? 0 : a.findIndex((x, i) => !Object.is(x, b[i]));
+  for (const c of cases) {
+    it(c.name, () => {
+      const spec = roundSpec(makeSpec(c, 23), 'float32');
+      if (c.attnMask) {
+        // Rows with every key masked: (b, i) = (0, 5) and (1, 290).
+        const am = Uint8Array.from(spec.attnMask!);
+        for (const r of [5, spec.L + 290]) am.fill(1, r * spec.L, (r + 1) * spec.L);
+        spec.attnMask = am;
+      }
+      const fused = nativeForward(spec, 'float32', {});
+      const plain = nativeForward(spec, 'float32', { plainChain: true });
+      expect(firstDiff(fused.out, plain.out)).toBe(-1);
+      expect(firstDiff(fused.lse, plain.lse)).toBe(-1);
+      // Not vacuous: both match the reference.
+      const ref = naiveAttentionForward(spec);
+      assertClose(fused.out, ref.out, tolFor('float32'), `${c.name} out`);
+      assertClose(fused.lse, ref.lse, tolFor('float32'), `${c.name} lse`);
+    });
+  }
 });
 
 describe('thread count', () => {

@@ -43,18 +43,35 @@ inline typename VecT<T>::type vsplat(T x) {
 #endif
 }
 
+// Rows of gemm_panel's register blocks: 8 rows × 2 vectors = 16 accumulators fits AVX-512's 32 registers and
+// measured about 2× the 4-row block on a 64×64×64 tile (Zen 4); 16-register ISAs use 4 rows.
+constexpr int kPanelRows = kVecBytes == 64 ? 8 : 4;
+
+// Side work for gemm_block's k loop (none by default): a type with step(), called once every 4 k (see
+// attention.cc's ExpRows, which computes exponentials between the P·V product's FMAs).
+struct NoSideWork {
+  void step() {}
+};
+
 // One register block: C[MR × NV·W] (+)= A[MR × K]·B[K × NV·W], all accumulators
 // held in vector registers across the whole K loop.
 // A's element (r, k) is A[r·ars + k·acs], so a transposed A costs nothing:
 // it is only ever read one scalar at a time, for a broadcast.
-template <typename T, int MR, int NV>
+// row_scale (with accumulate; null = off): C's row r is multiplied by row_scale[r] as it is loaded, i.e.
+// C ← diag(row_scale)·C + A·B: attention's online-softmax correction of its output, without a pass of its own.
+// side: work run between the FMAs (Side::step() once every 4 k), for attention's exponentials.
+template <typename T, int MR, int NV, typename Side = NoSideWork>
 inline void gemm_block(int64_t K, const T* __restrict A, int64_t ars, int64_t acs, const T* __restrict B, int64_t ldb,
-                       T* __restrict C, int64_t ldc, bool accumulate) {
+                       T* __restrict C, int64_t ldc, bool accumulate, const T* row_scale = nullptr,
+                       Side* side = nullptr) {
   using V = typename VecT<T>::type;
   constexpr int W = VecT<T>::W;
   V c[MR][NV];
   for (int r = 0; r < MR; r++)
     for (int s = 0; s < NV; s++) c[r][s] = accumulate ? vload(C + r * ldc + s * W) : vsplat<T>(0);
+  if (accumulate && row_scale)
+    for (int r = 0; r < MR; r++)
+      for (int s = 0; s < NV; s++) c[r][s] *= row_scale[r];
   for (int64_t k = 0; k < K; k++) {
     V b[NV];
     for (int s = 0; s < NV; s++) b[s] = vload(B + k * ldb + s * W);
@@ -62,6 +79,8 @@ inline void gemm_block(int64_t K, const T* __restrict A, int64_t ars, int64_t ac
       const V a = vsplat<T>(A[r * ars + k * acs]);
       for (int s = 0; s < NV; s++) c[r][s] += a * b[s];
     }
+    if constexpr (!std::is_same_v<Side, NoSideWork>)
+      if ((k & 3) == 3) side->step();
   }
   for (int r = 0; r < MR; r++)
     for (int s = 0; s < NV; s++) vstore(C + r * ldc + s * W, c[r][s]);
@@ -70,29 +89,35 @@ inline void gemm_block(int64_t K, const T* __restrict A, int64_t ars, int64_t ac
 // Rows of a column panel NV·W wide: MR-row blocks, then 4-row, then single rows.
 template <typename T, int NV>
 inline void gemm_panel(int64_t M, int64_t K, const T* A, int64_t ars, int64_t acs, const T* B, int64_t ldb, T* C,
-                       int64_t ldc, bool accumulate) {
-  // 8 rows × 2 vectors = 16 accumulators fits AVX-512's 32 registers and measured
-  // about 2× the 4-row block on a 64×64×64 tile (Zen 4); 16-register ISAs use 4 rows.
-  constexpr int MR = kVecBytes == 64 ? 8 : 4;
+                       int64_t ldc, bool accumulate, const T* row_scale = nullptr) {
+  constexpr int MR = kPanelRows;
   int64_t i = 0;
-  for (; i + MR <= M; i += MR) gemm_block<T, MR, NV>(K, A + i * ars, ars, acs, B, ldb, C + i * ldc, ldc, accumulate);
+  auto rs = [&](int64_t i) { return row_scale ? row_scale + i : nullptr; };
+  for (; i + MR <= M; i += MR)
+    gemm_block<T, MR, NV>(K, A + i * ars, ars, acs, B, ldb, C + i * ldc, ldc, accumulate, rs(i));
   if (MR > 4)
-    for (; i + 4 <= M; i += 4) gemm_block<T, 4, NV>(K, A + i * ars, ars, acs, B, ldb, C + i * ldc, ldc, accumulate);
-  for (; i < M; i++) gemm_block<T, 1, NV>(K, A + i * ars, ars, acs, B, ldb, C + i * ldc, ldc, accumulate);
+    for (; i + 4 <= M; i += 4)
+      gemm_block<T, 4, NV>(K, A + i * ars, ars, acs, B, ldb, C + i * ldc, ldc, accumulate, rs(i));
+  for (; i < M; i++)
+    gemm_block<T, 1, NV>(K, A + i * ars, ars, acs, B, ldb, C + i * ldc, ldc, accumulate, rs(i));
 }
 
-// C[M×N] = (accumulate ? C : 0) + A·B[K×N], A's element (r, k) at A[r·ars + k·acs].
+// C[M×N] = (accumulate ? diag(row_scale)·C : 0) + A·B[K×N], A's element (r, k) at A[r·ars + k·acs]; row_scale
+// null = no scaling.
 template <typename T>
 void tile_gemm_strided(int64_t M, int64_t N, int64_t K, const T* __restrict A, int64_t ars, int64_t acs,
-                       const T* __restrict B, int64_t ldb, T* __restrict C, int64_t ldc, bool accumulate) {
+                       const T* __restrict B, int64_t ldb, T* __restrict C, int64_t ldc, bool accumulate,
+                       const T* row_scale = nullptr) {
   constexpr int W = VecT<T>::W;
   int64_t j = 0;
-  for (; j + 2 * W <= N; j += 2 * W) gemm_panel<T, 2>(M, K, A, ars, acs, B + j, ldb, C + j, ldc, accumulate);
-  for (; j + W <= N; j += W) gemm_panel<T, 1>(M, K, A, ars, acs, B + j, ldb, C + j, ldc, accumulate);
+  for (; j + 2 * W <= N; j += 2 * W)
+    gemm_panel<T, 2>(M, K, A, ars, acs, B + j, ldb, C + j, ldc, accumulate, row_scale);
+  for (; j + W <= N; j += W)
+    gemm_panel<T, 1>(M, K, A, ars, acs, B + j, ldb, C + j, ldc, accumulate, row_scale);
   if (j < N) {
     for (int64_t i = 0; i < M; i++) {
       for (int64_t jj = j; jj < N; jj++) {
-        T acc = accumulate ? C[i * ldc + jj] : T(0);
+        T acc = accumulate ? C[i * ldc + jj] * (row_scale ? row_scale[i] : T(1)) : T(0);
         for (int64_t k = 0; k < K; k++) acc += A[i * ars + k * acs] * B[k * ldb + jj];
         C[i * ldc + jj] = acc;
       }
@@ -100,11 +125,11 @@ void tile_gemm_strided(int64_t M, int64_t N, int64_t K, const T* __restrict A, i
   }
 }
 
-// C[M×N] = (accumulate ? C : 0) + A[M×K]·B[K×N]; lda/ldb/ldc are row strides.
+// C[M×N] = (accumulate ? diag(row_scale)·C : 0) + A[M×K]·B[K×N]; lda/ldb/ldc are row strides.
 template <typename T>
 inline void tile_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
-                      int64_t ldc, bool accumulate) {
-  tile_gemm_strided<T>(M, N, K, A, lda, 1, B, ldb, C, ldc, accumulate);
+                      int64_t ldc, bool accumulate, const T* row_scale = nullptr) {
+  tile_gemm_strided<T>(M, N, K, A, lda, 1, B, ldb, C, ldc, accumulate, row_scale);
 }
 
 // C[M×N] = (accumulate ? C : 0) + Aᵀ·B with A stored [K×M] (row stride lda).

@@ -12,7 +12,7 @@ namespace cloze {
 
 namespace {
 
-constexpr int kMR = kVecBytes == 64 ? 8 : 4;  // rows per register block, as gemm_panel
+constexpr int kMR = kPanelRows;  // rows per register block, as gemm_panel
 constexpr int64_t kRowUnit = 64;             // rows per pool task: fixed, so blocks never depend on the thread count
 
 // out[r, j : j + NV·W] for MR rows: Σ_o Σ_c src[table[r, o], c] · Wm[o·C + c, j : …],
