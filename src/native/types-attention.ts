@@ -20,8 +20,8 @@ export interface AttentionNativeOptions {
    */
   tiledKernel?: boolean;
   /**
-   * CPU: the forward's plain chain (logits stored, then row passes) instead of its fusions (row maxima in the
-   * product's epilogue, exponentials inside the P·V product); the tests check that both agree bit for bit.
+   * CPU: the forward's plain chain (the exponentials in a pass of their own) instead of running them inside the
+   * P·V product; the tests check that both agree bit for bit.
    */
   plainChain?: boolean;
 }

@@ -152,19 +152,12 @@ export function lseOf(f: Fused): Float64Array {
   return lse;
 }
 
-/**
- * The forward straight from the binding, with extra native options (plainChain: the CPU forward's plain chain
- * instead of its fusions).
- */
+/** out and lse straight from the binding, with extra native options (plainChain: the CPU forward's plain chain). */
 export function nativeForward(s: NaiveAttnSpec, dtype: DType, extra: AttentionNativeOptions): Forward {
   return scope(() => {
     const f = toFused(s, dtype, false);
     const r = native().attention(f.q.native, f.k.native, f.v.native, nativeOptions(f, extra));
     const res: Forward = { out: Float64Array.from(r.out.read()), lse: Float64Array.from(r.lse.read()) };
-    if (r.entropy) {
-      res.entropy = Float64Array.from(r.entropy.read());
-      r.entropy.dispose();
-    }
     r.out.dispose();
     r.lse.dispose();
     return res;

@@ -507,20 +507,24 @@ describe('attention backward at L = 97 against the naive reference', () => {
 });
 
 describe('the forward\'s fusions agree bit for bit with its plain chain', () => {
-  // Full key tiles take two fusions (attention.cc's forward_tile): the rows' maxima in the epilogue of the q·Kᵀ
-  // product when nothing but the scale touches the logits, and the exponentials inside the P·V product (without
-  // the entropy, when Dh fills whole 2-vector panels). Both must give the plain chain's bits (plainChain: logits
-  // stored, then row passes). L = 300 has two full key tiles and a partial one, and a last query tile of 44 rows
-  // (register blocks of 8 and a tail); Dh = 32, 64 and 96 give the P·V product fewer, exactly as many and more
-  // steps than the exponentials need; masks, ALiBi and fully masked rows (p = 0) take the exponentials alone.
+  // Without the entropy, the exponentials of a full key tile run inside its P·V product (attention.cc's
+  // pv_with_exponentials) when Dh fills whole 2-vector panels; they must give the plain chain's bits (plainChain:
+  // the exponentials in a pass of their own). L = 300 has two full key tiles and a partial one (always the plain
+  // chain), and a last query tile of 44 rows (register blocks of 8 and a tail on AVX-512). Dh = 16, 32, 64 and 96
+  // give the P·V product fewer, exactly as many and more steps than the exponentials need (AVX-512: 32 fewer,
+  // 64 exact; AVX2: 16 fewer, 32 exact). Masks and ALiBi (the scale applied to the logits, 1 in the exponent),
+  // fully masked rows (p = 0), and a scale positive as a double but 0 in float32 (the scale cannot go into the
+  // exponent: 0·(−∞) is NaN) take the same path.
   const cases: Case[] = [
     { name: 'plain L=300 Dh=64', L: 300, H: 3, Dh: 64 },
     { name: 'plain L=300 Dh=32', L: 300, H: 2, Dh: 32 },
+    { name: 'plain L=300 Dh=16', L: 300, H: 2, Dh: 16 },
     { name: 'plain L=300 Dh=96', L: 300, H: 2, Dh: 96 },
     { name: 'plain L=256 Dh=40 (no interleaving)', L: 256, H: 2, Dh: 40 },
     { name: 'varlen L=300', lens: [300, 0, 129, 5, 256], L: 300, H: 2, Dh: 64 },
     { name: 'keyPadding+ALiBi L=300', L: 300, H: 2, Dh: 64, keyPadding: true, alibi: true },
     { name: 'attnMask+MTO L=300', L: 300, H: 2, Dh: 32, attnMask: true, tokenMask: true, exclude: true },
+    { name: 'attnMask, scale 1e-46 (0 in float32)', L: 300, H: 2, Dh: 64, attnMask: true, scale: 1e-46 },
   ];
   // The first differing index, -1 for none (toEqual's diff of arrays this long takes a minute to print).
   const firstDiff = (a: Float64Array, b: Float64Array): number =>

@@ -177,13 +177,16 @@ struct FwdScratch {
 // sums Σ p, exactly as exp_row computes them without the entropy (the same vector steps, the sums in the same
 // order), one vector per step(). forward_tile runs them as gemm_block's side work inside the P·V product of the
 // rows before, where they execute between its FMAs: run on their own they took about a tenth of the forward.
-// The select on −∞ that exp_row makes is not needed: the scale here is positive (the folded scale, or 1), so a
-// masked logit gives exp(−∞) = 0. A row whose maximum is −∞ (every key so far masked) gets p = 0.
+// The select on −∞ that exp_row makes is not needed: the scale here is positive in float (the folded scale, or 1),
+// so a masked logit gives exp(−∞) = 0. A row whose maximum is −∞ (every key so far masked) gets p = 0.
+// Bit for bit (NaN payloads aside: with ±∞ among the logits, the order of operands can change a NaN's sign bit):
+// that rests on GCC not contracting differently in the two instantiations of gemm_block (row_scale's multiply
+// before the first FMA), which the tests check.
 struct ExpRows {
   float* s = nullptr;         // the first row; row stride bk
   const float* mn = nullptr;  // the rows' new maxima
   int64_t bk = 0, rows = 0, r = 0, c = 0;
-  VF vs, vm, acc[kPanelRows];
+  VF vs{}, vm{}, acc[kPanelRows]{};
   bool dead = false;
   void start(float* s_, const float* mn_, int64_t bk_, int64_t rows_, float scale) {
     s = s_;
@@ -265,9 +268,10 @@ void forward_tile(const AttentionParams<T>& p, const Geometry<T>& g, const T* qh
   std::fill(w.e.begin(), w.e.end(), T(0));
   // The scale goes into the exponent unless ALiBi, a bias or the entropy need the scaled logits first (a
   // positive scale keeps the row's maximum: max(scale·s) = scale·max(s), rounding included).
-  // Only for a positive scale: max(scale·s) = scale·max(s) needs it, and 0·(−∞) is NaN.
-  const bool fold = !p.alibi_slopes && !p.bias && !want_entropy && p.scale > 0;
+  // Only for a positive scale: max(scale·s) = scale·max(s) needs it, and 0·(−∞) is NaN. Positive in T: a scale
+  // such as 1e-46 is positive as a double and 0 as a float.
   const T scale = static_cast<T>(p.scale);
+  const bool fold = !p.alibi_slopes && !p.bias && !want_entropy && scale > T(0);
   const T scale_in_exp = fold ? scale : T(1);
   // Without the entropy, the exponentials of a full key tile run inside its P·V product (pv_with_exponentials)
   // when the head width fills whole register panels; bit for bit the plain chain (p.plain_chain, which the
@@ -395,7 +399,7 @@ void backward_head(const AttentionParams<T>& p, const Geometry<T>& g, const Head
   const int64_t Dh = p.Dh, start = g.start(b), len = g.len(b);
   const T scale = static_cast<T>(p.scale);
   // As the forward: the scale into the row kernel unless ALiBi or a bias need scaled logits, or dbias unscaled dS.
-  const bool fold = !p.alibi_slopes && !p.bias && !p.dbias && p.scale > 0;
+  const bool fold = !p.alibi_slopes && !p.bias && !p.dbias && scale > T(0);
   const int64_t sbase = g.stat(b, h);
   const T *qh = pk.q, *kh = pk.k, *doh = pk.dout;
   // dK and dV accumulate in contiguous scratch over all query tiles.

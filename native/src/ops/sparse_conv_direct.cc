@@ -12,8 +12,8 @@ namespace cloze {
 
 namespace {
 
-constexpr int kMR = kPanelRows;  // rows per register block, as gemm_panel
-constexpr int64_t kRowUnit = 64;             // rows per pool task: fixed, so blocks never depend on the thread count
+constexpr int kMR = kPanelRows;   // rows per register block, as gemm_panel
+constexpr int64_t kRowUnit = 64;  // rows per pool task: fixed, so blocks never depend on the thread count
 
 // out[r, j : j + NV·W] for MR rows: Σ_o Σ_c src[table[r, o], c] · Wm[o·C + c, j : …],
 // accumulated in registers over every offset. A missing neighbour reads `zeros` (C zeros, as the
