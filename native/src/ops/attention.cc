@@ -176,7 +176,8 @@ struct FwdScratch {
 // The exponentials of up to kPanelRows rows of a full key tile: p = exp(scale·s − m_new) in place, and the rows'
 // sums Σ p, exactly as exp_row computes them without the entropy (the same vector steps, the sums in the same
 // order), one vector per step(). forward_tile runs them as gemm_block's side work inside the P·V product of the
-// rows before, where they execute between its FMAs: run on their own they took about a tenth of the forward.
+// rows before, where they execute between its FMAs: the forward ran 5–6% faster on one thread than with them in a
+// pass of their own (bench/RESULTS.md, "Exponentials inside the P·V product").
 // The select on −∞ that exp_row makes is not needed: the scale here is positive in float (the folded scale, or 1),
 // so a masked logit gives exp(−∞) = 0. A row whose maximum is −∞ (every key so far masked) gets p = 0.
 // Bit for bit (NaN payloads aside: with ±∞ among the logits, the order of operands can change a NaN's sign bit):
