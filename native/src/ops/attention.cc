@@ -453,6 +453,26 @@ void backward_head(const AttentionParams<T>& p, const Geometry<T>& g, const Head
   }
 }
 
+// Scratch per pool thread, each allocated by its own thread on that thread's first task. Allocated together on
+// the calling thread, the threads' buffers lay side by side in one heap arena; a loop of forwards alone then ran
+// 8–33% slower on two threads (builds alternated; most likely false sharing where one thread's buffers end and the
+// next thread's begin), while loops of forward and backward, and the bench suite, showed no difference: the effect
+// depends on where the allocations land. Each thread writes only its own slot.
+template <typename S>
+struct PerThread {
+  std::vector<S> slots;
+  std::vector<char> ready;
+  explicit PerThread(int n) : slots(n), ready(n, 0) {}
+  template <typename Init>
+  S& get(int tid, Init&& init) {
+    if (!ready[tid]) {
+      init(slots[tid]);
+      ready[tid] = 1;
+    }
+    return slots[tid];
+  }
+};
+
 }  // namespace
 
 template <typename T>
@@ -460,16 +480,15 @@ void attention_forward_cpu(const AttentionParams<T>& p) {
   const Geometry<T> g{p};
   const int64_t tiles = (p.L + BQ - 1) / BQ;
   ThreadPool& pool = ThreadPool::get();
-  std::vector<FwdScratch<T>> scratch(pool.size());
+  PerThread<FwdScratch<T>> scratch(pool.size());
   if (p.B * p.H >= kHeadsPerThread * pool.size()) {
     // Enough heads to keep every thread busy: one task per (sequence, head), which packs that head's Kᵀ and V
     // into its own scratch and runs all its query tiles. The packs (2·len·Dh values) stay in the core's L2 while
     // they are read; packed for the whole batch up front, they had been written to memory and read back
     // (32 MB at B = 32, L = 512, H = 4, Dh = 64), and the forward ran at 70% of its key-tile speed.
-    for (auto& s : scratch) s.init(p.Dh, g.longest());
     pool.parallel_for(p.B * p.H, [&](int64_t t, int tid) {
       const int64_t b = t / p.H, h = t % p.H, start = g.start(b), len = g.len(b);
-      FwdScratch<T>& w = scratch[tid];
+      FwdScratch<T>& w = scratch.get(tid, [&](FwdScratch<T>& s) { s.init(p.Dh, g.longest()); });
       pack_head_tiles(p.k, p.k_row, start, len, h, p.Dh, w.kt, p.Dh * BK);
       // (Packing Q as well measured 3% slower: its rows are read straight from the input, 4 times per query tile.)
       pack_head_rows(p.v, p.v_row, start, len, h, p.Dh, w.v);
@@ -480,7 +499,6 @@ void attention_forward_cpu(const AttentionParams<T>& p) {
     return;
   }
   // Few heads (one sequence at inference, say): query tiles are the tasks, over packs shared by all threads.
-  for (auto& s : scratch) s.init(p.Dh, 0);
   const TransposedTiles<T> kt = pack_transposed(p, g, p.k, p.k_row);
   const PackedRows<T> vr = pack_rows(p, g, p.v, p.v_row);
   const int64_t kt_stride = p.H * p.Dh * BK;  // TransposedTiles interleaves the heads' tiles
@@ -489,7 +507,7 @@ void attention_forward_cpu(const AttentionParams<T>& p) {
     const int64_t start = g.start(b), len = g.len(b);
     if (i0 < len)
       forward_tile(p, g, p.q + start * p.q_row + h * p.Dh, p.q_row, kt.tile(b, h, 0), kt_stride, vr.rows(start, len, h),
-                   b, h, i0, scratch[tid]);
+                   b, h, i0, scratch.get(tid, [&](FwdScratch<T>& s) { s.init(p.Dh, 0); }));
   });
 }
 
@@ -497,11 +515,13 @@ template <typename T>
 void attention_backward_cpu(const AttentionParams<T>& p) {
   const Geometry<T> g{p};
   ThreadPool& pool = ThreadPool::get();
-  std::vector<BwdScratch<T>> scratch(pool.size());
+  PerThread<BwdScratch<T>> scratch(pool.size());
   // As the forward: with enough heads per thread, each task packs its own head into its scratch (kept in the
   // core's L2) instead of reading packs of the whole batch written to memory up front.
   const bool own = p.B * p.H >= kHeadsPerThread * pool.size();
-  for (auto& s : scratch) s.init(std::max(p.L, g.longest()), p.Dh, own);
+  auto mine = [&](int tid) -> BwdScratch<T>& {
+    return scratch.get(tid, [&](BwdScratch<T>& s) { s.init(std::max(p.L, g.longest()), p.Dh, own); });
+  };
   BwdPacks<T> pk;
   if (!own)
     pk = {pack_transposed(p, g, p.k, p.k_row), pack_transposed(p, g, p.v, p.v_row), pack_rows(p, g, p.q, p.q_row),
@@ -512,10 +532,10 @@ void attention_backward_cpu(const AttentionParams<T>& p) {
   if (p.dbias) {
     // dbias sums over heads, so one task owns a whole sequence: no races and a fixed summation order.
     pool.parallel_for(p.B, [&](int64_t b, int tid) {
-      for (int64_t h = 0; h < p.H; h++) head(b, h, scratch[tid]);
+      for (int64_t h = 0; h < p.H; h++) head(b, h, mine(tid));
     });
   } else {
-    pool.parallel_for(p.B * p.H, [&](int64_t t, int tid) { head(t / p.H, t % p.H, scratch[tid]); });
+    pool.parallel_for(p.B * p.H, [&](int64_t t, int tid) { head(t / p.H, t % p.H, mine(tid)); });
   }
 }
 
