@@ -184,15 +184,14 @@ struct FwdScratch {
 // that rests on GCC not contracting differently in the two instantiations of gemm_block (row_scale's multiply
 // before the first FMA), which the tests check.
 struct ExpRows {
-  float* s = nullptr;         // the first row; row stride bk
+  float* s = nullptr;         // the first row; row stride BK
   const float* mn = nullptr;  // the rows' new maxima
-  int64_t bk = 0, rows = 0, r = 0, c = 0;
+  int64_t rows = 0, r = 0, c = 0;
   VF vs{}, vm{}, acc[kPanelRows]{};
   bool dead = false;
-  void start(float* s_, const float* mn_, int64_t bk_, int64_t rows_, float scale) {
+  void start(float* s_, const float* mn_, int64_t rows_, float scale) {
     s = s_;
     mn = mn_;
-    bk = bk_;
     rows = rows_;
     r = c = 0;
     vs = vsplat<float>(scale);
@@ -205,12 +204,12 @@ struct ExpRows {
   }
   void step() {
     if (r == rows) return;
-    float* p = s + r * bk + c;
+    float* p = s + r * BK + c;
     const VF e = dead ? vsplat<float>(0) : vexp_sf(vload(p) * vs - vm);
     acc[r] += e;
     vstore(p, e);
     c += kWF;
-    if (c == bk) {
+    if (c == BK) {
       c = 0;
       if (++r < rows) begin_row();
     }
@@ -236,13 +235,13 @@ inline void pv_with_exponentials(FwdScratch<float>& w, int64_t bq, int64_t Dh, c
       w.m[r0 + r] = w.mn[r0 + r];
     }
   };
-  job.start(S, w.mn.data(), BK, std::min(MR, bq), scale);
+  job.start(S, w.mn.data(), std::min(MR, bq), scale);
   job.drain();
   update(0);
   int64_t r0 = 0;
   for (; r0 + MR <= bq; r0 += MR) {
     const int64_t next = r0 + MR;
-    job.start(S + next * BK, w.mn.data() + next, BK, std::max<int64_t>(0, std::min(MR, bq - next)), scale);
+    job.start(S + next * BK, w.mn.data() + next, std::max<int64_t>(0, std::min(MR, bq - next)), scale);
     for (int64_t j = 0; j < Dh; j += 2 * kWF)
       gemm_block<float, MR, 2, ExpRows>(BK, S + r0 * BK, BK, 1, vt + j, Dh, w.O.data() + r0 * Dh + j, Dh, true,
                                         w.corr.data() + r0, &job);
