@@ -60,30 +60,66 @@ struct NoSideWork {
 // row_scale (with accumulate; null = off): C's row r is multiplied by row_scale[r] as it is loaded, i.e.
 // C ← diag(row_scale)·C + A·B: attention's online-softmax correction of its output, without a pass of its own.
 // side: work run between the FMAs (Side::step() once every 4 k), for attention's exponentials.
-template <typename T, int MR, int NV, typename Side = NoSideWork>
-inline void gemm_block(int64_t K, const T* __restrict A, int64_t ars, int64_t acs, const T* __restrict B, int64_t ldb,
-                       T* __restrict C, int64_t ldc, bool accumulate, const T* row_scale = nullptr,
-                       Side* side = nullptr) {
+// How gemm_block's accumulators start: zero, C, or C with its rows scaled.
+enum class BlockInit { kZero, kLoad, kLoadScaled };
+
+// gemm_block for one way of starting the accumulators, chosen at compile time: with the choice made at run time
+// inside one body, GCC kept the accumulator array in memory around the k loop (zeroed or loaded there, then read
+// back into registers before it, and written out again after), which cost about 30 extra loads and stores per
+// block.
+template <typename T, int MR, int NV, typename Side, BlockInit Init>
+inline void gemm_block_init(int64_t K, const T* __restrict A, int64_t ars, int64_t acs, const T* __restrict B,
+                            int64_t ldb, T* __restrict C, int64_t ldc, const T* row_scale, Side* side) {
   using V = typename VecT<T>::type;
   constexpr int W = VecT<T>::W;
   V c[MR][NV];
+#pragma GCC unroll 16
   for (int r = 0; r < MR; r++)
-    for (int s = 0; s < NV; s++) c[r][s] = accumulate ? vload(C + r * ldc + s * W) : vsplat<T>(0);
-  if (accumulate && row_scale)
-    for (int r = 0; r < MR; r++)
-      for (int s = 0; s < NV; s++) c[r][s] *= row_scale[r];
+#pragma GCC unroll 4
+    for (int s = 0; s < NV; s++) {
+      if constexpr (Init == BlockInit::kZero) {
+        c[r][s] = vsplat<T>(0);
+      } else {
+        c[r][s] = vload(C + r * ldc + s * W);
+        if constexpr (Init == BlockInit::kLoadScaled) c[r][s] *= row_scale[r];
+      }
+    }
   for (int64_t k = 0; k < K; k++) {
     V b[NV];
+#pragma GCC unroll 4
     for (int s = 0; s < NV; s++) b[s] = vload(B + k * ldb + s * W);
+#pragma GCC unroll 16
     for (int r = 0; r < MR; r++) {
       const V a = vsplat<T>(A[r * ars + k * acs]);
+#pragma GCC unroll 4
       for (int s = 0; s < NV; s++) c[r][s] += a * b[s];
     }
     if constexpr (!std::is_same_v<Side, NoSideWork>)
       if ((k & 3) == 3) side->step();
   }
+#pragma GCC unroll 16
   for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
     for (int s = 0; s < NV; s++) vstore(C + r * ldc + s * W, c[r][s]);
+}
+
+// One register block: C[MR × NV·W] (+)= A[MR × K]·B[K × NV·W], all accumulators
+// held in vector registers across the whole K loop.
+// A's element (r, k) is A[r·ars + k·acs], so a transposed A costs nothing:
+// it is only ever read one scalar at a time, for a broadcast.
+// row_scale (with accumulate; null = off): C's row r is multiplied by row_scale[r] as it is loaded, i.e.
+// C ← diag(row_scale)·C + A·B: attention's online-softmax correction of its output, without a pass of its own.
+// side: work run between the FMAs (Side::step() once every 4 k), for attention's exponentials.
+template <typename T, int MR, int NV, typename Side = NoSideWork>
+inline void gemm_block(int64_t K, const T* __restrict A, int64_t ars, int64_t acs, const T* __restrict B, int64_t ldb,
+                       T* __restrict C, int64_t ldc, bool accumulate, const T* row_scale = nullptr,
+                       Side* side = nullptr) {
+  if (!accumulate)
+    gemm_block_init<T, MR, NV, Side, BlockInit::kZero>(K, A, ars, acs, B, ldb, C, ldc, row_scale, side);
+  else if (row_scale)
+    gemm_block_init<T, MR, NV, Side, BlockInit::kLoadScaled>(K, A, ars, acs, B, ldb, C, ldc, row_scale, side);
+  else
+    gemm_block_init<T, MR, NV, Side, BlockInit::kLoad>(K, A, ars, acs, B, ldb, C, ldc, row_scale, side);
 }
 
 // Rows of a column panel NV·W wide: MR-row blocks, then 4-row, then single rows.

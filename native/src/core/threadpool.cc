@@ -114,6 +114,42 @@ void ThreadPool::parallel_for(int64_t ntasks, const std::function<void(int64_t, 
   if (err) std::rethrow_exception(err);
 }
 
+void parallel_for_contiguous(int64_t n, const std::function<void(int64_t, int)>& fn) {
+  if (n <= 0) return;
+  ThreadPool& pool = ThreadPool::get();
+  const int64_t parts = std::min<int64_t>(pool.size(), n);
+  // A share's front (next task from the front) and back (one past the last task left) are packed into one
+  // atomic word so that its owner and a thief can never take the same task; 32 bits each.
+  if (parts <= 1 || n >= (int64_t(1) << 31)) {
+    pool.parallel_for(n, fn);
+    return;
+  }
+  struct alignas(64) Share {
+    std::atomic<uint64_t> range;  // front << 32 | back
+  };
+  std::vector<Share> shares(parts);
+  for (int64_t i = 0; i < parts; i++)
+    shares[i].range.store(static_cast<uint64_t>(i * n / parts) << 32 | static_cast<uint64_t>((i + 1) * n / parts));
+  // Takes one task from the front (owner) or the back (thief) of share i; −1 when it is empty.
+  auto take = [&](int64_t i, bool front) -> int64_t {
+    uint64_t v = shares[i].range.load(std::memory_order_relaxed);
+    for (;;) {
+      const uint64_t f = v >> 32, b = v & 0xffffffffu;
+      if (f >= b) return -1;
+      const uint64_t next = front ? ((f + 1) << 32 | b) : (f << 32 | (b - 1));
+      if (shares[i].range.compare_exchange_weak(v, next, std::memory_order_relaxed))
+        return static_cast<int64_t>(front ? f : b - 1);
+    }
+  };
+  pool.parallel_for(parts, [&](int64_t mine, int tid) {
+    for (int64_t t; (t = take(mine, true)) >= 0;) fn(t, tid);
+    for (int64_t k = 1; k < parts; k++) {
+      const int64_t other = (mine + k) % parts;
+      for (int64_t t; (t = take(other, false)) >= 0;) fn(t, tid);
+    }
+  });
+}
+
 void parallel_range(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   ThreadPool& pool = ThreadPool::get();
