@@ -113,7 +113,13 @@ const MemoryLimit& memory_limit_info() {
   return m;
 }
 
-// Free large blocks by capacity. A request takes the smallest cached block
+// The first kHostAlign-aligned address in a block from malloc (which has kHostAlign spare bytes).
+void* align_host(void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  return reinterpret_cast<void*>((a + kHostAlign - 1) / kHostAlign * kHostAlign);
+}
+
+// Free large blocks by capacity (as malloc returned them; capacity excludes the kHostAlign spare bytes). A request takes the smallest cached block
 // that fits and wastes at most a quarter of it.
 struct BlockCache {
   std::mutex mu;
@@ -179,22 +185,24 @@ std::shared_ptr<Storage> Storage::allocate(size_t bytes, const char* op, bool ze
   check_request(bytes, op);
   std::shared_ptr<Storage> s(new Storage());
   size_t capacity = bytes == 0 ? 1 : bytes;
-  void* p = nullptr;
+  void* p = nullptr;  // the block as malloc returned it: the data start kHostAlign-aligned inside
   if (bytes >= kCacheMin) {
     capacity = (bytes + kCacheMin - 1) / kCacheMin * kCacheMin;
     size_t got = 0;
     p = cache().take(capacity, &got);
     if (p) {
       capacity = got;
-      if (zero) std::memset(p, 0, bytes);
+      if (zero) std::memset(align_host(p), 0, bytes);
     }
   }
   if (!p) {
-    // calloc: large blocks come zeroed from mmap without touching every page.
-    p = zero ? std::calloc(capacity, 1) : std::malloc(capacity);
+    // calloc: large blocks come zeroed from mmap without touching every page. kHostAlign more bytes than asked
+    // for leave room to align the start (aligned_alloc has no zeroing variant).
+    p = zero ? std::calloc(capacity + kHostAlign, 1) : std::malloc(capacity + kHostAlign);
     if (!p) fail(ErrCode::OOM, op, "could not allocate " + std::to_string(bytes) + " bytes of native memory");
   }
-  s->data_ = p;
+  s->base_ = p;
+  s->data_ = align_host(p);
   s->bytes_ = bytes;
   s->capacity_ = capacity;
   s->owned_ = true;
@@ -220,7 +228,7 @@ Storage::~Storage() {
 #endif
   if (owned_) {
     g_live_bytes -= static_cast<int64_t>(bytes_);
-    if (capacity_ < kCacheMin || !cache().put(data_, capacity_)) std::free(data_);
+    if (capacity_ < kCacheMin || !cache().put(base_, capacity_)) std::free(base_);
   } else if (release_) {
     release_();
   }

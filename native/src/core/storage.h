@@ -12,6 +12,12 @@
 // and 40 → 52 ms after a masked-dense step had run in the process.
 // Cached blocks are rounded up to a multiple of 128 KiB (a 129 KiB tensor holds
 // 256 KiB), and a request takes a cached block at most a quarter larger.
+//
+// Host data start on a 64-byte boundary (kHostAlign), a cache line and an
+// AVX-512 vector: glibc's malloc gives 16, and its large (mmap) blocks start 16
+// bytes past a page, so every vector a kernel read from the start of a row was
+// split over two cache lines, and rows written by different threads (attention's
+// heads in [B, L, H, Dh]) shared the lines at their ends.
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -23,6 +29,9 @@
 #include "dtype.h"
 
 namespace cloze {
+
+// Alignment of host Storage data, bytes.
+constexpr size_t kHostAlign = 64;
 
 class Storage {
  public:
@@ -66,6 +75,7 @@ class Storage {
  private:
   Storage() = default;
   void* data_ = nullptr;
+  void* base_ = nullptr;  // what malloc/calloc returned (owned host storage): data_ rounded down to it
   size_t bytes_ = 0;
   size_t capacity_ = 0;
   bool owned_ = false;
