@@ -536,7 +536,7 @@ void attention_backward_cpu(const AttentionParams<T>& p) {
       for (int64_t h = 0; h < p.H; h++) head(b, h, mine(tid));
     });
   } else {
-    pool.parallel_for(p.B * p.H, [&](int64_t t, int tid) { head(t / p.H, t % p.H, mine(tid)); });
+    parallel_for_contiguous(p.B * p.H, [&](int64_t t, int tid) { head(t / p.H, t % p.H, mine(tid)); });
   }
 }
 
