@@ -126,10 +126,11 @@ export interface NativeAddon
   /** GB/s of dst = s·src over two buffers of bytes/2, every pool thread streaming its slice, for about `ms` ms (bench yardstick). */
   measurePeakBandwidth(ms: number, bytes: number): number;
   /**
-   * The thread pool's scheduling, traced (tests): [runs, thread, order begun] per task of [0, n) under parallel_for_contiguous
-   * (contiguous) or the plain parallel_for; task slowTask (−1: none) first sleeps slowUs µs.
+   * The thread pool's scheduling, traced (tests): [runs, thread, order begun] per task of [0, n), then 1 if the
+   * scheduler rethrew, under parallel_for_contiguous (contiguous) or the plain parallel_for. Task slowTask first
+   * sleeps slowUs µs (−2: every task; −1: none); task throwTask (−1: none) throws.
    */
-  poolScheduleTrace(n: number, slowTask: number, slowUs: number, contiguous: boolean): Int32Array;
+  poolScheduleTrace(n: number, slowTask: number, slowUs: number, contiguous: boolean, throwTask: number): Int32Array;
   /** Returns cached free heap memory to the OS (glibc malloc_trim); false where unsupported. Bench use. */
   releaseFreeMemory(): boolean;
 

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -216,34 +217,43 @@ void register_bench(Napi::Env env, Napi::Object exports) {
     return Napi::Number::New(a.env(), measure_peak_bandwidth(static_cast<double>(ms), bytes));
   });
 
-  // poolScheduleTrace(n, slowTask, slowUs, contiguous) -> Int32Array [3n]: for each task of [0, n), how many times
-  // it ran, the pool thread that ran it and when (its place in the order tasks began; the last run's), under parallel_for_contiguous (contiguous) or
-  // ThreadPool::parallel_for; task slowTask (−1: none) sleeps slowUs µs first, which makes the other threads steal
-  // from its share. For the scheduler's tests.
+  // poolScheduleTrace(n, slowTask, slowUs, contiguous, throwTask) -> Int32Array [3n + 1], for the scheduler's tests.
+  // Runs n tasks under parallel_for_contiguous (contiguous) or ThreadPool::parallel_for. For each task: how many
+  // times it ran, the pool thread that ran it, and its place in the order tasks began (the last run's; −1 if it never
+  // ran). Task slowTask sleeps slowUs µs first (−2: every task does; −1: none), which makes the other threads steal
+  // from its share; task throwTask (−1: none) then throws. The last element is 1 if the scheduler rethrew.
   CLOZE_EXPORT(exports, "poolScheduleTrace", [](const ArgReader& a) -> Napi::Value {
     const int64_t n = a.integer(0, "n", 0, int64_t{1} << 20);
-    const int64_t slow = a.integer(1, "slowTask", -1, int64_t{1} << 20);
+    const int64_t slow = a.integer(1, "slowTask", -2, int64_t{1} << 20);
     const int64_t slow_us = a.integer(2, "slowUs", 0, 1000000);
     const bool contiguous = a.boolean(3, "contiguous");
+    const int64_t throw_task = a.integer(4, "throwTask", -1, int64_t{1} << 20);
     std::vector<std::atomic<int32_t>> runs(n);
     std::vector<int32_t> tid_of(n, -1), order(n, -1);
     std::atomic<int32_t> began{0};
     auto fn = [&](int64_t t, int tid) {
       order[t] = began.fetch_add(1);
-      if (t == slow) std::this_thread::sleep_for(std::chrono::microseconds(slow_us));
+      if (t == slow || slow == -2) std::this_thread::sleep_for(std::chrono::microseconds(slow_us));
       runs[t].fetch_add(1);
       tid_of[t] = tid;
+      if (t == throw_task) throw std::runtime_error("poolScheduleTrace: the task asked to throw");
     };
-    if (contiguous)
-      parallel_for_contiguous(n, fn);
-    else
-      ThreadPool::get().parallel_for(n, fn);
-    Napi::Int32Array out = Napi::Int32Array::New(a.env(), 3 * n);
+    bool threw = false;
+    try {
+      if (contiguous)
+        parallel_for_contiguous(n, fn);
+      else
+        ThreadPool::get().parallel_for(n, fn);
+    } catch (const std::runtime_error&) {
+      threw = true;
+    }
+    Napi::Int32Array out = Napi::Int32Array::New(a.env(), 3 * n + 1);
     for (int64_t t = 0; t < n; t++) {
       out[3 * t] = runs[t].load();
       out[3 * t + 1] = tid_of[t];
       out[3 * t + 2] = order[t];
     }
+    out[3 * n] = threw ? 1 : 0;
     return out;
   });
 

@@ -53,20 +53,14 @@ struct NoSideWork {
   void step() {}
 };
 
-// One register block: C[MR × NV·W] (+)= A[MR × K]·B[K × NV·W], all accumulators
-// held in vector registers across the whole K loop.
-// A's element (r, k) is A[r·ars + k·acs], so a transposed A costs nothing:
-// it is only ever read one scalar at a time, for a broadcast.
-// row_scale (with accumulate; null = off): C's row r is multiplied by row_scale[r] as it is loaded, i.e.
-// C ← diag(row_scale)·C + A·B: attention's online-softmax correction of its output, without a pass of its own.
-// side: work run between the FMAs (Side::step() once every 4 k), for attention's exponentials.
 // How gemm_block's accumulators start: zero, C, or C with its rows scaled.
 enum class BlockInit { kZero, kLoad, kLoadScaled };
 
 // gemm_block for one way of starting the accumulators, chosen at compile time: with the choice made at run time
 // inside one body, GCC kept the accumulator array in memory around the k loop (zeroed or loaded there, then read
 // back into registers before it, and written out again after), which cost about 30 extra loads and stores per
-// block.
+// block; the forward of attention ran 3–5% faster without them (bench/RESULTS.md, "Register-resident
+// accumulators").
 template <typename T, int MR, int NV, typename Side, BlockInit Init>
 inline void gemm_block_init(int64_t K, const T* __restrict A, int64_t ars, int64_t acs, const T* __restrict B,
                             int64_t ldb, T* __restrict C, int64_t ldc, const T* row_scale, Side* side) {

@@ -119,8 +119,8 @@ void* align_host(void* p) {
   return reinterpret_cast<void*>((a + kHostAlign - 1) / kHostAlign * kHostAlign);
 }
 
-// Free large blocks by capacity (as malloc returned them; capacity excludes the kHostAlign spare bytes). A request takes the smallest cached block
-// that fits and wastes at most a quarter of it.
+// Free large blocks by capacity, as malloc returned them (capacity excludes the kHostAlign spare bytes). A request
+// takes the smallest cached block that fits and wastes at most a quarter of it.
 struct BlockCache {
   std::mutex mu;
   std::multimap<size_t, void*> blocks;

@@ -13,11 +13,13 @@
 // Cached blocks are rounded up to a multiple of 128 KiB (a 129 KiB tensor holds
 // 256 KiB), and a request takes a cached block at most a quarter larger.
 //
-// Host data start on a 64-byte boundary (kHostAlign), a cache line and an
-// AVX-512 vector: glibc's malloc gives 16, and its large (mmap) blocks start 16
-// bytes past a page, so every vector a kernel read from the start of a row was
-// split over two cache lines, and rows written by different threads (attention's
-// heads in [B, L, H, Dh]) shared the lines at their ends.
+// Owned host storage starts on a 64-byte boundary (kHostAlign), a cache line
+// and an AVX-512 vector: glibc's malloc gives 16, and its large (mmap) blocks
+// start 16 bytes past a page, so every vector a kernel read from the start of a
+// row was split over two cache lines, and rows written by different threads
+// (attention's heads in [B, L, H, Dh]) shared the lines at their ends. Borrowed
+// storage (a JS TypedArray's bytes) keeps its own alignment; no kernel needs
+// more than the element's.
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -30,7 +32,7 @@
 
 namespace cloze {
 
-// Alignment of host Storage data, bytes.
+// Alignment of owned host Storage data, bytes.
 constexpr size_t kHostAlign = 64;
 
 class Storage {
@@ -75,7 +77,7 @@ class Storage {
  private:
   Storage() = default;
   void* data_ = nullptr;
-  void* base_ = nullptr;  // what malloc/calloc returned (owned host storage): data_ rounded down to it
+  void* base_ = nullptr;  // what malloc/calloc returned (owned host storage); data_ is it rounded up to kHostAlign
   size_t bytes_ = 0;
   size_t capacity_ = 0;
   bool owned_ = false;

@@ -141,11 +141,22 @@ void parallel_for_contiguous(int64_t n, const std::function<void(int64_t, int)>&
         return static_cast<int64_t>(front ? f : b - 1);
     }
   };
+  // Set by the first task that throws, so that no thread starts another (parallel_for stops handing out work the
+  // same way); parallel_for rethrows that exception once the running tasks end.
+  std::atomic<bool> failed{false};
+  auto run = [&](int64_t t, int tid) {
+    try {
+      fn(t, tid);
+    } catch (...) {
+      failed.store(true);
+      throw;
+    }
+  };
   pool.parallel_for(parts, [&](int64_t mine, int tid) {
-    for (int64_t t; (t = take(mine, true)) >= 0;) fn(t, tid);
+    for (int64_t t; !failed.load() && (t = take(mine, true)) >= 0;) run(t, tid);
     for (int64_t k = 1; k < parts; k++) {
       const int64_t other = (mine + k) % parts;
-      for (int64_t t; (t = take(other, false)) >= 0;) fn(t, tid);
+      for (int64_t t; !failed.load() && (t = take(other, false)) >= 0;) run(t, tid);
     }
   });
 }

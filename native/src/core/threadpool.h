@@ -48,8 +48,10 @@ class ThreadPool {
 // Runs fn(task, thread) for task in [0, n) like ThreadPool::parallel_for, but each thread first works through a
 // contiguous share of [0, n) in order, then takes tasks from the far ends of the others' shares until none are
 // left. For tasks whose data lie in order in memory (attention's heads): a thread's next task then continues the
-// stream its hardware prefetchers already follow. The attention forward ran 3–4.5% faster so than with tasks
-// handed out one at a time, which alternated the heads between the threads (bench/RESULTS.md).
+// stream its hardware prefetchers already follow. The attention forward ran 1.4–3.8% faster than with tasks handed
+// out one at a time, which alternated the heads between the threads (bench/RESULTS.md, "Register-resident
+// accumulators"). As parallel_for, the first exception a task throws is rethrown after the running tasks end, and
+// no task starts after it is thrown. Called from inside a pool task, it runs every task on the calling thread.
 void parallel_for_contiguous(int64_t n, const std::function<void(int64_t, int)>& fn);
 
 // Convenience: splits [0, n) into about `4 * threads` contiguous chunks of at
