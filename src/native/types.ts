@@ -131,6 +131,8 @@ export interface NativeAddon
    * sleeps slowUs µs (−2: every task; −1: none); task throwTask (−1: none) throws.
    */
   poolScheduleTrace(n: number, slowTask: number, slowUs: number, contiguous: boolean, throwTask: number): Int32Array;
+  /** The largest power of two, up to 4096, dividing the address of t's first element (tests of Storage's alignment). */
+  storageAlignment(t: NativeTensor): number;
   /** Returns cached free heap memory to the OS (glibc malloc_trim); false where unsupported. Bench use. */
   releaseFreeMemory(): boolean;
 

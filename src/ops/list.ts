@@ -174,8 +174,8 @@ export const INFRASTRUCTURE = [
   'NativeTensor', 'empty', 'fromTypedArray', 'liveBytes', 'cachedBytes', 'releaseCache', 'setCacheLimit', 'setNumThreads', 'info',
   'cudaAvailable', 'cudaInfo', 'cudaSynchronize', 'cudaMemStats', 'cudaReleaseCache', 'cudaResetPeak', 'cudaCreateStream',
   'cudaSetStream', 'cudaDestroyStream', 'measurePeakGflops', 'measurePeakBandwidth', 'releaseFreeMemory',
-  // The thread pool's schedulers, traced for their tests (bind_bench.cc, test/pool-schedule.test.ts).
-  'poolScheduleTrace',
+  // The thread pool's schedulers, traced for their tests, and Storage's alignment (bind_bench.cc).
+  'poolScheduleTrace', 'storageAlignment',
   // Data-parallel communication (native/src/binding/bind_mpi.cc, src/distributed/).
   'mpiAvailable', 'mpiInit', 'mpiFinalize', 'mpiAllreduce', 'mpiIallreduce', 'mpiIbarrier', 'mpiTest', 'mpiWait', 'mpiBroadcast', 'mpiAbort',
   // NCCL (data-parallel gradients on cuda), loaded at run time by the cuda addon; the CPU addon's entries throw.

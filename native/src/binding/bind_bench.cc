@@ -257,6 +257,15 @@ void register_bench(Napi::Env env, Napi::Object exports) {
     return out;
   });
 
+  // storageAlignment(t) -> the largest power of two, up to 4096, that divides the address of t's first element
+  // (Storage aligns owned host storage to kHostAlign; a test checks it holds, fresh and from the block cache).
+  CLOZE_EXPORT(exports, "storageAlignment", [](const ArgReader& a) -> Napi::Value {
+    const uintptr_t addr = reinterpret_cast<uintptr_t>(a.tensor(0, "t")->raw());
+    uintptr_t align = 1;
+    while (align < 4096 && addr % (align * 2) == 0) align *= 2;
+    return Napi::Number::New(a.env(), static_cast<double>(align));
+  });
+
   // releaseFreeMemory() -> whether the C library could do it (glibc's malloc_trim).
   // Freed tensors can stay cached in the heap; an RSS baseline taken after this
   // call does not count them.
