@@ -17,11 +17,10 @@ import type { BenchArgs } from '../lib/args.js';
 import { bhldToBlhd, maxAbsDiff, randomArray, tensorFrom } from '../lib/data.js';
 import { ATTENTION_FLOPS_CONVENTION, attentionFlops, gflops } from '../lib/flops.js';
 import { peakLiveBytes } from '../lib/memory.js';
-import { median } from '../lib/timing.js';
 import { native } from '../../src/native/loader.js';
 import { peakRssGrowth } from '../lib/rss.js';
 import { fmt, fmtMiB, fmtMs, fmtPct, fmtRatio, printTable, section } from '../lib/table.js';
-import { timeIt } from '../lib/timing.js';
+import { median, timeIt } from '../lib/timing.js';
 import { KEEP_MEMORY_ENV, runTorchAttention, TORCH_MIN_WARMUP, type TorchOutcome } from '../lib/torch.js';
 
 export const B = 32;
