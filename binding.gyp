@@ -1,7 +1,8 @@
 {
   "variables": {
     "has_openblas%": "<!(node native/tools/has-openblas.cjs)",
-    "has_mpi%": "<!(node native/tools/has-mpi.cjs)"
+    "has_mpi%": "<!(node native/tools/has-mpi.cjs)",
+    "march%": "<!(node native/tools/march.cjs)"
   },
   "targets": [
     {
@@ -11,8 +12,8 @@
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions", "-O2"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-O2"],
-      "cflags": ["-O3", "-Wall", "-march=native", "-fno-math-errno"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O3", "-Wall", "-march=native", "-fno-math-errno"],
+      "cflags": ["-O3", "-Wall", "-march=<(march)", "-fno-math-errno"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O3", "-Wall", "-march=<(march)", "-fno-math-errno"],
       "libraries": ["-lpthread"],
       "conditions": [
         ["has_openblas==1", {

@@ -3,8 +3,10 @@
  * used when it is built, loads (the CUDA runtime libraries are found) and a
  * GPU answers, unless CLOZE_DEVICE is 'cpu'; otherwise the CPU build from
  * node-gyp. CLOZE_DEVICE=cuda keeps the CUDA build even without a GPU, so the
- * failure surfaces with CUDA's own reason. When nothing loads, one message
- * lists each attempt and the fixes.
+ * failure surfaces with CUDA's own reason. CLOZE_CPU_ADDON names another CPU
+ * build to use instead of build/Release/cloze_cpu.node (native/tools/isa-check.sh
+ * runs the op tests on AVX2 and SSE2 builds that way). When nothing loads, one
+ * message lists each attempt and the fixes.
  */
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
@@ -48,7 +50,13 @@ export function loadAddon(): LoadedAddon {
   const wantCpu = process.env.CLOZE_DEVICE === 'cpu';
   const candidates: Array<{ path: string; variant: 'cpu' | 'cuda' }> = [];
   if (!wantCpu) candidates.push({ path: join(root, 'build-cuda', 'Release', 'cloze_cuda.node'), variant: 'cuda' });
-  candidates.push({ path: join(root, 'build', 'Release', 'cloze_cpu.node'), variant: 'cpu' });
+  const cpuOverride = process.env.CLOZE_CPU_ADDON;
+  if (cpuOverride !== undefined && cpuOverride !== '') {
+    // Another CPU build, asked for by name: never silently replaced by the default one.
+    if (!existsSync(cpuOverride)) throw new Error(`cloze: CLOZE_CPU_ADDON names ${cpuOverride}, which does not exist (expected a built cloze_cpu.node)`);
+    candidates.length = 0;
+  }
+  candidates.push({ path: cpuOverride || join(root, 'build', 'Release', 'cloze_cpu.node'), variant: 'cpu' });
   const tried: string[] = [];
   let cudaSkipped: string | undefined;
   let cudaFallback: LoadedAddon | undefined;

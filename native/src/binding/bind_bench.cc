@@ -249,11 +249,13 @@ void register_bench(Napi::Env env, Napi::Object exports) {
     }
     Napi::Int32Array out = Napi::Int32Array::New(a.env(), 3 * n + 1);
     for (int64_t t = 0; t < n; t++) {
-      out[3 * t] = runs[t].load();
-      out[3 * t + 1] = tid_of[t];
-      out[3 * t + 2] = order[t];
+      // size_t indices: an int64_t one is ambiguous between TypedArrayOf's operator[] and the pointer conversion.
+      const size_t at = static_cast<size_t>(3 * t);
+      out[at] = runs[t].load();
+      out[at + 1] = tid_of[t];
+      out[at + 2] = order[t];
     }
-    out[3 * n] = threw ? 1 : 0;
+    out[static_cast<size_t>(3 * n)] = threw ? 1 : 0;
     return out;
   });
 
