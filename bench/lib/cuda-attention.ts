@@ -7,7 +7,10 @@
  * values; fwd = attention(q, k, v, {scale}) → {out, lse}; bwd =
  * attentionBackward(dout, q, k, v, out, lse, {scale}) on one kept forward;
  * fwd+bwd = both. Outputs are disposed every call (back to the caching
- * allocator), as a training step frees them.
+ * allocator), as a training step frees them. Ours runs twice: as dispatched
+ * (the mma kernels' unmasked fast path at these shapes) and with mmaGeneral
+ * (the same kernels on their general per-element logit), so that one GPU run
+ * measures what the fast path gains.
  */
 import { native } from '../../src/native/loader.js';
 import type { NativeTensor } from '../../src/native/types.js';
@@ -59,7 +62,7 @@ function randomBf16(shape: readonly number[], rng: Rng): NativeTensor {
   return t;
 }
 
-export function timeOurAttention(c: AttentionCase, o: GpuTimingOptions): OurAttentionOutcome {
+export function timeOurAttention(c: AttentionCase, o: GpuTimingOptions, extra: { mmaGeneral?: boolean } = {}): OurAttentionOutcome {
   const n = native();
   const shape = [c.B, c.L, c.H, c.Dh];
   const rng = new Rng(1);
@@ -70,7 +73,7 @@ export function timeOurAttention(c: AttentionCase, o: GpuTimingOptions): OurAtte
       owned.push(t);
       return t;
     }) as [NativeTensor, NativeTensor, NativeTensor, NativeTensor];
-    const opts = { scale: 1 / Math.sqrt(c.Dh) };
+    const opts = { scale: 1 / Math.sqrt(c.Dh), ...extra };
     const fwd = (): void => {
       const r = n.attention(q, k, v, opts);
       r.out.dispose();
@@ -121,12 +124,15 @@ export interface AttentionRow {
   case: AttentionCase;
   flops: AttentionFlops;
   ours: OurAttentionOutcome;
+  /** Ours on the mma kernels' general path (mmaGeneral); absent in results written before it was timed. */
+  general?: OurAttentionOutcome;
   torch: PyOutcome<TorchAttention>;
 }
 
 /** Both sides of one length; ours first, then the torch child on a GPU we no longer hold memory on. */
 export function runAttentionCase(python: string, c: AttentionCase, o: GpuTimingOptions): AttentionRow {
   const ours = timeOurAttention(c, o);
+  const general = timeOurAttention(c, o, { mmaGeneral: true });
   const torch = runTorchAttention(python, c, o);
-  return { case: c, flops: attentionFlops(c.B, c.H, c.L, c.Dh), ours, torch };
+  return { case: c, flops: attentionFlops(c.B, c.H, c.L, c.Dh), ours, general, torch };
 }

@@ -39,21 +39,23 @@ export function attentionTable(rows: readonly AttentionRow[]): Table {
   const out: string[][] = [];
   for (const r of rows) {
     const ratio = attentionRatios(r);
+    const g = r.general?.ok ? r.general : null;
     const passes = [
-      { name: 'fwd', flops: r.flops.fwd, ours: r.ours.ok ? r.ours.fwd.medianMs : NaN, torch: r.torch.ok ? r.torch.fwd.median_ms : NaN, ratio: ratio.fwd },
-      { name: 'bwd', flops: r.flops.bwd, ours: r.ours.ok ? r.ours.bwd.medianMs : NaN, torch: r.torch.ok ? r.torch.bwd.median_ms : NaN, ratio: ratio.bwd },
-      { name: 'fwd+bwd', flops: r.flops.total, ours: r.ours.ok ? r.ours.fwdBwd.medianMs : NaN, torch: r.torch.ok ? r.torch.fwd_bwd.median_ms : NaN, ratio: ratio.fwdBwd },
+      { name: 'fwd', flops: r.flops.fwd, ours: r.ours.ok ? r.ours.fwd.medianMs : NaN, general: g ? g.fwd.medianMs : NaN, torch: r.torch.ok ? r.torch.fwd.median_ms : NaN, ratio: ratio.fwd },
+      { name: 'bwd', flops: r.flops.bwd, ours: r.ours.ok ? r.ours.bwd.medianMs : NaN, general: g ? g.bwd.medianMs : NaN, torch: r.torch.ok ? r.torch.bwd.median_ms : NaN, ratio: ratio.bwd },
+      { name: 'fwd+bwd', flops: r.flops.total, ours: r.ours.ok ? r.ours.fwdBwd.medianMs : NaN, general: g ? g.fwdBwd.medianMs : NaN, torch: r.torch.ok ? r.torch.fwd_bwd.median_ms : NaN, ratio: ratio.fwdBwd },
     ];
     for (const p of passes) {
       out.push([
-        String(r.case.L), String(r.case.B), p.name, fmtMs(p.ours), fmt(tflops(p.flops, p.ours)), fmtMs(p.torch), fmt(tflops(p.flops, p.torch)),
-        fmtRatio(p.ratio), p.name === 'fwd+bwd' ? verdict(p.ratio, ATTENTION_TARGET) : '',
+        String(r.case.L), String(r.case.B), p.name, fmtMs(p.ours), fmt(tflops(p.flops, p.ours)), fmtMs(p.general), fmtRatio(p.general / p.ours),
+        fmtMs(p.torch), fmt(tflops(p.flops, p.torch)), fmtRatio(p.ratio), p.name === 'fwd+bwd' ? verdict(p.ratio, ATTENTION_TARGET) : '',
       ]);
     }
   }
   return {
     columns: [
       { header: 'L' }, { header: 'B' }, { header: 'pass', align: 'l' }, { header: 'cloze ms' }, { header: 'cloze TFLOP/s' },
+      { header: 'general path ms' }, { header: 'general/cloze' },
       { header: 'torch ms' }, { header: 'torch TFLOP/s' }, { header: 'cloze/torch' }, { header: `target ≥ ${ATTENTION_TARGET.toFixed(1)}×`, align: 'l' },
     ],
     rows: out,

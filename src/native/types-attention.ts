@@ -20,6 +20,12 @@ export interface AttentionNativeOptions {
    */
   tiledKernel?: boolean;
   /**
+   * CUDA, bfloat16: in the register-resident kernels, the general per-element logit (every mask option) even where
+   * their unmasked fast path applies (no mask, bias or ALiBi, a positive scale); the tests check both, and
+   * bench:cuda times both.
+   */
+  mmaGeneral?: boolean;
+  /**
    * CPU: the forward's plain chain (the exponentials in a pass of their own) instead of running them inside the
    * P·V product; the tests check that both agree bit for bit.
    */

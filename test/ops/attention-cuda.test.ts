@@ -41,6 +41,12 @@ interface Result {
   dbias?: Float64Array;
 }
 
+/**
+ * Which bf16 kernels: the dispatch's choice, the shared-memory tiled ones, or the register-resident (mma) ones on
+ * their general per-element logit where the unmasked fast path would apply (attention_mma.cuh, fast_path).
+ */
+type Kernel = 'auto' | 'tiled' | 'mma-general';
+
 /** Forward and backward of spec on cuda; the upstream gradients are W (out) and We (entropy, when given). */
 function runCuda(
   s: NaiveAttnSpec,
@@ -48,7 +54,7 @@ function runCuda(
   entropy: boolean,
   W: ArrayLike<number>,
   We?: ArrayLike<number>,
-  tiledKernel = false,
+  kernel: Kernel = 'auto',
   cuOnHost = false,
 ): Result {
   const nnz = tokenCount(s);
@@ -77,7 +83,8 @@ function runCuda(
       excludeMaskedKeys: s.excludeMaskedKeys,
       entropy,
       biasGrad: s.bias !== undefined,
-      tiledKernel,
+      tiledKernel: kernel === 'tiled',
+      mmaGeneral: kernel === 'mma-general',
     };
     const f = native().attention(q, k, v, opts);
     owned.push(f.out, f.lse);
@@ -220,12 +227,12 @@ function checkFloat32(s: NaiveAttnSpec, entropy: boolean, label: string, seed: n
   if (g.dbias) assertClose(got.dbias!, g.dbias, tol, `${label} dbias`);
 }
 
-function checkBf16(s: NaiveAttnSpec, entropy: boolean, label: string, seed: number, tiledKernel = false): void {
+function checkBf16(s: NaiveAttnSpec, entropy: boolean, label: string, seed: number, kernel: Kernel = 'auto'): void {
   const spec = roundSpecBf16(s);
   const up = upstream(spec, seed);
   const W = roundBf16(up.W);
   const We = entropy ? roundBf16(up.We) : undefined;
-  const got = runCuda(spec, 'bfloat16', entropy, W, We, tiledKernel);
+  const got = runCuda(spec, 'bfloat16', entropy, W, We, kernel);
   const naive = naiveBf16(spec, W, We);
   const ref = naiveAttentionForward(spec);
   assertBf16(`${label} out`, got.out, ref.out, naive.out);
@@ -298,7 +305,7 @@ describeCuda('attention', () => {
     // they apply (Dh a multiple of 8, no entropy or bias gradient); the tiled
     // kernels they replace stay checked too.
     it(`${c.name} (bfloat16, tiled kernel)`, () =>
-      checkBf16(makeSpec(c, 11 + idx), c.entropy ?? false, c.name, 101 + idx, true));
+      checkBf16(makeSpec(c, 11 + idx), c.entropy ?? false, c.name, 101 + idx, 'tiled'));
   });
 
   // The mma kernels on what they take: no entropy and no bias (so no bias
@@ -316,6 +323,41 @@ describeCuda('attention', () => {
   ];
   mmaCases.forEach((c, idx) => {
     it(`${c.name} (bfloat16)`, () => checkBf16(makeSpec(c, 51 + idx), false, c.name, 151 + idx));
+  });
+
+  // The unmasked fast path (no mask, bias or ALiBi, a positive scale: attention_mma.cuh's fast_path) takes the plain
+  // cases above; the same cases on the general per-element logit, and fast-path shapes with partial query and key
+  // tiles in every position (L not a multiple of 64, a one-token sequence, varlen starts inside a tile).
+  const fastCases: Case[] = [
+    { name: 'mma fast L=1 Dh=64', L: 1, H: 2, Dh: 64 },
+    { name: 'mma fast L=65 Dh=32', L: 65, H: 3, Dh: 32 },
+    { name: 'mma fast L=191 Dh=64 scale 0.05', L: 191, H: 2, Dh: 64, scale: 0.05 },
+    { name: 'mma fast L=97 Dh=128', L: 97, H: 1, Dh: 128 },
+    { name: 'mma fast varlen', lens: [63, 1, 0, 129, 64], L: 129, H: 2, Dh: 64 },
+    { name: 'mma fast peaked rows L=130 Dh=64', L: 130, H: 2, Dh: 64, qScale: 8 },
+  ];
+  [...mmaCases.filter((c) => !c.keyPadding && !c.alibi && !c.attnMask && !c.exclude), ...fastCases].forEach((c, idx) => {
+    const seed = 71 + idx;
+    it(`${c.name} (bfloat16, fast path)`, () => checkBf16(makeSpec(c, seed), false, c.name, seed + 100));
+    it(`${c.name} (bfloat16, mma general path)`, () => checkBf16(makeSpec(c, seed), false, c.name, seed + 100, 'mma-general'));
+  });
+
+  it('mma fast path and general path agree closely (same inputs, bfloat16)', () => {
+    const spec = roundSpecBf16(makeSpec({ name: '', B: 2, L: 200, H: 2, Dh: 64 }, 31));
+    const W = roundBf16(upstream(spec, 6).W);
+    const fast = runCuda(spec, 'bfloat16', false, W);
+    const general = runCuda(spec, 'bfloat16', false, W, undefined, 'mma-general');
+    // Both round P to bf16 for the products; they differ only by the exponent's rounding (one FMA against a
+    // multiply and a subtraction) and exp2's last bits, so a value may land in the neighbouring bf16 step.
+    for (const key of ['out', 'dq', 'dk', 'dv'] as const) {
+      let worst = 0;
+      for (let i = 0; i < fast[key].length; i++) {
+        const a = fast[key][i]!, b = general[key][i]!;
+        worst = Math.max(worst, Math.abs(a - b) / Math.max(Math.abs(b), 1e-2));
+      }
+      expect(worst, key).toBeLessThan(2 ** -6);
+    }
+    for (let i = 0; i < fast.lse.length; i++) expect(Math.abs(fast.lse[i]! - general.lse[i]!)).toBeLessThan(1e-5);
   });
 
   it('mma: every key padded (100%) and none (0%), bfloat16', () => {
@@ -338,7 +380,7 @@ describeCuda('attention', () => {
       const w = dtype === 'bfloat16' ? roundBf16(W) : W;
       const s = dtype === 'bfloat16' ? roundSpecBf16(spec) : spec;
       const onDevice = runCuda(s, dtype, false, w);
-      const onHost = runCuda(s, dtype, false, w, undefined, false, true);
+      const onHost = runCuda(s, dtype, false, w, undefined, 'auto', true);
       for (const key of ['out', 'lse', 'dq', 'dk', 'dv'] as const) expect(onHost[key]).toEqual(onDevice[key]);
     }
     const nnz = tokenCount(spec);

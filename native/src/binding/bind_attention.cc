@@ -32,6 +32,7 @@ struct AttnSetup {
   bool entropy = false;
   bool bias_grad = false;
   bool tiled_kernel = false;
+  bool mma_general = false;
   bool plain_chain = false;
   std::vector<int64_t> stat_shape;  // lse / entropy
 };
@@ -139,6 +140,7 @@ AttnSetup parse(const ArgReader& a, size_t qi, size_t opt_i) {
   s.entropy = a.opt_bool(o, "entropy", false);
   s.bias_grad = a.opt_bool(o, "biasGrad", false);
   s.tiled_kernel = a.opt_bool(o, "tiledKernel", false);
+  s.mma_general = a.opt_bool(o, "mmaGeneral", false);
   s.plain_chain = a.opt_bool(o, "plainChain", false);
   if (s.bias_grad && !s.bias) a.bad(ErrCode::Value, "a bias when biasGrad is set", "bias", "none");
   return s;
@@ -165,6 +167,7 @@ AttentionParams<T> to_params(const AttnSetup& s) {
   p.token_mask = s.token_mask ? s.token_mask->ptr<uint8_t>() : nullptr;
   p.exclude_masked_keys = s.exclude;
   p.tiled_kernel = s.tiled_kernel;
+  p.mma_general = s.mma_general;
   p.plain_chain = s.plain_chain;
   return p;
 }

@@ -134,8 +134,27 @@ __device__ __forceinline__ void acc_to_a(uint32_t (&a)[4], const float (&x)[N][4
 
 // Whether the logit needs only scale and the key-side checks (padding, past
 // the sequence); otherwise every option goes through attn::logit.
-__device__ __forceinline__ bool plain(const AttentionParams<bf16>& p) {
+__host__ __device__ __forceinline__ bool plain(const AttentionParams<bf16>& p) {
   return !p.alibi_slopes && !p.bias && !p.attn_mask && !(p.exclude_masked_keys && p.token_mask);
+}
+
+// Whether the kernels take their unmasked fast path (the FAST template instances): plain, no key padding, and a
+// positive scale. There every logit is scale·dot, so the kernels keep the raw dot products, fold scale·log2 e into
+// the exponent's FMA (exp2(dot·c − m) with m in log2 units; max(dot)·c = max(dot·c) because c > 0 and rounding
+// is monotone) and mask by index only on a partial tile; every row in the sequence has a live key, so no maximum
+// or log-sum-exp of a row that is kept is −∞. The general path spends a logit2 per element: two index compares, a
+// select, a multiply and exp2f's range handling, several times the FMA and MUFU.EX2 the fast path issues.
+// (Not measured on a GPU yet; p.mma_general keeps the general path for the tests' and bench:cuda's comparison.)
+__host__ __device__ __forceinline__ bool fast_path(const AttentionParams<bf16>& p) {
+  return plain(p) && !p.key_padding && p.scale > 0 && !p.mma_general;
+}
+
+// 2^x by the SFU alone (MUFU.EX2, flush-to-zero): −∞ gives +0, and the relative error (about 2^-22) is far below the
+// bf16 rounding P gets before the P·V product. exp2f adds range handling for denormal results around it.
+__device__ __forceinline__ float ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
 }
 
 // The logit of (query i, key j) in log2 units (× log2 e), −∞ when masked or

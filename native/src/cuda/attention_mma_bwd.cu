@@ -37,8 +37,8 @@ __device__ __forceinline__ void two_products(float (&s)[NT][4], float (&dp)[NT][
 // dK, dV: one CTA per (64-key tile, head, sequence); each warp owns 16 keys
 // and computes Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ with keys as rows, so Pᵀ and dSᵀ are
 // the A operands of dV += Pᵀ·dO and dK += dSᵀ·Q straight from registers.
-// Query tiles of BQ stream through two buffers with their lse and D.
-template <int HD, int BQ>
+// Query tiles of BQ stream through two buffers with their lse and D. FAST: the unmasked fast path (fast_path).
+template <int HD, int BQ, bool FAST>
 __global__ void __launch_bounds__(kThreads) dkdv_kernel(AttentionParams<bf16> p, const float* D, int64_t tiles) {
   constexpr int LD = HD + 8, NT = BQ / 8, DT = HD / 8;
   extern __shared__ __align__(128) unsigned char smem[];
@@ -59,6 +59,7 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(AttentionParams<bf16> p,
   const bool pl = plain(p);
   const int nq = (len + BQ - 1) / BQ;
   const int64_t sb = attn::stat_base(p, id.b, h, start);
+  const float sl2 = static_cast<float>(p.scale) * kLog2e;  // FAST: a logit in log2 units is dot·sl2
 
   auto stage = [&](int qt) {  // query tile qt into buffer qt & 1
     const int q0 = qt * BQ, nv = min(BQ, len - q0), buf = qt & 1;
@@ -102,17 +103,38 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(AttentionParams<bf16> p,
     float s[NT][4], dp[NT][4];
     two_products<NT, HD, LD>(s, dp, Ks, Vs, Qb, dOb, warp * 16);  // Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ
     // Pᵀ and dSᵀ = Pᵀ ∘ (dPᵀ − D), element (key, query).
+    if constexpr (FAST) {
+      // P = exp2(dot·c − lse·log2 e); one lse and D per query column, shared by the thread's two key rows. Query
+      // columns past the sequence (Ls and Ds hold 0 there) get P = 0; key rows past it are never written out.
+      const bool tail = q0 + BQ > len;
 #pragma unroll
-    for (int n = 0; n < NT; n++)
+      for (int n = 0; n < NT; n++)
 #pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int qc = n * 8 + 2 * t + (e & 1);
-        const float x = logit2(p, pl, id.b, h, start, len, q0 + qc, key0 + 8 * (e >> 1), s[n][e]);
-        const float lse = Lb[qc] * kLog2e;  // −∞ stays −∞
-        const float pr = (x == -INFINITY || lse == -INFINITY) ? 0.f : exp2f(x - lse);
-        s[n][e] = pr;
-        dp[n][e] = pr * (dp[n][e] - Db[qc]);
-      }
+        for (int c = 0; c < 2; c++) {
+          const int qc = n * 8 + 2 * t + c;
+          const float nl = -Lb[qc] * kLog2e, dc = Db[qc];
+          const bool live = !tail || q0 + qc < len;
+#pragma unroll
+          for (int hr = 0; hr < 2; hr++) {
+            const int e = 2 * hr + c;
+            const float pr = live ? ex2(fmaf(s[n][e], sl2, nl)) : 0.f;
+            s[n][e] = pr;
+            dp[n][e] = pr * (dp[n][e] - dc);
+          }
+        }
+    } else {
+#pragma unroll
+      for (int n = 0; n < NT; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          const int qc = n * 8 + 2 * t + (e & 1);
+          const float x = logit2(p, pl, id.b, h, start, len, q0 + qc, key0 + 8 * (e >> 1), s[n][e]);
+          const float lse = Lb[qc] * kLog2e;  // −∞ stays −∞
+          const float pr = (x == -INFINITY || lse == -INFINITY) ? 0.f : exp2f(x - lse);
+          s[n][e] = pr;
+          dp[n][e] = pr * (dp[n][e] - Db[qc]);
+        }
+    }
 #pragma unroll
     for (int kc = 0; kc < BQ / 16; kc++) {
       uint32_t pa[4], da[4];
@@ -152,8 +174,8 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(AttentionParams<bf16> p,
 }
 
 // dQ: one CTA per (64-query tile, head, sequence), key/value tiles streaming;
-// S and dP recomputed, dQ += dS·K with dS from registers.
-template <int HD>
+// S and dP recomputed, dQ += dS·K with dS from registers. FAST: the unmasked fast path (fast_path).
+template <int HD, bool FAST>
 __global__ void __launch_bounds__(kThreads) dq_kernel(AttentionParams<bf16> p, const float* D, int64_t tiles) {
   constexpr int LD = HD + 8, BK = 64, NT = BK / 8, DT = HD / 8;
   extern __shared__ __align__(128) unsigned char smem[];
@@ -173,12 +195,15 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(AttentionParams<bf16> p, c
   const int nk = (len + BK - 1) / BK;
   const int64_t sb = attn::stat_base(p, id.b, h, start);
   const int row0 = i0 + warp * 16 + g;
+  const float sl2 = static_cast<float>(p.scale) * kLog2e;  // FAST: a logit in log2 units is dot·sl2
   float lse2[2], Dr[2];
 #pragma unroll
   for (int hr = 0; hr < 2; hr++) {
     const int r = row0 + 8 * hr;
     const float lse = r < len ? p.lse_f32[sb + r] : -INFINITY;
     lse2[hr] = lse == -INFINITY ? -INFINITY : lse * kLog2e;
+    // FAST: a row past the sequence is never written out; a finite lse keeps its values finite all the same.
+    if (FAST && r >= len) lse2[hr] = 0.f;
     Dr[hr] = r < len ? D[sb + r] : 0.f;
   }
 
@@ -208,15 +233,30 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(AttentionParams<bf16> p, c
     const int j0 = kt * BK;
     float s[NT][4], dp[NT][4];
     two_products<NT, HD, LD>(s, dp, Qs, dOs, Kb, Vb, warp * 16);  // S = Q·Kᵀ, dP = dO·Vᵀ
+    if constexpr (FAST) {
+      // Keys past the sequence, in its last tile only, get P = 0; every row in it has a finite lse.
+      const bool tail = j0 + BK > len;
+      const float nl[2] = {-lse2[0], -lse2[1]};
 #pragma unroll
-    for (int n = 0; n < NT; n++)
+      for (int n = 0; n < NT; n++)
 #pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int hr = e >> 1;
-        const float x = logit2(p, pl, id.b, h, start, len, row0 + 8 * hr, j0 + n * 8 + 2 * t + (e & 1), s[n][e]);
-        const float pr = (x == -INFINITY || lse2[hr] == -INFINITY) ? 0.f : exp2f(x - lse2[hr]);
-        dp[n][e] = pr * (dp[n][e] - Dr[hr]);
-      }
+        for (int e = 0; e < 4; e++) {
+          const int hr = e >> 1;
+          const bool live = !tail || j0 + n * 8 + 2 * t + (e & 1) < len;
+          const float pr = live ? ex2(fmaf(s[n][e], sl2, nl[hr])) : 0.f;
+          dp[n][e] = pr * (dp[n][e] - Dr[hr]);
+        }
+    } else {
+#pragma unroll
+      for (int n = 0; n < NT; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          const int hr = e >> 1;
+          const float x = logit2(p, pl, id.b, h, start, len, row0 + 8 * hr, j0 + n * 8 + 2 * t + (e & 1), s[n][e]);
+          const float pr = (x == -INFINITY || lse2[hr] == -INFINITY) ? 0.f : exp2f(x - lse2[hr]);
+          dp[n][e] = pr * (dp[n][e] - Dr[hr]);
+        }
+    }
 #pragma unroll
     for (int kc = 0; kc < BK / 16; kc++) {
       uint32_t a[4];
@@ -247,7 +287,7 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(AttentionParams<bf16> p, c
   }
 }
 
-template <int HD>
+template <int HD, bool FAST>
 void backward(const AttentionParams<bf16>& p, const float* D) {
   constexpr const char* op = "attentionBackward";
   // 128-wide heads: query tiles of 32 in dK/dV, so that the two 16×128
@@ -258,7 +298,7 @@ void backward(const AttentionParams<bf16>& p, const float* D) {
   {
     const int64_t blocks = tiles * p.H * p.B;
     if (blocks > INT32_MAX) fail(ErrCode::Shape, op, "more tiles × heads × sequences than one cuda grid holds");
-    auto* kernel = dkdv_kernel<HD, BQ>;
+    auto* kernel = dkdv_kernel<HD, BQ, FAST>;
     static const cudaError_t attr = opt_in(kernel, b1);
     check(attr, op, "cudaFuncSetAttribute");
     CLOZE_LAUNCH(op, kernel, static_cast<unsigned>(blocks), kThreads, b1, p, D, tiles);
@@ -266,7 +306,7 @@ void backward(const AttentionParams<bf16>& p, const float* D) {
   const size_t b2 = sizeof(bf) * (HD + 8) * (2 * kRows + 4 * 64);
   {
     const int64_t blocks = tiles * p.H * p.B;
-    auto* kernel = dq_kernel<HD>;
+    auto* kernel = dq_kernel<HD, FAST>;
     static const cudaError_t attr = opt_in(kernel, b2);
     check(attr, op, "cudaFuncSetAttribute");
     CLOZE_LAUNCH(op, kernel, static_cast<unsigned>(blocks), kThreads, b2, p, D, tiles);
@@ -282,10 +322,11 @@ bool attention_backward_mma(const AttentionParams<bf16>& p, const float* D) {
   for (const void* ptr : {static_cast<const void*>(p.dout), static_cast<const void*>(p.dq), static_cast<const void*>(p.dk),
                           static_cast<const void*>(p.dv)})
     if (!aligned16(ptr)) return false;
+  const bool fast = fast_path(p);
   switch (head_tile(p.Dh)) {
-    case 32: backward<32>(p, D); break;
-    case 64: backward<64>(p, D); break;
-    default: backward<128>(p, D); break;
+    case 32: fast ? backward<32, true>(p, D) : backward<32, false>(p, D); break;
+    case 64: fast ? backward<64, true>(p, D) : backward<64, false>(p, D); break;
+    default: fast ? backward<128, true>(p, D) : backward<128, false>(p, D); break;
   }
   return true;
 }

@@ -7,8 +7,8 @@ namespace fa {
 
 // ---------------------------------------------------------------- forward
 // One CTA per (64-query tile, head, sequence); key/value tiles of 64 stream
-// through two shared-memory buffers.
-template <int HD>
+// through two shared-memory buffers. FAST: the unmasked fast path (fast_path in attention_mma.cuh).
+template <int HD, bool FAST>
 __global__ void __launch_bounds__(kThreads) fwd_kernel(AttentionParams<bf16> p, int64_t tiles) {
   constexpr int LD = HD + 8, BK = 64, NT = BK / 8, DT = HD / 8;
   extern __shared__ __align__(128) unsigned char smem[];
@@ -25,6 +25,7 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(AttentionParams<bf16> p, 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   const bool pl = plain(p);
   const int nk = (len + BK - 1) / BK;
+  const float sl2 = static_cast<float>(p.scale) * kLog2e;  // FAST: a logit in log2 units is dot·sl2
 
   load_tile<kRows, HD>(Qs, rows_of(p.q, start, i0, p.q_row, h, p.Dh), p.q_row, min(kRows, len - i0), Dh);
   load_tile<BK, HD>(Ks, rows_of(p.k, start, 0, p.k_row, h, p.Dh), p.k_row, min(BK, len), Dh);
@@ -72,11 +73,23 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(AttentionParams<bf16> p, 
         mma(s[2 * n2 + 1], qf[kk], b[2], b[3]);
       }
     }
+    if constexpr (FAST) {
+      // Raw dot products; only the keys past the sequence in its last tile are masked. (Query rows past it hold
+      // the zero rows load_tile filled in: finite, and never written out.)
+      if (j0 + BK > len) {
 #pragma unroll
-    for (int n = 0; n < NT; n++)
+        for (int n = 0; n < NT; n++)
 #pragma unroll
-      for (int e = 0; e < 4; e++)
-        s[n][e] = logit2(p, pl, id.b, h, start, len, row0 + 8 * (e >> 1), j0 + n * 8 + 2 * t + (e & 1), s[n][e]);
+          for (int e = 0; e < 4; e++)
+            if (j0 + n * 8 + 2 * t + (e & 1) >= len) s[n][e] = -INFINITY;
+      }
+    } else {
+#pragma unroll
+      for (int n = 0; n < NT; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+          s[n][e] = logit2(p, pl, id.b, h, start, len, row0 + 8 * (e >> 1), j0 + n * 8 + 2 * t + (e & 1), s[n][e]);
+    }
 
     // Online softmax for rows row0 (elements 0, 1) and row0 + 8 (2, 3); a row's
     // 64 columns are spread over the 4 lanes of a quad.
@@ -86,6 +99,28 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(AttentionParams<bf16> p, 
 #pragma unroll
       for (int n = 0; n < NT; n++) mx = fmaxf(mx, fmaxf(s[n][2 * hr], s[n][2 * hr + 1]));
       mx = quad_max(mx);
+      if constexpr (FAST) {
+        // Key j0 is in the sequence, so mx is finite: mn is, and m[hr] is −∞ only before the first tile, where
+        // ex2(−∞) = 0 scales the zero o and l.
+        const float mn = fmaxf(m[hr], mx * sl2);
+        const float corr = ex2(m[hr] - mn);
+        m[hr] = mn;
+        float sum = 0.f;
+#pragma unroll
+        for (int n = 0; n < NT; n++) {
+          const float p0 = ex2(fmaf(s[n][2 * hr], sl2, -mn)), p1 = ex2(fmaf(s[n][2 * hr + 1], sl2, -mn));  // −∞ → 0
+          s[n][2 * hr] = p0;
+          s[n][2 * hr + 1] = p1;
+          sum += p0 + p1;
+        }
+        l[hr] = l[hr] * corr + sum;
+#pragma unroll
+        for (int d = 0; d < DT; d++) {
+          o[d][2 * hr] *= corr;
+          o[d][2 * hr + 1] *= corr;
+        }
+        continue;
+      }
       const float mn = fmaxf(m[hr], mx);
       // Nothing live yet (mn = −∞): o and l are 0 and stay so; exp2(−∞ − finite) = 0 otherwise.
       const float corr = mn == -INFINITY ? 1.f : exp2f(m[hr] - mn);
@@ -141,13 +176,13 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(AttentionParams<bf16> p, 
   }
 }
 
-template <int HD>
+template <int HD, bool FAST>
 void forward(const AttentionParams<bf16>& p) {
   const int64_t tiles = (p.L + kRows - 1) / kRows;
   const size_t bytes = sizeof(bf) * (HD + 8) * (kRows + 4 * 64);
   const int64_t blocks = tiles * p.H * p.B;
   if (blocks > INT32_MAX) fail(ErrCode::Shape, "attention", "more tiles × heads × sequences than one cuda grid holds");
-  auto* kernel = fwd_kernel<HD>;
+  auto* kernel = fwd_kernel<HD, FAST>;
   static const cudaError_t attr = opt_in(kernel, bytes);
   check(attr, "attention", "cudaFuncSetAttribute");
   CLOZE_LAUNCH("attention", kernel, static_cast<unsigned>(blocks), kThreads, bytes, p, tiles);
@@ -159,10 +194,11 @@ void forward(const AttentionParams<bf16>& p) {
 bool attention_forward_mma(const AttentionParams<bf16>& p) {
   using namespace cuda::fa;
   if (!fits(p) || p.entropy) return false;
+  const bool fast = fast_path(p);
   switch (head_tile(p.Dh)) {
-    case 32: forward<32>(p); break;
-    case 64: forward<64>(p); break;
-    default: forward<128>(p); break;
+    case 32: fast ? forward<32, true>(p) : forward<32, false>(p); break;
+    case 64: fast ? forward<64, true>(p) : forward<64, false>(p); break;
+    default: fast ? forward<128, true>(p) : forward<128, false>(p); break;
   }
   return true;
 }

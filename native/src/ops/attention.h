@@ -47,6 +47,9 @@ struct AttentionParams {
   // CUDA: take the shared-memory tiled kernels even where the register-resident
   // bf16 ones apply (attention_mma_{fwd,bwd}.cu); the tests run both against the reference.
   bool tiled_kernel = false;
+  // CUDA: in the bf16 mma kernels, take the general per-element logit (attention_mma.cuh's logit2) even where the
+  // unmasked fast path applies (no mask, no bias, no ALiBi, a positive scale); the tests run both.
+  bool mma_general = false;
   // CPU: the forward's plain chain (the logits stored, then the row passes) instead of its fusions, which must
   // agree with it bit for bit (attention.cc's forward_tile; the tests compare the two).
   bool plain_chain = false;
