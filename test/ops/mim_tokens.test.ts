@@ -620,6 +620,31 @@ describeCuda('mim tokens', () => {
     }
   });
 
+  it('assembleTokensBackward: dx in float32 equals the CPU float32 bit for bit (the same sums in row order)', () => {
+    // MAE's layout (a permutation's first K of L, no tokens), and an index with long chains of one repeated row
+    // next to unique ones and mask tokens: each hit row of dx is summed over its rows in order from 0 on both sides.
+    const B = 5, Ls = 37, Lo = 23, D = 70;
+    const mae = Array.from({ length: B }, () => {
+      const perm = Array.from({ length: Ls }, (_, i) => i);
+      for (let i = Ls - 1; i > 0; i--) {
+        const j = Math.floor(rnd() * (i + 1));
+        [perm[i], perm[j]] = [perm[j]!, perm[i]!];
+      }
+      return perm.slice(0, Lo);
+    }).flat();
+    const chains = Array.from({ length: B * Lo }, (_, r) => (r % 3 === 0 ? 4 : r % 3 === 1 ? Math.floor(rnd() * Ls) : -1));
+    for (const index of [mae, chains]) {
+      const g = uniform(B * Lo * D, -3, 3);
+      const [c] = native().assembleTokensBackward(dev(g, [B, Lo, D], 'float32'), dev(index, [B, Lo], 'int32'), Ls, 1, true, false);
+      const [h] = native().assembleTokensBackward(cpu(g, [B, Lo, D], 'float32'), cpu(index, [B, Lo], 'int32'), Ls, 1, true, false);
+      expect(Array.from(get(c!))).toEqual(Array.from(get(h!)));
+      // Rows that no index hits stay 0.
+      const hit = new Set(index.map((v, r) => (v < 0 ? -1 : Math.floor(r / Lo) * Ls + v)));
+      const dx = get(c!);
+      for (let row = 0; row < B * Ls; row++) if (!hit.has(row)) for (let k = 0; k < D; k++) expect(dx[row * D + k]).toBe(0);
+    }
+  });
+
   it('patchify and unpatchify permute exactly, odd channel counts and p = 1 included', () => {
     for (const [B, C, H, W, p] of [[2, 3, 8, 12, 4], [1, 1, 5, 7, 1], [3, 5, 6, 6, 3]]) {
       const img = uniform(B * C * H * W);

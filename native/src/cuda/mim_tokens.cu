@@ -73,20 +73,57 @@ __global__ void assemble_forward_kernel(const T* __restrict x, const T* __restri
   }
 }
 
-// dx[b, idx, c] += dout[b, j, c] for j in order: thread (b, c) owns column c
-// of image b, so repeated indices add up in j order without races. acc is
-// float32 [B, Ls, D], zeroed.
-template <typename T>
-__global__ void assemble_dx_kernel(const T* __restrict dout, const int32_t* __restrict index, float* __restrict acc,
-                                   int64_t B, int64_t Ls, int64_t Lo, int64_t D) {
-  const int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (c >= D) return;
-  for (int64_t b = blockIdx.y; b < B; b += gridDim.y) {
-    for (int64_t j = 0; j < Lo; j++) {
-      const int64_t idx = index[b * Lo + j];
-      if (idx < 0) continue;
-      acc[(b * Ls + idx) * D + c] += ld(dout, (b * Lo + j) * D + c);
+// The backward's plan for dx, per output row r = b·Lo + j with a non-negative index: first[r] = 1 when no earlier
+// row of image b has the same index, and next[r] = the next row of image b that has it (j' > j), −1 for none. So
+// every row of dx that some index hits is summed by one thread per column over its chain, in j order.
+// O(Lo) per row: Lo is a few hundred tokens, and the scan breaks at the first match.
+__global__ void assemble_dx_plan_kernel(const int32_t* __restrict index, int32_t* __restrict next,
+                                        uint8_t* __restrict first, int64_t Lo, int64_t R) {
+  CLOZE_GRID_STRIDE(r, R) {
+    const int64_t b = r / Lo, j = r % Lo;
+    const int32_t* ib = index + b * Lo;
+    const int32_t v = ib[j];
+    int32_t nx = -1;
+    bool f = v >= 0;
+    if (v >= 0) {
+      for (int64_t k = 0; k < j; k++)
+        if (ib[k] == v) {
+          f = false;
+          break;
+        }
+      for (int64_t k = j + 1; k < Lo; k++)
+        if (ib[k] == v) {
+          nx = static_cast<int32_t>(k);
+          break;
+        }
     }
+    next[r] = nx;
+    first[r] = f ? 1 : 0;
+  }
+}
+
+// dx[b, idx, c] = Σ dout[b, j, c] over the rows j of image b with index idx, in j order from 0 in float32, written
+// once (dx is zeroed by the binding; rows no index hits stay 0). The same sums in the same order as accumulating
+// row by row into a zeroed float32 buffer, which the kernel did before: it then zeroed, read and converted a
+// float32 copy of all of dx ([B, Ls, D], 4× the gathered rows at MAE's 75% masking), and one thread per column
+// walked every row of its image, so that bench:cuda's token gather measured 0.33× torch.gather
+// (bench/RESULTS.md). Threads of consecutive columns read and write consecutive addresses.
+template <typename T>
+__global__ void assemble_dx_sum_kernel(const T* __restrict dout, const int32_t* __restrict index,
+                                       const int32_t* __restrict next, const uint8_t* __restrict first, T* __restrict dx,
+                                       int64_t Ls, int64_t Lo, int64_t D, int64_t n) {
+  CLOZE_GRID_STRIDE(e, n) {
+    const int64_t r = e / D, c = e % D;
+    if (!first[r]) continue;
+    const int64_t b = r / Lo;
+    float s = 0.f;
+    for (int64_t k = r;;) {
+      s += ld(dout, k * D + c);
+      const int32_t nx = next[k];
+      if (nx < 0) break;
+      k = b * Lo + nx;
+    }
+    st(dx, (b * Ls + index[r]) * D + c, s);
   }
 }
 
@@ -115,11 +152,6 @@ __global__ void assemble_dtokens_finish_kernel(const float* __restrict partial, 
     for (int64_t g = 0; g < G; g++) s += partial[g * n + e];
     st(dtokens, e, s);
   }
-}
-
-template <typename T>
-__global__ void float_to_kernel(const float* __restrict src, T* __restrict dst, int64_t n) {
-  CLOZE_GRID_STRIDE(e, n) st(dst, e, src[e]);
 }
 
 __global__ void restore_index_kernel(const int32_t* __restrict r, int32_t* __restrict out, int64_t L, int64_t K, int64_t off,
@@ -176,8 +208,6 @@ __global__ void token_mean_backward_kernel(const T* __restrict g, T* __restrict 
   }
 }
 
-unsigned grid_y(int64_t n) { return static_cast<unsigned>(n < 65535 ? n : 65535); }
-
 }  // namespace
 
 template <typename T>
@@ -213,20 +243,17 @@ void assemble_tokens_backward_cuda(const AssembleTokensParams<T>& p) {
   if (D == 0) return;
   const unsigned gx = static_cast<unsigned>((D + kThreads - 1) / kThreads);
   if (p.dx && B > 0 && Ls > 0 && Lo > 0) {
-    // float32 accumulators so repeated indices add in fp32 whatever T is; float32 accumulates in place.
-    const int64_t n = B * Ls * D;
-    float* acc = nullptr;
-    if constexpr (std::is_same_v<T, float>) {
-      acc = p.dx;  // zeroed by the binding
-    } else {
-      acc = static_cast<float*>(cuda::alloc(static_cast<size_t>(n) * sizeof(float), op));
-      cuda::memset_zero(acc, static_cast<size_t>(n) * sizeof(float), op);
-    }
-    CLOZE_LAUNCH(op, assemble_dx_kernel<T>, dim3(gx, grid_y(B)), kThreads, 0, p.dout, p.index, acc, B, Ls, Lo, D);
-    if constexpr (!std::is_same_v<T, float>) {
-      CLOZE_LAUNCH(op, float_to_kernel<T>, blocks_for(n), kThreads, 0, acc, p.dx, n);
-      cuda::free(acc);
-    }
+    // Repeated indices add in float32 whatever T is, each hit row summed by one thread per column (the plan).
+    if (Lo > INT32_MAX) fail(ErrCode::Shape, op, "more than 2^31 − 1 output tokens per image");
+    const int64_t R = B * Lo, n = R * D;
+    const size_t plan_bytes = static_cast<size_t>(R) * (sizeof(int32_t) + 1);
+    void* plan = cuda::alloc(plan_bytes, op);
+    int32_t* next = static_cast<int32_t*>(plan);
+    uint8_t* first = reinterpret_cast<uint8_t*>(next + R);
+    CLOZE_LAUNCH(op, assemble_dx_plan_kernel, blocks_for(R), kThreads, 0, p.index, next, first, Lo, R);
+    CLOZE_LAUNCH(op, assemble_dx_sum_kernel<T>, blocks_for(n), kThreads, 0, p.dout, p.index, next, first, p.dx, Ls, Lo,
+                 D, n);
+    cuda::free(plan);
   }
   if (p.dtokens && NT > 0 && B * Lo > 0) {
     // Groups of at least 64 rows and at most 256 groups: the partials stay
