@@ -18,7 +18,8 @@
 #            of --task mim and --task spark, cloze finetune (--adv and --method
 #            asa) from the CPU run's checkpoint, 2 MPI ranks of bert-tiny sharing
 #            the GPU through NCCL (or NCCL's refusal, named), 1 rank with
-#            --distributed on (the trainer's NCCL path) against a plain run, and --long-steps of
+#            --distributed on (the trainer's NCCL path) against a plain run, for
+#            pretrain and for finetune, and --long-steps of
 #            bert-base at the preset's batch with an exact resume of the second half
 #   anchor   opt-in (--with-anchor or --only anchor): bench:mlm-step on the
 #            CPU against the machine's own PyTorch, same thread count
@@ -210,8 +211,9 @@ fi
 
 # 5. Training on the GPU: a short bert-base run, its first losses against the
 #    CPU float32 run of the same seed, and an exact resume; the NCCL smoke
-#    (when mpirun is there), 20 steps of --task mim and --task spark, and
-#    cloze finetune (--adv and --method asa) from the CPU run's checkpoint.
+#    (when mpirun is there, for pretrain and finetune), 20 steps of --task mim
+#    and --task spark, and cloze finetune (--adv and --method asa) from the
+#    CPU run's checkpoint.
 if wanted train; then
   log=$out/train.log
   cat "$work/train-cpu.log" >>"$log" 2>/dev/null
@@ -268,6 +270,19 @@ if wanted train; then
       note "NCCL at 1 rank (--distributed on): the trainer all-reduced through NCCL, and its 5 losses equal a plain run's"
     else
       note "NCCL at 1 rank (--distributed on): no NCCL gradients logged, or the losses differ from a plain run's (train.log)"; fail
+    fi
+    # The same for fine-tuning (issue 18; wired after the last GPU run): mlp-ft from the CPU bert-base checkpoint,
+    # 5 steps on cuda, plain and through NCCL at one rank; the losses must be equal.
+    if [ -d "$tr/cpu/checkpoint-3" ]; then
+      ft=(--task-data test/fixtures/finetune/who.jsonl --init-from "$tr/cpu" --device cuda --epochs 0 --max-steps 5 --batch-size 8 --max-length 64 --log-every 1 --seed 7)
+      run_step finetune-plain-1rank 60 "$log" npx cloze finetune "${ft[@]}" --out "$tr/ftplain1"
+      run_step finetune-nccl-1rank 90 "$work/ftnccl1.log" mpirun --allow-run-as-root -np 1 npx cloze finetune "${ft[@]}" --distributed on --out "$tr/ftnccl1"
+      cat "$work/ftnccl1.log" >>"$log"
+      if grep -q "gradients through NCCL" "$work/ftnccl1.log" && [ -n "$(losses "$tr/ftnccl1")" ] && diff <(losses "$tr/ftnccl1") <(losses "$tr/ftplain1") >>"$log"; then
+        note "finetune, NCCL at 1 rank (--distributed on): all-reduced through NCCL, and its 5 losses equal a plain run's"
+      else
+        note "finetune, NCCL at 1 rank (--distributed on): no NCCL gradients logged, or the losses differ from a plain run's (train.log)"; fail
+      fi
     fi
   else
     note "nccl smoke: skipped (no mpirun on this machine)"

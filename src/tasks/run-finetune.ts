@@ -26,7 +26,8 @@ import { finetuneRecord } from './finetune/predict.js';
 import { fileSha256, readMaskFile } from '../checkpoint/mask-file.js';
 import { buildFinetuneTask, checkDataParallelFinetune } from './finetune/task.js';
 import { pretrain, SETUP_TIMEOUT_MS, stoppedBeforeStart } from './pretrain.js';
-import { openCommunicator, type Communicator } from '../distributed/index.js';
+import { NcclCommunicator, openCommunicator, type Communicator } from '../distributed/index.js';
+import { native } from '../native/loader.js';
 import { checkResumeWorld } from '../distributed/resume-world.js';
 
 export type { FinetuneEval } from './finetune/evaluate.js';
@@ -65,8 +66,9 @@ const FINETUNE_ALL_FIELDS = { ...FINETUNE_FIELDS, ...FINETUNE_RUN_FIELDS };
 
 /**
  * Fine-tunes; see FINETUNE_FIELDS. Started by an MPI launcher (`mpirun -np N`, distributed 'auto'), mlp-ft and mvp
- * train data-parallel on the CPU, as `pretrain` does: each rank takes its share of a global batch of N × batchSize
- * examples, rank 0 alone writes the run directory and evaluates, and a rank that fails ends the whole job.
+ * train data-parallel, as `pretrain` does: each rank takes its share of a global batch of N × batchSize examples,
+ * rank 0 alone writes the run directory and evaluates, and a rank that fails ends the whole job. On cuda the
+ * gradients are all-reduced through NCCL, as pretrain's.
  */
 export async function finetune(input: Partial<FinetuneConfig> | Record<string, unknown>, hooks: FinetuneHooks = {}, where = 'options'): Promise<FinetuneResult> {
   const cfg = resolveFinetuneConfig(input as Record<string, unknown>, where);
@@ -93,19 +95,24 @@ async function finetuneOn(cfg: FinetuneConfig, hooks: FinetuneHooks, where: stri
   const progress = hooks.output === null || !root ? null : new Progress(hooks.output ?? process.stderr, cfg.logEvery);
   // Every kernel fine-tuning calls has a cuda path (label words, PGD, tanh, ASA, masked linear), though none of it has run on a GPU yet.
   const device = resolveDevice(cfg.device as DeviceChoice);
+  let grads: Communicator = comm;
   if (parallel) {
     // Refused before any data is read; buildFinetuneTask checks the same.
     checkDataParallelFinetune(cfg, comm.size);
-    // Gradients of a cuda fine-tune would need NCCL, which only pretrain wires up so far.
-    if (device === 'cuda') {
-      if (cfg.device === 'cuda') throw new ClozeError('E_DEVICE', `Expected device cpu for data-parallel fine-tuning (${comm.size} MPI ranks; NCCL is wired for pretrain only) but received cuda; pass --device cpu, or run one process`);
-      cfg.device = 'cpu';
-    }
     if (!resumeDir && cfg.initFrom === null && latestCheckpoint(DEFAULT_INIT_RUN) === null) {
       throw new ClozeError('E_VALUE', `Expected --init-from, or a pre-trained ${DEFAULT_INIT_RUN}, for data-parallel fine-tuning (${comm.size} MPI ranks) but received neither; pre-train first (npx cloze pretrain --preset bert-tiny)`);
     }
+    // On cuda the gradients are all-reduced through NCCL (loaded at run time), as pretrain's: 'auto' falls back to
+    // the CPU when it cannot be loaded, an explicit 'cuda' is refused naming the reason. It selects this rank's GPU,
+    // so it comes before the model is placed.
+    if (device === 'cuda') {
+      const nccl = native().ncclAvailable();
+      if (nccl.available) grads = new NcclCommunicator(comm, cfg.distributedTimeout * 1000);
+      else if (cfg.device === 'cuda') throw new ClozeError('E_DEVICE', `Expected a loadable NCCL for data-parallel fine-tuning on cuda (${comm.size} ranks) but received: ${nccl.reason}; install NCCL 2.x, or pass --device cpu`);
+      else cfg.device = 'cpu';
+    }
   }
-  progress?.note(`device ${describeDevice(cfg.device === 'cpu' ? 'cpu' : device)}${parallel ? `, ${comm.size} data-parallel ranks (MPI), global batch ${comm.size * cfg.batchSize}` : ''}`);
+  progress?.note(`device ${describeDevice(cfg.device === 'cpu' ? 'cpu' : device)}${parallel ? `, ${comm.size} data-parallel ranks (${grads.kind === 'nccl' ? 'MPI, gradients through NCCL' : 'MPI'}), global batch ${comm.size * cfg.batchSize}` : ''}`);
   const saved = resumeDir ? finetuneRecord(resumeDir) : null;
   if (saved && saved.method !== cfg.method) {
     throw new ClozeError('E_VALUE', `Expected method ${saved.method} (the setting of the run in ${resumeDir}) for resume but received ${cfg.method}`);
@@ -134,14 +141,23 @@ async function finetuneOn(cfg: FinetuneConfig, hooks: FinetuneHooks, where: stri
   }
   // Refuses a directory that holds another run before anything is written (the default init run included).
   const dir = root ? openRunDir(outDir, cfg) : null;
+  let finished = false;
   try {
-    const r = await finetuneIn(cfg, outDir, resumeDir, hooks, progress, where, run, comm);
+    const r = await finetuneIn(cfg, outDir, resumeDir, hooks, progress, where, run, grads);
     // Stopped during setup: no checkpoint, so nothing of this run stays.
     if (r.checkpoint === null && dir) discardUnsavedRun(dir);
+    finished = true;
     return r;
   } catch (e) {
     if (dir) discardUnsavedRun(dir);
     throw e;
+  } finally {
+    // As pretrain's: a finished run's NCCL communicator is destroyed (that waits for its work); after a failure a
+    // peer may never complete it, so it is aborted, and finetune() ends the job (MPI_Abort).
+    if (grads instanceof NcclCommunicator) {
+      if (finished) grads.close();
+      else grads.abortComm();
+    }
   }
 }
 
