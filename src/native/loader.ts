@@ -10,7 +10,7 @@
  */
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NativeAddon } from './types.js';
 import { profiledAddon } from '../profile/state.js';
@@ -50,13 +50,15 @@ export function loadAddon(): LoadedAddon {
   const wantCpu = process.env.CLOZE_DEVICE === 'cpu';
   const candidates: Array<{ path: string; variant: 'cpu' | 'cuda' }> = [];
   if (!wantCpu) candidates.push({ path: join(root, 'build-cuda', 'Release', 'cloze_cuda.node'), variant: 'cuda' });
-  const cpuOverride = process.env.CLOZE_CPU_ADDON;
-  if (cpuOverride !== undefined && cpuOverride !== '') {
-    // Another CPU build, asked for by name: never silently replaced by the default one.
+  // Another CPU build, asked for by name: never silently replaced by the default one. Resolved against the working
+  // directory (require would take a bare relative path for a package name, or relative to this file).
+  const cpuOverride = process.env.CLOZE_CPU_ADDON ? resolve(process.env.CLOZE_CPU_ADDON) : null;
+  if (cpuOverride !== null) {
+    if (process.env.CLOZE_DEVICE === 'cuda') throw new Error(`cloze: CLOZE_CPU_ADDON (${cpuOverride}) names a CPU build, but CLOZE_DEVICE=cuda asks for the cuda one; unset one of them`);
     if (!existsSync(cpuOverride)) throw new Error(`cloze: CLOZE_CPU_ADDON names ${cpuOverride}, which does not exist (expected a built cloze_cpu.node)`);
     candidates.length = 0;
   }
-  candidates.push({ path: cpuOverride || join(root, 'build', 'Release', 'cloze_cpu.node'), variant: 'cpu' });
+  candidates.push({ path: cpuOverride ?? join(root, 'build', 'Release', 'cloze_cpu.node'), variant: 'cpu' });
   const tried: string[] = [];
   let cudaSkipped: string | undefined;
   let cudaFallback: LoadedAddon | undefined;

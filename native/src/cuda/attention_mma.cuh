@@ -28,6 +28,7 @@
 // the A operand of P·V as they stand, and B operands come from ldmatrix on a
 // row-major tile (K for Q·Kᵀ) or ldmatrix.trans (V for P·V).
 #pragma once
+#include <cfloat>
 #include <cstdint>
 
 #include "attention_mma.h"
@@ -145,8 +146,13 @@ __host__ __device__ __forceinline__ bool plain(const AttentionParams<bf16>& p) {
 // or log-sum-exp of a row that is kept is −∞. The general path spends a logit2 per element: two index compares, a
 // select, a multiply and exp2f's range handling, several times the FMA and MUFU.EX2 the fast path issues.
 // (Not measured on a GPU yet; p.mma_general keeps the general path for the tests' and bench:cuda's comparison.)
+// The test is on the float the kernels use, scale·log2 e: a positive double scale below float's range rounds it to
+// 0, where a masked key's −∞·0 would be NaN (a review emulated it: every row of a partial tile NaN), and one above
+// gives +∞; both take the general path. Normal floats only (FLT_MIN and up), so that a build flushing denormals
+// cannot turn it into 0 either.
 __host__ __device__ __forceinline__ bool fast_path(const AttentionParams<bf16>& p) {
-  return plain(p) && !p.key_padding && p.scale > 0 && !p.mma_general;
+  const float sl2 = static_cast<float>(p.scale) * kLog2e;
+  return plain(p) && !p.key_padding && sl2 >= FLT_MIN && sl2 < INFINITY && !p.mma_general;
 }
 
 // 2^x by the SFU alone (MUFU.EX2, flush-to-zero): −∞ gives +0, and the relative error (about 2^-22) is far below the
