@@ -514,7 +514,8 @@ describe('the forward\'s fusions agree bit for bit with its plain chain', () => 
   // give the P·V product fewer, exactly as many and more steps than the exponentials need (AVX-512: 32 fewer,
   // 64 exact; AVX2: 16 fewer, 32 exact). Masks and ALiBi (the scale applied to the logits, 1 in the exponent),
   // fully masked rows (p = 0), and a scale positive as a double but 0 in float32 (the scale cannot go into the
-  // exponent: 0·(−∞) is NaN) take the same path.
+  // exponent: 0·(−∞) is NaN) take the same path. L = 256 ends on a full key tile, whose product writes the
+  // normalised output rows itself (its `out`), masked rows (1/l = 0) included.
   const cases: Case[] = [
     { name: 'plain L=300 Dh=64', L: 300, H: 3, Dh: 64 },
     { name: 'plain L=300 Dh=32', L: 300, H: 2, Dh: 32 },
@@ -525,6 +526,8 @@ describe('the forward\'s fusions agree bit for bit with its plain chain', () => 
     { name: 'keyPadding+ALiBi L=300', L: 300, H: 2, Dh: 64, keyPadding: true, alibi: true },
     { name: 'attnMask+MTO L=300', L: 300, H: 2, Dh: 32, attnMask: true, tokenMask: true, exclude: true },
     { name: 'attnMask, scale 1e-46 (0 in float32)', L: 300, H: 2, Dh: 64, attnMask: true, scale: 1e-46 },
+    { name: 'plain L=256 Dh=64 (a full last key tile)', L: 256, H: 3, Dh: 64 },
+    { name: 'attnMask+keyPadding L=256 Dh=32 (a full last key tile)', L: 256, H: 2, Dh: 32, attnMask: true, keyPadding: true },
   ];
   // The first differing index, -1 for none (toEqual's diff of arrays this long takes a minute to print).
   const firstDiff = (a: Float64Array, b: Float64Array): number =>
@@ -533,9 +536,9 @@ describe('the forward\'s fusions agree bit for bit with its plain chain', () => 
     it(c.name, () => {
       const spec = roundSpec(makeSpec(c, 23), 'float32');
       if (c.attnMask) {
-        // Rows with every key masked: (b, i) = (0, 5) and (1, 290).
+        // Rows with every key masked: (b, i) = (0, 5) and (1, L − 10).
         const am = Uint8Array.from(spec.attnMask!);
-        for (const r of [5, spec.L + 290]) am.fill(1, r * spec.L, (r + 1) * spec.L);
+        for (const r of [5, 2 * spec.L - 10]) am.fill(1, r * spec.L, (r + 1) * spec.L);
         spec.attnMask = am;
       }
       const fused = nativeForward(spec, 'float32', {});

@@ -61,9 +61,12 @@ enum class BlockInit { kZero, kLoad, kLoadScaled };
 // back into registers before it, and written out again after), which cost about 30 extra loads and stores per
 // block; the forward of attention ran 3–5% faster without them (bench/RESULTS.md, "Register-resident
 // accumulators").
-template <typename T, int MR, int NV, typename Side, BlockInit Init>
+// ScaledOut: the block goes to out (row stride ldo) with its rows scaled by out_scale instead of to C (attention's
+// last key tile writes its normalised output rows straight from the registers; a compile-time choice, as Init's).
+template <typename T, int MR, int NV, typename Side, BlockInit Init, bool ScaledOut = false>
 inline void gemm_block_init(int64_t K, const T* __restrict A, int64_t ars, int64_t acs, const T* __restrict B,
-                            int64_t ldb, T* __restrict C, int64_t ldc, const T* row_scale, Side* side) {
+                            int64_t ldb, T* __restrict C, int64_t ldc, const T* row_scale, Side* side,
+                            T* __restrict out = nullptr, int64_t ldo = 0, const T* out_scale = nullptr) {
   using V = typename VecT<T>::type;
   constexpr int W = VecT<T>::W;
   V c[MR][NV];
@@ -91,10 +94,19 @@ inline void gemm_block_init(int64_t K, const T* __restrict A, int64_t ars, int64
     if constexpr (!std::is_same_v<Side, NoSideWork>)
       if ((k & 3) == 3) side->step();
   }
+  if constexpr (ScaledOut) {
 #pragma GCC unroll 16
-  for (int r = 0; r < MR; r++)
+    for (int r = 0; r < MR; r++) {
+      const V sc = vsplat<T>(out_scale[r]);
 #pragma GCC unroll 4
-    for (int s = 0; s < NV; s++) vstore(C + r * ldc + s * W, c[r][s]);
+      for (int s = 0; s < NV; s++) vstore(out + r * ldo + s * W, c[r][s] * sc);
+    }
+  } else {
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+      for (int s = 0; s < NV; s++) vstore(C + r * ldc + s * W, c[r][s]);
+  }
 }
 
 // One register block: C[MR × NV·W] (+)= A[MR × K]·B[K × NV·W], all accumulators

@@ -152,7 +152,7 @@ PackedRows<T> pack_rows(const AttentionParams<T>& p, const Geometry<T>& g, const
 
 template <typename T>
 struct FwdScratch {
-  std::vector<T> S, O, m, l, e, mn, corr;
+  std::vector<T> S, O, m, l, e, mn, corr, inv;
   // One head's Kᵀ tiles and V rows (whole-head tasks), from the block cache: a vector of this size would be
   // mapped, zero-filled and unmapped on every call.
   std::shared_ptr<Storage> packs;
@@ -165,6 +165,7 @@ struct FwdScratch {
     e.resize(BQ);
     mn.resize(BQ);
     corr.resize(BQ);
+    inv.resize(BQ);
     if (head_len == 0) return;
     const int64_t nkt = (head_len + BK - 1) / BK * BK * Dh;
     packs = Storage::allocate(sizeof(T) * (nkt + head_len * Dh), "attention", false);
@@ -224,7 +225,12 @@ struct ExpRows {
 // sums update l and m as the row loop in forward_tile does. The same FMAs in the same order as tile_gemm: the
 // blocks of kPanelRows rows, 2-vector panels (Dh is a multiple of their width), and tile_gemm's own blocks for
 // the last rows.
-inline void pv_with_exponentials(FwdScratch<float>& w, int64_t bq, int64_t Dh, const float* vt, float scale) {
+// first: the head's first key tile, whose products start from zero (O is not read, so not filled either). out
+// (non-null on the head's last key tile): each full block of rows, whose l is final by then, goes straight from
+// the registers to the output rows (row stride o_row), times 1/l as forward_tile's last loop would write them;
+// returns how many rows from 0 it wrote so (the rest stay in O).
+inline int64_t pv_with_exponentials(FwdScratch<float>& w, int64_t bq, int64_t Dh, const float* vt, float scale, bool first,
+                                    float* out, int64_t o_row) {
   constexpr int64_t MR = kPanelRows;
   float* S = w.S.data();
   ExpRows job;
@@ -235,6 +241,18 @@ inline void pv_with_exponentials(FwdScratch<float>& w, int64_t bq, int64_t Dh, c
       w.m[r0 + r] = w.mn[r0 + r];
     }
   };
+  // One row block's product, its start (zero or O scaled by corr) and its destination (O, or out scaled by 1/l)
+  // chosen at compile time (gemm_block_init).
+  auto block = [&](int64_t r0, auto init, auto scaled_out) {
+    constexpr BlockInit I = decltype(init)::value;
+    constexpr bool SO = decltype(scaled_out)::value;
+    for (int64_t j = 0; j < Dh; j += 2 * kWF)
+      gemm_block_init<float, MR, 2, ExpRows, I, SO>(BK, S + r0 * BK, BK, 1, vt + j, Dh, w.O.data() + r0 * Dh + j, Dh,
+                                                    w.corr.data() + r0, &job, SO ? out + r0 * o_row + j : nullptr,
+                                                    o_row, w.inv.data() + r0);
+  };
+  using Zero = std::integral_constant<BlockInit, BlockInit::kZero>;
+  using Scaled = std::integral_constant<BlockInit, BlockInit::kLoadScaled>;
   job.start(S, w.mn.data(), std::min(MR, bq), scale);
   job.drain();
   update(0);
@@ -242,14 +260,24 @@ inline void pv_with_exponentials(FwdScratch<float>& w, int64_t bq, int64_t Dh, c
   for (; r0 + MR <= bq; r0 += MR) {
     const int64_t next = r0 + MR;
     job.start(S + next * BK, w.mn.data() + next, std::max<int64_t>(0, std::min(MR, bq - next)), scale);
-    for (int64_t j = 0; j < Dh; j += 2 * kWF)
-      gemm_block<float, MR, 2, ExpRows>(BK, S + r0 * BK, BK, 1, vt + j, Dh, w.O.data() + r0 * Dh + j, Dh, true,
-                                        w.corr.data() + r0, &job);
+    if (out) {
+      for (int64_t r = r0; r < next; r++) w.inv[r] = w.l[r] == 0.f ? 0.f : 1.f / w.l[r];
+      if (first)
+        block(r0, Zero{}, std::true_type{});
+      else
+        block(r0, Scaled{}, std::true_type{});
+    } else if (first) {
+      block(r0, Zero{}, std::false_type{});
+    } else {
+      block(r0, Scaled{}, std::false_type{});
+    }
     job.drain();
     update(next);
   }
   if (r0 < bq)
-    tile_gemm<float>(bq - r0, Dh, BK, S + r0 * BK, BK, vt, Dh, w.O.data() + r0 * Dh, Dh, true, w.corr.data() + r0);
+    tile_gemm<float>(bq - r0, Dh, BK, S + r0 * BK, BK, vt, Dh, w.O.data() + r0 * Dh, Dh, !first,
+                     first ? nullptr : w.corr.data() + r0);
+  return out ? r0 : 0;
 }
 
 // qh: this head's query rows (row stride q_row); kth: its Kᵀ, key tile j0 at kth + (j0 / BK)·kt_stride as
@@ -262,7 +290,8 @@ void forward_tile(const AttentionParams<T>& p, const Geometry<T>& g, const T* qh
   const T ninf = neg_inf<T>();
   const bool want_entropy = p.entropy != nullptr;
   const T* qp = qh + i0 * q_row;
-  std::fill(w.O.begin(), w.O.begin() + bq * Dh, T(0));
+  // O is not filled: the first key tile's products start from zero (accumulate false), which gives the bits that
+  // accumulating onto zeros scaled by the correction did.
   std::fill(w.m.begin(), w.m.end(), ninf);
   std::fill(w.l.begin(), w.l.end(), T(0));
   std::fill(w.e.begin(), w.e.end(), T(0));
@@ -277,6 +306,8 @@ void forward_tile(const AttentionParams<T>& p, const Geometry<T>& g, const T* qh
   // when the head width fills whole register panels; bit for bit the plain chain (p.plain_chain, which the
   // tests compare).
   const bool interleave = !p.plain_chain && !want_entropy && Dh % (2 * VecT<T>::W) == 0;
+  T* const out_rows = p.out + (start + i0) * p.o_row + h * Dh;  // this tile's first output row
+  int64_t written = 0;  // rows the last key tile's product wrote to out already
   for (int64_t j0 = 0; j0 < len; j0 += BK) {
     const int64_t bk = std::min(BK, len - j0);
     tile_gemm<T>(bq, bk, Dh, qp, q_row, kth + (j0 / BK) * kt_stride, BK, w.S.data(), bk, false);
@@ -292,9 +323,10 @@ void forward_tile(const AttentionParams<T>& p, const Geometry<T>& g, const T* qh
     for (int64_t r = 0; r < bq; r++)
       if (w.mn[r] == ninf) w.corr[r] = T(1);
     const T* vt = vh + j0 * Dh;
+    const bool first = j0 == 0, last = j0 + BK >= len;
     if constexpr (std::is_same_v<T, float>) {
       if (interleave && bk == BK) {
-        pv_with_exponentials(w, bq, Dh, vt, scale_in_exp);
+        written = pv_with_exponentials(w, bq, Dh, vt, scale_in_exp, first, last ? out_rows : nullptr, p.o_row);
         continue;
       }
     }
@@ -319,14 +351,15 @@ void forward_tile(const AttentionParams<T>& p, const Geometry<T>& g, const T* qh
       w.l[r] = w.l[r] * corr + sum;
       w.m[r] = m_new;
     }
-    tile_gemm<T>(bq, Dh, bk, w.S.data(), bk, vt, Dh, w.O.data(), Dh, true, w.corr.data());
+    tile_gemm<T>(bq, Dh, bk, w.S.data(), bk, vt, Dh, w.O.data(), Dh, !first, first ? nullptr : w.corr.data());
   }
   const int64_t sbase = g.stat(b, h) + i0;
   for (int64_t r = 0; r < bq; r++) {
-    T* o = p.out + (start + i0 + r) * p.o_row + h * Dh;
+    T* o = out_rows + r * p.o_row;
     const bool empty = w.l[r] == T(0);
     const T inv = empty ? T(0) : T(1) / w.l[r];
-    for (int64_t d = 0; d < Dh; d++) o[d] = w.O[r * Dh + d] * inv;
+    if (r >= written)
+      for (int64_t d = 0; d < Dh; d++) o[d] = w.O[r * Dh + d] * inv;
     const T lse = empty ? ninf : w.m[r] + std::log(w.l[r]);
     p.lse[sbase + r] = lse;
     if (want_entropy)
