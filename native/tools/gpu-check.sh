@@ -283,6 +283,8 @@ if wanted train; then
       else
         note "finetune, NCCL at 1 rank (--distributed on): no NCCL gradients logged, or the losses differ from a plain run's (train.log)"; fail
       fi
+    else
+      note "finetune, NCCL at 1 rank: skipped (no checkpoint-3 from the CPU bert-base run; counted as failed above)"
     fi
   else
     note "nccl smoke: skipped (no mpirun on this machine)"

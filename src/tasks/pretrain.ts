@@ -101,11 +101,12 @@ async function pretrainOn(cfg: RunConfig, hooks: PretrainHooks, comm: Communicat
   }
   // On cuda the gradients are all-reduced through NCCL (loaded at run time); 'auto' falls back to the CPU when it
   // cannot be loaded, an explicit 'cuda' is refused naming the reason.
-  let grads: Communicator = comm;
+  // (The communicator itself is made below, inside the try that closes or aborts it.)
+  let nccl = false;
   if (parallel && device === 'cuda' && cfg.device !== 'cpu') {
-    const nccl = native().ncclAvailable();
-    if (nccl.available) grads = new NcclCommunicator(comm, cfg.distributedTimeout * 1000);
-    else if (cfg.device === 'cuda') throw new ClozeError('E_DEVICE', `Expected a loadable NCCL for data-parallel training on cuda (${comm.size} ranks) but received: ${nccl.reason}; install NCCL 2.x, or pass --device cpu`);
+    const a = native().ncclAvailable();
+    if (a.available) nccl = true;
+    else if (cfg.device === 'cuda') throw new ClozeError('E_DEVICE', `Expected a loadable NCCL for data-parallel training on cuda (${comm.size} ranks) but received: ${a.reason}; install NCCL 2.x, or pass --device cpu`);
     else cfg.device = 'cpu';
   }
   // The run's settings, for `cloze eval`, for a resume's check, and for people reading the checkpoint.
@@ -122,15 +123,19 @@ async function pretrainOn(cfg: RunConfig, hooks: PretrainHooks, comm: Communicat
   if (!parallel && hooks.signal?.aborted) return stoppedBeforeStart(outDir, resumeDir, progress);
   // Rank 0 makes the run directory, the tokenizer and the data shard; the others wait, then read them.
   const dir = root ? openRunDir(outDir, cfg) : null;
-  progress?.note(`device ${describeDevice(cfg.device === 'cpu' ? 'cpu' : device)}${parallel ? `, ${comm.size} data-parallel ranks (${grads.kind === 'nccl' ? 'MPI, gradients through NCCL' : 'MPI'}), global batch ${comm.size * cfg.batchSize}` : ''}`);
+  progress?.note(`device ${describeDevice(cfg.device === 'cpu' ? 'cpu' : device)}${parallel ? `, ${comm.size} data-parallel ranks (${nccl ? 'MPI, gradients through NCCL' : 'MPI'}), global batch ${comm.size * cfg.batchSize}` : ''}`);
 
+  let grads: Communicator = comm;
+  let finished = false;
   try {
+    // NCCL selects this rank's GPU, so it comes before the task places its model; made inside this try, a failure
+    // after it (the setup below, a resume check, the training) reaches the abort in the finally.
+    if (nccl) grads = new NcclCommunicator(comm, cfg.distributedTimeout * 1000);
     // Rank 0 may train a tokenizer and tokenize a large corpus first: the others wait longer than a step's
     // collective bound (a rank that dies meanwhile ends the job through mpirun, not through this timeout).
     if (parallel && !root) comm.barrier(SETUP_TIMEOUT_MS);
     const task = await entry.build(cfg, outDir, resumeDir, progress, parallel ? grads : undefined);
     if (parallel && root) comm.barrier(SETUP_TIMEOUT_MS);
-    let finished = false;
     try {
       const r = await trainTask(task, { ...cfg, outDir, resumeDir, run, comm: grads, collectives: parallel, globalBatch: comm.size * cfg.batchSize },
         { signal: hooks.signal, onStep: hooks.onStep, onEval: hooks.onEval as (e: TaskEval) => void }, progress);
@@ -141,17 +146,18 @@ async function pretrainOn(cfg: RunConfig, hooks: PretrainHooks, comm: Communicat
     } finally {
       // Native memory goes back even when a step throws (a non-finite loss, bad data).
       task.dispose();
-      // A finished run's NCCL communicator is destroyed (that waits for its work); after a failure a peer may never
-      // complete it, so it is aborted, and the caller ends the job (MPI_Abort).
-      if (grads instanceof NcclCommunicator) {
-        if (finished) grads.close();
-        else grads.abortComm();
-      }
     }
   } catch (e) {
     // A run that failed before its first checkpoint leaves no run directory (or no metrics in one it did not make).
     if (dir) discardUnsavedRun(dir);
     throw e;
+  } finally {
+    // A finished run's NCCL communicator is destroyed (that waits for its work); after a failure (in the setup or
+    // the training) a peer may never complete it, so it is aborted, and the caller ends the job (MPI_Abort).
+    if (grads instanceof NcclCommunicator) {
+      if (finished) grads.close();
+      else grads.abortComm();
+    }
   }
 }
 

@@ -95,7 +95,7 @@ async function finetuneOn(cfg: FinetuneConfig, hooks: FinetuneHooks, where: stri
   const progress = hooks.output === null || !root ? null : new Progress(hooks.output ?? process.stderr, cfg.logEvery);
   // Every kernel fine-tuning calls has a cuda path (label words, PGD, tanh, ASA, masked linear), though none of it has run on a GPU yet.
   const device = resolveDevice(cfg.device as DeviceChoice);
-  let grads: Communicator = comm;
+  let nccl = false;
   if (parallel) {
     // Refused before any data is read; buildFinetuneTask checks the same.
     checkDataParallelFinetune(cfg, comm.size);
@@ -103,16 +103,16 @@ async function finetuneOn(cfg: FinetuneConfig, hooks: FinetuneHooks, where: stri
       throw new ClozeError('E_VALUE', `Expected --init-from, or a pre-trained ${DEFAULT_INIT_RUN}, for data-parallel fine-tuning (${comm.size} MPI ranks) but received neither; pre-train first (npx cloze pretrain --preset bert-tiny)`);
     }
     // On cuda the gradients are all-reduced through NCCL (loaded at run time), as pretrain's: 'auto' falls back to
-    // the CPU when it cannot be loaded, an explicit 'cuda' is refused naming the reason. It selects this rank's GPU,
-    // so it comes before the model is placed.
+    // the CPU when it cannot be loaded, an explicit 'cuda' is refused naming the reason. (The communicator itself is
+    // made below, inside the try that closes it.)
     if (device === 'cuda') {
-      const nccl = native().ncclAvailable();
-      if (nccl.available) grads = new NcclCommunicator(comm, cfg.distributedTimeout * 1000);
-      else if (cfg.device === 'cuda') throw new ClozeError('E_DEVICE', `Expected a loadable NCCL for data-parallel fine-tuning on cuda (${comm.size} ranks) but received: ${nccl.reason}; install NCCL 2.x, or pass --device cpu`);
+      const a = native().ncclAvailable();
+      if (a.available) nccl = true;
+      else if (cfg.device === 'cuda') throw new ClozeError('E_DEVICE', `Expected a loadable NCCL for data-parallel fine-tuning on cuda (${comm.size} ranks) but received: ${a.reason}; install NCCL 2.x, or pass --device cpu`);
       else cfg.device = 'cpu';
     }
   }
-  progress?.note(`device ${describeDevice(cfg.device === 'cpu' ? 'cpu' : device)}${parallel ? `, ${comm.size} data-parallel ranks (${grads.kind === 'nccl' ? 'MPI, gradients through NCCL' : 'MPI'}), global batch ${comm.size * cfg.batchSize}` : ''}`);
+  progress?.note(`device ${describeDevice(cfg.device === 'cpu' ? 'cpu' : device)}${parallel ? `, ${comm.size} data-parallel ranks (${nccl ? 'MPI, gradients through NCCL' : 'MPI'}), global batch ${comm.size * cfg.batchSize}` : ''}`);
   const saved = resumeDir ? finetuneRecord(resumeDir) : null;
   if (saved && saved.method !== cfg.method) {
     throw new ClozeError('E_VALUE', `Expected method ${saved.method} (the setting of the run in ${resumeDir}) for resume but received ${cfg.method}`);
@@ -141,8 +141,12 @@ async function finetuneOn(cfg: FinetuneConfig, hooks: FinetuneHooks, where: stri
   }
   // Refuses a directory that holds another run before anything is written (the default init run included).
   const dir = root ? openRunDir(outDir, cfg) : null;
+  let grads: Communicator = comm;
   let finished = false;
   try {
+    // NCCL selects this rank's GPU, so it comes before the model is placed (in finetuneIn); made here, every path
+    // from it on reaches the finally below.
+    if (nccl) grads = new NcclCommunicator(comm, cfg.distributedTimeout * 1000);
     const r = await finetuneIn(cfg, outDir, resumeDir, hooks, progress, where, run, grads);
     // Stopped during setup: no checkpoint, so nothing of this run stays.
     if (r.checkpoint === null && dir) discardUnsavedRun(dir);
