@@ -9,6 +9,7 @@
 #include "../core/philox.h"
 #include "../ops/mim_tokens.h"
 #include "common.cuh"
+#include "device_temp.h"
 
 namespace cloze {
 
@@ -246,14 +247,13 @@ void assemble_tokens_backward_cuda(const AssembleTokensParams<T>& p) {
     // Repeated indices add in float32 whatever T is, each hit row summed by one thread per column (the plan).
     if (Lo > INT32_MAX) fail(ErrCode::Shape, op, "more than 2^31 − 1 output tokens per image");
     const int64_t R = B * Lo, n = R * D;
-    const size_t plan_bytes = static_cast<size_t>(R) * (sizeof(int32_t) + 1);
-    void* plan = cuda::alloc(plan_bytes, op);
-    int32_t* next = static_cast<int32_t*>(plan);
+    // Freed on every path (a failed launch throws), stream-ordered after the kernels.
+    cuda::DeviceTemp plan(static_cast<size_t>(R) * (sizeof(int32_t) + 1), op);
+    int32_t* next = plan.as<int32_t>();
     uint8_t* first = reinterpret_cast<uint8_t*>(next + R);
     CLOZE_LAUNCH(op, assemble_dx_plan_kernel, blocks_for(R), kThreads, 0, p.index, next, first, Lo, R);
     CLOZE_LAUNCH(op, assemble_dx_sum_kernel<T>, blocks_for(n), kThreads, 0, p.dout, p.index, next, first, p.dx, Ls, Lo,
                  D, n);
-    cuda::free(plan);
   }
   if (p.dtokens && NT > 0 && B * Lo > 0) {
     // Groups of at least 64 rows and at most 256 groups: the partials stay
@@ -263,12 +263,12 @@ void assemble_tokens_backward_cuda(const AssembleTokensParams<T>& p) {
     if (rows < 64) rows = 64;
     const int64_t G = (R + rows - 1) / rows, n = NT * D;
     const size_t bytes = static_cast<size_t>(G * n) * sizeof(float);
-    float* partial = static_cast<float*>(cuda::alloc(bytes, op));
+    cuda::DeviceTemp part(bytes, op);
+    float* partial = part.as<float>();
     cuda::memset_zero(partial, bytes, op);
     CLOZE_LAUNCH(op, assemble_dtokens_partial_kernel<T>, dim3(gx, static_cast<unsigned>(G)), kThreads, 0, p.dout, p.index,
                  partial, R, rows, NT, D);
     CLOZE_LAUNCH(op, assemble_dtokens_finish_kernel<T>, blocks_for(n), kThreads, 0, partial, p.dtokens, G, n);
-    cuda::free(partial);
   }
 }
 
