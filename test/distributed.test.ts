@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
-import { launchedByMpi, localRank, NcclCommunicator, ncclSupport, openCommunicator, SingleProcess } from '../src/distributed/index.js';
+import { gradientsThroughNccl, launchedByMpi, localRank, NcclCommunicator, ncclSupport, openCommunicator, releaseGradients, SingleProcess } from '../src/distributed/index.js';
 import { checkResumeWorld } from '../src/distributed/resume-world.js';
 import { native } from '../src/native/loader.js';
 import { pretrain, type StepInfo } from '../src/tasks/pretrain.js';
@@ -111,6 +111,19 @@ describe('NCCL', () => {
       t.dispose();
     }
     expect(() => new NcclCommunicator(new SingleProcess(), 1000)).toThrow(/Expected the cuda addon for NCCL \(data parallelism on cuda, 1 ranks\) but received the CPU addon: NCCL needs the cuda addon/);
+  });
+  it.skipIf(nccl.available)('pretrain and finetune without a loadable NCCL: auto falls back to the CPU, cuda is refused naming the run and why', () => {
+    expect(gradientsThroughNccl('auto', 2, 'data-parallel fine-tuning')).toBe(false);
+    expect(() => gradientsThroughNccl('cuda', 2, 'data-parallel fine-tuning')).toThrow(
+      `Expected a loadable NCCL for data-parallel fine-tuning on cuda (2 ranks) but received: ${nccl.reason}; install NCCL 2.x, or pass --device cpu`,
+    );
+  });
+  it('releaseGradients leaves a host communicator to its owner', () => {
+    const host = new SingleProcess();
+    releaseGradients(host, true);
+    releaseGradients(host, false);
+    // Still usable: neither call closed or aborted it.
+    expect(host.sumNumbers([1.5])).toEqual([1.5]);
   });
   it.skipIf(!existsSync(join(ROOT, 'dist', 'src', 'cli.js')))('cloze info prints the nccl line', () => {
     const r = spawnSync('node', [join(ROOT, 'bin', 'cloze.js'), 'info'], { encoding: 'utf8' });

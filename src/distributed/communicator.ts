@@ -51,8 +51,10 @@ export class SingleProcess implements Communicator {
   readonly size = 1;
   readonly isRoot = true;
   readonly kind = 'single';
-  allreduceSum(): void {}
-  allreduceSumAll(): void {}
+  // One rank: every sum is the tensor itself (the parameters are the interface's, so callers typed by the class
+  // pass them too).
+  allreduceSum(_t: NativeTensor): void {}
+  allreduceSumAll(_ts: readonly NativeTensor[]): void {}
   sumNumbers(xs: readonly number[]): number[] {
     return [...xs];
   }

@@ -100,6 +100,29 @@ export class NcclCommunicator implements Communicator {
   }
 }
 
+/**
+ * For a data-parallel run (`what`, over `ranks` ranks) that resolved to cuda: true when NCCL loads, so its gradients
+ * go through an NcclCommunicator; false when it does not and the device asked for was 'auto' (the run falls back to
+ * the CPU); an explicit 'cuda' is refused naming NCCL's reason. Shared by pretrain and finetune.
+ */
+export function gradientsThroughNccl(asked: string, ranks: number, what: string): boolean {
+  const a = native().ncclAvailable();
+  if (a.available) return true;
+  if (asked === 'cuda') throw new ClozeError('E_DEVICE', `Expected a loadable NCCL for ${what} on cuda (${ranks} ranks) but received: ${a.reason}; install NCCL 2.x, or pass --device cpu`);
+  return false;
+}
+
+/**
+ * The end of a run whose gradients went through `grads`: an NCCL communicator is destroyed after a finished run
+ * (that waits for its work), and aborted after a failure, where a peer may never complete it (the caller then ends
+ * the job with MPI_Abort). A host communicator is left to its owner.
+ */
+export function releaseGradients(grads: Communicator, finished: boolean): void {
+  if (!(grads instanceof NcclCommunicator)) return;
+  if (finished) grads.close();
+  else grads.abortComm();
+}
+
 /** What `cloze info` prints for NCCL. */
 export function ncclSupport(): string {
   const a = native().ncclAvailable();

@@ -7,9 +7,8 @@
 import { join } from 'node:path';
 import { latestCheckpoint, listCheckpoints, type JsonValue } from '../checkpoint/checkpoint.js';
 import { describeDevice, resolveDevice, type DeviceChoice } from '../device.js';
-import { NcclCommunicator, openCommunicator, type Communicator } from '../distributed/index.js';
+import { gradientsThroughNccl, NcclCommunicator, openCommunicator, releaseGradients, type Communicator } from '../distributed/index.js';
 import { checkResumeWorld } from '../distributed/resume-world.js';
-import { native } from '../native/loader.js';
 import { ClozeError } from '../errors.js';
 import type { ProbeResult } from '../eval/probe.js';
 import { setNumThreads } from '../runtime.js';
@@ -102,13 +101,8 @@ async function pretrainOn(cfg: RunConfig, hooks: PretrainHooks, comm: Communicat
   // On cuda the gradients are all-reduced through NCCL (loaded at run time); 'auto' falls back to the CPU when it
   // cannot be loaded, an explicit 'cuda' is refused naming the reason.
   // (The communicator itself is made below, inside the try that closes or aborts it.)
-  let nccl = false;
-  if (parallel && device === 'cuda' && cfg.device !== 'cpu') {
-    const a = native().ncclAvailable();
-    if (a.available) nccl = true;
-    else if (cfg.device === 'cuda') throw new ClozeError('E_DEVICE', `Expected a loadable NCCL for data-parallel training on cuda (${comm.size} ranks) but received: ${a.reason}; install NCCL 2.x, or pass --device cpu`);
-    else cfg.device = 'cpu';
-  }
+  const nccl = parallel && device === 'cuda' && cfg.device !== 'cpu' && gradientsThroughNccl(cfg.device, comm.size, 'data-parallel training');
+  if (parallel && device === 'cuda' && !nccl) cfg.device = 'cpu';
   // The run's settings, for `cloze eval`, for a resume's check, and for people reading the checkpoint.
   const run = JSON.parse(JSON.stringify(cfg)) as Record<string, JsonValue>;
   // The world size is recorded only for data-parallel runs: a single-process run's settings stay as they were.
@@ -152,12 +146,8 @@ async function pretrainOn(cfg: RunConfig, hooks: PretrainHooks, comm: Communicat
     if (dir) discardUnsavedRun(dir);
     throw e;
   } finally {
-    // A finished run's NCCL communicator is destroyed (that waits for its work); after a failure (in the setup or
-    // the training) a peer may never complete it, so it is aborted, and the caller ends the job (MPI_Abort).
-    if (grads instanceof NcclCommunicator) {
-      if (finished) grads.close();
-      else grads.abortComm();
-    }
+    // After a failure in the setup or the training too.
+    releaseGradients(grads, finished);
   }
 }
 

@@ -26,8 +26,7 @@ import { finetuneRecord } from './finetune/predict.js';
 import { fileSha256, readMaskFile } from '../checkpoint/mask-file.js';
 import { buildFinetuneTask, checkDataParallelFinetune } from './finetune/task.js';
 import { pretrain, SETUP_TIMEOUT_MS, stoppedBeforeStart } from './pretrain.js';
-import { NcclCommunicator, openCommunicator, type Communicator } from '../distributed/index.js';
-import { native } from '../native/loader.js';
+import { gradientsThroughNccl, NcclCommunicator, openCommunicator, releaseGradients, type Communicator } from '../distributed/index.js';
 import { checkResumeWorld } from '../distributed/resume-world.js';
 
 export type { FinetuneEval } from './finetune/evaluate.js';
@@ -106,10 +105,8 @@ async function finetuneOn(cfg: FinetuneConfig, hooks: FinetuneHooks, where: stri
     // the CPU when it cannot be loaded, an explicit 'cuda' is refused naming the reason. (The communicator itself is
     // made below, inside the try that closes it.)
     if (device === 'cuda') {
-      const a = native().ncclAvailable();
-      if (a.available) nccl = true;
-      else if (cfg.device === 'cuda') throw new ClozeError('E_DEVICE', `Expected a loadable NCCL for data-parallel fine-tuning on cuda (${comm.size} ranks) but received: ${a.reason}; install NCCL 2.x, or pass --device cpu`);
-      else cfg.device = 'cpu';
+      nccl = gradientsThroughNccl(cfg.device, comm.size, 'data-parallel fine-tuning');
+      if (!nccl) cfg.device = 'cpu';
     }
   }
   progress?.note(`device ${describeDevice(cfg.device === 'cpu' ? 'cpu' : device)}${parallel ? `, ${comm.size} data-parallel ranks (${nccl ? 'MPI, gradients through NCCL' : 'MPI'}), global batch ${comm.size * cfg.batchSize}` : ''}`);
@@ -156,12 +153,7 @@ async function finetuneOn(cfg: FinetuneConfig, hooks: FinetuneHooks, where: stri
     if (dir) discardUnsavedRun(dir);
     throw e;
   } finally {
-    // As pretrain's: a finished run's NCCL communicator is destroyed (that waits for its work); after a failure a
-    // peer may never complete it, so it is aborted, and finetune() ends the job (MPI_Abort).
-    if (grads instanceof NcclCommunicator) {
-      if (finished) grads.close();
-      else grads.abortComm();
-    }
+    releaseGradients(grads, finished);
   }
 }
 
