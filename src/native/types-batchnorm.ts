@@ -12,9 +12,12 @@ export interface BatchNormNative {
   batchNorm2dBackward(
     grad: N, x: N, weight: Maybe, mean: N, rstd: N, mask: Maybe, training: boolean,
     needInput: boolean, needWeight: boolean, needBias: boolean,
-    /** Synchronized BN (CPU): float64 [2C + 1], the ranks' summed [Σdy, Σdy·x̂, active count]; dx uses them. */
+    /** Synchronized BN: host float64 [2C + 1], the ranks' summed [Σdy, Σdy·x̂, active count]; dx uses them (cuda: uploaded). */
     global?: Maybe,
   ): [Maybe, Maybe, Maybe];
-  /** Per channel Σx, or Σ(x − center)² with center float64 [C]; then the active count: float64 [C + 1] (CPU). */
+  /**
+   * Per channel Σx, or Σ(x − center)² with center host float64 [C]; then the active count: a host float64 [C + 1]
+   * whatever x's device (cuda: summed on the device and copied back, which waits for the stream).
+   */
   batchNorm2dSums(x: N, mask: Maybe, center: Maybe): N;
 }

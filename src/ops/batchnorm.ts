@@ -70,7 +70,9 @@ export interface BatchNormSync {
  * move towards the global mean and unbiased variance. Backward: the ranks sum Σdy and Σdy·x̂ for dx's
  * mean terms; dweight and dbias stay this rank's (the gradient all-reduce sums them). Every rank must call it
  * at the same point of the step (it is a collective). In eval mode, or with one rank, it is batchNorm2d.
- * CPU only (the binding refuses cuda tensors).
+ * On cuda (float32 maps) the sums are taken on the device and copied back for MPI, which waits for the stream
+ * three times a step per layer: PyTorch's SyncBatchNorm all-gathers its statistics on the device instead; ours
+ * costs a host round trip of 2C + 1 numbers.
  */
 export function syncBatchNorm2d(
   x: Tensor, weight: Tensor | null, bias: Tensor | null, runningMean: Tensor | null, runningVar: Tensor | null,
@@ -78,6 +80,9 @@ export function syncBatchNorm2d(
 ): Tensor {
   if (!opts.training || opts.sync.size <= 1) return batchNorm2d(x, weight, bias, runningMean, runningVar, opts);
   const { momentum, eps, mask } = checkBatchNorm2d(x, weight, bias, runningMean, runningVar, opts);
+  // The global statistics normalise through the kernel's eval path, which reads them in x's dtype: bfloat16
+  // statistics would cost the precision that the local kernel keeps in float32.
+  if (x.dtype === 'bfloat16') throw expected('a float32 or float64 input for synchronized BatchNorm', 'input', `a ${x.device} bfloat16 tensor`, 'E_DTYPE');
   const C = x.shape[1]!;
   const sync = opts.sync;
   const sums = (center: NativeTensor | null): number[] => {
@@ -102,7 +107,15 @@ export function syncBatchNorm2d(
   }
   const variance = Float64Array.from(second.slice(0, C), (v) => v / n);
   // Normalising with given statistics is the kernel's eval path: (x − mean)·weight·rstd + bias at active sites.
-  const stat = (v: Float64Array): NativeTensor => native().fromTypedArray(x.dtype === 'float64' ? v : Float32Array.from(v), [C]) as NativeTensor;
+  const stat = (v: Float64Array): NativeTensor => {
+    const host = native().fromTypedArray(x.dtype === 'float64' ? v : Float32Array.from(v), [C]) as NativeTensor;
+    if (x.device === 'cpu') return host;
+    try {
+      return host.to(x.device);
+    } finally {
+      host.dispose();
+    }
+  };
   const gm = stat(mean);
   const gv = stat(variance);
   let out: NativeTensor[];
@@ -114,13 +127,16 @@ export function syncBatchNorm2d(
   }
   const [y, meanS, rstdS] = out as [NativeTensor, NativeTensor, NativeTensor];
   if (runningMean && runningVar) {
-    // PyTorch's update, from the global statistics (the unbiased variance needs two or more elements, as the kernel).
-    const rm = runningMean.data();
-    const rv = runningVar.data();
+    // PyTorch's update, from the global statistics (the unbiased variance needs two or more elements, as the
+    // kernel). Read and written back as copies (C numbers), so that it is the same on the CPU and on cuda.
+    const rm = runningMean.native.read();
+    const rv = runningVar.native.read();
     for (let c = 0; c < C; c++) {
       rm[c] = (1 - momentum) * rm[c]! + momentum * mean[c]!;
       if (n > 1) rv[c] = (1 - momentum) * rv[c]! + momentum * variance[c]! * n / (n - 1);
     }
+    runningMean.native.write(rm);
+    runningVar.native.write(rv);
   }
   const sx = x.share();
   const sw = weight ? weight.share() : null;

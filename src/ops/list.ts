@@ -113,9 +113,9 @@ export const OP_FAMILIES = {
   ],
   batchnorm: [
     { forward: 'batchNorm2d', backward: 'batchNorm2dBackward', ts: 'batchNorm2d', cpu: ['batchnorm_forward_cpu', 'batchnorm_backward_cpu'], cuda: ['batchnorm_forward_cuda', 'batchnorm_backward_cuda'] },
-    // Synchronized BatchNorm across MPI ranks (data-parallel SparK): CPU only, as MPI's sums are host buffers; the
-    // binding refuses cuda tensors, naming the op (a cuda run's statistics would go through NCCL: not built).
-    { forward: 'batchNorm2dSums', backward: null, ts: 'syncBatchNorm2d', cpu: ['batchnorm_sums_cpu', 'batchnorm_backward_cpu'], cuda: [] },
+    // Synchronized BatchNorm across MPI ranks (data-parallel SparK): the local sums on the op's device, summed
+    // over MPI on the host (a cuda run copies 2C + 1 numbers back and forth per layer and pass).
+    { forward: 'batchNorm2dSums', backward: null, ts: 'syncBatchNorm2d', cpu: ['batchnorm_sums_cpu', 'batchnorm_backward_cpu'], cuda: ['batchnorm_sums_cuda', 'batchnorm_backward_cuda'] },
   ],
   pool: [
     { forward: 'maxPool2d', backward: 'maxPool2dBackward', ts: 'maxPool2d', cpu: ['maxpool_forward_cpu', 'maxpool_backward_cpu'], cuda: ['maxpool_forward_cuda', 'maxpool_backward_cuda'] },

@@ -5,7 +5,7 @@
  * threads, bad input; and the CUDA kernels against the CPU.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { runtimeInfo, setNumThreads, tensor, type DType, type Tensor } from '../../src/index.js';
+import { backward, mul, runtimeInfo, scope, setNumThreads, sum, tensor, type DType, type Tensor } from '../../src/index.js';
 import { batchNorm2d, syncBatchNorm2d, type BatchNormSync } from '../../src/ops/batchnorm.js';
 import { maxPool2d, avgPool2d, applyMask, upsampleMask } from '../../src/ops/pool.js';
 import { native } from '../../src/native/loader.js';
@@ -251,6 +251,7 @@ describe('syncBatchNorm2d (synchronized statistics across data-parallel ranks)',
     expect(() => bad(tensor([0, 0, 0, 0, 0, 0, -1], [7], 'float64'))).toThrow(/active count/);
     expect(() => native().batchNorm2dSums(x.native, null, tensor([0, 0], [2], 'float64').native)).toThrow(/center/);
   });
+
 });
 
 describe('bad input', () => {
@@ -337,6 +338,77 @@ describe('bad input', () => {
       expect(() => N.batchNorm2dBackward(x.clone(), x, null, bad, rstd, null, true, true, false, false)).toThrow(
         /Expected a float32 tensor for mean but received cuda bfloat16 tensor \[3\]/,
       );
+    });
+
+    // Synchronized BatchNorm on cuda (float32): the local sums on the device, the ranks' sums on the host. Two
+    // ranks that hold the same batch (the doubling communicator of the CPU cases above, whose float64 CPU result
+    // those cases check against one process on the doubled batch) against the same on the CPU in float64.
+    const doubling: BatchNormSync = { size: 2, sumNumbers: (xs) => xs.map((v) => 2 * v) };
+    it('synchronized: batchNorm2dSums on cuda against the CPU in float64 (odd sizes, 0%, ~60% and 100% masked)', () => {
+      const N = native();
+      const xs: Shape4 = [3, 5, 7, 9];
+      const xv = rand(numel(xs)).map((v) => 3 + 2 * v);
+      const center = put([3.1, 2.9, 3, 3.2, 2.8], [5], 'float64', 'cpu');
+      for (const kind of ['none', 'some', 'all-masked'] as const) {
+        const mv = maskOf(kind, 3, 63);
+        const r = runs('float32', (mk) => {
+          const x = mk(xv, xs);
+          const m = mv ? put(mv, [3, 7, 9], 'uint8', x.device) : null;
+          const a = N.batchNorm2dSums(x, m, null);
+          const q = N.batchNorm2dSums(x, m, center);
+          // The result is a host tensor whatever the input's device (MPI sums it on the host).
+          expect(a.device).toBe('cpu');
+          return [a, q];
+        });
+        const n = mv ? mv.reduce((t, v) => t + v, 0) : 3 * 63;
+        expect(r.got[0]![5], `count ${kind}`).toBe(n);
+        expect(r.got[1]![5], `count ${kind}`).toBe(n);
+        // The inputs are float32 either way; the sums are in double on both devices, in different orders.
+        assertClose(r.got[0]!, r.ref[0]!, { atol: 1e-9, rtol: 1e-12 }, `Σx ${kind}`);
+        assertClose(r.got[1]!, r.ref[1]!, { atol: 1e-9, rtol: 1e-12 }, `Σ(x − center)² ${kind}`);
+      }
+    });
+
+    it('synchronized: syncBatchNorm2d on cuda (float32) against the CPU in float64: forward, gradients, running statistics', () => {
+      const xs: Shape4 = [4, 3, 33, 17];
+      const [B, C, H, W] = xs;
+      const xv = rand(numel(xs)).map((v) => 3 + 2 * v);
+      const wv = rand(C), bv = rand(C), dyv = rand(numel(xs));
+      const rmv = rand(C), rvv = rand(C).map((v) => 1 + 0.5 * v);
+      for (const kind of ['none', 'some', 'all-masked'] as const) {
+        const mv = maskOf(kind, B, H * W);
+        const run = (device: Device, dtype: DType): Array<Float64Array | null> =>
+          scope(() => {
+            const leaf = (v: number[], shape: readonly number[]): Tensor => {
+              const t = tensor(v, shape, dtype, device);
+              t.requiresGrad = true;
+              return t;
+            };
+            const x = leaf(xv, xs), w = leaf(wv, [C]), b = leaf(bv, [C]);
+            const rm = tensor(rmv, [C], dtype, device), rv = tensor(rvv, [C], dtype, device);
+            const mask = mv ? tensor(mv, [B, H, W], 'uint8', device) : null;
+            const y = syncBatchNorm2d(x, w, b, rm, rv, { training: true, mask, sync: doubling });
+            backward(sum(mul(y, tensor(dyv, xs, dtype, device))));
+            const read = (t: Tensor | null): Float64Array | null => (t ? Float64Array.from(t.native.read()) : null);
+            return [read(y), read(x.grad), read(w.grad), read(b.grad), read(rm), read(rv)];
+          });
+        const got = run('cuda', 'float32');
+        const ref = run('cpu', 'float64');
+        const n = 2 * (mv ? mv.reduce((t, v) => t + v, 0) : B * H * W);
+        const tStat = tolSum(Math.sqrt(Math.max(n, 1)) * 4);
+        const tols = [tStat, tStat, tolSum(n), tolSum(n), tStat, tStat];
+        ref.forEach((r, i) => assertClose(got[i]!, r!, tols[i]!, `syncBatchNorm2d cuda ${kind} [${i}]`));
+      }
+    });
+
+    it('synchronized: refuses bfloat16 input (the global statistics would be rounded to it), naming the input', () => {
+      const x = tensor(new Array(2 * 3 * 2 * 2).fill(0.5), [2, 3, 2, 2], 'bfloat16', 'cuda');
+      let calls = 0;
+      const sync: BatchNormSync = { size: 2, sumNumbers: (xs) => (calls++, [...xs]) };
+      expect(() => syncBatchNorm2d(x, null, null, null, null, { training: true, sync })).toThrow(
+        /Expected a float32 or float64 input for synchronized BatchNorm for input but received a cuda bfloat16 tensor/,
+      );
+      expect(calls).toBe(0);
     });
 
     it('refuses a mask value other than 0 or 1 with the CPU message', () => {

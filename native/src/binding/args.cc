@@ -261,15 +261,20 @@ void checked_indices_deferred(const ArgReader& a, NTensor* t, const char* name, 
   checked_indices(a, t, name, hi, allow_special, special, &unused);
 }
 
-std::shared_ptr<void> upload_int32(const ArgReader& a, const int32_t* host, int64_t n) {
+std::shared_ptr<void> upload_bytes(const ArgReader& a, const void* host, size_t bytes) {
 #ifdef CLOZE_CUDA
-  const size_t bytes = sizeof(int32_t) * static_cast<size_t>(n);
   std::shared_ptr<void> d(cuda::alloc(bytes > 0 ? bytes : 1, a.op), [](void* q) { cuda::free(q); });
   cuda::copy(d.get(), true, host, false, bytes, a.op);
   return d;
 #else
+  (void)host;
+  (void)bytes;
   fail(ErrCode::Device, a.op, "Expected the cuda build for an upload to the device (this is the CPU build)");
 #endif
+}
+
+std::shared_ptr<void> upload_int32(const ArgReader& a, const int32_t* host, int64_t n) {
+  return upload_bytes(a, host, sizeof(int32_t) * static_cast<size_t>(n));
 }
 
 void kernel_indices(const ArgReader& a, NTensor* t, const char* name, int64_t hi, KernelIndices* out) {

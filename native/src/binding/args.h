@@ -115,6 +115,8 @@ void kernel_indices(const ArgReader& a, NTensor* t, const char* name, int64_t hi
 // A device copy of n host int32s for a cuda op's kernels (kernel_indices, attention's cuSeqlens): small uploads
 // do not wait, and the stream-ordered free when the last holder lets go, after the launch, keeps it until read.
 std::shared_ptr<void> upload_int32(const ArgReader& a, const int32_t* host, int64_t n);
+// The same for any `bytes` of host memory (synchronized BatchNorm's float64 sums).
+std::shared_ptr<void> upload_bytes(const ArgReader& a, const void* host, size_t bytes);
 
 // The dtype of saved statistics (LayerNorm mean/rstd, cross-entropy lse): the
 // input's on the CPU, float32 on CUDA (see stat_t in core/dtype.h).

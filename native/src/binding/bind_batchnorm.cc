@@ -2,9 +2,11 @@
 //   batchNorm2d(x, w|null, b|null, runningMean|null, runningVar|null, mask|null, training, momentum, eps)
 //     -> [y, mean, rstd]  (updates the running buffers in place when training)
 //   batchNorm2dBackward(dy, x, w|null, mean, rstd, mask|null, training, needX, needW, needB[, global|null])
-//     -> [dx, dw, db]; global: float64 [2C + 1], the ranks' summed [Σdy, Σdy·x̂, n] (synchronized BN, CPU)
-//   batchNorm2dSums(x, mask|null, center|null) -> float64 [C + 1]: per channel Σx, or Σ(x − center)² with
-//     center float64 [C], then the active count (synchronized BN's statistics, CPU)
+//     -> [dx, dw, db]; global: float64 [2C + 1], the ranks' summed [Σdy, Σdy·x̂, n] (synchronized BN; a host
+//     tensor, also beside cuda inputs, which get an upload)
+//   batchNorm2dSums(x, mask|null, center|null) -> host float64 [C + 1]: per channel Σx, or Σ(x − center)² with
+//     center float64 [C] (a host tensor, also beside cuda inputs), then the active count (synchronized BN's
+//     statistics, which the ranks sum over MPI on the host; on cuda a copy back, which waits for the stream)
 // Every op runs on the device of its first tensor argument (float32/float64 on
 // the CPU, float32/bfloat16 on CUDA). On CUDA, batchNorm2d's mean and rstd are
 // float32 whatever the input dtype (they only travel back into the backward).
@@ -13,7 +15,11 @@
 
 #include "../ops/batchnorm.h"
 #include "bindings.h"
+#include "host_view.h"
 #include "image_args.h"
+#ifdef CLOZE_CUDA
+#include "../cuda/device_temp.h"
+#endif
 
 namespace cloze {
 
@@ -34,6 +40,24 @@ NTensor* channel_vec(const ArgReader& a, size_t i, const char* name, NTensor* x)
 const uint8_t* bn_mask(const ArgReader& a, size_t i, NTensor* x) {
   NTensor* m = a.tensor_or_null(i, "mask");
   return m ? checked_mask(a, m, {x->dim(0), x->dim(2), x->dim(3)}, "mask") : nullptr;
+}
+
+// Synchronized BatchNorm's float64 vectors: a host tensor of `n` values, also beside cuda inputs (the ranks'
+// sums come from MPI on the host); a cuda tensor must be on the op's device. Null when absent.
+NTensor* host_f64(const ArgReader& a, size_t i, const char* name, int64_t n) {
+  if (a.info.Length() <= i || a.info[i].IsUndefined() || a.info[i].IsNull()) return nullptr;
+  NTensor* t = a.host_or_device_tensor(i, name);
+  a.want_dtype(t, DType::F64, name);
+  a.want_shape(t, {n}, name);
+  return t;
+}
+
+// Where a kernel of this op reads t's doubles: in place (CPU op, or a cuda tensor), else an upload of the host
+// values (cuda op), held by *keep until after the launch.
+const double* f64_for_kernel(const ArgReader& a, NTensor* t, std::shared_ptr<void>* keep) {
+  if (!a.on_cuda() || t->on_cuda()) return t->ptr<double>();
+  *keep = upload_bytes(a, t->raw(), t->nbytes());
+  return static_cast<const double*>(keep->get());
 }
 
 template <typename T, typename S>
@@ -110,13 +134,13 @@ Napi::Value batchnorm_backward(const ArgReader& a) {
       a.want_same_dtype(x, t, t == mean ? "mean" : "rstd");
     a.want_shape(t, {C}, t == mean ? "mean" : "rstd");
   }
-  NTensor* global = a.info.Length() > 10 ? a.tensor_or_null(10, "global") : nullptr;
+  NTensor* global = host_f64(a, 10, "global", 2 * C + 1);
+  std::shared_ptr<void> global_upload;
+  const double* global_ptr = nullptr;
   if (global) {
-    if (a.on_cuda()) a.bad(ErrCode::Device, "a CPU input (synchronized BatchNorm runs on the CPU only)", "input", tensor_desc(x));
-    a.want_dtype(global, DType::F64, "global");
-    a.want_shape(global, {2 * C + 1}, "global");
-    const double n = global->ptr<double>()[2 * C];
+    const double n = HostView<double>(global, a.op)[2 * C];
     if (!(n >= 0 && n == std::floor(n) && n < 9.0e15)) a.bad(ErrCode::Value, "a whole active count >= 0 in global[2C]", "global", std::to_string(n));
+    global_ptr = f64_for_kernel(a, global, &global_upload);
   }
   d.allocate(a, x->dtype(), x->shape(), {C}, C, false);
   if (d.any())
@@ -128,7 +152,7 @@ Napi::Value batchnorm_backward(const ArgReader& a) {
       p.rstd = rstd->ptr<S>();
       p.dy = dy->ptr<T>();
       d.set<T>(p);
-      if (global) p.global = global->ptr<double>();
+      p.global = global_ptr;
       CLOZE_KERNEL(dev, batchnorm_backward, p);
       return 0;
     });
@@ -138,21 +162,23 @@ Napi::Value batchnorm_backward(const ArgReader& a) {
 Napi::Value batchnorm_sums(const ArgReader& a) {
   NTensor* x = image(a, 0, "input");
   const uint8_t* mask = bn_mask(a, 1, x);
-  NTensor* center = a.tensor_or_null(2, "center");
-  if (a.on_cuda()) a.bad(ErrCode::Device, "a CPU input (synchronized BatchNorm runs on the CPU only)", "input", tensor_desc(x));
   const int64_t C = x->dim(1);
-  if (center) {
-    a.want_dtype(center, DType::F64, "center");
-    a.want_shape(center, {C}, "center");
-  }
-  Napi::Object res = a.alloc(DType::F64, {C + 1}, false);
+  NTensor* center = host_f64(a, 2, "center", C);
+  // On the host whatever the input's device: the caller sums it with the other ranks' over MPI.
+  Napi::Object res = NTensor::New(a.env(), DType::F64, {C + 1}, a.op, false, Device::CPU);
+  std::shared_ptr<void> center_upload;
+  const double* center_ptr = center ? f64_for_kernel(a, center, &center_upload) : nullptr;
   dispatch(a, x, [&](auto t, auto dev) {
     using T = decltype(t);
     if constexpr (decltype(dev)::cuda) {
-      return 0;  // refused above
+#ifdef CLOZE_CUDA
+      cuda::DeviceTemp sums(sizeof(double) * static_cast<size_t>(C + 1), a.op);
+      batchnorm_sums_cuda<T>(bn_params<T, float>(x, nullptr, mask, true), center_ptr, sums.as<double>());
+      cuda::copy(out<double>(res), false, sums.as<double>(), true, sizeof(double) * static_cast<size_t>(C + 1), a.op);
+#endif
+      return 0;
     } else {
-      BatchNormParams<T> p = bn_params<T, T>(x, nullptr, mask, true);
-      batchnorm_sums_cpu<T>(p, center ? center->ptr<double>() : nullptr, out<double>(res));
+      batchnorm_sums_cpu<T>(bn_params<T, T>(x, nullptr, mask, true), center_ptr, out<double>(res));
       return 0;
     }
   });

@@ -4,7 +4,9 @@
 // no atomics. The mean and variance take two passes, as on the CPU. One thread
 // per channel then derives mean/rstd (float32) and moves the running buffers;
 // an elementwise kernel normalises. The backward mirrors it: per-channel sums,
-// then per-channel coefficients, then an elementwise dx.
+// then per-channel coefficients, then an elementwise dx. Synchronized
+// BatchNorm's local sums (bn_sums_kernel) are in double, as on the CPU, and
+// its backward takes the ranks' summed Σdy, Σdy·x̂ and count (p.global).
 #include <cmath>
 
 #include "../ops/batchnorm.h"
@@ -35,8 +37,54 @@ __device__ __forceinline__ long long block_sum_ll(long long v, long long* scratc
   return v;
 }
 
+// The same for a double (synchronized BatchNorm's sums): a fixed tree, so the same bits on every run.
+__device__ __forceinline__ double block_sum_d(double v, double* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < nw ? scratch[lane] : 0.0;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
 template <typename T>
 using BN = BatchNormParams<T, float>;
+
+// Synchronized BatchNorm's local sums (batchnorm_sums_cpu's semantics): block c < C writes out[c] = Σx, or
+// Σ(x − center[c])² with a center, over the active elements in double; block 0 also writes out[C], the active
+// count. The grid has max(C, 1) blocks, so that the count is written when C = 0.
+template <typename T>
+__global__ void bn_sums_kernel(BN<T> p, const double* center, double* out) {
+  __shared__ double scratch[32];
+  __shared__ long long iscratch[32];
+  const int64_t c = blockIdx.x, BS = p.B * p.S;
+  const bool values = c < p.C;  // uniform across the block
+  const double m = values && center ? center[c] : 0.0;
+  double sum = 0.0;
+  long long cnt = 0;
+  for (int64_t e = threadIdx.x; e < BS; e += blockDim.x) {  // e = b·S + s, the mask's index
+    if (p.mask && !p.mask[e]) continue;
+    cnt++;
+    if (!values) continue;
+    const int64_t b = e / p.S, s = e - b * p.S;
+    const double v = static_cast<double>(ld(p.x, (b * p.C + c) * p.S + s));
+    if (center) {
+      const double d = v - m;
+      sum += d * d;
+    } else {
+      sum += v;
+    }
+  }
+  sum = block_sum_d(sum, scratch);
+  const long long n = block_sum_ll(cnt, iscratch);
+  if (threadIdx.x != 0) return;
+  if (values) out[c] = sum;
+  if (c == 0) out[p.C] = static_cast<double>(n);
+}
 
 template <typename T>
 __global__ void bn_forward_stats_kernel(BN<T> p) {
@@ -121,11 +169,18 @@ __global__ void bn_backward_stats_kernel(BN<T> p, float* coef) {
   }
   sdy = cuda::block_sum(sdy, scratch);
   sdyx = cuda::block_sum(sdyx, scratch);
-  const long long n = block_sum_ll(cnt, iscratch);
+  const long long n_local = block_sum_ll(cnt, iscratch);
   if (threadIdx.x != 0) return;
-  const double sum_dy = n > 0 ? sdy : 0.0, sum_dy_xhat = n > 0 ? static_cast<double>(sdyx) * rstd : 0.0;
+  double sum_dy = n_local > 0 ? sdy : 0.0, sum_dy_xhat = n_local > 0 ? static_cast<double>(sdyx) * rstd : 0.0;
   if (p.dw) st(p.dw, c, static_cast<float>(sum_dy_xhat));
   if (p.db) st(p.db, c, static_cast<float>(sum_dy));
+  // Synchronized: dx's means are over every rank's active elements (dw and db above stay this rank's).
+  double n = static_cast<double>(n_local);
+  if (p.global) {
+    sum_dy = p.global[c];
+    sum_dy_xhat = p.global[p.C + c];
+    n = p.global[2 * p.C];
+  }
   // training: dx = w·rstd·(dy − Σdy/n − x̂·Σ(dy·x̂)/n); eval: dx = w·rstd·dy.
   const double k = (p.w ? static_cast<double>(ld(p.w, c)) : 1.0) * rstd;
   const bool batch = p.training && n > 0;
@@ -179,6 +234,15 @@ void batchnorm_backward_cuda(const BatchNormParams<T, float>& p) {
   cuda::free(coef);  // stream-ordered: the block is reused only by later work on this stream
 }
 
+template <typename T>
+void batchnorm_sums_cuda(const BatchNormParams<T, float>& p, const double* center, double* out) {
+  const char* op = "batchNorm2dSums";
+  check_channels(p.C, op);
+  CLOZE_LAUNCH(op, bn_sums_kernel<T>, static_cast<unsigned>(p.C > 0 ? p.C : 1), kStatThreads, 0, p, center, out);
+}
+
+template void batchnorm_sums_cuda<float>(const BatchNormParams<float, float>&, const double*, double*);
+template void batchnorm_sums_cuda<bf16>(const BatchNormParams<bf16, float>&, const double*, double*);
 template void batchnorm_forward_cuda<float>(const BatchNormParams<float, float>&);
 template void batchnorm_forward_cuda<bf16>(const BatchNormParams<bf16, float>&);
 template void batchnorm_backward_cuda<float>(const BatchNormParams<float, float>&);

@@ -33,10 +33,11 @@ struct BatchNormParams {
   T* dx = nullptr;                          // backward outputs, null where not wanted
   T* dw = nullptr;
   T* db = nullptr;
-  // Synchronized BatchNorm (data-parallel ranks, CPU only): the backward's
-  // [Σdy (C), Σdy·x̂ (C), n] summed over all ranks. dx then uses these global
-  // sums and count; dw and db stay this rank's own (the gradient all-reduce
-  // sums them). Null: this process's batch is the whole batch.
+  // Synchronized BatchNorm (data-parallel ranks): the backward's [Σdy (C),
+  // Σdy·x̂ (C), n] summed over all ranks, in the op's device memory (cuda: the
+  // binding uploads the host sums). dx then uses these global sums and count;
+  // dw and db stay this rank's own (the gradient all-reduce sums them). Null:
+  // this process's batch is the whole batch.
   const double* global = nullptr;
 };
 
@@ -52,6 +53,9 @@ template <typename T> void batchnorm_backward_cpu(const BatchNormParams<T>& p);
 // CUDA (cuda/batchnorm.cu): T = float or bf16, statistics in float32; the
 // same semantics, statistics summed in fp32 by one block per channel.
 template <typename T> void batchnorm_forward_cuda(const BatchNormParams<T, float>& p);
+// batchnorm_sums_cpu's sums on the device: center and out in device memory,
+// one block per channel summing in double by a fixed tree.
+template <typename T> void batchnorm_sums_cuda(const BatchNormParams<T, float>& p, const double* center, double* out);
 template <typename T> void batchnorm_backward_cuda(const BatchNormParams<T, float>& p);
 
 }  // namespace cloze

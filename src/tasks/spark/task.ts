@@ -36,17 +36,8 @@ export async function buildSparkTask(
     ranks: ranks?.size ?? 1,
   });
   // Synchronized statistics make N ranks at batch b train as one process at N·b (test/distributed-spark.test.ts).
-  if (ranks && cfg.syncBn) {
-    // The device the run resolved to (--device auto picks cuda where there is one), not the setting.
-    if (placement.device === 'cuda') {
-      batcher.dispose();
-      optimizer.dispose();
-      model.dispose();
-      placement.release();
-      throw new ClozeError('E_DEVICE', `Expected the CPU for data-parallel SparK with synchronized BatchNorm (${ranks.size} ranks) but the run resolved to cuda (its statistics are summed over MPI on the host; not built for cuda); pass --sync-bn false, or --device cpu`);
-    }
-    setBatchNormSync(model, ranks);
-  }
+  // On cuda the statistics are summed over MPI on the host too (syncBatchNorm2d copies 2C + 1 numbers per layer).
+  if (ranks && cfg.syncBn) setBatchNormSync(model, ranks);
   const feats = new SparkFeatures(model);
   const perEpoch = batcher.perEpoch;
   const { totalSteps, epochAt, shouldProbe } = epochPlan(cfg, perEpoch);
