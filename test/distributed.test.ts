@@ -134,6 +134,31 @@ describe('NCCL', () => {
   });
 });
 
+describe.skipIf(skipReason !== '')(`MPI with cuda tensors: host copies (--distributed-backend mpi) ${skipReason}`, () => {
+  // A stand-in tensor that says it is on cuda (test/helpers/mpi-stage-child.mjs) takes the communicator's staging
+  // path at 2 ranks without a GPU: copied to the host, summed over MPI, copied back, bfloat16 summed in float32.
+  it('allreduceSumAll and startAllreduceSum sum cuda tensors through host copies, bfloat16 through float32', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cloze-stage-'));
+    try {
+      const out = join(dir, 'result.json');
+      const r = spawnSync('mpirun', ['--oversubscribe', '--allow-run-as-root', '-np', '2', 'node', join(ROOT, 'test', 'helpers', 'mpi-stage-child.mjs'), out], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.status, r.stderr).toBe(0);
+      const got = JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>;
+      expect(got.f32).toEqual([3, 0.75, -6]);
+      // 2·(1 + 2^-7) = 2 + 2^-6, exact in bfloat16; 2 + 4 = 6; 1.
+      expect(got.bf).toEqual([2 + 2 ** -6, 6, 1]);
+      expect(got.bfDtype).toBe('bfloat16');
+      expect(got.host).toEqual([1, 2, 4]);
+      expect(got.pend).toEqual([30, 2]);
+      expect(got.pend2).toEqual([2]);
+      // Each staged tensor went to the host once and came back once (f32, bf16 and the two started ones).
+      expect(got.calls).toEqual({ to: 4, copyFrom: 4 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('the build without MPI', () => {
   it('has-mpi.cjs says 0 with CLOZE_NO_MPI=1 (binding.gyp then leaves CLOZE_HAVE_MPI undefined)', () => {
     const r = spawnSync('node', [join(ROOT, 'native/tools/has-mpi.cjs')], { env: { ...process.env, CLOZE_NO_MPI: '1' }, encoding: 'utf8' });

@@ -17,7 +17,10 @@ export interface Communicator {
   readonly isRoot: boolean;
   /** 'single', 'mpi' or 'nccl', for messages. */
   readonly kind: string;
-  /** In-place SUM over all ranks of a float tensor: CPU (float32/float64) through MPI, cuda (float32/bfloat16) through NCCL. */
+  /**
+   * In-place SUM over all ranks of a float tensor: CPU (float32/float64) through MPI; cuda (float32/bfloat16)
+   * through NCCL, or through host copies and MPI (the 'mpi' backend: MpiCommunicator).
+   */
   allreduceSum(t: NativeTensor): void;
   /** allreduceSum of several tensors, all started before the first is waited on. */
   allreduceSumAll(ts: readonly NativeTensor[]): void;
@@ -70,9 +73,45 @@ export class SingleProcess implements Communicator {
 export const DEFAULT_COLLECTIVE_TIMEOUT_MS = 600_000;
 
 /**
+ * A host copy of a cuda tensor for MPI, which reduces host memory: float32 as it is, bfloat16 widened to float32
+ * (exactly), so that the ranks' sum is rounded to bfloat16 once, when it goes back (NCCL sums in bfloat16).
+ */
+function stage(t: NativeTensor): NativeTensor {
+  const host = t.to('cpu');
+  if (t.dtype !== 'bfloat16') return host;
+  try {
+    return host.cast('float32');
+  } finally {
+    host.dispose();
+  }
+}
+
+/** Writes a staged tensor's summed values back into the cuda tensor it was copied from, and frees the copy. */
+function unstage(t: NativeTensor, host: NativeTensor): void {
+  try {
+    if (t.dtype !== 'bfloat16') {
+      t.copyFrom(host);
+      return;
+    }
+    const narrow = host.cast('bfloat16');
+    try {
+      t.copyFrom(narrow);
+    } finally {
+      narrow.dispose();
+    }
+  } finally {
+    host.dispose();
+  }
+}
+
+/**
  * MPI_COMM_WORLD through the addon. Every collective is started non-blocking and waited on with
  * `timeoutMs`: a rank that died or stalled makes the others throw (naming the collective and the bound)
- * instead of hanging in MPI forever.
+ * instead of hanging in MPI forever. cuda tensors (a cuda run with `--distributed-backend mpi`) are reduced
+ * through host copies, as PyTorch's gloo backend reduces cuda tensors: each copy waits for the stream, so this is
+ * slower than NCCL, but it needs no NCCL and lets several ranks share one GPU, which NCCL refuses.
+ * (A collective that fails ends the job; a staged copy whose wait threw is left to the process's exit, since MPI
+ * may still write into it.)
  */
 export class MpiCommunicator implements Communicator {
   readonly rank: number;
@@ -90,22 +129,37 @@ export class MpiCommunicator implements Communicator {
     return this.rank === 0;
   }
   allreduceSum(t: NativeTensor): void {
-    if (this.size === 1) return;
-    native().mpiWait(native().mpiIallreduce(t), this.timeoutMs);
+    this.allreduceSumAll([t]);
   }
   allreduceSumAll(ts: readonly NativeTensor[]): void {
     if (this.size === 1) return;
-    const handles = ts.map((t) => native().mpiIallreduce(t));
+    const host = ts.map((t) => (t.device === 'cuda' ? stage(t) : null));
+    const handles = ts.map((t, i) => native().mpiIallreduce(host[i] ?? t));
     for (const h of handles) native().mpiWait(h, this.timeoutMs);
+    ts.forEach((t, i) => {
+      if (host[i]) unstage(t, host[i]!);
+    });
   }
   startAllreduceSum(t: NativeTensor): PendingReduce {
-    const h = native().mpiIallreduce(t);
+    let host = t.device === 'cuda' && this.size > 1 ? stage(t) : null;
+    const h = native().mpiIallreduce(host ?? t);
     let done = false;
+    // The sums go back to the device once, when the collective is first seen complete.
+    const complete = (): void => {
+      done = true;
+      const copy = host;
+      host = null;
+      if (copy) unstage(t, copy);
+    };
     return {
-      test: () => (done ||= native().mpiTest(h)),
+      test: () => {
+        if (!done && native().mpiTest(h)) complete();
+        return done;
+      },
       wait: () => {
+        // Also after a test() that saw it complete: mpiWait releases the handle.
         native().mpiWait(h, this.timeoutMs);
-        done = true;
+        if (!done) complete();
       },
     };
   }

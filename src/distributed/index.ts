@@ -5,7 +5,7 @@ import { DEFAULT_COLLECTIVE_TIMEOUT_MS, MpiCommunicator, SingleProcess, type Com
 import { launchedByMpi } from './launch.js';
 
 export { launchedByMpi, localRank } from './launch.js';
-export { gradientsThroughNccl, NcclCommunicator, ncclSupport, releaseGradients } from './nccl.js';
+export { gradientPath, gradientsThroughNccl, NcclCommunicator, ncclSupport, releaseGradients } from './nccl.js';
 export { DEFAULT_COLLECTIVE_TIMEOUT_MS, MpiCommunicator, SingleProcess, distributedSupport, type Communicator } from './communicator.js';
 
 /** The process-wide communicator: MPI may be initialised once per process. */

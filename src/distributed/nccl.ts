@@ -123,6 +123,12 @@ export function releaseGradients(grads: Communicator, finished: boolean): void {
   else grads.abortComm();
 }
 
+/** How a data-parallel run's gradients travel, for its device line: NCCL, host copies over MPI (cuda), or MPI. */
+export function gradientPath(nccl: boolean, cuda: boolean): string {
+  if (nccl) return 'MPI, gradients through NCCL';
+  return cuda ? 'MPI, gradients through host copies' : 'MPI';
+}
+
 /** What `cloze info` prints for NCCL. */
 export function ncclSupport(): string {
   const a = native().ncclAvailable();

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { latestCheckpoint, listCheckpoints, type JsonValue } from '../checkpoint/checkpoint.js';
 import { describeDevice, resolveDevice, type DeviceChoice } from '../device.js';
-import { gradientsThroughNccl, NcclCommunicator, openCommunicator, releaseGradients, type Communicator } from '../distributed/index.js';
+import { gradientPath, gradientsThroughNccl, NcclCommunicator, openCommunicator, releaseGradients, type Communicator } from '../distributed/index.js';
 import { checkResumeWorld } from '../distributed/resume-world.js';
 import { ClozeError } from '../errors.js';
 import type { ProbeResult } from '../eval/probe.js';
@@ -99,10 +99,12 @@ async function pretrainOn(cfg: RunConfig, hooks: PretrainHooks, comm: Communicat
     cfg.device = 'cpu';
   }
   // On cuda the gradients are all-reduced through NCCL (loaded at run time); 'auto' falls back to the CPU when it
-  // cannot be loaded, an explicit 'cuda' is refused naming the reason.
-  // (The communicator itself is made below, inside the try that closes or aborts it.)
-  const nccl = parallel && device === 'cuda' && cfg.device !== 'cpu' && gradientsThroughNccl(cfg.device, comm.size, 'data-parallel training');
-  if (parallel && device === 'cuda' && !nccl) cfg.device = 'cpu';
+  // cannot be loaded, an explicit 'cuda' is refused naming the reason. --distributed-backend mpi sums them through
+  // host copies over MPI instead (MpiCommunicator). (The NCCL communicator itself is made below, inside the try that
+  // closes or aborts it.)
+  const onCuda = parallel && device === 'cuda' && cfg.device !== 'cpu';
+  const nccl = onCuda && cfg.distributedBackend === 'nccl' && gradientsThroughNccl(cfg.device, comm.size, 'data-parallel training');
+  if (onCuda && cfg.distributedBackend === 'nccl' && !nccl) cfg.device = 'cpu';
   // The run's settings, for `cloze eval`, for a resume's check, and for people reading the checkpoint.
   const run = JSON.parse(JSON.stringify(cfg)) as Record<string, JsonValue>;
   // The world size is recorded only for data-parallel runs: a single-process run's settings stay as they were.
@@ -117,7 +119,7 @@ async function pretrainOn(cfg: RunConfig, hooks: PretrainHooks, comm: Communicat
   if (!parallel && hooks.signal?.aborted) return stoppedBeforeStart(outDir, resumeDir, progress);
   // Rank 0 makes the run directory, the tokenizer and the data shard; the others wait, then read them.
   const dir = root ? openRunDir(outDir, cfg) : null;
-  progress?.note(`device ${describeDevice(cfg.device === 'cpu' ? 'cpu' : device)}${parallel ? `, ${comm.size} data-parallel ranks (${nccl ? 'MPI, gradients through NCCL' : 'MPI'}), global batch ${comm.size * cfg.batchSize}` : ''}`);
+  progress?.note(`device ${describeDevice(cfg.device === 'cpu' ? 'cpu' : device)}${parallel ? `, ${comm.size} data-parallel ranks (${gradientPath(nccl, cfg.device !== 'cpu' && device === 'cuda')}), global batch ${comm.size * cfg.batchSize}` : ''}`);
 
   let grads: Communicator = comm;
   let finished = false;

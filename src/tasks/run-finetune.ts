@@ -26,7 +26,7 @@ import { finetuneRecord } from './finetune/predict.js';
 import { fileSha256, readMaskFile } from '../checkpoint/mask-file.js';
 import { buildFinetuneTask, checkDataParallelFinetune } from './finetune/task.js';
 import { pretrain, SETUP_TIMEOUT_MS, stoppedBeforeStart } from './pretrain.js';
-import { gradientsThroughNccl, NcclCommunicator, openCommunicator, releaseGradients, type Communicator } from '../distributed/index.js';
+import { gradientPath, gradientsThroughNccl, NcclCommunicator, openCommunicator, releaseGradients, type Communicator } from '../distributed/index.js';
 import { checkResumeWorld } from '../distributed/resume-world.js';
 
 export type { FinetuneEval } from './finetune/evaluate.js';
@@ -102,14 +102,15 @@ async function finetuneOn(cfg: FinetuneConfig, hooks: FinetuneHooks, where: stri
       throw new ClozeError('E_VALUE', `Expected --init-from, or a pre-trained ${DEFAULT_INIT_RUN}, for data-parallel fine-tuning (${comm.size} MPI ranks) but received neither; pre-train first (npx cloze pretrain --preset bert-tiny)`);
     }
     // On cuda the gradients are all-reduced through NCCL (loaded at run time), as pretrain's: 'auto' falls back to
-    // the CPU when it cannot be loaded, an explicit 'cuda' is refused naming the reason. (The communicator itself is
-    // made below, inside the try that closes it.)
-    if (device === 'cuda') {
+    // the CPU when it cannot be loaded, an explicit 'cuda' is refused naming the reason; --distributed-backend mpi
+    // sums them through host copies over MPI instead. (The NCCL communicator itself is made below, inside the try
+    // that closes it.)
+    if (device === 'cuda' && cfg.device !== 'cpu' && cfg.distributedBackend === 'nccl') {
       nccl = gradientsThroughNccl(cfg.device, comm.size, 'data-parallel fine-tuning');
       if (!nccl) cfg.device = 'cpu';
     }
   }
-  progress?.note(`device ${describeDevice(cfg.device === 'cpu' ? 'cpu' : device)}${parallel ? `, ${comm.size} data-parallel ranks (${nccl ? 'MPI, gradients through NCCL' : 'MPI'}), global batch ${comm.size * cfg.batchSize}` : ''}`);
+  progress?.note(`device ${describeDevice(cfg.device === 'cpu' ? 'cpu' : device)}${parallel ? `, ${comm.size} data-parallel ranks (${gradientPath(nccl, cfg.device !== 'cpu' && device === 'cuda')}), global batch ${comm.size * cfg.batchSize}` : ''}`);
   const saved = resumeDir ? finetuneRecord(resumeDir) : null;
   if (saved && saved.method !== cfg.method) {
     throw new ClozeError('E_VALUE', `Expected method ${saved.method} (the setting of the run in ${resumeDir}) for resume but received ${cfg.method}`);

@@ -23,7 +23,8 @@ const RUN_ENTRY = /^checkpoint-\d+(?:\.(?:tmp|old)-\d+-[0-9a-f]+)?$/;
  * eval line records its ratio), and runs saved before it existed can be resumed.
  */
 // distributed and distributedTimeout: the world size is checked on its own (the run's `worldSize`).
-export const RESUME_NEUTRAL = ['out', 'resume', 'overwrite', 'logEvery', 'evalEvery', 'saveEvery', 'keepLast', 'evalMaskRatio', 'distributed', 'distributedTimeout', 'bucketMb'] as const;
+// distributedBackend: NCCL and MPI sum the same gradients in other orders (as other thread counts do).
+export const RESUME_NEUTRAL = ['out', 'resume', 'overwrite', 'logEvery', 'evalEvery', 'saveEvery', 'keepLast', 'evalMaskRatio', 'distributed', 'distributedTimeout', 'distributedBackend', 'bucketMb'] as const;
 export const RESUME_NUMERICS_ONLY = ['threads'] as const;
 
 /** What in `dir` belongs to a run: checkpoints (finished or not) and the metrics log. */

@@ -60,6 +60,7 @@ export const FINETUNE_RUN_FIELDS = {
   overwrite: runField('overwrite'),
   distributed: runField('distributed'),
   distributedTimeout: runField('distributedTimeout'),
+  distributedBackend: runField('distributedBackend'),
   bucketMb: runField('bucketMb'),
 } as const satisfies Fields;
 
