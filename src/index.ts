@@ -17,7 +17,8 @@ export { crossEntropy, argmax, type CrossEntropyOptions } from './ops/cross_entr
 export { embedding } from './ops/embedding.js';
 export { linearCrossEntropy, linearSample, type LinearCrossEntropyOptions, type LinearSampleOptions } from './ops/linear_ce.js';
 export { labelWordLogits, verbalizerPool } from './ops/label_words.js';
-export { attention, alibiSlopes, type AttentionOptions, type AttentionResult } from './ops/attention.js';
+export { attention, attentionQkv, alibiSlopes, type AttentionOptions, type AttentionResult } from './ops/attention.js';
+export { concatRows } from './ops/concat.js';
 export { Module } from './nn/module.js';
 export { Parameter } from './nn/parameter.js';
 export { Linear, LayerNorm, Embedding, Dropout, type InitOptions } from './nn/layers.js';

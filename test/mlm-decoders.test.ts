@@ -137,7 +137,7 @@ function emdRef(m: BertForMaskedLM, batch: PaddedMlmBatch): number {
   return lossRef(m, batch, (sd, emb, pad) => {
     let h = emb;
     for (let i = 0; i < n - 1; i++) h = layerRef(sd, `bert.encoder.layer.${i}.`, h, h, B, L, c, pad);
-    let q = new Float64Array(h.length);
+    let q: Float64Array<ArrayBufferLike> = new Float64Array(h.length);
     for (let r = 0; r < B * L; r++) for (let d = 0; d < c.hidden; d++) q[r * c.hidden + d] = h[r * c.hidden + d]! + sd['bert.embeddings.position_embeddings.weight']![(r % L) * c.hidden + d]!;
     for (let pass = 0; pass < 2; pass++) q = layerRef(sd, `bert.encoder.layer.${n - 1}.`, q, h, B, L, c, pad);
     return gatherRows(q, batch.rows.toArray(), c.hidden);
@@ -207,14 +207,16 @@ describe('MLM decoders: forward against a float64 reference', () => {
     for (const [k, t] of Object.entries(plain)) expect(Array.from(dr[k]!.toArray()), k).toEqual(Array.from(t.toArray()));
   });
 
-  it('a layer forward with kv = its input equals the plain forward, bit for bit', () => {
+  it('a layer forward with kv = its input equals the plain forward (float32 round-off)', () => {
+    // The plain forward projects q, k and v with one stacked GEMM (the fused QKV projection); with kv it takes three,
+    // whose products the BLAS may sum in another order: equal up to float32 round-off, not bit for bit.
     const x = tensor(Array.from({ length: 2 * 5 * 8 }, (_, i) => Math.sin(i)), [2, 5, 8]);
     for (const norm of ['post', 'pre'] as const) {
       const mm = new BertForMaskedLM({ ...tiny, norm }, { seed: 2 });
       const l = mm.bert.encoder.layer.items[0]!;
       const a = scope(() => l.forward(x, {}).toArray());
       const c = scope(() => l.forward(x, {}, undefined, { kv: x }).toArray());
-      expect(Array.from(c)).toEqual(Array.from(a));
+      assertClose(Array.from(c), Array.from(a), { atol: 1e-6, rtol: 1e-6 }, `${norm}-LN layer, kv = x`);
     }
   });
 });

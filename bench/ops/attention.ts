@@ -30,6 +30,27 @@ const attention = (model: string, B: number, L: number, H: number, Dh: number, w
   },
 });
 
+// The same kernels over one qkv [B, L, 3, H, Dh] (a fused QKV projection's output), read with a 3·H·Dh row stride:
+// the BERT layers' form since the projection was fused.
+const attentionQkv = (model: string, B: number, L: number, H: number, Dh: number): OpCase => ({
+  op: 'attentionQkv',
+  model,
+  shape: `qkv ${dims([B, L, 3, H, Dh])}`,
+  bound: 'compute',
+  setup(ctx) {
+    const qkv = ctx.rand([B, L, 3, H, Dh]);
+    const dout = ctx.rand([B, L, H, Dh]);
+    const opts = { scale: 1 / Math.sqrt(Dh) };
+    const n = ctx.addon;
+    const r = ctx.keep(n.attentionQkv(qkv, opts));
+    const f = attentionFlops(B, H, L, Dh);
+    return {
+      fwd: { run: () => n.attentionQkv(qkv, opts), flops: f.fwd },
+      bwd: { run: () => n.attentionQkvBackward(dout, qkv, r.out, r.lse, opts), flops: f.bwd },
+    };
+  },
+});
+
 const tiny = bertShape('bert-tiny');
 const mini = bertShape('bert-mini');
 const vit = vitShape();
@@ -37,6 +58,7 @@ const vit = vitShape();
 export const cases: OpCase[] = [
   attention(tiny.label, tiny.B, tiny.L, tiny.heads, tiny.Dh),
   attention(mini.label, mini.B, mini.L, mini.heads, mini.Dh),
+  attentionQkv(mini.label, mini.B, mini.L, mini.heads, mini.Dh),
   attention(vit.label, vit.B, vit.keep, vit.heads, vit.Dh, ' (MAE encoder: visible tokens)'),
   attention(vit.label, vit.B, vit.L, vit.heads, vit.Dh, ' (SimMIM encoder, MAE decoder: all tokens)'),
 ];

@@ -38,4 +38,9 @@ export interface AttentionNative {
   attentionBackward(
     dout: N, q: N, k: N, v: N, out: N, lse: N, options: AttentionNativeOptions, dentropy?: Maybe, entropy?: Maybe,
   ): { dq: N; dk: N; dv: N; dbias?: N };
+  /** q, k, v as the slices of one qkv [B, L, 3, H, Dh] (or [nnz, 3, H, Dh]), read in place; out [B, L, H, Dh]. */
+  attentionQkv(qkv: N, options: AttentionNativeOptions): { out: N; lse: N; entropy?: N };
+  attentionQkvBackward(
+    dout: N, qkv: N, out: N, lse: N, options: AttentionNativeOptions, dentropy?: Maybe, entropy?: Maybe,
+  ): { dqkv: N; dbias?: N };
 }

@@ -1,5 +1,5 @@
 /** Multi-head self-attention on the fused kernel, with HF BERT's parameter names. */
-import { attention, type AttentionOptions } from '../ops/attention.js';
+import { attention, attentionQkv, type AttentionOptions } from '../ops/attention.js';
 import { reshape } from '../ops/elementwise.js';
 import type { Tensor } from '../tensor.js';
 import { expected } from '../errors.js';
@@ -7,6 +7,7 @@ import { checkInt } from '../validate.js';
 import { Linear, type InitOptions } from './layers.js';
 import { Module } from './module.js';
 import { profileLabel } from '../profile/state.js';
+import { projectQkv, qkvFusable } from './qkv.js';
 
 export class MultiHeadAttention extends Module {
   readonly query: Linear;
@@ -35,8 +36,15 @@ export class MultiHeadAttention extends Module {
   forward(x: Tensor, opts: AttentionOptions = {}): { out: Tensor; entropy?: Tensor } {
     const lead = x.shape.slice(0, -1);
     const split = (t: Tensor): Tensor => reshape(t, [...lead, this.heads, this.headDim]);
-    const [q, k, v] = profileLabel('attention QKV', () => [this.query.forward(x), this.key.forward(x), this.value.forward(x)] as const);
-    const r = attention(split(q), split(k), split(v), opts);
+    let r;
+    if (qkvFusable(this.query, this.key, this.value)) {
+      // One GEMM of width 3D instead of three (src/nn/qkv.ts); attention reads q, k and v in place from its output.
+      const qkv = profileLabel('attention QKV', () => projectQkv(this.query, this.key, this.value, x));
+      r = attentionQkv(reshape(qkv, [...lead, 3, this.heads, this.headDim]), opts);
+    } else {
+      const [q, k, v] = profileLabel('attention QKV', () => [this.query.forward(x), this.key.forward(x), this.value.forward(x)] as const);
+      r = attention(split(q), split(k), split(v), opts);
+    }
     const merged = reshape(r.out, [...lead, this.dim]);
     const out = profileLabel('attention output', () => this.output.forward(merged));
     return r.entropy ? { out, entropy: r.entropy } : { out };

@@ -51,10 +51,16 @@ function validate(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): void {
   if (q.shape.length !== (varlen ? 3 : 4)) {
     throw expected(varlen ? 'q of shape [nnz, H, Dh] with cuSeqlens' : 'q of shape [B, L, H, Dh]', 'q', q, 'E_SHAPE');
   }
+  validateOptions(q, q.shape, o);
+}
+
+/** The options against q's dtype and the per-tensor shape [B, L, H, Dh] (or [nnz, H, Dh]). */
+function validateOptions(q: Tensor, shape: readonly number[], o: AttentionOptions): void {
+  const varlen = o.cuSeqlens !== undefined;
   if (o.scale !== undefined) checkNumber(o.scale, 'scale');
-  const H = q.shape[q.shape.length - 2]!;
-  const B = varlen ? o.cuSeqlens!.size - 1 : q.shape[0]!;
-  const L = varlen ? (o.maxSeqlen ?? -1) : q.shape[1]!;
+  const H = shape[shape.length - 2]!;
+  const B = varlen ? o.cuSeqlens!.size - 1 : shape[0]!;
+  const L = varlen ? (o.maxSeqlen ?? -1) : shape[1]!;
   if (varlen) {
     checkTensor(o.cuSeqlens, 'cuSeqlens');
     checkDtype(o.cuSeqlens, 'int32', 'cuSeqlens');
@@ -84,7 +90,7 @@ function validate(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): void {
   if (o.tokenMask) {
     checkTensor(o.tokenMask, 'tokenMask');
     checkDtype(o.tokenMask, 'uint8', 'tokenMask');
-    checkShape(o.tokenMask, varlen ? [q.shape[0]!] : [B, L], 'tokenMask');
+    checkShape(o.tokenMask, varlen ? [shape[0]!] : [B, L], 'tokenMask');
   }
   if (o.excludeMaskedKeys && !o.tokenMask) throw expected('a tokenMask when excludeMaskedKeys is set', 'tokenMask', undefined);
 }
@@ -92,6 +98,29 @@ function validate(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): void {
 /** q, k, v: [B, L, H, Dh] (or [nnz, H, Dh] with cuSeqlens). */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): AttentionResult {
   validate(q, k, v, opts);
+  return run({ q, k, v }, opts);
+}
+
+/**
+ * Attention over a fused QKV projection's output: qkv [B, L, 3, H, Dh] (or [nnz, 3, H, Dh] with cuSeqlens), whose
+ * slices 0, 1, 2 are q, k and v. The kernels read them in place (a row stride of 3·H·Dh) and the backward writes one
+ * dqkv, so the projection's backward is one GEMM with no sum of three input gradients. out is [B, L, H, Dh] (or
+ * [nnz, H, Dh]); the same results as attention() on the three slices.
+ */
+export function attentionQkv(qkv: Tensor, opts: AttentionOptions = {}): AttentionResult {
+  checkFloat(qkv, 'qkv');
+  const varlen = opts.cuSeqlens !== undefined;
+  const rank = varlen ? 4 : 5;
+  if (qkv.shape.length !== rank || qkv.shape[rank - 3] !== 3) {
+    throw expected(varlen ? 'qkv of shape [nnz, 3, H, Dh] with cuSeqlens' : 'qkv of shape [B, L, 3, H, Dh]', 'qkv', qkv, 'E_SHAPE');
+  }
+  validateOptions(qkv, [...qkv.shape.slice(0, rank - 3), ...qkv.shape.slice(rank - 2)], opts);
+  return run({ qkv }, opts);
+}
+
+type Inputs = { q: Tensor; k: Tensor; v: Tensor } | { qkv: Tensor };
+
+function run(x: Inputs, opts: AttentionOptions): AttentionResult {
   const nopts: AttentionNativeOptions = {
     scale: opts.scale,
     keyPadding: opts.keyPadding?.native,
@@ -105,11 +134,12 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     entropy: opts.entropy,
     biasGrad: opts.bias?.requiresGrad ?? false,
   };
-  const r = native().attention(q.native, k.native, v.native, nopts);
+  const r = 'qkv' in x ? native().attentionQkv(x.qkv.native, nopts) : native().attention(x.q.native, x.k.native, x.v.native, nopts);
   const outputs: NativeTensor[] = [r.out];
   if (r.entropy) outputs.push(r.entropy);
   // The backward needs its own handles on everything it reads.
-  const saved: NativeTensor[] = [q.share(), k.share(), v.share(), r.out.reshape(r.out.shape), r.lse];
+  const ins = 'qkv' in x ? [x.qkv] : [x.q, x.k, x.v];
+  const saved: NativeTensor[] = [...ins.map((t) => t.share()), r.out.reshape(r.out.shape), r.lse];
   const ent = r.entropy ? r.entropy.reshape(r.entropy.shape) : null;
   if (ent) saved.push(ent);
   const keepOpt = (t?: Tensor): NativeTensor | undefined => {
@@ -128,8 +158,11 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     tokenMask: keepOpt(opts.tokenMask),
     entropy: false,
   };
-  const [sq, sk, sv, so, slse] = saved as [NativeTensor, NativeTensor, NativeTensor, NativeTensor, NativeTensor];
-  const inputs: Array<Tensor | null> = [q, k, v, opts.bias ?? null];
+  const n = ins.length;
+  const sIns = saved.slice(0, n);
+  const so = saved[n]!;
+  const slse = saved[n + 1]!;
+  const inputs: Array<Tensor | null> = [...ins, opts.bias ?? null];
   const outs = record(
     'attention',
     outputs,
@@ -139,9 +172,16 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
       if (!dout) {
         dout = native().empty(so.dtype, so.shape, so.device);
       }
-      const g = native().attentionBackward(dout, sq, sk, sv, so, slse, bopts, gEnt ?? null, gEnt ? ent : null);
-      if (!gOut) dout.dispose();
-      return [g.dq, g.dk, g.dv, g.dbias ?? null];
+      try {
+        if (n === 1) {
+          const g = native().attentionQkvBackward(dout, sIns[0]!, so, slse, bopts, gEnt ?? null, gEnt ? ent : null);
+          return [g.dqkv, g.dbias ?? null];
+        }
+        const g = native().attentionBackward(dout, sIns[0]!, sIns[1]!, sIns[2]!, so, slse, bopts, gEnt ?? null, gEnt ? ent : null);
+        return [g.dq, g.dk, g.dv, g.dbias ?? null];
+      } finally {
+        if (!gOut) dout.dispose();
+      }
     },
     saved,
   );

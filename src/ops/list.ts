@@ -79,6 +79,8 @@ export const OP_FAMILIES = {
   ],
   attention: [
     { forward: 'attention', backward: 'attentionBackward', ts: 'attention', cpu: ['attention_forward_cpu', 'attention_backward_cpu'], cuda: ['attention_forward_cuda', 'attention_backward_cuda'] },
+    // The same kernels over one qkv tensor (a fused QKV projection's output), read in place with a 3·H·Dh row stride.
+    { forward: 'attentionQkv', backward: 'attentionQkvBackward', ts: 'attentionQkv', cpu: ['attention_forward_cpu', 'attention_backward_cpu'], cuda: ['attention_forward_cuda', 'attention_backward_cuda'] },
   ],
   optim: [
     { forward: 'adamw', backward: null, ts: 'adamwStep', cpu: ['adamw_step_cpu'], cuda: ['adamw_step_cuda'] },

@@ -59,7 +59,8 @@ function linearFlops(x: NativeTensor, w: NativeTensor): number {
 /**
  * Attention FLOPs by the flash-attention convention (bench/lib/flops.ts):
  * forward 4·H·Lq·Lk·Dh per sequence (Q·Kᵀ and P·V), backward 2.5× forward.
- * q, k: [B, L, H, Dh] padded, or [nnz, H, Dh] packed with cuSeqlens.
+ * q, k: [B, L, H, Dh] padded, or [nnz, H, Dh] packed with cuSeqlens (or a qkv [B, L, 3, H, Dh] / [nnz, 3, H, Dh]
+ * as both: its dims 0, 1, −2 and −1 are q's).
  */
 function attentionFlops(q: NativeTensor, k: NativeTensor, opts: { cuSeqlens?: NativeTensor } | undefined): number {
   const H = q.shape[q.shape.length - 2]!;
@@ -107,6 +108,11 @@ export function classifyCall(name: string, args: readonly unknown[], result: unk
       return compute('attention fwd', attentionFlops(t(0), t(1), args[3] as { cuSeqlens?: NativeTensor }));
     case 'attentionBackward':
       return compute('attention bwd', 2.5 * attentionFlops(t(1), t(2), args[6] as { cuSeqlens?: NativeTensor }));
+    // qkv [B, L, 3, H, Dh] (or [nnz, 3, H, Dh]): its dims 0, 1, -2 and -1 are q's.
+    case 'attentionQkv':
+      return compute('attention fwd', attentionFlops(t(0), t(0), args[1] as { cuSeqlens?: NativeTensor }));
+    case 'attentionQkvBackward':
+      return compute('attention bwd', 2.5 * attentionFlops(t(1), t(1), args[4] as { cuSeqlens?: NativeTensor }));
     case 'linearCrossEntropy': {
       const h = t(0);
       const w = t(1);

@@ -243,3 +243,20 @@ export function sequenceAsPadded(spec: NaiveAttnSpec, b: number): NaiveAttnSpec 
   if (spec.tokenMask) s.tokenMask = Uint8Array.from(toks.map((t) => spec.tokenMask![t]!));
   return s;
 }
+
+/** q, k, v [tokens, H·Dh] interleaved per token into one qkv [tokens, 3, H·Dh] (attentionQkv's layout). */
+export function interleaveQkv(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, tokens: number, row: number): Float64Array {
+  const o = new Float64Array(3 * tokens * row);
+  for (let t = 0; t < tokens; t++)
+    [q, k, v].forEach((a, j) => {
+      for (let x = 0; x < row; x++) o[(3 * t + j) * row + x] = a[t * row + x]!;
+    });
+  return o;
+}
+
+/** Slice j (0 q, 1 k, 2 v) of a [tokens, 3, H·Dh] array. */
+export function qkvSlice(a: ArrayLike<number>, j: number, tokens: number, row: number): Float64Array {
+  const o = new Float64Array(tokens * row);
+  for (let t = 0; t < tokens; t++) for (let x = 0; x < row; x++) o[t * row + x] = a[(3 * t + j) * row + x]!;
+  return o;
+}

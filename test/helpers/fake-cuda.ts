@@ -52,6 +52,8 @@ function deviceError(op: string, what: string): Error {
 const HOST_ARGS: Record<string, string> = {
   attention: 'argument 3.cuSeqlens',
   attentionBackward: 'argument 6.cuSeqlens',
+  attentionQkv: 'argument 1.cuSeqlens',
+  attentionQkvBackward: 'argument 4.cuSeqlens',
   labelWordLogits: 'argument 3',
   labelWordLogitsBackward: 'argument 3',
   verbalizerPool: 'argument 1',

@@ -6,7 +6,7 @@
 import { expect, it } from 'vitest';
 import { native } from '../../src/native/loader.js';
 import type { DType, NativeTensor } from '../../src/native/types.js';
-import { makeSpec, roundSpec, upstream, type Case } from '../helpers/attention-problems.js';
+import { interleaveQkv, makeSpec, qkvSlice, roundSpec, upstream, type Case } from '../helpers/attention-problems.js';
 import { assertBf16, bf16, describeCuda, get, put, roundBf16 } from '../helpers/cuda-harness.js';
 import { naiveAttentionBackward, naiveAttentionForward, tokenCount, type NaiveAttnSpec } from '../helpers/naive-attention.js';
 import { assertClose, tolFor } from '../helpers/tolerance.js';
@@ -56,6 +56,7 @@ function runCuda(
   We?: ArrayLike<number>,
   kernel: Kernel = 'auto',
   cuOnHost = false,
+  packed = false,
 ): Result {
   const nnz = tokenCount(s);
   const shape = s.cuSeqlens ? [nnz, s.H, s.Dh] : [s.B, s.L, s.H, s.Dh];
@@ -86,7 +87,10 @@ function runCuda(
       tiledKernel: kernel === 'tiled',
       mmaGeneral: kernel === 'mma-general',
     };
-    const f = native().attention(q, k, v, opts);
+    // packed: q, k and v interleaved per token into one qkv [..., 3, H, Dh] (attentionQkv, the fused projection's form).
+    const row = s.H * s.Dh;
+    const qkv = packed ? dev(interleaveQkv(s.q, s.k, s.v, nnz, row), [...shape.slice(0, -2), 3, s.H, s.Dh], dtype) : null;
+    const f = qkv ? native().attentionQkv(qkv, opts) : native().attention(q, k, v, opts);
     owned.push(f.out, f.lse);
     if (f.entropy) owned.push(f.entropy);
     for (const t of [f.out, f.lse, f.entropy]) if (t) expect(t.device).toBe('cuda');
@@ -95,6 +99,16 @@ function runCuda(
     expect(Array.from(f.lse.shape)).toEqual(stat);
     const dout = dev(W, shape, dtype);
     const dent = We ? dev(We, stat, dtype) : null;
+    if (qkv) {
+      const g = native().attentionQkvBackward(dout, qkv, f.out, f.lse, { ...opts, entropy: false }, dent, We ? f.entropy! : null);
+      owned.push(g.dqkv);
+      if (g.dbias) owned.push(g.dbias);
+      const d = get(g.dqkv);
+      const r: Result = { out: get(f.out), lse: get(f.lse), dq: qkvSlice(d, 0, nnz, row), dk: qkvSlice(d, 1, nnz, row), dv: qkvSlice(d, 2, nnz, row) };
+      if (f.entropy) r.entropy = get(f.entropy);
+      if (g.dbias) r.dbias = get(g.dbias);
+      return r;
+    }
     const g = native().attentionBackward(dout, q, k, v, f.out, f.lse, { ...opts, entropy: false }, dent, We ? f.entropy! : null);
     owned.push(g.dq, g.dk, g.dv);
     if (g.dbias) owned.push(g.dbias);
@@ -405,6 +419,24 @@ describeCuda('attention', () => {
       q.dispose();
     }
   });
+
+  // The fused QKV projection's form: the same kernels reading q, k and v in place with a row stride of 3·H·Dh (and
+  // writing one dqkv), so the same bits as on three separate tensors, on every kernel family.
+  const packedCases: Array<[string, Case, CudaDType, Kernel]> = [
+    ['bf16 mma fast path, L=130 Dh=64', { name: '', B: 2, L: 130, H: 4, Dh: 64 }, 'bfloat16', 'auto'],
+    ['bf16 mma general path, key padding, L=63 Dh=80', { name: '', B: 3, L: 63, H: 2, Dh: 80, keyPadding: true }, 'bfloat16', 'mma-general'],
+    ['bf16 tiled, varlen + ALiBi + bias + MTO', { name: '', lens: [17, 0, 63], L: 63, H: 2, Dh: 24, alibi: true, bias: true, tokenMask: true, exclude: true }, 'bfloat16', 'tiled'],
+    ['float32, Dh=59 (no mma), key padding', { name: '', B: 2, L: 17, H: 3, Dh: 59, keyPadding: true }, 'float32', 'auto'],
+  ];
+  for (const [name, c, dtype, kernel] of packedCases)
+    it(`qkv packed (attentionQkv) equals q, k, v apart, bit for bit: ${name}`, () => {
+      const spec = dtype === 'bfloat16' ? roundSpecBf16(makeSpec(c, 23)) : roundSpec(makeSpec(c, 23), 'float32');
+      const { W } = upstream(spec, 5);
+      const w = dtype === 'bfloat16' ? roundBf16(W) : W;
+      const apart = runCuda(spec, dtype, false, w, undefined, kernel);
+      const packed = runCuda(spec, dtype, false, w, undefined, kernel, false, true);
+      for (const key of ['out', 'lse', 'dq', 'dk', 'dv', 'dbias'] as const) expect(packed[key], key).toEqual(apart[key]);
+    });
 
   it('mma: every output and gradient is deterministic (no atomics)', () => {
     const spec = roundSpecBf16(makeSpec({ name: '', B: 2, L: 130, H: 4, Dh: 64, keyPadding: true }, 22));

@@ -16,7 +16,9 @@ namespace cloze {
 namespace {
 
 struct AttnSetup {
-  NTensor *q, *k, *v;
+  NTensor *q, *k, *v;  // packed: q is the qkv tensor, k and v null
+  bool packed = false;
+  std::vector<int64_t> tok_shape;  // q's (and out's) shape: [B, L, H, Dh] or [nnz, H, Dh]
   int64_t B, L, H, Dh, nnz;
   bool varlen = false;
   double scale;
@@ -37,27 +39,39 @@ struct AttnSetup {
   std::vector<int64_t> stat_shape;  // lse / entropy
 };
 
-AttnSetup parse(const ArgReader& a, size_t qi, size_t opt_i) {
+// packed: the argument at qi is one qkv tensor, [B, L, 3, H, Dh] (or [nnz, 3, H, Dh] with cuSeqlens), as a fused
+// QKV projection writes it: q, k and v are its three slices, read in place with a row stride of 3·H·Dh.
+AttnSetup parse(const ArgReader& a, size_t qi, size_t opt_i, bool packed = false) {
   AttnSetup s;
-  s.q = a.tensor(qi, "q");
-  s.k = a.tensor(qi + 1, "k");
-  s.v = a.tensor(qi + 2, "v");
-  a.want_float(s.q, "q");
+  s.packed = packed;
+  const char* qname = packed ? "qkv" : "q";
+  s.q = a.tensor(qi, qname);
+  s.k = packed ? nullptr : a.tensor(qi + 1, "k");
+  s.v = packed ? nullptr : a.tensor(qi + 2, "v");
+  a.want_float(s.q, qname);
   Napi::Object o = a.options(opt_i);
   // cuSeqlens may stay on the host for a cuda call: it is validated there with no copy back (a wait for the
   // device, twice per layer per step), then uploaded by the binding.
   s.cu = a.host_or_device_field(o, "cuSeqlens");
   s.varlen = s.cu != nullptr;
-  a.want_ndim(s.q, s.varlen ? 3 : 4, s.varlen ? 3 : 4, "q");
-  for (auto [t, n] : {std::pair{s.k, "k"}, std::pair{s.v, "v"}}) {
-    a.want_same_dtype(s.q, t, n);
-    a.want_shape(t, s.q->shape(), n);
+  const int64_t nd = (s.varlen ? 3 : 4) + (packed ? 1 : 0);
+  a.want_ndim(s.q, nd, nd, qname);
+  s.tok_shape = s.q->shape();
+  if (packed) {
+    if (s.q->dim(-3) != 3)
+      a.bad(ErrCode::Shape, s.varlen ? "qkv of shape [nnz, 3, H, Dh]" : "qkv of shape [B, L, 3, H, Dh]", "qkv", tensor_desc(s.q));
+    s.tok_shape.erase(s.tok_shape.end() - 3);
+  } else {
+    for (auto [t, n] : {std::pair{s.k, "k"}, std::pair{s.v, "v"}}) {
+      a.want_same_dtype(s.q, t, n);
+      a.want_shape(t, s.q->shape(), n);
+    }
   }
   s.H = s.q->dim(-2);
   s.Dh = s.q->dim(-1);
-  if (s.Dh == 0 || s.H == 0) a.bad(ErrCode::Shape, "non-zero heads and head width", "q", tensor_desc(s.q));
+  if (s.Dh == 0 || s.H == 0) a.bad(ErrCode::Shape, "non-zero heads and head width", qname, tensor_desc(s.q));
   if (a.on_cuda() && s.Dh > kAttentionCudaMaxDh)
-    a.bad(ErrCode::Shape, "a head width of at most " + std::to_string(kAttentionCudaMaxDh) + " on cuda", "q", tensor_desc(s.q));
+    a.bad(ErrCode::Shape, "a head width of at most " + std::to_string(kAttentionCudaMaxDh) + " on cuda", qname, tensor_desc(s.q));
   if (s.varlen) {
     a.want_dtype(s.cu, DType::I32, "cuSeqlens");
     a.want_ndim(s.cu, 1, 1, "cuSeqlens");
@@ -90,7 +104,7 @@ AttnSetup parse(const ArgReader& a, size_t qi, size_t opt_i) {
               "length " + std::to_string(len) + " for sequence " + std::to_string(b));
     }
     if (cu[s.B] != s.nnz)
-      a.bad(ErrCode::Value, "cuSeqlens[B] equal to the " + std::to_string(s.nnz) + " packed tokens of q", "cuSeqlens",
+      a.bad(ErrCode::Value, "cuSeqlens[B] equal to the " + std::to_string(s.nnz) + " packed tokens of " + qname, "cuSeqlens",
             std::to_string(cu[s.B]));
     if (a.on_cuda() && !s.cu->on_cuda()) {
       s.cu_upload = upload_int32(a, cu, s.B + 1);
@@ -149,10 +163,13 @@ AttnSetup parse(const ArgReader& a, size_t qi, size_t opt_i) {
 template <typename T>
 AttentionParams<T> to_params(const AttnSetup& s) {
   AttentionParams<T> p;
+  const int64_t D = s.H * s.Dh;
   p.q = s.q->ptr<T>();
-  p.k = s.k->ptr<T>();
-  p.v = s.v->ptr<T>();
-  p.q_row = p.k_row = p.v_row = p.o_row = s.H * s.Dh;
+  p.k = s.packed ? p.q + D : s.k->ptr<T>();
+  p.v = s.packed ? p.q + 2 * D : s.v->ptr<T>();
+  // The kernels read (and the backward writes dq, dk, dv) with these strides.
+  p.q_row = p.k_row = p.v_row = s.packed ? 3 * D : D;
+  p.o_row = D;
   p.B = s.B;
   p.L = s.L;
   p.H = s.H;
@@ -172,94 +189,108 @@ AttentionParams<T> to_params(const AttnSetup& s) {
   return p;
 }
 
+Napi::Value forward(const ArgReader& a, bool packed) {
+  AttnSetup s = parse(a, 0, packed ? 1 : 3, packed);
+  // The kernel writes every element of its outputs (zeros for empty rows), so no zero-fill.
+  // lse is float32 on cuda whatever q's dtype (see AttentionParams::lse_f32).
+  const DType lse_dt = a.on_cuda() ? DType::F32 : s.q->dtype();
+  Napi::Object out = a.alloc(s.q->dtype(), s.tok_shape, false);
+  Napi::Object lse = a.alloc(lse_dt, s.stat_shape, false);
+  Napi::Object ent;
+  if (s.entropy) ent = a.alloc(s.q->dtype(), s.stat_shape, false);
+  dispatch(a, s.q, [&](auto t, auto dev) {
+    using T = decltype(t);
+    AttentionParams<T> p = to_params<T>(s);
+    p.out = NTensor::Unwrap(out)->ptr<T>();
+    if constexpr (decltype(dev)::cuda)
+      p.lse_f32 = NTensor::Unwrap(lse)->ptr<float>();
+    else
+      p.lse = NTensor::Unwrap(lse)->ptr<T>();
+    p.entropy = s.entropy ? NTensor::Unwrap(ent)->ptr<T>() : nullptr;
+    CLOZE_KERNEL(dev, attention_forward, p);
+    return 0;
+  });
+  Napi::Object res = Napi::Object::New(a.env());
+  res.Set("out", out);
+  res.Set("lse", lse);
+  if (s.entropy) res.Set("entropy", ent);
+  return res;
+}
+
+Napi::Value backward(const ArgReader& a, bool packed) {
+  // Arguments after q, k, v (or qkv) move by two for the packed form.
+  const size_t sh = packed ? 2 : 0;
+  AttnSetup s = parse(a, 1, 6 - sh, packed);
+  NTensor* dout = a.tensor(0, "dout");
+  NTensor* out = a.tensor(4 - sh, "out");
+  NTensor* lse = a.tensor(5 - sh, "lse");
+  NTensor* dent = a.tensor_or_null(7 - sh, "dentropy");
+  NTensor* ent = a.tensor_or_null(8 - sh, "entropy");
+  for (auto [t, n] : {std::pair{dout, "dout"}, std::pair{out, "out"}}) {
+    a.want_same_dtype(s.q, t, n);
+    a.want_shape(t, s.tok_shape, n);
+  }
+  if (a.on_cuda())
+    a.want_dtype(lse, DType::F32, "lse");
+  else
+    a.want_same_dtype(s.q, lse, "lse");
+  a.want_shape(lse, s.stat_shape, "lse");
+  if (dent) {
+    if (!ent) a.bad(ErrCode::Value, "the forward entropy with dentropy", "entropy", "none");
+    a.want_same_dtype(s.q, dent, "dentropy");
+    a.want_shape(dent, s.stat_shape, "dentropy");
+    a.want_same_dtype(s.q, ent, "entropy");
+    a.want_shape(ent, s.stat_shape, "entropy");
+  }
+  // dq, dk, dv are written in full (copied out of per-head accumulators); dbias is accumulated into. Packed: one
+  // dqkv, whose three slices the kernels write with qkv's strides.
+  Napi::Object dq = a.alloc(s.q->dtype(), s.q->shape(), false);
+  Napi::Object dk = packed ? dq : a.alloc(s.q->dtype(), s.q->shape(), false);
+  Napi::Object dv = packed ? dq : a.alloc(s.q->dtype(), s.q->shape(), false);
+  Napi::Object db;
+  if (s.bias_grad) db = a.alloc(s.q->dtype(), {s.B, s.L, s.L});
+  dispatch(a, s.q, [&](auto t, auto dev) {
+    using T = decltype(t);
+    AttentionParams<T> p = to_params<T>(s);
+    p.out = out->ptr<T>();
+    if constexpr (decltype(dev)::cuda)
+      p.lse_f32 = lse->ptr<float>();
+    else
+      p.lse = lse->ptr<T>();
+    p.dout = dout->ptr<T>();
+    p.dentropy = dent ? dent->ptr<T>() : nullptr;
+    p.entropy = dent ? ent->ptr<T>() : nullptr;
+    p.dq = NTensor::Unwrap(dq)->ptr<T>();
+    p.dk = packed ? p.dq + s.H * s.Dh : NTensor::Unwrap(dk)->ptr<T>();
+    p.dv = packed ? p.dq + 2 * s.H * s.Dh : NTensor::Unwrap(dv)->ptr<T>();
+    p.dbias = s.bias_grad ? NTensor::Unwrap(db)->ptr<T>() : nullptr;
+    CLOZE_KERNEL(dev, attention_backward, p);
+    return 0;
+  });
+  Napi::Object res = Napi::Object::New(a.env());
+  if (packed) {
+    res.Set("dqkv", dq);
+  } else {
+    res.Set("dq", dq);
+    res.Set("dk", dk);
+    res.Set("dv", dv);
+  }
+  if (s.bias_grad) res.Set("dbias", db);
+  return res;
+}
+
 }  // namespace
 
 void register_attention(Napi::Env env, Napi::Object exports) {
   (void)env;
   // attention(q, k, v, options) -> { out, lse, entropy? }
-  CLOZE_EXPORT(exports, "attention", [](const ArgReader& a) -> Napi::Value {
-    AttnSetup s = parse(a, 0, 3);
-    // The kernel writes every element of its outputs (zeros for empty rows), so no zero-fill.
-    // lse is float32 on cuda whatever q's dtype (see AttentionParams::lse_f32).
-    const DType lse_dt = a.on_cuda() ? DType::F32 : s.q->dtype();
-    Napi::Object out = a.alloc(s.q->dtype(), s.q->shape(), false);
-    Napi::Object lse = a.alloc(lse_dt, s.stat_shape, false);
-    Napi::Object ent;
-    if (s.entropy) ent = a.alloc(s.q->dtype(), s.stat_shape, false);
-    dispatch(a, s.q, [&](auto t, auto dev) {
-      using T = decltype(t);
-      AttentionParams<T> p = to_params<T>(s);
-      p.out = NTensor::Unwrap(out)->ptr<T>();
-      if constexpr (decltype(dev)::cuda)
-        p.lse_f32 = NTensor::Unwrap(lse)->ptr<float>();
-      else
-        p.lse = NTensor::Unwrap(lse)->ptr<T>();
-      p.entropy = s.entropy ? NTensor::Unwrap(ent)->ptr<T>() : nullptr;
-      CLOZE_KERNEL(dev, attention_forward, p);
-      return 0;
-    });
-    Napi::Object res = Napi::Object::New(a.env());
-    res.Set("out", out);
-    res.Set("lse", lse);
-    if (s.entropy) res.Set("entropy", ent);
-    return res;
-  });
-
+  CLOZE_EXPORT(exports, "attention", [](const ArgReader& a) { return forward(a, false); });
+  // attentionQkv(qkv, options) -> { out, lse, entropy? }: qkv [B, L, 3, H, Dh] (or [nnz, 3, H, Dh]), out [B, L, H, Dh]
+  CLOZE_EXPORT(exports, "attentionQkv", [](const ArgReader& a) { return forward(a, true); });
   // attentionBackward(dout, q, k, v, out, lse, options, dentropy?, entropy?) -> { dq, dk, dv, dbias? }
-  CLOZE_EXPORT(exports, "attentionBackward", [](const ArgReader& a) -> Napi::Value {
-    AttnSetup s = parse(a, 1, 6);
-    NTensor* dout = a.tensor(0, "dout");
-    NTensor* out = a.tensor(4, "out");
-    NTensor* lse = a.tensor(5, "lse");
-    NTensor* dent = a.tensor_or_null(7, "dentropy");
-    NTensor* ent = a.tensor_or_null(8, "entropy");
-    for (auto [t, n] : {std::pair{dout, "dout"}, std::pair{out, "out"}}) {
-      a.want_same_dtype(s.q, t, n);
-      a.want_shape(t, s.q->shape(), n);
-    }
-    if (a.on_cuda())
-      a.want_dtype(lse, DType::F32, "lse");
-    else
-      a.want_same_dtype(s.q, lse, "lse");
-    a.want_shape(lse, s.stat_shape, "lse");
-    if (dent) {
-      if (!ent) a.bad(ErrCode::Value, "the forward entropy with dentropy", "entropy", "none");
-      a.want_same_dtype(s.q, dent, "dentropy");
-      a.want_shape(dent, s.stat_shape, "dentropy");
-      a.want_same_dtype(s.q, ent, "entropy");
-      a.want_shape(ent, s.stat_shape, "entropy");
-    }
-    // dq, dk, dv are written in full (copied out of per-head accumulators); dbias is accumulated into.
-    Napi::Object dq = a.alloc(s.q->dtype(), s.q->shape(), false);
-    Napi::Object dk = a.alloc(s.q->dtype(), s.q->shape(), false);
-    Napi::Object dv = a.alloc(s.q->dtype(), s.q->shape(), false);
-    Napi::Object db;
-    if (s.bias_grad) db = a.alloc(s.q->dtype(), {s.B, s.L, s.L});
-    dispatch(a, s.q, [&](auto t, auto dev) {
-      using T = decltype(t);
-      AttentionParams<T> p = to_params<T>(s);
-      p.out = out->ptr<T>();
-      if constexpr (decltype(dev)::cuda)
-        p.lse_f32 = lse->ptr<float>();
-      else
-        p.lse = lse->ptr<T>();
-      p.dout = dout->ptr<T>();
-      p.dentropy = dent ? dent->ptr<T>() : nullptr;
-      p.entropy = dent ? ent->ptr<T>() : nullptr;
-      p.dq = NTensor::Unwrap(dq)->ptr<T>();
-      p.dk = NTensor::Unwrap(dk)->ptr<T>();
-      p.dv = NTensor::Unwrap(dv)->ptr<T>();
-      p.dbias = s.bias_grad ? NTensor::Unwrap(db)->ptr<T>() : nullptr;
-      CLOZE_KERNEL(dev, attention_backward, p);
-      return 0;
-    });
-    Napi::Object res = Napi::Object::New(a.env());
-    res.Set("dq", dq);
-    res.Set("dk", dk);
-    res.Set("dv", dv);
-    if (s.bias_grad) res.Set("dbias", db);
-    return res;
-  });
+  CLOZE_EXPORT(exports, "attentionBackward", [](const ArgReader& a) { return backward(a, false); });
+  // attentionQkvBackward(dout, qkv, out, lse, options, dentropy?, entropy?) -> { dqkv, dbias? }
+  CLOZE_EXPORT(exports, "attentionQkvBackward", [](const ArgReader& a) { return backward(a, true); });
 }
 
 }  // namespace cloze

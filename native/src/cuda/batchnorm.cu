@@ -23,29 +23,17 @@ using cuda::st;
 
 constexpr int kStatThreads = 256;
 
-// Sum over the block of an integer count (every thread gets the total). `scratch` holds 32 values.
-__device__ __forceinline__ long long block_sum_ll(long long v, long long* scratch) {
+// Sum over the block of a count (long long) or of synchronized BatchNorm's double sums; every thread gets the
+// total. A fixed tree, so the same bits on every run. `scratch` holds 32 values.
+template <typename V>
+__device__ __forceinline__ V block_total(V v, V* scratch) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   __syncthreads();
   if (lane == 0) scratch[warp] = v;
   __syncthreads();
-  v = lane < nw ? scratch[lane] : 0;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-// The same for a double (synchronized BatchNorm's sums): a fixed tree, so the same bits on every run.
-__device__ __forceinline__ double block_sum_d(double v, double* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  __syncthreads();
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  v = lane < nw ? scratch[lane] : 0.0;
+  v = lane < nw ? scratch[lane] : V(0);
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
@@ -79,8 +67,8 @@ __global__ void bn_sums_kernel(BN<T> p, const double* center, double* out) {
       sum += v;
     }
   }
-  sum = block_sum_d(sum, scratch);
-  const long long n = block_sum_ll(cnt, iscratch);
+  sum = block_total(sum, scratch);
+  const long long n = block_total(cnt, iscratch);
   if (threadIdx.x != 0) return;
   if (values) out[c] = sum;
   if (c == 0) out[p.C] = static_cast<double>(n);
@@ -107,7 +95,7 @@ __global__ void bn_forward_stats_kernel(BN<T> p) {
     cnt++;
   }
   sum = cuda::block_sum(sum, scratch);
-  const long long n = block_sum_ll(cnt, iscratch);
+  const long long n = block_total(cnt, iscratch);
   const float mean = n > 0 ? sum / static_cast<float>(n) : 0.f;
   // Σ(x − mean)² keeps precision that E[x²] − mean² loses.
   float sq = 0.f;
@@ -169,7 +157,7 @@ __global__ void bn_backward_stats_kernel(BN<T> p, float* coef) {
   }
   sdy = cuda::block_sum(sdy, scratch);
   sdyx = cuda::block_sum(sdyx, scratch);
-  const long long n_local = block_sum_ll(cnt, iscratch);
+  const long long n_local = block_total(cnt, iscratch);
   if (threadIdx.x != 0) return;
   double sum_dy = n_local > 0 ? sdy : 0.0, sum_dy_xhat = n_local > 0 ? static_cast<double>(sdyx) * rstd : 0.0;
   if (p.dw) st(p.dw, c, static_cast<float>(sum_dy_xhat));

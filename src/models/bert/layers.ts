@@ -4,7 +4,8 @@
  * hidden states [B, L, D] (padded) or [nnz, D] (packed), with the attention
  * layout given by `AttentionLayout`.
  */
-import { attention } from '../../ops/attention.js';
+import { attention, attentionQkv } from '../../ops/attention.js';
+import { projectQkv, qkvFusable } from '../../nn/qkv.js';
 import { add, gelu, reshape } from '../../ops/elementwise.js';
 import { geglu } from '../../ops/geglu.js';
 import { Dropout, LayerNorm, Linear, type InitOptions } from '../../nn/layers.js';
@@ -66,6 +67,12 @@ export class BertSelfAttention extends Module {
     const split = (t: Tensor): Tensor => reshape(t, [...lead, this.heads, this.hidden / this.heads]);
     const { keyPadding, cuSeqlens, maxSeqlen, alibiSlopes } = layout;
     const opts = { keyPadding, cuSeqlens, maxSeqlen, alibiSlopes, ...(bias ? { bias } : {}) };
+    if (!extra.kv && qkvFusable(this.query, this.key, this.value)) {
+      // One GEMM of width 3D instead of three (src/nn/qkv.ts); attention reads q, k and v in place from its output.
+      const qkv = profileLabel('attention QKV', () => projectQkv(this.query, this.key, this.value, x));
+      const r = attentionQkv(reshape(qkv, [...lead, 3, this.heads, this.hidden / this.heads]), opts);
+      return reshape(r.out, [...lead, this.hidden]);
+    }
     const kv = extra.kv ?? x;
     const [q, k, v] = profileLabel('attention QKV', () => [this.query.forward(x), this.key.forward(kv), this.value.forward(kv)] as const);
     const r = attention(split(q), split(k), split(v), opts);
