@@ -157,6 +157,22 @@ describe.skipIf(skipReason !== '')(`MPI with cuda tensors: host copies (--distri
       rmSync(dir, { recursive: true, force: true });
     }
   });
+  it('at one rank (mpirun -np 1 with --distributed on) a started all-reduce of a cuda tensor is staged too', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cloze-stage1-'));
+    try {
+      const out = join(dir, 'result.json');
+      const r = spawnSync('mpirun', ['--allow-run-as-root', '-np', '1', 'node', join(ROOT, 'test', 'helpers', 'mpi-stage-child.mjs'), out], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.status, r.stderr).toBe(0);
+      const got = JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>;
+      // One rank: every sum is this rank's values; allreduceSumAll returns at once, the started ones go through MPI.
+      expect(got.f32).toEqual([1, 0.25, -3]);
+      expect(got.pend).toEqual([10, 1]);
+      expect(got.pend2).toEqual([0.5]);
+      expect(got.calls).toEqual({ to: 2, copyFrom: 2 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('the build without MPI', () => {

@@ -306,7 +306,7 @@ if wanted train; then
       note "finetune, NCCL at 1 rank: skipped (no checkpoint-3 from the CPU bert-base run; counted as failed above)"
     fi
   else
-    note "nccl smoke: skipped (no mpirun on this machine)"
+    note "nccl smoke, 2 ranks sharing the GPU, NCCL at 1 rank: skipped (no mpirun on this machine)"
   fi
   # Last, as the longest: $long_steps steps at the preset's batch, and an exact resume from the middle.
   half=$((long_steps / 2))

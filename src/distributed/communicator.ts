@@ -133,7 +133,14 @@ export class MpiCommunicator implements Communicator {
   }
   allreduceSumAll(ts: readonly NativeTensor[]): void {
     if (this.size === 1) return;
-    const host = ts.map((t) => (t.device === 'cuda' ? stage(t) : null));
+    const host: Array<NativeTensor | null> = [];
+    try {
+      for (const t of ts) host.push(t.device === 'cuda' ? stage(t) : null);
+    } catch (e) {
+      // No collective has started yet: the copies made so far can go.
+      for (const h of host) h?.dispose();
+      throw e;
+    }
     const handles = ts.map((t, i) => native().mpiIallreduce(host[i] ?? t));
     for (const h of handles) native().mpiWait(h, this.timeoutMs);
     ts.forEach((t, i) => {
@@ -141,7 +148,8 @@ export class MpiCommunicator implements Communicator {
     });
   }
   startAllreduceSum(t: NativeTensor): PendingReduce {
-    let host = t.device === 'cuda' && this.size > 1 ? stage(t) : null;
+    // Staged at one rank too (--distributed on under mpirun -np 1 runs every collective): MPI reduces host memory only.
+    let host = t.device === 'cuda' ? stage(t) : null;
     const h = native().mpiIallreduce(host ?? t);
     let done = false;
     // The sums go back to the device once, when the collective is first seen complete.

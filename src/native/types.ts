@@ -106,6 +106,8 @@ export interface NativeAddon
   /** Whether the CUDA path can run here, and why not. The CPU addon answers false. */
   cudaAvailable(): { available: boolean; reason: string };
   cudaInfo(): CudaInfo;
+  /** Data parallel over host copies: this rank takes device localRank % device count; returns its index. */
+  cudaSelectDevice(localRank: number): number;
   cudaSynchronize(): void;
   cudaMemStats(): { liveBytes: number; cachedBytes: number; peakBytes: number; mallocCalls: number };
   cudaReleaseCache(): void;

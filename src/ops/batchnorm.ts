@@ -70,19 +70,20 @@ export interface BatchNormSync {
  * move towards the global mean and unbiased variance. Backward: the ranks sum Σdy and Σdy·x̂ for dx's
  * mean terms; dweight and dbias stay this rank's (the gradient all-reduce sums them). Every rank must call it
  * at the same point of the step (it is a collective). In eval mode, or with one rank, it is batchNorm2d.
- * On cuda (float32 maps) the sums are taken on the device and copied back for MPI, which waits for the stream
- * three times a step per layer: PyTorch's SyncBatchNorm all-gathers its statistics on the device instead; ours
- * costs a host round trip of 2C + 1 numbers.
+ * On cuda the sums are taken on the device and copied back for MPI: six waits for the stream per layer and step
+ * (the forward's two sums, the backward's two, the running buffers' read), where PyTorch's SyncBatchNorm all-gathers
+ * its statistics on the device. bfloat16 maps run the op in float32 between two casts.
  */
 export function syncBatchNorm2d(
   x: Tensor, weight: Tensor | null, bias: Tensor | null, runningMean: Tensor | null, runningVar: Tensor | null,
   opts: BatchNorm2dOptions & { sync: BatchNormSync },
 ): Tensor {
   if (!opts.training || opts.sync.size <= 1) return batchNorm2d(x, weight, bias, runningMean, runningVar, opts);
+  // bfloat16 (a cuda run at --precision bf16): the same op in float32 between two casts, as autocast runs PyTorch's
+  // SyncBatchNorm. The global statistics normalise through the kernel's eval path, which reads them in x's dtype;
+  // bfloat16 statistics would cost the precision that the local kernel keeps in float32.
+  if (x.dtype === 'bfloat16') return syncBatchNorm2dViaFloat32(x, weight, bias, runningMean, runningVar, opts);
   const { momentum, eps, mask } = checkBatchNorm2d(x, weight, bias, runningMean, runningVar, opts);
-  // The global statistics normalise through the kernel's eval path, which reads them in x's dtype: bfloat16
-  // statistics would cost the precision that the local kernel keeps in float32.
-  if (x.dtype === 'bfloat16') throw expected('a float32 or float64 input for synchronized BatchNorm', 'input', `a ${x.device} bfloat16 tensor`, 'E_DTYPE');
   const C = x.shape[1]!;
   const sync = opts.sync;
   const sums = (center: NativeTensor | null): number[] => {
@@ -168,6 +169,31 @@ export function syncBatchNorm2d(
     },
     saved,
   )[0]!;
+}
+
+/**
+ * syncBatchNorm2d of a bfloat16 map: x, weight and bias cast to float32 (differentiably: their gradients are cast
+ * back), the float32 op, its output cast to bfloat16; the running buffers are moved in float32 copies and written back.
+ */
+function syncBatchNorm2dViaFloat32(
+  x: Tensor, weight: Tensor | null, bias: Tensor | null, runningMean: Tensor | null, runningVar: Tensor | null,
+  opts: BatchNorm2dOptions & { sync: BatchNormSync },
+): Tensor {
+  checkBatchNorm2d(x, weight, bias, runningMean, runningVar, opts);
+  const wide = (t: Tensor | null): Tensor | null => (t ? t.cast('float32') : null);
+  const rm = wide(runningMean);
+  const rv = wide(runningVar);
+  try {
+    const y = syncBatchNorm2d(x.cast('float32'), wide(weight), wide(bias), rm, rv, opts).cast('bfloat16');
+    if (runningMean && runningVar) {
+      runningMean.native.write(rm!.native.read());
+      runningVar.native.write(rv!.native.read());
+    }
+    return y;
+  } finally {
+    rm?.dispose();
+    rv?.dispose();
+  }
 }
 
 /** The arguments of batchNorm2d and syncBatchNorm2d, checked, with the defaults filled in. */

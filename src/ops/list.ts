@@ -174,7 +174,7 @@ export type OpFamily = keyof typeof OP_FAMILIES;
  */
 export const INFRASTRUCTURE = [
   'NativeTensor', 'empty', 'fromTypedArray', 'liveBytes', 'cachedBytes', 'releaseCache', 'setCacheLimit', 'setNumThreads', 'info',
-  'cudaAvailable', 'cudaInfo', 'cudaSynchronize', 'cudaMemStats', 'cudaReleaseCache', 'cudaResetPeak', 'cudaCreateStream',
+  'cudaAvailable', 'cudaInfo', 'cudaSelectDevice', 'cudaSynchronize', 'cudaMemStats', 'cudaReleaseCache', 'cudaResetPeak', 'cudaCreateStream',
   'cudaSetStream', 'cudaDestroyStream', 'measurePeakGflops', 'measurePeakBandwidth', 'releaseFreeMemory',
   // The thread pool's schedulers, traced for their tests, and Storage's alignment (bind_bench.cc).
   'poolScheduleTrace', 'storageAlignment',

@@ -7,7 +7,8 @@
 import { join } from 'node:path';
 import { latestCheckpoint, listCheckpoints, type JsonValue } from '../checkpoint/checkpoint.js';
 import { describeDevice, resolveDevice, type DeviceChoice } from '../device.js';
-import { gradientPath, gradientsThroughNccl, NcclCommunicator, openCommunicator, releaseGradients, type Communicator } from '../distributed/index.js';
+import { gradientPath, gradientsThroughNccl, localRank, NcclCommunicator, openCommunicator, releaseGradients, type Communicator } from '../distributed/index.js';
+import { native } from '../native/loader.js';
 import { checkResumeWorld } from '../distributed/resume-world.js';
 import { ClozeError } from '../errors.js';
 import type { ProbeResult } from '../eval/probe.js';
@@ -127,6 +128,8 @@ async function pretrainOn(cfg: RunConfig, hooks: PretrainHooks, comm: Communicat
     // NCCL selects this rank's GPU, so it comes before the task places its model; made inside this try, a failure
     // after it (the setup below, a resume check, the training) reaches the abort in the finally.
     if (nccl) grads = new NcclCommunicator(comm, cfg.distributedTimeout * 1000);
+    // Host copies over MPI: each rank takes its node-local GPU as NCCL's set-up would (local rank % GPUs).
+    else if (onCuda && cfg.distributedBackend === 'mpi') native().cudaSelectDevice(localRank());
     // Rank 0 may train a tokenizer and tokenize a large corpus first: the others wait longer than a step's
     // collective bound (a rank that dies meanwhile ends the job through mpirun, not through this timeout).
     if (parallel && !root) comm.barrier(SETUP_TIMEOUT_MS);

@@ -26,7 +26,8 @@ import { finetuneRecord } from './finetune/predict.js';
 import { fileSha256, readMaskFile } from '../checkpoint/mask-file.js';
 import { buildFinetuneTask, checkDataParallelFinetune } from './finetune/task.js';
 import { pretrain, SETUP_TIMEOUT_MS, stoppedBeforeStart } from './pretrain.js';
-import { gradientPath, gradientsThroughNccl, NcclCommunicator, openCommunicator, releaseGradients, type Communicator } from '../distributed/index.js';
+import { gradientPath, gradientsThroughNccl, localRank, NcclCommunicator, openCommunicator, releaseGradients, type Communicator } from '../distributed/index.js';
+import { native } from '../native/loader.js';
 import { checkResumeWorld } from '../distributed/resume-world.js';
 
 export type { FinetuneEval } from './finetune/evaluate.js';
@@ -145,6 +146,8 @@ async function finetuneOn(cfg: FinetuneConfig, hooks: FinetuneHooks, where: stri
     // NCCL selects this rank's GPU, so it comes before the model is placed (in finetuneIn); made here, every path
     // from it on reaches the finally below.
     if (nccl) grads = new NcclCommunicator(comm, cfg.distributedTimeout * 1000);
+    // Host copies over MPI: each rank takes its node-local GPU as NCCL's set-up would (local rank % GPUs).
+    else if (parallel && device === 'cuda' && cfg.distributedBackend === 'mpi') native().cudaSelectDevice(localRank());
     const r = await finetuneIn(cfg, outDir, resumeDir, hooks, progress, where, run, grads);
     // Stopped during setup: no checkpoint, so nothing of this run stays.
     if (r.checkpoint === null && dir) discardUnsavedRun(dir);

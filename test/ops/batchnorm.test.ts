@@ -10,7 +10,7 @@ import { batchNorm2d, syncBatchNorm2d, type BatchNormSync } from '../../src/ops/
 import { maxPool2d, avgPool2d, applyMask, upsampleMask } from '../../src/ops/pool.js';
 import { native } from '../../src/native/loader.js';
 import type { Device } from '../../src/native/types.js';
-import { describeCuda, put } from '../helpers/cuda-harness.js';
+import { describeCuda, get, put } from '../helpers/cuda-harness.js';
 import * as cudaConv from '../helpers/cuda-conv.js';
 import { activeMask, f64, forwardBackward, rand, rng, tolSum, type Shape4 } from '../helpers/dense-conv.js';
 import { gradcheck, randLeaf } from '../helpers/gradcheck.js';
@@ -401,14 +401,34 @@ describe('bad input', () => {
       }
     });
 
-    it('synchronized: refuses bfloat16 input (the global statistics would be rounded to it), naming the input', () => {
-      const x = tensor(new Array(2 * 3 * 2 * 2).fill(0.5), [2, 3, 2, 2], 'bfloat16', 'cuda');
-      let calls = 0;
-      const sync: BatchNormSync = { size: 2, sumNumbers: (xs) => (calls++, [...xs]) };
-      expect(() => syncBatchNorm2d(x, null, null, null, null, { training: true, sync })).toThrow(
-        /Expected a float32 or float64 input for synchronized BatchNorm for input but received a cuda bfloat16 tensor/,
-      );
-      expect(calls).toBe(0);
+    it('synchronized, bfloat16 (--precision bf16): the float32 op between two casts, within bfloat16 rounding of it', () => {
+      const xs: Shape4 = [4, 3, 9, 7];
+      const [B, C, H, W] = xs;
+      const round = (a: number[]): number[] => Array.from(get(put(a, [a.length], 'bfloat16', 'cuda')));
+      const xv = round(rand(numel(xs)).map((v) => 3 + 2 * v));
+      const wv = round(rand(C)), bv = round(rand(C)), dyv = round(rand(numel(xs)));
+      const rmv = round(rand(C)), rvv = round(rand(C).map((v) => 1 + 0.5 * v));
+      const mv = maskOf('some', B, H * W);
+      const run = (dtype: DType): Array<Float64Array | null> =>
+        scope(() => {
+          const leaf = (v: number[], shape: number[]): Tensor => {
+            const t = tensor(v, shape, dtype, 'cuda');
+            t.requiresGrad = true;
+            return t;
+          };
+          const x = leaf(xv, xs), w = leaf(wv, [C]), b = leaf(bv, [C]);
+          const rm = tensor(rmv, [C], dtype, 'cuda'), rv = tensor(rvv, [C], dtype, 'cuda');
+          const y = syncBatchNorm2d(x, w, b, rm, rv, { training: true, mask: tensor(mv!, [B, H, W], 'uint8', 'cuda'), sync: doubling });
+          expect(y.dtype).toBe(dtype);
+          backward(sum(mul(y, tensor(dyv, xs, dtype, 'cuda'))));
+          const read = (t: Tensor | null): Float64Array | null => (t ? Float64Array.from(t.native.read()) : null);
+          return [read(y), read(x.grad), read(w.grad), read(b.grad), read(rm), read(rv)];
+        });
+      const got = run('bfloat16');
+      const ref = run('float32');
+      // Each output is the float32 one rounded to bfloat16 once (relative step 2^-8), up to the float32 sums' order.
+      const tol = { atol: 1e-2, rtol: 2 ** -7 };
+      ref.forEach((r, i) => assertClose(got[i]!, r!, tol, `bf16 syncBatchNorm2d [${i}]`));
     });
 
     it('refuses a mask value other than 0 or 1 with the CPU message', () => {

@@ -76,7 +76,7 @@ struct Buf {
   std::string desc;
 };
 Buf float_buffer(const ArgReader& a, NTensor* t, const char* name) {
-  if (t->on_cuda()) a.bad(ErrCode::Device, "a CPU tensor (MPI reduces host memory; cuda gradients go through NCCL)", name, tensor_desc(t));
+  if (t->on_cuda()) a.bad(ErrCode::Device, "a CPU tensor (MPI reduces host memory: MpiCommunicator stages cuda tensors through host copies, or NCCL takes them)", name, tensor_desc(t));
   a.want_float(t, name);
   if (t->dtype() != DType::F32 && t->dtype() != DType::F64) a.bad(ErrCode::Dtype, "a float32 or float64 tensor", name, tensor_desc(t));
   if (t->numel() > INT32_MAX) a.bad(ErrCode::Shape, "at most 2^31 - 1 elements (MPI's count is an int)", name, tensor_desc(t));

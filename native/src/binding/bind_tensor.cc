@@ -186,6 +186,16 @@ void register_tensor(Napi::Env env, Napi::Object exports) {
     cpu_addon(a);
 #endif
   });
+  // cudaSelectDevice(localRank) -> device index: data parallel over host copies (--distributed-backend mpi), rank
+  // `localRank` of a node takes device localRank % device count, as NCCL's set-up does for its ranks.
+  CLOZE_EXPORT(exports, "cudaSelectDevice", [](const ArgReader& a) -> Napi::Value {
+#ifdef CLOZE_CUDA
+    const int local_rank = static_cast<int>(a.integer(0, "localRank", 0, INT32_MAX));
+    return Napi::Number::New(a.env(), cuda::select_device(local_rank, a.op));
+#else
+    cpu_addon(a);
+#endif
+  });
   CLOZE_EXPORT(exports, "cudaSynchronize", [](const ArgReader& a) -> Napi::Value {
 #ifdef CLOZE_CUDA
     cuda::synchronize(a.op);
