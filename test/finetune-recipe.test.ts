@@ -32,7 +32,7 @@ describe('layer-wise lr decay', () => {
     for (const [name, p] of named) {
       const g = groups.find((x) => x.params.includes(p as never))!;
       expect(g.lrScale, name).toBe(byHand(name));
-      expect(g.weightDecay, name).toBe((p as { decay: boolean }).decay ? 0.05 : 0);
+      expect(g.weightDecay, name).toBe((p as unknown as { decay: boolean }).decay ? 0.05 : 0);
     }
     expect(groups.reduce((a, g) => a + g.params.length, 0)).toBe(named.length);
     // Through the optimizer, weight decay off: Adam's first step with gradient 1 moves

@@ -53,7 +53,7 @@ describe('evalMaskRatio', () => {
   it("mosaic-bert-mini trains at its recipe's 30% and evaluates at its 15%, in the trainer and in cloze eval", async () => {
     const out = join(root, 'mosaic');
     const evals: EvalResult[] = [];
-    const r = await pretrain({ ...base, preset: 'mosaic-bert-mini', seed: 0, data: corpus, tokenizer, out }, { output: null, onEval: (e) => evals.push(e) });
+    const r = await pretrain({ ...base, preset: 'mosaic-bert-mini', seed: 0, data: corpus, tokenizer, out }, { output: null, onEval: (e) => evals.push(e as EvalResult) });
     const run = savedRun(r.checkpoint!);
     expect(run.maskRatio).toBe(0.3);
     expect(run.evalMaskRatio).toBe(0.15);
@@ -80,12 +80,12 @@ describe('evalMaskRatio', () => {
   it('a preset without a recipe evaluates at maskRatio unless evalMaskRatio is given', async () => {
     const plain: EvalResult[] = [];
     const a = join(root, 'plain');
-    await pretrain({ ...base, maskRatio: 0.4, seed: 0, data: corpus, tokenizer, out: a }, { output: null, onEval: (e) => plain.push(e) });
+    await pretrain({ ...base, maskRatio: 0.4, seed: 0, data: corpus, tokenizer, out: a }, { output: null, onEval: (e) => plain.push(e as EvalResult) });
     expect(plain[0]!.maskedTokens).toBe(await expectedMasked(a, 0.4, base.evalBatches));
 
     const own: EvalResult[] = [];
     const b = join(root, 'own');
-    const r = await pretrain({ ...base, maskRatio: 0.4, evalMaskRatio: 0.1, seed: 0, data: corpus, tokenizer, out: b }, { output: null, onEval: (e) => own.push(e) });
+    const r = await pretrain({ ...base, maskRatio: 0.4, evalMaskRatio: 0.1, seed: 0, data: corpus, tokenizer, out: b }, { output: null, onEval: (e) => own.push(e as EvalResult) });
     expect(own[0]!.maskedTokens).toBe(await expectedMasked(b, 0.1, base.evalBatches));
     expect(savedRun(r.checkpoint!).evalMaskRatio).toBe(0.1);
     expect((await evaluateMlmCheckpoint({ checkpoint: b, maxBatches: base.evalBatches })).maskedTokens).toBe(own[0]!.maskedTokens);

@@ -9,6 +9,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { isPacked } from '../src/models/bert/batch.js';
 import { loadTokenizer, type TextTokenizer } from '../src/data/tokenizer.js';
 import {
   buildSequence, mvpInputs, plainInputs, tokenizeTemplates, verbalizerWordIds,
@@ -86,6 +87,7 @@ describe('mvpInputs', () => {
     expect(rows.map((r) => flat[r])).toEqual([4, 4, 4, 4]);
     expect(rows.map((r) => Math.floor(r / L))).toEqual([0, 1, 2, 3]);
     expect(Array.from(flat.slice(3 * L, 3 * L + 5))).toEqual(ids('[CLS] a dog [MASK] [SEP]'));
+    if (isPacked(batch)) throw new Error('expected a padded MVP batch');
     expect(Array.from(batch.attentionMask!.toArray().slice(3 * L, 4 * L))).toEqual([1, 1, 1, 1, 1, ...new Array(L - 5).fill(0)]);
   });
 

@@ -30,7 +30,7 @@ describe('pretrain', () => {
     const out = join(root, 'learn');
     const r = await pretrain(
       { ...base, data: corpus, tokenizer, out, maxSteps: 150, lr: 1e-3, evalEvery: 50, saveEvery: 100, evalFraction: 0.2, evalBatches: 10 },
-      { output: null, onStep: (s) => steps.push(s), onEval: (e) => evals.push(e) },
+      { output: null, onStep: (s) => steps.push(s), onEval: (e) => evals.push(e as EvalResult) },
     );
     expect(r.stopped).toBe('done');
     expect(r.step).toBe(150);
@@ -41,8 +41,9 @@ describe('pretrain', () => {
     expect(evals.map((e) => e.step)).toEqual([50, 100, 150]);
     expect(evals[2]!.loss).toBeLessThan(evals[0]!.loss);
     expect(r.eval!.accuracy).toBeGreaterThan(10 / 200);
-    expect(r.eval!.maskedTokens).toBeGreaterThan(100);
-    expect(r.eval!.perplexity).toBeCloseTo(Math.exp(r.eval!.loss), 6);
+    const ev = r.eval as EvalResult;
+    expect(ev.maskedTokens).toBeGreaterThan(100);
+    expect(ev.perplexity).toBeCloseTo(Math.exp(ev.loss), 6);
     const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.filter((l) => l.kind === 'train').map((l) => l.step)).toEqual(Array.from({ length: 30 }, (_, i) => 5 * (i + 1)));
     expect(lines.filter((l) => l.kind === 'eval').map((l) => l.step)).toEqual([50, 100, 150]);

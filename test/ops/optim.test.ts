@@ -121,7 +121,7 @@ describe('clipping and the step guard on the device (gradNorm, adamw clipNorm/gu
       ['-Infinity guard', { guards: [f32([-Infinity])] }],
     ] as const) {
       const p = f32(p0), g = f32([1, 1, 1]), m = f32([0.1, 0.2, 0.3]), v = f32([0.01, 0.02, 0.03]);
-      native().adamw(p, g, m, v, { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, step: 1, ...extra });
+      native().adamw(p, g, m, v, { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, step: 1, ...(extra as object) });
       expect(bits(p), label).toEqual(p0);
       expect(bits(m), label).toEqual([0.1, 0.2, 0.3].map(Math.fround));
       expect(bits(v), label).toEqual([0.01, 0.02, 0.03].map(Math.fround));
