@@ -137,41 +137,38 @@ describe('NCCL', () => {
 describe.skipIf(skipReason !== '')(`MPI with cuda tensors: host copies (--distributed-backend mpi) ${skipReason}`, () => {
   // A stand-in tensor that says it is on cuda (test/helpers/mpi-stage-child.mjs) takes the communicator's staging
   // path at 2 ranks without a GPU: copied to the host, summed over MPI, copied back, bfloat16 summed in float32.
-  it('allreduceSumAll and startAllreduceSum sum cuda tensors through host copies, bfloat16 through float32', () => {
+  /** Runs the child at `ranks` ranks; rank 0's report of what the communicator did. */
+  const staged = (ranks: number): Record<string, unknown> => {
     const dir = mkdtempSync(join(tmpdir(), 'cloze-stage-'));
     try {
       const out = join(dir, 'result.json');
-      const r = spawnSync('mpirun', ['--oversubscribe', '--allow-run-as-root', '-np', '2', 'node', join(ROOT, 'test', 'helpers', 'mpi-stage-child.mjs'), out], { encoding: 'utf8', timeout: 60_000 });
+      const args = ['--oversubscribe', '--allow-run-as-root', '-np', String(ranks), 'node', join(ROOT, 'test', 'helpers', 'mpi-stage-child.mjs'), out];
+      const r = spawnSync('mpirun', args, { encoding: 'utf8', timeout: 60_000 });
       expect(r.status, r.stderr).toBe(0);
-      const got = JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>;
-      expect(got.f32).toEqual([3, 0.75, -6]);
-      // 2·(1 + 2^-7) = 2 + 2^-6, exact in bfloat16; 2 + 4 = 6; 1.
-      expect(got.bf).toEqual([2 + 2 ** -6, 6, 1]);
-      expect(got.bfDtype).toBe('bfloat16');
-      expect(got.host).toEqual([1, 2, 4]);
-      expect(got.pend).toEqual([30, 2]);
-      expect(got.pend2).toEqual([2]);
-      // Each staged tensor went to the host once and came back once (f32, bf16 and the two started ones).
-      expect(got.calls).toEqual({ to: 4, copyFrom: 4 });
+      return JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>;
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  };
+  it('allreduceSumAll and startAllreduceSum sum cuda tensors through host copies, bfloat16 through float32', () => {
+    const got = staged(2);
+    expect(got.f32).toEqual([3, 0.75, -6]);
+    // 2·(1 + 2^-7) = 2 + 2^-6, exact in bfloat16; 2 + 4 = 6; 1.
+    expect(got.bf).toEqual([2 + 2 ** -6, 6, 1]);
+    expect(got.bfDtype).toBe('bfloat16');
+    expect(got.host).toEqual([1, 2, 4]);
+    expect(got.pend).toEqual([30, 2]);
+    expect(got.pend2).toEqual([2]);
+    // Each staged tensor went to the host once and came back once (f32, bf16 and the two started ones).
+    expect(got.calls).toEqual({ to: 4, copyFrom: 4 });
   });
   it('at one rank (mpirun -np 1 with --distributed on) a started all-reduce of a cuda tensor is staged too', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cloze-stage1-'));
-    try {
-      const out = join(dir, 'result.json');
-      const r = spawnSync('mpirun', ['--allow-run-as-root', '-np', '1', 'node', join(ROOT, 'test', 'helpers', 'mpi-stage-child.mjs'), out], { encoding: 'utf8', timeout: 60_000 });
-      expect(r.status, r.stderr).toBe(0);
-      const got = JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>;
-      // One rank: every sum is this rank's values; allreduceSumAll returns at once, the started ones go through MPI.
-      expect(got.f32).toEqual([1, 0.25, -3]);
-      expect(got.pend).toEqual([10, 1]);
-      expect(got.pend2).toEqual([0.5]);
-      expect(got.calls).toEqual({ to: 2, copyFrom: 2 });
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const got = staged(1);
+    // One rank: every sum is this rank's values; allreduceSumAll returns at once, the started ones go through MPI.
+    expect(got.f32).toEqual([1, 0.25, -3]);
+    expect(got.pend).toEqual([10, 1]);
+    expect(got.pend2).toEqual([0.5]);
+    expect(got.calls).toEqual({ to: 2, copyFrom: 2 });
   });
 });
 
