@@ -1,6 +1,6 @@
 /**
  * concatRows: tensors stacked along their first dimension, as torch.cat(ts, 0). Its backward hands each input
- * a view of the gradient's rows (no copy). The fused QKV projection (src/models/bert/layers.ts) stacks the query,
+ * a view of the gradient's rows (no copy). The fused QKV projection (src/nn/qkv.ts) stacks the query,
  * key and value weights with it, so that one GEMM replaces three.
  */
 import { native } from '../native/loader.js';
