@@ -17,4 +17,16 @@ export const cases: OpCase[] = [
       return { fwd: { run: () => ctx.addon.dropout(x, 0.1, 1234, step++), reads: [x] } };
     },
   },
+  {
+    op: 'dropoutAdd',
+    model: m.label,
+    shape: `x, residual ${dims(hidden)}, p 0.1`,
+    bound: 'memory',
+    setup(ctx) {
+      const x = ctx.rand(hidden);
+      const r = ctx.rand(hidden);
+      let step = 0;
+      return { fwd: { run: () => ctx.addon.dropoutAdd(x, r, 0.1, 1234, step++), reads: [x, r] } };
+    },
+  },
 ];

@@ -1,5 +1,5 @@
 /** Basic layers: Linear, LayerNorm, Embedding, Dropout. Weights named as in PyTorch/HF. */
-import { dropout } from '../ops/dropout.js';
+import { dropout, dropoutAdd } from '../ops/dropout.js';
 import { linear } from '../ops/linalg.js';
 import { maskedLinear, maskedLinearPacked } from '../ops/masked_linear.js';
 import { embedding } from '../ops/embedding.js';
@@ -164,5 +164,10 @@ export class Dropout extends Module {
   forward(x: Tensor): Tensor {
     const offset = this.training && this.p > 0 ? shardOffset(x) : 0;
     return dropout(x, { p: this.p, seed: this.seed, step: this.training ? this.calls++ : this.calls, training: this.training, offset });
+  }
+  /** add(residual, forward(x)) in one pass (dropoutAdd): the same draws and bits, one pass less over the activations. */
+  forwardAdd(x: Tensor, residual: Tensor): Tensor {
+    const offset = this.training && this.p > 0 ? shardOffset(x) : 0;
+    return dropoutAdd(x, residual, { p: this.p, seed: this.seed, step: this.training ? this.calls++ : this.calls, training: this.training, offset });
   }
 }

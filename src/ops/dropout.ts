@@ -2,7 +2,8 @@
 import { native } from '../native/loader.js';
 import { record, type Tensor } from '../tensor.js';
 import { checkFloat, checkInt, checkNumber } from '../validate.js';
-import { reshape } from './elementwise.js';
+import { add, reshape } from './elementwise.js';
+import { checkSameDtype, checkShape } from '../validate.js';
 
 export interface DropoutOptions {
   p: number;
@@ -30,4 +31,27 @@ export function dropout(x: Tensor, opts: DropoutOptions): Tensor {
   if (opts.training === false || opts.p === 0) return reshape(x, x.shape);
   const { p, seed, step } = opts;
   return record('dropout', [native().dropout(x.native, p, seed, step, offset)], [x], ([g]) => [native().dropout(g!, p, seed, step, offset)])[0]!;
+}
+
+/**
+ * add(residual, dropout(x, opts)) in one pass (the residual connection after a sublayer): the same bits, one read
+ * of x and residual and one write instead of dropout's write and the add's reads. Backward: dropout on the gradient
+ * for x, the gradient itself for residual.
+ */
+export function dropoutAdd(x: Tensor, residual: Tensor, opts: DropoutOptions): Tensor {
+  checkFloat(x, 'input');
+  checkFloat(residual, 'residual');
+  checkSameDtype(x, residual, 'residual');
+  checkShape(residual, x.shape, 'residual');
+  checkNumber(opts.p, 'p', 0, 1);
+  checkInt(opts.seed, 'seed');
+  checkInt(opts.step, 'step');
+  const offset = opts.offset ?? 0;
+  checkInt(offset, 'offset');
+  if (opts.training === false || opts.p === 0) return add(residual, x);
+  const { p, seed, step } = opts;
+  return record('dropoutAdd', [native().dropoutAdd(x.native, residual.native, p, seed, step, offset)], [x, residual], ([g]) => [
+    x.requiresGrad ? native().dropout(g!, p, seed, step, offset) : null,
+    residual.requiresGrad ? g!.reshape(g!.shape) : null,
+  ])[0]!;
 }

@@ -45,6 +45,8 @@ export const OP_FAMILIES = {
   dropout: [
     // The backward is the same mask applied to the gradient: `dropout` called again with the step's seed.
     { forward: 'dropout', backward: null, ts: 'dropout', cpu: ['dropout_apply_cpu'], cuda: ['dropout_apply_cuda'] },
+    // residual + dropout(x) in one pass (a sublayer's residual connection); its backward is dropout on the gradient.
+    { forward: 'dropoutAdd', backward: null, ts: 'dropoutAdd', cpu: ['dropout_apply_cpu'], cuda: ['dropout_apply_cuda'] },
   ],
   geglu: [
     { forward: 'geglu', backward: 'gegluBackward', ts: 'geglu', cpu: ['geglu_forward_cpu', 'geglu_backward_cpu'], cuda: ['geglu_forward_cuda', 'geglu_backward_cuda'] },

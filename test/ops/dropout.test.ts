@@ -3,10 +3,12 @@
  * and eval mode; the gradient by finite differences (float64); and the CUDA
  * kernel's mask against the CPU's, bit for bit; and the element offset that
  * lets a data-parallel rank draw its slice of the global batch's mask; the
- * mask against an independent BigInt Philox, element by element.
+ * mask against an independent BigInt Philox, element by element. dropoutAdd (residual + dropout(x) in one pass)
+ * against the chain add(residual, dropout(x)), bit for bit, on both backends.
  */
 import { describe, expect, it } from 'vitest';
-import { dropout, tensor } from '../../src/index.js';
+import { add, backward, dropout, mul, scope, setNumThreads, runtimeInfo, sum, tensor, type DType } from '../../src/index.js';
+import { dropoutAdd } from '../../src/ops/dropout.js';
 import { describeCuda, get, put } from '../helpers/cuda-harness.js';
 import { bf, dev, native, quantize, values } from '../helpers/cuda-ops.js';
 import { gradcheck } from '../helpers/gradcheck.js';
@@ -76,9 +78,59 @@ describe('dropout', () => {
   });
 });
 
+describe('dropoutAdd: residual + dropout(x) in one pass', () => {
+  const chain = (x: number[], r: number[], dtype: DType, p: number, offset = 0): number[] =>
+    scope(() => Array.from(add(tensor(r, [r.length], dtype), dropout(tensor(x, [x.length], dtype), { p, seed: 9, step: 3, offset })).toArray()));
+  const fused = (x: number[], r: number[], dtype: DType, p: number, offset = 0): number[] =>
+    scope(() => Array.from(dropoutAdd(tensor(x, [x.length], dtype), tensor(r, [r.length], dtype), { p, seed: 9, step: 3, offset }).toArray()));
+  it('equals add(residual, dropout(x)) bit for bit: float32 and float64, odd sizes, 0%, 30% and 100% dropped, offsets', () => {
+    for (const dtype of ['float32', 'float64'] as DType[])
+      for (const n of [1, 5, 63, 64, 65, 301, 4099])
+        for (const p of [0, 0.3, 1])
+          for (const offset of [0, 3, 64]) {
+            const x = values(n, n + 1, 3), r = values(n, n + 2, 3);
+            expect(fused(x, r, dtype, p, offset), `${dtype} n=${n} p=${p} offset=${offset}`).toEqual(chain(x, r, dtype, p, offset));
+          }
+  });
+  it('gives the same bits on 1 and 2 threads', () => {
+    const t0 = runtimeInfo().threads;
+    const x = values(100_000, 3, 3), r = values(100_000, 4, 3);
+    try {
+      setNumThreads(1);
+      const one = fused(x, r, 'float32', 0.1);
+      setNumThreads(2);
+      expect(fused(x, r, 'float32', 0.1)).toEqual(one);
+    } finally {
+      setNumThreads(t0);
+    }
+  });
+  it('gradients: dropout of the gradient for x, the gradient itself for residual (as the chain)', () => {
+    const x = values(37, 5, 3), r = values(37, 6, 3), w = values(37, 7, 3);
+    const grads = (f: boolean): number[][] =>
+      scope(() => {
+        const xt = tensor(x, [37], 'float64'), rt = tensor(r, [37], 'float64');
+        xt.requiresGrad = true;
+        rt.requiresGrad = true;
+        const y = f ? dropoutAdd(xt, rt, { p: 0.3, seed: 9, step: 3 }) : add(rt, dropout(xt, { p: 0.3, seed: 9, step: 3 }));
+        backward(sum(mul(y, tensor(w, [37], 'float64'))));
+        return [Array.from(xt.grad!.toArray()), Array.from(rt.grad!.toArray())];
+      });
+    expect(grads(true)).toEqual(grads(false));
+  });
+  it('refuses a residual of another shape or dtype, naming it', () => {
+    const x = tensor([1, 2, 3], [3]);
+    expect(() => dropoutAdd(x, tensor([1, 2], [2]), { p: 0.1, seed: 1, step: 0 })).toThrow(/residual/);
+    expect(() => dropoutAdd(x, tensor([1, 2, 3], [3], 'float64'), { p: 0.1, seed: 1, step: 0 })).toThrow(/residual/);
+    expect(() => native().dropoutAdd(x.native, tensor([1, 2], [2]).native, 0.1, 1, 0)).toThrow(/Expected shape \[3\] for residual/);
+  });
+});
+
 describe('gradcheck: elementwise and reductions', () => {
   it('dropout: the mask is a function of (seed, step), so it differentiates like a fixed mask', () => {
     gradcheck(([x]) => dropout(x!, { p: 0.3, seed: 11, step: 4 }), [leaf(6, 7)]);
+  });
+  it('dropoutAdd: x through the fixed mask, residual straight through', () => {
+    gradcheck(([x, r]) => dropoutAdd(x!, r!, { p: 0.3, seed: 11, step: 4 }), [leaf(6, 7), leaf(6, 7)]);
   });
 });
 
@@ -115,6 +167,20 @@ describeCuda('elementwise', () => {
       const d16 = get(native().dropout(dev(x.slice(off, off + len), [len], 'bfloat16'), 0.3, 5, 1, off));
       expect(Array.from(d16)).toEqual(Array.from(cpu.slice(off, off + len), bf));
     }
+  });
+
+  // dropoutAdd on the device against add(residual, dropout(x)) on the device (bf16: the dropped value rounded to
+  // bf16 before the add, as the chain stores it), on both kernel paths (offset multiple of 4 or not).
+  it('dropoutAdd equals the device chain add(residual, dropout(x)) bit for bit, float32 and bfloat16', () => {
+    for (const dtype of ['float32', 'bfloat16'] as const)
+      for (const [n, off] of [[4099, 0], [301, 3], [5, 8], [1, 0]] as const)
+        for (const p of [0, 0.3, 1]) {
+          const x = dev(values(n, n + 9, 3), [n], dtype), r = dev(values(n, n + 10, 3), [n], dtype);
+          const d = native().dropout(x, p, 77, 2, off);
+          const want = get(native().add(r, d));
+          const got = get(native().dropoutAdd(x, r, p, 77, 2, off));
+          expect(Array.from(got), `${dtype} n=${n} offset=${off} p=${p}`).toEqual(Array.from(want));
+        }
   });
 
   it("dropout of an unaligned view (one element into its storage) draws the CPU's mask", () => {

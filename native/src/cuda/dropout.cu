@@ -17,13 +17,21 @@ namespace cloze {
 
 namespace {
 
-// The one per-element rule both kernels apply to lane `bits` of the element's Philox block.
+// The one per-element rule both kernels apply to lane `bits` of the element's Philox block. __fmul_rn: the
+// product rounded on its own, so that dropoutAdd's residual + it is never contracted into one FMA (nvcc contracts
+// by default), which would round once where the chain add(residual, dropout(x)) rounds twice.
 __device__ __forceinline__ float dropout_f(uint32_t bits, float x, float drop, float keep_scale) {
-  return philox_uniform(bits) >= drop ? x * keep_scale : 0.f;
+  return philox_uniform(bits) >= drop ? __fmul_rn(x, keep_scale) : 0.f;
+}
+
+// dropoutAdd: residual + the dropped value rounded to T first, as dropout's output then add's would be.
+template <typename T>
+__device__ __forceinline__ float plus_residual(float d, float r) {
+  return r + cuda::to_f(cuda::from_f<cuda::dev_t<T>>(d));
 }
 
 template <typename T>
-__global__ void dropout_kernel(const T* x, T* out, int64_t n, float drop, float keep_scale, uint64_t seed,
+__global__ void dropout_kernel(const T* x, const T* res, T* out, int64_t n, float drop, float keep_scale, uint64_t seed,
                                uint64_t step, uint64_t offset) {
   // Global element g = offset + i, as ops/dropout.cc: the blocks covering [offset, offset + n).
   const uint64_t first = offset / 4;
@@ -36,7 +44,9 @@ __global__ void dropout_kernel(const T* x, T* out, int64_t n, float drop, float 
       const uint64_t g = gblk * 4 + static_cast<uint64_t>(l);
       if (g < offset) continue;
       const int64_t i = static_cast<int64_t>(g - offset);
-      if (i < n) cuda::st(out, i, dropout_f(r.v[l], cuda::ld(x, i), drop, keep_scale));
+      if (i >= n) continue;
+      const float d = dropout_f(r.v[l], cuda::ld(x, i), drop, keep_scale);
+      cuda::st(out, i, res ? plus_residual<T>(d, cuda::ld(res, i)) : d);
     }
   }
 }
@@ -44,8 +54,8 @@ __global__ void dropout_kernel(const T* x, T* out, int64_t n, float drop, float 
 // offset % 4 == 0 and x, out 16-byte aligned. Thread q takes elements [8q, 8q + 8): g = offset + 8q + l
 // lies in Philox block offset/4 + 2q + l/4, lane l % 4. Then the last n % 8 elements, one thread each.
 template <typename T>
-__global__ void dropout8_kernel(const T* x, T* out, int64_t n, float drop, float keep_scale, uint64_t seed,
-                                uint64_t step, uint64_t offset) {
+__global__ void dropout8_kernel(const T* x, const T* res, T* out, int64_t n, float drop, float keep_scale,
+                                uint64_t seed, uint64_t step, uint64_t offset) {
   constexpr int V = cuda::kVec<T>;  // 8 (bf16) or 4 (float) elements per 16-byte pack
   constexpr int P = 8 / V;          // packs per 8 elements
   const uint64_t first = offset / 4;
@@ -60,6 +70,12 @@ __global__ void dropout8_kernel(const T* x, T* out, int64_t n, float drop, float
       cuda::ld_pack(x, q * P + k, f);
 #pragma unroll
       for (int e = 0; e < V; e++) f[e] = dropout_f(bits[k * V + e], f[e], drop, keep_scale);
+      if (res) {
+        float rv[V];
+        cuda::ld_pack(res, q * P + k, rv);
+#pragma unroll
+        for (int e = 0; e < V; e++) f[e] = plus_residual<T>(f[e], rv[e]);
+      }
       cuda::st_pack(out, q * P + k, f);
     }
   }
@@ -70,7 +86,8 @@ __global__ void dropout8_kernel(const T* x, T* out, int64_t n, float drop, float
     const uint32_t l = static_cast<uint32_t>(g % 4);
     // A select, not r.v[l]: a runtime index would put r in local memory.
     const uint32_t bits = l == 0 ? r.v[0] : l == 1 ? r.v[1] : l == 2 ? r.v[2] : r.v[3];
-    cuda::st(out, i, dropout_f(bits, cuda::ld(x, i), drop, keep_scale));
+    const float d = dropout_f(bits, cuda::ld(x, i), drop, keep_scale);
+    cuda::st(out, i, res ? plus_residual<T>(d, cuda::ld(res, i)) : d);
   }
 }
 
@@ -82,12 +99,13 @@ void dropout_apply_cuda(const DropoutParams<T>& p) {
   // Both constants as the float32 CPU kernel computes them (the scale in double, then rounded).
   const float drop = static_cast<float>(p.p);
   const float keep_scale = p.p >= 1.0 ? 0.f : static_cast<float>(1.0 / (1.0 - p.p));
-  if (p.offset % 4 == 0 && cuda::aligned16(p.x, p.out)) {
-    CLOZE_LAUNCH("dropout", dropout8_kernel<T>, cuda::blocks_for(p.n / 8), cuda::kThreads, 0, p.x, p.out, p.n, drop,
-                 keep_scale, p.seed, p.step, p.offset);
+  const char* op = p.residual ? "dropoutAdd" : "dropout";
+  if (p.offset % 4 == 0 && cuda::aligned16(p.x, p.out, p.residual)) {
+    CLOZE_LAUNCH(op, dropout8_kernel<T>, cuda::blocks_for(p.n / 8), cuda::kThreads, 0, p.x, p.residual, p.out, p.n,
+                 drop, keep_scale, p.seed, p.step, p.offset);
   } else {
-    CLOZE_LAUNCH("dropout", dropout_kernel<T>, cuda::blocks_for((p.n + 3) / 4 + 1), cuda::kThreads, 0, p.x, p.out,
-                 p.n, drop, keep_scale, p.seed, p.step, p.offset);
+    CLOZE_LAUNCH(op, dropout_kernel<T>, cuda::blocks_for((p.n + 3) / 4 + 1), cuda::kThreads, 0, p.x, p.residual,
+                 p.out, p.n, drop, keep_scale, p.seed, p.step, p.offset);
   }
 }
 

@@ -95,14 +95,32 @@ void dropout_apply_cpu(const DropoutParams<T>& p) {
         const T* __restrict x = p.x + base;
         T* __restrict out = p.out + base;
         // Branch-free (both sides computed), so that the loop vectorises.
-        for (int k = 0; k < static_cast<int>(kElems); k++) {
-          const T kept = x[k] * keep_scale;
-          out[k] = philox_uniform(u[k]) >= drop ? kept : T(0);
+        if (p.residual) {
+          // residual + the dropped value, rounded as the add kernel rounds it (the tests check this loop stays unfused).
+          const T* __restrict r = p.residual + base;
+          for (int k = 0; k < static_cast<int>(kElems); k++) {
+            const T kept = x[k] * keep_scale;
+            out[k] = r[k] + (philox_uniform(u[k]) >= drop ? kept : T(0));
+          }
+        } else {
+          for (int k = 0; k < static_cast<int>(kElems); k++) {
+            const T kept = x[k] * keep_scale;
+            out[k] = philox_uniform(u[k]) >= drop ? kept : T(0);
+          }
         }
       } else {
         for (uint64_t k = lo; k < hi; k++) {
           const int64_t i = base + static_cast<int64_t>(k);
-          p.out[i] = philox_uniform(u[k]) >= drop ? p.x[i] * keep_scale : T(0);
+          const T d = philox_uniform(u[k]) >= drop ? p.x[i] * keep_scale : T(0);
+          if (!p.residual) {
+            p.out[i] = d;
+            continue;
+          }
+          // GCC contracts floating point in C++ by default (even with -std=c++17), and here it fused x·scale +
+          // residual into one FMA, whose single rounding is not the chain's two. The volatile keeps them apart;
+          // these are a group's edge elements only. (The vector loop above stays unfused; the tests compare bits.)
+          const volatile T dv = d;
+          p.out[i] = p.residual[i] + dv;
         }
       }
     }

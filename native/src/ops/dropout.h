@@ -16,8 +16,12 @@ struct DropoutParams {
   uint64_t offset = 0;
   const T* x = nullptr;    // forward input, or the upstream gradient in backward
   T* out = nullptr;
+  // Optional (dropoutAdd, forward only): out = residual + dropout(x), the dropped value rounded to T first, so
+  // that out is add(residual, dropout(x)) bit for bit, in one pass instead of two.
+  const T* residual = nullptr;
 };
-// Same function for forward and backward: out = x·keep/(1−p), keep from Philox(seed, step, offset + i).
+// Same function for forward and backward: out = x·keep/(1−p), keep from Philox(seed, step, offset + i)
+// (plus residual, when given).
 template <typename T> void dropout_apply_cpu(const DropoutParams<T>& p);
 template <typename T> void dropout_apply_cuda(const DropoutParams<T>& p);  // the CPU's mask, bit for bit
 

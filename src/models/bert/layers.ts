@@ -6,7 +6,7 @@
  */
 import { attention, attentionQkv } from '../../ops/attention.js';
 import { projectQkv, qkvFusable } from '../../nn/qkv.js';
-import { add, gelu, reshape } from '../../ops/elementwise.js';
+import { gelu, reshape } from '../../ops/elementwise.js';
 import { geglu } from '../../ops/geglu.js';
 import { Dropout, LayerNorm, Linear, type InitOptions } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
@@ -96,7 +96,7 @@ export class BertProjection extends Module {
   }
   /** Post-LN: LN(residual + drop(dense(x))). Pre-LN: residual + drop(dense(x)) (the LN ran before the sublayer). */
   forward(x: Tensor, residual: Tensor, post: boolean): Tensor {
-    const y = add(residual, this.dropout.forward(profileLabel(this.site, () => this.dense.forward(x))));
+    const y = this.dropout.forwardAdd(profileLabel(this.site, () => this.dense.forward(x)), residual);
     return post ? this.LayerNorm.forward(y) : y;
   }
 }
