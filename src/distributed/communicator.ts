@@ -150,7 +150,13 @@ export class MpiCommunicator implements Communicator {
   startAllreduceSum(t: NativeTensor): PendingReduce {
     // Staged at one rank too (--distributed on under mpirun -np 1 runs every collective): MPI reduces host memory only.
     let host = t.device === 'cuda' ? stage(t) : null;
-    const h = native().mpiIallreduce(host ?? t);
+    let h: number;
+    try {
+      h = native().mpiIallreduce(host ?? t);
+    } catch (e) {
+      host?.dispose();  // refused before any collective started: nothing writes into the copy
+      throw e;
+    }
     let done = false;
     // The sums go back to the device once, when the collective is first seen complete.
     const complete = (): void => {

@@ -72,7 +72,8 @@ export interface BatchNormSync {
  * at the same point of the step (it is a collective). In eval mode, or with one rank, it is batchNorm2d.
  * On cuda the sums are taken on the device and copied back for MPI: six waits for the stream per layer and step
  * (the forward's two sums, the backward's two, the running buffers' read), where PyTorch's SyncBatchNorm all-gathers
- * its statistics on the device. bfloat16 maps run the op in float32 between two casts.
+ * its statistics on the device. bfloat16 maps run the op in float32 between two casts (two more waits: the running
+ * buffers written back).
  */
 export function syncBatchNorm2d(
   x: Tensor, weight: Tensor | null, bias: Tensor | null, runningMean: Tensor | null, runningVar: Tensor | null,

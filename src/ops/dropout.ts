@@ -1,9 +1,8 @@
 /** Inverted dropout with a counter-based mask, with autograd. */
 import { native } from '../native/loader.js';
 import { record, type Tensor } from '../tensor.js';
-import { checkFloat, checkInt, checkNumber } from '../validate.js';
+import { checkFloat, checkInt, checkNumber, checkSameDtype, checkShape } from '../validate.js';
 import { add, reshape } from './elementwise.js';
-import { checkSameDtype, checkShape } from '../validate.js';
 
 export interface DropoutOptions {
   p: number;

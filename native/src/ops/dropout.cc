@@ -96,11 +96,16 @@ void dropout_apply_cpu(const DropoutParams<T>& p) {
         T* __restrict out = p.out + base;
         // Branch-free (both sides computed), so that the loop vectorises.
         if (p.residual) {
-          // residual + the dropped value, rounded as the add kernel rounds it (the tests check this loop stays unfused).
+          // residual + the dropped value, rounded as the add kernel rounds it. GCC contracts a·b + c in C++ by
+          // default: it kept the vector loop unfused but gave its alias-check fallback an FMA. Local constants and
+          // ivdep (out is a fresh tensor) leave only the vector loop; the tests compare its bits with the chain's.
           const T* __restrict r = p.residual + base;
+          const T ks = keep_scale;
+          const float dr = drop;
+#pragma GCC ivdep
           for (int k = 0; k < static_cast<int>(kElems); k++) {
-            const T kept = x[k] * keep_scale;
-            out[k] = r[k] + (philox_uniform(u[k]) >= drop ? kept : T(0));
+            const T kept = x[k] * ks;
+            out[k] = r[k] + (philox_uniform(u[k]) >= dr ? kept : T(0));
           }
         } else {
           for (int k = 0; k < static_cast<int>(kElems); k++) {
