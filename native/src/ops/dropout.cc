@@ -69,8 +69,19 @@ inline void philox_group(uint64_t seed, uint64_t ctr_hi, uint64_t blk0, uint32_t
 }
 }  // namespace
 
+// dropoutAdd adds the residual to the dropped value, and must round as the chain add(residual, dropout(x)) does:
+// the product, then the sum. GCC contracts a·b + c into one FMA in C++ by default (-ffp-contract=fast, even with
+// -std=c++17); it did so in this function's -march=haswell build and in an alias-check fallback of the AVX-512
+// one. So contraction is off here (the lambda's body is inside the region).
+#if !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#endif
 template <typename T>
 void dropout_apply_cpu(const DropoutParams<T>& p) {
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
   const float drop = static_cast<float>(p.p);
   const T keep_scale = p.p >= 1.0 ? T(0) : static_cast<T>(1.0 / (1.0 - p.p));
   // One Philox call yields four uniforms: global element g = offset + i uses lane g%4 of block g/4.
@@ -96,9 +107,8 @@ void dropout_apply_cpu(const DropoutParams<T>& p) {
         T* __restrict out = p.out + base;
         // Branch-free (both sides computed), so that the loop vectorises.
         if (p.residual) {
-          // residual + the dropped value, rounded as the add kernel rounds it. GCC contracts a·b + c in C++ by
-          // default: it kept the vector loop unfused but gave its alias-check fallback an FMA. Local constants and
-          // ivdep (out is a fresh tensor) leave only the vector loop; the tests compare its bits with the chain's.
+          // residual + the dropped value, rounded as the add kernel rounds it (no contraction: see above). Local
+          // constants and ivdep (out is a fresh tensor) leave one vectorised loop, without an alias-check fallback.
           const T* __restrict r = p.residual + base;
           const T ks = keep_scale;
           const float dr = drop;
@@ -121,16 +131,16 @@ void dropout_apply_cpu(const DropoutParams<T>& p) {
             p.out[i] = d;
             continue;
           }
-          // GCC contracts floating point in C++ by default (even with -std=c++17), and here it fused x·scale +
-          // residual into one FMA, whose single rounding is not the chain's two. The volatile keeps them apart;
-          // these are a group's edge elements only. (The vector loop above stays unfused; the tests compare bits.)
-          const volatile T dv = d;
-          p.out[i] = p.residual[i] + dv;
+          p.out[i] = p.residual[i] + d;
         }
       }
     }
   });
 }
+
+#if !defined(__clang__)
+#pragma GCC pop_options
+#endif
 
 template void dropout_apply_cpu<float>(const DropoutParams<float>&);
 template void dropout_apply_cpu<double>(const DropoutParams<double>&);
