@@ -219,6 +219,15 @@ function main(): void {
     const table = mlmTable(ours, torch);
     console.log('\ntokens/s = B·L ÷ median step time; cloze/torch = cloze tokens/s ÷ torch tokens/s');
     printTable(table.columns, table.rows);
+    // The same step with the stacked QKV projection and the fused dropout + residual add switched off (setFusions):
+    // what those two fusions give on this GPU, from this run.
+    const unfused = runOurMlm({ ...opts, fusions: { qkv: false, residual: false } });
+    if (unfused.ok && ours.ok) {
+      console.log(`cloze without the QKV and residual fusions: ${unfused.medianMs.toFixed(2)} ms per step; with them ${(unfused.medianMs / ours.medianMs).toFixed(3)}× faster` +
+        ` (first losses ${unfused.losses.slice(0, 3).map((l) => l.toFixed(3)).join(' ')} against ${ours.losses.slice(0, 3).map((l) => l.toFixed(3)).join(' ')})`);
+    } else if (!unfused.ok) {
+      console.log(`  cloze without the fusions FAILED: ${unfused.error}`);
+    }
     mlm = { opts, ours, torch, table };
   }
 

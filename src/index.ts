@@ -19,6 +19,7 @@ export { linearCrossEntropy, linearSample, type LinearCrossEntropyOptions, type 
 export { labelWordLogits, verbalizerPool } from './ops/label_words.js';
 export { attention, attentionQkv, alibiSlopes, type AttentionOptions, type AttentionResult } from './ops/attention.js';
 export { concatRows } from './ops/concat.js';
+export { setFusions, type Fusions } from './nn/fusions.js';
 export { Module } from './nn/module.js';
 export { Parameter } from './nn/parameter.js';
 export { Linear, LayerNorm, Embedding, Dropout, type InitOptions } from './nn/layers.js';

@@ -16,7 +16,7 @@
  * cudaSynchronize() calls on the host clock. No attention mask: every token
  * is real on both sides.
  */
-import { AdamW, backward, BertForMaskedLM, bertPreset, Profiler, readNorm, scope, type PaddedMlmBatch, type ProfileReport, type Tensor } from '../../src/index.js';
+import { AdamW, backward, BertForMaskedLM, bertPreset, Profiler, readNorm, scope, setFusions, type Fusions, type PaddedMlmBatch, type ProfileReport, type Tensor } from '../../src/index.js';
 import { loadAddon, native } from '../../src/native/loader.js';
 import { runTorchCuda, type PyOutcome, type TorchCudaFacts } from './cuda-torch.js';
 import { mlmBatch } from './mlm_batch.js';
@@ -32,6 +32,8 @@ export interface MlmShape {
 export interface MlmRunOptions extends MlmShape {
   warmup: number;
   reps: number;
+  /** The layers' fused paths (default all on); off for the ablation line (setFusions). */
+  fusions?: Fusions;
 }
 
 /** bert-base: 12 layers, hidden 768, 12 heads, FFN 3072, vocabulary 30522, post-LN, hidden dropout 0.1. */
@@ -73,7 +75,7 @@ interface OurMlmSetup {
   dispose(): void;
 }
 
-function setupOurMlm(o: MlmShape): OurMlmSetup {
+function setupOurMlm(o: MlmShape & { fusions?: Fusions }): OurMlmSetup {
   const disposers: Array<() => void> = [];
   const dispose = (): void => {
     for (const d of disposers.reverse()) {
@@ -89,6 +91,7 @@ function setupOurMlm(o: MlmShape): OurMlmSetup {
     const model = new BertForMaskedLM(bertPreset(MLM_PRESET).config, { seed: 0 });
     disposers.push(() => model.dispose());
     model.train();
+    if (o.fusions) setFusions(model, o.fusions);
     model.to('cuda', 'bfloat16');
     const host = mlmBatch(o.B, o.L, model.config.vocabSize, o.maskRatio, o.seed);
     const onDevice = (t: Tensor): Tensor => {

@@ -15,6 +15,8 @@ export class MultiHeadAttention extends Module {
   readonly value: Linear;
   readonly output: Linear;
   readonly headDim: number;
+  /** One stacked QKV projection where possible (src/nn/qkv.ts); false: three (setFusions, for ablations). */
+  fuseQkv = true;
 
   constructor(
     readonly dim: number,
@@ -37,7 +39,7 @@ export class MultiHeadAttention extends Module {
     const lead = x.shape.slice(0, -1);
     const split = (t: Tensor): Tensor => reshape(t, [...lead, this.heads, this.headDim]);
     let r;
-    if (qkvFusable(this.query, this.key, this.value)) {
+    if (this.fuseQkv && qkvFusable(this.query, this.key, this.value)) {
       // One GEMM of width 3D instead of three (src/nn/qkv.ts); attention reads q, k and v in place from its output.
       const qkv = profileLabel('attention QKV', () => projectQkv(this.query, this.key, this.value, x));
       r = attentionQkv(reshape(qkv, [...lead, 3, this.heads, this.headDim]), opts);

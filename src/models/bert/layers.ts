@@ -6,7 +6,7 @@
  */
 import { attention, attentionQkv } from '../../ops/attention.js';
 import { projectQkv, qkvFusable } from '../../nn/qkv.js';
-import { gelu, reshape } from '../../ops/elementwise.js';
+import { add, gelu, reshape } from '../../ops/elementwise.js';
 import { geglu } from '../../ops/geglu.js';
 import { Dropout, LayerNorm, Linear, type InitOptions } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
@@ -48,6 +48,8 @@ export class BertSelfAttention extends Module {
   readonly query: Linear;
   readonly key: Linear;
   readonly value: Linear;
+  /** One stacked QKV projection where possible (src/nn/qkv.ts); false: three (setFusions, for ablations). */
+  fuseQkv = true;
   constructor(
     readonly hidden: number,
     readonly heads: number,
@@ -67,7 +69,7 @@ export class BertSelfAttention extends Module {
     const split = (t: Tensor): Tensor => reshape(t, [...lead, this.heads, this.hidden / this.heads]);
     const { keyPadding, cuSeqlens, maxSeqlen, alibiSlopes } = layout;
     const opts = { keyPadding, cuSeqlens, maxSeqlen, alibiSlopes, ...(bias ? { bias } : {}) };
-    if (!extra.kv && qkvFusable(this.query, this.key, this.value)) {
+    if (!extra.kv && this.fuseQkv && qkvFusable(this.query, this.key, this.value)) {
       // One GEMM of width 3D instead of three (src/nn/qkv.ts); attention reads q, k and v in place from its output.
       const qkv = profileLabel('attention QKV', () => projectQkv(this.query, this.key, this.value, x));
       const r = attentionQkv(reshape(qkv, [...lead, 3, this.heads, this.hidden / this.heads]), opts);
@@ -87,6 +89,8 @@ export class BertProjection extends Module {
   readonly dropout: Dropout;
   /** The profile's label of the dense GEMM ('attention output' or 'FFN out'). */
   private readonly site: string;
+  /** The residual add fused with the dropout (dropoutAdd); false: the chain (setFusions, for ablations). */
+  fuseResidual = true;
   constructor(inFeatures: number, c: BertConfig, init: InitOptions, dropoutSeed: number, site = 'projection') {
     super();
     this.site = site;
@@ -96,7 +100,8 @@ export class BertProjection extends Module {
   }
   /** Post-LN: LN(residual + drop(dense(x))). Pre-LN: residual + drop(dense(x)) (the LN ran before the sublayer). */
   forward(x: Tensor, residual: Tensor, post: boolean): Tensor {
-    const y = this.dropout.forwardAdd(profileLabel(this.site, () => this.dense.forward(x)), residual);
+    const h = profileLabel(this.site, () => this.dense.forward(x));
+    const y = this.fuseResidual ? this.dropout.forwardAdd(h, residual) : add(residual, this.dropout.forward(h));
     return post ? this.LayerNorm.forward(y) : y;
   }
 }
