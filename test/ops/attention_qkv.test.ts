@@ -13,6 +13,7 @@ import { BertSelfAttention } from '../../src/models/bert/layers.js';
 import { MultiHeadAttention } from '../../src/nn/attention.js';
 import { linear } from '../../src/ops/linalg.js';
 import { reshape } from '../../src/ops/elementwise.js';
+import { gradcheck, randLeaf } from '../helpers/gradcheck.js';
 import { interleaveQkv, makeSpec, qkvSlice, roundSpec, toFused, upstream, type Case } from '../helpers/attention-problems.js';
 import { naiveAttentionForward, tokenCount } from '../helpers/naive-attention.js';
 import { assertClose, tolFor } from '../helpers/tolerance.js';
@@ -83,6 +84,26 @@ describe('attentionQkv refuses what it cannot read, naming qkv', () => {
     expect(() => attentionQkv(tensor(new Array(2 * 2 * 2 * 4).fill(0), [2, 2, 2, 4]), { cuSeqlens: cu, maxSeqlen: 2 })).toThrow(
       /Expected qkv of shape \[nnz, 3, H, Dh\] with cuSeqlens for qkv/,
     );
+  });
+});
+
+describe('finite-difference gradients (float64)', () => {
+  it('attentionQkv: padded with key padding, L = 5, H = 2, Dh = 3 (odd sizes)', () => {
+    const rng = new Rng(17);
+    const kp = tensor([0, 0, 0, 1, 1, 0, 0, 0, 0, 0], [2, 5], 'uint8');
+    gradcheck(([qkv]) => attentionQkv(qkv!, { keyPadding: kp }).out, [randLeaf([2, 5, 3, 2, 3], rng)]);
+  });
+  it('attentionQkv: varlen with an empty sequence, with the entropy output in the loss', () => {
+    const rng = new Rng(18);
+    const cu = tensor([0, 3, 3, 7], [4], 'int32');
+    gradcheck(([qkv]) => {
+      const r = attentionQkv(qkv!, { cuSeqlens: cu, maxSeqlen: 4, entropy: true });
+      return [r.out, r.entropy!];
+    }, [randLeaf([7, 3, 2, 3], rng)]);
+  });
+  it('concatRows: three inputs of 2, 1 and 3 rows', () => {
+    const rng = new Rng(19);
+    gradcheck((xs) => concatRows(xs), [randLeaf([2, 5], rng), randLeaf([1, 5], rng), randLeaf([3, 5], rng)]);
   });
 });
 
