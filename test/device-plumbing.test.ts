@@ -47,6 +47,8 @@ const { mimSettings } = await import('../src/tasks/mim/settings.js');
 const { resolveConfig } = await import('../src/tasks/config.js');
 const { vitPreset } = await import('../src/models/vit/config.js');
 const { Rng } = await import('../src/rng.js');
+const { mul } = await import('../src/ops/elementwise.js');
+const { gradcheck } = await import('./helpers/gradcheck.js');
 
 const root = mkdtempSync(join(tmpdir(), 'cloze-device-plumbing-'));
 let images = '';
@@ -87,6 +89,34 @@ describe('the pretend cuda device', () => {
       expect(() => add(onCuda, tensor([3, 4], [2]))).toThrow(/add: Expected every tensor on device cuda \(pretend\) but received argument 1/);
       expect(Array.from(add(onCuda, tensor([3, 4], [2]).to('cuda')).toArray())).toEqual([4, 6]);
     });
+  });
+
+  it("toDevice's backward hands the gradient back to the source device (finite differences, both directions)", () => {
+    const rng = new Rng(5);
+    const x = tensor(Array.from({ length: 7 }, () => rng.uniform() * 2 - 1), [7], 'float64');
+    x.requiresGrad = true;
+    // cpu → cuda for the product, cuda → cpu for the loss: transfers on the tape, each sending its gradient back. The
+    // device computes in float32 (cuda has no float64), so the check goes through casts, with a step and bounds for
+    // float32: f is quadratic, so central differences are exact up to its rounding (about 1e-7 / 1e-2).
+    gradcheck(
+      ([a]) => {
+        const c = a!.cast('float32');
+        return mul(c.to('cuda'), add(c.to('cuda'), c.to('cuda'))).to('cpu').cast('float64');
+      },
+      [x],
+      { eps: 1e-2, tol: { atol: 1e-4, rtol: 1e-4 } },
+    );
+    // Exact in float32: d(x·x)/dx = 2x, which arrives on the CPU.
+    const x32 = x.cast('float32');
+    const leaf = tensor(Array.from(x32.toArray()), [7]);
+    leaf.requiresGrad = true;
+    scope(() => {
+      const y = mul(leaf.to('cuda'), leaf.to('cuda'));
+      expect(y.device).toBe('cuda');
+      backward(y.to('cpu'), tensor(new Array(7).fill(1), [7]));
+    });
+    expect(leaf.grad!.device).toBe('cpu');
+    expect(Array.from(leaf.grad!.toArray())).toEqual(Array.from(leaf.toArray(), (v) => 2 * v));
   });
 });
 

@@ -7,7 +7,7 @@
  * in test/asa.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { asaMask, fromTypedArray, symKl, tensor } from '../../src/index.js';
+import { asaMask, fromTypedArray, gradReverse, symKl, tensor } from '../../src/index.js';
 import { describeCuda, get, put } from '../helpers/cuda-harness.js';
 import { check, cpu64, dev, DTYPES, native, quantize, values } from '../helpers/cuda-ops.js';
 import { assertClose } from '../helpers/tolerance.js';
@@ -63,6 +63,11 @@ describe('asa: bad input', () => {
     expect(() => symKl(tensor([0, 0], [1, 2]), tensor([0, 0, 0], [1, 3]))).toThrow(/b/);
     expect(() => symKl(tensor([0, 0], [1, 2]), tensor([0, 0], [1, 2], 'float64'))).toThrow(/b/);
     expect(() => native().symKl(tensor([0, 0], [2]).native, tensor([0, 0], [2]).native)).toThrow(/symKl.*a/);
+  });
+  it('gradReverse refuses a negative or non-finite lambda and an integer tensor', () => {
+    expect(() => gradReverse(tensor([0, 0], [2]), -1)).toThrow('Expected a number in [0, Infinity] for lambda but received -1');
+    expect(() => gradReverse(tensor([0, 0], [2]), Number.NaN)).toThrow('Expected a number in [0, Infinity] for lambda but received NaN');
+    expect(() => gradReverse(tensor([0, 0], [2], 'int32'))).toThrow('Expected a float32 or float64 tensor for input but received int32 tensor [2]');
   });
 });
 

@@ -15,10 +15,10 @@ import { linear } from '../../src/ops/linalg.js';
 import { reshape } from '../../src/ops/elementwise.js';
 import { gradcheck, randLeaf } from '../helpers/gradcheck.js';
 import { interleaveQkv, makeSpec, qkvSlice, roundSpec, toFused, upstream, type Case } from '../helpers/attention-problems.js';
-import { naiveAttentionForward, tokenCount } from '../helpers/naive-attention.js';
+import { naiveAttentionForward, tokenCount, type NaiveAttnSpec } from '../helpers/naive-attention.js';
 import { assertClose, tolFor } from '../helpers/tolerance.js';
 
-const cases: Case[] = [
+const cases: Array<Case & { edit?: (spec: NaiveAttnSpec) => void }> = [
   { name: 'plain L=97 Dh=40', L: 97, H: 3, Dh: 40 },
   { name: 'plain L=300 Dh=64 (several query and key tiles)', L: 300, H: 2, Dh: 64 },
   { name: 'plain L=1 Dh=59 H=1 (scalar tails)', L: 1, H: 1, Dh: 59 },
@@ -26,6 +26,24 @@ const cases: Case[] = [
   { name: 'attnMask L=7', L: 7, H: 2, Dh: 64, attnMask: true },
   { name: 'varlen+ALiBi+bias+attnMask+MTO+entropy', lens: [97, 0, 13, 64], L: 97, H: 4, Dh: 40, alibi: true, bias: true, attnMask: true, tokenMask: true, exclude: true, entropy: true },
   { name: 'varlen with every sequence empty', lens: [0, 0], L: 4, H: 2, Dh: 24 },
+  // 0% and 100% masked: every token masked (excluded as keys: each query attends to itself only), none masked, and a
+  // batch row whose keys are all padding (out 0, lse −∞, zero gradients).
+  {
+    name: 'tokenMask all 1 + exclude + entropy (100% masked)', L: 97, H: 2, Dh: 40, tokenMask: true, exclude: true, entropy: true,
+    edit: (s) => (s.tokenMask = Uint8Array.from(s.tokenMask!, () => 1)),
+  },
+  {
+    name: 'tokenMask all 0 + exclude + entropy (0% masked)', L: 97, H: 2, Dh: 40, tokenMask: true, exclude: true, entropy: true,
+    edit: (s) => (s.tokenMask = Uint8Array.from(s.tokenMask!, () => 0)),
+  },
+  {
+    name: 'a fully padded batch row + bias', B: 2, L: 97, H: 2, Dh: 24, keyPadding: true, bias: true,
+    edit: (s) => {
+      const kp = Uint8Array.from(s.keyPadding!);
+      kp.fill(1, s.L, 2 * s.L);
+      s.keyPadding = kp;
+    },
+  },
 ];
 
 describe('attentionQkv equals attention on the three slices, bit for bit', () => {
@@ -33,6 +51,7 @@ describe('attentionQkv equals attention on the three slices, bit for bit', () =>
     for (const c of cases)
       it(`${c.name}, ${dtype}`, () => {
         const spec = roundSpec(makeSpec(c, 41), dtype);
+        c.edit?.(spec);
         const entropy = c.entropy ?? false;
         const tokens = tokenCount(spec);
         const row = spec.H * spec.Dh;

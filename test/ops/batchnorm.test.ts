@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { backward, mul, runtimeInfo, scope, setNumThreads, sum, tensor, type DType, type Tensor } from '../../src/index.js';
 import { batchNorm2d, syncBatchNorm2d, type BatchNormSync } from '../../src/ops/batchnorm.js';
-import { maxPool2d, avgPool2d, applyMask, upsampleMask } from '../../src/ops/pool.js';
+import { maxPool2d, avgPool2d, applyMask, globalAvgPool, upsampleMask } from '../../src/ops/pool.js';
 import { native } from '../../src/native/loader.js';
 import type { Device } from '../../src/native/types.js';
 import { describeCuda, get, put } from '../helpers/cuda-harness.js';
@@ -199,6 +199,20 @@ describe('syncBatchNorm2d (synchronized statistics across data-parallel ranks)',
       expect(sync.calls).toBe(frac === 1 ? 1 : 3);
     });
 
+  // Finite differences through the synchronized op itself. With the doubling stand-in, the other rank holds this
+  // rank's batch and upstream weights, so perturbing x moves both ranks' inputs; by that symmetry the derivative of
+  // this rank's output equals the cross-rank gradient the backward returns (its global Σdy and Σdy·x̂ include the
+  // other rank's equal share). weight and bias do not reach the statistics, so their local gradients are the
+  // derivatives of this rank's output as they stand.
+  for (const frac of [null, 0, 0.6, 1])
+    it(`has finite-difference gradients through the synchronized statistics (float64, ${frac === null ? 'no mask' : `${frac * 100}% masked`})`, () => {
+      const mask = frac === null ? null : activeMask(2, 3, 5, frac);
+      gradcheck(
+        ([x, w, b]) => syncBatchNorm2d(x!, w!, b!, null, null, { training: true, mask, sync: doubling() }),
+        [randLeaf([2, 3, 3, 5], rng), randLeaf([3], rng), randLeaf([3], rng)],
+      );
+    });
+
   it('batchNorm2dSums: per-channel Σx, Σ(x − center)² and the active count against direct loops (odd sizes, masked)', () => {
     const s: Shape4 = [3, 5, 7, 9];
     const x = rand(s, 'float64', false);
@@ -270,6 +284,11 @@ describe('bad input', () => {
     expect(() => avgPool2d(x, { kernel: 0 })).toThrow(/for kernel/);
     expect(() => applyMask(x, tensor(new Array(8).fill(1), [2, 2, 2], 'uint8'))).toThrow(/whose h and w divide the input's 7 × 9 for mask/);
     expect(() => upsampleMask(tensor([1], [1, 1, 1], 'uint8'), 0)).toThrow(/for factor/);
+    expect(() => globalAvgPool(rand([2, 3, 4], 'float32', false))).toThrow('Expected a 4-D tensor for input but received float32 tensor [2, 3, 4]');
+    expect(() => globalAvgPool(tensor([1, 2], [1, 1, 1, 2], 'int32'))).toThrow(/Expected a float32 or float64 tensor for input/);
+    expect(() => native().globalAvgPoolBackward(rand([2, 3], 'float32', false).native, [2, 4, 5, 5])).toThrow(
+      'globalAvgPoolBackward: Expected shape [2, 4] for grad but received float32 tensor [2, 3]',
+    );
   });
 });
 

@@ -5,7 +5,7 @@
  * and the CUDA kernels against the CPU backend.
  */
 import { describe, expect, it } from 'vitest';
-import { add, backward, biasAdd, gelu, mean, mul, relu, relu6, reshape, scale, sum, tanh, tensor } from '../../src/index.js';
+import { add, backward, biasAdd, gelu, mean, mul, relu, relu6, reshape, scale, sum, tanh, tensor, zeros } from '../../src/index.js';
 import { describeCuda, get } from '../helpers/cuda-harness.js';
 import type { NativeTensor } from '../../src/native/types.js';
 import { bf, bfSum, check, cpu64, dev, DTYPES, native, quantize, values, type DevType } from '../helpers/cuda-ops.js';
@@ -74,6 +74,58 @@ describe('gradcheck: elementwise and reductions', () => {
   });
   it('tanh', () => gradcheck(([x]) => tanh(x!), [leaf(4, 5)]));
   it('reshape', () => gradcheck(([x]) => mul(reshape(x!, [3, -1]), reshape(x!, [3, 4])), [leaf(2, 6)]));
+});
+
+describe('bad input: the elementwise family names the argument and what it expected', () => {
+  it('mul, scale and biasAdd: shapes, dtypes and the factor', () => {
+    expect(() => mul(zeros([2, 3]), zeros([3, 2]))).toThrow('Expected shape [2, 3] for b but received float32 tensor [3, 2]');
+    expect(() => mul(zeros([2]), zeros([2], 'float64'))).toThrow('Expected a float32 tensor for b but received float64 tensor [2]');
+    expect(() => mul(zeros([2], 'int32'), zeros([2], 'int32'))).toThrow('Expected a float32 or float64 tensor for a but received int32 tensor [2]');
+    expect(() => mul(zeros([2]), [1, 2] as never)).toThrow('Expected a Tensor for b but received [1, 2]');
+    expect(() => scale(zeros([2]), Number.NaN)).toThrow('Expected a finite number for factor but received NaN');
+    expect(() => scale(zeros([2]), '2' as never)).toThrow("Expected a finite number for factor but received '2'");
+    expect(() => biasAdd(zeros([2, 3]), zeros([2]))).toThrow('Expected shape [3] for bias but received float32 tensor [2]');
+    expect(() => biasAdd(zeros([2, 3]), zeros([3], 'float64'))).toThrow('Expected a float32 tensor for bias but received float64 tensor [3]');
+    expect(() => biasAdd(zeros([]), zeros([1]))).toThrow('Expected a 1-D to 8-D tensor for input but received float32 tensor []');
+  });
+
+  it('sum, mean and the activations: integer tensors, and the mean of nothing', () => {
+    expect(() => sum(zeros([2], 'int32'))).toThrow('Expected a float32 or float64 tensor for input but received int32 tensor [2]');
+    expect(() => mean(zeros([0]))).toThrow('Expected a non-empty tensor for input but received float32 tensor [0]');
+    expect(() => relu(zeros([2], 'uint8'))).toThrow('Expected a float32 or float64 tensor for input but received uint8 tensor [2]');
+    expect(() => relu6(zeros([2], 'int32'))).toThrow('Expected a float32 or float64 tensor for input but received int32 tensor [2]');
+    expect(() => tanh(zeros([2], 'int32'))).toThrow('Expected a float32 or float64 tensor for input but received int32 tensor [2]');
+  });
+
+  it('the native entries check on their own, naming the op (code E_SHAPE or E_DTYPE)', () => {
+    const err = (f: () => unknown): { code: string; message: string } => {
+      try {
+        f();
+      } catch (e) {
+        return e as { code: string; message: string };
+      }
+      throw new Error('expected an error');
+    };
+    const n = native();
+    expect(err(() => n.mul(zeros([2, 3]).native, zeros([3, 2]).native))).toMatchObject({
+      code: 'E_SHAPE', message: 'mul: Expected shape [2, 3] for b but received float32 tensor [3, 2]',
+    });
+    expect(err(() => n.mulBackward(zeros([2]).native, zeros([3]).native, zeros([2]).native, true, true))).toMatchObject({
+      code: 'E_SHAPE', message: 'mulBackward: Expected shape [3] for b but received float32 tensor [2]',
+    });
+    expect(err(() => n.biasAdd(zeros([2, 3]).native, zeros([2]).native))).toMatchObject({
+      code: 'E_SHAPE', message: 'biasAdd: Expected shape [3] for bias but received float32 tensor [2]',
+    });
+    expect(err(() => n.sum(zeros([2], 'int32').native))).toMatchObject({
+      code: 'E_DTYPE', message: 'sum: Expected a float32 or float64 tensor for input but received int32 tensor [2]',
+    });
+    expect(err(() => n.tanh(zeros([2], 'int32').native))).toMatchObject({
+      code: 'E_DTYPE', message: 'tanh: Expected a float32 or float64 tensor for input but received int32 tensor [2]',
+    });
+    expect(err(() => n.reduceBackward(zeros([]).native, [2, -1], 1))).toMatchObject({
+      code: 'E_SHAPE', message: 'reduceBackward: Expected an array of non-negative integers below 2^31 for shape but received element -1',
+    });
+  });
 });
 
 // ---- CUDA, against the CPU backend (skipped without a GPU) ----

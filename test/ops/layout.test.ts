@@ -27,6 +27,13 @@ describe('layout', () => {
   });
   it('rejects a tensor that is not 4-D, naming it', () => {
     expect(() => toChannelsLast(tensor([1, 2, 3], [3]))).toThrow(/for input/);
+    expect(() => toChannelsFirst(tensor(new Array(24).fill(0), [2, 3, 4]))).toThrow(
+      'Expected a 4-D tensor for input but received float32 tensor [2, 3, 4]',
+    );
+    expect(() => toChannelsFirst(tensor([1, 2], [1, 1, 1, 2], 'int32'))).toThrow(/Expected a float32 or float64 tensor for input/);
+    expect(() => native().toChannelsFirst(tensor(new Array(24).fill(0), [2, 3, 4]).native)).toThrow(
+      'toChannelsFirst: Expected a 4-D tensor for input but received float32 tensor [2, 3, 4]',
+    );
   });
 });
 

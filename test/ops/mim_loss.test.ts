@@ -383,6 +383,10 @@ describe('rankingLoss', () => {
     const r = grads(() => rankingLoss(pred, target, mask), [pred, target]);
     expect(r.loss).toBe(0);
     expectAllZero('dpred', r.g[0]!);
+    // 0% masked: no pair at all.
+    const r0 = grads(() => rankingLoss(pred, target, constMask(2, 5, 0)), [pred, target]);
+    expect(r0.loss).toBe(0);
+    expectAllZero('dpred (0% masked)', r0.g[0]!);
     const r2 = grads(() => rankingLoss(pred, target, constMask(2, 5, 1)), [pred, target]);
     expect(r2.loss).toBeGreaterThan(0);
     expect(target.grad).toBeNull();

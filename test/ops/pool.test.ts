@@ -92,10 +92,11 @@ describe('masks', () => {
     expect(Array.from(upsampleMask(m, 1).toArray())).toEqual([1, 0, 0, 1, 1, 1]);
   });
 
-  it('applyMask keeps active pixels, zeroes the rest (even non-finite ones), and masks the gradient', () => {
-    for (const [h, w] of [[6, 9], [2, 3], [3, 1], [1, 1]] as const) {
+  it('applyMask keeps active pixels, zeroes the rest (even non-finite ones), and masks the gradient (0%, 60% and 100% masked)', () => {
+    const cases = [0, 0.6, 1].flatMap((frac) => ([[6, 9], [2, 3], [3, 1], [1, 1]] as const).map(([h, w]) => ({ frac, h, w })));
+    for (const { frac, h, w } of cases) {
       const B = 2, C = 3, H = 6, W = 9;
-      const mask = activeMask(B, h, w, 0.6);
+      const mask = activeMask(B, h, w, frac);
       const vals = Array.from({ length: B * C * H * W }, () => rng.uniform() * 2 - 1);
       vals[0] = Infinity;
       vals[1] = NaN;

@@ -1,6 +1,6 @@
 /** softmax: forward (fully −∞ rows included) against a float64 reference, finite-difference gradients, and the CUDA kernels against the CPU. */
 import { describe, expect, it } from 'vitest';
-import { softmax, tensor } from '../../src/index.js';
+import { softmax, tensor, zeros } from '../../src/index.js';
 import { describeCuda, get } from '../helpers/cuda-harness.js';
 import { bf, bfSum, check, cpu64, dev, DTYPES, native, quantize, values } from '../helpers/cuda-ops.js';
 import { gradcheck } from '../helpers/gradcheck.js';
@@ -57,6 +57,17 @@ function naiveSoftmaxBackward(dy: number[], y: number[], R: number, C: number): 
   }
   return dx;
 }
+
+describe('softmax: bad input', () => {
+  it('refuses a scalar and an integer tensor, in TypeScript and in the native entries', () => {
+    expect(() => softmax(zeros([]))).toThrow('Expected a 1-D to 8-D tensor for input but received float32 tensor []');
+    expect(() => softmax(zeros([2, 2], 'int32'))).toThrow('Expected a float32 or float64 tensor for input but received int32 tensor [2, 2]');
+    expect(() => native().softmax(zeros([]).native)).toThrow('softmax: Expected a 1 to 8-D tensor for input but received float32 tensor []');
+    expect(() => native().softmaxBackward(zeros([2, 3]).native, zeros([3, 2]).native)).toThrow(
+      'softmaxBackward: Expected shape [3, 2] for grad but received float32 tensor [2, 3]',
+    );
+  });
+});
 
 describeCuda('nn', () => {
 

@@ -41,39 +41,41 @@ function denseBnRef(d: ArrayLike<number>, mask: Uint8Array, B: number, C: number
 
 describe('sparseBatchNorm', () => {
   for (const dtype of ['float64', 'float32'] as DType[])
-    it(`${dtype}: equals dense BN whose statistics cover the active sites; running stats as PyTorch`, () => {
-      scope(() => {
-        const [B, C, H, W] = [2, 5, 13, 11];
-        const masks = sparkMasks(B, H, W, 0.6);
-        const sites = activeSites(tensor(masks.fine, [B, H, W], 'uint8'));
-        const N = sites.coords.shape[0]!;
-        const x = rand([N, C], dtype, false, -2, 3);
-        const w = rand([C], dtype, false);
-        const b = rand([C], dtype, false);
-        const rm = rand([C], dtype, false);
-        const rv = rand([C], dtype, false, 0.5, 2);
-        const rm0 = rm.toArray();
-        const rv0 = rv.toArray();
-        const coords = sites.coords.toArray() as Int32Array;
-        const ref = denseBnRef(scatterRows(x.toArray(), coords, B, C, H, W), masks.fine, B, C, H * W, w.toArray(), b.toArray(), 1e-5);
-        const y = sparseBatchNorm(x, w, b, rm, rv, { training: true, momentum: 0.2 });
-        const tol = tolOf(dtype);
-        assertClose(y.toArray(), gatherRows(ref.y, coords, C, H, W), tol, 'y');
-        assertClose(rm.toArray(), Array.from(rm0, (v, c) => 0.8 * v + 0.2 * ref.mean[c]!), tol, 'runningMean');
-        assertClose(rv.toArray(), Array.from(rv0, (v, c) => 0.8 * v + (0.2 * ref.varB[c]! * ref.n) / (ref.n - 1)), tol, 'runningVar');
-        // eval: the running statistics normalise, and stay as they are
-        const rm1 = rm.toArray();
-        const rv1 = rv.toArray();
-        const ye = sparseBatchNorm(x, w, b, rm, rv, { training: false });
-        const xs = x.toArray();
-        const want = Array.from(xs, (v, i) => {
-          const c = i % C;
-          return ((v - rm1[c]!) / Math.sqrt(rv1[c]! + 1e-5)) * w.toArray()[c]! + b.toArray()[c]!;
+    // 100% masked (no active row) has its own case below.
+    for (const ratio of [0, 0.6])
+      it(`${dtype}, ${ratio * 100}% masked: equals dense BN whose statistics cover the active sites; running stats as PyTorch`, () => {
+        scope(() => {
+          const [B, C, H, W] = [2, 5, 13, 11];
+          const masks = sparkMasks(B, H, W, ratio);
+          const sites = activeSites(tensor(masks.fine, [B, H, W], 'uint8'));
+          const N = sites.coords.shape[0]!;
+          const x = rand([N, C], dtype, false, -2, 3);
+          const w = rand([C], dtype, false);
+          const b = rand([C], dtype, false);
+          const rm = rand([C], dtype, false);
+          const rv = rand([C], dtype, false, 0.5, 2);
+          const rm0 = rm.toArray();
+          const rv0 = rv.toArray();
+          const coords = sites.coords.toArray() as Int32Array;
+          const ref = denseBnRef(scatterRows(x.toArray(), coords, B, C, H, W), masks.fine, B, C, H * W, w.toArray(), b.toArray(), 1e-5);
+          const y = sparseBatchNorm(x, w, b, rm, rv, { training: true, momentum: 0.2 });
+          const tol = tolOf(dtype);
+          assertClose(y.toArray(), gatherRows(ref.y, coords, C, H, W), tol, 'y');
+          assertClose(rm.toArray(), Array.from(rm0, (v, c) => 0.8 * v + 0.2 * ref.mean[c]!), tol, 'runningMean');
+          assertClose(rv.toArray(), Array.from(rv0, (v, c) => 0.8 * v + (0.2 * ref.varB[c]! * ref.n) / (ref.n - 1)), tol, 'runningVar');
+          // eval: the running statistics normalise, and stay as they are
+          const rm1 = rm.toArray();
+          const rv1 = rv.toArray();
+          const ye = sparseBatchNorm(x, w, b, rm, rv, { training: false });
+          const xs = x.toArray();
+          const want = Array.from(xs, (v, i) => {
+            const c = i % C;
+            return ((v - rm1[c]!) / Math.sqrt(rv1[c]! + 1e-5)) * w.toArray()[c]! + b.toArray()[c]!;
+          });
+          assertClose(ye.toArray(), want, tol, 'eval y');
+          expect(Array.from(rm.toArray())).toEqual(Array.from(rm1));
         });
-        assertClose(ye.toArray(), want, tol, 'eval y');
-        expect(Array.from(rm.toArray())).toEqual(Array.from(rm1));
       });
-    });
 
   it('eval without running statistics normalises with the batch statistics, as PyTorch', () => {
     scope(() => {
@@ -100,47 +102,48 @@ describe('sparseBatchNorm', () => {
 });
 
 describe('sparseMaxPool', () => {
-  it('equals the masked dense max pool (k3 s2 p1) on non-negative input, gradients included', () => {
-    scope(() => {
-      const [B, C, H, W] = [2, 4, 13, 11];
-      const masks = sparkMasks(B, H, W, 0.6);
-      const sites = activeSites(tensor(masks.fine, [B, H, W], 'uint8'));
-      const out = activeSites(tensor(masks.coarse, [B, masks.Hc, masks.Wc], 'uint8'));
-      const N = sites.coords.shape[0]!;
-      const M = out.coords.shape[0]!;
-      // Distinct positive values (after a ReLU, as in ResNet's stem): no ties, and masked zeros never win.
-      const x = rand([N, C], 'float64', true, 0.01, 1);
-      const y = sparseMaxPool(x, neighbourTable(sites.grid, out.coords, { kernel: 3, stride: 2 }));
-      const G = rand([M, C], 'float64', false);
-      backward(y, G);
-      const inC = sites.coords.toArray() as Int32Array;
-      const outC = out.coords.toArray() as Int32Array;
-      const xd = scatterRows(x.toArray(), inC, B, C, H, W);
-      const [Ho, Wo] = [masks.Hc, masks.Wc];
-      const yd = new Float64Array(B * C * Ho * Wo);
-      const arg = new Int32Array(yd.length);
-      for (let i = 0; i < yd.length; i++) {
-        const xo = i % Wo;
-        const yo = Math.floor(i / Wo) % Ho;
-        const bc = Math.floor(i / (Ho * Wo));
-        let best = -Infinity;
-        for (let dy = 0; dy < 3; dy++)
-          for (let dx = 0; dx < 3; dx++) {
-            const yy = 2 * yo + dy - 1;
-            const xx = 2 * xo + dx - 1;
-            if (yy < 0 || yy >= H || xx < 0 || xx >= W) continue;  // −∞ padding, as PyTorch
-            const j = (bc * H + yy) * W + xx;
-            if (xd[j]! > best) [best, arg[i]] = [xd[j]!, j];
-          }
-        yd[i] = best;
-      }
-      assertClose(y.toArray(), gatherRows(yd, outC, C, Ho, Wo), tolFor('float64'), 'max');
-      const gd = scatterRows(G.toArray(), outC, B, C, Ho, Wo);
-      const dxd = new Float64Array(xd.length);
-      for (let i = 0; i < gd.length; i++) if (gd[i] !== 0) dxd[arg[i]!] += gd[i]!;
-      assertClose(x.grad!.toArray(), gatherRows(dxd, inC, C, H, W), tolFor('float64'), 'dX');
+  for (const ratio of [0, 0.6, 1])
+    it(`equals the masked dense max pool (k3 s2 p1) on non-negative input, gradients included (${ratio * 100}% masked)`, () => {
+      scope(() => {
+        const [B, C, H, W] = [2, 4, 13, 11];
+        const masks = sparkMasks(B, H, W, ratio);
+        const sites = activeSites(tensor(masks.fine, [B, H, W], 'uint8'));
+        const out = activeSites(tensor(masks.coarse, [B, masks.Hc, masks.Wc], 'uint8'));
+        const N = sites.coords.shape[0]!;
+        const M = out.coords.shape[0]!;
+        // Distinct positive values (after a ReLU, as in ResNet's stem): no ties, and masked zeros never win.
+        const x = rand([N, C], 'float64', true, 0.01, 1);
+        const y = sparseMaxPool(x, neighbourTable(sites.grid, out.coords, { kernel: 3, stride: 2 }));
+        const G = rand([M, C], 'float64', false);
+        backward(y, G);
+        const inC = sites.coords.toArray() as Int32Array;
+        const outC = out.coords.toArray() as Int32Array;
+        const xd = scatterRows(x.toArray(), inC, B, C, H, W);
+        const [Ho, Wo] = [masks.Hc, masks.Wc];
+        const yd = new Float64Array(B * C * Ho * Wo);
+        const arg = new Int32Array(yd.length);
+        for (let i = 0; i < yd.length; i++) {
+          const xo = i % Wo;
+          const yo = Math.floor(i / Wo) % Ho;
+          const bc = Math.floor(i / (Ho * Wo));
+          let best = -Infinity;
+          for (let dy = 0; dy < 3; dy++)
+            for (let dx = 0; dx < 3; dx++) {
+              const yy = 2 * yo + dy - 1;
+              const xx = 2 * xo + dx - 1;
+              if (yy < 0 || yy >= H || xx < 0 || xx >= W) continue;  // −∞ padding, as PyTorch
+              const j = (bc * H + yy) * W + xx;
+              if (xd[j]! > best) [best, arg[i]] = [xd[j]!, j];
+            }
+          yd[i] = best;
+        }
+        assertClose(y.toArray(), gatherRows(yd, outC, C, Ho, Wo), tolFor('float64'), 'max');
+        const gd = scatterRows(G.toArray(), outC, B, C, Ho, Wo);
+        const dxd = new Float64Array(xd.length);
+        for (let i = 0; i < gd.length; i++) if (gd[i] !== 0) dxd[arg[i]!] += gd[i]!;
+        assertClose(x.grad!.toArray(), gatherRows(dxd, inC, C, H, W), tolFor('float64'), 'dX');
+      });
     });
-  });
 
   it('takes the max over existing neighbours only (negative values), 0 with none, gradient to the first max', () => {
     scope(() => {

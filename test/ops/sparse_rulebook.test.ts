@@ -81,21 +81,22 @@ describe('sites and rulebook', () => {
 });
 
 describe('toDense and toSparse', () => {
-  it('place rows at their sites with the fill token elsewhere, and gather them back', () => {
-    scope(() => {
-      const [B, C, H, W] = [2, 3, 5, 7];
-      const masks = sparkMasks(B, H, W, 0.6);
-      const sites = activeSites(tensor(masks.fine, [B, H, W], 'uint8'));
-      const N = sites.coords.shape[0]!;
-      const x = rand([N, C], 'float32', false);
-      const fill = tensor([0.5, -2, 3], [3], 'float32');
-      const d = toDense(x, sites.coords, B, H, W, fill).toArray();
-      const want = scatterRows(x.toArray(), sites.coords.toArray() as Int32Array, B, C, H, W);
-      for (let i = 0; i < want.length; i++) if (!masks.fine[Math.floor(i / (C * H * W)) * H * W + (i % (H * W))]) want[i] = [0.5, -2, 3][Math.floor(i / (H * W)) % C]!;
-      expect(Array.from(d)).toEqual(Array.from(Float32Array.from(want)));
-      expect(Array.from(toSparse(toDense(x, sites.coords, B, H, W, null), sites.coords).toArray())).toEqual(Array.from(x.toArray()));
+  for (const ratio of [0, 0.6, 1])
+    it(`place rows at their sites with the fill token elsewhere, and gather them back (${ratio * 100}% masked)`, () => {
+      scope(() => {
+        const [B, C, H, W] = [2, 3, 5, 7];
+        const masks = sparkMasks(B, H, W, ratio);
+        const sites = activeSites(tensor(masks.fine, [B, H, W], 'uint8'));
+        const N = sites.coords.shape[0]!;
+        const x = rand([N, C], 'float32', false);
+        const fill = tensor([0.5, -2, 3], [3], 'float32');
+        const d = toDense(x, sites.coords, B, H, W, fill).toArray();
+        const want = scatterRows(x.toArray(), sites.coords.toArray() as Int32Array, B, C, H, W);
+        for (let i = 0; i < want.length; i++) if (!masks.fine[Math.floor(i / (C * H * W)) * H * W + (i % (H * W))]) want[i] = [0.5, -2, 3][Math.floor(i / (H * W)) % C]!;
+        expect(Array.from(d)).toEqual(Array.from(Float32Array.from(want)));
+        expect(Array.from(toSparse(toDense(x, sites.coords, B, H, W, null), sites.coords).toArray())).toEqual(Array.from(x.toArray()));
+      });
     });
-  });
 });
 
 describe('bad input', () => {
