@@ -97,7 +97,7 @@ describe('bad input: the elementwise family names the argument and what it expec
     expect(() => tanh(zeros([2], 'int32'))).toThrow('Expected a float32 or float64 tensor for input but received int32 tensor [2]');
   });
 
-  it('the native entries check on their own, naming the op (code E_SHAPE or E_DTYPE)', () => {
+  it('the native entries check on their own, naming the op and the error code', () => {
     const err = (f: () => unknown): { code: string; message: string } => {
       try {
         f();
@@ -121,6 +121,9 @@ describe('bad input: the elementwise family names the argument and what it expec
     });
     expect(err(() => n.tanh(zeros([2], 'int32').native))).toMatchObject({
       code: 'E_DTYPE', message: 'tanh: Expected a float32 or float64 tensor for input but received int32 tensor [2]',
+    });
+    expect(err(() => n.scale(zeros([2]).native, Number.POSITIVE_INFINITY))).toMatchObject({
+      code: 'E_VALUE', message: 'scale: Expected a finite number for factor but received inf',
     });
     expect(err(() => n.reduceBackward(zeros([]).native, [2, -1], 1))).toMatchObject({
       code: 'E_SHAPE', message: 'reduceBackward: Expected an array of non-negative integers below 2^31 for shape but received element -1',

@@ -125,6 +125,8 @@ void register_elementwise(Napi::Env env, Napi::Object exports) {
     NTensor* x = a.tensor(0, "input");
     a.want_float(x, "input");
     const double s = a.number(1, "factor");
+    // As the TypeScript wrapper: a NaN or infinite factor would turn every element into NaN or ±∞ silently.
+    if (!std::isfinite(s)) a.bad(ErrCode::Value, "a finite number", "factor", a.describe(a.info[1]));
     Napi::Object out;
     NTensor* o = like(a, x, &out);
     dispatch(a, x, [&](auto t, auto dev) {
