@@ -9,7 +9,7 @@ import { native } from '../native/loader.js';
 import type { NativeTensor } from '../native/types.js';
 import { expected } from '../errors.js';
 import { record, type Tensor } from '../tensor.js';
-import { checkDtype, checkNumber, checkShape, checkTensor } from '../validate.js';
+import { checkDtype, checkInt, checkNumber, checkShape, checkTensor } from '../validate.js';
 import { checkChannelVector, checkImage } from './conv.js';
 
 export interface BatchNorm2dOptions {
@@ -79,6 +79,7 @@ export function syncBatchNorm2d(
   x: Tensor, weight: Tensor | null, bias: Tensor | null, runningMean: Tensor | null, runningVar: Tensor | null,
   opts: BatchNorm2dOptions & { sync: BatchNormSync },
 ): Tensor {
+  checkSync(opts.sync);
   if (!opts.training || opts.sync.size <= 1) return batchNorm2d(x, weight, bias, runningMean, runningVar, opts);
   // bfloat16 (a cuda run at --precision bf16): the same op in float32 between two casts, as autocast runs PyTorch's
   // SyncBatchNorm. The global statistics normalise through the kernel's eval path, which reads them in x's dtype;
@@ -90,7 +91,7 @@ export function syncBatchNorm2d(
   const sums = (center: NativeTensor | null): number[] => {
     const local = native().batchNorm2dSums(x.native, mask?.native ?? null, center);
     try {
-      return sync.sumNumbers(Array.from(local.read()));
+      return summed(sync, Array.from(local.read()));
     } finally {
       local.dispose();
     }
@@ -153,7 +154,7 @@ export function syncBatchNorm2d(
       const [, dwOut, dbOut] = native().batchNorm2dBackward(g!, sx, sw, meanS, rstdS, sm, true, false, true, true);
       const dw = dwOut!;
       const db = dbOut!;
-      const global = sync.sumNumbers([...Array.from(db.read()), ...Array.from(dw.read()), 0]);
+      const global = summed(sync, [...Array.from(db.read()), ...Array.from(dw.read()), 0]);
       global[2 * C] = n;
       const gt = native().fromTypedArray(Float64Array.from(global), [2 * C + 1]) as NativeTensor;
       let dx: NativeTensor | null = null;
@@ -170,6 +171,22 @@ export function syncBatchNorm2d(
     },
     saved,
   )[0]!;
+}
+
+function checkSync(sync: BatchNormSync): void {
+  if (typeof sync !== 'object' || sync === null || typeof sync.sumNumbers !== 'function') {
+    throw expected('an object with size and sumNumbers()', 'sync', sync, 'E_VALUE');
+  }
+  checkInt(sync.size, 'sync.size', 1, 2 ** 31 - 1);
+}
+
+/** The ranks' sums of xs, checked: a communicator that returned the wrong count would normalise with garbage. */
+function summed(sync: BatchNormSync, xs: number[]): number[] {
+  const got: unknown = sync.sumNumbers(xs);
+  if (!Array.isArray(got) || got.length !== xs.length || !got.every((v) => typeof v === 'number' && Number.isFinite(v))) {
+    throw expected(`${xs.length} finite numbers`, 'the result of sync.sumNumbers()', got, 'E_VALUE');
+  }
+  return got as number[];
 }
 
 /**
