@@ -10,7 +10,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { backward, Linear, loadSafetensors, Rng, saveSafetensors, sum, tensor, zeros } from '../src/index.js';
+import { add, backward, Linear, loadSafetensors, mul, Rng, saveSafetensors, sum, tensor, zeros } from '../src/index.js';
+import { gradcheck } from './helpers/gradcheck.js';
 import { native, loadAddon } from '../src/native/loader.js';
 import { cudaUnavailableReason, resolveDevice, resolvePrecision } from '../src/device.js';
 import { pretrain } from '../src/tasks/pretrain.js';
@@ -69,6 +70,20 @@ describe('transfers and casts on the tape', () => {
     backward(sum(y));
     expect(x.grad!.dtype).toBe('float64');
     expect(Array.from(x.grad!.toArray())).toEqual([1, 1, 1]);
+  });
+
+  it('cast() has finite-difference gradients through float32 and bfloat16 and back (float64 leaves)', () => {
+    // f is quadratic, so central differences are exact but for f's rounding in the narrow dtype: steps and bounds
+    // sized for it (float32 about 1e-7, bfloat16 about 4e-3 relative).
+    const rng = new Rng(3);
+    const x = tensor(Array.from({ length: 9 }, () => rng.uniform() * 2 - 1), [9], 'float64');
+    x.requiresGrad = true;
+    gradcheck(([a]) => {
+      const c = a!.cast('float32');
+      return mul(c, add(c, c)).cast('float64');
+    }, [x], { eps: 1e-2, tol: { atol: 1e-4, rtol: 1e-4 } });
+    // bfloat16 has no CPU kernels: a round trip through it (each cast hands its gradient back as the other cast).
+    gradcheck(([a]) => mul(a!.cast('bfloat16').cast('float64'), a!), [x], { eps: 1e-1, tol: { atol: 2e-2, rtol: 2e-2 } });
   });
 
   it('rejects a device name that is not cpu or cuda', () => {
