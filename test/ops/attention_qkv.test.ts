@@ -26,8 +26,9 @@ const cases: Array<Case & { edit?: (spec: NaiveAttnSpec) => void }> = [
   { name: 'attnMask L=7', L: 7, H: 2, Dh: 64, attnMask: true },
   { name: 'varlen+ALiBi+bias+attnMask+MTO+entropy', lens: [97, 0, 13, 64], L: 97, H: 4, Dh: 40, alibi: true, bias: true, attnMask: true, tokenMask: true, exclude: true, entropy: true },
   { name: 'varlen with every sequence empty', lens: [0, 0], L: 4, H: 2, Dh: 24 },
-  // 0% and 100% masked: every token masked (excluded as keys: each query attends to itself only), none masked, and a
-  // batch row whose keys are all padding (out 0, lse −∞, zero gradients).
+  // 0% and 100% masked: every token masked (excludeMaskedKeys then excludes nothing, since it applies to visible
+  // queries only, and every row's entropy is measured), none masked (no row measured), and a batch row whose keys are
+  // all padding (out 0, lse −∞, zero gradients).
   {
     name: 'tokenMask all 1 + exclude + entropy (100% masked)', L: 97, H: 2, Dh: 40, tokenMask: true, exclude: true, entropy: true,
     edit: (s) => (s.tokenMask = Uint8Array.from(s.tokenMask!, () => 1)),
