@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""PyTorch eager attention with autograd: the baseline of bench/matmul-attention.ts.
+"""PyTorch attention with autograd: the baselines of bench/matmul-attention.ts.
 
 Same shapes, dtype and thread count as the cloze run. q, k, v are [B*H, L, Dh]
-float32; forward q@kᵀ·scale → softmax → @v, then .backward(g). Prints one JSON
+float32; forward q@kᵀ·scale → softmax → @v, then .backward(g). --impl eager (the
+default) runs that chain op by op; --impl sdpa runs torch.nn.functional.
+scaled_dot_product_attention (torch 2.0 and later), whose CPU backend in torch 2.x
+is a fused flash-attention kernel, and reports the backend torch chose. Prints one JSON
 object on stdout (the bench parses it); errors are JSON too, never a traceback
 alone, so the caller can print a clear "skipped" line.
 
@@ -33,6 +36,7 @@ def parse():
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--min-sample-ms", type=float, default=20.0)
+    p.add_argument("--impl", choices=["eager", "sdpa"], default="eager")
     return p.parse_args()
 
 
@@ -63,6 +67,17 @@ def time_it(fn, warmup, reps, min_sample_ms):
     }
 
 
+def sdpa_backend(torch, q, k, v):
+    """The SDPA backend torch picks for these inputs (FLASH_ATTENTION is its fused CPU kernel, MATH the op chain)."""
+    try:
+        choice = torch._fused_sdp_choice(q, k, v)
+        from torch.nn.attention import SDPBackend
+
+        return SDPBackend(choice).name
+    except Exception as e:  # noqa: BLE001 - informational only
+        return f"unknown ({e.__class__.__name__})"
+
+
 def main():
     a = parse()
     try:
@@ -79,10 +94,25 @@ def main():
     v = torch.rand(BH, L, Dh, dtype=torch.float32).mul_(2).sub_(1).requires_grad_()
     g = torch.rand(BH, L, Dh, dtype=torch.float32).mul_(2).sub_(1)
 
-    def forward():
-        s = torch.matmul(q, k.transpose(-2, -1)) * scale
-        p = torch.softmax(s, dim=-1)
-        return torch.matmul(p, v)
+    backend = "eager chain"
+    if a.impl == "sdpa":
+        sdpa = getattr(torch.nn.functional, "scaled_dot_product_attention", None)
+        if sdpa is None:
+            print(json.dumps({"ok": False, "error": f"torch {torch.__version__} has no scaled_dot_product_attention (2.0 or later has)"}))
+            return
+        # As [B, H, L, Dh] views: torch 2.13 takes its flash kernel on the CPU for 4-D inputs only (3-D gets MATH).
+        shape = (a.batch, a.heads, L, Dh)
+        backend = sdpa_backend(torch, q.view(shape), k.view(shape), v.view(shape))
+
+        def forward():
+            return sdpa(q.view(shape), k.view(shape), v.view(shape), scale=scale).view(BH, L, Dh)
+
+    else:
+
+        def forward():
+            s = torch.matmul(q, k.transpose(-2, -1)) * scale
+            p = torch.softmax(s, dim=-1)
+            return torch.matmul(p, v)
 
     def fwd_bwd():
         q.grad = k.grad = v.grad = None
@@ -104,6 +134,8 @@ def main():
                 "python": sys.executable,
                 "threads": torch.get_num_threads(),
                 "blas": blas_core(),
+                "impl": a.impl,
+                "backend": backend,
                 "length": L,
                 "fwd_bwd": both,
                 "fwd": fwd,

@@ -1,4 +1,4 @@
-"""Helpers shared by the PyTorch baselines: which OpenBLAS kernels torch runs, peak-RSS growth, timing, and the report."""
+"""Helpers shared by the PyTorch baselines: which BLAS torch runs, peak-RSS growth, timing, and the report."""
 
 import json
 import math
@@ -8,7 +8,24 @@ import time
 
 
 def blas_core():
-    """OpenBLAS kernel family torch's BLAS resolved to, when it is OpenBLAS."""
+    """The BLAS torch's matrix products run on: OpenBLAS's kernel family when torch links the system BLAS (Debian's
+    torch says BLAS_INFO=generic and resolves to libopenblas), else what torch was built with (MKL for the PyPI
+    wheels). Loading libopenblas.so.0 unasked would name a library such a torch never calls."""
+    import re
+
+    try:
+        import torch
+
+        config = torch.__config__.show()
+    except Exception as e:  # noqa: BLE001 - informational only
+        return f"unknown ({e.__class__.__name__})"
+    m = re.search(r"BLAS_INFO=([^,\s]+)", config)
+    info = m.group(1) if m else "unknown"
+    if info not in ("generic", "open", "openblas", "unknown"):
+        mkl = re.search(r"Math Kernel Library Version (\S+)", config)
+        dnn = re.search(r"MKL-DNN v(\S+)", config)
+        extra = "".join([f", MKL {mkl.group(1)}" if mkl else "", f", oneDNN {dnn.group(1)}" if dnn else ""])
+        return f"BLAS_INFO={info}{extra}"
     try:
         import ctypes
 
@@ -17,7 +34,7 @@ def blas_core():
         lib.openblas_get_config.restype = ctypes.c_char_p
         return f"{lib.openblas_get_config().decode()} (core {lib.openblas_get_corename().decode()})"
     except Exception as e:  # noqa: BLE001 - informational only
-        return f"unknown ({e.__class__.__name__})"
+        return f"BLAS_INFO={info}, OpenBLAS not loadable ({e.__class__.__name__})"
 
 
 def status_kib(field):

@@ -28,6 +28,9 @@ export interface TorchResult {
   python: string;
   threads: number;
   blas: string;
+  /** attention_torch.py only: which implementation ran, and for sdpa the backend torch chose. */
+  impl?: 'eager' | 'sdpa';
+  backend?: string;
   length: number;
   fwd_bwd: TorchTiming;
   fwd: TorchTiming;
@@ -81,6 +84,8 @@ export interface TorchRunOptions {
   reps: number;
   /** Add KEEP_MEMORY_ENV to the child's environment. */
   keepMemory?: boolean;
+  /** attention_torch.py's --impl: the eager op chain (default) or scaled_dot_product_attention. */
+  impl?: 'eager' | 'sdpa';
 }
 
 /** A script of bench/baselines/, from dist/bench/lib/ (compiled) or bench/lib/ (run from source); null when absent. */
@@ -144,7 +149,7 @@ export function runTorchAttention(o: TorchRunOptions): TorchOutcome {
     python: o.python,
     script: 'attention_torch.py',
     args: ['--batch', String(o.B), '--heads', String(o.H), '--head-dim', String(o.Dh), '--length', String(o.L),
-      '--warmup', String(Math.max(o.warmup, TORCH_MIN_WARMUP)), '--reps', String(o.reps)],
+      '--warmup', String(Math.max(o.warmup, TORCH_MIN_WARMUP)), '--reps', String(o.reps), '--impl', o.impl ?? 'eager'],
     threads: o.threads,
     keepMemory: o.keepMemory,
   });

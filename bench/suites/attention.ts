@@ -9,6 +9,9 @@
  *   torch kept  the same child with KEEP_MEMORY_ENV (bench/lib/torch.ts) added:
  *          glibc keeps freed memory, so torch's large buffers stop paying page
  *          faults and munmap on every call (our addon caches large blocks itself).
+ *   torch sdpa  torch.nn.functional.scaled_dot_product_attention in the kept
+ *          child, torch 2.0 and later only: on the CPU, torch 2.x runs its own
+ *          fused flash-attention kernel there (the backend is printed).
  * The naive and torch layouts are handed to them ready-made: the transposes a
  * model would need from a linear layer's [B, L, H·Dh] output are not timed.
  */
@@ -42,6 +45,8 @@ export interface AttentionRow {
   torch: Impl | null;
   /** torch with KEEP_MEMORY_ENV; null where skipped. */
   torchKept: Impl | null;
+  /** scaled_dot_product_attention with KEEP_MEMORY_ENV; null where skipped (torch before 2.0, --no-torch). */
+  torchSdpa: Impl | null;
   fusedExtraBytes: number;
   naiveExtraBytes: number;
   /**
@@ -50,7 +55,7 @@ export interface AttentionRow {
    */
   pairedForward: PairedForward | null;
   /** Peak RSS growth over one fwd+bwd after warm-up, comparable across all three; null where unmeasured. */
-  rss: { fused: number | null; naive: number | null; torch: number | null; torchKept: number | null };
+  rss: { fused: number | null; naive: number | null; torch: number | null; torchKept: number | null; torchSdpa: number | null };
   /** max |fused − naive| over out and dq, and the largest |value| for scale. */
   check: { out: number; dq: number; scale: number };
 }
@@ -154,7 +159,14 @@ function torchImpl(t: TorchOutcome): Impl | null {
     : null;
 }
 
-function runLength(L: number, args: BenchArgs): { row: AttentionRow; torch: TorchOutcome; torchKept: TorchOutcome } {
+interface LengthRun {
+  row: AttentionRow;
+  torch: TorchOutcome;
+  torchKept: TorchOutcome;
+  torchSdpa: TorchOutcome;
+}
+
+function runLength(L: number, args: BenchArgs): LengthRun {
   const x = new Inputs(L);
   // Memory and agreement: one instrumented step each, before any timing.
   let fusedOut: ArrayLike<number> = [];
@@ -189,12 +201,14 @@ function runLength(L: number, args: BenchArgs): { row: AttentionRow; torch: Torc
   const torchOpts = { python: args.python, threads: args.threads, B, H, Dh, L, warmup: args.warmup, reps: args.reps };
   const t = runTorchAttention(torchOpts);
   const tk = runTorchAttention({ ...torchOpts, keepMemory: true });
+  const ts = runTorchAttention({ ...torchOpts, keepMemory: true, impl: 'sdpa' });
   const row: AttentionRow = {
     L,
     fused,
     naive,
     torch: torchImpl(t),
     torchKept: torchImpl(tk),
+    torchSdpa: torchImpl(ts),
     pairedForward: paired,
     fusedExtraBytes: fm.peakExtraBytes,
     naiveExtraBytes: nm.peakExtraBytes,
@@ -203,10 +217,11 @@ function runLength(L: number, args: BenchArgs): { row: AttentionRow; torch: Torc
       naive: naiveRss,
       torch: t.ok ? t.peak_rss_growth_bytes : null,
       torchKept: tk.ok ? tk.peak_rss_growth_bytes : null,
+      torchSdpa: ts.ok ? ts.peak_rss_growth_bytes : null,
     },
     check: { out: co.diff, dq: cq.diff, scale: Math.max(co.scale, cq.scale) },
   };
-  return { row, torch: t, torchKept: tk };
+  return { row, torch: t, torchKept: tk, torchSdpa: ts };
 }
 
 export function runAttention(args: BenchArgs, peakGflops: number): AttentionRow[] {
@@ -215,9 +230,10 @@ export function runAttention(args: BenchArgs, peakGflops: number): AttentionRow[
   const rows: AttentionRow[] = [];
   let torchNote = '';
   let keptNote = '';
+  let sdpaNote = '';
   const keepEnv = Object.entries(KEEP_MEMORY_ENV).map(([k, v]) => `${k}=${v}`).join(' ');
   for (const L of args.lengths) {
-    const { row, torch, torchKept } = runLength(L, args);
+    const { row, torch, torchKept, torchSdpa } = runLength(L, args);
     rows.push(row);
     if (!torchNote) torchNote = torch.ok
       ? `torch ${torch.torch} (${torch.python}), ${torch.threads} intra-op thread(s), BLAS ${torch.blas}; ` +
@@ -226,10 +242,14 @@ export function runAttention(args: BenchArgs, peakGflops: number): AttentionRow[
     if (!keptNote) keptNote = torchKept.ok
       ? `torch kept: the same child with ${keepEnv} added to its environment (glibc keeps freed memory)`
       : `torch kept column skipped: ${torchKept.error}`;
+    if (!sdpaNote) sdpaNote = torchSdpa.ok
+      ? `torch sdpa: scaled_dot_product_attention on [B, H, L, Dh] views in the kept child, backend ${torchSdpa.backend}`
+      : `torch sdpa skipped: ${torchSdpa.error}`;
     process.stdout.write(`  L=${L} done\n`);
   }
   console.log(torchNote);
   console.log(keptNote);
+  console.log(sdpaNote);
 
   const flops = (L: number) => attentionFlops(B, H, L, Dh);
   const rate = (L: number, ms: number | undefined) => (ms === undefined ? undefined : gflops(flops(L).total, ms));
@@ -271,6 +291,25 @@ export function runAttention(args: BenchArgs, peakGflops: number): AttentionRow[
       ];
     }),
   );
+
+  if (rows.some((r) => r.torchSdpa)) {
+    console.log('\ntorch sdpa (scaled_dot_product_attention, glibc keeping memory): fwd+bwd and forward alone, median ms; RSS in MiB as below');
+    printTable(
+      [
+        { header: 'L' }, { header: 'sdpa ms' }, { header: 'sdpa fwd ms' }, { header: 'sdpa bwd ms' }, { header: 'sdpa GFLOP/s' },
+        { header: 'sdpa RSS' }, { header: 'fused vs sdpa' }, { header: 'fwd vs sdpa' }, { header: 'bwd vs sdpa' },
+      ],
+      rows.map((r) => {
+        const f = split(r.fused)!;
+        const d = split(r.torchSdpa);
+        return [
+          String(r.L), fmtMs(r.torchSdpa?.fwdBwdMs), fmtMs(d?.f), fmtMs(d?.b), fmt(rate(r.L, r.torchSdpa?.fwdBwdMs)),
+          fmtMiB(r.rss.torchSdpa ?? undefined), fmtRatio(vsFused(r, r.torchSdpa)),
+          fmtRatio(d ? d.f / f.f : undefined), fmtRatio(d ? d.b / f.b : undefined),
+        ];
+      }),
+    );
+  }
 
   console.log(
     '\nCPU time per fwd+bwd step, ms summed over threads (process.cpuUsage / getrusage): user, and sys = kernel time' +
