@@ -4,8 +4,9 @@
 Same shapes, dtype and thread count as the cloze run. q, k, v are [B*H, L, Dh]
 float32; forward q@kᵀ·scale → softmax → @v, then .backward(g). --impl eager (the
 default) runs that chain op by op; --impl sdpa runs torch.nn.functional.
-scaled_dot_product_attention (torch 2.0 and later), whose CPU backend in torch 2.x
-is a fused flash-attention kernel, and reports the backend torch chose. Prints one JSON
+scaled_dot_product_attention (torch 2.0 and later), whose CPU backend is a fused
+flash-attention kernel in the torch 2.x releases that have one (2.13 does; 2.0 runs
+the op chain there), and reports the backend torch chose. Prints one JSON
 object on stdout (the bench parses it); errors are JSON too, never a traceback
 alone, so the caller can print a clear "skipped" line.
 
@@ -71,8 +72,10 @@ def sdpa_backend(torch, q, k, v):
     """The SDPA backend torch picks for these inputs (FLASH_ATTENTION is its fused CPU kernel, MATH the op chain)."""
     try:
         choice = torch._fused_sdp_choice(q, k, v)
-        from torch.nn.attention import SDPBackend
-
+        try:
+            from torch.nn.attention import SDPBackend  # 2.2 and later
+        except ImportError:
+            from torch.backends.cuda import SDPBackend  # 2.0, 2.1
         return SDPBackend(choice).name
     except Exception as e:  # noqa: BLE001 - informational only
         return f"unknown ({e.__class__.__name__})"
@@ -105,7 +108,9 @@ def main():
         backend = sdpa_backend(torch, q.view(shape), k.view(shape), v.view(shape))
 
         def forward():
-            return sdpa(q.view(shape), k.view(shape), v.view(shape), scale=scale).view(BH, L, Dh)
+            # The default scale, 1/√Dh, is the chain's (torch 2.0 takes no scale argument). reshape: some versions
+            # return the output in another memory layout.
+            return sdpa(q.view(shape), k.view(shape), v.view(shape)).reshape(BH, L, Dh)
 
     else:
 

@@ -22,14 +22,19 @@ def blas_core():
     m = re.search(r"BLAS_INFO=([^,\s]+)", config)
     info = m.group(1) if m else "unknown"
     if info not in ("generic", "open", "openblas", "unknown"):
-        mkl = re.search(r"Math Kernel Library Version (\S+)", config)
+        mkl = re.search(r"Math Kernel Library Version ([0-9.]+)", config)
         dnn = re.search(r"MKL-DNN v(\S+)", config)
         extra = "".join([f", MKL {mkl.group(1)}" if mkl else "", f", oneDNN {dnn.group(1)}" if dnn else ""])
         return f"BLAS_INFO={info}{extra}"
     try:
         import ctypes
 
-        lib = ctypes.CDLL("libopenblas.so.0")
+        # The OpenBLAS this process has mapped (a wheel may bundle its own under a hashed name); the system one
+        # only when none is mapped yet.
+        torch.ones(2, 2) @ torch.ones(2, 2)
+        with open("/proc/self/maps") as f:
+            mapped = sorted({line.split()[-1] for line in f if "openblas" in line.split()[-1].lower()})
+        lib = ctypes.CDLL(mapped[0] if mapped else "libopenblas.so.0")
         lib.openblas_get_corename.restype = ctypes.c_char_p
         lib.openblas_get_config.restype = ctypes.c_char_p
         return f"{lib.openblas_get_config().decode()} (core {lib.openblas_get_corename().decode()})"

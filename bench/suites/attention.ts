@@ -10,8 +10,9 @@
  *          glibc keeps freed memory, so torch's large buffers stop paying page
  *          faults and munmap on every call (our addon caches large blocks itself).
  *   torch sdpa  torch.nn.functional.scaled_dot_product_attention in the kept
- *          child, torch 2.0 and later only: on the CPU, torch 2.x runs its own
- *          fused flash-attention kernel there (the backend is printed).
+ *          child, torch 2.0 and later only: on the CPU, the torch 2.x releases
+ *          that have one run a fused flash-attention kernel there (2.13 does);
+ *          the backend torch chose is printed.
  * The naive and torch layouts are handed to them ready-made: the transposes a
  * model would need from a linear layer's [B, L, H·Dh] output are not timed.
  */
