@@ -127,6 +127,56 @@ describe('gradcheck: linear algebra', () => {
       expect(o).toMatchObject({ diff: 0, n: R * N });
       expect(o.moved).toBeGreaterThan(R * N * 0.9);  // the bias was added (not all zero where it lands)
     });
+
+    // The GEMM outputs are not zero-filled (bind_linalg.cc out_tensor), so every path must write every element,
+    // products over an empty inner dimension included (a BLAS may refuse their lda = 0 and leave C as it was). Each
+    // output here lands in a block of the addon's cache that last held NaNs (blocks of 128 KiB and more are kept
+    // and handed out again unfilled), so an element left unwritten shows as NaN.
+    it.each(['builtin', 'blas'] as const)('the %s GEMM path writes every element of outputs that come from recycled memory, K = 0 included', (path) => {
+      const script = `
+        const a = require(process.argv[1]);
+        const f32 = (n, s) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * s) * 0.5);
+        const t = (v, shape) => a.fromTypedArray(v, shape);
+        const nanBlock = (n) => { const g = a.empty('float32', [n], 'cpu'); g.fill(NaN); g.dispose(); };
+        // Per output: its size, its NaNs, and the elements that differ from what they should be (a function of i).
+        const out = {};
+        const read = (name, x, want = () => 0) => {
+          const v = x.read();
+          out[name] = { n: v.length, nan: v.filter(Number.isNaN).length, wrong: v.filter((e, i) => e !== want(i)).length };
+        };
+        const [R, N, K] = [256, 128, 64];
+        const b = t(f32(N, 1.3), [N]);
+        const bv = b.read();
+        nanBlock(R * N); read('linearK0', a.linear(a.empty('float32', [R, 0], 'cpu'), a.empty('float32', [N, 0], 'cpu'), b), (i) => bv[i % N]);
+        nanBlock(R * N); read('matmulK0', a.matmul(a.empty('float32', [R, 0], 'cpu'), a.empty('float32', [0, N], 'cpu'), false, false, process.env.CLOZE_GEMM));
+        nanBlock(R * N); read('linear', a.linear(t(f32(R * K, 0.37), [R, K]), t(f32(N * K, 0.11), [N, K]), b), () => NaN);
+        // R = 0 rows: dw and db are sums over no rows; N = 0 outputs: dx is a product over an empty inner dimension.
+        nanBlock(N * K * 2);
+        const [, dw, db] = a.linearBackward(a.empty('float32', [0, N], 'cpu'), a.empty('float32', [0, K * 2], 'cpu'), t(f32(N * K * 2, 0.2), [N, K * 2]), true, true, true);
+        read('dwR0', dw); read('dbR0', db);
+        nanBlock(R * K * 2);
+        const [dx, dw0, db0] = a.linearBackward(a.empty('float32', [R, 0], 'cpu'), t(f32(R * K * 2, 0.3), [R, K * 2]), a.empty('float32', [0, K * 2], 'cpu'), true, true, true);
+        read('dxN0', dx); out.emptyShapes = [dw0.shape, db0.shape];
+        nanBlock(K * 2 * N);
+        const [, dbm] = a.matmulBackward(a.empty('float32', [0, N], 'cpu'), a.empty('float32', [0, K * 2], 'cpu'), t(f32(K * 2 * N, 0.4), [K * 2, N]), false, false, false, true);
+        read('matmulDbM0', dbm);
+        console.log(JSON.stringify({ gemm: a.info().gemm, out }));`;
+      const r = spawnSync(process.execPath, ['-e', script, loadAddon().path], { encoding: 'utf8', env: { ...process.env, CLOZE_GEMM: path } });
+      expect(r.stderr).toBe('');  // OpenBLAS prints its parameter errors there
+      type Count = { n: number; nan: number; wrong: number };
+      const o = JSON.parse(r.stdout.trim()) as { gemm: string; out: Record<string, Count> & { emptyShapes: number[][] } };
+      expect(o.gemm).toBe(path);
+      const [R, N] = [256, 128];
+      const right = (n: number): Count => ({ n, nan: 0, wrong: 0 });
+      expect(o.out.linearK0).toEqual(right(R * N));  // the bias in every row
+      expect(o.out.matmulK0).toEqual(right(R * N));  // zeros
+      expect(o.out.linear).toEqual({ n: R * N, nan: 0, wrong: R * N });  // finite everywhere (want NaN: all "wrong")
+      expect(o.out.dwR0).toEqual(right(N * 128));
+      expect(o.out.dbR0).toEqual(right(N));
+      expect(o.out.dxN0).toEqual(right(R * 128));
+      expect(o.out.emptyShapes).toEqual([[0, 128], [0]]);
+      expect(o.out.matmulDbM0).toEqual(right(128 * N));
+    });
   });
 }
 

@@ -66,9 +66,11 @@ GemmImpl impl_arg_for(const ArgReader& a, size_t i) {
   return impl;
 }
 
-// Same as before on the CPU (zero-filled); on cuda the GEMM or kernel writes every element.
+// Not zero-filled: on either device the GEMM or kernel writes every element (beta 0; a product over an empty inner
+// dimension writes zeros and the bias: gemm_builtin, gemm_blas's gemm_empty_k, cuda). Filling them first took about
+// 2.5% of a bert-mini MLM step on the CPU (bench/RESULTS.md, "GEMM outputs no longer zero-filled").
 Napi::Object out_tensor(const ArgReader& a, DType dt, const std::vector<int64_t>& shape) {
-  return a.alloc(dt, shape, !a.on_cuda());
+  return a.alloc(dt, shape, false);
 }
 
 template <typename T>
@@ -145,8 +147,9 @@ void register_linalg(Napi::Env env, Napi::Object exports) {
       res.Set(0u, o);
     }
     if (needB) {
-      // An empty batch runs no GEMM, so a shared b's gradient must start at zero.
-      Napi::Object o = a.alloc(B->dtype(), B->shape(), !a.on_cuda() || d.batch == 0);
+      // An empty batch runs no GEMM, so a shared b's gradient must start at zero; otherwise the first GEMM writes it
+      // (beta 0) and the others add to it.
+      Napi::Object o = a.alloc(B->dtype(), B->shape(), d.batch == 0);
       dB = NTensor::Unwrap(o);
       res.Set(1u, o);
     }

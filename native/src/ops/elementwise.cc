@@ -65,6 +65,7 @@ void bias_add_forward_cpu(const EltParams<T>& p) {
 
 template <typename T>
 void sum_rows_cpu(const EltParams<T>& p) {
+  if (p.cols <= 0) return;  // no outputs (a linear layer of width 0: its bias gradient is empty)
   const int64_t rows = p.n / p.cols, cols = p.cols;
   // Split by column blocks so each output is owned by one task (deterministic).
   constexpr int64_t CB = 64;
