@@ -293,6 +293,16 @@ describe('bad input', () => {
     expect(() => batchNorm2d(x, null, null, null, null, { training: true, momentum: 2 })).toThrow(/for momentum/);
     expect(() => maxPool2d(x, { kernel: 3, padding: 2 })).toThrow(/for padding/);
     expect(() => maxPool2d(x, { kernel: 8 })).toThrow(/no smaller than the kernel \(8\) after padding for input/);
+    // An empty plane with padding passes the size rule above; its windows would lie wholly in the padding (the max
+    // pool read out of bounds and crashed for wide planes, the average divided 0 by 0).
+    for (const shape of [[1, 1, 0, 1 << 20], [1, 1, 5, 0]]) {
+      const empty = tensor([], shape, 'float32');
+      expect(() => maxPool2d(empty, { kernel: 2, stride: 1, padding: 1 })).toThrow(
+        `Expected an input plane of at least 1 × 1 pixels for input but received [${shape.join(', ')}]`,
+      );
+      expect(() => avgPool2d(empty, { kernel: 2, stride: 1, padding: 1, countIncludePad: false })).toThrow(/at least 1 × 1 pixels for input/);
+    }
+    expect(() => native().avgPool2dBackward(tensor([], [1, 1, 0, 0], 'float32').native, [1, 1, 0, 3], 2, 1, 1, false)).toThrow(/at least 1 × 1 pixels for inputShape/);
     expect(() => avgPool2d(x, { kernel: 0 })).toThrow(/for kernel/);
     expect(() => applyMask(x, tensor(new Array(8).fill(1), [2, 2, 2], 'uint8'))).toThrow(/whose h and w divide the input's 7 × 9 for mask/);
     expect(() => upsampleMask(tensor([1], [1, 1, 1], 'uint8'), 0)).toThrow(/for factor/);

@@ -32,6 +32,10 @@ PoolGeom pool_geom(const ArgReader& a, const std::vector<int64_t>& in, size_t at
   g.C = in[1];
   g.H = in[2];
   g.W = in[3];
+  // An empty plane with padding would pass the check below and give windows that lie wholly in the padding: the
+  // max pool then read its first pixel out of bounds (a crash for wide planes) and the average divided 0 by 0.
+  if (g.H == 0 || g.W == 0)
+    a.bad(ErrCode::Shape, "an input plane of at least 1 × 1 pixels", input_name, shape_str(in));
   if (g.H + 2 * g.pad < g.k || g.W + 2 * g.pad < g.k)
     a.bad(ErrCode::Shape, "an input no smaller than the kernel (" + std::to_string(g.k) + ") after padding", input_name,
           shape_str(in));

@@ -12,6 +12,7 @@ constexpr int64_t kTile = 32;
 
 template <typename T>
 void transpose_batch(const T* in, T* out, int64_t B, int64_t rows, int64_t cols) {
+  if (rows == 0 || cols == 0) return;  // nothing to move (and B·⌈rows/32⌉ empty tasks could be billions)
   const int64_t rt = (rows + kTile - 1) / kTile, ct = (cols + kTile - 1) / kTile;
   parallel_range(B * rt, 1, [&](int64_t b0, int64_t e0) {
     for (int64_t t = b0; t < e0; t++) {
