@@ -130,52 +130,91 @@ describe('gradcheck: linear algebra', () => {
 
     // The GEMM outputs are not zero-filled (bind_linalg.cc out_tensor), so every path must write every element,
     // products over an empty inner dimension included (a BLAS may refuse their lda = 0 and leave C as it was). Each
-    // output here lands in a block of the addon's cache that last held NaNs (blocks of 128 KiB and more are kept
-    // and handed out again unfilled), so an element left unwritten shows as NaN.
-    it.each(['builtin', 'blas'] as const)('the %s GEMM path writes every element of outputs that come from recycled memory, K = 0 included', (path) => {
+    // case runs twice in a child (the GEMM policy is read once per process): first on fresh memory, then with one
+    // NaN-filled block in the addon's cache per output (blocks of 128 KiB and more are cached and handed out again
+    // unfilled; the cache is emptied first, so each output takes its own block, which cachedBytes() confirms). An
+    // element left unwritten then shows as a NaN, or as a difference from the first run.
+    it.each(['builtin', 'blas'] as const)('the %s GEMM path writes every element of outputs that come from recycled memory, K, R and N = 0 included', (path) => {
       const script = `
         const a = require(process.argv[1]);
         const f32 = (n, s) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * s) * 0.5);
-        const t = (v, shape) => a.fromTypedArray(v, shape);
-        const nanBlock = (n) => { const g = a.empty('float32', [n], 'cpu'); g.fill(NaN); g.dispose(); };
-        // Per output: its size, its NaNs, and the elements that differ from what they should be (a function of i).
-        const out = {};
-        const read = (name, x, want = () => 0) => {
-          const v = x.read();
-          out[name] = { n: v.length, nan: v.filter(Number.isNaN).length, wrong: v.filter((e, i) => e !== want(i)).length };
+        const t = (shape, s) => a.fromTypedArray(f32(shape.reduce((x, y) => x * y, 1), s), shape);
+        const e = (shape) => a.empty('float32', shape, 'cpu');
+        const impl = process.env.CLOZE_GEMM;
+        const list = (r) => (Array.isArray(r) ? r : [r]).filter((x) => x);
+        const cases = {
+          linearK0: () => [e([256, 0]), e([128, 0]), t([128], 1.3)],
+          matmulK0: () => [e([256, 0]), e([0, 128])],
+          linear: () => [t([256, 64], 0.37), t([128, 64], 0.11), t([128], 1.3)],
+          matmulBatched: () => [t([4, 64, 96], 0.2), t([4, 96, 128], 0.3)],
+          linearBackward: () => [t([256, 256], 0.5), t([256, 256], 0.6), t([256, 256], 0.7)],
+          linearBackwardR0: () => [e([0, 32768]), e([0, 4]), t([32768, 4], 0.8)],
+          linearBackwardN0: () => [e([256, 0]), t([256, 256], 0.9), e([0, 256])],
+          matmulBackwardM0: () => [e([0, 128]), e([0, 256]), t([256, 128], 0.4)],
+          matmulBackwardSharedB: () => [t([4, 64, 128], 0.15), t([4, 64, 256], 0.25), t([256, 128], 0.35)],
         };
-        const [R, N, K] = [256, 128, 64];
-        const b = t(f32(N, 1.3), [N]);
-        const bv = b.read();
-        nanBlock(R * N); read('linearK0', a.linear(a.empty('float32', [R, 0], 'cpu'), a.empty('float32', [N, 0], 'cpu'), b), (i) => bv[i % N]);
-        nanBlock(R * N); read('matmulK0', a.matmul(a.empty('float32', [R, 0], 'cpu'), a.empty('float32', [0, N], 'cpu'), false, false, process.env.CLOZE_GEMM));
-        nanBlock(R * N); read('linear', a.linear(t(f32(R * K, 0.37), [R, K]), t(f32(N * K, 0.11), [N, K]), b), () => NaN);
-        // R = 0 rows: dw and db are sums over no rows; N = 0 outputs: dx is a product over an empty inner dimension.
-        nanBlock(N * K * 2);
-        const [, dw, db] = a.linearBackward(a.empty('float32', [0, N], 'cpu'), a.empty('float32', [0, K * 2], 'cpu'), t(f32(N * K * 2, 0.2), [N, K * 2]), true, true, true);
-        read('dwR0', dw); read('dbR0', db);
-        nanBlock(R * K * 2);
-        const [dx, dw0, db0] = a.linearBackward(a.empty('float32', [R, 0], 'cpu'), t(f32(R * K * 2, 0.3), [R, K * 2]), a.empty('float32', [0, K * 2], 'cpu'), true, true, true);
-        read('dxN0', dx); out.emptyShapes = [dw0.shape, db0.shape];
-        nanBlock(K * 2 * N);
-        const [, dbm] = a.matmulBackward(a.empty('float32', [0, N], 'cpu'), a.empty('float32', [0, K * 2], 'cpu'), t(f32(K * 2 * N, 0.4), [K * 2, N]), false, false, false, true);
-        read('matmulDbM0', dbm);
+        const ops = {
+          linearK0: (x) => a.linear(x[0], x[1], x[2]),
+          matmulK0: (x) => a.matmul(x[0], x[1], false, false, impl),
+          linear: (x) => a.linear(x[0], x[1], x[2]),
+          matmulBatched: (x) => a.matmul(x[0], x[1], false, false, impl),
+          linearBackward: (x) => a.linearBackward(x[0], x[1], x[2], true, true, false),
+          linearBackwardR0: (x) => a.linearBackward(x[0], x[1], x[2], true, true, true),
+          linearBackwardN0: (x) => a.linearBackward(x[0], x[1], x[2], true, true, true),
+          matmulBackwardM0: (x) => a.matmulBackward(x[0], x[1], x[2], false, false, true, true),
+          matmulBackwardSharedB: (x) => a.matmulBackward(x[0], x[1], x[2], false, false, true, true),
+        };
+        const out = {};
+        for (const name of Object.keys(cases)) {
+          const x = cases[name]();
+          const fresh = list(ops[name](x)).map((y) => ({ shape: y.shape, v: y.read() }));
+          a.releaseCache();
+          // One NaN block per output of 128 KiB or more (smaller ones are not cached and come from malloc).
+          const big = fresh.filter((y) => y.v.length * 4 >= 131072);
+          const blocks = big.map((y) => { const g = e([y.v.length]); g.fill(NaN); return g; });
+          for (const g of blocks) g.dispose();
+          const before = a.cachedBytes();
+          const again = list(ops[name](x)).map((y) => y.read());
+          out[name] = {
+            shapes: fresh.map((y) => y.shape),
+            big: big.length,
+            cachedBefore: before > 0,
+            tookEvery: a.cachedBytes() === 0,
+            nan: again.reduce((n, v) => n + v.filter(Number.isNaN).length, 0),
+            same: again.every((v, i) => v.length === fresh[i].v.length && v.every((z, j) => z === fresh[i].v[j])),
+            nonzero: fresh.map((y) => y.v.filter((z) => z !== 0).length),
+          };
+          if (name === 'linearK0') {
+            const b = x[2].read();
+            out[name].biasRows = fresh[0].v.every((z, j) => z === b[j % 128]);
+          }
+        }
         console.log(JSON.stringify({ gemm: a.info().gemm, out }));`;
       const r = spawnSync(process.execPath, ['-e', script, loadAddon().path], { encoding: 'utf8', env: { ...process.env, CLOZE_GEMM: path } });
-      expect(r.stderr).toBe('');  // OpenBLAS prints its parameter errors there
-      type Count = { n: number; nan: number; wrong: number };
-      const o = JSON.parse(r.stdout.trim()) as { gemm: string; out: Record<string, Count> & { emptyShapes: number[][] } };
+      expect({ status: r.status, signal: r.signal, stderr: r.stderr }).toEqual({ status: 0, signal: null, stderr: '' });  // OpenBLAS prints parameter errors to stderr
+      type Case = { shapes: number[][]; big: number; cachedBefore: boolean; tookEvery: boolean; nan: number; same: boolean; nonzero: number[]; biasRows?: boolean };
+      const o = JSON.parse(r.stdout.trim()) as { gemm: string; out: Record<string, Case> };
       expect(o.gemm).toBe(path);
-      const [R, N] = [256, 128];
-      const right = (n: number): Count => ({ n, nan: 0, wrong: 0 });
-      expect(o.out.linearK0).toEqual(right(R * N));  // the bias in every row
-      expect(o.out.matmulK0).toEqual(right(R * N));  // zeros
-      expect(o.out.linear).toEqual({ n: R * N, nan: 0, wrong: R * N });  // finite everywhere (want NaN: all "wrong")
-      expect(o.out.dwR0).toEqual(right(N * 128));
-      expect(o.out.dbR0).toEqual(right(N));
-      expect(o.out.dxN0).toEqual(right(R * 128));
-      expect(o.out.emptyShapes).toEqual([[0, 128], [0]]);
-      expect(o.out.matmulDbM0).toEqual(right(128 * N));
+      for (const [name, c] of Object.entries(o.out)) {
+        expect({ name, cachedBefore: c.cachedBefore, tookEvery: c.tookEvery, nan: c.nan, same: c.same }).toEqual({ name, cachedBefore: true, tookEvery: true, nan: 0, same: true });
+      }
+      // How many outputs sat on NaN blocks, and which are all zeros (the sums over nothing) or not.
+      const expectCase = (name: string, shapes: number[][], big: number, nonzero: Array<'none' | 'some'>) => {
+        const c = o.out[name]!;
+        expect(c.shapes).toEqual(shapes);
+        expect(c.big).toBe(big);
+        expect(c.nonzero.map((n) => (n === 0 ? 'none' : 'some'))).toEqual(nonzero);
+      };
+      expectCase('linearK0', [[256, 128]], 1, ['some']);
+      expect(o.out.linearK0!.biasRows).toBe(true);
+      expectCase('matmulK0', [[256, 128]], 1, ['none']);
+      expectCase('linear', [[256, 128]], 1, ['some']);
+      expectCase('matmulBatched', [[4, 64, 128]], 1, ['some']);
+      expectCase('linearBackward', [[256, 256], [256, 256]], 2, ['some', 'some']);
+      expectCase('linearBackwardR0', [[0, 4], [32768, 4], [32768]], 2, ['none', 'none', 'none']);
+      expectCase('linearBackwardN0', [[256, 256], [0, 256], [0]], 1, ['none', 'none', 'none']);
+      expectCase('matmulBackwardM0', [[0, 256], [256, 128]], 1, ['none', 'none']);
+      expectCase('matmulBackwardSharedB', [[4, 64, 256], [256, 128]], 2, ['some', 'some']);
     });
   });
 }
