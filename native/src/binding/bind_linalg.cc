@@ -67,7 +67,7 @@ GemmImpl impl_arg_for(const ArgReader& a, size_t i) {
 }
 
 // Not zero-filled: on either device the GEMM or kernel writes every element (beta 0; a product over an empty inner
-// dimension writes zeros and the bias: gemm_builtin, gemm_blas's gemm_empty_k, cuda). Without the fill a bert-mini MLM step
+// dimension writes zeros and the bias: gemm_builtin, which gemm_blas hands K = 0 to, and cuda). Without the fill a bert-mini MLM step
 // on the CPU ran 1.7–2.9% faster in paired builds (bench/RESULTS.md, "GEMM outputs no longer zero-filled").
 Napi::Object out_tensor(const ArgReader& a, DType dt, const std::vector<int64_t>& shape) {
   return a.alloc(dt, shape, false);

@@ -69,20 +69,6 @@ void cblas_block(const GemmParams& p, int64_t i0, int64_t i1, int64_t j0, int64_
   }
   if (p.bias) add_row_bias(C, p.ldc, M, N, static_cast<const T*>(p.bias) + j0);  // while the block is in cache
 }
-
-// C = beta·C (+ bias) for a product over an empty inner dimension, without the BLAS: the standard asks for
-// lda ≥ max(1, K), so a BLAS may refuse lda = 0 with a parameter error and leave C as it was (OpenBLAS 0.3.21 writes
-// the zeros), and the callers' outputs are not zero-filled (bind_linalg.cc out_tensor).
-template <typename T>
-void gemm_empty_k(const GemmParams& p) {
-  T* C = static_cast<T*>(p.C);
-  const T beta = static_cast<T>(p.beta);
-  for (int64_t i = 0; i < p.M; i++) {
-    T* c = C + i * p.ldc;
-    for (int64_t j = 0; j < p.N; j++) c[j] = beta == T(0) ? T(0) : beta * c[j];
-  }
-  if (p.bias) add_row_bias(C, p.ldc, p.M, p.N, static_cast<const T*>(p.bias));
-}
 }  // namespace
 #endif
 
@@ -90,7 +76,10 @@ template <typename T>
 void gemm_blas(const GemmParams& p) {
 #ifdef CLOZE_HAVE_OPENBLAS
   if (p.M == 0 || p.N == 0) return;
-  if (p.K == 0) return gemm_empty_k<T>(p);
+  // A product over an empty inner dimension goes to the built-in GEMM, which writes beta·C and the bias: the BLAS
+  // standard asks for lda ≥ max(1, K), so a BLAS may refuse lda = 0 and leave C as it was (OpenBLAS 0.3.21 happens to
+  // write the zeros), and the callers' outputs are not zero-filled (bind_linalg.cc out_tensor).
+  if (p.K == 0) return gemm_builtin<T>(p);
   // OpenBLAS runs single-threaded (blas_set_threads) and our pool splits the product: with
   // OpenBLAS's own threads next to the pool's, 2 cores carried 3+ runnable threads and its
   // idle workers spun in sched_yield (170,000 calls in 8 s of a bert-mini step, about a fifth
