@@ -6,6 +6,9 @@
  * crash: the sweep found `maxPool2d` reading out of bounds on an empty plane with padding and `linearBackward`
  * dividing by zero for a width-0 layer. It runs in a child so that a crash fails this test with the last case
  * printed instead of killing the runner.
+ * It complements test/boundary.test.ts, whose sweep swaps one argument at a time for a zero-size tensor of a fixed
+ * shape, which the shape checks mostly refuse: here every argument shares the empty dimension, so the calls get past
+ * the checks and into the kernels (which is where both crashes were).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
