@@ -2,7 +2,7 @@
 // and the device check at the binding boundary.
 import { expect, it } from 'vitest';
 import { native } from '../../src/native/loader.js';
-import { bf16, describeCuda, get, put } from '../helpers/cuda-harness.js';
+import { bf16, describeCuda, get, itOnDevice, pretendCuda, put } from '../helpers/cuda-harness.js';
 
 describeCuda('runtime', () => {
   it('round-trips every dtype through the device, including odd sizes and empty tensors', () => {
@@ -49,7 +49,7 @@ describeCuda('runtime', () => {
     expect(native().cudaMemStats().mallocCalls).toBe(before);
   });
 
-  it('counts a reused block at its own size, so live bytes return to where they were', () => {
+  itOnDevice('counts a reused block at its own size, so live bytes return to where they were', () => {
     // A cached 10 MiB block serves a later 8 MiB request (within a quarter);
     // freeing it must subtract what was added, not drive the count below its start.
     native().cudaSynchronize();
@@ -69,6 +69,11 @@ describeCuda('runtime', () => {
   it('uploads through the pinned staging slots: the source may change at once, more uploads than slots, and large ones', () => {
     // 20 small uploads (the staging has 8 slots of 1 MiB, reused in turn) and one of 2 MiB (the waiting path);
     // each source array is overwritten right after its upload, so a copy that read it late would show it.
+    // Tens of milliseconds of products are queued first, so the uploads' copies wait behind them: a slot
+    // rewritten before its copy ran (no wait for its event) would hand the 9th upload's values to the 1st.
+    const n0 = pretendCuda ? 64 : 2048;
+    const m = put(Array.from({ length: n0 * n0 }, (_, i) => ((i % 7) - 3) * 1e-3), [n0, n0], 'float32', 'cuda');
+    for (let r = 0; r < (pretendCuda ? 1 : 60); r++) native().matmul(m, m, false, r % 2 === 1).dispose();
     const sizes = [...Array.from({ length: 20 }, (_, i) => 1 + 37 * i), 2 ** 19];
     const uploaded = sizes.map((n, k) => {
       const src = Float32Array.from({ length: n }, (_, i) => k * 1000 + i);
@@ -82,6 +87,7 @@ describeCuda('runtime', () => {
       expect(Array.from(t.read())).toEqual(want);
       t.dispose();
     }
+    m.dispose();
   });
 
   it('runs on a stream of its own and synchronizes when switching back', () => {
@@ -93,13 +99,13 @@ describeCuda('runtime', () => {
     native().cudaDestroyStream(s);
   });
 
-  it('refuses mixed devices with a message that names the argument', () => {
+  itOnDevice('refuses mixed devices with a message that names the argument', () => {
     const a = put([1, 2], [2], 'float32', 'cuda');
     const b = put([1, 2], [2], 'float32', 'cpu');
     expect(() => native().add(a, b)).toThrow(/Expected a cuda tensor .* for b but received cpu float32 tensor \[2\]/);
   });
 
-  it('reports the device', () => {
+  itOnDevice('reports the device', () => {
     const info = native().cudaInfo();
     expect(info.name.length).toBeGreaterThan(0);
     expect(info.multiprocessors).toBeGreaterThan(0);

@@ -11,7 +11,7 @@
  * Where no GPU (or no cuda addon) is present the suites are skipped, and the
  * reason is printed once so the skip is visible in the test output.
  */
-import { describe } from 'vitest';
+import { afterEach, describe, it } from 'vitest';
 import { native } from '../../src/native/loader.js';
 import type { Device, DType, NativeTensor } from '../../src/native/types.js';
 
@@ -27,13 +27,36 @@ function probe(): { ok: boolean; reason: string } {
 export const cuda = probe();
 let warned = false;
 
+/**
+ * Whether the [cuda] tests run on the pretend device of `npm run test:cuda-pretend` (the CPU kernels, with
+ * bfloat16 emulated: test/helpers/pretend-cuda-setup.ts) rather than on a GPU.
+ */
+export const pretendCuda = process.env.CLOZE_PRETEND_CUDA === '1';
+
+/**
+ * it() for what only a real device does (deferred errors, the cuda addon's own refusals and wording, the
+ * allocator, a choice between device kernels): skipped on the pretend device, an ordinary test otherwise.
+ */
+export const itOnDevice: typeof it = pretendCuda ? (it.skip as typeof it) : it;
+
 /** describe() when a GPU is usable, else describe.skip with the reason printed once. */
 export function describeCuda(name: string, body: () => void): void {
   if (!cuda.ok && !warned) {
     warned = true;
     console.warn(`[cuda tests skipped] no usable GPU: ${cuda.reason}`);
   }
-  (cuda.ok ? describe : describe.skip)(`[cuda] ${name}`, body);
+  (cuda.ok ? describe : describe.skip)(`[cuda] ${name}`, () => {
+    // A deferred device error (a bad index found by a kernel) is thrown at the next wait for the device; drain it
+    // after each test, so that one a test left pending fails that test instead of the next one's first read.
+    afterEach(() => {
+      try {
+        native().cudaSynchronize();
+      } catch (e) {
+        throw new Error(`a device error was left pending by this test: ${(e as Error).message}`);
+      }
+    });
+    body();
+  });
 }
 
 /** A tensor on `device` holding `values` (bfloat16 rounded to nearest even). */

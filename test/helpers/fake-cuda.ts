@@ -47,7 +47,8 @@ function deviceError(op: string, what: string): Error {
 
 /**
  * Host tensors the cuda addon takes on purpose (index data the binding validates on the host and uploads itself,
- * so that a device copy need not be read back): attention's cuSeqlens, the label-word ops' words and classOf.
+ * so that a device copy need not be read back): attention's cuSeqlens, the label-word ops' words and classOf,
+ * synchronized BatchNorm's centre and summed statistics.
  */
 const HOST_ARGS: Record<string, string> = {
   attention: 'argument 3.cuSeqlens',
@@ -58,7 +59,12 @@ const HOST_ARGS: Record<string, string> = {
   labelWordLogitsBackward: 'argument 3',
   verbalizerPool: 'argument 1',
   verbalizerPoolBackward: 'argument 2',
+  // Synchronized BatchNorm: the centre and the ranks' sums are host float64 (bind_batchnorm.cc uploads them).
+  batchNorm2dSums: 'argument 2',
+  batchNorm2dBackward: 'argument 10',
 };
+/** Ops whose result is a host tensor whatever their inputs' device: batchNorm2dSums (its sums go to MPI). */
+const HOST_RESULTS = new Set(['batchNorm2dSums']);
 function hostAllowed(op: string, at: string): boolean {
   return HOST_ARGS[op] === at;
 }
@@ -138,7 +144,7 @@ export function wrapAddon(real: Addon): Addon {
             fake.cudaCalls++;
           }
           const r = fn.apply(target, a);
-          for (const e of handlesIn(r, isHandle)) decorate(e.h as object, cuda);
+          for (const e of handlesIn(r, isHandle)) decorate(e.h as object, cuda && !HOST_RESULTS.has(prop));
           return r;
         };
         cache.set(prop, w);

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { runtimeInfo, setNumThreads, tensor, type DType, type Tensor } from '../../src/index.js';
 import { conv2d, convTranspose2d } from '../../src/ops/conv.js';
 import { native } from '../../src/native/loader.js';
-import { describeCuda, get, put } from '../helpers/cuda-harness.js';
+import { describeCuda, get, itOnDevice, put } from '../helpers/cuda-harness.js';
 import * as cudaConv from '../helpers/cuda-conv.js';
 import { f64, forwardBackward, numel, rand, rng, tolSum, type Shape4 } from '../helpers/dense-conv.js';
 import { gradcheck, randLeaf } from '../helpers/gradcheck.js';
@@ -322,7 +322,7 @@ describe('bad input', () => {
       expect(Array.from(get(db!))).toEqual(new Array(5).fill(0));
     });
 
-    it('refuses tensors on mixed devices', () => {
+    itOnDevice('refuses tensors on mixed devices', () => {
       const x = put(rand(2 * 3 * 5 * 5), [2, 3, 5, 5], 'float32', 'cuda');
       const w = put(rand(4 * 27), [4, 3, 3, 3], 'float32', 'cpu');
       expect(() => native().conv2d(x, w, null, 1, 0, 1)).toThrow(/Expected a cuda tensor .* for weight/);

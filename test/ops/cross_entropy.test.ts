@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { argmax, backward, crossEntropy, Tensor, tensor } from '../../src/index.js';
-import { describeCuda, get } from '../helpers/cuda-harness.js';
+import { describeCuda, get, itOnDevice } from '../helpers/cuda-harness.js';
 import { bf, bfSum, check, cpu64, dev, DTYPES, ints, native, quantize, values } from '../helpers/cuda-ops.js';
 import { gradcheck } from '../helpers/gradcheck.js';
 import { leaf, rand, vals } from '../helpers/op-inputs.js';
@@ -192,7 +192,7 @@ describeCuda('nn', () => {
       .toThrow(`crossEntropy: Expected indices in [0, ${V}) or the ignore index -100 for targets but received ${V + 1} at position 3`);
   });
 
-  it('with a count given, bad device targets are reported at the next synchronize, in the forward and the backward', () => {
+  itOnDevice('with a count given, bad device targets are reported at the next synchronize, in the forward and the backward', () => {
     const [N, V] = [4, 3];
     const x = dev(values(N * V, 1), [N, V], 'float32');
     const r = native().crossEntropy(x, ints([0, 2, -5, 1], [N], 'cuda'), null, -100, 3);

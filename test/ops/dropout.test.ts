@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { add, backward, dropout, mul, scope, setNumThreads, runtimeInfo, sum, tensor, type DType } from '../../src/index.js';
 import { dropoutAdd } from '../../src/ops/dropout.js';
-import { describeCuda, get, put } from '../helpers/cuda-harness.js';
+import { describeCuda, get, itOnDevice, put } from '../helpers/cuda-harness.js';
 import { bf, dev, native, quantize, values } from '../helpers/cuda-ops.js';
 import { gradcheck } from '../helpers/gradcheck.js';
 import { leaf } from '../helpers/op-inputs.js';
@@ -171,7 +171,7 @@ describeCuda('elementwise', () => {
 
   // dropoutAdd on the device against add(residual, dropout(x)) on the device (bf16: the dropped value rounded to
   // bf16 before the add, as the chain stores it), on both kernel paths (offset multiple of 4 or not).
-  it('dropoutAdd equals the device chain add(residual, dropout(x)) bit for bit, float32 and bfloat16', () => {
+  itOnDevice('dropoutAdd equals the device chain add(residual, dropout(x)) bit for bit, float32 and bfloat16', () => {
     for (const dtype of ['float32', 'bfloat16'] as const)
       for (const [n, off] of [[4099, 0], [301, 3], [5, 8], [1, 0]] as const)
         for (const p of [0, 0.3, 1]) {

@@ -1,7 +1,7 @@
 /** layerNorm: forward against a float64 reference, finite-difference gradients (float64), and the CUDA kernels against the CPU. */
 import { describe, expect, it } from 'vitest';
 import { layerNorm } from '../../src/index.js';
-import { describeCuda, get } from '../helpers/cuda-harness.js';
+import { describeCuda, get, itOnDevice } from '../helpers/cuda-harness.js';
 import { bf, bfSum, check, cpu64, dev, DTYPES, native, quantize, values } from '../helpers/cuda-ops.js';
 import { gradcheck } from '../helpers/gradcheck.js';
 import { leaf, rand, vals } from '../helpers/op-inputs.js';
@@ -159,7 +159,7 @@ describeCuda('nn', () => {
     }
   });
 
-  it('layerNormBackward on cuda wants float32 statistics', () => {
+  itOnDevice('layerNormBackward on cuda wants float32 statistics', () => {
     const x = dev([1, 2, 3, 4], [2, 2], 'bfloat16');
     const bad = dev([0, 0], [2], 'bfloat16');
     expect(() => native().layerNormBackward(x, x, null, bad, bad, true, false, false)).toThrow(

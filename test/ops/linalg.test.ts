@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { linear, matmul, Rng, runtimeInfo, tensor, type DType } from '../../src/index.js';
 import { spawnSync } from 'node:child_process';
 import { loadAddon, native } from '../../src/native/loader.js';
-import { assertBf16, bf16, describeCuda, get, put, roundBf16 } from '../helpers/cuda-harness.js';
+import { assertBf16, bf16, describeCuda, get, itOnDevice, put, roundBf16 } from '../helpers/cuda-harness.js';
 import * as cudaLinalg from '../helpers/cuda-linalg.js';
 import { gradcheck } from '../helpers/gradcheck.js';
 import { leaf, rand, vals } from '../helpers/op-inputs.js';
@@ -292,7 +292,7 @@ describe('gradcheck: linear algebra', () => {
         }
     });
 
-    it("accepts impl 'auto' and rejects the CPU-only 'builtin' and 'blas' on cuda", () => {
+    itOnDevice("accepts impl 'auto' and rejects the CPU-only 'builtin' and 'blas' on cuda", () => {
       const a = put(vals(6, 1), [2, 3], 'float32', 'cuda');
       const b = put(vals(6, 2), [3, 2], 'float32', 'cuda');
       expect(native().matmul(a, b, false, false, 'auto').shape).toEqual([2, 2]);
@@ -300,7 +300,7 @@ describe('gradcheck: linear algebra', () => {
         expect(() => native().matmul(a, b, false, false, impl)).toThrow(/Expected 'auto' .* for impl but received 'b/);
     });
 
-    it('handles K = 0 (zeros) and refuses operands on different devices', () => {
+    itOnDevice('handles K = 0 (zeros) and refuses operands on different devices', () => {
       const z = native().matmul(native().empty('float32', [3, 0], 'cuda'), native().empty('float32', [0, 4], 'cuda'), false, false);
       expect(Array.from(get(z))).toEqual(new Array(12).fill(0));
       expect(() => native().matmul(put([1], [1, 1], 'float32', 'cuda'), put([1], [1, 1], 'float32', 'cpu'), false, false)).toThrow(

@@ -7,7 +7,7 @@
 import { expect, it } from 'vitest';
 import { backward, linearCrossEntropy, Tensor, tensor } from '../../src/index.js';
 import { native } from '../../src/native/loader.js';
-import { assertBf16, bf16, describeCuda, get, put, roundBf16 } from '../helpers/cuda-harness.js';
+import { assertBf16, bf16, describeCuda, get, itOnDevice, put, roundBf16 } from '../helpers/cuda-harness.js';
 import { cpu64, F32, mm, vals } from '../helpers/cuda-linalg.js';
 import { assertClose, tolFor } from '../helpers/tolerance.js';
 
@@ -135,7 +135,7 @@ describeCuda('linearCrossEntropy', () => {
     expect(() => backward(loss, tensor([1], []))).toThrow("Expected a gradient on the root's device (cuda) for grad");
   });
 
-  it('with a count given, bad device targets are reported at the next synchronize, and nothing is read out of range', () => {
+  itOnDevice('with a count given, bad device targets are reported at the next synchronize, and nothing is read out of range', () => {
     const bad = targetsFor(0);
     bad[6] = -7;
     const h = put(hv, [M, D], 'float32', 'cuda');
@@ -147,7 +147,7 @@ describeCuda('linearCrossEntropy', () => {
     expect(() => native().cudaSynchronize()).not.toThrow();
   });
 
-  it('rejects out-of-range targets with the CPU message, and a bf16-shaped lse in the backward', () => {
+  itOnDevice('rejects out-of-range targets with the CPU message, and a bf16-shaped lse in the backward', () => {
     const t = targetsFor(0);
     t[5] = V;
     const args = (dev: 'cpu' | 'cuda') =>

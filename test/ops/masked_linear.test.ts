@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { backward, fromTypedArray, linear, maskedFraction, maskedLinear, maskedLinearPacked, mul, tensor, weightMask, type Tensor } from '../../src/index.js';
 import { native } from '../../src/native/loader.js';
-import { describeCuda, get, put } from '../helpers/cuda-harness.js';
+import { describeCuda, get, itOnDevice, put } from '../helpers/cuda-harness.js';
 import { check, cpu64, DTYPES, quantize, values } from '../helpers/cuda-ops.js';
 import { gradcheck } from '../helpers/gradcheck.js';
 import { assertClose, tolFor } from '../helpers/tolerance.js';
@@ -319,7 +319,7 @@ describeCuda('maskedLinear', () => {
     const yc = n.maskedLinearPacked(d(xv, XS), d(wv, [O, I]), fromTypedArray(bits).to('cuda').native, d(bv, [O]));
     check('y', 'float32', yc, y);
   });
-  it('rejects operands on different devices', () => {
+  itOnDevice('rejects operands on different devices', () => {
     const n = native();
     expect(() => n.maskedLinear(put(xv, XS, 'float32', 'cuda'), put(wv, [O, I], 'float32', 'cuda'), put(sv, [O, I], 'float32', 'cpu'), null, 0)).toThrow(/scores/);
   });

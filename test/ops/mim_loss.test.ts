@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { backward, Rng, scope, setNumThreads, runtimeInfo, tensor, type DType, type Tensor } from '../../src/index.js';
 import { native } from '../../src/native/loader.js';
 import { maskedCosine, maskedPatchLoss, rankingLoss, type PatchLossKind } from '../../src/ops/mim_loss.js';
-import { assertBf16, bf16, describeCuda, get, roundBf16 } from '../helpers/cuda-harness.js';
+import { assertBf16, bf16, describeCuda, get, itOnDevice, roundBf16 } from '../helpers/cuda-harness.js';
 import { close, closeBf16Scalar, cpu, dev, maskOf, rnd, thrown, uniform } from '../helpers/cuda-mim.js';
 import { gradcheck, randLeaf } from '../helpers/gradcheck.js';
 import { assertClose, tolFor } from '../helpers/tolerance.js';
@@ -483,7 +483,7 @@ describeCuda('mim losses', () => {
     }
   });
 
-  it('maskedPatchLoss checks the mask on the device tensors as the CPU does', () => {
+  itOnDevice('maskedPatchLoss checks the mask on the device tensors as the CPU does', () => {
     const shape = [1, 2, 4];
     const v = uniform(8);
     const bad = [0, 2];

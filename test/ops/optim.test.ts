@@ -11,7 +11,7 @@ import {
 import { native } from '../../src/native/loader.js';
 import { readNorm } from '../../src/optim/adamw.js';
 import { EmaTeacher, emaUpdate } from '../../src/optim/ema.js';
-import { assertBf16, bf16, describeCuda, get, put, roundBf16 } from '../helpers/cuda-harness.js';
+import { assertBf16, bf16, describeCuda, get, itOnDevice, put, roundBf16 } from '../helpers/cuda-harness.js';
 import { adamwRef } from '../helpers/reference.js';
 import { assertClose, tolFor } from '../helpers/tolerance.js';
 
@@ -332,7 +332,7 @@ describeCuda('adamw', () => {
       }
     });
 
-  it('asks for master with a bfloat16 param and refuses it with a float32 one', () => {
+  itOnDevice('asks for master with a bfloat16 param and refuses it with a float32 one', () => {
     const p = put([1, 2], [2], 'bfloat16', 'cuda');
     const f = put([0, 0], [2], 'float32', 'cuda');
     expect(() => native().adamw(p, put([1, 1], [2], 'bfloat16', 'cuda'), f, f, { ...OPTS, step: 1 })).toThrow(/for master/);

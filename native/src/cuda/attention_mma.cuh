@@ -148,11 +148,13 @@ __host__ __device__ __forceinline__ bool plain(const AttentionParams<bf16>& p) {
 // (Not measured on a GPU yet; p.mma_general keeps the general path for the tests' and bench:cuda's comparison.)
 // The test is on the float the kernels use, scale·log2 e: a positive double scale below float's range rounds it to
 // 0, where a masked key's −∞·0 would be NaN (a review emulated it: every row of a partial tile NaN), and one above
-// gives +∞; both take the general path. Normal floats only (FLT_MIN and up), so that a build flushing denormals
-// cannot turn it into 0 either.
+// gives +∞; both take the general path. Normal floats only (FLT_MIN and up), for the scale itself as well as the
+// product: the kernels round the scale to float first, and a build flushing denormals would make a denormal float
+// scale (1e-38, say, whose product with log2 e is normal) 0 on the device.
 __host__ __device__ __forceinline__ bool fast_path(const AttentionParams<bf16>& p) {
-  const float sl2 = static_cast<float>(p.scale) * kLog2e;
-  return plain(p) && !p.key_padding && sl2 >= FLT_MIN && sl2 < INFINITY && !p.mma_general;
+  const float s = static_cast<float>(p.scale);
+  const float sl2 = s * kLog2e;
+  return plain(p) && !p.key_padding && s >= FLT_MIN && sl2 >= FLT_MIN && sl2 < INFINITY && !p.mma_general;
 }
 
 // 2^x by the SFU alone (MUFU.EX2, flush-to-zero): −∞ gives +0, and the relative error (about 2^-22) is far below the

@@ -116,8 +116,12 @@ namespace {
 // token ids, targets or masked-row index uploaded between kernels then held
 // the host until every kernel queued so far had run. Here the source is
 // copied into a pinned slot on the host and the slot is copied from
-// asynchronously; an event per slot says when the slot may be written again
-// (kSlots uploads later, long since done in practice).
+// asynchronously; an event per slot says when the slot may be written again,
+// kStageSlots uploads later. So the host may run at most that many uploads
+// ahead of the device (with cuSeqlens uploaded by each packed attention call,
+// a few layers) before it waits for the oldest; the device still has those
+// layers queued then, so the wait bounds how far ahead the host runs, not
+// the device's throughput. (Unmeasured: the last GPU run predates staging.)
 constexpr int kStageSlots = 8;
 constexpr size_t kStageBytes = size_t(1) << 20;  // larger uploads take the waiting path
 
