@@ -49,6 +49,7 @@ const { vitPreset } = await import('../src/models/vit/config.js');
 const { Rng } = await import('../src/rng.js');
 const { mul } = await import('../src/ops/elementwise.js');
 const { gradcheck } = await import('./helpers/gradcheck.js');
+const { fixtureTokenizerIn, writeFixtureCorpus } = await import('./helpers/fixture-corpus.js');
 
 const root = mkdtempSync(join(tmpdir(), 'cloze-device-plumbing-'));
 let images = '';
@@ -203,4 +204,73 @@ describe('fine-tuning on cuda (pretend)', () => {
       expect(r.cudaCalls).toBeGreaterThan(100);
     }, 60_000);
   }
+});
+
+/**
+ * The host's reads of device values within each training step, from the pretend device's trace (steps 2 and 3;
+ * the first also moves the model): how many come before the step's last optimizer call (each a wait for the device
+ * mid-step on a GPU) and how many after it (read together, once the whole step is queued).
+ */
+async function stepReads(run: (hooks: { output: null; onStep: (s: { loss: number }) => void }) => Promise<unknown>): Promise<{ losses: number[]; steps: Array<{ before: number; after: number }> }> {
+  const trace: string[] = [];
+  const losses: number[] = [];
+  const steps: Array<{ before: number; after: number }> = [];
+  let from = 0;
+  fake.trace = trace;
+  try {
+    await run({
+      output: null,
+      onStep: (s) => {
+        losses.push(s.loss);
+        const slice = trace.slice(from);
+        from = trace.length;
+        const lastStep = slice.lastIndexOf('adamw');
+        expect(lastStep, 'an optimizer call on the device in every step').toBeGreaterThanOrEqual(0);
+        const reads = (a: string[]): number => a.filter((x) => x === 'read').length;
+        steps.push({ before: reads(slice.slice(0, lastStep)), after: reads(slice.slice(lastStep + 1)) });
+      },
+    });
+  } finally {
+    fake.trace = null;
+  }
+  return { losses, steps: steps.slice(1) };
+}
+
+describe('host reads per step on cuda (pretend)', () => {
+  const corpusRoot = join(root, 'reads');
+  const text = (o: Record<string, unknown>, device: string, name: string) => (hooks: { output: null; onStep: (s: { loss: number }) => void }) =>
+    pretrain({ data: writeFixtureCorpus(join(corpusRoot, 'data')), tokenizer: fixtureTokenizerIn(corpusRoot), maxSteps: 3, lr: 1e-3, maxLength: 32, batchSize: 8, threads: 0, precision: 'fp32', ...o, device, out: join(corpusRoot, `${name}-${device}`) }, hooks);
+  // [name, options, reads before the optimizer step, reads after it]
+  const cases: Array<[string, Record<string, unknown>, number, number]> = [
+    // The loss and the gradient norm, once the step is queued.
+    ['mlm', {}, 0, 2],
+    // One loss per micro-batch.
+    ['mlm --grad-accum 2', { gradAccum: 2 }, 0, 3],
+    // The generator's samples are read mid-step (the discriminator's input is built on the host); the two parts
+    // (generator and discriminator losses) are read with the loss.
+    ['electra', { objective: 'electra' }, 1, 4],
+  ];
+  for (const [name, o, before, after] of cases) {
+    it(`${name}: ${before} read(s) mid-step, ${after} after the optimizer step is queued, and the CPU's losses`, async () => {
+      const cuda = await stepReads(text(o, 'cuda', name.replace(/\W+/g, '-')));
+      const cpu: number[] = [];
+      await text(o, 'cpu', name.replace(/\W+/g, '-'))({ output: null, onStep: (s) => cpu.push(s.loss) });
+      expect(cuda.losses).toEqual(cpu);
+      expect(cuda.steps).toEqual([{ before, after }, { before, after }]);
+    }, 60_000);
+  }
+
+  // The image losses' backwards still read their upstream gradient on the host (maskedPatchLoss, and maskedCosine
+  // for MTO's singularity: one read each, mid-backward), and on cuda their bindings copy the mask to the host to
+  // check and count it in every call, which this trace does not see. The logged parts no longer add reads mid-step.
+  it('mim mae+mto: the loss, the norm and three logged parts after the step; two gradient reads mid-backward', async () => {
+    const base = { task: 'mim', preset: 'vit-micro-fmnist', batchSize: 16, trainImages: 64, augment: false, probeImages: 32, probeEpochs: 1, epochs: 0, maxSteps: 3, threads: 0, precision: 'fp32', method: 'mae', mto: true, data: images };
+    const r = await stepReads((hooks) => pretrain({ ...base, device: 'cuda', out: join(root, 'reads-mim') }, hooks));
+    expect(r.steps).toEqual([{ before: 2, after: 5 }, { before: 2, after: 5 }]);
+  }, 60_000);
+
+  it('spark: the loss, the norm and the reconstruction part after the step; one gradient read mid-backward', async () => {
+    const r = await stepReads((hooks) => pretrain({ task: 'spark', preset: 'spark-resnet-mini', data: images, batchSize: 16, augment: false, probeImages: 32, probeEpochs: 1, epochs: 0, maxSteps: 3, threads: 0, precision: 'fp32', device: 'cuda', out: join(root, 'reads-spark') }, hooks));
+    expect(r.steps).toEqual([{ before: 1, after: 3 }, { before: 1, after: 3 }]);
+  }, 60_000);
 });

@@ -22,6 +22,7 @@ import { resolveConfig } from '../src/tasks/config.js';
 import { pretrain, type ProbeResult, type StepInfo } from '../src/tasks/pretrain.js';
 import { naiveAttentionForward } from './helpers/naive-attention.js';
 import { writeImageFixture } from './helpers/image-fixture.js';
+import { partValues } from '../src/train/loss-parts.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cloze-mim-'));
 let data = '';
@@ -124,7 +125,9 @@ describe('MIM losses', () => {
           const masked = Array.from(mask).reduce((a, x) => a + x, 0);
           if (name.startsWith('mae') && name !== 'mae+sbam') expect(masked).toBe(4 * (49 - Math.floor(49 * 0.25)));
           expect(r.maskRatio).toBeCloseTo(masked / (4 * 49), 12);
-          if (r.parts.singularity !== undefined) expect(Math.abs(r.parts.singularity)).toBeLessThanOrEqual(1 + 1e-6 + (settings.mtoSingularityBlocks ? 0.5 : 0));
+          const values = partValues(r.parts);
+          for (const [n, x] of Object.entries(values)) expect(Number.isFinite(x), n).toBe(true);
+          if (values.singularity !== undefined) expect(Math.abs(values.singularity)).toBeLessThanOrEqual(1 + 1e-6 + (settings.mtoSingularityBlocks ? 0.5 : 0));
           backward(r.loss);
           for (const p of m.trainableParameters()) {
             expect(p.grad, 'every trained parameter gets a gradient').toBeTruthy();

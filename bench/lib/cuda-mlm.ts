@@ -16,7 +16,7 @@
  * cudaSynchronize() calls on the host clock. No attention mask: every token
  * is real on both sides.
  */
-import { AdamW, backward, BertForMaskedLM, bertPreset, Profiler, readNorm, scope, setFusions, type Fusions, type PaddedMlmBatch, type ProfileReport, type Tensor } from '../../src/index.js';
+import { AdamW, backward, BertForMaskedLM, bertPreset, type BertPresetName, Profiler, readNorm, scope, setFusions, type Fusions, type PaddedMlmBatch, type ProfileReport, type Tensor } from '../../src/index.js';
 import { loadAddon, native } from '../../src/native/loader.js';
 import { runTorchCuda, type PyOutcome, type TorchCudaFacts } from './cuda-torch.js';
 import { mlmBatch } from './mlm_batch.js';
@@ -27,6 +27,8 @@ export interface MlmShape {
   L: number;
   maskRatio: number;
   seed: number;
+  /** The model (default MLM_PRESET, bert-base); the tests run the step's code on bert-tiny. Ours only. */
+  preset?: BertPresetName;
 }
 
 export interface MlmRunOptions extends MlmShape {
@@ -88,7 +90,7 @@ function setupOurMlm(o: MlmShape & { fusions?: Fusions }): OurMlmSetup {
     disposers.length = 0;
   };
   try {
-    const model = new BertForMaskedLM(bertPreset(MLM_PRESET).config, { seed: 0 });
+    const model = new BertForMaskedLM(bertPreset(o.preset ?? MLM_PRESET).config, { seed: 0 });
     disposers.push(() => model.dispose());
     model.train();
     if (o.fusions) setFusions(model, o.fusions);

@@ -24,8 +24,14 @@ import { MetricsLog } from './metrics.js';
 import { METRICS_FILE, truncateMetrics } from './run-dir.js';
 import type { Progress } from './progress.js';
 import { learningRate } from './schedule.js';
+import { partValues, type LossParts } from './loss-parts.js';
 import { GradientBuckets } from './grad-buckets.js';
 import { describeRun, nowStatus, writeRunStatus } from './run-status.js';
+
+/** A 1-element float32 or bfloat16 tensor's value as a float32 copy on its device, kept past the step's scope. */
+function widened(t: Tensor): NativeTensor {
+  return t.dtype === 'float32' ? t.native.clone() : t.native.cast('float32');
+}
 
 export interface StepInfo {
   step: number;
@@ -54,8 +60,11 @@ export interface MicroBatchLoss {
   loss: Tensor;
   /** Tokens or images in the micro-batch, for the throughput figure. */
   units: number;
-  /** Detached values of the loss's parts, for logs. */
-  parts?: Record<string, number>;
+  /**
+   * The loss's parts, for logs: numbers, or 1-element float tensors of the graph that the loop reads after the
+   * optimizer step is queued, with the loss (so that, on cuda, logging a part adds no wait mid-step).
+   */
+  parts?: LossParts;
 }
 
 export interface TrainTask<E extends TaskEval = TaskEval> {
@@ -174,7 +183,8 @@ export async function runLoop<E extends TaskEval>(
     // the run exactly as an eager read would have, before any state with it is kept. Data parallel, the ranks sum
     // their losses on the host (sumNumbers), so they are read at once.
     const deferred: NativeTensor[] = [];
-    const lossParts: Array<Record<string, number> | undefined> = [];
+    // Per deferred micro-batch, its parts: numbers, or float32 copies read with the losses.
+    const lossParts: Array<Record<string, number | NativeTensor>> = [];
     const defer = !parallel && o.gradAccum <= 6;
     let allreduceMs: number | undefined;
     let bucketInfo: StepInfo['buckets'];
@@ -196,28 +206,31 @@ export async function runLoop<E extends TaskEval>(
           if (defer && (mb.loss.dtype === 'float32' || mb.loss.dtype === 'bfloat16')) {
             // A bfloat16 loss (a model in bf16 on cuda) is widened on the device for the guard: exactly, and a
             // non-finite value stays non-finite. A float64 one is read at once (float32 could overflow it).
-            deferred.push(mb.loss.dtype === 'float32' ? mb.loss.native.clone() : mb.loss.native.cast('float32'));
-            for (const [n, x] of Object.entries(mb.parts ?? {})) parts[n] = (parts[n] ?? 0) + x / o.gradAccum;
-            lossParts.push(mb.parts);
+            deferred.push(widened(mb.loss));
+            // Tensor parts are kept as float32 copies (the scope frees the graph) and read with the losses.
+            const kept: Record<string, number | NativeTensor> = {};
+            lossParts.push(kept);
+            for (const [n, x] of Object.entries(mb.parts ?? {})) kept[n] = typeof x === 'number' ? x : x.dtype === 'float64' ? x.item() : widened(x);
             return;
           }
+          const mbParts = partValues(mb.parts ?? {});
           let v = mb.loss.item();
           if (parallel) {
             // The micro-batch's loss is the ranks' sum (each rank's is its share of the global mean), and every
             // rank sees it, so a non-finite loss stops all of them at the same step.
             // The parts too are the ranks' shares (MIM's, ELECTRA's), summed in one collective with the loss.
-            const names = Object.keys(mb.parts ?? {});
-            const [sum, tokens, ...partSums] = comm.sumNumbers([v, mb.units, ...names.map((n) => mb.parts![n]!)]);
+            const names = Object.keys(mbParts);
+            const [sum, tokens, ...partSums] = comm.sumNumbers([v, mb.units, ...names.map((n) => mbParts[n]!)]);
             v = sum!;
             units += tokens! - mb.units;
-            if (names.length > 0) mb.parts = Object.fromEntries(names.map((n, i) => [n, partSums[i]!]));
+            names.forEach((n, i) => (mbParts[n] = partSums[i]!));
           }
           if (!Number.isFinite(v)) {
-            const detail = mb.parts ? ` (parts: ${Object.entries(mb.parts).map(([n, x]) => `${n} ${x}`).join(', ')})` : '';
+            const detail = mb.parts ? ` (parts: ${Object.entries(mbParts).map(([n, x]) => `${n} ${x}`).join(', ')})` : '';
             throw new ClozeError('E_VALUE', `The ${task.name} loss became ${v} at step ${step + 1} (lr ${lr.toExponential(3)})${detail}; stopping without saving this state. Lower the learning rate or check the data.`);
           }
           stepLoss += v / o.gradAccum;
-          for (const [n, x] of Object.entries(mb.parts ?? {})) parts[n] = (parts[n] ?? 0) + x / o.gradAccum;
+          for (const [n, x] of Object.entries(mbParts)) parts[n] = (parts[n] ?? 0) + x / o.gradAccum;
         });
       }
       if (parallel) {
@@ -234,16 +247,18 @@ export async function runLoop<E extends TaskEval>(
       gradNorm = readNorm(opt.stepClipped(o.gradClip > 0 ? o.gradClip : Number.MAX_VALUE, deferred));
       deferred.forEach((t, i) => {
         const v = t.read()[0] as number;
-        const p = lossParts[i];
+        const p = Object.entries(lossParts[i]!).map(([n, x]) => [n, typeof x === 'number' ? x : (x.read()[0] as number)] as const);
         if (!Number.isFinite(v)) {
-          const detail = p ? ` (parts: ${Object.entries(p).map(([n, x]) => `${n} ${x}`).join(', ')})` : '';
+          const detail = p.length > 0 ? ` (parts: ${p.map(([n, x]) => `${n} ${x}`).join(', ')})` : '';
           opt.undoSkippedStep();  // the kernel skipped the step: this loss was one of its guards
           throw new ClozeError('E_VALUE', `The ${task.name} loss became ${v} at step ${step + 1} (lr ${lr.toExponential(3)})${detail}; stopping without saving this state. Lower the learning rate or check the data.`);
         }
         stepLoss += v / o.gradAccum;
+        for (const [n, x] of p) parts[n] = (parts[n] ?? 0) + x / o.gradAccum;
       });
     } finally {
       for (const t of deferred) t.dispose();
+      for (const p of lossParts) for (const x of Object.values(p)) if (typeof x !== 'number') x.dispose();
     }
     if (!Number.isFinite(gradNorm)) {
       opt.undoSkippedStep();  // the kernel skipped the step: the norm was its guard

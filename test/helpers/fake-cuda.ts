@@ -21,6 +21,8 @@ export interface FakeCuda {
   reads: number;
   /** Addon calls that ran "on cuda". */
   cudaCalls: number;
+  /** When an array: each cuda call's op name, and 'read' for each read of a tagged handle, in order. */
+  trace: string[] | null;
   /** Whether a handle is tagged as on the pretend device. */
   onCuda(h: NativeTensor): boolean;
   reset(): void;
@@ -29,6 +31,7 @@ export interface FakeCuda {
 export const fake: FakeCuda = {
   reads: 0,
   cudaCalls: 0,
+  trace: null,
   onCuda: (h) => tagged.has(h as object),
   reset() {
     this.reads = 0;
@@ -104,12 +107,16 @@ export function wrapAddon(real: Addon): Addon {
       if (device === 'cuda') return decorate(proto.clone!.call(h) as object, true);
       if (tagged.has(h) && device === 'cpu') {
         fake.reads++;
+        fake.trace?.push('read');
         return decorate(proto.clone!.call(h) as object, false);
       }
       return decorate(proto.to!.call(h, device) as object, false);
     });
     own(h, 'read', (...a: unknown[]) => {
-      if (tagged.has(h)) fake.reads++;
+      if (tagged.has(h)) {
+        fake.reads++;
+        fake.trace?.push('read');
+      }
       return proto.read!.apply(h, a);
     });
     own(h, 'data', (...a: unknown[]) => {
@@ -142,6 +149,7 @@ export function wrapAddon(real: Addon): Addon {
             const host = hs.find((e) => !tagged.has(e.h as object) && !hostAllowed(prop, e.at));
             if (host) throw deviceError(prop, `${host.at} (${host.h.dtype} [${host.h.shape.join(', ')}])`);
             fake.cudaCalls++;
+            fake.trace?.push(prop);
           }
           const r = fn.apply(target, a);
           for (const e of handlesIn(r, isHandle)) decorate(e.h as object, cuda && !HOST_RESULTS.has(prop));

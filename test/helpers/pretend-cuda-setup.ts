@@ -22,7 +22,8 @@ vi.mock('../../src/native/loader.js', async (importOriginal) => {
   const { wrapAddon } = await import('./fake-cuda.js');
   const { bf16Emulation } = await import('./pretend-bf16.js');
   const wrapped = wrapAddon(bf16Emulation(real.native() as never) as never);
-  return { ...real, native: () => wrapped };
+  // loadAddon() too: the benches' profiler synchronizes through the raw addon.
+  return { ...real, native: () => wrapped, loadAddon: () => ({ ...real.loadAddon(), addon: wrapped }) };
 });
 
 vi.mock('../../src/device.js', async (importOriginal) => {

@@ -31,6 +31,7 @@ import { VitEncoder } from '../../models/vit/encoder.js';
 import type { BlockPlan, StackOutput } from '../../models/vit/stack.js';
 import { blockMask, hpmScores, keepCount, randomScores, sbamScores } from './masking.js';
 import { emaDecay, type MimSettings } from './settings.js';
+import type { LossParts } from '../../train/loss-parts.js';
 
 export interface MimStepContext {
   /** Global micro-batch index: the seed of every draw. */
@@ -50,7 +51,8 @@ export interface MimStepContext {
 
 export interface MimLoss {
   loss: Tensor;
-  parts: Record<string, number>;
+  /** Tensor parts are read by the training loop after the step is queued (src/train/loss-parts.ts). */
+  parts: LossParts;
   /** uint8 [B, L] of the step, for tests and statistics. */
   mask: Tensor;
   maskRatio: number;
@@ -194,7 +196,7 @@ export class MimModel extends Module {
    * attention entropy of masked queries over the measured blocks and heads. The singularity
    * terms compare mask tokens with visible *patches*, so a CLS row is dropped first.
    */
-  private mtoTerms(input: Tensor, rows: Tensor, mask: Tensor, stack: StackOutput, maskedRows: number, parts: Record<string, number>): Tensor | null {
+  private mtoTerms(input: Tensor, rows: Tensor, mask: Tensor, stack: StackOutput, maskedRows: number, parts: LossParts): Tensor | null {
     const m = this.settings.mto;
     if (!m) return null;
     const [B, L] = mask.shape as [number, number];
@@ -207,7 +209,7 @@ export class MimModel extends Module {
       let sing = maskedCosine(patchesOnly(input), mask);
       const S = m.singularityBlocks;
       for (const [l, h] of stack.hidden) sing = add(sing, scale(maskedCosine(patchesOnly(h), mask), (S + 1 - l) / (S + 1)));
-      parts.singularity = sing.item();
+      parts.singularity = sing;
       plus(scale(sing, m.singularityWeight));
     }
     if (m.entropyWeight > 0 && stack.entropies.length > 0 && maskedRows > 0) {
@@ -215,7 +217,7 @@ export class MimModel extends Module {
       for (const e of stack.entropies) ent = ent ? add(ent, sum(e)) : sum(e);
       const heads = stack.entropies[0]!.shape[1]!;
       const meanEnt = scale(ent!, 1 / (heads * maskedRows * stack.entropies.length));
-      parts.entropy = meanEnt.item();
+      parts.entropy = meanEnt;
       plus(scale(meanEnt, m.entropyWeight));
     }
     return total;
@@ -229,7 +231,7 @@ export class MimModel extends Module {
     const L = this.numPatches;
     const { patches, x: raw } = enc.embed(images);
     const x = enc.withPos(raw);
-    const parts: Record<string, number> = {};
+    const parts: LossParts = {};
     let ratio = s.maskRatio;
     let scores: Tensor;
     if (s.masking === 'sbam') {
@@ -262,7 +264,7 @@ export class MimModel extends Module {
     const rows = maskRows(mask, this.config.cls);
     const d = dec.forward(latent, index, this.mtoPlan(rows));
     const rec = maskedPatchLoss(d.pred, patches, mask, { kind: 'mse', normPix: s.normPixLoss });
-    parts.reconstruction = rec.loss.item();
+    parts.reconstruction = rec.loss;
     let loss = rec.loss;
     const mto = this.mtoTerms(d.input, rows, mask, d.stack, B * (L - keep), parts);
     if (mto) loss = add(loss, mto);
@@ -277,7 +279,7 @@ export class MimModel extends Module {
         const all = ctx.sumAcross([pairs.count])[0]!;
         rank = scale(rank, all > 0 ? (pairs.count / all) * (ctx.shard.batch / ctx.shard.rows) : 0);
       }
-      parts.ranking = rank.item();
+      parts.ranking = rank;
       loss = add(loss, scale(rank, s.hpm.weight));
     }
     return { loss, parts, mask, maskRatio: (L - keep) / L };
@@ -304,7 +306,7 @@ export class MimModel extends Module {
     if (this.config.cls) h = assembleTokens(h, dropClsIndex(B, L, h.device), null);
     const pred = this.head!.forward(h);
     const rec = maskedPatchLoss(pred, patches, mask, { kind: 'l1', normPix: false });
-    const parts: Record<string, number> = { reconstruction: rec.loss.item() };
+    const parts: LossParts = { reconstruction: rec.loss };
     let loss = rec.loss;
     let masked = 0;
     const m = hostMask.toArray();

@@ -10,6 +10,7 @@ import { ClozeError } from '../../errors.js';
 import { scale } from '../../ops/elementwise.js';
 import { linearProbe, type ProbeResult } from '../../eval/probe.js';
 import type { TrainTask } from '../../train/loop.js';
+import { partValues } from '../../train/loss-parts.js';
 import { epochPlan } from '../../train/epochs.js';
 import { setupImageTraining } from '../../train/image-setup.js';
 import type { Progress } from '../../train/progress.js';
@@ -80,7 +81,7 @@ export async function buildMimTask(
       const b = batcher.batch(k, shard);
       const r = model.loss(placement.input(b.images), { ...ctx, shard, sumAcross: (xs) => ranks.sumNumbers(xs) });
       const w = shard.rows / shard.batch;
-      const shares = Object.fromEntries(Object.entries({ ...r.parts, maskRatio: r.maskRatio }).map(([n, x]) => [n, x * w]));
+      const shares = Object.fromEntries(Object.entries({ ...partValues(r.parts), maskRatio: r.maskRatio }).map(([n, x]) => [n, x * w]));
       return { loss: scale(r.loss, w), units: b.images.shape[0]!, parts: shares };
     },
     afterStep: (step) => model.updateTeacher(epochAt(step)),

@@ -131,7 +131,7 @@ export async function buildElectraTask(
       if (!ranks) {
         const mb = plan.build(cursor.at(k), cfg.seed, k);
         const s = model.step(mb.batch, { seed: sampleSeed, step: k });
-        return { loss: s.loss, units: mb.realTokens, parts: { gen: s.genLoss.item(), disc: s.discLoss.item() } };
+        return { loss: s.loss, units: mb.realTokens, parts: { gen: s.genLoss, disc: s.discLoss } };
       }
       // Data parallel: the global batch masked as one process would, this rank's rows of it. The generator samples
       // its rows at their place among the global masked rows, and both losses are shares of the global means (their
@@ -140,7 +140,7 @@ export async function buildElectraTask(
       const sh = mb.shard!;
       const shard = { maskedBefore: sh.masked.before, globalMasked: sh.globalMasked, globalTokens: sh.globalTokens, tokens: mb.realTokens };
       const s = withDropoutShard(sh.rowsBefore, sh.rows, () => model.step(mb.batch, { seed: sampleSeed, step: k, shard }));
-      return { loss: s.loss, units: mb.realTokens, parts: { gen: s.genLoss.item(), disc: s.discLoss.item() } };
+      return { loss: s.loss, units: mb.realTokens, parts: { gen: s.genLoss, disc: s.discLoss } };
     },
     shouldEvaluate: (step, last) => corpus.evalIndices.length > 0 && (step % cfg.evalEvery === 0 || last),
     // Data parallel, rank 0 evaluates alone.

@@ -17,6 +17,7 @@ import { SparkDecoder } from '../../models/spark/decoder.js';
 import { sparkEncoder, type SparkEncoder } from '../../models/spark/encoders.js';
 import type { Feat } from '../../models/spark/layers.js';
 import { MaskContext, sparkCoarseMask, type SparkMode } from '../../models/spark/mask-context.js';
+import type { LossParts } from '../../train/loss-parts.js';
 
 export interface SparkSettings {
   mode: SparkMode;
@@ -33,7 +34,8 @@ export interface SparkShard {
 
 export interface SparkLoss {
   loss: Tensor;
-  parts: Record<string, number>;
+  /** Tensor parts are read by the training loop after the step is queued (src/train/loss-parts.ts). */
+  parts: LossParts;
   /** uint8 [B, g·g], 1 = visible cell. */
   visible: Uint8Array;
 }
@@ -94,7 +96,7 @@ export class SparkModel extends Module {
     const pred = this.decoder.forward(feats, ctx);
     const masked = tensor(Uint8Array.from(visible, (v) => 1 - v), [B, g * g], 'uint8', images.device);
     const rec = maskedPatchLoss(patchify(pred, ds), patchify(images, ds), masked, { kind: 'mse', normPix: true });
-    return { loss: rec.loss, parts: { reconstruction: rec.loss.item() }, visible };
+    return { loss: rec.loss, parts: { reconstruction: rec.loss }, visible };
   }
 
   /** Whole-image features for probes and fine-tuning: the last stage, globally average-pooled. */

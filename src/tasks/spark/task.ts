@@ -12,6 +12,7 @@ import { ClozeError } from '../../errors.js';
 import { SPARK_DECODER_LAYOUT } from '../../models/spark/decoder.js';
 import { linearProbe, type ProbeResult } from '../../eval/probe.js';
 import type { TrainTask } from '../../train/loop.js';
+import { partValues } from '../../train/loss-parts.js';
 import { epochPlan } from '../../train/epochs.js';
 import { setupImageTraining } from '../../train/image-setup.js';
 import type { Progress } from '../../train/progress.js';
@@ -67,7 +68,7 @@ export async function buildSparkTask(
       const b = batcher.batch(k, shard);
       const r = model.loss(placement.input(b.images), k, undefined, shard);
       const w = shard.rows / shard.batch;
-      return { loss: scale(r.loss, w), units: b.images.shape[0]!, parts: Object.fromEntries(Object.entries(r.parts).map(([n, x]) => [n, x * w])) };
+      return { loss: scale(r.loss, w), units: b.images.shape[0]!, parts: Object.fromEntries(Object.entries(partValues(r.parts)).map(([n, x]) => [n, x * w])) };
     },
     shouldEvaluate: shouldProbe,
     evaluate(step) {
