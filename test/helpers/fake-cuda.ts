@@ -162,3 +162,20 @@ export function wrapAddon(real: Addon): Addon {
   });
   return wrapped;
 }
+
+type DeviceModule = typeof import('../../src/device.js');
+
+/**
+ * src/device.js as seen on the pretend device (for vi.mock's factory): 'cuda' resolves to cuda, and a trainer's
+ * stream is nothing to make, since the pretend device runs on the CPU.
+ */
+export function pretendDeviceModule(real: DeviceModule): DeviceModule {
+  return {
+    ...real,
+    resolveDevice: ((c: string) => (c === 'cuda' ? 'cuda' : real.resolveDevice(c as 'auto' | 'cpu'))) as DeviceModule['resolveDevice'],
+    describeDevice: ((d: string) => (d === 'cuda' ? 'cuda (pretend)' : real.describeDevice('cpu'))) as DeviceModule['describeDevice'],
+    TrainerStream: class {
+      release(): void {}
+    } as unknown as DeviceModule['TrainerStream'],
+  };
+}

@@ -27,14 +27,6 @@ vi.mock('../../src/native/loader.js', async (importOriginal) => {
 });
 
 vi.mock('../../src/device.js', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../src/device.js')>();
-  return {
-    ...real,
-    resolveDevice: (c: string) => (c === 'cuda' ? 'cuda' : real.resolveDevice(c as 'auto' | 'cpu')),
-    describeDevice: (d: string) => (d === 'cuda' ? 'cuda (pretend)' : real.describeDevice('cpu')),
-    // No stream to make: the pretend device runs on the CPU.
-    TrainerStream: class {
-      release(): void {}
-    },
-  };
+  const { pretendDeviceModule } = await import('./fake-cuda.js');
+  return pretendDeviceModule(await importOriginal<typeof import('../../src/device.js')>());
 });
