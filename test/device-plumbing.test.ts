@@ -201,11 +201,24 @@ describe('fine-tuning on cuda (pretend)', () => {
 /**
  * The host's reads of device values within each training step, from the pretend device's trace (steps 2 and 3;
  * the first also moves the model): how many come before the step's last optimizer call (each a wait for the device
- * mid-step on a GPU) and how many after it (read together, once the whole step is queued).
+ * mid-step on a GPU) and how many after it (read together, once the whole step is queued). With the steps' losses and
+ * logged parts, which must be the CPU run's.
  */
-async function stepReads(run: (hooks: { output: null; onStep: (s: { loss: number }) => void }) => Promise<unknown>): Promise<{ losses: number[]; steps: Array<{ before: number; after: number }> }> {
+type StepHooks = { output: null; onStep: (s: { loss: number; parts?: Record<string, number> }) => void };
+interface Logged {
+  losses: number[];
+  parts: Array<Record<string, number> | undefined>;
+}
+
+async function cpuRun(run: (hooks: StepHooks) => Promise<unknown>): Promise<Logged> {
+  const r: Logged = { losses: [], parts: [] };
+  await run({ output: null, onStep: (s) => (r.losses.push(s.loss), r.parts.push(s.parts)) });
+  return r;
+}
+
+async function stepReads(run: (hooks: StepHooks) => Promise<unknown>): Promise<Logged & { steps: Array<{ before: number; after: number }> }> {
   const trace: string[] = [];
-  const losses: number[] = [];
+  const r: Logged = { losses: [], parts: [] };
   const steps: Array<{ before: number; after: number }> = [];
   let from = 0;
   fake.trace = trace;
@@ -213,7 +226,8 @@ async function stepReads(run: (hooks: { output: null; onStep: (s: { loss: number
     await run({
       output: null,
       onStep: (s) => {
-        losses.push(s.loss);
+        r.losses.push(s.loss);
+        r.parts.push(s.parts);
         const slice = trace.slice(from);
         from = trace.length;
         const lastStep = slice.lastIndexOf('adamw');
@@ -225,12 +239,12 @@ async function stepReads(run: (hooks: { output: null; onStep: (s: { loss: number
   } finally {
     fake.trace = null;
   }
-  return { losses, steps: steps.slice(1) };
+  return { ...r, steps: steps.slice(1) };
 }
 
 describe('host reads per step on cuda (pretend)', () => {
   const corpusRoot = join(root, 'reads');
-  const text = (o: Record<string, unknown>, device: string, name: string) => (hooks: { output: null; onStep: (s: { loss: number }) => void }) =>
+  const text = (o: Record<string, unknown>, device: string, name: string) => (hooks: StepHooks) =>
     pretrain({ data: writeFixtureCorpus(join(corpusRoot, 'data')), tokenizer: fixtureTokenizerIn(corpusRoot), maxSteps: 3, lr: 1e-3, maxLength: 32, batchSize: 8, threads: 0, precision: 'fp32', ...o, device, out: join(corpusRoot, `${name}-${device}`) }, hooks);
   // [name, options, reads before the optimizer step, reads after it]
   const cases: Array<[string, Record<string, unknown>, number, number]> = [
@@ -241,13 +255,15 @@ describe('host reads per step on cuda (pretend)', () => {
     // The generator's samples are read mid-step (the discriminator's input is built on the host); the two parts
     // (generator and discriminator losses) are read with the loss.
     ['electra', { objective: 'electra' }, 1, 4],
+    // Per micro-batch: its samples mid-step; its loss and two parts after the step.
+    ['electra --grad-accum 2', { objective: 'electra', gradAccum: 2 }, 2, 7],
   ];
   for (const [name, o, before, after] of cases) {
-    it(`${name}: ${before} read(s) mid-step, ${after} after the optimizer step is queued, and the CPU's losses`, async () => {
+    it(`${name}: ${before} read(s) mid-step, ${after} after the optimizer step is queued, and the CPU's losses and parts`, async () => {
       const cuda = await stepReads(text(o, 'cuda', name.replace(/\W+/g, '-')));
-      const cpu: number[] = [];
-      await text(o, 'cpu', name.replace(/\W+/g, '-'))({ output: null, onStep: (s) => cpu.push(s.loss) });
-      expect(cuda.losses).toEqual(cpu);
+      const cpu = await cpuRun(text(o, 'cpu', name.replace(/\W+/g, '-')));
+      expect(cuda.losses).toEqual(cpu.losses);
+      expect(cuda.parts).toEqual(cpu.parts);
       expect(cuda.steps).toEqual([{ before, after }, { before, after }]);
     }, 60_000);
   }
@@ -255,14 +271,24 @@ describe('host reads per step on cuda (pretend)', () => {
   // The image losses' backwards still read their upstream gradient on the host (maskedPatchLoss, and maskedCosine
   // for MTO's singularity: one read each, mid-backward), and on cuda their bindings copy the mask to the host to
   // check and count it in every call, which this trace does not see. The logged parts no longer add reads mid-step.
-  it('mim mae+mto: the loss, the norm and three logged parts after the step; two gradient reads mid-backward', async () => {
-    const base = { task: 'mim', preset: 'vit-micro-fmnist', batchSize: 16, trainImages: 64, augment: false, probeImages: 32, probeEpochs: 1, epochs: 0, maxSteps: 3, threads: 0, precision: 'fp32', method: 'mae', mto: true, data: images };
-    const r = await stepReads((hooks) => pretrain({ ...base, device: 'cuda', out: join(root, 'reads-mim') }, hooks));
-    expect(r.steps).toEqual([{ before: 2, after: 5 }, { before: 2, after: 5 }]);
-  }, 60_000);
-
-  it('spark: the loss, the norm and the reconstruction part after the step; one gradient read mid-backward', async () => {
-    const r = await stepReads((hooks) => pretrain({ task: 'spark', preset: 'spark-resnet-mini', data: images, batchSize: 16, augment: false, probeImages: 32, probeEpochs: 1, epochs: 0, maxSteps: 3, threads: 0, precision: 'fp32', device: 'cuda', out: join(root, 'reads-spark') }, hooks));
-    expect(r.steps).toEqual([{ before: 1, after: 3 }, { before: 1, after: 3 }]);
-  }, 60_000);
+  const image = (o: Record<string, unknown>, device: string, name: string) => (hooks: StepHooks) =>
+    pretrain({ data: images, batchSize: 16, augment: false, probeImages: 32, probeEpochs: 1, epochs: 0, maxSteps: 3, threads: 0, precision: 'fp32', ...o, device, out: join(root, `reads-${name}-${device}`) }, hooks);
+  const imageCases: Array<[string, Record<string, unknown>, number, number]> = [
+    // The loss, the norm and three parts (reconstruction, singularity, entropy) after the step; two gradient reads mid-backward.
+    ['mim mae+mto', { task: 'mim', preset: 'vit-micro-fmnist', trainImages: 64, method: 'mae', mto: true, gradAccum: 1 }, 2, 5],
+    // Two micro-batches: each its gradient reads, its loss and three parts.
+    ['mim mae+mto --grad-accum 2', { task: 'mim', preset: 'vit-micro-fmnist', trainImages: 64, method: 'mae', mto: true, gradAccum: 2, batchSize: 8 }, 4, 9],
+    // The loss, the norm and the reconstruction part after the step; one gradient read mid-backward.
+    ['spark', { task: 'spark', preset: 'spark-resnet-mini' }, 1, 3],
+  ];
+  for (const [name, o, before, after] of imageCases) {
+    it(`${name}: ${before} read(s) mid-step, ${after} after the optimizer step is queued, and the CPU's losses and parts`, async () => {
+      const cuda = await stepReads(image(o, 'cuda', name.replace(/\W+/g, '-')));
+      const cpu = await cpuRun(image(o, 'cpu', name.replace(/\W+/g, '-')));
+      expect(cuda.losses).toEqual(cpu.losses);
+      expect(cuda.parts).toEqual(cpu.parts);
+      expect(cuda.parts.every((p) => p && Object.keys(p).length > 0)).toBe(true);
+      expect(cuda.steps).toEqual([{ before, after }, { before, after }]);
+    }, 60_000);
+  }
 });

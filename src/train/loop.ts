@@ -12,7 +12,7 @@ import { SingleProcess, type Communicator } from '../distributed/communicator.js
 
 /** How long the other ranks wait for rank 0's evaluation (as for its setup): a dead rank 0 ends the job through mpirun. */
 const EVAL_WAIT_MS = 24 * 3600 * 1000;
-import { ClozeError } from '../errors.js';
+import { ClozeError, expected } from '../errors.js';
 import type { Module } from '../nn/module.js';
 import { scale } from '../ops/elementwise.js';
 import { readNorm, type AdamW } from '../optim/adamw.js';
@@ -30,6 +30,7 @@ import { describeRun, nowStatus, writeRunStatus } from './run-status.js';
 
 /** A 1-element float32 or bfloat16 tensor's value as a float32 copy on its device, kept past the step's scope. */
 function widened(t: Tensor): NativeTensor {
+  if (t.size !== 1) throw expected('a loss or loss part of one element', 'loss', t, 'E_SHAPE');
   return t.dtype === 'float32' ? t.native.clone() : t.native.cast('float32');
 }
 

@@ -73,21 +73,24 @@ describeCuda('runtime', () => {
     // rewritten before its copy ran (no wait for its event) would hand the 9th upload's values to the 1st.
     const n0 = pretendCuda ? 64 : 2048;
     const m = put(Array.from({ length: n0 * n0 }, (_, i) => ((i % 7) - 3) * 1e-3), [n0, n0], 'float32', 'cuda');
-    for (let r = 0; r < (pretendCuda ? 1 : 60); r++) native().matmul(m, m, false, r % 2 === 1).dispose();
-    const sizes = [...Array.from({ length: 20 }, (_, i) => 1 + 37 * i), 2 ** 19];
-    const uploaded = sizes.map((n, k) => {
-      const src = Float32Array.from({ length: n }, (_, i) => k * 1000 + i);
-      const want = Array.from(src);
-      const t = native().empty('float32', [n], 'cuda');
-      t.write(src);
-      src.fill(-1);
-      return { t, want };
-    });
-    for (const { t, want } of uploaded) {
-      expect(Array.from(t.read())).toEqual(want);
-      t.dispose();
+    try {
+      for (let r = 0; r < (pretendCuda ? 1 : 60); r++) native().matmul(m, m, false, r % 2 === 1).dispose();
+      const sizes = [...Array.from({ length: 20 }, (_, i) => 1 + 37 * i), 2 ** 19];
+      const uploaded = sizes.map((n, k) => {
+        const src = Float32Array.from({ length: n }, (_, i) => k * 1000 + i);
+        const want = Array.from(src);
+        const t = native().empty('float32', [n], 'cuda');
+        t.write(src);
+        src.fill(-1);
+        return { t, want };
+      });
+      for (const { t, want } of uploaded) {
+        expect(Array.from(t.read())).toEqual(want);
+        t.dispose();
+      }
+    } finally {
+      m.dispose();
     }
-    m.dispose();
   });
 
   it('runs on a stream of its own and synchronizes when switching back', () => {

@@ -300,9 +300,12 @@ describe('gradcheck: linear algebra', () => {
         expect(() => native().matmul(a, b, false, false, impl)).toThrow(/Expected 'auto' .* for impl but received 'b/);
     });
 
-    itOnDevice('handles K = 0 (zeros) and refuses operands on different devices', () => {
+    it('handles K = 0 (zeros)', () => {
       const z = native().matmul(native().empty('float32', [3, 0], 'cuda'), native().empty('float32', [0, 4], 'cuda'), false, false);
       expect(Array.from(get(z))).toEqual(new Array(12).fill(0));
+    });
+
+    itOnDevice('refuses operands on different devices', () => {
       expect(() => native().matmul(put([1], [1, 1], 'float32', 'cuda'), put([1], [1, 1], 'float32', 'cpu'), false, false)).toThrow(
         /must be on one device/,
       );
