@@ -41,10 +41,15 @@ describe('worker runs and the native block cache', () => {
       expect(x.inWorker).toBeGreaterThanOrEqual(64 * MiB);
       expect(x.cached).toBe(0);
     }
-    expect(out.raw[5]!.rss - out.raw[1]!.rss).toBeLessThan(48 * MiB);
+    // RSS after a worker run moves in steps of about 48 MiB (a worker's heap released or kept whole: 2026-12-05,
+    // three runs of the child alone read 0.0 to 0.4 MiB above the second run, or 47.7 MiB below it, and a CI run
+    // under load read 48.4 MiB above). So the bound is one such step and a margin, 64 MiB: one run's leaked cache
+    // (128 MiB; 150 MiB per run before the fix) still exceeds it.
+    const bound = 64 * MiB;
+    expect(out.raw[5]!.rss - out.raw[1]!.rss).toBeLessThan(bound);
     expect(out.runs.map((x) => x.step)).toEqual([2, 2, 2, 2]);
     for (const x of out.runs) expect(x.cached).toBe(0);
-    // Flat: the last run ends within 48 MiB of the first (a leak of the cache was ~150 MiB a run).
-    expect(out.runs[3]!.rss - out.runs[0]!.rss).toBeLessThan(48 * MiB);
+    // Flat: the last run ends within the bound of the first (a leak of the cache was ~150 MiB a run).
+    expect(out.runs[3]!.rss - out.runs[0]!.rss).toBeLessThan(bound);
   }, 240_000);
 });
