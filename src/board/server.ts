@@ -10,7 +10,7 @@
  *   /files/<path>          a file under the root (refused: "..", NUL, symbolic links out of the root)
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { readFileSync, statSync, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { METRICS_FILE } from '../train/run-dir.js';
@@ -90,7 +90,7 @@ export function startBoard(rootDir: string, opts: BoardOptions = {}): Promise<Bo
       if (!Number.isInteger(offset) || offset < 0 || !Number.isInteger(lines) || lines < 0) return send(res, 400, 'offset and lines: whole numbers >= 0');
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
       res.write(': streaming\n\n');
-      // Only the bytes after `offset` are read, when the file's size or time changes (fs.watchFile stats it). A file
+      // Only the bytes after `offset` are read, when the file's size changes (stat every pollMs). A file
       // replaced (a resumed run rewrites metrics.jsonl without the lines after its checkpoint: another inode) or cut
       // back is sent whole again as a `reset`, which replaces what the page holds.
       let ino = statSync(file).ino;
@@ -112,10 +112,11 @@ export function startBoard(rootDir: string, opts: BoardOptions = {}): Promise<Bo
           res.write(`event: problem\ndata: ${JSON.stringify({ message: (e as Error).message })}\n\n`);
         }
       };
-      const listener = (): void => push();
-      watchFile(file, { interval: pollMs }, listener);
+      // A timer of this stream's own, not fs.watchFile: that shares one watcher per file name among all streams,
+      // and a CI run (2026-12-05) saw a stream whose appended line never arrived in 10 s, which this cannot share.
+      const timer = setInterval(push, pollMs);
       const stop = (): void => {
-        unwatchFile(file, listener);
+        clearInterval(timer);
         streams.delete(stop);
         res.end();
       };
